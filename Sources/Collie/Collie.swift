@@ -1,0 +1,8 @@
+@_exported import CollieEngine
+@_exported import CollieModels
+@_exported import CollieTraining
+
+/// Collie's release version.
+public enum Collie {
+    public static let version = "0.1.0"
+}

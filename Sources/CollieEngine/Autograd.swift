@@ -1,0 +1,239 @@
+/// Reverse-mode automatic differentiation over coarse, fused operations.
+///
+/// Every differentiable op appends one `GradNode` to the tape: its inputs and a backward closure
+/// that turns the output's gradient into the inputs' gradients. `Tensor.backward()` walks the tape
+/// from the newest node to the oldest, so the model's backward is its forward read in reverse.
+/// A leaf's gradient is final once every node that read it has run; at that moment its
+/// gradient-ready hooks fire (once per pass).
+
+/// One recorded operation on the tape.
+public final class GradNode {
+    /// Position on the tape; backward visits nodes in decreasing order.
+    let sequence: Int
+    /// A short op name for messages.
+    let name: String
+    /// The tensors the op read.
+    let inputs: [Tensor]
+    /// Shape and dtype of the op's output, for seeding and checking gradients.
+    let outputShape: [Int]
+    let outputDType: DType
+    /// Computes input gradients from the output gradient. Dropped after it runs.
+    var backward: ((Tensor, GradientSink) -> Void)?
+
+    nonisolated(unsafe) static var nextSequence = 0
+
+    init(name: String, inputs: [Tensor], output: Tensor, backward: @escaping (Tensor, GradientSink) -> Void) {
+        GradNode.nextSequence += 1
+        sequence = GradNode.nextSequence
+        self.name = name
+        self.inputs = inputs
+        outputShape = output.shape
+        outputDType = output.dtype
+        self.backward = backward
+    }
+}
+
+/// Whether ops record themselves for backward.
+public enum GradMode {
+    nonisolated(unsafe) private static var disabledDepth = 0
+
+    /// True outside any `withNoGrad` scope.
+    public static var isEnabled: Bool { disabledDepth == 0 }
+
+    /// Runs `body` without recording operations (inference, optimizer updates).
+    public static func withNoGrad<R>(_ body: () throws -> R) rethrows -> R {
+        disabledDepth += 1
+        defer { disabledDepth -= 1 }
+        return try body()
+    }
+}
+
+/// Runs `body` without recording operations.
+public func withNoGrad<R>(_ body: () throws -> R) rethrows -> R {
+    try GradMode.withNoGrad(body)
+}
+
+extension Tensor {
+    /// Attaches a backward closure to `self`, produced by an op from `inputs`, when any input
+    /// requires a gradient and recording is on. Returns `self`.
+    @discardableResult
+    internal func recording(_ name: String, _ inputs: [Tensor],
+                            backward: @escaping (Tensor, GradientSink) -> Void) -> Tensor {
+        guard GradMode.isEnabled, inputs.contains(where: { $0.requiresGrad }) else { return self }
+        requiresGrad = true
+        gradNode = GradNode(name: name, inputs: inputs, output: self, backward: backward)
+        return self
+    }
+
+    /// A tensor sharing this one's storage but cut from the tape: no gradient flows through it.
+    public func detach() -> Tensor {
+        Tensor(storage: storage, shape: shape, strides: strides, offset: offset, dtype: dtype)
+    }
+
+    /// Computes gradients of this tensor with respect to every leaf that requires one.
+    ///
+    /// Without `gradient` the tensor must hold one element and the seed is 1. Gradients are
+    /// added to each leaf's `grad` (so two passes accumulate); intermediate gradients are freed
+    /// as soon as they are used, and the recorded graph is released.
+    public func backward(gradient: Tensor? = nil) {
+        precondition(requiresGrad, "backward() on a tensor that does not require a gradient")
+        let seed: Tensor
+        if let gradient {
+            precondition(gradient.shape == shape, "gradient shape \(gradient.shape) does not match \(shape)")
+            seed = gradient.contiguousStorageView()
+        } else {
+            precondition(count == 1, "backward() without a gradient needs a one-element tensor, got \(shape)")
+            seed = Tensor.full(shape, 1, dtype: dtype)
+        }
+        guard let root = gradNode else {
+            // A leaf: its gradient is the seed.
+            GradientSink(node: nil, inputs: [self], table: GradientTable()).add(seed, toInput: 0)
+            fireHooks(self)
+            return
+        }
+        GradMode.withNoGrad { runBackward(root: root, seed: seed) }
+    }
+
+    private func runBackward(root: GradNode, seed: Tensor) {
+        // Collect the reachable nodes and, for each leaf, how many edges lead into it.
+        var nodes: [GradNode] = []
+        var seen: Set<ObjectIdentifier> = []
+        var pending: [ObjectIdentifier: Int] = [:]
+        var stack = [root]
+        seen.insert(ObjectIdentifier(root))
+        while let node = stack.popLast() {
+            nodes.append(node)
+            for input in node.inputs where input.requiresGrad {
+                if let child = input.gradNode {
+                    if seen.insert(ObjectIdentifier(child)).inserted { stack.append(child) }
+                } else {
+                    pending[ObjectIdentifier(input), default: 0] += 1
+                }
+            }
+        }
+        nodes.sort { $0.sequence > $1.sequence }
+
+        let table = GradientTable()
+        table.gradients[ObjectIdentifier(root)] = seed
+        for node in nodes {
+            guard let upstream = table.gradients.removeValue(forKey: ObjectIdentifier(node)) else {
+                // No gradient reached this node; its leaves still count the edge as done.
+                finishLeaves(of: node, pending: &pending)
+                continue
+            }
+            guard let backward = node.backward else {
+                preconditionFailure("backward through '\(node.name)' a second time: the graph was released")
+            }
+            backward(upstream, GradientSink(node: node, inputs: node.inputs, table: table))
+            node.backward = nil
+            finishLeaves(of: node, pending: &pending)
+        }
+    }
+
+    private func finishLeaves(of node: GradNode, pending: inout [ObjectIdentifier: Int]) {
+        for input in node.inputs where input.requiresGrad && input.gradNode == nil {
+            let key = ObjectIdentifier(input)
+            guard let left = pending[key] else { continue }
+            if left == 1 {
+                pending[key] = nil
+                if input.grad != nil { fireHooks(input) }
+            } else {
+                pending[key] = left - 1
+            }
+        }
+    }
+
+    private func fireHooks(_ leaf: Tensor) {
+        for hook in leaf.gradientReadyHooks { hook(leaf) }
+    }
+}
+
+/// Where a backward closure puts the gradients of its op's inputs.
+///
+/// Gradients of leaves accumulate straight into `grad`; gradients of intermediate tensors
+/// accumulate into buffers the engine frees once the producing node has run.
+public final class GradientSink {
+    let node: GradNode?
+    let inputs: [Tensor]
+    let table: GradientTable
+
+    init(node: GradNode?, inputs: [Tensor], table: GradientTable) {
+        self.node = node
+        self.inputs = inputs
+        self.table = table
+    }
+
+    /// Whether input `index` wants a gradient.
+    public func needsGradient(_ index: Int) -> Bool { inputs[index].requiresGrad }
+
+    private func existing(_ index: Int) -> Tensor? {
+        let input = inputs[index]
+        if let child = input.gradNode { return table.gradients[ObjectIdentifier(child)] }
+        return input.grad
+    }
+
+    private func store(_ gradient: Tensor, _ index: Int) {
+        let input = inputs[index]
+        if let child = input.gradNode { table.gradients[ObjectIdentifier(child)] = gradient } else { input.grad = gradient }
+    }
+
+    /// Adds `gradient` (the shape of input `index`) to that input's gradient. The tensor is copied
+    /// if it has to be stored, so the caller may pass the same tensor to several inputs.
+    public func add(_ gradient: Tensor, toInput index: Int) {
+        add(gradient, toInput: index, transferringOwnership: false)
+    }
+
+    /// Like `add`, but a freshly made `gradient` that nothing else references may be stored as it
+    /// is, without a copy. The caller must not use it afterwards or pass it to another input.
+    public func give(_ gradient: Tensor, toInput index: Int) {
+        add(gradient, toInput: index, transferringOwnership: true)
+    }
+
+    private func add(_ gradient: Tensor, toInput index: Int, transferringOwnership: Bool) {
+        let input = inputs[index]
+        guard input.requiresGrad else { return }
+        precondition(gradient.shape == input.shape,
+                     "gradient of shape \(gradient.shape) for input of shape \(input.shape) in '\(node?.name ?? "leaf")'")
+        let dtype = Tensor.gradientDType(of: input)
+        if let current = existing(index) {
+            Kernels.addInPlace(current, gradient.dtype == current.dtype ? gradient : gradient.converted(to: current.dtype))
+        } else if transferringOwnership && gradient.isContiguous && gradient.dtype == dtype {
+            store(gradient, index)
+        } else {
+            store(gradient.contiguousCopy(dtype: dtype), index)
+        }
+    }
+
+    /// Lets a kernel write input `index`'s gradient in place: `body` receives the contiguous
+    /// gradient buffer and `beta`, 0 when the buffer is fresh (zero-filled, so it may be
+    /// overwritten or added to) and 1 when it already holds a gradient (add to it) — BLAS's `beta`.
+    public func accumulate<F: FloatElement>(_ index: Int, as type: F.Type,
+                                            _ body: (UnsafeMutablePointer<F>, F) -> Void) {
+        let input = inputs[index]
+        guard input.requiresGrad else { return }
+        precondition(Tensor.gradientDType(of: input) == F.dtype, "gradient dtype mismatch in '\(node?.name ?? "leaf")'")
+        if let current = existing(index), current.isContiguous, current.dtype == F.dtype {
+            body(current.pointer(as: F.self), 1)
+        } else if let current = existing(index) {
+            let fresh = Tensor.zeros(input.shape, dtype: F.dtype)
+            body(fresh.pointer(as: F.self), 0)
+            Kernels.addInPlace(current, fresh)
+        } else {
+            let fresh = Tensor.zeros(input.shape, dtype: F.dtype)
+            body(fresh.pointer(as: F.self), 0)
+            store(fresh, index)
+        }
+    }
+}
+
+/// Gradients of intermediate tensors during one backward pass, keyed by their producing node.
+final class GradientTable {
+    var gradients: [ObjectIdentifier: Tensor] = [:]
+}
+
+extension Tensor {
+    /// The dtype gradients of `tensor` are kept in: its own compute dtype, or float32 for storage types.
+    static func gradientDType(of tensor: Tensor) -> DType {
+        tensor.dtype == .float64 ? .float64 : .float32
+    }
+}

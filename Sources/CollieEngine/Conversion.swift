@@ -1,0 +1,58 @@
+/// Converting between dtypes: `to(_:)` is differentiable between compute types; storage types
+/// (bf16/f16) round to nearest even as PyTorch does.
+enum Conversion {
+    /// Writes `floats` into the contiguous tensor `destination`, rounding to its dtype.
+    static func store(floats: UnsafeBufferPointer<Float>, into destination: Tensor) {
+        let n = floats.count
+        switch destination.dtype {
+        case .float32: destination.pointer(as: Float.self).update(from: floats.baseAddress!, count: n)
+        case .float64: let p = destination.pointer(as: Double.self); for i in 0..<n { p[i] = Double(floats[i]) }
+        case .bfloat16:
+            let p = destination.pointer(as: UInt16.self)
+            Parallel.forEach(n, minimumChunk: 1 << 16) { r in for i in r { p[i] = HalfPrecision.bfloat16Bits(floats[i]) } }
+        case .float16:
+            let p = destination.pointer(as: UInt16.self)
+            Parallel.forEach(n, minimumChunk: 1 << 16) { r in for i in r { p[i] = HalfPrecision.float16Bits(floats[i]) } }
+        case .int32: let p = destination.pointer(as: Int32.self); for i in 0..<n { p[i] = Int32(floats[i]) }
+        case .int64: let p = destination.pointer(as: Int64.self); for i in 0..<n { p[i] = Int64(floats[i]) }
+        }
+    }
+}
+
+extension Tensor {
+    /// A contiguous copy in `dtype` (no autodiff).
+    public func contiguousCopy(dtype target: DType? = nil) -> Tensor {
+        let target = target ?? dtype
+        let source = contiguousStorageView()
+        let out = Tensor(uninitializedShape: shape, dtype: target)
+        if target == dtype {
+            out.storage.data.copyMemory(from: source.storage.data + source.offset * dtype.size, byteCount: count * dtype.size)
+        } else if target == .float64 {
+            let values = source.doubles()
+            out.pointer(as: Double.self).update(from: values, count: values.count)
+        } else if dtype == .int64 || dtype == .int32 {
+            let values = source.ints()
+            if target == .int64 { let p = out.pointer(as: Int64.self); for (i, v) in values.enumerated() { p[i] = Int64(v) } }
+            else if target == .int32 { let p = out.pointer(as: Int32.self); for (i, v) in values.enumerated() { p[i] = Int32(v) } }
+            else { source.floats().withUnsafeBufferPointer { Conversion.store(floats: $0, into: out) } }
+        } else {
+            source.floats().withUnsafeBufferPointer { Conversion.store(floats: $0, into: out) }
+        }
+        return out
+    }
+
+    /// The same values in `dtype` without recording (used for gradients).
+    func converted(to target: DType) -> Tensor { target == dtype ? self : contiguousCopy(dtype: target) }
+
+    /// The same values in `dtype`. Differentiable between floating-point types: the gradient is
+    /// converted back to the source's gradient dtype.
+    public func to(_ target: DType) -> Tensor {
+        if target == dtype { return self }
+        let out = contiguousCopy(dtype: target)
+        guard target.isFloatingPoint && dtype.isFloatingPoint else { return out }
+        let sourceGradType = Tensor.gradientDType(of: self)
+        return out.recording("to(\(target))", [self]) { grad, sink in
+            sink.add(grad.converted(to: sourceGradType), toInput: 0)
+        }
+    }
+}

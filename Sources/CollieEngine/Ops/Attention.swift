@@ -1,0 +1,315 @@
+/// Scaled-dot-product attention computed in tiles, FlashAttention-2's algorithm on the CPU.
+///
+/// The T×S score matrix is never held whole. The forward pass walks each (batch, head)'s query
+/// rows in blocks of `Br` and its keys in blocks of `Bc`, keeps a running row max `m` and sum `l`
+/// (online softmax), rescales the output block as the max grows, and saves only the per-row
+/// logsumexp `L = m + log l`. The backward pass recomputes each probability tile as
+/// `P = exp(S·scale − L)` and turns it into dQ, dK and dV with four GEMMs per tile.
+///
+/// Operands stay in the [B, T, H, D] layout a projection produces: head h's rows are
+/// `D` contiguous values `H·D` apart, which is exactly a BLAS matrix with leading dimension `H·D`,
+/// so no head is ever transposed or copied. Scratch is O(Br·Bc) per concurrent task.
+
+/// Tile sizes: query blocks of `rows` (Br) by key blocks of `columns` (Bc).
+struct AttentionTiles {
+    var rows: Int
+    var columns: Int
+
+    init(rows: Int, columns: Int) {
+        self.rows = rows
+        self.columns = columns
+    }
+
+    /// The default for head dimension `dim`: 64×64, halving the query rows (to no fewer than 8)
+    /// while a tile GEMM's Br·Bc·D exceeds 2^18, OpenBLAS's default threshold (65536 ×
+    /// GEMM_MULTITHREAD_THRESHOLD) above which it would start its own threads inside our tasks.
+    /// D = 64 gets 64×64, D = 128 gets 32×64, D = 256 gets 16×64.
+    init(headDim dim: Int) {
+        self.init(rows: 64, columns: 64)
+        while rows > 8 && rows * columns * dim > 1 << 18 { rows /= 2 }
+    }
+
+    /// Elements of scratch one forward task holds: the score/probability tile and the row max and sum.
+    var forwardScratchCount: Int { rows * columns + 2 * rows }
+    /// Elements of scratch one backward task holds: the P and dP/dS tiles and rowsum(dO ∘ O).
+    var backwardScratchCount: Int { 2 * rows * columns + rows }
+}
+
+extension Tensor {
+    /// Causal (or full) scaled-dot-product attention with grouped-query heads, computed in tiles
+    /// (FlashAttention-2's algorithm on CPU) so the T×T score matrix is never held whole.
+    ///
+    /// - Parameters:
+    ///   - query: [B, T, H, D].
+    ///   - key: [B, S, KVH, D], with H % KVH == 0 (head h reads kv head h / (H/KVH)).
+    ///   - value: [B, S, KVH, D].
+    ///   - causal: query i attends keys j <= i + (S - T), so with a KV prefix longer than T the
+    ///     queries are the last T positions, as in Hugging Face with a cache.
+    ///   - keyPaddingMask: optional [B, S] tensor (any dtype); nonzero = attend, zero = padding key.
+    ///   - scale: multiplies the scores; defaults to 1/sqrt(D).
+    /// - Returns: [B, T, H, D] in q's compute dtype. A query row whose keys are all masked is 0 and
+    ///   passes no gradient. Differentiable in q, k, v.
+    public static func scaledDotProductAttention(query q: Tensor, key k: Tensor, value v: Tensor,
+                                                 causal: Bool = true, keyPaddingMask: Tensor? = nil,
+                                                 scale: Double? = nil) -> Tensor {
+        flashAttention(query: q, key: k, value: v, causal: causal, keyPaddingMask: keyPaddingMask,
+                       scale: scale, tiles: AttentionTiles(headDim: q.shape.last ?? 1))
+    }
+
+    /// `scaledDotProductAttention` with explicit tile sizes (tests use small tiles to exercise many blocks).
+    static func flashAttention(query q: Tensor, key k: Tensor, value v: Tensor, causal: Bool,
+                               keyPaddingMask: Tensor?, scale: Double?, tiles: AttentionTiles) -> Tensor {
+        precondition(q.rank == 4 && k.rank == 4 && v.rank == 4,
+                     "attention needs q [B, T, H, D] and k, v [B, S, KVH, D], got \(q.shape), \(k.shape), \(v.shape)")
+        precondition(k.shape == v.shape, "attention keys \(k.shape) and values \(v.shape) differ")
+        let (batch, queries, heads, dim) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
+        let (keys, kvHeads) = (k.shape[1], k.shape[2])
+        precondition(k.shape[0] == batch && k.shape[3] == dim,
+                     "attention keys \(k.shape) do not match queries \(q.shape)")
+        precondition(dim > 0 && kvHeads > 0 && heads % kvHeads == 0,
+                     "attention needs D > 0 and H (\(heads)) a multiple of KVH (\(kvHeads))")
+        precondition(tiles.rows > 0 && tiles.columns > 0, "attention tiles must be non-empty")
+
+        let qc = q.computeContiguous
+        func aligned(_ t: Tensor) -> Tensor {
+            let c = t.computeContiguous
+            return c.dtype == qc.dtype ? c : c.to(qc.dtype)
+        }
+        let kc = aligned(k), vc = aligned(v)
+        // Padding as an additive score bias: 0 for keys to attend, -inf for padding. [B, S]
+        let keyBias = keyPaddingMask.map { mask -> Tensor in
+            precondition(mask.shape == [batch, keys], "key padding mask must be [\(batch), \(keys)], got \(mask.shape)")
+            let bias = mask.doubles().map { $0 != 0 ? 0 : -Double.infinity }
+            return qc.dtype == .float64 ? Tensor(doubles: bias, shape: mask.shape)
+                                        : Tensor(bias.map(Float.init), shape: mask.shape)
+        }
+        let out = Tensor(uninitializedShape: q.shape, dtype: qc.dtype)
+        let logSumExp = Tensor(uninitializedShape: [batch, heads, queries], dtype: qc.dtype)   // L, [B, H, T]
+
+        func problem<F: FloatElement>(_: F.Type) -> AttentionProblem<F> {
+            AttentionProblem(
+                batch: batch, queries: queries, keys: keys, heads: heads, kvHeads: kvHeads, dim: dim,
+                causal: causal, scale: F(scale ?? 1 / Double(dim).squareRoot()), tiles: tiles,
+                q: qc.pointer(as: F.self), k: kc.pointer(as: F.self), v: vc.pointer(as: F.self),
+                keyBias: keyBias?.pointer(as: F.self))
+        }
+        func run<F: FloatElement>(_: F.Type) {
+            problem(F.self).forward(out: out.pointer(as: F.self), logSumExp: logSumExp.pointer(as: F.self))
+        }
+        qc.dtype == .float64 ? run(Double.self) : run(Float.self)
+
+        let savedOut = out.detach()   // the output without a reference cycle through its own node
+        return out.recording("scaled_dot_product_attention", [qc, kc, vc]) { grad, sink in
+            let dOut = grad.contiguousStorageView()
+            let gradients = [qc, kc, vc].enumerated().map { i, input in
+                sink.needsGradient(i) ? Tensor.zeros(input.shape, dtype: qc.dtype) : nil
+            }
+            func back<F: FloatElement>(_: F.Type) {
+                problem(F.self).backward(
+                    out: savedOut.pointer(as: F.self), logSumExp: logSumExp.pointer(as: F.self),
+                    dOut: dOut.pointer(as: F.self), dq: gradients[0]?.pointer(as: F.self),
+                    dk: gradients[1]?.pointer(as: F.self), dv: gradients[2]?.pointer(as: F.self))
+            }
+            qc.dtype == .float64 ? back(Double.self) : back(Float.self)
+            // Fresh buffers handed over whole, so q, k and v may even be the same tensor.
+            for (i, gradient) in gradients.enumerated() { if let gradient { sink.give(gradient, toInput: i) } }
+        }
+    }
+
+    /// Bytes of scratch one attention call in compute dtype `dtype` allocates besides its output,
+    /// the saved logsumexp [B, H, T], the [B, S] padding bias and the gradients: one tile set per
+    /// concurrent task, in the forward and in the backward pass. Independent of T and S.
+    static func attentionScratchBytes(batch: Int, heads: Int, kvHeads: Int, headDim: Int,
+                                      dtype: DType) -> (forward: Int, backward: Int) {
+        let tiles = AttentionTiles(headDim: headDim)
+        let forwardTasks = Swift.min(Parallel.threadCount, batch * heads)
+        let backwardTasks = Swift.min(Parallel.threadCount, batch * kvHeads)
+        return (forwardTasks * tiles.forwardScratchCount * dtype.size,
+                backwardTasks * tiles.backwardScratchCount * dtype.size)
+    }
+}
+
+/// One attention call's operands and geometry, shared by the forward and backward kernels.
+struct AttentionProblem<F: FloatElement> {
+    let batch, queries, keys, heads, kvHeads, dim: Int
+    let causal: Bool
+    let scale: F
+    let tiles: AttentionTiles
+    /// [B, T, H, D], [B, S, KVH, D], [B, S, KVH, D], contiguous.
+    let q, k, v: UnsafeMutablePointer<F>
+    /// [B, S] additive score bias (0 or -inf), or nil without padding.
+    let keyBias: UnsafeMutablePointer<F>?
+
+    /// Query heads per kv head.
+    var group: Int { heads / kvHeads }
+    /// Leading dimension of a head's rows in q, the output and dq.
+    var queryStride: Int { heads * dim }
+    /// Leading dimension of a kv head's rows in k, v, dk and dv.
+    var keyStride: Int { kvHeads * dim }
+
+    /// Offset of row t of head h in batch b of a [B, T, H, D] tensor.
+    func queryOffset(_ b: Int, _ t: Int, _ h: Int) -> Int { ((b * queries + t) * heads + h) * dim }
+    /// Offset of row s of kv head g in batch b of a [B, S, KVH, D] tensor.
+    func keyOffset(_ b: Int, _ s: Int, _ g: Int) -> Int { ((b * keys + s) * kvHeads + g) * dim }
+
+    /// One past the last key any of query rows i0..<i0+rows may attend.
+    func keyEnd(_ i0: Int, _ rows: Int) -> Int {
+        causal ? Swift.min(keys, Swift.max(0, i0 + rows + keys - queries)) : keys
+    }
+
+    /// The masked score tile S = scale·Q_blk·K_blkᵀ of head h for query rows i0..<i0+br and keys
+    /// j0..<j0+bc, written to `s` (br, bc); masked entries are -inf.
+    func scores(_ b: Int, _ h: Int, _ i0: Int, _ br: Int, _ j0: Int, _ bc: Int, into s: UnsafeMutablePointer<F>) {
+        F.gemm(transA: false, transB: true, m: br, n: bc, k: dim, alpha: scale,
+               a: q + queryOffset(b, i0, h), lda: queryStride, b: k + keyOffset(b, j0, h / group), ldb: keyStride,
+               beta: 0, c: s, ldc: bc)
+        if let keyBias {
+            let bias = keyBias + b * keys + j0   // (bc)
+            for r in 0..<br {
+                let row = s + r * bc
+                for c in 0..<bc { row[c] += bias[c] }
+            }
+        }
+        if causal {
+            // Query i0 + r sees keys j <= i0 + r + (S - T); only tiles on the diagonal have any beyond.
+            for r in 0..<br {
+                let visible = Swift.max(0, i0 + r + keys - queries + 1 - j0)
+                if visible < bc { (s + r * bc + visible).update(repeating: -.infinity, count: bc - visible) }
+            }
+        }
+    }
+
+    /// Writes the attention output `out` [B, T, H, D] and the row logsumexp `logSumExp` [B, H, T]
+    /// (+inf for rows with no visible key, so that recomputed probabilities are 0), one (b, h) per task.
+    func forward(out: UnsafeMutablePointer<F>, logSumExp: UnsafeMutablePointer<F>) {
+        Parallel.forEach(batch * heads) { tasks in
+            let scratch = UnsafeMutablePointer<F>.allocate(capacity: tiles.forwardScratchCount)
+            defer { scratch.deallocate() }
+            let s = scratch                                      // (Br, Bc) scores, then probabilities
+            let m = scratch + tiles.rows * tiles.columns         // (Br) running row max
+            let l = m + tiles.rows                               // (Br) running row sum
+            for task in tasks {
+                let b = task / heads, h = task % heads
+                for i0 in stride(from: 0, to: queries, by: tiles.rows) {
+                    let br = Swift.min(tiles.rows, queries - i0)
+                    let o = out + queryOffset(b, i0, h)          // (br, D), row stride H·D
+                    for r in 0..<br { (o + r * queryStride).update(repeating: 0, count: dim) }
+                    m.update(repeating: -.infinity, count: br)
+                    l.update(repeating: 0, count: br)
+                    let end = keyEnd(i0, br)
+                    for j0 in stride(from: 0, to: end, by: tiles.columns) {
+                        let bc = Swift.min(tiles.columns, end - j0)
+                        scores(b, h, i0, br, j0, bc, into: s)
+                        // Online softmax: P = exp(S − m_new); rescale l and O by alpha = exp(m_old − m_new).
+                        for r in 0..<br {
+                            let row = s + r * bc
+                            var tileMax = -F.infinity
+                            for c in 0..<bc { tileMax = Swift.max(tileMax, row[c]) }
+                            let newMax = Swift.max(m[r], tileMax)
+                            if newMax == -.infinity {   // every key so far is masked
+                                row.update(repeating: 0, count: bc)
+                                continue
+                            }
+                            let alpha = F.exp(m[r] - newMax)
+                            var sum: F = 0
+                            for c in 0..<bc {
+                                let p = F.exp(row[c] - newMax)
+                                row[c] = p
+                                sum += p
+                            }
+                            l[r] = l[r] * alpha + sum
+                            m[r] = newMax
+                            if alpha != 1 {
+                                let oRow = o + r * queryStride
+                                for d in 0..<dim { oRow[d] *= alpha }
+                            }
+                        }
+                        // O_blk += P·V_blk: (br, D) += (br, bc)·(bc, D)
+                        F.gemm(transA: false, transB: false, m: br, n: dim, k: bc, alpha: 1,
+                               a: s, lda: bc, b: v + keyOffset(b, j0, h / group), ldb: keyStride,
+                               beta: 1, c: o, ldc: queryStride)
+                    }
+                    let lse = logSumExp + (b * heads + h) * queries + i0   // (br)
+                    for r in 0..<br {
+                        guard l[r] > 0 else { lse[r] = .infinity; continue }   // no visible key: O stays 0
+                        let oRow = o + r * queryStride, inverse = 1 / l[r]
+                        for d in 0..<dim { oRow[d] *= inverse }
+                        lse[r] = m[r] + F.log(l[r])
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds the gradients of q, k and v (each optional; same layouts as the inputs, zeroed by the
+    /// caller) given the output, its logsumexp and the output's gradient `dOut` [B, T, H, D].
+    ///
+    /// One task per (b, kv head) owns that kv head's dK and dV and the dQ of its query heads, so
+    /// no two tasks write the same gradient rows.
+    func backward(out: UnsafePointer<F>, logSumExp: UnsafePointer<F>, dOut: UnsafePointer<F>,
+                  dq: UnsafeMutablePointer<F>?, dk: UnsafeMutablePointer<F>?, dv: UnsafeMutablePointer<F>?) {
+        let needsScoreGradient = dq != nil || dk != nil
+        Parallel.forEach(batch * kvHeads) { tasks in
+            let scratch = UnsafeMutablePointer<F>.allocate(capacity: tiles.backwardScratchCount)
+            defer { scratch.deallocate() }
+            let p = scratch                                      // (Br, Bc) scores, then P
+            let ds = p + tiles.rows * tiles.columns              // (Br, Bc) dP, then dS
+            let rowDot = ds + tiles.rows * tiles.columns         // (Br) D_i = rowsum(dO_i ∘ O_i)
+            for task in tasks {
+                let b = task / kvHeads, g = task % kvHeads
+                for h in g * group..<(g + 1) * group {
+                    for i0 in stride(from: 0, to: queries, by: tiles.rows) {
+                        let br = Swift.min(tiles.rows, queries - i0)
+                        let rowsAt = queryOffset(b, i0, h)       // Q_i, O_i, dO_i, dQ_i: (br, D), row stride H·D
+                        let lse = logSumExp + (b * heads + h) * queries + i0   // (br)
+                        for r in 0..<br {
+                            let o = out + rowsAt + r * queryStride, dO = dOut + rowsAt + r * queryStride
+                            var dot: F = 0
+                            for d in 0..<dim { dot += o[d] * dO[d] }
+                            rowDot[r] = dot
+                        }
+                        let end = keyEnd(i0, br)
+                        for j0 in stride(from: 0, to: end, by: tiles.columns) {
+                            let bc = Swift.min(tiles.columns, end - j0)
+                            let keysAt = keyOffset(b, j0, g)     // K_j, V_j, dK_j, dV_j: (bc, D), row stride KVH·D
+                            // P = exp(S − L): (br, bc); masked scores and rows with L = +inf give 0.
+                            scores(b, h, i0, br, j0, bc, into: p)
+                            for r in 0..<br {
+                                let row = p + r * bc, rowLSE = lse[r]
+                                for c in 0..<bc { row[c] = F.exp(row[c] - rowLSE) }
+                            }
+                            // dV_j += Pᵀ·dO_i: (bc, D) += (bc, br)·(br, D)
+                            if let dv {
+                                F.gemm(transA: true, transB: false, m: bc, n: dim, k: br, alpha: 1,
+                                       a: p, lda: bc, b: dOut + rowsAt, ldb: queryStride,
+                                       beta: 1, c: dv + keysAt, ldc: keyStride)
+                            }
+                            guard needsScoreGradient else { continue }
+                            // dP = dO_i·V_jᵀ: (br, bc) = (br, D)·(D, bc)
+                            F.gemm(transA: false, transB: true, m: br, n: bc, k: dim, alpha: 1,
+                                   a: dOut + rowsAt, lda: queryStride, b: v + keysAt, ldb: keyStride,
+                                   beta: 0, c: ds, ldc: bc)
+                            // dS = P ∘ (dP − D_i): (br, bc)
+                            for r in 0..<br {
+                                let pRow = p + r * bc, dsRow = ds + r * bc, dot = rowDot[r]
+                                for c in 0..<bc { dsRow[c] = pRow[c] * (dsRow[c] - dot) }
+                            }
+                            // dQ_i += scale·dS·K_j: (br, D) += (br, bc)·(bc, D)
+                            if let dq {
+                                F.gemm(transA: false, transB: false, m: br, n: dim, k: bc, alpha: scale,
+                                       a: ds, lda: bc, b: k + keysAt, ldb: keyStride,
+                                       beta: 1, c: dq + rowsAt, ldc: queryStride)
+                            }
+                            // dK_j += scale·dSᵀ·Q_i: (bc, D) += (bc, br)·(br, D)
+                            if let dk {
+                                F.gemm(transA: true, transB: false, m: bc, n: dim, k: br, alpha: scale,
+                                       a: ds, lda: bc, b: q + rowsAt, ldb: queryStride,
+                                       beta: 1, c: dk + keysAt, ldc: keyStride)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,34 @@
+/// Embedding lookup: rows of a [V, C] table picked by integer ids; backward scatter-adds into
+/// the table's gradient, split over columns so repeated ids never race.
+extension Tensor {
+    /// Looks up `ids` (any shape, integers) in `weight` [V, C]; returns [ids.shape..., C].
+    public static func embedding(_ ids: Tensor, weight: Tensor) -> Tensor {
+        precondition(weight.rank == 2, "embedding weight must be [V, C], got \(weight.shape)")
+        let w = weight.computeContiguous
+        let (vocab, c) = (w.shape[0], w.shape[1])
+        let index = ids.ints()
+        for i in index { precondition(i >= 0 && i < vocab, "token id \(i) outside the embedding table 0..<\(vocab)") }
+        let out = Tensor(uninitializedShape: ids.shape + [c], dtype: w.dtype)
+        func run<F: FloatElement>(_: F.Type) {
+            let pw = w.pointer(as: F.self), po = out.pointer(as: F.self)
+            Parallel.forEach(index.count, minimumChunk: 16) { r in
+                for n in r { (po + n * c).update(from: pw + index[n] * c, count: c) }
+            }
+        }
+        w.dtype == .float64 ? run(Double.self) : run(Float.self)
+        return out.recording("embedding", [w]) { grad, sink in
+            func back<F: FloatElement>(_: F.Type) {
+                let g = grad.pointer(as: F.self)
+                sink.accumulate(0, as: F.self) { dw, _ in
+                    Parallel.forEach(c, minimumChunk: 16) { cols in
+                        for (n, i) in index.enumerated() {
+                            let d = dw + i * c, s = g + n * c
+                            for j in cols { d[j] += s[j] }
+                        }
+                    }
+                }
+            }
+            grad.dtype == .float64 ? back(Double.self) : back(Float.self)
+        }
+    }
+}

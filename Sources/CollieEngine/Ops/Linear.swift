@@ -1,0 +1,62 @@
+/// Linear layer: y = x·Wᵀ + b, with W stored [out, in] as in PyTorch and Hugging Face.
+///
+/// Forward is one NT GEMM over all rows; backward is dX = dY·W (NN) and dW += dYᵀ·X (TN), both
+/// accumulated in place into the gradient buffers by BLAS's beta.
+extension Tensor {
+    /// Applies a linear map to the last dimension: `x` [..., in], `weight` [out, in], `bias` [out].
+    public static func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
+        let xin = x.computeContiguous
+        var w = weight.computeView
+        if w.dtype != xin.dtype { w = w.to(xin.dtype) }
+        precondition(w.rank == 2, "linear weight must be [out, in], got \(weight.shape)")
+        let inFeatures = w.shape[1], outFeatures = w.shape[0]
+        precondition(x.shape.last == inFeatures, "linear: input \(x.shape) does not end in \(inFeatures)")
+        var b = bias?.computeView
+        if let bb = b, bb.dtype != xin.dtype { b = bb.to(xin.dtype) }
+        if let b { precondition(b.shape == [outFeatures], "linear bias must be [\(outFeatures)], got \(b.shape)") }
+        let rows = xin.count / Swift.max(inFeatures, 1)
+        let lw = MatrixLayout(w)
+        let bc = b?.contiguous()
+        let out = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [outFeatures], dtype: xin.dtype)
+        func run<F: FloatElement>(_: F.Type) {
+            let y = out.pointer(as: F.self)
+            var beta: F = 0
+            if let bc {
+                let pb = bc.pointer(as: F.self)
+                Parallel.forEach(rows, minimumChunk: 64) { r in
+                    for row in r { (y + row * outFeatures).update(from: pb, count: outFeatures) }
+                }
+                beta = 1
+            }
+            // Y[rows, out] = X[rows, in] · Wᵀ
+            F.gemm(transA: false, transB: !lw.transposed, m: rows, n: outFeatures, k: inFeatures, alpha: 1,
+                   a: xin.pointer(as: F.self), lda: inFeatures, b: lw.base.pointer(as: F.self),
+                   ldb: lw.leadingDimension, beta: beta, c: y, ldc: outFeatures)
+        }
+        xin.dtype == .float64 ? run(Double.self) : run(Float.self)
+        let inputs = bc.map { [xin, w, $0] } ?? [xin, w]
+        return out.recording("linear", inputs) { grad, sink in
+            func back<F: FloatElement>(_: F.Type) {
+                let g = grad.pointer(as: F.self), pw = lw.base.pointer(as: F.self), px = xin.pointer(as: F.self)
+                sink.accumulate(0, as: F.self) { dx, beta in   // dX = dY · W
+                    F.gemm(transA: false, transB: lw.transposed, m: rows, n: inFeatures, k: outFeatures, alpha: 1,
+                           a: g, lda: outFeatures, b: pw, ldb: lw.leadingDimension, beta: beta, c: dx, ldc: inFeatures)
+                }
+                sink.accumulate(1, as: F.self) { dw, beta in   // dW = dYᵀ · X
+                    F.gemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: rows, alpha: 1,
+                           a: g, lda: outFeatures, b: px, ldb: inFeatures, beta: beta, c: dw, ldc: inFeatures)
+                }
+                if inputs.count == 3 {
+                    sink.accumulate(2, as: F.self) { db, beta in
+                        if beta == 0 { db.initialize(repeating: 0, count: outFeatures) }
+                        for row in 0..<rows {
+                            let gr = g + row * outFeatures
+                            for j in 0..<outFeatures { db[j] += gr[j] }
+                        }
+                    }
+                }
+            }
+            grad.dtype == .float64 ? back(Double.self) : back(Float.self)
+        }
+    }
+}

@@ -1,0 +1,63 @@
+/// Parameters in one flat allocation (llm.c's layout).
+///
+/// Each parameter tensor keeps its identity (modules, hooks and optimizers hold the same object)
+/// but is re-pointed to a range of one contiguous buffer, and its gradient is a view of a second
+/// buffer of the same layout. One loop (or one all-reduce, or one checkpoint write) then covers
+/// every parameter, and a ZeRO shard is simply a range of the buffer.
+public final class ParameterBuffer {
+    /// The parameters, in buffer order.
+    public let parameters: [Tensor]
+    /// Element offset of each parameter within the buffers.
+    public let offsets: [Int]
+    /// Total number of elements.
+    public let count: Int
+    /// Element type of both buffers (float32 or float64).
+    public let dtype: DType
+    /// The flat parameter values.
+    public let values: Tensor
+    /// The flat gradients (each parameter's `grad` is a view of it once `attachGradients()` ran).
+    public private(set) var gradients: Tensor?
+
+    /// Moves `parameters` (all of one compute dtype) into one buffer, preserving their values.
+    public init(_ parameters: [Tensor]) {
+        let dtype = parameters.first?.dtype ?? .float32
+        precondition(parameters.allSatisfy { $0.dtype == dtype }, "a ParameterBuffer holds one dtype")
+        var offsets: [Int] = []
+        var total = 0
+        for p in parameters {
+            offsets.append(total)
+            total += p.count
+        }
+        self.parameters = parameters
+        self.offsets = offsets
+        self.count = total
+        self.dtype = dtype
+        values = Tensor(uninitializedShape: [total], dtype: dtype)
+        for (p, offset) in zip(parameters, offsets) {
+            let source = p.contiguousStorageView()
+            (values.storage.data + offset * dtype.size)
+                .copyMemory(from: source.storage.data + source.offset * dtype.size, byteCount: p.count * dtype.size)
+            p.storage = values.storage
+            p.offset = offset
+            p.strides = Tensor.contiguousStrides(for: p.shape)
+        }
+    }
+
+    /// Gives every parameter a zeroed gradient that is a view of one flat gradient buffer.
+    public func attachGradients() {
+        let g = Tensor.zeros([count], dtype: dtype)
+        for (p, offset) in zip(parameters, offsets) {
+            p.grad = Tensor(storage: g.storage, shape: p.shape, offset: offset, dtype: dtype)
+        }
+        gradients = g
+    }
+
+    /// Sets every gradient to zero (in place when flat gradients are attached, else drops them).
+    public func zeroGradients() {
+        if let g = gradients {
+            g.storage.data.initializeMemory(as: UInt8.self, repeating: 0, count: count * dtype.size)
+        } else {
+            for p in parameters { p.grad = nil }
+        }
+    }
+}

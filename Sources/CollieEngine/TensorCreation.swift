@@ -1,0 +1,84 @@
+/// Creating tensors: from Swift arrays, constants, ranges and seeded random draws.
+extension Tensor {
+    /// A float32 (or `dtype`) tensor holding `values` in row-major order.
+    public convenience init(_ values: [Float], shape: [Int], dtype: DType = .float32) {
+        precondition(values.count == shape.reduce(1, *), "\(values.count) values do not fill shape \(shape)")
+        self.init(uninitializedShape: shape, dtype: dtype)
+        values.withUnsafeBufferPointer { Conversion.store(floats: $0, into: self) }
+    }
+
+    /// A float64 tensor holding `values` in row-major order.
+    public convenience init(doubles values: [Double], shape: [Int]) {
+        precondition(values.count == shape.reduce(1, *), "\(values.count) values do not fill shape \(shape)")
+        self.init(uninitializedShape: shape, dtype: .float64)
+        pointer(as: Double.self).update(from: values, count: values.count)
+    }
+
+    /// An integer tensor (int64 by default) holding `values`, for token ids and indices.
+    public convenience init(ints values: [Int], shape: [Int], dtype: DType = .int64) {
+        precondition(values.count == shape.reduce(1, *), "\(values.count) values do not fill shape \(shape)")
+        precondition(dtype == .int64 || dtype == .int32, "integer tensors are int32 or int64")
+        self.init(uninitializedShape: shape, dtype: dtype)
+        if dtype == .int64 {
+            let p = pointer(as: Int64.self)
+            for (i, v) in values.enumerated() { p[i] = Int64(v) }
+        } else {
+            let p = pointer(as: Int32.self)
+            for (i, v) in values.enumerated() { p[i] = Int32(truncatingIfNeeded: v) }
+        }
+    }
+
+    /// A tensor of `shape` filled with `value`.
+    public static func full(_ shape: [Int], _ value: Double, dtype: DType = .float32) -> Tensor {
+        let t = Tensor(uninitializedShape: shape, dtype: dtype)
+        let n = t.count
+        switch dtype {
+        case .float32: t.pointer(as: Float.self).initialize(repeating: Float(value), count: n)
+        case .float64: t.pointer(as: Double.self).initialize(repeating: value, count: n)
+        case .bfloat16: t.pointer(as: UInt16.self).initialize(repeating: HalfPrecision.bfloat16Bits(Float(value)), count: n)
+        case .float16: t.pointer(as: UInt16.self).initialize(repeating: HalfPrecision.float16Bits(Float(value)), count: n)
+        case .int32: t.pointer(as: Int32.self).initialize(repeating: Int32(value), count: n)
+        case .int64: t.pointer(as: Int64.self).initialize(repeating: Int64(value), count: n)
+        }
+        return t
+    }
+
+    /// Zeros of `shape`.
+    public static func zeros(_ shape: [Int], dtype: DType = .float32) -> Tensor {
+        let t = Tensor(storage: TensorStorage(byteCount: shape.reduce(1, *) * dtype.size, zeroed: true),
+                       shape: shape, dtype: dtype)
+        return t
+    }
+
+    /// Ones of `shape`.
+    public static func ones(_ shape: [Int], dtype: DType = .float32) -> Tensor { full(shape, 1, dtype: dtype) }
+
+    /// `start, start + step, …` below `end`, as a 1-D tensor (int64 unless `dtype` says otherwise).
+    public static func arange(_ start: Int = 0, _ end: Int, step: Int = 1, dtype: DType = .int64) -> Tensor {
+        precondition(step != 0, "arange step must not be zero")
+        let values = Array(stride(from: start, to: end, by: step))
+        if dtype == .int64 || dtype == .int32 { return Tensor(ints: values, shape: [values.count], dtype: dtype) }
+        if dtype == .float64 { return Tensor(doubles: values.map(Double.init), shape: [values.count]) }
+        return Tensor(values.map(Float.init), shape: [values.count], dtype: dtype)
+    }
+
+    /// Samples from N(mean, std²), drawn in row-major order from `generator`.
+    public static func normal(_ shape: [Int], mean: Double = 0, std: Double = 1, dtype: DType = .float32,
+                              generator: inout RandomGenerator) -> Tensor {
+        let n = shape.reduce(1, *)
+        let values = (0..<n).map { _ in mean + std * generator.nextNormal() }
+        return fromDoubles(values, shape: shape, dtype: dtype)
+    }
+
+    /// Samples from U[low, high), drawn in row-major order from `generator`.
+    public static func uniform(_ shape: [Int], low: Double = 0, high: Double = 1, dtype: DType = .float32,
+                               generator: inout RandomGenerator) -> Tensor {
+        let n = shape.reduce(1, *)
+        let values = (0..<n).map { _ in low + (high - low) * generator.nextUnit() }
+        return fromDoubles(values, shape: shape, dtype: dtype)
+    }
+
+    private static func fromDoubles(_ values: [Double], shape: [Int], dtype: DType) -> Tensor {
+        dtype == .float64 ? Tensor(doubles: values, shape: shape) : Tensor(values.map(Float.init), shape: shape, dtype: dtype)
+    }
+}

@@ -1,0 +1,127 @@
+import CollieEngine
+
+/// LLaMA's attention: q/k/v/o projections, rotary embedding, grouped-query causal attention.
+public final class LlamaAttention: Module {
+    public let qProj, kProj, vProj, oProj: Linear
+    let heads, keyValueHeads, headDimension: Int
+
+    init(_ c: LlamaConfiguration, generator: inout RandomGenerator) {
+        let d = c.resolvedHeadDimension
+        heads = c.attentionHeads; keyValueHeads = c.keyValueHeads; headDimension = d
+        let std = c.initializerRange
+        qProj = Linear(inFeatures: c.hiddenSize, outFeatures: heads * d, bias: false, std: std, generator: &generator)
+        kProj = Linear(inFeatures: c.hiddenSize, outFeatures: keyValueHeads * d, bias: false, std: std, generator: &generator)
+        vProj = Linear(inFeatures: c.hiddenSize, outFeatures: keyValueHeads * d, bias: false, std: std, generator: &generator)
+        oProj = Linear(inFeatures: heads * d, outFeatures: c.hiddenSize, bias: false, std: std, generator: &generator)
+    }
+
+    /// x: [B, T, C]; cos/sin: rotary tables [B or 1, T, D/2].
+    func callAsFunction(_ x: Tensor, cos: Tensor, sin: Tensor, keyPaddingMask: Tensor?) -> Tensor {
+        let (b, t) = (x.shape[0], x.shape[1])
+        let q = Tensor.applyRotary(qProj(x).reshaped([b, t, heads, headDimension]), cos: cos, sin: sin)
+        let k = Tensor.applyRotary(kProj(x).reshaped([b, t, keyValueHeads, headDimension]), cos: cos, sin: sin)
+        let v = vProj(x).reshaped([b, t, keyValueHeads, headDimension])
+        let o = Tensor.scaledDotProductAttention(query: q, key: k, value: v, causal: true, keyPaddingMask: keyPaddingMask)
+        return oProj(o.reshaped([b, t, heads * headDimension]))
+    }
+
+    public var namedParameters: [(key: String, tensor: Tensor)] {
+        scoped("q_proj", qProj) + scoped("k_proj", kProj) + scoped("v_proj", vProj) + scoped("o_proj", oProj)
+    }
+}
+
+/// LLaMA's gated MLP: down(silu(gate(x)) ⊙ up(x)).
+public final class LlamaMLP: Module {
+    public let gateProj, upProj, downProj: Linear
+
+    init(_ c: LlamaConfiguration, generator: inout RandomGenerator) {
+        let std = c.initializerRange
+        gateProj = Linear(inFeatures: c.hiddenSize, outFeatures: c.intermediateSize, bias: false, std: std, generator: &generator)
+        upProj = Linear(inFeatures: c.hiddenSize, outFeatures: c.intermediateSize, bias: false, std: std, generator: &generator)
+        downProj = Linear(inFeatures: c.intermediateSize, outFeatures: c.hiddenSize, bias: false, std: std, generator: &generator)
+    }
+
+    func callAsFunction(_ x: Tensor) -> Tensor { downProj(.swiglu(gate: gateProj(x), up: upProj(x))) }
+
+    public var namedParameters: [(key: String, tensor: Tensor)] {
+        scoped("gate_proj", gateProj) + scoped("up_proj", upProj) + scoped("down_proj", downProj)
+    }
+}
+
+/// One pre-norm decoder block: x + attn(norm(x)), then h + mlp(norm(h)).
+public final class LlamaDecoderLayer: Module {
+    public let selfAttention: LlamaAttention
+    public let mlp: LlamaMLP
+    public let inputLayerNorm, postAttentionLayerNorm: RMSNorm
+
+    init(_ c: LlamaConfiguration, generator: inout RandomGenerator) {
+        selfAttention = LlamaAttention(c, generator: &generator)
+        mlp = LlamaMLP(c, generator: &generator)
+        inputLayerNorm = RMSNorm(dimension: c.hiddenSize, epsilon: c.rmsNormEpsilon)
+        postAttentionLayerNorm = RMSNorm(dimension: c.hiddenSize, epsilon: c.rmsNormEpsilon)
+    }
+
+    func callAsFunction(_ x: Tensor, cos: Tensor, sin: Tensor, keyPaddingMask: Tensor?) -> Tensor {
+        let h = x + selfAttention(inputLayerNorm(x), cos: cos, sin: sin, keyPaddingMask: keyPaddingMask)
+        return h + mlp(postAttentionLayerNorm(h))
+    }
+
+    public var namedParameters: [(key: String, tensor: Tensor)] {
+        scoped("self_attn", selfAttention) + scoped("mlp", mlp)
+            + scoped("input_layernorm", inputLayerNorm) + scoped("post_attention_layernorm", postAttentionLayerNorm)
+    }
+}
+
+/// A LLaMA-family causal language model (`LlamaForCausalLM`), parameters keyed as in Hugging Face.
+public final class LlamaForCausalLM: Module {
+    public let configuration: LlamaConfiguration
+    public let embedTokens: Embedding
+    public let layers: [LlamaDecoderLayer]
+    public let norm: RMSNorm
+    /// The output projection; `nil` when tied to the embedding.
+    public let lmHead: Linear?
+
+    /// A randomly initialized model (seeded), initialized as Hugging Face does.
+    public init(_ configuration: LlamaConfiguration, seed: UInt64 = 0) {
+        var generator = RandomGenerator(seed: seed)
+        self.configuration = configuration
+        let c = configuration
+        embedTokens = Embedding(count: c.vocabularySize, dimension: c.hiddenSize, std: c.initializerRange, generator: &generator)
+        layers = (0..<c.hiddenLayers).map { _ in LlamaDecoderLayer(c, generator: &generator) }
+        norm = RMSNorm(dimension: c.hiddenSize, epsilon: c.rmsNormEpsilon)
+        lmHead = c.tieWordEmbeddings ? nil
+            : Linear(inFeatures: c.hiddenSize, outFeatures: c.vocabularySize, bias: false, std: c.initializerRange, generator: &generator)
+    }
+
+    /// Logits [B, T, V] for token ids [B, T]. Positions default to 0..<T.
+    public func callAsFunction(_ ids: Tensor, positions: Tensor? = nil, keyPaddingMask: Tensor? = nil) -> Tensor {
+        let t = ids.shape[1]
+        let (cos, sin) = Tensor.rotaryTables(positions: positions ?? .arange(0, t),
+                                             inverseFrequencies: configuration.inverseFrequencies)
+        var h = embedTokens(ids)
+        for layer in layers { h = layer(h, cos: cos, sin: sin, keyPaddingMask: keyPaddingMask) }
+        h = norm(h)
+        return .linear(h, weight: lmHead?.weight ?? embedTokens.weight)
+    }
+
+    /// Mean next-token cross-entropy: logits at position t predict `labels` at t + 1 (Hugging
+    /// Face's shift); label −100 is ignored.
+    public func loss(ids: Tensor, labels: Tensor, keyPaddingMask: Tensor? = nil) -> Tensor {
+        let (b, t) = (ids.shape[0], ids.shape[1])
+        let logits = self(ids, keyPaddingMask: keyPaddingMask)
+        // Shift labels left and pad with −100, so the last position predicts nothing.
+        let given = labels.ints()
+        var shifted = [Int](repeating: Tensor.ignoreIndex, count: b * t)
+        for row in 0..<b { for i in 0..<(t - 1) { shifted[row * t + i] = given[row * t + i + 1] } }
+        let v = configuration.vocabularySize
+        return .crossEntropy(logits: logits.reshaped([b * t, v]), targets: Tensor(ints: shifted, shape: [b * t]))
+    }
+
+    public var namedParameters: [(key: String, tensor: Tensor)] {
+        var result = scoped("model.embed_tokens", embedTokens)
+        for (i, layer) in layers.enumerated() { result += scoped("model.layers.\(i)", layer) }
+        result += scoped("model.norm", norm)
+        if let lmHead { result += scoped("lm_head", lmHead) }
+        return result
+    }
+}

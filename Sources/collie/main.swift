@@ -1,0 +1,19 @@
+import ArgumentParser
+import Collie
+
+/// The `collie` command-line tool.
+struct CollieCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "collie",
+        abstract: "Train, fine-tune and run large language models on the CPU you have.",
+        version: Collie.version,
+        subcommands: [Version.self, Demo.self, Bench.self])
+}
+
+/// `collie version`
+struct Version: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print Collie's version.")
+    func run() { print("collie \(Collie.version)") }
+}
+
+CollieCommand.main()

@@ -320,6 +320,29 @@ def load_average():
         return "?"
 
 
+def cpu_seconds():
+    """Machine-wide busy CPU seconds (/proc/stat, all but idle and iowait), own CPU seconds
+    (this process and its waited-for children) and a wall clock."""
+    try:
+        with open("/proc/stat") as handle:
+            fields = [float(v) for v in handle.readline().split()[1:9]]
+    except OSError:
+        fields = []
+    busy = sum(v for i, v in enumerate(fields) if i not in (3, 4)) / os.sysconf("SC_CLK_TCK")
+    own = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        own += usage.ru_utime + usage.ru_stime
+    return busy, own, time.monotonic()
+
+
+def others_percent(start):
+    """CPU time other processes used since `start`, in % of one CPU."""
+    end = cpu_seconds()
+    others = (end[0] - start[0]) - (end[1] - start[1])
+    return max(0.0, others) / max(end[2] - start[2], 1e-9) * 100
+
+
 def host_info():
     cpu = "?"
     try:
@@ -336,7 +359,7 @@ def host_info():
             "mkl": torch.backends.mkl.is_available(),
             "openblasCoretype": env.get("OPENBLAS_CORETYPE"), "openblasNumThreads": env.get("OPENBLAS_NUM_THREADS"),
             "openblasL2Size": env.get("OPENBLAS_L2_SIZE"), "ompNumThreads": env.get("OMP_NUM_THREADS"),
-            "loadAverageBefore": load_average(), "loadAverageAfter": None}
+            "loadAverageBefore": load_average(), "loadAverageAfter": None, "otherProcessesCPUPercent": None}
 
 
 def table(header, rows):
@@ -391,7 +414,8 @@ def print_report(report):
         table(["shape", "pass", "GFLOP", "ms", "GFLOP/s"],
               [[r["shape"], r["pass"], f"{r['gflop']:.2f}", f"{r['ms']:.2f}", f"{r['gflops']:.1f}"]
                for r in report["attention"]])
-    print(f"\nload average before: {host['loadAverageBefore']}; after: {host['loadAverageAfter']}")
+    print(f"\nload average before: {host['loadAverageBefore']}; after: {host['loadAverageAfter']}; "
+          f"CPU used by other processes during the run: {host['otherProcessesCPUPercent']:.1f}% of one CPU")
 
 
 def compare(collie_path, torch_path):
@@ -476,6 +500,7 @@ def main():
             parser.error(f"unknown group '{g}'; choose from {', '.join(GROUPS)}")
     groups = [g for g in GROUPS if g in wanted]
 
+    cpu_start = cpu_seconds()
     torch.set_num_threads(THREADS)
     torch.manual_seed(0)
     report = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -495,6 +520,7 @@ def main():
     if "attention" in groups:
         report["attention"] = bench_attention(args.repeats)
     report["host"]["loadAverageAfter"] = load_average()
+    report["host"]["otherProcessesCPUPercent"] = others_percent(cpu_start)
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
     else:

@@ -10,6 +10,9 @@ where Self.RawSignificand: FixedWidthInteger {
     /// The dtype tag of this element type.
     static var dtype: DType { get }
 
+    /// exp of eight lanes (see `VectorMath`).
+    static func vectorExp(_ v: SIMD8<Self>) -> SIMD8<Self>
+
     /// General matrix multiply on row-major data: C = alpha·op(A)·op(B) + beta·C.
     static func gemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Self,

@@ -56,6 +56,7 @@ extension Bench {
 
         func run() throws {
             let groups = self.groups
+            let cpuStart = HostInfo.cpuSeconds()
             var report = BenchReport(date: ISO8601DateFormatter().string(from: Date()), repeats: repeats,
                                      host: HostInfo.current())
             if !json { printHeader(report.host) }
@@ -85,12 +86,14 @@ extension Bench {
                 if !json { printAttention(report.attention) }
             }
             report.host.loadAverageAfter = HostInfo.loadAverage()
+            report.host.otherProcessesCPUPercent = HostInfo.othersPercent(since: cpuStart)
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
                 print(String(decoding: try encoder.encode(report), as: UTF8.self))
             } else {
-                print("\nload average before: \(report.host.loadAverageBefore); after: \(report.host.loadAverageAfter ?? "?")")
+                print("\nload average before: \(report.host.loadAverageBefore); after: \(report.host.loadAverageAfter ?? "?");"
+                      + " CPU used by other processes during the run: \(fmt(report.host.otherProcessesCPUPercent ?? 0))% of one CPU")
             }
         }
     }
@@ -111,6 +114,8 @@ struct HostInfo: Codable {
     var openblasConfig: String
     var loadAverageBefore: String
     var loadAverageAfter: String?
+    /// CPU time other processes used during the run, in % of one CPU (200% = both of 2 CPUs busy).
+    var otherProcessesCPUPercent: Double?
 
     static func current() -> HostInfo {
         let environment = ProcessInfo.processInfo.environment
@@ -124,7 +129,31 @@ struct HostInfo: Codable {
             parallelThreadCount: Parallel.threadCount, openblasThreads: Int(openblas_get_num_threads()),
             openblasCore: String(cString: openblas_get_corename()),
             openblasConfig: String(cString: openblas_get_config()).trimmingCharacters(in: .whitespaces),
-            loadAverageBefore: loadAverage(), loadAverageAfter: nil)
+            loadAverageBefore: loadAverage(), loadAverageAfter: nil, otherProcessesCPUPercent: nil)
+    }
+
+    /// Machine-wide busy CPU seconds (/proc/stat: all but idle and iowait) and this process's own
+    /// CPU seconds (itself and its waited-for children), to tell how busy others kept the machine.
+    static func cpuSeconds() -> (machine: Double, own: Double, wall: Double) {
+        let stat = (try? String(contentsOfFile: "/proc/stat", encoding: .utf8)) ?? ""
+        let fields = stat.split(separator: "\n").first?.split(separator: " ").dropFirst().compactMap { Double($0) } ?? []
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        var busy = 0.0
+        for (i, value) in fields.prefix(8).enumerated() where i != 3 && i != 4 { busy += value }  // skip idle, iowait
+        func seconds(_ who: Int32) -> Double {
+            var usage = rusage()
+            getrusage(__rusage_who_t(who), &usage)
+            return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+                + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+        }
+        let own = seconds(RUSAGE_SELF.rawValue) + seconds(RUSAGE_CHILDREN.rawValue)
+        return (busy / ticks, own, Double(DispatchTime.now().uptimeNanoseconds) / 1e9)
+    }
+
+    static func othersPercent(since start: (machine: Double, own: Double, wall: Double)) -> Double {
+        let end = cpuSeconds()
+        let others = (end.machine - start.machine) - (end.own - start.own)
+        return Swift.max(0, others) / Swift.max(end.wall - start.wall, 1e-9) * 100
     }
 
     static func loadAverage() -> String {

@@ -203,20 +203,14 @@ struct AttentionProblem<F: FloatElement> {
                         // Online softmax: P = exp(S − m_new); rescale l and O by alpha = exp(m_old − m_new).
                         for r in 0..<br {
                             let row = s + r * bc
-                            var tileMax = -F.infinity
-                            for c in 0..<bc { tileMax = Swift.max(tileMax, row[c]) }
+                            let tileMax = VectorMath.maximum(row, bc)
                             let newMax = Swift.max(m[r], tileMax)
                             if newMax == -.infinity {   // every key so far is masked
                                 row.update(repeating: 0, count: bc)
                                 continue
                             }
                             let alpha = F.exp(m[r] - newMax)
-                            var sum: F = 0
-                            for c in 0..<bc {
-                                let p = F.exp(row[c] - newMax)
-                                row[c] = p
-                                sum += p
-                            }
+                            let sum = VectorMath.exponentiate(row, bc, shift: newMax)
                             l[r] = l[r] * alpha + sum
                             m[r] = newMax
                             if alpha != 1 {
@@ -275,8 +269,7 @@ struct AttentionProblem<F: FloatElement> {
                             // P = exp(S − L): (br, bc); masked scores and rows with L = +inf give 0.
                             scores(b, h, i0, br, j0, bc, into: p)
                             for r in 0..<br {
-                                let row = p + r * bc, rowLSE = lse[r]
-                                for c in 0..<bc { row[c] = F.exp(row[c] - rowLSE) }
+                                VectorMath.exponentiate(p + r * bc, bc, shift: lse[r])
                             }
                             // dV_j += Pᵀ·dO_i: (bc, D) += (bc, br)·(br, D)
                             if let dv {

@@ -42,11 +42,8 @@ extension Tensor {
                         let label = labels[row]
                         if label == ignoreIndex { pl[row] = 0; continue }
                         let xr = px + row * v
-                        var m = -F.infinity
-                        for j in 0..<v { m = Swift.max(m, xr[j]) }
-                        var s: F = 0
-                        for j in 0..<v { s += F.exp(xr[j] - m) }
-                        let l = m + F.log(s)
+                        let m = VectorMath.maximum(xr, v)
+                        let l = m + F.log(VectorMath.sumExp(xr, v, shift: m))
                         pl[row] = l
                         losses[row] = l - xr[label]
                     }
@@ -66,7 +63,7 @@ extension Tensor {
                             let label = labels[row]
                             if label == ignoreIndex { continue }
                             let xr = px + row * v, dr = dx + row * v, l = pl[row]
-                            for j in 0..<v { dr[j] += F.exp(xr[j] - l) * scale }
+                            VectorMath.addExponentiated(xr, to: dr, v, shift: l, scale: scale)
                             dr[label] -= scale
                         }
                     }

@@ -127,6 +127,17 @@ extension Tensor {
             Parallel.forEach(outer * inner, minimumChunk: Swift.max(1, 4096 / Swift.max(n, 1))) { range in
                 for row in range {
                     let off = (row / inner) * n * inner + row % inner
+                    if inner == 1 {   // the common case, vectorized: a contiguous row
+                        let m = VectorMath.maximum(src + off, n)
+                        let lse = m + F.log(VectorMath.sumExp(src + off, n, shift: m))
+                        if log {
+                            for j in 0..<n { dst[off + j] = src[off + j] - lse }
+                        } else {
+                            (dst + off).update(from: src + off, count: n)
+                            VectorMath.exponentiate(dst + off, n, shift: lse)
+                        }
+                        continue
+                    }
                     var m = -F.infinity
                     for j in 0..<n { m = Swift.max(m, src[off + j * inner]) }
                     var s: F = 0

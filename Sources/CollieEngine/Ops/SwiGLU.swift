@@ -11,7 +11,13 @@ extension Tensor {
         func run<F: FloatElement>(_: F.Type) {
             let pg = g.pointer(as: F.self), pu = u.pointer(as: F.self), po = out.pointer(as: F.self)
             Parallel.forEach(n, minimumChunk: 1 << 14) { r in
-                for i in r { let x = pg[i]; po[i] = x / (1 + F.exp(-x)) * pu[i] }
+                var i = r.lowerBound
+                while i < r.upperBound {
+                    let n = r.upperBound - i
+                    let x = VectorMath.load(pg + i, n, fill: 0), u = VectorMath.load(pu + i, n, fill: 0)
+                    VectorMath.store(x * VectorMath.sigmoid(x) * u, po + i, n)
+                    i += 8
+                }
             }
         }
         g.dtype == .float64 ? run(Double.self) : run(Float.self)
@@ -23,10 +29,14 @@ extension Tensor {
                 let du = needUp ? Tensor(uninitializedShape: g.shape, dtype: F.dtype) : nil
                 let pdg = dg?.pointer(as: F.self), pdu = du?.pointer(as: F.self)
                 Parallel.forEach(n, minimumChunk: 1 << 14) { r in
-                    for i in r {
-                        let x = pg[i], s = 1 / (1 + F.exp(-x))
-                        pdg?[i] = pd[i] * pu[i] * s * (1 + x * (1 - s))
-                        pdu?[i] = pd[i] * x * s
+                    var i = r.lowerBound
+                    while i < r.upperBound {
+                        let count = r.upperBound - i
+                        let x = VectorMath.load(pg + i, count, fill: 0), s = VectorMath.sigmoid(x)
+                        let d = VectorMath.load(pd + i, count, fill: 0), u = VectorMath.load(pu + i, count, fill: 0)
+                        if let pdg { VectorMath.store(d * u * s * (1 + x * (1 - s)), pdg + i, count) }
+                        if let pdu { VectorMath.store(d * x * s, pdu + i, count) }
+                        i += 8
                     }
                 }
                 if let dg { sink.give(dg, toInput: 0) }

@@ -33,15 +33,18 @@ let package = Package(
             dependencies: ["CBLAS", .product(name: "Numerics", package: "swift-numerics")],
             swiftSettings: optimizedSwift),
 
+        // Checkpoint IO: safetensors (memory-mapped, validated), sharded folders, atomic writes.
+        .target(name: "CollieIO", dependencies: ["CollieEngine"], swiftSettings: optimizedSwift),
+
         // Modules keyed by Hugging Face names and the models built from them.
-        .target(name: "CollieModels", dependencies: ["CollieEngine"], swiftSettings: optimizedSwift),
+        .target(name: "CollieModels", dependencies: ["CollieEngine", "CollieIO"], swiftSettings: optimizedSwift),
 
         // Optimizers, schedules and the training loop.
         .target(name: "CollieTraining", dependencies: ["CollieEngine", "CollieModels"],
                 swiftSettings: optimizedSwift),
 
         // The umbrella library users import.
-        .target(name: "Collie", dependencies: ["CollieEngine", "CollieModels", "CollieTraining"]),
+        .target(name: "Collie", dependencies: ["CollieEngine", "CollieIO", "CollieModels", "CollieTraining"]),
 
         // The command-line tool.
         .executableTarget(
@@ -51,6 +54,7 @@ let package = Package(
 
         .testTarget(name: "CollieEngineTests", dependencies: ["CollieEngine"],
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "CollieIOTests", dependencies: ["CollieIO"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CollieModelsTests", dependencies: ["CollieModels", "CollieTraining"]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch counterpart of `collie bench ops`: the same shapes and ops, timed the same way.
 
-    python3 scripts/bench_ops_torch.py [--repeats N] [--json] [--only GROUPS]
+    python3 scripts/bench_ops_torch.py [--repeats N] [--json] [--json-file PATH] [--only GROUPS]
     python3 scripts/bench_ops_torch.py --compare collie.json torch.json   # side-by-side Markdown
 
 Every figure is the median of --repeats timed runs after one untimed warm-up, on inputs allocated
@@ -485,6 +485,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats; the median is reported")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
+    parser.add_argument("--json-file", help="also write the results as JSON to this file")
     parser.add_argument("--only", help="comma-separated groups: " + ", ".join(GROUPS))
     parser.add_argument("--compare", nargs=2, metavar=("COLLIE_JSON", "TORCH_JSON"),
                         help="print Markdown tables of two --json results side by side, and exit")
@@ -521,6 +522,9 @@ def main():
         report["attention"] = bench_attention(args.repeats)
     report["host"]["loadAverageAfter"] = load_average()
     report["host"]["otherProcessesCPUPercent"] = others_percent(cpu_start)
+    if args.json_file:
+        with open(args.json_file, "w") as handle:
+            json.dump(report, handle, indent=2, sort_keys=True)
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
     else:

@@ -1,4 +1,5 @@
 @_exported import CollieEngine
+@_exported import CollieIO
 @_exported import CollieModels
 @_exported import CollieTraining
 

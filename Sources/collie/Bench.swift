@@ -33,6 +33,9 @@ extension Bench {
         @Flag(help: "Print the results as JSON instead of tables.")
         var json = false
 
+        @Option(help: "Also write the results as JSON to this file.")
+        var jsonFile: String?
+
         @Option(help: "Comma-separated groups to run: matmul, fused, attention, attention-memory (default: all).")
         var only: String?
 
@@ -87,10 +90,12 @@ extension Bench {
             }
             report.host.loadAverageAfter = HostInfo.loadAverage()
             report.host.otherProcessesCPUPercent = HostInfo.othersPercent(since: cpuStart)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            let encoded = try encoder.encode(report)
+            if let jsonFile { try encoded.write(to: URL(fileURLWithPath: jsonFile)) }
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try encoder.encode(report), as: UTF8.self))
+                print(String(decoding: encoded, as: UTF8.self))
             } else {
                 print("\nload average before: \(report.host.loadAverageBefore); after: \(report.host.loadAverageAfter ?? "?");"
                       + " CPU used by other processes during the run: \(fmt(report.host.otherProcessesCPUPercent ?? 0))% of one CPU")

@@ -1,0 +1,78 @@
+import CollieEngine
+import Foundation
+
+/// Writes safetensors files — one, or several shards with a `model.safetensors.index.json` —
+/// each atomically.
+public enum SafeTensorsWriter {
+    /// Writes `tensors` (name, tensor) in the given order to one file with `{"format": "pt"}` metadata.
+    public static func write(_ tensors: [(String, Tensor)], metadata: [String: String] = ["format": "pt"], to url: URL) throws {
+        var header: [String: Any] = [:]
+        if !metadata.isEmpty { header["__metadata__"] = metadata }
+        var offset = 0
+        for (name, t) in tensors {
+            let bytes = t.count * t.dtype.size
+            header[name] = ["dtype": SafeTensorsDType(t.dtype).rawValue, "shape": t.shape,
+                            "data_offsets": [offset, offset + bytes]] as [String: Any]
+            offset += bytes
+        }
+        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        // Pad with spaces so the data section starts 8-byte aligned, as the reference writer does.
+        while (8 + json.count) % 8 != 0 { json.append(0x20) }
+        try AtomicFile.write(to: url) { handle in
+            var length = UInt64(json.count).littleEndian
+            try handle.write(contentsOf: Data(bytes: &length, count: 8))
+            try handle.write(contentsOf: json)
+            for (_, t) in tensors {
+                let c = t.contiguousCopyIfNeeded()
+                try handle.write(contentsOf: Data(bytesNoCopy: c.storage.data + c.offset * c.dtype.size,
+                                                  count: c.count * c.dtype.size, deallocator: .none))
+            }
+        }
+    }
+
+    /// Writes `tensors` into `folder` as `model.safetensors`, or, when they exceed `maxShardBytes`,
+    /// as `model-0000i-of-0000n.safetensors` shards plus `model.safetensors.index.json`. Returns
+    /// the file names written.
+    @discardableResult
+    public static func writeSharded(_ tensors: [(String, Tensor)], to folder: URL, maxShardBytes: Int,
+                                    baseName: String = "model") throws -> [String] {
+        var shards: [[(String, Tensor)]] = [[]]
+        var shardBytes = 0
+        var total = 0
+        for (name, t) in tensors {
+            let bytes = t.count * t.dtype.size
+            total += bytes
+            if shardBytes > 0 && shardBytes + bytes > maxShardBytes {
+                shards.append([])
+                shardBytes = 0
+            }
+            shards[shards.count - 1].append((name, t))
+            shardBytes += bytes
+        }
+        if shards.count == 1 {
+            let file = "\(baseName).safetensors"
+            try write(tensors, to: folder.appendingPathComponent(file))
+            // A stale index from an earlier sharded save would shadow the single file.
+            try? FileManager.default.removeItem(at: folder.appendingPathComponent("\(baseName).safetensors.index.json"))
+            return [file]
+        }
+        var weightMap: [String: String] = [:]
+        var files: [String] = []
+        for (i, shard) in shards.enumerated() {
+            let file = String(format: "%@-%05d-of-%05d.safetensors", baseName, i + 1, shards.count)
+            try write(shard, to: folder.appendingPathComponent(file))
+            for (name, _) in shard { weightMap[name] = file }
+            files.append(file)
+        }
+        let index: [String: Any] = ["metadata": ["total_size": total], "weight_map": weightMap]
+        let data = try JSONSerialization.data(withJSONObject: index, options: [.prettyPrinted, .sortedKeys])
+        let indexFile = "\(baseName).safetensors.index.json"
+        try AtomicFile.write(data, to: folder.appendingPathComponent(indexFile))
+        return files + [indexFile]
+    }
+}
+
+extension Tensor {
+    /// Itself when contiguous, else a contiguous copy (no autodiff).
+    func contiguousCopyIfNeeded() -> Tensor { isContiguous ? self : contiguousCopy() }
+}

@@ -7,6 +7,7 @@ private struct AttentionCase {
     var name: String
     var batch = 2, queries = 20, keys = 20, heads = 2, kvHeads = 2, dim = 8
     var causal = true
+    var slidingWindow: Int? = nil
     var leftPadding: [Int]? = nil
     var tiles = AttentionTiles(rows: 8, columns: 5)
     var dtype = DType.float64
@@ -43,6 +44,7 @@ private func naiveAttention(_ c: AttentionCase, q: [Double], k: [Double], v: [Do
                 func kv(_ j: Int) -> Int { ((b * S + j) * KVH + g) * D }
                 let visible = (0..<S).filter { j in
                     (!c.causal || j <= i + S - T) && (mask?[b * S + j] ?? 1) != 0
+                        && (c.slidingWindow.map { i + S - T - j < $0 } ?? true)
                 }
                 if visible.isEmpty { continue }
                 let scores = visible.map { j in scale * (0..<D).reduce(0) { $0 + q[qi + $1] * k[kv(j) + $1] } }
@@ -80,7 +82,7 @@ private func relativeError(_ a: [Double], _ b: [Double]) -> Double {
 final class AttentionTests: XCTestCase {
     private func attention(_ c: AttentionCase, _ q: Tensor, _ k: Tensor, _ v: Tensor) -> Tensor {
         Tensor.flashAttention(query: q, key: k, value: v, causal: c.causal, keyPaddingMask: c.maskTensor,
-                              scale: nil, tiles: c.tiles)
+                              slidingWindow: c.slidingWindow, scale: nil, tiles: c.tiles)
     }
 
     func testAttentionMatchesNaiveComposition() {
@@ -106,6 +108,11 @@ final class AttentionTests: XCTestCase {
             AttentionCase("default tiles for D = 128 (32×64), T = 67") {
                 $0.batch = 1; $0.queries = 67; $0.keys = 67; $0.heads = 2; $0.kvHeads = 1; $0.dim = 128
                 $0.tiles = AttentionTiles(headDim: 128)
+            },
+            AttentionCase("sliding window shorter than the sequence") { $0.slidingWindow = 6 },
+            AttentionCase("sliding window, GQA, padding, KV prefix, tiles skipped") {
+                $0.queries = 30; $0.keys = 41; $0.heads = 4; $0.kvHeads = 2; $0.slidingWindow = 7
+                $0.leftPadding = [0, 9]; $0.tiles = AttentionTiles(rows: 4, columns: 5)
             },
             AttentionCase("float32, default tiles") {
                 $0.queries = 67; $0.keys = 67; $0.heads = 4; $0.kvHeads = 1; $0.dim = 16

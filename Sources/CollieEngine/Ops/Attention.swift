@@ -46,19 +46,23 @@ extension Tensor {
     ///   - causal: query i attends keys j <= i + (S - T), so with a KV prefix longer than T the
     ///     queries are the last T positions, as in Hugging Face with a cache.
     ///   - keyPaddingMask: optional [B, S] tensor (any dtype); nonzero = attend, zero = padding key.
+    ///   - slidingWindow: with `causal`, query position p (= i + S − T) attends only keys j with
+    ///     p − j < window (Mistral's sliding window, as `transformers` masks it).
     ///   - scale: multiplies the scores; defaults to 1/sqrt(D).
     /// - Returns: [B, T, H, D] in q's compute dtype. A query row whose keys are all masked is 0 and
     ///   passes no gradient. Differentiable in q, k, v.
     public static func scaledDotProductAttention(query q: Tensor, key k: Tensor, value v: Tensor,
                                                  causal: Bool = true, keyPaddingMask: Tensor? = nil,
-                                                 scale: Double? = nil) -> Tensor {
+                                                 slidingWindow: Int? = nil, scale: Double? = nil) -> Tensor {
         flashAttention(query: q, key: k, value: v, causal: causal, keyPaddingMask: keyPaddingMask,
-                       scale: scale, tiles: AttentionTiles(headDim: q.shape.last ?? 1))
+                       slidingWindow: slidingWindow, scale: scale, tiles: AttentionTiles(headDim: q.shape.last ?? 1))
     }
 
     /// `scaledDotProductAttention` with explicit tile sizes (tests use small tiles to exercise many blocks).
     static func flashAttention(query q: Tensor, key k: Tensor, value v: Tensor, causal: Bool,
-                               keyPaddingMask: Tensor?, scale: Double?, tiles: AttentionTiles) -> Tensor {
+                               keyPaddingMask: Tensor?, slidingWindow: Int? = nil, scale: Double?,
+                               tiles: AttentionTiles) -> Tensor {
+        precondition(slidingWindow.map { causal && $0 > 0 } ?? true, "a sliding window needs causal attention and a positive size")
         precondition(q.rank == 4 && k.rank == 4 && v.rank == 4,
                      "attention needs q [B, T, H, D] and k, v [B, S, KVH, D], got \(q.shape), \(k.shape), \(v.shape)")
         precondition(k.shape == v.shape, "attention keys \(k.shape) and values \(v.shape) differ")
@@ -89,7 +93,7 @@ extension Tensor {
         func problem<F: FloatElement>(_: F.Type) -> AttentionProblem<F> {
             AttentionProblem(
                 batch: batch, queries: queries, keys: keys, heads: heads, kvHeads: kvHeads, dim: dim,
-                causal: causal, scale: F(scale ?? 1 / Double(dim).squareRoot()), tiles: tiles,
+                causal: causal, window: slidingWindow, scale: F(scale ?? 1 / Double(dim).squareRoot()), tiles: tiles,
                 q: qc.pointer(as: F.self), k: kc.pointer(as: F.self), v: vc.pointer(as: F.self),
                 keyBias: keyBias?.pointer(as: F.self))
         }
@@ -133,6 +137,8 @@ extension Tensor {
 struct AttentionProblem<F: FloatElement> {
     let batch, queries, keys, heads, kvHeads, dim: Int
     let causal: Bool
+    /// Sliding-window size (causal only): position p sees keys j with p − j < window.
+    let window: Int?
     let scale: F
     let tiles: AttentionTiles
     /// [B, T, H, D], [B, S, KVH, D], [B, S, KVH, D], contiguous.
@@ -157,6 +163,14 @@ struct AttentionProblem<F: FloatElement> {
         causal ? Swift.min(keys, Swift.max(0, i0 + rows + keys - queries)) : keys
     }
 
+    /// The first key any of query rows i0... may attend (0 without a sliding window), rounded
+    /// down to a key-tile boundary so tiles stay aligned.
+    func keyStart(_ i0: Int) -> Int {
+        guard let window else { return 0 }
+        let first = Swift.max(0, i0 + keys - queries - window + 1)
+        return first / tiles.columns * tiles.columns
+    }
+
     /// The masked score tile S = scale·Q_blk·K_blkᵀ of head h for query rows i0..<i0+br and keys
     /// j0..<j0+bc, written to `s` (br, bc); masked entries are -inf.
     func scores(_ b: Int, _ h: Int, _ i0: Int, _ br: Int, _ j0: Int, _ bc: Int, into s: UnsafeMutablePointer<F>) {
@@ -173,8 +187,14 @@ struct AttentionProblem<F: FloatElement> {
         if causal {
             // Query i0 + r sees keys j <= i0 + r + (S - T); only tiles on the diagonal have any beyond.
             for r in 0..<br {
-                let visible = Swift.max(0, i0 + r + keys - queries + 1 - j0)
+                let position = i0 + r + keys - queries
+                let visible = Swift.max(0, position + 1 - j0)
                 if visible < bc { (s + r * bc + visible).update(repeating: -.infinity, count: bc - visible) }
+                if let window {
+                    // Keys j <= position − window fall outside the window.
+                    let hidden = Swift.min(bc, Swift.max(0, position - window + 1 - j0))
+                    if hidden > 0 { (s + r * bc).update(repeating: -.infinity, count: hidden) }
+                }
             }
         }
     }
@@ -197,7 +217,7 @@ struct AttentionProblem<F: FloatElement> {
                     m.update(repeating: -.infinity, count: br)
                     l.update(repeating: 0, count: br)
                     let end = keyEnd(i0, br)
-                    for j0 in stride(from: 0, to: end, by: tiles.columns) {
+                    for j0 in stride(from: keyStart(i0), to: end, by: tiles.columns) {
                         let bc = Swift.min(tiles.columns, end - j0)
                         scores(b, h, i0, br, j0, bc, into: s)
                         // Online softmax: P = exp(S − m_new); rescale l and O by alpha = exp(m_old − m_new).
@@ -263,7 +283,7 @@ struct AttentionProblem<F: FloatElement> {
                             rowDot[r] = dot
                         }
                         let end = keyEnd(i0, br)
-                        for j0 in stride(from: 0, to: end, by: tiles.columns) {
+                        for j0 in stride(from: keyStart(i0), to: end, by: tiles.columns) {
                             let bc = Swift.min(tiles.columns, end - j0)
                             let keysAt = keyOffset(b, j0, g)     // K_j, V_j, dK_j, dV_j: (bc, D), row stride KVH·D
                             // P = exp(S − L): (br, bc); masked scores and rows with L = +inf give 0.

@@ -5,10 +5,11 @@ public final class Linear: Module {
     public let weight: Tensor
     public let bias: Tensor?
 
-    /// A linear layer initialized N(0, std²) with a zero bias, as Hugging Face's `_init_weights`.
-    public init(inFeatures: Int, outFeatures: Int, bias: Bool, std: Double, generator: inout RandomGenerator) {
-        weight = parameter(.normal([outFeatures, inFeatures], std: std, generator: &generator))
-        self.bias = bias ? parameter(.zeros([outFeatures])) : nil
+    /// A linear layer initialized N(0, std²) with a zero bias, as Hugging Face's `_init_weights`
+    /// (or left uninitialized, for weights about to be loaded).
+    public init(inFeatures: Int, outFeatures: Int, bias: Bool, initialization: inout Initialization) {
+        weight = parameter(initialization.normal([outFeatures, inFeatures]))
+        self.bias = bias ? parameter(initialization.zeros([outFeatures])) : nil
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor { .linear(x, weight: weight, bias: bias) }
@@ -22,8 +23,8 @@ public final class Linear: Module {
 public final class Embedding: Module {
     public let weight: Tensor
 
-    public init(count: Int, dimension: Int, std: Double, generator: inout RandomGenerator) {
-        weight = parameter(.normal([count, dimension], std: std, generator: &generator))
+    public init(count: Int, dimension: Int, initialization: inout Initialization) {
+        weight = parameter(initialization.normal([count, dimension]))
     }
 
     public func callAsFunction(_ ids: Tensor) -> Tensor { .embedding(ids, weight: weight) }
@@ -44,4 +45,24 @@ public final class RMSNorm: Module {
     public func callAsFunction(_ x: Tensor) -> Tensor { .rmsNorm(x, weight: weight, epsilon: epsilon) }
 
     public var namedParameters: [(key: String, tensor: Tensor)] { [("weight", weight)] }
+}
+
+/// How new parameters get their values.
+public enum Initialization {
+    /// N(0, std²) weights drawn from a seeded generator, zero biases, unit norms (Hugging Face's `_init_weights`).
+    case random(std: Double, generator: RandomGenerator)
+    /// No values yet: the caller loads them from a checkpoint.
+    case uninitialized
+
+    mutating func normal(_ shape: [Int]) -> Tensor {
+        guard case .random(let std, var generator) = self else { return Tensor(uninitializedShape: shape) }
+        let t = Tensor.normal(shape, std: std, generator: &generator)
+        self = .random(std: std, generator: generator)
+        return t
+    }
+
+    func zeros(_ shape: [Int]) -> Tensor {
+        if case .uninitialized = self { return Tensor(uninitializedShape: shape) }
+        return .zeros(shape)
+    }
 }

@@ -4,15 +4,17 @@ import CollieEngine
 public final class LlamaAttention: Module {
     public let qProj, kProj, vProj, oProj: Linear
     let heads, keyValueHeads, headDimension: Int
+    let slidingWindow: Int?
 
-    init(_ c: LlamaConfiguration, generator: inout RandomGenerator) {
+    init(_ c: LlamaConfiguration, initialization: inout Initialization) {
         let d = c.resolvedHeadDimension
         heads = c.attentionHeads; keyValueHeads = c.keyValueHeads; headDimension = d
-        let std = c.initializerRange
-        qProj = Linear(inFeatures: c.hiddenSize, outFeatures: heads * d, bias: false, std: std, generator: &generator)
-        kProj = Linear(inFeatures: c.hiddenSize, outFeatures: keyValueHeads * d, bias: false, std: std, generator: &generator)
-        vProj = Linear(inFeatures: c.hiddenSize, outFeatures: keyValueHeads * d, bias: false, std: std, generator: &generator)
-        oProj = Linear(inFeatures: heads * d, outFeatures: c.hiddenSize, bias: false, std: std, generator: &generator)
+        slidingWindow = c.slidingWindow
+        let qkvBias = c.hasQKVBias
+        qProj = Linear(inFeatures: c.hiddenSize, outFeatures: heads * d, bias: qkvBias, initialization: &initialization)
+        kProj = Linear(inFeatures: c.hiddenSize, outFeatures: keyValueHeads * d, bias: qkvBias, initialization: &initialization)
+        vProj = Linear(inFeatures: c.hiddenSize, outFeatures: keyValueHeads * d, bias: qkvBias, initialization: &initialization)
+        oProj = Linear(inFeatures: heads * d, outFeatures: c.hiddenSize, bias: c.hasOutputBias, initialization: &initialization)
     }
 
     /// x: [B, T, C]; cos/sin: rotary tables [B or 1, T, D/2].
@@ -21,7 +23,8 @@ public final class LlamaAttention: Module {
         let q = Tensor.applyRotary(qProj(x).reshaped([b, t, heads, headDimension]), cos: cos, sin: sin)
         let k = Tensor.applyRotary(kProj(x).reshaped([b, t, keyValueHeads, headDimension]), cos: cos, sin: sin)
         let v = vProj(x).reshaped([b, t, keyValueHeads, headDimension])
-        let o = Tensor.scaledDotProductAttention(query: q, key: k, value: v, causal: true, keyPaddingMask: keyPaddingMask)
+        let o = Tensor.scaledDotProductAttention(query: q, key: k, value: v, causal: true, keyPaddingMask: keyPaddingMask,
+                                                 slidingWindow: slidingWindow)
         return oProj(o.reshaped([b, t, heads * headDimension]))
     }
 
@@ -34,11 +37,10 @@ public final class LlamaAttention: Module {
 public final class LlamaMLP: Module {
     public let gateProj, upProj, downProj: Linear
 
-    init(_ c: LlamaConfiguration, generator: inout RandomGenerator) {
-        let std = c.initializerRange
-        gateProj = Linear(inFeatures: c.hiddenSize, outFeatures: c.intermediateSize, bias: false, std: std, generator: &generator)
-        upProj = Linear(inFeatures: c.hiddenSize, outFeatures: c.intermediateSize, bias: false, std: std, generator: &generator)
-        downProj = Linear(inFeatures: c.intermediateSize, outFeatures: c.hiddenSize, bias: false, std: std, generator: &generator)
+    init(_ c: LlamaConfiguration, initialization: inout Initialization) {
+        gateProj = Linear(inFeatures: c.hiddenSize, outFeatures: c.intermediateSize, bias: c.mlpBias, initialization: &initialization)
+        upProj = Linear(inFeatures: c.hiddenSize, outFeatures: c.intermediateSize, bias: c.mlpBias, initialization: &initialization)
+        downProj = Linear(inFeatures: c.intermediateSize, outFeatures: c.hiddenSize, bias: c.mlpBias, initialization: &initialization)
     }
 
     func callAsFunction(_ x: Tensor) -> Tensor { downProj(.swiglu(gate: gateProj(x), up: upProj(x))) }
@@ -54,9 +56,9 @@ public final class LlamaDecoderLayer: Module {
     public let mlp: LlamaMLP
     public let inputLayerNorm, postAttentionLayerNorm: RMSNorm
 
-    init(_ c: LlamaConfiguration, generator: inout RandomGenerator) {
-        selfAttention = LlamaAttention(c, generator: &generator)
-        mlp = LlamaMLP(c, generator: &generator)
+    init(_ c: LlamaConfiguration, initialization: inout Initialization) {
+        selfAttention = LlamaAttention(c, initialization: &initialization)
+        mlp = LlamaMLP(c, initialization: &initialization)
         inputLayerNorm = RMSNorm(dimension: c.hiddenSize, epsilon: c.rmsNormEpsilon)
         postAttentionLayerNorm = RMSNorm(dimension: c.hiddenSize, epsilon: c.rmsNormEpsilon)
     }
@@ -82,22 +84,29 @@ public final class LlamaForCausalLM: Module {
     public let lmHead: Linear?
 
     /// A randomly initialized model (seeded), initialized as Hugging Face does.
-    public init(_ configuration: LlamaConfiguration, seed: UInt64 = 0) {
-        var generator = RandomGenerator(seed: seed)
+    public convenience init(_ configuration: LlamaConfiguration, seed: UInt64 = 0) {
+        var initialization = Initialization.random(std: configuration.initializerRange, generator: RandomGenerator(seed: seed))
+        self.init(configuration, initialization: &initialization)
+    }
+
+    /// A model whose parameters are initialized by `initialization`.
+    public init(_ configuration: LlamaConfiguration, initialization: inout Initialization) {
         self.configuration = configuration
         let c = configuration
-        embedTokens = Embedding(count: c.vocabularySize, dimension: c.hiddenSize, std: c.initializerRange, generator: &generator)
-        layers = (0..<c.hiddenLayers).map { _ in LlamaDecoderLayer(c, generator: &generator) }
+        embedTokens = Embedding(count: c.vocabularySize, dimension: c.hiddenSize, initialization: &initialization)
+        layers = (0..<c.hiddenLayers).map { _ in LlamaDecoderLayer(c, initialization: &initialization) }
         norm = RMSNorm(dimension: c.hiddenSize, epsilon: c.rmsNormEpsilon)
         lmHead = c.tieWordEmbeddings ? nil
-            : Linear(inFeatures: c.hiddenSize, outFeatures: c.vocabularySize, bias: false, std: c.initializerRange, generator: &generator)
+            : Linear(inFeatures: c.hiddenSize, outFeatures: c.vocabularySize, bias: false, initialization: &initialization)
     }
 
     /// Logits [B, T, V] for token ids [B, T]. Positions default to 0..<T.
     public func callAsFunction(_ ids: Tensor, positions: Tensor? = nil, keyPaddingMask: Tensor? = nil) -> Tensor {
         let t = ids.shape[1]
-        let (cos, sin) = Tensor.rotaryTables(positions: positions ?? .arange(0, t),
-                                             inverseFrequencies: configuration.inverseFrequencies)
+        let positions = positions ?? .arange(0, t)
+        let longest = (positions.ints().max() ?? 0) + 1
+        let (cos, sin) = Tensor.rotaryTables(positions: positions,
+                                             inverseFrequencies: configuration.inverseFrequencies(sequenceLength: longest))
         var h = embedTokens(ids)
         for layer in layers { h = layer(h, cos: cos, sin: sin, keyPaddingMask: keyPaddingMask) }
         h = norm(h)

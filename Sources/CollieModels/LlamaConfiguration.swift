@@ -1,7 +1,35 @@
 import CollieEngine
+import CollieIO
+import Foundation
+
+/// The decoder families Collie builds from one LLaMA-style implementation.
+public enum ModelType: String, Codable, Sendable, CaseIterable {
+    /// LLaMA 1/2/3 (and InternLM-style checkpoints that use the llama layout).
+    case llama
+    /// Mistral: LLaMA with sliding-window attention.
+    case mistral
+    /// Qwen2: LLaMA with q/k/v projection biases.
+    case qwen2
+}
+
+/// How RoPE frequencies are rescaled for longer contexts (`rope_scaling` / `rope_parameters`).
+public enum RopeScaling: Equatable, Sendable {
+    /// Plain RoPE.
+    case none
+    /// Position interpolation: every frequency divided by `factor`.
+    case linear(factor: Double)
+    /// Dynamic NTK: the base grows once the sequence exceeds max_position_embeddings.
+    case dynamic(factor: Double)
+    /// Llama 3.1's frequency-dependent scaling.
+    case llama3(factor: Double, lowFrequencyFactor: Double, highFrequencyFactor: Double, originalMaxPositions: Int)
+}
 
 /// The settings of a LLaMA-family decoder, decoded from a Hugging Face `config.json`.
+///
+/// Keys Collie does not use are ignored (configs carry many); the keys it uses are checked, and a
+/// bad or missing one is an error naming it.
 public struct LlamaConfiguration: Codable, Sendable, Equatable {
+    public var modelType: ModelType
     public var hiddenSize: Int
     public var intermediateSize: Int
     public var hiddenLayers: Int
@@ -10,12 +38,25 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
     public var headDimension: Int?
     public var rmsNormEpsilon: Double
     public var ropeTheta: Double
+    public var ropeScaling: RopeScaling
     public var vocabularySize: Int
     public var maxPositionEmbeddings: Int
     public var tieWordEmbeddings: Bool
     public var initializerRange: Double
+    /// Biases on q/k/v/o (`attention_bias`, LLaMA).
+    public var attentionBias: Bool
+    /// Biases on gate/up/down (`mlp_bias`).
+    public var mlpBias: Bool
+    /// Sliding-window size (Mistral; Qwen2 when `use_sliding_window`).
+    public var slidingWindow: Int?
+    public var bosTokenId: Int?
+    public var eosTokenIds: [Int]
+    public var padTokenId: Int?
+    /// The dtype the checkpoint was saved in (`torch_dtype` / `dtype`), informational.
+    public var torchDType: String?
 
     enum CodingKeys: String, CodingKey {
+        case modelType = "model_type"
         case hiddenSize = "hidden_size"
         case intermediateSize = "intermediate_size"
         case hiddenLayers = "num_hidden_layers"
@@ -24,16 +65,33 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
         case headDimension = "head_dim"
         case rmsNormEpsilon = "rms_norm_eps"
         case ropeTheta = "rope_theta"
+        case ropeScaling = "rope_scaling"
+        case ropeParameters = "rope_parameters"
         case vocabularySize = "vocab_size"
         case maxPositionEmbeddings = "max_position_embeddings"
         case tieWordEmbeddings = "tie_word_embeddings"
         case initializerRange = "initializer_range"
+        case attentionBias = "attention_bias"
+        case mlpBias = "mlp_bias"
+        case slidingWindow = "sliding_window"
+        case useSlidingWindow = "use_sliding_window"
+        case hiddenAct = "hidden_act"
+        case bosTokenId = "bos_token_id"
+        case eosTokenId = "eos_token_id"
+        case padTokenId = "pad_token_id"
+        case torchDType = "torch_dtype"
+        case dtype
+        case architectures
     }
 
-    public init(hiddenSize: Int, intermediateSize: Int, hiddenLayers: Int, attentionHeads: Int,
-                keyValueHeads: Int, headDimension: Int? = nil, rmsNormEpsilon: Double = 1e-6,
-                ropeTheta: Double = 10_000, vocabularySize: Int, maxPositionEmbeddings: Int = 2048,
-                tieWordEmbeddings: Bool = false, initializerRange: Double = 0.02) {
+    /// A configuration for a randomly initialized model.
+    public init(modelType: ModelType = .llama, hiddenSize: Int, intermediateSize: Int, hiddenLayers: Int,
+                attentionHeads: Int, keyValueHeads: Int, headDimension: Int? = nil, rmsNormEpsilon: Double = 1e-6,
+                ropeTheta: Double = 10_000, ropeScaling: RopeScaling = .none, vocabularySize: Int,
+                maxPositionEmbeddings: Int = 2048, tieWordEmbeddings: Bool = false, initializerRange: Double = 0.02,
+                attentionBias: Bool = false, mlpBias: Bool = false, slidingWindow: Int? = nil,
+                bosTokenId: Int? = 1, eosTokenIds: [Int] = [2], padTokenId: Int? = nil) {
+        self.modelType = modelType
         self.hiddenSize = hiddenSize
         self.intermediateSize = intermediateSize
         self.hiddenLayers = hiddenLayers
@@ -42,22 +100,241 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
         self.headDimension = headDimension
         self.rmsNormEpsilon = rmsNormEpsilon
         self.ropeTheta = ropeTheta
+        self.ropeScaling = ropeScaling
         self.vocabularySize = vocabularySize
         self.maxPositionEmbeddings = maxPositionEmbeddings
         self.tieWordEmbeddings = tieWordEmbeddings
         self.initializerRange = initializerRange
+        self.attentionBias = attentionBias
+        self.mlpBias = mlpBias
+        self.slidingWindow = slidingWindow
+        self.bosTokenId = bosTokenId
+        self.eosTokenIds = eosTokenIds
+        self.padTokenId = padTokenId
+        torchDType = nil
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let typeName = try c.decodeIfPresent(String.self, forKey: .modelType) ?? "llama"
+        guard let type = ModelType(rawValue: typeName) else {
+            throw ConfigurationError("model_type '\(typeName)' is not supported; supported: "
+                                     + ModelType.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        modelType = type
+        hiddenSize = try c.decode(Int.self, forKey: .hiddenSize)
+        intermediateSize = try c.decode(Int.self, forKey: .intermediateSize)
+        hiddenLayers = try c.decode(Int.self, forKey: .hiddenLayers)
+        attentionHeads = try c.decode(Int.self, forKey: .attentionHeads)
+        keyValueHeads = try c.decodeIfPresent(Int.self, forKey: .keyValueHeads) ?? attentionHeads
+        headDimension = try c.decodeIfPresent(Int.self, forKey: .headDimension)
+        rmsNormEpsilon = try c.decodeIfPresent(Double.self, forKey: .rmsNormEpsilon) ?? 1e-6
+        vocabularySize = try c.decode(Int.self, forKey: .vocabularySize)
+        maxPositionEmbeddings = try c.decodeIfPresent(Int.self, forKey: .maxPositionEmbeddings) ?? 2048
+        tieWordEmbeddings = try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? false
+        initializerRange = try c.decodeIfPresent(Double.self, forKey: .initializerRange) ?? 0.02
+        attentionBias = try c.decodeIfPresent(Bool.self, forKey: .attentionBias) ?? false
+        mlpBias = try c.decodeIfPresent(Bool.self, forKey: .mlpBias) ?? false
+        let window = try c.decodeIfPresent(Int.self, forKey: .slidingWindow)
+        switch type {
+        case .mistral: slidingWindow = window
+        case .qwen2: slidingWindow = (try c.decodeIfPresent(Bool.self, forKey: .useSlidingWindow) ?? false) ? window : nil
+        case .llama: slidingWindow = nil
+        }
+        if type == .qwen2, slidingWindow != nil {
+            throw ConfigurationError("qwen2 with use_sliding_window = true (per-layer windows) is not supported yet")
+        }
+        let activation = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? "silu"
+        guard activation == "silu" else {
+            throw ConfigurationError("hidden_act '\(activation)' is not supported; LLaMA-family models use 'silu'")
+        }
+        bosTokenId = try c.decodeIfPresent(Int.self, forKey: .bosTokenId)
+        if let list = try? c.decodeIfPresent([Int].self, forKey: .eosTokenId) {
+            eosTokenIds = list
+        } else {
+            eosTokenIds = (try c.decodeIfPresent(Int.self, forKey: .eosTokenId)).map { [$0] } ?? []
+        }
+        padTokenId = try c.decodeIfPresent(Int.self, forKey: .padTokenId)
+        torchDType = try c.decodeIfPresent(String.self, forKey: .torchDType) ?? c.decodeIfPresent(String.self, forKey: .dtype)
+
+        // RoPE: transformers 5 writes rope_parameters (with rope_theta inside); hub checkpoints
+        // use rope_theta + rope_scaling.
+        let parameters = try c.decodeIfPresent(RopeParameters.self, forKey: .ropeParameters)
+        let scaling = try c.decodeIfPresent(RopeParameters.self, forKey: .ropeScaling)
+        ropeTheta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta) ?? parameters?.ropeTheta ?? 10_000
+        ropeScaling = try (scaling ?? parameters)?.scaling(maxPositions: maxPositionEmbeddings) ?? .none
+
+        guard hiddenSize > 0, attentionHeads > 0, keyValueHeads > 0, attentionHeads % keyValueHeads == 0 else {
+            throw ConfigurationError("num_attention_heads (\(attentionHeads)) must be a positive multiple of num_key_value_heads (\(keyValueHeads))")
+        }
+        guard headDimension != nil || hiddenSize % attentionHeads == 0 else {
+            throw ConfigurationError("hidden_size (\(hiddenSize)) is not divisible by num_attention_heads (\(attentionHeads)) and no head_dim is given")
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(modelType, forKey: .modelType)
+        let architecture = ["llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM"]
+        try c.encode([architecture[modelType.rawValue]!], forKey: .architectures)
+        try c.encode(hiddenSize, forKey: .hiddenSize)
+        try c.encode(intermediateSize, forKey: .intermediateSize)
+        try c.encode(hiddenLayers, forKey: .hiddenLayers)
+        try c.encode(attentionHeads, forKey: .attentionHeads)
+        try c.encode(keyValueHeads, forKey: .keyValueHeads)
+        try c.encode(resolvedHeadDimension, forKey: .headDimension)
+        try c.encode(rmsNormEpsilon, forKey: .rmsNormEpsilon)
+        try c.encode(ropeTheta, forKey: .ropeTheta)
+        switch ropeScaling {
+        case .none: break
+        case .linear(let f): try c.encode(RopeParameters(type: "linear", factor: f), forKey: .ropeScaling)
+        case .dynamic(let f): try c.encode(RopeParameters(type: "dynamic", factor: f), forKey: .ropeScaling)
+        case .llama3(let f, let lo, let hi, let original):
+            try c.encode(RopeParameters(type: "llama3", factor: f, lowFreqFactor: lo, highFreqFactor: hi,
+                                        originalMaxPositionEmbeddings: original), forKey: .ropeScaling)
+        }
+        try c.encode(vocabularySize, forKey: .vocabularySize)
+        try c.encode(maxPositionEmbeddings, forKey: .maxPositionEmbeddings)
+        try c.encode(tieWordEmbeddings, forKey: .tieWordEmbeddings)
+        try c.encode(initializerRange, forKey: .initializerRange)
+        try c.encode("silu", forKey: .hiddenAct)
+        if modelType == .qwen2 {
+            try c.encode(false, forKey: .useSlidingWindow)
+        } else {
+            try c.encode(attentionBias, forKey: .attentionBias)
+            try c.encode(mlpBias, forKey: .mlpBias)
+        }
+        if modelType == .mistral { try c.encode(slidingWindow, forKey: .slidingWindow) }
+        try c.encodeIfPresent(bosTokenId, forKey: .bosTokenId)
+        if eosTokenIds.count == 1 { try c.encode(eosTokenIds[0], forKey: .eosTokenId) }
+        else if !eosTokenIds.isEmpty { try c.encode(eosTokenIds, forKey: .eosTokenId) }
+        try c.encodeIfPresent(padTokenId, forKey: .padTokenId)
+        try c.encodeIfPresent(torchDType, forKey: .torchDType)
     }
 
     /// Per-head width: `head_dim` when given, else hidden_size / num_attention_heads.
     public var resolvedHeadDimension: Int { headDimension ?? hiddenSize / attentionHeads }
 
-    /// RoPE inverse frequencies 1 / θ^(2i/d), computed as Hugging Face does (float32).
-    public var inverseFrequencies: [Float] {
+    /// Whether q/k/v projections carry biases (Qwen2 always; LLaMA with attention_bias).
+    public var hasQKVBias: Bool { modelType == .qwen2 || attentionBias }
+    /// Whether o_proj carries a bias.
+    public var hasOutputBias: Bool { modelType != .qwen2 && attentionBias }
+
+    /// RoPE inverse frequencies for a sequence of `sequenceLength` positions, computed in float32
+    /// as `transformers` does, including the configured scaling.
+    public func inverseFrequencies(sequenceLength: Int = 0) -> [Float] {
         let d = resolvedHeadDimension
-        return stride(from: 0, to: d, by: 2).map { i in
-            Float(1.0 / Foundation.pow(ropeTheta, Double(Float(i) / Float(d))))
+        var theta = ropeTheta
+        if case .dynamic(let factor) = ropeScaling, sequenceLength > maxPositionEmbeddings {
+            let ratio = factor * Double(sequenceLength) / Double(maxPositionEmbeddings) - (factor - 1)
+            theta *= Foundation.pow(ratio, Double(d) / Double(d - 2))
+        }
+        let base = Float(theta)
+        var frequencies = stride(from: 0, to: d, by: 2).map { i in 1 / Float.pow(base, Float(i) / Float(d)) }
+        switch ropeScaling {
+        case .none, .dynamic: break
+        case .linear(let factor): frequencies = frequencies.map { $0 / Float(factor) }
+        case .llama3(let factor, let low, let high, let original):
+            let lowWavelength = Float(Double(original) / low), highWavelength = Float(Double(original) / high)
+            let f = Float(factor)
+            frequencies = frequencies.map { inv in
+                let wavelength = 2 * Float.pi / inv
+                if wavelength < highWavelength { return inv }
+                if wavelength > lowWavelength { return inv / f }
+                let smooth = (Float(original) / wavelength - Float(low)) / (Float(high) - Float(low))
+                return (1 - smooth) * inv / f + smooth * inv
+            }
+        }
+        return frequencies
+    }
+
+    /// Decodes `config.json` in `folder`.
+    public static func load(from folder: URL) throws -> LlamaConfiguration {
+        let url = folder.appendingPathComponent("config.json")
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw CheckpointError(file: url.path, "cannot read config.json")
+        }
+        do {
+            return try JSONDecoder().decode(LlamaConfiguration.self, from: data)
+        } catch let error as ConfigurationError {
+            throw CheckpointError(file: url.path, error.message)
+        } catch let DecodingError.keyNotFound(key, _) {
+            throw CheckpointError(file: url.path, "missing key '\(key.stringValue)'")
+        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
+            let key = context.codingPath.map(\.stringValue).joined(separator: ".")
+            throw CheckpointError(file: url.path, "key '\(key)' has the wrong type (\(context.debugDescription))")
+        } catch {
+            throw CheckpointError(file: url.path, "not a valid config (\(error))")
         }
     }
 }
 
-import Foundation
+/// A configuration value that is present but unusable.
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// The `rope_scaling` / `rope_parameters` object.
+struct RopeParameters: Codable {
+    var type: String?
+    var ropeTheta: Double?
+    var factor: Double?
+    var lowFreqFactor: Double?
+    var highFreqFactor: Double?
+    var originalMaxPositionEmbeddings: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case type = "rope_type", legacyType = "type", ropeTheta = "rope_theta", factor
+        case lowFreqFactor = "low_freq_factor", highFreqFactor = "high_freq_factor"
+        case originalMaxPositionEmbeddings = "original_max_position_embeddings"
+    }
+
+    init(type: String, factor: Double, lowFreqFactor: Double? = nil, highFreqFactor: Double? = nil,
+         originalMaxPositionEmbeddings: Int? = nil) {
+        self.type = type
+        self.factor = factor
+        self.lowFreqFactor = lowFreqFactor
+        self.highFreqFactor = highFreqFactor
+        self.originalMaxPositionEmbeddings = originalMaxPositionEmbeddings
+    }
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        type = try c.decodeIfPresent(String.self, forKey: .type) ?? c.decodeIfPresent(String.self, forKey: .legacyType)
+        ropeTheta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta)
+        factor = try c.decodeIfPresent(Double.self, forKey: .factor)
+        lowFreqFactor = try c.decodeIfPresent(Double.self, forKey: .lowFreqFactor)
+        highFreqFactor = try c.decodeIfPresent(Double.self, forKey: .highFreqFactor)
+        originalMaxPositionEmbeddings = try c.decodeIfPresent(Int.self, forKey: .originalMaxPositionEmbeddings)
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encodeIfPresent(type, forKey: .type)
+        try c.encodeIfPresent(factor, forKey: .factor)
+        try c.encodeIfPresent(lowFreqFactor, forKey: .lowFreqFactor)
+        try c.encodeIfPresent(highFreqFactor, forKey: .highFreqFactor)
+        try c.encodeIfPresent(originalMaxPositionEmbeddings, forKey: .originalMaxPositionEmbeddings)
+    }
+
+    func scaling(maxPositions: Int) throws -> RopeScaling {
+        func required(_ value: Double?, _ key: String) throws -> Double {
+            guard let value else { throw ConfigurationError("rope scaling '\(type ?? "?")' needs '\(key)'") }
+            return value
+        }
+        switch type ?? "default" {
+        case "default": return .none
+        case "linear": return .linear(factor: try required(factor, "factor"))
+        case "dynamic": return .dynamic(factor: try required(factor, "factor"))
+        case "llama3":
+            return .llama3(factor: try required(factor, "factor"),
+                           lowFrequencyFactor: try required(lowFreqFactor, "low_freq_factor"),
+                           highFrequencyFactor: try required(highFreqFactor, "high_freq_factor"),
+                           originalMaxPositions: originalMaxPositionEmbeddings ?? maxPositions)
+        case let other:
+            throw ConfigurationError("rope type '\(other)' is not supported; supported: default, linear, dynamic, llama3")
+        }
+    }
+}

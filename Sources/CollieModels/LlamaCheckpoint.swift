@@ -1,0 +1,84 @@
+import CollieEngine
+import CollieIO
+import Foundation
+
+/// Loading and saving Hugging Face model folders.
+extension LlamaForCausalLM {
+    /// Loads `config.json` and the weights (single or sharded safetensors; f32, bf16 or f16) of
+    /// the Hugging Face folder `folder`. Parameters are converted to float32 and moved into one
+    /// flat buffer. A missing or unexpected tensor, or one of the wrong shape, is an error listing them.
+    public static func load(from folder: URL) throws -> LlamaForCausalLM {
+        let configuration = try LlamaConfiguration.load(from: folder)
+        var initialization = Initialization.uninitialized
+        let model = LlamaForCausalLM(configuration, initialization: &initialization)
+        let checkpoint = try CheckpointFolder(url: folder)
+        try model.assign(from: checkpoint)
+        return model
+    }
+
+    /// Copies every parameter from `checkpoint`, checking names and shapes.
+    func assign(from checkpoint: CheckpointFolder) throws {
+        let expected = namedParameters
+        let expectedKeys = Set(expected.map(\.key))
+        // Buffers older checkpoints store but that are computed, and lm_head when tied.
+        let ignorable = { (key: String) in
+            key.hasSuffix("rotary_emb.inv_freq") || (self.configuration.tieWordEmbeddings && key == "lm_head.weight")
+        }
+        let missing = expectedKeys.subtracting(checkpoint.names).sorted()
+        let unexpected = checkpoint.names.subtracting(expectedKeys).filter { !ignorable($0) }.sorted()
+        if !missing.isEmpty || !unexpected.isEmpty {
+            var parts: [String] = []
+            if !missing.isEmpty { parts.append("missing: " + missing.joined(separator: ", ")) }
+            if !unexpected.isEmpty { parts.append("unexpected: " + unexpected.joined(separator: ", ")) }
+            throw CheckpointError(file: checkpoint.url.path, "weights do not match the \(configuration.modelType.rawValue) model (" + parts.joined(separator: "; ") + ")")
+        }
+        for (key, parameter) in expected {
+            let stored = try checkpoint.tensor(key)
+            guard stored.shape == parameter.shape else {
+                throw CheckpointError(file: checkpoint.url.path, "tensor '\(key)' has shape \(stored.shape), expected \(parameter.shape)")
+            }
+            guard stored.dtype.isFloatingPoint else {
+                throw CheckpointError(file: checkpoint.url.path, "tensor '\(key)' is \(stored.dtype), expected floating point")
+            }
+            let values = stored.contiguousCopy(dtype: .float32)
+            parameter.pointer(as: Float.self).update(from: values.pointer(as: Float.self), count: parameter.count)
+        }
+        _ = ParameterBuffer(parameters)
+    }
+
+    /// Writes a Hugging Face folder `transformers` loads: `config.json`, `generation_config.json`
+    /// and the weights in `dtype`, sharded above `maxShardBytes` (with an index). Each file is
+    /// written atomically.
+    public func save(to folder: URL, dtype: DType = .float32, maxShardBytes: Int = 2 << 30) throws {
+        precondition(dtype.isFloatingPoint, "weights are saved as float32, bfloat16 or float16")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        var configuration = self.configuration
+        configuration.torchDType = dtype.torchName
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(encoder.encode(configuration), to: folder.appendingPathComponent("config.json"))
+        var generation: [String: Any] = ["_from_model_config": true]
+        if let bos = configuration.bosTokenId { generation["bos_token_id"] = bos }
+        if configuration.eosTokenIds.count == 1 { generation["eos_token_id"] = configuration.eosTokenIds[0] }
+        else if !configuration.eosTokenIds.isEmpty { generation["eos_token_id"] = configuration.eosTokenIds }
+        if let pad = configuration.padTokenId { generation["pad_token_id"] = pad }
+        try AtomicFile.write(JSONSerialization.data(withJSONObject: generation, options: [.prettyPrinted, .sortedKeys]),
+                             to: folder.appendingPathComponent("generation_config.json"))
+        let tensors = namedParameters.map { ($0.key, $0.tensor.detach().contiguousCopy(dtype: dtype)) }
+        try SafeTensorsWriter.writeSharded(tensors, to: folder, maxShardBytes: maxShardBytes)
+    }
+}
+
+extension DType {
+    /// PyTorch's name for a floating-point dtype (`torch_dtype` in config.json).
+    var torchName: String {
+        switch self {
+        case .float32: "float32"
+        case .float64: "float64"
+        case .bfloat16: "bfloat16"
+        case .float16: "float16"
+        case .int32: "int32"
+        case .int64: "int64"
+        }
+    }
+}

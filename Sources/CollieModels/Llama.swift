@@ -126,6 +126,20 @@ public final class LlamaForCausalLM: Module {
         return .crossEntropy(logits: logits.reshaped([b * t, v]), targets: Tensor(ints: shifted, shape: [b * t]))
     }
 
+    /// The summed negative log-likelihood of `tokens[1...]`, each given its prefix, and how many
+    /// tokens that is (`collie score`, perplexity evaluation). No gradient is recorded.
+    public func negativeLogLikelihood(of tokens: [Int]) -> (sum: Double, count: Int) {
+        precondition(tokens.count >= 2, "scoring needs at least two tokens")
+        return withNoGrad {
+            let n = tokens.count
+            let logits = self(Tensor(ints: tokens, shape: [1, n]))
+            let targets = Tensor(ints: Array(tokens.dropFirst()) + [Tensor.ignoreIndex], shape: [n])
+            let sum = Tensor.crossEntropy(logits: logits.reshaped([n, configuration.vocabularySize]), targets: targets,
+                                          reduction: .sum)
+            return (Double(sum.item), n - 1)
+        }
+    }
+
     public var namedParameters: [(key: String, tensor: Tensor)] {
         var result = scoped("model.embed_tokens", embedTokens)
         for (i, layer) in layers.enumerated() { result += scoped("model.layers.\(i)", layer) }

@@ -1,0 +1,151 @@
+import ArgumentParser
+import Collie
+import Foundation
+
+/// `collie score`: per-record mean negative log-likelihood and corpus perplexity.
+struct Score: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Score JSON-lines records with a model: mean NLL per record and corpus perplexity.",
+        discussion: """
+        Each line of --data is a record {"tokens": [ids]}. For each, the mean negative log-likelihood of \
+        tokens 2…n given their prefix is written as {"index": i, "nll": x, "count": n} (to --output, or \
+        stdout); the corpus perplexity exp(total NLL / total count) is printed last (to stderr when the \
+        records go to stdout).
+        """)
+
+    @Option(help: "A Hugging Face model folder.") var model: String
+    @Option(help: "A JSON-lines file of {\"tokens\": [ids]} records.") var data: String
+    @Option(help: "Where to write the per-record JSON lines (default: stdout).") var output: String?
+
+    func run() throws {
+        let lm = try LlamaForCausalLM.load(from: URL(fileURLWithPath: model))
+        let records = try TokenRecords.read(data, vocabularySize: lm.configuration.vocabularySize)
+        var lines: [String] = []
+        var totalNLL = 0.0, totalCount = 0
+        for (index, tokens) in records.enumerated() {
+            guard tokens.count >= 2 else {
+                throw ValidationError("\(data): record \(index + 1) has \(tokens.count) token(s); scoring needs at least 2")
+            }
+            let (sum, count) = lm.negativeLogLikelihood(of: tokens)
+            totalNLL += sum
+            totalCount += count
+            lines.append(#"{"index": \#(index), "nll": \#(sum / Double(count)), "count": \#(count)}"#)
+        }
+        let perplexity = Foundation.exp(totalNLL / Double(max(totalCount, 1)))
+        if let output {
+            try AtomicFile.write(Data((lines.joined(separator: "\n") + "\n").utf8), to: URL(fileURLWithPath: output))
+            print("perplexity \(perplexity) over \(totalCount) tokens in \(records.count) records")
+        } else {
+            for line in lines { print(line) }
+            FileHandle.standardError.write(Data("perplexity \(perplexity) over \(totalCount) tokens in \(records.count) records\n".utf8))
+        }
+    }
+}
+
+/// `collie convert`: rewrite a model folder in another dtype or shard size.
+struct Convert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Load a Hugging Face model folder and save it again (dtype, sharding).")
+
+    @Option(help: "The source model folder.") var model: String
+    @Option(help: "The destination folder.") var out: String
+    @Option(help: "Weight dtype: float32, bfloat16 or float16.") var dtype: WeightDType = .float32
+    @Option(help: "Largest shard, e.g. 2GB (10⁹ bytes) or 500MiB (2²⁰).") var maxShardSize = "2GB"
+
+    func run() throws {
+        let limit = try ByteSize.parse(maxShardSize)
+        let lm = try LlamaForCausalLM.load(from: URL(fileURLWithPath: model))
+        try lm.save(to: URL(fileURLWithPath: out), dtype: dtype.dtype, maxShardBytes: limit)
+        print("saved \(lm.parameterCount) parameters as \(dtype.rawValue) to \(out)")
+    }
+}
+
+/// `collie generate`: greedy continuation of prompt ids.
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Greedy continuation of a prompt given as token ids; prints the new ids as a JSON list.")
+
+    @Option(help: "A Hugging Face model folder.") var model: String
+    @Option(help: "Comma-separated prompt token ids, e.g. 1,450,4996.") var promptIds: String
+    @Option(help: "How many tokens to add at most (stops early at an end-of-sequence id).") var maxNewTokens = 32
+
+    func run() throws {
+        let lm = try LlamaForCausalLM.load(from: URL(fileURLWithPath: model))
+        let v = lm.configuration.vocabularySize
+        var tokens: [Int] = []
+        for part in promptIds.split(separator: ",") {
+            guard let id = Int(part.trimmingCharacters(in: .whitespaces)), id >= 0, id < v else {
+                throw ValidationError("--prompt-ids: '\(part)' is not a token id in 0..<\(v)")
+            }
+            tokens.append(id)
+        }
+        guard !tokens.isEmpty else { throw ValidationError("--prompt-ids is empty") }
+        var generated: [Int] = []
+        withNoGrad {
+            for _ in 0..<maxNewTokens {
+                let logits = lm(Tensor(ints: tokens, shape: [1, tokens.count]))
+                let last = logits.slice(axis: 1, (tokens.count - 1)..<tokens.count)
+                let next = last.argmax(axis: -1).ints()[0]
+                generated.append(next)
+                tokens.append(next)
+                if lm.configuration.eosTokenIds.contains(next) { break }
+            }
+        }
+        print("[" + generated.map(String.init).joined(separator: ", ") + "]")
+    }
+}
+
+/// Weight dtypes a checkpoint can be written in.
+enum WeightDType: String, ExpressibleByArgument, CaseIterable {
+    case float32, bfloat16, float16
+
+    var dtype: DType {
+        switch self {
+        case .float32: .float32
+        case .bfloat16: .bfloat16
+        case .float16: .float16
+        }
+    }
+}
+
+/// Sizes such as "2GB", "500MiB", "1024".
+enum ByteSize {
+    static func parse(_ text: String) throws -> Int {
+        let units: [(String, Int)] = [("KIB", 1 << 10), ("MIB", 1 << 20), ("GIB", 1 << 30),
+                                      ("KB", 1_000), ("MB", 1_000_000), ("GB", 1_000_000_000), ("B", 1)]
+        let upper = text.uppercased().trimmingCharacters(in: .whitespaces)
+        for (suffix, scale) in units where upper.hasSuffix(suffix) {
+            if let value = Double(upper.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), value > 0 {
+                return Int(value * Double(scale))
+            }
+        }
+        if let value = Int(upper), value > 0 { return value }
+        throw ValidationError("'\(text)' is not a size such as 2GB, 500MB or 1GiB")
+    }
+}
+
+/// Reading `{"tokens": [ids]}` JSON lines.
+enum TokenRecords {
+    static func read(_ path: String, vocabularySize: Int) throws -> [[Int]] {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw ValidationError("cannot read '\(path)' as UTF-8 text")
+        }
+        struct Record: Decodable { let tokens: [Int] }
+        var records: [[Int]] = []
+        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty { continue }
+            let record: Record
+            do {
+                record = try JSONDecoder().decode(Record.self, from: Data(trimmed.utf8))
+            } catch {
+                throw ValidationError("\(path):\(number + 1): expected {\"tokens\": [ids]} (\(error.localizedDescription))")
+            }
+            if let bad = record.tokens.first(where: { $0 < 0 || $0 >= vocabularySize }) {
+                throw ValidationError("\(path):\(number + 1): token id \(bad) is outside the vocabulary 0..<\(vocabularySize)")
+            }
+            records.append(record.tokens)
+        }
+        return records
+    }
+}

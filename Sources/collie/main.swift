@@ -16,4 +16,5 @@ struct Version: ParsableCommand {
     func run() { print("collie \(Collie.version)") }
 }
 
+BLASKernel.avoidGenericFallback()
 CollieCommand.main()

@@ -3,7 +3,9 @@ import Foundation
 /// A block of memory that one or more tensors view.
 ///
 /// Storage is owned (allocated here, 64-byte aligned) or borrowed (for example a memory-mapped
-/// checkpoint), in which case `release` runs when the last tensor viewing it goes away.
+/// checkpoint), in which case `release` runs when the last tensor viewing it goes away. Large
+/// owned blocks come from `StoragePool`, so a training step reuses the previous step's memory
+/// instead of faulting in fresh pages.
 public final class TensorStorage: @unchecked Sendable {
     /// Start of the memory.
     public let data: UnsafeMutableRawPointer
@@ -13,9 +15,8 @@ public final class TensorStorage: @unchecked Sendable {
 
     /// Allocates `byteCount` bytes (uninitialized unless `zeroed`).
     public init(byteCount: Int, zeroed: Bool = false) {
-        let size = max(byteCount, 1)
-        data = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
-        if zeroed { data.initializeMemory(as: UInt8.self, repeating: 0, count: size) }
+        data = StoragePool.shared.allocate(byteCount: byteCount)
+        if zeroed { data.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 1)) }
         self.byteCount = byteCount
         release = nil
     }
@@ -28,6 +29,64 @@ public final class TensorStorage: @unchecked Sendable {
     }
 
     deinit {
-        if let release { release() } else { data.deallocate() }
+        if let release { release() } else { StoragePool.shared.free(data, byteCount: byteCount) }
+    }
+}
+
+/// A cache of freed large blocks, keyed by exact size.
+///
+/// Activations and gradients have the same sizes every step, so exact-size reuse finds a block
+/// almost every time after the first step. Blocks below `minimumPooledBytes` go straight to the
+/// system allocator, and so does a freed block that would push the cache past `limit` (a quarter
+/// of physical memory), so workloads whose sizes keep changing cannot grow it without bound.
+/// `releaseCachedMemory()` returns everything cached.
+public final class StoragePool: @unchecked Sendable {
+    /// The process-wide pool.
+    public static let shared = StoragePool()
+    /// Smaller blocks are not pooled.
+    public static let minimumPooledBytes = 1 << 16
+
+    /// Most bytes the cache holds.
+    public var limit = Int(ProcessInfo.processInfo.physicalMemory / 4)
+
+    private var free: [Int: [UnsafeMutableRawPointer]] = [:]
+    private var cached = 0
+    private let lock = NSLock()
+
+    /// Bytes currently held in the cache (not in use by any tensor).
+    public var cachedBytes: Int { lock.withLock { cached } }
+
+    func allocate(byteCount: Int) -> UnsafeMutableRawPointer {
+        let size = max(byteCount, 1)
+        if size >= Self.minimumPooledBytes {
+            let reused: UnsafeMutableRawPointer? = lock.withLock {
+                guard let block = free[size]?.popLast() else { return nil }
+                cached -= size
+                return block
+            }
+            if let reused { return reused }
+        }
+        return UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+    }
+
+    func free(_ block: UnsafeMutableRawPointer, byteCount: Int) {
+        let size = max(byteCount, 1)
+        guard size >= Self.minimumPooledBytes else { block.deallocate(); return }
+        let kept: Bool = lock.withLock {
+            guard cached + size <= limit else { return false }
+            free[size, default: []].append(block)
+            cached += size
+            return true
+        }
+        if !kept { block.deallocate() }
+    }
+
+    /// Returns every cached block to the system allocator.
+    public func releaseCachedMemory() {
+        let blocks: [UnsafeMutableRawPointer] = lock.withLock {
+            defer { free.removeAll(); cached = 0 }
+            return free.values.flatMap { $0 }
+        }
+        for block in blocks { block.deallocate() }
     }
 }

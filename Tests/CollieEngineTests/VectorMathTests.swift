@@ -43,3 +43,38 @@ final class VectorMathTests: XCTestCase {
         for (got, x) in zip(row, values) { XCTAssertEqual(got, 2 * Foundation.exp(x - 0.5), accuracy: 1e-5) }
     }
 }
+
+final class StoragePoolTests: XCTestCase {
+    func testLargeBlocksAreReusedAndSmallOnesAreNot() {
+        let pool = StoragePool()
+        let big = pool.allocate(byteCount: 1 << 20)
+        pool.free(big, byteCount: 1 << 20)
+        XCTAssertEqual(pool.cachedBytes, 1 << 20)
+        XCTAssertEqual(pool.allocate(byteCount: 1 << 20), big, "the freed block of the same size comes back")
+        XCTAssertEqual(pool.cachedBytes, 0)
+        let small = pool.allocate(byteCount: 100)
+        pool.free(small, byteCount: 100)
+        XCTAssertEqual(pool.cachedBytes, 0)
+        pool.free(big, byteCount: 1 << 20)
+        pool.releaseCachedMemory()
+        XCTAssertEqual(pool.cachedBytes, 0)
+    }
+
+    func testTheCacheNeverGrowsPastItsLimit() {
+        let pool = StoragePool()
+        pool.limit = 3 << 20
+        let blocks = (0..<5).map { _ in pool.allocate(byteCount: 1 << 20) }
+        for b in blocks { pool.free(b, byteCount: 1 << 20) }
+        XCTAssertEqual(pool.cachedBytes, 3 << 20)
+        pool.releaseCachedMemory()
+    }
+
+    func testZeroedStorageIsZeroEvenWhenReused() {
+        let n = 1 << 16
+        do {
+            let t = Tensor.full([n], 7)
+            XCTAssertEqual(t.floats()[0], 7)
+        }
+        XCTAssertEqual(Tensor.zeros([n]).floats().max(), 0)
+    }
+}

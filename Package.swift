@@ -55,7 +55,8 @@ let package = Package(
         .testTarget(name: "CollieEngineTests", dependencies: ["CollieEngine"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CollieIOTests", dependencies: ["CollieIO"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "CollieModelsTests", dependencies: ["CollieModels", "CollieTraining"]),
+        .testTarget(name: "CollieModelsTests", dependencies: ["CollieModels", "CollieTraining"],
+                    resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]
 )

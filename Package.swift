@@ -20,6 +20,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // C shims: nothing but the system library.
@@ -43,8 +44,17 @@ let package = Package(
         .target(name: "CollieTraining", dependencies: ["CollieEngine", "CollieModels"],
                 swiftSettings: optimizedSwift),
 
+        // Tokenizers: tokenizer.json and SentencePiece models, ids identical to the reference libraries.
+        // SentencePiece/SentencePieceModel.pb.swift is generated once from the .proto (see its header).
+        .target(
+            name: "CollieTokenizers",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["SentencePiece/SentencePieceModel.proto"],
+            swiftSettings: optimizedSwift),
+
         // The umbrella library users import.
-        .target(name: "Collie", dependencies: ["CollieEngine", "CollieIO", "CollieModels", "CollieTraining"]),
+        .target(name: "Collie", dependencies: ["CollieEngine", "CollieIO", "CollieModels", "CollieTraining",
+                                               "CollieTokenizers"]),
 
         // The command-line tool.
         .executableTarget(
@@ -57,6 +67,7 @@ let package = Package(
         .testTarget(name: "CollieIOTests", dependencies: ["CollieIO"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CollieModelsTests", dependencies: ["CollieModels", "CollieTraining"],
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "CollieTokenizersTests", dependencies: ["CollieTokenizers"]),
     ],
     swiftLanguageModes: [.v5]
 )

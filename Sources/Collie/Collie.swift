@@ -2,6 +2,7 @@
 @_exported import CollieIO
 @_exported import CollieModels
 @_exported import CollieTraining
+@_exported import CollieTokenizers
 
 /// Collie's release version.
 public enum Collie {

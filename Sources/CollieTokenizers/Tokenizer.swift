@@ -1,0 +1,216 @@
+import Dispatch
+import Foundation
+
+/// Text ↔ token ids for a model, from a Hugging Face tokenizer.json or a SentencePiece `.model`, giving
+/// the same ids as the reference library of that format (`tokenizers`, `sentencepiece`).
+///
+/// ```swift
+/// let tokenizer = try Tokenizer(contentsOf: URL(fileURLWithPath: "Llama-3-8B"))  // a model folder
+/// let ids = tokenizer.encode("Hello world")              // with BOS, as the tokenizer adds it
+/// let text = try tokenizer.decode(ids, skipSpecialTokens: true)
+/// ```
+///
+/// A tokenizer is immutable and safe to use from several threads at once.
+public final class Tokenizer: @unchecked Sendable {
+    /// Which kind of file the tokenizer was read from.
+    public enum Format: String, Sendable {
+        case tokenizerJSON = "tokenizer.json"
+        case sentencePiece = "SentencePiece model"
+    }
+
+    private enum Backend {
+        case pipeline(TokenizerPipeline)
+        case sentencePiece(SentencePieceTokenizer)
+    }
+
+    private let backend: Backend
+    /// The settings read beside the tokenizer file (tokenizer_config.json, special_tokens_map.json).
+    public let configuration: TokenizerConfiguration
+    public let format: Format
+    /// The BOS, EOS, unknown and padding token ids, where the tokenizer has them.
+    public let bosTokenID: Int?, eosTokenID: Int?, unknownTokenID: Int?, padTokenID: Int?
+    private let addsBOS: Bool, addsEOS: Bool
+    /// With `add_bos_token`/`add_eos_token` in the configuration, they decide the special tokens instead
+    /// of the tokenizer.json post-processor (as `transformers` does).
+    private let overridesPostProcessor: Bool
+    private let workspaces = WorkspacePool()
+
+    // MARK: - Loading
+
+    /// Loads a model folder (tokenizer.json, else tokenizer.model, plus tokenizer_config.json and
+    /// special_tokens_map.json when present), a tokenizer.json file (with the configs beside it) or a
+    /// SentencePiece `.model` file.
+    public convenience init(contentsOf url: URL) throws {
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder) else {
+            throw TokenizerError(file: url.path, "no such file or folder")
+        }
+        if isFolder.boolValue {
+            let configuration = try TokenizerConfiguration(folder: url)
+            let json = url.appendingPathComponent("tokenizer.json")
+            let model = url.appendingPathComponent("tokenizer.model")
+            if FileManager.default.fileExists(atPath: json.path) {
+                try self.init(tokenizerJSON: json, configuration: configuration)
+            } else if FileManager.default.fileExists(atPath: model.path) {
+                try self.init(sentencePieceModel: model, configuration: configuration)
+            } else {
+                throw TokenizerError(file: url.path, "the folder has neither tokenizer.json nor tokenizer.model")
+            }
+        } else if url.pathExtension == "json" {
+            try self.init(tokenizerJSON: url, configuration: try TokenizerConfiguration(folder: url.deletingLastPathComponent()))
+        } else if url.pathExtension == "model" {
+            try self.init(sentencePieceModel: url)
+        } else {
+            throw TokenizerError(file: url.path, "unknown tokenizer file type (expected a folder, a .json or a .model)")
+        }
+    }
+
+    /// Loads a Hugging Face tokenizer.json.
+    public init(tokenizerJSON url: URL, configuration: TokenizerConfiguration = TokenizerConfiguration()) throws {
+        let pipeline = try TokenizerPipeline(json: try Tokenizer.readFile(url), file: url.path)
+        backend = .pipeline(pipeline)
+        format = .tokenizerJSON
+        self.configuration = configuration
+        func id(_ token: String?) -> Int? { token.flatMap { pipeline.id(ofToken: $0) } }
+        bosTokenID = id(configuration.bosToken)
+        eosTokenID = id(configuration.eosToken)
+        unknownTokenID = id(configuration.unknownToken)
+        padTokenID = id(configuration.padToken)
+        overridesPostProcessor = configuration.addBOSToken != nil || configuration.addEOSToken != nil
+        addsBOS = (configuration.addBOSToken ?? false) && bosTokenID != nil
+        addsEOS = (configuration.addEOSToken ?? false) && eosTokenID != nil
+    }
+
+    /// Loads a SentencePiece model file. With special tokens, encoding adds BOS (unless the configuration's
+    /// `add_bos_token` is false) and EOS only if `add_eos_token` is true — as Llama's tokenizer does.
+    public init(sentencePieceModel url: URL, configuration: TokenizerConfiguration = TokenizerConfiguration()) throws {
+        let model = try SentencePieceTokenizer(data: Data(try Tokenizer.readFile(url)), file: url.path)
+        backend = .sentencePiece(model)
+        format = .sentencePiece
+        self.configuration = configuration
+        bosTokenID = configuration.bosToken.flatMap { model.id(ofToken: $0) } ?? model.bosID
+        eosTokenID = configuration.eosToken.flatMap { model.id(ofToken: $0) } ?? model.eosID
+        unknownTokenID = Int(model.unknownID)
+        padTokenID = configuration.padToken.flatMap { model.id(ofToken: $0) } ?? model.padID
+        overridesPostProcessor = true
+        addsBOS = (configuration.addBOSToken ?? true) && bosTokenID != nil
+        addsEOS = (configuration.addEOSToken ?? false) && eosTokenID != nil
+    }
+
+    static func readFile(_ url: URL) throws -> [UInt8] {
+        do {
+            return [UInt8](try Data(contentsOf: url))
+        } catch {
+            throw TokenizerError(file: url.path, "cannot read the file: \(error.localizedDescription)")
+        }
+    }
+
+    // MARK: - Encoding
+
+    /// The ids of `text`. With `addSpecialTokens`, the tokenizer's special tokens (BOS, …) are added as
+    /// its post-processor or configuration says; special-token text inside `text` is matched either way.
+    public func encode(_ text: String, addSpecialTokens: Bool = true) -> [Int] {
+        let ids: [Int32]
+        switch backend {
+        case .pipeline(let pipeline):
+            let workspace = workspaces.take()
+            ids = pipeline.encode(text, addSpecialTokens: addSpecialTokens && !overridesPostProcessor, workspace: workspace)
+            workspaces.give(workspace)
+        case .sentencePiece(let model):
+            ids = model.encode(text)
+        }
+        guard addSpecialTokens && overridesPostProcessor && (addsBOS || addsEOS) else { return ids.map(Int.init) }
+        var result: [Int] = []
+        result.reserveCapacity(ids.count + 2)
+        if addsBOS, let bosTokenID { result.append(bosTokenID) }
+        result.append(contentsOf: ids.lazy.map(Int.init))
+        if addsEOS, let eosTokenID { result.append(eosTokenID) }
+        return result
+    }
+
+    /// The ids of each text, encoded on all cores.
+    public func encode(batch texts: [String], addSpecialTokens: Bool = true) -> [[Int]] {
+        var results = [[Int]](repeating: [], count: texts.count)
+        let chunks = max(1, min(texts.count, ProcessInfo.processInfo.activeProcessorCount))
+        results.withUnsafeMutableBufferPointer { output in
+            let output = output
+            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                var index = chunk
+                while index < texts.count {
+                    output[index] = encode(texts[index], addSpecialTokens: addSpecialTokens)
+                    index += chunks
+                }
+            }
+        }
+        return results
+    }
+
+    // MARK: - Decoding
+
+    /// The text of `ids`. With `skipSpecialTokens`, special tokens (BOS, EOS, …) are left out.
+    /// - Throws: `TokenizerError` if an id has no token.
+    public func decode(_ ids: [Int], skipSpecialTokens: Bool = false) throws -> String {
+        for id in ids where token(forID: id) == nil {
+            throw TokenizerError(file: "", "token id \(id) is not in the vocabulary (\(vocabularySize) ids)")
+        }
+        let text: String
+        switch backend {
+        case .pipeline(let pipeline): text = pipeline.decode(ids, skipSpecialTokens: skipSpecialTokens)
+        case .sentencePiece(let model): text = model.decode(ids, skipSpecialTokens: skipSpecialTokens)
+        }
+        return configuration.cleanUpTokenizationSpaces == true ? text.cleanedUpTokenizationSpaces() : text
+    }
+
+    // MARK: - Vocabulary
+
+    /// One past the largest token id (model vocabulary and added tokens).
+    public var vocabularySize: Int {
+        switch backend {
+        case .pipeline(let pipeline): return pipeline.idCount
+        case .sentencePiece(let model): return model.pieces.count
+        }
+    }
+
+    /// The token string of an id, as the tokenizer file spells it (`Ġhello`, `▁hello`, `<s>`).
+    public func token(forID id: Int) -> String? {
+        guard id >= 0 else { return nil }
+        switch backend {
+        case .pipeline(let pipeline): return pipeline.token(of: id)
+        case .sentencePiece(let model): return id < model.pieces.count ? model.pieces[id] : nil
+        }
+    }
+
+    /// The id of a token string as the tokenizer file spells it.
+    public func id(forToken token: String) -> Int? {
+        switch backend {
+        case .pipeline(let pipeline): return pipeline.id(ofToken: token)
+        case .sentencePiece(let model): return model.id(ofToken: token)
+        }
+    }
+
+    /// The tokens added on top of the model's vocabulary (tokenizer.json `added_tokens`).
+    public var addedTokens: [AddedToken] {
+        switch backend {
+        case .pipeline(let pipeline): return pipeline.addedTokens
+        case .sentencePiece: return []
+        }
+    }
+}
+
+/// Encoder workspaces for concurrent callers: each call borrows one.
+private final class WorkspacePool: @unchecked Sendable {
+    private var free: [EncoderWorkspace] = []
+    private let lock = NSLock()
+
+    func take() -> EncoderWorkspace {
+        lock.lock()
+        defer { lock.unlock() }
+        return free.popLast() ?? EncoderWorkspace()
+    }
+
+    func give(_ workspace: EncoderWorkspace) {
+        lock.lock()
+        free.append(workspace)
+        lock.unlock()
+    }
+}

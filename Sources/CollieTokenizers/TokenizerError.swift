@@ -1,0 +1,14 @@
+/// A problem loading or using a tokenizer, naming the file and, where it applies, the line and JSON key.
+public struct TokenizerError: Error, CustomStringConvertible, Equatable, Sendable {
+    /// The file the problem is in (empty when the problem is not about a file).
+    public let file: String
+    /// What is wrong, for a person to act on. Includes the line and key path when known.
+    public let message: String
+
+    public init(file: String, _ message: String) {
+        self.file = file
+        self.message = message
+    }
+
+    public var description: String { file.isEmpty ? message : "\(file): \(message)" }
+}

@@ -1,0 +1,63 @@
+import Foundation
+import XCTest
+@testable import CollieTokenizers
+
+/// Paths of the bundled tokenizers (top-level `tokenizers/`) and this target's fixtures.
+enum Fixtures {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    static let tokenizers = root.appendingPathComponent("tokenizers")
+    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+    /// The bundled tokenizer `name` (a folder, or the .model file for SentencePiece ones).
+    static func tokenizerURL(_ name: String) -> URL {
+        switch name {
+        case "llama2-spm": return tokenizers.appendingPathComponent("llama2-spm/tokenizer.model")
+        case "chinese-sp": return tokenizers.appendingPathComponent("chinese-sp/chinese_sp.model")
+        default: return tokenizers.appendingPathComponent(name)
+        }
+    }
+
+    private static let cacheLock = NSLock()
+    nonisolated(unsafe) private static var cache: [String: Tokenizer] = [:]
+
+    /// Loads each bundled tokenizer once per test run.
+    static func tokenizer(_ name: String) throws -> Tokenizer {
+        cacheLock.lock()
+        defer { cacheLock.unlock() }
+        if let cached = cache[name] { return cached }
+        let tokenizer = try Tokenizer(contentsOf: tokenizerURL(name))
+        cache[name] = tokenizer
+        return tokenizer
+    }
+
+    /// The parity corpus: one string per line of corpus.jsonl.
+    static let corpus: [String] = {
+        struct Line: Decodable { let text: String }
+        return jsonLines(folder.appendingPathComponent("corpus.jsonl")).map { (try! JSONDecoder().decode(Line.self, from: $0)).text }
+    }()
+
+    /// One line of expected/<name>.jsonl.
+    struct Expected: Decodable {
+        let ids: [Int]
+        let decoded: String?
+        let special_ids: [Int]?
+        let decoded_skip: String?
+    }
+
+    static func expected(_ name: String) -> [Expected] {
+        jsonLines(folder.appendingPathComponent("expected/\(name).jsonl")).map { try! JSONDecoder().decode(Expected.self, from: $0) }
+    }
+
+    static func jsonLines(_ url: URL) -> [Data] {
+        let data = try! Data(contentsOf: url)
+        return data.split(separator: UInt8(ascii: "\n")).map { Data($0) }
+    }
+}
+
+/// A short, readable description of an id mismatch.
+func describeMismatch(_ text: String, expected: [Int], actual: [Int]) -> String {
+    let prefix = zip(expected, actual).prefix { $0 == $1 }.count
+    return "\(text.debugDescription.prefix(120)): first difference at \(prefix): expected "
+        + "\(expected[prefix...].prefix(8)) got \(actual[min(prefix, actual.count)...].prefix(8))"
+}

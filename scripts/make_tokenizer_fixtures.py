@@ -13,6 +13,7 @@ It writes
       one line per corpus line: {"ids": [...]} from the format's reference library, plus "decoded" when the
       reference decode differs from the text; the first SPECIAL_LINES lines also carry "special_ids" (encoded
       with special tokens) and "decoded_skip" (those decoded with skip_special_tokens=True)
+  Tests/CollieTokenizersTests/Fixtures/variants.json      variants of bundled tokenizers (see VARIANTS)
   Tests/CollieTokenizersTests/Fixtures/vectors/...         swift-transformers' vectors for the tokenizers we have
 
 References: `tokenizers` (Tokenizer.from_file) for tokenizer.json, `sentencepiece` for .model files.
@@ -36,15 +37,36 @@ JSON_TOKENIZERS = ["gpt2", "llama2", "llama2-hubstyle", "llama3", "qwen2"]
 SPM_TOKENIZERS = {"llama2-spm": "tokenizer.model", "chinese-sp": "chinese_sp.model"}
 VECTOR_FILES = ["gpt2_encoded_tokens.json", "llama_encoded.json", "llama_3.2_encoded.json",
                 "whisper_tiny_en_encoded.json", "tokenizer_tests.json", "LICENSE.swift-transformers"]
-# A general-regex variant of GPT-2 (same vocabulary, a split pattern no hand-written matcher knows), made at
-# test time by replacing GPT-2's pre_tokenizer with this one.
-REGEX_VARIANT_PRE_TOKENIZER = {
-    "type": "Sequence",
-    "pretokenizers": [
-        {"type": "Split", "pattern": {"Regex": r"(?i:'s|'t|'re)|\p{N}{1,2}| ?\p{L}+|[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"},
-         "behavior": "Isolated", "invert": False},
-        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False},
-    ],
+# Variants of bundled tokenizers, made at test time by replacing top-level members of the base tokenizer.json
+# (written to Fixtures/variants.json for the Swift tests):
+# - gpt2-regex: a split pattern no hand-written matcher knows (the general regex engine);
+# - gpt2-added: a Lowercase normalizer and added tokens with lstrip, rstrip, single_word and normalized.
+VARIANTS = {
+    "gpt2-regex": {"base": "gpt2", "replace": {"pre_tokenizer": {
+        "type": "Sequence",
+        "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": r"(?i:'s|'t|'re)|\p{N}{1,2}| ?\p{L}+|[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"},
+             "behavior": "Isolated", "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False},
+        ],
+    }}},
+    "gpt2-added": {"base": "gpt2", "replace": {
+        "normalizer": {"type": "Lowercase"},
+        "added_tokens": [
+            {"id": 50256, "content": "<|endoftext|>", "single_word": False, "lstrip": False, "rstrip": False,
+             "normalized": False, "special": True},
+            {"id": 50257, "content": "<mask>", "single_word": False, "lstrip": True, "rstrip": False,
+             "normalized": False, "special": True},
+            {"id": 50258, "content": "[x]", "single_word": False, "lstrip": False, "rstrip": True,
+             "normalized": False, "special": False},
+            {"id": 50259, "content": "word", "single_word": True, "lstrip": False, "rstrip": False,
+             "normalized": True, "special": False},
+            {"id": 50260, "content": "Straße", "single_word": False, "lstrip": False, "rstrip": False,
+             "normalized": True, "special": False},
+            {"id": 50261, "content": "<both>", "single_word": False, "lstrip": True, "rstrip": True,
+             "normalized": False, "special": True},
+        ],
+    }},
 }
 
 
@@ -121,6 +143,9 @@ CURATED = [
     "#!/bin/bash\nset -euo pipefail\necho \"$HOME\" | grep -v '^#'", "regex: ^[a-z]+(?:\\d{2,3})?$",
     "template<typename T> std::vector<T> v;", "x+=1;y-=2;z*=3;w/=4", "a==b!=c<=d>=e", "/* comment */ // line",
     "https://example.com/path?q=1&r=2#frag", "user@example.com", "C:\\Users\\name\\file.txt", "~/.config/app.toml",
+    "<mask>", " <mask>", "a  <mask>b", "\t<mask> <mask>", "[x]", "[x]  y", "a[x]\n\nb", "<both>", "a  <both>  b",
+    "x\u00a0<both>\u3000y", "word", "a word b", "words", "sword", "_word_", "word.", "(word)", "wordword", "1word",
+    "Word WORD", "éword", "word\u0301", "Straße", "STRASSE straße", "x<|endoftext|>word",
     "a" * 300, "😀" * 40, " " * 100, "1" * 200, "\n" * 30, "ab" * 120, "- " * 60, "\t" * 20, "中" * 150,
 ]
 
@@ -182,10 +207,9 @@ def references(name, corpus):
         encode = lambda text, special: ([sp.bos_id()] if special else []) + sp.encode(text)
         decode = lambda ids, skip: sp.decode([i for i in ids if not (skip and (sp.is_control(i) or sp.is_unknown(i)))])
     else:
-        folder = "gpt2" if name == "gpt2-regex" else name
-        data = json.loads((TOKENIZERS / folder / "tokenizer.json").read_text(encoding="utf-8"))
-        if name == "gpt2-regex":
-            data["pre_tokenizer"] = REGEX_VARIANT_PRE_TOKENIZER
+        variant = VARIANTS.get(name, {"base": name, "replace": {}})
+        data = json.loads((TOKENIZERS / variant["base"] / "tokenizer.json").read_text(encoding="utf-8"))
+        data.update(variant["replace"])
         tok = tokenizers.Tokenizer.from_str(json.dumps(data))
         encode = lambda text, special: encode_json(tok, text, special)
         decode = lambda ids, skip: tok.decode(ids, skip_special_tokens=skip)
@@ -217,7 +241,8 @@ def main():
             f.write(json.dumps({"text": text}, ensure_ascii=False) + "\n")
     expected = FIXTURES / "expected"
     expected.mkdir(exist_ok=True)
-    names = JSON_TOKENIZERS + ["chinese-sp-unigram", "gpt2-regex"] + list(SPM_TOKENIZERS)
+    (FIXTURES / "variants.json").write_text(json.dumps(VARIANTS, ensure_ascii=False, indent=1), encoding="utf-8")
+    names = JSON_TOKENIZERS + ["chinese-sp-unigram"] + list(VARIANTS) + list(SPM_TOKENIZERS)
     for name in names:
         lines = references(name, corpus)
         (expected / f"{name}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")

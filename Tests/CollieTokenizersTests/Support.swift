@@ -31,6 +31,20 @@ enum Fixtures {
         return tokenizer
     }
 
+    /// A variant of a bundled tokenizer.json (Fixtures/variants.json: top-level members replaced), written to
+    /// a temporary file and loaded.
+    static func variant(_ name: String) throws -> Tokenizer {
+        let variants = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("variants.json")))
+        let variant = (variants as! [String: Any])[name] as! [String: Any]
+        let base = tokenizers.appendingPathComponent("\(variant["base"] as! String)/tokenizer.json")
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: base)) as! [String: Any]
+        for (key, value) in variant["replace"] as! [String: Any] { json[key] = value }
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("collie-\(name)-\(UUID().uuidString).json")
+        try JSONSerialization.data(withJSONObject: json).write(to: url)
+        defer { try? FileManager.default.removeItem(at: url) }
+        return try Tokenizer(tokenizerJSON: url)
+    }
+
     /// The parity corpus: one string per line of corpus.jsonl.
     static let corpus: [String] = {
         struct Line: Decodable { let text: String }

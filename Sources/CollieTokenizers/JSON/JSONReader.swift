@@ -50,15 +50,26 @@ struct JSONReader {
         for component in path {
             switch component {
             case .key(let offset):
-                var copy = self
-                copy.position = offset
-                let key = (try? copy.readString()) ?? "?"
+                let key = rawKey(at: offset)
                 result += result.isEmpty ? key : ".\(key)"
             case .index(let index):
                 result += "[\(index)]"
             }
         }
         return result
+    }
+
+    /// The text of the key starting at `offset` as written (escapes not decoded), without throwing.
+    private func rawKey(at offset: Int) -> String {
+        var start = offset
+        while start < bytes.count, bytes[start] != UInt8(ascii: "\"") { start += 1 }
+        start += 1
+        var end = start
+        while end < bytes.count, bytes[end] != UInt8(ascii: "\"") {
+            end += bytes[end] == UInt8(ascii: "\\") ? 2 : 1
+        }
+        guard start <= min(end, bytes.count) else { return "?" }
+        return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<min(end, bytes.count)]), as: UTF8.self)
     }
 
     // MARK: - Structure

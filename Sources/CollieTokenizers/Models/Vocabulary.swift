@@ -30,6 +30,9 @@ final class Vocabulary {
     /// One past the largest id.
     var idCount: Int { starts.count }
 
+    /// The number of distinct tokens (`tokenizers`' `get_vocab_size()`, which numbers added tokens after it).
+    var tokenCount: Int { lookup.count + irregularSpellings.count }
+
     /// Adds a token given as it is spelled in the file. Returns false if the spelling was already there
     /// (the later id replaces the earlier, as a JSON object's later key does).
     @discardableResult

@@ -12,6 +12,8 @@ final class TokenizerPipeline {
     private let normalizedMatcher: AddedTokenMatcher
     private let addedByID: [Int32: AddedToken]
     private let addedByContent: [String: AddedToken]
+    /// What decoding shows for each added token: its content, normalized when the token is (as tokenizers does).
+    private let addedSpelling: [Int32: String]
 
     /// Reads tokenizer.json bytes; `file` names the file in errors.
     init(json bytes: [UInt8], file: String) throws {
@@ -44,11 +46,18 @@ final class TokenizerPipeline {
         self.postProcessor = postProcessor
         self.decoder = decoder
 
-        // An added token's id is the model's id for its content when there is one, as tokenizers does.
+        // Ids as `tokenizers` assigns them on loading (the file's ids only trigger its warnings): the model's
+        // id for a token it has, else the next id after the model's vocabulary, in the file's order.
         var tokens: [AddedToken] = []
         var seen: Set<String> = []
+        var nextID = model.vocabulary.tokenCount
         for var token in added where !token.content.isEmpty && seen.insert(token.content).inserted {
-            if let id = model.vocabulary.id(ofToken: token.content) { token.id = id }
+            if let id = model.vocabulary.id(ofToken: token.content) {
+                token.id = id
+            } else {
+                token.id = nextID
+                nextID += 1
+            }
             tokens.append(token)
         }
         addedTokens = tokens
@@ -58,13 +67,18 @@ final class TokenizerPipeline {
         }
         addedByID = Dictionary(tokens.map { (Int32($0.id), $0) }, uniquingKeysWith: { _, last in last })
         addedByContent = Dictionary(tokens.map { ($0.content, $0) }, uniquingKeysWith: { _, last in last })
+        addedSpelling = Dictionary(tokens.map { token in
+            let spelled = token.normalized && normalizer != nil
+                ? String(decoding: normalizer!.apply(Array(token.content.utf8)), as: UTF8.self) : token.content
+            return (Int32(token.id), spelled)
+        }, uniquingKeysWith: { _, last in last })
     }
 
     /// One past the largest id of the model or an added token.
     var idCount: Int { max(model.vocabulary.idCount, (addedTokens.map(\.id).max() ?? -1) + 1) }
 
     func token(of id: Int) -> String? {
-        if let added = addedByID[Int32(truncatingIfNeeded: id)] { return added.content }
+        if let spelled = addedSpelling[Int32(truncatingIfNeeded: id)] { return spelled }
         return model.vocabulary.token(of: id)
     }
 
@@ -149,7 +163,7 @@ final class TokenizerPipeline {
         for id in ids {
             if let added = addedByID[Int32(truncatingIfNeeded: id)] {
                 if skipSpecialTokens && added.special { continue }
-                tokens.append(added.content)
+                tokens.append(addedSpelling[Int32(truncatingIfNeeded: id)] ?? added.content)
             } else if let token = model.vocabulary.token(of: id) {
                 if skipSpecialTokens, addedByContent[token]?.special == true { continue }
                 tokens.append(token)

@@ -54,23 +54,25 @@ final class BPEModel {
         let ruleCount = configuration.merges.count / 2
         var merges = MergeTable(capacity: ruleCount)
         let prefixLength = configuration.continuingSubwordPrefix?.utf8.count ?? 0
-        var left: [UInt8] = [], right: [UInt8] = []
+        var left: [UInt8] = [], right: [UInt8] = [], merged: [UInt8] = []
         func tokenID(_ bytes: [UInt8]) -> Int32 { bytes.withUnsafeBufferPointer { vocabulary.lookup.value($0) } }
         for rule in 0..<ruleCount {
             left.removeAll(keepingCapacity: true)
             right.removeAll(keepingCapacity: true)
-            let spelledLeft = configuration.merges.string(2 * rule), spelledRight = configuration.merges.string(2 * rule + 1)
             func problem(_ what: String) -> TokenizerError {
-                TokenizerError(file: file, "model.merges[\(rule)] ('\(spelledLeft)', '\(spelledRight)'): \(what)")
+                TokenizerError(file: file, "model.merges[\(rule)] ('\(configuration.merges.string(2 * rule))', "
+                                   + "'\(configuration.merges.string(2 * rule + 1))'): \(what)")
             }
             let converted = configuration.merges.withBytes(2 * rule) { spelledBytes(of: $0, vocabulary, into: &left) }
                 && configuration.merges.withBytes(2 * rule + 1) { spelledBytes(of: $0, vocabulary, into: &right) }
             guard converted else { throw problem("a token is not spelled with byte-level characters") }
             let leftID = tokenID(left), rightID = tokenID(right)
-            guard leftID >= 0 else { throw problem("'\(spelledLeft)' is not in model.vocab") }
-            guard rightID >= 0 else { throw problem("'\(spelledRight)' is not in model.vocab") }
+            guard leftID >= 0 else { throw problem("'\(configuration.merges.string(2 * rule))' is not in model.vocab") }
+            guard rightID >= 0 else { throw problem("'\(configuration.merges.string(2 * rule + 1))' is not in model.vocab") }
             guard right.count >= prefixLength else { throw problem("the right token is shorter than the prefix") }
-            let merged = left + right[prefixLength...]
+            merged.removeAll(keepingCapacity: true)
+            merged.append(contentsOf: left)
+            merged.append(contentsOf: right[prefixLength...])
             let mergedID = tokenID(merged)
             guard mergedID >= 0 else { throw problem("the merged token is not in model.vocab") }
             merges.insert(UInt32(leftID), UInt32(rightID), .init(rank: UInt32(rule), result: UInt32(mergedID)))

@@ -8,44 +8,38 @@ import Darwin
 /// without allocating.
 ///
 /// Vocabularies (token bytes → id) and the per-word encoding caches are tables of this kind: the encoder's
-/// hot loop looks up slices of the input text directly.
+/// hot loop looks up slices of the input text directly. A slot holds the hash tag, the value and where its
+/// key's bytes are, so a lookup touches one slot and one key (two cache lines at most).
 final class ByteStringTable {
+    private struct Slot {
+        var tag: UInt32
+        var value: Int32
+        var start: UInt32
+        var length: UInt32  // `ByteStringTable.empty` in an empty slot
+    }
+
+    private static let empty = UInt32.max
     private(set) var count = 0
     private var keyBytes: UnsafeMutablePointer<UInt8>
     private var keyByteCapacity: Int
     private var keyBytesUsed = 0
-    private var entryStart: UnsafeMutablePointer<UInt32>
-    private var entryLength: UnsafeMutablePointer<UInt32>
-    private var entryValue: UnsafeMutablePointer<Int32>
-    private var entryCapacity: Int
-    private var slots: UnsafeMutablePointer<Int32>  // entry index, or -1 when empty
-    private var slotHash: UnsafeMutablePointer<UInt32>
+    private var slots: UnsafeMutablePointer<Slot>
     private var slotMask: Int
 
     /// A table sized for about `capacity` keys (it grows as needed).
     init(capacity: Int = 16) {
-        entryCapacity = max(capacity, 4)
-        keyByteCapacity = max(entryCapacity * 8, 64)
+        keyByteCapacity = max(capacity * 8, 64)
         keyBytes = .allocate(capacity: keyByteCapacity)
-        entryStart = .allocate(capacity: entryCapacity)
-        entryLength = .allocate(capacity: entryCapacity)
-        entryValue = .allocate(capacity: entryCapacity)
         var slotCount = 16
-        while slotCount < entryCapacity * 2 { slotCount <<= 1 }
+        while slotCount < capacity * 2 { slotCount <<= 1 }
         slots = .allocate(capacity: slotCount)
-        slots.initialize(repeating: -1, count: slotCount)
-        slotHash = .allocate(capacity: slotCount)
-        slotHash.initialize(repeating: 0, count: slotCount)
+        slots.initialize(repeating: Slot(tag: 0, value: 0, start: 0, length: ByteStringTable.empty), count: slotCount)
         slotMask = slotCount - 1
     }
 
     deinit {
         keyBytes.deallocate()
-        entryStart.deallocate()
-        entryLength.deallocate()
-        entryValue.deallocate()
         slots.deallocate()
-        slotHash.deallocate()
     }
 
     /// A fast 64-bit hash of a short byte string (8 bytes per step, multiply-xorshift mixing).
@@ -76,23 +70,27 @@ final class ByteStringTable {
         return h
     }
 
-    /// The value stored for the bytes `base[0..<length]`, or -1.
+    /// The slot holding `key`, or the empty slot where it would go.
     @inline(__always)
-    func value(_ base: UnsafePointer<UInt8>, _ length: Int) -> Int32 {
-        let h = ByteStringTable.hash(base, length)
+    private func find(_ base: UnsafePointer<UInt8>, _ length: Int, _ h: UInt64) -> Int {
         let tag = UInt32(truncatingIfNeeded: h >> 32)
         var slot = Int(truncatingIfNeeded: h) & slotMask
         while true {
-            let entry = slots[slot]
-            if entry < 0 { return -1 }
-            if slotHash[slot] == tag {
-                let e = Int(entry)
-                if Int(entryLength[e]) == length, memcmp(keyBytes + Int(entryStart[e]), base, length) == 0 {
-                    return entryValue[e]
-                }
+            let candidate = slots[slot]
+            if candidate.length == ByteStringTable.empty { return slot }
+            if candidate.tag == tag, Int(candidate.length) == length,
+               memcmp(keyBytes + Int(candidate.start), base, length) == 0 {
+                return slot
             }
             slot = (slot + 1) & slotMask
         }
+    }
+
+    /// The value stored for the bytes `base[0..<length]`, or -1.
+    @inline(__always)
+    func value(_ base: UnsafePointer<UInt8>, _ length: Int) -> Int32 {
+        let slot = slots[find(base, length, ByteStringTable.hash(base, length))]
+        return slot.length == ByteStringTable.empty ? -1 : slot.value
     }
 
     /// The value stored for `key`, or -1.
@@ -120,30 +118,17 @@ final class ByteStringTable {
         let base = key.baseAddress ?? UnsafePointer(Self.emptyKey)
         let length = key.count
         let h = ByteStringTable.hash(base, length)
-        let tag = UInt32(truncatingIfNeeded: h >> 32)
-        var slot = Int(truncatingIfNeeded: h) & slotMask
-        while true {
-            let entry = slots[slot]
-            if entry < 0 { break }
-            if slotHash[slot] == tag {
-                let e = Int(entry)
-                if Int(entryLength[e]) == length, memcmp(keyBytes + Int(entryStart[e]), base, length) == 0 {
-                    let old = entryValue[e]
-                    if replace { entryValue[e] = value }
-                    return old
-                }
-            }
-            slot = (slot + 1) & slotMask
+        let slot = find(base, length, h)
+        if slots[slot].length != ByteStringTable.empty {
+            let old = slots[slot].value
+            if replace { slots[slot].value = value }
+            return old
         }
-        if count == entryCapacity { growEntries() }
         if keyBytesUsed + length > keyByteCapacity { growKeyBytes(minimum: keyBytesUsed + length) }
         (keyBytes + keyBytesUsed).update(from: base, count: length)
-        entryStart[count] = UInt32(keyBytesUsed)
-        entryLength[count] = UInt32(length)
-        entryValue[count] = value
+        slots[slot] = Slot(tag: UInt32(truncatingIfNeeded: h >> 32), value: value, start: UInt32(keyBytesUsed),
+                           length: UInt32(length))
         keyBytesUsed += length
-        slots[slot] = Int32(count)
-        slotHash[slot] = tag
         count += 1
         if count * 2 > slotMask + 1 { rehash(slotCount: (slotMask + 1) * 2) }
         return -1
@@ -160,29 +145,7 @@ final class ByteStringTable {
     func removeAll() {
         count = 0
         keyBytesUsed = 0
-        slots.update(repeating: -1, count: slotMask + 1)
-    }
-
-    /// Calls `body` with each key's bytes and its value, in insertion order.
-    func forEach(_ body: (UnsafeBufferPointer<UInt8>, Int32) throws -> Void) rethrows {
-        for e in 0..<count {
-            try body(UnsafeBufferPointer(start: keyBytes + Int(entryStart[e]), count: Int(entryLength[e])),
-                     entryValue[e])
-        }
-    }
-
-    private func growEntries() {
-        let newCapacity = entryCapacity * 2
-        func grow<T>(_ pointer: inout UnsafeMutablePointer<T>) {
-            let new = UnsafeMutablePointer<T>.allocate(capacity: newCapacity)
-            new.moveInitialize(from: pointer, count: count)
-            pointer.deallocate()
-            pointer = new
-        }
-        grow(&entryStart)
-        grow(&entryLength)
-        grow(&entryValue)
-        entryCapacity = newCapacity
+        for slot in 0...slotMask { slots[slot].length = ByteStringTable.empty }
     }
 
     private func growKeyBytes(minimum: Int) {
@@ -196,19 +159,17 @@ final class ByteStringTable {
     }
 
     private func rehash(slotCount: Int) {
-        slots.deallocate()
-        slotHash.deallocate()
+        let old = slots, oldCount = slotMask + 1
         slots = .allocate(capacity: slotCount)
-        slots.initialize(repeating: -1, count: slotCount)
-        slotHash = .allocate(capacity: slotCount)
-        slotHash.initialize(repeating: 0, count: slotCount)
+        slots.initialize(repeating: Slot(tag: 0, value: 0, start: 0, length: ByteStringTable.empty), count: slotCount)
         slotMask = slotCount - 1
-        for e in 0..<count {
-            let h = ByteStringTable.hash(keyBytes + Int(entryStart[e]), Int(entryLength[e]))
+        for index in 0..<oldCount where old[index].length != ByteStringTable.empty {
+            let entry = old[index]
+            let h = ByteStringTable.hash(keyBytes + Int(entry.start), Int(entry.length))
             var slot = Int(truncatingIfNeeded: h) & slotMask
-            while slots[slot] >= 0 { slot = (slot + 1) & slotMask }
-            slots[slot] = Int32(e)
-            slotHash[slot] = UInt32(truncatingIfNeeded: h >> 32)
+            while slots[slot].length != ByteStringTable.empty { slot = (slot + 1) & slotMask }
+            slots[slot] = entry
         }
+        old.deallocate()
     }
 }

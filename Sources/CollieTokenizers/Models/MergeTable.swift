@@ -7,8 +7,13 @@ struct MergeTable {
         var result: UInt32
     }
 
-    private var keys: [UInt64]
-    private var rules: [Rule]
+    /// A slot: the packed pair and its rule, together so a lookup touches one cache line.
+    private struct Slot {
+        var key: UInt64
+        var rule: Rule
+    }
+
+    private var slots: [Slot]
     private var mask: Int
     private(set) var count = 0
     private static let empty = UInt64.max
@@ -16,8 +21,7 @@ struct MergeTable {
     init(capacity: Int) {
         var slotCount = 16
         while slotCount < capacity * 2 { slotCount <<= 1 }
-        keys = [UInt64](repeating: MergeTable.empty, count: slotCount)
-        rules = [Rule](repeating: Rule(rank: 0, result: 0), count: slotCount)
+        slots = [Slot](repeating: Slot(key: MergeTable.empty, rule: Rule(rank: 0, result: 0)), count: slotCount)
         mask = slotCount - 1
     }
 
@@ -30,12 +34,12 @@ struct MergeTable {
     @inline(__always)
     func rule(_ left: UInt32, _ right: UInt32) -> Rule? {
         let key = UInt64(left) << 32 | UInt64(right)
-        return keys.withUnsafeBufferPointer { keys in
+        return slots.withUnsafeBufferPointer { slots in
             var slot = MergeTable.slot(key, mask)
             while true {
-                let found = keys[slot]
-                if found == key { return rules.withUnsafeBufferPointer { $0[slot] } }
-                if found == MergeTable.empty { return nil }
+                let found = slots[slot]
+                if found.key == key { return found.rule }
+                if found.key == MergeTable.empty { return nil }
                 slot = (slot + 1) & mask
             }
         }
@@ -43,19 +47,18 @@ struct MergeTable {
 
     /// Adds a rule; a later rule for the same pair replaces an earlier one, as in Hugging Face `tokenizers`.
     mutating func insert(_ left: UInt32, _ right: UInt32, _ rule: Rule) {
-        if (count + 1) * 2 > keys.count { grow() }
+        if (count + 1) * 2 > slots.count { grow() }
         let key = UInt64(left) << 32 | UInt64(right)
         var slot = MergeTable.slot(key, mask)
-        while keys[slot] != MergeTable.empty && keys[slot] != key { slot = (slot + 1) & mask }
-        if keys[slot] == MergeTable.empty { count += 1 }
-        keys[slot] = key
-        rules[slot] = rule
+        while slots[slot].key != MergeTable.empty && slots[slot].key != key { slot = (slot + 1) & mask }
+        if slots[slot].key == MergeTable.empty { count += 1 }
+        slots[slot] = Slot(key: key, rule: rule)
     }
 
     private mutating func grow() {
-        var bigger = MergeTable(capacity: keys.count)
-        for (slot, key) in keys.enumerated() where key != MergeTable.empty {
-            bigger.insert(UInt32(key >> 32), UInt32(truncatingIfNeeded: key), rules[slot])
+        var bigger = MergeTable(capacity: slots.count)
+        for slot in slots where slot.key != MergeTable.empty {
+            bigger.insert(UInt32(slot.key >> 32), UInt32(truncatingIfNeeded: slot.key), slot.rule)
         }
         self = bigger
     }

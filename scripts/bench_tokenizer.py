@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Hugging Face `tokenizers`' side of `collie bench tokenizer`: load time and one-thread encode throughput.
+
+    pip install tokenizers
+    python3 scripts/bench_tokenizer.py --tokenizer tokenizers/llama3/tokenizer.json --text data/tinyshakespeare.txt
+
+Prints one JSON object (what `collie bench tokenizer` reads). The documents are made exactly as Collie makes
+them: a .jsonl file gives one document per record's "text"; any other file is cut after a newline once a
+document reaches --chunk bytes. Encoding is `encode_batch` on one thread (RAYON_NUM_THREADS=1), without
+special tokens; load time is `Tokenizer.from_file`. Each figure is the median of --repeats runs after one
+warm-up. The id count and checksum let the caller check both sides produced the same ids.
+"""
+import os
+
+os.environ["RAYON_NUM_THREADS"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+import tokenizers  # noqa: E402
+
+
+def documents(path, chunk):
+    """The documents of a text file, as Collie cuts them (by UTF-8 bytes, at newlines)."""
+    if path.endswith(".jsonl"):
+        with open(path, encoding="utf-8") as f:
+            return [json.loads(line)["text"] for line in f if line.strip()]
+    data = open(path, "rb").read()
+    docs, start = [], 0
+    while start < len(data):
+        end = data.find(b"\n", start + chunk)
+        end = len(data) if end < 0 else end + 1
+        docs.append(data[start:end].decode("utf-8"))
+        start = end
+    return docs
+
+
+def median_time(function, repeats):
+    function()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tokenizer", action="append", required=True, help="a tokenizer.json (repeatable)")
+    parser.add_argument("--text", action="append", required=True, help="a .txt or .jsonl file (repeatable)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--chunk", type=int, default=4096, help="bytes per document for plain text files")
+    args = parser.parse_args()
+
+    texts = [(path, documents(path, args.chunk)) for path in args.text]
+    results = []
+    for path in args.tokenizer:
+        load = median_time(lambda: tokenizers.Tokenizer.from_file(path), args.repeats)
+        tok = tokenizers.Tokenizer.from_file(path)
+        entry = {"tokenizer": path, "load_ms": load * 1000, "texts": []}
+        for text_path, docs in texts:
+            size = sum(len(d.encode("utf-8")) for d in docs)
+            seconds = median_time(lambda: tok.encode_batch(docs, add_special_tokens=False), args.repeats)
+            ids = [i for e in tok.encode_batch(docs, add_special_tokens=False) for i in e.ids]
+            entry["texts"].append({"text": text_path, "documents": len(docs), "bytes": size,
+                                   "mb_per_s": size / seconds / 1e6, "ids": len(ids),
+                                   "checksum": sum((k + 1) * i for k, i in enumerate(ids)) % (1 << 61)})
+        results.append(entry)
+    print(json.dumps({"library": f"tokenizers {tokenizers.__version__}", "results": results}))
+
+
+if __name__ == "__main__":
+    main()

@@ -75,6 +75,16 @@ final class TokenizerErrorTests: XCTestCase {
         try assertLoadFails(#"{"model":{"type":"BPE","vocab":{"\ud800":0},"merges":[]}}"#, mentions: ["lone surrogate"])
     }
 
+    func testHugeTokenIDIsAnErrorNotAnAllocation() throws {
+        try assertLoadFails(#"{"model":{"type":"BPE","vocab":{"a":4000000000},"merges":[]}}"#,
+                            mentions: ["model.vocab.a", "out of range"])
+    }
+
+    func testDeepNestingIsAnErrorNotAStackOverflow() throws {
+        let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        try assertLoadFails(#"{"truncation":\#(deep),\#(minimalModel)}"#, mentions: ["nests deeper"])
+    }
+
     func testMissingModelIsAnError() throws {
         try assertLoadFails(#"{"normalizer":null}"#, mentions: ["no \"model\""])
     }

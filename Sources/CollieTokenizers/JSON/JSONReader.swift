@@ -95,8 +95,12 @@ struct JSONReader {
         }
     }
 
+    /// Nesting deeper than this is refused (tokenizer files nest a few levels), so no input can exhaust the stack.
+    static let maximumDepth = 256
+
     /// Reads an object, calling `body` with each key's UTF-8 bytes (valid only during the call).
     mutating func forEachMemberRaw(_ body: (inout JSONReader, UnsafeBufferPointer<UInt8>) throws -> Void) throws {
+        if path.count >= JSONReader.maximumDepth { throw error("the JSON nests deeper than \(JSONReader.maximumDepth) levels") }
         try expect(UInt8(ascii: "{"), "an object")
         skipWhitespace()
         if position < bytes.count, bytes[position] == UInt8(ascii: "}") {
@@ -128,6 +132,7 @@ struct JSONReader {
 
     /// Reads an array, calling `body` for each element; `body` must read or skip the element.
     mutating func forEachElement(_ body: (inout JSONReader, Int) throws -> Void) throws {
+        if path.count >= JSONReader.maximumDepth { throw error("the JSON nests deeper than \(JSONReader.maximumDepth) levels") }
         try expect(UInt8(ascii: "["), "an array")
         skipWhitespace()
         if position < bytes.count, bytes[position] == UInt8(ascii: "]") {
@@ -212,6 +217,18 @@ struct JSONReader {
         }
         return negative ? -value : value
     }
+
+    /// Reads a token id: an integer from 0 to `maximumTokenID`.
+    mutating func readTokenID() throws -> Int32 {
+        let id = try readInt()
+        guard (0...JSONReader.maximumTokenID).contains(id) else {
+            throw error("token id \(id) is out of range (0...\(JSONReader.maximumTokenID))")
+        }
+        return Int32(id)
+    }
+
+    /// The largest token id accepted (vocabularies hold ids densely; this bounds their tables' memory).
+    static let maximumTokenID = 1 << 26
 
     mutating func readDouble() throws -> Double {
         skipWhitespace()

@@ -22,9 +22,7 @@ struct BPEConfiguration {
             case "vocab":
                 try json.forEachMemberRaw { json, token in
                     vocabulary.append(token)
-                    let id = try json.readInt()
-                    guard (0...Int(Int32.max)).contains(id) else { throw json.error("token id \(id) is out of range") }
-                    vocabularyIDs.append(Int32(id))
+                    vocabularyIDs.append(try json.readTokenID())
                 }
             case "merges":
                 try json.forEachElement { json, _ in try readMerge(&json) }

@@ -2,7 +2,7 @@
 enum TokenizerModelConfiguration {
     case bpe(BPEConfiguration)
     case unigram(unknownID: Int?, pieces: [(token: String, score: Double)], byteFallback: Bool)
-    case wordLevel(vocabulary: [(token: String, id: Int)], unknownToken: String?)
+    case wordLevel(vocabulary: [(token: String, id: Int32)], unknownToken: String?)
 
     /// Reads the `model` object. Files without a `"type"` are recognized by their fields, as `tokenizers`
     /// does.
@@ -39,6 +39,7 @@ enum TokenizerModelConfiguration {
                             }
                         }
                         guard let token, let score else { throw json.error("a Unigram vocab entry is [piece, score]") }
+                        guard pieces.count < JSONReader.maximumTokenID else { throw json.error("too many pieces") }
                         pieces.append((token, score))
                     }
                 default: try json.skipValue()
@@ -49,10 +50,10 @@ enum TokenizerModelConfiguration {
             }
             self = .unigram(unknownID: unknownID, pieces: pieces, byteFallback: byteFallback)
         case "WordLevel":
-            var vocabulary: [(token: String, id: Int)] = [], unknownToken: String?
+            var vocabulary: [(token: String, id: Int32)] = [], unknownToken: String?
             try json.forEachMember { json, key in
                 switch key {
-                case "vocab": try json.forEachMember { json, token in vocabulary.append((token, try json.readInt())) }
+                case "vocab": try json.forEachMember { json, token in vocabulary.append((token, try json.readTokenID())) }
                 case "unk_token": unknownToken = json.readNull() ? nil : try json.readString()
                 default: try json.skipValue()
                 }
@@ -97,7 +98,7 @@ enum TokenizerModel {
             let vocabulary = Vocabulary(spelling: spelling, capacity: entries.count)
             for entry in entries {
                 var token = entry.token
-                token.withUTF8 { _ = vocabulary.add(spelling: $0, id: Int32(entry.id)) }
+                token.withUTF8 { _ = vocabulary.add(spelling: $0, id: entry.id) }
             }
             let unknownID = unknownToken.flatMap { vocabulary.id(ofToken: $0) }.map(Int32.init) ?? -1
             self = .wordLevel(vocabulary, unknownID: unknownID)

@@ -31,7 +31,7 @@ public struct AddedToken: Equatable, Sendable {
         var token = AddedToken(id: 0, content: "")
         try json.forEachMember { json, key in
             switch key {
-            case "id": id = try json.readInt()
+            case "id": id = Int(try json.readTokenID())
             case "content": content = try json.readString()
             case "single_word": token.singleWord = try json.readBool()
             case "lstrip": token.leftStrip = try json.readBool()

@@ -31,7 +31,7 @@ indirect enum PostProcessor {
                     var ids: [Int32] = []
                     try json.forEachMember { json, field in
                         if field == "ids" {
-                            try json.forEachElement { json, _ in ids.append(Int32(truncatingIfNeeded: try json.readInt())) }
+                            try json.forEachElement { json, _ in ids.append(try json.readTokenID()) }
                         } else {
                             try json.skipValue()
                         }
@@ -103,7 +103,7 @@ indirect enum PostProcessor {
     private static func readTokenPair(_ json: inout JSONReader) throws -> Int32 {
         var id: Int32?
         try json.forEachElement { json, index in
-            if index == 1 { id = Int32(truncatingIfNeeded: try json.readInt()) } else { try json.skipValue() }
+            if index == 1 { id = try json.readTokenID() } else { try json.skipValue() }
         }
         guard let id else { throw json.error("expected [token, id]") }
         return id

@@ -41,7 +41,7 @@ let package = Package(
         .target(name: "CollieModels", dependencies: ["CollieEngine", "CollieIO"], swiftSettings: optimizedSwift),
 
         // Optimizers, schedules and the training loop.
-        .target(name: "CollieTraining", dependencies: ["CollieEngine", "CollieModels"],
+        .target(name: "CollieTraining", dependencies: ["CollieEngine", "CollieIO", "CollieModels"],
                 swiftSettings: optimizedSwift),
 
         // Tokenizers: tokenizer.json and SentencePiece models, ids identical to the reference libraries.
@@ -68,6 +68,8 @@ let package = Package(
         .testTarget(name: "CollieModelsTests", dependencies: ["CollieModels", "CollieTraining"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CollieTokenizersTests", dependencies: ["CollieTokenizers"]),
+        .testTarget(name: "CollieOptimizerTests", dependencies: ["CollieTraining", "CollieEngine", "CollieIO"],
+                    resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,93 @@
+import CollieEngine
+import Foundation
+
+/// Updates parameters from their gradients, either after `backward()` (SGD, AdamW) or inside it
+/// from gradient-ready hooks (LOMO, AdaLomo).
+///
+/// A training step is the same for both kinds:
+///
+///     optimizer.learningRate = schedule.learningRate(at: step)
+///     loss.backward()                       // in-backward optimizers update here
+///     if !optimizer.updatesDuringBackward {
+///         GradientClipping.clipByGlobalNorm(optimizer.parameters, maxNorm: 1)
+///         optimizer.step()
+///     }
+///     optimizer.zeroGradients()
+///
+/// `state()` and `load(_:)` capture everything an exact resume needs (moments, step counts).
+public protocol Optimizer: AnyObject {
+    /// The parameters this optimizer updates, in a fixed order (the order of its saved state).
+    var parameters: [Tensor] { get }
+    /// The learning rate used by the next update; schedules set it before each step.
+    var learningRate: Double { get set }
+    /// Number of updates taken (`step()` calls, or backward passes for in-backward optimizers).
+    var stepCount: Int { get }
+    /// True for optimizers that update each parameter inside `backward()`, as soon as its
+    /// gradient is final (so the full set of gradients never exists at once).
+    var updatesDuringBackward: Bool { get }
+
+    /// Registers what an in-backward optimizer needs on its parameters (gradient-ready hooks).
+    /// Call once before the first backward pass; optimizers that step after backward do nothing.
+    func attachToBackward()
+    /// Applies one update to every parameter that has a gradient (parameters without one are
+    /// skipped and keep their state, as in torch).
+    func step()
+    /// Clears every gradient before the next accumulation (see `Gradients.zero(_:)`).
+    func zeroGradients()
+    /// A snapshot of the optimizer for a checkpoint. Its tensors are the optimizer's live buffers
+    /// (as torch's `state_dict()`): write them out before the next step.
+    func state() -> OptimizerState
+    /// Restores a snapshot taken by `state()` of an optimizer of the same kind, hyper-parameters
+    /// and parameters, so that the following steps equal those of the uninterrupted run.
+    func load(_ state: OptimizerState) throws
+}
+
+extension Optimizer {
+    public var updatesDuringBackward: Bool { false }
+
+    public func attachToBackward() {}
+
+    public func zeroGradients() { Gradients.zero(parameters) }
+
+    /// Writes `state()` into `folder` (`optimizer.json` and `optimizer.safetensors`).
+    public func save(to folder: URL) throws { try state().save(to: folder) }
+
+    /// Restores the state saved by `save(to:)` in `folder`.
+    public func load(from folder: URL) throws { try load(OptimizerState(contentsOf: folder)) }
+}
+
+/// The optimizers Collie implements, as recorded in saved state.
+public enum OptimizerKind: String, Codable, Sendable, CaseIterable {
+    case sgd
+    case adamW = "adamw"
+}
+
+/// Operations on the gradients of a list of parameters.
+public enum Gradients {
+    /// Sets every existing gradient to zero in place.
+    ///
+    /// In place rather than dropping them, so that gradients that are views of a
+    /// `ParameterBuffer`'s flat gradient buffer stay views (and the next backward accumulates
+    /// into the same memory). Parameters without a gradient are left without one.
+    public static func zero(_ parameters: [Tensor]) {
+        for p in parameters {
+            guard let g = p.grad else { continue }
+            if g.isContiguous {
+                (g.storage.data + g.offset * g.dtype.size)
+                    .initializeMemory(as: UInt8.self, repeating: 0, count: g.count * g.dtype.size)
+            } else {
+                p.grad = nil
+            }
+        }
+    }
+}
+
+/// A float32 view of `parameter`'s gradient for an update loop (a copy only when the gradient is
+/// strided or held in another dtype).
+func float32Gradient(of parameter: Tensor, optimizer: String) -> Tensor? {
+    guard let grad = parameter.grad else { return nil }
+    precondition(parameter.dtype == .float32 && parameter.isContiguous,
+                 "\(optimizer) updates contiguous float32 parameters; \(parameter.name ?? "a parameter") is \(parameter.dtype)")
+    precondition(grad.shape == parameter.shape, "gradient shape \(grad.shape) ≠ parameter shape \(parameter.shape)")
+    return grad.dtype == .float32 && grad.isContiguous ? grad : grad.contiguousCopy(dtype: .float32)
+}

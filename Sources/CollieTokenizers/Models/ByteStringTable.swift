@@ -19,12 +19,14 @@ final class ByteStringTable {
     }
 
     private static let empty = UInt32.max
-    private(set) var count = 0
-    private var keyBytes: UnsafeMutablePointer<UInt8>
-    private var keyByteCapacity: Int
-    private var keyBytesUsed = 0
-    private var slots: UnsafeMutablePointer<Slot>
-    private var slotMask: Int
+    // One thread mutates a table at a time (vocabularies are built, then only read; caches belong to one
+    // workspace), so the dynamic exclusivity checks on these hot properties are turned off.
+    @exclusivity(unchecked) private(set) var count = 0
+    @exclusivity(unchecked) private var keyBytes: UnsafeMutablePointer<UInt8>
+    @exclusivity(unchecked) private var keyByteCapacity: Int
+    @exclusivity(unchecked) private var keyBytesUsed = 0
+    @exclusivity(unchecked) private var slots: UnsafeMutablePointer<Slot>
+    @exclusivity(unchecked) private var slotMask: Int
 
     /// A table sized for about `capacity` keys (it grows as needed).
     init(capacity: Int = 16) {
@@ -79,11 +81,30 @@ final class ByteStringTable {
             let candidate = slots[slot]
             if candidate.length == ByteStringTable.empty { return slot }
             if candidate.tag == tag, Int(candidate.length) == length,
-               memcmp(keyBytes + Int(candidate.start), base, length) == 0 {
+               ByteStringTable.equal(keyBytes + Int(candidate.start), base, length) {
                 return slot
             }
             slot = (slot + 1) & slotMask
         }
+    }
+
+    /// Whether two byte strings of `length` are equal; short ones compared inline, 8 bytes at a time.
+    @inline(__always)
+    private static func equal(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ length: Int) -> Bool {
+        guard length <= 16 else { return memcmp(a, b, length) == 0 }
+        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+        var i = 0
+        while i + 8 <= length {
+            if ra.loadUnaligned(fromByteOffset: i, as: UInt64.self) != rb.loadUnaligned(fromByteOffset: i, as: UInt64.self) {
+                return false
+            }
+            i += 8
+        }
+        while i < length {
+            if a[i] != b[i] { return false }
+            i += 1
+        }
+        return true
     }
 
     /// The value stored for the bytes `base[0..<length]`, or -1.

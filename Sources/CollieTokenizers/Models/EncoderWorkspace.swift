@@ -5,25 +5,24 @@ final class EncoderWorkspace {
     let mergeQueue = MergeQueue()
     let wordCache = WordCache()
     /// Text bytes of the segment being pre-tokenized, and the pieces cut from it.
-    var buffer: [UInt8] = []
-    var pieces: [Range<Int>] = []
-    var spareBuffer: [UInt8] = []
-    var spareRanges: [Range<Int>] = []
-    var ids: [Int32] = []
+    // A workspace is used by one thread at a time: no dynamic exclusivity checks on its hot arrays.
+    @exclusivity(unchecked) var buffer: [UInt8] = []
+    @exclusivity(unchecked) var pieces: [Range<Int>] = []
+    @exclusivity(unchecked) var spareBuffer: [UInt8] = []
+    @exclusivity(unchecked) var spareRanges: [Range<Int>] = []
 
     init() {
         buffer.reserveCapacity(1 << 12)
         pieces.reserveCapacity(1 << 10)
-        ids.reserveCapacity(1 << 10)
     }
 }
 
 /// A word's symbols during BPE, as a doubly linked list over arrays; merged-away symbols have length 0.
 final class SymbolList {
-    var id: [Int32] = []
-    var previous: [Int32] = []
-    var next: [Int32] = []
-    var length: [Int32] = []
+    @exclusivity(unchecked) var id: [Int32] = []
+    @exclusivity(unchecked) var previous: [Int32] = []
+    @exclusivity(unchecked) var next: [Int32] = []
+    @exclusivity(unchecked) var length: [Int32] = []
 
     var count: Int { id.count }
 
@@ -59,7 +58,7 @@ final class MergeQueue {
         var position: Int32 { Int32(truncatingIfNeeded: key & 0xFFFF_FFFF) }
     }
 
-    private var heap: [Entry] = []
+    @exclusivity(unchecked) private var heap: [Entry] = []
 
     func removeAll() { heap.removeAll(keepingCapacity: true) }
 

@@ -14,12 +14,12 @@ final class Vocabulary {
     let spelling: Spelling
     /// Token bytes → id.
     let lookup: ByteStringTable
-    private var storage: [UInt8] = []
-    private var starts: [Int32] = []  // per id; -1 where the id has no token
-    private var lengths: [Int32] = []
+    @exclusivity(unchecked) private var storage: [UInt8] = []
+    @exclusivity(unchecked) private var starts: [Int32] = []  // per id; -1 where the id has no token
+    @exclusivity(unchecked) private var lengths: [Int32] = []
     /// Byte-level tokens whose spelling is not made of the 256 characters: kept by spelling, never matched.
     private var irregularSpellings: [Int32: String] = [:]
-    private var conversion: [UInt8] = []
+    @exclusivity(unchecked) private var conversion: [UInt8] = []
 
     init(spelling: Spelling, capacity: Int = 1024) {
         self.spelling = spelling
@@ -60,7 +60,10 @@ final class Vocabulary {
     }
 
     private func ensureID(_ id: Int32) {
-        if Int(id) >= starts.count {
+        if Int(id) == starts.count {
+            starts.append(-1)
+            lengths.append(0)
+        } else if Int(id) > starts.count {
             let missing = Int(id) + 1 - starts.count
             starts.append(contentsOf: repeatElement(-1, count: missing))
             lengths.append(contentsOf: repeatElement(0, count: missing))

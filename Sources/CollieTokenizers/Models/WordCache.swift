@@ -3,8 +3,8 @@
 /// Owned by one thread at a time (through `EncoderWorkspace`); when full it starts over.
 final class WordCache {
     private let table: ByteStringTable
-    private var ids: [Int32] = []
-    private var ranges: [(start: Int32, count: Int32)] = []
+    @exclusivity(unchecked) private var ids: [Int32] = []
+    @exclusivity(unchecked) private var ranges: [(start: Int32, count: Int32)] = []
     let capacity: Int
     /// Words longer than this many bytes are not cached.
     static let maximumWordLength = 256

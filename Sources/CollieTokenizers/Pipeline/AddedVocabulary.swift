@@ -58,7 +58,8 @@ struct AddedTokenMatcher {
 
     /// Patterns by first byte, longest first.
     private var byFirstByte: [[Pattern]] = Array(repeating: [], count: 256)
-    var isEmpty: Bool { byFirstByte.allSatisfy(\.isEmpty) }
+    /// No token to find: the text is one piece.
+    private(set) var isEmpty = true
 
     /// A matcher for `tokens`, each matched as `pattern(token)` spells it (normalized or not).
     init(_ tokens: [AddedToken], pattern: (AddedToken) -> [UInt8]) {
@@ -66,6 +67,7 @@ struct AddedTokenMatcher {
             let bytes = pattern(token)
             guard let first = bytes.first else { continue }
             byFirstByte[Int(first)].append(Pattern(bytes: bytes, token: token))
+            isEmpty = false
         }
         for index in 0..<256 { byFirstByte[index].sort { $0.bytes.count > $1.bytes.count } }
     }

@@ -12,16 +12,23 @@ struct CharacterClass: OptionSet {
     static let punctuation = CharacterClass(rawValue: 16)  // P* or ASCII punctuation
     static let newline = CharacterClass(rawValue: 32)  // \r or \n
 
-    /// Flags for every BMP scalar (surrogates: none).
-    private static let basicPlane: [UInt8] = (0..<0x10000).map { code in
-        guard let scalar = Unicode.Scalar(UInt32(code)) else { return 0 }
-        return compute(scalar).rawValue
-    }
+    /// Flags for every BMP scalar (surrogates: none), built once and never freed.
+    private static let basicPlane: UnsafePointer<UInt8> = {
+        let table = UnsafeMutablePointer<UInt8>.allocate(capacity: 0x10000)
+        for code in 0..<0x10000 {
+            table[code] = Unicode.Scalar(UInt32(code)).map { compute($0).rawValue } ?? 0
+        }
+        return UnsafePointer(table)
+    }()
+
+    /// Runs `body` with the BMP flag table (index by scalar value below 0x10000), fetched once for a loop.
+    @inline(__always)
+    static func withTable<T>(_ body: (UnsafePointer<UInt8>) -> T) -> T { body(basicPlane) }
 
     /// The flags of a scalar value.
     @inline(__always)
     static func of(_ code: UInt32) -> CharacterClass {
-        if code < 0x10000 { return CharacterClass(rawValue: basicPlane.withUnsafeBufferPointer { $0[Int(code)] }) }
+        if code < 0x10000 { return CharacterClass(rawValue: basicPlane[Int(code)]) }
         guard let scalar = Unicode.Scalar(code) else { return [] }
         return compute(scalar)
     }

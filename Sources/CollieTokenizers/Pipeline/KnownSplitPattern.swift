@@ -29,33 +29,42 @@ enum KnownSplitPattern: Equatable {
     /// Calls `match` with the byte range of every match in `bytes[range]`, in order. These patterns match
     /// every character, so the matches tile the range.
     func forEachMatch(in bytes: UnsafePointer<UInt8>, _ range: Range<Int>, _ match: (Range<Int>) -> Void) {
-        var i = range.lowerBound
-        let end = range.upperBound
-        while i < end {
-            let matchEnd = self == .gpt2 ? gpt2Match(bytes, i, end) : llamaMatch(bytes, i, end)
-            match(i..<matchEnd)
-            i = matchEnd
+        CharacterClass.withTable { table in
+            let scanner = Scanner(pattern: self, bytes: bytes, end: range.upperBound, table: table)
+            var i = range.lowerBound
+            while i < range.upperBound {
+                let matchEnd = self == .gpt2 ? scanner.gpt2Match(i) : scanner.llamaMatch(i)
+                match(i..<matchEnd)
+                i = matchEnd
+            }
         }
     }
+}
+
+/// One pass of a known pattern over a buffer, with the character-class table at hand.
+private struct Scanner {
+    let pattern: KnownSplitPattern
+    let bytes: UnsafePointer<UInt8>
+    let end: Int
+    let table: UnsafePointer<UInt8>
 
     // MARK: - Pieces shared by the patterns
 
     @inline(__always)
-    private func character(_ bytes: UnsafePointer<UInt8>, _ i: Int, _ end: Int) -> (code: UInt32, length: Int, flags: CharacterClass) {
+    func character(_ i: Int) -> (code: UInt32, length: Int, flags: CharacterClass) {
         let lead = bytes[i]
-        if lead < 0x80 { return (UInt32(lead), 1, CharacterClass.ascii[Int(lead)]) }
+        if lead < 0x80 { return (UInt32(lead), 1, CharacterClass(rawValue: table[Int(lead)])) }
         let (code, length) = UTF8Scanner.decode(bytes, i, end)
-        return (code, length, CharacterClass.of(code))
+        return (code, length, code < 0x10000 ? CharacterClass(rawValue: table[Int(code)]) : CharacterClass.of(code))
     }
 
     /// The end of the longest run from `i` of characters with any of `flags` (`limit`: at most that many).
     @inline(__always)
-    private func run(_ bytes: UnsafePointer<UInt8>, _ i: Int, _ end: Int, _ flags: CharacterClass,
-                     limit: Int = .max) -> Int {
+    func run(_ i: Int, _ flags: CharacterClass, limit: Int = .max) -> Int {
         var j = i
         var n = 0
         while j < end, n < limit {
-            let c = character(bytes, j, end)
+            let c = character(j)
             if c.flags.isDisjoint(with: flags) { break }
             j += c.length
             n += 1
@@ -65,10 +74,10 @@ enum KnownSplitPattern: Equatable {
 
     /// The end of a run of "other" characters: not whitespace, letters or numbers.
     @inline(__always)
-    private func otherRun(_ bytes: UnsafePointer<UInt8>, _ i: Int, _ end: Int) -> Int {
+    func otherRun(_ i: Int) -> Int {
         var j = i
         while j < end {
-            let c = character(bytes, j, end)
+            let c = character(j)
             if !c.flags.isDisjoint(with: [.letter, .number, .whitespace]) { break }
             j += c.length
         }
@@ -77,10 +86,10 @@ enum KnownSplitPattern: Equatable {
 
     /// After an apostrophe at `i`: the end of `'s|'t|'re|'ve|'m|'ll|'d`, or nil.
     @inline(__always)
-    private func contraction(_ bytes: UnsafePointer<UInt8>, _ i: Int, _ end: Int, caseInsensitive: Bool) -> Int? {
+    func contraction(_ i: Int, caseInsensitive: Bool) -> Int? {
         func letter(_ at: Int) -> (UInt32, Int)? {
             guard at < end else { return nil }
-            let c = character(bytes, at, end)
+            let c = character(at)
             guard caseInsensitive else { return (c.code, c.length) }
             if c.code == 0x17F { return (0x73, c.length) }  // ſ folds to s
             if (0x41...0x5A).contains(c.code) { return (c.code + 0x20, c.length) }
@@ -102,12 +111,12 @@ enum KnownSplitPattern: Equatable {
     /// `\s+(?!\S)|\s+` at a whitespace character: the whole run when it ends the text, else all but its last
     /// character, else the single character.
     @inline(__always)
-    private func whitespaceMatch(_ bytes: UnsafePointer<UInt8>, _ i: Int, _ end: Int) -> Int {
+    func whitespaceMatch(_ i: Int) -> Int {
         var j = i
         var lastStart = i
         var count = 0
         while j < end {
-            let c = character(bytes, j, end)
+            let c = character(j)
             if !c.flags.contains(.whitespace) { break }
             lastStart = j
             j += c.length
@@ -119,58 +128,54 @@ enum KnownSplitPattern: Equatable {
 
     // MARK: - The patterns
 
-    private func gpt2Match(_ bytes: UnsafePointer<UInt8>, _ i: Int, _ end: Int) -> Int {
-        let c = character(bytes, i, end)
-        if c.code == 0x27, let e = contraction(bytes, i, end, caseInsensitive: false) { return e }
+    func gpt2Match(_ i: Int) -> Int {
+        let c = character(i)
+        if c.code == 0x27, let e = contraction(i, caseInsensitive: false) { return e }
         var start = i
         var flags = c.flags
         if c.code == 0x20, i + 1 < end {
-            let next = character(bytes, i + 1, end)
+            let next = character(i + 1)
             if !next.flags.contains(.whitespace) {
                 start = i + 1
                 flags = next.flags
             }
         }
-        if flags.contains(.letter) { return run(bytes, start, end, .letter) }
-        if flags.contains(.number) { return run(bytes, start, end, .number) }
-        if !flags.contains(.whitespace) { return otherRun(bytes, start, end) }
-        return whitespaceMatch(bytes, i, end)
+        if flags.contains(.letter) { return run(start, .letter) }
+        if flags.contains(.number) { return run(start, .number) }
+        if !flags.contains(.whitespace) { return otherRun(start) }
+        return whitespaceMatch(i)
     }
 
-    private func llamaMatch(_ bytes: UnsafePointer<UInt8>, _ i: Int, _ end: Int) -> Int {
-        let c = character(bytes, i, end)
-        if c.code == 0x27, let e = contraction(bytes, i, end, caseInsensitive: true) { return e }
+    func llamaMatch(_ i: Int) -> Int {
+        let c = character(i)
+        if c.code == 0x27, let e = contraction(i, caseInsensitive: true) { return e }
         // [^\r\n\p{L}\p{N}]?\p{L}+
-        if c.flags.contains(.letter) { return run(bytes, i, end, .letter) }
-        let next = i + c.length < end ? character(bytes, i + c.length, end) : nil
+        if c.flags.contains(.letter) { return run(i, .letter) }
+        let next = i + c.length < end ? character(i + c.length) : nil
         if c.flags.isDisjoint(with: [.newline, .number]), let next, next.flags.contains(.letter) {
-            return run(bytes, i + c.length, end, .letter)
+            return run(i + c.length, .letter)
         }
         // \p{N}{1,3} or \p{N}
-        if c.flags.contains(.number) { return run(bytes, i, end, .number, limit: self == .llama3 ? 3 : 1) }
+        if c.flags.contains(.number) { return run(i, .number, limit: pattern == .llama3 ? 3 : 1) }
         // ' ?[^\s\p{L}\p{N}]+[\r\n]*'
         if c.code == 0x20, let next, next.flags.isDisjoint(with: [.letter, .number, .whitespace]) {
-            return run(bytes, otherRun(bytes, i + 1, end), end, .newline)
+            return run(otherRun(i + 1), .newline)
         }
         if c.flags.isDisjoint(with: [.letter, .number, .whitespace]) {
-            return run(bytes, otherRun(bytes, i, end), end, .newline)
+            return run(otherRun(i), .newline)
         }
         // \s*[\r\n]+ : through the last newline of the whitespace run
         var j = i
         var lastNewlineEnd = -1
         while j < end {
-            let w = character(bytes, j, end)
+            let w = character(j)
             if !w.flags.contains(.whitespace) { break }
             j += w.length
             if w.flags.contains(.newline) { lastNewlineEnd = j }
         }
         if lastNewlineEnd >= 0 { return lastNewlineEnd }
         // \s+(?!\S)|\s+
-        return whitespaceMatch(bytes, i, end)
+        return whitespaceMatch(i)
     }
 }
 
-extension CharacterClass {
-    /// Flags of the 128 ASCII characters, for the matchers' fast path.
-    static let ascii: [CharacterClass] = (0..<128).map { CharacterClass.of(UInt32($0)) }
-}

@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // C shims: nothing but the system library.
@@ -40,8 +41,10 @@ let package = Package(
         // Modules keyed by Hugging Face names and the models built from them.
         .target(name: "CollieModels", dependencies: ["CollieEngine", "CollieIO"], swiftSettings: optimizedSwift),
 
-        // Optimizers, schedules and the training loop.
-        .target(name: "CollieTraining", dependencies: ["CollieEngine", "CollieIO", "CollieModels"],
+        // Optimizers, schedules, the typed config (YAML/JSON), datasets, batching and the training loop.
+        .target(name: "CollieTraining",
+                dependencies: ["CollieEngine", "CollieIO", "CollieModels", "CollieTokenizers",
+                               .product(name: "Yams", package: "Yams")],
                 swiftSettings: optimizedSwift),
 
         // Tokenizers: tokenizer.json and SentencePiece models, ids identical to the reference libraries.
@@ -69,6 +72,8 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CollieTokenizersTests", dependencies: ["CollieTokenizers"]),
         .testTarget(name: "CollieOptimizerTests", dependencies: ["CollieTraining", "CollieEngine", "CollieIO"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "CollieTrainingTests", dependencies: ["CollieTraining", "CollieTokenizers"],
                     resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]

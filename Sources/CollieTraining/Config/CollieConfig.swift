@@ -1,0 +1,138 @@
+import Foundation
+
+/// Everything a training run needs, read from YAML or JSON with CoLLiE's key names where CoLLiE has one.
+///
+/// ```yaml
+/// model: tiny                      # a preset, or a Hugging Face model folder
+/// tokenizer: ../../tokenizers/llama2
+/// train_data: ../../data/alpaca_en_demo.json
+/// train_epochs: 3
+/// train_micro_batch_size: 8
+/// optimizer: {name: adamw, lr: 3.0e-4, weight_decay: 0.0}
+/// lr_scheduler: {type: cosine, warmup_ratio: 0.03}
+/// ```
+///
+/// `load(from:overrides:)` reads a file strictly: unknown keys (with a did-you-mean), values of the wrong type
+/// and failed `validate()` checks are `ConfigError`s naming the key path, the file and the line. Absent keys
+/// take CoLLiE's defaults. Relative paths in a file are resolved against the file's folder.
+public struct CollieConfig: Codable, Equatable, Sendable {
+    // MARK: CoLLiE's fields
+
+    /// Seed for initialization, shuffling and dropout.
+    public var seed: Int = 42
+    /// Data-, tensor- and pipeline-parallel degrees; above 1 is not yet supported.
+    public var dataParallelSize = 1, tensorParallelSize = 1, pipelineParallelSize = 1
+    public var trainEpochs = 100
+    /// Examples per forward/backward pass.
+    public var trainMicroBatchSize = 1
+    /// Micro-batches whose gradients are summed before one optimizer step.
+    public var gradientAccumulationSteps = 1
+    public var evalBatchSize = 1
+    /// Evaluate every n optimizer steps (0: never by steps).
+    public var evalPerNSteps = 0
+    /// Evaluate every n epochs (0: never by epochs).
+    public var evalPerNEpochs = 0
+    /// Activation (gradient) checkpointing.
+    public var checkpointing = true
+    /// Fused FlashAttention-style attention.
+    public var useFlash = true
+    public var dropout = 0.0
+    public var initMethod = InitMethod()
+
+    // MARK: Model and data
+
+    public var model: ModelSource
+    /// Tokenizer folder or file; nil means the model folder (required with a preset).
+    public var tokenizer: String?
+    public var trainData: String?
+    public var evalData: String?
+    /// How records are read; `auto` detects it from the first record's keys.
+    public var recordFormat: RecordFormat = .auto
+    /// Examples are truncated to this many tokens.
+    public var maxLength = 2048
+    /// Shuffle the training examples each epoch (seeded).
+    public var shuffle = true
+    public var paddingSide: PaddingSide = .right
+    /// What happens to a last, short batch of an epoch.
+    public var lastBatch: LastBatchMode = .normal
+
+    // MARK: Optimization
+
+    public var optimizer = OptimizerSettings()
+    public var lrScheduler = SchedulerSettings()
+    /// Clip the global gradient norm to this value; nil: no clipping.
+    public var maxGradNorm: Double?
+    public var dtype: Precision = .float32
+
+    // MARK: Output
+
+    /// Where checkpoints, monitor files and the final model go.
+    public var outputDir = "output"
+    public var monitors: [Monitor] = []
+    public var monitorOutputs: [MonitorOutput] = [.csv]
+    public var callbacks = Callbacks()
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case seed, dataParallelSize = "dp_size", tensorParallelSize = "tp_size", pipelineParallelSize = "pp_size"
+        case trainEpochs = "train_epochs", trainMicroBatchSize = "train_micro_batch_size"
+        case gradientAccumulationSteps = "gradient_accumulation_steps", evalBatchSize = "eval_batch_size"
+        case evalPerNSteps = "eval_per_n_steps", evalPerNEpochs = "eval_per_n_epochs"
+        case checkpointing, useFlash = "use_flash", dropout, initMethod = "init_method"
+        case model, tokenizer, trainData = "train_data", evalData = "eval_data", recordFormat = "record_format"
+        case maxLength = "max_length", shuffle, paddingSide = "padding_side", lastBatch = "last_batch"
+        case optimizer, lrScheduler = "lr_scheduler", maxGradNorm = "max_grad_norm", dtype
+        case outputDir = "output_dir", monitors, monitorOutputs = "monitor_outputs", callbacks
+    }
+
+    /// A config with CoLLiE's defaults for `model`.
+    public init(model: ModelSource) {
+        self.model = model
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        model = try c.decode(ModelSource.self, forKey: .model)
+        seed = try c.value(.seed, default: seed)
+        dataParallelSize = try c.value(.dataParallelSize, default: dataParallelSize)
+        tensorParallelSize = try c.value(.tensorParallelSize, default: tensorParallelSize)
+        pipelineParallelSize = try c.value(.pipelineParallelSize, default: pipelineParallelSize)
+        trainEpochs = try c.value(.trainEpochs, default: trainEpochs)
+        trainMicroBatchSize = try c.value(.trainMicroBatchSize, default: trainMicroBatchSize)
+        gradientAccumulationSteps = try c.value(.gradientAccumulationSteps, default: gradientAccumulationSteps)
+        evalBatchSize = try c.value(.evalBatchSize, default: evalBatchSize)
+        evalPerNSteps = try c.value(.evalPerNSteps, default: evalPerNSteps)
+        evalPerNEpochs = try c.value(.evalPerNEpochs, default: evalPerNEpochs)
+        checkpointing = try c.value(.checkpointing, default: checkpointing)
+        useFlash = try c.value(.useFlash, default: useFlash)
+        dropout = try c.value(.dropout, default: dropout)
+        initMethod = try c.value(.initMethod, default: initMethod)
+        tokenizer = try c.decodeIfPresent(String.self, forKey: .tokenizer)
+        trainData = try c.decodeIfPresent(String.self, forKey: .trainData)
+        evalData = try c.decodeIfPresent(String.self, forKey: .evalData)
+        recordFormat = try c.value(.recordFormat, default: recordFormat)
+        maxLength = try c.value(.maxLength, default: maxLength)
+        shuffle = try c.value(.shuffle, default: shuffle)
+        paddingSide = try c.value(.paddingSide, default: paddingSide)
+        lastBatch = try c.value(.lastBatch, default: lastBatch)
+        optimizer = try c.value(.optimizer, default: optimizer)
+        lrScheduler = try c.value(.lrScheduler, default: lrScheduler)
+        maxGradNorm = try c.decodeIfPresent(Double.self, forKey: .maxGradNorm)
+        dtype = try c.value(.dtype, default: dtype)
+        outputDir = try c.value(.outputDir, default: outputDir)
+        monitors = try c.value(.monitors, default: monitors)
+        monitorOutputs = try c.value(.monitorOutputs, default: monitorOutputs)
+        callbacks = try c.value(.callbacks, default: callbacks)
+    }
+
+    // MARK: - Derived values
+
+    /// Examples per optimizer step (micro-batch × accumulation × data-parallel ranks).
+    public var globalBatchSize: Int { trainMicroBatchSize * gradientAccumulationSteps * dataParallelSize }
+
+    /// The tokenizer's location: `tokenizer`, else the model folder; nil for a preset without a tokenizer.
+    public var tokenizerPath: String? {
+        if let tokenizer { return tokenizer }
+        if case .folder(let path) = model { return path }
+        return nil
+    }
+}

@@ -1,0 +1,283 @@
+import CollieEngine
+
+// The nested sections and closed value sets of `CollieConfig`. Each section decodes with defaults for absent
+// keys (CoLLiE's, or torch's for optimizer hyper-parameters) and encodes every field it holds.
+
+extension CollieConfig {
+    /// `optimizer:` — which optimizer and its hyper-parameters (torch's names). A hyper-parameter left out
+    /// takes that optimizer's torch default; one the optimizer does not have is an error in `validate()`.
+    public struct OptimizerSettings: Codable, Equatable, Sendable {
+        /// The optimizer. `sgd` and `adamw` train today; the others are accepted names that `validate()`
+        /// reports as not yet supported until their issues land.
+        public enum Name: String, Codable, CaseIterable, Sendable, ConfigEnum {
+            case sgd, adamw, lomo, adalomo, lion, adan, sophiag
+
+            /// True for the optimizers Collie implements.
+            public var isSupported: Bool { self == .sgd || self == .adamw }
+        }
+
+        public var name: Name
+        /// Learning rate (`lr`); the peak value when a schedule warms up.
+        public var learningRate: Double
+        /// AdamW's (β1, β2), default (0.9, 0.999).
+        public var betas: [Double]?
+        /// AdamW's ε, default 1e-8.
+        public var epsilon: Double?
+        /// Decoupled (AdamW, default 0.01) or L2 (SGD, default 0) weight decay.
+        public var weightDecay: Double?
+        /// SGD's momentum, default 0.
+        public var momentum: Double?
+        /// SGD's Nesterov momentum, default false.
+        public var nesterov: Bool?
+        /// SGD's dampening, default 0.
+        public var dampening: Double?
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case name, learningRate = "lr", betas, epsilon = "eps", weightDecay = "weight_decay", momentum, nesterov,
+                 dampening
+        }
+
+        public init(name: Name = .adamw, learningRate: Double = 1e-3, betas: [Double]? = nil, epsilon: Double? = nil,
+                    weightDecay: Double? = nil, momentum: Double? = nil, nesterov: Bool? = nil, dampening: Double? = nil) {
+            self.name = name
+            self.learningRate = learningRate
+            self.betas = betas
+            self.epsilon = epsilon
+            self.weightDecay = weightDecay
+            self.momentum = momentum
+            self.nesterov = nesterov
+            self.dampening = dampening
+        }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(name: try c.value(.name, default: .adamw), learningRate: try c.value(.learningRate, default: 1e-3),
+                      betas: try c.decodeIfPresent([Double].self, forKey: .betas),
+                      epsilon: try c.decodeIfPresent(Double.self, forKey: .epsilon),
+                      weightDecay: try c.decodeIfPresent(Double.self, forKey: .weightDecay),
+                      momentum: try c.decodeIfPresent(Double.self, forKey: .momentum),
+                      nesterov: try c.decodeIfPresent(Bool.self, forKey: .nesterov),
+                      dampening: try c.decodeIfPresent(Double.self, forKey: .dampening))
+        }
+
+        /// AdamW's (β1, β2) with the default filled in.
+        public var resolvedBetas: (Double, Double) {
+            guard let betas, betas.count == 2 else { return (0.9, 0.999) }
+            return (betas[0], betas[1])
+        }
+
+        /// Weight decay with the optimizer's torch default filled in.
+        public var resolvedWeightDecay: Double { weightDecay ?? (name == .adamw ? 0.01 : 0) }
+    }
+
+    /// `lr_scheduler:` — how the learning rate moves over training (Hugging Face's schedules).
+    public struct SchedulerSettings: Codable, Equatable, Sendable {
+        public enum Kind: String, Codable, CaseIterable, Sendable, ConfigEnum {
+            /// The learning rate stays at `lr` (after warm-up).
+            case constant
+            /// Linear decay from `lr` to 0 at the last step (after warm-up).
+            case linear
+            /// Half-cosine decay from `lr` to 0 at the last step (after warm-up).
+            case cosine
+        }
+
+        public var kind: Kind
+        /// Steps of linear warm-up from 0 to `lr`; at most one of this and `warmupRatio`.
+        public var warmupSteps: Int?
+        /// Warm-up as a fraction of all optimizer steps, in [0, 1].
+        public var warmupRatio: Double?
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case kind = "type", warmupSteps = "warmup_steps", warmupRatio = "warmup_ratio"
+        }
+
+        public init(kind: Kind = .constant, warmupSteps: Int? = nil, warmupRatio: Double? = nil) {
+            self.kind = kind
+            self.warmupSteps = warmupSteps
+            self.warmupRatio = warmupRatio
+        }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(kind: try c.value(.kind, default: .constant),
+                      warmupSteps: try c.decodeIfPresent(Int.self, forKey: .warmupSteps),
+                      warmupRatio: try c.decodeIfPresent(Double.self, forKey: .warmupRatio))
+        }
+
+        /// Warm-up steps for a run of `totalSteps` optimizer steps.
+        public func warmupSteps(totalSteps: Int) -> Int {
+            if let warmupSteps { return warmupSteps }
+            return Int((warmupRatio ?? 0) * Double(totalSteps))
+        }
+    }
+
+    /// `init_method:` — how a model built from a preset is initialized (CoLLiE: normal, mean 0, std 0.02).
+    public struct InitMethod: Codable, Equatable, Sendable {
+        public enum Kind: String, Codable, CaseIterable, Sendable, ConfigEnum {
+            case normal
+            case xavierNormal = "xavier_normal", xavierUniform = "xavier_uniform"
+            case kaimingNormal = "kaiming_normal", kaimingUniform = "kaiming_uniform"
+        }
+
+        public var kind: Kind
+        public var mean: Double
+        public var std: Double
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case kind = "type", mean, std }
+
+        public init(kind: Kind = .normal, mean: Double = 0, std: Double = 0.02) {
+            self.kind = kind
+            self.mean = mean
+            self.std = std
+        }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(kind: try c.value(.kind, default: .normal), mean: try c.value(.mean, default: 0),
+                      std: try c.value(.std, default: 0.02))
+        }
+    }
+
+    /// One quantity a monitor reports each step (`monitors:`), after CoLLiE's monitors.
+    public enum Monitor: String, Codable, CaseIterable, Sendable, ConfigEnum {
+        case loss, lr
+        case tokensPerSecond = "tokens_per_second"
+        case stepTime = "step_time"
+        case memory
+        /// Evaluation results, whenever an evaluation runs.
+        case eval
+    }
+
+    /// Where monitors write (`monitor_outputs:`), under `output_dir`.
+    public enum MonitorOutput: String, Codable, CaseIterable, Sendable, ConfigEnum {
+        /// monitors.csv, one row per step.
+        case csv
+        /// TensorBoard event files.
+        case tensorboard
+    }
+
+    /// Whether a smaller or a larger value of a monitored metric is better.
+    public enum MetricMode: String, Codable, CaseIterable, Sendable, ConfigEnum {
+        case min, max
+
+        /// True when `candidate` improves on `best`.
+        public func isImprovement(_ candidate: Double, over best: Double) -> Bool {
+            self == .min ? candidate < best : candidate > best
+        }
+    }
+
+    /// The floating-point type parameters are kept in (`dtype:`). Compute is float32 either way.
+    public enum Precision: String, Codable, CaseIterable, Sendable, ConfigEnum {
+        case float32, bfloat16, float16
+
+        /// The engine's dtype.
+        public var dtype: DType {
+            switch self {
+            case .float32: .float32
+            case .bfloat16: .bfloat16
+            case .float16: .float16
+            }
+        }
+    }
+
+    /// `callbacks:` — what happens at epoch and batch boundaries besides the update (CoLLiE's callbacks).
+    public struct Callbacks: Codable, Equatable, Sendable {
+        /// Save checkpoints under `output_dir` every n epochs or every n batches (one of the two).
+        public struct Checkpoint: Codable, Equatable, Sendable {
+            public var everyNEpochs: Int?
+            public var everyNBatches: Int?
+            /// Keep only the newest n periodic checkpoints; nil keeps all.
+            public var keepLast: Int?
+            /// Also keep the k best checkpoints by `monitor`.
+            public var topK: Int?
+            /// The metric `topK` ranks by (`eval_loss`, `loss`, an evaluator's metric).
+            public var monitor: String?
+            public var mode: MetricMode
+
+            enum CodingKeys: String, CodingKey, CaseIterable {
+                case everyNEpochs = "every_n_epochs", everyNBatches = "every_n_batches", keepLast = "keep_last",
+                     topK = "top_k", monitor, mode
+            }
+
+            public init(everyNEpochs: Int? = nil, everyNBatches: Int? = nil, keepLast: Int? = nil, topK: Int? = nil,
+                        monitor: String? = nil, mode: MetricMode = .min) {
+                self.everyNEpochs = everyNEpochs
+                self.everyNBatches = everyNBatches
+                self.keepLast = keepLast
+                self.topK = topK
+                self.monitor = monitor
+                self.mode = mode
+            }
+
+            public init(from decoder: Decoder) throws {
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                self.init(everyNEpochs: try c.decodeIfPresent(Int.self, forKey: .everyNEpochs),
+                          everyNBatches: try c.decodeIfPresent(Int.self, forKey: .everyNBatches),
+                          keepLast: try c.decodeIfPresent(Int.self, forKey: .keepLast),
+                          topK: try c.decodeIfPresent(Int.self, forKey: .topK),
+                          monitor: try c.decodeIfPresent(String.self, forKey: .monitor),
+                          mode: try c.value(.mode, default: .min))
+            }
+        }
+
+        /// At the end of training, load the checkpoint that was best by `monitor`.
+        public struct LoadBestModel: Codable, Equatable, Sendable {
+            public var monitor: String
+            public var mode: MetricMode
+
+            enum CodingKeys: String, CodingKey, CaseIterable { case monitor, mode }
+
+            public init(monitor: String, mode: MetricMode = .min) {
+                self.monitor = monitor
+                self.mode = mode
+            }
+
+            public init(from decoder: Decoder) throws {
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                self.init(monitor: try c.decode(String.self, forKey: .monitor), mode: try c.value(.mode, default: .min))
+            }
+        }
+
+        /// Stop when `monitor` has not improved for `patience` evaluations.
+        public struct EarlyStop: Codable, Equatable, Sendable {
+            public var monitor: String
+            public var mode: MetricMode
+            public var patience: Int
+
+            enum CodingKeys: String, CodingKey, CaseIterable { case monitor, mode, patience }
+
+            public init(monitor: String, mode: MetricMode = .min, patience: Int = 3) {
+                self.monitor = monitor
+                self.mode = mode
+                self.patience = patience
+            }
+
+            public init(from decoder: Decoder) throws {
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                self.init(monitor: try c.decode(String.self, forKey: .monitor), mode: try c.value(.mode, default: .min),
+                          patience: try c.value(.patience, default: 3))
+            }
+        }
+
+        public var checkpoint: Checkpoint?
+        public var loadBestModel: LoadBestModel?
+        public var earlyStop: EarlyStop?
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case checkpoint, loadBestModel = "load_best_model", earlyStop = "early_stop"
+        }
+
+        public init(checkpoint: Checkpoint? = nil, loadBestModel: LoadBestModel? = nil, earlyStop: EarlyStop? = nil) {
+            self.checkpoint = checkpoint
+            self.loadBestModel = loadBestModel
+            self.earlyStop = earlyStop
+        }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(checkpoint: try c.decodeIfPresent(Checkpoint.self, forKey: .checkpoint),
+                      loadBestModel: try c.decodeIfPresent(LoadBestModel.self, forKey: .loadBestModel),
+                      earlyStop: try c.decodeIfPresent(EarlyStop.self, forKey: .earlyStop))
+        }
+    }
+}

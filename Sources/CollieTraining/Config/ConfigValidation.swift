@@ -1,0 +1,145 @@
+import Foundation
+
+extension CollieConfig {
+    /// Checks values against each other and against what Collie supports: sizes at least 1, ratios in
+    /// range, one of two exclusive keys, hyper-parameters that belong to the chosen optimizer, parallel
+    /// degrees and optimizers that are not yet supported.
+    ///
+    /// Reads no files (the Trainer reports missing paths). `load(from:overrides:)` calls it and adds lines.
+    /// - Throws: `ConfigError` with one issue per problem, each naming its key path.
+    public func validate() throws {
+        var issues: [ConfigError.Issue] = []
+        func fail(_ key: CodingKeys, _ message: String) { issues.append(.init(keyPath: key.rawValue, message: message)) }
+        func fail(_ keyPath: String, _ message: String) { issues.append(.init(keyPath: keyPath, message: message)) }
+        func atLeast(_ minimum: Int, _ value: Int, _ key: CodingKeys) {
+            if value < minimum { fail(key, "must be at least \(minimum), got \(value)") }
+        }
+
+        for (value, key, name) in [(dataParallelSize, CodingKeys.dataParallelSize, "data"),
+                                   (tensorParallelSize, .tensorParallelSize, "tensor"),
+                                   (pipelineParallelSize, .pipelineParallelSize, "pipeline")] {
+            if value < 1 {
+                fail(key, "must be at least 1, got \(value)")
+            } else if value > 1 {
+                fail(key, "\(name) parallelism (\(value)) is not yet supported; set it to 1")
+            }
+        }
+        atLeast(1, trainEpochs, .trainEpochs)
+        atLeast(1, trainMicroBatchSize, .trainMicroBatchSize)
+        atLeast(1, gradientAccumulationSteps, .gradientAccumulationSteps)
+        atLeast(1, evalBatchSize, .evalBatchSize)
+        atLeast(0, evalPerNSteps, .evalPerNSteps)
+        atLeast(0, evalPerNEpochs, .evalPerNEpochs)
+        atLeast(2, maxLength, .maxLength)
+        if !(0..<1).contains(dropout) { fail(.dropout, "must be in [0, 1), got \(dropout)") }
+        if initMethod.kind != .normal {
+            fail("init_method.type", "\(initMethod.kind.rawValue) is not yet supported; use normal")
+        }
+        if initMethod.mean != 0 { fail("init_method.mean", "only 0 is supported, got \(initMethod.mean)") }
+        if !(initMethod.std > 0) { fail("init_method.std", "must be positive, got \(initMethod.std)") }
+
+        if case .preset(let preset) = model, tokenizer == nil {
+            fail(.tokenizer, "required with the model preset \(preset.rawValue) (the vocabulary comes from the tokenizer)")
+        }
+        if recordFormat == .generation || recordFormat == .classification {
+            fail(.recordFormat, "\(recordFormat.rawValue) records are for evaluation, not training; use "
+                 + RecordFormat.trainingFormats.map(\.rawValue).joined(separator: ", ") + " or auto")
+        }
+        if let maxGradNorm, !(maxGradNorm > 0) { fail(.maxGradNorm, "must be positive, got \(maxGradNorm)") }
+        if monitors.isEmpty == false, Set(monitors).count != monitors.count { fail(.monitors, "lists a monitor twice") }
+        if outputDir.isEmpty { fail(.outputDir, "must not be empty") }
+
+        issues += optimizer.issues()
+        issues += lrScheduler.issues()
+        issues += callbacks.issues()
+        if callbacks.loadBestModel != nil || callbacks.earlyStop != nil || callbacks.checkpoint?.topK != nil,
+           evalData == nil {
+            fail(.callbacks, "load_best_model, early_stop and top_k compare evaluation results; set eval_data")
+        }
+        if !issues.isEmpty { throw ConfigError(issues: issues) }
+    }
+}
+
+extension CollieConfig.OptimizerSettings {
+    func issues() -> [ConfigError.Issue] {
+        var issues: [ConfigError.Issue] = []
+        func fail(_ key: CodingKeys, _ message: String) {
+            issues.append(.init(keyPath: "optimizer.\(key.rawValue)", message: message))
+        }
+        if !name.isSupported {
+            fail(.name, "\(name.rawValue) is not yet supported; use sgd or adamw")
+            return issues
+        }
+        if !(learningRate >= 0) || !learningRate.isFinite { fail(.learningRate, "must be a finite number ≥ 0, got \(learningRate)") }
+        if let weightDecay, !(weightDecay >= 0) { fail(.weightDecay, "must be ≥ 0, got \(weightDecay)") }
+        let adamOnly: [(CodingKeys, Bool)] = [(.betas, betas != nil), (.epsilon, epsilon != nil)]
+        let sgdOnly: [(CodingKeys, Bool)] = [(.momentum, momentum != nil), (.nesterov, nesterov != nil),
+                                             (.dampening, dampening != nil)]
+        for (key, isSet) in name == .sgd ? adamOnly : sgdOnly where isSet {
+            fail(key, "is not a hyper-parameter of \(name.rawValue)")
+        }
+        if let betas {
+            if betas.count != 2 {
+                fail(.betas, "expected two values [β1, β2], got \(betas.count)")
+            } else {
+                for (index, beta) in betas.enumerated() where !(0..<1).contains(beta) {
+                    issues.append(.init(keyPath: "optimizer.betas[\(index)]", message: "must be in [0, 1), got \(beta)"))
+                }
+            }
+        }
+        if let epsilon, !(epsilon > 0) { fail(.epsilon, "must be positive, got \(epsilon)") }
+        if let momentum, !(momentum >= 0) { fail(.momentum, "must be ≥ 0, got \(momentum)") }
+        if let dampening, !(dampening >= 0) { fail(.dampening, "must be ≥ 0, got \(dampening)") }
+        if nesterov == true, !((momentum ?? 0) > 0) || (dampening ?? 0) != 0 {
+            fail(.nesterov, "Nesterov momentum needs momentum > 0 and dampening 0 (as torch)")
+        }
+        return issues
+    }
+}
+
+extension CollieConfig.SchedulerSettings {
+    func issues() -> [ConfigError.Issue] {
+        var issues: [ConfigError.Issue] = []
+        if warmupSteps != nil && warmupRatio != nil {
+            issues.append(.init(keyPath: "lr_scheduler.warmup_ratio", message: "give warmup_steps or warmup_ratio, not both"))
+        }
+        if let warmupSteps, warmupSteps < 0 {
+            issues.append(.init(keyPath: "lr_scheduler.warmup_steps", message: "must be ≥ 0, got \(warmupSteps)"))
+        }
+        if let warmupRatio, !(0...1).contains(warmupRatio) {
+            issues.append(.init(keyPath: "lr_scheduler.warmup_ratio", message: "must be in [0, 1], got \(warmupRatio)"))
+        }
+        return issues
+    }
+}
+
+extension CollieConfig.Callbacks {
+    func issues() -> [ConfigError.Issue] {
+        var issues: [ConfigError.Issue] = []
+        func fail(_ keyPath: String, _ message: String) { issues.append(.init(keyPath: keyPath, message: message)) }
+        if let checkpoint {
+            let path = "callbacks.checkpoint"
+            switch (checkpoint.everyNEpochs, checkpoint.everyNBatches) {
+            case (nil, nil): fail(path, "give every_n_epochs or every_n_batches")
+            case (.some, .some): fail("\(path).every_n_batches", "give every_n_epochs or every_n_batches, not both")
+            default: break
+            }
+            for (key, value) in [("every_n_epochs", checkpoint.everyNEpochs), ("every_n_batches", checkpoint.everyNBatches),
+                                 ("keep_last", checkpoint.keepLast), ("top_k", checkpoint.topK)] {
+                if let value, value < 1 { fail("\(path).\(key)", "must be at least 1, got \(value)") }
+            }
+            if checkpoint.topK != nil, checkpoint.monitor == nil {
+                fail("\(path).monitor", "top_k needs the metric to rank checkpoints by")
+            }
+        }
+        if let earlyStop, earlyStop.patience < 1 {
+            fail("callbacks.early_stop.patience", "must be at least 1, got \(earlyStop.patience)")
+        }
+        for (key, monitor) in [("callbacks.checkpoint.monitor", checkpoint?.monitor),
+                               ("callbacks.load_best_model.monitor", loadBestModel?.monitor),
+                               ("callbacks.early_stop.monitor", earlyStop?.monitor)] {
+            if let monitor, monitor.isEmpty { fail(key, "must name a metric") }
+        }
+        return issues
+    }
+}

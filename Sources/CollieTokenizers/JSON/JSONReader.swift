@@ -155,19 +155,21 @@ struct JSONReader {
         }
     }
 
-    /// The value of the `"type"` member of the object that comes next, without consuming the object.
+    /// The value of the `"type"` member of the object that comes next, without consuming the object. Stops
+    /// reading at the `"type"` key (it usually comes first, before a large vocabulary).
     mutating func typeTag() throws -> String? {
         guard peekKind() == .object else { return nil }
+        struct Found: Error { let tag: String }
         var probe = self
-        var tag: String?
-        try probe.forEachMember { reader, key in
-            if key == "type", tag == nil, reader.peekKind() == .string {
-                tag = try reader.readString()
-            } else {
+        do {
+            try probe.forEachMember { reader, key in
+                if key == "type", reader.peekKind() == .string { throw Found(tag: try reader.readString()) }
                 try reader.skipValue()
             }
+        } catch let found as Found {
+            return found.tag
         }
-        return tag
+        return nil
     }
 
     // MARK: - Scalars

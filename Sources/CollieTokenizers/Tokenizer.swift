@@ -26,6 +26,7 @@ public final class Tokenizer: @unchecked Sendable {
     private let backend: Backend
     /// The settings read beside the tokenizer file (tokenizer_config.json, special_tokens_map.json).
     public let configuration: TokenizerConfiguration
+    /// Whether this tokenizer came from a tokenizer.json or a SentencePiece model.
     public let format: Format
     /// The BOS, EOS, unknown and padding token ids, where the tokenizer has them.
     public let bosTokenID: Int?, eosTokenID: Int?, unknownTokenID: Int?, padTokenID: Int?

@@ -206,16 +206,15 @@ struct JSONReader {
             position += 1
         }
         if digits == 0 { position = start; throw error("expected an integer, found \(foundDescription)") }
-        if position < bytes.count, [UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E")].contains(bytes[position]) {
-            // An integral value written as 1.0 or 1e3 is accepted, as serde does for floats only; ids must be
-            // integers, so anything else is an error.
-            position = start
-            let double = try readDouble()
-            guard double.rounded() == double, abs(double) < 9e15 else {
+        if position < bytes.count {
+            switch bytes[position] {
+            case UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"):
+                // serde (tokenizers) rejects 1.0 where an integer belongs; so does Collie.
                 position = start
-                throw error("expected an integer, found \(double)")
+                throw error("expected an integer, found a fractional number")
+            default:
+                break
             }
-            return Int(double)
         }
         return negative ? -value : value
     }

@@ -14,7 +14,7 @@ struct BenchTokenizer: ParsableCommand {
         discussion: """
             Documents: a .jsonl file gives one per record's "text"; other files are cut after a newline once a \
             document reaches --chunk bytes. Collie encodes them one by one on one thread; tokenizers runs \
-            encode_batch with RAYON_NUM_THREADS=1.
+            encode_batch_fast with RAYON_NUM_THREADS=1.
             """)
 
     @Option(help: "A tokenizer.json to measure (repeatable; default: the bundled Llama-3 and Qwen2).")

@@ -40,7 +40,9 @@ VECTOR_FILES = ["gpt2_encoded_tokens.json", "llama_encoded.json", "llama_3.2_enc
 # Variants of bundled tokenizers, made at test time by replacing top-level members of the base tokenizer.json
 # (written to Fixtures/variants.json for the Swift tests):
 # - gpt2-regex: a split pattern no hand-written matcher knows (the general regex engine);
-# - gpt2-added: a Lowercase normalizer and added tokens with lstrip, rstrip, single_word and normalized.
+# - gpt2-added: a Lowercase normalizer and added tokens with lstrip, rstrip, single_word and normalized;
+# - llama2-first: Metaspace's `first` prepend scheme, splitting;
+# - unigram-*: the other normalizers, pre-tokenizers and split behaviors in front of a Unigram model.
 VARIANTS = {
     "gpt2-regex": {"base": "gpt2", "replace": {"pre_tokenizer": {
         "type": "Sequence",
@@ -66,6 +68,41 @@ VARIANTS = {
             {"id": 50261, "content": "<both>", "single_word": False, "lstrip": True, "rstrip": True,
              "normalized": False, "special": True},
         ],
+    }},
+    "llama2-first": {"base": "llama2", "replace": {
+        "pre_tokenizer": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": True},
+        "decoder": {"type": "Sequence", "decoders": [
+            {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": True},
+            {"type": "ByteFallback"}, {"type": "Fuse"}]},
+    }},
+    "unigram-punctuation": {"base": "chinese-sp-unigram", "replace": {
+        "normalizer": {"type": "Sequence", "normalizers": [
+            {"type": "NFD"}, {"type": "StripAccents"}, {"type": "NFC"},
+            {"type": "Replace", "pattern": {"Regex": "\\s+"}, "content": " "},
+            {"type": "Strip", "strip_left": True, "strip_right": True}, {"type": "Prepend", "prepend": "\u2581"}]},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithNext", "invert": False},
+            {"type": "Digits", "individual_digits": True},
+            {"type": "Punctuation", "behavior": "MergedWithPrevious"}]},
+        "decoder": {"type": "Sequence", "decoders": [
+            {"type": "Replace", "pattern": {"Regex": "\u2581+"}, "content": " "},
+            {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+    }},
+    "unigram-whitespace": {"base": "chinese-sp-unigram", "replace": {
+        "normalizer": {"type": "Sequence", "normalizers": [{"type": "NFKD"}, {"type": "Lowercase"}]},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "WhitespaceSplit"}, {"type": "Digits", "individual_digits": False},
+            {"type": "Split", "pattern": {"Regex": "[aeiou]+"}, "behavior": "Contiguous", "invert": True}]},
+        "decoder": {"type": "Fuse"},
+    }},
+    "unigram-words": {"base": "chinese-sp-unigram", "replace": {
+        "normalizer": {"type": "NFKC"},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Whitespace"},
+            {"type": "Split", "pattern": {"String": "e"}, "behavior": "Removed", "invert": False},
+            {"type": "Split", "pattern": {"Regex": "\\d"}, "behavior": "MergedWithNext", "invert": False},
+            {"type": "BertPreTokenizer"}]},
+        "decoder": None,
     }},
 }
 

@@ -85,7 +85,7 @@ extension String {
         var text = self
         for (from, to) in [(" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
                            (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")] {
-            text = text.replacingOccurrences(of: from, with: to)
+            text = text.replacingLiteral(from, with: to)
         }
         return text
     }

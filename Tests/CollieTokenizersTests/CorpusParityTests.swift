@@ -25,6 +25,23 @@ final class CorpusParityTests: XCTestCase {
         try checkParity("gpt2-added", tokenizer: try Fixtures.variant("gpt2-added"))
     }
 
+    func testMetaspaceFirstSchemeMatchesTokenizers() throws {
+        // "▁" only before the text's first piece, not after special tokens.
+        try checkParity("llama2-first", tokenizer: try Fixtures.variant("llama2-first"))
+    }
+
+    func testStripAccentsReplaceRegexStripPrependDigitsPunctuationMatchTokenizers() throws {
+        try checkParity("unigram-punctuation", tokenizer: try Fixtures.variant("unigram-punctuation"))
+    }
+
+    func testNFKDLowercaseWhitespaceSplitContiguousInvertMatchTokenizers() throws {
+        try checkParity("unigram-whitespace", tokenizer: try Fixtures.variant("unigram-whitespace"))
+    }
+
+    func testNFKCWhitespaceRemovedMergedWithNextBertMatchTokenizers() throws {
+        try checkParity("unigram-words", tokenizer: try Fixtures.variant("unigram-words"))
+    }
+
     private func checkParity(_ name: String, tokenizer given: Tokenizer? = nil) throws {
         let tokenizer = try given ?? Fixtures.tokenizer(name)
         let corpus = Fixtures.corpus

@@ -32,15 +32,35 @@ enum Fixtures {
     }
 
     /// A variant of a bundled tokenizer.json (Fixtures/variants.json: top-level members replaced), written to
-    /// a temporary file and loaded.
+    /// a temporary file and loaded. The base file is spliced as bytes, not parsed into a Swift dictionary:
+    /// Swift strings compare by canonical equivalence, which would merge distinct vocabulary keys.
     static func variant(_ name: String) throws -> Tokenizer {
         let variants = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("variants.json")))
         let variant = (variants as! [String: Any])[name] as! [String: Any]
-        let base = tokenizers.appendingPathComponent("\(variant["base"] as! String)/tokenizer.json")
-        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: base)) as! [String: Any]
-        for (key, value) in variant["replace"] as! [String: Any] { json[key] = value }
+        let replacements = variant["replace"] as! [String: Any]
+        let base = [UInt8](try Data(contentsOf: tokenizers.appendingPathComponent("\(variant["base"] as! String)/tokenizer.json")))
+        var members: [(key: String, value: Range<Int>)] = []
+        try JSONReader.read(base, file: "base") { json in
+            try json.forEachMember { json, key in
+                _ = json.peekKind()  // skips whitespace
+                let start = json.position
+                try json.skipValue()
+                members.append((key, start..<json.position))
+            }
+        }
+        var spliced: [UInt8] = Array("{".utf8)
+        for (index, member) in members.enumerated() {
+            if index > 0 { spliced += Array(",".utf8) }
+            spliced += Array("\"\(member.key)\":".utf8)
+            if let replacement = replacements[member.key] {
+                spliced += [UInt8](try JSONSerialization.data(withJSONObject: replacement, options: [.fragmentsAllowed]))
+            } else {
+                spliced += base[member.value]
+            }
+        }
+        spliced += Array("}".utf8)
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("collie-\(name)-\(UUID().uuidString).json")
-        try JSONSerialization.data(withJSONObject: json).write(to: url)
+        try Data(spliced).write(to: url)
         defer { try? FileManager.default.removeItem(at: url) }
         return try Tokenizer(tokenizerJSON: url)
     }

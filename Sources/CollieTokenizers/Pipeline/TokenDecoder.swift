@@ -1,5 +1,3 @@
-import Foundation
-
 /// A tokenizer.json decoder: turns the tokens of an id sequence back into text. Each step maps a list of
 /// token strings to a new list (as `tokenizers`' `decode_chain`); the final list is joined.
 indirect enum TokenDecoder {
@@ -142,7 +140,7 @@ indirect enum TokenDecoder {
             return tokens.map { String(decoding: normalizer.apply(Array($0.utf8)), as: UTF8.self) }
         case .bpe(let suffix):
             return tokens.enumerated().map { index, token in
-                token.replacingOccurrences(of: suffix, with: index == tokens.count - 1 ? "" : " ")
+                token.replacingLiteral(suffix, with: index == tokens.count - 1 ? "" : " ")
             }
         }
     }

@@ -11,7 +11,8 @@ final class TokenizerPipeline {
     private let rawMatcher: AddedTokenMatcher
     private let normalizedMatcher: AddedTokenMatcher
     private let addedByID: [Int32: AddedToken]
-    private let addedByContent: [String: AddedToken]
+    /// Added tokens by the bytes of their content (not by `String`, whose equality is canonical equivalence).
+    private let addedByContent: [[UInt8]: AddedToken]
     /// What decoding shows for each added token: its content, normalized when the token is (as tokenizers does).
     private let addedSpelling: [Int32: String]
 
@@ -49,9 +50,9 @@ final class TokenizerPipeline {
         // Ids as `tokenizers` assigns them on loading (the file's ids only trigger its warnings): the model's
         // id for a token it has, else the next id after the model's vocabulary, in the file's order.
         var tokens: [AddedToken] = []
-        var seen: Set<String> = []
+        var seen: Set<[UInt8]> = []
         var nextID = model.vocabulary.tokenCount
-        for var token in added where !token.content.isEmpty && seen.insert(token.content).inserted {
+        for var token in added where !token.content.isEmpty && seen.insert(Array(token.content.utf8)).inserted {
             if let id = model.vocabulary.id(ofToken: token.content) {
                 token.id = id
             } else {
@@ -66,7 +67,7 @@ final class TokenizerPipeline {
             normalizer?.apply(Array(token.content.utf8)) ?? Array(token.content.utf8)
         }
         addedByID = Dictionary(tokens.map { (Int32($0.id), $0) }, uniquingKeysWith: { _, last in last })
-        addedByContent = Dictionary(tokens.map { ($0.content, $0) }, uniquingKeysWith: { _, last in last })
+        addedByContent = Dictionary(tokens.map { (Array($0.content.utf8), $0) }, uniquingKeysWith: { _, last in last })
         addedSpelling = Dictionary(tokens.map { token in
             let spelled = token.normalized && normalizer != nil
                 ? String(decoding: normalizer!.apply(Array(token.content.utf8)), as: UTF8.self) : token.content
@@ -83,7 +84,7 @@ final class TokenizerPipeline {
     }
 
     func id(ofToken token: String) -> Int? {
-        if let added = addedByContent[token] { return added.id }
+        if let added = addedByContent[Array(token.utf8)] { return added.id }
         return model.vocabulary.id(ofToken: token)
     }
 
@@ -165,7 +166,7 @@ final class TokenizerPipeline {
                 if skipSpecialTokens && added.special { continue }
                 tokens.append(addedSpelling[Int32(truncatingIfNeeded: id)] ?? added.content)
             } else if let token = model.vocabulary.token(of: id) {
-                if skipSpecialTokens, addedByContent[token]?.special == true { continue }
+                if skipSpecialTokens, addedByContent[Array(token.utf8)]?.special == true { continue }
                 tokens.append(token)
             }
         }

@@ -119,7 +119,7 @@ final class SentencePieceTokenizer {
     func id(ofToken token: String) -> Int? {
         var token = token
         let id = token.withUTF8 { self.id(ofPiece: $0) }
-        return id == unknownID && token != pieces[Int(unknownID)] ? nil : Int(id)
+        return id == unknownID && !token.utf8.elementsEqual(pieces[Int(unknownID)].utf8) ? nil : Int(id)
     }
 
     /// The ids of `text`, without BOS/EOS.
@@ -193,13 +193,13 @@ final class SentencePieceTokenizer {
                 text += unknownSurface.utf8
                 leadingSpaceSeen = false
             default:
-                var piece = Substring(pieces[id])
+                var piece = Array(pieces[id].utf8)[...]
                 var consumed = false
-                if expectLeadingSpace && stripsLeadingSpaceOnDecode, piece.hasPrefix("▁") {
-                    piece = piece.dropFirst()
+                if expectLeadingSpace && stripsLeadingSpaceOnDecode, piece.starts(with: SentencePieceNormalizer.spaceSymbol) {
+                    piece = piece.dropFirst(SentencePieceNormalizer.spaceSymbol.count)
                     consumed = !removeExtraWhitespaces
                 }
-                text += piece.replacingOccurrences(of: "▁", with: " ").utf8
+                text += String(decoding: piece, as: UTF8.self).replacingLiteral("▁", with: " ").utf8
                 leadingSpaceSeen = consumed
             }
         }

@@ -34,7 +34,15 @@ FIXTURES = ROOT / "Tests" / "CollieTokenizersTests" / "Fixtures"
 SPECIAL_LINES = 150
 
 JSON_TOKENIZERS = ["gpt2", "llama2", "llama2-hubstyle", "llama3", "qwen2"]
-SPM_TOKENIZERS = {"llama2-spm": "tokenizer.model", "chinese-sp": "chinese_sp.model"}
+SPM_TOKENIZERS = {"llama2-spm": "tokenizer.model", "chinese-sp": "chinese_sp.model",
+                  "spm-bpe-user": "tokenizer.model", "spm-unigram-user": "tokenizer.model"}
+# SentencePiece models trained here (on tinyshakespeare) to cover what the real ones lack: user-defined and
+# control symbols, no dummy prefix, kept whitespace runs, whitespace as suffix.
+TRAINED_SPM = {
+    "spm-bpe-user": dict(model_type="bpe", byte_fallback=True, normalization_rule_name="identity",
+                         add_dummy_prefix=False, remove_extra_whitespaces=False),
+    "spm-unigram-user": dict(model_type="unigram", byte_fallback=False, treat_whitespace_as_suffix=True),
+}
 VECTOR_FILES = ["gpt2_encoded_tokens.json", "llama_encoded.json", "llama_3.2_encoded.json",
                 "whisper_tiny_en_encoded.json", "tokenizer_tests.json", "LICENSE.swift-transformers"]
 # Variants of bundled tokenizers, made at test time by replacing top-level members of the base tokenizer.json
@@ -120,7 +128,15 @@ def copy_tokenizers(shared):
         shutil.copy(source / name / "tokenizer_config.json", target / "tokenizer_config.json")
     for name, file in SPM_TOKENIZERS.items():
         (TOKENIZERS / name).mkdir(parents=True, exist_ok=True)
-        shutil.copy(source / name / file, TOKENIZERS / name / file)
+        if name in TRAINED_SPM:
+            spm.SentencePieceTrainer.train(
+                input=str(ROOT / "data" / "tinyshakespeare.txt"), model_prefix=str(TOKENIZERS / name / "tokenizer"),
+                vocab_size=1000, user_defined_symbols=["<sep>", "foo", "\u2581bar"], control_symbols=["<cls>"],
+                num_threads=1, character_coverage=1.0, input_sentence_size=0, shuffle_input_sentence=False,
+                minloglevel=2, **TRAINED_SPM[name])
+            (TOKENIZERS / name / "tokenizer.vocab").unlink()
+        else:
+            shutil.copy(source / name / file, TOKENIZERS / name / file)
     make_unigram_json(TOKENIZERS / "chinese-sp" / "chinese_sp.model", TOKENIZERS / "chinese-sp-unigram")
     vectors = FIXTURES / "vectors"
     vectors.mkdir(parents=True, exist_ok=True)
@@ -183,6 +199,7 @@ CURATED = [
     "<mask>", " <mask>", "a  <mask>b", "\t<mask> <mask>", "[x]", "[x]  y", "a[x]\n\nb", "<both>", "a  <both>  b",
     "x\u00a0<both>\u3000y", "word", "a word b", "words", "sword", "_word_", "word.", "(word)", "wordword", "1word",
     "Word WORD", "éword", "word\u0301", "Straße", "STRASSE straße", "x<|endoftext|>word",
+    "<sep>", "a<sep>b", " <sep> ", "foo bar", "foofoo barbar", "<cls> x <cls>", " \u2581bar", "x  foo  y", "foo\tbar\n",
     "a" * 300, "😀" * 40, " " * 100, "1" * 200, "\n" * 30, "ab" * 120, "- " * 60, "\t" * 20, "中" * 150,
 ]
 

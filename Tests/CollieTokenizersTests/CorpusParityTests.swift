@@ -1,7 +1,7 @@
 import XCTest
 @testable import CollieTokenizers
 
-/// Every corpus string (2,350: English, Chinese, Japanese, Arabic, emoji and ZWJ sequences, whitespace runs,
+/// Every corpus string (2,384: English, Chinese, Japanese, Arabic, emoji and ZWJ sequences, whitespace runs,
 /// code, numbers, special-token text, odd bytes) encodes to the reference library's ids and decodes to its
 /// text, for every bundled tokenizer. References: `tokenizers` for tokenizer.json, `sentencepiece` for .model
 /// (scripts/make_tokenizer_fixtures.py).
@@ -14,6 +14,8 @@ final class CorpusParityTests: XCTestCase {
     func testUnigramJSONMatchesTokenizers() throws { try checkParity("chinese-sp-unigram") }
     func testLlama2SentencePieceModelMatchesSentencePiece() throws { try checkParity("llama2-spm") }
     func testChineseSentencePieceModelMatchesSentencePiece() throws { try checkParity("chinese-sp") }
+    func testSentencePieceBPEWithUserAndControlSymbolsMatchesSentencePiece() throws { try checkParity("spm-bpe-user") }
+    func testSentencePieceUnigramWithWhitespaceSuffixMatchesSentencePiece() throws { try checkParity("spm-unigram-user") }
 
     func testGeneralRegexSplitMatchesTokenizers() throws {
         // GPT-2's vocabulary with a split pattern no hand-written matcher knows: the ICU fallback path.

@@ -29,10 +29,13 @@ let package = Package(
             name: "CBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]),
 
+        // Vectorized float32 row kernels (exp-heavy loops) with run-time AVX2 dispatch.
+        .target(name: "CCollieKernels"),
+
         // Tensor engine: storage, dtypes, views, kernels with hand-written backward, autodiff.
         .target(
             name: "CollieEngine",
-            dependencies: ["CBLAS", .product(name: "Numerics", package: "swift-numerics")],
+            dependencies: ["CBLAS", "CCollieKernels", .product(name: "Numerics", package: "swift-numerics")],
             swiftSettings: optimizedSwift),
 
         // Checkpoint IO: safetensors (memory-mapped, validated), sharded folders, atomic writes.

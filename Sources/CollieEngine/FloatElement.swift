@@ -5,13 +5,10 @@ import RealModule
 ///
 /// Kernels are generic over this protocol and specialized by the compiler, so one implementation
 /// serves both precisions; matrix products go to the matching BLAS routine.
-public protocol FloatElement: BinaryFloatingPoint, Real, SIMDScalar, Sendable
+public protocol FloatElement: BinaryFloatingPoint, Real, Sendable
 where Self.RawSignificand: FixedWidthInteger {
     /// The dtype tag of this element type.
     static var dtype: DType { get }
-
-    /// exp of eight lanes (see `VectorMath`).
-    static func vectorExp(_ v: SIMD8<Self>) -> SIMD8<Self>
 
     /// General matrix multiply on row-major data: C = alpha·op(A)·op(B) + beta·C.
     static func gemm(

@@ -1,4 +1,5 @@
 import Foundation
+import CCollieKernels
 import XCTest
 @testable import CollieEngine
 
@@ -7,9 +8,10 @@ final class VectorMathTests: XCTestCase {
         var worst: Float = 0
         var x: Float = -87
         while x < 88 {
-            let lanes = SIMD8<Float>((0..<8).map { x + Float($0) * 0.0137 })
-            let fast = Float.vectorExp(lanes)
-            for i in 0..<8 {
+            let lanes = (0..<13).map { x + Float($0) * 0.0137 }
+            var fast = lanes
+            collie_exponentiate_f32(&fast, 13, 0, 1)
+            for i in 0..<13 {
                 let exact = Foundation.exp(lanes[i])
                 worst = max(worst, abs(fast[i] - exact) / exact.ulp)
             }
@@ -19,7 +21,8 @@ final class VectorMathTests: XCTestCase {
     }
 
     func testVectorExpHandlesInfinitiesNaNAndUnderflow() {
-        let v = Float.vectorExp(SIMD8<Float>(-.infinity, .infinity, .nan, -100, 100, 0, -87.5, 1))
+        var v: [Float] = [-.infinity, .infinity, .nan, -100, 100, 0, -87.5, 1]
+        collie_exponentiate_f32(&v, 8, 0, 1)
         XCTAssertEqual(v[0], 0)
         XCTAssertEqual(v[1], .infinity)
         XCTAssertTrue(v[2].isNaN)
@@ -28,6 +31,27 @@ final class VectorMathTests: XCTestCase {
         XCTAssertEqual(v[5], 1)
         XCTAssertEqual(v[6], 0)
         XCTAssertEqual(v[7], Float(M_E), accuracy: Float(M_E).ulp * 2)
+    }
+
+    func testTheVectorizedPathIsTheOneTestedOnThisMachine() throws {
+        let flags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        try XCTSkipUnless(flags.contains(" avx2") && flags.contains(" fma"), "no AVX2 + FMA on this CPU")
+        XCTAssertEqual(collie_kernels_vectorized(), 1)
+    }
+
+    func testSwiGLUKernelsMatchTheFormulaOnTailsToo() {
+        let n = 21
+        let gate = (0..<n).map { Float($0) * 0.7 - 7 }, up = (0..<n).map { Float($0) * 0.1 - 1 }
+        let d = (0..<n).map { Float($0 % 5) - 2 }
+        var out = [Float](repeating: 0, count: n), dg = out, du = out
+        collie_swiglu_f32(gate, up, &out, n)
+        collie_swiglu_backward_f32(gate, up, d, &dg, &du, n)
+        for i in 0..<n {
+            let x = Double(gate[i]), s = 1 / (1 + Foundation.exp(-x))
+            XCTAssertEqual(Double(out[i]), x * s * Double(up[i]), accuracy: 1e-5)
+            XCTAssertEqual(Double(dg[i]), Double(d[i]) * Double(up[i]) * s * (1 + x * (1 - s)), accuracy: 1e-5)
+            XCTAssertEqual(Double(du[i]), Double(d[i]) * x * s, accuracy: 1e-5)
+        }
     }
 
     func testRowPrimitivesCoverTailsThatAreNotAMultipleOfEight() {

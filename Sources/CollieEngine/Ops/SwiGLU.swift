@@ -11,13 +11,7 @@ extension Tensor {
         func run<F: FloatElement>(_: F.Type) {
             let pg = g.pointer(as: F.self), pu = u.pointer(as: F.self), po = out.pointer(as: F.self)
             Parallel.forEach(n, minimumChunk: 1 << 14) { r in
-                var i = r.lowerBound
-                while i < r.upperBound {
-                    let n = r.upperBound - i
-                    let x = VectorMath.load(pg + i, n, fill: 0), u = VectorMath.load(pu + i, n, fill: 0)
-                    VectorMath.store(x * VectorMath.sigmoid(x) * u, po + i, n)
-                    i += 8
-                }
+                VectorMath.swiglu(gate: pg + r.lowerBound, up: pu + r.lowerBound, out: po + r.lowerBound, r.count)
             }
         }
         g.dtype == .float64 ? run(Double.self) : run(Float.self)
@@ -29,15 +23,9 @@ extension Tensor {
                 let du = needUp ? Tensor(uninitializedShape: g.shape, dtype: F.dtype) : nil
                 let pdg = dg?.pointer(as: F.self), pdu = du?.pointer(as: F.self)
                 Parallel.forEach(n, minimumChunk: 1 << 14) { r in
-                    var i = r.lowerBound
-                    while i < r.upperBound {
-                        let count = r.upperBound - i
-                        let x = VectorMath.load(pg + i, count, fill: 0), s = VectorMath.sigmoid(x)
-                        let d = VectorMath.load(pd + i, count, fill: 0), u = VectorMath.load(pu + i, count, fill: 0)
-                        if let pdg { VectorMath.store(d * u * s * (1 + x * (1 - s)), pdg + i, count) }
-                        if let pdu { VectorMath.store(d * x * s, pdu + i, count) }
-                        i += 8
-                    }
+                    VectorMath.swigluBackward(gate: pg + r.lowerBound, up: pu + r.lowerBound, gradient: pd + r.lowerBound,
+                                              gateGradient: pdg.map { $0 + r.lowerBound },
+                                              upGradient: pdu.map { $0 + r.lowerBound }, r.count)
                 }
                 if let dg { sink.give(dg, toInput: 0) }
                 if let du { sink.give(du, toInput: 1) }

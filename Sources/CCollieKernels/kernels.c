@@ -1,0 +1,214 @@
+#include "collie_kernels.h"
+
+#include <math.h>
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#define COLLIE_X86 1
+#include <immintrin.h>
+#define AVX2 __attribute__((target("avx2,fma")))
+#endif
+
+// MARK: - Portable scalar versions
+
+static float max_scalar(const float *p, size_t n) {
+    float m = -INFINITY;
+    for (size_t i = 0; i < n; i++) if (p[i] > m) m = p[i];
+    return m;
+}
+
+static float sum_exp_scalar(const float *p, size_t n, float shift) {
+    float s = 0;
+    for (size_t i = 0; i < n; i++) s += expf(p[i] - shift);
+    return s;
+}
+
+static float exponentiate_scalar(float *p, size_t n, float shift, float scale) {
+    float s = 0;
+    for (size_t i = 0; i < n; i++) { float e = expf(p[i] - shift); s += e; p[i] = e * scale; }
+    return s;
+}
+
+static void add_exponentiated_scalar(const float *src, float *dst, size_t n, float shift, float scale) {
+    for (size_t i = 0; i < n; i++) dst[i] += expf(src[i] - shift) * scale;
+}
+
+static void swiglu_scalar(const float *gate, const float *up, float *out, size_t n) {
+    for (size_t i = 0; i < n; i++) { float x = gate[i]; out[i] = x / (1 + expf(-x)) * up[i]; }
+}
+
+static void swiglu_backward_scalar(const float *gate, const float *up, const float *g, float *dg, float *du, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float x = gate[i], s = 1 / (1 + expf(-x));
+        if (dg) dg[i] = g[i] * up[i] * s * (1 + x * (1 - s));
+        if (du) du[i] = g[i] * x * s;
+    }
+}
+
+#ifdef COLLIE_X86
+// MARK: - AVX2 + FMA versions
+
+/// exp of 8 lanes (Cephes' expf): range reduction by ln 2, degree-6 polynomial, ≤ 2 ulp.
+/// Lanes below −87.34 give 0, above 88.38 give +inf, NaN stays NaN.
+AVX2 static inline __m256 exp8(__m256 v) {
+    const __m256 lo = _mm256_set1_ps(-87.33654f), hi = _mm256_set1_ps(88.37626f);
+    __m256 x = _mm256_min_ps(_mm256_max_ps(v, lo), hi);   // NaN lanes become lo/hi here…
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    __m256 y = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    __m256 result = _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+    result = _mm256_blendv_ps(result, _mm256_setzero_ps(), _mm256_cmp_ps(v, lo, _CMP_LT_OQ));
+    result = _mm256_blendv_ps(result, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(v, hi, _CMP_GT_OQ));
+    return _mm256_blendv_ps(result, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));   // …and get their NaN back
+}
+
+/// Loads the first `count` (< 8) floats, the other lanes set to `fill`.
+AVX2 static inline __m256 load_partial(const float *p, size_t count, float fill) {
+    float buffer[8];
+    for (int i = 0; i < 8; i++) buffer[i] = (size_t)i < count ? p[i] : fill;
+    return _mm256_loadu_ps(buffer);
+}
+
+AVX2 static inline void store_partial(float *p, __m256 v, size_t count) {
+    float buffer[8];
+    _mm256_storeu_ps(buffer, v);
+    for (size_t i = 0; i < count; i++) p[i] = buffer[i];
+}
+
+AVX2 static inline float horizontal_sum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+AVX2 static inline float horizontal_max(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+AVX2 static float max_avx2(const float *p, size_t n) {
+    __m256 m = _mm256_set1_ps(-INFINITY);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(p + i));
+    if (i < n) m = _mm256_max_ps(m, load_partial(p + i, n - i, -INFINITY));
+    return horizontal_max(m);
+}
+
+AVX2 static float sum_exp_avx2(const float *p, size_t n, float shift) {
+    const __m256 k = _mm256_set1_ps(shift);
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_add_ps(s0, exp8(_mm256_sub_ps(_mm256_loadu_ps(p + i), k)));
+        s1 = _mm256_add_ps(s1, exp8(_mm256_sub_ps(_mm256_loadu_ps(p + i + 8), k)));
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm256_add_ps(s0, exp8(_mm256_sub_ps(_mm256_loadu_ps(p + i), k)));
+    if (i < n) s1 = _mm256_add_ps(s1, exp8(_mm256_sub_ps(load_partial(p + i, n - i, -INFINITY), k)));
+    return horizontal_sum(_mm256_add_ps(s0, s1));
+}
+
+AVX2 static float exponentiate_avx2(float *p, size_t n, float shift, float scale) {
+    const __m256 k = _mm256_set1_ps(shift), c = _mm256_set1_ps(scale);
+    __m256 s = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(p + i), k));
+        s = _mm256_add_ps(s, e);
+        _mm256_storeu_ps(p + i, _mm256_mul_ps(e, c));
+    }
+    if (i < n) {
+        __m256 e = exp8(_mm256_sub_ps(load_partial(p + i, n - i, -INFINITY), k));
+        s = _mm256_add_ps(s, e);
+        store_partial(p + i, _mm256_mul_ps(e, c), n - i);
+    }
+    return horizontal_sum(s);
+}
+
+AVX2 static void add_exponentiated_avx2(const float *src, float *dst, size_t n, float shift, float scale) {
+    const __m256 k = _mm256_set1_ps(shift), c = _mm256_set1_ps(scale);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(src + i), k));
+        _mm256_storeu_ps(dst + i, _mm256_fmadd_ps(e, c, _mm256_loadu_ps(dst + i)));
+    }
+    for (; i < n; i++) dst[i] += expf(src[i] - shift) * scale;
+}
+
+AVX2 static inline __m256 sigmoid8(__m256 x) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    return _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+}
+
+AVX2 static void swiglu_avx2(const float *gate, const float *up, float *out, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(gate + i);
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(x, sigmoid8(x)), _mm256_loadu_ps(up + i)));
+    }
+    swiglu_scalar(gate + i, up + i, out + i, n - i);
+}
+
+AVX2 static void swiglu_backward_avx2(const float *gate, const float *up, const float *g, float *dg, float *du, size_t n) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(gate + i), s = sigmoid8(x), d = _mm256_loadu_ps(g + i);
+        if (dg) {
+            __m256 ds = _mm256_mul_ps(s, _mm256_fmadd_ps(x, _mm256_sub_ps(one, s), one));
+            _mm256_storeu_ps(dg + i, _mm256_mul_ps(_mm256_mul_ps(d, _mm256_loadu_ps(up + i)), ds));
+        }
+        if (du) _mm256_storeu_ps(du + i, _mm256_mul_ps(d, _mm256_mul_ps(x, s)));
+    }
+    swiglu_backward_scalar(gate + i, up + i, g + i, dg ? dg + i : 0, du ? du + i : 0, n - i);
+}
+
+static int has_avx2(void) {
+    static int cached = -1;
+    if (cached < 0) cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return cached;
+}
+#define DISPATCH(vector_call, scalar_call) do { if (has_avx2()) { vector_call; } else { scalar_call; } } while (0)
+#else
+static int has_avx2(void) { return 0; }
+#define DISPATCH(vector_call, scalar_call) do { scalar_call; } while (0)
+#endif
+
+// MARK: - Entry points
+
+float collie_max_f32(const float *p, size_t n) {
+    DISPATCH(return max_avx2(p, n), return max_scalar(p, n));
+}
+
+float collie_sum_exp_f32(const float *p, size_t n, float shift) {
+    DISPATCH(return sum_exp_avx2(p, n, shift), return sum_exp_scalar(p, n, shift));
+}
+
+float collie_exponentiate_f32(float *p, size_t n, float shift, float scale) {
+    DISPATCH(return exponentiate_avx2(p, n, shift, scale), return exponentiate_scalar(p, n, shift, scale));
+}
+
+void collie_add_exponentiated_f32(const float *src, float *dst, size_t n, float shift, float scale) {
+    DISPATCH(add_exponentiated_avx2(src, dst, n, shift, scale), add_exponentiated_scalar(src, dst, n, shift, scale));
+}
+
+void collie_swiglu_f32(const float *gate, const float *up, float *out, size_t n) {
+    DISPATCH(swiglu_avx2(gate, up, out, n), swiglu_scalar(gate, up, out, n));
+}
+
+void collie_swiglu_backward_f32(const float *gate, const float *up, const float *gradient,
+                                float *gate_gradient, float *up_gradient, size_t n) {
+    DISPATCH(swiglu_backward_avx2(gate, up, gradient, gate_gradient, up_gradient, n),
+             swiglu_backward_scalar(gate, up, gradient, gate_gradient, up_gradient, n));
+}
+
+int collie_kernels_vectorized(void) { return has_avx2(); }

@@ -358,7 +358,8 @@ def host_info():
             "torchThreads": torch.get_num_threads(), "cpuCapability": torch.backends.cpu.get_cpu_capability(),
             "mkl": torch.backends.mkl.is_available(),
             "openblasCoretype": env.get("OPENBLAS_CORETYPE"), "openblasNumThreads": env.get("OPENBLAS_NUM_THREADS"),
-            "openblasL2Size": env.get("OPENBLAS_L2_SIZE"), "ompNumThreads": env.get("OMP_NUM_THREADS"),
+            "openblasL2Size": env.get("OPENBLAS_L2_SIZE"), "openblasThreadTimeout": env.get("OPENBLAS_THREAD_TIMEOUT"),
+            "ompNumThreads": env.get("OMP_NUM_THREADS"),
             "loadAverageBefore": load_average(), "loadAverageAfter": None, "otherProcessesCPUPercent": None}
 
 
@@ -381,7 +382,8 @@ def print_report(report):
           f" ({host['torchThreads']} threads, {host['cpuCapability']}, MKL {host['mkl']})")
     print(f"OPENBLAS_CORETYPE={host['openblasCoretype'] or '(unset)'}  "
           f"OPENBLAS_NUM_THREADS={host['openblasNumThreads'] or '(unset)'}  "
-          f"OPENBLAS_L2_SIZE={host['openblasL2Size'] or '(unset)'}  OMP_NUM_THREADS={host['ompNumThreads'] or '(unset)'}")
+          f"OPENBLAS_L2_SIZE={host['openblasL2Size'] or '(unset)'}  "
+          f"OPENBLAS_THREAD_TIMEOUT={host['openblasThreadTimeout'] or '(unset)'}  OMP_NUM_THREADS={host['ompNumThreads'] or '(unset)'}")
     print(f"load average: {host['loadAverageBefore']}")
     m = report.get("attentionMemory")
     if m:

@@ -7,7 +7,7 @@ import Foundation
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure Collie's speed",
-        subcommands: [Ops.self])
+        subcommands: [Ops.self, Train.self, BenchTokenizer.self])
 }
 
 extension Bench {
@@ -112,7 +112,10 @@ struct HostInfo: Codable {
     var openblasCoretype: String?
     var openblasNumThreads: String?
     var openblasL2Size: String?
+    var openblasThreadTimeout: String?
     var collieNumThreads: String?
+    /// Whether `collie` re-executed itself to set OPENBLAS_CORETYPE (it was unset in the caller's environment).
+    var coretypeSetByCollie: Bool
     var parallelThreadCount: Int
     var openblasThreads: Int
     var openblasCore: String
@@ -130,7 +133,9 @@ struct HostInfo: Codable {
         return HostInfo(
             cpu: model, onlineProcessors: ProcessInfo.processInfo.activeProcessorCount,
             openblasCoretype: environment["OPENBLAS_CORETYPE"], openblasNumThreads: environment["OPENBLAS_NUM_THREADS"],
-            openblasL2Size: environment["OPENBLAS_L2_SIZE"], collieNumThreads: environment["COLLIE_NUM_THREADS"],
+            openblasL2Size: environment["OPENBLAS_L2_SIZE"], openblasThreadTimeout: environment["OPENBLAS_THREAD_TIMEOUT"],
+            collieNumThreads: environment["COLLIE_NUM_THREADS"],
+            coretypeSetByCollie: environment["COLLIE_BLAS_REEXEC"] != nil,
             parallelThreadCount: Parallel.threadCount, openblasThreads: Int(openblas_get_num_threads()),
             openblasCore: String(cString: openblas_get_corename()),
             openblasConfig: String(cString: openblas_get_config()).trimmingCharacters(in: .whitespaces),
@@ -659,8 +664,9 @@ func fmt(_ value: Double, _ decimals: Int = 1) -> String { String(format: "%.\(d
 
 func printHeader(_ host: HostInfo) {
     print("collie bench ops — \(host.cpu), \(host.onlineProcessors) online processors")
-    print("OPENBLAS_CORETYPE=\(host.openblasCoretype ?? "(unset)")  OPENBLAS_NUM_THREADS=\(host.openblasNumThreads ?? "(unset)")"
-          + "  OPENBLAS_L2_SIZE=\(host.openblasL2Size ?? "(unset)")  COLLIE_NUM_THREADS=\(host.collieNumThreads ?? "(unset)")")
+    print("OPENBLAS_CORETYPE=\(host.openblasCoretype ?? "(unset)")\(host.coretypeSetByCollie ? " (set by collie's re-exec; unset by the caller)" : "")  OPENBLAS_NUM_THREADS=\(host.openblasNumThreads ?? "(unset)")"
+          + "  OPENBLAS_L2_SIZE=\(host.openblasL2Size ?? "(unset)")"
+          + "  OPENBLAS_THREAD_TIMEOUT=\(host.openblasThreadTimeout ?? "(unset)")  COLLIE_NUM_THREADS=\(host.collieNumThreads ?? "(unset)")")
     print("Parallel.threadCount=\(host.parallelThreadCount)  OpenBLAS: \(host.openblasThreads) threads, core \(host.openblasCore)"
           + " (\(host.openblasConfig))")
     print("load average: \(host.loadAverageBefore)")

@@ -1,0 +1,99 @@
+import ArgumentParser
+import Collie
+import Foundation
+
+extension Bench {
+    /// `collie bench train`: full training steps (forward, backward, AdamW) of a reference LLaMA
+    /// configuration on random tokens, reporting tokens/s, GFLOP/s and peak memory.
+    ///
+    /// `scripts/bench_train_torch.py` runs the same configurations in PyTorch + transformers.
+    struct Train: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Time training steps of a reference LLaMA configuration (fp32, AdamW).")
+
+        /// The reference configurations (vocab 32000).
+        enum Preset: String, ExpressibleByArgument, CaseIterable {
+            /// hidden 256, 4 layers, 4 heads, intermediate 688, batch 4 × 256.
+            case tiny
+            /// hidden 768, 12 layers, 12 heads, intermediate 2048, batch 4 × 512.
+            case small
+
+            var configuration: LlamaConfiguration {
+                switch self {
+                case .tiny:
+                    LlamaConfiguration(hiddenSize: 256, intermediateSize: 688, hiddenLayers: 4, attentionHeads: 4,
+                                       keyValueHeads: 4, vocabularySize: 32000, maxPositionEmbeddings: 2048)
+                case .small:
+                    LlamaConfiguration(hiddenSize: 768, intermediateSize: 2048, hiddenLayers: 12, attentionHeads: 12,
+                                       keyValueHeads: 12, vocabularySize: 32000, maxPositionEmbeddings: 2048)
+                }
+            }
+
+            var batch: (size: Int, length: Int) { self == .tiny ? (4, 256) : (4, 512) }
+        }
+
+        @Option(help: "Reference configuration: tiny or small.") var preset: Preset = .tiny
+        @Option(help: "Timed steps (after one warm-up step).") var steps = 5
+        @Flag(help: "Print one JSON object instead of text.") var json = false
+
+        func run() throws {
+            let c = preset.configuration
+            let (b, t) = preset.batch
+            let model = LlamaForCausalLM(c, seed: 0)
+            let buffer = ParameterBuffer(model.parameters)
+            buffer.attachGradients()
+            let optimizer = AdamW(parameters: model.parameters, learningRate: 1e-4)
+            var generator = RandomGenerator(seed: 1)
+            let ids = Tensor(ints: (0..<(b * t)).map { _ in Int(generator.next() % UInt64(c.vocabularySize)) }, shape: [b, t])
+
+            var times: [Double] = []
+            var losses: [Float] = []
+            for step in 0...steps {
+                let start = DispatchTime.now().uptimeNanoseconds
+                buffer.zeroGradients()
+                let loss = model.loss(ids: ids, labels: ids)
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.item)
+                if step > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
+            }
+            let median = times.sorted()[times.count / 2]
+            let tokens = Double(b * t)
+            // Matrix-product FLOPs: 6 per parameter of every linear layer (lm_head included) per
+            // token, plus causal attention's 6·L·T·d (half of 12·L·T·d).
+            let linearParameters = Double(model.parameterCount - c.vocabularySize * c.hiddenSize * (c.tieWordEmbeddings ? 0 : 1))
+                - Double(c.hiddenLayers * 2 * c.hiddenSize + c.hiddenSize)   // norms
+            let flopsPerToken = 6 * linearParameters + 6 * Double(c.hiddenLayers * t * c.hiddenSize)
+            let gflops = flopsPerToken * tokens / median / 1e9
+            let peak = peakResidentBytes()
+            let blas = environment("OPENBLAS_CORETYPE")
+            if json {
+                let object: [String: Any] = [
+                    "preset": preset.rawValue, "parameters": model.parameterCount, "batch": b, "sequence": t,
+                    "step_seconds_median": median, "tokens_per_second": tokens / median, "gflops": gflops,
+                    "peak_rss_bytes": peak, "losses": losses.map(Double.init), "openblas_coretype": blas,
+                    "threads": Parallel.threadCount,
+                ]
+                let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+                print(String(decoding: data, as: UTF8.self))
+            } else {
+                print("collie bench train --preset \(preset.rawValue): \(model.parameterCount.formatted()) parameters, "
+                      + "batch \(b) × \(t), AdamW fp32, \(Parallel.threadCount) threads, OPENBLAS_CORETYPE=\(blas)")
+                print(String(format: "median step %.3f s | %.0f tokens/s | %.1f GFLOP/s | peak RSS %.2f GB | loss %.4f → %.4f",
+                             median, tokens / median, gflops, Double(peak) / 1e9, losses.first!, losses.last!))
+            }
+        }
+
+        /// VmHWM of this process, in bytes.
+        private func peakResidentBytes() -> Int {
+            let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+            guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+                  let kib = Int(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+            return kib * 1024
+        }
+
+        private func environment(_ name: String) -> String {
+            ProcessInfo.processInfo.environment[name] ?? "unset"
+        }
+    }
+}

@@ -1,0 +1,67 @@
+"""PyTorch + transformers side of `collie bench train`: the same reference LLaMA configurations,
+fp32, AdamW, random tokens; prints tokens/s, GFLOP/s (same FLOP count as Collie) and peak RSS.
+
+    python3 scripts/bench_train_torch.py --preset tiny --steps 5
+"""
+import argparse
+import json
+import os
+import resource
+import time
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+PRESETS = {
+    "tiny": dict(hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=4, batch=(4, 256)),
+    "small": dict(hidden_size=768, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=12, batch=(4, 512)),
+}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--preset", choices=PRESETS, default="tiny")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    spec = dict(PRESETS[args.preset])
+    b, t = spec.pop("batch")
+    config = LlamaConfig(vocab_size=32000, max_position_embeddings=2048, num_key_value_heads=spec["num_attention_heads"],
+                         tie_word_embeddings=False, **spec)
+    model = LlamaForCausalLM(config)   # default attention implementation (sdpa)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    ids = torch.randint(0, 32000, (b, t))
+    times, losses = [], []
+    for step in range(args.steps + 1):
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        if step > 0:
+            times.append(time.perf_counter() - start)
+    median = sorted(times)[len(times) // 2]
+    parameters = sum(p.numel() for p in model.parameters())
+    c = config
+    linear = parameters - c.vocab_size * c.hidden_size - (2 * c.num_hidden_layers + 1) * c.hidden_size
+    flops_per_token = 6 * linear + 6 * c.num_hidden_layers * t * c.hidden_size
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    result = dict(preset=args.preset, parameters=parameters, batch=b, sequence=t, step_seconds_median=median,
+                  tokens_per_second=b * t / median, gflops=flops_per_token * b * t / median / 1e9,
+                  peak_rss_bytes=peak, losses=losses, torch=torch.__version__, threads=torch.get_num_threads())
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    else:
+        print(f"torch bench train --preset {args.preset}: {parameters:,} parameters, batch {b} x {t}, AdamW fp32, "
+              f"{torch.get_num_threads()} threads")
+        print(f"median step {median:.3f} s | {b * t / median:.0f} tokens/s | {result['gflops']:.1f} GFLOP/s | "
+              f"peak RSS {peak / 1e9:.2f} GB | loss {losses[0]:.4f} -> {losses[-1]:.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -44,3 +44,17 @@ extension Double: FloatElement {
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 }
+
+/// OpenBLAS's own thread count, for regions that already run one task per core.
+enum BLASThreads {
+    /// Runs `body` with OpenBLAS limited to one thread (its GEMMs then run on the calling thread),
+    /// restoring the previous count afterwards. Used where `Parallel.forEach` tasks call GEMM, so
+    /// the two thread pools never nest.
+    static func withSingleThread<R>(_ body: () -> R) -> R {
+        let previous = openblas_get_num_threads()
+        guard previous > 1, Parallel.threadCount > 1 else { return body() }
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(previous) }
+        return body()
+    }
+}

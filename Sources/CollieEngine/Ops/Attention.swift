@@ -20,13 +20,14 @@ struct AttentionTiles {
         self.columns = columns
     }
 
-    /// The default for head dimension `dim`: 64×64, halving the query rows (to no fewer than 8)
-    /// while a tile GEMM's Br·Bc·D exceeds 2^18, OpenBLAS's default threshold (65536 ×
-    /// GEMM_MULTITHREAD_THRESHOLD) above which it would start its own threads inside our tasks.
-    /// D = 64 gets 64×64, D = 128 gets 32×64, D = 256 gets 16×64.
+    /// The default for head dimension `dim`: 128×128, halving the query rows (to no fewer than
+    /// 16) while a tile GEMM's Br·Bc·D exceeds 2^20, so tiles stay in L2. Larger tiles amortize
+    /// BLAS's per-call packing; the kernels run them with OpenBLAS held to one thread
+    /// (`BLASThreads.withSingleThread`), since the tasks themselves already use every core.
+    /// D = 64 gets 128×128, D = 128 gets 64×128, D = 256 gets 32×128.
     init(headDim dim: Int) {
-        self.init(rows: 64, columns: 64)
-        while rows > 8 && rows * columns * dim > 1 << 18 { rows /= 2 }
+        self.init(rows: 128, columns: 128)
+        while rows > 16 && rows * columns * dim > 1 << 20 { rows /= 2 }
     }
 
     /// Elements of scratch one forward task holds: the score/probability tile and the row max and sum.
@@ -202,6 +203,7 @@ struct AttentionProblem<F: FloatElement> {
     /// Writes the attention output `out` [B, T, H, D] and the row logsumexp `logSumExp` [B, H, T]
     /// (+inf for rows with no visible key, so that recomputed probabilities are 0), one (b, h) per task.
     func forward(out: UnsafeMutablePointer<F>, logSumExp: UnsafeMutablePointer<F>) {
+        BLASThreads.withSingleThread {
         Parallel.forEach(batch * heads) { tasks in
             let scratch = UnsafeMutablePointer<F>.allocate(capacity: tiles.forwardScratchCount)
             defer { scratch.deallocate() }
@@ -253,6 +255,7 @@ struct AttentionProblem<F: FloatElement> {
                 }
             }
         }
+        }
     }
 
     /// Adds the gradients of q, k and v (each optional; same layouts as the inputs, zeroed by the
@@ -263,6 +266,7 @@ struct AttentionProblem<F: FloatElement> {
     func backward(out: UnsafePointer<F>, logSumExp: UnsafePointer<F>, dOut: UnsafePointer<F>,
                   dq: UnsafeMutablePointer<F>?, dk: UnsafeMutablePointer<F>?, dv: UnsafeMutablePointer<F>?) {
         let needsScoreGradient = dq != nil || dk != nil
+        BLASThreads.withSingleThread {
         Parallel.forEach(batch * kvHeads) { tasks in
             let scratch = UnsafeMutablePointer<F>.allocate(capacity: tiles.backwardScratchCount)
             defer { scratch.deallocate() }
@@ -323,6 +327,7 @@ struct AttentionProblem<F: FloatElement> {
                     }
                 }
             }
+        }
         }
     }
 }

@@ -78,6 +78,9 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CollieTrainingTests", dependencies: ["CollieTraining", "CollieTokenizers"],
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "CollieTrainerTests",
+                    dependencies: ["CollieTraining", "CollieModels", "CollieIO", "CollieEngine", "CollieTokenizers"],
+                    resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -15,6 +15,15 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable {
         s0 = splitMix(); s1 = splitMix(); s2 = splitMix(); s3 = splitMix()
     }
 
+    /// The four state words, so a checkpoint can save the generator and resume its exact sequence.
+    public var state: [UInt64] { [s0, s1, s2, s3] }
+
+    /// A generator that continues from `state` (a value read from `state`).
+    public init(state: [UInt64]) {
+        precondition(state.count == 4 && state.contains { $0 != 0 }, "a generator state is four words, not all zero")
+        s0 = state[0]; s1 = state[1]; s2 = state[2]; s3 = state[3]
+    }
+
     public mutating func next() -> UInt64 {
         let result = ((s1 &* 5) << 7 | (s1 &* 5) >> 57) &* 9
         let t = s1 << 17

@@ -32,6 +32,8 @@ public struct CollieConfig: Codable, Equatable, Sendable {
     public var evalPerNSteps = 0
     /// Evaluate every n epochs (0: never by epochs).
     public var evalPerNEpochs = 0
+    /// Also evaluate once before the first update (transformers' `eval_on_start`).
+    public var evalOnStart = false
     /// Activation (gradient) checkpointing.
     public var checkpointing = true
     /// Fused FlashAttention-style attention.
@@ -46,6 +48,9 @@ public struct CollieConfig: Codable, Equatable, Sendable {
     public var tokenizer: String?
     public var trainData: String?
     public var evalData: String?
+    /// Without `eval_data`: the fraction of `train_data`'s records, taken from its end, held out for evaluation
+    /// (0: none).
+    public var evalSplit = 0.0
     /// How records are read; `auto` detects it from the first record's keys.
     public var recordFormat: RecordFormat = .auto
     /// Examples are truncated to this many tokens.
@@ -71,17 +76,22 @@ public struct CollieConfig: Codable, Equatable, Sendable {
     public var monitors: [Monitor] = []
     public var monitorOutputs: [MonitorOutput] = [.csv]
     public var callbacks = Callbacks()
+    /// An instruction (or, for non-Alpaca data, a text) the trained model answers greedily at the end of `collie train`.
+    public var samplePrompt: String?
+    /// How many tokens the sample answer may have at most.
+    public var sampleMaxNewTokens = 48
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case seed, dataParallelSize = "dp_size", tensorParallelSize = "tp_size", pipelineParallelSize = "pp_size"
         case trainEpochs = "train_epochs", trainMicroBatchSize = "train_micro_batch_size"
         case gradientAccumulationSteps = "gradient_accumulation_steps", evalBatchSize = "eval_batch_size"
-        case evalPerNSteps = "eval_per_n_steps", evalPerNEpochs = "eval_per_n_epochs"
+        case evalPerNSteps = "eval_per_n_steps", evalPerNEpochs = "eval_per_n_epochs", evalOnStart = "eval_on_start"
         case checkpointing, useFlash = "use_flash", dropout, initMethod = "init_method"
-        case model, tokenizer, trainData = "train_data", evalData = "eval_data", recordFormat = "record_format"
+        case model, tokenizer, trainData = "train_data", evalData = "eval_data", evalSplit = "eval_split", recordFormat = "record_format"
         case maxLength = "max_length", shuffle, paddingSide = "padding_side", lastBatch = "last_batch"
         case optimizer, lrScheduler = "lr_scheduler", maxGradNorm = "max_grad_norm", dtype
         case outputDir = "output_dir", monitors, monitorOutputs = "monitor_outputs", callbacks
+        case samplePrompt = "sample_prompt", sampleMaxNewTokens = "sample_max_new_tokens"
     }
 
     /// A config with CoLLiE's defaults for `model`.
@@ -102,6 +112,7 @@ public struct CollieConfig: Codable, Equatable, Sendable {
         evalBatchSize = try c.value(.evalBatchSize, default: evalBatchSize)
         evalPerNSteps = try c.value(.evalPerNSteps, default: evalPerNSteps)
         evalPerNEpochs = try c.value(.evalPerNEpochs, default: evalPerNEpochs)
+        evalOnStart = try c.value(.evalOnStart, default: evalOnStart)
         checkpointing = try c.value(.checkpointing, default: checkpointing)
         useFlash = try c.value(.useFlash, default: useFlash)
         dropout = try c.value(.dropout, default: dropout)
@@ -109,6 +120,7 @@ public struct CollieConfig: Codable, Equatable, Sendable {
         tokenizer = try c.decodeIfPresent(String.self, forKey: .tokenizer)
         trainData = try c.decodeIfPresent(String.self, forKey: .trainData)
         evalData = try c.decodeIfPresent(String.self, forKey: .evalData)
+        evalSplit = try c.value(.evalSplit, default: evalSplit)
         recordFormat = try c.value(.recordFormat, default: recordFormat)
         maxLength = try c.value(.maxLength, default: maxLength)
         shuffle = try c.value(.shuffle, default: shuffle)
@@ -122,12 +134,17 @@ public struct CollieConfig: Codable, Equatable, Sendable {
         monitors = try c.value(.monitors, default: monitors)
         monitorOutputs = try c.value(.monitorOutputs, default: monitorOutputs)
         callbacks = try c.value(.callbacks, default: callbacks)
+        samplePrompt = try c.decodeIfPresent(String.self, forKey: .samplePrompt)
+        sampleMaxNewTokens = try c.value(.sampleMaxNewTokens, default: sampleMaxNewTokens)
     }
 
     // MARK: - Derived values
 
     /// Examples per optimizer step (micro-batch × accumulation × data-parallel ranks).
     public var globalBatchSize: Int { trainMicroBatchSize * gradientAccumulationSteps * dataParallelSize }
+
+    /// True when the run has evaluation data: `eval_data`, or a part of `train_data` held out by `eval_split`.
+    public var hasEvaluationData: Bool { evalData != nil || evalSplit > 0 }
 
     /// The tokenizer's location: `tokenizer`, else the model folder; nil for a preset without a tokenizer.
     public var tokenizerPath: String? {

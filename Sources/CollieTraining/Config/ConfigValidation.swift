@@ -31,6 +31,10 @@ extension CollieConfig {
         atLeast(0, evalPerNSteps, .evalPerNSteps)
         atLeast(0, evalPerNEpochs, .evalPerNEpochs)
         atLeast(2, maxLength, .maxLength)
+        atLeast(1, sampleMaxNewTokens, .sampleMaxNewTokens)
+        if !(0..<1).contains(evalSplit) { fail(.evalSplit, "must be in [0, 1), got \(evalSplit)") }
+        if evalSplit > 0, evalData != nil { fail(.evalSplit, "give eval_data or eval_split, not both") }
+        if evalOnStart, !hasEvaluationData { fail(.evalOnStart, "needs evaluation data; set eval_data or eval_split") }
         if !(0..<1).contains(dropout) { fail(.dropout, "must be in [0, 1), got \(dropout)") }
         if initMethod.kind != .normal {
             fail("init_method.type", "\(initMethod.kind.rawValue) is not yet supported; use normal")
@@ -53,8 +57,8 @@ extension CollieConfig {
         issues += lrScheduler.issues()
         issues += callbacks.issues()
         if callbacks.loadBestModel != nil || callbacks.earlyStop != nil || callbacks.checkpoint?.topK != nil,
-           evalData == nil {
-            fail(.callbacks, "load_best_model, early_stop and top_k compare evaluation results; set eval_data")
+           !hasEvaluationData {
+            fail(.callbacks, "load_best_model, early_stop and top_k compare evaluation results; set eval_data or eval_split")
         }
         if !issues.isEmpty { throw ConfigError(issues: issues) }
     }

@@ -1,3 +1,4 @@
+import CollieIO
 import Foundation
 
 /// Writes training steps to a CSV file, one row per step, each row written (and so visible to
@@ -37,6 +38,19 @@ public final class CSVMonitor: TrainingMonitor {
         try self.init(url: directory.appendingPathComponent(runName + ".csv"), now: now)
     }
 
+    /// Continues the logs at `url` for a run resumed after update `step`: rows of later steps (written by the
+    /// interrupted run after its checkpoint, and about to be redone) are dropped, new rows are appended. Files
+    /// that do not exist are created.
+    public init(url: URL, resumingAfter step: Int, now: @escaping () -> Date = Date.init) throws {
+        self.url = url
+        evaluationURL = url.deletingPathExtension().appendingPathExtension("evaluation.csv")
+        self.now = now
+        steps = try Self.reopen(url, header: Self.stepColumns, keepingStepsThrough: step)
+        if FileManager.default.fileExists(atPath: evaluationURL.path) {
+            evaluations = try Self.reopen(evaluationURL, header: Self.evaluationColumns, keepingStepsThrough: step)
+        }
+    }
+
     public func record(_ event: TrainingEvent) throws {
         guard !closed else { return }
         let wallTime = Self.number(now().timeIntervalSince1970)
@@ -74,6 +88,25 @@ public final class CSVMonitor: TrainingMonitor {
         guard FileManager.default.createFile(atPath: url.path, contents: Data(row(header).utf8)) else {
             throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: url.path])
         }
+        let handle = try FileHandle(forWritingTo: url)
+        try handle.seekToEnd()
+        return handle
+    }
+
+    /// Rewrites `url` keeping the header and the rows whose first field (the step) is at most `step`, and opens it
+    /// for appending; creates it when missing.
+    private static func reopen(_ url: URL, header: [String], keepingStepsThrough step: Int) throws -> FileHandle {
+        guard let data = FileManager.default.contents(atPath: url.path), let text = String(data: data, encoding: .utf8) else {
+            return try create(url, header: header)
+        }
+        var kept = row(header)
+        for line in text.split(separator: "\n").dropFirst() {
+            // A row cut short by a crash has fewer fields; it is dropped too.
+            guard line.split(separator: ",", omittingEmptySubsequences: false).count >= header.count,
+                  let rowStep = Int(line.prefix { $0 != "," }), rowStep <= step else { continue }
+            kept += line + "\n"
+        }
+        try AtomicFile.write(Data(kept.utf8), to: url)
         let handle = try FileHandle(forWritingTo: url)
         try handle.seekToEnd()
         return handle

@@ -1,0 +1,409 @@
+import CollieEngine
+import CollieIO
+import CollieModels
+import Foundation
+
+/// Fine-tunes a causal language model (CoLLiE's `Trainer`): epochs of micro-batches from a seeded sampler,
+/// gradient accumulation, clipping, a learning-rate schedule, evaluation, monitors, callbacks and
+/// checkpoints that resume exactly.
+///
+/// One optimizer update, as transformers' `Trainer` does it:
+///
+///     group   = the next gradient_accumulation_steps micro-batches (fewer at an epoch's end)
+///     N       = tokens the group predicts (labels ≠ −100 after the shift)
+///     loss_i  = Σ NLL(micro-batch i) / N        → backward() accumulates into the flat gradients
+///     clip to max_grad_norm; optimizer.learningRate = schedule(k); step; zero gradients
+///
+/// so the accumulated gradient is that of the mean over every predicted token of the group, however the
+/// tokens fall into micro-batches, and the reported loss is that mean.
+///
+/// ```swift
+/// let trainer = try Trainer(config: config, model: model, trainDataset: train, evaluationDataset: eval,
+///                           padTokenID: tokenizer.padTokenID ?? tokenizer.eosTokenID ?? 0, monitors: [csv])
+/// try trainer.resume(from: checkpoint)   // optional
+/// try trainer.train()
+/// ```
+public final class Trainer {
+    public let config: CollieConfig
+    public let model: LlamaForCausalLM
+    /// The model's parameters in one buffer, with flat gradients.
+    public let parameterBuffer: ParameterBuffer
+    public let optimizer: Optimizer
+    /// The learning rate per update; its `step` is the number of updates taken.
+    public private(set) var schedule: LearningRateSchedule
+    public let trainLoader: DataLoader
+    public let evaluationLoader: DataLoader?
+    /// Receives the typed events (`started`, `step`, `evaluation`, `checkpoint`, `finished`).
+    public let monitor: MonitorGroup
+    public let callbacks: [TrainerCallback]
+    /// Where checkpoints (and the callbacks' files) go.
+    public let outputDirectory: URL
+    /// Counters, data position, evaluations.
+    public private(set) var state: TrainerState
+    /// Seeded generator for stochastic parts of training; saved with every checkpoint.
+    public var randomGenerator: RandomGenerator
+    /// Receives messages for a person (early stop, best model loaded).
+    public var logHandler: (String) -> Void = { _ in }
+    private var stopRequested = false
+
+    /// A trainer for `model` on `trainDataset` as `config` describes (batch sizes, accumulation, optimizer,
+    /// schedule, clipping, evaluation schedule, seed).
+    ///
+    /// - Parameters:
+    ///   - padTokenID: the id padding positions get (masked, never trained).
+    ///   - monitors: receive every event; the trainer does not close them.
+    ///   - callbacks: nil builds those `config.callbacks` describes.
+    ///   - outputDirectory: nil uses `config.outputDir`. Nothing is written before the first checkpoint.
+    /// - Throws: `TrainerError` for settings Collie does not support yet, ids outside the model's vocabulary, or
+    ///   monitored metrics that do not exist; `DatasetError` when `last_batch: drop` leaves no batch.
+    public init(config: CollieConfig, model: LlamaForCausalLM, trainDataset: TrainingDataset,
+                evaluationDataset: TrainingDataset? = nil, padTokenID: Int, monitors: [TrainingMonitor] = [],
+                callbacks: [TrainerCallback]? = nil, outputDirectory: URL? = nil) throws {
+        if config.dropout > 0 { throw TrainerError("dropout: \(config.dropout) is not yet supported; set it to 0") }
+        if config.dtype != .float32 {
+            throw TrainerError("dtype: training in \(config.dtype.rawValue) is not yet supported; use float32")
+        }
+        let vocabulary = model.configuration.vocabularySize
+        guard (0..<vocabulary).contains(padTokenID) else {
+            throw TrainerError("the pad token id \(padTokenID) is outside the model's vocabulary (\(vocabulary) ids)")
+        }
+        try Self.checkIDs(trainDataset, vocabularySize: vocabulary, key: "train_data")
+        if let evaluationDataset { try Self.checkIDs(evaluationDataset, vocabularySize: vocabulary, key: "eval_data") }
+
+        self.config = config
+        self.model = model
+        self.outputDirectory = outputDirectory ?? URL(fileURLWithPath: config.outputDir)
+        let padder = Padder(side: config.paddingSide, padTokenID: padTokenID)
+        trainLoader = try DataLoader(dataset: trainDataset, batchSize: config.trainMicroBatchSize,
+                                     lastBatch: config.lastBatch, shuffle: config.shuffle,
+                                     seed: UInt64(bitPattern: Int64(config.seed)), padder: padder)
+        evaluationLoader = try evaluationDataset.map {
+            try DataLoader(dataset: $0, batchSize: config.evalBatchSize, lastBatch: .normal, shuffle: false, padder: padder)
+        }
+        parameterBuffer = ParameterBuffer(model.parameters)
+        parameterBuffer.attachGradients()
+        optimizer = try Self.makeOptimizer(config.optimizer, parameters: model.parameters)
+
+        var state = TrainerState()
+        state.batchesPerEpoch = trainLoader.batchesPerEpoch
+        state.gradientAccumulationSteps = config.gradientAccumulationSteps
+        state.stepsPerEpoch = (trainLoader.batchesPerEpoch + config.gradientAccumulationSteps - 1)
+            / config.gradientAccumulationSteps
+        state.totalSteps = state.stepsPerEpoch * config.trainEpochs
+        state.trainingExamples = trainDataset.count
+        schedule = Self.makeSchedule(config, totalSteps: state.totalSteps)
+        randomGenerator = RandomGenerator(seed: UInt64(bitPattern: Int64(config.seed)))
+        state.randomState = randomGenerator.state
+        self.state = state
+        monitor = MonitorGroup(monitors)
+        self.callbacks = try callbacks ?? Self.makeCallbacks(config.callbacks)
+        let names = self.callbacks.map(\.name)
+        if Set(names).count != names.count { throw TrainerError("two callbacks share a name: \(names)") }
+    }
+
+    // MARK: - Training
+
+    /// Trains until the last epoch ends or a callback stops training, continuing from `state` (after
+    /// `resume(from:)`, from the checkpoint).
+    public func train() throws {
+        try monitor.record(.started(step: state.globalStep, totalSteps: state.totalSteps))
+        for callback in callbacks { try callback.onTrainBegin(self) }
+        if config.evalOnStart, state.globalStep == 0, state.evaluations.isEmpty, evaluationLoader != nil {
+            try evaluate()
+        }
+        // A checkpoint taken at an epoch's last update resumes before that epoch's end was handled.
+        if !state.stoppedEarly, state.completedEpochs < state.position.epoch {
+            try endEpoch(state.position.epoch - 1)
+        }
+        var batches = trainLoader.batches(from: state.position, epochs: config.trainEpochs)
+        let accumulation = config.gradientAccumulationSteps
+        while !state.stoppedEarly, state.position.epoch < config.trainEpochs {
+            let epoch = state.position.epoch
+            if state.position.batchIndex == 0 {
+                for callback in callbacks { try callback.onEpochBegin(self, epoch: epoch) }
+            }
+            while !state.stoppedEarly, state.position.epoch == epoch {
+                let count = min(accumulation, trainLoader.batchesPerEpoch - state.position.batchIndex)
+                var group: [PaddedBatch] = []
+                for _ in 0..<count {
+                    guard let (_, batch) = batches.next() else { break }
+                    group.append(batch)
+                }
+                try update(group, epoch: epoch, nextPosition: batches.position)
+            }
+            if state.stoppedEarly { break }
+            try endEpoch(epoch)
+        }
+        for callback in callbacks { try callback.onTrainEnd(self) }
+        try monitor.record(.finished(step: state.globalStep))
+    }
+
+    /// Asks training to stop after the current update (early stopping). Recorded in the state, so a checkpoint
+    /// saved afterwards resumes as stopped.
+    public func requestStop() { state.stoppedEarly = true }
+
+    /// Passes `message` to `logHandler`.
+    public func log(_ message: String) { logHandler(message) }
+
+    /// One optimizer update on `group`'s micro-batches.
+    private func update(_ group: [PaddedBatch], epoch: Int, nextPosition: DataPosition) throws {
+        let start = DispatchTime.now().uptimeNanoseconds
+        for callback in callbacks { try callback.onBatchBegin(self) }
+        let targets = group.map(Self.shiftedTargets)
+        let predicted = targets.reduce(0) { total, row in total + row.lazy.filter { $0 != Tensor.ignoreIndex }.count }
+        let learningRate = schedule.currentLearningRate
+        optimizer.learningRate = learningRate
+        var loss: Float = 0
+        for (batch, target) in zip(group, targets) {
+            let microLoss = Self.summedLoss(model, batch, targets: target) / Double(max(predicted, 1))
+            microLoss.backward()
+            loss += microLoss.item
+        }
+        let norm = config.maxGradNorm.map { GradientClipping.clipByGlobalNorm(parameterBuffer, maxNorm: $0) }
+            ?? GradientClipping.globalNorm(parameterBuffer.parameters)
+        optimizer.step()
+        schedule.advance()
+        parameterBuffer.zeroGradients()
+        state.globalStep += 1
+        state.position = nextPosition
+        state.lastLoss = Double(loss)
+
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let tokens = group.reduce(0) { $0 + $1.tokenCount }
+        let step = TrainingStep(step: state.globalStep, totalSteps: state.totalSteps, epoch: epoch, loss: Double(loss),
+                                learningRate: learningRate, gradientNorm: norm, tokens: tokens,
+                                tokensPerSecond: Double(tokens) / max(seconds, 1e-9), stepSeconds: seconds,
+                                peakMemoryBytes: MemoryUsage.peakResidentBytes() ?? 0)
+        try monitor.record(.step(step))
+        if config.evalPerNSteps > 0, state.globalStep % config.evalPerNSteps == 0, evaluationLoader != nil {
+            try evaluate()
+        }
+        // An epoch's evaluation runs with its last update, before `onBatchEnd`, so that a checkpoint saved there
+        // already holds it.
+        if nextPosition.epoch != epoch { try evaluateIfDue(endOf: epoch) }
+        for callback in callbacks { try callback.onBatchEnd(self, step: step) }
+    }
+
+    /// The end of `epoch`: its evaluation if it has not run yet, then the callbacks.
+    private func endEpoch(_ epoch: Int) throws {
+        try evaluateIfDue(endOf: epoch)
+        state.completedEpochs = epoch + 1
+        for callback in callbacks { try callback.onEpochEnd(self, epoch: epoch) }
+    }
+
+    /// Evaluates when `eval_per_n_epochs` asks for it at the end of `epoch` and no evaluation ran after the
+    /// current update yet.
+    private func evaluateIfDue(endOf epoch: Int) throws {
+        if config.evalPerNEpochs > 0, (epoch + 1) % config.evalPerNEpochs == 0, evaluationLoader != nil,
+           state.lastEvaluation?.step != state.globalStep {
+            try evaluate()
+        }
+    }
+
+    // MARK: - Loss and evaluation
+
+    /// Next-token targets of a batch: `labels` shifted left by one, −100 at each row's end (Hugging Face's shift).
+    static func shiftedTargets(_ batch: PaddedBatch) -> [Int] {
+        let (b, t) = (batch.batchSize, batch.length)
+        var shifted = [Int](repeating: Tensor.ignoreIndex, count: b * t)
+        for row in 0..<b where t > 1 {
+            for i in 0..<(t - 1) { shifted[row * t + i] = batch.labels[row * t + i + 1] }
+        }
+        return shifted
+    }
+
+    /// The summed next-token NLL of `batch` (a 0-d tensor on the tape), with the padding mask and positions.
+    static func summedLoss(_ model: LlamaForCausalLM, _ batch: PaddedBatch, targets: [Int]) -> Tensor {
+        let (b, t) = (batch.batchSize, batch.length)
+        let logits = model(batch.tokenTensor, positions: batch.positionTensor,
+                           keyPaddingMask: batch.hasPadding ? batch.attentionMaskTensor : nil)
+        return .crossEntropy(logits: logits.reshaped([b * t, model.configuration.vocabularySize]),
+                             targets: Tensor(ints: targets, shape: [b * t]), reduction: .sum)
+    }
+
+    /// The summed NLL of every predicted token in `loader`'s batches (one pass, in order) and how many tokens
+    /// that is: perplexity is exp(sum / count).
+    public static func negativeLogLikelihood(of model: LlamaForCausalLM, on loader: DataLoader) -> (sum: Double, count: Int) {
+        withNoGrad {
+            var sum = 0.0, count = 0
+            for (_, batch) in loader.batches(epochs: 1) {
+                let targets = shiftedTargets(batch)
+                count += targets.lazy.filter { $0 != Tensor.ignoreIndex }.count
+                sum += Double(summedLoss(model, batch, targets: targets).item)
+            }
+            return (sum, count)
+        }
+    }
+
+    /// Evaluates on the evaluation data: `loss` is the mean NLL per predicted token over the whole set and
+    /// `perplexity` its exponential. Records it in `state`, tells monitors and callbacks.
+    /// - Throws: `TrainerError` without evaluation data; what a monitor or callback throws.
+    @discardableResult
+    public func evaluate() throws -> [String: Double] {
+        guard let evaluationLoader else { throw TrainerError("no evaluation data; set eval_data or eval_split") }
+        for callback in callbacks { try callback.onEvaluateBegin(self) }
+        let (sum, count) = Self.negativeLogLikelihood(of: model, on: evaluationLoader)
+        let mean = sum / Double(max(count, 1))
+        let metrics = ["loss": mean, "perplexity": Foundation.exp(mean)]
+        state.evaluations.append(EvaluationRecord(step: state.globalStep, metrics: metrics))
+        try monitor.record(.evaluation(step: state.globalStep, metrics: metrics))
+        for callback in callbacks { try callback.onEvaluateEnd(self, metrics: metrics) }
+        return metrics
+    }
+
+    // MARK: - Checkpoints
+
+    /// Writes a training checkpoint of the current state to `output_dir/checkpoint-<step>` atomically (see
+    /// `TrainingCheckpoint`), replacing one of the same step.
+    @discardableResult
+    public func saveCheckpoint() throws -> URL {
+        let destination = outputDirectory.appendingPathComponent(TrainingCheckpoint.folderName(step: state.globalStep))
+        var saved = state
+        saved.randomState = randomGenerator.state
+        try TrainingCheckpoint.writeFolder(at: destination) { folder in
+            try model.save(to: folder)
+            TrainingCheckpoint.pauseIfRequested(writing: destination)
+            try optimizer.save(to: folder)
+            try AtomicFile.write(Self.json(schedule), to: folder.appendingPathComponent(TrainingCheckpoint.scheduleFileName))
+            for callback in callbacks {
+                guard let data = try callback.checkpointState() else { continue }
+                try AtomicFile.write(data, to: folder.appendingPathComponent("callback-\(callback.name).json"))
+            }
+            try AtomicFile.write(Data(try config.yamlString().utf8),
+                                 to: folder.appendingPathComponent(TrainingCheckpoint.configFileName))
+            try AtomicFile.write(Self.json(saved), to: folder.appendingPathComponent(TrainingCheckpoint.stateFileName))
+        }
+        try monitor.record(.checkpoint(step: state.globalStep, path: destination.path))
+        for callback in callbacks { try callback.onSaveCheckpoint(self, folder: destination) }
+        return destination
+    }
+
+    /// Restores the model, optimizer, schedule, random generator, data position, counters and callback state
+    /// from a checkpoint written by `saveCheckpoint()`, so that `train()` continues exactly as the run that
+    /// wrote it would have.
+    /// - Throws: `TrainerError` when the folder is not a complete checkpoint or was written for a different
+    ///   setup (dataset size, batch size, accumulation, number of updates); optimizer and model errors.
+    public func resume(from folder: URL) throws {
+        let stateURL = folder.appendingPathComponent(TrainingCheckpoint.stateFileName)
+        guard FileManager.default.fileExists(atPath: stateURL.path) else {
+            throw TrainerError("\(folder.path): not a complete training checkpoint (no \(TrainingCheckpoint.stateFileName))")
+        }
+        let saved = try Self.decode(TrainerState.self, from: stateURL)
+        guard saved.formatVersion == TrainerState.currentFormatVersion else {
+            throw TrainerError("\(stateURL.path): checkpoint format \(saved.formatVersion), this Collie reads \(TrainerState.currentFormatVersion)")
+        }
+        if let mismatch = state.setupMismatch(in: saved) {
+            throw TrainerError("\(folder.path): cannot resume exactly: \(mismatch)")
+        }
+        let savedSchedule = try Self.decode(LearningRateSchedule.self,
+                                            from: folder.appendingPathComponent(TrainingCheckpoint.scheduleFileName))
+        var expected = schedule
+        expected.step = savedSchedule.step
+        guard savedSchedule == expected, savedSchedule.step == saved.globalStep else {
+            throw TrainerError("\(folder.path): the saved learning-rate schedule differs from the config's (lr_scheduler, optimizer.lr)")
+        }
+        try loadWeights(from: folder)
+        try optimizer.load(from: folder)
+        for callback in callbacks {
+            let url = folder.appendingPathComponent("callback-\(callback.name).json")
+            guard let data = FileManager.default.contents(atPath: url.path) else { continue }
+            try callback.restore(checkpointState: data)
+        }
+        schedule = savedSchedule
+        randomGenerator = RandomGenerator(state: saved.randomState)
+        state = saved
+        for callback in callbacks { try callback.onLoadCheckpoint(self, folder: folder) }
+    }
+
+    /// Copies the weights of the Hugging Face folder `folder` into the model (same configuration required).
+    public func loadWeights(from folder: URL) throws {
+        let loaded = try LlamaForCausalLM.load(from: folder)
+        guard loaded.configuration.vocabularySize == model.configuration.vocabularySize,
+              loaded.configuration.hiddenSize == model.configuration.hiddenSize,
+              loaded.configuration.hiddenLayers == model.configuration.hiddenLayers else {
+            throw TrainerError("\(folder.path): the saved model's shape differs from the model being trained")
+        }
+        let source = Dictionary(uniqueKeysWithValues: loaded.namedParameters.map { ($0.key, $0.tensor) })
+        for (key, parameter) in model.namedParameters {
+            guard let stored = source[key], stored.shape == parameter.shape else {
+                throw TrainerError("\(folder.path): no parameter \(key) of shape \(parameter.shape)")
+            }
+            parameter.pointer(as: Float.self).update(from: stored.pointer(as: Float.self), count: parameter.count)
+        }
+    }
+
+    /// Saves the model as a Hugging Face folder at `folder`, atomically (written beside it, then renamed).
+    public func saveModel(to folder: URL, dtype: DType = .float32) throws {
+        try TrainingCheckpoint.writeFolder(at: folder) { try model.save(to: $0, dtype: dtype) }
+    }
+
+    // MARK: - Construction from a config
+
+    /// The optimizer `optimizer:` names, over `parameters`, with torch's defaults for what it leaves out.
+    public static func makeOptimizer(_ settings: CollieConfig.OptimizerSettings, parameters: [Tensor]) throws -> Optimizer {
+        switch settings.name {
+        case .adamw:
+            let (beta1, beta2) = settings.resolvedBetas
+            return AdamW(parameters: parameters, learningRate: settings.learningRate, beta1: beta1, beta2: beta2,
+                         epsilon: settings.epsilon ?? 1e-8, weightDecay: settings.resolvedWeightDecay)
+        case .sgd:
+            return SGD(parameters: parameters, learningRate: settings.learningRate, momentum: settings.momentum ?? 0,
+                       dampening: settings.dampening ?? 0, weightDecay: settings.resolvedWeightDecay,
+                       nesterov: settings.nesterov ?? false)
+        default:
+            throw TrainerError("optimizer.name: \(settings.name.rawValue) is not yet supported; use sgd or adamw")
+        }
+    }
+
+    /// The schedule `lr_scheduler:` describes for a run of `totalSteps` updates (warm-up ratio rounded up, as
+    /// transformers does).
+    public static func makeSchedule(_ config: CollieConfig, totalSteps: Int) -> LearningRateSchedule {
+        let settings = config.lrScheduler
+        let kind: LearningRateSchedule.Kind = switch settings.kind {
+        case .constant: .constant
+        case .linear: .linear
+        case .cosine: .cosine
+        }
+        let warmup: LearningRateSchedule.Warmup = settings.warmupSteps.map { .steps($0) } ?? .ratio(settings.warmupRatio ?? 0)
+        return LearningRateSchedule(kind: kind, baseLearningRate: config.optimizer.learningRate, totalSteps: totalSteps,
+                                    warmup: warmup)
+    }
+
+    /// The callbacks `callbacks:` describes: checkpoint, load-best-model, early stop (in that order).
+    public static func makeCallbacks(_ settings: CollieConfig.Callbacks) throws -> [TrainerCallback] {
+        var callbacks: [TrainerCallback] = []
+        if let checkpoint = settings.checkpoint { callbacks.append(try CheckpointCallback(checkpoint)) }
+        if let best = settings.loadBestModel { callbacks.append(try LoadBestModelCallback(best)) }
+        if let stop = settings.earlyStop { callbacks.append(try EarlyStopCallback(stop)) }
+        return callbacks
+    }
+
+    /// Throws unless every token and label of `dataset` is an id of the model's vocabulary.
+    static func checkIDs(_ dataset: TrainingDataset, vocabularySize: Int, key: String) throws {
+        for example in dataset.examples {
+            let bad = example.tokens.first { !(0..<vocabularySize).contains($0) }
+                ?? example.labels.first { $0 != Tensor.ignoreIndex && !(0..<vocabularySize).contains($0) }
+            if let bad {
+                let place = example.location.map { "\($0): " } ?? ""
+                throw TrainerError("\(key): \(place)id \(bad) is outside the model's vocabulary (\(vocabularySize) ids)")
+            }
+        }
+    }
+
+    static func json<T: Encodable>(_ value: T) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(value)
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, from url: URL) throws -> T {
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw TrainerError("\(url.path): cannot read")
+        }
+        do {
+            return try JSONDecoder().decode(type, from: data)
+        } catch {
+            throw TrainerError("\(url.path): not valid (\(error))")
+        }
+    }
+}

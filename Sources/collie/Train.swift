@@ -1,0 +1,157 @@
+import ArgumentParser
+import Collie
+import Foundation
+
+/// `collie train CONFIG [--set key=value …] [--resume DIR|latest]`: the Trainer driven by a config file.
+///
+/// Everything the config names (tokenizer, datasets, model, a checkpoint to resume from) is loaded and checked
+/// before anything is written, so a bad config leaves no output behind. Then it trains with a progress bar (or
+/// log lines when not on a terminal), writes checkpoints and monitor files to `output_dir`, evaluates at the
+/// end if the last update was not evaluated, saves the model (and the tokenizer's files) to `output_dir/final`,
+/// and prints the evaluation loss and perplexity before → after and, with `sample_prompt`, a greedy answer.
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train or fine-tune a model as a YAML/JSON config describes.",
+        discussion: """
+            Example: collie train examples/alpaca/config.yaml --set optimizer.lr=5e-4 --set train_epochs=1
+            Checkpoints go to output_dir/checkpoint-<step> (callbacks.checkpoint); the final model, a Hugging \
+            Face folder, to output_dir/final. After a crash, add --resume latest to continue exactly where the \
+            newest complete checkpoint left off.
+            """)
+
+    @Argument(help: "The config file (YAML or JSON).")
+    var config: String
+
+    @Option(name: .customLong("set"), help: "Override a config key, e.g. --set optimizer.lr=1e-4 (repeatable).")
+    var overrides: [String] = []
+
+    @Option(help: "A training checkpoint folder to continue from, or 'latest' for output_dir's newest complete one.")
+    var resume: String?
+
+    @Flag(help: "Start over in an output_dir that holds an earlier run's checkpoints (they are removed).")
+    var overwrite = false
+
+    @Option(help: "When not on a terminal, print a log line every n updates.")
+    var logInterval = 1
+
+    func run() throws {
+        do {
+            try train()
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            FileHandle.standardError.write(Data("collie train: error: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+
+    private func train() throws {
+        let started = Date()
+        let configURL = URL(fileURLWithPath: config)
+        let settings = try CollieConfig.load(from: configURL, overrides: overrides)
+        let setup = try TrainingSetup(config: settings, source: config)
+        let trainer = try setup.makeTrainer()
+        let output = trainer.outputDirectory
+
+        // Decide what happens to output_dir before writing anything to it.
+        var resumedFrom: URL?
+        if let resume {
+            let folder: URL
+            if resume == "latest" {
+                guard let latest = TrainingCheckpoint.latest(in: output) else {
+                    throw ValidationError("--resume latest: no complete checkpoint in \(output.path)")
+                }
+                folder = latest
+            } else {
+                folder = URL(fileURLWithPath: resume)
+            }
+            try trainer.resume(from: folder)
+            resumedFrom = folder
+        } else {
+            let existing = TrainingCheckpoint.checkpoints(in: output)
+            if !existing.isEmpty && !overwrite {
+                throw ValidationError("""
+                    \(output.path) holds checkpoints of an earlier run (\(existing.map { $0.url.lastPathComponent }.joined(separator: ", "))); \
+                    continue it with --resume latest, or start over with --overwrite
+                    """)
+            }
+            for checkpoint in existing { try TrainingCheckpoint.remove(checkpoint.url) }
+            for name in ["final", LoadBestModelCallback.folderName] {
+                let url = output.appendingPathComponent(name)
+                if overwrite, FileManager.default.fileExists(atPath: url.path) { try TrainingCheckpoint.remove(url) }
+            }
+        }
+
+        try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+        TrainingCheckpoint.removeLeftovers(in: output)
+        try AtomicFile.write(Data(try settings.yamlString().utf8), to: output.appendingPathComponent("config.yaml"))
+        for kind in Set(settings.monitorOutputs) {
+            switch kind {
+            case .csv:
+                let url = output.appendingPathComponent("monitors.csv")
+                trainer.monitor.append(resumedFrom == nil ? try CSVMonitor(url: url)
+                                       : try CSVMonitor(url: url, resumingAfter: trainer.state.globalStep))
+            case .tensorboard:
+                trainer.monitor.append(try TensorBoardMonitor(logDirectory: output.appendingPathComponent("tensorboard")))
+            }
+        }
+        trainer.monitor.append(ProgressMonitor(totalSteps: trainer.state.totalSteps, logInterval: max(1, logInterval)))
+        trainer.logHandler = { line in FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+        defer { try? trainer.monitor.close() }
+
+        describe(setup, trainer, resumedFrom: resumedFrom)
+        try trainer.train()
+        if trainer.evaluationLoader != nil, trainer.state.lastEvaluation?.step != trainer.state.globalStep {
+            try trainer.evaluate()
+        }
+        let final = output.appendingPathComponent("final")
+        try TrainingCheckpoint.writeFolder(at: final) { folder in
+            try trainer.model.save(to: folder)
+            try setup.copyTokenizerFiles(to: folder)
+        }
+        try trainer.monitor.close()
+
+        let evaluations = trainer.state.evaluations
+        if let first = evaluations.first, let last = evaluations.last, let before = first.metrics["perplexity"],
+           let after = last.metrics["perplexity"] {
+            say(String(format: "eval perplexity %.2f (step %d) → %.2f (step %d); eval loss %.4f → %.4f", before,
+                         first.step, after, last.step, first.metrics["loss"] ?? .nan, last.metrics["loss"] ?? .nan))
+        }
+        say("saved the model to \(final.path) (Hugging Face folder) in \(Self.duration(Date().timeIntervalSince(started)))")
+        if let prompt = settings.samplePrompt {
+            let ids = setup.promptIDs(for: prompt)
+            let answer = trainer.model.greedyContinuation(of: ids, maxNewTokens: settings.sampleMaxNewTokens)
+            let text = try setup.tokenizer.decode(answer, skipSpecialTokens: true)
+            say("sample (greedy, \(answer.count) tokens)\n  prompt: \(prompt)\n  answer: \(text.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+    }
+
+    private func describe(_ setup: TrainingSetup, _ trainer: Trainer, resumedFrom: URL?) {
+        let c = setup.config
+        let m = setup.model.configuration
+        let source: String = switch c.model {
+        case .preset(let preset): "preset \(preset.rawValue) (random init, seed \(c.seed))"
+        case .folder(let path): path
+        }
+        say("model: \(source): \(setup.model.parameterCount.formatted()) parameters (hidden \(m.hiddenSize), "
+              + "\(m.hiddenLayers) layers, vocabulary \(m.vocabularySize))")
+        let train = setup.trainDataset
+        say("data: \(train.count) training examples (\(train.format.rawValue), \(train.tokenCount.formatted()) tokens, "
+              + "\(train.truncatedCount) cut to \(c.maxLength))"
+              + (setup.evaluationDataset.map { ", \($0.count) evaluation examples" } ?? ""))
+        say("training: \(c.trainEpochs) epochs × \(trainer.state.stepsPerEpoch) updates of \(c.trainMicroBatchSize) × "
+              + "\(c.gradientAccumulationSteps) examples, \(c.optimizer.name.rawValue) lr \(c.optimizer.learningRate) "
+              + "(\(c.lrScheduler.kind.rawValue)), \(Parallel.threadCount) threads → \(trainer.outputDirectory.path)")
+        if let resumedFrom { say("resuming from \(resumedFrom.path)") }
+    }
+
+    /// Writes a line to standard output unbuffered, in order with the progress monitor's output.
+    private func say(_ line: String) {
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    }
+
+    private static func duration(_ seconds: Double) -> String {
+        let total = Int(seconds.rounded())
+        return total >= 60 ? String(format: "%dm%02ds", total / 60, total % 60) : String(format: "%.1fs", seconds)
+    }
+}

@@ -122,7 +122,9 @@ struct Train: ParsableCommand {
             let ids = setup.promptIDs(for: prompt)
             let answer = trainer.model.greedyContinuation(of: ids, maxNewTokens: settings.sampleMaxNewTokens)
             let text = try setup.tokenizer.decode(answer, skipSpecialTokens: true)
-            say("sample (greedy, \(answer.count) tokens)\n  prompt: \(prompt)\n  answer: \(text.trimmingCharacters(in: .whitespacesAndNewlines))")
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            let shown = text.isEmpty ? "(only whitespace)" : text.replacingOccurrences(of: "\n", with: "\n          ")
+            say("sample (greedy, \(answer.count) tokens)\n  prompt: \(prompt)\n  answer: \(shown)")
         }
     }
 

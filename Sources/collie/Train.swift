@@ -75,10 +75,11 @@ struct Train: ParsableCommand {
                     continue it with --resume latest, or start over with --overwrite
                     """)
             }
+            // A fresh run replaces what an earlier run left: checkpoints (with --overwrite), models, monitor files.
             for checkpoint in existing { try TrainingCheckpoint.remove(checkpoint.url) }
-            for name in ["final", LoadBestModelCallback.folderName] {
+            for name in ["final", LoadBestModelCallback.folderName, "tensorboard", "monitors.csv", "monitors.evaluation.csv"] {
                 let url = output.appendingPathComponent(name)
-                if overwrite, FileManager.default.fileExists(atPath: url.path) { try TrainingCheckpoint.remove(url) }
+                if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
             }
         }
 

@@ -129,6 +129,7 @@ public final class Trainer {
                     guard let (_, batch) = batches.next() else { break }
                     group.append(batch)
                 }
+                precondition(!group.isEmpty, "the batch iterator ended inside epoch \(epoch)")
                 try update(group, epoch: epoch, nextPosition: batches.position)
             }
             if state.stoppedEarly { break }

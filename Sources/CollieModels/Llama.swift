@@ -82,6 +82,8 @@ public final class LlamaForCausalLM: Module {
     public let norm: RMSNorm
     /// The output projection; `nil` when tied to the embedding.
     public let lmHead: Linear?
+    /// The last rotary tables and the positions they are for.
+    private var rotaryCache: (positions: [Int], shape: [Int], cos: Tensor, sin: Tensor)?
 
     /// A randomly initialized model (seeded), initialized as Hugging Face does.
     public convenience init(_ configuration: LlamaConfiguration, seed: UInt64 = 0) {
@@ -102,15 +104,22 @@ public final class LlamaForCausalLM: Module {
 
     /// Logits [B, T, V] for token ids [B, T]. Positions default to 0..<T.
     public func callAsFunction(_ ids: Tensor, positions: Tensor? = nil, keyPaddingMask: Tensor? = nil) -> Tensor {
-        let t = ids.shape[1]
-        let positions = positions ?? .arange(0, t)
-        let longest = (positions.ints().max() ?? 0) + 1
-        let (cos, sin) = Tensor.rotaryTables(positions: positions,
-                                             inverseFrequencies: configuration.inverseFrequencies(sequenceLength: longest))
+        let (cos, sin) = rotaryTables(positions?.ints() ?? Array(0..<ids.shape[1]), shape: positions?.shape ?? [ids.shape[1]])
         var h = embedTokens(ids)
         for layer in layers { h = layer(h, cos: cos, sin: sin, keyPaddingMask: keyPaddingMask) }
         h = norm(h)
         return .linear(h, weight: lmHead?.weight ?? embedTokens.weight)
+    }
+
+    /// The cos/sin tables for `positions`, reused while the positions repeat (every training step
+    /// of a fixed sequence length), so the step computes no trigonometry.
+    private func rotaryTables(_ positions: [Int], shape: [Int]) -> (cos: Tensor, sin: Tensor) {
+        if let cached = rotaryCache, cached.positions == positions, cached.shape == shape { return (cached.cos, cached.sin) }
+        let longest = (positions.max() ?? 0) + 1
+        let (cos, sin) = Tensor.rotaryTables(positions: Tensor(ints: positions, shape: shape),
+                                             inverseFrequencies: configuration.inverseFrequencies(sequenceLength: longest))
+        rotaryCache = (positions, shape, cos, sin)
+        return (cos, sin)
     }
 
     /// Mean next-token cross-entropy: logits at position t predict `labels` at t + 1 (Hugging

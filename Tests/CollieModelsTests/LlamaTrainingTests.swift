@@ -74,4 +74,17 @@ final class LlamaTrainingTests: XCTestCase {
         AdamW(parameters: [v], learningRate: 0.1, weightDecay: 0.5).step()
         XCTAssertEqual(v.floats()[0], 0.95, accuracy: 1e-6)
     }
+
+    func testCachedRotaryTablesNeverServeAnotherSequenceLength() {
+        let model = LlamaForCausalLM(tiny, seed: 5)
+        let long = Tensor(ints: [3, 1, 4, 1, 5, 9, 2, 6], shape: [1, 8])
+        let short = Tensor(ints: [3, 1, 4, 1, 5], shape: [1, 5])
+        let (fresh, afterLong, again) = withNoGrad { () -> ([Float], [Float], [Float]) in
+            let fresh = LlamaForCausalLM(tiny, seed: 5)(short).floats()
+            let full = model(long).floats()
+            return (fresh, model(short).floats(), Array(full.prefix(5 * tiny.vocabularySize)))
+        }
+        XCTAssertEqual(afterLong, fresh, "a shorter call after a longer one uses its own tables")
+        for (a, b) in zip(again, fresh) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+    }
 }

@@ -5,8 +5,8 @@ import Foundation
 /// Loading and saving Hugging Face model folders.
 extension LlamaForCausalLM {
     /// Loads `config.json` and the weights (single or sharded safetensors; f32, bf16 or f16) of
-    /// the Hugging Face folder `folder`. Parameters are converted to float32 and moved into one
-    /// flat buffer. A missing or unexpected tensor, or one of the wrong shape, is an error listing them.
+    /// the Hugging Face folder `folder`. Parameters are converted to float32 (a trainer moves them
+    /// into one flat buffer). A missing or unexpected tensor, or one of the wrong shape, is an error listing them.
     public static func load(from folder: URL) throws -> LlamaForCausalLM {
         let configuration = try LlamaConfiguration.load(from: folder)
         var initialization = Initialization.uninitialized
@@ -43,7 +43,6 @@ extension LlamaForCausalLM {
             let values = stored.contiguousCopy(dtype: .float32)
             parameter.pointer(as: Float.self).update(from: values.pointer(as: Float.self), count: parameter.count)
         }
-        _ = ParameterBuffer(parameters)
     }
 
     /// Writes a Hugging Face folder `transformers` loads: `config.json`, `generation_config.json`

@@ -80,6 +80,7 @@ public final class Trainer {
         evaluationLoader = try evaluationDataset.map {
             try DataLoader(dataset: $0, batchSize: config.evalBatchSize, lastBatch: .normal, shuffle: false, padder: padder)
         }
+        model.activationCheckpointing = config.checkpointing
         parameterBuffer = ParameterBuffer(model.parameters)
         optimizer = try Self.makeOptimizer(config.optimizer, maxGradNorm: config.maxGradNorm,
                                            parameters: model.parameters)

@@ -26,7 +26,8 @@ import Foundation
 public final class Trainer {
     public let config: CollieConfig
     public let model: LlamaForCausalLM
-    /// The model's parameters in one buffer, with flat gradients.
+    /// The trained parameters in one buffer, with flat gradients: all of the model's, or with a PEFT adapter
+    /// (`peft_config`) only the adapter's, the base model being frozen with no gradient storage.
     public let parameterBuffer: ParameterBuffer
     public let optimizer: Optimizer
     /// The learning rate per update; its `step` is the number of updates taken.
@@ -80,9 +81,11 @@ public final class Trainer {
         evaluationLoader = try evaluationDataset.map {
             try DataLoader(dataset: $0, batchSize: config.evalBatchSize, lastBatch: .normal, shuffle: false, padder: padder)
         }
-        parameterBuffer = ParameterBuffer(model.parameters)
+        let trained = model.trainableParameters.map(\.tensor)
+        guard !trained.isEmpty else { throw TrainerError("the model has no trainable parameters") }
+        parameterBuffer = ParameterBuffer(trained)
         parameterBuffer.attachGradients()
-        optimizer = try Self.makeOptimizer(config.optimizer, parameters: model.parameters)
+        optimizer = try Self.makeOptimizer(config.optimizer, parameters: trained)
 
         var state = TrainerState()
         state.batchesPerEpoch = trainLoader.batchesPerEpoch
@@ -150,16 +153,21 @@ public final class Trainer {
     private func update(_ group: [PaddedBatch], epoch: Int, nextPosition: DataPosition) throws {
         let start = DispatchTime.now().uptimeNanoseconds
         for callback in callbacks { try callback.onBatchBegin(self) }
-        let targets = group.map(Self.shiftedTargets)
+        let targets = group.map { Self.shiftedTargets($0, prompt: model.promptEmbedding) }
         let predicted = targets.reduce(0) { total, row in total + row.lazy.filter { $0 != Tensor.ignoreIndex }.count }
         let learningRate = schedule.currentLearningRate
         optimizer.learningRate = learningRate
         var loss: Float = 0
-        for (batch, target) in zip(group, targets) {
+        model.setAdapterTraining(true)   // LoRA dropout on for the forward passes of this update only
+        for (index, (batch, target)) in zip(group, targets).enumerated() {
+            // LoRA dropout masks are a function of (seed, update, micro-batch), so a resumed run draws the same ones.
+            model.reseedAdapterDropout(seed: UInt64(bitPattern: Int64(config.seed)) &* 1_000_003
+                                       &+ UInt64(state.globalStep) &* 4_096 &+ UInt64(index))
             let microLoss = Self.summedLoss(model, batch, targets: target) / Double(max(predicted, 1))
             microLoss.backward()
             loss += microLoss.item
         }
+        model.setAdapterTraining(false)
         let norm = config.maxGradNorm.map { GradientClipping.clipByGlobalNorm(parameterBuffer, maxNorm: $0) }
             ?? GradientClipping.globalNorm(parameterBuffer.parameters)
         optimizer.step()
@@ -204,22 +212,27 @@ public final class Trainer {
     // MARK: - Loss and evaluation
 
     /// Next-token targets of a batch: `labels` shifted left by one, −100 at each row's end (Hugging Face's shift).
-    static func shiftedTargets(_ batch: PaddedBatch) -> [Int] {
-        let (b, t) = (batch.batchSize, batch.length)
+    /// With prompt tuning the labels are first prefixed with the virtual tokens' −100s, as PEFT does.
+    static func shiftedTargets(_ batch: PaddedBatch, prompt: PromptEmbedding? = nil) -> [Int] {
+        let b = batch.batchSize
+        let labels = prompt?.prefixedLabels(batch.labels, batchSize: b) ?? batch.labels
+        let t = labels.count / max(b, 1)
         var shifted = [Int](repeating: Tensor.ignoreIndex, count: b * t)
         for row in 0..<b where t > 1 {
-            for i in 0..<(t - 1) { shifted[row * t + i] = batch.labels[row * t + i + 1] }
+            for i in 0..<(t - 1) { shifted[row * t + i] = labels[row * t + i + 1] }
         }
         return shifted
     }
 
     /// The summed next-token NLL of `batch` (a 0-d tensor on the tape), with the padding mask and positions.
+    /// With prompt tuning the logits include the virtual positions (`targets` from `shiftedTargets(_:prompt:)`).
     static func summedLoss(_ model: LlamaForCausalLM, _ batch: PaddedBatch, targets: [Int]) -> Tensor {
-        let (b, t) = (batch.batchSize, batch.length)
-        let logits = model(batch.tokenTensor, positions: batch.positionTensor,
-                           keyPaddingMask: batch.hasPadding ? batch.attentionMaskTensor : nil)
-        return .crossEntropy(logits: logits.reshaped([b * t, model.configuration.vocabularySize]),
-                             targets: Tensor(ints: targets, shape: [b * t]), reduction: .sum)
+        let mask = batch.hasPadding ? batch.attentionMaskTensor : nil
+        let logits = model.promptEmbedding.map { $0.logits(model, batch.tokenTensor, positions: batch.positionTensor,
+                                                            keyPaddingMask: mask) }
+            ?? model(batch.tokenTensor, positions: batch.positionTensor, keyPaddingMask: mask)
+        return .crossEntropy(logits: logits.reshaped([targets.count, model.configuration.vocabularySize]),
+                             targets: Tensor(ints: targets, shape: [targets.count]), reduction: .sum)
     }
 
     /// The summed NLL of every predicted token in `loader`'s batches (one pass, in order) and how many tokens
@@ -228,7 +241,7 @@ public final class Trainer {
         withNoGrad {
             var sum = 0.0, count = 0
             for (_, batch) in loader.batches(epochs: 1) {
-                let targets = shiftedTargets(batch)
+                let targets = shiftedTargets(batch, prompt: model.promptEmbedding)
                 count += targets.lazy.filter { $0 != Tensor.ignoreIndex }.count
                 sum += Double(summedLoss(model, batch, targets: targets).item)
             }
@@ -262,7 +275,7 @@ public final class Trainer {
         var saved = state
         saved.randomState = randomGenerator.state
         try TrainingCheckpoint.writeFolder(at: destination) { folder in
-            try model.save(to: folder)
+            try saveModelFiles(to: folder)
             TrainingCheckpoint.pauseIfRequested(writing: destination)
             try optimizer.save(to: folder)
             try AtomicFile.write(Self.json(schedule), to: folder.appendingPathComponent(TrainingCheckpoint.scheduleFileName))
@@ -316,8 +329,13 @@ public final class Trainer {
         for callback in callbacks { try callback.onLoadCheckpoint(self, folder: folder) }
     }
 
-    /// Copies the weights of the Hugging Face folder `folder` into the model (same configuration required).
+    /// Copies the weights of the Hugging Face folder `folder` into the model (same configuration required); with a
+    /// PEFT adapter, the adapter's tensors from the PEFT folder `folder`.
     public func loadWeights(from folder: URL) throws {
+        if model.peftConfiguration != nil {
+            do { try model.loadAdapter(from: folder) } catch { throw TrainerError("\(error)") }
+            return
+        }
         let loaded = try LlamaForCausalLM.load(from: folder)
         guard loaded.configuration.vocabularySize == model.configuration.vocabularySize,
               loaded.configuration.hiddenSize == model.configuration.hiddenSize,
@@ -333,9 +351,40 @@ public final class Trainer {
         }
     }
 
-    /// Saves the model as a Hugging Face folder at `folder`, atomically (written beside it, then renamed).
+    /// Saves the model as a Hugging Face folder at `folder` (with a PEFT adapter: the adapter as a PEFT folder),
+    /// atomically (written beside it, then renamed).
     public func saveModel(to folder: URL, dtype: DType = .float32) throws {
-        try TrainingCheckpoint.writeFolder(at: folder) { try model.save(to: $0, dtype: dtype) }
+        try TrainingCheckpoint.writeFolder(at: folder) { try saveModelFiles(to: $0, dtype: dtype) }
+    }
+
+    /// Writes what the model is into `folder`: a Hugging Face model, or with a PEFT adapter only the adapter
+    /// (`adapter_config.json` + `adapter_model.safetensors`, recording `baseModelReference`), since the base
+    /// model does not change.
+    public func saveModelFiles(to folder: URL, dtype: DType = .float32) throws {
+        if model.peftConfiguration != nil {
+            try model.saveAdapter(to: folder, baseModelNameOrPath: baseModelReference)
+        } else {
+            try model.save(to: folder, dtype: dtype)
+        }
+    }
+
+    /// Where the base model of a PEFT run is: the model folder, or for a preset `output_dir/base_model`, which
+    /// `saveBaseModel()` writes.
+    public var baseModelReference: String {
+        switch config.model {
+        case .folder(let path): URL(fileURLWithPath: path).standardizedFileURL.path
+        case .preset: outputDirectory.appendingPathComponent(Self.baseModelFolderName).standardizedFileURL.path
+        }
+    }
+
+    /// The folder under `output_dir` that holds a preset's randomly initialized base model in a PEFT run.
+    public static let baseModelFolderName = "base_model"
+
+    /// In a PEFT run on a preset, writes the (frozen, randomly initialized) base model to `baseModelReference`
+    /// as a Hugging Face folder, so the saved adapters have a base to load onto. Does nothing otherwise.
+    public func saveBaseModel() throws {
+        guard model.peftConfiguration != nil, case .preset = config.model else { return }
+        try TrainingCheckpoint.writeFolder(at: URL(fileURLWithPath: baseModelReference)) { try model.save(to: $0) }
     }
 
     // MARK: - Construction from a config

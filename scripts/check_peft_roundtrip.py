@@ -14,7 +14,9 @@ base_model_name_or_path, loads the adapter with `PeftModel.from_pretrained` (whi
 could not place and fails on shape mismatches), checks that every tensor of the file arrived in the model,
 runs the same inputs and compares the logits at real (unpadded) positions.
 
-A training run's adapter can be checked the same way for loading alone: pass its folder with --load-only.
+A training run's adapter can be checked the same way for loading alone: pass its folder with --load-only; add
+--merged DIR (a model `collie convert --adapter` wrote) to compare that merged model's logits in transformers
+with PEFT's logits of base + adapter on random ids.
 """
 
 import argparse
@@ -76,6 +78,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("folder", help="the COLLIE_PEFT_EXPORT folder, or an adapter folder with --load-only")
     parser.add_argument("--load-only", action="store_true")
+    parser.add_argument("--merged", help="with --load-only: a merged model folder to compare with base + adapter")
     args = parser.parse_args()
     failures = []
     if args.load_only:
@@ -83,6 +86,15 @@ def main():
         trainable = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n or "prompt_encoder" in n)
         print(f"{args.folder}: {config['peft_type']} loaded in PEFT, {trainable} adapter parameters")
         failures += problems
+        if args.merged:
+            merged = AutoModelForCausalLM.from_pretrained(args.merged, attn_implementation="eager", dtype=torch.float32)
+            ids = torch.randint(3, model.config.vocab_size, (2, 32), generator=torch.Generator().manual_seed(0))
+            with torch.no_grad():
+                a, b = model(input_ids=ids).logits, merged(input_ids=ids).logits
+            difference, scale = (a - b).abs().max().item(), a.abs().max().item()
+            print(f"{args.merged}: max |PEFT(base + adapter) - merged| = {difference:.3e} ({difference / scale:.2e} of max |logit|)")
+            if difference > TOLERANCE * scale:
+                failures.append(f"merged logits differ by {difference / scale:.2e} of max |logit|")
     else:
         for name in ["lora", "prompt"]:
             failures += check(os.path.join(args.folder, name), os.path.join(args.folder, name + ".safetensors"))

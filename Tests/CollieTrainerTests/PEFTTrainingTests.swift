@@ -96,6 +96,46 @@ final class PEFTTrainingTests: XCTestCase {
         }
     }
 
+    func testPEFTConfigSurvivesTheConfigsYAMLRoundTrip() throws {
+        let output = try temporaryFolder(self)
+        for overrides in [["peft_config.target_modules=.*\\.(q|v)_proj", "peft_config.use_rslora=true"],
+                          ["peft_config={peft_type: PROMPT_TUNING, num_virtual_tokens: 5, prompt_tuning_init: TEXT, prompt_tuning_init_text: Answer briefly}"]] {
+            let config = try Fixtures.config("lora_adamw", output: output, overrides: overrides)
+            let url = output.appendingPathComponent("round-trip.yaml")
+            try config.yamlString().write(to: url, atomically: true, encoding: .utf8)
+            let again = try CollieConfig.load(from: url)
+            XCTAssertEqual(again.peftConfig, config.peftConfig, "\(overrides)")
+        }
+        let lora = try Fixtures.config("lora_adamw", output: output, overrides: ["peft_config.target_modules=.*\\.(q|v)_proj"])
+        guard case .lora(let settings) = lora.peftConfig else { return XCTFail("not LoRA") }
+        XCTAssertEqual(settings.targetModules, .pattern(#".*\.(q|v)_proj"#))
+        let prompt = try Fixtures.config("lora_adamw", output: output, overrides: [
+            "peft_config={peft_type: PROMPT_TUNING, num_virtual_tokens: 5, prompt_tuning_init: TEXT, prompt_tuning_init_text: Answer briefly}"])
+        let setup = try TrainingSetup(config: prompt)
+        // TEXT initialization: the embeddings of the text's tokens (with BOS, as PEFT tokenizes), repeated to 5.
+        let ids = Fixtures.tokenizer.encode("Answer briefly")
+        let rows = (0..<5).map { ids[$0 % ids.count] }
+        let expected = withNoGrad { setup.model.embedTokens(Tensor(ints: rows, shape: [5])) }
+        XCTAssertEqual(setup.model.promptEmbedding?.embeddings.floats(), expected.floats())
+    }
+
+    /// LOMO updates inside backward: with LoRA it updates the adapter only.
+    func testLoRATrainsWithAnInBackwardOptimizer() throws {
+        let output = try temporaryFolder(self)
+        let config = try Fixtures.config("lora_adamw", output: output, overrides: [
+            "optimizer={name: lomo, lr: 0.05}", "gradient_accumulation_steps=1", "train_epochs=1"])
+        let setup = try TrainingSetup(config: config)
+        let before = setup.model.adapterParameters.map { $0.tensor.floats() }
+        let base = setup.model.namedParameters.map { $0.tensor.floats() }
+        let recorder = RecordingMonitor()
+        try setup.makeTrainer(monitors: [recorder]).train()
+        XCTAssertEqual(recorder.steps.count, 5)
+        XCTAssertTrue(recorder.steps.allSatisfy { $0.loss.isFinite })
+        XCTAssertEqual(setup.model.namedParameters.map { $0.tensor.floats() }, base, "the base model is frozen")
+        let after = setup.model.adapterParameters.map { $0.tensor.floats() }
+        XCTAssertTrue(zip(before, after).allSatisfy { $0 != $1 }, "every adapter tensor moved")
+    }
+
     // MARK: - Support
 
     private func checkParity(_ name: String, parameterTolerance: Float) throws -> Trainer {

@@ -200,6 +200,17 @@ final class PEFTParityTests: XCTestCase {
         }
     }
 
+    func testPromptTuningTextInitializationCopiesTheTextsTokenEmbeddingsRepeated() throws {
+        let model = try LlamaForCausalLM.load(from: Self.fixture("llama_padded"))
+        let prompt = PromptTuningConfiguration(virtualTokenCount: 5, initialization: .text, initializationText: "hi")
+        try model.addAdapter(.promptTuning(prompt), promptTokenIDs: [1, 40, 7])
+        let expected = withNoGrad { model.embedTokens(Tensor(ints: [1, 40, 7, 1, 40], shape: [5])) }
+        XCTAssertEqual(model.promptEmbedding?.embeddings.floats(), expected.floats())
+        guard case .promptTuning(let stored) = model.peftConfiguration else { return XCTFail("no prompt tuning") }
+        XCTAssertEqual(stored.tokenDimension, 32)
+        XCTAssertEqual(stored.layers, 2)
+    }
+
     func testLoRADropoutActsOnlyWhileTrainingAndKeepsTheExpectation() throws {
         var generator = RandomGenerator(seed: 5)
         let adapter = LoRAAdapter(inFeatures: 64, outFeatures: 8, configuration: LoRAConfiguration(rank: 2, alpha: 2, dropout: 0.25),

@@ -111,12 +111,11 @@ final class PEFTTrainingTests: XCTestCase {
         XCTAssertEqual(settings.targetModules, .pattern(#".*\.(q|v)_proj"#))
         let prompt = try Fixtures.config("lora_adamw", output: output, overrides: [
             "peft_config={peft_type: PROMPT_TUNING, num_virtual_tokens: 5, prompt_tuning_init: TEXT, prompt_tuning_init_text: Answer briefly}"])
-        let setup = try TrainingSetup(config: prompt)
-        // TEXT initialization: the embeddings of the text's tokens (with BOS, as PEFT tokenizes), repeated to 5.
-        let ids = Fixtures.tokenizer.encode("Answer briefly")
-        let rows = (0..<5).map { ids[$0 % ids.count] }
-        let expected = withNoGrad { setup.model.embedTokens(Tensor(ints: rows, shape: [5])) }
-        XCTAssertEqual(setup.model.promptEmbedding?.embeddings.floats(), expected.floats())
+        // TEXT initialization tokenizes the text with the config's tokenizer (LLaMA-2's ids exceed this model's 64).
+        XCTAssertThrowsError(try TrainingSetup(config: prompt)) { error in
+            XCTAssertTrue("\(error)".contains("peft_config: prompt_tuning_init_text: a token id is outside the vocabulary (64)"),
+                          "\(error)")
+        }
     }
 
     /// LOMO updates inside backward: with LoRA it updates the adapter only.

@@ -86,6 +86,10 @@ public final class LlamaForCausalLM: Module {
     public var promptEmbedding: PromptEmbedding?
     /// The PEFT method added to this model (`addAdapter`), if any.
     public internal(set) var peftConfiguration: PEFTConfiguration?
+    /// Recompute each decoder layer's activations in backward instead of keeping them (CoLLiE's
+    /// `checkpointing`): memory for activations drops to one [B, T, C] input per layer, for one
+    /// more forward pass per step. Gradients are identical.
+    public var activationCheckpointing = false
     /// The last rotary tables and the positions they are for.
     private var rotaryCache: (positions: [Int], shape: [Int], cos: Tensor, sin: Tensor)?
 
@@ -118,7 +122,13 @@ public final class LlamaForCausalLM: Module {
         let length = inputEmbeddings.shape[1]
         let (cos, sin) = rotaryTables(positions?.ints() ?? Array(0..<length), shape: positions?.shape ?? [length])
         var h = inputEmbeddings
-        for layer in layers { h = layer(h, cos: cos, sin: sin, keyPaddingMask: keyPaddingMask) }
+        for layer in layers {
+            if activationCheckpointing {
+                h = .checkpoint(h) { layer($0, cos: cos, sin: sin, keyPaddingMask: keyPaddingMask) }
+            } else {
+                h = layer(h, cos: cos, sin: sin, keyPaddingMask: keyPaddingMask)
+            }
+        }
         h = norm(h)
         return lmHead.map { $0(h) } ?? .linear(h, weight: embedTokens.weight)
     }

@@ -16,8 +16,10 @@ public final class LoRAAdapter {
     public let dropout: Double
     /// Dropout is applied only while training (PEFT: `module.training`).
     public var isTraining = false
-    /// Where dropout masks come from; the trainer reseeds it per micro-batch so runs resume exactly.
-    public var dropoutGenerator = RandomGenerator(seed: 0)
+    /// Seeds the dropout mask: every training forward draws its mask afresh from this seed, so a forward that
+    /// activation checkpointing recomputes in backward gets the same mask. The trainer sets a new seed per
+    /// micro-batch (a function of the run's seed and position, so runs resume exactly).
+    public var dropoutSeed: UInt64 = 0
     /// True while scaling · B·A is folded into the base weight (the adapter then adds nothing).
     public private(set) var isMerged = false
 
@@ -45,6 +47,7 @@ public final class LoRAAdapter {
         if isTraining, dropout > 0 {
             // Inverted dropout: keep with probability 1 − p and scale the kept values by 1/(1 − p).
             let keep = 1 / (1 - dropout)
+            var dropoutGenerator = RandomGenerator(seed: dropoutSeed)
             let mask = (0..<x.count).map { _ in dropoutGenerator.nextUnit() < dropout ? Float(0) : Float(keep) }
             input = x * Tensor(mask, shape: x.shape, dtype: x.dtype == .float64 ? .float64 : .float32)
         }

@@ -157,10 +157,10 @@ extension LlamaForCausalLM {
         for (_, adapter) in loraAdapters { adapter.isTraining = isTraining }
     }
 
-    /// Gives every LoRA adapter's dropout a generator derived from `seed`, so masks are a function of the seed.
+    /// Gives every LoRA adapter its own dropout seed derived from `seed`, so masks are a function of the seed.
     public func reseedAdapterDropout(seed: UInt64) {
         for (i, (_, adapter)) in loraAdapters.enumerated() {
-            adapter.dropoutGenerator = RandomGenerator(seed: seed &+ UInt64(i + 1) &* 0x9E37_79B9_7F4A_7C15)
+            adapter.dropoutSeed = seed &+ UInt64(i + 1) &* 0x9E37_79B9_7F4A_7C15
         }
     }
 

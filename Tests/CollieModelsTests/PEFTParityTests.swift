@@ -225,10 +225,36 @@ final class PEFTParityTests: XCTestCase {
         XCTAssertNotEqual(dropped, clean)
         let mean = dropped.reduce(0, +) / Float(dropped.count), cleanMean = clean.reduce(0, +) / Float(clean.count)
         XCTAssertEqual(mean / cleanMean, 1, accuracy: 0.02, "inverted dropout keeps the mean")
-        adapter.dropoutGenerator = RandomGenerator(seed: 9)
-        let first = withNoGrad { adapter(x) }.floats()
-        adapter.dropoutGenerator = RandomGenerator(seed: 9)
-        XCTAssertEqual(withNoGrad { adapter(x) }.floats(), first, "masks are a function of the generator")
+        // About 25% of the inputs are dropped: with A = B = 1 each output is scaling (1) · r (2) · (kept inputs) / 0.75.
+        let keptFraction = dropped.map { Double($0) * 0.75 / (2 * 64) }.reduce(0, +) / Double(dropped.count)
+        XCTAssertEqual(keptFraction, 0.75, accuracy: 0.01)
+        XCTAssertEqual(withNoGrad { adapter(x) }.floats(), dropped, "the same seed draws the same mask (recomputation)")
+        adapter.dropoutSeed = 9
+        XCTAssertNotEqual(withNoGrad { adapter(x) }.floats(), dropped, "a new seed draws a new mask")
+    }
+
+    /// Activation checkpointing recomputes each layer in backward; LoRA dropout draws the same masks there, so
+    /// the gradients equal those of the run that keeps its activations.
+    func testLoRADropoutGradientsAreTheSameWithActivationCheckpointing() throws {
+        var gradients: [[[Float]]] = []
+        for checkpointing in [false, true] {
+            let model = try LlamaForCausalLM.load(from: Self.fixture("llama_padded"))
+            try model.loadAdapter(from: Self.fixture("peft/lora"))
+            for (_, adapter) in model.loraAdapters { XCTAssertEqual(adapter.dropout, 0) }
+            let dropping = try LlamaForCausalLM.load(from: Self.fixture("llama_padded"))
+            try dropping.addAdapter(.lora(LoRAConfiguration(rank: 4, alpha: 8, dropout: 0.3)), seed: 2)
+            for ((_, a), (_, b)) in zip(dropping.loraAdapters, model.loraAdapters) {   // PEFT's nonzero A and B
+                a.a.pointer(as: Float.self).update(from: b.a.pointer(as: Float.self), count: b.a.count)
+                a.b.pointer(as: Float.self).update(from: b.b.pointer(as: Float.self), count: b.b.count)
+            }
+            dropping.activationCheckpointing = checkpointing
+            dropping.setAdapterTraining(true)
+            dropping.reseedAdapterDropout(seed: 77)
+            let ids = Tensor(ints: (0..<20).map { 3 + $0 * 13 % 90 }, shape: [2, 10])
+            dropping.loss(ids: ids, labels: ids).backward()
+            gradients.append(dropping.adapterParameters.map { $0.tensor.grad!.floats() })
+        }
+        XCTAssertEqual(gradients[0], gradients[1])
     }
 
     func testModuleSelectionMatchesAsPEFTDoes() throws {

@@ -118,6 +118,25 @@ final class PEFTTrainingTests: XCTestCase {
         }
     }
 
+    /// `dtype: bfloat16` with LoRA keeps the frozen base in bf16 and the adapter in float32 (PEFT's
+    /// autocast_adapter_dtype); the run follows the float32 one closely.
+    func testLoRAOnABFloat16BaseKeepsTheAdapterInFloat32() throws {
+        var losses: [[Double]] = []
+        for dtype in ["float32", "bfloat16"] {
+            let setup = try TrainingSetup(config: try Fixtures.config("lora_adamw", output: try temporaryFolder(self),
+                                                                      overrides: ["dtype=\(dtype)"]))
+            let recorder = RecordingMonitor()
+            let trainer = try setup.makeTrainer(monitors: [recorder])
+            XCTAssertEqual(trainer.frozenBuffer?.dtype, dtype == "float32" ? .float32 : .bfloat16)
+            XCTAssertEqual(trainer.parameterBuffer.dtype, .float32)
+            XCTAssertTrue(setup.model.parameters.allSatisfy { $0.dtype == trainer.frozenBuffer?.dtype && $0.grad == nil })
+            try trainer.train()
+            losses.append(recorder.steps.map(\.loss))
+        }
+        XCTAssertNotEqual(losses[0], losses[1], "bf16 rounding changes the base weights")
+        for (a, b) in zip(losses[0], losses[1]) { XCTAssertEqual(a, b, accuracy: 0.02) }
+    }
+
     /// LOMO updates inside backward: with LoRA it updates the adapter only.
     func testLoRATrainsWithAnInBackwardOptimizer() throws {
         let output = try temporaryFolder(self)

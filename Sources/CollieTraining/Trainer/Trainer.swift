@@ -29,6 +29,8 @@ public final class Trainer {
     /// The trained parameters in one buffer, with flat gradients: all of the model's, or with a PEFT adapter
     /// (`peft_config`) only the adapter's, the base model being frozen with no gradient storage.
     public let parameterBuffer: ParameterBuffer
+    /// With a PEFT adapter, the frozen base model's parameters in one buffer (in `dtype`, without gradients).
+    public let frozenBuffer: ParameterBuffer?
     public let optimizer: Optimizer
     /// The learning rate per update; its `step` is the number of updates taken.
     public private(set) var schedule: LearningRateSchedule
@@ -61,9 +63,6 @@ public final class Trainer {
                 evaluationDataset: TrainingDataset? = nil, padTokenID: Int, monitors: [TrainingMonitor] = [],
                 callbacks: [TrainerCallback]? = nil, outputDirectory: URL? = nil) throws {
         if config.dropout > 0 { throw TrainerError("dropout: \(config.dropout) is not yet supported; set it to 0") }
-        if config.dtype != .float32 {
-            throw TrainerError("dtype: training in \(config.dtype.rawValue) is not yet supported; use float32")
-        }
         let vocabulary = model.configuration.vocabularySize
         guard (0..<vocabulary).contains(padTokenID) else {
             throw TrainerError("the pad token id \(padTokenID) is outside the model's vocabulary (\(vocabulary) ids)")
@@ -81,9 +80,19 @@ public final class Trainer {
         evaluationLoader = try evaluationDataset.map {
             try DataLoader(dataset: $0, batchSize: config.evalBatchSize, lastBatch: .normal, shuffle: false, padder: padder)
         }
+        model.activationCheckpointing = config.checkpointing
         let trained = model.trainableParameters.map(\.tensor)
         guard !trained.isEmpty else { throw TrainerError("the model has no trainable parameters") }
-        parameterBuffer = ParameterBuffer(trained)
+        if model.peftConfiguration == nil {
+            // bf16/f16 weights: the buffer stores the parameters in that dtype; kernels compute in float32.
+            parameterBuffer = ParameterBuffer(trained, dtype: config.dtype.dtype)
+            frozenBuffer = nil
+        } else {
+            // With an adapter (PEFT's autocast_adapter_dtype): the frozen base model in `dtype`, no gradients;
+            // the adapter in float32.
+            frozenBuffer = ParameterBuffer(model.parameters, dtype: config.dtype.dtype)
+            parameterBuffer = ParameterBuffer(trained, dtype: .float32)
+        }
         optimizer = try Self.makeOptimizer(config.optimizer, maxGradNorm: config.maxGradNorm, parameters: trained)
         // In-backward optimizers free each gradient as soon as it is used: no flat gradient buffer.
         if optimizer.updatesDuringBackward { optimizer.attachToBackward() } else { parameterBuffer.attachGradients() }
@@ -411,7 +420,7 @@ public final class Trainer {
             guard let stored = source[key], stored.shape == parameter.shape else {
                 throw TrainerError("\(folder.path): no parameter \(key) of shape \(parameter.shape)")
             }
-            parameter.pointer(as: Float.self).update(from: stored.pointer(as: Float.self), count: parameter.count)
+            parameter.assignValues(from: stored)
         }
     }
 

@@ -103,8 +103,8 @@ public enum ModuleSelection: Codable, Equatable, Sendable {
 public struct LoRAConfiguration: Codable, Equatable, Sendable {
     /// How A and B start (`init_lora_weights`): PEFT's default draws A ~ U(±1/√in) (Kaiming-uniform with
     /// a = √5) and zeroes B, so training starts from the base model; `gaussian` draws A ~ N(0, 1/r²).
-    public enum Initialization: String, Codable, Sendable {
-        case kaimingUniform = "true", gaussian
+    public enum Initialization: Equatable, Sendable {
+        case kaimingUniform, gaussian
     }
 
     /// `r`: the rank.

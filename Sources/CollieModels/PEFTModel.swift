@@ -97,13 +97,13 @@ extension LlamaForCausalLM {
                                          configuration: lora, generator: &generator)
             }
         case .promptTuning(var prompt):
-            let hidden = configuration_.hiddenSize
+            let hidden = self.configuration.hiddenSize
             if let dimension = prompt.tokenDimension, dimension != hidden {
                 throw PEFTError("token_dim: \(dimension) differs from the model's hidden size \(hidden)")
             }
             prompt.tokenDimension = hidden
-            prompt.attentionHeads = prompt.attentionHeads ?? configuration_.attentionHeads
-            prompt.layers = prompt.layers ?? configuration_.hiddenLayers
+            prompt.attentionHeads = prompt.attentionHeads ?? self.configuration.attentionHeads
+            prompt.layers = prompt.layers ?? self.configuration.hiddenLayers
             let n = prompt.virtualTokenCount
             let embeddings: Tensor
             switch prompt.initialization {
@@ -119,10 +119,10 @@ extension LlamaForCausalLM {
                     while ids.count < n { ids += tokens }
                     ids = Array(ids.prefix(n))
                 } else {
-                    ids = (0..<n).map { _ in Int(generator.next() % UInt64(configuration_.vocabularySize)) }
+                    ids = (0..<n).map { _ in Int(generator.next() % UInt64(self.configuration.vocabularySize)) }
                 }
-                guard ids.allSatisfy({ (0..<configuration_.vocabularySize).contains($0) }) else {
-                    throw PEFTError("prompt_tuning_init_text: a token id is outside the vocabulary (\(configuration_.vocabularySize))")
+                guard ids.allSatisfy({ (0..<self.configuration.vocabularySize).contains($0) }) else {
+                    throw PEFTError("prompt_tuning_init_text: a token id is outside the vocabulary (\(self.configuration.vocabularySize))")
                 }
                 embeddings = withNoGrad { embedTokens(Tensor(ints: ids, shape: [n])) }.contiguousCopy(dtype: .float32)
             }
@@ -135,8 +135,6 @@ extension LlamaForCausalLM {
         }
         peftConfiguration = stored
     }
-
-    private var configuration_: LlamaConfiguration { configuration }
 
     /// Folds every LoRA adapter into its layer's weight (W += scaling · B·A, as PEFT's `merge_adapter`).
     public func mergeLoRA() {
@@ -213,6 +211,9 @@ extension LlamaForCausalLM {
     /// - Throws: `PEFTError` naming the file and the missing, unexpected or wrong-shaped tensors.
     public func loadAdapter(from folder: URL) throws {
         let configuration = try Self.adapterConfiguration(in: folder)
+        if loraAdapters.contains(where: { $0.adapter.isMerged }) {
+            throw PEFTError("\(folder.path): the model's LoRA adapters are merged into its weights; unmerge them first")
+        }
         if let current = peftConfiguration {
             guard current.method == configuration.method else {
                 throw PEFTError("\(folder.path): a \(configuration.method.rawValue) adapter cannot load into a \(current.method.rawValue) model")

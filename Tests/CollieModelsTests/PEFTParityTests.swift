@@ -54,6 +54,9 @@ final class PEFTParityTests: XCTestCase {
             }
             assertClose(weight, Tensor(doubles: reference, shape: [out, inner]), relative: 1e-6, "W + scaling·B·A \(key)")
         }
+        XCTAssertThrowsError(try model.loadAdapter(from: Self.fixture("peft/lora")), "loading into merged weights") { error in
+            XCTAssertTrue("\(error)".contains("unmerge them first"), "\(error)")
+        }
         let merged = withNoGrad { model(ids, keyPaddingMask: mask) }
         assertClose(merged, try expected.tensor("merged_logits"), relative: 1e-5, "merged logits", mask: mask)
         assertClose(merged, try expected.tensor("logits"), relative: 1e-5, "merged logits = adapter logits", mask: mask)

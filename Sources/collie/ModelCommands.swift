@@ -16,9 +16,11 @@ struct Score: ParsableCommand {
     @Option(help: "A Hugging Face model folder.") var model: String
     @Option(help: "A JSON-lines file of {\"tokens\": [ids]} records.") var data: String
     @Option(help: "Where to write the per-record JSON lines (default: stdout).") var output: String?
+    @Option(help: "A PEFT adapter folder (LoRA or prompt tuning) to apply to the model.") var adapter: String?
 
     func run() throws {
         let lm = try LlamaForCausalLM.load(from: URL(fileURLWithPath: model))
+        if let adapter { try lm.loadAdapter(from: URL(fileURLWithPath: adapter)) }
         let records = try TokenRecords.read(data, vocabularySize: lm.configuration.vocabularySize)
         var lines: [String] = []
         var totalNLL = 0.0, totalCount = 0

@@ -26,8 +26,11 @@ import Foundation
 public final class Trainer {
     public let config: CollieConfig
     public let model: LlamaForCausalLM
-    /// The model's parameters in one buffer, with flat gradients.
+    /// The trained parameters in one buffer, with flat gradients: all of the model's, or with a PEFT adapter
+    /// (`peft_config`) only the adapter's, the base model being frozen with no gradient storage.
     public let parameterBuffer: ParameterBuffer
+    /// With a PEFT adapter, the frozen base model's parameters in one buffer (in `dtype`, without gradients).
+    public let frozenBuffer: ParameterBuffer?
     public let optimizer: Optimizer
     /// The learning rate per update; its `step` is the number of updates taken.
     public private(set) var schedule: LearningRateSchedule
@@ -78,10 +81,19 @@ public final class Trainer {
             try DataLoader(dataset: $0, batchSize: config.evalBatchSize, lastBatch: .normal, shuffle: false, padder: padder)
         }
         model.activationCheckpointing = config.checkpointing
-        // bf16/f16 weights: the buffer stores the parameters in that dtype; kernels compute in float32.
-        parameterBuffer = ParameterBuffer(model.parameters, dtype: config.dtype.dtype)
-        optimizer = try Self.makeOptimizer(config.optimizer, maxGradNorm: config.maxGradNorm,
-                                           parameters: model.parameters)
+        let trained = model.trainableParameters.map(\.tensor)
+        guard !trained.isEmpty else { throw TrainerError("the model has no trainable parameters") }
+        if model.peftConfiguration == nil {
+            // bf16/f16 weights: the buffer stores the parameters in that dtype; kernels compute in float32.
+            parameterBuffer = ParameterBuffer(trained, dtype: config.dtype.dtype)
+            frozenBuffer = nil
+        } else {
+            // With an adapter (PEFT's autocast_adapter_dtype): the frozen base model in `dtype`, no gradients;
+            // the adapter in float32.
+            frozenBuffer = ParameterBuffer(model.parameters, dtype: config.dtype.dtype)
+            parameterBuffer = ParameterBuffer(trained, dtype: .float32)
+        }
+        optimizer = try Self.makeOptimizer(config.optimizer, maxGradNorm: config.maxGradNorm, parameters: trained)
         // In-backward optimizers free each gradient as soon as it is used: no flat gradient buffer.
         if optimizer.updatesDuringBackward { optimizer.attachToBackward() } else { parameterBuffer.attachGradients() }
 
@@ -151,11 +163,13 @@ public final class Trainer {
     private func update(_ group: [PaddedBatch], epoch: Int, nextPosition: DataPosition) throws {
         let start = DispatchTime.now().uptimeNanoseconds
         for callback in callbacks { try callback.onBatchBegin(self) }
-        let targets = group.map(Self.shiftedTargets)
+        let targets = group.map { Self.shiftedTargets($0, prompt: model.promptEmbedding) }
         let predicted = targets.reduce(0) { total, row in total + row.lazy.filter { $0 != Tensor.ignoreIndex }.count }
         let learningRate = schedule.currentLearningRate
         optimizer.learningRate = learningRate
+        model.setAdapterTraining(true)   // LoRA dropout on for this update's passes only
         let (loss, norm) = try takeStep(group, targets: targets, predicted: predicted)
+        model.setAdapterTraining(false)
         schedule.advance()
         parameterBuffer.zeroGradients()
         state.globalStep += 1
@@ -185,6 +199,7 @@ public final class Trainer {
             // LOMO/AdaLomo: one micro-batch (accumulation is refused by the config); updates happen in backward,
             // after a norm-only pass when clipping by the global norm.
             precondition(group.count == 1, "in-backward optimizers take one micro-batch per update")
+            reseedAdapterDropout(microBatch: 0)
             let loss = Self.summedLoss(model, group[0], targets: targets[0]) / Double(max(predicted, 1))
             let scaled = fused.lossScale == 1 ? loss : loss * fused.lossScale
             var proceed = true
@@ -198,7 +213,8 @@ public final class Trainer {
             return (loss.item, fused.clipGradNorm != nil ? fused.lastGradientNorm : nil)
         }
         var loss: Float = 0
-        for (batch, target) in zip(group, targets) {
+        for (index, (batch, target)) in zip(group, targets).enumerated() {
+            reseedAdapterDropout(microBatch: index)
             let microLoss = Self.summedLoss(model, batch, targets: target) / Double(max(predicted, 1))
             microLoss.backward()
             loss += microLoss.item
@@ -215,19 +231,23 @@ public final class Trainer {
         return (loss, norm)
     }
 
+    /// LoRA dropout masks are a function of (seed, update, micro-batch), so a resumed run draws the same ones.
+    private func reseedAdapterDropout(microBatch: Int) {
+        model.reseedAdapterDropout(seed: UInt64(bitPattern: Int64(config.seed)) &* 1_000_003
+                                   &+ UInt64(state.globalStep) &* 4_096 &+ UInt64(microBatch))
+    }
+
     /// SophiaG's Gauss–Newton–Bartlett estimate, as the authors' training loop computes it: labels sampled
     /// from the model's own distribution at every predicted position, the mean loss against them
     /// back-propagated, and the squared gradients folded into the Hessian diagonal.
     private func refreshHessian(_ sophia: SophiaG, _ group: [PaddedBatch], targets: [[Int]], predicted: Int) {
         let vocabulary = model.configuration.vocabularySize
         for (batch, target) in zip(group, targets) {
-            let (b, t) = (batch.batchSize, batch.length)
-            let logits = model(batch.tokenTensor, positions: batch.positionTensor,
-                               keyPaddingMask: batch.hasPadding ? batch.attentionMaskTensor : nil)
-                .reshaped([b * t, vocabulary])
+            let rows = target.count
+            let logits = Self.logits(model, batch).reshaped([rows, vocabulary])
             let probabilities = withNoGrad { logits.detach().softmax().floats() }
-            var sampled = [Int](repeating: Tensor.ignoreIndex, count: b * t)
-            for row in 0..<(b * t) where target[row] != Tensor.ignoreIndex {
+            var sampled = [Int](repeating: Tensor.ignoreIndex, count: rows)
+            for row in 0..<rows where target[row] != Tensor.ignoreIndex {
                 var u = Float(randomGenerator.nextUnit()), chosen = vocabulary - 1
                 for token in 0..<vocabulary {
                     u -= probabilities[row * vocabulary + token]
@@ -235,7 +255,7 @@ public final class Trainer {
                 }
                 sampled[row] = chosen
             }
-            let loss = Tensor.crossEntropy(logits: logits, targets: Tensor(ints: sampled, shape: [b * t]), reduction: .sum)
+            let loss = Tensor.crossEntropy(logits: logits, targets: Tensor(ints: sampled, shape: [rows]), reduction: .sum)
             (loss / Double(max(predicted, 1))).backward()
         }
         sophia.updateHessian()
@@ -260,22 +280,32 @@ public final class Trainer {
     // MARK: - Loss and evaluation
 
     /// Next-token targets of a batch: `labels` shifted left by one, −100 at each row's end (Hugging Face's shift).
-    static func shiftedTargets(_ batch: PaddedBatch) -> [Int] {
-        let (b, t) = (batch.batchSize, batch.length)
+    /// With prompt tuning the labels are first prefixed with the virtual tokens' −100s, as PEFT does.
+    static func shiftedTargets(_ batch: PaddedBatch, prompt: PromptEmbedding? = nil) -> [Int] {
+        let b = batch.batchSize
+        let labels = prompt?.prefixedLabels(batch.labels, batchSize: b) ?? batch.labels
+        let t = labels.count / max(b, 1)
         var shifted = [Int](repeating: Tensor.ignoreIndex, count: b * t)
         for row in 0..<b where t > 1 {
-            for i in 0..<(t - 1) { shifted[row * t + i] = batch.labels[row * t + i + 1] }
+            for i in 0..<(t - 1) { shifted[row * t + i] = labels[row * t + i + 1] }
         }
         return shifted
     }
 
     /// The summed next-token NLL of `batch` (a 0-d tensor on the tape), with the padding mask and positions.
+    /// With prompt tuning the logits include the virtual positions (`targets` from `shiftedTargets(_:prompt:)`).
     static func summedLoss(_ model: LlamaForCausalLM, _ batch: PaddedBatch, targets: [Int]) -> Tensor {
-        let (b, t) = (batch.batchSize, batch.length)
-        let logits = model(batch.tokenTensor, positions: batch.positionTensor,
-                           keyPaddingMask: batch.hasPadding ? batch.attentionMaskTensor : nil)
-        return .crossEntropy(logits: logits.reshaped([b * t, model.configuration.vocabularySize]),
-                             targets: Tensor(ints: targets, shape: [b * t]), reduction: .sum)
+        .crossEntropy(logits: logits(model, batch).reshaped([targets.count, model.configuration.vocabularySize]),
+                      targets: Tensor(ints: targets, shape: [targets.count]), reduction: .sum)
+    }
+
+    /// The logits `shiftedTargets(_:prompt:)` are for: [B, T, V], or with prompt tuning [B, n + T, V] (the
+    /// virtual positions first), with the batch's padding mask and positions.
+    static func logits(_ model: LlamaForCausalLM, _ batch: PaddedBatch) -> Tensor {
+        let mask = batch.hasPadding ? batch.attentionMaskTensor : nil
+        return model.promptEmbedding.map { $0.logits(model, batch.tokenTensor, positions: batch.positionTensor,
+                                                     keyPaddingMask: mask) }
+            ?? model(batch.tokenTensor, positions: batch.positionTensor, keyPaddingMask: mask)
     }
 
     /// The summed NLL of every predicted token in `loader`'s batches (one pass, in order) and how many tokens
@@ -284,7 +314,7 @@ public final class Trainer {
         withNoGrad {
             var sum = 0.0, count = 0
             for (_, batch) in loader.batches(epochs: 1) {
-                let targets = shiftedTargets(batch)
+                let targets = shiftedTargets(batch, prompt: model.promptEmbedding)
                 count += targets.lazy.filter { $0 != Tensor.ignoreIndex }.count
                 sum += Double(summedLoss(model, batch, targets: targets).item)
             }
@@ -318,7 +348,7 @@ public final class Trainer {
         var saved = state
         saved.randomState = randomGenerator.state
         try TrainingCheckpoint.writeFolder(at: destination) { folder in
-            try model.save(to: folder)
+            try saveModelFiles(to: folder)
             TrainingCheckpoint.pauseIfRequested(writing: destination)
             try optimizer.save(to: folder)
             try AtomicFile.write(Self.json(schedule), to: folder.appendingPathComponent(TrainingCheckpoint.scheduleFileName))
@@ -372,8 +402,13 @@ public final class Trainer {
         for callback in callbacks { try callback.onLoadCheckpoint(self, folder: folder) }
     }
 
-    /// Copies the weights of the Hugging Face folder `folder` into the model (same configuration required).
+    /// Copies the weights of the Hugging Face folder `folder` into the model (same configuration required); with a
+    /// PEFT adapter, the adapter's tensors from the PEFT folder `folder`.
     public func loadWeights(from folder: URL) throws {
+        if model.peftConfiguration != nil {
+            do { try model.loadAdapter(from: folder) } catch { throw TrainerError("\(error)") }
+            return
+        }
         let loaded = try LlamaForCausalLM.load(from: folder)
         guard loaded.configuration.vocabularySize == model.configuration.vocabularySize,
               loaded.configuration.hiddenSize == model.configuration.hiddenSize,
@@ -389,9 +424,40 @@ public final class Trainer {
         }
     }
 
-    /// Saves the model as a Hugging Face folder at `folder`, atomically (written beside it, then renamed).
+    /// Saves the model as a Hugging Face folder at `folder` (with a PEFT adapter: the adapter as a PEFT folder),
+    /// atomically (written beside it, then renamed).
     public func saveModel(to folder: URL, dtype: DType = .float32) throws {
-        try TrainingCheckpoint.writeFolder(at: folder) { try model.save(to: $0, dtype: dtype) }
+        try TrainingCheckpoint.writeFolder(at: folder) { try saveModelFiles(to: $0, dtype: dtype) }
+    }
+
+    /// Writes what the model is into `folder`: a Hugging Face model, or with a PEFT adapter only the adapter
+    /// (`adapter_config.json` + `adapter_model.safetensors`, recording `baseModelReference`), since the base
+    /// model does not change.
+    public func saveModelFiles(to folder: URL, dtype: DType = .float32) throws {
+        if model.peftConfiguration != nil {
+            try model.saveAdapter(to: folder, baseModelNameOrPath: baseModelReference)
+        } else {
+            try model.save(to: folder, dtype: dtype)
+        }
+    }
+
+    /// Where the base model of a PEFT run is: the model folder, or for a preset `output_dir/base_model`, which
+    /// `saveBaseModel()` writes.
+    public var baseModelReference: String {
+        switch config.model {
+        case .folder(let path): URL(fileURLWithPath: path).standardizedFileURL.path
+        case .preset: outputDirectory.appendingPathComponent(Self.baseModelFolderName).standardizedFileURL.path
+        }
+    }
+
+    /// The folder under `output_dir` that holds a preset's randomly initialized base model in a PEFT run.
+    public static let baseModelFolderName = "base_model"
+
+    /// In a PEFT run on a preset, writes the (frozen, randomly initialized) base model to `baseModelReference`
+    /// as a Hugging Face folder, so the saved adapters have a base to load onto. Does nothing otherwise.
+    public func saveBaseModel() throws {
+        guard model.peftConfiguration != nil, case .preset = config.model else { return }
+        try TrainingCheckpoint.writeFolder(at: URL(fileURLWithPath: baseModelReference)) { try model.save(to: $0) }
     }
 
     // MARK: - Construction from a config

@@ -73,6 +73,15 @@ public struct TrainingSetup {
         case .folder(let path):
             do { model = try LlamaForCausalLM.load(from: URL(fileURLWithPath: path)) } catch { throw failure("model", error) }
         }
+        if let peft = config.peftConfig {
+            var promptTokens: [Int]?
+            if case .promptTuning(let prompt) = peft, prompt.initialization == .text, let text = prompt.initializationText {
+                promptTokens = tokenizer.encode(text)   // with special tokens, as PEFT tokenizes it
+            }
+            do {
+                try model.addAdapter(peft, seed: UInt64(bitPattern: Int64(config.seed)), promptTokenIDs: promptTokens)
+            } catch { throw failure("peft_config", error) }
+        }
     }
 
     /// The id padding gets: the tokenizer's pad token, else its EOS, else 0.

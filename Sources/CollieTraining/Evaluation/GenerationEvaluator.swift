@@ -25,7 +25,7 @@ public final class GenerationEvaluator: Evaluator {
     public let tokenizer: Tokenizer
     public var settings: GenerationSettings
     public var metrics: [GenerationMetric]
-    /// Prompts longer than this (with the new tokens) keep their last tokens.
+    /// Prompts longer than this (with the new tokens; or than the model's positions) keep their last tokens.
     public var maxLength: Int
     public var generator: TextGenerator
     /// The pairs of the last `evaluate(_:)`.
@@ -55,9 +55,16 @@ public final class GenerationEvaluator: Evaluator {
     public func predictions(_ model: LlamaForCausalLM) throws -> [String] {
         let prefix = SpecialTokens(tokenizer).prefix
         let stop = Set(settings.stopTokenIDs ?? model.configuration.eosTokenIds)
+        let room = min(maxLength, model.configuration.maxPositionEmbeddings) - settings.maxNewTokens
+        guard room >= 1 else {
+            throw EvaluationError("\(name): max_new_tokens (\(settings.maxNewTokens)) leaves no room for a prompt within "
+                                  + "\(min(maxLength, model.configuration.maxPositionEmbeddings)) positions")
+        }
         return try records.map { record in
             var prompt = prefix + tokenizer.encode(record.text, addSpecialTokens: false)
-            let room = maxLength - settings.maxNewTokens
+            guard !prompt.isEmpty else {
+                throw EvaluationError("\(name): \(record.location.map { "\($0): " } ?? "")the prompt has no tokens and the tokenizer adds no BOS")
+            }
             if prompt.count > room { prompt = Array(prompt.suffix(room)) }
             var generated = try generator(model, prompt, settings)
             if let last = generated.last, stop.contains(last) { generated.removeLast() }

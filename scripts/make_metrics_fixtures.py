@@ -18,6 +18,7 @@ It writes
     bleu.json             per tokenizer: tokenized hypotheses (a sample), corpus BLEU under many settings,
                           sentence BLEU of every pair
     rouge.json            per pair: ROUGE-1/2/L/Lsum P/R/F with and without stemming; Porter stems of every word
+    lowercase.json        Python's str.lower() of every code point it changes, and final-sigma strings
     classification.json   random label sets and scikit-learn's precision/recall/F1 (per class, micro, macro)
                           and accuracy
 
@@ -355,6 +356,18 @@ def reference_cases():
             "rouge": rouge_cases, "rouge_multi": multi, "rouge_tokenize": tokenize_cases}
 
 
+def lowercase_fixture():
+    """Python's str.lower() for every code point it changes (sacrebleu's --lowercase and rouge-score's tokenizer
+    lowercase with it), and a few strings for the final-sigma rule."""
+    import sys
+    import unicodedata
+    changed = [[c, chr(c).lower()] for c in range(sys.maxunicode + 1)
+               if 0xD800 > c or c > 0xDFFF if chr(c).lower() != chr(c)]
+    strings = ["ΟΔΟΣ ΠΡΟΣ", "Σ", "ΑΣ.", "ΑΣΑ", "A\u0301Σ", "ΑΣ\u0301", "İSTANBUL", "ΣΑ"]
+    return {"unicode_version": unicodedata.unidata_version, "changed": changed,
+            "strings": [[t, t.lower()] for t in strings]}
+
+
 def dump(name, value):
     with open(os.path.join(OUT, name), "w", encoding="utf-8") as f:
         json.dump(value, f, ensure_ascii=False, separators=(",", ":"))
@@ -370,6 +383,7 @@ def main():
     dump("rouge.json", rouge_fixture(pairs))
     dump("classification.json", classification_fixture())
     dump("reference_cases.json", reference_cases())
+    dump("lowercase.json", lowercase_fixture())
     languages = {}
     for p in pairs:
         languages[p["language"]] = languages.get(p["language"], 0) + 1

@@ -136,6 +136,24 @@ final class EvaluationTests: XCTestCase {
         }
     }
 
+    func testTheEvalExampleConfigsLoadTheBundledSamples() throws {
+        let expected = ["xsum-rouge": ("xsum", 10), "wmt-bleu": ("wmt16_en_ro", 10), "imdb-classification": ("imdb", 15)]
+        for (file, (name, count)) in expected {
+            let url = Fixtures.repositoryRoot.appendingPathComponent("examples/eval/\(file).yaml")
+            let config = try CollieConfig.load(from: url)
+            let evaluators = try EvaluationSetup.makeEvaluators(config: config, tokenizer: tokenizer,
+                                                                outputDirectory: try temporaryFolder(self), source: url.path)
+            XCTAssertEqual(evaluators.map(\.name), [name], file)
+            let records = (evaluators[0] as? GenerationEvaluator)?.records.count
+                ?? (evaluators[0] as? ClassificationEvaluator)?.records.count
+            XCTAssertEqual(records, count, file)
+        }
+        let imdb = try XCTUnwrap(try EvaluationSetup.makeEvaluators(
+            config: CollieConfig.load(from: Fixtures.repositoryRoot.appendingPathComponent("examples/eval/imdb-classification.yaml")),
+            tokenizer: tokenizer, outputDirectory: try temporaryFolder(self)).first as? ClassificationEvaluator)
+        XCTAssertEqual(imdb.records.map(\.target).filter { $0 == 1 }.count, 8, "8 positive and 7 negative reviews")
+    }
+
     func testEvalCommandPrintsMetricsAndWritesResults() throws {
         let folder = try temporaryFolder(self)
         try """

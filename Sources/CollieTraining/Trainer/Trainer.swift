@@ -62,9 +62,6 @@ public final class Trainer {
                 evaluationDataset: TrainingDataset? = nil, padTokenID: Int, monitors: [TrainingMonitor] = [],
                 callbacks: [TrainerCallback]? = nil, outputDirectory: URL? = nil, evaluators: [Evaluator] = []) throws {
         if config.dropout > 0 { throw TrainerError("dropout: \(config.dropout) is not yet supported; set it to 0") }
-        if config.dtype != .float32 {
-            throw TrainerError("dtype: training in \(config.dtype.rawValue) is not yet supported; use float32")
-        }
         let vocabulary = model.configuration.vocabularySize
         guard (0..<vocabulary).contains(padTokenID) else {
             throw TrainerError("the pad token id \(padTokenID) is outside the model's vocabulary (\(vocabulary) ids)")
@@ -83,7 +80,8 @@ public final class Trainer {
             try DataLoader(dataset: $0, batchSize: config.evalBatchSize, lastBatch: .normal, shuffle: false, padder: padder)
         }
         model.activationCheckpointing = config.checkpointing
-        parameterBuffer = ParameterBuffer(model.parameters)
+        // bf16/f16 weights: the buffer stores the parameters in that dtype; kernels compute in float32.
+        parameterBuffer = ParameterBuffer(model.parameters, dtype: config.dtype.dtype)
         optimizer = try Self.makeOptimizer(config.optimizer, maxGradNorm: config.maxGradNorm,
                                            parameters: model.parameters)
         // In-backward optimizers free each gradient as soon as it is used: no flat gradient buffer.
@@ -398,7 +396,7 @@ public final class Trainer {
             guard let stored = source[key], stored.shape == parameter.shape else {
                 throw TrainerError("\(folder.path): no parameter \(key) of shape \(parameter.shape)")
             }
-            parameter.pointer(as: Float.self).update(from: stored.pointer(as: Float.self), count: parameter.count)
+            parameter.assignValues(from: stored)
         }
     }
 

@@ -84,6 +84,8 @@ public struct CollieConfig: Codable, Equatable, Sendable {
     public var samplePrompt: String?
     /// How many tokens the sample answer may have at most.
     public var sampleMaxNewTokens = 48
+    /// Evaluators run with every evaluation (and by `collie eval`): perplexity, generation, classification.
+    public var evaluators: [EvaluatorSettings] = []
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case seed, dataParallelSize = "dp_size", tensorParallelSize = "tp_size", pipelineParallelSize = "pp_size"
@@ -96,6 +98,7 @@ public struct CollieConfig: Codable, Equatable, Sendable {
         case optimizer, lrScheduler = "lr_scheduler", maxGradNorm = "max_grad_norm", dtype, peftConfig = "peft_config"
         case outputDir = "output_dir", monitors, monitorOutputs = "monitor_outputs", callbacks
         case samplePrompt = "sample_prompt", sampleMaxNewTokens = "sample_max_new_tokens"
+        case evaluators
     }
 
     /// A config with CoLLiE's defaults for `model`.
@@ -146,6 +149,7 @@ public struct CollieConfig: Codable, Equatable, Sendable {
         callbacks = try c.value(.callbacks, default: callbacks)
         samplePrompt = try c.decodeIfPresent(String.self, forKey: .samplePrompt)
         sampleMaxNewTokens = try c.value(.sampleMaxNewTokens, default: sampleMaxNewTokens)
+        evaluators = try c.value(.evaluators, default: evaluators)
     }
 
     // MARK: - Derived values

@@ -39,6 +39,8 @@ public final class Trainer {
     /// Receives the typed events (`started`, `step`, `evaluation`, `checkpoint`, `finished`).
     public let monitor: MonitorGroup
     public let callbacks: [TrainerCallback]
+    /// Run with every evaluation; their metrics are added as `<name>/<metric>`.
+    public let evaluators: [Evaluator]
     /// Where checkpoints (and the callbacks' files) go.
     public let outputDirectory: URL
     /// Counters, data position, evaluations.
@@ -61,7 +63,7 @@ public final class Trainer {
     ///   monitored metrics that do not exist; `DatasetError` when `last_batch: drop` leaves no batch.
     public init(config: CollieConfig, model: LlamaForCausalLM, trainDataset: TrainingDataset,
                 evaluationDataset: TrainingDataset? = nil, padTokenID: Int, monitors: [TrainingMonitor] = [],
-                callbacks: [TrainerCallback]? = nil, outputDirectory: URL? = nil) throws {
+                callbacks: [TrainerCallback]? = nil, outputDirectory: URL? = nil, evaluators: [Evaluator] = []) throws {
         if config.dropout > 0 { throw TrainerError("dropout: \(config.dropout) is not yet supported; set it to 0") }
         let vocabulary = model.configuration.vocabularySize
         guard (0..<vocabulary).contains(padTokenID) else {
@@ -109,6 +111,7 @@ public final class Trainer {
         state.randomState = randomGenerator.state
         self.state = state
         monitor = MonitorGroup(monitors)
+        self.evaluators = evaluators
         self.callbacks = try callbacks ?? Self.makeCallbacks(config.callbacks)
         let names = self.callbacks.map(\.name)
         if Set(names).count != names.count { throw TrainerError("two callbacks share a name: \(names)") }
@@ -121,7 +124,7 @@ public final class Trainer {
     public func train() throws {
         try monitor.record(.started(step: state.globalStep, totalSteps: state.totalSteps))
         for callback in callbacks { try callback.onTrainBegin(self) }
-        if config.evalOnStart, state.globalStep == 0, state.evaluations.isEmpty, evaluationLoader != nil {
+        if config.evalOnStart, state.globalStep == 0, state.evaluations.isEmpty, canEvaluate {
             try evaluate()
         }
         // A checkpoint taken at an epoch's last update resumes before that epoch's end was handled.
@@ -183,7 +186,7 @@ public final class Trainer {
                                 tokensPerSecond: Double(tokens) / max(seconds, 1e-9), stepSeconds: seconds,
                                 peakMemoryBytes: MemoryUsage.peakResidentBytes() ?? 0)
         try monitor.record(.step(step))
-        if config.evalPerNSteps > 0, state.globalStep % config.evalPerNSteps == 0, evaluationLoader != nil {
+        if config.evalPerNSteps > 0, state.globalStep % config.evalPerNSteps == 0, canEvaluate {
             try evaluate()
         }
         // An epoch's evaluation runs with its last update, before `onBatchEnd`, so that a checkpoint saved there
@@ -271,7 +274,7 @@ public final class Trainer {
     /// Evaluates when `eval_per_n_epochs` asks for it at the end of `epoch` and no evaluation ran after the
     /// current update yet.
     private func evaluateIfDue(endOf epoch: Int) throws {
-        if config.evalPerNEpochs > 0, (epoch + 1) % config.evalPerNEpochs == 0, evaluationLoader != nil,
+        if config.evalPerNEpochs > 0, (epoch + 1) % config.evalPerNEpochs == 0, canEvaluate,
            state.lastEvaluation?.step != state.globalStep {
             try evaluate()
         }
@@ -322,16 +325,24 @@ public final class Trainer {
         }
     }
 
+    /// True when there is evaluation data or an evaluator.
+    public var canEvaluate: Bool { evaluationLoader != nil || !evaluators.isEmpty }
+
     /// Evaluates on the evaluation data: `loss` is the mean NLL per predicted token over the whole set and
-    /// `perplexity` its exponential. Records it in `state`, tells monitors and callbacks.
-    /// - Throws: `TrainerError` without evaluation data; what a monitor or callback throws.
+    /// `perplexity` its exponential; then every evaluator adds `<name>/<metric>`. Records it in `state`, tells
+    /// monitors and callbacks.
+    /// - Throws: `TrainerError` without evaluation data or evaluators; what an evaluator, monitor or callback throws.
     @discardableResult
     public func evaluate() throws -> [String: Double] {
-        guard let evaluationLoader else { throw TrainerError("no evaluation data; set eval_data or eval_split") }
+        guard canEvaluate else { throw TrainerError("no evaluation data; set eval_data or eval_split") }
         for callback in callbacks { try callback.onEvaluateBegin(self) }
-        let (sum, count) = Self.negativeLogLikelihood(of: model, on: evaluationLoader)
-        let mean = sum / Double(max(count, 1))
-        let metrics = ["loss": mean, "perplexity": Foundation.exp(mean)]
+        var metrics: [String: Double] = [:]
+        if let evaluationLoader {
+            let (sum, count) = Self.negativeLogLikelihood(of: model, on: evaluationLoader)
+            let mean = sum / Double(max(count, 1))
+            metrics = ["loss": mean, "perplexity": Foundation.exp(mean)]
+        }
+        for evaluator in evaluators { metrics.merge(try evaluator.prefixedMetrics(model)) { $1 } }
         state.evaluations.append(EvaluationRecord(step: state.globalStep, metrics: metrics))
         try monitor.record(.evaluation(step: state.globalStep, metrics: metrics))
         for callback in callbacks { try callback.onEvaluateEnd(self, metrics: metrics) }

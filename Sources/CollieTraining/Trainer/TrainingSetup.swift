@@ -89,8 +89,10 @@ public struct TrainingSetup {
 
     /// A trainer for this setup.
     public func makeTrainer(monitors: [TrainingMonitor] = [], outputDirectory: URL? = nil) throws -> Trainer {
-        try Trainer(config: config, model: model, trainDataset: trainDataset, evaluationDataset: evaluationDataset,
-                    padTokenID: padTokenID, monitors: monitors, outputDirectory: outputDirectory)
+        let output = outputDirectory ?? URL(fileURLWithPath: config.outputDir)
+        return try Trainer(config: config, model: model, trainDataset: trainDataset, evaluationDataset: evaluationDataset,
+                           padTokenID: padTokenID, monitors: monitors, outputDirectory: outputDirectory,
+                           evaluators: EvaluationSetup.makeEvaluators(config: config, tokenizer: tokenizer, outputDirectory: output))
     }
 
     /// The token ids the model is prompted with for `config.samplePrompt`-style text: the tokenizer's prefix

@@ -35,7 +35,8 @@ struct JinjaParser {
             }
         }
         if !terminators.isEmpty {
-            throw TemplateError("missing {% \(terminators.sorted().joined(separator: " / ")) %} at the end of the template")
+            let closer = terminators.first { $0.hasPrefix("end") } ?? terminators.sorted()[0]
+            throw TemplateError("missing {% \(closer) %} at the end of the template")
         }
         return (nodes, nil)
     }

@@ -95,7 +95,8 @@ let package = Package(
                     dependencies: ["CollieGeneration", "CollieModels", "CollieTokenizers", "CollieEngine"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CollieServerTests",
-                    dependencies: ["CollieServer", "CollieGeneration", "CollieModels", "CollieTokenizers"]),
+                    dependencies: ["CollieServer", "CollieGeneration", "CollieModels", "CollieTokenizers"],
+                    exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]
 )

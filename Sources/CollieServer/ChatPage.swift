@@ -51,6 +51,9 @@ let history = [];
 fetch("/v1/models").then(r => r.json()).then(list => {
   model = list.data[0].id;
   document.getElementById("model").textContent = "model: " + model;
+  // For scripted checks and demos: /?prompt=TEXT types TEXT into the box and sends it.
+  const prompt = new URLSearchParams(location.search).get("prompt");
+  if (prompt) { input.value = prompt; form.requestSubmit(); }
 }).catch(e => show("error", "cannot list models: " + e));
 
 function show(kind, text) {
@@ -76,7 +79,7 @@ form.addEventListener("submit", async e => {
   history.push({ role: "user", content: text });
   show("user", text);
   const bubble = show("assistant streaming", "");
-  let reply = "";
+  let reply = "", chunks = 0;
   try {
     const response = await fetch("/v1/chat/completions", {
       method: "POST",
@@ -110,6 +113,7 @@ form.addEventListener("submit", async e => {
           if (delta.content) {
             reply += delta.content;
             bubble.textContent = reply;
+            bubble.dataset.chunks = ++chunks;
             log.scrollTop = log.scrollHeight;
           }
         }

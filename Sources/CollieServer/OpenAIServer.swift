@@ -130,12 +130,20 @@ public final class OpenAIServer: @unchecked Sendable {
         do {
             return try JSONDecoder().decode(T.self, from: data)
         } catch let DecodingError.keyNotFound(key, context) {
-            let path = (context.codingPath.map(\.stringValue) + [key.stringValue]).joined(separator: ".")
+            let path = Self.path(context.codingPath + [key])
             throw APIError.invalid("missing required field '\(path)'", param: path)
         } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context),
                 let DecodingError.dataCorrupted(context) {
-            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            let path = Self.path(context.codingPath)
             throw APIError.invalid("invalid value for '\(path)': \(context.debugDescription)", param: path)
+        }
+    }
+
+    /// `messages[0].content` from a decoding path.
+    private static func path(_ keys: [CodingKey]) -> String {
+        keys.reduce("") { path, key in
+            if let index = key.intValue { return path + "[\(index)]" }
+            return path.isEmpty ? key.stringValue : path + "." + key.stringValue
         }
     }
 
@@ -176,9 +184,13 @@ public final class OpenAIServer: @unchecked Sendable {
         let requested = s.maxCompletionTokens ?? s.maxTokens
         if let requested { try check(requested >= 1, "max_tokens", "max_tokens must be at least 1, got \(requested)") }
         let maxTokens = requested ?? min(defaultMaxTokens ?? Int.max, context - longest)
-        guard longest + max(maxTokens, 1) <= context else {
+        guard longest < context else {
+            throw APIError.invalid("this model's context is \(context) tokens; the prompt has \(longest)", param: "prompt",
+                                   code: "context_length_exceeded")
+        }
+        guard longest + maxTokens <= context else {
             throw APIError.invalid("this model's context is \(context) tokens; the prompt has \(longest) and "
-                                   + "max_tokens asks for \(maxTokens) more", param: requested == nil ? "prompt" : "max_tokens",
+                                   + "max_tokens asks for \(maxTokens) more", param: "max_tokens",
                                    code: "context_length_exceeded")
         }
         return GenerationParameters(maxNewTokens: maxTokens, temperature: temperature, topK: s.topK, topP: s.topP,

@@ -51,15 +51,29 @@ public final class StoragePool: @unchecked Sendable {
 
     private var free: [Int: [UnsafeMutableRawPointer]] = [:]
     private var cached = 0
+    private var live = 0
+    private var peakLive = 0
     private let lock = NSLock()
 
     /// Bytes currently held in the cache (not in use by any tensor).
     public var cachedBytes: Int { lock.withLock { cached } }
 
+    /// Bytes of pooled-size blocks (≥ `minimumPooledBytes`) that tensors own right now: weights,
+    /// gradients, optimizer state, activations — the engine's own account of its memory.
+    public var liveBytes: Int { lock.withLock { live } }
+
+    /// The largest `liveBytes` since the last `resetPeakLiveBytes()`.
+    public var peakLiveBytes: Int { lock.withLock { peakLive } }
+
+    /// Starts a new peak measurement at the current live bytes.
+    public func resetPeakLiveBytes() { lock.withLock { peakLive = live } }
+
     func allocate(byteCount: Int) -> UnsafeMutableRawPointer {
         let size = max(byteCount, 1)
         if size >= Self.minimumPooledBytes {
             let reused: UnsafeMutableRawPointer? = lock.withLock {
+                live += size
+                peakLive = max(peakLive, live)
                 guard let block = free[size]?.popLast() else { return nil }
                 cached -= size
                 return block
@@ -73,6 +87,7 @@ public final class StoragePool: @unchecked Sendable {
         let size = max(byteCount, 1)
         guard size >= Self.minimumPooledBytes else { block.deallocate(); return }
         let kept: Bool = lock.withLock {
+            live -= size
             guard cached + size <= limit else { return false }
             free[size, default: []].append(block)
             cached += size

@@ -10,7 +10,7 @@ extension LlamaForCausalLM {
     public func nextTokenLogits(_ ids: [[Int]], attend: [[Bool]]? = nil, cache: KVCache) -> Tensor {
         precondition(!ids.isEmpty && !ids[0].isEmpty, "decoding needs at least one token")
         let (b, t) = (ids.count, ids[0].count)
-        return withNoGrad {
+        return withNoGrad { Tensor.withDecodingKernels {
             let positions = cache.reserve(attend ?? Array(repeating: Array(repeating: true, count: t), count: b))
             let (cos, sin) = Tensor.rotaryTables(positions: Tensor(ints: positions, shape: [b, t]),
                                                  inverseFrequencies: cache.inverseFrequencies)
@@ -23,7 +23,7 @@ extension LlamaForCausalLM {
             let last = norm(t == 1 ? h : h.slice(axis: 1, (t - 1)..<t))
             let logits = lmHead.map { $0(last) } ?? .linear(last, weight: embedTokens.weight)
             return logits.reshaped([b, configuration.vocabularySize])
-        }
+        } }
     }
 }
 

@@ -14,7 +14,7 @@ final class LinearDecodingTests: XCTestCase {
                 let widened = stored.contiguousCopy(dtype: .float32)   // the values the kernel sees
                 for rows in [1, 3, 8, 16] {
                     let x = Tensor.normal([rows, inFeatures], generator: &generator)
-                    let fast = withNoGrad { Tensor.decodingLinear(x, weight: stored, bias: bias) }
+                    let fast = withNoGrad { Tensor.withDecodingKernels { Tensor.decodingLinear(x, weight: stored, bias: bias) } }
                     XCTAssertNotNil(fast)
                     // Reference: BLAS through linear with more rows than the decoding path takes.
                     let padded = Tensor.concat([x, Tensor.zeros([Tensor.decodingRowLimit, inFeatures])], axis: 0)
@@ -29,11 +29,15 @@ final class LinearDecodingTests: XCTestCase {
         }
     }
 
-    func testGradientRecordingUsesTheDifferentiablePath() {
+    func testOnlyGradientFreeDecodingUsesTheKernels() {
         let weight = Tensor.ones([4, 8])
         weight.requiresGrad = true
-        XCTAssertNil(Tensor.decodingLinear(Tensor.ones([1, 8]), weight: weight, bias: nil))
-        XCTAssertNotNil(withNoGrad { Tensor.decodingLinear(Tensor.ones([1, 8]), weight: weight, bias: nil) })
-        XCTAssertNil(withNoGrad { Tensor.decodingLinear(Tensor.ones([17, 8]), weight: weight, bias: nil) })
+        Tensor.withDecodingKernels {
+            XCTAssertNil(Tensor.decodingLinear(Tensor.ones([1, 8]), weight: weight, bias: nil))
+            XCTAssertNotNil(withNoGrad { Tensor.decodingLinear(Tensor.ones([1, 8]), weight: weight, bias: nil) })
+            XCTAssertNil(withNoGrad { Tensor.decodingLinear(Tensor.ones([17, 8]), weight: weight, bias: nil) })
+        }
+        XCTAssertNil(withNoGrad { Tensor.decodingLinear(Tensor.ones([1, 8]), weight: weight, bias: nil) },
+                     "outside withDecodingKernels, BLAS keeps training and evaluation numerics")
     }
 }

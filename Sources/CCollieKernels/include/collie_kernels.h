@@ -22,4 +22,7 @@ void collie_swiglu_backward_f32(const float *gate, const float *up, const float 
 /// Whether the AVX2+FMA paths are in use.
 int collie_kernels_vectorized(void);
 
+// Matrix-vector kernels for decoding (collie_gemv.h), listed here so incremental builds see them.
+#include "collie_gemv.h"
+
 #endif

@@ -6,13 +6,26 @@ import CCollieKernels
 /// first wastes most of the time. This path reads each weight row once, straight from its storage
 /// (bf16 widened in registers, never copied to float32), and multiplies it with every input row,
 /// split over the cores by output rows.
+///
+/// It is used only inside `Tensor.withDecodingKernels` (KV-cache decoding), so training, evaluation
+/// and activation checkpointing keep BLAS's exact summation order.
 extension Tensor {
     /// The most input rows the decoding path takes; more rows go to BLAS.
     static let decodingRowLimit = 16
 
+    nonisolated(unsafe) private static var decodingDepth = 0
+
+    /// Runs `body` with small-batch, gradient-free linear layers on the matrix-vector kernels.
+    public static func withDecodingKernels<R>(_ body: () throws -> R) rethrows -> R {
+        decodingDepth += 1
+        defer { decodingDepth -= 1 }
+        return try body()
+    }
+
     /// `linear(x, weight, bias)` computed with the matrix-vector kernels, or nil when the case is
     /// not theirs (gradient recording, too many rows, float64, a strided weight).
     static func decodingLinear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor? {
+        guard decodingDepth > 0 else { return nil }
         guard !GradMode.isEnabled || (!x.requiresGrad && !weight.requiresGrad && !(bias?.requiresGrad ?? false)) else {
             return nil
         }

@@ -47,7 +47,7 @@ let package = Package(
 
         // Optimizers, schedules, the typed config (YAML/JSON), datasets, batching and the training loop.
         .target(name: "CollieTraining",
-                dependencies: ["CollieEngine", "CollieIO", "CollieModels", "CollieTokenizers",
+                dependencies: ["CollieEngine", "CollieIO", "CollieModels", "CollieTokenizers", "CollieMetrics",
                                .product(name: "Yams", package: "Yams")],
                 swiftSettings: optimizedSwift),
 
@@ -68,9 +68,12 @@ let package = Package(
                 dependencies: ["CollieGeneration", "CollieModels", "CollieTokenizers",
                                .product(name: "Hummingbird", package: "hummingbird")]),
 
+        // Metrics equal to sacrebleu, rouge-score and scikit-learn; no dependencies.
+        .target(name: "CollieMetrics", swiftSettings: optimizedSwift),
+
         // The umbrella library users import.
         .target(name: "Collie", dependencies: ["CollieEngine", "CollieIO", "CollieModels", "CollieTraining",
-                                               "CollieTokenizers", "CollieGeneration"]),
+                                               "CollieTokenizers", "CollieMetrics", "CollieGeneration"]),
 
         // The command-line tool.
         .executableTarget(
@@ -88,6 +91,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CollieTrainingTests", dependencies: ["CollieTraining", "CollieTokenizers"],
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "CollieMetricsTests", dependencies: ["CollieMetrics"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CollieTrainerTests",
                     dependencies: ["CollieTraining", "CollieModels", "CollieIO", "CollieEngine", "CollieTokenizers"],
                     resources: [.copy("Fixtures")]),

@@ -3,6 +3,7 @@
 @_exported import CollieModels
 @_exported import CollieTraining
 @_exported import CollieTokenizers
+@_exported import CollieMetrics
 @_exported import CollieGeneration
 
 /// Collie's release version.

@@ -1,3 +1,4 @@
+import CCollieKernels
 import Foundation
 
 /// A block of memory that one or more tensors view.
@@ -46,8 +47,17 @@ public final class StoragePool: @unchecked Sendable {
     /// Smaller blocks are not pooled.
     public static let minimumPooledBytes = 1 << 16
 
-    /// Most bytes the cache holds.
-    public var limit = Int(ProcessInfo.processInfo.physicalMemory / 4)
+    /// Most bytes the cache holds: a quarter of physical memory, or `COLLIE_POOL_LIMIT_MB` megabytes.
+    public var limit = ProcessInfo.processInfo.environment["COLLIE_POOL_LIMIT_MB"].flatMap(Int.init).map { $0 << 20 }
+        ?? Int(ProcessInfo.processInfo.physicalMemory / 4)
+
+    init() {
+        // glibc raises its mmap threshold each time a large block is freed (up to 32 MB), after which
+        // activations come from the heap and freed ones are never returned: peak RSS then grows by
+        // hundreds of MB over the engine's own peak. A fixed threshold keeps large blocks mmapped,
+        // returned to the system when freed (the pool above decides what to keep).
+        _ = collie_fix_mmap_threshold(256 << 10)
+    }
 
     private var free: [Int: [UnsafeMutableRawPointer]] = [:]
     private var cached = 0

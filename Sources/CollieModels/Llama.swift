@@ -82,6 +82,10 @@ public final class LlamaForCausalLM: Module {
     public let norm: RMSNorm
     /// The output projection; `nil` when tied to the embedding.
     public let lmHead: Linear?
+    /// Prompt tuning's virtual-token embeddings, prepended to every input (see `PromptEmbedding`).
+    public var promptEmbedding: PromptEmbedding?
+    /// The PEFT method added to this model (`addAdapter`), if any.
+    public internal(set) var peftConfiguration: PEFTConfiguration?
     /// Recompute each decoder layer's activations in backward instead of keeping them (CoLLiE's
     /// `checkpointing`): memory for activations drops to one [B, T, C] input per layer, for one
     /// more forward pass per step. Gradients are identical.
@@ -107,9 +111,17 @@ public final class LlamaForCausalLM: Module {
     }
 
     /// Logits [B, T, V] for token ids [B, T]. Positions default to 0..<T.
+    /// With prompt tuning the logits are those of the real tokens only (see `PromptEmbedding`).
     public func callAsFunction(_ ids: Tensor, positions: Tensor? = nil, keyPaddingMask: Tensor? = nil) -> Tensor {
-        let (cos, sin) = rotaryTables(positions?.ints() ?? Array(0..<ids.shape[1]), shape: positions?.shape ?? [ids.shape[1]])
-        var h = embedTokens(ids)
+        if let promptEmbedding { return promptEmbedding.realTokenLogits(self, ids, positions: positions, keyPaddingMask: keyPaddingMask) }
+        return logits(inputEmbeddings: embedTokens(ids), positions: positions, keyPaddingMask: keyPaddingMask)
+    }
+
+    /// Logits [B, T, V] for input embeddings [B, T, C] (Hugging Face's `inputs_embeds`). Positions default to 0..<T.
+    public func logits(inputEmbeddings: Tensor, positions: Tensor? = nil, keyPaddingMask: Tensor? = nil) -> Tensor {
+        let length = inputEmbeddings.shape[1]
+        let (cos, sin) = rotaryTables(positions?.ints() ?? Array(0..<length), shape: positions?.shape ?? [length])
+        var h = inputEmbeddings
         for layer in layers {
             if activationCheckpointing {
                 h = .checkpoint(h) { layer($0, cos: cos, sin: sin, keyPaddingMask: keyPaddingMask) }
@@ -118,7 +130,7 @@ public final class LlamaForCausalLM: Module {
             }
         }
         h = norm(h)
-        return .linear(h, weight: lmHead?.weight ?? embedTokens.weight)
+        return lmHead.map { $0(h) } ?? .linear(h, weight: embedTokens.weight)
     }
 
     /// The cos/sin tables for `positions`, reused while the positions repeat (every training step

@@ -33,7 +33,7 @@ public final class LoadBestModelCallback: TrainerCallback {
     public func onEvaluateEnd(_ trainer: Trainer, metrics: [String: Double]) throws {
         guard let value = metric.value(in: trainer.state), metric.isImprovement(value, over: best) else { return }
         try TrainingCheckpoint.writeFolder(at: trainer.outputDirectory.appendingPathComponent(Self.folderName)) { folder in
-            try trainer.model.save(to: folder)
+            try trainer.saveModelFiles(to: folder)
         }
         best = value
         bestStep = trainer.state.globalStep

@@ -75,6 +75,9 @@ public final class Generator {
     /// Checks prompts against the vocabulary and the context.
     public func validate(_ prompts: [[Int]], maxNewTokens: Int) throws {
         guard !prompts.isEmpty else { throw GenerationError.invalidPrompt("no prompts to continue") }
+        guard model.promptEmbedding == nil else {
+            throw GenerationError.invalidPrompt("prompt-tuning adapters are not supported by KV-cache generation (LoRA is)")
+        }
         let vocabulary = model.configuration.vocabularySize
         for (index, prompt) in prompts.enumerated() {
             guard !prompt.isEmpty else { throw GenerationError.invalidPrompt("prompt \(index) has no tokens") }

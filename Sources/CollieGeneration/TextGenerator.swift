@@ -20,9 +20,12 @@ public final class TextGenerator {
     }
 
     /// Loads a Hugging Face folder: config.json and weights, tokenizer.json or tokenizer.model,
-    /// tokenizer_config.json's chat_template (or `chatTemplate`, a Jinja file, instead).
-    public static func load(from folder: URL, chatTemplate templateFile: URL? = nil) throws -> TextGenerator {
+    /// tokenizer_config.json's chat_template (or `chatTemplate`, a Jinja file, instead), and
+    /// optionally a PEFT LoRA adapter folder.
+    public static func load(from folder: URL, chatTemplate templateFile: URL? = nil, adapter: URL? = nil) throws
+        -> TextGenerator {
         let model = try LlamaForCausalLM.load(from: folder)
+        if let adapter { try model.loadAdapter(from: adapter) }
         let tokenizer = try Tokenizer(contentsOf: folder)
         guard tokenizer.vocabularySize <= model.configuration.vocabularySize else {
             throw GenerationError.invalidPrompt(

@@ -41,6 +41,7 @@ struct Generate: ParsableCommand {
     var promptIds: [String] = []
     @Flag(help: "Render --prompt as a user message with the tokenizer's chat template.") var chat = false
     @Option(help: "A Jinja chat template file to use instead of tokenizer_config.json's.") var chatTemplate: String?
+    @Option(help: "A PEFT LoRA adapter folder to apply.") var adapter: String?
     @Flag(help: "Print JSON (token ids, finish reason, text) instead of streaming text.") var json = false
     @OptionGroup var sampling: SamplingOptions
 
@@ -53,7 +54,8 @@ struct Generate: ParsableCommand {
         let folder = URL(fileURLWithPath: model)
         let parameters = try sampling.parameters()
         if let prompt {
-            let generator = try TextGenerator.load(from: folder, chatTemplate: chatTemplate.map(URL.init(fileURLWithPath:)))
+            let generator = try TextGenerator.load(from: folder, chatTemplate: chatTemplate.map(URL.init(fileURLWithPath:)),
+                                                   adapter: adapter.map(URL.init(fileURLWithPath:)))
             let ids = chat ? try generator.encode(chat: [ChatMessage(role: "user", content: prompt)])
                            : generator.encode(prompt: prompt)
             let results = try generator.complete([ids], parameters: parameters, onText: { _, delta in
@@ -68,6 +70,7 @@ struct Generate: ParsableCommand {
             return
         }
         let lm = try LlamaForCausalLM.load(from: folder)
+        if let adapter { try lm.loadAdapter(from: URL(fileURLWithPath: adapter)) }
         let prompts = try promptIds.map { try TokenIDList.parse($0, option: "--prompt-ids") }
         var withStops = parameters
         withStops.stopTokenIDs.formUnion(lm.configuration.eosTokenIds)
@@ -126,6 +129,7 @@ struct Serve: ParsableCommand {
     @Option(help: "The port (0 picks a free one).") var port = 8000
     @Option(help: "The model id clients use (default: the folder's name).") var modelName: String?
     @Option(help: "A Jinja chat template file to use instead of tokenizer_config.json's.") var chatTemplate: String?
+    @Option(help: "A PEFT LoRA adapter folder to apply.") var adapter: String?
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
@@ -133,7 +137,8 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         let folder = URL(fileURLWithPath: model)
-        let generator = try TextGenerator.load(from: folder, chatTemplate: chatTemplate.map(URL.init(fileURLWithPath:)))
+        let generator = try TextGenerator.load(from: folder, chatTemplate: chatTemplate.map(URL.init(fileURLWithPath:)),
+                                               adapter: adapter.map(URL.init(fileURLWithPath:)))
         let name = modelName ?? folder.standardizedFileURL.lastPathComponent
         let server = OpenAIServer(textGenerator: generator, modelName: name)
         let host = self.host

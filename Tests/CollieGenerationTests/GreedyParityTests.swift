@@ -78,4 +78,28 @@ final class GreedyParityTests: XCTestCase {
         let alone = try generator.generate(prompts: [short], parameters: .init(maxNewTokens: 20))
         XCTAssertEqual(batch[0].tokens, alone[0].tokens)
     }
+
+    /// A LoRA adapter (non-zero B) applies in cached decoding exactly as in the full forward pass.
+    func testKVCacheDecodingAppliesLoRAAdapters() throws {
+        let model = try Fixtures.model("llama_gqa")
+        try model.addAdapter(.lora(LoRAConfiguration(rank: 4, alpha: 8)), seed: 5)
+        var generator = RandomGenerator(seed: 9)
+        for (_, adapter) in model.loraAdapters {
+            let values = (0..<adapter.b.count).map { _ in Float(generator.nextNormal() * 0.1) }
+            adapter.b.pointer(as: Float.self).update(from: values, count: values.count)
+        }
+        let tokens = [1, 17, 42, 5, 88, 23, 9, 60, 61, 2, 33, 70]
+        let full = withNoGrad { model(Tensor(ints: tokens, shape: [1, tokens.count])) }.floats()
+        let v = model.configuration.vocabularySize
+        let cache = KVCache(configuration: model.configuration, batchSize: 1, capacity: tokens.count)
+        _ = model.nextTokenLogits([Array(tokens[0..<11])], cache: cache)
+        let last = model.nextTokenLogits([[tokens[11]]], cache: cache).floats()
+        let expected = Array(full[(11 * v)..<(12 * v)])
+        XCTAssertLessThan(zip(last, expected).map { abs($0 - $1) }.max()!, 1e-4)
+
+        let base = try Fixtures.model("llama_gqa")
+        let withoutAdapter = withNoGrad { base(Tensor(ints: tokens, shape: [1, tokens.count])) }.floats()
+        XCTAssertGreaterThan(zip(withoutAdapter[(11 * v)..<(12 * v)], expected).map { abs($0 - $1) }.max()!, 1e-2,
+                             "the adapter must change the logits for this test to mean anything")
+    }
 }

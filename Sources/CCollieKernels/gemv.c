@@ -76,9 +76,32 @@ TARGET_AVX512 static inline __m512 load16_bf16(const uint16_t *p) {
         }                                                                                                 \
     }
 
-// A single input row: two accumulators keep two FMA chains in flight.
+// A single input row: four weight rows at a time (four streams in flight, x loaded once for them),
+// then the remaining rows with two accumulators each.
 #define GEMV_ONE_512(LOAD, SCALAR_W)                                                                      \
-    for (size_t o = begin; o < end; o++) {                                                                \
+    size_t o = begin;                                                                                     \
+    for (; o + 4 <= end; o += 4) {                                                                        \
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();                                        \
+        __m512 a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();                                        \
+        size_t i = 0;                                                                                     \
+        for (; i + 16 <= in; i += 16) {                                                                   \
+            __m512 xv = _mm512_loadu_ps(x + i);                                                           \
+            a0 = _mm512_fmadd_ps(LOAD(o * in + i), xv, a0);                                               \
+            a1 = _mm512_fmadd_ps(LOAD((o + 1) * in + i), xv, a1);                                         \
+            a2 = _mm512_fmadd_ps(LOAD((o + 2) * in + i), xv, a2);                                         \
+            a3 = _mm512_fmadd_ps(LOAD((o + 3) * in + i), xv, a3);                                         \
+        }                                                                                                 \
+        float s0 = _mm512_reduce_add_ps(a0), s1 = _mm512_reduce_add_ps(a1);                               \
+        float s2 = _mm512_reduce_add_ps(a2), s3 = _mm512_reduce_add_ps(a3);                               \
+        for (; i < in; i++) {                                                                             \
+            s0 += SCALAR_W(o * in + i) * x[i];                                                            \
+            s1 += SCALAR_W((o + 1) * in + i) * x[i];                                                      \
+            s2 += SCALAR_W((o + 2) * in + i) * x[i];                                                      \
+            s3 += SCALAR_W((o + 3) * in + i) * x[i];                                                      \
+        }                                                                                                 \
+        y[o] = s0; y[o + 1] = s1; y[o + 2] = s2; y[o + 3] = s3;                                           \
+    }                                                                                                     \
+    for (; o < end; o++) {                                                                                \
         __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();                                        \
         size_t i = 0;                                                                                     \
         for (; i + 32 <= in; i += 32) {                                                                   \

@@ -75,6 +75,13 @@ public final class StoragePool: @unchecked Sendable {
     /// The largest `liveBytes` since the last `resetPeakLiveBytes()`.
     public var peakLiveBytes: Int { lock.withLock { peakLive } }
 
+    /// For runs that trade speed for memory (LOMO, AdaLomo): caps the cache at `bytes` and returns
+    /// what it holds beyond that, so peak RSS stays within `bytes` of the engine's live peak.
+    public func limitForMemorySaving(_ bytes: Int = 64 << 20) {
+        lock.withLock { limit = min(limit, bytes) }
+        releaseCachedMemory()
+    }
+
     /// Starts a new peak measurement at the current live bytes.
     public func resetPeakLiveBytes() { lock.withLock { peakLive = live } }
 

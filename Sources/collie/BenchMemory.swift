@@ -14,7 +14,8 @@ extension Bench {
             abstract: "Peak memory and tokens/s of full-parameter and LoRA fine-tuning, beside PyTorch.")
 
         enum Method: String, ExpressibleByArgument, CaseIterable, Codable {
-            case adamw, lomo, adalomo
+            /// Full-parameter AdamW, LOMO, AdaLomo; LoRA r 8, α 16 on every projection with AdamW on the adapter.
+            case adamw, lomo, adalomo, lora
         }
 
         enum Preset: String, ExpressibleByArgument, CaseIterable {
@@ -60,7 +61,9 @@ extension Bench {
             }
             var torchRows: [[String: Any]] = []
             if torch {
-                for mode in modes { torchRows.append(try torchChild("adamw", checkpointing: mode)) }
+                for method in ["adamw"] + (methods.contains(.lora) ? ["lora"] : []) {
+                    for mode in modes { torchRows.append(try torchChild(method, checkpointing: mode)) }
+                }
             }
             report(rows, torchRows)
         }
@@ -88,19 +91,26 @@ extension Bench {
             let model = LlamaForCausalLM(c, seed: 0)
             model.activationCheckpointing = checkpointing
             let weightType: DType = dtype == "bfloat16" ? .bfloat16 : .float32
-            let buffer = ParameterBuffer(model.parameters, dtype: weightType)
+            if method == .lora {
+                try model.addAdapter(.lora(LoRAConfiguration(rank: 8, alpha: 16)))
+                model.setAdapterTraining(true)
+            }
+            let trainable = method == .lora ? model.trainableParameters.map(\.tensor) : model.parameters
+            let frozen = method == .lora ? ParameterBuffer(model.parameters, dtype: weightType) : nil
+            let buffer = ParameterBuffer(trainable, dtype: method == .lora ? .float32 : weightType)
             StoragePool.shared.releaseCachedMemory()          // the float32 copies made at initialization
             let optimizer: Optimizer
             switch method {
-            case .adamw:
+            case .adamw, .lora:
                 buffer.attachGradients()
-                optimizer = AdamW(parameters: model.parameters, learningRate: 1e-4)
+                optimizer = AdamW(parameters: trainable, learningRate: 1e-4)
             case .lomo:
                 optimizer = LOMO(parameters: model.parameters, learningRate: 1e-3)
             case .adalomo:
                 optimizer = AdaLomo(parameters: model.parameters, learningRate: 1e-3)
             }
             optimizer.attachToBackward()
+            if optimizer.updatesDuringBackward { StoragePool.shared.limitForMemorySaving() }   // as the Trainer does
             var generator = RandomGenerator(seed: 1)
             let ids = Tensor(ints: (0..<(b * t)).map { _ in Int(generator.next() % UInt64(c.vocabularySize)) }, shape: [b, t])
             resetPeakResident()
@@ -121,13 +131,17 @@ extension Bench {
             }
             let median = times.sorted()[times.count / 2]
             let stateBytes = optimizer.state().tensors.values.reduce(0) { $0 + $1.count * $1.dtype.size }
+            // Activation memory at its peak: what the engine held beyond weights, gradients and state (saved
+            // activations plus backward's transients: the logits' gradient, a recomputed layer).
+            let peakLive = StoragePool.shared.peakLiveBytes
             let largest = model.parameters.map(\.count).max() ?? 0
+            let weightBytes = (frozen.map { $0.count * $0.dtype.size } ?? 0) + buffer.count * buffer.dtype.size
             let result = Result(method: method, checkpointing: checkpointing, dtype: dtype, parameters: model.parameterCount,
                                 tokensPerSecond: Double(b * t) / median, peakRSS: peakResident(),
-                                weightBytes: buffer.count * weightType.size,
+                                weightBytes: weightBytes,
                                 gradientBytes: optimizer.updatesDuringBackward ? largest * 4 : buffer.count * 4,
                                 stateBytes: stateBytes, activationBytes: activationBytes,
-                                peakLiveBytes: StoragePool.shared.peakLiveBytes, losses: losses)
+                                peakLiveBytes: peakLive, losses: losses)
             let data = try JSONEncoder().encode(result)
             print(String(decoding: data, as: UTF8.self))
         }
@@ -182,18 +196,20 @@ extension Bench {
             print("collie bench memory --preset \(preset.rawValue): \(rows.first?.parameters.formatted() ?? "?") parameters, "
                   + "hidden \(c.hiddenSize), \(c.hiddenLayers) layers, batch \(b) × \(t), \(dtype) weights, "
                   + "\(Parallel.threadCount) threads; GB = 10⁹ bytes")
-            print("| run | checkpointing | tokens/s | peak RSS | weights | gradients | optimizer state | activations | W+G+S+A | RSS / (W+G+S+A) |")
-            print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+            print("| run | checkpointing | tokens/s | peak RSS | weights W | gradients G | optimizer state S | activations saved by forward | activations at peak A | W+G+S+A | RSS / (W+G+S+A) |")
+            print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
             for r in rows {
-                let sum = r.weightBytes + r.gradientBytes + r.stateBytes + r.activationBytes
+                let peakActivations = max(r.peakLiveBytes - r.weightBytes - r.gradientBytes - r.stateBytes, r.activationBytes)
+                let sum = r.weightBytes + r.gradientBytes + r.stateBytes + peakActivations
                 print("| Collie \(r.method.rawValue) | \(r.checkpointing ? "on" : "off") | \(String(format: "%.0f", r.tokensPerSecond)) | "
                       + "\(gb(r.peakRSS)) | \(gb(r.weightBytes)) | \(gb(r.gradientBytes)) | \(gb(r.stateBytes)) | "
-                      + "\(gb(r.activationBytes)) | \(gb(sum)) | \(String(format: "%.2f", Double(r.peakRSS) / Double(sum))) |")
+                      + "\(gb(r.activationBytes)) | \(gb(peakActivations)) | \(gb(sum)) | "
+                      + "\(String(format: "%.2f", Double(r.peakRSS) / Double(sum))) |")
             }
             for row in torchRows {
                 let name = row["name"] as? String ?? "PyTorch"
                 let tps = row["tokens_per_second"] as? Double ?? 0, peak = row["peak_rss_bytes"] as? Int ?? 0
-                print("| \(name) | \(row["checkpointing"] as? Bool == true ? "on" : "off") | \(String(format: "%.0f", tps)) | \(gb(peak)) | | | | | | |")
+                print("| \(name) | \(row["checkpointing"] as? Bool == true ? "on" : "off") | \(String(format: "%.0f", tps)) | \(gb(peak)) | | | | | | | |")
             }
             if let torchAdamW = torchRows.first(where: { ($0["method"] as? String) == "adamw" && $0["checkpointing"] as? Bool == false })?["peak_rss_bytes"] as? Int {
                 for r in rows where r.method != .adamw {

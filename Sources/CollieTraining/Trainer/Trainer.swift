@@ -97,7 +97,13 @@ public final class Trainer {
         }
         optimizer = try Self.makeOptimizer(config.optimizer, maxGradNorm: config.maxGradNorm, parameters: trained)
         // In-backward optimizers free each gradient as soon as it is used: no flat gradient buffer.
-        if optimizer.updatesDuringBackward { optimizer.attachToBackward() } else { parameterBuffer.attachGradients() }
+        if optimizer.updatesDuringBackward {
+            optimizer.attachToBackward()
+            // LOMO/AdaLomo are chosen to save memory: keep few freed blocks around (peak RSS ≈ the engine's peak).
+            StoragePool.shared.limitForMemorySaving()
+        } else {
+            parameterBuffer.attachGradients()
+        }
 
         var state = TrainerState()
         state.batchesPerEpoch = trainLoader.batchesPerEpoch

@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // C shims: nothing but the system library.
@@ -58,17 +59,26 @@ let package = Package(
             exclude: ["SentencePiece/SentencePieceModel.proto"],
             swiftSettings: optimizedSwift),
 
+        // Generation: KV-cache decoding, sampling, streaming text, chat templates (a Jinja subset).
+        .target(name: "CollieGeneration", dependencies: ["CollieEngine", "CollieModels", "CollieTokenizers"],
+                swiftSettings: optimizedSwift),
+
+        // The OpenAI-compatible HTTP server and its chat page, on Hummingbird.
+        .target(name: "CollieServer",
+                dependencies: ["CollieGeneration", "CollieModels", "CollieTokenizers",
+                               .product(name: "Hummingbird", package: "hummingbird")]),
+
         // Metrics equal to sacrebleu, rouge-score and scikit-learn; no dependencies.
         .target(name: "CollieMetrics", swiftSettings: optimizedSwift),
 
         // The umbrella library users import.
         .target(name: "Collie", dependencies: ["CollieEngine", "CollieIO", "CollieModels", "CollieTraining",
-                                               "CollieTokenizers", "CollieMetrics"]),
+                                               "CollieTokenizers", "CollieMetrics", "CollieGeneration"]),
 
         // The command-line tool.
         .executableTarget(
             name: "collie",
-            dependencies: ["Collie", "CBLAS", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Collie", "CBLAS", "CollieServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: optimizedSwift),
 
         .testTarget(name: "CollieEngineTests", dependencies: ["CollieEngine"],
@@ -85,6 +95,12 @@ let package = Package(
         .testTarget(name: "CollieTrainerTests",
                     dependencies: ["CollieTraining", "CollieModels", "CollieIO", "CollieEngine", "CollieTokenizers"],
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "CollieGenerationTests",
+                    dependencies: ["CollieGeneration", "CollieModels", "CollieTokenizers", "CollieEngine"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "CollieServerTests",
+                    dependencies: ["CollieServer", "CollieGeneration", "CollieModels", "CollieTokenizers"],
+                    exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -4,6 +4,7 @@
 @_exported import CollieTraining
 @_exported import CollieTokenizers
 @_exported import CollieMetrics
+@_exported import CollieGeneration
 
 /// Collie's release version.
 public enum Collie {

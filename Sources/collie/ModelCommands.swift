@@ -72,41 +72,6 @@ struct Convert: ParsableCommand {
     }
 }
 
-/// `collie generate`: greedy continuation of prompt ids.
-struct Generate: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Greedy continuation of a prompt given as token ids; prints the new ids as a JSON list.")
-
-    @Option(help: "A Hugging Face model folder.") var model: String
-    @Option(help: "Comma-separated prompt token ids, e.g. 1,450,4996.") var promptIds: String
-    @Option(help: "How many tokens to add at most (stops early at an end-of-sequence id).") var maxNewTokens = 32
-
-    func run() throws {
-        let lm = try LlamaForCausalLM.load(from: URL(fileURLWithPath: model))
-        let v = lm.configuration.vocabularySize
-        var tokens: [Int] = []
-        for part in promptIds.split(separator: ",") {
-            guard let id = Int(part.trimmingCharacters(in: .whitespaces)), id >= 0, id < v else {
-                throw ValidationError("--prompt-ids: '\(part)' is not a token id in 0..<\(v)")
-            }
-            tokens.append(id)
-        }
-        guard !tokens.isEmpty else { throw ValidationError("--prompt-ids is empty") }
-        var generated: [Int] = []
-        withNoGrad {
-            for _ in 0..<maxNewTokens {
-                let logits = lm(Tensor(ints: tokens, shape: [1, tokens.count]))
-                let last = logits.slice(axis: 1, (tokens.count - 1)..<tokens.count)
-                let next = last.argmax(axis: -1).ints()[0]
-                generated.append(next)
-                tokens.append(next)
-                if lm.configuration.eosTokenIds.contains(next) { break }
-            }
-        }
-        print("[" + generated.map(String.init).joined(separator: ", ") + "]")
-    }
-}
-
 /// Weight dtypes a checkpoint can be written in.
 enum WeightDType: String, ExpressibleByArgument, CaseIterable {
     case float32, bfloat16, float16

@@ -27,4 +27,7 @@ int collie_kernels_vectorized(void);
 /// allocator has no such setting.
 int collie_fix_mmap_threshold(size_t bytes);
 
+// Matrix-vector kernels for decoding (collie_gemv.h), listed here so incremental builds see them.
+#include "collie_gemv.h"
+
 #endif

@@ -9,6 +9,7 @@
 extension Tensor {
     /// Applies a linear map to the last dimension: `x` [..., in], `weight` [out, in], `bias` [out].
     public static func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
+        if let decoded = decodingLinear(x, weight: weight, bias: bias) { return decoded }   // LinearDecoding.swift
         let xin = x.computeContiguous
         let halfWeight = !weight.dtype.isCompute && xin.dtype == .float32
         var w = halfWeight ? weight.contiguousCopy(dtype: .float32) : weight.computeView

@@ -1,0 +1,92 @@
+import CollieEngine
+import CollieModels
+
+/// Why a sequence stopped.
+public enum FinishReason: String, Sendable, Codable {
+    /// It produced a stop token, or the caller asked it to stop (a stop string).
+    case stop
+    /// It reached `maxNewTokens`.
+    case length
+}
+
+/// One sequence's result: the new tokens (a stop token included) and why it ended.
+public struct GeneratedSequence: Equatable, Sendable {
+    public var tokens: [Int]
+    public var finishReason: FinishReason
+}
+
+/// Prefill once, then decode one token per step from a KV cache; batches are left-padded.
+public final class Generator {
+    public let model: LlamaForCausalLM
+
+    public init(model: LlamaForCausalLM) { self.model = model }
+
+    /// The positions the model was trained for (`max_position_embeddings`).
+    public var contextLength: Int { model.configuration.maxPositionEmbeddings }
+
+    /// Continues every prompt. After each new token, `onToken(row, token)` is called (in row
+    /// order); returning false ends that row (with `.stop`), as a stop string does.
+    ///
+    /// - Throws: `GenerationError` for bad parameters, an empty prompt, an id outside the
+    ///   vocabulary, or a prompt plus `maxNewTokens` longer than the context.
+    public func generate(prompts: [[Int]], parameters: GenerationParameters,
+                         onToken: ((_ row: Int, _ token: Int) -> Bool)? = nil) throws -> [GeneratedSequence] {
+        try parameters.validate()
+        try validate(prompts, maxNewTokens: parameters.maxNewTokens)
+        let vocabulary = model.configuration.vocabularySize
+        let batch = prompts.count, longest = prompts.map(\.count).max() ?? 0
+        let padding = model.configuration.padTokenId ?? 0
+        let cache = KVCache(configuration: model.configuration, batchSize: batch, capacity: longest + parameters.maxNewTokens)
+        let padded = prompts.map { Array(repeating: padding, count: longest - $0.count) + $0 }
+        let attend = prompts.map { Array(repeating: false, count: longest - $0.count) + Array(repeating: true, count: $0.count) }
+        var seen = prompts.map { prompt -> [Bool] in
+            var flags = [Bool](repeating: false, count: vocabulary)
+            if parameters.repetitionPenalty != nil { for id in prompt { flags[id] = true } }
+            return flags
+        }
+        var results = prompts.map { _ in GeneratedSequence(tokens: [], finishReason: .length) }
+        var active = Array(repeating: true, count: batch)
+        var generator = RandomGenerator(seed: parameters.seed)
+        var logits = model.nextTokenLogits(padded, attend: attend.joined().contains(false) ? attend : nil, cache: cache)
+        var last = prompts.map { $0.last! }
+        for step in 0..<parameters.maxNewTokens {
+            let values = logits.floats()
+            for row in 0..<batch where active[row] {
+                let token = values.withUnsafeBufferPointer { all in
+                    LogitsProcessing.chooseToken(UnsafeBufferPointer(rebasing: all[(row * vocabulary)..<((row + 1) * vocabulary)]),
+                                                 seen: seen[row], parameters: parameters, generator: &generator)
+                }
+                results[row].tokens.append(token)
+                last[row] = token
+                if parameters.repetitionPenalty != nil { seen[row][token] = true }
+                let proceed = onToken?(row, token) ?? true
+                if parameters.stopTokenIDs.contains(token) || !proceed {
+                    active[row] = false
+                    results[row].finishReason = .stop
+                }
+            }
+            if !active.contains(true) || step == parameters.maxNewTokens - 1 { break }
+            // Finished rows keep decoding their last token (the batch shape stays); it is never read.
+            logits = model.nextTokenLogits(last.map { [$0] }, cache: cache)
+        }
+        return results
+    }
+
+    /// Checks prompts against the vocabulary and the context.
+    public func validate(_ prompts: [[Int]], maxNewTokens: Int) throws {
+        guard !prompts.isEmpty else { throw GenerationError.invalidPrompt("no prompts to continue") }
+        guard model.promptEmbedding == nil else {
+            throw GenerationError.invalidPrompt("prompt-tuning adapters are not supported by KV-cache generation (LoRA is)")
+        }
+        let vocabulary = model.configuration.vocabularySize
+        for (index, prompt) in prompts.enumerated() {
+            guard !prompt.isEmpty else { throw GenerationError.invalidPrompt("prompt \(index) has no tokens") }
+            if let bad = prompt.first(where: { $0 < 0 || $0 >= vocabulary }) {
+                throw GenerationError.invalidPrompt("prompt \(index): token id \(bad) is outside the vocabulary 0..<\(vocabulary)")
+            }
+            if prompt.count + maxNewTokens > contextLength {
+                throw GenerationError.contextExceeded(promptTokens: prompt.count, maxNewTokens: maxNewTokens, context: contextLength)
+            }
+        }
+    }
+}

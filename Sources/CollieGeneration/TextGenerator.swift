@@ -1,0 +1,103 @@
+import CollieEngine
+import CollieModels
+import CollieTokenizers
+import Foundation
+
+/// A model folder ready to turn text into text: the model, its tokenizer, its chat template and
+/// the ids that end a reply.
+public final class TextGenerator {
+    public let generator: Generator
+    public let tokenizer: Tokenizer
+    public let chatTemplate: ChatTemplate?
+    /// The model config's, generation_config.json's and the tokenizer's end-of-sequence ids.
+    public let stopTokenIDs: Set<Int>
+
+    public init(generator: Generator, tokenizer: Tokenizer, chatTemplate: ChatTemplate?, stopTokenIDs: Set<Int>) {
+        self.generator = generator
+        self.tokenizer = tokenizer
+        self.chatTemplate = chatTemplate
+        self.stopTokenIDs = stopTokenIDs
+    }
+
+    /// Loads a Hugging Face folder: config.json and weights, tokenizer.json or tokenizer.model,
+    /// tokenizer_config.json's chat_template (or `chatTemplate`, a Jinja file, instead), and
+    /// optionally a PEFT LoRA adapter folder.
+    public static func load(from folder: URL, chatTemplate templateFile: URL? = nil, adapter: URL? = nil) throws
+        -> TextGenerator {
+        let model = try LlamaForCausalLM.load(from: folder)
+        if let adapter { try model.loadAdapter(from: adapter) }
+        let tokenizer = try Tokenizer(contentsOf: folder)
+        guard tokenizer.vocabularySize <= model.configuration.vocabularySize else {
+            throw GenerationError.invalidPrompt(
+                "\(folder.path): the tokenizer has \(tokenizer.vocabularySize) ids but the model only \(model.configuration.vocabularySize)")
+        }
+        let template = try templateFile.map { try ChatTemplate(String(contentsOf: $0, encoding: .utf8)) }
+            ?? ChatTemplate.load(fromFolder: folder)
+        var stops = Set(model.configuration.eosTokenIds)
+        if let eos = tokenizer.eosTokenID { stops.insert(eos) }
+        stops.formUnion(try generationConfigEOS(folder))
+        return TextGenerator(generator: Generator(model: model), tokenizer: tokenizer, chatTemplate: template,
+                             stopTokenIDs: stops)
+    }
+
+    /// generation_config.json's `eos_token_id` (an id or a list), if the file has one.
+    static func generationConfigEOS(_ folder: URL) throws -> [Int] {
+        let url = folder.appendingPathComponent("generation_config.json")
+        guard let data = FileManager.default.contents(atPath: url.path) else { return [] }
+        guard let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw GenerationError.invalidPrompt("\(url.path): expected a JSON object")
+        }
+        switch json["eos_token_id"] {
+        case let id as Int: return [id]
+        case let ids as [Int]: return ids
+        default: return []
+        }
+    }
+
+    /// The model's context length.
+    public var contextLength: Int { generator.contextLength }
+
+    /// Token ids of a plain-text prompt (with the tokenizer's BOS etc.).
+    public func encode(prompt: String) -> [Int] { tokenizer.encode(prompt) }
+
+    /// Token ids of a conversation rendered with the chat template (special tokens come from the template).
+    public func encode(chat messages: [ChatMessage]) throws -> [Int] {
+        guard let chatTemplate else {
+            throw TemplateError("the model folder has no chat_template in tokenizer_config.json (give one with --chat-template)")
+        }
+        let text = try chatTemplate.render(messages, addGenerationPrompt: true, bosToken: tokenizer.configuration.bosToken,
+                                           eosToken: tokenizer.configuration.eosToken)
+        return tokenizer.encode(text, addSpecialTokens: false)
+    }
+
+    /// One completed prompt: its text, why it ended and how many tokens it took.
+    public struct Completion: Equatable, Sendable {
+        public var text: String
+        public var finishReason: FinishReason
+        public var promptTokens: Int
+        public var completionTokens: Int
+    }
+
+    /// Continues each prompt (one batch, left-padded). `parameters.stopTokenIDs` is extended with
+    /// the model's own; stop strings end a row early. `onText(row, delta)` receives the text as it
+    /// is released; `isCancelled` is polled after every token and stops every row when true.
+    public func complete(_ prompts: [[Int]], parameters: GenerationParameters,
+                         isCancelled: @escaping () -> Bool = { false },
+                         onText: ((_ row: Int, _ delta: String) -> Void)? = nil) throws -> [Completion] {
+        var parameters = parameters
+        parameters.stopTokenIDs.formUnion(stopTokenIDs)
+        var streams = prompts.map { _ in TextStream(tokenizer: tokenizer, stopStrings: parameters.stopStrings) }
+        let sequences = try generator.generate(prompts: prompts, parameters: parameters) { row, token in
+            if isCancelled() { return false }
+            let delta = streams[row].append(token)
+            if !delta.isEmpty { onText?(row, delta) }
+            return !streams[row].isStopped
+        }
+        return sequences.enumerated().map { row, sequence in
+            let tail = streams[row].finish()
+            if !tail.isEmpty { onText?(row, tail) }
+            return Completion(text: streams[row].text, finishReason: sequence.finishReason,
+                              promptTokens: prompts[row].count, completionTokens: sequence.tokens.count)
+        }
+    }
+}

@@ -1,0 +1,91 @@
+import CollieEngine
+
+/// The keys and values every layer has computed so far, for decoding one token at a time
+/// without recomputing the prefix (`transformers`' `DynamicCache`, preallocated).
+///
+/// Storage is one [B, capacity, KVH, D] key and value tensor per layer (KVH key/value heads, so a
+/// grouped-query model stores H/KVH times less than its query heads would need). Rows are
+/// left-padded: every row has the same length, padded slots are never attended to, and each row's
+/// rotary positions count only its real tokens, as Hugging Face numbers them from the attention mask.
+public final class KVCache {
+    /// Rows (sequences) in the batch.
+    public let batchSize: Int
+    /// The most positions the cache holds (prompt plus generated tokens).
+    public let capacity: Int
+    /// Slots filled so far (the same for every row; padded slots included).
+    public private(set) var length = 0
+    let keyValueHeads: Int, headDimension: Int
+    private(set) var keys: [Tensor], values: [Tensor]
+    /// [B, capacity]: 1 where a slot holds a real token, 0 for padding.
+    private let attend: Tensor
+    /// Whether any filled slot is padding (otherwise attention needs no mask).
+    private var hasPadding = false
+    /// The rotary position the next real token of each row gets.
+    private var nextPositions: [Int]
+    let inverseFrequencies: [Float]
+
+    /// An empty cache for `batchSize` rows of up to `capacity` positions of a model with `configuration`.
+    public init(configuration: LlamaConfiguration, batchSize: Int, capacity: Int) {
+        precondition(batchSize > 0 && capacity > 0, "a KV cache needs at least one row and one position")
+        self.batchSize = batchSize
+        self.capacity = capacity
+        keyValueHeads = configuration.keyValueHeads
+        headDimension = configuration.resolvedHeadDimension
+        let shape = [batchSize, capacity, keyValueHeads, headDimension]
+        keys = (0..<configuration.hiddenLayers).map { _ in Tensor(uninitializedShape: shape) }
+        values = (0..<configuration.hiddenLayers).map { _ in Tensor(uninitializedShape: shape) }
+        attend = .zeros([batchSize, capacity])
+        nextPositions = Array(repeating: 0, count: batchSize)
+        inverseFrequencies = configuration.inverseFrequencies(sequenceLength: capacity)
+    }
+
+    /// Free slots left.
+    public var remaining: Int { capacity - length }
+
+    /// Reserves the next `mask[0].count` slots: `mask[b][t]` says whether row b's token t is real
+    /// (false = left padding). Returns each new token's rotary position, [B·T] row-major; a padding
+    /// slot gets position 1 (as `transformers` fills it), which no real token ever attends.
+    func reserve(_ mask: [[Bool]]) -> [Int] {
+        precondition(mask.count == batchSize, "the cache holds \(batchSize) rows, got \(mask.count)")
+        let t = mask[0].count
+        precondition(length + t <= capacity, "the KV cache is full (\(length) + \(t) > \(capacity) positions)")
+        var positions: [Int] = []
+        positions.reserveCapacity(batchSize * t)
+        let flags = attend.pointer(as: Float.self)
+        for (b, row) in mask.enumerated() {
+            precondition(row.count == t, "every row must add the same number of tokens")
+            for (i, real) in row.enumerated() {
+                flags[b * capacity + length + i] = real ? 1 : 0
+                if real {
+                    positions.append(nextPositions[b])
+                    nextPositions[b] += 1
+                } else {
+                    positions.append(1)
+                    hasPadding = true
+                }
+            }
+        }
+        return positions
+    }
+
+    /// Copies layer `layer`'s new keys and values [B, T, KVH, D] into the reserved slots
+    /// `length..<length + T` and returns the keys, values [B, S, KVH, D] and padding mask [B, S]
+    /// (nil when nothing is padding) of every slot up to and including them (S = length + T).
+    func append(layer: Int, keys newKeys: Tensor, values newValues: Tensor)
+        -> (keys: Tensor, values: Tensor, mask: Tensor?) {
+        let t = newKeys.shape[1]
+        let row = keyValueHeads * headDimension
+        for (cache, new) in [(keys[layer], newKeys.contiguous()), (values[layer], newValues.contiguous())] {
+            let source = new.pointer(as: Float.self), destination = cache.pointer(as: Float.self)
+            for b in 0..<batchSize {
+                (destination + (b * capacity + length) * row).update(from: source + b * t * row, count: t * row)
+            }
+        }
+        let s = length + t
+        let mask = hasPadding ? attend.slice(axis: 1, 0..<s) : nil
+        return (keys[layer].slice(axis: 1, 0..<s), values[layer].slice(axis: 1, 0..<s), mask)
+    }
+
+    /// Marks the `count` reserved slots as filled (after every layer has appended them).
+    func advance(by count: Int) { length += count }
+}

@@ -1,0 +1,42 @@
+import CollieEngine
+
+/// Incremental decoding: run only the new tokens, reading earlier positions from a `KVCache`.
+///
+/// The block structure mirrors `LlamaDecoderLayer`'s forward; every projection goes through its
+/// `Linear`, so whatever a `Linear` applies (adapters included) applies here too.
+extension LlamaForCausalLM {
+    /// Appends `ids` (B rows of T tokens; `attend[b][t]` false marks left padding) to `cache` and
+    /// returns the logits [B, V] of each row's last position. Records no gradient.
+    public func nextTokenLogits(_ ids: [[Int]], attend: [[Bool]]? = nil, cache: KVCache) -> Tensor {
+        precondition(!ids.isEmpty && !ids[0].isEmpty, "decoding needs at least one token")
+        let (b, t) = (ids.count, ids[0].count)
+        return withNoGrad { Tensor.withDecodingKernels {
+            let positions = cache.reserve(attend ?? Array(repeating: Array(repeating: true, count: t), count: b))
+            let (cos, sin) = Tensor.rotaryTables(positions: Tensor(ints: positions, shape: [b, t]),
+                                                 inverseFrequencies: cache.inverseFrequencies)
+            var h = embedTokens(Tensor(ints: ids.flatMap { $0 }, shape: [b, t]))
+            for (index, layer) in layers.enumerated() {
+                h = h + layer.selfAttention(layer.inputLayerNorm(h), cos: cos, sin: sin, cache: cache, layer: index)
+                h = h + layer.mlp(layer.postAttentionLayerNorm(h))
+            }
+            cache.advance(by: t)
+            let last = norm(t == 1 ? h : h.slice(axis: 1, (t - 1)..<t))
+            let logits = lmHead.map { $0(last) } ?? .linear(last, weight: embedTokens.weight)
+            return logits.reshaped([b, configuration.vocabularySize])
+        } }
+    }
+}
+
+extension LlamaAttention {
+    /// Attention of the new positions x [B, T, C] over the cached ones and themselves.
+    func callAsFunction(_ x: Tensor, cos: Tensor, sin: Tensor, cache: KVCache, layer: Int) -> Tensor {
+        let (b, t) = (x.shape[0], x.shape[1])
+        let q = Tensor.applyRotary(qProj(x).reshaped([b, t, heads, headDimension]), cos: cos, sin: sin)
+        let k = Tensor.applyRotary(kProj(x).reshaped([b, t, keyValueHeads, headDimension]), cos: cos, sin: sin)
+        let v = vProj(x).reshaped([b, t, keyValueHeads, headDimension])
+        let past = cache.append(layer: layer, keys: k, values: v)
+        let o = Tensor.scaledDotProductAttention(query: q, key: past.keys, value: past.values, causal: true,
+                                                 keyPaddingMask: past.mask, slidingWindow: slidingWindow)
+        return oProj(o.reshaped([b, t, heads * headDimension]))
+    }
+}

@@ -1,0 +1,164 @@
+import ArgumentParser
+import Collie
+import CollieServer
+import Foundation
+
+/// Sampling options shared by `collie generate` and `collie bench generate`.
+struct SamplingOptions: ParsableArguments {
+    @Option(help: "How many tokens to add at most.") var maxNewTokens = 64
+    @Option(help: "Sampling temperature; 0 is greedy decoding.") var temperature = 0.0
+    @Option(help: "Keep only the k most likely tokens (0: all).") var topK: Int?
+    @Option(help: "Keep the most likely tokens up to this cumulative probability (1: all).") var topP: Double?
+    @Option(help: "Penalize tokens already in the sequence (> 1 discourages repeats; 1: off).") var repetitionPenalty: Double?
+    @Option(help: "Comma-separated extra stop token ids (the model's end-of-sequence ids always stop).") var stopIds: String?
+    @Option(parsing: .singleValue, help: "A text that ends the continuation (repeatable).") var stop: [String] = []
+    @Option(help: "Seed of the sampler.") var seed: UInt64 = 0
+
+    func parameters() throws -> GenerationParameters {
+        let parameters = GenerationParameters(
+            maxNewTokens: maxNewTokens, temperature: temperature, topK: topK, topP: topP,
+            repetitionPenalty: repetitionPenalty, stopTokenIDs: Set(try TokenIDList.parse(stopIds ?? "", option: "--stop-ids")),
+            stopStrings: stop, seed: seed)
+        do { try parameters.validate() } catch { throw ValidationError("\(error)") }
+        return parameters
+    }
+}
+
+/// `collie generate`: continue a prompt with a KV cache, streaming the text as it is produced.
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Continue a prompt (text, chat message or token ids) with greedy decoding or sampling.",
+        discussion: """
+        With --prompt the text is tokenized with the folder's tokenizer and the continuation is printed as it is \
+        generated; --chat wraps the prompt as a user message in the tokenizer's chat template. With --prompt-ids \
+        (comma-separated; repeat for a left-padded batch) no tokenizer is needed. --json prints \
+        {"prompt_ids", "ids", "finish_reason"[, "text"]} per prompt instead.
+        """)
+
+    @Option(help: "A Hugging Face model folder.") var model: String
+    @Option(help: "The prompt text.") var prompt: String?
+    @Option(parsing: .singleValue, help: "Comma-separated prompt token ids, e.g. 1,450,4996 (repeatable: one batch).")
+    var promptIds: [String] = []
+    @Flag(help: "Render --prompt as a user message with the tokenizer's chat template.") var chat = false
+    @Option(help: "A Jinja chat template file to use instead of tokenizer_config.json's.") var chatTemplate: String?
+    @Option(help: "A PEFT LoRA adapter folder to apply.") var adapter: String?
+    @Flag(help: "Print JSON (token ids, finish reason, text) instead of streaming text.") var json = false
+    @OptionGroup var sampling: SamplingOptions
+
+    func validate() throws {
+        guard (prompt == nil) != promptIds.isEmpty else { throw ValidationError("give either --prompt or --prompt-ids") }
+        if chat && prompt == nil { throw ValidationError("--chat needs --prompt") }
+    }
+
+    func run() throws {
+        let folder = URL(fileURLWithPath: model)
+        let parameters = try sampling.parameters()
+        if let prompt {
+            let generator = try TextGenerator.load(from: folder, chatTemplate: chatTemplate.map(URL.init(fileURLWithPath:)),
+                                                   adapter: adapter.map(URL.init(fileURLWithPath:)))
+            let ids = chat ? try generator.encode(chat: [ChatMessage(role: "user", content: prompt)])
+                           : generator.encode(prompt: prompt)
+            let results = try generator.complete([ids], parameters: parameters, onText: { _, delta in
+                if !json { FileHandle.standardOutput.write(Data(delta.utf8)) }
+            })
+            if json {
+                print(try Self.json(prompts: [ids], results.map { ($0.completionTokens, $0.finishReason.rawValue) },
+                                    texts: results.map(\.text), ids: nil))
+            } else {
+                print("")
+            }
+            return
+        }
+        let lm = try LlamaForCausalLM.load(from: folder)
+        if let adapter { try lm.loadAdapter(from: URL(fileURLWithPath: adapter)) }
+        let prompts = try promptIds.map { try TokenIDList.parse($0, option: "--prompt-ids") }
+        var withStops = parameters
+        withStops.stopTokenIDs.formUnion(lm.configuration.eosTokenIds)
+        let results: [GeneratedSequence]
+        do {
+            results = try Generator(model: lm).generate(prompts: prompts, parameters: withStops)
+        } catch let error as GenerationError {
+            throw ValidationError(error.description)
+        }
+        if json || prompts.count > 1 {
+            print(try Self.json(prompts: prompts, results.map { ($0.tokens.count, $0.finishReason.rawValue) }, texts: nil,
+                                ids: results.map(\.tokens)))
+        } else {
+            print("[" + results[0].tokens.map(String.init).joined(separator: ", ") + "]")
+        }
+    }
+
+    static func json(prompts: [[Int]], _ summary: [(Int, String)], texts: [String]?, ids: [[Int]]?) throws -> String {
+        var records: [[String: Any]] = []
+        for (i, prompt) in prompts.enumerated() {
+            var record: [String: Any] = ["prompt_ids": prompt, "new_tokens": summary[i].0, "finish_reason": summary[i].1]
+            if let texts { record["text"] = texts[i] }
+            if let ids { record["ids"] = ids[i] }
+            records.append(record)
+        }
+        let data = try JSONSerialization.data(withJSONObject: records.count == 1 ? records[0] : records,
+                                              options: [.sortedKeys, .withoutEscapingSlashes])
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// Comma-separated token ids.
+enum TokenIDList {
+    static func parse(_ text: String, option: String) throws -> [Int] {
+        try text.split(separator: ",").map { part in
+            guard let id = Int(part.trimmingCharacters(in: .whitespaces)), id >= 0 else {
+                throw ValidationError("\(option): '\(part)' is not a token id")
+            }
+            return id
+        }
+    }
+}
+
+/// `collie serve`: the OpenAI-compatible server and chat page.
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve a model over an OpenAI-compatible HTTP API, with a chat page at /.",
+        discussion: """
+        Routes: GET /v1/models, POST /v1/completions, POST /v1/chat/completions (both with "stream": true as \
+        server-sent events), GET /health, GET / (chat page). Requests run one at a time in arrival order. \
+        Prints "listening on http://HOST:PORT" once it accepts connections; stops on SIGINT/SIGTERM.
+        """)
+
+    @Option(help: "A Hugging Face model folder (with its tokenizer).") var model: String
+    @Option(help: "The address to listen on.") var host = "127.0.0.1"
+    @Option(help: "The port (0 picks a free one).") var port = 8000
+    @Option(help: "The model id clients use (default: the folder's name).") var modelName: String?
+    @Option(help: "A Jinja chat template file to use instead of tokenizer_config.json's.") var chatTemplate: String?
+    @Option(help: "A PEFT LoRA adapter folder to apply.") var adapter: String?
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
+    }
+
+    func run() throws {
+        let folder = URL(fileURLWithPath: model)
+        let generator = try TextGenerator.load(from: folder, chatTemplate: chatTemplate.map(URL.init(fileURLWithPath:)),
+                                               adapter: adapter.map(URL.init(fileURLWithPath:)))
+        let name = modelName ?? folder.standardizedFileURL.lastPathComponent
+        let server = OpenAIServer(textGenerator: generator, modelName: name)
+        let host = self.host
+        let port = self.port
+        let done = DispatchSemaphore(value: 0)
+        let failure = FailureBox()
+        Task.detached {
+            do {
+                try await server.run(host: host, port: port) { bound in
+                    print("collie serve: model '\(name)' listening on http://\(host):\(bound)")
+                    fflush(stdout)
+                }
+            } catch {
+                failure.error = error
+            }
+            done.signal()
+        }
+        done.wait()
+        if let error = failure.error { throw error }
+    }
+
+    final class FailureBox: @unchecked Sendable { var error: Error? }
+}

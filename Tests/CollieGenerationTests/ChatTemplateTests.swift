@@ -1,0 +1,77 @@
+import CollieGeneration
+import XCTest
+
+/// Chat templates render as `transformers`' `apply_chat_template` on real templates; what the
+/// subset does not support is a clear error.
+final class ChatTemplateTests: XCTestCase {
+    struct Fixture: Decodable {
+        struct Case: Decodable {
+            let template: String
+            let conversation: Int
+            let add_generation_prompt: Bool
+            let text: String?
+            let error: String?
+        }
+        let templates: [String: String]
+        let bos_token: String
+        let eos_token: String
+        let conversations: [[ChatMessage]]
+        let cases: [Case]
+    }
+
+    func testTemplatesRenderAsTransformers() throws {
+        let fixture = try Fixtures.json("chat_templates.json", as: Fixture.self)
+        XCTAssertEqual(Set(fixture.templates.keys), ["llama2", "llama3", "chatml", "zephyr", "whitespace_control"])
+        for c in fixture.cases {
+            let template = try ChatTemplate(fixture.templates[c.template]!)
+            let label = "\(c.template) conversation \(c.conversation) add_generation_prompt \(c.add_generation_prompt)"
+            let render = {
+                try template.render(fixture.conversations[c.conversation], addGenerationPrompt: c.add_generation_prompt,
+                                    bosToken: fixture.bos_token, eosToken: fixture.eos_token)
+            }
+            if let text = c.text {
+                XCTAssertEqual(try render(), text, label)
+            } else {
+                XCTAssertThrowsError(try render(), label) { error in
+                    XCTAssertTrue("\(error)".contains("Conversation roles must alternate"), "\(error)")
+                }
+            }
+        }
+    }
+
+    func testLlamaTwoTemplateRejectsNonAlternatingRoles() throws {
+        let fixture = try Fixtures.json("chat_templates.json", as: Fixture.self)
+        let template = try ChatTemplate(fixture.templates["llama2"]!)
+        XCTAssertThrowsError(try template.render([.init(role: "user", content: "a"), .init(role: "user", content: "b")],
+                                                 bosToken: "<s>", eosToken: "</s>")) { error in
+            XCTAssertTrue("\(error)".contains("Conversation roles must alternate user/assistant"), "\(error)")
+        }
+    }
+
+    func testUnsupportedConstructsNameTheLine() {
+        XCTAssertThrowsError(try ChatTemplate("hello\n{% macro greet(x) %}{{ x }}{% endmacro %}")) { error in
+            XCTAssertEqual("\(error)", "chat template line 2: the 'macro' statement is not supported (supported: if, for, set, break, continue)")
+        }
+        XCTAssertThrowsError(try ChatTemplate("{% if x %}never closed")) { error in
+            XCTAssertTrue("\(error)".contains("missing {% endif %}"), "\(error)")
+        }
+        XCTAssertThrowsError(try ChatTemplate("a\nb\n{{ x + }}")) { error in
+            XCTAssertTrue("\(error)".hasPrefix("chat template line 3:"), "\(error)")
+        }
+        XCTAssertThrowsError(try ChatTemplate("{{ x | frobnicate }}").render([])) { error in
+            XCTAssertTrue("\(error)".contains("unknown filter 'frobnicate'"), "\(error)")
+        }
+    }
+
+    func testExpressionsFollowJinjaSemantics() throws {
+        func render(_ source: String) throws -> String { try ChatTemplate(source).render([.init(role: "user", content: "Hi")]) }
+        XCTAssertEqual(try render("{{ 7 // 2 }} {{ -7 // 2 }} {{ 7 % 3 }} {{ 1 / 2 }} {{ 2 * 3 + 1 }}"), "3 -4 1 0.5 7")
+        XCTAssertEqual(try render("{{ 'a' ~ 1 ~ none }} {{ [1, 2, 3][1:] }} {{ 'abc'[::-1] }}"), "a1None [2, 3] cba")
+        XCTAssertEqual(try render("{{ messages[0].role }}{{ messages[-1]['content'] }}{{ messages | length }}"), "userHi1")
+        XCTAssertEqual(try render("{% for m in messages %}{{ loop.first }}{{ loop.last }}{% else %}empty{% endfor %}"), "TrueTrue")
+        XCTAssertEqual(try render("{{ 'yes' if 'x' in 'xyz' and not undefined_thing is defined else 'no' }}"), "yes")
+        XCTAssertEqual(try render("{{ {'a': 1, 'b': [true, 'q']} | tojson }}"), #"{"a": 1, "b": [true, "q"]}"#)
+        XCTAssertEqual(try render("{% for i in range(5) %}{% if i == 3 %}{% break %}{% endif %}{{ i }}{% endfor %}"), "012")
+        XCTAssertEqual(try render("  {%- if true %}\n  x\n{% endif -%}  \n"), "  x\n")
+    }
+}

@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Drives `collie serve` with the official `openai` Python client (run by scripts/test.sh after swift test).
+
+Starts the server on a free loopback port with the tiny chat model of Tests/CollieServerTests/Fixtures (plus
+the bundled LLaMA-2 tokenizer), then checks:
+  - completions and chat completions, plain and streamed, through openai.OpenAI;
+  - 32 concurrent clients x 10 requests each: all 320 answered, each reply equal to the same greedy request
+    answered alone;
+  - malformed requests get 4xx with an OpenAI error message, and the server keeps serving;
+and stops the server. Exits non-zero on any failure.
+
+    python3 scripts/check_server.py [--collie .build/debug/collie]
+"""
+
+import argparse
+import concurrent.futures
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+import openai
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+
+
+def model_folder(tmp):
+    folder = os.path.join(tmp, "chat-model")
+    shutil.copytree(os.path.join(ROOT, "Tests", "CollieServerTests", "Fixtures", "chat-model"), folder)
+    shutil.copy(os.path.join(ROOT, "tokenizers", "llama2", "tokenizer.json"), folder)
+    return folder
+
+
+def start_server(collie, folder, log):
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OPENBLAS_THREAD_TIMEOUT="4")
+    process = subprocess.Popen([collie, "serve", "--model", folder, "--port", "0", "--model-name", "tiny-chat"],
+                               stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
+        if match:
+            return process, match.group(1)
+    process.kill()
+    raise SystemExit("collie serve did not start")
+
+
+def raw_post(base, path, body):
+    request = urllib.request.Request(base + path, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def check(condition, message):
+    if not condition:
+        raise AssertionError(message)
+    print("ok:", message)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--collie", default=os.path.join(ROOT, ".build", "debug", "collie"))
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--requests", type=int, default=10)
+    args = parser.parse_args()
+    tmp = tempfile.mkdtemp(prefix="collie-check-server-")
+    log = open(os.path.join(tmp, "serve.err"), "w")
+    process, base = start_server(args.collie, model_folder(tmp), log)
+    try:
+        client = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0, timeout=120)
+        check([m.id for m in client.models.list().data] == ["tiny-chat"], "models.list names the served model")
+
+        completion = client.completions.create(model="tiny-chat", prompt="Once upon a time", max_tokens=20,
+                                               temperature=0)
+        text = completion.choices[0].text
+        check(len(text) > 0 and completion.usage.completion_tokens == 20, f"completion: {text!r}")
+        pieces = [c.choices[0].text for c in client.completions.create(
+            model="tiny-chat", prompt="Once upon a time", max_tokens=20, temperature=0, stream=True)]
+        check("".join(pieces) == text and len(pieces) > 3, f"streamed completion equals it ({len(pieces)} chunks)")
+
+        chat = client.chat.completions.create(model="tiny-chat", messages=[{"role": "user", "content": "Hi there"}],
+                                              max_tokens=16, temperature=0.7, seed=3)
+        reply = chat.choices[0].message.content
+        check(chat.choices[0].message.role == "assistant" and len(reply) > 0, f"chat completion: {reply!r}")
+        deltas = [c.choices[0].delta.content or "" for c in client.chat.completions.create(
+            model="tiny-chat", messages=[{"role": "user", "content": "Hi there"}], max_tokens=16, temperature=0.7,
+            seed=3, stream=True)]
+        check("".join(deltas) == reply, f"streamed chat equals it ({len(deltas)} chunks)")
+
+        # 32 clients x 10 requests: every one answered, each as it would be alone.
+        prompts = [f"Client {c} request {r}:" for c in range(args.clients) for r in range(args.requests)]
+        alone = {p: client.completions.create(model="tiny-chat", prompt=p, max_tokens=4, temperature=0).choices[0].text
+                 for p in prompts[:: args.requests]}
+
+        def run_client(c):
+            own = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0, timeout=300)
+            answers = []
+            for r in range(args.requests):
+                prompt = f"Client {c} request {r}:"
+                result = own.completions.create(model="tiny-chat", prompt=prompt, max_tokens=4, temperature=0)
+                answers.append((prompt, result.choices[0].text))
+            return answers
+
+        started = time.time()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=args.clients) as pool:
+            answers = [a for result in pool.map(run_client, range(args.clients)) for a in result]
+        elapsed = time.time() - started
+        check(len(answers) == args.clients * args.requests,
+              f"{args.clients} concurrent clients x {args.requests} requests all answered in {elapsed:.1f} s")
+        check(all(alone[p] == t for p, t in answers if p in alone), "concurrent answers equal the same requests alone")
+
+        # Malformed requests: 4xx with a message; the server keeps serving.
+        for body, path, status, needle in [
+                (b"{oops", "/v1/completions", 400, "JSON"),
+                (json.dumps({"model": "nope", "prompt": "x"}).encode(), "/v1/completions", 404, "does not exist"),
+                (json.dumps({"model": "tiny-chat", "prompt": "x", "temperature": -1}).encode(), "/v1/completions",
+                 400, "temperature"),
+                (json.dumps({"model": "tiny-chat", "prompt": "x " * 700}).encode(), "/v1/completions", 400, "context"),
+                (json.dumps({"model": "tiny-chat", "messages": [{"role": "user"}]}).encode(), "/v1/chat/completions",
+                 400, "content")]:
+            code, payload = raw_post(base, path, body)
+            message = payload.get("error", {}).get("message", "")
+            check(code == status and needle in message, f"{path} {body[:40]!r} -> {code} {message!r}")
+        try:
+            client.completions.create(model="tiny-chat", prompt="x", max_tokens=0)
+            raise AssertionError("max_tokens=0 was accepted")
+        except openai.BadRequestError as error:
+            check("max_tokens" in str(error), f"openai raises BadRequestError: {error}")
+        again = client.completions.create(model="tiny-chat", prompt="Once upon a time", max_tokens=20, temperature=0)
+        check(again.choices[0].text == text, "the server keeps serving after bad requests")
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("check_server: all checks passed")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -28,6 +28,9 @@ let package = Package(
         .systemLibrary(
             name: "CBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(
+            name: "CMPI", pkgConfig: "ompi",
+            providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
 
         // Vectorized float32 row kernels (exp-heavy loops) with run-time AVX2 dispatch.
         .target(name: "CCollieKernels"),
@@ -58,6 +61,9 @@ let package = Package(
             exclude: ["SentencePiece/SentencePieceModel.proto"],
             swiftSettings: optimizedSwift),
 
+        // The OpenMPI communicator (`mpirun` launches); the library itself runs without MPI.
+        .target(name: "CollieMPI", dependencies: ["CMPI", "CollieEngine"], swiftSettings: optimizedSwift),
+
         // The umbrella library users import.
         .target(name: "Collie", dependencies: ["CollieEngine", "CollieIO", "CollieModels", "CollieTraining",
                                                "CollieTokenizers"]),
@@ -65,7 +71,7 @@ let package = Package(
         // The command-line tool.
         .executableTarget(
             name: "collie",
-            dependencies: ["Collie", "CBLAS", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Collie", "CBLAS", "CollieMPI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: optimizedSwift),
 
         .testTarget(name: "CollieEngineTests", dependencies: ["CollieEngine"],
@@ -81,6 +87,8 @@ let package = Package(
         .testTarget(name: "CollieTrainerTests",
                     dependencies: ["CollieTraining", "CollieModels", "CollieIO", "CollieEngine", "CollieTokenizers"],
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "CollieDistributedTests",
+                    dependencies: ["CollieMPI", "CollieEngine", "CollieTraining", "CollieIO"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -3,7 +3,7 @@
 # Idempotent: apt runs only when a package is missing, and `apt-get update` only then.
 set -euo pipefail
 
-packages=(libopenblas-dev pkg-config)
+packages=(libopenblas-dev pkg-config libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

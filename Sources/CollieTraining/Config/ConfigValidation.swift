@@ -15,14 +15,19 @@ extension CollieConfig {
             if value < minimum { fail(key, "must be at least \(minimum), got \(value)") }
         }
 
-        for (value, key, name) in [(dataParallelSize, CodingKeys.dataParallelSize, "data"),
-                                   (tensorParallelSize, .tensorParallelSize, "tensor"),
+        atLeast(1, dataParallelSize, .dataParallelSize)
+        for (value, key, name) in [(tensorParallelSize, CodingKeys.tensorParallelSize, "tensor"),
                                    (pipelineParallelSize, .pipelineParallelSize, "pipeline")] {
             if value < 1 {
                 fail(key, "must be at least 1, got \(value)")
             } else if value > 1 {
                 fail(key, "\(name) parallelism (\(value)) is not yet supported; set it to 1")
             }
+        }
+        switch zeroStage {
+        case 0...2: break
+        case 3: fail("ds_config.zero_optimization.stage", "ZeRO stage 3 (sharded parameters) is not yet supported; use 0, 1 or 2")
+        default: fail("ds_config.zero_optimization.stage", "must be 0, 1, 2 or 3, got \(zeroStage)")
         }
         atLeast(1, trainEpochs, .trainEpochs)
         atLeast(1, trainMicroBatchSize, .trainMicroBatchSize)

@@ -29,6 +29,8 @@ public final class Trainer {
     /// The model's parameters in one buffer, with flat gradients.
     public let parameterBuffer: ParameterBuffer
     public let optimizer: Optimizer
+    /// The data-parallel ranks this process trains with (a group of one without `mpirun`) and the ZeRO stage.
+    public let dataParallel: DataParallelGroup
     /// The learning rate per update; its `step` is the number of updates taken.
     public private(set) var schedule: LearningRateSchedule
     public let trainLoader: DataLoader
@@ -54,11 +56,19 @@ public final class Trainer {
     ///   - monitors: receive every event; the trainer does not close them.
     ///   - callbacks: nil builds those `config.callbacks` describes.
     ///   - outputDirectory: nil uses `config.outputDir`. Nothing is written before the first checkpoint.
+    ///   - communicator: the processes of the run; their number must be `dp_size` (× `tp_size` × `pp_size`).
     /// - Throws: `TrainerError` for settings Collie does not support yet, ids outside the model's vocabulary, or
     ///   monitored metrics that do not exist; `DatasetError` when `last_batch: drop` leaves no batch.
     public init(config: CollieConfig, model: LlamaForCausalLM, trainDataset: TrainingDataset,
                 evaluationDataset: TrainingDataset? = nil, padTokenID: Int, monitors: [TrainingMonitor] = [],
-                callbacks: [TrainerCallback]? = nil, outputDirectory: URL? = nil) throws {
+                callbacks: [TrainerCallback]? = nil, outputDirectory: URL? = nil,
+                communicator: Communicator = SingleProcessCommunicator()) throws {
+        let ranks = config.dataParallelSize * config.tensorParallelSize * config.pipelineParallelSize
+        if communicator.size != ranks {
+            throw TrainerError(communicator.size == 1
+                ? "dp_size: \(config.dataParallelSize) needs \(ranks) processes; launch with `mpirun -np \(ranks) collie train …` (this is one process)"
+                : "the run has \(communicator.size) processes but dp_size × tp_size × pp_size = \(config.dataParallelSize) × \(config.tensorParallelSize) × \(config.pipelineParallelSize) = \(ranks); launch with `mpirun -np \(ranks)` or set dp_size: \(communicator.size)")
+        }
         if config.dropout > 0 { throw TrainerError("dropout: \(config.dropout) is not yet supported; set it to 0") }
         if config.dtype != .float32 {
             throw TrainerError("dtype: training in \(config.dtype.rawValue) is not yet supported; use float32")
@@ -74,15 +84,16 @@ public final class Trainer {
         self.model = model
         self.outputDirectory = outputDirectory ?? URL(fileURLWithPath: config.outputDir)
         let padder = Padder(side: config.paddingSide, padTokenID: padTokenID)
-        trainLoader = try DataLoader(dataset: trainDataset, batchSize: config.trainMicroBatchSize,
+        // Each global micro-batch is split into the ranks' rows (`DataParallelGroup.localRows(of:)`).
+        trainLoader = try DataLoader(dataset: trainDataset, batchSize: config.trainMicroBatchSize * config.dataParallelSize,
                                      lastBatch: config.lastBatch, shuffle: config.shuffle,
                                      seed: UInt64(bitPattern: Int64(config.seed)), padder: padder)
         evaluationLoader = try evaluationDataset.map {
             try DataLoader(dataset: $0, batchSize: config.evalBatchSize, lastBatch: .normal, shuffle: false, padder: padder)
         }
         parameterBuffer = ParameterBuffer(model.parameters)
-        parameterBuffer.attachGradients()
-        optimizer = try Self.makeOptimizer(config.optimizer, parameters: model.parameters)
+        dataParallel = DataParallelGroup(communicator: communicator, stage: config.zeroStage, buffer: parameterBuffer)
+        optimizer = try Self.makeOptimizer(config.optimizer, parameters: dataParallel.optimizerParameters)
 
         var state = TrainerState()
         state.batchesPerEpoch = trainLoader.batchesPerEpoch
@@ -143,6 +154,9 @@ public final class Trainer {
     /// saved afterwards resumes as stopped.
     public func requestStop() { state.stoppedEarly = true }
 
+    /// True on the process that logs and writes files (rank 0; the only process without `mpirun`).
+    public var isMainProcess: Bool { dataParallel.communicator.isMain }
+
     /// Passes `message` to `logHandler`.
     public func log(_ message: String) { logHandler(message) }
 
@@ -155,22 +169,28 @@ public final class Trainer {
         let learningRate = schedule.currentLearningRate
         optimizer.learningRate = learningRate
         var loss: Float = 0
-        for (batch, target) in zip(group, targets) {
-            let microLoss = Self.summedLoss(model, batch, targets: target) / Double(max(predicted, 1))
-            microLoss.backward()
-            loss += microLoss.item
+        for (index, globalBatch) in group.enumerated() {
+            // This rank's rows; the loss is divided by the whole global group's token count.
+            dataParallel.beginBackward(last: index == group.count - 1)
+            if let batch = dataParallel.localRows(of: globalBatch) {
+                let microLoss = Self.summedLoss(model, batch, targets: Self.shiftedTargets(batch)) / Double(max(predicted, 1))
+                microLoss.backward()
+                loss += microLoss.item
+            }
+            dataParallel.endBackward()
         }
-        let norm = config.maxGradNorm.map { GradientClipping.clipByGlobalNorm(parameterBuffer, maxNorm: $0) }
-            ?? GradientClipping.globalNorm(parameterBuffer.parameters)
+        loss = Float(dataParallel.sum([Double(loss)])[0])
+        let norm = dataParallel.clipGradients(maxNorm: config.maxGradNorm)
         optimizer.step()
+        dataParallel.finishStep()
         schedule.advance()
-        parameterBuffer.zeroGradients()
+        dataParallel.zeroGradients()
         state.globalStep += 1
         state.position = nextPosition
         state.lastLoss = Double(loss)
 
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        let tokens = group.reduce(0) { $0 + $1.tokenCount }
+        let tokens = group.reduce(0) { $0 + $1.tokenCount }  // of the global batch
         let step = TrainingStep(step: state.globalStep, totalSteps: state.totalSteps, epoch: epoch, loss: Double(loss),
                                 learningRate: learningRate, gradientNorm: norm, tokens: tokens,
                                 tokensPerSecond: Double(tokens) / max(seconds, 1e-9), stepSeconds: seconds,
@@ -224,10 +244,12 @@ public final class Trainer {
 
     /// The summed NLL of every predicted token in `loader`'s batches (one pass, in order) and how many tokens
     /// that is: perplexity is exp(sum / count).
-    public static func negativeLogLikelihood(of model: LlamaForCausalLM, on loader: DataLoader) -> (sum: Double, count: Int) {
+    /// With `rank` and `ranks`, only every `ranks`-th batch from `rank` on (one rank's share of an evaluation).
+    public static func negativeLogLikelihood(of model: LlamaForCausalLM, on loader: DataLoader, rank: Int = 0,
+                                             ranks: Int = 1) -> (sum: Double, count: Int) {
         withNoGrad {
             var sum = 0.0, count = 0
-            for (_, batch) in loader.batches(epochs: 1) {
+            for (position, batch) in loader.batches(epochs: 1) where position.batchIndex % ranks == rank {
                 let targets = shiftedTargets(batch)
                 count += targets.lazy.filter { $0 != Tensor.ignoreIndex }.count
                 sum += Double(summedLoss(model, batch, targets: targets).item)
@@ -243,7 +265,10 @@ public final class Trainer {
     public func evaluate() throws -> [String: Double] {
         guard let evaluationLoader else { throw TrainerError("no evaluation data; set eval_data or eval_split") }
         for callback in callbacks { try callback.onEvaluateBegin(self) }
-        let (sum, count) = Self.negativeLogLikelihood(of: model, on: evaluationLoader)
+        let communicator = dataParallel.communicator
+        let share = Self.negativeLogLikelihood(of: model, on: evaluationLoader, rank: communicator.rank, ranks: communicator.size)
+        let totals = dataParallel.sum([share.sum, Double(share.count)])
+        let (sum, count) = (totals[0], Int(totals[1]))
         let mean = sum / Double(max(count, 1))
         let metrics = ["loss": mean, "perplexity": Foundation.exp(mean)]
         state.evaluations.append(EvaluationRecord(step: state.globalStep, metrics: metrics))
@@ -261,10 +286,35 @@ public final class Trainer {
         let destination = outputDirectory.appendingPathComponent(TrainingCheckpoint.folderName(step: state.globalStep))
         var saved = state
         saved.randomState = randomGenerator.state
+        // Under ZeRO every rank first writes its optimizer shard beside the checkpoint; rank 0 then writes the
+        // rest and moves the shards in before the folder is renamed into place.
+        let communicator = dataParallel.communicator
+        let shards = outputDirectory.appendingPathComponent(".\(destination.lastPathComponent).partial-shards")
+        if dataParallel.shardParameter != nil {
+            if communicator.isMain { try? FileManager.default.removeItem(at: shards) }
+            communicator.barrier()
+            try ShardedOptimizerState.save(optimizer, group: dataParallel, to: shards)
+            communicator.barrier()
+        }
+        if communicator.isMain { try writeCheckpointFolder(destination, state: saved, shards: shards) }
+        communicator.barrier()
+        try monitor.record(.checkpoint(step: state.globalStep, path: destination.path))
+        for callback in callbacks { try callback.onSaveCheckpoint(self, folder: destination) }
+        return destination
+    }
+
+    /// Rank 0's part of `saveCheckpoint()`: the folder, written atomically.
+    private func writeCheckpointFolder(_ destination: URL, state saved: TrainerState, shards: URL) throws {
         try TrainingCheckpoint.writeFolder(at: destination) { folder in
             try model.save(to: folder)
             TrainingCheckpoint.pauseIfRequested(writing: destination)
-            try optimizer.save(to: folder)
+            if dataParallel.shardParameter != nil {
+                try FileManager.default.moveItem(at: shards.appendingPathComponent(ShardedOptimizerState.folderName),
+                                                 to: folder.appendingPathComponent(ShardedOptimizerState.folderName))
+                try? FileManager.default.removeItem(at: shards)
+            } else {
+                try optimizer.save(to: folder)
+            }
             try AtomicFile.write(Self.json(schedule), to: folder.appendingPathComponent(TrainingCheckpoint.scheduleFileName))
             for callback in callbacks {
                 guard let data = try callback.checkpointState() else { continue }
@@ -274,9 +324,6 @@ public final class Trainer {
                                  to: folder.appendingPathComponent(TrainingCheckpoint.configFileName))
             try AtomicFile.write(Self.json(saved), to: folder.appendingPathComponent(TrainingCheckpoint.stateFileName))
         }
-        try monitor.record(.checkpoint(step: state.globalStep, path: destination.path))
-        for callback in callbacks { try callback.onSaveCheckpoint(self, folder: destination) }
-        return destination
     }
 
     /// Restores the model, optimizer, schedule, random generator, data position, counters and callback state
@@ -304,7 +351,7 @@ public final class Trainer {
             throw TrainerError("\(folder.path): the saved learning-rate schedule differs from the config's (lr_scheduler, optimizer.lr)")
         }
         try loadWeights(from: folder)
-        try optimizer.load(from: folder)
+        try ShardedOptimizerState.load(optimizer, group: dataParallel, from: folder)
         for callback in callbacks {
             let url = folder.appendingPathComponent("callback-\(callback.name).json")
             guard let data = FileManager.default.contents(atPath: url.path) else { continue }

@@ -79,9 +79,11 @@ public struct TrainingSetup {
     public var padTokenID: Int { tokenizer.padTokenID ?? tokenizer.eosTokenID ?? 0 }
 
     /// A trainer for this setup.
-    public func makeTrainer(monitors: [TrainingMonitor] = [], outputDirectory: URL? = nil) throws -> Trainer {
+    public func makeTrainer(monitors: [TrainingMonitor] = [], outputDirectory: URL? = nil,
+                            communicator: Communicator = SingleProcessCommunicator()) throws -> Trainer {
         try Trainer(config: config, model: model, trainDataset: trainDataset, evaluationDataset: evaluationDataset,
-                    padTokenID: padTokenID, monitors: monitors, outputDirectory: outputDirectory)
+                    padTokenID: padTokenID, monitors: monitors, outputDirectory: outputDirectory,
+                    communicator: communicator)
     }
 
     /// The token ids the model is prompted with for `config.samplePrompt`-style text: the tokenizer's prefix

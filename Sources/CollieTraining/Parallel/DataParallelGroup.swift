@@ -1,0 +1,232 @@
+import CollieEngine
+import Foundation
+
+/// Data parallelism and ZeRO stages 1–2 over a `ParameterBuffer` (the Trainer's distributed half).
+///
+/// Every rank holds the whole model and trains on its rows of each global micro-batch (`localRows(of:)`).
+/// Gradients are reduced in buckets — consecutive parameters of the flat buffer, the last parameters first,
+/// since backward makes their gradients final first — each bucket started from the gradient-ready hooks as soon
+/// as its last gradient is final, so communication overlaps the rest of backward. Buckets are started in one
+/// fixed order on every rank (a bucket waits for the ones before it), as MPI requires.
+///
+/// - Stage 0: buckets are summed over all ranks (all-reduce) after the last micro-batch of an update; every rank
+///   updates every parameter with a full optimizer.
+/// - Stage 1: the same all-reduce, but the optimizer covers only this rank's `shard` of the flat buffer (its
+///   state is 1/N); after the step the shards are all-gathered into every rank's parameters.
+/// - Stage 2: as stage 1, but each bucket is reduce-scattered after every micro-batch: a rank keeps the summed
+///   gradient of its shard only, and each parameter's full gradient is freed as soon as it was sent.
+///
+/// The losses are divided by the global number of predicted tokens, so the summed gradient is that of one
+/// process training on the whole global batch.
+public final class DataParallelGroup {
+    /// The data-parallel ranks.
+    public let communicator: Communicator
+    /// 0 (plain data parallelism), 1 or 2.
+    public let stage: Int
+    public let buffer: ParameterBuffer
+    /// Each rank's element range of the flat buffer.
+    public let ranges: [Range<Int>]
+    /// This rank's range: the part of the buffer whose optimizer state (and, at stage 2, gradient) it holds.
+    public var shard: Range<Int> { ranges[communicator.rank] }
+    /// At stage ≥ 1, the tensor the optimizer updates: a view of this rank's shard of the flat parameters, named
+    /// `flat`, whose gradient is the shard of the summed gradient. Nil at stage 0.
+    public let shardParameter: Tensor?
+
+    private struct Bucket {
+        /// Indices into `buffer.parameters`, consecutive.
+        var parameters: Range<Int>
+        /// Element range of the flat buffer.
+        var elements: Range<Int>
+    }
+    private var buckets: [Bucket] = []
+    private var bucketOfParameter: [Int] = []
+    private var readyCount: [Int] = []
+    private var launchedBuckets = 0
+    private var synchronizing = false
+    private var pending: [(request: CommunicationRequest, finish: () -> Void)] = []
+
+    /// Elements per bucket (about 4 MB of float32); a parameter larger than that is a bucket alone.
+    public static let defaultBucketElements = 1 << 20
+
+    /// Sets up `buffer`'s gradients for `stage` and registers the gradient-ready hooks (none in a group of one
+    /// at stage 0, where nothing needs reducing).
+    public init(communicator: Communicator, stage: Int, buffer: ParameterBuffer,
+                bucketElements: Int = DataParallelGroup.defaultBucketElements) {
+        precondition((0...2).contains(stage), "ZeRO stage \(stage) is not one of 0, 1, 2")
+        self.communicator = communicator
+        self.stage = stage
+        self.buffer = buffer
+        ranges = communicator.partition(buffer.count)
+        let shard = ranges[communicator.rank]
+        if stage < 2 { buffer.attachGradients() }
+        if stage >= 1 {
+            let view = Tensor(storage: buffer.values.storage, shape: [shard.count], offset: shard.lowerBound, dtype: .float32)
+            view.name = "flat"
+            view.grad = stage == 1
+                ? Tensor(storage: buffer.gradients!.storage, shape: [shard.count], offset: shard.lowerBound, dtype: .float32)
+                : Tensor.zeros([shard.count])
+            shardParameter = view
+        } else {
+            shardParameter = nil
+        }
+        guard communicator.size > 1 || stage == 2 else { return }
+
+        // Buckets from the last parameter backwards.
+        bucketOfParameter = Array(repeating: 0, count: buffer.parameters.count)
+        var index = buffer.parameters.count - 1
+        while index >= 0 {
+            var first = index, elements = buffer.parameters[index].count
+            while first > 0, elements + buffer.parameters[first - 1].count <= bucketElements {
+                first -= 1
+                elements += buffer.parameters[first].count
+            }
+            let start = buffer.offsets[first]
+            buckets.append(Bucket(parameters: first..<(index + 1), elements: start..<(start + elements)))
+            for p in first...index { bucketOfParameter[p] = buckets.count - 1 }
+            index = first - 1
+        }
+        readyCount = Array(repeating: 0, count: buckets.count)
+        for (i, parameter) in buffer.parameters.enumerated() {
+            parameter.onGradientReady { [unowned self] _ in self.gradientReady(parameter: i) }
+        }
+    }
+
+    /// A data-parallel group of one process at stage 0: training as without it.
+    public static func single(_ buffer: ParameterBuffer) -> DataParallelGroup {
+        DataParallelGroup(communicator: SingleProcessCommunicator(), stage: 0, buffer: buffer)
+    }
+
+    /// The parameters the optimizer updates: the shard at stage ≥ 1, else every parameter.
+    public var optimizerParameters: [Tensor] { shardParameter.map { [$0] } ?? buffer.parameters }
+
+    // MARK: - Data
+
+    /// This rank's rows of a global micro-batch: rank r of N takes the r-th of N contiguous, as-even-as-possible
+    /// row ranges, padded to the global batch's length. Nil when the batch has fewer rows than ranks and none
+    /// fall here.
+    public func localRows(of batch: PaddedBatch) -> PaddedBatch? {
+        let rows = Self.partition(batch.batchSize, into: communicator.size)[communicator.rank]
+        guard !rows.isEmpty else { return nil }
+        if rows.count == batch.batchSize { return batch }
+        let t = batch.length
+        let elements = (rows.lowerBound * t)..<(rows.upperBound * t)
+        return PaddedBatch(batchSize: rows.count, length: t, tokens: Array(batch.tokens[elements]),
+                           labels: Array(batch.labels[elements]), attentionMask: Array(batch.attentionMask[elements]),
+                           positions: Array(batch.positions[elements]),
+                           exampleIndices: Array(batch.exampleIndices[rows]))
+    }
+
+    static func partition(_ count: Int, into parts: Int) -> [Range<Int>] {
+        SingleProcessCommunicator.partition(count, into: parts)
+    }
+
+    // MARK: - Backward
+
+    /// Call before each micro-batch's backward pass; `last` is true for the last micro-batch of an update, after
+    /// which gradients are reduced (stage 2 reduces after every micro-batch).
+    public func beginBackward(last: Bool) {
+        synchronizing = !buckets.isEmpty && (last || stage == 2)
+        launchedBuckets = 0
+        for i in readyCount.indices { readyCount[i] = 0 }
+    }
+
+    /// Call after each micro-batch's backward pass (also on a rank that had no rows in it): starts the buckets
+    /// whose parameters received no gradient and waits for every reduction.
+    public func endBackward() {
+        guard synchronizing else { return }
+        while launchedBuckets < buckets.count { launch(buckets[launchedBuckets]); launchedBuckets += 1 }
+        for entry in pending { entry.request.wait(); entry.finish() }
+        pending.removeAll()
+        synchronizing = false
+    }
+
+    private func gradientReady(parameter index: Int) {
+        guard synchronizing else { return }
+        readyCount[bucketOfParameter[index]] += 1
+        while launchedBuckets < buckets.count,
+              readyCount[launchedBuckets] == buckets[launchedBuckets].parameters.count {
+            launch(buckets[launchedBuckets])
+            launchedBuckets += 1
+        }
+        // Let MPI progress the reductions in flight, and release the ones that finished.
+        pending.removeAll { entry in
+            guard entry.request.test() else { return false }
+            entry.finish()
+            return true
+        }
+    }
+
+    private func launch(_ bucket: Bucket) {
+        if stage < 2 {
+            let gradients = buffer.gradients!.pointer(as: Float.self)
+            let slice = UnsafeMutableBufferPointer(start: gradients + bucket.elements.lowerBound, count: bucket.elements.count)
+            pending.append((communicator.startAllReduce(slice), {}))
+            return
+        }
+        // Stage 2: the bucket's gradients go into one staging buffer (and are freed), which is reduce-scattered:
+        // each rank receives the sum of the part of the bucket inside its shard.
+        let staging = UnsafeMutableBufferPointer<Float>.allocate(capacity: bucket.elements.count)
+        staging.initialize(repeating: 0)
+        for i in bucket.parameters {
+            let p = buffer.parameters[i]
+            defer { p.grad = nil }
+            guard let g = p.grad else { continue }
+            let source = g.isContiguous && g.dtype == .float32 ? g : g.contiguousCopy(dtype: .float32)
+            (staging.baseAddress! + buffer.offsets[i] - bucket.elements.lowerBound)
+                .update(from: source.pointer(as: Float.self), count: p.count)
+        }
+        let counts = ranges.map { Self.overlap($0, bucket.elements).count }
+        let own = Self.overlap(shard, bucket.elements)
+        let received = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(own.count, 1))
+        let request = communicator.startReduceScatter(UnsafeBufferPointer(staging),
+                                                      into: UnsafeMutableBufferPointer(rebasing: received[0..<own.count]),
+                                                      counts: counts)
+        let target = shardParameter!.grad!.pointer(as: Float.self) + (own.lowerBound - shard.lowerBound)
+        pending.append((request, {
+            for k in 0..<own.count { target[k] += received[k] }
+            staging.deallocate()
+            received.deallocate()
+        }))
+    }
+
+    static func overlap(_ a: Range<Int>, _ b: Range<Int>) -> Range<Int> {
+        let lower = Swift.max(a.lowerBound, b.lowerBound), upper = Swift.min(a.upperBound, b.upperBound)
+        return lower < upper ? lower..<upper : lower..<lower
+    }
+
+    // MARK: - Update
+
+    /// The global L2 norm of the summed gradients, scaling them to at most `maxNorm` when it is given (torch's
+    /// `clip_grad_norm_`). At stage 2 the shards' squared norms are summed over the ranks.
+    public func clipGradients(maxNorm: Double?) -> Double {
+        guard stage == 2, let shardParameter else {
+            return maxNorm.map { GradientClipping.clipByGlobalNorm(buffer, maxNorm: $0) }
+                ?? GradientClipping.globalNorm(buffer.parameters)
+        }
+        let local = GradientClipping.globalNorm([shardParameter])
+        let total = communicator.sum(local * local).squareRoot()
+        if let maxNorm, let scale = GradientClipping.scale(total: total, maxNorm: maxNorm) {
+            let g = shardParameter.grad!.pointer(as: Float.self)
+            for i in 0..<shardParameter.count { g[i] *= scale }
+        }
+        return total
+    }
+
+    /// After the optimizer step: at stage ≥ 1 every rank's updated shard is copied into every rank's parameters.
+    public func finishStep() {
+        guard stage >= 1 else { return }
+        communicator.allGather(UnsafeMutableBufferPointer(start: buffer.values.pointer(as: Float.self), count: buffer.count),
+                               counts: ranges.map(\.count))
+    }
+
+    /// Sets the gradients to zero for the next update.
+    public func zeroGradients() {
+        buffer.zeroGradients()
+        if stage == 2, let g = shardParameter?.grad {
+            g.pointer(as: Float.self).initialize(repeating: 0, count: g.count)
+        }
+    }
+
+    /// The sums over the ranks of `values` (losses, token counts).
+    public func sum(_ values: [Double]) -> [Double] { communicator.size > 1 ? communicator.sum(values) : values }
+}

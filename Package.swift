@@ -80,7 +80,7 @@ let package = Package(
         .testTarget(name: "CollieModelsTests", dependencies: ["CollieModels", "CollieTraining"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CollieTokenizersTests", dependencies: ["CollieTokenizers"]),
-        .testTarget(name: "CollieOptimizerTests", dependencies: ["CollieTraining", "CollieEngine", "CollieIO"],
+        .testTarget(name: "CollieOptimizerTests", dependencies: ["CollieTraining", "CollieModels", "CollieEngine", "CollieIO"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CollieTrainingTests", dependencies: ["CollieTraining", "CollieTokenizers"],
                     resources: [.copy("Fixtures")]),

@@ -46,6 +46,15 @@ public enum GradMode {
         defer { disabledDepth -= 1 }
         return try body()
     }
+
+    /// Runs `body` recording operations even inside `withNoGrad` (and inside backward), as
+    /// activation checkpointing needs when it recomputes a layer.
+    public static func withGradEnabled<R>(_ body: () throws -> R) rethrows -> R {
+        let saved = disabledDepth
+        disabledDepth = 0
+        defer { disabledDepth = saved }
+        return try body()
+    }
 }
 
 /// Runs `body` without recording operations.
@@ -74,8 +83,10 @@ extension Tensor {
     ///
     /// Without `gradient` the tensor must hold one element and the seed is 1. Gradients are
     /// added to each leaf's `grad` (so two passes accumulate); intermediate gradients are freed
-    /// as soon as they are used, and the recorded graph is released.
-    public func backward(gradient: Tensor? = nil) {
+    /// as soon as they are used. The recorded graph is released unless `retainGraph` is true
+    /// (torch's `retain_graph`), which allows a second backward through it — LOMO's two-pass
+    /// clipping first gathers gradient norms, then updates.
+    public func backward(gradient: Tensor? = nil, retainGraph: Bool = false) {
         precondition(requiresGrad, "backward() on a tensor that does not require a gradient")
         let seed: Tensor
         if let gradient {
@@ -91,10 +102,10 @@ extension Tensor {
             fireHooks(self)
             return
         }
-        GradMode.withNoGrad { runBackward(root: root, seed: seed) }
+        GradMode.withNoGrad { runBackward(root: root, seed: seed, retainGraph: retainGraph) }
     }
 
-    private func runBackward(root: GradNode, seed: Tensor) {
+    private func runBackward(root: GradNode, seed: Tensor, retainGraph: Bool) {
         // Collect the reachable nodes and, for each leaf, how many edges lead into it.
         var nodes: [GradNode] = []
         var seen: Set<ObjectIdentifier> = []
@@ -125,7 +136,7 @@ extension Tensor {
                 preconditionFailure("backward through '\(node.name)' a second time: the graph was released")
             }
             backward(upstream, GradientSink(node: node, inputs: node.inputs, table: table))
-            node.backward = nil
+            if !retainGraph { node.backward = nil }
             finishLeaves(of: node, pending: &pending)
         }
     }

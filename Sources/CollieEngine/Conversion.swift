@@ -56,3 +56,22 @@ extension Tensor {
         }
     }
 }
+
+extension Tensor {
+    /// Runs `body` on this contiguous tensor's values as float32 and keeps what it wrote: in place
+    /// for float32, else through a float32 copy rounded back (to nearest even) into the storage
+    /// dtype — how optimizers update bf16/f16 parameters in float32.
+    public func updateAsFloat32(_ body: (UnsafeMutablePointer<Float>, Int) -> Void) {
+        precondition(isContiguous, "updateAsFloat32 needs a contiguous tensor")
+        switch dtype {
+        case .float32:
+            body(pointer(as: Float.self), count)
+        case .bfloat16, .float16:
+            var values = floats()
+            values.withUnsafeMutableBufferPointer { body($0.baseAddress!, $0.count) }
+            values.withUnsafeBufferPointer { Conversion.store(floats: $0, into: self) }
+        default:
+            preconditionFailure("updateAsFloat32 on a \(dtype) tensor")
+        }
+    }
+}

@@ -60,6 +60,11 @@ extension Optimizer {
 public enum OptimizerKind: String, Codable, Sendable, CaseIterable {
     case sgd
     case adamW = "adamw"
+    case lomo
+    case adaLomo = "adalomo"
+    case lion
+    case adan
+    case sophiaG = "sophiag"
 }
 
 /// Operations on the gradients of a list of parameters.

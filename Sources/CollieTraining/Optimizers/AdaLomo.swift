@@ -1,0 +1,177 @@
+import CollieEngine
+import Foundation
+
+/// AdaLomo (Lv et al. 2023): LOMO with Adafactor-style adaptive steps, step for step as OpenLMLab's
+/// `lomo-optim`. Updates happen inside backward like `LOMO`'s; the only state is a factored second
+/// moment — a row and a column vector per matrix, a vector per 1-D parameter — so it costs
+/// O(rows + columns) instead of Adam's two full copies.
+///
+/// At step t (from 1), with g the (clipped) gradient and β = 1 − t^decay_rate:
+///
+///     r ← β·r + (1 − β)·mean_cols(g² + ε₁)      c ← β·c + (1 − β)·mean_rows(g² + ε₁)
+///     u = g ⊙ (r / mean(r))^-½ ⊗ c^-½            (1-D: v ← β·v + (1 − β)·(g² + ε₁); u = g / √v)
+///     u ← u / max(1, RMS(u) / clip_threshold)
+///     lr' = lr · max(ε₂, RMS(w))                  (relative step size)
+///     w ← w · (1 − lr'·λ) − lr'·u
+///
+/// Its state is saved in training checkpoints (CoLLiE loses it), and clipping by value and by the
+/// global norm both work (CoLLiE crashes with them, issue #139).
+public final class AdaLomo: Optimizer {
+    public let parameters: [Tensor]
+    public var learningRate: Double
+    public let weightDecay: Double
+    /// ε₁ (added to g²) and ε₂ (floor of the parameter RMS in the relative step size): `eps`.
+    public let epsilon: (Double, Double)
+    /// Update RMS threshold (`clip_threshold`).
+    public let clipThreshold: Double
+    /// Exponent of the second-moment decay, β = 1 − t^decay_rate (`decay_rate`, default −0.8).
+    public let decayRate: Double
+    public private(set) var stepCount = 0
+    let fused: FusedBackwardUpdate
+    /// Per parameter: [row, column] factors for matrices, [full] for vectors; allocated at the first update.
+    private var moments: [[Tensor]?]
+
+    public init(parameters: [Tensor], learningRate: Double = 1e-3, epsilon: (Double, Double) = (1e-30, 1e-3),
+                clipThreshold: Double = 1, decayRate: Double = -0.8, weightDecay: Double = 0,
+                clipGradNorm: Double? = nil, clipGradValue: Double? = nil) {
+        precondition(learningRate >= 0 && weightDecay >= 0, "AdaLomo needs lr ≥ 0 and weight decay ≥ 0")
+        for p in parameters {
+            precondition((1...2).contains(p.rank), "AdaLomo factors 1-D and 2-D parameters; \(p.name ?? "one") is \(p.shape)")
+        }
+        self.parameters = parameters
+        self.learningRate = learningRate
+        self.epsilon = epsilon
+        self.clipThreshold = clipThreshold
+        self.decayRate = decayRate
+        self.weightDecay = weightDecay
+        moments = Array(repeating: nil, count: parameters.count)
+        fused = FusedBackwardUpdate(parameters: parameters, clipGradValue: clipGradValue, clipGradNorm: clipGradNorm)
+        fused.update = { [unowned self] index, gradient in self.update(index, gradient) }
+    }
+
+    public var updatesDuringBackward: Bool { true }
+
+    public func attachToBackward() { fused.attach() }
+
+    /// Counts the step whose updates the last backward pass made.
+    public func step() { stepCount += 1; fused.finishUpdatePass() }
+
+    private func update(_ index: Int, _ gradient: Tensor) {
+        let p = parameters[index]
+        let t = Double(stepCount + 1)
+        let beta = Float(1 - Foundation.pow(t, decayRate)), oneMinusBeta = Float(1 - Double(beta))
+        let eps1 = Float(epsilon.0)
+        let g = gradient.pointer(as: Float.self), n = gradient.count
+        let u = Tensor(uninitializedShape: p.shape)
+        let pu = u.pointer(as: Float.self)
+        if p.rank == 2 {
+            let (rows, columns) = (p.shape[0], p.shape[1])
+            if moments[index] == nil { moments[index] = [Tensor.zeros([rows]), Tensor.zeros([columns])] }
+            let r = moments[index]![0].pointer(as: Float.self), c = moments[index]![1].pointer(as: Float.self)
+            // Means of g² + ε₁ over columns (per row) and over rows (per column), in float32 as torch.
+            var columnSums = [Double](repeating: 0, count: columns)
+            for i in 0..<rows {
+                var rowSum = 0.0
+                let gi = g + i * columns
+                for j in 0..<columns {
+                    let s = gi[j] * gi[j] + eps1
+                    rowSum += Double(s)
+                    columnSums[j] += Double(s)
+                }
+                r[i] = (r[i] * beta).addingProduct(oneMinusBeta, Float(rowSum / Double(columns)))
+            }
+            for j in 0..<columns {
+                c[j] = (c[j] * beta).addingProduct(oneMinusBeta, Float(columnSums[j] / Double(rows)))
+            }
+            var rowMean = 0.0
+            for i in 0..<rows { rowMean += Double(r[i]) }
+            let mean = Float(rowMean / Double(rows))
+            let columnFactor = (0..<columns).map { 1 / c[$0].squareRoot() }
+            for i in 0..<rows {
+                let rowFactor = 1 / (r[i] / mean).squareRoot()
+                let gi = g + i * columns, ui = pu + i * columns
+                for j in 0..<columns { ui[j] = rowFactor * columnFactor[j] * gi[j] }
+            }
+        } else {
+            if moments[index] == nil { moments[index] = [Tensor.zeros(p.shape)] }
+            let v = moments[index]![0].pointer(as: Float.self)
+            for i in 0..<n {
+                v[i] = (v[i] * beta).addingProduct(oneMinusBeta, g[i] * g[i] + eps1)
+                pu[i] = 1 / v[i].squareRoot() * g[i]
+            }
+        }
+        // u ← u / max(1, RMS(u) / clip_threshold)
+        var squares = 0.0
+        for i in 0..<n { squares += Double(pu[i]) * Double(pu[i]) }
+        let rms = Float(squares.squareRoot()) / Float(Double(n).squareRoot())
+        let divisor = max(rms / Float(clipThreshold), 1)
+        let threshold = Float(epsilon.1)
+        let decay = weightDecay
+        p.updateAsFloat32 { w, count in
+            var weightSquares = 0.0
+            for i in 0..<count { weightSquares += Double(w[i]) * Double(w[i]) }
+            let weightRMS = Float(weightSquares.squareRoot()) / Float(Double(count).squareRoot())
+            let lr = learningRate * Double(max(threshold, weightRMS))
+            let negativeLR = Float(-lr), factor = Float(1 - lr * decay)
+            for i in 0..<count {
+                if decay > 0 { w[i] *= factor }
+                w[i] = w[i].addingProduct(negativeLR, pu[i] / divisor)
+            }
+        }
+    }
+
+    // MARK: - State
+
+    var hyperparameters: [String: Double] {
+        ["eps1": epsilon.0, "eps2": epsilon.1, "clip_threshold": clipThreshold, "decay_rate": decayRate,
+         "weight_decay": weightDecay]
+    }
+
+    /// `<key>.exp_avg_sq_row` and `<key>.exp_avg_sq_col` for matrices, `<key>.exp_avg_sq` for vectors
+    /// (`lomo-optim`'s names), for every parameter updated at least once.
+    public func state() -> OptimizerState {
+        let keys = OptimizerState.parameterKeys(for: parameters)
+        var tensors: [String: Tensor] = [:]
+        for (index, key) in keys.enumerated() {
+            guard let m = moments[index] else { continue }
+            if m.count == 2 {
+                tensors["\(key).exp_avg_sq_row"] = m[0]
+                tensors["\(key).exp_avg_sq_col"] = m[1]
+            } else {
+                tensors["\(key).exp_avg_sq"] = m[0]
+            }
+        }
+        return OptimizerState(metadata: .init(kind: .adaLomo, stepCount: stepCount, learningRate: learningRate,
+                                              hyperparameters: hyperparameters, parameterKeys: keys),
+                              tensors: tensors)
+    }
+
+    public func load(_ state: OptimizerState) throws {
+        try state.validate(kind: .adaLomo, hyperparameters: hyperparameters, parameters: parameters)
+        var loaded: [[Tensor]?] = []
+        for (p, key) in zip(parameters, state.metadata.parameterKeys) {
+            let slots: [(String, [Int])] = p.rank == 2
+                ? [("exp_avg_sq_row", [p.shape[0]]), ("exp_avg_sq_col", [p.shape[1]])] : [("exp_avg_sq", p.shape)]
+            let found = try slots.map { try state.float32Tensor("\(key).\($0.0)", shape: $0.1) }
+            if found.allSatisfy({ $0 == nil }) { loaded.append(nil); continue }
+            guard found.allSatisfy({ $0 != nil }) else {
+                throw OptimizerStateError("parameter '\(key)' has only part of its AdaLomo state")
+            }
+            loaded.append(zip(found, slots).map { saved, slot in
+                let own = Tensor.zeros(slot.1)
+                own.assignFloat32(from: saved!)
+                return own
+            })
+        }
+        moments = loaded
+        stepCount = state.metadata.stepCount
+        learningRate = state.metadata.learningRate
+    }
+}
+
+extension AdaLomo: FusedBackwardOptimizer {
+    public var clipGradNorm: Double? { fused.clipGradNorm }
+    public func gatherGradientNorms(_ backward: () -> Void) -> Bool { fused.gatherNorms(backward) }
+    public var lossScale: Double { fused.lossScaler?.scale ?? 1 }
+    public var lastGradientNorm: Double? { fused.lastGradientNorm }
+}

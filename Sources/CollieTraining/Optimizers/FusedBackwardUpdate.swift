@@ -1,0 +1,148 @@
+import CollieEngine
+import Foundation
+
+/// The machinery LOMO and AdaLomo share: each parameter is updated from its gradient-ready hook
+/// inside `backward()`, and its gradient is freed at once, so at most one parameter's gradient
+/// exists at a time (OpenLMLab's `lomo-optim`, whose `fused_backward` this reproduces).
+///
+/// Per gradient, in order: divide by the loss scale (when scaling), clip each element to
+/// ±`clipGradValue`, multiply by the clipping coefficient of the norm pass, then the optimizer's
+/// update. Clipping by the global norm needs the norm before the first update, so it takes two
+/// backward passes through a retained graph, as `lomo-optim` does:
+///
+///     fused.gatherNorms { loss.backward(retainGraph: true) }   // norms only, gradients freed
+///     loss.backward()                                           // updates, clipped
+final class FusedBackwardUpdate {
+    /// What a gradient-ready hook does with a gradient.
+    enum Mode { case update, gatherNorms }
+
+    let parameters: [Tensor]
+    /// Clip each gradient element to [−value, value] (`clip_grad_value`); nil or ≤ 0: off.
+    let clipGradValue: Double?
+    /// Global-norm clipping threshold (`clip_grad_norm`); nil: off.
+    let clipGradNorm: Double?
+    /// Multiplies every gradient before the update; set by the norm pass (torch's `clip_coef`).
+    private(set) var clipCoefficient: Float?
+    /// The global gradient norm the last norm pass measured.
+    private(set) var lastGradientNorm: Double?
+    /// Set when scaling the loss (float16 parameters): gradients are divided by its scale, and an
+    /// overflow skips the step.
+    var lossScaler: DynamicLossScaler?
+    private(set) var mode = Mode.update
+    private var norms: [Float] = []
+    private var overflowed = false
+    private var attached = false
+    /// The optimizer's update of parameter `index` from its processed float32 gradient.
+    var update: (Int, Tensor) -> Void = { _, _ in }
+
+    init(parameters: [Tensor], clipGradValue: Double?, clipGradNorm: Double?) {
+        precondition(clipGradNorm.map { $0 > 0 } ?? true, "clip_grad_norm must be positive")
+        self.parameters = parameters
+        self.clipGradValue = clipGradValue
+        self.clipGradNorm = clipGradNorm
+        if parameters.contains(where: { $0.dtype == .float16 }) { lossScaler = DynamicLossScaler() }
+    }
+
+    /// Registers one gradient-ready hook per parameter (once).
+    func attach() {
+        guard !attached else { return }
+        attached = true
+        for (index, p) in parameters.enumerated() {
+            p.onGradientReady { [unowned self] _ in self.gradientReady(index) }
+        }
+    }
+
+    /// Runs `backward` (a backward pass through a retained graph) collecting gradient norms
+    /// instead of updating, then sets the clipping coefficient min(1, max_norm / (‖g‖ + 1e-6)).
+    /// Returns false when a scaled gradient overflowed: the scale was reduced and this step must
+    /// be skipped.
+    func gatherNorms(_ backward: () -> Void) -> Bool {
+        mode = .gatherNorms
+        norms.removeAll(keepingCapacity: true)
+        overflowed = false
+        backward()
+        mode = .update
+        if overflowed {
+            lossScaler?.update(overflow: true)
+            clipCoefficient = nil
+            return false
+        }
+        // torch.norm(torch.stack(per-parameter float32 norms)).
+        let total = Float(norms.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot())
+        lastGradientNorm = Double(total)
+        if let clipGradNorm {
+            clipCoefficient = min(Float(clipGradNorm) / (total + 1e-6), 1)
+        }
+        return true
+    }
+
+    /// Call after the update pass: counts a good step for the loss scaler.
+    func finishUpdatePass() {
+        if let lossScaler, !overflowed { lossScaler.update(overflow: false) }
+        overflowed = false
+    }
+
+    private func gradientReady(_ index: Int) {
+        let p = parameters[index]
+        guard let stored = p.grad else { return }
+        p.grad = nil
+        if overflowed { return }
+        // The gradient is ours now (the parameter no longer holds it): work on it in place.
+        let g = stored.dtype == .float32 && stored.isContiguous ? stored : stored.contiguousCopy(dtype: .float32)
+        precondition(g.shape == p.shape, "gradient shape \(g.shape) ≠ parameter shape \(p.shape)")
+        let n = g.count, pg = g.pointer(as: Float.self)
+        if let scaler = lossScaler {
+            var finite = true
+            for i in 0..<n where !pg[i].isFinite { finite = false; break }
+            if !finite { overflowed = true; return }
+            let scale = Float(scaler.scale)
+            for i in 0..<n { pg[i] /= scale }
+        }
+        if mode == .gatherNorms {
+            var sum = 0.0
+            for i in 0..<n { sum += Double(pg[i]) * Double(pg[i]) }
+            norms.append(Float(sum.squareRoot()))
+            return
+        }
+        if let value = clipGradValue, value > 0 {
+            let limit = Float(value)
+            for i in 0..<n { pg[i] = min(max(pg[i], -limit), limit) }
+        }
+        if clipGradNorm != nil, let coefficient = clipCoefficient {
+            for i in 0..<n { pg[i] *= coefficient }
+        }
+        update(index, g)
+    }
+}
+
+/// Loss scaling for float16 parameters (DeepSpeed's and `lomo-optim`'s `DynamicLossScaler`):
+/// the loss is multiplied by `scale` so small gradients survive float16; an overflow (inf/NaN)
+/// halves the scale and skips the step; `scaleWindow` good steps in a row double it.
+public final class DynamicLossScaler {
+    /// The current factor.
+    public private(set) var scale: Double
+    public let scaleFactor: Double
+    public let scaleWindow: Int
+    public let minimumScale: Double
+    private var iteration = 0
+    private var lastOverflowIteration = -1
+
+    public init(initialScale: Double = 65536, scaleFactor: Double = 2, scaleWindow: Int = 1000, minimumScale: Double = 1) {
+        scale = initialScale
+        self.scaleFactor = scaleFactor
+        self.scaleWindow = scaleWindow
+        self.minimumScale = minimumScale
+    }
+
+    /// Records one step: an overflow divides the scale (not below the minimum); `scaleWindow`
+    /// steps after the last overflow multiply it.
+    public func update(overflow: Bool) {
+        if overflow {
+            scale = max(scale / scaleFactor, minimumScale)
+            lastOverflowIteration = iteration
+        } else if (iteration - lastOverflowIteration) % scaleWindow == 0 {
+            scale *= scaleFactor
+        }
+        iteration += 1
+    }
+}

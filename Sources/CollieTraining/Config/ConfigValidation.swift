@@ -29,6 +29,10 @@ extension CollieConfig {
         case 3: fail("ds_config.zero_optimization.stage", "ZeRO stage 3 (sharded parameters) is not yet supported; use 0, 1 or 2")
         default: fail("ds_config.zero_optimization.stage", "must be 0, 1, 2 or 3, got \(zeroStage)")
         }
+        if (1...2).contains(zeroStage), optimizer.name.updatesDuringBackward {
+            fail("ds_config.zero_optimization.stage", "\(optimizer.name.rawValue) updates inside backward and keeps no "
+                 + "sharded optimizer state; use stage 0 (data parallelism)")
+        }
         atLeast(1, trainEpochs, .trainEpochs)
         atLeast(1, trainMicroBatchSize, .trainMicroBatchSize)
         atLeast(1, gradientAccumulationSteps, .gradientAccumulationSteps)

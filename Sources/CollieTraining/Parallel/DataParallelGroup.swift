@@ -16,6 +16,11 @@ import Foundation
 /// - Stage 2: as stage 1, but each bucket is reduce-scattered after every micro-batch: a rank keeps the summed
 ///   gradient of its shard only, and each parameter's full gradient is freed as soon as it was sent.
 ///
+/// With an optimizer that updates inside backward (LOMO, AdaLomo: `reducesEachGradient`), there are no flat
+/// gradients and no buckets: each parameter's gradient is summed over the ranks (all-reduce) by a gradient-ready
+/// hook registered before the optimizer's, so the optimizer's own hook — which knows nothing of MPI — updates
+/// from the reduced gradient, in its norm pass and in its update pass alike.
+///
 /// The losses are divided by the global number of predicted tokens, so the summed gradient is that of one
 /// process training on the whole global batch.
 public final class DataParallelGroup {
@@ -23,6 +28,8 @@ public final class DataParallelGroup {
     public let communicator: Communicator
     /// 0 (plain data parallelism), 1 or 2.
     public let stage: Int
+    /// True for in-backward optimizers: every gradient is all-reduced as soon as it is final.
+    public let reducesEachGradient: Bool
     public let buffer: ParameterBuffer
     /// Each rank's element range of the flat buffer.
     public let ranges: [Range<Int>]
@@ -50,14 +57,28 @@ public final class DataParallelGroup {
 
     /// Sets up `buffer`'s gradients for `stage` and registers the gradient-ready hooks (none in a group of one
     /// at stage 0, where nothing needs reducing).
-    public init(communicator: Communicator, stage: Int, buffer: ParameterBuffer,
+    ///
+    /// - Parameter reducesEachGradient: for optimizers that update inside backward (stage 0 only): leaves the
+    ///   gradients unattached and all-reduces each one from a gradient-ready hook. Create the group before the
+    ///   optimizer attaches its own hooks.
+    public init(communicator: Communicator, stage: Int, buffer: ParameterBuffer, reducesEachGradient: Bool = false,
                 bucketElements: Int = DataParallelGroup.defaultBucketElements) {
         precondition((0...2).contains(stage), "ZeRO stage \(stage) is not one of 0, 1, 2")
+        precondition(!reducesEachGradient || stage == 0, "in-backward optimizers keep no sharded state: use stage 0")
         self.communicator = communicator
         self.stage = stage
         self.buffer = buffer
+        self.reducesEachGradient = reducesEachGradient
         ranges = communicator.partition(buffer.count)
         let shard = ranges[communicator.rank]
+        if reducesEachGradient {
+            shardParameter = nil
+            guard communicator.size > 1 else { return }
+            for parameter in buffer.parameters {
+                parameter.onGradientReady { [unowned self] p in self.allReduceGradient(of: p) }
+            }
+            return
+        }
         if stage < 2 { buffer.attachGradients() }
         if stage >= 1 {
             let view = Tensor(storage: buffer.values.storage, shape: [shard.count], offset: shard.lowerBound, dtype: .float32)
@@ -102,11 +123,17 @@ public final class DataParallelGroup {
     // MARK: - Data
 
     /// This rank's rows of a global micro-batch: rank r of N takes the r-th of N contiguous, as-even-as-possible
-    /// row ranges, padded to the global batch's length. Nil when the batch has fewer rows than ranks and none
-    /// fall here.
-    public func localRows(of batch: PaddedBatch) -> PaddedBatch? {
+    /// row ranges, padded to the global batch's length, with `weight` 1. When the batch has fewer rows than
+    /// ranks and none fall here, the batch's last row with `weight` 0: the rank still runs backward (its
+    /// gradient-ready hooks take part in the collectives) but contributes nothing.
+    public func localRows(of batch: PaddedBatch) -> (batch: PaddedBatch, weight: Double) {
         let rows = Self.partition(batch.batchSize, into: communicator.size)[communicator.rank]
-        guard !rows.isEmpty else { return nil }
+        if rows.isEmpty { return (Self.rows(batch.batchSize - 1..<batch.batchSize, of: batch), 0) }
+        return (Self.rows(rows, of: batch), 1)
+    }
+
+    /// Rows `rows` of `batch`.
+    static func rows(_ rows: Range<Int>, of batch: PaddedBatch) -> PaddedBatch {
         if rows.count == batch.batchSize { return batch }
         let t = batch.length
         let elements = (rows.lowerBound * t)..<(rows.upperBound * t)
@@ -121,6 +148,16 @@ public final class DataParallelGroup {
     }
 
     // MARK: - Backward
+
+    /// Sums `parameter`'s gradient over the ranks, in place (a contiguous float32 copy replaces one that is not).
+    private func allReduceGradient(of parameter: Tensor) {
+        guard var g = parameter.grad else { return }
+        if !(g.isContiguous && g.dtype == .float32) {
+            g = g.contiguousCopy(dtype: .float32)
+            parameter.grad = g
+        }
+        communicator.allReduce(UnsafeMutableBufferPointer(start: g.pointer(as: Float.self), count: g.count), .sum)
+    }
 
     /// Call before each micro-batch's backward pass; `last` is true for the last micro-batch of an update, after
     /// which gradients are reduced (stage 2 reduces after every micro-batch).
@@ -229,4 +266,9 @@ public final class DataParallelGroup {
 
     /// The sums over the ranks of `values` (losses, token counts).
     public func sum(_ values: [Double]) -> [Double] { communicator.size > 1 ? communicator.sum(values) : values }
+}
+
+extension CollieConfig.OptimizerSettings.Name {
+    /// True for the optimizers that update each parameter inside backward (LOMO, AdaLomo).
+    public var updatesDuringBackward: Bool { self == .lomo || self == .adalomo }
 }

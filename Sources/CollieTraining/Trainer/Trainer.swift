@@ -92,7 +92,8 @@ public final class Trainer {
             try DataLoader(dataset: $0, batchSize: config.evalBatchSize, lastBatch: .normal, shuffle: false, padder: padder)
         }
         parameterBuffer = ParameterBuffer(model.parameters)
-        dataParallel = DataParallelGroup(communicator: communicator, stage: config.zeroStage, buffer: parameterBuffer)
+        dataParallel = DataParallelGroup(communicator: communicator, stage: config.zeroStage, buffer: parameterBuffer,
+                                         reducesEachGradient: config.optimizer.name.updatesDuringBackward)
         optimizer = try Self.makeOptimizer(config.optimizer, parameters: dataParallel.optimizerParameters)
 
         var state = TrainerState()
@@ -172,11 +173,11 @@ public final class Trainer {
         for (index, globalBatch) in group.enumerated() {
             // This rank's rows; the loss is divided by the whole global group's token count.
             dataParallel.beginBackward(last: index == group.count - 1)
-            if let batch = dataParallel.localRows(of: globalBatch) {
-                let microLoss = Self.summedLoss(model, batch, targets: Self.shiftedTargets(batch)) / Double(max(predicted, 1))
-                microLoss.backward()
-                loss += microLoss.item
-            }
+            let (batch, weight) = dataParallel.localRows(of: globalBatch)
+            let summed = Self.summedLoss(model, batch, targets: Self.shiftedTargets(batch))
+            let microLoss = weight == 0 ? summed * 0.0 : summed / Double(max(predicted, 1))
+            microLoss.backward()
+            loss += microLoss.item
             dataParallel.endBackward()
         }
         loss = Float(dataParallel.sum([Double(loss)])[0])

@@ -82,6 +82,10 @@ public final class LlamaForCausalLM: Module {
     public let norm: RMSNorm
     /// The output projection; `nil` when tied to the embedding.
     public let lmHead: Linear?
+    /// Recompute each decoder layer's activations in backward instead of keeping them (CoLLiE's
+    /// `checkpointing`): memory for activations drops to one [B, T, C] input per layer, for one
+    /// more forward pass per step. Gradients are identical.
+    public var activationCheckpointing = false
     /// The last rotary tables and the positions they are for.
     private var rotaryCache: (positions: [Int], shape: [Int], cos: Tensor, sin: Tensor)?
 
@@ -106,7 +110,13 @@ public final class LlamaForCausalLM: Module {
     public func callAsFunction(_ ids: Tensor, positions: Tensor? = nil, keyPaddingMask: Tensor? = nil) -> Tensor {
         let (cos, sin) = rotaryTables(positions?.ints() ?? Array(0..<ids.shape[1]), shape: positions?.shape ?? [ids.shape[1]])
         var h = embedTokens(ids)
-        for layer in layers { h = layer(h, cos: cos, sin: sin, keyPaddingMask: keyPaddingMask) }
+        for layer in layers {
+            if activationCheckpointing {
+                h = .checkpoint(h) { layer($0, cos: cos, sin: sin, keyPaddingMask: keyPaddingMask) }
+            } else {
+                h = layer(h, cos: cos, sin: sin, keyPaddingMask: keyPaddingMask)
+            }
+        }
         h = norm(h)
         return .linear(h, weight: lmHead?.weight ?? embedTokens.weight)
     }

@@ -29,8 +29,9 @@ final class FusedOptimizerParityTests: XCTestCase {
     }
 
     func testAtMostOneParameterGradientIsAliveDuringBackward() throws {
-        for name in ["lomo_plain", "adalomo_clips"] {
+        for (name, checkpointing) in [("lomo_plain", false), ("adalomo_clips", false), ("lomo_plain", true)] {
             let model = try Self.loadModel()
+            model.activationCheckpointing = checkpointing
             let parameters = model.parameters
             let largest = parameters.map { $0.count * 4 }.max()!
             var peak = 0, readyCount = 0
@@ -47,7 +48,7 @@ final class FusedOptimizerParityTests: XCTestCase {
             XCTAssertGreaterThan(readyCount, 2 * parameters.count - 1, "every parameter's gradient became ready")
             XCTAssertLessThanOrEqual(peak, largest, "\(name): live gradient bytes \(peak) > largest parameter \(largest)")
             XCTAssertTrue(parameters.allSatisfy { $0.grad == nil }, "no gradient is left after the step")
-            print("\(name): peak live gradient bytes \(peak), largest parameter \(largest)")
+            print("\(name), checkpointing \(checkpointing): peak live gradient bytes \(peak), largest parameter \(largest)")
         }
     }
 

@@ -66,6 +66,30 @@ final class ResumeAndCallbackTests: XCTestCase {
         assertSameRun(resumed, as: full, from: 4)
     }
 
+    func testEveryOptimizerResumesExactlyWithItsSavedState() throws {
+        // AdaLomo's factored moments, Lion's, Adan's and SophiaG's buffers travel in the checkpoint; LOMO clips
+        // by the global norm in two backward passes; SophiaG refreshes its Hessian every 2 updates.
+        let optimizers = ["{name: lomo, lr: 0.05, clip_grad_value: 0.5}", "{name: adalomo, lr: 0.01, weight_decay: 0.01}",
+                          "{name: lion, lr: 0.0003}", "{name: adan, lr: 0.003}",
+                          "{name: sophiag, lr: 0.003, hessian_update_interval: 2}"]
+        for optimizer in optimizers {
+            let overrides = ["callbacks={checkpoint: {every_n_batches: 2}}", "optimizer=\(optimizer)",
+                             "gradient_accumulation_steps=1", "max_grad_norm=1"]
+            let full = try run(output: try temporaryFolder(self), overrides: overrides)
+            XCTAssertGreaterThan(full.steps.count, 6, optimizer)
+            XCTAssertLessThan(full.steps.last!.loss, full.steps.first!.loss, "\(optimizer) lowers the loss")
+            if optimizer.contains("lomo") {
+                XCTAssertNotNil(full.steps.first?.gradientNorm, "\(optimizer): the norm pass reports the norm")
+                XCTAssertNil(full.trainer.parameterBuffer.gradients, "\(optimizer): no flat gradient buffer")
+            }
+            let output = try temporaryFolder(self)
+            _ = try run(output: output, overrides: overrides, crashAfter: 5)
+            let latest = try XCTUnwrap(TrainingCheckpoint.latest(in: output))
+            let resumed = try run(output: output, overrides: overrides, resumeFrom: latest)
+            assertSameRun(resumed, as: full, from: 4)
+        }
+    }
+
     /// A checkpoint taken at an epoch's last update resumes before the epoch's end: its evaluation and
     /// callbacks still run.
     func testResumeFromAnEpochsLastUpdateStillEndsThatEpoch() throws {

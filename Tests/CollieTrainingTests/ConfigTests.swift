@@ -314,12 +314,32 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(try XCTUnwrap(issue("model: tiny\ntokenizer: t\ndp_size: 0")).keyPath, "dp_size")
     }
 
-    func testFutureOptimizersAreNotYetSupported() throws {
-        for name in ["lomo", "adalomo", "lion", "adan", "sophiag"] {
-            let issue = try XCTUnwrap(issue("model: tiny\ntokenizer: t\noptimizer: {name: \(name)}"))
-            XCTAssertEqual(issue.keyPath, "optimizer.name")
-            XCTAssertEqual(issue.message, "\(name) is not yet supported; use sgd or adamw")
+    func testEveryOptimizerTakesItsOwnHyperParameters() throws {
+        for yaml in ["{name: lomo, lr: 0.01, weight_decay: 0.1, clip_grad_value: 1}",
+                     "{name: adalomo, clip_threshold: 1, decay_rate: -0.8, clip_grad_value: 0.5}",
+                     "{name: lion, betas: [0.95, 0.98], weight_decay: 0.1}",
+                     "{name: adan, betas: [0.98, 0.92, 0.99], eps: 1e-8, no_prox: true}",
+                     "{name: sophiag, betas: [0.965, 0.99], rho: 0.05, hessian_update_interval: 5}"] {
+            XCTAssertNoThrow(try CollieConfig(text: "model: tiny\ntokenizer: t\noptimizer: \(yaml)", source: "train.yaml"), yaml)
         }
+        let wrongCount = try XCTUnwrap(issue("model: tiny\ntokenizer: t\noptimizer: {name: adan, betas: [0.9, 0.9]}"))
+        XCTAssertEqual(wrongCount.keyPath, "optimizer.betas")
+        XCTAssertEqual(wrongCount.message, "adan takes 3 values, got 2")
+        XCTAssertEqual(issue("model: tiny\ntokenizer: t\noptimizer: {name: lomo, betas: [0.9, 0.9]}")?.keyPath,
+                       "optimizer.betas")
+        XCTAssertEqual(issue("model: tiny\ntokenizer: t\noptimizer: {name: adamw, rho: 0.1}")?.keyPath, "optimizer.rho")
+        XCTAssertEqual(issue("model: tiny\ntokenizer: t\noptimizer: {name: adalomo, decay_rate: 0.8}")?.keyPath,
+                       "optimizer.decay_rate")
+    }
+
+    func testInBackwardOptimizersRefuseGradientAccumulation() throws {
+        for name in ["lomo", "adalomo"] {
+            let found = try XCTUnwrap(issue("model: tiny\ntokenizer: t\noptimizer: {name: \(name)}\ngradient_accumulation_steps: 4"))
+            XCTAssertEqual(found.keyPath, "gradient_accumulation_steps")
+            XCTAssertTrue(found.message.contains("updates each parameter inside backward"), found.message)
+        }
+        XCTAssertNoThrow(try CollieConfig(text: "model: tiny\ntokenizer: t\noptimizer: {name: adamw}\ngradient_accumulation_steps: 4",
+                                          source: "train.yaml"))
     }
 
     func testHyperParameterOfAnotherOptimizerIsAnError() throws {

@@ -5,25 +5,25 @@ import CollieEngine
 
 extension CollieConfig {
     /// `optimizer:` — which optimizer and its hyper-parameters (torch's names). A hyper-parameter left out
-    /// takes that optimizer's torch default; one the optimizer does not have is an error in `validate()`.
+    /// takes that optimizer's reference default; one the optimizer does not have is an error in `validate()`.
     public struct OptimizerSettings: Codable, Equatable, Sendable {
-        /// The optimizer. `sgd` and `adamw` train today; the others are accepted names that `validate()`
-        /// reports as not yet supported until their issues land.
+        /// The optimizer.
         public enum Name: String, Codable, CaseIterable, Sendable, ConfigEnum {
             case sgd, adamw, lomo, adalomo, lion, adan, sophiag
 
-            /// True for the optimizers Collie implements.
-            public var isSupported: Bool { self == .sgd || self == .adamw }
+            /// True for LOMO and AdaLomo, which update each parameter inside backward.
+            public var updatesDuringBackward: Bool { self == .lomo || self == .adalomo }
         }
 
         public var name: Name
         /// Learning rate (`lr`); the peak value when a schedule warms up.
         public var learningRate: Double
-        /// AdamW's (β1, β2), default (0.9, 0.999).
+        /// (β1, β2) of AdamW (0.9, 0.999), Lion (0.9, 0.99) and SophiaG (0.965, 0.99); (β1, β2, β3) of Adan
+        /// (0.98, 0.92, 0.99).
         public var betas: [Double]?
-        /// AdamW's ε, default 1e-8.
+        /// ε of AdamW and Adan, default 1e-8.
         public var epsilon: Double?
-        /// Decoupled (AdamW, default 0.01) or L2 (SGD, default 0) weight decay.
+        /// Weight decay: decoupled (AdamW 0.01, SophiaG 0.1, Lion, Adan, LOMO, AdaLomo 0) or L2 (SGD, 0).
         public var weightDecay: Double?
         /// SGD's momentum, default 0.
         public var momentum: Double?
@@ -31,14 +31,29 @@ extension CollieConfig {
         public var nesterov: Bool?
         /// SGD's dampening, default 0.
         public var dampening: Double?
+        /// LOMO's and AdaLomo's element-wise gradient clipping (`clip_grad_value`), default off.
+        public var clipGradValue: Double?
+        /// AdaLomo's update RMS threshold, default 1.
+        public var clipThreshold: Double?
+        /// AdaLomo's second-moment decay exponent, default −0.8.
+        public var decayRate: Double?
+        /// SophiaG's ρ, default 0.04.
+        public var rho: Double?
+        /// SophiaG: refresh the Hessian estimate every this many updates, default 10.
+        public var hessianUpdateInterval: Int?
+        /// Adan: decay before the step instead of the proximal decay after it, default false.
+        public var noProx: Bool?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case name, learningRate = "lr", betas, epsilon = "eps", weightDecay = "weight_decay", momentum, nesterov,
-                 dampening
+                 dampening, clipGradValue = "clip_grad_value", clipThreshold = "clip_threshold", decayRate = "decay_rate",
+                 rho, hessianUpdateInterval = "hessian_update_interval", noProx = "no_prox"
         }
 
         public init(name: Name = .adamw, learningRate: Double = 1e-3, betas: [Double]? = nil, epsilon: Double? = nil,
-                    weightDecay: Double? = nil, momentum: Double? = nil, nesterov: Bool? = nil, dampening: Double? = nil) {
+                    weightDecay: Double? = nil, momentum: Double? = nil, nesterov: Bool? = nil, dampening: Double? = nil,
+                    clipGradValue: Double? = nil, clipThreshold: Double? = nil, decayRate: Double? = nil,
+                    rho: Double? = nil, hessianUpdateInterval: Int? = nil, noProx: Bool? = nil) {
             self.name = name
             self.learningRate = learningRate
             self.betas = betas
@@ -47,6 +62,12 @@ extension CollieConfig {
             self.momentum = momentum
             self.nesterov = nesterov
             self.dampening = dampening
+            self.clipGradValue = clipGradValue
+            self.clipThreshold = clipThreshold
+            self.decayRate = decayRate
+            self.rho = rho
+            self.hessianUpdateInterval = hessianUpdateInterval
+            self.noProx = noProx
         }
 
         public init(from decoder: Decoder) throws {
@@ -57,17 +78,46 @@ extension CollieConfig {
                       weightDecay: try c.decodeIfPresent(Double.self, forKey: .weightDecay),
                       momentum: try c.decodeIfPresent(Double.self, forKey: .momentum),
                       nesterov: try c.decodeIfPresent(Bool.self, forKey: .nesterov),
-                      dampening: try c.decodeIfPresent(Double.self, forKey: .dampening))
+                      dampening: try c.decodeIfPresent(Double.self, forKey: .dampening),
+                      clipGradValue: try c.decodeIfPresent(Double.self, forKey: .clipGradValue),
+                      clipThreshold: try c.decodeIfPresent(Double.self, forKey: .clipThreshold),
+                      decayRate: try c.decodeIfPresent(Double.self, forKey: .decayRate),
+                      rho: try c.decodeIfPresent(Double.self, forKey: .rho),
+                      hessianUpdateInterval: try c.decodeIfPresent(Int.self, forKey: .hessianUpdateInterval),
+                      noProx: try c.decodeIfPresent(Bool.self, forKey: .noProx))
         }
 
-        /// AdamW's (β1, β2) with the default filled in.
-        public var resolvedBetas: (Double, Double) {
-            guard let betas, betas.count == 2 else { return (0.9, 0.999) }
-            return (betas[0], betas[1])
+        /// The hyper-parameter keys `name` accepts besides `name` and `lr`.
+        static func keys(of name: Name) -> Set<CodingKeys> {
+            switch name {
+            case .sgd: [.weightDecay, .momentum, .nesterov, .dampening]
+            case .adamw: [.betas, .epsilon, .weightDecay]
+            case .lomo: [.weightDecay, .clipGradValue]
+            case .adalomo: [.weightDecay, .clipGradValue, .clipThreshold, .decayRate]
+            case .lion: [.betas, .weightDecay]
+            case .adan: [.betas, .epsilon, .weightDecay, .noProx]
+            case .sophiag: [.betas, .rho, .weightDecay, .hessianUpdateInterval]
+            }
         }
 
-        /// Weight decay with the optimizer's torch default filled in.
-        public var resolvedWeightDecay: Double { weightDecay ?? (name == .adamw ? 0.01 : 0) }
+        /// The reference default betas of `name` (empty for optimizers without betas).
+        static func defaultBetas(of name: Name) -> [Double] {
+            switch name {
+            case .adamw: [0.9, 0.999]
+            case .lion: [0.9, 0.99]
+            case .sophiag: [0.965, 0.99]
+            case .adan: [0.98, 0.92, 0.99]
+            default: []
+            }
+        }
+
+        /// The betas with the optimizer's default filled in.
+        public var resolvedBetas: [Double] { betas ?? Self.defaultBetas(of: name) }
+
+        /// Weight decay with the optimizer's reference default filled in.
+        public var resolvedWeightDecay: Double {
+            weightDecay ?? (name == .adamw ? 0.01 : name == .sophiag ? 0.1 : 0)
+        }
     }
 
     /// `lr_scheduler:` — how the learning rate moves over training (Hugging Face's schedules).

@@ -33,6 +33,9 @@ extension CollieConfig {
             fail("ds_config.zero_optimization.stage", "\(optimizer.name.rawValue) updates inside backward and keeps no "
                  + "sharded optimizer state; use stage 0 (data parallelism)")
         }
+        if optimizer.name == .sophiag, dataParallelSize > 1 || zeroStage > 0 {
+            fail(.optimizer, "sophiag's Hessian refresh is not yet data-parallel; use dp_size: 1 and ZeRO stage 0")
+        }
         atLeast(1, trainEpochs, .trainEpochs)
         atLeast(1, trainMicroBatchSize, .trainMicroBatchSize)
         atLeast(1, gradientAccumulationSteps, .gradientAccumulationSteps)
@@ -59,6 +62,11 @@ extension CollieConfig {
                  + RecordFormat.trainingFormats.map(\.rawValue).joined(separator: ", ") + " or auto")
         }
         if let maxGradNorm, !(maxGradNorm > 0) { fail(.maxGradNorm, "must be positive, got \(maxGradNorm)") }
+        if optimizer.name.updatesDuringBackward, gradientAccumulationSteps > 1 {
+            fail(.gradientAccumulationSteps, "\(optimizer.name.rawValue) updates each parameter inside backward and frees its "
+                 + "gradient at once, so there is nothing to accumulate across micro-batches; use 1 and raise "
+                 + "train_micro_batch_size instead")
+        }
         if monitors.isEmpty == false, Set(monitors).count != monitors.count { fail(.monitors, "lists a monitor twice") }
         if outputDir.isEmpty { fail(.outputDir, "must not be empty") }
 
@@ -79,21 +87,22 @@ extension CollieConfig.OptimizerSettings {
         func fail(_ key: CodingKeys, _ message: String) {
             issues.append(.init(keyPath: "optimizer.\(key.rawValue)", message: message))
         }
-        if !name.isSupported {
-            fail(.name, "\(name.rawValue) is not yet supported; use sgd or adamw")
-            return issues
-        }
         if !(learningRate >= 0) || !learningRate.isFinite { fail(.learningRate, "must be a finite number ≥ 0, got \(learningRate)") }
-        if let weightDecay, !(weightDecay >= 0) { fail(.weightDecay, "must be ≥ 0, got \(weightDecay)") }
-        let adamOnly: [(CodingKeys, Bool)] = [(.betas, betas != nil), (.epsilon, epsilon != nil)]
-        let sgdOnly: [(CodingKeys, Bool)] = [(.momentum, momentum != nil), (.nesterov, nesterov != nil),
-                                             (.dampening, dampening != nil)]
-        for (key, isSet) in name == .sgd ? adamOnly : sgdOnly where isSet {
+        let given: [(CodingKeys, Bool)] = [
+            (.betas, betas != nil), (.epsilon, epsilon != nil), (.weightDecay, weightDecay != nil),
+            (.momentum, momentum != nil), (.nesterov, nesterov != nil), (.dampening, dampening != nil),
+            (.clipGradValue, clipGradValue != nil), (.clipThreshold, clipThreshold != nil), (.decayRate, decayRate != nil),
+            (.rho, rho != nil), (.hessianUpdateInterval, hessianUpdateInterval != nil), (.noProx, noProx != nil),
+        ]
+        let allowed = Self.keys(of: name)
+        for (key, isSet) in given where isSet && !allowed.contains(key) {
             fail(key, "is not a hyper-parameter of \(name.rawValue)")
         }
-        if let betas {
-            if betas.count != 2 {
-                fail(.betas, "expected two values [β1, β2], got \(betas.count)")
+        if let weightDecay, !(weightDecay >= 0) { fail(.weightDecay, "must be ≥ 0, got \(weightDecay)") }
+        if let betas, allowed.contains(.betas) {
+            let expected = Self.defaultBetas(of: name).count
+            if betas.count != expected {
+                fail(.betas, "\(name.rawValue) takes \(expected) values, got \(betas.count)")
             } else {
                 for (index, beta) in betas.enumerated() where !(0..<1).contains(beta) {
                     issues.append(.init(keyPath: "optimizer.betas[\(index)]", message: "must be in [0, 1), got \(beta)"))
@@ -105,6 +114,13 @@ extension CollieConfig.OptimizerSettings {
         if let dampening, !(dampening >= 0) { fail(.dampening, "must be ≥ 0, got \(dampening)") }
         if nesterov == true, !((momentum ?? 0) > 0) || (dampening ?? 0) != 0 {
             fail(.nesterov, "Nesterov momentum needs momentum > 0 and dampening 0 (as torch)")
+        }
+        if let clipGradValue, !(clipGradValue > 0) { fail(.clipGradValue, "must be positive, got \(clipGradValue)") }
+        if let clipThreshold, !(clipThreshold > 0) { fail(.clipThreshold, "must be positive, got \(clipThreshold)") }
+        if let decayRate, !(decayRate < 0) { fail(.decayRate, "must be negative (β = 1 − t^decay_rate), got \(decayRate)") }
+        if let rho, !(rho >= 0) { fail(.rho, "must be ≥ 0, got \(rho)") }
+        if let hessianUpdateInterval, hessianUpdateInterval < 1 {
+            fail(.hessianUpdateInterval, "must be at least 1, got \(hessianUpdateInterval)")
         }
         return issues
     }

@@ -267,8 +267,3 @@ public final class DataParallelGroup {
     /// The sums over the ranks of `values` (losses, token counts).
     public func sum(_ values: [Double]) -> [Double] { communicator.size > 1 ? communicator.sum(values) : values }
 }
-
-extension CollieConfig.OptimizerSettings.Name {
-    /// True for the optimizers that update each parameter inside backward (LOMO, AdaLomo).
-    public var updatesDuringBackward: Bool { self == .lomo || self == .adalomo }
-}

@@ -91,10 +91,17 @@ public final class Trainer {
         evaluationLoader = try evaluationDataset.map {
             try DataLoader(dataset: $0, batchSize: config.evalBatchSize, lastBatch: .normal, shuffle: false, padder: padder)
         }
+        model.activationCheckpointing = config.checkpointing
         parameterBuffer = ParameterBuffer(model.parameters)
+        // The data-parallel group registers its gradient-ready hooks before an in-backward optimizer does, so that
+        // each gradient is reduced over the ranks before the optimizer's hook uses it.
         dataParallel = DataParallelGroup(communicator: communicator, stage: config.zeroStage, buffer: parameterBuffer,
                                          reducesEachGradient: config.optimizer.name.updatesDuringBackward)
-        optimizer = try Self.makeOptimizer(config.optimizer, parameters: dataParallel.optimizerParameters)
+        optimizer = try Self.makeOptimizer(config.optimizer, maxGradNorm: config.maxGradNorm,
+                                           parameters: dataParallel.optimizerParameters)
+        // In-backward optimizers free each gradient as soon as it is used: no flat gradient buffer (the group
+        // attached one for the others).
+        if optimizer.updatesDuringBackward { optimizer.attachToBackward() }
 
         var state = TrainerState()
         state.batchesPerEpoch = trainLoader.batchesPerEpoch
@@ -169,21 +176,8 @@ public final class Trainer {
         let predicted = targets.reduce(0) { total, row in total + row.lazy.filter { $0 != Tensor.ignoreIndex }.count }
         let learningRate = schedule.currentLearningRate
         optimizer.learningRate = learningRate
-        var loss: Float = 0
-        for (index, globalBatch) in group.enumerated() {
-            // This rank's rows; the loss is divided by the whole global group's token count.
-            dataParallel.beginBackward(last: index == group.count - 1)
-            let (batch, weight) = dataParallel.localRows(of: globalBatch)
-            let summed = Self.summedLoss(model, batch, targets: Self.shiftedTargets(batch))
-            let microLoss = weight == 0 ? summed * 0.0 : summed / Double(max(predicted, 1))
-            microLoss.backward()
-            loss += microLoss.item
-            dataParallel.endBackward()
-        }
+        var (loss, norm) = try takeStep(group, targets: targets, predicted: predicted)
         loss = Float(dataParallel.sum([Double(loss)])[0])
-        let norm = dataParallel.clipGradients(maxNorm: config.maxGradNorm)
-        optimizer.step()
-        dataParallel.finishStep()
         schedule.advance()
         dataParallel.zeroGradients()
         state.globalStep += 1
@@ -204,6 +198,77 @@ public final class Trainer {
         // already holds it.
         if nextPosition.epoch != epoch { try evaluateIfDue(endOf: epoch) }
         for callback in callbacks { try callback.onBatchEnd(self, step: step) }
+    }
+
+    /// Backward and the optimizer's update for one group of micro-batches; returns the loss and the
+    /// gradient norm (before clipping).
+    private func takeStep(_ group: [PaddedBatch], targets: [[Int]], predicted: Int) throws -> (Float, Double?) {
+        if let fused = optimizer as? FusedBackwardOptimizer {
+            // LOMO/AdaLomo: one micro-batch (accumulation is refused by the config); updates happen in backward,
+            // after a norm-only pass when clipping by the global norm.
+            precondition(group.count == 1, "in-backward optimizers take one micro-batch per update")
+            // This rank's rows; the data-parallel group's hooks sum each gradient over the ranks first.
+            let (batch, weight) = dataParallel.localRows(of: group[0])
+            let summed = Self.summedLoss(model, batch, targets: Self.shiftedTargets(batch))
+            let loss = weight == 0 ? summed * 0.0 : summed / Double(max(predicted, 1))
+            let scaled = fused.lossScale == 1 ? loss : loss * fused.lossScale
+            var proceed = true
+            if fused.clipGradNorm != nil { proceed = fused.gatherGradientNorms { scaled.backward(retainGraph: true) } }
+            if proceed {
+                scaled.backward()
+                optimizer.step()
+            } else {
+                log("step \(state.globalStep + 1): the loss-scaled gradient overflowed; update skipped, scale now \(fused.lossScale)")
+            }
+            return (loss.item, fused.clipGradNorm != nil ? fused.lastGradientNorm : nil)
+        }
+        var loss: Float = 0
+        for (index, globalBatch) in group.enumerated() {
+            // This rank's rows; the loss is divided by the whole global group's token count.
+            dataParallel.beginBackward(last: index == group.count - 1)
+            let (batch, weight) = dataParallel.localRows(of: globalBatch)
+            let summed = Self.summedLoss(model, batch, targets: Self.shiftedTargets(batch))
+            let microLoss = weight == 0 ? summed * 0.0 : summed / Double(max(predicted, 1))
+            microLoss.backward()
+            loss += microLoss.item
+            dataParallel.endBackward()
+        }
+        let norm = dataParallel.clipGradients(maxNorm: config.maxGradNorm)
+        if let sophia = optimizer as? SophiaG { sophia.batchTokens = predicted }
+        optimizer.step()
+        dataParallel.finishStep()
+        if let sophia = optimizer as? SophiaG,
+           (state.globalStep + 1) % (config.optimizer.hessianUpdateInterval ?? 10) == 0 {
+            parameterBuffer.zeroGradients()
+            refreshHessian(sophia, group, targets: targets, predicted: predicted)
+        }
+        return (loss, norm)
+    }
+
+    /// SophiaG's Gauss–Newton–Bartlett estimate, as the authors' training loop computes it: labels sampled
+    /// from the model's own distribution at every predicted position, the mean loss against them
+    /// back-propagated, and the squared gradients folded into the Hessian diagonal.
+    private func refreshHessian(_ sophia: SophiaG, _ group: [PaddedBatch], targets: [[Int]], predicted: Int) {
+        let vocabulary = model.configuration.vocabularySize
+        for (batch, target) in zip(group, targets) {
+            let (b, t) = (batch.batchSize, batch.length)
+            let logits = model(batch.tokenTensor, positions: batch.positionTensor,
+                               keyPaddingMask: batch.hasPadding ? batch.attentionMaskTensor : nil)
+                .reshaped([b * t, vocabulary])
+            let probabilities = withNoGrad { logits.detach().softmax().floats() }
+            var sampled = [Int](repeating: Tensor.ignoreIndex, count: b * t)
+            for row in 0..<(b * t) where target[row] != Tensor.ignoreIndex {
+                var u = Float(randomGenerator.nextUnit()), chosen = vocabulary - 1
+                for token in 0..<vocabulary {
+                    u -= probabilities[row * vocabulary + token]
+                    if u < 0 { chosen = token; break }
+                }
+                sampled[row] = chosen
+            }
+            let loss = Tensor.crossEntropy(logits: logits, targets: Tensor(ints: sampled, shape: [b * t]), reduction: .sum)
+            (loss / Double(max(predicted, 1))).backward()
+        }
+        sophia.updateHessian()
     }
 
     /// The end of `epoch`: its evaluation if it has not run yet, then the callbacks.
@@ -389,18 +454,32 @@ public final class Trainer {
     // MARK: - Construction from a config
 
     /// The optimizer `optimizer:` names, over `parameters`, with torch's defaults for what it leaves out.
-    public static func makeOptimizer(_ settings: CollieConfig.OptimizerSettings, parameters: [Tensor]) throws -> Optimizer {
+    /// `maxGradNorm` is handed to LOMO and AdaLomo, which clip inside backward.
+    public static func makeOptimizer(_ settings: CollieConfig.OptimizerSettings, maxGradNorm: Double? = nil,
+                                     parameters: [Tensor]) throws -> Optimizer {
+        let lr = settings.learningRate, betas = settings.resolvedBetas, decay = settings.resolvedWeightDecay
         switch settings.name {
         case .adamw:
-            let (beta1, beta2) = settings.resolvedBetas
-            return AdamW(parameters: parameters, learningRate: settings.learningRate, beta1: beta1, beta2: beta2,
-                         epsilon: settings.epsilon ?? 1e-8, weightDecay: settings.resolvedWeightDecay)
+            return AdamW(parameters: parameters, learningRate: lr, beta1: betas[0], beta2: betas[1],
+                         epsilon: settings.epsilon ?? 1e-8, weightDecay: decay)
         case .sgd:
-            return SGD(parameters: parameters, learningRate: settings.learningRate, momentum: settings.momentum ?? 0,
-                       dampening: settings.dampening ?? 0, weightDecay: settings.resolvedWeightDecay,
-                       nesterov: settings.nesterov ?? false)
-        default:
-            throw TrainerError("optimizer.name: \(settings.name.rawValue) is not yet supported; use sgd or adamw")
+            return SGD(parameters: parameters, learningRate: lr, momentum: settings.momentum ?? 0,
+                       dampening: settings.dampening ?? 0, weightDecay: decay, nesterov: settings.nesterov ?? false)
+        case .lomo:
+            return LOMO(parameters: parameters, learningRate: lr, weightDecay: decay, clipGradNorm: maxGradNorm,
+                        clipGradValue: settings.clipGradValue)
+        case .adalomo:
+            return AdaLomo(parameters: parameters, learningRate: lr, clipThreshold: settings.clipThreshold ?? 1,
+                           decayRate: settings.decayRate ?? -0.8, weightDecay: decay, clipGradNorm: maxGradNorm,
+                           clipGradValue: settings.clipGradValue)
+        case .lion:
+            return Lion(parameters: parameters, learningRate: lr, beta1: betas[0], beta2: betas[1], weightDecay: decay)
+        case .adan:
+            return Adan(parameters: parameters, learningRate: lr, beta1: betas[0], beta2: betas[1], beta3: betas[2],
+                        epsilon: settings.epsilon ?? 1e-8, weightDecay: decay, noProx: settings.noProx ?? false)
+        case .sophiag:
+            return SophiaG(parameters: parameters, learningRate: lr, beta1: betas[0], beta2: betas[1],
+                           rho: settings.rho ?? 0.04, weightDecay: decay)
         }
     }
 

@@ -109,6 +109,28 @@ final class DataParallelTrainCommandTests: XCTestCase {
         }
     }
 
+    func testAdaLomoAndLOMOMatchOneProcess() throws {
+        let folder = try temporaryFolder()
+        let config = try makeRun(folder)
+        let collie = try MPIRun.collie()
+        // In-backward optimizers take one micro-batch per update; AdaLomo clips by the global norm (two passes).
+        for (kind, optimizer) in [("adalomo", "{name: adalomo, lr: 1.0e-2}"),
+                                  ("lomo", "{name: lomo, lr: 5.0e-2, weight_decay: 0.01}")] {
+            let common = ["--set", "optimizer=\(optimizer)", "--set", "gradient_accumulation_steps=1"]
+            let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=\(kind)-one"] + common,
+                                            in: folder)
+            XCTAssertEqual(one.status, 0, one.output)
+            XCTAssertEqual(try losses(folder.appendingPathComponent("\(kind)-one")).count, 10)
+            for ranks in [2, 4] {
+                let name = "\(kind)-dp\(ranks)"
+                let run = try MPIRun.run(ranks: ranks, collie, ["train", config.path] + layout(ranks: ranks, stage: 0, output: name)
+                                         + common, in: folder)
+                XCTAssertEqual(run.status, 0, "\(optimizer) \(name):\n\(run.output)")
+                try assertSameRun(folder.appendingPathComponent(name), as: folder.appendingPathComponent("\(kind)-one"), name)
+            }
+        }
+    }
+
     func testZeroCheckpointOfTwoRanksResumesOnOneAndOnFour() throws {
         let folder = try temporaryFolder()
         let config = try makeRun(folder)

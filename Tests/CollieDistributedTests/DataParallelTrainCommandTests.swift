@@ -2,7 +2,7 @@ import CollieEngine
 import CollieIO
 import XCTest
 
-/// `mpirun -np N collie train` as a user runs it: data parallelism and ZeRO stages 1–2 with AdamW on 2 and 4
+/// `mpirun -np N collie train` as a user runs it: data parallelism and ZeRO stages 1–3 with AdamW on 2 and 4
 /// processes give the losses and final parameters of one process with the same global batch; a dp = 2 ZeRO
 /// checkpoint resumes on 1 and on 4 processes; wrong sizes are clear errors.
 ///
@@ -93,7 +93,7 @@ final class DataParallelTrainCommandTests: XCTestCase {
         let reference = folder.appendingPathComponent("one")
         XCTAssertEqual(try losses(reference).count, 6)
 
-        for (ranks, stage) in [(2, 0), (2, 1), (2, 2), (4, 0), (4, 1), (4, 2)] {
+        for (ranks, stage) in [(2, 0), (2, 1), (2, 2), (2, 3), (4, 0), (4, 1), (4, 2), (4, 3)] {
             let name = "dp\(ranks)-zero\(stage)"
             let run = try MPIRun.run(ranks: ranks, collie, ["train", config.path] + layout(ranks: ranks, stage: stage, output: name),
                                      in: folder)
@@ -142,8 +142,8 @@ final class DataParallelTrainCommandTests: XCTestCase {
         let checkpoint = folder.appendingPathComponent("two/checkpoint-3")
 
         // The whole run's log is copied so that the resumed runs append to the first three updates.
-        for (ranks, stage) in [(1, 0), (4, 1)] {
-            let name = "resumed-on-\(ranks)"
+        for (ranks, stage) in [(1, 0), (4, 1), (4, 3)] {
+            let name = "resumed-on-\(ranks)-zero\(stage)"
             let output = folder.appendingPathComponent(name)
             try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
             try FileManager.default.copyItem(at: folder.appendingPathComponent("two/monitors.csv"),

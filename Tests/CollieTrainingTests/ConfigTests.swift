@@ -300,15 +300,17 @@ final class ConfigTests: XCTestCase {
         }
     }
 
-    func testDataParallelismAndZeroStagesUpToTwoAreAccepted() throws {
+    func testDataParallelismAndZeroStagesAreAccepted() throws {
         let config = try CollieConfig(text: "model: tiny\ntokenizer: t\ndp_size: 4\nds_config: {zero_optimization: {stage: 2}}",
                                       source: "train.yaml")
         XCTAssertEqual(config.dataParallelSize, 4)
         XCTAssertEqual(config.zeroStage, 2)
         XCTAssertNoThrow(try CollieConfig(text: "model: tiny\ntokenizer: t\ndp_size: 2", source: "train.yaml"))
-        let stage3 = try XCTUnwrap(issue("model: tiny\ntokenizer: t\nds_config: {zero_optimization: {stage: 3}}"))
-        XCTAssertEqual(stage3.keyPath, "ds_config.zero_optimization.stage")
-        XCTAssertTrue(stage3.message.contains("not yet supported"), stage3.message)
+        XCTAssertNoThrow(try CollieConfig(text: "model: tiny\ntokenizer: t\nds_config: {zero_optimization: {stage: 3}}",
+                                          source: "train.yaml"))
+        let lomo = try XCTUnwrap(issue("model: tiny\ntokenizer: t\noptimizer: {name: lomo}\nds_config: {zero_optimization: {stage: 3}}"))
+        XCTAssertEqual(lomo.keyPath, "ds_config.zero_optimization.stage")
+        XCTAssertTrue(lomo.message.contains("use stage 0"), lomo.message)
         let unknown = try XCTUnwrap(issue("model: tiny\ntokenizer: t\nds_config: {zero_optimization: {stage: 7}}"))
         XCTAssertEqual(unknown.message, "must be 0, 1, 2 or 3, got 7")
         XCTAssertEqual(try XCTUnwrap(issue("model: tiny\ntokenizer: t\ndp_size: 0")).keyPath, "dp_size")

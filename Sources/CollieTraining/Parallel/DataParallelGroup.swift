@@ -1,4 +1,5 @@
 import CollieEngine
+import CollieModels
 import Foundation
 
 /// Data parallelism and ZeRO stages 1–2 over a `ParameterBuffer` (the Trainer's distributed half).
@@ -15,6 +16,11 @@ import Foundation
 ///   state is 1/N); after the step the shards are all-gathered into every rank's parameters.
 /// - Stage 2: as stage 1, but each bucket is reduce-scattered after every micro-batch: a rank keeps the summed
 ///   gradient of its shard only, and each parameter's full gradient is freed as soon as it was sent.
+/// - Stage 3: as stage 2, and a rank keeps only its shard of the parameters. Buckets are the model's units
+///   (embedding, each decoder layer, norm + output projection); through `ParameterUnitHooks` a unit's parameters
+///   are all-gathered just before its forward and freed after it, gathered again just before its backward (by a
+///   backward hook on its output) and freed after it (a backward hook on its input). The optimizer updates the
+///   shard; nothing is gathered after the step.
 ///
 /// With an optimizer that updates inside backward (LOMO, AdaLomo: `reducesEachGradient`), there are no flat
 /// gradients and no buckets: each parameter's gradient is summed over the ranks (all-reduce) by a gradient-ready
@@ -26,7 +32,7 @@ import Foundation
 public final class DataParallelGroup {
     /// The data-parallel ranks.
     public let communicator: Communicator
-    /// 0 (plain data parallelism), 1 or 2.
+    /// 0 (plain data parallelism), 1, 2 or 3.
     public let stage: Int
     /// True for in-backward optimizers: every gradient is all-reduced as soon as it is final.
     public let reducesEachGradient: Bool
@@ -51,6 +57,12 @@ public final class DataParallelGroup {
     private var launchedBuckets = 0
     private var synchronizing = false
     private var pending: [(request: CommunicationRequest, finish: () -> Void)] = []
+    /// Stage 3: the units' parameter-index ranges, the units gathered now, whether all parameters are.
+    private var units: [Range<Int>] = []
+    private var gatheredUnits: [Int: TensorStorage] = [:]
+    private var fullyGathered = false
+    /// Stage 3: this rank's shard of the parameter values (the only copy it keeps).
+    private var shardValues: Tensor?
 
     /// Elements per bucket (about 4 MB of float32); a parameter larger than that is a bucket alone.
     public static let defaultBucketElements = 1 << 20
@@ -61,9 +73,12 @@ public final class DataParallelGroup {
     /// - Parameter reducesEachGradient: for optimizers that update inside backward (stage 0 only): leaves the
     ///   gradients unattached and all-reduces each one from a gradient-ready hook. Create the group before the
     ///   optimizer attaches its own hooks.
+    /// - Parameter units: at stage 3, the parameter-index ranges of the model's units
+    ///   (`LlamaForCausalLM.parameterUnits`); set the model's `parameterUnitHooks` to the group.
     public init(communicator: Communicator, stage: Int, buffer: ParameterBuffer, reducesEachGradient: Bool = false,
-                bucketElements: Int = DataParallelGroup.defaultBucketElements) {
-        precondition((0...2).contains(stage), "ZeRO stage \(stage) is not one of 0, 1, 2")
+                units: [Range<Int>]? = nil, bucketElements: Int = DataParallelGroup.defaultBucketElements) {
+        precondition((0...3).contains(stage), "ZeRO stage \(stage) is not one of 0, 1, 2, 3")
+        precondition(stage < 3 || units != nil, "ZeRO stage 3 needs the model's parameter units")
         precondition(!reducesEachGradient || stage == 0, "in-backward optimizers keep no sharded state: use stage 0")
         self.communicator = communicator
         self.stage = stage
@@ -80,7 +95,15 @@ public final class DataParallelGroup {
             return
         }
         if stage < 2 { buffer.attachGradients() }
-        if stage >= 1 {
+        if stage == 3 {
+            let values = Tensor.zeros([shard.count])
+            values.pointer(as: Float.self).update(from: buffer.values.pointer(as: Float.self) + shard.lowerBound, count: shard.count)
+            values.name = "flat"
+            values.grad = Tensor.zeros([shard.count])
+            shardValues = values
+            shardParameter = values
+            buffer.releaseValues()
+        } else if stage >= 1 {
             let view = Tensor(storage: buffer.values.storage, shape: [shard.count], offset: shard.lowerBound, dtype: .float32)
             view.name = "flat"
             view.grad = stage == 1
@@ -90,11 +113,21 @@ public final class DataParallelGroup {
         } else {
             shardParameter = nil
         }
-        guard communicator.size > 1 || stage == 2 else { return }
+        guard communicator.size > 1 || stage >= 2 else { return }
 
-        // Buckets from the last parameter backwards.
+        // Buckets from the last parameter backwards (at stage 3, the units).
         bucketOfParameter = Array(repeating: 0, count: buffer.parameters.count)
         var index = buffer.parameters.count - 1
+        if stage == 3, let units {
+            self.units = units
+            for unit in units.reversed() where !unit.isEmpty {
+                let start = buffer.offsets[unit.lowerBound]
+                let end = buffer.offsets[unit.upperBound - 1] + buffer.parameters[unit.upperBound - 1].count
+                buckets.append(Bucket(parameters: unit, elements: start..<end))
+                for p in unit { bucketOfParameter[p] = buckets.count - 1 }
+            }
+            index = -1
+        }
         while index >= 0 {
             var first = index, elements = buffer.parameters[index].count
             while first > 0, elements + buffer.parameters[first - 1].count <= bucketElements {
@@ -162,7 +195,7 @@ public final class DataParallelGroup {
     /// Call before each micro-batch's backward pass; `last` is true for the last micro-batch of an update, after
     /// which gradients are reduced (stage 2 reduces after every micro-batch).
     public func beginBackward(last: Bool) {
-        synchronizing = !buckets.isEmpty && (last || stage == 2)
+        synchronizing = !buckets.isEmpty && (last || stage >= 2)
         launchedBuckets = 0
         for i in readyCount.indices { readyCount[i] = 0 }
     }
@@ -175,6 +208,8 @@ public final class DataParallelGroup {
         for entry in pending { entry.request.wait(); entry.finish() }
         pending.removeAll()
         synchronizing = false
+        // Stage 3: the embedding's backward is the last; nothing after it frees its parameters.
+        for unit in Array(gatheredUnits.keys) where !fullyGathered { release(unit) }
     }
 
     private func gradientReady(parameter index: Int) {
@@ -236,7 +271,7 @@ public final class DataParallelGroup {
     /// The global L2 norm of the summed gradients, scaling them to at most `maxNorm` when it is given (torch's
     /// `clip_grad_norm_`). At stage 2 the shards' squared norms are summed over the ranks.
     public func clipGradients(maxNorm: Double?) -> Double {
-        guard stage == 2, let shardParameter else {
+        guard stage >= 2, let shardParameter else {
             return maxNorm.map { GradientClipping.clipByGlobalNorm(buffer, maxNorm: $0) }
                 ?? GradientClipping.globalNorm(buffer.parameters)
         }
@@ -251,7 +286,7 @@ public final class DataParallelGroup {
 
     /// After the optimizer step: at stage ≥ 1 every rank's updated shard is copied into every rank's parameters.
     public func finishStep() {
-        guard stage >= 1 else { return }
+        guard stage == 1 || stage == 2 else { return }
         communicator.allGather(UnsafeMutableBufferPointer(start: buffer.values.pointer(as: Float.self), count: buffer.count),
                                counts: ranges.map(\.count))
     }
@@ -259,11 +294,90 @@ public final class DataParallelGroup {
     /// Sets the gradients to zero for the next update.
     public func zeroGradients() {
         buffer.zeroGradients()
-        if stage == 2, let g = shardParameter?.grad {
+        if stage >= 2, let g = shardParameter?.grad {
             g.pointer(as: Float.self).initialize(repeating: 0, count: g.count)
         }
     }
 
+    // MARK: - Stage 3: parameters gathered just in time
+
+    /// The flat element range of unit `unit`.
+    private func elements(of unit: Int) -> Range<Int> {
+        let parameters = units[unit]
+        let start = buffer.offsets[parameters.lowerBound]
+        return start..<(buffer.offsets[parameters.upperBound - 1] + buffer.parameters[parameters.upperBound - 1].count)
+    }
+
+    /// All-gathers the parameter values of flat range `range` from the ranks' shards into a new storage.
+    private func gatherValues(_ range: Range<Int>) -> TensorStorage {
+        let storage = TensorStorage(byteCount: range.count * 4)
+        let target = storage.data.assumingMemoryBound(to: Float.self)
+        let own = Self.overlap(shard, range)
+        if !own.isEmpty {
+            (target + (own.lowerBound - range.lowerBound))
+                .update(from: shardValues!.pointer(as: Float.self) + (own.lowerBound - shard.lowerBound), count: own.count)
+        }
+        communicator.allGather(UnsafeMutableBufferPointer(start: target, count: range.count),
+                               counts: ranges.map { Self.overlap($0, range).count })
+        return storage
+    }
+
+    private func gather(_ unit: Int) {
+        guard gatheredUnits[unit] == nil, !units[unit].isEmpty else { return }
+        let range = elements(of: unit)
+        let storage = gatherValues(range)
+        buffer.bind(units[unit], to: storage, base: range.lowerBound)
+        gatheredUnits[unit] = storage
+    }
+
+    private func release(_ unit: Int) {
+        guard gatheredUnits.removeValue(forKey: unit) != nil else { return }
+        buffer.unbind(units[unit])
+    }
+
+    /// Runs `body` with every parameter gathered (stage 3; other stages hold them all anyway): checkpoints,
+    /// evaluation, loading weights. Every rank must call it. With `writeBack`, what `body` wrote into the
+    /// parameters becomes this rank's shard.
+    public func withFullParameters<R>(writeBack: Bool = false, _ body: () throws -> R) rethrows -> R {
+        guard stage == 3, !fullyGathered else { return try body() }
+        gatherAll()
+        defer {
+            if writeBack, let shardValues {
+                let all = buffer.parameters[0]
+                shardValues.pointer(as: Float.self)
+                    .update(from: all.storage.data.assumingMemoryBound(to: Float.self) + shard.lowerBound, count: shard.count)
+            }
+            fullyGathered = false
+            buffer.unbind(0..<buffer.parameters.count)
+        }
+        return try body()
+    }
+
+    /// Gathers every parameter and keeps them so (stage 3), for what follows training: the final model,
+    /// a sample answer. Every rank must call it.
+    public func gatherAll() {
+        guard stage == 3, !fullyGathered else { return }
+        for unit in Array(gatheredUnits.keys) { release(unit) }
+        buffer.bind(0..<buffer.parameters.count, to: gatherValues(0..<buffer.count), base: 0)
+        fullyGathered = true
+    }
+
     /// The sums over the ranks of `values` (losses, token counts).
     public func sum(_ values: [Double]) -> [Double] { communicator.size > 1 ? communicator.sum(values) : values }
+}
+
+extension DataParallelGroup: ParameterUnitHooks {
+    public func unitWillRun(_ unit: Int, input: Tensor) -> Tensor {
+        guard stage == 3, !fullyGathered else { return input }
+        gather(unit)
+        // In backward this runs after the unit's backward: its parameters are no longer needed.
+        return .backwardHook(input) { [unowned self] in self.release(unit) }
+    }
+
+    public func unitDidRun(_ unit: Int, output: Tensor) -> Tensor {
+        guard stage == 3, !fullyGathered else { return output }
+        release(unit)
+        // In backward this runs just before the unit's backward, which reads its parameters again.
+        return .backwardHook(output) { [unowned self] in self.gather(unit) }
+    }
 }

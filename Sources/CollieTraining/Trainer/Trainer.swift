@@ -95,8 +95,14 @@ public final class Trainer {
         parameterBuffer = ParameterBuffer(model.parameters)
         // The data-parallel group registers its gradient-ready hooks before an in-backward optimizer does, so that
         // each gradient is reduced over the ranks before the optimizer's hook uses it.
+        if config.zeroStage == 3, model.parameterUnits == nil {
+            throw TrainerError("ds_config.zero_optimization.stage: ZeRO stage 3 needs an untied output projection "
+                               + "(tie_word_embeddings: false); use stage 2")
+        }
         dataParallel = DataParallelGroup(communicator: communicator, stage: config.zeroStage, buffer: parameterBuffer,
-                                         reducesEachGradient: config.optimizer.name.updatesDuringBackward)
+                                         reducesEachGradient: config.optimizer.name.updatesDuringBackward,
+                                         units: config.zeroStage == 3 ? model.parameterUnits : nil)
+        if config.zeroStage == 3 { model.parameterUnitHooks = dataParallel }
         optimizer = try Self.makeOptimizer(config.optimizer, maxGradNorm: config.maxGradNorm,
                                            parameters: dataParallel.optimizerParameters)
         // In-backward optimizers free each gradient as soon as it is used: no flat gradient buffer (the group
@@ -154,6 +160,8 @@ public final class Trainer {
             if state.stoppedEarly { break }
             try endEpoch(epoch)
         }
+        // ZeRO stage 3: the whole model again on every rank, for what follows (the final model, a sample).
+        dataParallel.gatherAll()
         for callback in callbacks { try callback.onTrainEnd(self) }
         try monitor.record(.finished(step: state.globalStep))
     }
@@ -329,6 +337,10 @@ public final class Trainer {
     /// - Throws: `TrainerError` without evaluation data; what a monitor or callback throws.
     @discardableResult
     public func evaluate() throws -> [String: Double] {
+        try dataParallel.withFullParameters { try evaluateModel() }
+    }
+
+    private func evaluateModel() throws -> [String: Double] {
         guard let evaluationLoader else { throw TrainerError("no evaluation data; set eval_data or eval_split") }
         for callback in callbacks { try callback.onEvaluateBegin(self) }
         let communicator = dataParallel.communicator
@@ -349,6 +361,10 @@ public final class Trainer {
     /// `TrainingCheckpoint`), replacing one of the same step.
     @discardableResult
     public func saveCheckpoint() throws -> URL {
+        try dataParallel.withFullParameters { try saveCheckpointOfModel() }
+    }
+
+    private func saveCheckpointOfModel() throws -> URL {
         let destination = outputDirectory.appendingPathComponent(TrainingCheckpoint.folderName(step: state.globalStep))
         var saved = state
         saved.randomState = randomGenerator.state
@@ -416,7 +432,7 @@ public final class Trainer {
         guard savedSchedule == expected, savedSchedule.step == saved.globalStep else {
             throw TrainerError("\(folder.path): the saved learning-rate schedule differs from the config's (lr_scheduler, optimizer.lr)")
         }
-        try loadWeights(from: folder)
+        try dataParallel.withFullParameters(writeBack: true) { try loadWeights(from: folder) }
         try ShardedOptimizerState.load(optimizer, group: dataParallel, from: folder)
         for callback in callbacks {
             let url = folder.appendingPathComponent("callback-\(callback.name).json")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Per-rank peak memory and step time of data parallelism and ZeRO stages 0/1/2 at dp = 2 against one process:
+# Per-rank peak memory and step time of data parallelism and ZeRO stages 0–3 at dp = 2 against one process:
 # the "small" preset (hidden 768, 12 layers, LLaMA-2 vocabulary: 134M parameters) with AdamW, a global batch
 # of 4 rows × 128 random tokens, STEPS updates (default 6).
 #
@@ -49,7 +49,7 @@ printf '| layout | peak resident memory per process | median step |\n|---|---|--
 OPENBLAS_NUM_THREADS=2 COLLIE_NUM_THREADS=2 /usr/bin/time -f 'rank peak %M KB' "$collie" train config.yaml \
   --set output_dir=one > one.log 2>&1
 printf '| 1 process, 2 threads | %s | %ss |\n' "$(peaks one.log)" "$(median_step one)"
-for stage in 0 1 2; do
+for stage in 0 1 2 3; do
   "${launch[@]}" /usr/bin/time -f 'rank peak %M KB' "$collie" train config.yaml --set output_dir=zero$stage \
     --set dp_size=2 --set train_micro_batch_size=2 --set ds_config.zero_optimization.stage=$stage > zero$stage.log 2>&1
   printf '| dp 2, ZeRO %d | %s | %ss |\n' "$stage" "$(peaks zero$stage.log)" "$(median_step zero$stage)"

@@ -109,7 +109,7 @@ final class DataParallelTrainCommandTests: XCTestCase {
         }
     }
 
-    func testAdaLomoAndLOMOMatchOneProcess() throws {
+    func testAdaLomoAndLOMOUnderDataParallelismAndZeroThreeMatchOneProcess() throws {
         let folder = try temporaryFolder()
         let config = try makeRun(folder)
         let collie = try MPIRun.collie()
@@ -121,9 +121,9 @@ final class DataParallelTrainCommandTests: XCTestCase {
                                             in: folder)
             XCTAssertEqual(one.status, 0, one.output)
             XCTAssertEqual(try losses(folder.appendingPathComponent("\(kind)-one")).count, 10)
-            for ranks in [2, 4] {
-                let name = "\(kind)-dp\(ranks)"
-                let run = try MPIRun.run(ranks: ranks, collie, ["train", config.path] + layout(ranks: ranks, stage: 0, output: name)
+            for (ranks, stage) in [(2, 0), (4, 0), (2, 3)] {
+                let name = "\(kind)-dp\(ranks)-zero\(stage)"
+                let run = try MPIRun.run(ranks: ranks, collie, ["train", config.path] + layout(ranks: ranks, stage: stage, output: name)
                                          + common, in: folder)
                 XCTAssertEqual(run.status, 0, "\(optimizer) \(name):\n\(run.output)")
                 try assertSameRun(folder.appendingPathComponent(name), as: folder.appendingPathComponent("\(kind)-one"), name)

@@ -4,9 +4,10 @@ import CollieModels
 @testable import CollieTraining
 import XCTest
 
-/// LOMO and AdaLomo under data parallelism: on 2 and 4 processes, each rank trains on its rows of every global
-/// batch with the gradient summed over the ranks before the in-backward update, and ends with the losses and
-/// parameters of one process training on the whole batches (computed by every rank alongside, for comparison).
+/// LOMO and AdaLomo under data parallelism and ZeRO stage 3: on 2 and 4 processes, each rank trains on its rows
+/// of every global batch with the gradient summed over the ranks before the in-backward update (at stage 3 on
+/// parameters gathered per layer, the update kept in the rank's shard), and ends with the losses and parameters
+/// of one process training on the whole batches (computed by every rank alongside, for comparison).
 final class InBackwardDataParallelTests: XCTestCase {
     func testLOMOAndAdaLomoMatchOneProcessOnTwoAndFourRanks() throws {
         try MPIRun.runRankTests("InBackwardDataParallelRankTests/testMatchesOneProcess", ranks: 2)
@@ -42,12 +43,15 @@ final class InBackwardDataParallelRankTests: XCTestCase {
     }
 
     /// Trains `model` on `batches` with `group`; returns the loss of each update (summed over the ranks).
-    static func train(_ model: LlamaForCausalLM, kind: Kind, group communicator: Communicator,
+    static func train(_ model: LlamaForCausalLM, kind: Kind, group communicator: Communicator, stage: Int = 0,
                       batches: [PaddedBatch]) -> [Double] {
         let buffer = ParameterBuffer(model.parameters)
-        let group = DataParallelGroup(communicator: communicator, stage: 0, buffer: buffer, reducesEachGradient: true)
+        let group = DataParallelGroup(communicator: communicator, stage: stage, buffer: buffer, reducesEachGradient: true,
+                                      units: model.parameterUnits)
+        if stage == 3 { model.parameterUnitHooks = group }
         let optimizer = optimizer(kind, model.parameters)
         optimizer.attachToBackward()
+        group.attachAfterInBackwardOptimizer()
         var losses: [Double] = []
         for global in batches {
             let predicted = Trainer.shiftedTargets(global).filter { $0 != Tensor.ignoreIndex }.count
@@ -58,8 +62,10 @@ final class InBackwardDataParallelRankTests: XCTestCase {
             }
             loss.backward()
             optimizer.step()
+            group.endBackward()
             losses.append(group.sum([Double(loss.item)])[0])
         }
+        group.gatherAll()
         return losses
     }
 
@@ -70,18 +76,20 @@ final class InBackwardDataParallelRankTests: XCTestCase {
         for kind in Kind.allCases {
             let reference = try LlamaForCausalLM.load(from: Self.model)
             let expected = Self.train(reference, kind: kind, group: SingleProcessCommunicator(), batches: batches)
-            let model = try LlamaForCausalLM.load(from: Self.model)
-            let losses = Self.train(model, kind: kind, group: world, batches: batches)
-            // fp32; only the order of the sums differs.
-            for (loss, want) in zip(losses, expected) {
-                XCTAssertEqual(loss, want, accuracy: 1e-5 * max(1, abs(want)), "\(kind) on \(world.size) ranks")
+            for stage in [0, 3] {
+                let model = try LlamaForCausalLM.load(from: Self.model)
+                let losses = Self.train(model, kind: kind, group: world, stage: stage, batches: batches)
+                // fp32; only the order of the sums differs.
+                for (loss, want) in zip(losses, expected) {
+                    XCTAssertEqual(loss, want, accuracy: 1e-5 * max(1, abs(want)), "\(kind) at stage \(stage) on \(world.size) ranks")
+                }
+                var largest: Float = 0
+                for (p, q) in zip(model.parameters, reference.parameters) {
+                    for (a, b) in zip(p.floats(), q.floats()) { largest = max(largest, abs(a - b)) }
+                }
+                XCTAssertLessThanOrEqual(largest, 1e-5, "\(kind) at stage \(stage) on \(world.size) ranks: parameters differ by \(largest)")
+                XCTAssertGreaterThan(abs(expected[0] - expected[2]), 1e-3, "\(kind) trains: the loss moves")
             }
-            var largest: Float = 0
-            for (p, q) in zip(model.parameters, reference.parameters) {
-                for (a, b) in zip(p.floats(), q.floats()) { largest = max(largest, abs(a - b)) }
-            }
-            XCTAssertLessThanOrEqual(largest, 1e-5, "\(kind) on \(world.size) ranks: parameters differ by \(largest)")
-            XCTAssertGreaterThan(abs(expected[0] - expected[2]), 1e-3, "\(kind) trains: the loss moves")
         }
     }
 }

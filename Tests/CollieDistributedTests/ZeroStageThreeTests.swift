@@ -48,4 +48,18 @@ final class ZeroStageThreeTests: XCTestCase {
             XCTAssertNotEqual(plain.losses.first, plain.losses.last)
         }
     }
+
+    func testInBackwardOptimizersAtStageThreeKeepTheirUpdatesInTheShard() throws {
+        for kind in InBackwardDataParallelRankTests.Kind.allCases {
+            let batches = InBackwardDataParallelRankTests.batches()
+            let reference = try LlamaForCausalLM.load(from: Self.model)
+            let expected = InBackwardDataParallelRankTests.train(reference, kind: kind, group: SingleProcessCommunicator(),
+                                                                 batches: batches)
+            let model = try LlamaForCausalLM.load(from: Self.model)
+            let losses = InBackwardDataParallelRankTests.train(model, kind: kind, group: SingleProcessCommunicator(),
+                                                               stage: 3, batches: batches)
+            XCTAssertEqual(losses, expected, "\(kind)")
+            XCTAssertEqual(model.parameters.flatMap { $0.floats() }, reference.parameters.flatMap { $0.floats() }, "\(kind)")
+        }
+    }
 }

@@ -308,9 +308,11 @@ final class ConfigTests: XCTestCase {
         XCTAssertNoThrow(try CollieConfig(text: "model: tiny\ntokenizer: t\ndp_size: 2", source: "train.yaml"))
         XCTAssertNoThrow(try CollieConfig(text: "model: tiny\ntokenizer: t\nds_config: {zero_optimization: {stage: 3}}",
                                           source: "train.yaml"))
-        let lomo = try XCTUnwrap(issue("model: tiny\ntokenizer: t\noptimizer: {name: lomo}\nds_config: {zero_optimization: {stage: 3}}"))
+        let lomo = try XCTUnwrap(issue("model: tiny\ntokenizer: t\noptimizer: {name: lomo}\nds_config: {zero_optimization: {stage: 2}}"))
         XCTAssertEqual(lomo.keyPath, "ds_config.zero_optimization.stage")
-        XCTAssertTrue(lomo.message.contains("use stage 0"), lomo.message)
+        XCTAssertTrue(lomo.message.contains("use stage 0 (data parallelism) or 3"), lomo.message)
+        XCTAssertNoThrow(try CollieConfig(text: "model: tiny\ntokenizer: t\noptimizer: {name: adalomo}\nds_config: {zero_optimization: {stage: 3}}",
+                                          source: "train.yaml"))
         let unknown = try XCTUnwrap(issue("model: tiny\ntokenizer: t\nds_config: {zero_optimization: {stage: 7}}"))
         XCTAssertEqual(unknown.message, "must be 0, 1, 2 or 3, got 7")
         XCTAssertEqual(try XCTUnwrap(issue("model: tiny\ntokenizer: t\ndp_size: 0")).keyPath, "dp_size")

@@ -26,9 +26,9 @@ extension CollieConfig {
         }
         if !(0...3).contains(zeroStage) {
             fail("ds_config.zero_optimization.stage", "must be 0, 1, 2 or 3, got \(zeroStage)")
-        } else if zeroStage > 0, optimizer.name.updatesDuringBackward {
+        } else if (1...2).contains(zeroStage), optimizer.name.updatesDuringBackward {
             fail("ds_config.zero_optimization.stage", "\(optimizer.name.rawValue) updates inside backward and keeps no "
-                 + "sharded optimizer state; ZeRO stages 1–3 are not yet supported with it: use stage 0 (data parallelism)")
+                 + "sharded optimizer state; use stage 0 (data parallelism) or 3 (sharded parameters)")
         }
         if optimizer.name == .sophiag, dataParallelSize > 1 || zeroStage > 0 {
             fail(.optimizer, "sophiag's Hessian refresh is not yet data-parallel; use dp_size: 1 and ZeRO stage 0")

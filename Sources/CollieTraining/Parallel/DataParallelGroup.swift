@@ -79,13 +79,22 @@ public final class DataParallelGroup {
                 units: [Range<Int>]? = nil, bucketElements: Int = DataParallelGroup.defaultBucketElements) {
         precondition((0...3).contains(stage), "ZeRO stage \(stage) is not one of 0, 1, 2, 3")
         precondition(stage < 3 || units != nil, "ZeRO stage 3 needs the model's parameter units")
-        precondition(!reducesEachGradient || stage == 0, "in-backward optimizers keep no sharded state: use stage 0")
+        precondition(!reducesEachGradient || stage == 0 || stage == 3,
+                     "in-backward optimizers keep no sharded state: use stage 0 or 3")
         self.communicator = communicator
         self.stage = stage
         self.buffer = buffer
         self.reducesEachGradient = reducesEachGradient
         ranges = communicator.partition(buffer.count)
         let shard = ranges[communicator.rank]
+        if stage == 3 {
+            let values = Tensor.zeros([shard.count])
+            values.pointer(as: Float.self).update(from: buffer.values.pointer(as: Float.self) + shard.lowerBound, count: shard.count)
+            values.name = "flat"
+            shardValues = values
+            buffer.releaseValues()
+            self.units = units!
+        }
         if reducesEachGradient {
             shardParameter = nil
             guard communicator.size > 1 else { return }
@@ -96,13 +105,8 @@ public final class DataParallelGroup {
         }
         if stage < 2 { buffer.attachGradients() }
         if stage == 3 {
-            let values = Tensor.zeros([shard.count])
-            values.pointer(as: Float.self).update(from: buffer.values.pointer(as: Float.self) + shard.lowerBound, count: shard.count)
-            values.name = "flat"
-            values.grad = Tensor.zeros([shard.count])
-            shardValues = values
-            shardParameter = values
-            buffer.releaseValues()
+            shardValues!.grad = Tensor.zeros([shard.count])
+            shardParameter = shardValues
         } else if stage >= 1 {
             let view = Tensor(storage: buffer.values.storage, shape: [shard.count], offset: shard.lowerBound, dtype: .float32)
             view.name = "flat"
@@ -118,9 +122,8 @@ public final class DataParallelGroup {
         // Buckets from the last parameter backwards (at stage 3, the units).
         bucketOfParameter = Array(repeating: 0, count: buffer.parameters.count)
         var index = buffer.parameters.count - 1
-        if stage == 3, let units {
-            self.units = units
-            for unit in units.reversed() where !unit.isEmpty {
+        if stage == 3 {
+            for unit in self.units.reversed() where !unit.isEmpty {
                 let start = buffer.offsets[unit.lowerBound]
                 let end = buffer.offsets[unit.upperBound - 1] + buffer.parameters[unit.upperBound - 1].count
                 buckets.append(Bucket(parameters: unit, elements: start..<end))
@@ -203,13 +206,32 @@ public final class DataParallelGroup {
     /// Call after each micro-batch's backward pass (also on a rank that had no rows in it): starts the buckets
     /// whose parameters received no gradient and waits for every reduction.
     public func endBackward() {
-        guard synchronizing else { return }
-        while launchedBuckets < buckets.count { launch(buckets[launchedBuckets]); launchedBuckets += 1 }
-        for entry in pending { entry.request.wait(); entry.finish() }
-        pending.removeAll()
-        synchronizing = false
+        if synchronizing {
+            while launchedBuckets < buckets.count { launch(buckets[launchedBuckets]); launchedBuckets += 1 }
+            for entry in pending { entry.request.wait(); entry.finish() }
+            pending.removeAll()
+            synchronizing = false
+        }
         // Stage 3: the embedding's backward is the last; nothing after it frees its parameters.
         for unit in Array(gatheredUnits.keys) where !fullyGathered { release(unit) }
+    }
+
+    /// Call after an in-backward optimizer attached its hooks. At stage 3 each parameter's updated values are
+    /// then copied into this rank's shard right after the optimizer's hook updated the gathered parameter
+    /// (which is freed after its layer's backward).
+    public func attachAfterInBackwardOptimizer() {
+        guard reducesEachGradient, stage == 3 else { return }
+        for (index, parameter) in buffer.parameters.enumerated() {
+            parameter.onGradientReady { [unowned self] p in self.keepUpdatedValues(of: p, index: index) }
+        }
+    }
+
+    private func keepUpdatedValues(of parameter: Tensor, index: Int) {
+        let range = buffer.offsets[index]..<(buffer.offsets[index] + parameter.count)
+        let own = Self.overlap(shard, range)
+        guard !own.isEmpty, let shardValues else { return }
+        (shardValues.pointer(as: Float.self) + (own.lowerBound - shard.lowerBound))
+            .update(from: parameter.pointer(as: Float.self) + (own.lowerBound - range.lowerBound), count: own.count)
     }
 
     private func gradientReady(parameter index: Int) {

@@ -107,7 +107,10 @@ public final class Trainer {
                                            parameters: dataParallel.optimizerParameters)
         // In-backward optimizers free each gradient as soon as it is used: no flat gradient buffer (the group
         // attached one for the others).
-        if optimizer.updatesDuringBackward { optimizer.attachToBackward() }
+        if optimizer.updatesDuringBackward {
+            optimizer.attachToBackward()
+            dataParallel.attachAfterInBackwardOptimizer()
+        }
 
         var state = TrainerState()
         state.batchesPerEpoch = trainLoader.batchesPerEpoch
@@ -215,6 +218,7 @@ public final class Trainer {
             // LOMO/AdaLomo: one micro-batch (accumulation is refused by the config); updates happen in backward,
             // after a norm-only pass when clipping by the global norm.
             precondition(group.count == 1, "in-backward optimizers take one micro-batch per update")
+            defer { dataParallel.endBackward() }
             // This rank's rows; the data-parallel group's hooks sum each gradient over the ranks first.
             let (batch, weight) = dataParallel.localRows(of: group[0])
             let summed = Self.summedLoss(model, batch, targets: Self.shiftedTargets(batch))

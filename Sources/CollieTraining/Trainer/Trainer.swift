@@ -111,6 +111,9 @@ public final class Trainer {
             optimizer.attachToBackward()
             dataParallel.attachAfterInBackwardOptimizer()
         }
+        // The parameters' storages before they moved into the flat buffer (and, under ZeRO-3, the flat buffer
+        // itself) are cached by the storage pool, but no later tensor has their sizes: return them.
+        StoragePool.shared.releaseCachedMemory()
 
         var state = TrainerState()
         state.batchesPerEpoch = trainLoader.batchesPerEpoch

@@ -5,8 +5,9 @@
 #
 #   swift build -c release --product collie && scripts/bench_zero.sh
 #
-# Peak memory is each process's maximum resident set (/usr/bin/time %M); step time is the median of the
-# updates after the first (monitors.csv). One BLAS and one Collie thread per process: two ranks use the two
+# Memory: rank 0's peak resident set until its last update (monitors.csv; model initialization included, the
+# final save and, under ZeRO-3, the final gathering of the whole model excluded), and each process's peak over
+# the whole run (/usr/bin/time %M). Step time is the median of the updates after the first (monitors.csv). One BLAS and one Collie thread per process: two ranks use the two
 # cores one process would use with two threads, so the one-process figure is taken with two threads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,9 @@ optimizer: {name: adamw, lr: 1.0e-4}
 monitor_outputs: [csv]
 YAML
 
+train_peak() {  # rank 0's peak resident memory up to the last update (monitors.csv), before the final save
+  tail -n 1 "$1/monitors.csv" | cut -d, -f9 | awk '{printf "%.0f MiB", $1/1048576}'
+}
 median_step() {  # the median step_seconds after the first update
   tail -n +3 "$1/monitors.csv" | cut -d, -f8 | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
 }
@@ -45,12 +49,13 @@ cd "$work"
 launch=(mpirun -np 2 --bind-to none -x OPENBLAS_NUM_THREADS=1 -x COLLIE_NUM_THREADS=1)
 if [ "$(id -u)" -eq 0 ]; then launch+=(--allow-run-as-root); fi
 
-printf '| layout | peak resident memory per process | median step |\n|---|---|---|\n'
+printf '| layout | rank 0 peak until the last update | peak per process, whole run | median step |\n|---|---|---|---|\n'
 OPENBLAS_NUM_THREADS=2 COLLIE_NUM_THREADS=2 /usr/bin/time -f 'rank peak %M KB' "$collie" train config.yaml \
   --set output_dir=one > one.log 2>&1
-printf '| 1 process, 2 threads | %s | %ss |\n' "$(peaks one.log)" "$(median_step one)"
+printf '| 1 process, 2 threads | %s | %s | %ss |\n' "$(train_peak one)" "$(peaks one.log)" "$(median_step one)"
 for stage in 0 1 2 3; do
   "${launch[@]}" /usr/bin/time -f 'rank peak %M KB' "$collie" train config.yaml --set output_dir=zero$stage \
     --set dp_size=2 --set train_micro_batch_size=2 --set ds_config.zero_optimization.stage=$stage > zero$stage.log 2>&1
-  printf '| dp 2, ZeRO %d | %s | %ss |\n' "$stage" "$(peaks zero$stage.log)" "$(median_step zero$stage)"
+  printf '| dp 2, ZeRO %d | %s | %s | %ss |\n' "$stage" "$(train_peak zero$stage)" "$(peaks zero$stage.log)" \
+    "$(median_step zero$stage)"
 done

@@ -93,6 +93,9 @@ public final class Trainer {
         }
         model.activationCheckpointing = config.checkpointing
         parameterBuffer = ParameterBuffer(model.parameters)
+        // The storages the parameters had before moving into the flat buffer are cached by the storage pool, but
+        // no later tensor has their sizes: return them (and, under ZeRO-3, the flat buffer itself, below).
+        StoragePool.shared.releaseCachedMemory()
         // The data-parallel group registers its gradient-ready hooks before an in-backward optimizer does, so that
         // each gradient is reduced over the ranks before the optimizer's hook uses it.
         if config.zeroStage == 3, model.parameterUnits == nil {
@@ -111,8 +114,6 @@ public final class Trainer {
             optimizer.attachToBackward()
             dataParallel.attachAfterInBackwardOptimizer()
         }
-        // The parameters' storages before they moved into the flat buffer (and, under ZeRO-3, the flat buffer
-        // itself) are cached by the storage pool, but no later tensor has their sizes: return them.
         StoragePool.shared.releaseCachedMemory()
 
         var state = TrainerState()

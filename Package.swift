@@ -49,7 +49,7 @@ let package = Package(
 
         // Optimizers, schedules, the typed config (YAML/JSON), datasets, batching and the training loop.
         .target(name: "CollieTraining",
-                dependencies: ["CollieEngine", "CollieIO", "CollieModels", "CollieTokenizers",
+                dependencies: ["CollieEngine", "CollieIO", "CollieModels", "CollieTokenizers", "CollieMetrics",
                                .product(name: "Yams", package: "Yams")],
                 swiftSettings: optimizedSwift),
 
@@ -64,9 +64,12 @@ let package = Package(
         // The OpenMPI communicator (`mpirun` launches); the library itself runs without MPI.
         .target(name: "CollieMPI", dependencies: ["CMPI", "CollieEngine"], swiftSettings: optimizedSwift),
 
+        // Metrics equal to sacrebleu, rouge-score and scikit-learn; no dependencies.
+        .target(name: "CollieMetrics", swiftSettings: optimizedSwift),
+
         // The umbrella library users import.
         .target(name: "Collie", dependencies: ["CollieEngine", "CollieIO", "CollieModels", "CollieTraining",
-                                               "CollieTokenizers"]),
+                                               "CollieTokenizers", "CollieMetrics"]),
 
         // The command-line tool.
         .executableTarget(
@@ -84,6 +87,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CollieTrainingTests", dependencies: ["CollieTraining", "CollieTokenizers"],
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "CollieMetricsTests", dependencies: ["CollieMetrics"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CollieTrainerTests",
                     dependencies: ["CollieTraining", "CollieModels", "CollieIO", "CollieEngine", "CollieTokenizers"],
                     resources: [.copy("Fixtures")]),

@@ -42,14 +42,14 @@ train_peak() {  # rank 0's peak resident memory up to the last update (monitors.
 # Runs "$@" in the background and samples the resident memory of its collie processes (those working in this
 # folder) every 0.2 s while updates 2 … STEPS−1 run: the steady state of training, without initialization, the
 # final save or the final gathering. Prints the largest sample per process.
-sample_training_rss() {  # output_dir command…
+sample_training_rss() {  # log command…   (the log receives rank 0's "step k/N" lines)
   local output=$1; shift
   "$@" &
   local launcher=$! samples=$work/rss.$output
   : > "$samples"
   while kill -0 "$launcher" 2>/dev/null; do
     local rows=0
-    [ -f "$output/monitors.csv" ] && rows=$(($(wc -l < "$output/monitors.csv") - 1))
+    [ -f "$output" ] && rows=$(tr '\r' '\n' < "$output" | grep -c '^step [0-9]*/' || true)
     if [ "$rows" -ge 1 ] && [ "$rows" -lt $((steps - 1)) ]; then
       for pid in $(pgrep -x collie || true); do
         [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$work" ] || continue
@@ -74,11 +74,11 @@ launch=(mpirun -np 2 --bind-to none -x OPENBLAS_NUM_THREADS=1 -x COLLIE_NUM_THRE
 if [ "$(id -u)" -eq 0 ]; then launch+=(--allow-run-as-root); fi
 
 printf '| layout | resident while training, per process | rank 0 peak until the last update | peak per process, whole run | median step |\n|---|---|---|---|---|\n'
-rss=$(OPENBLAS_NUM_THREADS=2 COLLIE_NUM_THREADS=2 sample_training_rss one \
+rss=$(OPENBLAS_NUM_THREADS=2 COLLIE_NUM_THREADS=2 sample_training_rss one.log \
   sh -c "/usr/bin/time -f 'rank peak %M KB' '$collie' train config.yaml --set output_dir=one > one.log 2>&1")
 printf '| 1 process, 2 threads | %s | %s | %s | %ss |\n' "$rss" "$(train_peak one)" "$(peaks one.log)" "$(median_step one)"
 for stage in 0 1 2 3; do
-  rss=$(sample_training_rss zero$stage sh -c "${launch[*]} /usr/bin/time -f 'rank peak %M KB' '$collie' train config.yaml \
+  rss=$(sample_training_rss zero$stage.log sh -c "${launch[*]} /usr/bin/time -f 'rank peak %M KB' '$collie' train config.yaml \
     --set output_dir=zero$stage --set dp_size=2 --set train_micro_batch_size=2 \
     --set ds_config.zero_optimization.stage=$stage > zero$stage.log 2>&1")
   printf '| dp 2, ZeRO %d | %s | %s | %s | %ss |\n' "$stage" "$rss" "$(train_peak zero$stage)" "$(peaks zero$stage.log)" \

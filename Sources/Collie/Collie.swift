@@ -3,6 +3,7 @@
 @_exported import CollieModels
 @_exported import CollieTraining
 @_exported import CollieTokenizers
+@_exported import CollieMetrics
 
 /// Collie's release version.
 public enum Collie {

@@ -27,6 +27,11 @@ extension Tensor {
         let out = Tensor(uninitializedShape: shape, dtype: target)
         if target == dtype {
             out.storage.data.copyMemory(from: source.storage.data + source.offset * dtype.size, byteCount: count * dtype.size)
+        } else if dtype == .bfloat16 && target == .float32 {
+            // bf16 is the top half of a float32: widening is a shift (the hot path of bf16 weights).
+            let p = (source.storage.data + source.offset * 2).assumingMemoryBound(to: UInt16.self)
+            let q = out.pointer(as: UInt32.self)
+            Parallel.forEach(count, minimumChunk: 1 << 16) { r in for i in r { q[i] = UInt32(p[i]) << 16 } }
         } else if target == .float64 {
             let values = source.doubles()
             out.pointer(as: Double.self).update(from: values, count: values.count)
@@ -58,6 +63,15 @@ extension Tensor {
 }
 
 extension Tensor {
+    /// Overwrites this contiguous tensor's values with `source`'s (same element count), converting
+    /// to this tensor's dtype (rounding to nearest even for bf16/f16). No autodiff.
+    public func assignValues(from source: Tensor) {
+        precondition(isContiguous && source.count == count, "assignValues: \(source.shape) into \(shape)")
+        let converted = source.dtype == dtype ? source.contiguousStorageView() : source.contiguousCopy(dtype: dtype)
+        (storage.data + offset * dtype.size)
+            .copyMemory(from: converted.storage.data + converted.offset * dtype.size, byteCount: count * dtype.size)
+    }
+
     /// Runs `body` on this contiguous tensor's values as float32 and keeps what it wrote: in place
     /// for float32, else through a float32 copy rounded back (to nearest even) into the storage
     /// dtype — how optimizers update bf16/f16 parameters in float32.

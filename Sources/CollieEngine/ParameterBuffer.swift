@@ -11,17 +11,22 @@ public final class ParameterBuffer {
     public let offsets: [Int]
     /// Total number of elements.
     public let count: Int
-    /// Element type of both buffers (float32 or float64).
+    /// Element type of the values: float32 or float64, or bf16/f16 for half-precision weights (whose
+    /// gradients are float32).
     public let dtype: DType
     /// The flat parameter values.
     public let values: Tensor
     /// The flat gradients (each parameter's `grad` is a view of it once `attachGradients()` ran).
     public private(set) var gradients: Tensor?
 
-    /// Moves `parameters` (all of one compute dtype) into one buffer, preserving their values.
-    public init(_ parameters: [Tensor]) {
-        let dtype = parameters.first?.dtype ?? .float32
-        precondition(parameters.allSatisfy { $0.dtype == dtype }, "a ParameterBuffer holds one dtype")
+    /// Moves `parameters` (all of one dtype) into one buffer, preserving their values — or, with
+    /// `dtype`, converting them (rounding to nearest even for bf16/f16): every parameter then has
+    /// that dtype, and kernels compute in float32 from it.
+    public init(_ parameters: [Tensor], dtype requested: DType? = nil) {
+        let original = parameters.first?.dtype ?? .float32
+        precondition(parameters.allSatisfy { $0.dtype == original }, "a ParameterBuffer holds one dtype")
+        let dtype = requested ?? original
+        precondition(dtype.isFloatingPoint, "parameters are float32, float64, bfloat16 or float16")
         var offsets: [Int] = []
         var total = 0
         for p in parameters {
@@ -34,10 +39,11 @@ public final class ParameterBuffer {
         self.dtype = dtype
         values = Tensor(uninitializedShape: [total], dtype: dtype)
         for (p, offset) in zip(parameters, offsets) {
-            let source = p.contiguousStorageView()
+            let source = p.dtype == dtype ? p.contiguousStorageView() : p.contiguousCopy(dtype: dtype)
             (values.storage.data + offset * dtype.size)
                 .copyMemory(from: source.storage.data + source.offset * dtype.size, byteCount: p.count * dtype.size)
             p.storage = values.storage
+            p.dtype = dtype
             p.offset = offset
             p.strides = Tensor.contiguousStrides(for: p.shape)
         }
@@ -45,9 +51,10 @@ public final class ParameterBuffer {
 
     /// Gives every parameter a zeroed gradient that is a view of one flat gradient buffer.
     public func attachGradients() {
-        let g = Tensor.zeros([count], dtype: dtype)
+        let gradientType = dtype == .float64 ? DType.float64 : .float32
+        let g = Tensor.zeros([count], dtype: gradientType)
         for (p, offset) in zip(parameters, offsets) {
-            p.grad = Tensor(storage: g.storage, shape: p.shape, offset: offset, dtype: dtype)
+            p.grad = Tensor(storage: g.storage, shape: p.shape, offset: offset, dtype: gradientType)
         }
         gradients = g
     }
@@ -55,7 +62,7 @@ public final class ParameterBuffer {
     /// Sets every gradient to zero (in place when flat gradients are attached, else drops them).
     public func zeroGradients() {
         if let g = gradients {
-            g.storage.data.initializeMemory(as: UInt8.self, repeating: 0, count: count * dtype.size)
+            g.storage.data.initializeMemory(as: UInt8.self, repeating: 0, count: count * g.dtype.size)
         } else {
             for p in parameters { p.grad = nil }
         }

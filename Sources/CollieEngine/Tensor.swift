@@ -16,8 +16,8 @@ public final class Tensor: CustomStringConvertible {
     public internal(set) var strides: [Int]
     /// Position, in elements, of the first element within `storage`.
     public internal(set) var offset: Int
-    /// Element type.
-    public let dtype: DType
+    /// Element type (changed only by `ParameterBuffer`, which can store parameters in bf16).
+    public internal(set) var dtype: DType
 
     /// Whether gradients flow to this tensor. Set it on leaves (parameters); ops set it on outputs.
     public var requiresGrad: Bool
@@ -84,7 +84,8 @@ public final class Tensor: CustomStringConvertible {
     /// Typed pointer to the first element. The tensor must hold `F`'s dtype.
     @inlinable
     public func pointer<F>(as type: F.Type = F.self) -> UnsafeMutablePointer<F> {
-        storage.data.assumingMemoryBound(to: F.self) + offset
+        assert(MemoryLayout<F>.size == dtype.size, "pointer(as: \(F.self)) into a \(dtype) tensor")
+        return storage.data.assumingMemoryBound(to: F.self) + offset
     }
 
     /// Registers `hook`, called once per backward pass as soon as this leaf's gradient is final.

@@ -1,3 +1,4 @@
+import CCollieKernels
 import Foundation
 
 /// A block of memory that one or more tensors view.
@@ -46,20 +47,50 @@ public final class StoragePool: @unchecked Sendable {
     /// Smaller blocks are not pooled.
     public static let minimumPooledBytes = 1 << 16
 
-    /// Most bytes the cache holds.
-    public var limit = Int(ProcessInfo.processInfo.physicalMemory / 4)
+    /// Most bytes the cache holds: a quarter of physical memory, or `COLLIE_POOL_LIMIT_MB` megabytes.
+    public var limit = ProcessInfo.processInfo.environment["COLLIE_POOL_LIMIT_MB"].flatMap(Int.init).map { $0 << 20 }
+        ?? Int(ProcessInfo.processInfo.physicalMemory / 4)
+
+    init() {
+        // glibc raises its mmap threshold each time a large block is freed (up to 32 MB), after which
+        // activations come from the heap and freed ones are never returned: peak RSS then grows by
+        // hundreds of MB over the engine's own peak. A fixed threshold keeps large blocks mmapped,
+        // returned to the system when freed (the pool above decides what to keep).
+        _ = collie_fix_mmap_threshold(256 << 10)
+    }
 
     private var free: [Int: [UnsafeMutableRawPointer]] = [:]
     private var cached = 0
+    private var live = 0
+    private var peakLive = 0
     private let lock = NSLock()
 
     /// Bytes currently held in the cache (not in use by any tensor).
     public var cachedBytes: Int { lock.withLock { cached } }
 
+    /// Bytes of pooled-size blocks (≥ `minimumPooledBytes`) that tensors own right now: weights,
+    /// gradients, optimizer state, activations — the engine's own account of its memory.
+    public var liveBytes: Int { lock.withLock { live } }
+
+    /// The largest `liveBytes` since the last `resetPeakLiveBytes()`.
+    public var peakLiveBytes: Int { lock.withLock { peakLive } }
+
+    /// For runs that trade speed for memory (LOMO, AdaLomo): caps the cache at `bytes` and returns
+    /// what it holds beyond that, so peak RSS stays within `bytes` of the engine's live peak.
+    public func limitForMemorySaving(_ bytes: Int = 64 << 20) {
+        lock.withLock { limit = min(limit, bytes) }
+        releaseCachedMemory()
+    }
+
+    /// Starts a new peak measurement at the current live bytes.
+    public func resetPeakLiveBytes() { lock.withLock { peakLive = live } }
+
     func allocate(byteCount: Int) -> UnsafeMutableRawPointer {
         let size = max(byteCount, 1)
         if size >= Self.minimumPooledBytes {
             let reused: UnsafeMutableRawPointer? = lock.withLock {
+                live += size
+                peakLive = max(peakLive, live)
                 guard let block = free[size]?.popLast() else { return nil }
                 cached -= size
                 return block
@@ -73,6 +104,7 @@ public final class StoragePool: @unchecked Sendable {
         let size = max(byteCount, 1)
         guard size >= Self.minimumPooledBytes else { block.deallocate(); return }
         let kept: Bool = lock.withLock {
+            live -= size
             guard cached + size <= limit else { return false }
             free[size, default: []].append(block)
             cached += size

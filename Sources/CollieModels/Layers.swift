@@ -4,6 +4,9 @@ import CollieEngine
 public final class Linear: Module {
     public let weight: Tensor
     public let bias: Tensor?
+    /// A LoRA adapter added to this layer's output (see `LoRAAdapter`); its parameters are not in
+    /// `namedParameters`, which stay the base model's.
+    public var lora: LoRAAdapter?
 
     /// A linear layer initialized N(0, std²) with a zero bias, as Hugging Face's `_init_weights`
     /// (or left uninitialized, for weights about to be loaded).
@@ -12,7 +15,11 @@ public final class Linear: Module {
         self.bias = bias ? parameter(initialization.zeros([outFeatures])) : nil
     }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor { .linear(x, weight: weight, bias: bias) }
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        let y = Tensor.linear(x, weight: weight, bias: bias)
+        guard let lora, !lora.isMerged else { return y }
+        return y + lora(x)
+    }
 
     public var namedParameters: [(key: String, tensor: Tensor)] {
         [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])

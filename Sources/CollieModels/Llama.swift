@@ -82,6 +82,10 @@ public final class LlamaForCausalLM: Module {
     public let norm: RMSNorm
     /// The output projection; `nil` when tied to the embedding.
     public let lmHead: Linear?
+    /// Prompt tuning's virtual-token embeddings, prepended to every input (see `PromptEmbedding`).
+    public var promptEmbedding: PromptEmbedding?
+    /// The PEFT method added to this model (`addAdapter`), if any.
+    public internal(set) var peftConfiguration: PEFTConfiguration?
     /// Recompute each decoder layer's activations in backward instead of keeping them (CoLLiE's
     /// `checkpointing`): memory for activations drops to one [B, T, C] input per layer, for one
     /// more forward pass per step. Gradients are identical.
@@ -110,11 +114,20 @@ public final class LlamaForCausalLM: Module {
     }
 
     /// Logits [B, T, V] for token ids [B, T]. Positions default to 0..<T.
+    /// With prompt tuning the logits are those of the real tokens only (see `PromptEmbedding`).
     public func callAsFunction(_ ids: Tensor, positions: Tensor? = nil, keyPaddingMask: Tensor? = nil) -> Tensor {
-        let (cos, sin) = rotaryTables(positions?.ints() ?? Array(0..<ids.shape[1]), shape: positions?.shape ?? [ids.shape[1]])
+        if let promptEmbedding { return promptEmbedding.realTokenLogits(self, ids, positions: positions, keyPaddingMask: keyPaddingMask) }
         _ = parameterUnitHooks?.unitWillRun(0, input: ids)
-        var h = embedTokens(ids)
-        if let hooks = parameterUnitHooks { h = hooks.unitDidRun(0, output: h) }
+        var embeddings = embedTokens(ids)
+        if let hooks = parameterUnitHooks { embeddings = hooks.unitDidRun(0, output: embeddings) }
+        return logits(inputEmbeddings: embeddings, positions: positions, keyPaddingMask: keyPaddingMask)
+    }
+
+    /// Logits [B, T, V] for input embeddings [B, T, C] (Hugging Face's `inputs_embeds`). Positions default to 0..<T.
+    public func logits(inputEmbeddings: Tensor, positions: Tensor? = nil, keyPaddingMask: Tensor? = nil) -> Tensor {
+        let length = inputEmbeddings.shape[1]
+        let (cos, sin) = rotaryTables(positions?.ints() ?? Array(0..<length), shape: positions?.shape ?? [length])
+        var h = inputEmbeddings
         for (index, layer) in layers.enumerated() {
             if let hooks = parameterUnitHooks { h = hooks.unitWillRun(index + 1, input: h) }
             if activationCheckpointing {
@@ -126,7 +139,7 @@ public final class LlamaForCausalLM: Module {
         }
         if let hooks = parameterUnitHooks { h = hooks.unitWillRun(layers.count + 1, input: h) }
         h = norm(h)
-        let logits = Tensor.linear(h, weight: lmHead?.weight ?? embedTokens.weight)
+        let logits = lmHead.map { $0(h) } ?? .linear(h, weight: embedTokens.weight)
         return parameterUnitHooks?.unitDidRun(layers.count + 1, output: logits) ?? logits
     }
 

@@ -6,7 +6,7 @@ import Foundation
 extension LlamaForCausalLM {
     /// Loads `config.json` and the weights (single or sharded safetensors; f32, bf16 or f16) of
     /// the Hugging Face folder `folder`. Parameters are converted to float32 (a trainer moves them
-    /// into one flat buffer). A missing or unexpected tensor, or one of the wrong shape, is an error listing them.
+    /// into one flat buffer, in bf16 when training with bf16 weights). A missing or unexpected tensor, or one of the wrong shape, is an error listing them.
     public static func load(from folder: URL) throws -> LlamaForCausalLM {
         let configuration = try LlamaConfiguration.load(from: folder)
         var initialization = Initialization.uninitialized
@@ -40,8 +40,7 @@ extension LlamaForCausalLM {
             guard stored.dtype.isFloatingPoint else {
                 throw CheckpointError(file: checkpoint.url.path, "tensor '\(key)' is \(stored.dtype), expected floating point")
             }
-            let values = stored.contiguousCopy(dtype: .float32)
-            parameter.pointer(as: Float.self).update(from: values.pointer(as: Float.self), count: parameter.count)
+            parameter.assignValues(from: stored)
         }
     }
 

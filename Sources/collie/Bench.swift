@@ -7,7 +7,7 @@ import Foundation
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure Collie's speed",
-        subcommands: [Ops.self, Train.self, BenchTokenizer.self])
+        subcommands: [Ops.self, Train.self, Memory.self, BenchTokenizer.self])
 }
 
 extension Bench {

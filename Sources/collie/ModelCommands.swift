@@ -16,9 +16,11 @@ struct Score: ParsableCommand {
     @Option(help: "A Hugging Face model folder.") var model: String
     @Option(help: "A JSON-lines file of {\"tokens\": [ids]} records.") var data: String
     @Option(help: "Where to write the per-record JSON lines (default: stdout).") var output: String?
+    @Option(help: "A PEFT adapter folder (LoRA or prompt tuning) to apply to the model.") var adapter: String?
 
     func run() throws {
         let lm = try LlamaForCausalLM.load(from: URL(fileURLWithPath: model))
+        if let adapter { try lm.loadAdapter(from: URL(fileURLWithPath: adapter)) }
         let records = try TokenRecords.read(data, vocabularySize: lm.configuration.vocabularySize)
         var lines: [String] = []
         var totalNLL = 0.0, totalCount = 0
@@ -45,16 +47,26 @@ struct Score: ParsableCommand {
 /// `collie convert`: rewrite a model folder in another dtype or shard size.
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Load a Hugging Face model folder and save it again (dtype, sharding).")
+        abstract: "Load a Hugging Face model folder and save it again (dtype, sharding), optionally with a LoRA adapter merged in.")
 
     @Option(help: "The source model folder.") var model: String
     @Option(help: "The destination folder.") var out: String
     @Option(help: "Weight dtype: float32, bfloat16 or float16.") var dtype: WeightDType = .float32
     @Option(help: "Largest shard, e.g. 2GB (10⁹ bytes) or 500MiB (2²⁰).") var maxShardSize = "2GB"
+    @Option(help: "A PEFT LoRA adapter folder to merge into the weights (W + scaling·B·A, PEFT's merge_and_unload).")
+    var adapter: String?
 
     func run() throws {
         let limit = try ByteSize.parse(maxShardSize)
         let lm = try LlamaForCausalLM.load(from: URL(fileURLWithPath: model))
+        if let adapter {
+            try lm.loadAdapter(from: URL(fileURLWithPath: adapter))
+            guard case .lora = lm.peftConfiguration else {
+                throw ValidationError("--adapter: \(adapter) is a prompt-tuning adapter; only LoRA merges into weights")
+            }
+            lm.mergeLoRA()
+            print("merged \(lm.loraAdapters.count) LoRA adapters from \(adapter)")
+        }
         try lm.save(to: URL(fileURLWithPath: out), dtype: dtype.dtype, maxShardBytes: limit)
         print("saved \(lm.parameterCount) parameters as \(dtype.rawValue) to \(out)")
     }

@@ -96,7 +96,8 @@ struct Train: ParsableCommand {
             }
             // A fresh run replaces what an earlier run left: checkpoints (with --overwrite), models, monitor files.
             for checkpoint in existing where isMain { try TrainingCheckpoint.remove(checkpoint.url) }
-            for name in isMain ?  ["final", LoadBestModelCallback.folderName, "tensorboard", "monitors.csv", "monitors.evaluation.csv"] : [] {
+            for name in isMain ? ["final", LoadBestModelCallback.folderName, Trainer.baseModelFolderName, "tensorboard",
+                                  "monitors.csv", "monitors.evaluation.csv"] : [] {
                 let url = output.appendingPathComponent(name)
                 if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
             }
@@ -132,9 +133,10 @@ struct Train: ParsableCommand {
         guard isMain else { return }
         let final = output.appendingPathComponent("final")
         try TrainingCheckpoint.writeFolder(at: final) { folder in
-            try trainer.model.save(to: folder)
+            try trainer.saveModelFiles(to: folder)
             try setup.copyTokenizerFiles(to: folder)
         }
+        try trainer.saveBaseModel()
         try trainer.monitor.close()
 
         let evaluations = trainer.state.evaluations
@@ -143,7 +145,9 @@ struct Train: ParsableCommand {
             say(String(format: "eval perplexity %.2f (step %d) → %.2f (step %d); eval loss %.4f → %.4f", before,
                          first.step, after, last.step, first.metrics["loss"] ?? .nan, last.metrics["loss"] ?? .nan))
         }
-        say("saved the model to \(final.path) (Hugging Face folder) in \(Self.duration(Date().timeIntervalSince(started)))")
+        let saved = trainer.model.peftConfiguration == nil ? "the model to \(final.path) (Hugging Face folder)"
+            : "the adapter to \(final.path) (PEFT folder; base model \(trainer.baseModelReference))"
+        say("saved \(saved) in \(Self.duration(Date().timeIntervalSince(started)))")
         if let prompt = settings.samplePrompt {
             let ids = setup.promptIDs(for: prompt)
             let answer = trainer.model.greedyContinuation(of: ids, maxNewTokens: settings.sampleMaxNewTokens)
@@ -163,6 +167,14 @@ struct Train: ParsableCommand {
         }
         say("model: \(source): \(setup.model.parameterCount.formatted()) parameters (hidden \(m.hiddenSize), "
               + "\(m.hiddenLayers) layers, vocabulary \(m.vocabularySize))")
+        if let peft = setup.model.peftConfiguration {
+            let trained = trainer.parameterBuffer.count, total = setup.model.parameterCount + trained
+            let method: String = switch peft {
+            case .lora(let lora): "LoRA r \(lora.rank), alpha \(lora.alpha), dropout \(lora.dropout) on \(setup.model.loraAdapters.count) layers"
+            case .promptTuning(let prompt): "prompt tuning, \(prompt.virtualTokenCount) virtual tokens"
+            }
+            say("peft: \(method): \(trained.formatted()) trainable parameters (\(String(format: "%.3f", 100 * Double(trained) / Double(total)))% of \(total.formatted())), base model frozen")
+        }
         let train = setup.trainDataset
         say("data: \(train.count) training examples (\(train.format.rawValue), \(train.tokenCount.formatted()) tokens, "
               + "\(train.truncatedCount) cut to \(c.maxLength))"

@@ -7,7 +7,8 @@ struct CollieCommand: ParsableCommand {
         commandName: "collie",
         abstract: "Train, fine-tune and run large language models on the CPU you have.",
         version: Collie.version,
-        subcommands: [Version.self, Train.self, Demo.self, Score.self, Convert.self, Generate.self, Bench.self, Tokenize.self])
+        subcommands: [Version.self, Train.self, Demo.self, Score.self, Convert.self, Generate.self, Bench.self, Tokenize.self,
+                      Evaluate.self, Metrics.self])
 }
 
 /// `collie version`

@@ -90,6 +90,19 @@ final class ResumeAndCallbackTests: XCTestCase {
         }
     }
 
+    func testBFloat16WeightsTrainWithAdaLomoAndResumeExactly() throws {
+        let overrides = ["callbacks={checkpoint: {every_n_batches: 2}}", "optimizer={name: adalomo, lr: 0.01}",
+                         "gradient_accumulation_steps=1", "dtype=bfloat16", "checkpointing=true"]
+        let full = try run(output: try temporaryFolder(self), overrides: overrides)
+        XCTAssertTrue(full.trainer.model.parameters.allSatisfy { $0.dtype == .bfloat16 })
+        XCTAssertEqual(full.trainer.parameterBuffer.values.storage.byteCount, full.trainer.model.parameterCount * 2)
+        XCTAssertLessThan(full.steps.last!.loss, full.steps.first!.loss)
+        let output = try temporaryFolder(self)
+        _ = try run(output: output, overrides: overrides, crashAfter: 5)
+        let resumed = try run(output: output, overrides: overrides, resumeFrom: try XCTUnwrap(TrainingCheckpoint.latest(in: output)))
+        assertSameRun(resumed, as: full, from: 4)
+    }
+
     /// A checkpoint taken at an epoch's last update resumes before the epoch's end: its evaluation and
     /// callbacks still run.
     func testResumeFromAnEpochsLastUpdateStillEndsThatEpoch() throws {

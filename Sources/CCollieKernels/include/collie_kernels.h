@@ -22,4 +22,9 @@ void collie_swiglu_backward_f32(const float *gate, const float *up, const float 
 /// Whether the AVX2+FMA paths are in use.
 int collie_kernels_vectorized(void);
 
+/// Fixes the C allocator's mmap threshold at `bytes` (glibc's `mallopt(M_MMAP_THRESHOLD)`), so large
+/// blocks are always mmapped and go back to the system when freed. Returns 1 on success, 0 where the
+/// allocator has no such setting.
+int collie_fix_mmap_threshold(size_t bytes);
+
 #endif

@@ -4,18 +4,33 @@ extension Tensor {
     /// Looks up `ids` (any shape, integers) in `weight` [V, C]; returns [ids.shape..., C].
     public static func embedding(_ ids: Tensor, weight: Tensor) -> Tensor {
         precondition(weight.rank == 2, "embedding weight must be [V, C], got \(weight.shape)")
-        let w = weight.computeContiguous
+        // A bf16/f16 table is read row by row into float32 output; no float32 copy of the table.
+        let half = !weight.dtype.isCompute && weight.isContiguous
+        let w = half ? weight : weight.computeContiguous
         let (vocab, c) = (w.shape[0], w.shape[1])
         let index = ids.ints()
         for i in index { precondition(i >= 0 && i < vocab, "token id \(i) outside the embedding table 0..<\(vocab)") }
-        let out = Tensor(uninitializedShape: ids.shape + [c], dtype: w.dtype)
+        let out = Tensor(uninitializedShape: ids.shape + [c], dtype: half ? .float32 : w.dtype)
+        if half {
+            let po = out.pointer(as: Float.self)
+            let raw = (weight.storage.data + weight.offset * 2).assumingMemoryBound(to: UInt16.self)
+            let isBFloat16 = weight.dtype == .bfloat16
+            Parallel.forEach(index.count, minimumChunk: 16) { r in
+                for n in r {
+                    let src = raw + index[n] * c, dst = po + n * c
+                    for j in 0..<c {
+                        dst[j] = isBFloat16 ? Float(bitPattern: UInt32(src[j]) << 16) : HalfPrecision.float(float16: src[j])
+                    }
+                }
+            }
+        }
         func run<F: FloatElement>(_: F.Type) {
             let pw = w.pointer(as: F.self), po = out.pointer(as: F.self)
             Parallel.forEach(index.count, minimumChunk: 16) { r in
                 for n in r { (po + n * c).update(from: pw + index[n] * c, count: c) }
             }
         }
-        w.dtype == .float64 ? run(Double.self) : run(Float.self)
+        if !half { w.dtype == .float64 ? run(Double.self) : run(Float.self) }
         return out.recording("embedding", [w]) { grad, sink in
             func back<F: FloatElement>(_: F.Type) {
                 let g = grad.pointer(as: F.self)

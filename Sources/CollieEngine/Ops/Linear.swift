@@ -2,11 +2,16 @@
 ///
 /// Forward is one NT GEMM over all rows; backward is dX = dY·W (NN) and dW += dYᵀ·X (TN), both
 /// accumulated in place into the gradient buffers by BLAS's beta.
+///
+/// A bf16/f16 weight is widened to float32 for each GEMM and the copy dropped right after: the
+/// backward widens it again rather than keeping a float32 copy of every weight alive between
+/// forward and backward (which would undo the memory bf16 weights save). Its gradient is float32.
 extension Tensor {
     /// Applies a linear map to the last dimension: `x` [..., in], `weight` [out, in], `bias` [out].
     public static func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
         let xin = x.computeContiguous
-        var w = weight.computeView
+        let halfWeight = !weight.dtype.isCompute && xin.dtype == .float32
+        var w = halfWeight ? weight.contiguousCopy(dtype: .float32) : weight.computeView
         if w.dtype != xin.dtype { w = w.to(xin.dtype) }
         precondition(w.rank == 2, "linear weight must be [out, in], got \(weight.shape)")
         let inFeatures = w.shape[1], outFeatures = w.shape[0]
@@ -34,13 +39,18 @@ extension Tensor {
                    ldb: lw.leadingDimension, beta: beta, c: y, ldc: outFeatures)
         }
         xin.dtype == .float64 ? run(Double.self) : run(Float.self)
-        let inputs = bc.map { [xin, w, $0] } ?? [xin, w]
+        // With a half-precision weight the node holds the bf16/f16 leaf, not the float32 copy.
+        let recordedWeight = halfWeight ? weight : w
+        let transposed = lw.transposed, leadingDimension = lw.leadingDimension
+        let inputs = bc.map { [xin, recordedWeight, $0] } ?? [xin, recordedWeight]
         return out.recording("linear", inputs) { grad, sink in
             func back<F: FloatElement>(_: F.Type) {
-                let g = grad.pointer(as: F.self), pw = lw.base.pointer(as: F.self), px = xin.pointer(as: F.self)
+                let g = grad.pointer(as: F.self), px = xin.pointer(as: F.self)
                 sink.accumulate(0, as: F.self) { dx, beta in   // dX = dY · W
-                    F.gemm(transA: false, transB: lw.transposed, m: rows, n: inFeatures, k: outFeatures, alpha: 1,
-                           a: g, lda: outFeatures, b: pw, ldb: lw.leadingDimension, beta: beta, c: dx, ldc: inFeatures)
+                    let base = halfWeight ? weight.contiguousCopy(dtype: .float32) : MatrixLayout(recordedWeight).base
+                    let pw = base.pointer(as: F.self)
+                    F.gemm(transA: false, transB: transposed, m: rows, n: inFeatures, k: outFeatures, alpha: 1,
+                           a: g, lda: outFeatures, b: pw, ldb: leadingDimension, beta: beta, c: dx, ldc: inFeatures)
                 }
                 sink.accumulate(1, as: F.self) { dw, beta in   // dW = dYᵀ · X
                     F.gemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: rows, alpha: 1,

@@ -1,3 +1,4 @@
+import CollieModels
 import Foundation
 
 /// Everything a training run needs, read from YAML or JSON with CoLLiE's key names where CoLLiE has one.
@@ -71,6 +72,9 @@ public struct CollieConfig: Codable, Equatable, Sendable {
     /// Clip the global gradient norm to this value; nil: no clipping.
     public var maxGradNorm: Double?
     public var dtype: Precision = .float32
+    /// Parameter-efficient fine-tuning (CoLLiE's `peft_config`): LoRA or prompt tuning with PEFT's field names;
+    /// only the adapter trains and the saved model is a PEFT adapter folder. Nil: full fine-tuning.
+    public var peftConfig: PEFTConfiguration?
 
     // MARK: Output
 
@@ -83,6 +87,8 @@ public struct CollieConfig: Codable, Equatable, Sendable {
     public var samplePrompt: String?
     /// How many tokens the sample answer may have at most.
     public var sampleMaxNewTokens = 48
+    /// Evaluators run with every evaluation (and by `collie eval`): perplexity, generation, classification.
+    public var evaluators: [EvaluatorSettings] = []
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case seed, dataParallelSize = "dp_size", tensorParallelSize = "tp_size", pipelineParallelSize = "pp_size"
@@ -92,10 +98,11 @@ public struct CollieConfig: Codable, Equatable, Sendable {
         case checkpointing, useFlash = "use_flash", dropout, initMethod = "init_method"
         case model, tokenizer, trainData = "train_data", evalData = "eval_data", evalSplit = "eval_split", recordFormat = "record_format"
         case maxLength = "max_length", shuffle, paddingSide = "padding_side", lastBatch = "last_batch"
-        case optimizer, lrScheduler = "lr_scheduler", maxGradNorm = "max_grad_norm", dtype
+        case optimizer, lrScheduler = "lr_scheduler", maxGradNorm = "max_grad_norm", dtype, peftConfig = "peft_config"
         case outputDir = "output_dir", monitors, monitorOutputs = "monitor_outputs", callbacks
         case samplePrompt = "sample_prompt", sampleMaxNewTokens = "sample_max_new_tokens"
         case deepSpeed = "ds_config"
+        case evaluators
     }
 
     /// A config with CoLLiE's defaults for `model`.
@@ -134,6 +141,12 @@ public struct CollieConfig: Codable, Equatable, Sendable {
         lrScheduler = try c.value(.lrScheduler, default: lrScheduler)
         maxGradNorm = try c.decodeIfPresent(Double.self, forKey: .maxGradNorm)
         dtype = try c.value(.dtype, default: dtype)
+        do {
+            peftConfig = try c.decodeIfPresent(PEFTConfiguration.self, forKey: .peftConfig)
+        } catch let error as PEFTError {
+            throw ConfigError(keyPath: CodingKeys.peftConfig.rawValue, error.description,
+                              source: (decoder as? StrictDecoder)?.node.source, line: nil)
+        }
         outputDir = try c.value(.outputDir, default: outputDir)
         monitors = try c.value(.monitors, default: monitors)
         monitorOutputs = try c.value(.monitorOutputs, default: monitorOutputs)
@@ -141,6 +154,7 @@ public struct CollieConfig: Codable, Equatable, Sendable {
         samplePrompt = try c.decodeIfPresent(String.self, forKey: .samplePrompt)
         sampleMaxNewTokens = try c.value(.sampleMaxNewTokens, default: sampleMaxNewTokens)
         deepSpeed = try c.value(.deepSpeed, default: deepSpeed)
+        evaluators = try c.value(.evaluators, default: evaluators)
     }
 
     // MARK: - Derived values

@@ -95,7 +95,17 @@ extension CollieConfig {
     /// Rewrites relative paths among the top-level path keys as paths under `base` (a preset name stays a name).
     private static func resolvePaths(in root: ConfigNode, against base: URL) {
         guard case .mapping(let entries) = root.content else { return }
-        for entry in entries where pathKeys.contains(entry.key) {
+        if let evaluators = entries.first(where: { $0.key == CodingKeys.evaluators.rawValue }),
+           case .sequence(let items) = evaluators.value.content {
+            for item in items { resolvePaths(in: item, keys: ["data"], against: base) }
+        }
+        resolvePaths(in: root, keys: pathKeys, against: base)
+    }
+
+    /// Rewrites relative paths under `keys` of the mapping `node` as paths under `base`.
+    private static func resolvePaths(in node: ConfigNode, keys: Set<String>, against base: URL) {
+        guard case .mapping(let entries) = node.content else { return }
+        for entry in entries where keys.contains(entry.key) {
             guard case .scalar(let text, let isPlain) = entry.value.content, !text.isEmpty, !text.hasPrefix("/"),
                   !text.hasPrefix("~") else { continue }
             if entry.key == CodingKeys.model.rawValue && ModelPreset(rawValue: text) != nil { continue }

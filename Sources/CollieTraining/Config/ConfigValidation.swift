@@ -43,7 +43,9 @@ extension CollieConfig {
         atLeast(1, sampleMaxNewTokens, .sampleMaxNewTokens)
         if !(0..<1).contains(evalSplit) { fail(.evalSplit, "must be in [0, 1), got \(evalSplit)") }
         if evalSplit > 0, evalData != nil { fail(.evalSplit, "give eval_data or eval_split, not both") }
-        if evalOnStart, !hasEvaluationData { fail(.evalOnStart, "needs evaluation data; set eval_data or eval_split") }
+        if evalOnStart, !hasEvaluationData, evaluators.isEmpty {
+            fail(.evalOnStart, "needs evaluation data; set eval_data, eval_split or evaluators")
+        }
         if !(0..<1).contains(dropout) { fail(.dropout, "must be in [0, 1), got \(dropout)") }
         if initMethod.kind != .normal {
             fail("init_method.type", "\(initMethod.kind.rawValue) is not yet supported; use normal")
@@ -70,6 +72,7 @@ extension CollieConfig {
         issues += optimizer.issues()
         issues += lrScheduler.issues()
         issues += callbacks.issues()
+        for (index, evaluator) in evaluators.enumerated() { issues += evaluator.issues(at: "evaluators[\(index)]") }
         if callbacks.loadBestModel != nil || callbacks.earlyStop != nil || callbacks.checkpoint?.topK != nil,
            !hasEvaluationData {
             fail(.callbacks, "load_best_model, early_stop and top_k compare evaluation results; set eval_data or eval_split")

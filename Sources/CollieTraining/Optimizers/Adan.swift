@@ -48,7 +48,7 @@ public final class Adan: Optimizer {
         let decay = Float(1 - learningRate * weightDecay), proximal = Float(1 + learningRate * weightDecay)
         let noProx = noProx, first = stepCount == 1
         for (index, p) in parameters.enumerated() {
-            guard let gradient = updateGradient(of: p) else { continue }
+            guard let gradient = float32Gradient(of: p, optimizer: "Adan") else { continue }
             let buffers = slots.buffers(index, shape: p.shape)
             let m = buffers[0].pointer(as: Float.self), n = buffers[1].pointer(as: Float.self)
             let v = buffers[2].pointer(as: Float.self), previous = buffers[3].pointer(as: Float.self)

@@ -32,7 +32,7 @@ public final class Lion: Optimizer {
         let decay = Float(1 - learningRate * weightDecay), negativeLR = Float(-learningRate)
         let b1 = Float(beta1), c1 = Float(1 - beta1), b2 = Float(beta2), c2 = Float(1 - beta2)
         for (index, p) in parameters.enumerated() {
-            guard let gradient = updateGradient(of: p) else { continue }
+            guard let gradient = float32Gradient(of: p, optimizer: "Lion") else { continue }
             let m = slots.buffers(index, shape: p.shape)[0].pointer(as: Float.self)
             updateElementwise(p, gradient: gradient) { w, g, range in
                 for i in range {

@@ -88,11 +88,11 @@ public enum Gradients {
 }
 
 /// A float32 view of `parameter`'s gradient for an update loop (a copy only when the gradient is
-/// strided or held in another dtype).
+/// strided or held in another dtype). Parameters may be float32, bf16 or f16 (updated in float32).
 func float32Gradient(of parameter: Tensor, optimizer: String) -> Tensor? {
     guard let grad = parameter.grad else { return nil }
-    precondition(parameter.dtype == .float32 && parameter.isContiguous,
-                 "\(optimizer) updates contiguous float32 parameters; \(parameter.name ?? "a parameter") is \(parameter.dtype)")
+    precondition([.float32, .bfloat16, .float16].contains(parameter.dtype) && parameter.isContiguous,
+                 "\(optimizer) updates contiguous float32/bf16/f16 parameters; \(parameter.name ?? "a parameter") is \(parameter.dtype)")
     precondition(grad.shape == parameter.shape, "gradient shape \(grad.shape) ≠ parameter shape \(parameter.shape)")
     return grad.dtype == .float32 && grad.isContiguous ? grad : grad.contiguousCopy(dtype: .float32)
 }

@@ -63,12 +63,3 @@ func updateElementwise(_ parameter: Tensor, gradient: Tensor,
         Parallel.forEach(n, minimumChunk: 1 << 14) { range in body(w, g, range) }
     }
 }
-
-/// The float32 gradient of `parameter` for an update loop (a copy only when the gradient is strided
-/// or held in another dtype); parameters may be float32, bf16 or f16.
-func updateGradient(of parameter: Tensor) -> Tensor? {
-    guard let grad = parameter.grad else { return nil }
-    precondition(parameter.isContiguous, "optimizers update contiguous parameters")
-    precondition(grad.shape == parameter.shape, "gradient shape \(grad.shape) ≠ parameter shape \(parameter.shape)")
-    return grad.dtype == .float32 && grad.isContiguous ? grad : grad.contiguousCopy(dtype: .float32)
-}

@@ -45,7 +45,7 @@ public final class SophiaG: Optimizer {
         let decay = Float(1 - learningRate * weightDecay), negativeLR = Float(-learningRate)
         let b1 = Float(beta1), c1 = Float(1 - beta1), scale = Float(rho * Double(batchTokens))
         for (index, p) in parameters.enumerated() {
-            guard let gradient = updateGradient(of: p) else { continue }
+            guard let gradient = float32Gradient(of: p, optimizer: "SophiaG") else { continue }
             let buffers = slots.buffers(index, shape: p.shape)
             let m = buffers[0].pointer(as: Float.self), h = buffers[1].pointer(as: Float.self)
             updateElementwise(p, gradient: gradient) { w, g, range in
@@ -65,7 +65,7 @@ public final class SophiaG: Optimizer {
     public func updateHessian() {
         let b2 = Float(beta2), c2 = Float(1 - beta2)
         for (index, p) in parameters.enumerated() {
-            guard let gradient = updateGradient(of: p) else { continue }
+            guard let gradient = float32Gradient(of: p, optimizer: "SophiaG") else { continue }
             let h = slots.buffers(index, shape: p.shape)[1].pointer(as: Float.self)
             let g = gradient.pointer(as: Float.self)
             Parallel.forEach(p.count, minimumChunk: 1 << 14) { range in

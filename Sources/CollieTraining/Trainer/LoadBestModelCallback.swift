@@ -34,7 +34,7 @@ public final class LoadBestModelCallback: TrainerCallback {
         guard let value = metric.value(in: trainer.state), metric.isImprovement(value, over: best) else { return }
         if trainer.isMainProcess {
             try TrainingCheckpoint.writeFolder(at: trainer.outputDirectory.appendingPathComponent(Self.folderName)) { folder in
-                try trainer.model.save(to: folder)
+                try trainer.saveModelFiles(to: folder)
             }
         }
         trainer.dataParallel.communicator.barrier()

@@ -26,8 +26,11 @@ import Foundation
 public final class Trainer {
     public let config: CollieConfig
     public let model: LlamaForCausalLM
-    /// The model's parameters in one buffer, with flat gradients.
+    /// The trained parameters in one buffer, with flat gradients: all of the model's, or with a PEFT adapter
+    /// (`peft_config`) only the adapter's, the base model being frozen with no gradient storage.
     public let parameterBuffer: ParameterBuffer
+    /// With a PEFT adapter, the frozen base model's parameters in one buffer (in `dtype`, without gradients).
+    public let frozenBuffer: ParameterBuffer?
     public let optimizer: Optimizer
     /// The data-parallel ranks this process trains with (a group of one without `mpirun`) and the ZeRO stage.
     public let dataParallel: DataParallelGroup
@@ -38,6 +41,8 @@ public final class Trainer {
     /// Receives the typed events (`started`, `step`, `evaluation`, `checkpoint`, `finished`).
     public let monitor: MonitorGroup
     public let callbacks: [TrainerCallback]
+    /// Run with every evaluation; their metrics are added as `<name>/<metric>`.
+    public let evaluators: [Evaluator]
     /// Where checkpoints (and the callbacks' files) go.
     public let outputDirectory: URL
     /// Counters, data position, evaluations.
@@ -61,7 +66,7 @@ public final class Trainer {
     ///   monitored metrics that do not exist; `DatasetError` when `last_batch: drop` leaves no batch.
     public init(config: CollieConfig, model: LlamaForCausalLM, trainDataset: TrainingDataset,
                 evaluationDataset: TrainingDataset? = nil, padTokenID: Int, monitors: [TrainingMonitor] = [],
-                callbacks: [TrainerCallback]? = nil, outputDirectory: URL? = nil,
+                callbacks: [TrainerCallback]? = nil, outputDirectory: URL? = nil, evaluators: [Evaluator] = [],
                 communicator: Communicator = SingleProcessCommunicator()) throws {
         let ranks = config.dataParallelSize * config.tensorParallelSize * config.pipelineParallelSize
         if communicator.size != ranks {
@@ -70,9 +75,6 @@ public final class Trainer {
                 : "the run has \(communicator.size) processes but dp_size × tp_size × pp_size = \(config.dataParallelSize) × \(config.tensorParallelSize) × \(config.pipelineParallelSize) = \(ranks); launch with `mpirun -np \(ranks)` or set dp_size: \(communicator.size)")
         }
         if config.dropout > 0 { throw TrainerError("dropout: \(config.dropout) is not yet supported; set it to 0") }
-        if config.dtype != .float32 {
-            throw TrainerError("dtype: training in \(config.dtype.rawValue) is not yet supported; use float32")
-        }
         let vocabulary = model.configuration.vocabularySize
         guard (0..<vocabulary).contains(padTokenID) else {
             throw TrainerError("the pad token id \(padTokenID) is outside the model's vocabulary (\(vocabulary) ids)")
@@ -92,27 +94,42 @@ public final class Trainer {
             try DataLoader(dataset: $0, batchSize: config.evalBatchSize, lastBatch: .normal, shuffle: false, padder: padder)
         }
         model.activationCheckpointing = config.checkpointing
-        parameterBuffer = ParameterBuffer(model.parameters)
+        let trained = model.trainableParameters.map(\.tensor)
+        guard !trained.isEmpty else { throw TrainerError("the model has no trainable parameters") }
+        if model.peftConfiguration == nil {
+            // bf16/f16 weights: the buffer stores the parameters in that dtype; kernels compute in float32.
+            parameterBuffer = ParameterBuffer(trained, dtype: config.dtype.dtype)
+            frozenBuffer = nil
+        } else {
+            // With an adapter (PEFT's autocast_adapter_dtype): the frozen base model in `dtype`, no gradients;
+            // the adapter in float32.
+            frozenBuffer = ParameterBuffer(model.parameters, dtype: config.dtype.dtype)
+            parameterBuffer = ParameterBuffer(trained, dtype: .float32)
+        }
         // The storages the parameters had before moving into the flat buffer are cached by the storage pool, but
         // no later tensor has their sizes: return them (and, under ZeRO-3, the flat buffer itself, below).
         StoragePool.shared.releaseCachedMemory()
-        // The data-parallel group registers its gradient-ready hooks before an in-backward optimizer does, so that
-        // each gradient is reduced over the ranks before the optimizer's hook uses it.
-        if config.zeroStage == 3, model.parameterUnits == nil {
-            throw TrainerError("ds_config.zero_optimization.stage: ZeRO stage 3 needs an untied output projection "
-                               + "(tie_word_embeddings: false); use stage 2")
+        if communicator.size > 1 || config.zeroStage > 0, parameterBuffer.dtype != .float32 {
+            throw TrainerError("dtype: data parallelism and ZeRO reduce float32 parameters; use dtype: float32")
         }
+        if config.zeroStage == 3, model.parameterUnits == nil || model.peftConfiguration != nil {
+            throw TrainerError("ds_config.zero_optimization.stage: ZeRO stage 3 needs a model without adapters and with an "
+                               + "untied output projection (tie_word_embeddings: false); use stage 2")
+        }
+        // The data-parallel group registers its gradient-ready hooks before an in-backward optimizer does, so that
+        // each gradient is reduced over the ranks before the optimizer's hook uses it. It attaches the flat
+        // gradients where they are kept (not for in-backward optimizers, which free each gradient at once).
         dataParallel = DataParallelGroup(communicator: communicator, stage: config.zeroStage, buffer: parameterBuffer,
                                          reducesEachGradient: config.optimizer.name.updatesDuringBackward,
                                          units: config.zeroStage == 3 ? model.parameterUnits : nil)
         if config.zeroStage == 3 { model.parameterUnitHooks = dataParallel }
         optimizer = try Self.makeOptimizer(config.optimizer, maxGradNorm: config.maxGradNorm,
                                            parameters: dataParallel.optimizerParameters)
-        // In-backward optimizers free each gradient as soon as it is used: no flat gradient buffer (the group
-        // attached one for the others).
         if optimizer.updatesDuringBackward {
             optimizer.attachToBackward()
             dataParallel.attachAfterInBackwardOptimizer()
+            // LOMO/AdaLomo are chosen to save memory: keep few freed blocks around (peak RSS ≈ the engine's peak).
+            StoragePool.shared.limitForMemorySaving()
         }
         StoragePool.shared.releaseCachedMemory()
 
@@ -128,6 +145,7 @@ public final class Trainer {
         state.randomState = randomGenerator.state
         self.state = state
         monitor = MonitorGroup(monitors)
+        self.evaluators = evaluators
         self.callbacks = try callbacks ?? Self.makeCallbacks(config.callbacks)
         let names = self.callbacks.map(\.name)
         if Set(names).count != names.count { throw TrainerError("two callbacks share a name: \(names)") }
@@ -140,7 +158,7 @@ public final class Trainer {
     public func train() throws {
         try monitor.record(.started(step: state.globalStep, totalSteps: state.totalSteps))
         for callback in callbacks { try callback.onTrainBegin(self) }
-        if config.evalOnStart, state.globalStep == 0, state.evaluations.isEmpty, evaluationLoader != nil {
+        if config.evalOnStart, state.globalStep == 0, state.evaluations.isEmpty, canEvaluate {
             try evaluate()
         }
         // A checkpoint taken at an epoch's last update resumes before that epoch's end was handled.
@@ -187,11 +205,13 @@ public final class Trainer {
     private func update(_ group: [PaddedBatch], epoch: Int, nextPosition: DataPosition) throws {
         let start = DispatchTime.now().uptimeNanoseconds
         for callback in callbacks { try callback.onBatchBegin(self) }
-        let targets = group.map(Self.shiftedTargets)
+        let targets = group.map { Self.shiftedTargets($0, prompt: model.promptEmbedding) }
         let predicted = targets.reduce(0) { total, row in total + row.lazy.filter { $0 != Tensor.ignoreIndex }.count }
         let learningRate = schedule.currentLearningRate
         optimizer.learningRate = learningRate
+        model.setAdapterTraining(true)   // LoRA dropout on for this update's passes only
         var (loss, norm) = try takeStep(group, targets: targets, predicted: predicted)
+        model.setAdapterTraining(false)
         loss = Float(dataParallel.sum([Double(loss)])[0])
         schedule.advance()
         dataParallel.zeroGradients()
@@ -206,7 +226,7 @@ public final class Trainer {
                                 tokensPerSecond: Double(tokens) / max(seconds, 1e-9), stepSeconds: seconds,
                                 peakMemoryBytes: MemoryUsage.peakResidentBytes() ?? 0)
         try monitor.record(.step(step))
-        if config.evalPerNSteps > 0, state.globalStep % config.evalPerNSteps == 0, evaluationLoader != nil {
+        if config.evalPerNSteps > 0, state.globalStep % config.evalPerNSteps == 0, canEvaluate {
             try evaluate()
         }
         // An epoch's evaluation runs with its last update, before `onBatchEnd`, so that a checkpoint saved there
@@ -223,9 +243,10 @@ public final class Trainer {
             // after a norm-only pass when clipping by the global norm.
             precondition(group.count == 1, "in-backward optimizers take one micro-batch per update")
             defer { dataParallel.endBackward() }
+            reseedAdapterDropout(microBatch: 0)
             // This rank's rows; the data-parallel group's hooks sum each gradient over the ranks first.
             let (batch, weight) = dataParallel.localRows(of: group[0])
-            let summed = Self.summedLoss(model, batch, targets: Self.shiftedTargets(batch))
+            let summed = Self.summedLoss(model, batch, targets: Self.shiftedTargets(batch, prompt: model.promptEmbedding))
             let loss = weight == 0 ? summed * 0.0 : summed / Double(max(predicted, 1))
             let scaled = fused.lossScale == 1 ? loss : loss * fused.lossScale
             var proceed = true
@@ -240,10 +261,11 @@ public final class Trainer {
         }
         var loss: Float = 0
         for (index, globalBatch) in group.enumerated() {
+            reseedAdapterDropout(microBatch: index)
             // This rank's rows; the loss is divided by the whole global group's token count.
             dataParallel.beginBackward(last: index == group.count - 1)
             let (batch, weight) = dataParallel.localRows(of: globalBatch)
-            let summed = Self.summedLoss(model, batch, targets: Self.shiftedTargets(batch))
+            let summed = Self.summedLoss(model, batch, targets: Self.shiftedTargets(batch, prompt: model.promptEmbedding))
             let microLoss = weight == 0 ? summed * 0.0 : summed / Double(max(predicted, 1))
             microLoss.backward()
             loss += microLoss.item
@@ -261,19 +283,23 @@ public final class Trainer {
         return (loss, norm)
     }
 
+    /// LoRA dropout masks are a function of (seed, update, micro-batch), so a resumed run draws the same ones.
+    private func reseedAdapterDropout(microBatch: Int) {
+        model.reseedAdapterDropout(seed: UInt64(bitPattern: Int64(config.seed)) &* 1_000_003
+                                   &+ UInt64(state.globalStep) &* 4_096 &+ UInt64(microBatch))
+    }
+
     /// SophiaG's Gauss–Newton–Bartlett estimate, as the authors' training loop computes it: labels sampled
     /// from the model's own distribution at every predicted position, the mean loss against them
     /// back-propagated, and the squared gradients folded into the Hessian diagonal.
     private func refreshHessian(_ sophia: SophiaG, _ group: [PaddedBatch], targets: [[Int]], predicted: Int) {
         let vocabulary = model.configuration.vocabularySize
         for (batch, target) in zip(group, targets) {
-            let (b, t) = (batch.batchSize, batch.length)
-            let logits = model(batch.tokenTensor, positions: batch.positionTensor,
-                               keyPaddingMask: batch.hasPadding ? batch.attentionMaskTensor : nil)
-                .reshaped([b * t, vocabulary])
+            let rows = target.count
+            let logits = Self.logits(model, batch).reshaped([rows, vocabulary])
             let probabilities = withNoGrad { logits.detach().softmax().floats() }
-            var sampled = [Int](repeating: Tensor.ignoreIndex, count: b * t)
-            for row in 0..<(b * t) where target[row] != Tensor.ignoreIndex {
+            var sampled = [Int](repeating: Tensor.ignoreIndex, count: rows)
+            for row in 0..<rows where target[row] != Tensor.ignoreIndex {
                 var u = Float(randomGenerator.nextUnit()), chosen = vocabulary - 1
                 for token in 0..<vocabulary {
                     u -= probabilities[row * vocabulary + token]
@@ -281,7 +307,7 @@ public final class Trainer {
                 }
                 sampled[row] = chosen
             }
-            let loss = Tensor.crossEntropy(logits: logits, targets: Tensor(ints: sampled, shape: [b * t]), reduction: .sum)
+            let loss = Tensor.crossEntropy(logits: logits, targets: Tensor(ints: sampled, shape: [rows]), reduction: .sum)
             (loss / Double(max(predicted, 1))).backward()
         }
         sophia.updateHessian()
@@ -297,7 +323,7 @@ public final class Trainer {
     /// Evaluates when `eval_per_n_epochs` asks for it at the end of `epoch` and no evaluation ran after the
     /// current update yet.
     private func evaluateIfDue(endOf epoch: Int) throws {
-        if config.evalPerNEpochs > 0, (epoch + 1) % config.evalPerNEpochs == 0, evaluationLoader != nil,
+        if config.evalPerNEpochs > 0, (epoch + 1) % config.evalPerNEpochs == 0, canEvaluate,
            state.lastEvaluation?.step != state.globalStep {
             try evaluate()
         }
@@ -306,22 +332,32 @@ public final class Trainer {
     // MARK: - Loss and evaluation
 
     /// Next-token targets of a batch: `labels` shifted left by one, −100 at each row's end (Hugging Face's shift).
-    static func shiftedTargets(_ batch: PaddedBatch) -> [Int] {
-        let (b, t) = (batch.batchSize, batch.length)
+    /// With prompt tuning the labels are first prefixed with the virtual tokens' −100s, as PEFT does.
+    static func shiftedTargets(_ batch: PaddedBatch, prompt: PromptEmbedding? = nil) -> [Int] {
+        let b = batch.batchSize
+        let labels = prompt?.prefixedLabels(batch.labels, batchSize: b) ?? batch.labels
+        let t = labels.count / max(b, 1)
         var shifted = [Int](repeating: Tensor.ignoreIndex, count: b * t)
         for row in 0..<b where t > 1 {
-            for i in 0..<(t - 1) { shifted[row * t + i] = batch.labels[row * t + i + 1] }
+            for i in 0..<(t - 1) { shifted[row * t + i] = labels[row * t + i + 1] }
         }
         return shifted
     }
 
     /// The summed next-token NLL of `batch` (a 0-d tensor on the tape), with the padding mask and positions.
+    /// With prompt tuning the logits include the virtual positions (`targets` from `shiftedTargets(_:prompt:)`).
     static func summedLoss(_ model: LlamaForCausalLM, _ batch: PaddedBatch, targets: [Int]) -> Tensor {
-        let (b, t) = (batch.batchSize, batch.length)
-        let logits = model(batch.tokenTensor, positions: batch.positionTensor,
-                           keyPaddingMask: batch.hasPadding ? batch.attentionMaskTensor : nil)
-        return .crossEntropy(logits: logits.reshaped([b * t, model.configuration.vocabularySize]),
-                             targets: Tensor(ints: targets, shape: [b * t]), reduction: .sum)
+        .crossEntropy(logits: logits(model, batch).reshaped([targets.count, model.configuration.vocabularySize]),
+                      targets: Tensor(ints: targets, shape: [targets.count]), reduction: .sum)
+    }
+
+    /// The logits `shiftedTargets(_:prompt:)` are for: [B, T, V], or with prompt tuning [B, n + T, V] (the
+    /// virtual positions first), with the batch's padding mask and positions.
+    static func logits(_ model: LlamaForCausalLM, _ batch: PaddedBatch) -> Tensor {
+        let mask = batch.hasPadding ? batch.attentionMaskTensor : nil
+        return model.promptEmbedding.map { $0.logits(model, batch.tokenTensor, positions: batch.positionTensor,
+                                                     keyPaddingMask: mask) }
+            ?? model(batch.tokenTensor, positions: batch.positionTensor, keyPaddingMask: mask)
     }
 
     /// The summed NLL of every predicted token in `loader`'s batches (one pass, in order) and how many tokens
@@ -332,7 +368,7 @@ public final class Trainer {
         withNoGrad {
             var sum = 0.0, count = 0
             for (position, batch) in loader.batches(epochs: 1) where position.batchIndex % ranks == rank {
-                let targets = shiftedTargets(batch)
+                let targets = shiftedTargets(batch, prompt: model.promptEmbedding)
                 count += targets.lazy.filter { $0 != Tensor.ignoreIndex }.count
                 sum += Double(summedLoss(model, batch, targets: targets).item)
             }
@@ -340,23 +376,32 @@ public final class Trainer {
         }
     }
 
+    /// True when there is evaluation data or an evaluator.
+    public var canEvaluate: Bool { evaluationLoader != nil || !evaluators.isEmpty }
+
     /// Evaluates on the evaluation data: `loss` is the mean NLL per predicted token over the whole set and
-    /// `perplexity` its exponential. Records it in `state`, tells monitors and callbacks.
-    /// - Throws: `TrainerError` without evaluation data; what a monitor or callback throws.
+    /// `perplexity` its exponential; then every evaluator adds `<name>/<metric>`. Records it in `state`, tells
+    /// monitors and callbacks.
+    /// - Throws: `TrainerError` without evaluation data or evaluators; what an evaluator, monitor or callback throws.
     @discardableResult
     public func evaluate() throws -> [String: Double] {
         try dataParallel.withFullParameters { try evaluateModel() }
     }
 
     private func evaluateModel() throws -> [String: Double] {
-        guard let evaluationLoader else { throw TrainerError("no evaluation data; set eval_data or eval_split") }
+        guard canEvaluate else { throw TrainerError("no evaluation data; set eval_data or eval_split") }
         for callback in callbacks { try callback.onEvaluateBegin(self) }
-        let communicator = dataParallel.communicator
-        let share = Self.negativeLogLikelihood(of: model, on: evaluationLoader, rank: communicator.rank, ranks: communicator.size)
-        let totals = dataParallel.sum([share.sum, Double(share.count)])
-        let (sum, count) = (totals[0], Int(totals[1]))
-        let mean = sum / Double(max(count, 1))
-        let metrics = ["loss": mean, "perplexity": Foundation.exp(mean)]
+        var metrics: [String: Double] = [:]
+        if let evaluationLoader {
+            // Each rank takes every n-th batch; the sums are added over the ranks.
+            let communicator = dataParallel.communicator
+            let share = Self.negativeLogLikelihood(of: model, on: evaluationLoader, rank: communicator.rank,
+                                                   ranks: communicator.size)
+            let totals = dataParallel.sum([share.sum, Double(share.count)])
+            let mean = totals[0] / Double(max(Int(totals[1]), 1))
+            metrics = ["loss": mean, "perplexity": Foundation.exp(mean)]
+        }
+        for evaluator in evaluators { metrics.merge(try evaluator.prefixedMetrics(model)) { $1 } }
         state.evaluations.append(EvaluationRecord(step: state.globalStep, metrics: metrics))
         try monitor.record(.evaluation(step: state.globalStep, metrics: metrics))
         for callback in callbacks { try callback.onEvaluateEnd(self, metrics: metrics) }
@@ -396,7 +441,7 @@ public final class Trainer {
     /// Rank 0's part of `saveCheckpoint()`: the folder, written atomically.
     private func writeCheckpointFolder(_ destination: URL, state saved: TrainerState, shards: URL) throws {
         try TrainingCheckpoint.writeFolder(at: destination) { folder in
-            try model.save(to: folder)
+            try saveModelFiles(to: folder)
             TrainingCheckpoint.pauseIfRequested(writing: destination)
             if dataParallel.shardParameter != nil {
                 try FileManager.default.moveItem(at: shards.appendingPathComponent(ShardedOptimizerState.folderName),
@@ -453,8 +498,13 @@ public final class Trainer {
         for callback in callbacks { try callback.onLoadCheckpoint(self, folder: folder) }
     }
 
-    /// Copies the weights of the Hugging Face folder `folder` into the model (same configuration required).
+    /// Copies the weights of the Hugging Face folder `folder` into the model (same configuration required); with a
+    /// PEFT adapter, the adapter's tensors from the PEFT folder `folder`.
     public func loadWeights(from folder: URL) throws {
+        if model.peftConfiguration != nil {
+            do { try model.loadAdapter(from: folder) } catch { throw TrainerError("\(error)") }
+            return
+        }
         let loaded = try LlamaForCausalLM.load(from: folder)
         guard loaded.configuration.vocabularySize == model.configuration.vocabularySize,
               loaded.configuration.hiddenSize == model.configuration.hiddenSize,
@@ -466,13 +516,44 @@ public final class Trainer {
             guard let stored = source[key], stored.shape == parameter.shape else {
                 throw TrainerError("\(folder.path): no parameter \(key) of shape \(parameter.shape)")
             }
-            parameter.pointer(as: Float.self).update(from: stored.pointer(as: Float.self), count: parameter.count)
+            parameter.assignValues(from: stored)
         }
     }
 
-    /// Saves the model as a Hugging Face folder at `folder`, atomically (written beside it, then renamed).
+    /// Saves the model as a Hugging Face folder at `folder` (with a PEFT adapter: the adapter as a PEFT folder),
+    /// atomically (written beside it, then renamed).
     public func saveModel(to folder: URL, dtype: DType = .float32) throws {
-        try TrainingCheckpoint.writeFolder(at: folder) { try model.save(to: $0, dtype: dtype) }
+        try TrainingCheckpoint.writeFolder(at: folder) { try saveModelFiles(to: $0, dtype: dtype) }
+    }
+
+    /// Writes what the model is into `folder`: a Hugging Face model, or with a PEFT adapter only the adapter
+    /// (`adapter_config.json` + `adapter_model.safetensors`, recording `baseModelReference`), since the base
+    /// model does not change.
+    public func saveModelFiles(to folder: URL, dtype: DType = .float32) throws {
+        if model.peftConfiguration != nil {
+            try model.saveAdapter(to: folder, baseModelNameOrPath: baseModelReference)
+        } else {
+            try model.save(to: folder, dtype: dtype)
+        }
+    }
+
+    /// Where the base model of a PEFT run is: the model folder, or for a preset `output_dir/base_model`, which
+    /// `saveBaseModel()` writes.
+    public var baseModelReference: String {
+        switch config.model {
+        case .folder(let path): URL(fileURLWithPath: path).standardizedFileURL.path
+        case .preset: outputDirectory.appendingPathComponent(Self.baseModelFolderName).standardizedFileURL.path
+        }
+    }
+
+    /// The folder under `output_dir` that holds a preset's randomly initialized base model in a PEFT run.
+    public static let baseModelFolderName = "base_model"
+
+    /// In a PEFT run on a preset, writes the (frozen, randomly initialized) base model to `baseModelReference`
+    /// as a Hugging Face folder, so the saved adapters have a base to load onto. Does nothing otherwise.
+    public func saveBaseModel() throws {
+        guard model.peftConfiguration != nil, case .preset = config.model else { return }
+        try TrainingCheckpoint.writeFolder(at: URL(fileURLWithPath: baseModelReference)) { try model.save(to: $0) }
     }
 
     // MARK: - Construction from a config

@@ -73,6 +73,15 @@ public struct TrainingSetup {
         case .folder(let path):
             do { model = try LlamaForCausalLM.load(from: URL(fileURLWithPath: path)) } catch { throw failure("model", error) }
         }
+        if let peft = config.peftConfig {
+            var promptTokens: [Int]?
+            if case .promptTuning(let prompt) = peft, prompt.initialization == .text, let text = prompt.initializationText {
+                promptTokens = tokenizer.encode(text)   // with special tokens, as PEFT tokenizes it
+            }
+            do {
+                try model.addAdapter(peft, seed: UInt64(bitPattern: Int64(config.seed)), promptTokenIDs: promptTokens)
+            } catch { throw failure("peft_config", error) }
+        }
     }
 
     /// The id padding gets: the tokenizer's pad token, else its EOS, else 0.
@@ -81,9 +90,11 @@ public struct TrainingSetup {
     /// A trainer for this setup.
     public func makeTrainer(monitors: [TrainingMonitor] = [], outputDirectory: URL? = nil,
                             communicator: Communicator = SingleProcessCommunicator()) throws -> Trainer {
-        try Trainer(config: config, model: model, trainDataset: trainDataset, evaluationDataset: evaluationDataset,
-                    padTokenID: padTokenID, monitors: monitors, outputDirectory: outputDirectory,
-                    communicator: communicator)
+        let output = outputDirectory ?? URL(fileURLWithPath: config.outputDir)
+        return try Trainer(config: config, model: model, trainDataset: trainDataset, evaluationDataset: evaluationDataset,
+                           padTokenID: padTokenID, monitors: monitors, outputDirectory: outputDirectory,
+                           evaluators: EvaluationSetup.makeEvaluators(config: config, tokenizer: tokenizer, outputDirectory: output),
+                           communicator: communicator)
     }
 
     /// The token ids the model is prompted with for `config.samplePrompt`-style text: the tokenizer's prefix

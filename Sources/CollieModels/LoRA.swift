@@ -1,0 +1,82 @@
+import CollieEngine
+
+/// A low-rank update of one linear layer (LoRA, as PEFT's `lora.Linear`): the layer's output gains
+/// scaling · B·A·dropout(x), with A [r, in] and B [out, r] trainable and the layer's own weight frozen.
+///
+/// Merging adds scaling · B·A to the base weight (PEFT's `merge`), after which the layer computes the same
+/// function with one matrix product; unmerging subtracts it again.
+public final class LoRAAdapter {
+    /// `lora_A.weight` [r, in].
+    public let a: Tensor
+    /// `lora_B.weight` [out, r].
+    public let b: Tensor
+    /// α/r (or α/√r with rsLoRA).
+    public let scaling: Double
+    /// Dropout probability on the adapter's input while `isTraining`.
+    public let dropout: Double
+    /// Dropout is applied only while training (PEFT: `module.training`).
+    public var isTraining = false
+    /// Seeds the dropout mask: every training forward draws its mask afresh from this seed, so a forward that
+    /// activation checkpointing recomputes in backward gets the same mask. The trainer sets a new seed per
+    /// micro-batch (a function of the run's seed and position, so runs resume exactly).
+    public var dropoutSeed: UInt64 = 0
+    /// True while scaling · B·A is folded into the base weight (the adapter then adds nothing).
+    public private(set) var isMerged = false
+
+    /// An adapter for a layer [out, in] initialized as `configuration` says, drawing from `generator`.
+    public init(inFeatures: Int, outFeatures: Int, configuration: LoRAConfiguration, generator: inout RandomGenerator) {
+        let r = configuration.rank
+        switch configuration.initialization {
+        case .kaimingUniform:
+            // kaiming_uniform_(a=√5): bound = gain·√(3/fan_in) with gain = √(2/(1+5)), i.e. 1/√fan_in.
+            let bound = 1 / Double(inFeatures).squareRoot()
+            a = .uniform([r, inFeatures], low: -bound, high: bound, generator: &generator)
+        case .gaussian:
+            a = .normal([r, inFeatures], std: 1 / Double(r), generator: &generator)
+        }
+        b = .zeros([outFeatures, r])
+        a.requiresGrad = true
+        b.requiresGrad = true
+        scaling = configuration.scaling
+        dropout = configuration.dropout
+    }
+
+    /// scaling · B·A·dropout(x) for `x` [..., in].
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        var input = x
+        if isTraining, dropout > 0 {
+            // Inverted dropout: keep with probability 1 − p and scale the kept values by 1/(1 − p).
+            let keep = 1 / (1 - dropout)
+            var dropoutGenerator = RandomGenerator(seed: dropoutSeed)
+            let mask = (0..<x.count).map { _ in dropoutGenerator.nextUnit() < dropout ? Float(0) : Float(keep) }
+            input = x * Tensor(mask, shape: x.shape, dtype: x.dtype == .float64 ? .float64 : .float32)
+        }
+        return .linear(.linear(input, weight: a), weight: b) * scaling
+    }
+
+    /// scaling · B·A [out, in], the change merging makes to the base weight (PEFT's `get_delta_weight`).
+    public var deltaWeight: Tensor { withNoGrad { Tensor.matmul(b.detach(), a.detach()) * scaling } }
+
+    /// Adds `deltaWeight` to `layer`'s weight in place, so the adapter's effect is part of the weight.
+    public func merge(into layer: Linear) {
+        precondition(layer.lora === self, "merge(into:) takes the layer this adapter belongs to")
+        guard !isMerged else { return }
+        addDelta(to: layer.weight, sign: 1)
+        isMerged = true
+    }
+
+    /// Subtracts `deltaWeight` from `layer`'s weight again, restoring the base weight.
+    public func unmerge(from layer: Linear) {
+        precondition(layer.lora === self, "unmerge(from:) takes the layer this adapter belongs to")
+        guard isMerged else { return }
+        addDelta(to: layer.weight, sign: -1)
+        isMerged = false
+    }
+
+    private func addDelta(to weight: Tensor, sign: Float) {
+        precondition(weight.dtype == .float32 && weight.isContiguous, "merging needs a contiguous float32 weight")
+        let delta = deltaWeight.contiguous()
+        let w = weight.pointer(as: Float.self), d = delta.pointer(as: Float.self)
+        for i in 0..<weight.count { w[i] += sign * d[i] }
+    }
+}

@@ -1,0 +1,69 @@
+import CollieEngine
+
+/// Prompt tuning (PEFT's `PromptEmbedding` for a causal LM): `virtualTokenCount` learned embeddings are
+/// prepended to every input's token embeddings; everything else is frozen.
+///
+/// As in PEFT, the virtual tokens are always attended to (their padding mask is 1) and their labels are −100,
+/// so the last virtual token predicts the first real token. Positions: without explicit positions the
+/// sequence is numbered 0..<(n + T), which is what PEFT does (it drops `position_ids`); explicit positions
+/// (the trainer's, which ignore left padding) are shifted by n after the virtual tokens' 0..<n.
+public final class PromptEmbedding {
+    /// `prompt_embeddings` [n, hidden].
+    public let embeddings: Tensor
+
+    /// The number of virtual tokens n.
+    public var virtualTokenCount: Int { embeddings.shape[0] }
+
+    /// Virtual tokens with the given embeddings [n, hidden], trainable.
+    public init(embeddings: Tensor) {
+        precondition(embeddings.rank == 2, "prompt embeddings are [virtual tokens, hidden], got \(embeddings.shape)")
+        self.embeddings = embeddings
+        embeddings.requiresGrad = true
+    }
+
+    /// Logits [B, n + T, V] for ids [B, T], virtual positions first (what PEFT's forward returns).
+    public func logits(_ model: LlamaForCausalLM, _ ids: Tensor, positions: Tensor? = nil,
+                       keyPaddingMask: Tensor? = nil) -> Tensor {
+        let (b, t, n) = (ids.shape[0], ids.shape[1], virtualTokenCount)
+        let hidden = embeddings.shape[1]
+        let prompts = embeddings.unsqueezed(axis: 0).expanded(to: [b, n, hidden])
+        let inputs = Tensor.concat([prompts, model.embedTokens(ids)], axis: 1)
+        var prefixedPositions: Tensor?
+        if let positions {
+            let rows = positions.rank == 2 ? positions.shape[0] : 1
+            let given = positions.ints()
+            var values: [Int] = []
+            for row in 0..<rows { values += Array(0..<n) + given[(row * t)..<((row + 1) * t)].map { $0 + n } }
+            prefixedPositions = Tensor(ints: values, shape: positions.rank == 2 ? [rows, n + t] : [n + t])
+        }
+        var prefixedMask: Tensor?
+        if let keyPaddingMask {
+            let given = keyPaddingMask.dtype.isFloatingPoint ? keyPaddingMask.floats().map { $0 != 0 }
+                : keyPaddingMask.ints().map { $0 != 0 }
+            var values: [Int] = []
+            for row in 0..<b { values += [Int](repeating: 1, count: n) + given[(row * t)..<((row + 1) * t)].map { $0 ? 1 : 0 } }
+            prefixedMask = Tensor(ints: values, shape: [b, n + t])
+        }
+        return model.logits(inputEmbeddings: inputs, positions: prefixedPositions, keyPaddingMask: prefixedMask)
+    }
+
+    /// The logits of the real tokens [B, T, V]: what generation, scoring and evaluation read.
+    public func realTokenLogits(_ model: LlamaForCausalLM, _ ids: Tensor, positions: Tensor? = nil,
+                                keyPaddingMask: Tensor? = nil) -> Tensor {
+        let n = virtualTokenCount
+        return logits(model, ids, positions: positions, keyPaddingMask: keyPaddingMask)
+            .slice(axis: 1, n..<(n + ids.shape[1]))
+    }
+
+    /// `labels` [B, T] (flattened) with the virtual tokens' n labels, −100, put in front of each row:
+    /// the labels of `logits(…)`'s positions.
+    public func prefixedLabels(_ labels: [Int], batchSize: Int) -> [Int] {
+        let t = labels.count / max(batchSize, 1)
+        var result: [Int] = []
+        result.reserveCapacity(labels.count + batchSize * virtualTokenCount)
+        for row in 0..<batchSize {
+            result += [Int](repeating: Tensor.ignoreIndex, count: virtualTokenCount) + labels[(row * t)..<((row + 1) * t)]
+        }
+        return result
+    }
+}

@@ -1,0 +1,54 @@
+import CollieEngine
+import CollieMetrics
+import CollieModels
+import Foundation
+
+/// Perplexity of a model on a tokenized dataset (CoLLiE's `EvaluatorForPerplexity`).
+///
+/// Metrics: `loss` (mean NLL per predicted token over the whole set), `perplexity` = exp(loss) — the corpus
+/// perplexity, independent of batching — and `batch_mean_perplexity`, the mean of exp(batch mean NLL) over
+/// batches, which is what CoLLiE's `PPLMetric` reports.
+public final class PerplexityEvaluator: Evaluator {
+    public let name: String
+    public let loader: DataLoader
+
+    /// - Parameters:
+    ///   - batchSize: examples per forward pass; rows are padded on `padder`'s side and masked.
+    public init(name: String = "perplexity", dataset: TrainingDataset, batchSize: Int, padder: Padder) throws {
+        self.name = name
+        loader = try DataLoader(dataset: dataset, batchSize: batchSize, lastBatch: .normal, shuffle: false, padder: padder)
+    }
+
+    /// The accumulated NLL of every batch, in order.
+    public func perplexity(of model: LlamaForCausalLM) -> Perplexity {
+        withNoGrad {
+            var perplexity = Perplexity()
+            for (_, batch) in loader.batches(epochs: 1) {
+                let targets = Trainer.shiftedTargets(batch)
+                let count = targets.lazy.filter { $0 != Tensor.ignoreIndex }.count
+                perplexity.add(negativeLogLikelihood: Double(Trainer.summedLoss(model, batch, targets: targets).item),
+                               tokens: count)
+            }
+            return perplexity
+        }
+    }
+
+    public func evaluate(_ model: LlamaForCausalLM) throws -> [String: Double] {
+        let result = perplexity(of: model)
+        guard result.tokenCount > 0 else { throw EvaluationError("\(name): the dataset predicts no token") }
+        return ["loss": result.meanNegativeLogLikelihood, "perplexity": result.corpusPerplexity,
+                "batch_mean_perplexity": result.batchMeanPerplexity]
+    }
+}
+
+extension TrainingDataset {
+    /// A dataset of already tokenized examples (labels −100 where nothing is predicted).
+    /// - Throws: `DatasetError` when `examples` is empty.
+    public init(examples: [TrainingExample], format: RecordFormat = .tokens) throws {
+        guard !examples.isEmpty else { throw DatasetError(nil, "the dataset has no examples") }
+        self.examples = examples
+        self.format = format
+        truncatedCount = 0
+        skippedCount = 0
+    }
+}

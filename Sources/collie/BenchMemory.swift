@@ -1,0 +1,232 @@
+import ArgumentParser
+import Collie
+import Foundation
+
+extension Bench {
+    /// `collie bench memory`: peak memory and speed of fine-tuning a reference LLaMA with AdamW,
+    /// LOMO, AdaLomo (and LoRA), each with and without activation checkpointing, one process per
+    /// configuration so that each peak RSS is its own; `--torch` runs PyTorch + transformers (AdamW)
+    /// and PyTorch + peft (LoRA) on the same configuration in the same run
+    /// (scripts/bench_memory_torch.py). Beside each measurement: the theoretical bytes of weights,
+    /// gradients, optimizer state and activations (the engine's live tensors after the forward pass).
+    struct Memory: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Peak memory and tokens/s of full-parameter and LoRA fine-tuning, beside PyTorch.")
+
+        enum Method: String, ExpressibleByArgument, CaseIterable, Codable {
+            /// Full-parameter AdamW, LOMO, AdaLomo; LoRA r 8, α 16 on every projection with AdamW on the adapter.
+            case adamw, lomo, adalomo, lora
+        }
+
+        enum Preset: String, ExpressibleByArgument, CaseIterable {
+            /// Bench train's tiny and small (vocab 32000; batch 4 × 256 and 4 × 512).
+            case tiny, small
+            /// TinyLlama-1.1B's shape: hidden 2048, 22 layers, 32 heads (4 KV), intermediate 5632; batch 1 × 256.
+            case oneB = "1b"
+
+            var configuration: LlamaConfiguration {
+                switch self {
+                case .tiny: Train.Preset.tiny.configuration
+                case .small: Train.Preset.small.configuration
+                case .oneB:
+                    LlamaConfiguration(hiddenSize: 2048, intermediateSize: 5632, hiddenLayers: 22, attentionHeads: 32,
+                                       keyValueHeads: 4, vocabularySize: 32000, maxPositionEmbeddings: 2048)
+                }
+            }
+
+            var batch: (size: Int, length: Int) {
+                switch self {
+                case .tiny: (4, 256)
+                case .small: (4, 512)
+                case .oneB: (1, 256)
+                }
+            }
+        }
+
+        @Option(help: "Reference configuration: tiny, small or 1b.") var preset: Preset = .small
+        @Option(parsing: .upToNextOption, help: "Methods to run (default: all).") var methods: [Method] = Method.allCases
+        @Option(help: "Parameter dtype: float32 or bfloat16.") var dtype: String = "float32"
+        @Option(help: "Timed steps (after one warm-up step).") var steps = 3
+        @Option(help: "Checkpointing: both, on or off.") var checkpointing: String = "both"
+        @Flag(help: "Also run PyTorch + transformers / peft (python3 scripts/bench_memory_torch.py).") var torch = false
+        @Option(help: .hidden) var single: Method?
+        @Flag(help: .hidden) var checkpointed = false
+
+        func run() throws {
+            if let single { return try measure(single, checkpointing: checkpointed) }
+            let modes: [Bool] = switch checkpointing { case "on": [true]; case "off": [false]; default: [false, true] }
+            var rows: [Result] = []
+            for method in methods {
+                for mode in modes { rows.append(try child(method, checkpointing: mode)) }
+            }
+            var torchRows: [[String: Any]] = []
+            if torch {
+                for method in ["adamw"] + (methods.contains(.lora) ? ["lora"] : []) {
+                    for mode in modes { torchRows.append(try torchChild(method, checkpointing: mode)) }
+                }
+            }
+            report(rows, torchRows)
+        }
+
+        // MARK: - One configuration (a child process)
+
+        struct Result: Codable {
+            var method: Method
+            var checkpointing: Bool
+            var dtype: String
+            var parameters: Int
+            var tokensPerSecond: Double
+            var peakRSS: Int
+            var weightBytes: Int
+            var gradientBytes: Int
+            var stateBytes: Int
+            var activationBytes: Int
+            var peakLiveBytes: Int
+            var losses: [Double]
+        }
+
+        private func measure(_ method: Method, checkpointing: Bool) throws {
+            let c = preset.configuration
+            let (b, t) = preset.batch
+            let model = LlamaForCausalLM(c, seed: 0)
+            model.activationCheckpointing = checkpointing
+            let weightType: DType = dtype == "bfloat16" ? .bfloat16 : .float32
+            if method == .lora {
+                try model.addAdapter(.lora(LoRAConfiguration(rank: 8, alpha: 16)))
+                model.setAdapterTraining(true)
+            }
+            let trainable = method == .lora ? model.trainableParameters.map(\.tensor) : model.parameters
+            let frozen = method == .lora ? ParameterBuffer(model.parameters, dtype: weightType) : nil
+            let buffer = ParameterBuffer(trainable, dtype: method == .lora ? .float32 : weightType)
+            StoragePool.shared.releaseCachedMemory()          // the float32 copies made at initialization
+            let optimizer: Optimizer
+            switch method {
+            case .adamw, .lora:
+                buffer.attachGradients()
+                optimizer = AdamW(parameters: trainable, learningRate: 1e-4)
+            case .lomo:
+                optimizer = LOMO(parameters: model.parameters, learningRate: 1e-3)
+            case .adalomo:
+                optimizer = AdaLomo(parameters: model.parameters, learningRate: 1e-3)
+            }
+            optimizer.attachToBackward()
+            if optimizer.updatesDuringBackward { StoragePool.shared.limitForMemorySaving() }   // as the Trainer does
+            var generator = RandomGenerator(seed: 1)
+            let ids = Tensor(ints: (0..<(b * t)).map { _ in Int(generator.next() % UInt64(c.vocabularySize)) }, shape: [b, t])
+            resetPeakResident()
+
+            var times: [Double] = [], losses: [Double] = []
+            var activationBytes = 0
+            StoragePool.shared.resetPeakLiveBytes()
+            for step in 0...steps {
+                let start = DispatchTime.now().uptimeNanoseconds
+                let before = StoragePool.shared.liveBytes
+                let loss = model.loss(ids: ids, labels: ids)
+                if step == 0 { activationBytes = StoragePool.shared.liveBytes - before }
+                loss.backward()
+                optimizer.step()
+                buffer.zeroGradients()
+                losses.append(Double(loss.item))
+                if step > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
+            }
+            let median = times.sorted()[times.count / 2]
+            let stateBytes = optimizer.state().tensors.values.reduce(0) { $0 + $1.count * $1.dtype.size }
+            // Activation memory at its peak: what the engine held beyond weights, gradients and state (saved
+            // activations plus backward's transients: the logits' gradient, a recomputed layer).
+            let peakLive = StoragePool.shared.peakLiveBytes
+            let largest = model.parameters.map(\.count).max() ?? 0
+            let weightBytes = (frozen.map { $0.count * $0.dtype.size } ?? 0) + buffer.count * buffer.dtype.size
+            let result = Result(method: method, checkpointing: checkpointing, dtype: dtype, parameters: model.parameterCount,
+                                tokensPerSecond: Double(b * t) / median, peakRSS: peakResident(),
+                                weightBytes: weightBytes,
+                                gradientBytes: optimizer.updatesDuringBackward ? largest * 4 : buffer.count * 4,
+                                stateBytes: stateBytes, activationBytes: activationBytes,
+                                peakLiveBytes: peakLive, losses: losses)
+            let data = try JSONEncoder().encode(result)
+            print(String(decoding: data, as: UTF8.self))
+        }
+
+        // MARK: - Running children
+
+        private func child(_ method: Method, checkpointing: Bool) throws -> Result {
+            var arguments = ["bench", "memory", "--single", method.rawValue, "--preset", preset.rawValue,
+                             "--dtype", dtype, "--steps", String(steps)]
+            if checkpointing { arguments.append("--checkpointed") }
+            let output = try runProcess(CommandLine.arguments[0], arguments)
+            guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("{") }) else {
+                throw ValidationError("bench memory \(method.rawValue): the child printed no result:\n\(output)")
+            }
+            return try JSONDecoder().decode(Result.self, from: Data(line.utf8))
+        }
+
+        private func torchChild(_ method: String, checkpointing: Bool) throws -> [String: Any] {
+            let script = "scripts/bench_memory_torch.py"
+            guard FileManager.default.fileExists(atPath: script) else {
+                throw ValidationError("--torch needs \(script) (run from the repository root)")
+            }
+            let output = try runProcess("/usr/bin/env", ["python3", script, "--preset", preset.rawValue, "--method", method,
+                                                         "--steps", String(steps)] + (checkpointing ? ["--checkpointing"] : []))
+            guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("{") }),
+                  let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                throw ValidationError("\(script) printed no result:\n\(output)")
+            }
+            return object
+        }
+
+        private func runProcess(_ executable: String, _ arguments: [String]) throws -> String {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            try process.run()
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            guard process.terminationStatus == 0 else {
+                throw ValidationError("\(executable) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)")
+            }
+            return String(decoding: data, as: UTF8.self)
+        }
+
+        // MARK: - Report
+
+        private func report(_ rows: [Result], _ torchRows: [[String: Any]]) {
+            let c = preset.configuration, (b, t) = preset.batch
+            func gb(_ bytes: Int) -> String { String(format: "%.2f", Double(bytes) / 1e9) }
+            print("collie bench memory --preset \(preset.rawValue): \(rows.first?.parameters.formatted() ?? "?") parameters, "
+                  + "hidden \(c.hiddenSize), \(c.hiddenLayers) layers, batch \(b) × \(t), \(dtype) weights, "
+                  + "\(Parallel.threadCount) threads; GB = 10⁹ bytes")
+            print("| run | checkpointing | tokens/s | peak RSS | weights W | gradients G | optimizer state S | activations saved by forward | activations at peak A | W+G+S+A | RSS / (W+G+S+A) |")
+            print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            for r in rows {
+                let peakActivations = max(r.peakLiveBytes - r.weightBytes - r.gradientBytes - r.stateBytes, r.activationBytes)
+                let sum = r.weightBytes + r.gradientBytes + r.stateBytes + peakActivations
+                print("| Collie \(r.method.rawValue) | \(r.checkpointing ? "on" : "off") | \(String(format: "%.0f", r.tokensPerSecond)) | "
+                      + "\(gb(r.peakRSS)) | \(gb(r.weightBytes)) | \(gb(r.gradientBytes)) | \(gb(r.stateBytes)) | "
+                      + "\(gb(r.activationBytes)) | \(gb(peakActivations)) | \(gb(sum)) | "
+                      + "\(String(format: "%.2f", Double(r.peakRSS) / Double(sum))) |")
+            }
+            for row in torchRows {
+                let name = row["name"] as? String ?? "PyTorch"
+                let tps = row["tokens_per_second"] as? Double ?? 0, peak = row["peak_rss_bytes"] as? Int ?? 0
+                print("| \(name) | \(row["checkpointing"] as? Bool == true ? "on" : "off") | \(String(format: "%.0f", tps)) | \(gb(peak)) | | | | | | | |")
+            }
+            if let torchAdamW = torchRows.first(where: { ($0["method"] as? String) == "adamw" && $0["checkpointing"] as? Bool == false })?["peak_rss_bytes"] as? Int {
+                for r in rows where r.method != .adamw {
+                    print("\(r.method.rawValue) (checkpointing \(r.checkpointing ? "on" : "off")): peak RSS "
+                          + String(format: "%.2f× PyTorch + AdamW", Double(r.peakRSS) / Double(torchAdamW)))
+                }
+            }
+        }
+
+        // MARK: - Peak RSS
+
+        /// Resets VmHWM to the current RSS (Linux ≥ 4.0: `echo 5 > /proc/self/clear_refs`), so the peak
+        /// excludes model construction.
+        private func resetPeakResident() {
+            try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
+        }
+
+        private func peakResident() -> Int { MemoryUsage.peakResidentBytes() ?? 0 }
+    }
+}

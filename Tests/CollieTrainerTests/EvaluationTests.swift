@@ -1,0 +1,231 @@
+import CollieMetrics
+import CollieModels
+import CollieTokenizers
+@testable import CollieTraining
+import Foundation
+import XCTest
+
+/// Generation and classification evaluators score what their generator produced with the metrics of
+/// CollieMetrics; the trainer runs evaluators on its evaluation schedule; `collie eval` and `collie metrics`
+/// print JSON.
+final class EvaluationTests: XCTestCase {
+    private let tokenizer = Fixtures.tokenizer
+    /// A very small random LLaMA over the LLaMA-2 vocabulary, shared by the tests.
+    private static let model = LlamaForCausalLM(
+        LlamaConfiguration(hiddenSize: 16, intermediateSize: 32, hiddenLayers: 1, attentionHeads: 2, keyValueHeads: 2,
+                           rmsNormEpsilon: 1e-6, vocabularySize: Fixtures.tokenizer.vocabularySize, maxPositionEmbeddings: 64,
+                           initializerRange: 0.5, bosTokenId: 1, eosTokenIds: [2], padTokenId: nil), seed: 1)
+    private var model: LlamaForCausalLM { Self.model }
+
+    private let records = [
+        GenerationRecord(text: "Translate: the cat", targets: ["Pisica stă pe covor."]),
+        GenerationRecord(text: "Translate: the dog", targets: ["Câinele latră tare.", "Câinele latră."]),
+        GenerationRecord(text: "Translate: a bird", targets: ["O pasăre cântă dimineața devreme."]),
+    ]
+
+    /// A generator that answers record i with `answers[i]` (found by the prompt's text).
+    private func scripted(_ answers: [String]) -> TextGenerator {
+        let prompts = records.map { SpecialTokens(tokenizer).prefix + tokenizer.encode($0.text, addSpecialTokens: false) }
+        return { [tokenizer] _, prompt, _ in
+            let index = try XCTUnwrap(prompts.firstIndex(of: prompt), "unexpected prompt")
+            return tokenizer.encode(answers[index], addSpecialTokens: false) + [tokenizer.eosTokenID!]
+        }
+    }
+
+    func testGenerationEvaluatorScoresDecodedPredictionsAgainstTargets() throws {
+        let answers = ["Pisica stă pe covor.", "Câinele doarme.", "O pasăre cântă."]
+        let folder = try temporaryFolder(self)
+        let decodeURL = folder.appendingPathComponent("decoded.jsonl")
+        let rouge = ROUGE(types: [.n(1), .longestCommonSubsequence])
+        let evaluator = try GenerationEvaluator(name: "wmt", records: records, tokenizer: tokenizer,
+                                                metrics: [.bleu(BLEU()), .rouge(rouge), .exactMatch, .decode(decodeURL)],
+                                                generator: scripted(answers))
+        let metrics = try evaluator.evaluate(model)
+        XCTAssertEqual(evaluator.decoded.map(\.prediction), answers, "EOS dropped, text decoded")
+        let bleu = try BLEU().corpusScore(hypotheses: answers, references: records.map(\.targets)).score
+        XCTAssertEqual(metrics["bleu"], bleu)
+        XCTAssertGreaterThan(bleu, 10)
+        var rougeL = 0.0
+        for (answer, record) in zip(answers, records) {
+            rougeL += try rouge.score(targets: record.targets, prediction: answer)[.longestCommonSubsequence]!.fmeasure
+        }
+        XCTAssertEqual(metrics["rougeL"]!, rougeL / 3, accuracy: 1e-15)
+        XCTAssertEqual(metrics["accuracy"], 1.0 / 3, "one exact match")
+        XCTAssertEqual(try DecodedOutputs.read(from: decodeURL),
+                       zip(answers, records).map { DecodedPair(prediction: $0, target: $1.targets[0]) })
+        XCTAssertEqual(try evaluator.prefixedMetrics(model)["wmt/bleu"], bleu)
+    }
+
+    func testGenerationEvaluatorNeedsTargetsToScore() {
+        XCTAssertThrowsError(try GenerationEvaluator(name: "x", records: [GenerationRecord(text: "a")], tokenizer: tokenizer,
+                                                     metrics: [.bleu(BLEU())])) { error in
+            XCTAssertTrue("\(error)".contains("without \"target\""), "\(error)")
+        }
+    }
+
+    func testHelmStyleMatchesTheOptionTheAnswerStartsWith() {
+        let options = [" negative", " positive", " positive!"]
+        XCTAssertEqual(ClassificationEvaluator.helmChoice(answer: " Positive review", options: options), 1)
+        XCTAssertEqual(ClassificationEvaluator.helmChoice(answer: "positive! yes", options: options), 2, "the longest match")
+        XCTAssertEqual(ClassificationEvaluator.helmChoice(answer: "neutral", options: options), -1)
+    }
+
+    func testHelmClassificationScoresGeneratedAnswers() throws {
+        let records = [ClassificationRecord(input: "Great film. Sentiment:", options: [" negative", " positive"], target: 1),
+                       ClassificationRecord(input: "Awful film. Sentiment:", options: [" negative", " positive"], target: 0)]
+        let evaluator = try ClassificationEvaluator(name: "imdb", records: records, tokenizer: tokenizer, style: .helm,
+                                                    generator: { [tokenizer] _, _, _ in tokenizer.encode(" positive", addSpecialTokens: false) })
+        let metrics = try evaluator.evaluate(model)
+        XCTAssertEqual(evaluator.choices, [1, 1])
+        XCTAssertEqual(metrics["accuracy"], 0.5)
+        let scores = try ClassificationScores(predictions: [1, 1], references: [1, 0])
+        XCTAssertEqual(metrics["f1_macro"], scores.macro.f1)
+    }
+
+    func testHarnessClassificationScoresOnlyTheOptionTokens() throws {
+        let record = ClassificationRecord(input: "Review: fine.\nSentiment:", options: [" negative", " positive"], target: 1)
+        let evaluator = try ClassificationEvaluator(name: "imdb", records: [record], tokenizer: tokenizer, style: .harness)
+        let (context, options) = try evaluator.tokenized(record)
+        XCTAssertEqual(context, [1] + tokenizer.encode(record.input, addSpecialTokens: false))
+        for (option, text) in zip(options, record.options) {
+            XCTAssertEqual(context + option, [1] + tokenizer.encode(record.input + text, addSpecialTokens: false))
+        }
+        let (choice, means) = ClassificationEvaluator.harnessChoice(context: context, options: options, model: model)
+        _ = try evaluator.evaluate(model)
+        XCTAssertEqual(evaluator.choices, [choice])
+        XCTAssertEqual(choice, means[0] <= means[1] ? 0 : 1)
+    }
+
+    func testTrainerRunsConfiguredEvaluatorsOnItsSchedule() throws {
+        let output = try temporaryFolder(self)
+        let evalData = Fixtures.folder.appendingPathComponent("eval.jsonl").path
+        let config = try Fixtures.config("adamw", output: output, overrides: [
+            "eval_per_n_steps=2", "eval_on_start=false",
+            "evaluators=[{name: heldout, type: perplexity, data: \(evalData)}]",
+        ])
+        let recorder = RecordingMonitor()
+        let trainer = try TrainingSetup(config: config).makeTrainer(monitors: [recorder])
+        XCTAssertEqual(trainer.evaluators.map(\.name), ["heldout"])
+        try trainer.train()
+        let evaluations = trainer.state.evaluations
+        XCTAssertEqual(evaluations.map(\.step), [2, 4, 6], "every 2 updates, and at the end (eval_per_n_epochs: 2)")
+        for evaluation in evaluations {
+            // The same records and batch size as eval_data: the evaluator's perplexity is the trainer's own.
+            XCTAssertEqual(evaluation.metrics["heldout/perplexity"]!, evaluation.metrics["perplexity"]!, accuracy: 1e-9)
+            XCTAssertNotNil(evaluation.metrics["heldout/batch_mean_perplexity"])
+        }
+        let monitored = recorder.events.compactMap { if case .evaluation(_, let m) = $0 { m } else { nil } }
+        XCTAssertEqual(monitored.count, 3)
+        XCTAssertNotNil(monitored.first?["heldout/loss"])
+    }
+
+    func testEvaluatorConfigErrorsNameTheKey() throws {
+        let output = try temporaryFolder(self)
+        XCTAssertThrowsError(try Fixtures.config("adamw", output: output, overrides: [
+            "evaluators=[{type: generation, data: x.jsonl, metrics: [blue]}]"])) { error in
+            XCTAssertTrue("\(error)".contains("evaluators[0].metrics[0]: unknown value \"blue\"; expected one of bleu"), "\(error)")
+        }
+        XCTAssertThrowsError(try Fixtures.config("adamw", output: output, overrides: [
+            "evaluators=[{type: generation, data: x.jsonl, metrics: [rouge], rouge: {types: [rougeX]}}]"])) { error in
+            XCTAssertTrue("\(error)".contains("evaluators[0].rouge.types"), "\(error)")
+        }
+        let config = try Fixtures.config("adamw", output: output, overrides: [
+            "evaluators=[{type: classification, data: \(output.path)/missing.jsonl}]"])
+        XCTAssertThrowsError(try TrainingSetup(config: config).makeTrainer()) { error in
+            XCTAssertTrue("\(error)".hasPrefix("evaluators[0].data: ") && "\(error)".contains("missing.jsonl"), "\(error)")
+        }
+    }
+
+    func testTheEvalExampleConfigsLoadTheBundledSamples() throws {
+        let expected = ["xsum-rouge": ("xsum", 10), "wmt-bleu": ("wmt16_en_ro", 10), "imdb-classification": ("imdb", 15)]
+        for (file, (name, count)) in expected {
+            let url = Fixtures.repositoryRoot.appendingPathComponent("examples/eval/\(file).yaml")
+            let config = try CollieConfig.load(from: url)
+            let evaluators = try EvaluationSetup.makeEvaluators(config: config, tokenizer: tokenizer,
+                                                                outputDirectory: try temporaryFolder(self), source: url.path)
+            XCTAssertEqual(evaluators.map(\.name), [name], file)
+            let records = (evaluators[0] as? GenerationEvaluator)?.records.count
+                ?? (evaluators[0] as? ClassificationEvaluator)?.records.count
+            XCTAssertEqual(records, count, file)
+        }
+        let imdb = try XCTUnwrap(try EvaluationSetup.makeEvaluators(
+            config: CollieConfig.load(from: Fixtures.repositoryRoot.appendingPathComponent("examples/eval/imdb-classification.yaml")),
+            tokenizer: tokenizer, outputDirectory: try temporaryFolder(self)).first as? ClassificationEvaluator)
+        XCTAssertEqual(imdb.records.map(\.target).filter { $0 == 1 }.count, 8, "8 positive and 7 negative reviews")
+    }
+
+    func testEvalCommandPrintsMetricsAndWritesResults() throws {
+        let folder = try temporaryFolder(self)
+        try """
+            {"text": "The cat sat", "target": "on the mat"}
+            {"text": "Hello", "target": "world"}
+            """.write(to: folder.appendingPathComponent("gen.jsonl"), atomically: true, encoding: .utf8)
+        try """
+            {"input": "Good. Sentiment:", "output": [" negative", " positive"], "target": 1}
+            {"input": "Bad. Sentiment:", "output": [" negative", " positive"], "target": 0}
+            """.write(to: folder.appendingPathComponent("cls.jsonl"), atomically: true, encoding: .utf8)
+        try """
+            model: tiny
+            tokenizer: \(Fixtures.tokenizerFolder.path)
+            max_length: 64
+            output_dir: out
+            monitor_outputs: [csv]
+            evaluators:
+              - {name: gen, type: generation, data: gen.jsonl, metrics: [bleu, rouge, decode], generation: {max_new_tokens: 2}}
+              - {name: cls, type: classification, data: cls.jsonl}
+            """.write(to: folder.appendingPathComponent("eval.yaml"), atomically: true, encoding: .utf8)
+        let run = try CollieExecutable.run(["eval", "eval.yaml"], in: folder)
+        XCTAssertEqual(run.status, 0, run.errors)
+        let printed = try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Double]
+        XCTAssertEqual(Set(printed?.keys.filter { $0.hasPrefix("cls/") } ?? []),
+                       ["cls/accuracy", "cls/f1_macro", "cls/f1_micro", "cls/precision_macro", "cls/recall_macro"])
+        XCTAssertNotNil(printed?["gen/bleu"])
+        XCTAssertNotNil(printed?["gen/rougeLsum"])
+        let saved = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("out/eval_results.json")))
+        XCTAssertEqual(saved as? [String: Double], printed)
+        XCTAssertEqual(try DecodedOutputs.read(from: folder.appendingPathComponent("out/gen.decoded.jsonl")).map(\.target),
+                       ["on the mat", "world"])
+        let csv = try String(contentsOf: folder.appendingPathComponent("out/monitors.evaluation.csv"), encoding: .utf8)
+        XCTAssertTrue(csv.contains("cls/accuracy"), csv)
+
+        try "model: tiny\ntokenizer: \(Fixtures.tokenizerFolder.path)\n".write(to: folder.appendingPathComponent("empty.yaml"),
+                                                                               atomically: true, encoding: .utf8)
+        let empty = try CollieExecutable.run(["eval", "empty.yaml"], in: folder, log: "empty")
+        XCTAssertEqual(empty.status, 1)
+        XCTAssertTrue(empty.errors.contains("evaluators: nothing to evaluate"), empty.errors)
+    }
+
+    func testMetricsCommandPrintsSacrebleuScoresAndSklearnF1() throws {
+        let folder = try temporaryFolder(self)
+        func write(_ name: String, _ lines: [String]) throws {
+            try (lines.joined(separator: "\n") + "\n").write(to: folder.appendingPathComponent(name), atomically: true, encoding: .utf8)
+        }
+        // sacrebleu's README example (its test_bleu.py expects 48.530827 with the default settings).
+        try write("hyp.txt", ["The dog bit the man.", "It wasn't surprising.", "The man had just bitten him."])
+        try write("ref1.txt", ["The dog bit the man.", "It was not unexpected.", "The man bit him first."])
+        try write("ref2.txt", ["The dog had bit the man.", "No one was surprised.", "The man had bitten the dog."])
+        let bleu = try CollieExecutable.run(["metrics", "--metric", "bleu", "--predictions", "hyp.txt",
+                                             "--references", "ref1.txt", "--references", "ref2.txt"], in: folder, log: "bleu")
+        XCTAssertEqual(bleu.status, 0, bleu.errors)
+        let bleuJSON = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(bleu.output.utf8)) as? [String: Any])
+        XCTAssertEqual(try XCTUnwrap(bleuJSON["score"] as? Double), 48.530827, accuracy: 1e-6)
+
+        try write("pred.jsonl", ["1", "0", "2", "2", "1"])
+        try write("gold.jsonl", ["1", "1", "2", "0", "1"])
+        let f1 = try CollieExecutable.run(["metrics", "--metric", "f1", "--predictions", "pred.jsonl",
+                                           "--references", "gold.jsonl"], in: folder, log: "f1")
+        XCTAssertEqual(f1.status, 0, f1.errors)
+        let f1JSON = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(f1.output.utf8)) as? [String: Any])
+        let scores = try ClassificationScores(predictions: [1, 0, 2, 2, 1], references: [1, 1, 2, 0, 1])
+        // (Foundation's JSON reader on Linux may lose the last bit; the printed text is exact.)
+        XCTAssertEqual(try XCTUnwrap((f1JSON["macro"] as? [String: Double])?["f1"]), scores.macro.f1, accuracy: 1e-15)
+        XCTAssertTrue(f1.output.contains("\"f1\": \(scores.macro.f1)"), f1.output)
+        XCTAssertEqual((f1JSON["per_class"] as? [[String: Any]])?.compactMap { $0["label"] as? Int }, [0, 1, 2])
+
+        try write("short.txt", ["only one line"])
+        let bad = try CollieExecutable.run(["metrics", "--metric", "rouge", "--predictions", "hyp.txt",
+                                            "--references", "short.txt"], in: folder, log: "bad")
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertTrue(bad.errors.contains("short.txt has 1 lines but hyp.txt has 3"), bad.errors)
+    }
+}

@@ -5,8 +5,7 @@
 #
 #   swift build -c release --product collie && scripts/bench_zero.sh
 #
-# Memory: each process's largest resident set sampled while updates 2 … STEPS−1 run (the steady state), rank 0's
-# peak resident set until its last update (monitors.csv; model initialization included, the
+# Memory: rank 0's peak resident set until its last update (monitors.csv; model initialization included, the
 # final save and, under ZeRO-3, the final gathering of the whole model excluded), and each process's peak over
 # the whole run (/usr/bin/time %M). Step time is the median of the updates after the first (monitors.csv). One BLAS and one Collie thread per process: two ranks use the two
 # cores one process would use with two threads, so the one-process figure is taken with two threads.
@@ -39,29 +38,6 @@ YAML
 train_peak() {  # rank 0's peak resident memory up to the last update (monitors.csv), before the final save
   tail -n 1 "$1/monitors.csv" | cut -d, -f9 | awk '{printf "%.0f MiB", $1/1048576}'
 }
-# Runs "$@" in the background and samples the resident memory of its collie processes (those working in this
-# folder) every 0.2 s while updates 2 … STEPS−1 run: the steady state of training, without initialization, the
-# final save or the final gathering. Prints the largest sample per process.
-sample_training_rss() {  # log command…   (the log receives rank 0's "step k/N" lines)
-  local output=$1; shift
-  "$@" &
-  local launcher=$! samples=$work/rss.$output
-  : > "$samples"
-  while kill -0 "$launcher" 2>/dev/null; do
-    local rows=0
-    [ -f "$output" ] && rows=$(tr '\r' '\n' < "$output" | grep -c '^step [0-9]*/' || true)
-    if [ "$rows" -ge 1 ] && [ "$rows" -lt $((steps - 1)) ]; then
-      for pid in $(pgrep -x collie || true); do
-        [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$work" ] || continue
-        echo "$pid $(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null)" >> "$samples"
-      done
-    fi
-    sleep 0.2
-  done
-  wait "$launcher"
-  awk '$2 > m[$1] {m[$1] = $2} END {n = 0; for (p in m) printf "%s%.0f", (n++ ? " / " : ""), m[p] / 1024; print " MiB"}' \
-    "$samples"
-}
 median_step() {  # the median step_seconds after the first update
   tail -n +3 "$1/monitors.csv" | cut -d, -f8 | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
 }
@@ -73,14 +49,13 @@ cd "$work"
 launch=(mpirun -np 2 --bind-to none -x OPENBLAS_NUM_THREADS=1 -x COLLIE_NUM_THREADS=1)
 if [ "$(id -u)" -eq 0 ]; then launch+=(--allow-run-as-root); fi
 
-printf '| layout | resident while training, per process | rank 0 peak until the last update | peak per process, whole run | median step |\n|---|---|---|---|---|\n'
-rss=$(OPENBLAS_NUM_THREADS=2 COLLIE_NUM_THREADS=2 sample_training_rss one.log \
-  sh -c "/usr/bin/time -f 'rank peak %M KB' '$collie' train config.yaml --set output_dir=one > one.log 2>&1")
-printf '| 1 process, 2 threads | %s | %s | %s | %ss |\n' "$rss" "$(train_peak one)" "$(peaks one.log)" "$(median_step one)"
+printf '| layout | rank 0 peak until the last update | peak per process, whole run | median step |\n|---|---|---|---|\n'
+OPENBLAS_NUM_THREADS=2 COLLIE_NUM_THREADS=2 /usr/bin/time -f 'rank peak %M KB' "$collie" train config.yaml \
+  --set output_dir=one > one.log 2>&1
+printf '| 1 process, 2 threads | %s | %s | %ss |\n' "$(train_peak one)" "$(peaks one.log)" "$(median_step one)"
 for stage in 0 1 2 3; do
-  rss=$(sample_training_rss zero$stage.log sh -c "${launch[*]} /usr/bin/time -f 'rank peak %M KB' '$collie' train config.yaml \
-    --set output_dir=zero$stage --set dp_size=2 --set train_micro_batch_size=2 \
-    --set ds_config.zero_optimization.stage=$stage > zero$stage.log 2>&1")
-  printf '| dp 2, ZeRO %d | %s | %s | %s | %ss |\n' "$stage" "$rss" "$(train_peak zero$stage)" "$(peaks zero$stage.log)" \
+  "${launch[@]}" /usr/bin/time -f 'rank peak %M KB' "$collie" train config.yaml --set output_dir=zero$stage \
+    --set dp_size=2 --set train_micro_batch_size=2 --set ds_config.zero_optimization.stage=$stage > zero$stage.log 2>&1
+  printf '| dp 2, ZeRO %d | %s | %s | %ss |\n' "$stage" "$(train_peak zero$stage)" "$(peaks zero$stage.log)" \
     "$(median_step zero$stage)"
 done

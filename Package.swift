@@ -29,6 +29,9 @@ let package = Package(
         .systemLibrary(
             name: "CBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(
+            name: "CMPI", pkgConfig: "ompi",
+            providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
 
         // Vectorized float32 row kernels (exp-heavy loops) with run-time AVX2 dispatch.
         .target(name: "CCollieKernels"),
@@ -67,6 +70,8 @@ let package = Package(
         .target(name: "CollieServer",
                 dependencies: ["CollieGeneration", "CollieModels", "CollieTokenizers",
                                .product(name: "Hummingbird", package: "hummingbird")]),
+        // The OpenMPI communicator (`mpirun` launches); the library itself runs without MPI.
+        .target(name: "CollieMPI", dependencies: ["CMPI", "CollieEngine"], swiftSettings: optimizedSwift),
 
         // Metrics equal to sacrebleu, rouge-score and scikit-learn; no dependencies.
         .target(name: "CollieMetrics", swiftSettings: optimizedSwift),
@@ -78,7 +83,7 @@ let package = Package(
         // The command-line tool.
         .executableTarget(
             name: "collie",
-            dependencies: ["Collie", "CBLAS", "CollieServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Collie", "CBLAS", "CollieServer", "CollieMPI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: optimizedSwift),
 
         .testTarget(name: "CollieEngineTests", dependencies: ["CollieEngine"],
@@ -101,6 +106,8 @@ let package = Package(
         .testTarget(name: "CollieServerTests",
                     dependencies: ["CollieServer", "CollieGeneration", "CollieModels", "CollieTokenizers"],
                     exclude: ["Fixtures"]),
+        .testTarget(name: "CollieDistributedTests",
+                    dependencies: ["CollieMPI", "CollieEngine", "CollieTraining", "CollieIO"]),
     ],
     swiftLanguageModes: [.v5]
 )

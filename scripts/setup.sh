@@ -4,7 +4,8 @@
 set -euo pipefail
 
 # chromium: the chat-page check in scripts/test.sh (scripts/check_chat_page.py).
-packages=(libopenblas-dev pkg-config chromium)
+# libopenmpi-dev, openmpi-bin: data parallelism over MPI (CMPI, mpirun in the distributed tests).
+packages=(libopenblas-dev pkg-config libopenmpi-dev openmpi-bin chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -90,6 +90,9 @@ public final class LlamaForCausalLM: Module {
     /// `checkpointing`): memory for activations drops to one [B, T, C] input per layer, for one
     /// more forward pass per step. Gradients are identical.
     public var activationCheckpointing = false
+    /// Called around each parameter unit — the embedding (0), decoder layer i (i + 1), the final norm with the
+    /// output projection (layers + 1) — in forward (ZeRO stage 3 gathers a unit's parameters just in time).
+    public weak var parameterUnitHooks: ParameterUnitHooks?
     /// The last rotary tables and the positions they are for.
     private var rotaryCache: (positions: [Int], shape: [Int], cos: Tensor, sin: Tensor)?
 
@@ -114,7 +117,10 @@ public final class LlamaForCausalLM: Module {
     /// With prompt tuning the logits are those of the real tokens only (see `PromptEmbedding`).
     public func callAsFunction(_ ids: Tensor, positions: Tensor? = nil, keyPaddingMask: Tensor? = nil) -> Tensor {
         if let promptEmbedding { return promptEmbedding.realTokenLogits(self, ids, positions: positions, keyPaddingMask: keyPaddingMask) }
-        return logits(inputEmbeddings: embedTokens(ids), positions: positions, keyPaddingMask: keyPaddingMask)
+        _ = parameterUnitHooks?.unitWillRun(0, input: ids)
+        var embeddings = embedTokens(ids)
+        if let hooks = parameterUnitHooks { embeddings = hooks.unitDidRun(0, output: embeddings) }
+        return logits(inputEmbeddings: embeddings, positions: positions, keyPaddingMask: keyPaddingMask)
     }
 
     /// Logits [B, T, V] for input embeddings [B, T, C] (Hugging Face's `inputs_embeds`). Positions default to 0..<T.
@@ -122,15 +128,19 @@ public final class LlamaForCausalLM: Module {
         let length = inputEmbeddings.shape[1]
         let (cos, sin) = rotaryTables(positions?.ints() ?? Array(0..<length), shape: positions?.shape ?? [length])
         var h = inputEmbeddings
-        for layer in layers {
+        for (index, layer) in layers.enumerated() {
+            if let hooks = parameterUnitHooks { h = hooks.unitWillRun(index + 1, input: h) }
             if activationCheckpointing {
                 h = .checkpoint(h) { layer($0, cos: cos, sin: sin, keyPaddingMask: keyPaddingMask) }
             } else {
                 h = layer(h, cos: cos, sin: sin, keyPaddingMask: keyPaddingMask)
             }
+            if let hooks = parameterUnitHooks { h = hooks.unitDidRun(index + 1, output: h) }
         }
+        if let hooks = parameterUnitHooks { h = hooks.unitWillRun(layers.count + 1, input: h) }
         h = norm(h)
-        return lmHead.map { $0(h) } ?? .linear(h, weight: embedTokens.weight)
+        let logits = lmHead.map { $0(h) } ?? .linear(h, weight: embedTokens.weight)
+        return parameterUnitHooks?.unitDidRun(layers.count + 1, output: logits) ?? logits
     }
 
     /// The cos/sin tables for `positions`, reused while the positions repeat (every training step
@@ -177,5 +187,31 @@ public final class LlamaForCausalLM: Module {
         result += scoped("model.norm", norm)
         if let lmHead { result += scoped("lm_head", lmHead) }
         return result
+    }
+}
+
+/// Hooks around the parameter units of a model's forward pass (see `LlamaForCausalLM.parameterUnitHooks`).
+public protocol ParameterUnitHooks: AnyObject {
+    /// Before unit `unit` runs on `input` (token ids for the embedding); returns the tensor the unit reads.
+    func unitWillRun(_ unit: Int, input: Tensor) -> Tensor
+    /// After unit `unit` produced `output`; returns the tensor the model continues with.
+    func unitDidRun(_ unit: Int, output: Tensor) -> Tensor
+}
+
+extension LlamaForCausalLM {
+    /// The parameter-index ranges (into `parameters`) of the units `ParameterUnitHooks` sees, in order; nil when
+    /// the parameters are not laid out unit after unit or the output projection is tied to the embedding.
+    public var parameterUnits: [Range<Int>]? {
+        guard lmHead != nil else { return nil }
+        let order = parameters.map(ObjectIdentifier.init)
+        var units: [Range<Int>] = [], start = 0
+        for unit in [embedTokens.parameters] + layers.map(\.parameters) {
+            let end = start + unit.count
+            guard end <= order.count, unit.map(ObjectIdentifier.init) == Array(order[start..<end]) else { return nil }
+            units.append(start..<end)
+            start = end
+        }
+        units.append(start..<order.count)
+        return units
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Collie
+import CollieMPI
 import Foundation
 
 /// `collie train CONFIG [--set key=value …] [--resume DIR|latest]`: the Trainer driven by a config file.
@@ -9,6 +10,9 @@ import Foundation
 /// log lines when not on a terminal), writes checkpoints and monitor files to `output_dir`, evaluates at the
 /// end if the last update was not evaluated, saves the model (and the tokenizer's files) to `output_dir/final`,
 /// and prints the evaluation loss and perplexity before → after and, with `sample_prompt`, a greedy answer.
+///
+/// Under `mpirun -np N` each process is one data-parallel rank (`dp_size: N`, ZeRO stage from `ds_config`);
+/// rank 0 prints, writes monitor files and saves the final model.
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train or fine-tune a model as a YAML/JSON config describes.",
@@ -35,22 +39,36 @@ struct Train: ParsableCommand {
     var logInterval = 1
 
     func run() throws {
+        // One process per rank under mpirun; without it, a group of one (MPI is not initialized at all).
+        let launchedByMPIRun = MPICommunicator.isLaunchedByMPIRun
+        let communicator: Communicator = launchedByMPIRun ? MPICommunicator.world() : SingleProcessCommunicator()
         do {
-            try train()
+            try train(communicator)
         } catch let exit as ExitCode {
             throw exit
         } catch {
-            FileHandle.standardError.write(Data("collie train: error: \(error)\n".utf8))
+            let rank = communicator.size > 1 ? " (rank \(communicator.rank) of \(communicator.size))" : ""
+            FileHandle.standardError.write(Data("collie train: error\(rank): \(error)\n".utf8))
+            // The other ranks may wait in a collective for this one: end them all.
+            if launchedByMPIRun, communicator.size > 1 { MPICommunicator.abortAll(exitCode: 1) }
             throw ExitCode.failure
         }
     }
 
-    private func train() throws {
+    private func train(_ communicator: Communicator) throws {
         let started = Date()
+        let isMain = communicator.isMain
         let configURL = URL(fileURLWithPath: config)
         let settings = try CollieConfig.load(from: configURL, overrides: overrides)
+        let ranks = settings.dataParallelSize * settings.tensorParallelSize * settings.pipelineParallelSize
+        if ranks > 1, communicator.size == 1, !MPICommunicator.isLaunchedByMPIRun {
+            throw ValidationError("""
+                dp_size: \(settings.dataParallelSize) needs \(ranks) processes: launch with \
+                `mpirun -np \(ranks) collie train \(config)` (mpirun comes with Open MPI: scripts/setup.sh installs it)
+                """)
+        }
         let setup = try TrainingSetup(config: settings, source: config)
-        let trainer = try setup.makeTrainer()
+        let trainer = try setup.makeTrainer(communicator: communicator)
         let output = trainer.outputDirectory
 
         // Decide what happens to output_dir before writing anything to it.
@@ -69,6 +87,7 @@ struct Train: ParsableCommand {
             resumedFrom = folder
         } else {
             let existing = TrainingCheckpoint.checkpoints(in: output)
+            communicator.barrier()  // every rank has looked before rank 0 removes anything
             if !existing.isEmpty && !overwrite {
                 throw ValidationError("""
                     \(output.path) holds checkpoints of an earlier run (\(existing.map { $0.url.lastPathComponent }.joined(separator: ", "))); \
@@ -76,17 +95,21 @@ struct Train: ParsableCommand {
                     """)
             }
             // A fresh run replaces what an earlier run left: checkpoints (with --overwrite), models, monitor files.
-            for checkpoint in existing { try TrainingCheckpoint.remove(checkpoint.url) }
-            for name in ["final", LoadBestModelCallback.folderName, Trainer.baseModelFolderName, "tensorboard", "monitors.csv", "monitors.evaluation.csv"] {
+            for checkpoint in existing where isMain { try TrainingCheckpoint.remove(checkpoint.url) }
+            for name in isMain ? ["final", LoadBestModelCallback.folderName, Trainer.baseModelFolderName, "tensorboard",
+                                  "monitors.csv", "monitors.evaluation.csv"] : [] {
                 let url = output.appendingPathComponent(name)
                 if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
             }
         }
 
-        try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
-        TrainingCheckpoint.removeLeftovers(in: output)
-        try AtomicFile.write(Data(try settings.yamlString().utf8), to: output.appendingPathComponent("config.yaml"))
-        for kind in Set(settings.monitorOutputs) {
+        if isMain {
+            try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+            TrainingCheckpoint.removeLeftovers(in: output)
+            try AtomicFile.write(Data(try settings.yamlString().utf8), to: output.appendingPathComponent("config.yaml"))
+        }
+        communicator.barrier()
+        for kind in isMain ? Set(settings.monitorOutputs) : [] {
             switch kind {
             case .csv:
                 let url = output.appendingPathComponent("monitors.csv")
@@ -96,15 +119,18 @@ struct Train: ParsableCommand {
                 trainer.monitor.append(try TensorBoardMonitor(logDirectory: output.appendingPathComponent("tensorboard")))
             }
         }
-        trainer.monitor.append(ProgressMonitor(totalSteps: trainer.state.totalSteps, logInterval: max(1, logInterval)))
-        trainer.logHandler = { line in FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+        if isMain {
+            trainer.monitor.append(ProgressMonitor(totalSteps: trainer.state.totalSteps, logInterval: max(1, logInterval)))
+            trainer.logHandler = { line in FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+        }
         defer { try? trainer.monitor.close() }
 
-        describe(setup, trainer, resumedFrom: resumedFrom)
+        if isMain { describe(setup, trainer, resumedFrom: resumedFrom) }
         try trainer.train()
         if trainer.evaluationLoader != nil, trainer.state.lastEvaluation?.step != trainer.state.globalStep {
             try trainer.evaluate()
         }
+        guard isMain else { return }
         let final = output.appendingPathComponent("final")
         try TrainingCheckpoint.writeFolder(at: final) { folder in
             try trainer.saveModelFiles(to: folder)
@@ -156,6 +182,11 @@ struct Train: ParsableCommand {
         say("training: \(c.trainEpochs) epochs × \(trainer.state.stepsPerEpoch) updates of \(c.trainMicroBatchSize) × "
               + "\(c.gradientAccumulationSteps) examples, \(c.optimizer.name.rawValue) lr \(c.optimizer.learningRate) "
               + "(\(c.lrScheduler.kind.rawValue)), \(Parallel.threadCount) threads → \(trainer.outputDirectory.path)")
+        let group = trainer.dataParallel.communicator
+        if group.size > 1 || c.zeroStage > 0 {
+            say("data parallel: \(group.size) processes × \(c.trainMicroBatchSize) examples per micro-batch, ZeRO stage "
+                  + "\(c.zeroStage)")
+        }
         if let resumedFrom { say("resuming from \(resumedFrom.path)") }
     }
 

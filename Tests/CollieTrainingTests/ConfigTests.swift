@@ -292,12 +292,30 @@ final class ConfigTests: XCTestCase {
         }
     }
 
-    func testParallelSizesAboveOneAreNotYetSupported() throws {
-        for key in ["dp_size", "tp_size", "pp_size"] {
+    func testTensorAndPipelineParallelismAreNotYetSupported() throws {
+        for key in ["tp_size", "pp_size"] {
             let issue = try XCTUnwrap(issue("model: tiny\ntokenizer: t\n\(key): 2"))
             XCTAssertEqual(issue.keyPath, key)
             XCTAssertTrue(issue.message.contains("not yet supported"), issue.message)
         }
+    }
+
+    func testDataParallelismAndZeroStagesAreAccepted() throws {
+        let config = try CollieConfig(text: "model: tiny\ntokenizer: t\ndp_size: 4\nds_config: {zero_optimization: {stage: 2}}",
+                                      source: "train.yaml")
+        XCTAssertEqual(config.dataParallelSize, 4)
+        XCTAssertEqual(config.zeroStage, 2)
+        XCTAssertNoThrow(try CollieConfig(text: "model: tiny\ntokenizer: t\ndp_size: 2", source: "train.yaml"))
+        XCTAssertNoThrow(try CollieConfig(text: "model: tiny\ntokenizer: t\nds_config: {zero_optimization: {stage: 3}}",
+                                          source: "train.yaml"))
+        let lomo = try XCTUnwrap(issue("model: tiny\ntokenizer: t\noptimizer: {name: lomo}\nds_config: {zero_optimization: {stage: 2}}"))
+        XCTAssertEqual(lomo.keyPath, "ds_config.zero_optimization.stage")
+        XCTAssertTrue(lomo.message.contains("use stage 0 (data parallelism) or 3"), lomo.message)
+        XCTAssertNoThrow(try CollieConfig(text: "model: tiny\ntokenizer: t\noptimizer: {name: adalomo}\nds_config: {zero_optimization: {stage: 3}}",
+                                          source: "train.yaml"))
+        let unknown = try XCTUnwrap(issue("model: tiny\ntokenizer: t\nds_config: {zero_optimization: {stage: 7}}"))
+        XCTAssertEqual(unknown.message, "must be 0, 1, 2 or 3, got 7")
+        XCTAssertEqual(try XCTUnwrap(issue("model: tiny\ntokenizer: t\ndp_size: 0")).keyPath, "dp_size")
     }
 
     func testEveryOptimizerTakesItsOwnHyperParameters() throws {

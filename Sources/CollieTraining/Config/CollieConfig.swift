@@ -21,8 +21,11 @@ public struct CollieConfig: Codable, Equatable, Sendable {
 
     /// Seed for initialization, shuffling and dropout.
     public var seed: Int = 42
-    /// Data-, tensor- and pipeline-parallel degrees; above 1 is not yet supported.
+    /// Data-, tensor- and pipeline-parallel degrees; tensor and pipeline parallelism above 1 are not yet
+    /// supported. The run needs dp × tp × pp processes (`mpirun -np`).
     public var dataParallelSize = 1, tensorParallelSize = 1, pipelineParallelSize = 1
+    /// DeepSpeed-style settings; Collie reads the ZeRO stage.
+    public var deepSpeed = DeepSpeedSettings()
     public var trainEpochs = 100
     /// Examples per forward/backward pass.
     public var trainMicroBatchSize = 1
@@ -98,6 +101,7 @@ public struct CollieConfig: Codable, Equatable, Sendable {
         case optimizer, lrScheduler = "lr_scheduler", maxGradNorm = "max_grad_norm", dtype, peftConfig = "peft_config"
         case outputDir = "output_dir", monitors, monitorOutputs = "monitor_outputs", callbacks
         case samplePrompt = "sample_prompt", sampleMaxNewTokens = "sample_max_new_tokens"
+        case deepSpeed = "ds_config"
         case evaluators
     }
 
@@ -149,6 +153,7 @@ public struct CollieConfig: Codable, Equatable, Sendable {
         callbacks = try c.value(.callbacks, default: callbacks)
         samplePrompt = try c.decodeIfPresent(String.self, forKey: .samplePrompt)
         sampleMaxNewTokens = try c.value(.sampleMaxNewTokens, default: sampleMaxNewTokens)
+        deepSpeed = try c.value(.deepSpeed, default: deepSpeed)
         evaluators = try c.value(.evaluators, default: evaluators)
     }
 

@@ -15,14 +15,23 @@ extension CollieConfig {
             if value < minimum { fail(key, "must be at least \(minimum), got \(value)") }
         }
 
-        for (value, key, name) in [(dataParallelSize, CodingKeys.dataParallelSize, "data"),
-                                   (tensorParallelSize, .tensorParallelSize, "tensor"),
+        atLeast(1, dataParallelSize, .dataParallelSize)
+        for (value, key, name) in [(tensorParallelSize, CodingKeys.tensorParallelSize, "tensor"),
                                    (pipelineParallelSize, .pipelineParallelSize, "pipeline")] {
             if value < 1 {
                 fail(key, "must be at least 1, got \(value)")
             } else if value > 1 {
                 fail(key, "\(name) parallelism (\(value)) is not yet supported; set it to 1")
             }
+        }
+        if !(0...3).contains(zeroStage) {
+            fail("ds_config.zero_optimization.stage", "must be 0, 1, 2 or 3, got \(zeroStage)")
+        } else if (1...2).contains(zeroStage), optimizer.name.updatesDuringBackward {
+            fail("ds_config.zero_optimization.stage", "\(optimizer.name.rawValue) updates inside backward and keeps no "
+                 + "sharded optimizer state; use stage 0 (data parallelism) or 3 (sharded parameters)")
+        }
+        if optimizer.name == .sophiag, dataParallelSize > 1 || zeroStage > 0 {
+            fail(.optimizer, "sophiag's Hessian refresh is not yet data-parallel; use dp_size: 1 and ZeRO stage 0")
         }
         atLeast(1, trainEpochs, .trainEpochs)
         atLeast(1, trainMicroBatchSize, .trainMicroBatchSize)

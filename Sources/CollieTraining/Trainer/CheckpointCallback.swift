@@ -71,7 +71,7 @@ public final class CheckpointCallback: TrainerCallback {
             entries = previous
             throw error
         }
-        for entry in removed where entry.folder != folder {
+        for entry in removed where entry.folder != folder && trainer.isMainProcess {
             let url = trainer.outputDirectory.appendingPathComponent(entry.folder)
             if FileManager.default.fileExists(atPath: url.path) { try TrainingCheckpoint.remove(url) }
         }

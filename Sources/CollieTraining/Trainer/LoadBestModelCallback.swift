@@ -32,9 +32,12 @@ public final class LoadBestModelCallback: TrainerCallback {
 
     public func onEvaluateEnd(_ trainer: Trainer, metrics: [String: Double]) throws {
         guard let value = metric.value(in: trainer.state), metric.isImprovement(value, over: best) else { return }
-        try TrainingCheckpoint.writeFolder(at: trainer.outputDirectory.appendingPathComponent(Self.folderName)) { folder in
-            try trainer.saveModelFiles(to: folder)
+        if trainer.isMainProcess {
+            try TrainingCheckpoint.writeFolder(at: trainer.outputDirectory.appendingPathComponent(Self.folderName)) { folder in
+                try trainer.saveModelFiles(to: folder)
+            }
         }
+        trainer.dataParallel.communicator.barrier()
         best = value
         bestStep = trainer.state.globalStep
     }

@@ -32,6 +32,8 @@ public final class Trainer {
     /// With a PEFT adapter, the frozen base model's parameters in one buffer (in `dtype`, without gradients).
     public let frozenBuffer: ParameterBuffer?
     public let optimizer: Optimizer
+    /// The data-parallel ranks this process trains with (a group of one without `mpirun`) and the ZeRO stage.
+    public let dataParallel: DataParallelGroup
     /// The learning rate per update; its `step` is the number of updates taken.
     public private(set) var schedule: LearningRateSchedule
     public let trainLoader: DataLoader
@@ -59,11 +61,19 @@ public final class Trainer {
     ///   - monitors: receive every event; the trainer does not close them.
     ///   - callbacks: nil builds those `config.callbacks` describes.
     ///   - outputDirectory: nil uses `config.outputDir`. Nothing is written before the first checkpoint.
+    ///   - communicator: the processes of the run; their number must be `dp_size` (× `tp_size` × `pp_size`).
     /// - Throws: `TrainerError` for settings Collie does not support yet, ids outside the model's vocabulary, or
     ///   monitored metrics that do not exist; `DatasetError` when `last_batch: drop` leaves no batch.
     public init(config: CollieConfig, model: LlamaForCausalLM, trainDataset: TrainingDataset,
                 evaluationDataset: TrainingDataset? = nil, padTokenID: Int, monitors: [TrainingMonitor] = [],
-                callbacks: [TrainerCallback]? = nil, outputDirectory: URL? = nil, evaluators: [Evaluator] = []) throws {
+                callbacks: [TrainerCallback]? = nil, outputDirectory: URL? = nil, evaluators: [Evaluator] = [],
+                communicator: Communicator = SingleProcessCommunicator()) throws {
+        let ranks = config.dataParallelSize * config.tensorParallelSize * config.pipelineParallelSize
+        if communicator.size != ranks {
+            throw TrainerError(communicator.size == 1
+                ? "dp_size: \(config.dataParallelSize) needs \(ranks) processes; launch with `mpirun -np \(ranks) collie train …` (this is one process)"
+                : "the run has \(communicator.size) processes but dp_size × tp_size × pp_size = \(config.dataParallelSize) × \(config.tensorParallelSize) × \(config.pipelineParallelSize) = \(ranks); launch with `mpirun -np \(ranks)` or set dp_size: \(communicator.size)")
+        }
         if config.dropout > 0 { throw TrainerError("dropout: \(config.dropout) is not yet supported; set it to 0") }
         let vocabulary = model.configuration.vocabularySize
         guard (0..<vocabulary).contains(padTokenID) else {
@@ -76,7 +86,8 @@ public final class Trainer {
         self.model = model
         self.outputDirectory = outputDirectory ?? URL(fileURLWithPath: config.outputDir)
         let padder = Padder(side: config.paddingSide, padTokenID: padTokenID)
-        trainLoader = try DataLoader(dataset: trainDataset, batchSize: config.trainMicroBatchSize,
+        // Each global micro-batch is split into the ranks' rows (`DataParallelGroup.localRows(of:)`).
+        trainLoader = try DataLoader(dataset: trainDataset, batchSize: config.trainMicroBatchSize * config.dataParallelSize,
                                      lastBatch: config.lastBatch, shuffle: config.shuffle,
                                      seed: UInt64(bitPattern: Int64(config.seed)), padder: padder)
         evaluationLoader = try evaluationDataset.map {
@@ -95,15 +106,32 @@ public final class Trainer {
             frozenBuffer = ParameterBuffer(model.parameters, dtype: config.dtype.dtype)
             parameterBuffer = ParameterBuffer(trained, dtype: .float32)
         }
-        optimizer = try Self.makeOptimizer(config.optimizer, maxGradNorm: config.maxGradNorm, parameters: trained)
-        // In-backward optimizers free each gradient as soon as it is used: no flat gradient buffer.
+        // The storages the parameters had before moving into the flat buffer are cached by the storage pool, but
+        // no later tensor has their sizes: return them (and, under ZeRO-3, the flat buffer itself, below).
+        StoragePool.shared.releaseCachedMemory()
+        if communicator.size > 1 || config.zeroStage > 0, parameterBuffer.dtype != .float32 {
+            throw TrainerError("dtype: data parallelism and ZeRO reduce float32 parameters; use dtype: float32")
+        }
+        if config.zeroStage == 3, model.parameterUnits == nil || model.peftConfiguration != nil {
+            throw TrainerError("ds_config.zero_optimization.stage: ZeRO stage 3 needs a model without adapters and with an "
+                               + "untied output projection (tie_word_embeddings: false); use stage 2")
+        }
+        // The data-parallel group registers its gradient-ready hooks before an in-backward optimizer does, so that
+        // each gradient is reduced over the ranks before the optimizer's hook uses it. It attaches the flat
+        // gradients where they are kept (not for in-backward optimizers, which free each gradient at once).
+        dataParallel = DataParallelGroup(communicator: communicator, stage: config.zeroStage, buffer: parameterBuffer,
+                                         reducesEachGradient: config.optimizer.name.updatesDuringBackward,
+                                         units: config.zeroStage == 3 ? model.parameterUnits : nil)
+        if config.zeroStage == 3 { model.parameterUnitHooks = dataParallel }
+        optimizer = try Self.makeOptimizer(config.optimizer, maxGradNorm: config.maxGradNorm,
+                                           parameters: dataParallel.optimizerParameters)
         if optimizer.updatesDuringBackward {
             optimizer.attachToBackward()
+            dataParallel.attachAfterInBackwardOptimizer()
             // LOMO/AdaLomo are chosen to save memory: keep few freed blocks around (peak RSS ≈ the engine's peak).
             StoragePool.shared.limitForMemorySaving()
-        } else {
-            parameterBuffer.attachGradients()
         }
+        StoragePool.shared.releaseCachedMemory()
 
         var state = TrainerState()
         state.batchesPerEpoch = trainLoader.batchesPerEpoch
@@ -157,6 +185,8 @@ public final class Trainer {
             if state.stoppedEarly { break }
             try endEpoch(epoch)
         }
+        // ZeRO stage 3: the whole model again on every rank, for what follows (the final model, a sample).
+        dataParallel.gatherAll()
         for callback in callbacks { try callback.onTrainEnd(self) }
         try monitor.record(.finished(step: state.globalStep))
     }
@@ -164,6 +194,9 @@ public final class Trainer {
     /// Asks training to stop after the current update (early stopping). Recorded in the state, so a checkpoint
     /// saved afterwards resumes as stopped.
     public func requestStop() { state.stoppedEarly = true }
+
+    /// True on the process that logs and writes files (rank 0; the only process without `mpirun`).
+    public var isMainProcess: Bool { dataParallel.communicator.isMain }
 
     /// Passes `message` to `logHandler`.
     public func log(_ message: String) { logHandler(message) }
@@ -177,16 +210,17 @@ public final class Trainer {
         let learningRate = schedule.currentLearningRate
         optimizer.learningRate = learningRate
         model.setAdapterTraining(true)   // LoRA dropout on for this update's passes only
-        let (loss, norm) = try takeStep(group, targets: targets, predicted: predicted)
+        var (loss, norm) = try takeStep(group, targets: targets, predicted: predicted)
         model.setAdapterTraining(false)
+        loss = Float(dataParallel.sum([Double(loss)])[0])
         schedule.advance()
-        parameterBuffer.zeroGradients()
+        dataParallel.zeroGradients()
         state.globalStep += 1
         state.position = nextPosition
         state.lastLoss = Double(loss)
 
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        let tokens = group.reduce(0) { $0 + $1.tokenCount }
+        let tokens = group.reduce(0) { $0 + $1.tokenCount }  // of the global batch
         let step = TrainingStep(step: state.globalStep, totalSteps: state.totalSteps, epoch: epoch, loss: Double(loss),
                                 learningRate: learningRate, gradientNorm: norm, tokens: tokens,
                                 tokensPerSecond: Double(tokens) / max(seconds, 1e-9), stepSeconds: seconds,
@@ -208,8 +242,12 @@ public final class Trainer {
             // LOMO/AdaLomo: one micro-batch (accumulation is refused by the config); updates happen in backward,
             // after a norm-only pass when clipping by the global norm.
             precondition(group.count == 1, "in-backward optimizers take one micro-batch per update")
+            defer { dataParallel.endBackward() }
             reseedAdapterDropout(microBatch: 0)
-            let loss = Self.summedLoss(model, group[0], targets: targets[0]) / Double(max(predicted, 1))
+            // This rank's rows; the data-parallel group's hooks sum each gradient over the ranks first.
+            let (batch, weight) = dataParallel.localRows(of: group[0])
+            let summed = Self.summedLoss(model, batch, targets: Self.shiftedTargets(batch, prompt: model.promptEmbedding))
+            let loss = weight == 0 ? summed * 0.0 : summed / Double(max(predicted, 1))
             let scaled = fused.lossScale == 1 ? loss : loss * fused.lossScale
             var proceed = true
             if fused.clipGradNorm != nil { proceed = fused.gatherGradientNorms { scaled.backward(retainGraph: true) } }
@@ -222,16 +260,21 @@ public final class Trainer {
             return (loss.item, fused.clipGradNorm != nil ? fused.lastGradientNorm : nil)
         }
         var loss: Float = 0
-        for (index, (batch, target)) in zip(group, targets).enumerated() {
+        for (index, globalBatch) in group.enumerated() {
             reseedAdapterDropout(microBatch: index)
-            let microLoss = Self.summedLoss(model, batch, targets: target) / Double(max(predicted, 1))
+            // This rank's rows; the loss is divided by the whole global group's token count.
+            dataParallel.beginBackward(last: index == group.count - 1)
+            let (batch, weight) = dataParallel.localRows(of: globalBatch)
+            let summed = Self.summedLoss(model, batch, targets: Self.shiftedTargets(batch, prompt: model.promptEmbedding))
+            let microLoss = weight == 0 ? summed * 0.0 : summed / Double(max(predicted, 1))
             microLoss.backward()
             loss += microLoss.item
+            dataParallel.endBackward()
         }
-        let norm = config.maxGradNorm.map { GradientClipping.clipByGlobalNorm(parameterBuffer, maxNorm: $0) }
-            ?? GradientClipping.globalNorm(parameterBuffer.parameters)
+        let norm = dataParallel.clipGradients(maxNorm: config.maxGradNorm)
         if let sophia = optimizer as? SophiaG { sophia.batchTokens = predicted }
         optimizer.step()
+        dataParallel.finishStep()
         if let sophia = optimizer as? SophiaG,
            (state.globalStep + 1) % (config.optimizer.hessianUpdateInterval ?? 10) == 0 {
             parameterBuffer.zeroGradients()
@@ -319,10 +362,12 @@ public final class Trainer {
 
     /// The summed NLL of every predicted token in `loader`'s batches (one pass, in order) and how many tokens
     /// that is: perplexity is exp(sum / count).
-    public static func negativeLogLikelihood(of model: LlamaForCausalLM, on loader: DataLoader) -> (sum: Double, count: Int) {
+    /// With `rank` and `ranks`, only every `ranks`-th batch from `rank` on (one rank's share of an evaluation).
+    public static func negativeLogLikelihood(of model: LlamaForCausalLM, on loader: DataLoader, rank: Int = 0,
+                                             ranks: Int = 1) -> (sum: Double, count: Int) {
         withNoGrad {
             var sum = 0.0, count = 0
-            for (_, batch) in loader.batches(epochs: 1) {
+            for (position, batch) in loader.batches(epochs: 1) where position.batchIndex % ranks == rank {
                 let targets = shiftedTargets(batch, prompt: model.promptEmbedding)
                 count += targets.lazy.filter { $0 != Tensor.ignoreIndex }.count
                 sum += Double(summedLoss(model, batch, targets: targets).item)
@@ -340,12 +385,20 @@ public final class Trainer {
     /// - Throws: `TrainerError` without evaluation data or evaluators; what an evaluator, monitor or callback throws.
     @discardableResult
     public func evaluate() throws -> [String: Double] {
+        try dataParallel.withFullParameters { try evaluateModel() }
+    }
+
+    private func evaluateModel() throws -> [String: Double] {
         guard canEvaluate else { throw TrainerError("no evaluation data; set eval_data or eval_split") }
         for callback in callbacks { try callback.onEvaluateBegin(self) }
         var metrics: [String: Double] = [:]
         if let evaluationLoader {
-            let (sum, count) = Self.negativeLogLikelihood(of: model, on: evaluationLoader)
-            let mean = sum / Double(max(count, 1))
+            // Each rank takes every n-th batch; the sums are added over the ranks.
+            let communicator = dataParallel.communicator
+            let share = Self.negativeLogLikelihood(of: model, on: evaluationLoader, rank: communicator.rank,
+                                                   ranks: communicator.size)
+            let totals = dataParallel.sum([share.sum, Double(share.count)])
+            let mean = totals[0] / Double(max(Int(totals[1]), 1))
             metrics = ["loss": mean, "perplexity": Foundation.exp(mean)]
         }
         for evaluator in evaluators { metrics.merge(try evaluator.prefixedMetrics(model)) { $1 } }
@@ -361,13 +414,42 @@ public final class Trainer {
     /// `TrainingCheckpoint`), replacing one of the same step.
     @discardableResult
     public func saveCheckpoint() throws -> URL {
+        try dataParallel.withFullParameters { try saveCheckpointOfModel() }
+    }
+
+    private func saveCheckpointOfModel() throws -> URL {
         let destination = outputDirectory.appendingPathComponent(TrainingCheckpoint.folderName(step: state.globalStep))
         var saved = state
         saved.randomState = randomGenerator.state
+        // Under ZeRO every rank first writes its optimizer shard beside the checkpoint; rank 0 then writes the
+        // rest and moves the shards in before the folder is renamed into place.
+        let communicator = dataParallel.communicator
+        let shards = outputDirectory.appendingPathComponent(".\(destination.lastPathComponent).partial-shards")
+        if dataParallel.shardParameter != nil {
+            if communicator.isMain { try? FileManager.default.removeItem(at: shards) }
+            communicator.barrier()
+            try ShardedOptimizerState.save(optimizer, group: dataParallel, to: shards)
+            communicator.barrier()
+        }
+        if communicator.isMain { try writeCheckpointFolder(destination, state: saved, shards: shards) }
+        communicator.barrier()
+        try monitor.record(.checkpoint(step: state.globalStep, path: destination.path))
+        for callback in callbacks { try callback.onSaveCheckpoint(self, folder: destination) }
+        return destination
+    }
+
+    /// Rank 0's part of `saveCheckpoint()`: the folder, written atomically.
+    private func writeCheckpointFolder(_ destination: URL, state saved: TrainerState, shards: URL) throws {
         try TrainingCheckpoint.writeFolder(at: destination) { folder in
             try saveModelFiles(to: folder)
             TrainingCheckpoint.pauseIfRequested(writing: destination)
-            try optimizer.save(to: folder)
+            if dataParallel.shardParameter != nil {
+                try FileManager.default.moveItem(at: shards.appendingPathComponent(ShardedOptimizerState.folderName),
+                                                 to: folder.appendingPathComponent(ShardedOptimizerState.folderName))
+                try? FileManager.default.removeItem(at: shards)
+            } else {
+                try optimizer.save(to: folder)
+            }
             try AtomicFile.write(Self.json(schedule), to: folder.appendingPathComponent(TrainingCheckpoint.scheduleFileName))
             for callback in callbacks {
                 guard let data = try callback.checkpointState() else { continue }
@@ -377,9 +459,6 @@ public final class Trainer {
                                  to: folder.appendingPathComponent(TrainingCheckpoint.configFileName))
             try AtomicFile.write(Self.json(saved), to: folder.appendingPathComponent(TrainingCheckpoint.stateFileName))
         }
-        try monitor.record(.checkpoint(step: state.globalStep, path: destination.path))
-        for callback in callbacks { try callback.onSaveCheckpoint(self, folder: destination) }
-        return destination
     }
 
     /// Restores the model, optimizer, schedule, random generator, data position, counters and callback state
@@ -406,8 +485,8 @@ public final class Trainer {
         guard savedSchedule == expected, savedSchedule.step == saved.globalStep else {
             throw TrainerError("\(folder.path): the saved learning-rate schedule differs from the config's (lr_scheduler, optimizer.lr)")
         }
-        try loadWeights(from: folder)
-        try optimizer.load(from: folder)
+        try dataParallel.withFullParameters(writeBack: true) { try loadWeights(from: folder) }
+        try ShardedOptimizerState.load(optimizer, group: dataParallel, from: folder)
         for callback in callbacks {
             let url = folder.appendingPathComponent("callback-\(callback.name).json")
             guard let data = FileManager.default.contents(atPath: url.path) else { continue }

@@ -88,11 +88,13 @@ public struct TrainingSetup {
     public var padTokenID: Int { tokenizer.padTokenID ?? tokenizer.eosTokenID ?? 0 }
 
     /// A trainer for this setup.
-    public func makeTrainer(monitors: [TrainingMonitor] = [], outputDirectory: URL? = nil) throws -> Trainer {
+    public func makeTrainer(monitors: [TrainingMonitor] = [], outputDirectory: URL? = nil,
+                            communicator: Communicator = SingleProcessCommunicator()) throws -> Trainer {
         let output = outputDirectory ?? URL(fileURLWithPath: config.outputDir)
         return try Trainer(config: config, model: model, trainDataset: trainDataset, evaluationDataset: evaluationDataset,
                            padTokenID: padTokenID, monitors: monitors, outputDirectory: outputDirectory,
-                           evaluators: EvaluationSetup.makeEvaluators(config: config, tokenizer: tokenizer, outputDirectory: output))
+                           evaluators: EvaluationSetup.makeEvaluators(config: config, tokenizer: tokenizer, outputDirectory: output),
+                           communicator: communicator)
     }
 
     /// The token ids the model is prompted with for `config.samplePrompt`-style text: the tokenizer's prefix

@@ -5,8 +5,8 @@
 #
 #   swift build -c release --product collie && scripts/bench_zero.sh
 #
-# Memory: rank 0's peak resident set until its last update (monitors.csv; model initialization included, the
-# final save and, under ZeRO-3, the final gathering of the whole model excluded), and each process's peak over
+# Memory: rank 0's peak resident set until its last update (monitors.csv; training only — the trainer resets the peak
+# when training starts; the final save and, under ZeRO-3, the final gathering of the whole model excluded), and each process's peak over
 # the whole run (/usr/bin/time %M). Step time is the median of the updates after the first (monitors.csv). One BLAS and one Collie thread per process: two ranks use the two
 # cores one process would use with two threads, so the one-process figure is taken with two threads.
 set -euo pipefail

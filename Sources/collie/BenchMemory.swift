@@ -113,7 +113,7 @@ extension Bench {
             if optimizer.updatesDuringBackward { StoragePool.shared.limitForMemorySaving() }   // as the Trainer does
             var generator = RandomGenerator(seed: 1)
             let ids = Tensor(ints: (0..<(b * t)).map { _ in Int(generator.next() % UInt64(c.vocabularySize)) }, shape: [b, t])
-            resetPeakResident()
+            MemoryUsage.resetPeakResident()
 
             var times: [Double] = [], losses: [Double] = []
             var activationBytes = 0
@@ -217,14 +217,6 @@ extension Bench {
                           + String(format: "%.2f× PyTorch + AdamW", Double(r.peakRSS) / Double(torchAdamW)))
                 }
             }
-        }
-
-        // MARK: - Peak RSS
-
-        /// Resets VmHWM to the current RSS (Linux ≥ 4.0: `echo 5 > /proc/self/clear_refs`), so the peak
-        /// excludes model construction.
-        private func resetPeakResident() {
-            try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
         }
 
         private func peakResident() -> Int { MemoryUsage.peakResidentBytes() ?? 0 }

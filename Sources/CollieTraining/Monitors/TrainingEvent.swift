@@ -92,6 +92,14 @@ public final class MonitorGroup: TrainingMonitor {
 
 /// The process's resident memory, from `/proc/self/status` on Linux.
 public enum MemoryUsage {
+    /// Starts a new peak: sets `VmHWM` to the current resident set (Linux ≥ 4.0, through
+    /// `/proc/self/clear_refs`), so a later `peakResidentBytes()` covers what follows — training, not
+    /// the model's construction. Returns false where the system has no such reset.
+    @discardableResult
+    public static func resetPeakResident() -> Bool {
+        (try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)) != nil
+    }
+
     /// Peak resident set size in bytes (`VmHWM`), or nil where it cannot be read.
     public static func peakResidentBytes() -> Int? {
         if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),

@@ -156,6 +156,8 @@ public final class Trainer {
     /// Trains until the last epoch ends or a callback stops training, continuing from `state` (after
     /// `resume(from:)`, from the checkpoint).
     public func train() throws {
+        // The peak memory the monitors report is training's, not the construction of the model and buffers.
+        MemoryUsage.resetPeakResident()
         try monitor.record(.started(step: state.globalStep, totalSteps: state.totalSteps))
         for callback in callbacks { try callback.onTrainBegin(self) }
         if config.evalOnStart, state.globalStep == 0, state.evaluations.isEmpty, canEvaluate {

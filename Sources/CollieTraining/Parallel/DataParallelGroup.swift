@@ -104,6 +104,9 @@ public final class DataParallelGroup {
             return
         }
         if stage < 2 { buffer.attachGradients() }
+        // Stages 2 and 3 free each gradient (and at 3 each gathered layer) as soon as it is reduced: those blocks
+        // must go back to the system, not into the block cache, or the resident set keeps a full copy anyway.
+        if stage >= 2 { StoragePool.shared.limitForMemorySaving() }
         if stage == 3 {
             shardValues!.grad = Tensor.zeros([shard.count])
             shardParameter = shardValues

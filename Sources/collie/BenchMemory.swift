@@ -137,7 +137,7 @@ extension Bench {
             let largest = model.parameters.map(\.count).max() ?? 0
             let weightBytes = (frozen.map { $0.count * $0.dtype.size } ?? 0) + buffer.count * buffer.dtype.size
             let result = Result(method: method, checkpointing: checkpointing, dtype: dtype, parameters: model.parameterCount,
-                                tokensPerSecond: Double(b * t) / median, peakRSS: peakResident(),
+                                tokensPerSecond: Double(b * t) / median, peakRSS: MemoryUsage.peakResidentBytes() ?? 0,
                                 weightBytes: weightBytes,
                                 gradientBytes: optimizer.updatesDuringBackward ? largest * 4 : buffer.count * 4,
                                 stateBytes: stateBytes, activationBytes: activationBytes,
@@ -192,7 +192,7 @@ extension Bench {
 
         private func report(_ rows: [Result], _ torchRows: [[String: Any]]) {
             let c = preset.configuration, (b, t) = preset.batch
-            func gb(_ bytes: Int) -> String { String(format: "%.2f", Double(bytes) / 1e9) }
+            func gb(_ bytes: Int) -> String { String(format: "%.3f", Double(bytes) / 1e9) }
             print("collie bench memory --preset \(preset.rawValue): \(rows.first?.parameters.formatted() ?? "?") parameters, "
                   + "hidden \(c.hiddenSize), \(c.hiddenLayers) layers, batch \(b) × \(t), \(dtype) weights, "
                   + "\(Parallel.threadCount) threads; GB = 10⁹ bytes")
@@ -218,7 +218,5 @@ extension Bench {
                 }
             }
         }
-
-        private func peakResident() -> Int { MemoryUsage.peakResidentBytes() ?? 0 }
     }
 }

@@ -65,7 +65,7 @@ extension Bench {
                 - Double(c.hiddenLayers * 2 * c.hiddenSize + c.hiddenSize)   // norms
             let flopsPerToken = 6 * linearParameters + 6 * Double(c.hiddenLayers * t * c.hiddenSize)
             let gflops = flopsPerToken * tokens / median / 1e9
-            let peak = peakResidentBytes()
+            let peak = MemoryUsage.peakResidentBytes() ?? 0
             let blas = environment("OPENBLAS_CORETYPE")
             if json {
                 let object: [String: Any] = [
@@ -82,14 +82,6 @@ extension Bench {
                 print(String(format: "median step %.3f s | %.0f tokens/s | %.1f GFLOP/s | peak RSS %.2f GB | loss %.4f → %.4f",
                              median, tokens / median, gflops, Double(peak) / 1e9, losses.first!, losses.last!))
             }
-        }
-
-        /// VmHWM of this process, in bytes.
-        private func peakResidentBytes() -> Int {
-            let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
-            guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-                  let kib = Int(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
-            return kib * 1024
         }
 
         private func environment(_ name: String) -> String {

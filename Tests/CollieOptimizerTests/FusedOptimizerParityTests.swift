@@ -89,6 +89,24 @@ final class FusedOptimizerParityTests: XCTestCase {
         XCTAssertNil(w.grad)
     }
 
+    func testFloat16ParametersScaleTheLossAndSkipAnOverflowedStep() {
+        let w = Tensor([1, 2], shape: [2]).contiguousCopy(dtype: .float16)
+        w.requiresGrad = true
+        let lomo = LOMO(parameters: [w], learningRate: 0.5)
+        lomo.attachToBackward()
+        XCTAssertEqual(lomo.lossScale, 65536)
+        // An infinite gradient: the update is skipped and the scale halves.
+        (w * Tensor([Float.infinity, 1], shape: [2]) * lomo.lossScale).sum().backward()
+        lomo.step()
+        XCTAssertEqual(w.floats(), [1, 2])
+        XCTAssertEqual(lomo.lossScale, 32768)
+        // A finite one: the gradient is unscaled before the update (w − 0.5 · 0.25), and the scale stays.
+        (w * Tensor([0.25, 0.25], shape: [2]) * lomo.lossScale).sum().backward()
+        lomo.step()
+        XCTAssertEqual(w.floats(), [0.875, 1.875])
+        XCTAssertEqual(lomo.lossScale, 32768)
+    }
+
     // MARK: - Running a case
 
     static func loadModel() throws -> LlamaForCausalLM {

@@ -76,9 +76,10 @@ final class FusedBackwardUpdate {
         return true
     }
 
-    /// Call after the update pass: counts a good step for the loss scaler.
+    /// Call after the update pass: tells the loss scaler whether this step overflowed (without a norm pass an
+    /// overflow is only seen here; the parameters after it were left unchanged).
     func finishUpdatePass() {
-        if let lossScaler, !overflowed { lossScaler.update(overflow: false) }
+        lossScaler?.update(overflow: overflowed)
         overflowed = false
     }
 

@@ -1,5 +1,6 @@
 import CollieEngine
 import CollieIO
+import CollieTraining
 import Foundation
 import XCTest
 
@@ -66,4 +67,22 @@ func temporaryFolder(_ test: XCTestCase) -> URL {
     try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     test.addTeardownBlock { try? FileManager.default.removeItem(at: url) }
     return url
+}
+
+/// Runs `steps` steps of a fixture case (`name.after.<s>.<i>` holds the reference parameters after step s),
+/// asserting each step's parameters within `tolerance` (relative, see `Difference`).
+func checkSteps(_ name: String, in fixture: Fixture, steps: Int, tolerance: Double,
+                optimizer: (Optimizer, [Tensor]), takeStep: (Int, Optimizer, [Tensor]) -> Void,
+                file: StaticString = #filePath, line: UInt = #line) {
+    let (optimizer, parameters) = optimizer
+    var total = Difference()
+    for step in 0..<steps {
+        takeStep(step, optimizer, parameters)
+        var difference = Difference()
+        for (i, p) in parameters.enumerated() { difference.compare(p, fixture.tensor("\(name).after.\(step).\(i)")) }
+        XCTAssertLessThan(difference.maxRelative, tolerance, "\(name) after step \(step + 1): \(difference)",
+                          file: file, line: line)
+        total.merge(difference)
+    }
+    print("\(name) parameters, \(steps) steps: \(total)")
 }

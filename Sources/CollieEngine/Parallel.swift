@@ -1,3 +1,4 @@
+import CCollieKernels
 import Dispatch
 import Foundation
 
@@ -7,6 +8,10 @@ import Foundation
 /// `DispatchQueue.concurrentPerform`. Matrix products run on OpenBLAS's own threads, which it
 /// sizes from `OPENBLAS_NUM_THREADS`; the two never nest, so the machine is not oversubscribed.
 /// `COLLIE_NUM_THREADS` sets Collie's count (default: the number of active processors).
+///
+/// Inside `withSpinningWorkers` the chunks run instead on a pool of workers that spin between loops
+/// (`CCollieKernels/pool.c`): decoding runs about a hundred short loops per token, and waking a
+/// sleeping thread for each costs about 20 µs here.
 public enum Parallel {
     /// Number of threads the kernels split work across.
     nonisolated(unsafe) public static var threadCount: Int = {
@@ -15,6 +20,24 @@ public enum Parallel {
         }
         return max(1, ProcessInfo.processInfo.activeProcessorCount)
     }()
+
+    @usableFromInline nonisolated(unsafe) static var spinningDepth = 0
+
+    /// How long an idle pool worker spins for the next loop before it sleeps.
+    static let spinMicroseconds: UInt32 = 200
+
+    /// Runs `body` with `forEach` on the spinning worker pool. Outside it (and when the pool is busy
+    /// with another thread's loop) loops use Dispatch, whose threads sleep between loops, so training
+    /// keeps both cores free for BLAS.
+    public static func withSpinningWorkers<R>(_ body: () throws -> R) rethrows -> R {
+        spinningDepth += 1
+        if spinningDepth == 1 { collie_pool_set_spin(spinMicroseconds) }
+        defer {
+            spinningDepth -= 1
+            if spinningDepth == 0 { collie_pool_set_spin(0) }
+        }
+        return try body()
+    }
 
     /// Runs `body` over `0..<count`, split into contiguous ranges of at least `minimumChunk` items.
     @inlinable
@@ -25,10 +48,31 @@ public enum Parallel {
             body(0..<count)
             return
         }
+        if spinningDepth > 0 && runOnPool(count, chunks: chunks, body) { return }
         DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
             let start = count * chunk / chunks
             let end = count * (chunk + 1) / chunks
             if start < end { body(start..<end) }
         }
+    }
+
+    /// The loop on the spinning pool; false (nothing run) when the pool is busy.
+    @usableFromInline
+    static func runOnPool(_ count: Int, chunks: Int, _ body: (Range<Int>) -> Void) -> Bool {
+        withoutActuallyEscaping(body) { body in
+            var loop = PoolLoop(count: count, chunks: chunks, body: body)
+            return withUnsafeMutablePointer(to: &loop) { pointer in
+                collie_pool_run(chunks, chunks, { context, chunk in
+                    let loop = context!.assumingMemoryBound(to: PoolLoop.self).pointee
+                    let start = loop.count * chunk / loop.chunks, end = loop.count * (chunk + 1) / loop.chunks
+                    if start < end { loop.body(start..<end) }
+                }, pointer) != 0
+            }
+        }
+    }
+
+    private struct PoolLoop {
+        let count: Int, chunks: Int
+        let body: (Range<Int>) -> Void
     }
 }

@@ -24,6 +24,16 @@ public final class Linear: Module {
     public var namedParameters: [(key: String, tensor: Tensor)] {
         [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
     }
+
+    /// Each of `layers` applied to `x`. While decoding (`Tensor.withDecodingKernels`) layers without an
+    /// unmerged adapter run together in one pass (`Tensor.decodingLinears`); otherwise one by one.
+    public static func outputs(of layers: [Linear], on x: Tensor) -> [Tensor] {
+        if layers.allSatisfy({ $0.lora.map(\.isMerged) ?? true }),
+           let fused = Tensor.decodingLinears(x, weights: layers.map(\.weight), biases: layers.map(\.bias)) {
+            return fused
+        }
+        return layers.map { $0(x) }
+    }
 }
 
 /// A [vocabulary, hidden] lookup table (`torch.nn.Embedding`).

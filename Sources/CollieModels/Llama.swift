@@ -43,7 +43,10 @@ public final class LlamaMLP: Module {
         downProj = Linear(inFeatures: c.intermediateSize, outFeatures: c.hiddenSize, bias: c.mlpBias, initialization: &initialization)
     }
 
-    func callAsFunction(_ x: Tensor) -> Tensor { downProj(.swiglu(gate: gateProj(x), up: upProj(x))) }
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        let gateAndUp = Linear.outputs(of: [gateProj, upProj], on: x)
+        return downProj(.swiglu(gate: gateAndUp[0], up: gateAndUp[1]))
+    }
 
     public var namedParameters: [(key: String, tensor: Tensor)] {
         scoped("gate_proj", gateProj) + scoped("up_proj", upProj) + scoped("down_proj", downProj)

@@ -10,7 +10,10 @@ extension LlamaForCausalLM {
     public func nextTokenLogits(_ ids: [[Int]], attend: [[Bool]]? = nil, cache: KVCache) -> Tensor {
         precondition(!ids.isEmpty && !ids[0].isEmpty, "decoding needs at least one token")
         let (b, t) = (ids.count, ids[0].count)
-        return withNoGrad { Tensor.withDecodingKernels {
+        // A step of a few tokens is ~100 short parallel loops: run them on spinning workers (a prefill's large
+        // products are BLAS's, whose threads the spinning would crowd).
+        let spin: (() -> Tensor) -> Tensor = { b * t <= Tensor.decodingRowLimit ? Parallel.withSpinningWorkers($0) : $0() }
+        return withNoGrad { Tensor.withDecodingKernels { spin {
             let positions = cache.reserve(attend ?? Array(repeating: Array(repeating: true, count: t), count: b))
             let (cos, sin) = Tensor.rotaryTables(positions: Tensor(ints: positions, shape: [b, t]),
                                                  inverseFrequencies: cache.inverseFrequencies)
@@ -23,7 +26,7 @@ extension LlamaForCausalLM {
             let last = norm(t == 1 ? h : h.slice(axis: 1, (t - 1)..<t))
             let logits = lmHead.map { $0(last) } ?? .linear(last, weight: embedTokens.weight)
             return logits.reshaped([b, configuration.vocabularySize])
-        } }
+        } } }
     }
 }
 
@@ -31,9 +34,10 @@ extension LlamaAttention {
     /// Attention of the new positions x [B, T, C] over the cached ones and themselves.
     func callAsFunction(_ x: Tensor, cos: Tensor, sin: Tensor, cache: KVCache, layer: Int) -> Tensor {
         let (b, t) = (x.shape[0], x.shape[1])
-        let q = Tensor.applyRotary(qProj(x).reshaped([b, t, heads, headDimension]), cos: cos, sin: sin)
-        let k = Tensor.applyRotary(kProj(x).reshaped([b, t, keyValueHeads, headDimension]), cos: cos, sin: sin)
-        let v = vProj(x).reshaped([b, t, keyValueHeads, headDimension])
+        let qkv = Linear.outputs(of: [qProj, kProj, vProj], on: x)
+        let q = Tensor.applyRotary(qkv[0].reshaped([b, t, heads, headDimension]), cos: cos, sin: sin)
+        let k = Tensor.applyRotary(qkv[1].reshaped([b, t, keyValueHeads, headDimension]), cos: cos, sin: sin)
+        let v = qkv[2].reshaped([b, t, keyValueHeads, headDimension])
         let past = cache.append(layer: layer, keys: k, values: v)
         let o = Tensor.scaledDotProductAttention(query: q, key: past.keys, value: past.values, causal: true,
                                                  keyPaddingMask: past.mask, slidingWindow: slidingWindow)

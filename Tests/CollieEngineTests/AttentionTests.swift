@@ -218,4 +218,56 @@ final class AttentionTests: XCTestCase {
         let expected = (0..<x.count).map { reference.dq[$0] + reference.dk[$0] + reference.dv[$0] }
         XCTAssertLessThan(relativeError(x.grad!.doubles(), expected), 1e-12)
     }
+
+    /// One query position per sequence (a decoding step) takes the single-query kernel in float32; it equals the
+    /// plain computation, and its logsumexp serves the tiled backward.
+    func testSingleQueryDecodingMatchesNaiveComposition() {
+        let cases = [
+            AttentionCase("one query, MHA") { $0.queries = 1; $0.keys = 37 },
+            AttentionCase("one query, GQA, batch 5") { $0.batch = 5; $0.queries = 1; $0.keys = 9; $0.heads = 6; $0.kvHeads = 2 },
+            AttentionCase("one query, padding, a row fully masked") {
+                $0.batch = 3; $0.queries = 1; $0.keys = 11; $0.heads = 4; $0.kvHeads = 2; $0.leftPadding = [0, 4, 11]
+            },
+            AttentionCase("one query, sliding window") { $0.queries = 1; $0.keys = 30; $0.slidingWindow = 8; $0.leftPadding = [0, 25] },
+            AttentionCase("one query, non-causal, D = 13") { $0.queries = 1; $0.keys = 6; $0.causal = false; $0.dim = 13 },
+            AttentionCase("one query, one key") { $0.queries = 1; $0.keys = 1; $0.heads = 3; $0.kvHeads = 1 },
+        ]
+        for var c in cases {
+            c.dtype = .float32
+            var g = RandomGenerator(seed: 2)
+            let q = Tensor.normal(c.queryShape, generator: &g)
+            let k = Tensor.normal(c.keyShape, generator: &g)
+            let v = Tensor.normal(c.keyShape, generator: &g)
+            let w = Tensor.normal(c.queryShape, generator: &g)
+            for t in [q, k, v] { t.requiresGrad = true }
+            let out = attention(c, q, k, v)
+            (out * w).sum().backward()
+            let reference = naiveAttention(c, q: q.doubles(), k: k.doubles(), v: v.doubles(), dOut: w.doubles())
+            XCTAssertLessThan(relativeError(out.doubles(), reference.out), 1e-5, "\(c.name): output")
+            XCTAssertLessThan(relativeError(q.grad!.doubles(), reference.dq), 1e-5, "\(c.name): dq")
+            XCTAssertLessThan(relativeError(k.grad!.doubles(), reference.dk), 1e-5, "\(c.name): dk")
+            XCTAssertLessThan(relativeError(v.grad!.doubles(), reference.dv), 1e-5, "\(c.name): dv")
+        }
+    }
+
+    /// Without gradients, keys and values that are the first S positions of a longer buffer (the KV cache) are read
+    /// in place, with the same result as contiguous copies, on both the single-query and the tiled path.
+    func testKeysAndValuesReadInPlaceFromALongerBuffer() {
+        for queries in [1, 3] {
+            let c = AttentionCase("prefix of a cache, T = \(queries)") {
+                $0.batch = 3; $0.queries = queries; $0.keys = 10; $0.heads = 4; $0.kvHeads = 2; $0.leftPadding = [0, 3, 1]
+                $0.dtype = .float32
+            }
+            var g = RandomGenerator(seed: 3)
+            let q = Tensor.normal(c.queryShape, generator: &g)
+            let cachedKeys = Tensor.normal([c.batch, c.keys + 6, c.kvHeads, c.dim], generator: &g)
+            let cachedValues = Tensor.normal([c.batch, c.keys + 6, c.kvHeads, c.dim], generator: &g)
+            let k = cachedKeys.slice(axis: 1, 0..<c.keys), v = cachedValues.slice(axis: 1, 0..<c.keys)
+            XCTAssertFalse(k.isContiguous)
+            let out = withNoGrad { attention(c, q, k, v) }
+            let reference = naiveAttention(c, q: q.doubles(), k: k.contiguous().doubles(), v: v.contiguous().doubles(),
+                                           dOut: [Double](repeating: 0, count: q.count))
+            XCTAssertLessThan(relativeError(out.doubles(), reference.out), 1e-5, c.name)
+        }
+    }
 }

@@ -6,15 +6,18 @@ import XCTest
 final class LinearDecodingTests: XCTestCase {
     func testDecodingLinearEqualsBLASForBothWeightTypes() {
         var generator = RandomGenerator(seed: 3)
-        for (inFeatures, outFeatures) in [(64, 200), (37, 5), (768, 96)] {
+        // Output counts that leave rows over after the kernel's tiles of 8, 6 and 3 weight rows per thread.
+        for (inFeatures, outFeatures) in [(64, 200), (37, 5), (768, 96), (48, 131), (16, 1)] {
             let weight = Tensor.normal([outFeatures, inFeatures], generator: &generator)
             let bias = Tensor.normal([outFeatures], generator: &generator)
             for dtype in [DType.float32, .bfloat16] {
                 let stored = weight.contiguousCopy(dtype: dtype)
                 let widened = stored.contiguousCopy(dtype: .float32)   // the values the kernel sees
-                for rows in [1, 3, 8, 16] {
+                for rows in 1...Tensor.decodingRowLimit {
                     let x = Tensor.normal([rows, inFeatures], generator: &generator)
-                    let fast = withNoGrad { Tensor.withDecodingKernels { Tensor.decodingLinear(x, weight: stored, bias: bias) } }
+                    let fast = withNoGrad { Tensor.withDecodingKernels { Parallel.withSpinningWorkers {
+                        Tensor.decodingLinear(x, weight: stored, bias: bias)
+                    } } }
                     XCTAssertNotNil(fast)
                     // Reference: BLAS through linear with more rows than the decoding path takes.
                     let padded = Tensor.concat([x, Tensor.zeros([Tensor.decodingRowLimit, inFeatures])], axis: 0)

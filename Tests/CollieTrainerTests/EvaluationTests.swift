@@ -1,3 +1,4 @@
+import CollieEngine
 import CollieMetrics
 import CollieModels
 import CollieTokenizers
@@ -54,6 +55,31 @@ final class EvaluationTests: XCTestCase {
         XCTAssertEqual(try DecodedOutputs.read(from: decodeURL),
                        zip(answers, records).map { DecodedPair(prediction: $0, target: $1.targets[0]) })
         XCTAssertEqual(try evaluator.prefixedMetrics(model)["wmt/bleu"], bleu)
+    }
+
+    /// Passes every unit through unchanged; its presence makes `greedyContinuation` recompute the whole sequence.
+    private final class PassThroughUnits: ParameterUnitHooks {
+        func unitWillRun(_ unit: Int, input: Tensor) -> Tensor { input }
+        func unitDidRun(_ unit: Int, output: Tensor) -> Tensor { output }
+    }
+
+    func testGreedyContinuationWithTheKVCacheEqualsRecomputingTheSequence() {
+        let model = LlamaForCausalLM(
+            LlamaConfiguration(hiddenSize: 32, intermediateSize: 64, hiddenLayers: 2, attentionHeads: 4, keyValueHeads: 2,
+                               vocabularySize: 300, maxPositionEmbeddings: 128, initializerRange: 0.5, eosTokenIds: [2]), seed: 4)
+        let prompt = [1, 17, 250, 9, 33]
+        let cached = model.greedyContinuation(of: prompt, maxNewTokens: 60, stopTokens: [])
+        let hooks = PassThroughUnits()
+        model.parameterUnitHooks = hooks
+        let recomputed = model.greedyContinuation(of: prompt, maxNewTokens: 60, stopTokens: [])
+        model.parameterUnitHooks = nil
+        XCTAssertEqual(cached.count, 60)
+        XCTAssertEqual(cached, recomputed)
+        XCTAssertGreaterThan(Set(cached).count, 5, "a continuation that varies, so the comparison means something")
+        // A stop token ends the continuation and is kept, on both paths.
+        let stop = cached[10]
+        let first = cached.firstIndex(of: stop)!
+        XCTAssertEqual(model.greedyContinuation(of: prompt, maxNewTokens: 60, stopTokens: [stop]), Array(cached[...first]))
     }
 
     func testGenerationEvaluatorNeedsTargetsToScore() {

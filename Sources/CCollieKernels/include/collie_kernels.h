@@ -19,6 +19,13 @@ void collie_swiglu_f32(const float *gate, const float *up, float *out, size_t n)
 /// SwiGLU's backward; either output may be NULL.
 void collie_swiglu_backward_f32(const float *gate, const float *up, const float *gradient,
                                 float *gate_gradient, float *up_gradient, size_t n);
+/// Attention of one query position (decoding) for the query heads of kv heads g0..<g1 of one sequence: q is [H, D];
+/// k and v are [n, KVH, D]; head h reads kv head h / group. scores[h][j] = scale·q_h·k_j + (bias ? bias[j] : 0),
+/// out_h = Σⱼ softmax(scores_h)ⱼ · v_j into out [H, D], the scores' logsumexp into lse[h] (+inf, with out_h = 0, when
+/// every key is masked). Keys and values are read in memory order. `scores` is scratch for (g1 − g0)·group·n floats.
+void collie_attend_heads_f32(const float *q, const float *k, const float *v, size_t n, size_t kv_heads, size_t group,
+                             size_t dim, size_t g0, size_t g1, float scale, const float *bias, float *scores, float *out,
+                             float *lse);
 /// Whether the AVX2+FMA paths are in use.
 int collie_kernels_vectorized(void);
 
@@ -27,7 +34,9 @@ int collie_kernels_vectorized(void);
 /// allocator has no such setting.
 int collie_fix_mmap_threshold(size_t bytes);
 
-// Matrix-vector kernels for decoding (collie_gemv.h), listed here so incremental builds see them.
+// Matrix-vector kernels for decoding (collie_gemv.h) and the spinning worker pool (collie_pool.h), listed here so
+// incremental builds see them.
 #include "collie_gemv.h"
+#include "collie_pool.h"
 
 #endif

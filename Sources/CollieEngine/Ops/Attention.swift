@@ -1,3 +1,5 @@
+import CCollieKernels
+
 /// Scaled-dot-product attention computed in tiles, FlashAttention-2's algorithm on the CPU.
 ///
 /// The T×S score matrix is never held whole. The forward pass walks each (batch, head)'s query
@@ -80,7 +82,13 @@ extension Tensor {
             let c = t.computeContiguous
             return c.dtype == qc.dtype ? c : c.to(qc.dtype)
         }
-        let kc = aligned(k), vc = aligned(v)
+        // Keys and values that are a prefix of a longer [B, capacity, KVH, D] buffer (a KV cache) are read in
+        // place when nothing will be differentiated; the backward pass assumes contiguous operands.
+        let recorded = GradMode.isEnabled && (q.requiresGrad || k.requiresGrad || v.requiresGrad)
+        let inPlace = !recorded && k.dtype == qc.dtype && v.dtype == qc.dtype && k.strides == v.strides
+            && k.strides[1] == kvHeads * dim && k.strides[2] == dim && k.strides[3] == 1 && k.strides[0] >= keys * kvHeads * dim
+        let kc = inPlace ? k : aligned(k), vc = inPlace ? v : aligned(v)
+        let keyBatchStride = inPlace ? k.strides[0] : keys * kvHeads * dim
         // Padding as an additive score bias: 0 for keys to attend, -inf for padding. [B, S]
         let keyBias = keyPaddingMask.map { mask -> Tensor in
             precondition(mask.shape == [batch, keys], "key padding mask must be [\(batch), \(keys)], got \(mask.shape)")
@@ -95,7 +103,7 @@ extension Tensor {
             AttentionProblem(
                 batch: batch, queries: queries, keys: keys, heads: heads, kvHeads: kvHeads, dim: dim,
                 causal: causal, window: slidingWindow, scale: F(scale ?? 1 / Double(dim).squareRoot()), tiles: tiles,
-                q: qc.pointer(as: F.self), k: kc.pointer(as: F.self), v: vc.pointer(as: F.self),
+                keyBatchStride: keyBatchStride, q: qc.pointer(as: F.self), k: kc.pointer(as: F.self), v: vc.pointer(as: F.self),
                 keyBias: keyBias?.pointer(as: F.self))
         }
         func run<F: FloatElement>(_: F.Type) {
@@ -142,7 +150,10 @@ struct AttentionProblem<F: FloatElement> {
     let window: Int?
     let scale: F
     let tiles: AttentionTiles
-    /// [B, T, H, D], [B, S, KVH, D], [B, S, KVH, D], contiguous.
+    /// Elements between batch rows of k and v: S·KVH·D when contiguous, more when they are the first S positions of
+    /// a longer buffer (forward only).
+    let keyBatchStride: Int
+    /// [B, T, H, D] contiguous; [B, S, KVH, D] and [B, S, KVH, D], contiguous within each batch row.
     let q, k, v: UnsafeMutablePointer<F>
     /// [B, S] additive score bias (0 or -inf), or nil without padding.
     let keyBias: UnsafeMutablePointer<F>?
@@ -157,7 +168,7 @@ struct AttentionProblem<F: FloatElement> {
     /// Offset of row t of head h in batch b of a [B, T, H, D] tensor.
     func queryOffset(_ b: Int, _ t: Int, _ h: Int) -> Int { ((b * queries + t) * heads + h) * dim }
     /// Offset of row s of kv head g in batch b of a [B, S, KVH, D] tensor.
-    func keyOffset(_ b: Int, _ s: Int, _ g: Int) -> Int { ((b * keys + s) * kvHeads + g) * dim }
+    func keyOffset(_ b: Int, _ s: Int, _ g: Int) -> Int { b * keyBatchStride + (s * kvHeads + g) * dim }
 
     /// One past the last key any of query rows i0..<i0+rows may attend.
     func keyEnd(_ i0: Int, _ rows: Int) -> Int {
@@ -203,6 +214,10 @@ struct AttentionProblem<F: FloatElement> {
     /// Writes the attention output `out` [B, T, H, D] and the row logsumexp `logSumExp` [B, H, T]
     /// (+inf for rows with no visible key, so that recomputed probabilities are 0), one (b, h) per task.
     func forward(out: UnsafeMutablePointer<F>, logSumExp: UnsafeMutablePointer<F>) {
+        if queries == 1 && F.self == Float.self {
+            return forwardSingleQuery(out: UnsafeMutableRawPointer(out).assumingMemoryBound(to: Float.self),
+                                      logSumExp: UnsafeMutableRawPointer(logSumExp).assumingMemoryBound(to: Float.self))
+        }
         BLASThreads.withSingleThread {
         Parallel.forEach(batch * heads) { tasks in
             let scratch = UnsafeMutablePointer<F>.allocate(capacity: tiles.forwardScratchCount)
@@ -258,6 +273,31 @@ struct AttentionProblem<F: FloatElement> {
         }
     }
 
+    /// `forward` for one query row per (b, h), as in decoding: dot products, softmax and the weighted sum of
+    /// values in one C kernel (`collie_attend_heads_f32`) that reads each sequence's keys and values in memory
+    /// order, where the tiled path's BLAS calls per (b, h) would cost more than their work. Tasks are sequences,
+    /// or ranges of kv heads when there are fewer sequences than threads. Same results up to summation order.
+    private func forwardSingleQuery(out: UnsafeMutablePointer<Float>, logSumExp: UnsafeMutablePointer<Float>) {
+        let raw = { (p: UnsafeMutablePointer<F>) in UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self) }
+        let (q, k, v, bias) = (raw(self.q), raw(self.k), raw(self.v), keyBias.map(raw))
+        // The query is position S − 1: it sees every key when causal, the last `window` with a sliding window.
+        let start = causal ? Swift.max(0, keys - (window ?? keys)) : 0
+        let visible = keys - start
+        let splits = Swift.min(kvHeads, Swift.max(1, Parallel.threadCount / batch))
+        Parallel.forEach(batch * splits) { tasks in
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(heads * visible, 1))
+            defer { scores.deallocate() }
+            for task in tasks {
+                let b = task / splits, split = task % splits
+                let g0 = kvHeads * split / splits, g1 = kvHeads * (split + 1) / splits
+                collie_attend_heads_f32(
+                    q + queryOffset(b, 0, 0), k + keyOffset(b, start, 0), v + keyOffset(b, start, 0), visible, kvHeads,
+                    group, dim, g0, g1, Float(scale), bias.map { $0 + b * keys + start }, scores,
+                    out + queryOffset(b, 0, 0), logSumExp + b * heads)
+            }
+        }
+    }
+
     /// Adds the gradients of q, k and v (each optional; same layouts as the inputs, zeroed by the
     /// caller) given the output, its logsumexp and the output's gradient `dOut` [B, T, H, D].
     ///
@@ -265,6 +305,7 @@ struct AttentionProblem<F: FloatElement> {
     /// no two tasks write the same gradient rows.
     func backward(out: UnsafePointer<F>, logSumExp: UnsafePointer<F>, dOut: UnsafePointer<F>,
                   dq: UnsafeMutablePointer<F>?, dk: UnsafeMutablePointer<F>?, dv: UnsafeMutablePointer<F>?) {
+        precondition(keyBatchStride == keys * keyStride, "attention's backward needs contiguous keys and values")
         let needsScoreGradient = dq != nil || dk != nil
         BLASThreads.withSingleThread {
         Parallel.forEach(batch * kvHeads) { tasks in

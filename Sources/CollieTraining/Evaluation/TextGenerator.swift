@@ -28,7 +28,7 @@ public struct GenerationSettings: Codable, Equatable, Sendable {
 /// Evaluators take one so that any decoding strategy can be plugged in; `greedy` is the default.
 public typealias TextGenerator = (_ model: LlamaForCausalLM, _ prompt: [Int], _ settings: GenerationSettings) throws -> [Int]
 
-/// Greedy decoding with the model's full-sequence forward (`LlamaForCausalLM.greedyContinuation`).
+/// Greedy decoding with the KV cache (`LlamaForCausalLM.greedyContinuation`).
 public let greedyGenerator: TextGenerator = { model, prompt, settings in
     model.greedyContinuation(of: prompt, maxNewTokens: settings.maxNewTokens,
                              stopTokens: settings.stopTokenIDs.map(Set.init))

@@ -118,13 +118,27 @@ public struct TrainingSetup {
 
 extension LlamaForCausalLM {
     /// Greedy continuation of `prompt`: up to `maxNewTokens` ids, each the most likely next token, stopping
-    /// after one of `stopTokens` (the model's EOS ids by default). Recomputes the whole sequence per token
-    /// (no KV cache): meant for short samples.
+    /// after one of `stopTokens` (the model's EOS ids by default). Decodes with a KV cache; a model with a
+    /// prompt-tuning adapter or gathered layer by layer (ZeRO-3's unit hooks), which cached decoding does not
+    /// take, recomputes the whole sequence per token.
     public func greedyContinuation(of prompt: [Int], maxNewTokens: Int, stopTokens: Set<Int>? = nil) -> [Int] {
         precondition(!prompt.isEmpty, "a prompt needs at least one token")
         let stop = stopTokens ?? Set(configuration.eosTokenIds)
-        var tokens = prompt, generated: [Int] = []
+        var generated: [Int] = []
+        guard maxNewTokens > 0 else { return generated }
         withNoGrad {
+            if promptEmbedding == nil && parameterUnitHooks == nil {
+                let cache = KVCache(configuration: configuration, batchSize: 1, capacity: prompt.count + maxNewTokens)
+                var logits = nextTokenLogits([prompt], cache: cache)
+                while true {
+                    let next = logits.argmax(axis: -1).ints()[0]
+                    generated.append(next)
+                    if stop.contains(next) || generated.count == maxNewTokens { break }
+                    logits = nextTokenLogits([[next]], cache: cache)
+                }
+                return
+            }
+            var tokens = prompt
             for _ in 0..<maxNewTokens {
                 let logits = self(Tensor(ints: tokens, shape: [1, tokens.count]))
                 let next = logits.slice(axis: 1, (tokens.count - 1)..<tokens.count).argmax(axis: -1).ints()[0]

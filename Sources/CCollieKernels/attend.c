@@ -7,20 +7,24 @@
 #define ATTEND_X86 1
 #include <immintrin.h>
 #define AVX2 __attribute__((target("avx2,fma")))
+#define AVX512 __attribute__((target("avx512f")))
 #endif
+#define ALWAYS_INLINE __attribute__((always_inline)) inline
 
-static float dot_scalar(const float *a, const float *b, size_t n) {
+// MARK: - Dot products and scaled additions, per instruction set
+
+static ALWAYS_INLINE float dot_scalar(const float *a, const float *b, size_t n) {
     float s = 0;
     for (size_t i = 0; i < n; i++) s += a[i] * b[i];
     return s;
 }
 
-static void axpy_scalar(float alpha, const float *x, float *y, size_t n) {
+static ALWAYS_INLINE void axpy_scalar(float alpha, const float *x, float *y, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] += alpha * x[i];
 }
 
 #ifdef ATTEND_X86
-AVX2 static float dot_avx2(const float *a, const float *b, size_t n) {
+AVX2 static ALWAYS_INLINE float dot_avx2(const float *a, const float *b, size_t n) {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -37,56 +41,85 @@ AVX2 static float dot_avx2(const float *a, const float *b, size_t n) {
     return s;
 }
 
-AVX2 static void axpy_avx2(float alpha, const float *x, float *y, size_t n) {
+AVX2 static ALWAYS_INLINE void axpy_avx2(float alpha, const float *x, float *y, size_t n) {
     __m256 a = _mm256_set1_ps(alpha);
     size_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(a, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
     for (; i < n; i++) y[i] += alpha * x[i];
 }
+
+AVX512 static ALWAYS_INLINE float dot_avx512(const float *a, const float *b, size_t n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+    }
+    for (; i + 16 <= n; i += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+    float s = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+AVX512 static ALWAYS_INLINE void axpy_avx512(float alpha, const float *x, float *y, size_t n) {
+    __m512 a = _mm512_set1_ps(alpha);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(a, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += alpha * x[i];
+}
+#endif
+
+// MARK: - Attention of one query position
+
+// The kernel, written once; each instruction set's copy inlines its own DOT and AXPY.
+#define ATTEND_HEADS(DOT, AXPY)                                                                                  \
+    size_t stride = kv_heads * dim, h0 = g0 * group, h1 = g1 * group;                                           \
+    /* Scores, walking the keys in memory order: row j holds every kv head's key. */                            \
+    for (size_t j = 0; j < n; j++) {                                                                             \
+        float shift = bias ? bias[j] : 0;                                                                        \
+        for (size_t h = h0; h < h1; h++)                                                                         \
+            scores[(h - h0) * n + j] = DOT(q + h * dim, k + j * stride + (h / group) * dim, dim) * scale + shift; \
+    }                                                                                                            \
+    /* Softmax per head; a head whose keys are all masked gets logsumexp +inf and output 0. */                  \
+    for (size_t h = h0; h < h1; h++) {                                                                           \
+        float *row = scores + (h - h0) * n;                                                                      \
+        memset(out + h * dim, 0, dim * sizeof(float));                                                           \
+        float m = collie_max_f32(row, n);                                                                        \
+        if (m == -INFINITY) {                                                                                    \
+            memset(row, 0, n * sizeof(float));                                                                   \
+            lse[h] = INFINITY;                                                                                   \
+            continue;                                                                                            \
+        }                                                                                                        \
+        float l = collie_exponentiate_f32(row, n, m, 1);                                                         \
+        lse[h] = m + logf(l);                                                                                    \
+        for (size_t j = 0; j < n; j++) row[j] /= l;                                                              \
+    }                                                                                                            \
+    /* Weighted values, again in memory order. */                                                                \
+    for (size_t j = 0; j < n; j++)                                                                               \
+        for (size_t h = h0; h < h1; h++) {                                                                       \
+            float p = scores[(h - h0) * n + j];                                                                  \
+            if (p != 0) AXPY(p, v + j * stride + (h / group) * dim, out + h * dim, dim);                         \
+        }
+
+#define ATTEND_PARAMETERS                                                                                        \
+    const float *q, const float *k, const float *v, size_t n, size_t kv_heads, size_t group, size_t dim, size_t g0, \
+        size_t g1, float scale, const float *bias, float *scores, float *out, float *lse
+
+static void attend_scalar(ATTEND_PARAMETERS) { ATTEND_HEADS(dot_scalar, axpy_scalar) }
+#ifdef ATTEND_X86
+AVX2 static void attend_avx2(ATTEND_PARAMETERS) { ATTEND_HEADS(dot_avx2, axpy_avx2) }
+AVX512 static void attend_avx512(ATTEND_PARAMETERS) { ATTEND_HEADS(dot_avx512, axpy_avx512) }
 #endif
 
 void collie_attend_heads_f32(const float *q, const float *k, const float *v, size_t n, size_t kv_heads, size_t group,
                              size_t dim, size_t g0, size_t g1, float scale, const float *bias, float *scores, float *out,
                              float *lse) {
-    int vectorized = collie_kernels_vectorized();
-    size_t stride = kv_heads * dim, h0 = g0 * group, h1 = g1 * group;
-    // Scores, walking the keys in memory order: row j holds every kv head's key.
-    for (size_t j = 0; j < n; j++) {
-        float shift = bias ? bias[j] : 0;
-        for (size_t h = h0; h < h1; h++) {
-            const float *key = k + j * stride + (h / group) * dim;
 #ifdef ATTEND_X86
-            float d = vectorized ? dot_avx2(q + h * dim, key, dim) : dot_scalar(q + h * dim, key, dim);
-#else
-            float d = dot_scalar(q + h * dim, key, dim);
+    switch (collie_gemv_level()) {
+    case 2: attend_avx512(q, k, v, n, kv_heads, group, dim, g0, g1, scale, bias, scores, out, lse); return;
+    case 1: attend_avx2(q, k, v, n, kv_heads, group, dim, g0, g1, scale, bias, scores, out, lse); return;
+    default: break;
+    }
 #endif
-            scores[(h - h0) * n + j] = d * scale + shift;
-        }
-    }
-    // Softmax per head; a head whose keys are all masked gets logsumexp +inf and output 0.
-    for (size_t h = h0; h < h1; h++) {
-        float *row = scores + (h - h0) * n;
-        memset(out + h * dim, 0, dim * sizeof(float));
-        float m = collie_max_f32(row, n);
-        if (m == -INFINITY) {
-            memset(row, 0, n * sizeof(float));
-            lse[h] = INFINITY;
-            continue;
-        }
-        float l = collie_exponentiate_f32(row, n, m, 1);
-        lse[h] = m + logf(l);
-        for (size_t j = 0; j < n; j++) row[j] /= l;
-    }
-    // Weighted values, again in memory order.
-    for (size_t j = 0; j < n; j++) {
-        for (size_t h = h0; h < h1; h++) {
-            float p = scores[(h - h0) * n + j];
-            if (p == 0) continue;
-            const float *value = v + j * stride + (h / group) * dim;
-#ifdef ATTEND_X86
-            if (vectorized) { axpy_avx2(p, value, out + h * dim, dim); continue; }
-#endif
-            axpy_scalar(p, value, out + h * dim, dim);
-        }
-    }
+    attend_scalar(q, k, v, n, kv_heads, group, dim, g0, g1, scale, bias, scores, out, lse);
 }

@@ -191,19 +191,23 @@ TARGET_AVX2 static void gemv_f32_avx2(const float *w, const float *x, float *y, 
 
 // MARK: - Dispatch
 
+static int level_limit = 2;
+
 int collie_gemv_level(void) {
-    static int cached = -1;
+    static int detected = -1;
 #ifdef GEMV_X86
-    if (cached < 0) {
-        if (__builtin_cpu_supports("avx512f")) cached = 2;
-        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) cached = 1;
-        else cached = 0;
+    if (detected < 0) {
+        if (__builtin_cpu_supports("avx512f")) detected = 2;
+        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) detected = 1;
+        else detected = 0;
     }
 #else
-    cached = 0;
+    detected = 0;
 #endif
-    return cached;
+    return detected < level_limit ? detected : level_limit;
 }
+
+void collie_gemv_limit_level(int level) { level_limit = level < 0 ? 0 : level; }
 
 void collie_gemv_bf16(const uint16_t *w, const float *x, float *y, size_t in, size_t out, size_t rows,
                       size_t begin, size_t end) {

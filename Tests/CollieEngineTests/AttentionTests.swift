@@ -232,7 +232,9 @@ final class AttentionTests: XCTestCase {
             AttentionCase("one query, non-causal, D = 13") { $0.queries = 1; $0.keys = 6; $0.causal = false; $0.dim = 13 },
             AttentionCase("one query, one key") { $0.queries = 1; $0.keys = 1; $0.heads = 3; $0.kvHeads = 1 },
         ]
+        LinearDecodingTests.forEachKernelLevel { level in
         for var c in cases {
+            c.name += " (kernel level \(level))"
             c.dtype = .float32
             var g = RandomGenerator(seed: 2)
             let q = Tensor.normal(c.queryShape, generator: &g)
@@ -247,6 +249,7 @@ final class AttentionTests: XCTestCase {
             XCTAssertLessThan(relativeError(q.grad!.doubles(), reference.dq), 1e-5, "\(c.name): dq")
             XCTAssertLessThan(relativeError(k.grad!.doubles(), reference.dk), 1e-5, "\(c.name): dk")
             XCTAssertLessThan(relativeError(v.grad!.doubles(), reference.dv), 1e-5, "\(c.name): dv")
+        }
         }
     }
 

@@ -1,10 +1,24 @@
+import CCollieKernels
 @testable import CollieEngine
 import XCTest
 
 /// The decoding path of `linear` (matrix-vector kernels reading bf16 or float32 weights in place)
 /// equals BLAS on the float32 values, and stays out of the way of gradient recording.
 final class LinearDecodingTests: XCTestCase {
+    /// Runs `body` once per instruction set this CPU has (AVX-512F, AVX2, portable C), the kernels limited to it.
+    static func forEachKernelLevel(_ body: (Int32) -> Void) {
+        defer { collie_gemv_limit_level(2) }
+        for level in stride(from: collie_gemv_level(), through: 0, by: -1) {
+            collie_gemv_limit_level(level)
+            body(level)
+        }
+    }
+
     func testDecodingLinearEqualsBLASForBothWeightTypes() {
+        Self.forEachKernelLevel { level in checkDecodingLinearEqualsBLAS(level: level) }
+    }
+
+    private func checkDecodingLinearEqualsBLAS(level: Int32) {
         var generator = RandomGenerator(seed: 3)
         // Output counts that leave rows over after the kernel's tiles of 8, 6 and 3 weight rows per thread.
         for (inFeatures, outFeatures) in [(64, 200), (37, 5), (768, 96), (48, 131), (16, 1)] {
@@ -25,7 +39,7 @@ final class LinearDecodingTests: XCTestCase {
                         .slice(axis: 0, 0..<rows).contiguous().floats()
                     let got = fast!.floats()
                     for (a, b) in zip(got, reference) {
-                        XCTAssertEqual(a, b, accuracy: 1e-4 * max(1, abs(b)), "\(dtype) \(rows)×\(inFeatures)→\(outFeatures)")
+                        XCTAssertEqual(a, b, accuracy: 1e-4 * max(1, abs(b)), "level \(level), \(dtype) \(rows)×\(inFeatures)→\(outFeatures)")
                     }
                 }
             }

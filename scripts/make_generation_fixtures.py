@@ -16,6 +16,10 @@ greedy.json           per variant: model.generate(do_sample=False, max_new_token
                       repetition_penalty=1.3.
 processors.json       logits rows and what RepetitionPenaltyLogitsProcessor(1.5), TemperatureLogitsWarper
                       (0.7), TopKLogitsWarper(7) and TopPLogitsWarper(0.8) make of them, in generate's order.
+prompt_tuning.json    llama_gqa with a PEFT prompt-tuning adapter (4 virtual tokens, embeddings N(0, 0.3²); saved
+                      with save_pretrained in models/llama_gqa_prompt_tuning/): greedy continuations of three
+                      prompts, each alone, by PEFT's forward (see make_prompt_tuning). `--only prompt_tuning`
+                      rebuilds just this.
 chat_templates.json   real chat templates (LLaMA-2 chat, Llama-3 instruct, Qwen2 ChatML, Zephyr) and
                       tokenizer.apply_chat_template(..., tokenize=False) of several conversations.
 """
@@ -23,6 +27,7 @@ chat_templates.json   real chat templates (LLaMA-2 chat, Llama-3 instruct, Qwen2
 import json
 import os
 import shutil
+import sys
 
 import torch
 from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config,
@@ -102,6 +107,48 @@ def make_models():
                                          min_new_tokens=NEW_TOKENS, pad_token_id=0, use_cache=False)
             assert no_cache[0, len(single):].tolist() == results[name]["greedy"], name
     return results
+
+
+def make_prompt_tuning():
+    """PeftModel.generate without a cache, which is PEFT's forward applied token by token (virtual tokens at positions
+    0..n-1, the prompt after them). With the cache, peft 0.21.2 + transformers 5.24 number the first new token as
+    if the virtual tokens were not there and drift from that forward after a token or two; Collie matches the
+    forward. Each prompt alone: with left padding PEFT also numbers the padding (it drops position ids), while
+    Collie decodes a padded row exactly as the prompt alone, so its batch is checked against these."""
+    from peft import PeftModel, PromptTuningConfig, get_peft_model
+    folder = os.path.join(ROOT, "models", "llama_gqa")
+    base = LlamaForCausalLM.from_pretrained(folder, attn_implementation="eager").eval()
+    torch.manual_seed(0)
+    model = get_peft_model(base, PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4,
+                                                    prompt_tuning_init="RANDOM"))
+    g = torch.Generator().manual_seed(99)
+    with torch.no_grad():
+        weight = model.prompt_encoder["default"].embedding.weight
+        weight.copy_(torch.randn(weight.shape, generator=g) * 0.3)
+    adapter = os.path.join(ROOT, "models", "llama_gqa_prompt_tuning")
+    shutil.rmtree(adapter, ignore_errors=True)
+    model.peft_config["default"].base_model_name_or_path = "../llama_gqa"
+    model.save_pretrained(adapter)
+    os.remove(os.path.join(adapter, "README.md"))   # PEFT's model-card template
+    base = LlamaForCausalLM.from_pretrained(folder, attn_implementation="eager").eval()
+    reloaded = PeftModel.from_pretrained(base, adapter).eval()
+
+    def alone(prompt):
+        out = reloaded.generate(input_ids=torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+                                do_sample=False, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, pad_token_id=0,
+                                use_cache=False)
+        return out[0, len(prompt):].tolist()
+
+    prompts = [[1, 17, 42, 5, 88, 23, 9], [1, 30, 61, 7, 12], [1, 45, 3, 77, 18, 50, 64, 29, 11]]
+    with torch.no_grad():
+        greedy_ids = [alone(p) for p in prompts]
+        # The first prompt once more, as PEFT's forward over the whole sequence picks each token.
+        ids = list(prompts[0])
+        for _ in range(NEW_TOKENS):
+            logits = reloaded(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long)).logits
+            ids.append(int(logits[0, -1].argmax()))
+        assert ids[len(prompts[0]):] == greedy_ids[0]
+    return dict(base="llama_gqa", adapter="llama_gqa_prompt_tuning", prompts=prompts, greedy=greedy_ids)
 
 
 def make_processors():
@@ -197,12 +244,18 @@ def make_chat_templates():
 
 def main():
     os.makedirs(ROOT, exist_ok=True)
+    if sys.argv[1:] == ["--only", "prompt_tuning"]:
+        with open(os.path.join(ROOT, "prompt_tuning.json"), "w") as f:
+            json.dump(make_prompt_tuning(), f, indent=1)
+        return
     with open(os.path.join(ROOT, "greedy.json"), "w") as f:
         json.dump(make_models(), f, indent=1)
     with open(os.path.join(ROOT, "processors.json"), "w") as f:
         json.dump(make_processors(), f, indent=1)
     with open(os.path.join(ROOT, "chat_templates.json"), "w") as f:
         json.dump(make_chat_templates(), f, indent=1, ensure_ascii=False)
+    with open(os.path.join(ROOT, "prompt_tuning.json"), "w") as f:
+        json.dump(make_prompt_tuning(), f, indent=1)
 
 
 if __name__ == "__main__":

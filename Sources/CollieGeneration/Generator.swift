@@ -36,7 +36,7 @@ public final class Generator {
         let vocabulary = model.configuration.vocabularySize
         let batch = prompts.count, longest = prompts.map(\.count).max() ?? 0
         let padding = model.configuration.padTokenId ?? 0
-        let cache = KVCache(configuration: model.configuration, batchSize: batch, capacity: longest + parameters.maxNewTokens)
+        let cache = KVCache(model: model, batchSize: batch, tokens: longest + parameters.maxNewTokens)
         let padded = prompts.map { Array(repeating: padding, count: longest - $0.count) + $0 }
         let attend = prompts.map { Array(repeating: false, count: longest - $0.count) + Array(repeating: true, count: $0.count) }
         var seen = prompts.map { prompt -> [Bool] in
@@ -75,17 +75,16 @@ public final class Generator {
     /// Checks prompts against the vocabulary and the context.
     public func validate(_ prompts: [[Int]], maxNewTokens: Int) throws {
         guard !prompts.isEmpty else { throw GenerationError.invalidPrompt("no prompts to continue") }
-        guard model.promptEmbedding == nil else {
-            throw GenerationError.invalidPrompt("prompt-tuning adapters are not supported by KV-cache generation (LoRA is)")
-        }
         let vocabulary = model.configuration.vocabularySize
+        let virtualTokens = model.promptEmbedding?.virtualTokenCount ?? 0   // prompt tuning's, ahead of every prompt
         for (index, prompt) in prompts.enumerated() {
             guard !prompt.isEmpty else { throw GenerationError.invalidPrompt("prompt \(index) has no tokens") }
             if let bad = prompt.first(where: { $0 < 0 || $0 >= vocabulary }) {
                 throw GenerationError.invalidPrompt("prompt \(index): token id \(bad) is outside the vocabulary 0..<\(vocabulary)")
             }
-            if prompt.count + maxNewTokens > contextLength {
-                throw GenerationError.contextExceeded(promptTokens: prompt.count, maxNewTokens: maxNewTokens, context: contextLength)
+            if prompt.count + maxNewTokens > contextLength - virtualTokens {
+                throw GenerationError.contextExceeded(promptTokens: prompt.count, maxNewTokens: maxNewTokens,
+                                                      context: contextLength - virtualTokens)
             }
         }
     }

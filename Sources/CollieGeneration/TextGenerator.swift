@@ -21,7 +21,7 @@ public final class TextGenerator {
 
     /// Loads a Hugging Face folder: config.json and weights, tokenizer.json or tokenizer.model,
     /// tokenizer_config.json's chat_template (or `chatTemplate`, a Jinja file, instead), and
-    /// optionally a PEFT LoRA adapter folder.
+    /// optionally a PEFT adapter folder (LoRA or prompt tuning).
     public static func load(from folder: URL, chatTemplate templateFile: URL? = nil, adapter: URL? = nil) throws
         -> TextGenerator {
         let model = try LlamaForCausalLM.load(from: folder)

@@ -39,6 +39,13 @@ public final class KVCache {
         inverseFrequencies = configuration.inverseFrequencies(sequenceLength: capacity)
     }
 
+    /// A cache for `batchSize` rows of up to `tokens` prompt and generated tokens each, plus the slots
+    /// `model`'s prompt-tuning virtual tokens take (see `LlamaForCausalLM.nextTokenLogits`).
+    public convenience init(model: LlamaForCausalLM, batchSize: Int, tokens: Int) {
+        self.init(configuration: model.configuration, batchSize: batchSize,
+                  capacity: tokens + (model.promptEmbedding?.virtualTokenCount ?? 0))
+    }
+
     /// Free slots left.
     public var remaining: Int { capacity - length }
 

@@ -7,23 +7,34 @@ import CollieEngine
 extension LlamaForCausalLM {
     /// Appends `ids` (B rows of T tokens; `attend[b][t]` false marks left padding) to `cache` and
     /// returns the logits [B, V] of each row's last position. Records no gradient.
+    ///
+    /// With prompt tuning the first call (an empty cache) puts the virtual tokens in front of every row,
+    /// at positions 0..<n, as PEFT's forward does; the prompt follows them (after any left padding,
+    /// which, as everywhere here, takes no position). Size the cache with `KVCache(model:batchSize:tokens:)`.
     public func nextTokenLogits(_ ids: [[Int]], attend: [[Bool]]? = nil, cache: KVCache) -> Tensor {
         precondition(!ids.isEmpty && !ids[0].isEmpty, "decoding needs at least one token")
         let (b, t) = (ids.count, ids[0].count)
+        let virtual = cache.length == 0 ? promptEmbedding : nil
+        let n = virtual?.virtualTokenCount ?? 0
         // A step of a few tokens is ~100 short parallel loops: run them on spinning workers (a prefill's large
         // products are BLAS's, whose threads the spinning would crowd).
         let spin: (() -> Tensor) -> Tensor = { b * t <= Tensor.decodingRowLimit ? Parallel.withSpinningWorkers($0) : $0() }
         return withNoGrad { Tensor.withDecodingKernels { spin {
-            let positions = cache.reserve(attend ?? Array(repeating: Array(repeating: true, count: t), count: b))
-            let (cos, sin) = Tensor.rotaryTables(positions: Tensor(ints: positions, shape: [b, t]),
+            let mask = attend ?? Array(repeating: Array(repeating: true, count: t), count: b)
+            let positions = cache.reserve(mask.map { Array(repeating: true, count: n) + $0 })
+            let (cos, sin) = Tensor.rotaryTables(positions: Tensor(ints: positions, shape: [b, n + t]),
                                                  inverseFrequencies: cache.inverseFrequencies)
             var h = embedTokens(Tensor(ints: ids.flatMap { $0 }, shape: [b, t]))
+            if let virtual {
+                let prompts = virtual.embeddings.unsqueezed(axis: 0).expanded(to: [b, n, configuration.hiddenSize])
+                h = Tensor.concat([prompts.to(h.dtype), h], axis: 1)
+            }
             for (index, layer) in layers.enumerated() {
                 h = h + layer.selfAttention(layer.inputLayerNorm(h), cos: cos, sin: sin, cache: cache, layer: index)
                 h = h + layer.mlp(layer.postAttentionLayerNorm(h))
             }
-            cache.advance(by: t)
-            let last = norm(t == 1 ? h : h.slice(axis: 1, (t - 1)..<t))
+            cache.advance(by: n + t)
+            let last = norm(n + t == 1 ? h : h.slice(axis: 1, (n + t - 1)..<(n + t)))
             let logits = lmHead.map { $0(last) } ?? .linear(last, weight: embedTokens.weight)
             return logits.reshaped([b, configuration.vocabularySize])
         } } }

@@ -41,7 +41,7 @@ struct Generate: ParsableCommand {
     var promptIds: [String] = []
     @Flag(help: "Render --prompt as a user message with the tokenizer's chat template.") var chat = false
     @Option(help: "A Jinja chat template file to use instead of tokenizer_config.json's.") var chatTemplate: String?
-    @Option(help: "A PEFT LoRA adapter folder to apply.") var adapter: String?
+    @Option(help: "A PEFT adapter folder to apply (LoRA or prompt tuning).") var adapter: String?
     @Flag(help: "Print JSON (token ids, finish reason, text) instead of streaming text.") var json = false
     @OptionGroup var sampling: SamplingOptions
 
@@ -129,7 +129,7 @@ struct Serve: ParsableCommand {
     @Option(help: "The port (0 picks a free one).") var port = 8000
     @Option(help: "The model id clients use (default: the folder's name).") var modelName: String?
     @Option(help: "A Jinja chat template file to use instead of tokenizer_config.json's.") var chatTemplate: String?
-    @Option(help: "A PEFT LoRA adapter folder to apply.") var adapter: String?
+    @Option(help: "A PEFT adapter folder to apply (LoRA or prompt tuning).") var adapter: String?
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }

@@ -102,4 +102,43 @@ final class GreedyParityTests: XCTestCase {
         XCTAssertGreaterThan(zip(withoutAdapter[(11 * v)..<(12 * v)], expected).map { abs($0 - $1) }.max()!, 1e-2,
                              "the adapter must change the logits for this test to mean anything")
     }
+
+    /// A PEFT prompt-tuning adapter: each prompt's greedy continuation equals PEFT's forward picking every token
+    /// (virtual tokens at positions 0..<4, the prompt after them), alone and as rows of a left-padded batch; the
+    /// cached logits equal the full forward's real-token logits.
+    func testPromptTuningAdapterDecodesAsPEFTsForward() throws {
+        struct Expected: Decodable { let base: String, adapter: String, prompts: [[Int]], greedy: [[Int]] }
+        let expected = try Fixtures.json("prompt_tuning.json", as: Expected.self)
+        let model = try Fixtures.model(expected.base)
+        try model.loadAdapter(from: Fixtures.folder.appendingPathComponent("models/\(expected.adapter)"))
+        XCTAssertEqual(model.promptEmbedding?.virtualTokenCount, 4)
+        let generator = Generator(model: model)
+        for (prompt, greedy) in zip(expected.prompts, expected.greedy) {
+            let result = try generator.generate(prompts: [prompt], parameters: .init(maxNewTokens: greedy.count))
+            XCTAssertEqual(result[0].tokens, greedy)
+        }
+        let batch = try generator.generate(prompts: expected.prompts, parameters: .init(maxNewTokens: expected.greedy[0].count))
+        XCTAssertEqual(batch.map(\.tokens), expected.greedy)
+
+        let tokens = expected.prompts[0] + expected.greedy[0].prefix(8)
+        let full = withNoGrad { model(Tensor(ints: tokens, shape: [1, tokens.count])) }.floats()
+        let v = model.configuration.vocabularySize
+        let cache = KVCache(model: model, batchSize: 1, tokens: tokens.count)
+        var logits = model.nextTokenLogits([expected.prompts[0]], cache: cache).floats()
+        var maxError: Float = 0
+        for position in (expected.prompts[0].count - 1)..<tokens.count {
+            maxError = max(maxError, zip(full[(position * v)..<((position + 1) * v)], logits).map { abs($0 - $1) }.max()!)
+            if position + 1 < tokens.count { logits = model.nextTokenLogits([[tokens[position + 1]]], cache: cache).floats() }
+        }
+        XCTAssertEqual(cache.length, 4 + tokens.count)
+        XCTAssertLessThan(maxError, 1e-4)
+
+        let base = Generator(model: try Fixtures.model(expected.base))
+        XCTAssertNotEqual(try base.generate(prompts: [expected.prompts[0]], parameters: .init(maxNewTokens: 72))[0].tokens,
+                          expected.greedy[0], "the adapter must change the continuation for this test to mean anything")
+        // The virtual tokens count against the context.
+        let context = model.configuration.maxPositionEmbeddings
+        XCTAssertThrowsError(try generator.generate(prompts: [[1, 2]], parameters: .init(maxNewTokens: context - 3)))
+        XCTAssertNoThrow(try generator.validate([[1, 2]], maxNewTokens: context - 6))
+    }
 }

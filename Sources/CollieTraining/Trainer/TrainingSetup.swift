@@ -118,17 +118,17 @@ public struct TrainingSetup {
 
 extension LlamaForCausalLM {
     /// Greedy continuation of `prompt`: up to `maxNewTokens` ids, each the most likely next token, stopping
-    /// after one of `stopTokens` (the model's EOS ids by default). Decodes with a KV cache; a model with a
-    /// prompt-tuning adapter or gathered layer by layer (ZeRO-3's unit hooks), which cached decoding does not
-    /// take, recomputes the whole sequence per token.
+    /// after one of `stopTokens` (the model's EOS ids by default). Decodes with a KV cache; a model gathered
+    /// layer by layer (ZeRO-3's unit hooks), which cached decoding does not take, recomputes the whole sequence
+    /// per token.
     public func greedyContinuation(of prompt: [Int], maxNewTokens: Int, stopTokens: Set<Int>? = nil) -> [Int] {
         precondition(!prompt.isEmpty, "a prompt needs at least one token")
         let stop = stopTokens ?? Set(configuration.eosTokenIds)
         var generated: [Int] = []
         guard maxNewTokens > 0 else { return generated }
         withNoGrad {
-            if promptEmbedding == nil && parameterUnitHooks == nil {
-                let cache = KVCache(configuration: configuration, batchSize: 1, capacity: prompt.count + maxNewTokens)
+            if parameterUnitHooks == nil {
+                let cache = KVCache(model: self, batchSize: 1, tokens: prompt.count + maxNewTokens)
                 var logits = nextTokenLogits([prompt], cache: cache)
                 while true {
                     let next = logits.argmax(axis: -1).ints()[0]

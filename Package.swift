@@ -91,7 +91,7 @@ let package = Package(
         .testTarget(name: "CollieIOTests", dependencies: ["CollieIO"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CollieModelsTests", dependencies: ["CollieModels", "CollieTraining"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "CollieTokenizersTests", dependencies: ["CollieTokenizers"]),
+        .testTarget(name: "CollieTokenizersTests", dependencies: ["CollieTokenizers"], exclude: ["Fixtures"]),
         .testTarget(name: "CollieOptimizerTests", dependencies: ["CollieTraining", "CollieModels", "CollieEngine", "CollieIO"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CollieTrainingTests", dependencies: ["CollieTraining", "CollieTokenizers"],

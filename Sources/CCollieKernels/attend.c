@@ -24,49 +24,37 @@ static ALWAYS_INLINE void axpy_scalar(float alpha, const float *x, float *y, siz
 }
 
 #ifdef ATTEND_X86
-AVX2 static ALWAYS_INLINE float dot_avx2(const float *a, const float *b, size_t n) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+// dot_<isa> and axpy_<isa>, written once for a vector type.
+#define VECTOR_OPS(ISA, TARGET, VEC, LANES, ZERO, LOAD, STORE, ADD, FMA, SET1, REDUCE)                                \
+    TARGET static ALWAYS_INLINE float dot_##ISA(const float *a, const float *b, size_t n) {                           \
+        VEC s0 = ZERO(), s1 = ZERO();                                                                                 \
+        size_t i = 0;                                                                                                 \
+        for (; i + 2 * LANES <= n; i += 2 * LANES) {                                                                  \
+            s0 = FMA(LOAD(a + i), LOAD(b + i), s0);                                                                   \
+            s1 = FMA(LOAD(a + i + LANES), LOAD(b + i + LANES), s1);                                                   \
+        }                                                                                                             \
+        for (; i + LANES <= n; i += LANES) s0 = FMA(LOAD(a + i), LOAD(b + i), s0);                                    \
+        float s = REDUCE(ADD(s0, s1));                                                                                \
+        for (; i < n; i++) s += a[i] * b[i];                                                                          \
+        return s;                                                                                                     \
+    }                                                                                                                 \
+    TARGET static ALWAYS_INLINE void axpy_##ISA(float alpha, const float *x, float *y, size_t n) {                    \
+        VEC a = SET1(alpha);                                                                                          \
+        size_t i = 0;                                                                                                 \
+        for (; i + LANES <= n; i += LANES) STORE(y + i, FMA(a, LOAD(x + i), LOAD(y + i)));                            \
+        for (; i < n; i++) y[i] += alpha * x[i];                                                                      \
     }
-    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-    __m256 v = _mm256_add_ps(s0, s1);
+
+AVX2 static ALWAYS_INLINE float reduce8(__m256 v) {
     __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     h = _mm_add_ps(h, _mm_movehl_ps(h, h));
     h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
-    float s = _mm_cvtss_f32(h);
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
+    return _mm_cvtss_f32(h);
 }
-
-AVX2 static ALWAYS_INLINE void axpy_avx2(float alpha, const float *x, float *y, size_t n) {
-    __m256 a = _mm256_set1_ps(alpha);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(a, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; i++) y[i] += alpha * x[i];
-}
-
-AVX512 static ALWAYS_INLINE float dot_avx512(const float *a, const float *b, size_t n) {
-    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
-    size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
-        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
-    }
-    for (; i + 16 <= n; i += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
-    float s = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
-AVX512 static ALWAYS_INLINE void axpy_avx512(float alpha, const float *x, float *y, size_t n) {
-    __m512 a = _mm512_set1_ps(alpha);
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(a, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
-    for (; i < n; i++) y[i] += alpha * x[i];
-}
+VECTOR_OPS(avx2, AVX2, __m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_add_ps, _mm256_fmadd_ps,
+           _mm256_set1_ps, reduce8)
+VECTOR_OPS(avx512, AVX512, __m512, 16, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_add_ps,
+           _mm512_fmadd_ps, _mm512_set1_ps, _mm512_reduce_add_ps)
 #endif
 
 // MARK: - Attention of one query position

@@ -145,6 +145,40 @@ final class EvaluationTests: XCTestCase {
         XCTAssertNotNil(monitored.first?["heldout/loss"])
     }
 
+    func testCallbacksMonitorAnEvaluatorsMetric() throws {
+        let evalData = Fixtures.folder.appendingPathComponent("eval.jsonl").path
+        func config(monitor: String) throws -> CollieConfig {
+            try Fixtures.config("adamw", output: try temporaryFolder(self), overrides: [
+                "eval_per_n_steps=1", "eval_on_start=false",
+                "evaluators=[{name: heldout, type: perplexity, data: \(evalData)}]",
+                "callbacks={early_stop: {monitor: \(monitor), mode: min, patience: 1}}",
+            ])
+        }
+        let trainer = try TrainingSetup(config: try config(monitor: "eval_heldout/perplexity")).makeTrainer()
+        try trainer.train()
+        // Early stop after the first evaluation whose heldout perplexity does not improve on the best so far.
+        var best = Double.infinity, expectedStop: Int?
+        for evaluation in trainer.state.evaluations {
+            let value = evaluation.metrics["heldout/perplexity"]!
+            if value < best { best = value } else { expectedStop = evaluation.step; break }
+        }
+        XCTAssertEqual(trainer.state.stoppedEarly, expectedStop != nil)
+        XCTAssertEqual(trainer.state.evaluations.last?.step, expectedStop ?? trainer.state.totalSteps)
+        XCTAssertNotNil(expectedStop, "the fixture's heldout perplexity rises at some update")
+
+        // An evaluator that is not configured is an error naming the key and the choices…
+        XCTAssertThrowsError(try TrainingSetup(config: try config(monitor: "eval_xsum/rouge1")).makeTrainer()) { error in
+            XCTAssertEqual("\(error)", "callbacks.early_stop.monitor: unknown metric 'eval_xsum/rouge1'; use one of "
+                           + "eval_loss, eval_perplexity, loss, eval_heldout/<metric>")
+        }
+        // …and a metric the evaluator does not produce fails at the first evaluation, listing what it produced.
+        let misspelt = try TrainingSetup(config: try config(monitor: "eval_heldout/perplexty")).makeTrainer()
+        XCTAssertThrowsError(try misspelt.train()) { error in
+            XCTAssertEqual("\(error)", "monitored metric 'eval_heldout/perplexty': the evaluation produced "
+                           + "eval_heldout/batch_mean_perplexity, eval_heldout/loss, eval_heldout/perplexity")
+        }
+    }
+
     func testEvaluatorConfigErrorsNameTheKey() throws {
         let output = try temporaryFolder(self)
         XCTAssertThrowsError(try Fixtures.config("adamw", output: output, overrides: [

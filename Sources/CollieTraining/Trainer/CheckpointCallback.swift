@@ -39,10 +39,10 @@ public final class CheckpointCallback: TrainerCallback {
     }
 
     /// The callback `callbacks.checkpoint` describes.
-    public convenience init(_ settings: CollieConfig.Callbacks.Checkpoint) throws {
+    public convenience init(_ settings: CollieConfig.Callbacks.Checkpoint, evaluators: [String] = []) throws {
         let interval: Interval = settings.everyNEpochs.map(Interval.epochs) ?? .updates(settings.everyNBatches ?? 1)
         let metric = settings.monitor.map { MonitoredMetric(name: $0, mode: settings.mode) }
-        try metric?.validate(keyPath: "callbacks.checkpoint.monitor")
+        try metric?.validate(keyPath: "callbacks.checkpoint.monitor", evaluators: evaluators)
         self.init(interval: interval, keepLast: settings.keepLast, topK: settings.topK, metric: metric)
     }
 
@@ -61,7 +61,7 @@ public final class CheckpointCallback: TrainerCallback {
         let previous = entries
         // The entry goes in first, so that the state saved inside the checkpoint lists it.
         entries.removeAll { $0.folder == folder }
-        entries.append(Entry(step: step, folder: folder, metric: metric?.value(in: trainer.state)))
+        entries.append(Entry(step: step, folder: folder, metric: try metric?.value(in: trainer.state)))
         let kept = retained()
         let removed = entries.filter { !kept.contains($0.folder) }
         entries = entries.filter { kept.contains($0.folder) }

@@ -23,14 +23,14 @@ public final class EarlyStopCallback: TrainerCallback {
     }
 
     /// The callback `callbacks.early_stop` describes.
-    public convenience init(_ settings: CollieConfig.Callbacks.EarlyStop) throws {
+    public convenience init(_ settings: CollieConfig.Callbacks.EarlyStop, evaluators: [String] = []) throws {
         let metric = MonitoredMetric(name: settings.monitor, mode: settings.mode)
-        try metric.validate(keyPath: "callbacks.early_stop.monitor")
+        try metric.validate(keyPath: "callbacks.early_stop.monitor", evaluators: evaluators)
         self.init(metric: metric, patience: settings.patience)
     }
 
     public func onEvaluateEnd(_ trainer: Trainer, metrics: [String: Double]) throws {
-        guard let value = metric.value(in: trainer.state) else { return }
+        guard let value = try metric.value(in: trainer.state) else { return }
         if metric.isImprovement(value, over: best) {
             best = value
             evaluationsWithoutImprovement = 0

@@ -24,14 +24,14 @@ public final class LoadBestModelCallback: TrainerCallback {
     public init(metric: MonitoredMetric) { self.metric = metric }
 
     /// The callback `callbacks.load_best_model` describes.
-    public convenience init(_ settings: CollieConfig.Callbacks.LoadBestModel) throws {
+    public convenience init(_ settings: CollieConfig.Callbacks.LoadBestModel, evaluators: [String] = []) throws {
         let metric = MonitoredMetric(name: settings.monitor, mode: settings.mode)
-        try metric.validate(keyPath: "callbacks.load_best_model.monitor")
+        try metric.validate(keyPath: "callbacks.load_best_model.monitor", evaluators: evaluators)
         self.init(metric: metric)
     }
 
     public func onEvaluateEnd(_ trainer: Trainer, metrics: [String: Double]) throws {
-        guard let value = metric.value(in: trainer.state), metric.isImprovement(value, over: best) else { return }
+        guard let value = try metric.value(in: trainer.state), metric.isImprovement(value, over: best) else { return }
         if trainer.isMainProcess {
             try TrainingCheckpoint.writeFolder(at: trainer.outputDirectory.appendingPathComponent(Self.folderName)) { folder in
                 try trainer.saveModelFiles(to: folder)

@@ -146,7 +146,7 @@ public final class Trainer {
         self.state = state
         monitor = MonitorGroup(monitors)
         self.evaluators = evaluators
-        self.callbacks = try callbacks ?? Self.makeCallbacks(config.callbacks)
+        self.callbacks = try callbacks ?? Self.makeCallbacks(config.callbacks, evaluators: evaluators.map(\.name))
         let names = self.callbacks.map(\.name)
         if Set(names).count != names.count { throw TrainerError("two callbacks share a name: \(names)") }
     }
@@ -604,12 +604,13 @@ public final class Trainer {
                                     warmup: warmup)
     }
 
-    /// The callbacks `callbacks:` describes: checkpoint, load-best-model, early stop (in that order).
-    public static func makeCallbacks(_ settings: CollieConfig.Callbacks) throws -> [TrainerCallback] {
+    /// The callbacks `callbacks:` describes: checkpoint, load-best-model, early stop (in that order). Their
+    /// monitored metric may be an evaluator's (`eval_<evaluator>/<metric>`) when `evaluators` names it.
+    public static func makeCallbacks(_ settings: CollieConfig.Callbacks, evaluators: [String] = []) throws -> [TrainerCallback] {
         var callbacks: [TrainerCallback] = []
-        if let checkpoint = settings.checkpoint { callbacks.append(try CheckpointCallback(checkpoint)) }
-        if let best = settings.loadBestModel { callbacks.append(try LoadBestModelCallback(best)) }
-        if let stop = settings.earlyStop { callbacks.append(try EarlyStopCallback(stop)) }
+        if let checkpoint = settings.checkpoint { callbacks.append(try CheckpointCallback(checkpoint, evaluators: evaluators)) }
+        if let best = settings.loadBestModel { callbacks.append(try LoadBestModelCallback(best, evaluators: evaluators)) }
+        if let stop = settings.earlyStop { callbacks.append(try EarlyStopCallback(stop, evaluators: evaluators)) }
         return callbacks
     }
 

@@ -67,24 +67,43 @@ public struct MonitoredMetric: Equatable, Sendable {
         self.mode = mode
     }
 
-    /// The metrics an evaluation produces (`Trainer.evaluate()`), under their monitored names.
+    /// The metrics the trainer's own evaluation and training produce, under their monitored names. An
+    /// evaluator's metric `<evaluator>/<metric>` (as the monitors name it) is monitored as `eval_<evaluator>/<metric>`.
     public static let knownNames = ["eval_loss", "eval_perplexity", "loss"]
 
-    /// Throws unless `name` is a metric the trainer produces.
-    /// - Parameter keyPath: the config key that named it, for the error.
-    func validate(keyPath: String) throws {
-        guard Self.knownNames.contains(name) else {
-            throw TrainerError("\(keyPath): unknown metric '\(name)'"
-                               + Suggestion.hint(for: name, among: Self.knownNames)
-                               + "; use one of " + Self.knownNames.joined(separator: ", "))
+    /// The evaluator an `eval_<evaluator>/<metric>` name refers to, nil for the trainer's own metrics.
+    var evaluator: String? {
+        guard name.hasPrefix("eval_"), let slash = name.firstIndex(of: "/"), name.index(after: slash) < name.endIndex else {
+            return nil
         }
+        return String(name[name.index(name.startIndex, offsetBy: "eval_".count)..<slash])
+    }
+
+    /// Throws unless `name` is a metric the trainer produces, or a metric of one of `evaluators` (by name).
+    /// - Parameter keyPath: the config key that named it, for the error.
+    func validate(keyPath: String, evaluators: [String] = []) throws {
+        if Self.knownNames.contains(name) { return }
+        if let evaluator, evaluators.contains(evaluator) { return }
+        let choices = Self.knownNames + evaluators.map { "eval_\($0)/<metric>" }
+        throw TrainerError("\(keyPath): unknown metric '\(name)'"
+                           + Suggestion.hint(for: name, among: Self.knownNames)
+                           + "; use one of " + choices.joined(separator: ", "))
     }
 
     /// The metric's current value in `state`, nil before it has one.
-    func value(in state: TrainerState) -> Double? {
+    /// - Throws: `TrainerError` when it is an evaluator's metric that the last evaluation did not produce (a
+    ///   misspelt metric of a configured evaluator, which validation cannot know of).
+    func value(in state: TrainerState) throws -> Double? {
         if name == "loss" { return state.lastLoss }
         guard name.hasPrefix("eval_") else { return nil }
-        return state.lastEvaluation?.metrics[String(name.dropFirst("eval_".count))]
+        guard let metrics = state.lastEvaluation?.metrics else { return nil }
+        let key = String(name.dropFirst("eval_".count))
+        if let evaluator, metrics[key] == nil {
+            let produced = metrics.keys.filter { $0.hasPrefix(evaluator + "/") }.sorted().map { "eval_" + $0 }
+            throw TrainerError("monitored metric '\(name)': the evaluation produced "
+                               + (produced.isEmpty ? "nothing from evaluator \(evaluator)" : produced.joined(separator: ", ")))
+        }
+        return metrics[key]
     }
 
     /// True when `candidate` is better than `best` (or there is no best yet).

@@ -51,7 +51,9 @@ public final class LoRAAdapter {
             let mask = (0..<x.count).map { _ in dropoutGenerator.nextUnit() < dropout ? Float(0) : Float(keep) }
             input = x * Tensor(mask, shape: x.shape, dtype: x.dtype == .float64 ? .float64 : .float32)
         }
-        return .linear(.linear(input, weight: a), weight: b) * scaling
+        // Scaled at rank r rather than at the output: the same product (up to rounding), and no extra tensor of
+        // the layer's output size stays alive for backward.
+        return .linear(.linear(input, weight: a) * scaling, weight: b)
     }
 
     /// scaling · B·A [out, in], the change merging makes to the base weight (PEFT's `get_delta_weight`).

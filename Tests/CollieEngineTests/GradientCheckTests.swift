@@ -116,11 +116,14 @@ final class GradientCheckTests: XCTestCase {
 
     // MARK: - Binary with broadcasting
 
-    /// [2,3,4] with [4], with [2,1,4], and [3,1] with [2,1,4] (both sides broadcast).
+    /// [2,3,4] with [4], with [2,1,4], and [3,1] with [2,1,4] (both sides broadcast); [2,3,4] with a scalar [] and
+    /// [3,4] with [1,1] (one element, read as a number).
     private func broadcastPairs() -> [(Tensor, Tensor)] {
         [(normal([2, 3, 4]), uniform([4], 0.5, 2)),
          (normal([2, 3, 4]), uniform([2, 1, 4], -2, -0.5)),
-         (normal([3, 1]), uniform([2, 1, 4], 0.5, 2))]
+         (normal([3, 1]), uniform([2, 1, 4], 0.5, 2)),
+         (normal([2, 3, 4]), uniform([], 0.5, 2)),
+         (normal([3, 4]), uniform([1, 1], -2, -0.5))]
     }
 
     func testAdditionGradientWithBroadcasting() { for (a, b) in broadcastPairs() { check([a, b]) { $0[0] + $0[1] } } }

@@ -148,6 +148,7 @@ extension Tensor {
         }
         var ac = a.computeView, bc = b.computeView
         if ac.dtype != bc.dtype { ac = ac.to(.float64); bc = bc.to(.float64) }
+        if bc.count == 1 && ac.shape == outShape { return binaryWithScalar(op, ac, bc) }
         let x = ac.shape == outShape ? ac.contiguous() : ac.expanded(to: outShape).detach().contiguousStorageView()
         let y = bc.shape == outShape ? bc.contiguous() : bc.expanded(to: outShape).detach().contiguousStorageView()
         let out = Tensor(uninitializedShape: outShape, dtype: x.dtype)
@@ -192,6 +193,64 @@ extension Tensor {
                     case .divide: gb = full { d in Parallel.forEach(n, minimumChunk: 1 << 15) { r in for i in r { d[i] = -g[i] * p[i] / (q[i] * q[i]) } } }
                     }
                     sink.add(gb.summed(toShape: bShape), toInput: 1)
+                }
+            }
+            grad.dtype == .float64 ? back(Double.self) : back(Float.self)
+        }
+    }
+
+    /// `binary` when `b` holds one element: it is read as a number rather than broadcast to a tensor of `a`'s
+    /// size, and backward keeps `a`'s values only when `b` itself needs a gradient of a product or quotient.
+    private static func binaryWithScalar(_ op: BinaryFunction, _ a: Tensor, _ b: Tensor) -> Tensor {
+        let x = a.contiguous(), n = x.count
+        let out = Tensor(uninitializedShape: a.shape, dtype: x.dtype)
+        func run<F: FloatElement>(_: F.Type) {
+            let p = x.pointer(as: F.self), r = out.pointer(as: F.self)
+            let v = b.contiguous().pointer(as: F.self)[0]
+            Parallel.forEach(n, minimumChunk: 1 << 15) { range in
+                switch op {
+                case .add: for i in range { r[i] = p[i] + v }
+                case .subtract: for i in range { r[i] = p[i] - v }
+                case .multiply: for i in range { r[i] = p[i] * v }
+                case .divide: for i in range { r[i] = p[i] / v }
+                }
+            }
+        }
+        x.dtype == .float64 ? run(Double.self) : run(Float.self)
+        let bShape = b.shape
+        let scalar = b.detach().contiguous()
+        let values: Tensor? = GradMode.isEnabled && b.requiresGrad && (op == .multiply || op == .divide) ? x : nil
+        return out.recording(op.name, [a, b]) { grad, sink in
+            func back<F: FloatElement>(_: F.Type) {
+                let g = grad.pointer(as: F.self), v = scalar.pointer(as: F.self)[0]
+                func scaled(_ factor: F) -> Tensor {
+                    let t = Tensor(uninitializedShape: grad.shape, dtype: F.dtype)
+                    let d = t.pointer(as: F.self)
+                    Parallel.forEach(n, minimumChunk: 1 << 15) { r in for i in r { d[i] = g[i] * factor } }
+                    return t
+                }
+                if sink.needsGradient(0) {
+                    switch op {
+                    case .add, .subtract: sink.add(grad, toInput: 0)
+                    case .multiply: sink.give(scaled(v), toInput: 0)
+                    case .divide: sink.give(scaled(1 / v), toInput: 0)
+                    }
+                }
+                if sink.needsGradient(1) {
+                    var total: F = 0
+                    switch op {
+                    case .add: for i in 0..<n { total += g[i] }
+                    case .subtract: for i in 0..<n { total -= g[i] }
+                    case .multiply:
+                        let p = values!.pointer(as: F.self)
+                        for i in 0..<n { total += g[i] * p[i] }
+                    case .divide:
+                        let p = values!.pointer(as: F.self)
+                        for i in 0..<n { total -= g[i] * p[i] / (v * v) }
+                    }
+                    let t = Tensor(uninitializedShape: bShape, dtype: F.dtype)
+                    t.pointer(as: F.self)[0] = total
+                    sink.give(t, toInput: 1)
                 }
             }
             grad.dtype == .float64 ? back(Double.self) : back(Float.self)

@@ -232,24 +232,24 @@ final class AttentionTests: XCTestCase {
             AttentionCase("one query, non-causal, D = 13") { $0.queries = 1; $0.keys = 6; $0.causal = false; $0.dim = 13 },
             AttentionCase("one query, one key") { $0.queries = 1; $0.keys = 1; $0.heads = 3; $0.kvHeads = 1 },
         ]
-        LinearDecodingTests.forEachKernelLevel { level in
-        for var c in cases {
-            c.name += " (kernel level \(level))"
-            c.dtype = .float32
-            var g = RandomGenerator(seed: 2)
-            let q = Tensor.normal(c.queryShape, generator: &g)
-            let k = Tensor.normal(c.keyShape, generator: &g)
-            let v = Tensor.normal(c.keyShape, generator: &g)
-            let w = Tensor.normal(c.queryShape, generator: &g)
-            for t in [q, k, v] { t.requiresGrad = true }
-            let out = attention(c, q, k, v)
-            (out * w).sum().backward()
-            let reference = naiveAttention(c, q: q.doubles(), k: k.doubles(), v: v.doubles(), dOut: w.doubles())
-            XCTAssertLessThan(relativeError(out.doubles(), reference.out), 1e-5, "\(c.name): output")
-            XCTAssertLessThan(relativeError(q.grad!.doubles(), reference.dq), 1e-5, "\(c.name): dq")
-            XCTAssertLessThan(relativeError(k.grad!.doubles(), reference.dk), 1e-5, "\(c.name): dk")
-            XCTAssertLessThan(relativeError(v.grad!.doubles(), reference.dv), 1e-5, "\(c.name): dv")
-        }
+        forEachDecodingKernelLevel { level in
+            for var c in cases {
+                c.name += " (kernel level \(level))"
+                c.dtype = .float32
+                var g = RandomGenerator(seed: 2)
+                let q = Tensor.normal(c.queryShape, generator: &g)
+                let k = Tensor.normal(c.keyShape, generator: &g)
+                let v = Tensor.normal(c.keyShape, generator: &g)
+                let w = Tensor.normal(c.queryShape, generator: &g)
+                for t in [q, k, v] { t.requiresGrad = true }
+                let out = attention(c, q, k, v)
+                (out * w).sum().backward()
+                let reference = naiveAttention(c, q: q.doubles(), k: k.doubles(), v: v.doubles(), dOut: w.doubles())
+                XCTAssertLessThan(relativeError(out.doubles(), reference.out), 1e-5, "\(c.name): output")
+                XCTAssertLessThan(relativeError(q.grad!.doubles(), reference.dq), 1e-5, "\(c.name): dq")
+                XCTAssertLessThan(relativeError(k.grad!.doubles(), reference.dk), 1e-5, "\(c.name): dk")
+                XCTAssertLessThan(relativeError(v.grad!.doubles(), reference.dv), 1e-5, "\(c.name): dv")
+            }
         }
     }
 

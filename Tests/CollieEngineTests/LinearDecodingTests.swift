@@ -1,21 +1,11 @@
-import CCollieKernels
 @testable import CollieEngine
 import XCTest
 
 /// The decoding path of `linear` (matrix-vector kernels reading bf16 or float32 weights in place)
 /// equals BLAS on the float32 values, and stays out of the way of gradient recording.
 final class LinearDecodingTests: XCTestCase {
-    /// Runs `body` once per instruction set this CPU has (AVX-512F, AVX2, portable C), the kernels limited to it.
-    static func forEachKernelLevel(_ body: (Int32) -> Void) {
-        defer { collie_gemv_limit_level(2) }
-        for level in stride(from: collie_gemv_level(), through: 0, by: -1) {
-            collie_gemv_limit_level(level)
-            body(level)
-        }
-    }
-
     func testDecodingLinearEqualsBLASForBothWeightTypes() {
-        Self.forEachKernelLevel { level in checkDecodingLinearEqualsBLAS(level: level) }
+        forEachDecodingKernelLevel { level in checkDecodingLinearEqualsBLAS(level: level) }
     }
 
     private func checkDecodingLinearEqualsBLAS(level: Int32) {

@@ -202,11 +202,11 @@ extension Tensor {
     /// `binary` when `b` holds one element: it is read as a number rather than broadcast to a tensor of `a`'s
     /// size, and backward keeps `a`'s values only when `b` itself needs a gradient of a product or quotient.
     private static func binaryWithScalar(_ op: BinaryFunction, _ a: Tensor, _ b: Tensor) -> Tensor {
-        let x = a.contiguous(), n = x.count
+        let x = a.contiguous(), n = x.count, scalar = b.detach().contiguous()
         let out = Tensor(uninitializedShape: a.shape, dtype: x.dtype)
         func run<F: FloatElement>(_: F.Type) {
             let p = x.pointer(as: F.self), r = out.pointer(as: F.self)
-            let v = b.contiguous().pointer(as: F.self)[0]
+            let v = scalar.pointer(as: F.self)[0]
             Parallel.forEach(n, minimumChunk: 1 << 15) { range in
                 switch op {
                 case .add: for i in range { r[i] = p[i] + v }
@@ -218,7 +218,6 @@ extension Tensor {
         }
         x.dtype == .float64 ? run(Double.self) : run(Float.self)
         let bShape = b.shape
-        let scalar = b.detach().contiguous()
         let values: Tensor? = GradMode.isEnabled && b.requiresGrad && (op == .multiply || op == .divide) ? x : nil
         return out.recording(op.name, [a, b]) { grad, sink in
             func back<F: FloatElement>(_: F.Type) {

@@ -21,8 +21,11 @@ public final class Generator {
 
     public init(model: LlamaForCausalLM) { self.model = model }
 
-    /// The positions the model was trained for (`max_position_embeddings`).
-    public var contextLength: Int { model.configuration.maxPositionEmbeddings }
+    /// The positions a prompt and its new tokens may take: the model's (`max_position_embeddings`) less those
+    /// of prompt tuning's virtual tokens, which go ahead of every prompt.
+    public var contextLength: Int {
+        model.configuration.maxPositionEmbeddings - (model.promptEmbedding?.virtualTokenCount ?? 0)
+    }
 
     /// Continues every prompt. After each new token, `onToken(row, token)` is called (in row
     /// order); returning false ends that row (with `.stop`), as a stop string does.
@@ -76,15 +79,14 @@ public final class Generator {
     public func validate(_ prompts: [[Int]], maxNewTokens: Int) throws {
         guard !prompts.isEmpty else { throw GenerationError.invalidPrompt("no prompts to continue") }
         let vocabulary = model.configuration.vocabularySize
-        let virtualTokens = model.promptEmbedding?.virtualTokenCount ?? 0   // prompt tuning's, ahead of every prompt
         for (index, prompt) in prompts.enumerated() {
             guard !prompt.isEmpty else { throw GenerationError.invalidPrompt("prompt \(index) has no tokens") }
             if let bad = prompt.first(where: { $0 < 0 || $0 >= vocabulary }) {
                 throw GenerationError.invalidPrompt("prompt \(index): token id \(bad) is outside the vocabulary 0..<\(vocabulary)")
             }
-            if prompt.count + maxNewTokens > contextLength - virtualTokens {
+            if prompt.count + maxNewTokens > contextLength {
                 throw GenerationError.contextExceeded(promptTokens: prompt.count, maxNewTokens: maxNewTokens,
-                                                      context: contextLength - virtualTokens)
+                                                      context: contextLength)
             }
         }
     }

@@ -70,22 +70,6 @@ public indirect enum JinjaValue: Equatable, CustomStringConvertible {
         }
     }
 
-    /// Converts JSON-like Swift values (String, Bool, numbers, arrays, dictionaries, NSNull).
-    public init(any value: Any?) {
-        switch value {
-        case nil, is NSNull: self = .none
-        case let v as JinjaValue: self = v
-        case let b as Bool: self = .bool(b)
-        case let i as Int: self = .int(i)
-        case let d as Double: self = .double(d)
-        case let s as String: self = .string(s)
-        case let l as [Any?]: self = .list(l.map(JinjaValue.init(any:)))
-        case let d as [String: Any?]:
-            self = .dictionary(d.mapValues(JinjaValue.init(any:)), order: d.keys.sorted())
-        default: self = .string(String(describing: value!))
-        }
-    }
-
     public static func == (a: JinjaValue, b: JinjaValue) -> Bool {
         switch (a, b) {
         case (.undefined, .undefined), (.none, .none): true

@@ -24,11 +24,8 @@ extension LlamaForCausalLM {
             let positions = cache.reserve(mask.map { Array(repeating: true, count: n) + $0 })
             let (cos, sin) = Tensor.rotaryTables(positions: Tensor(ints: positions, shape: [b, n + t]),
                                                  inverseFrequencies: cache.inverseFrequencies)
-            var h = embedTokens(Tensor(ints: ids.flatMap { $0 }, shape: [b, t]))
-            if let virtual {
-                let prompts = virtual.embeddings.unsqueezed(axis: 0).expanded(to: [b, n, configuration.hiddenSize])
-                h = Tensor.concat([prompts.to(h.dtype), h], axis: 1)
-            }
+            let tokens = embedTokens(Tensor(ints: ids.flatMap { $0 }, shape: [b, t]))
+            var h = virtual?.prepended(to: tokens) ?? tokens
             for (index, layer) in layers.enumerated() {
                 h = h + layer.selfAttention(layer.inputLayerNorm(h), cos: cos, sin: sin, cache: cache, layer: index)
                 h = h + layer.mlp(layer.postAttentionLayerNorm(h))

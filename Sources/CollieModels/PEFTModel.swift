@@ -243,8 +243,7 @@ extension LlamaForCausalLM {
             guard tensor.shape == parameter.shape, tensor.dtype.isFloatingPoint else {
                 throw PEFTError("\(url.path): tensor '\(key)' is \(tensor.dtype) \(tensor.shape), expected floating point \(parameter.shape)")
             }
-            let values = tensor.contiguousCopy(dtype: .float32)
-            parameter.pointer(as: Float.self).update(from: values.pointer(as: Float.self), count: parameter.count)
+            parameter.assignValues(from: tensor)
         }
     }
 }

@@ -21,13 +21,17 @@ public final class PromptEmbedding {
         embeddings.requiresGrad = true
     }
 
+    /// `embeddings` [B, T, C] with the n virtual tokens' embeddings in front: [B, n + T, C].
+    public func prepended(to embeddings: Tensor) -> Tensor {
+        let prompts = self.embeddings.unsqueezed(axis: 0).expanded(to: [embeddings.shape[0], virtualTokenCount, embeddings.shape[2]])
+        return Tensor.concat([prompts.to(embeddings.dtype), embeddings], axis: 1)
+    }
+
     /// Logits [B, n + T, V] for ids [B, T], virtual positions first (what PEFT's forward returns).
     public func logits(_ model: LlamaForCausalLM, _ ids: Tensor, positions: Tensor? = nil,
                        keyPaddingMask: Tensor? = nil) -> Tensor {
         let (b, t, n) = (ids.shape[0], ids.shape[1], virtualTokenCount)
-        let hidden = embeddings.shape[1]
-        let prompts = embeddings.unsqueezed(axis: 0).expanded(to: [b, n, hidden])
-        let inputs = Tensor.concat([prompts, model.embedTokens(ids)], axis: 1)
+        let inputs = prepended(to: model.embedTokens(ids))
         var prefixedPositions: Tensor?
         if let positions {
             let rows = positions.rank == 2 ? positions.shape[0] : 1

@@ -152,10 +152,9 @@ struct CompletionResponse: Encodable {
 }
 
 struct ChatResponse: Encodable {
-    struct Message: Encodable { let role: String; let content: String }
     struct Choice: Encodable {
         let index: Int
-        let message: Message
+        let message: ChatMessage
         let finishReason: String
         enum CodingKeys: String, CodingKey { case index, message, finishReason = "finish_reason" }
     }

@@ -625,21 +625,36 @@ enum AttentionMemoryBench {
 
     /// Runs `collie bench ops --only attention-memory --json` as a child process and reads its result.
     static func measureInChild() throws -> AttentionMemory {
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-            ?? CommandLine.arguments[0]
+        let data = try ChildProcess.output(ChildProcess.collie, ["bench", "ops", "--only", "attention-memory", "--json"])
+        guard let memory = try JSONDecoder().decode(BenchReport.self, from: data).attentionMemory else {
+            throw ValidationError("the attention-memory child process printed no result")
+        }
+        return memory
+    }
+}
+
+/// Benchmarks that measure in a fresh process (peak memory) or run a reference script.
+enum ChildProcess {
+    /// This executable's path, also when it was started by name from PATH.
+    static var collie: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+
+    /// Runs `executable` with `arguments` and returns its standard output.
+    /// - Throws: `ValidationError` naming the command when it exits with a nonzero status.
+    static func output(_ executable: String, _ arguments: [String]) throws -> Data {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["bench", "ops", "--only", "attention-memory", "--json"]
+        process.arguments = arguments
         let pipe = Pipe()
         process.standardOutput = pipe
         try process.run()
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        guard process.terminationStatus == 0,
-              let memory = try JSONDecoder().decode(BenchReport.self, from: data).attentionMemory else {
-            throw ValidationError("the attention-memory child process failed (status \(process.terminationStatus))")
+        guard process.terminationStatus == 0 else {
+            throw ValidationError("\(executable) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)")
         }
-        return memory
+        return data
     }
 }
 

@@ -64,8 +64,8 @@ extension Bench {
                     prefills.append(first.timeIntervalSince(start))
                     decodeRates.append(Double(batch * (newTokens - 1)) / end.timeIntervalSince(first))
                 }
-                let result = Result(batch: batch, prefillSeconds: prefills.sorted()[prefills.count / 2],
-                                    decodeTokensPerSecond: decodeRates.sorted()[decodeRates.count / 2], runs: decodeRates)
+                let result = Result(batch: batch, prefillSeconds: Timing.median(prefills),
+                                    decodeTokensPerSecond: Timing.median(decodeRates), runs: decodeRates)
                 results.append(result)
                 if !json {
                     print(String(format: "batch %2d: decode %7.1f tokens/s (runs: %@), prefill %.3f s", batch,

@@ -152,7 +152,7 @@ extension Bench {
             var arguments = ["bench", "memory", "--single", method.rawValue, "--preset", preset.rawValue,
                              "--dtype", dtype, "--steps", String(steps)]
             if checkpointing { arguments.append("--checkpointed") }
-            let output = try runProcess(CommandLine.arguments[0], arguments)
+            let output = String(decoding: try ChildProcess.output(ChildProcess.collie, arguments), as: UTF8.self)
             guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("{") }) else {
                 throw ValidationError("bench memory \(method.rawValue): the child printed no result:\n\(output)")
             }
@@ -164,28 +164,14 @@ extension Bench {
             guard FileManager.default.fileExists(atPath: script) else {
                 throw ValidationError("--torch needs \(script) (run from the repository root)")
             }
-            let output = try runProcess("/usr/bin/env", ["python3", script, "--preset", preset.rawValue, "--method", method,
-                                                         "--steps", String(steps)] + (checkpointing ? ["--checkpointing"] : []))
+            let output = String(decoding: try ChildProcess.output("/usr/bin/env", [
+                "python3", script, "--preset", preset.rawValue, "--method", method, "--steps", String(steps),
+            ] + (checkpointing ? ["--checkpointing"] : [])), as: UTF8.self)
             guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("{") }),
                   let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
                 throw ValidationError("\(script) printed no result:\n\(output)")
             }
             return object
-        }
-
-        private func runProcess(_ executable: String, _ arguments: [String]) throws -> String {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = arguments
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            try process.run()
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            guard process.terminationStatus == 0 else {
-                throw ValidationError("\(executable) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)")
-            }
-            return String(decoding: data, as: UTF8.self)
         }
 
         // MARK: - Report

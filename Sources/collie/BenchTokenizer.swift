@@ -103,21 +103,10 @@ struct BenchTokenizer: ParsableCommand {
 
     /// Runs scripts/bench_tokenizer.py with the same settings and reads its JSON.
     private func runReference() -> Report? {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [python, "scripts/bench_tokenizer.py", "--repeats", String(repeats), "--chunk", String(chunk)]
+        let arguments = [python, "scripts/bench_tokenizer.py", "--repeats", String(repeats), "--chunk", String(chunk)]
             + tokenizer.flatMap { ["--tokenizer", $0] } + text.flatMap { ["--text", $0] }
-        let output = Pipe()
-        process.standardOutput = output
         do {
-            try process.run()
-            let data = output.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            guard process.terminationStatus == 0 else {
-                FileHandle.standardError.write(Data("reference skipped: scripts/bench_tokenizer.py failed\n".utf8))
-                return nil
-            }
-            return try JSONDecoder().decode(Report.self, from: data)
+            return try JSONDecoder().decode(Report.self, from: ChildProcess.output("/usr/bin/env", arguments))
         } catch {
             FileHandle.standardError.write(Data("reference skipped: \(error)\n".utf8))
             return nil

@@ -28,6 +28,7 @@ final class LinearDecodingTests: XCTestCase {
                     let reference = withNoGrad { Tensor.linear(padded, weight: widened, bias: bias) }
                         .slice(axis: 0, 0..<rows).contiguous().floats()
                     let got = fast!.floats()
+                    XCTAssertEqual(got.count, reference.count)
                     for (a, b) in zip(got, reference) {
                         XCTAssertEqual(a, b, accuracy: 1e-4 * max(1, abs(b)), "level \(level), \(dtype) \(rows)×\(inFeatures)→\(outFeatures)")
                     }

@@ -14,7 +14,12 @@ final class GreedyParityTests: XCTestCase {
         let greedy_with_penalty: [Int]
     }
 
-    func expected() throws -> [String: Expected] { try Fixtures.json("greedy.json", as: [String: Expected].self) }
+    /// The fixture's cases: one per model variant, all present.
+    func expected() throws -> [String: Expected] {
+        let cases = try Fixtures.json("greedy.json", as: [String: Expected].self)
+        XCTAssertEqual(Set(cases.keys), Set(Fixtures.variants))
+        return cases
+    }
 
     func testGreedyContinuationMatchesTransformers() throws {
         for (name, case_) in try expected() {
@@ -136,8 +141,9 @@ final class GreedyParityTests: XCTestCase {
         let base = Generator(model: try Fixtures.model(expected.base))
         XCTAssertNotEqual(try base.generate(prompts: [expected.prompts[0]], parameters: .init(maxNewTokens: 72))[0].tokens,
                           expected.greedy[0], "the adapter must change the continuation for this test to mean anything")
-        // The virtual tokens count against the context.
+        // The virtual tokens count against the context (which the server's request checks read too).
         let context = model.configuration.maxPositionEmbeddings
+        XCTAssertEqual(generator.contextLength, context - 4)
         XCTAssertThrowsError(try generator.generate(prompts: [[1, 2]], parameters: .init(maxNewTokens: context - 3)))
         XCTAssertNoThrow(try generator.validate([[1, 2]], maxNewTokens: context - 6))
     }

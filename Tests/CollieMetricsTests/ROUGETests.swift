@@ -82,6 +82,7 @@ final class ROUGETests: XCTestCase {
                           "pair \(index), stemming \(stemming)")
             }
             let multi = stemming ? expected.multi_stemmed : expected.multi_plain
+            XCTAssertEqual(multi.count, pairs.count)
             for (index, (pair, row)) in zip(pairs, multi).enumerated() {
                 try check(try rouge.score(targets: pair.references, prediction: pair.hypothesis), row,
                           "multi-reference pair \(index), stemming \(stemming)")

@@ -25,7 +25,7 @@ final class EvaluationTests: XCTestCase {
     ]
 
     /// A generator that answers record i with `answers[i]` (found by the prompt's text).
-    private func scripted(_ answers: [String]) -> TextGenerator {
+    private func scripted(_ answers: [String]) -> ContinuationGenerator {
         let prompts = records.map { SpecialTokens(tokenizer).prefix + tokenizer.encode($0.text, addSpecialTokens: false) }
         return { [tokenizer] _, prompt, _ in
             let index = try XCTUnwrap(prompts.firstIndex(of: prompt), "unexpected prompt")
@@ -143,6 +143,20 @@ final class EvaluationTests: XCTestCase {
         let monitored = recorder.events.compactMap { if case .evaluation(_, let m) = $0 { m } else { nil } }
         XCTAssertEqual(monitored.count, 3)
         XCTAssertNotNil(monitored.first?["heldout/loss"])
+    }
+
+    /// With prompt tuning the logits cover the virtual positions too; the evaluators score the real tokens as the
+    /// trainer's own evaluation does.
+    func testPerplexityEvaluatorScoresAPromptTunedModelAsTheTrainer() throws {
+        let evalData = Fixtures.folder.appendingPathComponent("eval.jsonl").path
+        let config = try Fixtures.config("adamw", output: try temporaryFolder(self), overrides: [
+            "peft_config={peft_type: PROMPT_TUNING, num_virtual_tokens: 3}",
+            "evaluators=[{name: heldout, type: perplexity, data: \(evalData)}]",
+        ])
+        let trainer = try TrainingSetup(config: config).makeTrainer()
+        XCTAssertEqual(trainer.model.promptEmbedding?.virtualTokenCount, 3)
+        let metrics = try trainer.evaluate()
+        XCTAssertEqual(metrics["heldout/perplexity"]!, metrics["perplexity"]!, accuracy: 1e-9)
     }
 
     func testCallbacksMonitorAnEvaluatorsMetric() throws {

@@ -134,7 +134,9 @@ final class PEFTTrainingTests: XCTestCase {
             losses.append(recorder.steps.map(\.loss))
         }
         XCTAssertNotEqual(losses[0], losses[1], "bf16 rounding changes the base weights")
-        for (a, b) in zip(losses[0], losses[1]) { XCTAssertEqual(a, b, accuracy: 0.02) }
+        XCTAssertEqual(losses[0].count, losses[1].count)
+        // bf16 base weights move each loss by at most 5.8e-4 here (measured); the bound leaves rounding room.
+        for (a, b) in zip(losses[0], losses[1]) { XCTAssertEqual(a, b, accuracy: 2e-3) }
     }
 
     /// LOMO updates inside backward: with LoRA it updates the adapter only.

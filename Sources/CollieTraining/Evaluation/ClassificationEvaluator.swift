@@ -22,12 +22,12 @@ public final class ClassificationEvaluator: Evaluator {
     public let style: ClassificationStyle
     /// For `helm`: how much is generated.
     public var settings: GenerationSettings
-    public var generator: TextGenerator
+    public var generator: ContinuationGenerator
     /// The chosen option per record in the last `evaluate(_:)`.
     public private(set) var choices: [Int] = []
 
     public init(name: String, records: [ClassificationRecord], tokenizer: Tokenizer, style: ClassificationStyle,
-                settings: GenerationSettings = .init(maxNewTokens: 8), generator: @escaping TextGenerator = greedyGenerator) throws {
+                settings: GenerationSettings = .init(maxNewTokens: 8), generator: @escaping ContinuationGenerator = greedyGenerator) throws {
         guard !records.isEmpty else { throw EvaluationError("\(name): no records to evaluate") }
         self.name = name
         self.records = records
@@ -44,7 +44,7 @@ public final class ClassificationEvaluator: Evaluator {
         let example = TrainingExample(tokens: context + continuation,
                                       labels: [Int](repeating: Tensor.ignoreIndex, count: context.count) + continuation)
         let batch = Padder(padTokenID: 0).pad([example])
-        let targets = Trainer.shiftedTargets(batch)
+        let targets = Trainer.shiftedTargets(batch, for: model)
         let sum = withNoGrad { Double(Trainer.summedLoss(model, batch, targets: targets).item) }
         return (sum, continuation.count)
     }

@@ -27,13 +27,13 @@ public final class GenerationEvaluator: Evaluator {
     public var metrics: [GenerationMetric]
     /// Prompts longer than this (with the new tokens; or than the model's positions) keep their last tokens.
     public var maxLength: Int
-    public var generator: TextGenerator
+    public var generator: ContinuationGenerator
     /// The pairs of the last `evaluate(_:)`.
     public private(set) var decoded: [DecodedPair] = []
 
     /// - Throws: `EvaluationError` when a record has no target and a metric needs one.
     public init(name: String, records: [GenerationRecord], tokenizer: Tokenizer, settings: GenerationSettings = .init(),
-                metrics: [GenerationMetric], maxLength: Int = 2048, generator: @escaping TextGenerator = greedyGenerator) throws {
+                metrics: [GenerationMetric], maxLength: Int = 2048, generator: @escaping ContinuationGenerator = greedyGenerator) throws {
         guard !records.isEmpty else { throw EvaluationError("\(name): no records to evaluate") }
         if metrics.contains(where: { if case .decode = $0 { false } else { true } }),
            let bare = records.first(where: { $0.targets.isEmpty }) {

@@ -24,7 +24,7 @@ public final class PerplexityEvaluator: Evaluator {
         withNoGrad {
             var perplexity = Perplexity()
             for (_, batch) in loader.batches(epochs: 1) {
-                let targets = Trainer.shiftedTargets(batch)
+                let targets = Trainer.shiftedTargets(batch, for: model)
                 let count = targets.lazy.filter { $0 != Tensor.ignoreIndex }.count
                 perplexity.add(negativeLogLikelihood: Double(Trainer.summedLoss(model, batch, targets: targets).item),
                                tokens: count)

@@ -71,10 +71,9 @@ public final class AdamW: Optimizer {
         let correction2Root = Float((1 - Foundation.pow(beta2, Double(t))).squareRoot())
         let negativeStepSize = Float(-(learningRate / correction1))
         let applyDecay = weightDecay != 0
-        let g = gradient.pointer(as: Float.self)
         let pm = m.pointer(as: Float.self), pv = v.pointer(as: Float.self)
         // bf16/f16 parameters are updated in float32 and rounded back.
-        p.updateAsFloat32 { w, n in Parallel.forEach(n, minimumChunk: 1 << 14) { range in
+        updateElementwise(p, gradient: gradient) { w, g, range in
             for i in range {
                 if applyDecay { w[i] *= decay }
                 // exp_avg.lerp_(grad, 1 − β1), as torch's vectorized lerp: one fused multiply-add
@@ -89,7 +88,7 @@ public final class AdamW: Optimizer {
                 let denominator = pv[i].squareRoot() / correction2Root + eps
                 w[i] += negativeStepSize * pm[i] / denominator
             }
-        } }
+        }
     }
 
     // MARK: - State

@@ -48,7 +48,6 @@ public final class SGD: Optimizer {
         let applyDecay = weightDecay != 0, useMomentum = momentum != 0, nesterov = nesterov
         for (index, p) in parameters.enumerated() {
             guard let gradient = float32Gradient(of: p, optimizer: "SGD") else { continue }
-            let g = gradient.pointer(as: Float.self)
             var buffer: UnsafeMutablePointer<Float>? = nil
             var isFirst = false
             if useMomentum {
@@ -58,7 +57,7 @@ public final class SGD: Optimizer {
                 }
                 buffer = momentumBuffers[index]!.pointer(as: Float.self)
             }
-            p.updateAsFloat32 { w, n in Parallel.forEach(n, minimumChunk: 1 << 14) { range in
+            updateElementwise(p, gradient: gradient) { w, g, range in
                 for i in range {
                     var d = g[i]
                     if applyDecay { d = d.addingProduct(decay, w[i]) }
@@ -68,7 +67,7 @@ public final class SGD: Optimizer {
                     }
                     w[i] = w[i].addingProduct(negativeLearningRate, d)
                 }
-            } }
+            }
         }
     }
 

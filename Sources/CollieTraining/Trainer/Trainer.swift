@@ -106,9 +106,6 @@ public final class Trainer {
             frozenBuffer = ParameterBuffer(model.parameters, dtype: config.dtype.dtype)
             parameterBuffer = ParameterBuffer(trained, dtype: .float32)
         }
-        // The storages the parameters had before moving into the flat buffer are cached by the storage pool, but
-        // no later tensor has their sizes: return them (and, under ZeRO-3, the flat buffer itself, below).
-        StoragePool.shared.releaseCachedMemory()
         if communicator.size > 1 || config.zeroStage > 0, parameterBuffer.dtype != .float32 {
             throw TrainerError("dtype: data parallelism and ZeRO reduce float32 parameters; use dtype: float32")
         }
@@ -131,6 +128,8 @@ public final class Trainer {
             // LOMO/AdaLomo are chosen to save memory: keep few freed blocks around (peak RSS ≈ the engine's peak).
             StoragePool.shared.limitForMemorySaving()
         }
+        // The storages the parameters had before moving into the flat buffer (and, under ZeRO-3, the flat buffer
+        // itself) are cached by the storage pool, but no later tensor has their sizes: return them.
         StoragePool.shared.releaseCachedMemory()
 
         var state = TrainerState()
@@ -207,7 +206,7 @@ public final class Trainer {
     private func update(_ group: [PaddedBatch], epoch: Int, nextPosition: DataPosition) throws {
         let start = DispatchTime.now().uptimeNanoseconds
         for callback in callbacks { try callback.onBatchBegin(self) }
-        let targets = group.map { Self.shiftedTargets($0, prompt: model.promptEmbedding) }
+        let targets = group.map { Self.shiftedTargets($0, for: model) }
         let predicted = targets.reduce(0) { total, row in total + row.lazy.filter { $0 != Tensor.ignoreIndex }.count }
         let learningRate = schedule.currentLearningRate
         optimizer.learningRate = learningRate
@@ -248,7 +247,7 @@ public final class Trainer {
             reseedAdapterDropout(microBatch: 0)
             // This rank's rows; the data-parallel group's hooks sum each gradient over the ranks first.
             let (batch, weight) = dataParallel.localRows(of: group[0])
-            let summed = Self.summedLoss(model, batch, targets: Self.shiftedTargets(batch, prompt: model.promptEmbedding))
+            let summed = Self.summedLoss(model, batch, targets: Self.shiftedTargets(batch, for: model))
             let loss = weight == 0 ? summed * 0.0 : summed / Double(max(predicted, 1))
             let scaled = fused.lossScale == 1 ? loss : loss * fused.lossScale
             var proceed = true
@@ -267,7 +266,7 @@ public final class Trainer {
             // This rank's rows; the loss is divided by the whole global group's token count.
             dataParallel.beginBackward(last: index == group.count - 1)
             let (batch, weight) = dataParallel.localRows(of: globalBatch)
-            let summed = Self.summedLoss(model, batch, targets: Self.shiftedTargets(batch, prompt: model.promptEmbedding))
+            let summed = Self.summedLoss(model, batch, targets: Self.shiftedTargets(batch, for: model))
             let microLoss = weight == 0 ? summed * 0.0 : summed / Double(max(predicted, 1))
             microLoss.backward()
             loss += microLoss.item
@@ -333,11 +332,12 @@ public final class Trainer {
 
     // MARK: - Loss and evaluation
 
-    /// Next-token targets of a batch: `labels` shifted left by one, −100 at each row's end (Hugging Face's shift).
-    /// With prompt tuning the labels are first prefixed with the virtual tokens' −100s, as PEFT does.
-    static func shiftedTargets(_ batch: PaddedBatch, prompt: PromptEmbedding? = nil) -> [Int] {
+    /// Next-token targets of a batch for `model`'s logits: `labels` shifted left by one, −100 at each row's end
+    /// (Hugging Face's shift). With prompt tuning the labels are first prefixed with the virtual tokens' −100s, as
+    /// PEFT does, since the logits then cover the virtual positions too.
+    static func shiftedTargets(_ batch: PaddedBatch, for model: LlamaForCausalLM) -> [Int] {
         let b = batch.batchSize
-        let labels = prompt?.prefixedLabels(batch.labels, batchSize: b) ?? batch.labels
+        let labels = model.promptEmbedding?.prefixedLabels(batch.labels, batchSize: b) ?? batch.labels
         let t = labels.count / max(b, 1)
         var shifted = [Int](repeating: Tensor.ignoreIndex, count: b * t)
         for row in 0..<b where t > 1 {
@@ -347,13 +347,13 @@ public final class Trainer {
     }
 
     /// The summed next-token NLL of `batch` (a 0-d tensor on the tape), with the padding mask and positions.
-    /// With prompt tuning the logits include the virtual positions (`targets` from `shiftedTargets(_:prompt:)`).
+    /// With prompt tuning the logits include the virtual positions (`targets` from `shiftedTargets(_:for:)`).
     static func summedLoss(_ model: LlamaForCausalLM, _ batch: PaddedBatch, targets: [Int]) -> Tensor {
         .crossEntropy(logits: logits(model, batch).reshaped([targets.count, model.configuration.vocabularySize]),
                       targets: Tensor(ints: targets, shape: [targets.count]), reduction: .sum)
     }
 
-    /// The logits `shiftedTargets(_:prompt:)` are for: [B, T, V], or with prompt tuning [B, n + T, V] (the
+    /// The logits `shiftedTargets(_:for:)` are for: [B, T, V], or with prompt tuning [B, n + T, V] (the
     /// virtual positions first), with the batch's padding mask and positions.
     static func logits(_ model: LlamaForCausalLM, _ batch: PaddedBatch) -> Tensor {
         let mask = batch.hasPadding ? batch.attentionMaskTensor : nil
@@ -370,7 +370,7 @@ public final class Trainer {
         withNoGrad {
             var sum = 0.0, count = 0
             for (position, batch) in loader.batches(epochs: 1) where position.batchIndex % ranks == rank {
-                let targets = shiftedTargets(batch, prompt: model.promptEmbedding)
+                let targets = shiftedTargets(batch, for: model)
                 count += targets.lazy.filter { $0 != Tensor.ignoreIndex }.count
                 sum += Double(summedLoss(model, batch, targets: targets).item)
             }

@@ -26,10 +26,10 @@ public struct GenerationSettings: Codable, Equatable, Sendable {
 
 /// Produces the continuation of a prompt (token ids in, new token ids out, a stop token included when reached).
 /// Evaluators take one so that any decoding strategy can be plugged in; `greedy` is the default.
-public typealias TextGenerator = (_ model: LlamaForCausalLM, _ prompt: [Int], _ settings: GenerationSettings) throws -> [Int]
+public typealias ContinuationGenerator = (_ model: LlamaForCausalLM, _ prompt: [Int], _ settings: GenerationSettings) throws -> [Int]
 
 /// Greedy decoding with the KV cache (`LlamaForCausalLM.greedyContinuation`).
-public let greedyGenerator: TextGenerator = { model, prompt, settings in
+public let greedyGenerator: ContinuationGenerator = { model, prompt, settings in
     model.greedyContinuation(of: prompt, maxNewTokens: settings.maxNewTokens,
                              stopTokens: settings.stopTokenIDs.map(Set.init))
 }

@@ -46,7 +46,7 @@ let package = Package(
         .target(name: "CollieIO", dependencies: ["CollieEngine"], swiftSettings: optimizedSwift),
 
         // Modules keyed by Hugging Face names and the models built from them.
-        .target(name: "CollieModels", dependencies: ["CollieEngine", "CollieIO"], swiftSettings: optimizedSwift),
+        .target(name: "CollieModels", dependencies: ["CollieEngine", "CollieIO", "CollieTokenizers"], swiftSettings: optimizedSwift),
 
         // Optimizers, schedules, the typed config (YAML/JSON), datasets, batching and the training loop.
         .target(name: "CollieTraining",
@@ -66,6 +66,13 @@ let package = Package(
         .target(name: "CollieGeneration", dependencies: ["CollieEngine", "CollieModels", "CollieTokenizers"],
                 swiftSettings: optimizedSwift),
 
+        // Evaluators (perplexity, generation, classification) and their metrics, above training and generation:
+        // the trainer runs them through its `Evaluator` protocol; they decode with `Generator`.
+        .target(name: "CollieEvaluation",
+                dependencies: ["CollieTraining", "CollieGeneration", "CollieModels", "CollieTokenizers", "CollieMetrics",
+                               "CollieEngine"],
+                swiftSettings: optimizedSwift),
+
         // The OpenAI-compatible HTTP server and its chat page, on Hummingbird.
         .target(name: "CollieServer",
                 dependencies: ["CollieGeneration", "CollieModels", "CollieTokenizers",
@@ -78,7 +85,7 @@ let package = Package(
 
         // The umbrella library users import.
         .target(name: "Collie", dependencies: ["CollieEngine", "CollieIO", "CollieModels", "CollieTraining",
-                                               "CollieTokenizers", "CollieMetrics", "CollieGeneration"]),
+                                               "CollieTokenizers", "CollieMetrics", "CollieGeneration", "CollieEvaluation"]),
 
         // The command-line tool.
         .executableTarget(
@@ -89,16 +96,16 @@ let package = Package(
         .testTarget(name: "CollieEngineTests", dependencies: ["CollieEngine"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CollieIOTests", dependencies: ["CollieIO"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "CollieModelsTests", dependencies: ["CollieModels", "CollieTraining"],
+        .testTarget(name: "CollieModelsTests", dependencies: ["CollieModels", "CollieTraining", "CollieEvaluation"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CollieTokenizersTests", dependencies: ["CollieTokenizers"], exclude: ["Fixtures"]),
         .testTarget(name: "CollieOptimizerTests", dependencies: ["CollieTraining", "CollieModels", "CollieEngine", "CollieIO"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "CollieTrainingTests", dependencies: ["CollieTraining", "CollieTokenizers"],
+        .testTarget(name: "CollieTrainingTests", dependencies: ["CollieTraining", "CollieModels", "CollieTokenizers"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CollieMetricsTests", dependencies: ["CollieMetrics"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CollieTrainerTests",
-                    dependencies: ["CollieTraining", "CollieModels", "CollieIO", "CollieEngine", "CollieTokenizers"],
+                    dependencies: ["CollieTraining", "CollieEvaluation", "CollieModels", "CollieIO", "CollieEngine", "CollieTokenizers"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CollieGenerationTests",
                     dependencies: ["CollieGeneration", "CollieModels", "CollieTokenizers", "CollieEngine"],

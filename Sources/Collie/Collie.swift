@@ -5,6 +5,7 @@
 @_exported import CollieTokenizers
 @_exported import CollieMetrics
 @_exported import CollieGeneration
+@_exported import CollieEvaluation
 
 /// Collie's release version.
 public enum Collie {

@@ -24,9 +24,9 @@ public final class TextGenerator {
     /// optionally a PEFT adapter folder (LoRA or prompt tuning).
     public static func load(from folder: URL, chatTemplate templateFile: URL? = nil, adapter: URL? = nil) throws
         -> TextGenerator {
-        let model = try LlamaForCausalLM.load(from: folder)
-        if let adapter { try model.loadAdapter(from: adapter) }
-        let tokenizer = try Tokenizer(contentsOf: folder)
+        let loaded = try PretrainedModel(model: .folder(folder), tokenizer: folder, adapter: adapter.map(PretrainedModel.Adapter.folder))
+        let (model, tokenizer) = (loaded.model, loaded.tokenizer)
+        // Text can become any of the tokenizer's ids; a training set's ids are checked one by one instead.
         guard tokenizer.vocabularySize <= model.configuration.vocabularySize else {
             throw GenerationError.invalidPrompt(
                 "\(folder.path): the tokenizer has \(tokenizer.vocabularySize) ids but the model only \(model.configuration.vocabularySize)")

@@ -40,8 +40,8 @@ public final class KVCache {
     }
 
     /// A cache for `batchSize` rows of up to `tokens` prompt and generated tokens each, plus the slots
-    /// `model`'s prompt-tuning virtual tokens take (see `LlamaForCausalLM.nextTokenLogits`).
-    public convenience init(model: LlamaForCausalLM, batchSize: Int, tokens: Int) {
+    /// `model`'s prompt-tuning virtual tokens take (see `CausalLanguageModel.nextTokenLogits`).
+    public convenience init(model: some CausalLanguageModel, batchSize: Int, tokens: Int) {
         self.init(configuration: model.configuration, batchSize: batchSize,
                   capacity: tokens + (model.promptEmbedding?.virtualTokenCount ?? 0))
     }

@@ -2,40 +2,14 @@ import CollieEngine
 import CollieIO
 import Foundation
 
-/// Adding, merging, saving and loading PEFT adapters (LoRA, prompt tuning) on a LLaMA-family model.
+/// Adding, merging, saving and loading PEFT adapters (LoRA, prompt tuning) on any `CausalLanguageModel`.
 ///
 /// An adapter's parameters are keyed as PEFT saves them (`base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`,
 /// `prompt_embeddings`); `namedParameters` stays the base model's, so `save(to:)` still writes the base model.
-extension LlamaForCausalLM {
+extension CausalLanguageModel {
     /// File names of a PEFT adapter folder.
-    public static let adapterConfigurationFileName = "adapter_config.json"
-    public static let adapterWeightsFileName = "adapter_model.safetensors"
-
-    /// Every linear layer with its module path (`model.layers.0.self_attn.q_proj`, …, `lm_head`).
-    public var namedLinearLayers: [(path: String, layer: Linear)] {
-        var result: [(String, Linear)] = []
-        for (i, layer) in layers.enumerated() {
-            let a = layer.selfAttention, m = layer.mlp
-            for (name, linear) in [("self_attn.q_proj", a.qProj), ("self_attn.k_proj", a.kProj), ("self_attn.v_proj", a.vProj),
-                                   ("self_attn.o_proj", a.oProj), ("mlp.gate_proj", m.gateProj), ("mlp.up_proj", m.upProj),
-                                   ("mlp.down_proj", m.downProj)] {
-                result.append(("model.layers.\(i).\(name)", linear))
-            }
-        }
-        if let lmHead { result.append(("lm_head", lmHead)) }
-        return result
-    }
-
-    /// The paths of the modules that are not linear layers, as PEFT sees transformers' model.
-    var otherModulePaths: [String] {
-        var paths = ["model", "model.embed_tokens", "model.layers", "model.norm", "model.rotary_emb"]
-        for i in layers.indices {
-            paths += ["model.layers.\(i)", "model.layers.\(i).self_attn", "model.layers.\(i).mlp",
-                      "model.layers.\(i).mlp.act_fn", "model.layers.\(i).input_layernorm",
-                      "model.layers.\(i).post_attention_layernorm"]
-        }
-        return paths
-    }
+    public static var adapterConfigurationFileName: String { "adapter_config.json" }
+    public static var adapterWeightsFileName: String { "adapter_model.safetensors" }
 
     /// The LoRA adapters with the paths of their layers.
     public var loraAdapters: [(path: String, adapter: LoRAAdapter)] {

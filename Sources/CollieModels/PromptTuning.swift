@@ -28,7 +28,7 @@ public final class PromptEmbedding {
     }
 
     /// Logits [B, n + T, V] for ids [B, T], virtual positions first (what PEFT's forward returns).
-    public func logits(_ model: LlamaForCausalLM, _ ids: Tensor, positions: Tensor? = nil,
+    public func logits(_ model: some CausalLanguageModel, _ ids: Tensor, positions: Tensor? = nil,
                        keyPaddingMask: Tensor? = nil) -> Tensor {
         let (b, t, n) = (ids.shape[0], ids.shape[1], virtualTokenCount)
         let inputs = prepended(to: model.embedTokens(ids))
@@ -52,7 +52,7 @@ public final class PromptEmbedding {
     }
 
     /// The logits of the real tokens [B, T, V]: what generation, scoring and evaluation read.
-    public func realTokenLogits(_ model: LlamaForCausalLM, _ ids: Tensor, positions: Tensor? = nil,
+    public func realTokenLogits(_ model: some CausalLanguageModel, _ ids: Tensor, positions: Tensor? = nil,
                                 keyPaddingMask: Tensor? = nil) -> Tensor {
         let n = virtualTokenCount
         return logits(model, ids, positions: positions, keyPaddingMask: keyPaddingMask)

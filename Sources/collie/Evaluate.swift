@@ -20,6 +20,9 @@ struct Evaluate: ParsableCommand {
     @Option(name: .customLong("set"), help: "Override a config key, e.g. --set model=/path/to/hf-llama (repeatable).")
     var overrides: [String] = []
 
+    @Option(help: "A PEFT adapter folder (LoRA or prompt tuning) to evaluate with, instead of a new peft_config adapter.")
+    var adapter: String?
+
     func run() throws {
         do {
             try evaluate()
@@ -32,7 +35,7 @@ struct Evaluate: ParsableCommand {
     private func evaluate() throws {
         let started = Date()
         let settings = try CollieConfig.load(from: URL(fileURLWithPath: config), overrides: overrides)
-        let setup = try EvaluationSetup(config: settings, source: config)
+        let setup = try EvaluationSetup(config: settings, source: config, adapter: adapter.map { URL(fileURLWithPath: $0) })
         let output = URL(fileURLWithPath: settings.outputDir)
         try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
         let monitor = MonitorGroup()

@@ -19,8 +19,8 @@ struct Score: ParsableCommand {
     @Option(help: "A PEFT adapter folder (LoRA or prompt tuning) to apply to the model.") var adapter: String?
 
     func run() throws {
-        let lm = try LlamaForCausalLM.load(from: URL(fileURLWithPath: model))
-        if let adapter { try lm.loadAdapter(from: URL(fileURLWithPath: adapter)) }
+        let lm = try PretrainedModel.model(.folder(URL(fileURLWithPath: model)),
+                                           adapter: adapter.map { .folder(URL(fileURLWithPath: $0)) })
         let records = try TokenRecords.read(data, vocabularySize: lm.configuration.vocabularySize)
         var lines: [String] = []
         var totalNLL = 0.0, totalCount = 0
@@ -58,9 +58,9 @@ struct Convert: ParsableCommand {
 
     func run() throws {
         let limit = try ByteSize.parse(maxShardSize)
-        let lm = try LlamaForCausalLM.load(from: URL(fileURLWithPath: model))
+        let lm = try PretrainedModel.model(.folder(URL(fileURLWithPath: model)),
+                                           adapter: adapter.map { .folder(URL(fileURLWithPath: $0)) })
         if let adapter {
-            try lm.loadAdapter(from: URL(fileURLWithPath: adapter))
             guard case .lora = lm.peftConfiguration else {
                 throw ValidationError("--adapter: \(adapter) is a prompt-tuning adapter; only LoRA merges into weights")
             }

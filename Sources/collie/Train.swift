@@ -68,7 +68,7 @@ struct Train: ParsableCommand {
                 """)
         }
         let setup = try TrainingSetup(config: settings, source: config)
-        let trainer = try setup.makeTrainer(communicator: communicator)
+        let trainer = try setup.makeTrainer(source: config, communicator: communicator)
         let output = trainer.outputDirectory
 
         // Decide what happens to output_dir before writing anything to it.
@@ -150,7 +150,7 @@ struct Train: ParsableCommand {
         say("saved \(saved) in \(Self.duration(Date().timeIntervalSince(started)))")
         if let prompt = settings.samplePrompt {
             let ids = setup.promptIDs(for: prompt)
-            let answer = trainer.model.greedyContinuation(of: ids, maxNewTokens: settings.sampleMaxNewTokens)
+            let answer = try greedyGenerator(trainer.model, ids, GenerationSettings(maxNewTokens: settings.sampleMaxNewTokens))
             let text = try setup.tokenizer.decode(answer, skipSpecialTokens: true)
                 .trimmingCharacters(in: .whitespacesAndNewlines)
             let shown = text.isEmpty ? "(only whitespace)" : text.replacingOccurrences(of: "\n", with: "\n          ")

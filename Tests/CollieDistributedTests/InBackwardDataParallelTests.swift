@@ -54,9 +54,9 @@ final class InBackwardDataParallelRankTests: XCTestCase {
         group.attachAfterInBackwardOptimizer()
         var losses: [Double] = []
         for global in batches {
-            let predicted = Trainer.shiftedTargets(global, for: model).filter { $0 != Tensor.ignoreIndex }.count
+            let predicted = NextTokenLoss.predictedCount(global.nextTokenTargets(for: model))
             let (rows, weight) = group.localRows(of: global)
-            let loss = Trainer.summedLoss(model, rows, targets: Trainer.shiftedTargets(rows, for: model)) * (weight / Double(predicted))
+            let loss = rows.summedNegativeLogLikelihood(of: model, targets: rows.nextTokenTargets(for: model)) * (weight / Double(predicted))
             if optimizer.clipGradNorm != nil {
                 XCTAssertTrue(optimizer.gatherGradientNorms { loss.backward(retainGraph: true) })
             }

@@ -21,9 +21,9 @@ final class ZeroStageThreeTests: XCTestCase {
         let optimizer = AdamW(parameters: group.optimizerParameters, learningRate: 1e-2, epsilon: 1e-6)
         var losses: [Float] = []
         for global in InBackwardDataParallelRankTests.batches() {
-            let predicted = Trainer.shiftedTargets(global, for: model).filter { $0 != Tensor.ignoreIndex }.count
+            let predicted = NextTokenLoss.predictedCount(global.nextTokenTargets(for: model))
             group.beginBackward(last: true)
-            let loss = Trainer.summedLoss(model, global, targets: Trainer.shiftedTargets(global, for: model)) / Double(predicted)
+            let loss = global.summedNegativeLogLikelihood(of: model, targets: global.nextTokenTargets(for: model)) / Double(predicted)
             loss.backward()
             group.endBackward()
             losses.append(loss.item)

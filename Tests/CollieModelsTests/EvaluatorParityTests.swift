@@ -1,6 +1,7 @@
 import CollieEngine
 import CollieModels
 import CollieTraining
+import CollieEvaluation
 import Foundation
 import XCTest
 

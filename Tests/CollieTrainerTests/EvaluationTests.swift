@@ -3,6 +3,7 @@ import CollieMetrics
 import CollieModels
 import CollieTokenizers
 @testable import CollieTraining
+@testable import CollieEvaluation
 import Foundation
 import XCTest
 
@@ -57,29 +58,32 @@ final class EvaluationTests: XCTestCase {
         XCTAssertEqual(try evaluator.prefixedMetrics(model)["wmt/bleu"], bleu)
     }
 
-    /// Passes every unit through unchanged; its presence makes `greedyContinuation` recompute the whole sequence.
-    private final class PassThroughUnits: ParameterUnitHooks {
-        func unitWillRun(_ unit: Int, input: Tensor) -> Tensor { input }
-        func unitDidRun(_ unit: Int, output: Tensor) -> Tensor { output }
+    /// Greedy decoding by recomputing the whole sequence for every new token (no KV cache).
+    private func recomputedGreedy(_ model: LlamaForCausalLM, _ prompt: [Int], count: Int) -> [Int] {
+        var tokens = prompt
+        withNoGrad {
+            for _ in 0..<count {
+                let logits = model(Tensor(ints: tokens, shape: [1, tokens.count]))
+                tokens.append(logits.slice(axis: 1, (tokens.count - 1)..<tokens.count).argmax(axis: -1).ints()[0])
+            }
+        }
+        return Array(tokens.dropFirst(prompt.count))
     }
 
-    func testGreedyContinuationWithTheKVCacheEqualsRecomputingTheSequence() {
+    func testGreedyGeneratorWithTheKVCacheEqualsRecomputingTheSequence() throws {
         let model = LlamaForCausalLM(
             LlamaConfiguration(hiddenSize: 32, intermediateSize: 64, hiddenLayers: 2, attentionHeads: 4, keyValueHeads: 2,
                                vocabularySize: 300, maxPositionEmbeddings: 128, initializerRange: 0.5, eosTokenIds: [2]), seed: 4)
         let prompt = [1, 17, 250, 9, 33]
-        let cached = model.greedyContinuation(of: prompt, maxNewTokens: 60, stopTokens: [])
-        let hooks = PassThroughUnits()
-        model.parameterUnitHooks = hooks
-        let recomputed = model.greedyContinuation(of: prompt, maxNewTokens: 60, stopTokens: [])
-        model.parameterUnitHooks = nil
+        let cached = try greedyGenerator(model, prompt, GenerationSettings(maxNewTokens: 60, stopTokenIDs: []))
         XCTAssertEqual(cached.count, 60)
-        XCTAssertEqual(cached, recomputed)
+        XCTAssertEqual(cached, recomputedGreedy(model, prompt, count: 60))
         XCTAssertGreaterThan(Set(cached).count, 5, "a continuation that varies, so the comparison means something")
-        // A stop token ends the continuation and is kept, on both paths.
+        // A stop token ends the continuation and is kept.
         let stop = cached[10]
         let first = cached.firstIndex(of: stop)!
-        XCTAssertEqual(model.greedyContinuation(of: prompt, maxNewTokens: 60, stopTokens: [stop]), Array(cached[...first]))
+        XCTAssertEqual(try greedyGenerator(model, prompt, GenerationSettings(maxNewTokens: 60, stopTokenIDs: [stop])),
+                       Array(cached[...first]))
     }
 
     func testGenerationEvaluatorNeedsTargetsToScore() {

@@ -1,3 +1,4 @@
+import CollieModels
 import CollieTraining
 import Foundation
 import XCTest

@@ -1,3 +1,4 @@
+import CollieModels
 import Foundation
 import Yams
 

@@ -169,12 +169,13 @@ private func mixed(_ record: TrainingRecord, _ first: TrainingRecord) -> Dataset
 
 /// What a tokenizer adds around a text when it adds special tokens, found as CoLLiE does: by comparing the
 /// encoding of a short text with and without them.
-struct SpecialTokens {
-    let prefix: [Int]
-    let suffix: [Int]
-    let eos: Int?
+public struct SpecialTokens {
+    /// What comes before the text (BOS), and after it.
+    public let prefix: [Int]
+    public let suffix: [Int]
+    public let eos: Int?
 
-    init(_ tokenizer: Tokenizer) {
+    public init(_ tokenizer: Tokenizer) {
         let with = tokenizer.encode("a", addSpecialTokens: true)
         let without = tokenizer.encode("a", addSpecialTokens: false)
         var found: Int?
@@ -198,5 +199,17 @@ struct SpecialTokens {
     var suffixEndingWithEOS: [Int] {
         guard let eos, suffix.last != eos else { return suffix }
         return suffix + [eos]
+    }
+}
+
+extension TrainingDataset {
+    /// A dataset of already tokenized examples (labels −100 where nothing is predicted).
+    /// - Throws: `DatasetError` when `examples` is empty.
+    public init(examples: [TrainingExample], format: RecordFormat = .tokens) throws {
+        guard !examples.isEmpty else { throw DatasetError(nil, "the dataset has no examples") }
+        self.examples = examples
+        self.format = format
+        truncatedCount = 0
+        skippedCount = 0
     }
 }

@@ -206,7 +206,7 @@ public final class Trainer {
     private func update(_ group: [PaddedBatch], epoch: Int, nextPosition: DataPosition) throws {
         let start = DispatchTime.now().uptimeNanoseconds
         for callback in callbacks { try callback.onBatchBegin(self) }
-        let targets = group.map { Self.shiftedTargets($0, for: model) }
+        let targets = group.map { $0.nextTokenTargets(for: model) }
         let predicted = targets.reduce(0) { total, row in total + row.lazy.filter { $0 != Tensor.ignoreIndex }.count }
         let learningRate = schedule.currentLearningRate
         optimizer.learningRate = learningRate
@@ -247,7 +247,7 @@ public final class Trainer {
             reseedAdapterDropout(microBatch: 0)
             // This rank's rows; the data-parallel group's hooks sum each gradient over the ranks first.
             let (batch, weight) = dataParallel.localRows(of: group[0])
-            let summed = Self.summedLoss(model, batch, targets: Self.shiftedTargets(batch, for: model))
+            let summed = batch.summedNegativeLogLikelihood(of: model, targets: batch.nextTokenTargets(for: model))
             let loss = weight == 0 ? summed * 0.0 : summed / Double(max(predicted, 1))
             let scaled = fused.lossScale == 1 ? loss : loss * fused.lossScale
             var proceed = true
@@ -266,7 +266,7 @@ public final class Trainer {
             // This rank's rows; the loss is divided by the whole global group's token count.
             dataParallel.beginBackward(last: index == group.count - 1)
             let (batch, weight) = dataParallel.localRows(of: globalBatch)
-            let summed = Self.summedLoss(model, batch, targets: Self.shiftedTargets(batch, for: model))
+            let summed = batch.summedNegativeLogLikelihood(of: model, targets: batch.nextTokenTargets(for: model))
             let microLoss = weight == 0 ? summed * 0.0 : summed / Double(max(predicted, 1))
             microLoss.backward()
             loss += microLoss.item
@@ -297,7 +297,7 @@ public final class Trainer {
         let vocabulary = model.configuration.vocabularySize
         for (batch, target) in zip(group, targets) {
             let rows = target.count
-            let logits = Self.logits(model, batch).reshaped([rows, vocabulary])
+            let logits = batch.trainingLogits(of: model).reshaped([rows, vocabulary])
             let probabilities = withNoGrad { logits.detach().softmax().floats() }
             var sampled = [Int](repeating: Tensor.ignoreIndex, count: rows)
             for row in 0..<rows where target[row] != Tensor.ignoreIndex {
@@ -332,52 +332,6 @@ public final class Trainer {
 
     // MARK: - Loss and evaluation
 
-    /// Next-token targets of a batch for `model`'s logits: `labels` shifted left by one, −100 at each row's end
-    /// (Hugging Face's shift). With prompt tuning the labels are first prefixed with the virtual tokens' −100s, as
-    /// PEFT does, since the logits then cover the virtual positions too.
-    static func shiftedTargets(_ batch: PaddedBatch, for model: LlamaForCausalLM) -> [Int] {
-        let b = batch.batchSize
-        let labels = model.promptEmbedding?.prefixedLabels(batch.labels, batchSize: b) ?? batch.labels
-        let t = labels.count / max(b, 1)
-        var shifted = [Int](repeating: Tensor.ignoreIndex, count: b * t)
-        for row in 0..<b where t > 1 {
-            for i in 0..<(t - 1) { shifted[row * t + i] = labels[row * t + i + 1] }
-        }
-        return shifted
-    }
-
-    /// The summed next-token NLL of `batch` (a 0-d tensor on the tape), with the padding mask and positions.
-    /// With prompt tuning the logits include the virtual positions (`targets` from `shiftedTargets(_:for:)`).
-    static func summedLoss(_ model: LlamaForCausalLM, _ batch: PaddedBatch, targets: [Int]) -> Tensor {
-        .crossEntropy(logits: logits(model, batch).reshaped([targets.count, model.configuration.vocabularySize]),
-                      targets: Tensor(ints: targets, shape: [targets.count]), reduction: .sum)
-    }
-
-    /// The logits `shiftedTargets(_:for:)` are for: [B, T, V], or with prompt tuning [B, n + T, V] (the
-    /// virtual positions first), with the batch's padding mask and positions.
-    static func logits(_ model: LlamaForCausalLM, _ batch: PaddedBatch) -> Tensor {
-        let mask = batch.hasPadding ? batch.attentionMaskTensor : nil
-        return model.promptEmbedding.map { $0.logits(model, batch.tokenTensor, positions: batch.positionTensor,
-                                                     keyPaddingMask: mask) }
-            ?? model(batch.tokenTensor, positions: batch.positionTensor, keyPaddingMask: mask)
-    }
-
-    /// The summed NLL of every predicted token in `loader`'s batches (one pass, in order) and how many tokens
-    /// that is: perplexity is exp(sum / count).
-    /// With `rank` and `ranks`, only every `ranks`-th batch from `rank` on (one rank's share of an evaluation).
-    public static func negativeLogLikelihood(of model: LlamaForCausalLM, on loader: DataLoader, rank: Int = 0,
-                                             ranks: Int = 1) -> (sum: Double, count: Int) {
-        withNoGrad {
-            var sum = 0.0, count = 0
-            for (position, batch) in loader.batches(epochs: 1) where position.batchIndex % ranks == rank {
-                let targets = shiftedTargets(batch, for: model)
-                count += targets.lazy.filter { $0 != Tensor.ignoreIndex }.count
-                sum += Double(summedLoss(model, batch, targets: targets).item)
-            }
-            return (sum, count)
-        }
-    }
-
     /// True when there is evaluation data or an evaluator.
     public var canEvaluate: Bool { evaluationLoader != nil || !evaluators.isEmpty }
 
@@ -397,9 +351,8 @@ public final class Trainer {
         if let evaluationLoader {
             // Each rank takes every n-th batch; the sums are added over the ranks.
             let communicator = dataParallel.communicator
-            let share = Self.negativeLogLikelihood(of: model, on: evaluationLoader, rank: communicator.rank,
-                                                   ranks: communicator.size)
-            let totals = dataParallel.sum([share.sum, Double(share.count)])
+            let share = evaluationLoader.negativeLogLikelihood(of: model, rank: communicator.rank, ranks: communicator.size)
+            let totals = dataParallel.sum([share.negativeLogLikelihood, Double(share.tokenCount)])
             let mean = totals[0] / Double(max(Int(totals[1]), 1))
             metrics = ["loss": mean, "perplexity": Foundation.exp(mean)]
         }

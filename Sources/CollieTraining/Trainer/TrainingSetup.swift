@@ -26,14 +26,8 @@ public struct TrainingSetup {
             TrainerError("\(origin)\(key): \(error)")
         }
 
-        guard let tokenizerPath = config.tokenizerPath else {
-            throw TrainerError("\(origin)tokenizer: required with a model preset")
-        }
-        let tokenizerURL = URL(fileURLWithPath: tokenizerPath)
-        do { tokenizer = try Tokenizer(contentsOf: tokenizerURL) } catch { throw failure("tokenizer", error) }
-        var isDirectory: ObjCBool = false
-        _ = FileManager.default.fileExists(atPath: tokenizerURL.path, isDirectory: &isDirectory)
-        tokenizerFolder = isDirectory.boolValue ? tokenizerURL : nil
+        // The tokenizer and the data first: a typo there should not wait for a large model to load.
+        (tokenizer, tokenizerFolder) = try PretrainedModel.tokenizer(config: config, source: source)
 
         guard let trainPath = config.trainData else { throw TrainerError("\(origin)train_data: no training data given") }
         do {
@@ -64,37 +58,19 @@ public struct TrainingSetup {
         } catch {
             throw failure("train_data", error)
         }
-
-        switch config.model {
-        case .preset(let preset):
-            let configuration = preset.configuration(for: tokenizer, maxPositionEmbeddings: max(2048, config.maxLength),
-                                                     initializerRange: config.initMethod.std)
-            model = LlamaForCausalLM(configuration, seed: UInt64(bitPattern: Int64(config.seed)))
-        case .folder(let path):
-            do { model = try LlamaForCausalLM.load(from: URL(fileURLWithPath: path)) } catch { throw failure("model", error) }
-        }
-        if let peft = config.peftConfig {
-            var promptTokens: [Int]?
-            if case .promptTuning(let prompt) = peft, prompt.initialization == .text, let text = prompt.initializationText {
-                promptTokens = tokenizer.encode(text)   // with special tokens, as PEFT tokenizes it
-            }
-            do {
-                try model.addAdapter(peft, seed: UInt64(bitPattern: Int64(config.seed)), promptTokenIDs: promptTokens)
-            } catch { throw failure("peft_config", error) }
-        }
+        model = try PretrainedModel(config: config, source: source, tokenizer: (tokenizer, tokenizerFolder)).model
     }
 
     /// The id padding gets: the tokenizer's pad token, else its EOS, else 0.
     public var padTokenID: Int { tokenizer.padTokenID ?? tokenizer.eosTokenID ?? 0 }
 
-    /// A trainer for this setup.
-    public func makeTrainer(monitors: [TrainingMonitor] = [], outputDirectory: URL? = nil,
+    /// A trainer for this setup with `evaluators`. (`CollieEvaluation` adds a `makeTrainer` that builds the
+    /// evaluators `evaluators:` describes.)
+    public func makeTrainer(monitors: [TrainingMonitor] = [], outputDirectory: URL? = nil, evaluators: [Evaluator],
                             communicator: Communicator = SingleProcessCommunicator()) throws -> Trainer {
-        let output = outputDirectory ?? URL(fileURLWithPath: config.outputDir)
-        return try Trainer(config: config, model: model, trainDataset: trainDataset, evaluationDataset: evaluationDataset,
-                           padTokenID: padTokenID, monitors: monitors, outputDirectory: outputDirectory,
-                           evaluators: EvaluationSetup.makeEvaluators(config: config, tokenizer: tokenizer, outputDirectory: output),
-                           communicator: communicator)
+        try Trainer(config: config, model: model, trainDataset: trainDataset, evaluationDataset: evaluationDataset,
+                    padTokenID: padTokenID, monitors: monitors, outputDirectory: outputDirectory, evaluators: evaluators,
+                    communicator: communicator)
     }
 
     /// The token ids the model is prompted with for `config.samplePrompt`-style text: the tokenizer's prefix
@@ -116,37 +92,42 @@ public struct TrainingSetup {
     }
 }
 
-extension LlamaForCausalLM {
-    /// Greedy continuation of `prompt`: up to `maxNewTokens` ids, each the most likely next token, stopping
-    /// after one of `stopTokens` (the model's EOS ids by default). Decodes with a KV cache; a model gathered
-    /// layer by layer (ZeRO-3's unit hooks), which cached decoding does not take, recomputes the whole sequence
-    /// per token.
-    public func greedyContinuation(of prompt: [Int], maxNewTokens: Int, stopTokens: Set<Int>? = nil) -> [Int] {
-        precondition(!prompt.isEmpty, "a prompt needs at least one token")
-        let stop = stopTokens ?? Set(configuration.eosTokenIds)
-        var generated: [Int] = []
-        guard maxNewTokens > 0 else { return generated }
-        withNoGrad {
-            if parameterUnitHooks == nil {
-                let cache = KVCache(model: self, batchSize: 1, tokens: prompt.count + maxNewTokens)
-                var logits = nextTokenLogits([prompt], cache: cache)
-                while true {
-                    let next = logits.argmax(axis: -1).ints()[0]
-                    generated.append(next)
-                    if stop.contains(next) || generated.count == maxNewTokens { break }
-                    logits = nextTokenLogits([[next]], cache: cache)
-                }
-                return
-            }
-            var tokens = prompt
-            for _ in 0..<maxNewTokens {
-                let logits = self(Tensor(ints: tokens, shape: [1, tokens.count]))
-                let next = logits.slice(axis: 1, (tokens.count - 1)..<tokens.count).argmax(axis: -1).ints()[0]
-                generated.append(next)
-                tokens.append(next)
-                if stop.contains(next) { break }
-            }
+extension PretrainedModel {
+    /// The model, tokenizer and adapter a config names — `model:` (a folder, or a preset initialized from `seed`),
+    /// `tokenizer:`, `peft_config:` (a new adapter) — loaded as every command loads them. Errors name the key.
+    /// - Parameters:
+    ///   - source: the config file, for error messages.
+    ///   - tokenizer: the config's tokenizer when already loaded (`tokenizer(config:source:)`).
+    ///   - adapter: a saved PEFT folder to apply instead of a new `peft_config` adapter (`collie eval --adapter`).
+    /// - Throws: `TrainerError` naming the key whose file cannot be used.
+    public init(config: CollieConfig, source: String? = nil, tokenizer: (Tokenizer, URL?)? = nil, adapter: URL? = nil) throws {
+        let (tokenizer, folder) = try tokenizer ?? Self.tokenizer(config: config, source: source)
+        let seed = UInt64(bitPattern: Int64(config.seed))
+        let model: Source = switch config.model {
+        case .preset(let preset):
+            .preset(preset, seed: seed, maxPositionEmbeddings: max(2048, config.maxLength), initializerRange: config.initMethod.std)
+        case .folder(let path): .folder(URL(fileURLWithPath: path))
         }
-        return generated
+        let peft: Adapter? = adapter.map(Adapter.folder) ?? config.peftConfig.map { .new($0, seed: seed) }
+        do {
+            try self.init(model: model, tokenizer: tokenizer, tokenizerFolder: folder, adapter: peft)
+        } catch let error as LoadingError {
+            let key = switch error.part {
+            case .model: "model"
+            case .tokenizer: "tokenizer"
+            case .adapter: adapter == nil ? "peft_config" : "adapter \(adapter!.path)"
+            }
+            throw TrainerError("\(source.map { "\($0): " } ?? "")\(key): \(error)")
+        }
+    }
+
+    /// The tokenizer `tokenizer:` (or the model folder) names, and its folder.
+    /// - Throws: `TrainerError` naming the key.
+    public static func tokenizer(config: CollieConfig, source: String? = nil) throws -> (Tokenizer, URL?) {
+        let origin = source.map { "\($0): " } ?? ""
+        guard let path = config.tokenizerPath else { throw TrainerError("\(origin)tokenizer: required with a model preset") }
+        do { return try tokenizer(at: URL(fileURLWithPath: path)) } catch {
+            throw TrainerError("\(origin)tokenizer: \(error)")
+        }
     }
 }

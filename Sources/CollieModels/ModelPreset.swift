@@ -1,8 +1,7 @@
-import CollieModels
 import CollieTokenizers
 
 /// A named model shape for training from random initialization; the vocabulary comes from the tokenizer.
-public enum ModelPreset: String, Codable, CaseIterable, Sendable, ConfigEnum {
+public enum ModelPreset: String, Codable, CaseIterable, Sendable {
     /// hidden 256, 4 layers, 4 heads, intermediate 688 (~2.4M parameters besides the embeddings).
     case tiny
     /// hidden 768, 12 layers, 12 heads, intermediate 2048 (GPT-2-small-sized).
@@ -34,35 +33,5 @@ public enum ModelPreset: String, Codable, CaseIterable, Sendable, ConfigEnum {
         configuration(vocabularySize: tokenizer.vocabularySize, maxPositionEmbeddings: maxPositionEmbeddings,
                       initializerRange: initializerRange, bosTokenID: tokenizer.bosTokenID,
                       eosTokenID: tokenizer.eosTokenID, padTokenID: tokenizer.padTokenID)
-    }
-}
-
-extension CollieConfig {
-    /// `model:` — a Hugging Face model folder to fine-tune, or a preset name to train from random initialization.
-    /// In a config file a preset's name wins over a folder of the same name (write `./tiny` for the folder).
-    public enum ModelSource: Codable, Equatable, Sendable, CustomStringConvertible {
-        case preset(ModelPreset)
-        case folder(String)
-
-        public init(_ text: String) {
-            self = ModelPreset(rawValue: text).map(ModelSource.preset) ?? .folder(text)
-        }
-
-        public init(from decoder: Decoder) throws {
-            self.init(try decoder.singleValueContainer().decode(String.self))
-        }
-
-        public func encode(to encoder: Encoder) throws {
-            var container = encoder.singleValueContainer()
-            try container.encode(description)
-        }
-
-        /// The preset name or the folder path, as written in a config.
-        public var description: String {
-            switch self {
-            case .preset(let preset): preset.rawValue
-            case .folder(let path): path
-            }
-        }
     }
 }

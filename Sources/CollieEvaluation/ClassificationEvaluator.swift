@@ -2,15 +2,8 @@ import CollieEngine
 import CollieMetrics
 import CollieModels
 import CollieTokenizers
+import CollieTraining
 import Foundation
-
-/// How a classification evaluator picks an option.
-public enum ClassificationStyle: String, Codable, CaseIterable, Sendable, ConfigEnum {
-    /// lm-evaluation-harness style: score each option's tokens after the input; the lowest mean NLL wins.
-    case harness
-    /// HELM style: generate after the input and pick the option the text starts with (none: wrong).
-    case helm
-}
 
 /// Multiple-choice classification (CoLLiE's `EvaluatorForClassification`): each record has an input, options
 /// and the index of the right one. Metrics: `accuracy`, `f1_macro`, `f1_micro`, `precision_macro`,
@@ -44,8 +37,8 @@ public final class ClassificationEvaluator: Evaluator {
         let example = TrainingExample(tokens: context + continuation,
                                       labels: [Int](repeating: Tensor.ignoreIndex, count: context.count) + continuation)
         let batch = Padder(padTokenID: 0).pad([example])
-        let targets = Trainer.shiftedTargets(batch, for: model)
-        let sum = withNoGrad { Double(Trainer.summedLoss(model, batch, targets: targets).item) }
+        let targets = batch.nextTokenTargets(for: model)
+        let sum = withNoGrad { Double(batch.summedNegativeLogLikelihood(of: model, targets: targets).item) }
         return (sum, continuation.count)
     }
 

@@ -1,6 +1,8 @@
+import CollieGeneration
 import CollieMetrics
 import CollieModels
 import CollieTokenizers
+import CollieTraining
 import Foundation
 
 /// What a generation evaluator computes from the decoded predictions and their targets.
@@ -55,10 +57,12 @@ public final class GenerationEvaluator: Evaluator {
     public func predictions(_ model: LlamaForCausalLM) throws -> [String] {
         let prefix = SpecialTokens(tokenizer).prefix
         let stop = Set(settings.stopTokenIDs ?? model.configuration.eosTokenIds)
-        let room = min(maxLength, model.configuration.maxPositionEmbeddings) - settings.maxNewTokens
+        // Prompt tuning's virtual tokens take positions too (`Generator.contextLength` leaves them out).
+        let positions = min(maxLength, Generator(model: model).contextLength)
+        let room = positions - settings.maxNewTokens
         guard room >= 1 else {
             throw EvaluationError("\(name): max_new_tokens (\(settings.maxNewTokens)) leaves no room for a prompt within "
-                                  + "\(min(maxLength, model.configuration.maxPositionEmbeddings)) positions")
+                                  + "\(positions) positions")
         }
         return try records.map { record in
             var prompt = prefix + tokenizer.encode(record.text, addSpecialTokens: false)

@@ -141,3 +141,34 @@ public struct EvaluatorSettings: Codable, Equatable, Sendable {
         return issues
     }
 }
+
+/// How a classification evaluator picks an option.
+public enum ClassificationStyle: String, Codable, CaseIterable, Sendable, ConfigEnum {
+    /// lm-evaluation-harness style: score each option's tokens after the input; the lowest mean NLL wins.
+    case harness
+    /// HELM style: generate after the input and pick the option the text starts with (none: wrong).
+    case helm
+}
+
+/// How generation-based evaluators generate (`generation:` in an evaluator's config).
+public struct GenerationSettings: Codable, Equatable, Sendable {
+    /// At most this many new tokens per prompt.
+    public var maxNewTokens: Int
+    /// Token ids that end generation; nil uses the model's EOS ids.
+    public var stopTokenIDs: [Int]?
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case maxNewTokens = "max_new_tokens", stopTokenIDs = "eos_token_id"
+    }
+
+    public init(maxNewTokens: Int = 32, stopTokenIDs: [Int]? = nil) {
+        self.maxNewTokens = maxNewTokens
+        self.stopTokenIDs = stopTokenIDs
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(maxNewTokens: try c.value(.maxNewTokens, default: 32),
+                  stopTokenIDs: try c.decodeIfPresent([Int].self, forKey: .stopTokenIDs))
+    }
+}

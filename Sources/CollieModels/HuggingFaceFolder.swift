@@ -2,22 +2,28 @@ import CollieEngine
 import CollieIO
 import Foundation
 
-/// Loading and saving Hugging Face model folders.
-extension LlamaForCausalLM {
+/// Loading and saving Hugging Face model folders, for every architecture.
+extension CausalLanguageModel {
     /// Loads `config.json` and the weights (single or sharded safetensors; f32, bf16 or f16) of
     /// the Hugging Face folder `folder`. Parameters are converted to float32 (a trainer moves them
     /// into one flat buffer, in bf16 when training with bf16 weights). A missing or unexpected tensor, or one of the wrong shape, is an error listing them.
-    public static func load(from folder: URL) throws -> LlamaForCausalLM {
+    public static func load(from folder: URL) throws -> Self {
         let configuration = try LlamaConfiguration.load(from: folder)
         var initialization = Initialization.uninitialized
-        let model = LlamaForCausalLM(configuration, initialization: &initialization)
-        let checkpoint = try CheckpointFolder(url: folder)
-        try model.assign(from: checkpoint)
+        let model = Self(configuration, initialization: &initialization)
+        try model.loadWeights(from: folder)
         return model
     }
 
+    /// Copies the weights of the Hugging Face folder `folder` (single or sharded safetensors) into this model's
+    /// parameters, tensor by tensor, in place: no second model is built.
+    /// - Throws: `CheckpointError` naming the file and the missing, unexpected or wrong-shaped tensors.
+    public func loadWeights(from folder: URL) throws {
+        try assign(from: CheckpointFolder(url: folder))
+    }
+
     /// Copies every parameter from `checkpoint`, checking names and shapes.
-    func assign(from checkpoint: CheckpointFolder) throws {
+    public func assign(from checkpoint: CheckpointFolder) throws {
         let expected = namedParameters
         let expectedKeys = Set(expected.map(\.key))
         // Buffers older checkpoints store but that are computed, and lm_head when tied.

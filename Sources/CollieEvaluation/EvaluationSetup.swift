@@ -1,27 +1,29 @@
-import CollieIO
+import CollieEngine
 import CollieMetrics
 import CollieModels
 import CollieTokenizers
+import CollieTraining
 import Foundation
 
-/// What `collie eval CONFIG` needs, loaded and checked before anything runs: the tokenizer, the model (a
-/// Hugging Face folder, or a preset initialized at random from `seed`), and the evaluators of `evaluators:`
-/// (plus a perplexity evaluator named `eval` on `eval_data` when the config has one).
+/// What `collie eval CONFIG` needs, loaded and checked before anything runs: the model and tokenizer as
+/// `collie train` loads them (`PretrainedModel(config:)`: a Hugging Face folder or a preset initialized from
+/// `seed`, with `peft_config`'s adapter or a saved one), and the evaluators of `evaluators:` (plus a perplexity
+/// evaluator named `eval` on `eval_data` when the config has one).
 public struct EvaluationSetup {
     public let config: CollieConfig
     public let tokenizer: Tokenizer
     public let model: LlamaForCausalLM
     public let evaluators: [Evaluator]
 
-    /// - Parameter source: the config file, for error messages.
+    /// - Parameters:
+    ///   - source: the config file, for error messages.
+    ///   - adapter: a saved PEFT adapter folder to evaluate with (instead of a new `peft_config` adapter).
     /// - Throws: `TrainerError` naming the key whose file cannot be used.
-    public init(config: CollieConfig, source: String? = nil) throws {
+    public init(config: CollieConfig, source: String? = nil, adapter: URL? = nil) throws {
         self.config = config
         let origin = source.map { "\($0): " } ?? ""
-        guard let tokenizerPath = config.tokenizerPath else { throw TrainerError("\(origin)tokenizer: required with a model preset") }
-        do { tokenizer = try Tokenizer(contentsOf: URL(fileURLWithPath: tokenizerPath)) } catch {
-            throw TrainerError("\(origin)tokenizer: \(error)")
-        }
+        let (tokenizer, folder) = try PretrainedModel.tokenizer(config: config, source: source)
+        self.tokenizer = tokenizer
         var evaluators = try Self.makeEvaluators(config: config, tokenizer: tokenizer,
                                                  outputDirectory: URL(fileURLWithPath: config.outputDir), source: source)
         if let evalData = config.evalData {
@@ -34,16 +36,7 @@ public struct EvaluationSetup {
         }
         guard !evaluators.isEmpty else { throw TrainerError("\(origin)evaluators: nothing to evaluate; add evaluators or eval_data") }
         self.evaluators = evaluators
-        switch config.model {
-        case .preset(let preset):
-            let configuration = preset.configuration(for: tokenizer, maxPositionEmbeddings: max(2048, config.maxLength),
-                                                     initializerRange: config.initMethod.std)
-            model = LlamaForCausalLM(configuration, seed: UInt64(bitPattern: Int64(config.seed)))
-        case .folder(let path):
-            do { model = try LlamaForCausalLM.load(from: URL(fileURLWithPath: path)) } catch {
-                throw TrainerError("\(origin)model: \(error)")
-            }
-        }
+        model = try PretrainedModel(config: config, source: source, tokenizer: (tokenizer, folder), adapter: adapter).model
     }
 
     /// Runs every evaluator on the model, tells `monitor` (one `.evaluation(step: 0, …)` event) and returns the
@@ -99,5 +92,18 @@ public struct EvaluationSetup {
                 throw TrainerError("\(origin)evaluators[\(index)].data: \(error)")
             }
         }
+    }
+}
+
+extension TrainingSetup {
+    /// A trainer for this setup with the evaluators the config's `evaluators:` describes (decoded outputs go to
+    /// `outputDirectory`, by default `output_dir`).
+    public func makeTrainer(monitors: [TrainingMonitor] = [], outputDirectory: URL? = nil, source: String? = nil,
+                            communicator: Communicator = SingleProcessCommunicator()) throws -> Trainer {
+        let output = outputDirectory ?? URL(fileURLWithPath: config.outputDir)
+        return try makeTrainer(monitors: monitors, outputDirectory: outputDirectory,
+                               evaluators: EvaluationSetup.makeEvaluators(config: config, tokenizer: tokenizer,
+                                                                          outputDirectory: output, source: source),
+                               communicator: communicator)
     }
 }

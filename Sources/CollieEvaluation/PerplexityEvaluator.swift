@@ -1,6 +1,6 @@
-import CollieEngine
 import CollieMetrics
 import CollieModels
+import CollieTraining
 import Foundation
 
 /// Perplexity of a model on a tokenized dataset (CoLLiE's `EvaluatorForPerplexity`).
@@ -21,16 +21,7 @@ public final class PerplexityEvaluator: Evaluator {
 
     /// The accumulated NLL of every batch, in order.
     public func perplexity(of model: LlamaForCausalLM) -> Perplexity {
-        withNoGrad {
-            var perplexity = Perplexity()
-            for (_, batch) in loader.batches(epochs: 1) {
-                let targets = Trainer.shiftedTargets(batch, for: model)
-                let count = targets.lazy.filter { $0 != Tensor.ignoreIndex }.count
-                perplexity.add(negativeLogLikelihood: Double(Trainer.summedLoss(model, batch, targets: targets).item),
-                               tokens: count)
-            }
-            return perplexity
-        }
+        loader.negativeLogLikelihood(of: model)
     }
 
     public func evaluate(_ model: LlamaForCausalLM) throws -> [String: Double] {
@@ -38,17 +29,5 @@ public final class PerplexityEvaluator: Evaluator {
         guard result.tokenCount > 0 else { throw EvaluationError("\(name): the dataset predicts no token") }
         return ["loss": result.meanNegativeLogLikelihood, "perplexity": result.corpusPerplexity,
                 "batch_mean_perplexity": result.batchMeanPerplexity]
-    }
-}
-
-extension TrainingDataset {
-    /// A dataset of already tokenized examples (labels −100 where nothing is predicted).
-    /// - Throws: `DatasetError` when `examples` is empty.
-    public init(examples: [TrainingExample], format: RecordFormat = .tokens) throws {
-        guard !examples.isEmpty else { throw DatasetError(nil, "the dataset has no examples") }
-        self.examples = examples
-        self.format = format
-        truncatedCount = 0
-        skippedCount = 0
     }
 }

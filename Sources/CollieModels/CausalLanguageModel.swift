@@ -1,0 +1,191 @@
+import CollieEngine
+
+/// A decoder-only language model, seen from everything that is not its architecture.
+///
+/// An architecture provides its modules (an embedding, `blockCount` decoder blocks, a head) and the paths PEFT
+/// names them by. Everything around the blocks is written once, in extensions of this protocol: the forward pass
+/// with its parameter-unit hooks (ZeRO-3 gathering) and activation checkpointing, prompt tuning's virtual tokens,
+/// KV-cache decoding (`nextTokenLogits`), the next-token loss, PEFT adapters and Hugging Face folders. So a second
+/// architecture is one file of model code.
+public protocol CausalLanguageModel: Module {
+    /// A model of `configuration`'s shape whose parameters `initialization` fills.
+    init(_ configuration: LlamaConfiguration, initialization: inout Initialization)
+    /// The model's config.json (the LLaMA family's fields, which the supported architectures share).
+    var configuration: LlamaConfiguration { get }
+    /// The token embedding [vocabulary, hidden] (prompt tuning initializes from it).
+    var embedTokens: Embedding { get }
+    /// The number of decoder blocks.
+    var blockCount: Int { get }
+    /// Decoder block `index` on hidden states [B, T, C]; with `context.cache` it appends its keys and values there
+    /// and attends over every cached position.
+    func block(_ index: Int, _ h: Tensor, _ context: BlockContext) -> Tensor
+    /// Final norm and output projection: hidden states [..., C] → logits [..., V].
+    func head(_ h: Tensor) -> Tensor
+    /// The parameters of each unit the forward pass runs — the embedding, each block, the head — in order. A
+    /// tensor that two units share (a tied output projection) is listed in both.
+    var unitParameters: [[Tensor]] { get }
+    /// Every linear layer with its module path (`model.layers.0.self_attn.q_proj`, …), for LoRA.
+    var namedLinearLayers: [(path: String, layer: Linear)] { get }
+    /// The paths of the modules that are not linear layers, as PEFT sees transformers' model.
+    var otherModulePaths: [String] { get }
+    /// What is attached to the model from outside its architecture: adapters, hooks, run-time switches.
+    var attachments: ModelAttachments { get }
+}
+
+/// What a decoder block reads besides its input: the rotary tables of the positions, the padding mask, and when
+/// decoding the KV cache and the block's index in it.
+public struct BlockContext {
+    /// Rotary tables [B or 1, T, D/2].
+    public var cos, sin: Tensor
+    /// [B, T] (1 = attend), or nil when nothing is padding; with a cache the cache keeps the mask.
+    public var keyPaddingMask: Tensor?
+    public var cache: KVCache?
+    /// The block's index (its layer in `cache`).
+    public var layer: Int
+}
+
+/// State attached to a model from outside its architecture (one per model instance): the PEFT adapter's
+/// prompt embedding and configuration, activation checkpointing, the parameter-unit hooks of ZeRO-3, and the
+/// last rotary tables.
+public final class ModelAttachments {
+    public var promptEmbedding: PromptEmbedding?
+    public var peftConfiguration: PEFTConfiguration?
+    public var activationCheckpointing = false
+    public weak var parameterUnitHooks: ParameterUnitHooks?
+    var rotaryCache: (positions: [Int], shape: [Int], cos: Tensor, sin: Tensor)?
+
+    public init() {}
+}
+
+/// Hooks around the parameter units of a model's forward pass (see `CausalLanguageModel.parameterUnitHooks`).
+public protocol ParameterUnitHooks: AnyObject {
+    /// Before unit `unit` runs on `input` (token ids for the embedding); returns the tensor the unit reads.
+    func unitWillRun(_ unit: Int, input: Tensor) -> Tensor
+    /// After unit `unit` produced `output`; returns the tensor the model continues with.
+    func unitDidRun(_ unit: Int, output: Tensor) -> Tensor
+}
+
+extension CausalLanguageModel {
+    /// Prompt tuning's virtual-token embeddings, prepended to every input (see `PromptEmbedding`).
+    public var promptEmbedding: PromptEmbedding? {
+        get { attachments.promptEmbedding }
+        set { attachments.promptEmbedding = newValue }
+    }
+
+    /// The PEFT method added to this model (`addAdapter`), if any.
+    public internal(set) var peftConfiguration: PEFTConfiguration? {
+        get { attachments.peftConfiguration }
+        set { attachments.peftConfiguration = newValue }
+    }
+
+    /// Recompute each decoder block's activations in backward instead of keeping them (CoLLiE's
+    /// `checkpointing`): memory for activations drops to one [B, T, C] input per block, for one more forward pass
+    /// per step. Gradients are identical.
+    public var activationCheckpointing: Bool {
+        get { attachments.activationCheckpointing }
+        set { attachments.activationCheckpointing = newValue }
+    }
+
+    /// Called around each parameter unit — the embedding (0), block i (i + 1), the head (blocks + 1) — in forward
+    /// (ZeRO stage 3 gathers a unit's parameters just in time). Held weakly.
+    public var parameterUnitHooks: ParameterUnitHooks? {
+        get { attachments.parameterUnitHooks }
+        set { attachments.parameterUnitHooks = newValue }
+    }
+
+    /// The parameter-index ranges (into `parameters`) of the units `ParameterUnitHooks` sees, in order; nil when
+    /// the parameters are not laid out unit after unit or two units share a tensor (a tied output projection).
+    public var parameterUnits: [Range<Int>]? {
+        let order = parameters.map(ObjectIdentifier.init)
+        var units: [Range<Int>] = [], start = 0
+        for unit in unitParameters {
+            let end = start + unit.count
+            guard end <= order.count, unit.map(ObjectIdentifier.init) == Array(order[start..<end]) else { return nil }
+            units.append(start..<end)
+            start = end
+        }
+        return start == order.count ? units : nil
+    }
+
+    // MARK: - Forward
+
+    /// Logits [B, T, V] for token ids [B, T]. Positions default to 0..<T.
+    /// With prompt tuning the logits are those of the real tokens only (see `PromptEmbedding`).
+    public func callAsFunction(_ ids: Tensor, positions: Tensor? = nil, keyPaddingMask: Tensor? = nil) -> Tensor {
+        if let promptEmbedding {
+            return promptEmbedding.realTokenLogits(self, ids, positions: positions, keyPaddingMask: keyPaddingMask)
+        }
+        return logits(inputEmbeddings: embeddings(of: ids), positions: positions, keyPaddingMask: keyPaddingMask)
+    }
+
+    /// The token embeddings [B, T, C] of ids [B, T] (the first parameter unit).
+    public func embeddings(of ids: Tensor) -> Tensor {
+        let hooks = parameterUnitHooks
+        _ = hooks?.unitWillRun(0, input: ids)
+        let embeddings = embedTokens(ids)
+        return hooks?.unitDidRun(0, output: embeddings) ?? embeddings
+    }
+
+    /// Logits [B, T, V] for input embeddings [B, T, C] (Hugging Face's `inputs_embeds`). Positions default to 0..<T.
+    public func logits(inputEmbeddings: Tensor, positions: Tensor? = nil, keyPaddingMask: Tensor? = nil) -> Tensor {
+        let length = inputEmbeddings.shape[1]
+        let (cos, sin) = rotaryTables(positions?.ints() ?? Array(0..<length), shape: positions?.shape ?? [length])
+        let hooks = parameterUnitHooks, checkpointing = activationCheckpointing
+        var h = inputEmbeddings
+        for index in 0..<blockCount {
+            if let hooks { h = hooks.unitWillRun(index + 1, input: h) }
+            let context = BlockContext(cos: cos, sin: sin, keyPaddingMask: keyPaddingMask, cache: nil, layer: index)
+            h = checkpointing ? .checkpoint(h) { self.block(index, $0, context) } : block(index, h, context)
+            if let hooks { h = hooks.unitDidRun(index + 1, output: h) }
+        }
+        if let hooks { h = hooks.unitWillRun(blockCount + 1, input: h) }
+        let logits = head(h)
+        return hooks?.unitDidRun(blockCount + 1, output: logits) ?? logits
+    }
+
+    /// The cos/sin tables for `positions`, reused while the positions repeat (every training step of a fixed
+    /// sequence length), so the step computes no trigonometry.
+    private func rotaryTables(_ positions: [Int], shape: [Int]) -> (cos: Tensor, sin: Tensor) {
+        if let cached = attachments.rotaryCache, cached.positions == positions, cached.shape == shape {
+            return (cached.cos, cached.sin)
+        }
+        let longest = (positions.max() ?? 0) + 1
+        let (cos, sin) = Tensor.rotaryTables(positions: Tensor(ints: positions, shape: shape),
+                                             inverseFrequencies: configuration.inverseFrequencies(sequenceLength: longest))
+        attachments.rotaryCache = (positions, shape, cos, sin)
+        return (cos, sin)
+    }
+
+    // MARK: - Decoding
+
+    /// Appends `ids` (B rows of T tokens; `attend[b][t]` false marks left padding) to `cache` and returns the
+    /// logits [B, V] of each row's last position, running only the new tokens through the same blocks as the
+    /// forward pass. Records no gradient.
+    ///
+    /// With prompt tuning the first call (an empty cache) puts the virtual tokens in front of every row, at
+    /// positions 0..<n, as PEFT's forward does; the prompt follows them (after any left padding, which, as
+    /// everywhere here, takes no position). Size the cache with `KVCache(model:batchSize:tokens:)`.
+    public func nextTokenLogits(_ ids: [[Int]], attend: [[Bool]]? = nil, cache: KVCache) -> Tensor {
+        precondition(!ids.isEmpty && !ids[0].isEmpty, "decoding needs at least one token")
+        let (b, t) = (ids.count, ids[0].count)
+        let virtual = cache.length == 0 ? promptEmbedding : nil
+        let n = virtual?.virtualTokenCount ?? 0
+        // A step of a few tokens is ~100 short parallel loops: run them on spinning workers (a prefill's large
+        // products are BLAS's, whose threads the spinning would crowd).
+        let spin: (() -> Tensor) -> Tensor = { b * t <= Tensor.decodingRowLimit ? Parallel.withSpinningWorkers($0) : $0() }
+        return withNoGrad { Tensor.withDecodingKernels { spin {
+            let mask = attend ?? Array(repeating: Array(repeating: true, count: t), count: b)
+            let positions = cache.reserve(mask.map { Array(repeating: true, count: n) + $0 })
+            let (cos, sin) = Tensor.rotaryTables(positions: Tensor(ints: positions, shape: [b, n + t]),
+                                                 inverseFrequencies: cache.inverseFrequencies)
+            let tokens = embedTokens(Tensor(ints: ids.flatMap { $0 }, shape: [b, t]))
+            var h = virtual?.prepended(to: tokens) ?? tokens
+            for index in 0..<blockCount {
+                h = block(index, h, BlockContext(cos: cos, sin: sin, keyPaddingMask: nil, cache: cache, layer: index))
+            }
+            cache.advance(by: n + t)
+            let last = n + t == 1 ? h : h.slice(axis: 1, (n + t - 1)..<(n + t))
+            return head(last).reshaped([b, configuration.vocabularySize])
+        } } }
+    }
+}

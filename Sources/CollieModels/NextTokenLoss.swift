@@ -1,0 +1,65 @@
+import CollieEngine
+
+/// Next-token prediction, as Hugging Face computes its loss: the logits at position t predict the label at t + 1,
+/// and label −100 (`Tensor.ignoreIndex`) predicts nothing. The shift is written here once; the trainer, the
+/// evaluators, `collie score` and the model's own `loss` use it.
+public enum NextTokenLoss {
+    /// `labels` [B, T] (row-major) shifted left by one, with −100 at each row's end.
+    public static func shiftedTargets(_ labels: [Int], batchSize: Int) -> [Int] {
+        let b = max(batchSize, 1), t = labels.count / b
+        var shifted = [Int](repeating: Tensor.ignoreIndex, count: b * t)
+        for row in 0..<b where t > 1 {
+            for i in 0..<(t - 1) { shifted[row * t + i] = labels[row * t + i + 1] }
+        }
+        return shifted
+    }
+
+    /// How many of `targets` are predicted (not −100).
+    public static func predictedCount(_ targets: [Int]) -> Int {
+        targets.lazy.filter { $0 != Tensor.ignoreIndex }.count
+    }
+}
+
+extension CausalLanguageModel {
+    /// The next-token targets of `labels` [B, T] for `trainingLogits`: shifted left by one; with prompt tuning first
+    /// prefixed with the virtual tokens' −100s, as PEFT does, since those logits cover the virtual positions too.
+    public func nextTokenTargets(labels: [Int], batchSize: Int) -> [Int] {
+        NextTokenLoss.shiftedTargets(promptEmbedding?.prefixedLabels(labels, batchSize: batchSize) ?? labels,
+                                     batchSize: batchSize)
+    }
+
+    /// The logits `nextTokenTargets` are for: [B, T, V], or with prompt tuning [B, n + T, V] (virtual positions first).
+    public func trainingLogits(_ ids: Tensor, positions: Tensor? = nil, keyPaddingMask: Tensor? = nil) -> Tensor {
+        promptEmbedding.map { $0.logits(self, ids, positions: positions, keyPaddingMask: keyPaddingMask) }
+            ?? self(ids, positions: positions, keyPaddingMask: keyPaddingMask)
+    }
+
+    /// The summed next-token NLL of `targets` (from `nextTokenTargets`) given ids [B, T] (a 0-d tensor on the tape).
+    public func summedNegativeLogLikelihood(_ ids: Tensor, targets: [Int], positions: Tensor? = nil,
+                                            keyPaddingMask: Tensor? = nil) -> Tensor {
+        .crossEntropy(logits: trainingLogits(ids, positions: positions, keyPaddingMask: keyPaddingMask)
+                        .reshaped([targets.count, configuration.vocabularySize]),
+                      targets: Tensor(ints: targets, shape: [targets.count]), reduction: .sum)
+    }
+
+    /// Mean next-token cross-entropy of ids [B, T] against `labels` [B, T] (label −100 is ignored), over the real
+    /// tokens' logits (with prompt tuning, too).
+    public func loss(ids: Tensor, labels: Tensor, keyPaddingMask: Tensor? = nil) -> Tensor {
+        let targets = NextTokenLoss.shiftedTargets(labels.ints(), batchSize: ids.shape[0])
+        return .crossEntropy(logits: self(ids, keyPaddingMask: keyPaddingMask).reshaped([targets.count, configuration.vocabularySize]),
+                             targets: Tensor(ints: targets, shape: [targets.count]))
+    }
+
+    /// The summed negative log-likelihood of `tokens[1...]`, each given its prefix, and how many tokens that is
+    /// (`collie score`). No gradient is recorded.
+    public func negativeLogLikelihood(of tokens: [Int]) -> (sum: Double, count: Int) {
+        precondition(tokens.count >= 2, "scoring needs at least two tokens")
+        let n = tokens.count
+        let sum = withNoGrad {
+            Tensor.crossEntropy(logits: self(Tensor(ints: tokens, shape: [1, n])).reshaped([n, configuration.vocabularySize]),
+                                targets: Tensor(ints: NextTokenLoss.shiftedTargets(tokens, batchSize: 1), shape: [n]),
+                                reduction: .sum)
+        }
+        return (Double(sum.item), n - 1)
+    }
+}

@@ -1,0 +1,97 @@
+import CollieEngine
+import CollieTokenizers
+import Foundation
+
+/// A model with its tokenizer, loaded the one way every command loads them (`collie train`, `eval`, `generate`,
+/// `serve`, `score`): the model from a Hugging Face folder or a preset initialized at random, the tokenizer from a
+/// folder or file, and optionally a PEFT adapter — a new one to train, or a saved one to apply.
+public struct PretrainedModel {
+    public let model: LlamaForCausalLM
+    public let tokenizer: Tokenizer
+    /// The tokenizer's folder (its files are copied next to a saved model), when it is a folder.
+    public let tokenizerFolder: URL?
+
+    /// Where a model's weights come from.
+    public enum Source: Sendable {
+        /// A Hugging Face folder (config.json and safetensors).
+        case folder(URL)
+        /// A preset shape for the tokenizer's vocabulary, initialized at random from `seed`.
+        case preset(ModelPreset, seed: UInt64, maxPositionEmbeddings: Int, initializerRange: Double)
+    }
+
+    /// A PEFT adapter to put on the model.
+    public enum Adapter: Sendable {
+        /// A new adapter as `configuration` describes (training), seeded; prompt tuning's TEXT initialization
+        /// tokenizes `prompt_tuning_init_text` with the model's tokenizer.
+        case new(PEFTConfiguration, seed: UInt64)
+        /// A PEFT folder saved by PEFT or Collie (LoRA or prompt tuning).
+        case folder(URL)
+    }
+
+    /// Which part failed to load, so a caller can name its own key or flag (`model:` / `--model`, …).
+    public struct LoadingError: Error, CustomStringConvertible {
+        public enum Part: Sendable { case model, tokenizer, adapter }
+        public let part: Part
+        public let description: String
+    }
+
+    /// Loads the tokenizer at `tokenizer` (a folder or a tokenizer.json / tokenizer.model file), then the model and
+    /// the adapter.
+    /// - Throws: `LoadingError` naming the part and the file's problem.
+    public init(model source: Source, tokenizer location: URL, adapter: Adapter? = nil) throws {
+        let (tokenizer, folder) = try Self.tokenizer(at: location)
+        try self.init(model: source, tokenizer: tokenizer, tokenizerFolder: folder, adapter: adapter)
+    }
+
+    /// The model and adapter for an already loaded tokenizer (`tokenizer(at:)`).
+    public init(model source: Source, tokenizer: Tokenizer, tokenizerFolder: URL?, adapter: Adapter? = nil) throws {
+        self.tokenizer = tokenizer
+        self.tokenizerFolder = tokenizerFolder
+        model = try Self.model(source, tokenizer: tokenizer, adapter: adapter)
+    }
+
+    /// The tokenizer at `location` (a folder or a tokenizer.json / tokenizer.model file) and its folder, if it is one.
+    public static func tokenizer(at location: URL) throws -> (tokenizer: Tokenizer, folder: URL?) {
+        let tokenizer: Tokenizer
+        do { tokenizer = try Tokenizer(contentsOf: location) } catch {
+            throw LoadingError(part: .tokenizer, description: "\(error)")
+        }
+        var isDirectory: ObjCBool = false
+        _ = FileManager.default.fileExists(atPath: location.path, isDirectory: &isDirectory)
+        return (tokenizer, isDirectory.boolValue ? location : nil)
+    }
+
+    /// The model alone (`collie score` reads token ids and needs no tokenizer; a preset or a new prompt-tuning
+    /// adapter initialized from text does).
+    public static func model(_ source: Source, tokenizer: Tokenizer? = nil, adapter: Adapter? = nil) throws -> LlamaForCausalLM {
+        let model: LlamaForCausalLM
+        switch source {
+        case .folder(let folder):
+            do { model = try .load(from: folder) } catch { throw LoadingError(part: .model, description: "\(error)") }
+        case .preset(let preset, let seed, let positions, let range):
+            guard let tokenizer else { throw LoadingError(part: .tokenizer, description: "required with a model preset") }
+            model = LlamaForCausalLM(preset.configuration(for: tokenizer, maxPositionEmbeddings: positions, initializerRange: range),
+                                     seed: seed)
+        }
+        do {
+            switch adapter {
+            case nil: break
+            case .new(let configuration, let seed):
+                var promptTokens: [Int]?
+                if case .promptTuning(let prompt) = configuration, prompt.initialization == .text,
+                   let text = prompt.initializationText {
+                    guard let tokenizer else { throw PEFTError("prompt_tuning_init: TEXT needs a tokenizer") }
+                    promptTokens = tokenizer.encode(text)   // with special tokens, as PEFT tokenizes it
+                }
+                try model.addAdapter(configuration, seed: seed, promptTokenIDs: promptTokens)
+            case .folder(let folder):
+                try model.loadAdapter(from: folder)
+            }
+        } catch let error as LoadingError {
+            throw error
+        } catch {
+            throw LoadingError(part: .adapter, description: "\(error)")
+        }
+        return model
+    }
+}

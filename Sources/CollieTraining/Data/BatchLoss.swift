@@ -1,0 +1,41 @@
+import CollieEngine
+import CollieMetrics
+import CollieModels
+
+/// The next-token loss of padded batches (`NextTokenLoss` with a batch's padding mask and positions), and the one
+/// loop that sums it over a data set: the trainer's evaluation loss and the perplexity evaluator both use it.
+extension PaddedBatch {
+    /// The next-token targets of this batch's labels for `model`'s training logits (with prompt tuning, prefixed
+    /// with the virtual tokens' −100s).
+    public func nextTokenTargets(for model: some CausalLanguageModel) -> [Int] {
+        model.nextTokenTargets(labels: labels, batchSize: batchSize)
+    }
+
+    /// The logits `nextTokenTargets(for:)` are for, with this batch's padding mask and positions.
+    public func trainingLogits(of model: some CausalLanguageModel) -> Tensor {
+        model.trainingLogits(tokenTensor, positions: positionTensor, keyPaddingMask: hasPadding ? attentionMaskTensor : nil)
+    }
+
+    /// The summed next-token NLL of `targets` (a 0-d tensor on the tape).
+    public func summedNegativeLogLikelihood(of model: some CausalLanguageModel, targets: [Int]) -> Tensor {
+        model.summedNegativeLogLikelihood(tokenTensor, targets: targets, positions: positionTensor,
+                                          keyPaddingMask: hasPadding ? attentionMaskTensor : nil)
+    }
+}
+
+extension DataLoader {
+    /// The summed NLL of every predicted token in one pass over the batches, batch by batch (perplexity is
+    /// exp(sum / count)). With `rank` and `ranks`, only every `ranks`-th batch from `rank` on (one rank's share
+    /// of an evaluation). Records no gradient.
+    public func negativeLogLikelihood(of model: some CausalLanguageModel, rank: Int = 0, ranks: Int = 1) -> Perplexity {
+        withNoGrad {
+            var perplexity = Perplexity()
+            for (position, batch) in batches(epochs: 1) where position.batchIndex % ranks == rank {
+                let targets = batch.nextTokenTargets(for: model)
+                perplexity.add(negativeLogLikelihood: Double(batch.summedNegativeLogLikelihood(of: model, targets: targets).item),
+                               tokens: NextTokenLoss.predictedCount(targets))
+            }
+            return perplexity
+        }
+    }
+}

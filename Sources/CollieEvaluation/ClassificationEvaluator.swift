@@ -32,7 +32,7 @@ public final class ClassificationEvaluator: Evaluator {
 
     /// The summed NLL of `continuation` following `context` and its token count (one forward pass).
     public static func negativeLogLikelihood(of continuation: [Int], after context: [Int],
-                                             model: LlamaForCausalLM) -> (sum: Double, count: Int) {
+                                             model: any CausalLanguageModel) -> (sum: Double, count: Int) {
         precondition(!context.isEmpty && !continuation.isEmpty, "context and continuation need a token each")
         let example = TrainingExample(tokens: context + continuation,
                                       labels: [Int](repeating: Tensor.ignoreIndex, count: context.count) + continuation)
@@ -43,7 +43,7 @@ public final class ClassificationEvaluator: Evaluator {
     }
 
     /// The option with the lowest mean NLL per token (the first on a tie) and every option's mean NLL.
-    public static func harnessChoice(context: [Int], options: [[Int]], model: LlamaForCausalLM) -> (choice: Int, meanNLL: [Double]) {
+    public static func harnessChoice(context: [Int], options: [[Int]], model: any CausalLanguageModel) -> (choice: Int, meanNLL: [Double]) {
         let means = options.map { option in
             let (sum, count) = negativeLogLikelihood(of: option, after: context, model: model)
             return sum / Double(count)
@@ -89,7 +89,7 @@ public final class ClassificationEvaluator: Evaluator {
         return best
     }
 
-    public func evaluate(_ model: LlamaForCausalLM) throws -> [String: Double] {
+    public func evaluate(_ model: any CausalLanguageModel) throws -> [String: Double] {
         choices = try records.map { record in
             let (context, options) = try tokenized(record)
             switch style {

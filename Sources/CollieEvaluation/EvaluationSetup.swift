@@ -12,7 +12,7 @@ import Foundation
 public struct EvaluationSetup {
     public let config: CollieConfig
     public let tokenizer: Tokenizer
-    public let model: LlamaForCausalLM
+    public let model: any CausalLanguageModel
     public let evaluators: [Evaluator]
 
     /// - Parameters:

@@ -54,7 +54,7 @@ public final class GenerationEvaluator: Evaluator {
     }
 
     /// The decoded continuation of every record's prompt, in order.
-    public func predictions(_ model: LlamaForCausalLM) throws -> [String] {
+    public func predictions(_ model: any CausalLanguageModel) throws -> [String] {
         let prefix = SpecialTokens(tokenizer).prefix
         let stop = Set(settings.stopTokenIDs ?? model.configuration.eosTokenIds)
         // Prompt tuning's virtual tokens take positions too (`Generator.contextLength` leaves them out).
@@ -76,7 +76,7 @@ public final class GenerationEvaluator: Evaluator {
         }
     }
 
-    public func evaluate(_ model: LlamaForCausalLM) throws -> [String: Double] {
+    public func evaluate(_ model: any CausalLanguageModel) throws -> [String: Double] {
         let predictions = try predictions(model)
         decoded = zip(predictions, records).map { DecodedPair(prediction: $0, target: $1.targets.first ?? "") }
         var results: [String: Double] = [:]

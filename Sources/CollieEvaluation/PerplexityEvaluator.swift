@@ -20,11 +20,11 @@ public final class PerplexityEvaluator: Evaluator {
     }
 
     /// The accumulated NLL of every batch, in order.
-    public func perplexity(of model: LlamaForCausalLM) -> Perplexity {
+    public func perplexity(of model: any CausalLanguageModel) -> Perplexity {
         loader.negativeLogLikelihood(of: model)
     }
 
-    public func evaluate(_ model: LlamaForCausalLM) throws -> [String: Double] {
+    public func evaluate(_ model: any CausalLanguageModel) throws -> [String: Double] {
         let result = perplexity(of: model)
         guard result.tokenCount > 0 else { throw EvaluationError("\(name): the dataset predicts no token") }
         return ["loss": result.meanNegativeLogLikelihood, "perplexity": result.corpusPerplexity,

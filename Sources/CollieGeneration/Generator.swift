@@ -17,9 +17,9 @@ public struct GeneratedSequence: Equatable, Sendable {
 
 /// Prefill once, then decode one token per step from a KV cache; batches are left-padded.
 public final class Generator {
-    public let model: LlamaForCausalLM
+    public let model: any CausalLanguageModel
 
-    public init(model: LlamaForCausalLM) { self.model = model }
+    public init(model: any CausalLanguageModel) { self.model = model }
 
     /// The positions a prompt and its new tokens may take: the model's (`max_position_embeddings`) less those
     /// of prompt tuning's virtual tokens, which go ahead of every prompt.

@@ -6,7 +6,7 @@ import Foundation
 /// `serve`, `score`): the model from a Hugging Face folder or a preset initialized at random, the tokenizer from a
 /// folder or file, and optionally a PEFT adapter — a new one to train, or a saved one to apply.
 public struct PretrainedModel {
-    public let model: LlamaForCausalLM
+    public let model: any CausalLanguageModel
     public let tokenizer: Tokenizer
     /// The tokenizer's folder (its files are copied next to a saved model), when it is a folder.
     public let tokenizerFolder: URL?
@@ -63,15 +63,22 @@ public struct PretrainedModel {
 
     /// The model alone (`collie score` reads token ids and needs no tokenizer; a preset or a new prompt-tuning
     /// adapter initialized from text does).
-    public static func model(_ source: Source, tokenizer: Tokenizer? = nil, adapter: Adapter? = nil) throws -> LlamaForCausalLM {
-        let model: LlamaForCausalLM
+    public static func model(_ source: Source, tokenizer: Tokenizer? = nil, adapter: Adapter? = nil) throws
+        -> any CausalLanguageModel {
+        let model: any CausalLanguageModel
         switch source {
         case .folder(let folder):
-            do { model = try .load(from: folder) } catch { throw LoadingError(part: .model, description: "\(error)") }
+            do {
+                let configuration = try LlamaConfiguration.load(from: folder)
+                var initialization = Initialization.uninitialized
+                model = architecture(of: configuration).init(configuration, initialization: &initialization)
+                try model.loadWeights(from: folder)
+            } catch { throw LoadingError(part: .model, description: "\(error)") }
         case .preset(let preset, let seed, let positions, let range):
             guard let tokenizer else { throw LoadingError(part: .tokenizer, description: "required with a model preset") }
-            model = LlamaForCausalLM(preset.configuration(for: tokenizer, maxPositionEmbeddings: positions, initializerRange: range),
-                                     seed: seed)
+            let configuration = preset.configuration(for: tokenizer, maxPositionEmbeddings: positions, initializerRange: range)
+            var initialization = Initialization.random(std: configuration.initializerRange, generator: RandomGenerator(seed: seed))
+            model = architecture(of: configuration).init(configuration, initialization: &initialization)
         }
         do {
             switch adapter {
@@ -93,5 +100,12 @@ public struct PretrainedModel {
             throw LoadingError(part: .adapter, description: "\(error)")
         }
         return model
+    }
+
+    /// The model registry: the architecture that implements `configuration.modelType` (config.json's `model_type`).
+    public static func architecture(of configuration: LlamaConfiguration) -> any CausalLanguageModel.Type {
+        switch configuration.modelType {
+        case .llama, .mistral, .qwen2: LlamaForCausalLM.self
+        }
     }
 }

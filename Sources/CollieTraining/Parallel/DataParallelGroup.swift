@@ -74,7 +74,7 @@ public final class DataParallelGroup {
     ///   gradients unattached and all-reduces each one from a gradient-ready hook. Create the group before the
     ///   optimizer attaches its own hooks.
     /// - Parameter units: at stage 3, the parameter-index ranges of the model's units
-    ///   (`LlamaForCausalLM.parameterUnits`); set the model's `parameterUnitHooks` to the group.
+    ///   (`CausalLanguageModel.parameterUnits`); set the model's `parameterUnitHooks` to the group.
     public init(communicator: Communicator, stage: Int, buffer: ParameterBuffer, reducesEachGradient: Bool = false,
                 units: [Range<Int>]? = nil, bucketElements: Int = DataParallelGroup.defaultBucketElements) {
         precondition((0...3).contains(stage), "ZeRO stage \(stage) is not one of 0, 1, 2, 3")

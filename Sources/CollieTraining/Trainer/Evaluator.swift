@@ -7,12 +7,12 @@ public protocol Evaluator: AnyObject {
     /// Prefix of this evaluator's metric names (`xsum` → `xsum/rouge1`).
     var name: String { get }
     /// Runs over the whole evaluation set and returns its metrics, unprefixed (`rouge1`, `bleu`, `accuracy`).
-    func evaluate(_ model: LlamaForCausalLM) throws -> [String: Double]
+    func evaluate(_ model: any CausalLanguageModel) throws -> [String: Double]
 }
 
 extension Evaluator {
     /// The metrics of `evaluate(_:)` named `<name>/<metric>`.
-    public func prefixedMetrics(_ model: LlamaForCausalLM) throws -> [String: Double] {
+    public func prefixedMetrics(_ model: any CausalLanguageModel) throws -> [String: Double] {
         Dictionary(uniqueKeysWithValues: try evaluate(model).map { ("\(name)/\($0.key)", $0.value) })
     }
 }

@@ -25,7 +25,7 @@ import Foundation
 /// ```
 public final class Trainer {
     public let config: CollieConfig
-    public let model: LlamaForCausalLM
+    public let model: any CausalLanguageModel
     /// The trained parameters in one buffer, with flat gradients: all of the model's, or with a PEFT adapter
     /// (`peft_config`) only the adapter's, the base model being frozen with no gradient storage.
     public let parameterBuffer: ParameterBuffer
@@ -64,7 +64,7 @@ public final class Trainer {
     ///   - communicator: the processes of the run; their number must be `dp_size` (× `tp_size` × `pp_size`).
     /// - Throws: `TrainerError` for settings Collie does not support yet, ids outside the model's vocabulary, or
     ///   monitored metrics that do not exist; `DatasetError` when `last_batch: drop` leaves no batch.
-    public init(config: CollieConfig, model: LlamaForCausalLM, trainDataset: TrainingDataset,
+    public init(config: CollieConfig, model: any CausalLanguageModel, trainDataset: TrainingDataset,
                 evaluationDataset: TrainingDataset? = nil, padTokenID: Int, monitors: [TrainingMonitor] = [],
                 callbacks: [TrainerCallback]? = nil, outputDirectory: URL? = nil, evaluators: [Evaluator] = [],
                 communicator: Communicator = SingleProcessCommunicator()) throws {

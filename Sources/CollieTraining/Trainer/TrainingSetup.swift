@@ -14,7 +14,7 @@ public struct TrainingSetup {
     public let tokenizerFolder: URL?
     public let trainDataset: TrainingDataset
     public let evaluationDataset: TrainingDataset?
-    public let model: LlamaForCausalLM
+    public let model: any CausalLanguageModel
 
     /// Loads everything `config` names. Errors name the config key and the file (and line, for records).
     /// - Parameter source: the config file, for error messages.

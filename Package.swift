@@ -12,7 +12,7 @@ let optimizedSwift: [SwiftSetting] = []
 
 let package = Package(
     name: "Collie",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "Collie", targets: ["Collie"]),
         .executable(name: "collie", targets: ["collie"]),
@@ -116,5 +116,5 @@ let package = Package(
         .testTarget(name: "CollieDistributedTests",
                     dependencies: ["CollieMPI", "CollieEngine", "CollieTraining", "CollieIO"]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Reverse-mode automatic differentiation over coarse, fused operations.
 ///
 /// Every differentiable op appends one `GradNode` to the tape: its inputs and a backward closure
@@ -20,11 +22,12 @@ public final class GradNode {
     /// Computes input gradients from the output gradient. Dropped after it runs.
     var backward: ((Tensor, GradientSink) -> Void)?
 
-    nonisolated(unsafe) static var nextSequence = 0
+    /// The last sequence number handed out. Atomic: models on different threads record concurrently, and a
+    /// counter shared by all of them still orders each one's tape.
+    private static let lastSequence = Atomic<Int>(0)
 
     init(name: String, inputs: [Tensor], output: Tensor, backward: @escaping (Tensor, GradientSink) -> Void) {
-        GradNode.nextSequence += 1
-        sequence = GradNode.nextSequence
+        sequence = GradNode.lastSequence.wrappingAdd(1, ordering: .relaxed).newValue
         self.name = name
         self.inputs = inputs
         outputShape = output.shape
@@ -34,26 +37,24 @@ public final class GradNode {
 }
 
 /// Whether ops record themselves for backward.
+///
+/// A task-local value (outside a task, local to the thread), so a model evaluated or decoding on one thread
+/// never switches recording off for a model training on another.
 public enum GradMode {
-    nonisolated(unsafe) private static var disabledDepth = 0
+    @TaskLocal private static var recording = true
 
     /// True outside any `withNoGrad` scope.
-    public static var isEnabled: Bool { disabledDepth == 0 }
+    public static var isEnabled: Bool { recording }
 
     /// Runs `body` without recording operations (inference, optimizer updates).
     public static func withNoGrad<R>(_ body: () throws -> R) rethrows -> R {
-        disabledDepth += 1
-        defer { disabledDepth -= 1 }
-        return try body()
+        try $recording.withValue(false, operation: body)
     }
 
     /// Runs `body` recording operations even inside `withNoGrad` (and inside backward), as
     /// activation checkpointing needs when it recomputes a layer.
     public static func withGradEnabled<R>(_ body: () throws -> R) rethrows -> R {
-        let saved = disabledDepth
-        disabledDepth = 0
-        defer { disabledDepth = saved }
-        return try body()
+        try $recording.withValue(true, operation: body)
     }
 }
 

@@ -1,6 +1,7 @@
 import CCollieKernels
 import Dispatch
 import Foundation
+import Synchronization
 
 /// Thread control for the non-GEMM kernels.
 ///
@@ -14,29 +15,36 @@ import Foundation
 /// sleeping thread for each costs about 20 µs here.
 public enum Parallel {
     /// Number of threads the kernels split work across.
-    nonisolated(unsafe) public static var threadCount: Int = {
+    public static let threadCount: Int = {
         if let value = ProcessInfo.processInfo.environment["COLLIE_NUM_THREADS"], let n = Int(value), n > 0 {
             return n
         }
         return max(1, ProcessInfo.processInfo.activeProcessorCount)
     }()
 
-    @usableFromInline nonisolated(unsafe) static var spinningDepth = 0
+    /// Whether this task (or thread) runs its loops on the spinning pool.
+    @usableFromInline @TaskLocal static var usesSpinningWorkers = false
+
+    /// How many `withSpinningWorkers` scopes are open in the process; the pool's workers spin while any is.
+    private static let openSpinningScopes = Atomic<Int>(0)
 
     /// How long an idle pool worker spins for the next loop before it sleeps.
     static let spinMicroseconds: UInt32 = 200
 
     /// Runs `body` with `forEach` on the spinning worker pool. Outside it (and when the pool is busy
     /// with another thread's loop) loops use Dispatch, whose threads sleep between loops, so training
-    /// keeps both cores free for BLAS.
+    /// keeps both cores free for BLAS. The choice is this task's (or thread's); the pool spins while any
+    /// thread is inside such a scope.
     public static func withSpinningWorkers<R>(_ body: () throws -> R) rethrows -> R {
-        spinningDepth += 1
-        if spinningDepth == 1 { collie_pool_set_spin(spinMicroseconds) }
-        defer {
-            spinningDepth -= 1
-            if spinningDepth == 0 { collie_pool_set_spin(0) }
+        if openSpinningScopes.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue == 1 {
+            collie_pool_set_spin(spinMicroseconds)
         }
-        return try body()
+        defer {
+            if openSpinningScopes.wrappingSubtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
+                collie_pool_set_spin(0)
+            }
+        }
+        return try $usesSpinningWorkers.withValue(true, operation: body)
     }
 
     /// Runs `body` over `0..<count`, split into contiguous ranges of at least `minimumChunk` items.
@@ -48,7 +56,10 @@ public enum Parallel {
             body(0..<count)
             return
         }
-        if spinningDepth > 0 && runOnPool(count, chunks: chunks, body) { return }
+        if usesSpinningWorkers && runOnPool(count, chunks: chunks, body) { return }
+        // The data-parallel contract: chunks are disjoint ranges and `body` writes only its own range's outputs,
+        // so running it on several threads at once shares nothing mutable.
+        nonisolated(unsafe) let body = body
         DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
             let start = count * chunk / chunks
             let end = count * (chunk + 1) / chunks

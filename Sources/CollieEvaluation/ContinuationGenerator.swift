@@ -4,7 +4,7 @@ import CollieTraining
 
 /// Produces the continuation of a prompt (token ids in, new token ids out, a stop token included when reached).
 /// Evaluators take one so that any decoding strategy can be plugged in; `greedyGenerator` is the default.
-public typealias ContinuationGenerator = (_ model: any CausalLanguageModel, _ prompt: [Int], _ settings: GenerationSettings) throws -> [Int]
+public typealias ContinuationGenerator = @Sendable (_ model: any CausalLanguageModel, _ prompt: [Int], _ settings: GenerationSettings) throws -> [Int]
 
 /// Greedy decoding with the KV cache: `Generator`, the one decoder, with its default (greedy) parameters.
 /// Under ZeRO stage 3 the trainer evaluates inside `withFullParameters`, so the model is whole here.

@@ -74,7 +74,7 @@ public struct SafeTensorsEntry: Sendable, Equatable {
 /// equal to each byte range, ranges in bounds, contiguous and non-overlapping, covering the data
 /// section), so a corrupted or truncated file fails there with a message naming the file and
 /// tensor. Tensors are read lazily: `tensor(_:)` maps one entry without touching the others.
-public final class SafeTensorsFile {
+public final class SafeTensorsFile: Sendable {
     /// The file's path.
     public let path: String
     /// Entries by name.

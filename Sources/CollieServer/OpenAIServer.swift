@@ -202,7 +202,7 @@ public final class OpenAIServer: @unchecked Sendable {
 
     /// Runs one request on the generation queue, after every request that arrived before it.
     private func generate(_ prompts: [[Int]], _ parameters: GenerationParameters, cancel: CancelFlag,
-                          onText: ((Int, String) -> Void)?) async throws -> [TextGenerator.Completion] {
+                          onText: (@Sendable (Int, String) -> Void)?) async throws -> [TextGenerator.Completion] {
         try await withCheckedThrowingContinuation { continuation in
             queue.async {
                 continuation.resume(with: Result {
@@ -216,7 +216,7 @@ public final class OpenAIServer: @unchecked Sendable {
 
     /// A server-sent-events response: `opening`, then one chunk per event, then `data: [DONE]`.
     /// A client that goes away cancels its generation at the next token.
-    private func stream<Chunk: Encodable>(_ prompts: [[Int]], _ parameters: GenerationParameters, opening: Chunk? = nil,
+    private func stream<Chunk: Encodable & Sendable>(_ prompts: [[Int]], _ parameters: GenerationParameters, opening: Chunk? = nil,
                                           chunk: @escaping @Sendable (StreamEvent) -> Chunk) -> Response {
         let (events, continuation) = AsyncStream<StreamEvent>.makeStream()
         let cancel = CancelFlag()

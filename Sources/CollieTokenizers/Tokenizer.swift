@@ -134,7 +134,8 @@ public final class Tokenizer: @unchecked Sendable {
         var results = [[Int]](repeating: [], count: texts.count)
         let chunks = max(1, min(texts.count, ProcessInfo.processInfo.activeProcessorCount))
         results.withUnsafeMutableBufferPointer { output in
-            let output = output
+            // Each index is written by exactly one chunk.
+            nonisolated(unsafe) let output = output
             DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
                 var index = chunk
                 while index < texts.count {

@@ -149,7 +149,7 @@ struct Serve: ParsableCommand {
             do {
                 try await server.run(host: host, port: port) { bound in
                     print("collie serve: model '\(name)' listening on http://\(host):\(bound)")
-                    fflush(stdout)
+                    fflush(nil)   // every C stream: the line above is for whoever reads ours
                 }
             } catch {
                 failure.error = error

@@ -123,7 +123,9 @@ private final class LineReader {
             self.file = file
             ownsFile = true
         } else {
-            file = stdin
+            // A stream of our own on descriptor 0 (C's `stdin` is a mutable global); nothing else reads it.
+            guard let file = fdopen(STDIN_FILENO, "r") else { throw TokenizeError("standard input: cannot open it") }
+            self.file = file
             ownsFile = false
         }
     }
@@ -174,8 +176,15 @@ private struct OutputBuffer {
 
     mutating func flush() {
         guard !bytes.isEmpty else { return }
-        bytes.withUnsafeBufferPointer { _ = fwrite($0.baseAddress, 1, $0.count, stdout) }
-        fflush(stdout)
+        fflush(nil)   // what print() buffered comes first
+        bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = write(STDOUT_FILENO, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 { if errno == EINTR { continue } else { break } }
+                offset += written
+            }
+        }
         bytes.removeAll(keepingCapacity: true)
     }
 }

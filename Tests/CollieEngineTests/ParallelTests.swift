@@ -6,7 +6,7 @@ import XCTest
 /// when loops nest or come from several threads at once.
 final class ParallelTests: XCTestCase {
     /// Runs `forEach(count)` and returns how often each index was visited.
-    private func visits(_ count: Int, minimumChunk: Int = 1) -> [Int] {
+    private static func visits(_ count: Int, minimumChunk: Int = 1) -> [Int] {
         let counts = UnsafeMutablePointer<Int>.allocate(capacity: count)
         counts.initialize(repeating: 0, count: count)
         defer { counts.deallocate() }
@@ -16,8 +16,8 @@ final class ParallelTests: XCTestCase {
 
     func testEveryIndexRunsOnceWithAndWithoutSpinningWorkers() {
         for count in [1, 2, 3, 17, 1000] {
-            XCTAssertEqual(visits(count), [Int](repeating: 1, count: count), "Dispatch, \(count)")
-            XCTAssertEqual(Parallel.withSpinningWorkers { visits(count) }, [Int](repeating: 1, count: count), "pool, \(count)")
+            XCTAssertEqual(Self.visits(count), [Int](repeating: 1, count: count), "Dispatch, \(count)")
+            XCTAssertEqual(Parallel.withSpinningWorkers { Self.visits(count) }, [Int](repeating: 1, count: count), "pool, \(count)")
         }
     }
 
@@ -40,7 +40,7 @@ final class ParallelTests: XCTestCase {
         Parallel.withSpinningWorkers {
             for round in 0..<5000 {
                 let count = 2 + round % 7
-                XCTAssertEqual(visits(count), [Int](repeating: 1, count: count), "round \(round)")
+                XCTAssertEqual(Self.visits(count), [Int](repeating: 1, count: count), "round \(round)")
             }
         }
     }
@@ -58,13 +58,14 @@ final class ParallelTests: XCTestCase {
             XCTAssertEqual(Array(UnsafeBufferPointer(start: counts, count: outer * inner)),
                            [Int](repeating: 1, count: outer * inner))
         }
-        // Four threads looping at once: one holds the pool, the others fall back, none loses an index.
-        let failures = UnsafeMutablePointer<Int>.allocate(capacity: 4)
+        // Four threads looping at once, each in its own spinning scope: one holds the pool, the others fall back,
+        // none loses an index.
+        nonisolated(unsafe) let failures = UnsafeMutablePointer<Int>.allocate(capacity: 4)   // one slot per thread
         failures.initialize(repeating: 0, count: 4)
         defer { failures.deallocate() }
-        Parallel.withSpinningWorkers {
-            DispatchQueue.concurrentPerform(iterations: 4) { thread in
-                for round in 0..<300 where visits(3 + round % 5) != [Int](repeating: 1, count: 3 + round % 5) {
+        DispatchQueue.concurrentPerform(iterations: 4) { thread in
+            Parallel.withSpinningWorkers {
+                for round in 0..<300 where Self.visits(3 + round % 5) != [Int](repeating: 1, count: 3 + round % 5) {
                     failures[thread] += 1
                 }
             }

@@ -1,12 +1,14 @@
 import CollieGeneration
 import Foundation
+import Synchronization
 import XCTest
 
 /// `collie serve` answers OpenAI's routes, streams as server-sent events, rejects bad requests
 /// with OpenAI-style 4xx errors, and keeps serving concurrent clients.
 final class ServerTests: XCTestCase {
-    static var server: ServerProcess?
-    static var startError: Error?
+    // Set once in the class's setUp and cleared in its tearDown; XCTest runs those alone.
+    nonisolated(unsafe) static var server: ServerProcess?
+    nonisolated(unsafe) static var startError: Error?
 
     override class func setUp() {
         super.setUp()
@@ -130,14 +132,13 @@ final class ServerTests: XCTestCase {
         let local = try TextGenerator.load(from: s.folder)
         let prompts = (0..<16).map { "Request number \($0) says" }
         let expected = try prompts.map { try local.complete([local.encode(prompt: $0)], parameters: .init(maxNewTokens: 6))[0].text }
-        var answers = [String?](repeating: nil, count: prompts.count)
-        let lock = NSLock()
+        let answers = Mutex([String?](repeating: nil, count: prompts.count))
         DispatchQueue.concurrentPerform(iterations: prompts.count) { i in
             let response = try? s.post("v1/completions", ["model": "tiny-chat", "prompt": prompts[i], "max_tokens": 6,
                                                           "temperature": 0])
             let text = ((response?.body.object["choices"] as? [[String: Any]])?.first?["text"]) as? String
-            lock.lock(); answers[i] = text; lock.unlock()
+            answers.withLock { $0[i] = text }
         }
-        XCTAssertEqual(answers, expected.map { Optional($0) })
+        XCTAssertEqual(answers.withLock { $0 }, expected.map { Optional($0) })
     }
 }

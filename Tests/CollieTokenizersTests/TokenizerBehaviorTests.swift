@@ -90,7 +90,7 @@ final class TokenizerBehaviorTests: XCTestCase {
         let expected = texts.map { tokenizer.encode($0) }
         var results = [[[Int]]](repeating: [], count: 4)
         results.withUnsafeMutableBufferPointer { output in
-            let output = output
+            nonisolated(unsafe) let output = output   // each worker writes its own index
             DispatchQueue.concurrentPerform(iterations: 4) { worker in
                 output[worker] = texts.map { tokenizer.encode($0) }
             }

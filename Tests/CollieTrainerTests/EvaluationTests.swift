@@ -12,12 +12,11 @@ import XCTest
 /// print JSON.
 final class EvaluationTests: XCTestCase {
     private let tokenizer = Fixtures.tokenizer
-    /// A very small random LLaMA over the LLaMA-2 vocabulary, shared by the tests.
-    private static let model = LlamaForCausalLM(
+    /// A very small random LLaMA over the LLaMA-2 vocabulary (the same in every test).
+    private let model = LlamaForCausalLM(
         LlamaConfiguration(hiddenSize: 16, intermediateSize: 32, hiddenLayers: 1, attentionHeads: 2, keyValueHeads: 2,
                            rmsNormEpsilon: 1e-6, vocabularySize: Fixtures.tokenizer.vocabularySize, maxPositionEmbeddings: 64,
                            initializerRange: 0.5, bosTokenId: 1, eosTokenIds: [2], padTokenId: nil), seed: 1)
-    private var model: LlamaForCausalLM { Self.model }
 
     private let records = [
         GenerationRecord(text: "Translate: the cat", targets: ["Pisica stă pe covor."]),

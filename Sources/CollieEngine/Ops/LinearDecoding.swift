@@ -13,13 +13,13 @@ extension Tensor {
     /// The most input rows the decoding path takes; more rows go to BLAS.
     public static let decodingRowLimit = 16
 
-    nonisolated(unsafe) private static var decodingDepth = 0
+    /// Whether this task (or thread) is inside `withDecodingKernels`.
+    @TaskLocal private static var isDecoding = false
 
-    /// Runs `body` with small-batch, gradient-free linear layers on the matrix-vector kernels.
+    /// Runs `body` with small-batch, gradient-free linear layers on the matrix-vector kernels (on this task or
+    /// thread only).
     public static func withDecodingKernels<R>(_ body: () throws -> R) rethrows -> R {
-        decodingDepth += 1
-        defer { decodingDepth -= 1 }
-        return try body()
+        try $isDecoding.withValue(true, operation: body)
     }
 
     /// `linear(x, weight, bias)` computed with the matrix-vector kernels, or nil when the case is
@@ -33,7 +33,7 @@ extension Tensor {
     /// when any of them is not the kernels' case. One loop instead of one per layer saves a
     /// synchronization of the threads per layer, and each thread's share is one run of rows.
     public static func decodingLinears(_ x: Tensor, weights: [Tensor], biases: [Tensor?]) -> [Tensor]? {
-        guard decodingDepth > 0, !weights.isEmpty, weights.count == biases.count, x.dtype == .float32 else { return nil }
+        guard isDecoding, !weights.isEmpty, weights.count == biases.count, x.dtype == .float32 else { return nil }
         guard !GradMode.isEnabled || (!x.requiresGrad && !weights.contains { $0.requiresGrad }
                                       && !biases.contains { $0?.requiresGrad ?? false }) else { return nil }
         let inFeatures = weights[0].shape.last ?? 0

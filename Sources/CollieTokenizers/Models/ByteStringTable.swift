@@ -126,7 +126,8 @@ final class ByteStringTable {
     }
 
     /// A valid address for empty keys, whose buffers may have none.
-    private static let emptyKey: UnsafeMutablePointer<UInt8> = {
+    /// Never written through (empty keys have no bytes).
+    nonisolated(unsafe) private static let emptyKey: UnsafeMutablePointer<UInt8> = {
         let pointer = UnsafeMutablePointer<UInt8>.allocate(capacity: 1)
         pointer.initialize(to: 0)
         return pointer

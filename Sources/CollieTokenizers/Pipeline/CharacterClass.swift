@@ -13,7 +13,8 @@ struct CharacterClass: OptionSet {
     static let newline = CharacterClass(rawValue: 32)  // \r or \n
 
     /// Flags for every BMP scalar (surrogates: none), built once and never freed.
-    private static let basicPlane: UnsafePointer<UInt8> = {
+    /// Written once while initialized, then only read.
+    nonisolated(unsafe) private static let basicPlane: UnsafePointer<UInt8> = {
         let table = UnsafeMutablePointer<UInt8>.allocate(capacity: 0x10000)
         for code in 0..<0x10000 {
             table[code] = Unicode.Scalar(UInt32(code)).map { compute($0).rawValue } ?? 0

@@ -6,7 +6,7 @@ import XCTest
 
 /// The torch / transformers reference values in `Fixtures/*.safetensors`, written by
 /// scripts/make_optimizer_fixtures.py (see its docstring for the key layout).
-final class Fixture {
+final class Fixture: Sendable {
     private let file: SafeTensorsFile
 
     /// Opens `Fixtures/<name>.safetensors` from the test bundle.

@@ -27,5 +27,5 @@ extension ParameterBuffer {
         values.offset = 0
     }
 
-    nonisolated(unsafe) static let emptyStorage = TensorStorage(byteCount: 0)
+    static let emptyStorage = TensorStorage(byteCount: 0)
 }

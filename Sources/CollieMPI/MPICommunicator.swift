@@ -7,7 +7,9 @@ import Foundation
 /// `world()` initializes MPI once (thread level "funneled": only the thread that initialized MPI calls it;
 /// Collie's worker threads never do) and finalizes it at exit. All calls block except the `start…` ones,
 /// which return a request that `test()` drives and `wait()` completes.
-public final class MPICommunicator: Communicator {
+/// Sendable without checks because MPI runs at thread level "funneled": the thread that initialized MPI makes
+/// every call, so an instance is never used by two threads at once.
+public final class MPICommunicator: Communicator, @unchecked Sendable {
     private let communicator: MPI_Comm?
     public let rank: Int
     public let size: Int
@@ -28,12 +30,12 @@ public final class MPICommunicator: Communicator {
         return environment["OMPI_COMM_WORLD_SIZE"] != nil || environment["PMI_SIZE"] != nil
     }
 
-    nonisolated(unsafe) private static var worldCommunicator: MPICommunicator?
-
     /// All processes of the run (MPI_COMM_WORLD); initializes MPI on the first call. Without `mpirun` MPI
     /// starts as a singleton: a world of one.
-    public static func world() -> MPICommunicator {
-        if let worldCommunicator { return worldCommunicator }
+    public static func world() -> MPICommunicator { worldCommunicator }
+
+    /// Initialized once, on first use (Swift runs a static's initializer exactly once, thread-safely).
+    private static let worldCommunicator: MPICommunicator = {
         var initialized: Int32 = 0
         MPI_Initialized(&initialized)
         if initialized == 0 {
@@ -45,10 +47,8 @@ public final class MPICommunicator: Communicator {
                 if finalized == 0 { MPI_Finalize() }
             }
         }
-        let world = MPICommunicator(collie_mpi_comm_world())
-        worldCommunicator = world
-        return world
-    }
+        return MPICommunicator(collie_mpi_comm_world())
+    }()
 
     /// Ends every process of the run with `exitCode` (MPI_Abort): for an error on one rank while the others may
     /// be waiting for it in a collective.

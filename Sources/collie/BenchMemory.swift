@@ -119,7 +119,7 @@ extension Bench {
             var activationBytes = 0
             StoragePool.shared.resetPeakLiveBytes()
             for step in 0...steps {
-                let start = DispatchTime.now().uptimeNanoseconds
+                let start = Timing.now()
                 let before = StoragePool.shared.liveBytes
                 let loss = model.loss(ids: ids, labels: ids)
                 if step == 0 { activationBytes = StoragePool.shared.liveBytes - before }
@@ -127,7 +127,7 @@ extension Bench {
                 optimizer.step()
                 buffer.zeroGradients()
                 losses.append(Double(loss.item))
-                if step > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
+                if step > 0 { times.append(Timing.seconds(since: start)) }
             }
             let median = times.sorted()[times.count / 2]
             let stateBytes = optimizer.state().tensors.values.reduce(0) { $0 + $1.count * $1.dtype.size }

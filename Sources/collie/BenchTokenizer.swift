@@ -68,12 +68,12 @@ struct BenchTokenizer: ParsableCommand {
         var collie = Report(library: "Collie \(Collie.version)", results: [])
         for path in tokenizer {
             let url = URL(fileURLWithPath: path)
-            let load = try BenchTokenizer.medianSeconds(repeats) { _ = try Tokenizer(tokenizerJSON: url) }
+            let load = try Timing.measure(repeats: repeats) { _ = try Tokenizer(tokenizerJSON: url) }
             let tokenizer = try Tokenizer(tokenizerJSON: url)
             var result = Result(tokenizer: path, load_ms: load * 1000, texts: [])
             for (textPath, documents) in corpora {
                 let bytes = documents.reduce(0) { $0 + $1.utf8.count }
-                let seconds = try BenchTokenizer.medianSeconds(repeats) {
+                let seconds = try Timing.measure(repeats: repeats) {
                     for document in documents { _ = tokenizer.encode(document, addSpecialTokens: false) }
                 }
                 var count = 0
@@ -156,16 +156,5 @@ struct BenchTokenizer: ParsableCommand {
             start = end
         }
         return documents
-    }
-
-    static func medianSeconds(_ repeats: Int, _ body: () throws -> Void) rethrows -> Double {
-        try body()
-        var times: [Double] = []
-        for _ in 0..<repeats {
-            let start = DispatchTime.now().uptimeNanoseconds
-            try body()
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
-        }
-        return times.sorted()[times.count / 2]
     }
 }

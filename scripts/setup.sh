@@ -3,7 +3,7 @@
 # Idempotent: apt runs only when a package is missing, and `apt-get update` only then.
 set -euo pipefail
 
-# chromium: the chat-page check in scripts/test.sh (scripts/check_chat_page.py).
+# chromium: the chat-page check in scripts/test.sh (scripts/checks/check_chat_page.py).
 # libopenmpi-dev, openmpi-bin: data parallelism over MPI (CMPI, mpirun in the distributed tests).
 packages=(libopenblas-dev pkg-config libopenmpi-dev openmpi-bin chromium)
 missing=()

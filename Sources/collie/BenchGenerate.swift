@@ -4,7 +4,7 @@ import Foundation
 
 extension Bench {
     /// `collie bench generate`: decode speed with the KV cache on a preset-shaped model, beside
-    /// `scripts/bench_generate_torch.py` (transformers' generate) on the same shape.
+    /// `scripts/bench/bench_generate_torch.py` (transformers' generate) on the same shape.
     struct BenchGenerate: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "generate",

@@ -6,7 +6,7 @@ extension Bench {
     /// `collie bench train`: full training steps (forward, backward, AdamW) of a reference LLaMA
     /// configuration on random tokens, reporting tokens/s, GFLOP/s and peak memory.
     ///
-    /// `scripts/bench_train_torch.py` runs the same configurations in PyTorch + transformers.
+    /// `scripts/bench/bench_train_torch.py` runs the same configurations in PyTorch + transformers.
     struct Train: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Time training steps of a reference LLaMA configuration (fp32, AdamW).")

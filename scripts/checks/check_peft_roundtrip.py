@@ -6,7 +6,7 @@ Run by hand (never by CI) from the repository root, with torch, transformers (>=
     swift build --build-tests
     COLLIE_PEFT_EXPORT=/tmp/collie-peft swift test --skip-build --disable-swift-testing \\
         --filter PEFTParityTests/testAdaptersCollieSavesReloadWithIdenticalLogitsAndPEFTsConfigFields
-    python3 scripts/check_peft_roundtrip.py /tmp/collie-peft
+    python3 scripts/checks/check_peft_roundtrip.py /tmp/collie-peft
 
 The test writes, per adapter (lora/, prompt/), the folder `saveAdapter` produced and <name>.safetensors with
 the inputs and Collie's logits. For each, this script builds the base model named by the adapter's

@@ -5,6 +5,8 @@
 #
 #   swift build -c release --product collie && scripts/bench/bench_generate.sh
 #
+# The PyTorch side needs torch and transformers (pinned in scripts/requirements.txt).
+#
 # A benchmark: OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset for these commands only, so OpenBLAS (used by the
 # prefill and by PyTorch) takes its AVX-512 kernels.
 set -euo pipefail

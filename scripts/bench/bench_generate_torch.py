@@ -7,6 +7,8 @@ so no early stop). Decode tokens/s = batch x (new - 1) / (t(new tokens) - t(1 to
 (tokens after the first, whose time is the prefill). Median of --repeats after one warm-up.
 
     python3 scripts/bench/bench_generate_torch.py --preset small --batch-sizes 1,8 [--dtype float32] [--json]
+
+The PyPI packages it imports are pinned in scripts/requirements.txt.
 """
 
 import argparse

@@ -6,6 +6,8 @@ JSON line: tokens/s and the peak RSS of the training steps (VmHWM reset after th
 does).
 
     python3 scripts/bench/bench_memory_torch.py --preset small --method adamw --steps 3
+
+The PyPI packages it imports are pinned in scripts/requirements.txt.
 """
 import argparse
 import json

@@ -10,6 +10,8 @@ backward rows reset activation gradients (inputs) before each run and keep param
 as `collie bench ops` does. Byte counts (bytes an ideal kernel must read and write) use the same
 formulas as Collie's, so GB/s compare directly. OpenBLAS/MKL environment variables are printed,
 never changed.
+
+The PyPI packages it imports are pinned in scripts/requirements.txt.
 """
 
 import argparse

@@ -10,6 +10,8 @@ document reaches --chunk bytes. Encoding is `encode_batch_fast` (no offsets; `en
 installed version lacks it) on one thread (RAYON_NUM_THREADS=1), without special tokens; load time is
 `Tokenizer.from_file`. Each figure is the median of --repeats runs after one
 warm-up. The id count and checksum let the caller check both sides produced the same ids.
+
+The PyPI packages it imports are pinned in scripts/requirements.txt.
 """
 import os
 

@@ -2,6 +2,8 @@
 fp32, AdamW, random tokens; prints tokens/s, GFLOP/s (same FLOP count as Collie) and peak RSS.
 
     python3 scripts/bench/bench_train_torch.py --preset tiny --steps 5
+
+The PyPI packages it imports are pinned in scripts/requirements.txt.
 """
 import argparse
 import json

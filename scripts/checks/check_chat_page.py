@@ -10,6 +10,8 @@ and saves a screenshot (default build/chat-page.png). Stops Chromium and the ser
 on failure.
 
     python3 scripts/checks/check_chat_page.py [--collie .build/debug/collie] [--screenshot FILE]
+
+The PyPI packages it imports are pinned in scripts/requirements.txt.
 """
 
 import argparse

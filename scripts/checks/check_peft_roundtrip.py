@@ -17,6 +17,8 @@ runs the same inputs and compares the logits at real (unpadded) positions.
 A training run's adapter can be checked the same way for loading alone: pass its folder with --load-only; add
 --merged DIR (a model `collie convert --adapter` wrote) to compare that merged model's logits in transformers
 with PEFT's logits of base + adapter on random ids.
+
+The PyPI packages it imports are pinned in scripts/requirements.txt.
 """
 
 import argparse

@@ -26,6 +26,8 @@ Also, per variant:
   and for one variant, --max-shard-size 20KB: shards plus model.safetensors.index.json that
     transformers loads to the same logits.
 Exit status 1 when anything differs.
+
+The PyPI packages it imports are pinned in scripts/requirements.txt.
 """
 
 import argparse

@@ -10,6 +10,8 @@ the bundled LLaMA-2 tokenizer), then checks:
 and stops the server. Exits non-zero on any failure.
 
     python3 scripts/checks/check_server.py [--collie .build/debug/collie]
+
+The PyPI packages it imports are pinned in scripts/requirements.txt.
 """
 
 import argparse

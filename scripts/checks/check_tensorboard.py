@@ -9,6 +9,8 @@ test leaves behind when asked to:
     python3 scripts/checks/check_tensorboard.py /tmp/tb/events.out.tfevents.*
 
 With --expect-tags TAG,TAG... it also fails unless every listed tag has at least one scalar.
+
+The PyPI packages it imports are pinned in scripts/requirements.txt.
 """
 
 import argparse

@@ -81,7 +81,7 @@ extension Bench {
                 print(String(decoding: try encoder.encode(Report(preset: preset.rawValue, dtype: dtype.rawValue, results: results,
                                                                  otherProcessesCPUPercent: others)), as: UTF8.self))
             } else {
-                print(String(format: "other processes used %.0f%% of one CPU during the run; load %@", others ?? -1,
+                print(String(format: "other processes used %.0f%% of one CPU during the run; load %@", others,
                              HostInfo.loadAverage()))
             }
         }

@@ -73,7 +73,7 @@ struct BenchTokenizer: ParsableCommand {
             var result = Result(tokenizer: path, load_ms: load * 1000, texts: [])
             for (textPath, documents) in corpora {
                 let bytes = documents.reduce(0) { $0 + $1.utf8.count }
-                let seconds = try Timing.measure(repeats: repeats) {
+                let seconds = Timing.measure(repeats: repeats) {
                     for document in documents { _ = tokenizer.encode(document, addSpecialTokens: false) }
                 }
                 var count = 0

@@ -4,7 +4,7 @@ import Foundation
 
 extension Bench {
     /// `collie bench generate`: decode speed with the KV cache on a preset-shaped model, beside
-    /// `scripts/bench_generate_torch.py` (transformers' generate) on the same shape.
+    /// `scripts/bench/bench_generate_torch.py` (transformers' generate) on the same shape.
     struct BenchGenerate: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "generate",
@@ -81,7 +81,7 @@ extension Bench {
                 print(String(decoding: try encoder.encode(Report(preset: preset.rawValue, dtype: dtype.rawValue, results: results,
                                                                  otherProcessesCPUPercent: others)), as: UTF8.self))
             } else {
-                print(String(format: "other processes used %.0f%% of one CPU during the run; load %@", others ?? -1,
+                print(String(format: "other processes used %.0f%% of one CPU during the run; load %@", others,
                              HostInfo.loadAverage()))
             }
         }

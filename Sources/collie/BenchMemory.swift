@@ -7,7 +7,7 @@ extension Bench {
     /// LOMO, AdaLomo (and LoRA), each with and without activation checkpointing, one process per
     /// configuration so that each peak RSS is its own; `--torch` runs PyTorch + transformers (AdamW)
     /// and PyTorch + peft (LoRA) on the same configuration in the same run
-    /// (scripts/bench_memory_torch.py). Beside each measurement: the theoretical bytes of weights,
+    /// (scripts/bench/bench_memory_torch.py). Beside each measurement: the theoretical bytes of weights,
     /// gradients, optimizer state and activations (the engine's live tensors after the forward pass).
     struct Memory: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -48,7 +48,7 @@ extension Bench {
         @Option(help: "Parameter dtype: float32 or bfloat16.") var dtype: String = "float32"
         @Option(help: "Timed steps (after one warm-up step).") var steps = 3
         @Option(help: "Checkpointing: both, on or off.") var checkpointing: String = "both"
-        @Flag(help: "Also run PyTorch + transformers / peft (python3 scripts/bench_memory_torch.py).") var torch = false
+        @Flag(help: "Also run PyTorch + transformers / peft (python3 scripts/bench/bench_memory_torch.py).") var torch = false
         @Option(help: .hidden) var single: Method?
         @Flag(help: .hidden) var checkpointed = false
 
@@ -119,7 +119,7 @@ extension Bench {
             var activationBytes = 0
             StoragePool.shared.resetPeakLiveBytes()
             for step in 0...steps {
-                let start = DispatchTime.now().uptimeNanoseconds
+                let start = Timing.now()
                 let before = StoragePool.shared.liveBytes
                 let loss = model.loss(ids: ids, labels: ids)
                 if step == 0 { activationBytes = StoragePool.shared.liveBytes - before }
@@ -127,7 +127,7 @@ extension Bench {
                 optimizer.step()
                 buffer.zeroGradients()
                 losses.append(Double(loss.item))
-                if step > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
+                if step > 0 { times.append(Timing.seconds(since: start)) }
             }
             let median = times.sorted()[times.count / 2]
             let stateBytes = optimizer.state().tensors.values.reduce(0) { $0 + $1.count * $1.dtype.size }
@@ -160,7 +160,7 @@ extension Bench {
         }
 
         private func torchChild(_ method: String, checkpointing: Bool) throws -> [String: Any] {
-            let script = "scripts/bench_memory_torch.py"
+            let script = "scripts/bench/bench_memory_torch.py"
             guard FileManager.default.fileExists(atPath: script) else {
                 throw ValidationError("--torch needs \(script) (run from the repository root)")
             }

@@ -3,7 +3,7 @@ import Collie
 import Foundation
 
 /// `collie bench tokenizer`: tokenizer.json load time and one-thread encode throughput, beside Hugging Face
-/// `tokenizers` measured in the same run (scripts/bench_tokenizer.py) on the same documents.
+/// `tokenizers` measured in the same run (scripts/bench/bench_tokenizer.py) on the same documents.
 ///
 /// Every figure is the median of `--repeats` runs after one warm-up. Both sides encode without special
 /// tokens; the id counts and checksums are compared, so a speed is only reported for identical ids.
@@ -29,7 +29,7 @@ struct BenchTokenizer: ParsableCommand {
     @Option(help: "Bytes per document when cutting a plain text file.")
     var chunk = 4096
 
-    @Option(help: "The Python that runs scripts/bench_tokenizer.py.")
+    @Option(help: "The Python that runs scripts/bench/bench_tokenizer.py.")
     var python = "python3"
 
     @Flag(help: "Measure Collie only.")
@@ -68,12 +68,12 @@ struct BenchTokenizer: ParsableCommand {
         var collie = Report(library: "Collie \(Collie.version)", results: [])
         for path in tokenizer {
             let url = URL(fileURLWithPath: path)
-            let load = try BenchTokenizer.medianSeconds(repeats) { _ = try Tokenizer(tokenizerJSON: url) }
+            let load = try Timing.measure(repeats: repeats) { _ = try Tokenizer(tokenizerJSON: url) }
             let tokenizer = try Tokenizer(tokenizerJSON: url)
             var result = Result(tokenizer: path, load_ms: load * 1000, texts: [])
             for (textPath, documents) in corpora {
                 let bytes = documents.reduce(0) { $0 + $1.utf8.count }
-                let seconds = try BenchTokenizer.medianSeconds(repeats) {
+                let seconds = Timing.measure(repeats: repeats) {
                     for document in documents { _ = tokenizer.encode(document, addSpecialTokens: false) }
                 }
                 var count = 0
@@ -101,9 +101,9 @@ struct BenchTokenizer: ParsableCommand {
         }
     }
 
-    /// Runs scripts/bench_tokenizer.py with the same settings and reads its JSON.
+    /// Runs scripts/bench/bench_tokenizer.py with the same settings and reads its JSON.
     private func runReference() -> Report? {
-        let arguments = [python, "scripts/bench_tokenizer.py", "--repeats", String(repeats), "--chunk", String(chunk)]
+        let arguments = [python, "scripts/bench/bench_tokenizer.py", "--repeats", String(repeats), "--chunk", String(chunk)]
             + tokenizer.flatMap { ["--tokenizer", $0] } + text.flatMap { ["--text", $0] }
         do {
             return try JSONDecoder().decode(Report.self, from: ChildProcess.output("/usr/bin/env", arguments))
@@ -136,7 +136,7 @@ struct BenchTokenizer: ParsableCommand {
 
     private func format(_ value: Double) -> String { String(format: value < 10 ? "%.2f" : "%.1f", value) }
 
-    /// The documents of a file, cut as scripts/bench_tokenizer.py cuts them.
+    /// The documents of a file, cut as scripts/bench/bench_tokenizer.py cuts them.
     static func documents(_ path: String, chunk: Int) throws -> [String] {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ValidationError("cannot read \(path)")
@@ -156,16 +156,5 @@ struct BenchTokenizer: ParsableCommand {
             start = end
         }
         return documents
-    }
-
-    static func medianSeconds(_ repeats: Int, _ body: () throws -> Void) rethrows -> Double {
-        try body()
-        var times: [Double] = []
-        for _ in 0..<repeats {
-            let start = DispatchTime.now().uptimeNanoseconds
-            try body()
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
-        }
-        return times.sorted()[times.count / 2]
     }
 }

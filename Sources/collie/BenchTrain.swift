@@ -6,7 +6,7 @@ extension Bench {
     /// `collie bench train`: full training steps (forward, backward, AdamW) of a reference LLaMA
     /// configuration on random tokens, reporting tokens/s, GFLOP/s and peak memory.
     ///
-    /// `scripts/bench_train_torch.py` runs the same configurations in PyTorch + transformers.
+    /// `scripts/bench/bench_train_torch.py` runs the same configurations in PyTorch + transformers.
     struct Train: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Time training steps of a reference LLaMA configuration (fp32, AdamW).")
@@ -49,13 +49,13 @@ extension Bench {
             var times: [Double] = []
             var losses: [Float] = []
             for step in 0...steps {
-                let start = DispatchTime.now().uptimeNanoseconds
+                let start = Timing.now()
                 buffer.zeroGradients()
                 let loss = model.loss(ids: ids, labels: ids)
                 loss.backward()
                 optimizer.step()
                 losses.append(loss.item)
-                if step > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
+                if step > 0 { times.append(Timing.seconds(since: start)) }
             }
             let median = times.sorted()[times.count / 2]
             let tokens = Double(b * t)

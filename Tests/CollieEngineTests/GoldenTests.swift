@@ -2,7 +2,7 @@ import XCTest
 @testable import CollieEngine
 
 /// Every op against PyTorch: outputs and input gradients for the inputs, upstream gradient and
-/// parameters stored in Fixtures/ops.safetensors by scripts/make_engine_fixtures.py.
+/// parameters stored in Fixtures/ops.safetensors by scripts/fixtures/make_engine_fixtures.py.
 ///
 /// For a case `name`, the test loads `name.<input>` (differentiable inputs as leaves that require
 /// a gradient), runs the Swift op, compares it with `name.out`, backpropagates

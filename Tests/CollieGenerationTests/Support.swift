@@ -2,7 +2,7 @@ import CollieModels
 import Foundation
 import XCTest
 
-/// Fixture paths: this target's Fixtures (scripts/make_generation_fixtures.py) and the repository's tokenizers.
+/// Fixture paths: this target's Fixtures (scripts/fixtures/make_generation_fixtures.py) and the repository's tokenizers.
 enum Fixtures {
     static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

@@ -2,10 +2,10 @@ import CollieMetrics
 import Foundation
 import XCTest
 
-/// Loads a fixture written by scripts/make_metrics_fixtures.py.
+/// Loads a fixture written by scripts/fixtures/make_metrics_fixtures.py.
 func fixture<T: Decodable>(_ name: String, as type: T.Type) throws -> T {
     let url = try XCTUnwrap(Bundle.module.url(forResource: "Fixtures/\(name)", withExtension: nil),
-                            "missing fixture \(name); run scripts/make_metrics_fixtures.py")
+                            "missing fixture \(name); run scripts/fixtures/make_metrics_fixtures.py")
     return try JSONDecoder().decode(T.self, from: Data(contentsOf: url))
 }
 

@@ -6,7 +6,7 @@ import Foundation
 import XCTest
 
 /// The perplexity evaluator equals exp(mean NLL) from transformers, and harness-style classification picks the
-/// options a PyTorch reference picks (scripts/make_evaluation_fixtures.py, the llama_mha fixture model).
+/// options a PyTorch reference picks (scripts/fixtures/make_evaluation_fixtures.py, the llama_mha fixture model).
 final class EvaluatorParityTests: XCTestCase {
     struct Expected: Decodable {
         struct Record: Decodable {

@@ -6,7 +6,7 @@ import XCTest
 @testable import CollieTraining
 
 /// Collie against `transformers` itself: tiny random models built and run by
-/// scripts/make_model_fixtures.py with transformers' own LlamaForCausalLM / MistralForCausalLM /
+/// scripts/fixtures/make_model_fixtures.py with transformers' own LlamaForCausalLM / MistralForCausalLM /
 /// Qwen2ForCausalLM (eager attention, float32) and torch.optim.AdamW.
 ///
 /// Tolerances (float32 on both sides; each relative to the largest magnitude of the expected
@@ -342,7 +342,7 @@ final class HuggingFaceParityTests: XCTestCase {
 
     static func folder(_ variant: String) -> URL {
         guard let root = Bundle.module.url(forResource: "Fixtures", withExtension: nil) else {
-            fatalError("Fixtures are missing from the test bundle; run scripts/make_model_fixtures.py")
+            fatalError("Fixtures are missing from the test bundle; run scripts/fixtures/make_model_fixtures.py")
         }
         return root.appendingPathComponent(variant)
     }

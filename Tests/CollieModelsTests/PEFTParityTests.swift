@@ -5,8 +5,8 @@ import XCTest
 @testable import CollieModels
 
 /// LoRA and prompt tuning against PEFT itself: adapters saved by `PeftModel.save_pretrained` and the logits,
-/// losses, gradients and merged weights PEFT computes with them (scripts/make_peft_fixtures.py, base model the
-/// "llama_padded" fixture), and adapters Collie saves (scripts/check_peft_roundtrip.py loads them in PEFT).
+/// losses, gradients and merged weights PEFT computes with them (scripts/fixtures/make_peft_fixtures.py, base model the
+/// "llama_padded" fixture), and adapters Collie saves (scripts/checks/check_peft_roundtrip.py loads them in PEFT).
 ///
 /// Tolerances are relative to the largest magnitude of the expected tensor: logits and loss 1e-5, gradients
 /// 1e-4, merged weights 1e-6.
@@ -106,7 +106,7 @@ final class PEFTParityTests: XCTestCase {
 
     /// Saves a LoRA adapter (nonzero B, a regex target) and a prompt-tuning adapter and loads them back. With
     /// COLLIE_PEFT_EXPORT=DIR set the folders, inputs and Collie's logits go to DIR for
-    /// `python3 scripts/check_peft_roundtrip.py DIR`, which loads them with `PeftModel.from_pretrained`.
+    /// `python3 scripts/checks/check_peft_roundtrip.py DIR`, which loads them with `PeftModel.from_pretrained`.
     func testAdaptersCollieSavesReloadWithIdenticalLogitsAndPEFTsConfigFields() throws {
         let export = ProcessInfo.processInfo.environment["COLLIE_PEFT_EXPORT"].map { URL(fileURLWithPath: $0) }
         let root = try export ?? temporaryFolder()

@@ -4,7 +4,7 @@ import Foundation
 import XCTest
 
 /// Lion, Adan and SophiaG against their reference implementations (lion-pytorch; the authors'
-/// Adan and SophiaG re-created in scripts/make_memory_optimizer_fixtures.py): five steps on three
+/// Adan and SophiaG re-created in scripts/fixtures/make_memory_optimizer_fixtures.py): five steps on three
 /// random parameters with gradients of mixed scale and learning rates changed between steps;
 /// SophiaG refreshes its Hessian every k steps from a separate gradient.
 final class AdaptiveOptimizerParityTests: XCTestCase {

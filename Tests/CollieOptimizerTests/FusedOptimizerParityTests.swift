@@ -7,7 +7,7 @@ import XCTest
 /// LOMO and AdaLomo against OpenLMLab's `lomo-optim` 0.1.1 on a tiny LLaMA (Fixtures/fused_model):
 /// three fused-backward steps per case, with weight decay, clipping by value and clipping by the
 /// global norm (two backward passes), each loss compared before its update and every parameter
-/// after the last one (scripts/make_memory_optimizer_fixtures.py).
+/// after the last one (scripts/fixtures/make_memory_optimizer_fixtures.py).
 final class FusedOptimizerParityTests: XCTestCase {
     static let fixture = Fixture("fused")
     static let steps = 3
@@ -111,7 +111,7 @@ final class FusedOptimizerParityTests: XCTestCase {
 
     static func loadModel() throws -> LlamaForCausalLM {
         guard let url = Bundle.module.url(forResource: "fused_model", withExtension: nil, subdirectory: "Fixtures") else {
-            throw XCTSkip("Fixtures/fused_model is missing; run scripts/make_memory_optimizer_fixtures.py")
+            throw XCTSkip("Fixtures/fused_model is missing; run scripts/fixtures/make_memory_optimizer_fixtures.py")
         }
         let model = try LlamaForCausalLM.load(from: url)
         for p in model.parameters { p.requiresGrad = true }

@@ -55,7 +55,7 @@ final class MonitorTests: XCTestCase {
     }
 
     func testTensorBoardFileDecodesToTheEventsWritten() throws {
-        // COLLIE_TENSORBOARD_OUTPUT keeps the file for scripts/check_tensorboard.py.
+        // COLLIE_TENSORBOARD_OUTPUT keeps the file for scripts/checks/check_tensorboard.py.
         let directory = ProcessInfo.processInfo.environment["COLLIE_TENSORBOARD_OUTPUT"].map { URL(fileURLWithPath: $0) }
             ?? temporaryFolder(self)
         let clock = Date(timeIntervalSince1970: 1_700_000_000.25)

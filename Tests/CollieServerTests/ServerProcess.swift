@@ -5,7 +5,7 @@ import FoundationNetworking
 #endif
 
 /// A `collie serve` child process on a free loopback port, with the tiny chat model of
-/// Fixtures/chat-model (scripts/make_server_fixtures.py) and the bundled LLaMA-2 tokenizer.
+/// Fixtures/chat-model (scripts/fixtures/make_server_fixtures.py) and the bundled LLaMA-2 tokenizer.
 /// Started once (its port is known before any request); requests from several threads only read it.
 final class ServerProcess: @unchecked Sendable {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

@@ -4,7 +4,7 @@ import XCTest
 /// Every corpus string (2,384: English, Chinese, Japanese, Arabic, emoji and ZWJ sequences, whitespace runs,
 /// code, numbers, special-token text, odd bytes) encodes to the reference library's ids and decodes to its
 /// text, for every bundled tokenizer. References: `tokenizers` for tokenizer.json, `sentencepiece` for .model
-/// (scripts/make_tokenizer_fixtures.py).
+/// (scripts/fixtures/make_tokenizer_fixtures.py).
 final class CorpusParityTests: XCTestCase {
     func testGPT2MatchesTokenizers() throws { try checkParity("gpt2") }
     func testLlama2MetaspaceJSONMatchesTokenizers() throws { try checkParity("llama2") }

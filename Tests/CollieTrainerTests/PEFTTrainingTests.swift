@@ -6,7 +6,7 @@ import Foundation
 import XCTest
 
 /// Training with `peft_config` equals PEFT + torch (the trainer fixtures' AdamW run with a LoRA or prompt-tuning
-/// adapter on the frozen model; scripts/make_peft_fixtures.py), trains only the adapter, saves it in PEFT's format
+/// adapter on the frozen model; scripts/fixtures/make_peft_fixtures.py), trains only the adapter, saves it in PEFT's format
 /// and resumes exactly.
 final class PEFTTrainingTests: XCTestCase {
     /// LoRA on q_proj, v_proj, down_proj (r 4, alpha 8), B starting nonzero: losses, gradient norms, evaluation

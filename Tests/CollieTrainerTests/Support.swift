@@ -5,7 +5,7 @@ import CollieTraining
 import Foundation
 import XCTest
 
-/// Fixtures shared by the trainer tests (made by scripts/make_trainer_fixtures.py).
+/// Fixtures shared by the trainer tests (made by scripts/fixtures/make_trainer_fixtures.py).
 enum Fixtures {
     /// The bundled Fixtures folder.
     static var folder: URL { Bundle.module.resourceURL!.appendingPathComponent("Fixtures") }

@@ -7,7 +7,7 @@ import XCTest
 
 /// Training for several updates equals transformers' Trainer + torch on the same model, data and settings
 /// (micro-batch 2, gradient accumulation 2 with a short last group per epoch, clipping at 0.5 engaged, warm-up
-/// 2 + cosine, no shuffle, 2 epochs = 6 updates). Fixtures: scripts/make_trainer_fixtures.py.
+/// 2 + cosine, no shuffle, 2 epochs = 6 updates). Fixtures: scripts/fixtures/make_trainer_fixtures.py.
 ///
 /// Tolerances: both sides compute in float32 with different summation orders (BLAS, attention tiles, the
 /// cross-entropy's reduction), and AdamW divides by √v, so parameters after 6 updates agree to ~1e-6 relative

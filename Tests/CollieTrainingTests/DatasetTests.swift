@@ -76,7 +76,7 @@ final class DatasetTests: XCTestCase {
 
     func testTokenizerThatAddsEOSPutsItAfterTheOutputOnly() throws {
         let eosTokenizer = try Tokenizer(
-            tokenizerJSON: Fixtures.folder.appendingPathComponent("llama2/tokenizer.json"),
+            tokenizerJSON: Fixtures.llama2Folder.appendingPathComponent("tokenizer.json"),
             configuration: TokenizerConfiguration(addBOSToken: true, addEOSToken: true, bosToken: "<s>", eosToken: "</s>"))
         let records = [TrainingRecord(.inputOutput(input: "Q", output: "A"))]
         let example = try TrainingDataset(records: records, tokenizer: eosTokenizer)[0]

@@ -4,16 +4,17 @@ import XCTest
 
 /// Fixtures and helpers shared by the training tests.
 enum Fixtures {
-    /// The bundled Fixtures folder.
-    static var folder: URL { Bundle.module.resourceURL!.appendingPathComponent("Fixtures") }
-
-    /// The LLaMA-2 tokenizer (tokenizer.json + tokenizer_config.json; Meta's license, see Fixtures/README.md).
-    static let llama2: Tokenizer = try! Tokenizer(contentsOf: folder.appendingPathComponent("llama2"))
-
-    /// The repository root (for the bundled example configs and data).
+    /// The repository root (for the bundled tokenizers, example configs and data).
     static var repositoryRoot: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }
+
+    /// The repository's LLaMA-2 tokenizer folder, tokenizers/llama2 (tokenizer.json + tokenizer_config.json; Meta's
+    /// license, see tokenizers/README.md).
+    static var llama2Folder: URL { repositoryRoot.appendingPathComponent("tokenizers/llama2") }
+
+    /// The LLaMA-2 tokenizer, loaded from `llama2Folder`.
+    static let llama2: Tokenizer = try! Tokenizer(contentsOf: llama2Folder)
 }
 
 /// A fresh temporary folder, removed after the test.

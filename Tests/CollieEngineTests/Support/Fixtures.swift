@@ -50,12 +50,12 @@ enum SafeTensorsFixture {
     }
 }
 
-/// The PyTorch reference values in `Fixtures/ops.safetensors`, made by scripts/make_engine_fixtures.py.
+/// The PyTorch reference values in `Fixtures/ops.safetensors`, made by scripts/fixtures/make_engine_fixtures.py.
 enum OpsFixture {
     /// Parsed once; tests only ever see copies (see `tensor(_:)`).
     nonisolated(unsafe) private static let all: [String: Tensor] = {
         guard let url = Bundle.module.url(forResource: "ops", withExtension: "safetensors", subdirectory: "Fixtures") else {
-            fatalError("Fixtures/ops.safetensors is missing from the test bundle; run scripts/make_engine_fixtures.py")
+            fatalError("Fixtures/ops.safetensors is missing from the test bundle; run scripts/fixtures/make_engine_fixtures.py")
         }
         do { return try SafeTensorsFixture.parse(Data(contentsOf: url)) } catch { fatalError("\(url.path): \(error)") }
     }()

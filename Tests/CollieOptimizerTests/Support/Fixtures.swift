@@ -5,14 +5,14 @@ import Foundation
 import XCTest
 
 /// The torch / transformers reference values in `Fixtures/*.safetensors`, written by
-/// scripts/make_optimizer_fixtures.py (see its docstring for the key layout).
+/// scripts/fixtures/make_optimizer_fixtures.py (see its docstring for the key layout).
 final class Fixture: Sendable {
     private let file: SafeTensorsFile
 
     /// Opens `Fixtures/<name>.safetensors` from the test bundle.
     init(_ name: String) {
         guard let url = Bundle.module.url(forResource: name, withExtension: "safetensors", subdirectory: "Fixtures") else {
-            fatalError("Fixtures/\(name).safetensors is missing; run scripts/make_optimizer_fixtures.py")
+            fatalError("Fixtures/\(name).safetensors is missing; run scripts/fixtures/make_optimizer_fixtures.py")
         }
         do { file = try SafeTensorsFile(url: url) } catch { fatalError("\(url.path): \(error)") }
     }

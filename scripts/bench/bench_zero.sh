@@ -3,14 +3,14 @@
 # the "small" preset (hidden 768, 12 layers, LLaMA-2 vocabulary: 134M parameters) with AdamW, a global batch
 # of 4 rows × 128 random tokens, STEPS updates (default 6).
 #
-#   swift build -c release --product collie && scripts/bench_zero.sh
+#   swift build -c release --product collie && scripts/bench/bench_zero.sh
 #
 # Memory: rank 0's peak resident set until its last update (monitors.csv; training only — the trainer resets the peak
 # when training starts; the final save and, under ZeRO-3, the final gathering of the whole model excluded), and each process's peak over
 # the whole run (/usr/bin/time %M). Step time is the median of the updates after the first (monitors.csv). One BLAS and one Collie thread per process: two ranks use the two
 # cores one process would use with two threads, so the one-process figure is taken with two threads.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 collie=${COLLIE:-$PWD/.build/release/collie}
 steps=${STEPS:-6}
 work=$(mktemp -d)

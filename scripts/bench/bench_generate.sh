@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Decode tokens/s of `collie bench generate` and of transformers' generate (scripts/bench_generate_torch.py) on the
+# Decode tokens/s of `collie bench generate` and of transformers' generate (scripts/bench/bench_generate_torch.py) on the
 # "small" preset, alternated for ROUNDS rounds (default 3) so both see the same machine, with each round's ratio.
 # Collie runs with bf16 weights and with fp32 weights; PyTorch with its default fp32 (and bf16 with TORCH_BF16=1).
 #
-#   swift build -c release --product collie && scripts/bench_generate.sh
+#   swift build -c release --product collie && scripts/bench/bench_generate.sh
+#
+# The PyTorch side needs torch and transformers (pinned in scripts/requirements.txt).
 #
 # A benchmark: OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset for these commands only, so OpenBLAS (used by the
 # prefill and by PyTorch) takes its AVX-512 kernels.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 collie=${COLLIE:-$PWD/.build/release/collie}
 rounds=${ROUNDS:-3}
 batches=${BATCHES:-1,8}
@@ -27,10 +29,10 @@ results=()
 for round in $(seq 1 "$rounds"); do
   c_bf16=$(bench "$collie" bench generate --preset small --batch-sizes "$batches" --dtype bfloat16 --json | rates)
   c_fp32=$(bench "$collie" bench generate --preset small --batch-sizes "$batches" --dtype float32 --json | rates)
-  torch=$(bench python3 scripts/bench_generate_torch.py --preset small --batch-sizes "$batches" --json | rates)
+  torch=$(bench python3 scripts/bench/bench_generate_torch.py --preset small --batch-sizes "$batches" --json | rates)
   line="round $round: collie bf16 [$c_bf16]  collie fp32 [$c_fp32]  pytorch fp32 [$torch]"
   if [[ -n "${TORCH_BF16:-}" ]]; then
-    torch_bf16=$(bench python3 scripts/bench_generate_torch.py --preset small --batch-sizes "$batches" --dtype bfloat16 --json | rates)
+    torch_bf16=$(bench python3 scripts/bench/bench_generate_torch.py --preset small --batch-sizes "$batches" --dtype bfloat16 --json | rates)
     line+="  pytorch bf16 [$torch_bf16]"
   fi
   echo "$line"

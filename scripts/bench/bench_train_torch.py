@@ -1,36 +1,32 @@
 """PyTorch + transformers side of `collie bench train`: the same reference LLaMA configurations,
 fp32, AdamW, random tokens; prints tokens/s, GFLOP/s (same FLOP count as Collie) and peak RSS.
 
-    python3 scripts/bench_train_torch.py --preset tiny --steps 5
+    python3 scripts/bench/bench_train_torch.py --preset tiny --steps 5
+
+The PyPI packages it imports are pinned in scripts/requirements.txt.
 """
 import argparse
 import json
 import os
 import resource
+import sys
 import time
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
-PRESETS = {
-    "tiny": dict(hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=4, batch=(4, 256)),
-    "small": dict(hidden_size=768, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=12, batch=(4, 512)),
-}
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from collie_scripts import add_bench_arguments, llama_preset, seed_torch  # noqa: E402
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--preset", choices=PRESETS, default="tiny")
+    add_bench_arguments(parser, ["tiny", "small"], "tiny")
     parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    spec = dict(PRESETS[args.preset])
-    b, t = spec.pop("batch")
-    config = LlamaConfig(vocab_size=32000, max_position_embeddings=2048, num_key_value_heads=spec["num_attention_heads"],
-                         tie_word_embeddings=False, **spec)
+    seed_torch(args.threads)
+    config, (b, t) = llama_preset(args.preset)
     model = LlamaForCausalLM(config)   # default attention implementation (sdpa)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)

@@ -6,7 +6,7 @@ Run by hand (never by CI) from the repository root, with torch, transformers (>=
     swift build --build-tests
     COLLIE_PEFT_EXPORT=/tmp/collie-peft swift test --skip-build --disable-swift-testing \\
         --filter PEFTParityTests/testAdaptersCollieSavesReloadWithIdenticalLogitsAndPEFTsConfigFields
-    python3 scripts/check_peft_roundtrip.py /tmp/collie-peft
+    python3 scripts/checks/check_peft_roundtrip.py /tmp/collie-peft
 
 The test writes, per adapter (lora/, prompt/), the folder `saveAdapter` produced and <name>.safetensors with
 the inputs and Collie's logits. For each, this script builds the base model named by the adapter's
@@ -17,6 +17,8 @@ runs the same inputs and compares the logits at real (unpadded) positions.
 A training run's adapter can be checked the same way for loading alone: pass its folder with --load-only; add
 --merged DIR (a model `collie convert --adapter` wrote) to compare that merged model's logits in transformers
 with PEFT's logits of base + adapter on random ids.
+
+The PyPI packages it imports are pinned in scripts/requirements.txt.
 """
 
 import argparse

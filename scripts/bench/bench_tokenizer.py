@@ -2,7 +2,7 @@
 """Hugging Face `tokenizers`' side of `collie bench tokenizer`: load time and one-thread encode throughput.
 
     pip install tokenizers
-    python3 scripts/bench_tokenizer.py --tokenizer tokenizers/llama3/tokenizer.json --text data/tinyshakespeare.txt
+    python3 scripts/bench/bench_tokenizer.py --tokenizer tokenizers/llama3/tokenizer.json --text data/tinyshakespeare.txt
 
 Prints one JSON object (what `collie bench tokenizer` reads). The documents are made exactly as Collie makes
 them: a .jsonl file gives one document per record's "text"; any other file is cut after a newline once a
@@ -10,6 +10,8 @@ document reaches --chunk bytes. Encoding is `encode_batch_fast` (no offsets; `en
 installed version lacks it) on one thread (RAYON_NUM_THREADS=1), without special tokens; load time is
 `Tokenizer.from_file`. Each figure is the median of --repeats runs after one
 warm-up. The id count and checksum let the caller check both sides produced the same ids.
+
+The PyPI packages it imports are pinned in scripts/requirements.txt.
 """
 import os
 
@@ -18,10 +20,12 @@ os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
+import sys  # noqa: E402
 
 import tokenizers  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from collie_scripts import median_seconds  # noqa: E402
 
 
 def documents(path, chunk):
@@ -39,16 +43,6 @@ def documents(path, chunk):
     return docs
 
 
-def median_time(function, repeats):
-    function()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tokenizer", action="append", required=True, help="a tokenizer.json (repeatable)")
@@ -60,13 +54,13 @@ def main():
     texts = [(path, documents(path, args.chunk)) for path in args.text]
     results = []
     for path in args.tokenizer:
-        load = median_time(lambda: tokenizers.Tokenizer.from_file(path), args.repeats)
+        load = median_seconds(args.repeats, lambda: tokenizers.Tokenizer.from_file(path))
         tok = tokenizers.Tokenizer.from_file(path)
         entry = {"tokenizer": path, "load_ms": load * 1000, "texts": []}
         encode_batch = getattr(tok, "encode_batch_fast", tok.encode_batch)
         for text_path, docs in texts:
             size = sum(len(d.encode("utf-8")) for d in docs)
-            seconds = median_time(lambda: encode_batch(docs, add_special_tokens=False), args.repeats)
+            seconds = median_seconds(args.repeats, lambda: encode_batch(docs, add_special_tokens=False))
             ids = [i for e in tok.encode_batch(docs, add_special_tokens=False) for i in e.ids]
             entry["texts"].append({"text": text_path, "documents": len(docs), "bytes": size,
                                    "mb_per_s": size / seconds / 1e6, "ids": len(ids),

@@ -9,17 +9,16 @@ the bundled LLaMA-2 tokenizer), then checks:
   - malformed requests get 4xx with an OpenAI error message, and the server keeps serving;
 and stops the server. Exits non-zero on any failure.
 
-    python3 scripts/check_server.py [--collie .build/debug/collie]
+    python3 scripts/checks/check_server.py [--collie .build/debug/collie]
+
+The PyPI packages it imports are pinned in scripts/requirements.txt.
 """
 
 import argparse
 import concurrent.futures
 import json
 import os
-import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,30 +27,8 @@ import urllib.request
 
 import openai
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-
-
-def model_folder(tmp):
-    folder = os.path.join(tmp, "chat-model")
-    shutil.copytree(os.path.join(ROOT, "Tests", "CollieServerTests", "Fixtures", "chat-model"), folder)
-    shutil.copy(os.path.join(ROOT, "tokenizers", "llama2", "tokenizer.json"), folder)
-    return folder
-
-
-def start_server(collie, folder, log):
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OPENBLAS_THREAD_TIMEOUT="4")
-    process = subprocess.Popen([collie, "serve", "--model", folder, "--port", "0", "--model-name", "tiny-chat"],
-                               stdout=subprocess.PIPE, stderr=log, text=True, env=env)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
-        if match:
-            return process, match.group(1)
-    process.kill()
-    raise SystemExit("collie serve did not start")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from collie_scripts import add_collie_argument, chat_model_folder, start_serve, stop  # noqa: E402
 
 
 def raw_post(base, path, body):
@@ -71,13 +48,13 @@ def check(condition, message):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--collie", default=os.path.join(ROOT, ".build", "debug", "collie"))
+    add_collie_argument(parser)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--requests", type=int, default=10)
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="collie-check-server-")
     log = open(os.path.join(tmp, "serve.err"), "w")
-    process, base = start_server(args.collie, model_folder(tmp), log)
+    process, base = start_serve(args.collie, chat_model_folder(tmp), "--model-name", "tiny-chat", stderr=log)
     try:
         client = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0, timeout=120)
         check([m.id for m in client.models.list().data] == ["tiny-chat"], "models.list names the served model")
@@ -142,12 +119,7 @@ def main():
         again = client.completions.create(model="tiny-chat", prompt="Once upon a time", max_tokens=20, temperature=0)
         check(again.choices[0].text == text, "the server keeps serving after bad requests")
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         log.close()
         shutil.rmtree(tmp, ignore_errors=True)
     print("check_server: all checks passed")

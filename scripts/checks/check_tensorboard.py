@@ -6,9 +6,11 @@ Run by hand (`pip install tensorboard`) on a file Collie wrote, for example the 
 test leaves behind when asked to:
 
     COLLIE_TENSORBOARD_OUTPUT=/tmp/tb swift test --filter MonitorTests/testTensorBoardFileDecodesToTheEventsWritten
-    python3 scripts/check_tensorboard.py /tmp/tb/events.out.tfevents.*
+    python3 scripts/checks/check_tensorboard.py /tmp/tb/events.out.tfevents.*
 
 With --expect-tags TAG,TAG... it also fails unless every listed tag has at least one scalar.
+
+The PyPI packages it imports are pinned in scripts/requirements.txt.
 """
 
 import argparse

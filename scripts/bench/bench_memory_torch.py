@@ -5,24 +5,22 @@ q/k/v/o/gate/up/down projections, AdamW on the adapters), optionally with gradie
 JSON line: tokens/s and the peak RSS of the training steps (VmHWM reset after the model is built, as Collie
 does).
 
-    python3 scripts/bench_memory_torch.py --preset small --method adamw --steps 3
+    python3 scripts/bench/bench_memory_torch.py --preset small --method adamw --steps 3
+
+The PyPI packages it imports are pinned in scripts/requirements.txt.
 """
 import argparse
 import json
+import os
 import resource
+import sys
 import time
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
-PRESETS = {
-    "tiny": dict(hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=4,
-                 num_key_value_heads=4, batch=(4, 256)),
-    "small": dict(hidden_size=768, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=12,
-                  num_key_value_heads=12, batch=(4, 512)),
-    "1b": dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32,
-               num_key_value_heads=4, batch=(1, 256)),
-}
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from collie_scripts import LLAMA_PRESETS, add_bench_arguments, llama_preset, reset_peak_rss, seed_torch  # noqa: E402
 
 
 def peak_rss():
@@ -35,17 +33,13 @@ def peak_rss():
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--preset", choices=PRESETS, default="small")
+    add_bench_arguments(parser, LLAMA_PRESETS, "small")
     parser.add_argument("--method", choices=["adamw", "lora"], default="adamw")
     parser.add_argument("--checkpointing", action="store_true")
     parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    spec = dict(PRESETS[args.preset])
-    b, t = spec.pop("batch")
-    config = LlamaConfig(vocab_size=32000, max_position_embeddings=2048, tie_word_embeddings=False, **spec)
+    seed_torch(args.threads)
+    config, (b, t) = llama_preset(args.preset)
     model = LlamaForCausalLM(config)
     if args.checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -57,8 +51,8 @@ def main():
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     ids = torch.randint(0, 32000, (b, t))
-    with open("/proc/self/clear_refs", "w") as f:   # reset VmHWM: measure the steps, not construction
-        f.write("5")
+    if not reset_peak_rss():   # measure the steps, not construction
+        raise SystemExit("cannot reset the peak RSS through /proc/self/clear_refs")
     times, losses = [], []
     for step in range(args.steps + 1):
         start = time.perf_counter()

@@ -2,10 +2,10 @@
 """Checks that folders Collie writes are ones transformers loads, with the same model.
 
 Run by hand (never by CI) from the repository root, after building the CLI and making the
-fixtures (scripts/make_model_fixtures.py), with PyTorch and transformers (>= 5) installed:
+fixtures (scripts/fixtures/make_model_fixtures.py), with PyTorch and transformers (>= 5) installed:
 
     swift build -c release --product collie
-    python3 scripts/check_roundtrip.py [--collie .build/release/collie] [--keep DIR]
+    python3 scripts/checks/check_roundtrip.py [--collie .build/release/collie] [--keep DIR]
 
 For every model folder in Tests/CollieModelsTests/Fixtures it runs
 
@@ -26,6 +26,8 @@ Also, per variant:
   and for one variant, --max-shard-size 20KB: shards plus model.safetensors.index.json that
     transformers loads to the same logits.
 Exit status 1 when anything differs.
+
+The PyPI packages it imports are pinned in scripts/requirements.txt.
 """
 
 import argparse
@@ -41,8 +43,10 @@ import transformers
 from safetensors import safe_open
 from transformers import AutoModelForCausalLM
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-FIXTURES = os.path.join(ROOT, "Tests", "CollieModelsTests", "Fixtures")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from collie_scripts import add_collie_argument, repository_path  # noqa: E402
+
+FIXTURES = repository_path("Tests", "CollieModelsTests", "Fixtures")
 SHARDED_VARIANT = "qwen2"
 
 
@@ -112,8 +116,7 @@ def reference_model(original, params):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--collie", default=os.path.join(ROOT, ".build", "release", "collie"),
-                        help="the collie executable (default: .build/release/collie)")
+    add_collie_argument(parser, "release")
     parser.add_argument("--keep", help="write the converted folders here instead of a temporary folder")
     args = parser.parse_args()
     transformers.utils.logging.disable_progress_bar()

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """PyTorch counterpart of `collie bench ops`: the same shapes and ops, timed the same way.
 
-    python3 scripts/bench_ops_torch.py [--repeats N] [--json] [--json-file PATH] [--only GROUPS]
-    python3 scripts/bench_ops_torch.py --compare collie.json torch.json   # side-by-side Markdown
+    python3 scripts/bench/bench_ops_torch.py [--repeats N] [--json] [--json-file PATH] [--only GROUPS]
+    python3 scripts/bench/bench_ops_torch.py --compare collie.json torch.json   # side-by-side Markdown
 
 Every figure is the median of --repeats timed runs after one untimed warm-up, on inputs allocated
 beforehand, with torch.set_num_threads(2). Forward-only rows run under torch.no_grad(); forward+
@@ -10,6 +10,8 @@ backward rows reset activation gradients (inputs) before each run and keep param
 as `collie bench ops` does. Byte counts (bytes an ideal kernel must read and write) use the same
 formulas as Collie's, so GB/s compare directly. OpenBLAS/MKL environment variables are printed,
 never changed.
+
+The PyPI packages it imports are pinned in scripts/requirements.txt.
 """
 
 import argparse
@@ -17,13 +19,15 @@ import datetime
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import time
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from collie_scripts import median_seconds, reset_peak_rss, seed_torch  # noqa: E402
 
 GROUPS = ["attention-memory", "matmul", "fused", "attention"]
 THREADS = 2
@@ -36,21 +40,6 @@ MEMORY_SHAPE = (1, 2048, 8, 64)
 
 def progress(message):
     print(f"· {message}", file=sys.stderr, flush=True)
-
-
-def measure(repeats, body, prepare=None):
-    """Median seconds of body() over `repeats` runs after one warm-up; prepare() runs untimed before each."""
-    if prepare:
-        prepare()
-    body()
-    times = []
-    for _ in range(repeats):
-        if prepare:
-            prepare()
-        start = time.perf_counter_ns()
-        body()
-        times.append((time.perf_counter_ns() - start) / 1e9)
-    return statistics.median(times)
 
 
 def uniform(shape, seed, scale=1.0, requires_grad=False):
@@ -109,9 +98,9 @@ def bench_matmul(repeats):
             for ta, tb in [(False, False), (False, True), (True, False), (True, True)]:
                 a = a_km.t() if ta else a_mk
                 b = b_nk.t() if tb else b_kn
-                seconds = measure(repeats, lambda: torch.matmul(a, b))
+                seconds = median_seconds(repeats, lambda: torch.matmul(a, b))
                 rows.append(row("matmul " + ("T" if ta else "N") + ("T" if tb else "N"), flop, seconds))
-            rows.append(row("linear fwd", flop, measure(repeats, lambda: F.linear(a_mk, b_nk))))
+            rows.append(row("linear fwd", flop, median_seconds(repeats, lambda: F.linear(a_mk, b_nk))))
 
         xg = uniform((m, k), 5, requires_grad=True)
         wg = uniform((n, k), 6, requires_grad=True)
@@ -123,7 +112,7 @@ def bench_matmul(repeats):
             xg.grad = None
             state["y"] = F.linear(xg, wg)
 
-        seconds = measure(repeats, lambda: state["y"].backward(dy), prepare)
+        seconds = median_seconds(repeats, lambda: state["y"].backward(dy), prepare)
         rows.append(row("linear bwd", 2 * flop, seconds))
     return rows
 
@@ -137,7 +126,7 @@ def bench_copy(repeats):
         count = (mib << 20) // 4
         src = uniform((count,), 9)
         dst = torch.zeros(count)
-        seconds = measure(max(repeats, 5), lambda: dst.copy_(src))
+        seconds = median_seconds(max(repeats, 5), lambda: dst.copy_(src))
         rows.append({"name": "copy_", "mebibytes": mib, "threads": torch.get_num_threads(), "ms": seconds * 1e3,
                      "gbPerSecond": 2.0 * count * 4 / seconds / 1e9})
     return rows
@@ -151,8 +140,8 @@ def bench_fused(repeats, copy_bound):
     def add(op, shape, forward_bytes, backward_bytes, forward, prepare, forward_backward):
         progress(f"{op} {shape}")
         with torch.no_grad():
-            fwd = measure(repeats, forward)
-        both = measure(repeats, forward_backward, prepare)
+            fwd = median_seconds(repeats, forward)
+        both = median_seconds(repeats, forward_backward, prepare)
         for pass_, nbytes, seconds in [("fwd", forward_bytes, fwd), ("fwd+bwd", forward_bytes + backward_bytes, both)]:
             gbs = nbytes / seconds / 1e9
             rows.append({"op": op, "pass": pass_, "shape": shape, "megabytes": nbytes / 1e6, "ms": seconds * 1e3,
@@ -255,28 +244,18 @@ def bench_attention(repeats):
         d_out = uniform((bsz, h, t, d), 84)
         forward_flop = 4.0 * bsz * h * t * t * d / 2
         with torch.no_grad():
-            fwd = measure(repeats, lambda: sdpa(q, k, v))
+            fwd = median_seconds(repeats, lambda: sdpa(q, k, v))
 
         def reset():
             q.grad = k.grad = v.grad = None
 
-        both = measure(repeats, lambda: sdpa(q, k, v).backward(d_out), reset)
+        both = median_seconds(repeats, lambda: sdpa(q, k, v).backward(d_out), reset)
         shape = f"[{bsz}, {t}, {h}, {d}]"
         rows.append({"shape": shape, "pass": "fwd", "gflop": forward_flop / 1e9, "ms": fwd * 1e3,
                      "gflops": forward_flop / fwd / 1e9})
         rows.append({"shape": shape, "pass": "fwd+bwd", "gflop": 3.5 * forward_flop / 1e9, "ms": both * 1e3,
                      "gflops": 3.5 * forward_flop / both / 1e9})
     return rows
-
-
-def reset_peak():
-    """Resets the peak RSS to the current RSS (Linux >= 4.0); False where not permitted."""
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def max_rss_kib():
@@ -289,7 +268,7 @@ def attention_memory():
     q, k, v = attention_inputs(1, 128, h, d, 90)  # warm-up: thread pool, allocator, kernels
     sdpa(q, k, v).backward(uniform((1, h, 128, d), 93))
     del q, k, v
-    cleared = reset_peak()
+    cleared = reset_peak_rss()
     baseline = max_rss_kib()
     q, k, v = attention_inputs(bsz, t, h, d, 94)
     d_out = uniform((bsz, h, t, d), 97)
@@ -504,8 +483,7 @@ def main():
     groups = [g for g in GROUPS if g in wanted]
 
     cpu_start = cpu_seconds()
-    torch.set_num_threads(THREADS)
-    torch.manual_seed(0)
+    seed_torch(THREADS)
     report = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "repeats": args.repeats, "host": host_info()}
     if "attention-memory" in groups:

@@ -9,14 +9,15 @@ streaming, checks that it arrived in several chunks and is the same text the API
 and saves a screenshot (default build/chat-page.png). Stops Chromium and the server at the end; exits non-zero
 on failure.
 
-    python3 scripts/check_chat_page.py [--collie .build/debug/collie] [--screenshot FILE]
+    python3 scripts/checks/check_chat_page.py [--collie .build/debug/collie] [--screenshot FILE]
+
+The PyPI packages it imports are pinned in scripts/requirements.txt.
 """
 
 import argparse
 import base64
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -27,27 +28,10 @@ import urllib.request
 
 import websocket
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from collie_scripts import add_collie_argument, chat_model_folder, repository_path, start_serve, stop  # noqa: E402
+
 MESSAGE = "Hello, Collie! Tell me a story."
-
-
-def start_server(collie, tmp):
-    folder = os.path.join(tmp, "chat-model")
-    shutil.copytree(os.path.join(ROOT, "Tests", "CollieServerTests", "Fixtures", "chat-model"), folder)
-    shutil.copy(os.path.join(ROOT, "tokenizers", "llama2", "tokenizer.json"), folder)
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OPENBLAS_THREAD_TIMEOUT="4")
-    process = subprocess.Popen([collie, "serve", "--model", folder, "--port", "0"], stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True, env=env)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        line = process.stdout.readline()
-        match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line or "")
-        if match:
-            return process, match.group(1)
-        if not line:
-            break
-    process.kill()
-    raise SystemExit("collie serve did not start")
 
 
 def start_chromium(tmp):
@@ -107,11 +91,11 @@ class Page:
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--collie", default=os.path.join(ROOT, ".build", "debug", "collie"))
-    parser.add_argument("--screenshot", default=os.path.join(ROOT, "build", "chat-page.png"))
+    add_collie_argument(parser)
+    parser.add_argument("--screenshot", default=repository_path("build", "chat-page.png"))
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="collie-chat-page-")
-    server, base = start_server(args.collie, tmp)
+    server, base = start_serve(args.collie, chat_model_folder(tmp))
     browser = None
     try:
         browser, port = start_chromium(tmp)
@@ -147,16 +131,8 @@ def main():
               f"screenshot {args.screenshot} ({len(png)} bytes)")
     finally:
         if browser:
-            browser.terminate()
-            try:
-                browser.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                browser.kill()
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+            stop(browser, signal.SIGTERM, timeout=10)
+        stop(server)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -6,37 +6,37 @@ cache) continues random prompts of --prompt-length tokens by --new-tokens tokens
 so no early stop). Decode tokens/s = batch x (new - 1) / (t(new tokens) - t(1 token)): the same count as Collie's
 (tokens after the first, whose time is the prefill). Median of --repeats after one warm-up.
 
-    python3 scripts/bench_generate_torch.py --preset small --batch-sizes 1,8 [--dtype float32] [--json]
+    python3 scripts/bench/bench_generate_torch.py --preset small --batch-sizes 1,8 [--dtype float32] [--json]
+
+The PyPI packages it imports are pinned in scripts/requirements.txt.
 """
 
 import argparse
 import json
+import os
 import statistics
+import sys
 import time
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
-PRESETS = {"tiny": (256, 688, 4, 4), "small": (768, 2048, 12, 12)}
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from collie_scripts import add_bench_arguments, llama_preset, seed_torch  # noqa: E402
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--preset", choices=PRESETS, default="small")
+    add_bench_arguments(parser, ["tiny", "small"], "small")
     parser.add_argument("--batch-sizes", default="1,8")
     parser.add_argument("--prompt-length", type=int, default=16)
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    hidden, intermediate, layers, heads = PRESETS[args.preset]
-    config = LlamaConfig(vocab_size=32000, hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=layers,
-                         num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=2048,
-                         bos_token_id=1, eos_token_id=2, pad_token_id=0)
-    torch.manual_seed(0)
+    seed_torch(args.threads)
+    config, _ = llama_preset(args.preset, bos_token_id=1, eos_token_id=2, pad_token_id=0)
     model = LlamaForCausalLM(config).eval().to(getattr(torch, args.dtype))
     model.config._attn_implementation = "eager"
     results = []

@@ -1,0 +1,71 @@
+import Foundation
+
+// Timing loops and plain-text tables shared by the `collie bench` subcommands.
+
+/// Progress lines go to standard error so that `--json` output stays clean.
+func progress(_ message: String) {
+    FileHandle.standardError.write(Data("· \(message)\n".utf8))
+}
+
+/// Wall-clock timing for benchmarks: a monotonic clock, medians, and the warm-up-then-repeat loops.
+enum Timing {
+    /// Nanoseconds of a monotonic clock.
+    static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    /// Seconds since `start`, a value of `now()`.
+    static func seconds(since start: UInt64) -> Double { Double(now() - start) / 1e9 }
+
+    /// The median; the mean of the two middle values for an even count.
+    static func median(_ values: [Double]) -> Double {
+        let s = values.sorted()
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+
+    /// Median seconds of `body` over `repeats` runs after one warm-up; `prepare` runs untimed before each.
+    static func measure(repeats: Int, prepare: () -> Void = {}, _ body: () throws -> Void) rethrows -> Double {
+        prepare(); try body()
+        var times: [Double] = []
+        for _ in 0..<repeats {
+            prepare()
+            let start = now()
+            try body()
+            times.append(seconds(since: start))
+        }
+        return median(times)
+    }
+
+    /// Like `measure` for two bodies run alternately, so both see the same machine conditions.
+    static func measurePair(repeats: Int, prepareFirst: () -> Void = {}, _ first: () -> Void,
+                            _ second: () -> Void) -> (Double, Double) {
+        prepareFirst(); first(); second()
+        var a: [Double] = [], b: [Double] = []
+        for _ in 0..<repeats {
+            prepareFirst()
+            var start = now()
+            first()
+            a.append(seconds(since: start))
+            start = now()
+            second()
+            b.append(seconds(since: start))
+        }
+        return (median(a), median(b))
+    }
+}
+
+/// Left-aligns the first column and right-aligns the rest.
+func printTable(_ header: [String], _ rows: [[String]]) {
+    let all = [header] + rows
+    let widths = (0..<header.count).map { column in all.map { $0[column].count }.max() ?? 0 }
+    func line(_ cells: [String]) -> String {
+        cells.enumerated().map { i, cell in
+            let pad = String(repeating: " ", count: widths[i] - cell.count)
+            return i == 0 ? cell + pad : pad + cell
+        }.joined(separator: "  ")
+    }
+    print(line(header))
+    print(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  "))
+    for row in rows { print(line(row)) }
+}
+
+/// `value` with `decimals` digits after the point, for table cells.
+func fmt(_ value: Double, _ decimals: Int = 1) -> String { String(format: "%.\(decimals)f", value) }

@@ -1,3 +1,4 @@
+import CollieIO
 import CollieMetrics
 import CollieModels
 import CollieTokenizers
@@ -97,7 +98,8 @@ public final class GenerationEvaluator: Evaluator {
                 }.count
                 results["accuracy"] = Double(hits) / Double(records.count)
             case .decode(let url):
-                try DecodedOutputs.write(decoded, to: url)
+                try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+                try AtomicFile.write(DecodedOutputs.jsonLines(decoded), to: url)
             }
         }
         return results

@@ -578,21 +578,8 @@ struct AttentionSpeedBench {
 enum AttentionMemoryBench {
     static let (b, t, h, d) = (1, 2048, 8, 64)
 
-    /// A field of /proc/self/status in KiB.
-    static func status(_ field: String) -> Int {
-        let text = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
-        for line in text.split(separator: "\n") where line.hasPrefix(field + ":") {
-            return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
-        }
-        return 0
-    }
-
-    /// Resets VmHWM to the current RSS (Linux ≥ 4.0); false where not permitted.
-    static func resetPeak() -> Bool {
-        guard let handle = FileHandle(forWritingAtPath: "/proc/self/clear_refs") else { return false }
-        defer { try? handle.close() }
-        do { try handle.write(contentsOf: Data("5".utf8)); return true } catch { return false }
-    }
+    /// `VmHWM` in KiB (0 where it cannot be read).
+    static func peakKiB() -> Int { (MemoryUsage.bytes(ofField: "VmHWM") ?? 0) / 1024 }
 
     /// Measures in this process, which should have done nothing else yet.
     static func measure() -> AttentionMemory {
@@ -602,8 +589,8 @@ enum AttentionMemoryBench {
             Tensor.scaledDotProductAttention(query: x, key: x, value: x, causal: true)
                 .backward(gradient: BenchData.uniform([1, 128, h, d], seed: 91))
         }
-        let cleared = resetPeak()
-        let baseline = status("VmHWM")
+        let cleared = MemoryUsage.resetPeakResident()
+        let baseline = peakKiB()
         do {
             let q = BenchData.uniform([b, t, h, d], seed: 92, requiresGrad: true)
             let k = BenchData.uniform([b, t, h, d], seed: 93, requiresGrad: true)
@@ -612,7 +599,7 @@ enum AttentionMemoryBench {
             Tensor.scaledDotProductAttention(query: q, key: k, value: v, causal: true).backward(gradient: dOut)
             precondition(q.grad != nil && k.grad != nil && v.grad != nil)
         }
-        let peak = status("VmHWM")
+        let peak = peakKiB()
         let mib = 1024.0 * 1024
         let growth = Double(peak - baseline) * 1024 / mib
         let tensor = Double(b * h * t * d * 4) / mib

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import CollieEngine
 @testable import CollieTraining
 
 /// Monitors: TensorBoard event files (bytes, CRCs, a reader's view), CSV logs, the progress

@@ -29,17 +29,17 @@ final class MonitorTests: XCTestCase {
         XCTAssertEqual(CRC32C.masked(0xE306_9283), ((0xE306_9283 as UInt32) >> 15 | (0xE306_9283 as UInt32) << 17) &+ 0xA282_EAD8)
     }
 
-    func testScalarEventIsEncodedInTheProtobufWireFormat() {
+    func testScalarEventIsEncodedInTheProtobufWireFormat() throws {
         let event = TensorBoardEvent(wallTime: 1.5, step: 3, scalars: [("a", 2)])
         let value: [UInt8] = [0x0A, 0x01, 0x61, 0x15, 0x00, 0x00, 0x00, 0x40]   // tag "a", simple_value 2.0f
         let summary: [UInt8] = [0x0A, UInt8(value.count)] + value                   // repeated Value value = 1
         let expected: [UInt8] = [0x09, 0, 0, 0, 0, 0, 0, 0xF8, 0x3F]                // double wall_time = 1
             + [0x10, 0x03]                                                          // int64 step = 2
             + [0x2A, UInt8(summary.count)] + summary                                // Summary summary = 5
-        XCTAssertEqual(event.serialized(), expected)
-        let version = TensorBoardEvent(wallTime: 0, step: 0, fileVersion: "brain.Event:2").serialized()
+        XCTAssertEqual(try event.serialized(), expected)
+        let version = try TensorBoardEvent(wallTime: 0, step: 0, fileVersion: "brain.Event:2").serialized()
         XCTAssertEqual(Array(version.suffix(15)), [0x1A, 13] + Array("brain.Event:2".utf8))
-        XCTAssertEqual(TensorBoardEvent(wallTime: 0, step: 300).serialized().suffix(3), [0x10, 0xAC, 0x02], "varint 300")
+        XCTAssertEqual(try TensorBoardEvent(wallTime: 0, step: 300).serialized().suffix(3), [0x10, 0xAC, 0x02], "varint 300")
     }
 
     func testRecordFramesThePayloadWithLengthAndMaskedCRCs() throws {

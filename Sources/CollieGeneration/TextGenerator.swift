@@ -33,7 +33,7 @@ public final class TextGenerator {
         }
         let template = try templateFile.map { try ChatTemplate(String(contentsOf: $0, encoding: .utf8)) }
             ?? ChatTemplate.load(fromFolder: folder)
-        var stops = Set(model.configuration.eosTokenIds)
+        var stops = Set(model.configuration.eosTokenIDs)
         if let eos = tokenizer.eosTokenID { stops.insert(eos) }
         stops.formUnion(try GenerationConfiguration.load(fromFolder: folder)?.eosTokenIDs ?? [])
         return TextGenerator(generator: Generator(model: model), tokenizer: tokenizer, chatTemplate: template,

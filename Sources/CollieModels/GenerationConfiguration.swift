@@ -33,8 +33,8 @@ public struct GenerationConfiguration: Codable, Equatable, Sendable {
 
     /// The generation settings of a model's config.json: its special token ids, marked as derived from it.
     public init(model configuration: LlamaConfiguration) {
-        self.init(bosTokenID: configuration.bosTokenId, eosTokenIDs: configuration.eosTokenIds,
-                  padTokenID: configuration.padTokenId, fromModelConfig: true)
+        self.init(bosTokenID: configuration.bosTokenID, eosTokenIDs: configuration.eosTokenIDs,
+                  padTokenID: configuration.padTokenID, fromModelConfig: true)
     }
 
     public init(from decoder: Decoder) throws {

@@ -49,9 +49,9 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
     public var mlpBias: Bool
     /// Sliding-window size (Mistral; Qwen2 when `use_sliding_window`).
     public var slidingWindow: Int?
-    public var bosTokenId: Int?
-    public var eosTokenIds: [Int]
-    public var padTokenId: Int?
+    public var bosTokenID: Int?
+    public var eosTokenIDs: [Int]
+    public var padTokenID: Int?
     /// The dtype the checkpoint was saved in (`torch_dtype` / `dtype`), informational.
     public var torchDType: String?
 
@@ -76,9 +76,9 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
         case slidingWindow = "sliding_window"
         case useSlidingWindow = "use_sliding_window"
         case hiddenAct = "hidden_act"
-        case bosTokenId = "bos_token_id"
-        case eosTokenId = "eos_token_id"
-        case padTokenId = "pad_token_id"
+        case bosTokenID = "bos_token_id"
+        case eosTokenID = "eos_token_id"
+        case padTokenID = "pad_token_id"
         case torchDType = "torch_dtype"
         case dtype
         case architectures
@@ -90,7 +90,7 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
                 ropeTheta: Double = 10_000, ropeScaling: RopeScaling = .none, vocabularySize: Int,
                 maxPositionEmbeddings: Int = 2048, tieWordEmbeddings: Bool = false, initializerRange: Double = 0.02,
                 attentionBias: Bool = false, mlpBias: Bool = false, slidingWindow: Int? = nil,
-                bosTokenId: Int? = 1, eosTokenIds: [Int] = [2], padTokenId: Int? = nil) {
+                bosTokenID: Int? = 1, eosTokenIDs: [Int] = [2], padTokenID: Int? = nil) {
         self.modelType = modelType
         self.hiddenSize = hiddenSize
         self.intermediateSize = intermediateSize
@@ -108,9 +108,9 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
         self.attentionBias = attentionBias
         self.mlpBias = mlpBias
         self.slidingWindow = slidingWindow
-        self.bosTokenId = bosTokenId
-        self.eosTokenIds = eosTokenIds
-        self.padTokenId = padTokenId
+        self.bosTokenID = bosTokenID
+        self.eosTokenIDs = eosTokenIDs
+        self.padTokenID = padTokenID
         torchDType = nil
     }
 
@@ -148,13 +148,13 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
         guard activation == "silu" else {
             throw ConfigurationError("hidden_act '\(activation)' is not supported; LLaMA-family models use 'silu'")
         }
-        bosTokenId = try c.decodeIfPresent(Int.self, forKey: .bosTokenId)
-        if let list = try? c.decodeIfPresent([Int].self, forKey: .eosTokenId) {
-            eosTokenIds = list
+        bosTokenID = try c.decodeIfPresent(Int.self, forKey: .bosTokenID)
+        if let list = try? c.decodeIfPresent([Int].self, forKey: .eosTokenID) {
+            eosTokenIDs = list
         } else {
-            eosTokenIds = (try c.decodeIfPresent(Int.self, forKey: .eosTokenId)).map { [$0] } ?? []
+            eosTokenIDs = (try c.decodeIfPresent(Int.self, forKey: .eosTokenID)).map { [$0] } ?? []
         }
-        padTokenId = try c.decodeIfPresent(Int.self, forKey: .padTokenId)
+        padTokenID = try c.decodeIfPresent(Int.self, forKey: .padTokenID)
         torchDType = try c.decodeIfPresent(String.self, forKey: .torchDType) ?? c.decodeIfPresent(String.self, forKey: .dtype)
 
         // RoPE: transformers 5 writes rope_parameters (with rope_theta inside); hub checkpoints
@@ -205,10 +205,10 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
             try c.encode(mlpBias, forKey: .mlpBias)
         }
         if modelType == .mistral { try c.encode(slidingWindow, forKey: .slidingWindow) }
-        try c.encodeIfPresent(bosTokenId, forKey: .bosTokenId)
-        if eosTokenIds.count == 1 { try c.encode(eosTokenIds[0], forKey: .eosTokenId) }
-        else if !eosTokenIds.isEmpty { try c.encode(eosTokenIds, forKey: .eosTokenId) }
-        try c.encodeIfPresent(padTokenId, forKey: .padTokenId)
+        try c.encodeIfPresent(bosTokenID, forKey: .bosTokenID)
+        if eosTokenIDs.count == 1 { try c.encode(eosTokenIDs[0], forKey: .eosTokenID) }
+        else if !eosTokenIDs.isEmpty { try c.encode(eosTokenIDs, forKey: .eosTokenID) }
+        try c.encodeIfPresent(padTokenID, forKey: .padTokenID)
         try c.encodeIfPresent(torchDType, forKey: .torchDType)
     }
 

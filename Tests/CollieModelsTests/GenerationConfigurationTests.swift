@@ -21,7 +21,7 @@ final class GenerationConfigurationTests: XCTestCase {
     func testSavedModelGetsTheConfigsSpecialTokenIDsMarkedAsDerived() throws {
         let model = LlamaForCausalLM(LlamaConfiguration(hiddenSize: 8, intermediateSize: 16, hiddenLayers: 1, attentionHeads: 2,
                                                         keyValueHeads: 2, vocabularySize: 32, maxPositionEmbeddings: 16,
-                                                        bosTokenId: 1, eosTokenIds: [2], padTokenId: 0))
+                                                        bosTokenID: 1, eosTokenIDs: [2], padTokenID: 0))
         let folder = try temporaryFolder()
         try model.save(to: folder)
         let data = try Data(contentsOf: folder.appendingPathComponent("generation_config.json"))

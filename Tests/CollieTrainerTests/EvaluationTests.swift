@@ -15,7 +15,7 @@ final class EvaluationTests: XCTestCase {
     private static let model = LlamaForCausalLM(
         LlamaConfiguration(hiddenSize: 16, intermediateSize: 32, hiddenLayers: 1, attentionHeads: 2, keyValueHeads: 2,
                            rmsNormEpsilon: 1e-6, vocabularySize: Fixtures.tokenizer.vocabularySize, maxPositionEmbeddings: 64,
-                           initializerRange: 0.5, bosTokenId: 1, eosTokenIds: [2], padTokenId: nil), seed: 1)
+                           initializerRange: 0.5, bosTokenID: 1, eosTokenIDs: [2], padTokenID: nil), seed: 1)
     private var model: LlamaForCausalLM { Self.model }
 
     private let records = [
@@ -66,7 +66,7 @@ final class EvaluationTests: XCTestCase {
     func testGreedyContinuationWithTheKVCacheEqualsRecomputingTheSequence() {
         let model = LlamaForCausalLM(
             LlamaConfiguration(hiddenSize: 32, intermediateSize: 64, hiddenLayers: 2, attentionHeads: 4, keyValueHeads: 2,
-                               vocabularySize: 300, maxPositionEmbeddings: 128, initializerRange: 0.5, eosTokenIds: [2]), seed: 4)
+                               vocabularySize: 300, maxPositionEmbeddings: 128, initializerRange: 0.5, eosTokenIDs: [2]), seed: 4)
         let prompt = [1, 17, 250, 9, 33]
         let cached = model.greedyContinuation(of: prompt, maxNewTokens: 60, stopTokens: [])
         let hooks = PassThroughUnits()

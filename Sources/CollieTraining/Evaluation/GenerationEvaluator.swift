@@ -55,7 +55,7 @@ public final class GenerationEvaluator: Evaluator {
     /// The decoded continuation of every record's prompt, in order.
     public func predictions(_ model: LlamaForCausalLM) throws -> [String] {
         let prefix = SpecialTokens(tokenizer).prefix
-        let stop = Set(settings.stopTokenIDs ?? model.configuration.eosTokenIds)
+        let stop = Set(settings.stopTokenIDs ?? model.configuration.eosTokenIDs)
         let room = min(maxLength, model.configuration.maxPositionEmbeddings) - settings.maxNewTokens
         guard room >= 1 else {
             throw EvaluationError("\(name): max_new_tokens (\(settings.maxNewTokens)) leaves no room for a prompt within "

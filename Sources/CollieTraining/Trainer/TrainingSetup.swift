@@ -123,7 +123,7 @@ extension LlamaForCausalLM {
     /// per token.
     public func greedyContinuation(of prompt: [Int], maxNewTokens: Int, stopTokens: Set<Int>? = nil) -> [Int] {
         precondition(!prompt.isEmpty, "a prompt needs at least one token")
-        let stop = stopTokens ?? Set(configuration.eosTokenIds)
+        let stop = stopTokens ?? Set(configuration.eosTokenIDs)
         var generated: [Int] = []
         guard maxNewTokens > 0 else { return generated }
         withNoGrad {

@@ -118,7 +118,7 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let typeName = try c.decodeIfPresent(String.self, forKey: .modelType) ?? "llama"
         guard let type = ModelType(rawValue: typeName) else {
-            throw ConfigurationError("model_type '\(typeName)' is not supported; supported: "
+            throw ModelConfigurationError("model_type '\(typeName)' is not supported; supported: "
                                      + ModelType.allCases.map(\.rawValue).joined(separator: ", "))
         }
         modelType = type
@@ -142,11 +142,11 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
         case .llama: slidingWindow = nil
         }
         if type == .qwen2, slidingWindow != nil {
-            throw ConfigurationError("qwen2 with use_sliding_window = true (per-layer windows) is not supported yet")
+            throw ModelConfigurationError("qwen2 with use_sliding_window = true (per-layer windows) is not supported yet")
         }
         let activation = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? "silu"
         guard activation == "silu" else {
-            throw ConfigurationError("hidden_act '\(activation)' is not supported; LLaMA-family models use 'silu'")
+            throw ModelConfigurationError("hidden_act '\(activation)' is not supported; LLaMA-family models use 'silu'")
         }
         bosTokenID = try c.decodeIfPresent(Int.self, forKey: .bosTokenID)
         if let list = try? c.decodeIfPresent([Int].self, forKey: .eosTokenID) {
@@ -165,10 +165,10 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
         ropeScaling = try (scaling ?? parameters)?.scaling(maxPositions: maxPositionEmbeddings) ?? .none
 
         guard hiddenSize > 0, attentionHeads > 0, keyValueHeads > 0, attentionHeads % keyValueHeads == 0 else {
-            throw ConfigurationError("num_attention_heads (\(attentionHeads)) must be a positive multiple of num_key_value_heads (\(keyValueHeads))")
+            throw ModelConfigurationError("num_attention_heads (\(attentionHeads)) must be a positive multiple of num_key_value_heads (\(keyValueHeads))")
         }
         guard headDimension != nil || hiddenSize % attentionHeads == 0 else {
-            throw ConfigurationError("hidden_size (\(hiddenSize)) is not divisible by num_attention_heads (\(attentionHeads)) and no head_dim is given")
+            throw ModelConfigurationError("hidden_size (\(hiddenSize)) is not divisible by num_attention_heads (\(attentionHeads)) and no head_dim is given")
         }
     }
 
@@ -256,7 +256,7 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
         }
         do {
             return try JSONDecoder().decode(LlamaConfiguration.self, from: data)
-        } catch let error as ConfigurationError {
+        } catch let error as ModelConfigurationError {
             throw CheckpointError(file: url.path, error.message)
         } catch let DecodingError.keyNotFound(key, _) {
             throw CheckpointError(file: url.path, "missing key '\(key.stringValue)'")
@@ -269,8 +269,10 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
     }
 }
 
-/// A configuration value that is present but unusable.
-public struct ConfigurationError: Error, CustomStringConvertible {
+/// A value of a model's config.json that is present but unusable (an unsupported `model_type`, head counts
+/// that do not divide). `LlamaConfiguration.load(from:)` reports it as a `CheckpointError` naming the file.
+/// Errors of Collie's own training config (YAML) are `ConfigError`.
+public struct ModelConfigurationError: Error, CustomStringConvertible, Equatable, Sendable {
     public let message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
@@ -321,7 +323,7 @@ struct RopeParameters: Codable {
 
     func scaling(maxPositions: Int) throws -> RopeScaling {
         func required(_ value: Double?, _ key: String) throws -> Double {
-            guard let value else { throw ConfigurationError("rope scaling '\(type ?? "?")' needs '\(key)'") }
+            guard let value else { throw ModelConfigurationError("rope scaling '\(type ?? "?")' needs '\(key)'") }
             return value
         }
         switch type ?? "default" {
@@ -334,7 +336,7 @@ struct RopeParameters: Codable {
                            highFrequencyFactor: try required(highFreqFactor, "high_freq_factor"),
                            originalMaxPositions: originalMaxPositionEmbeddings ?? maxPositions)
         case let other:
-            throw ConfigurationError("rope type '\(other)' is not supported; supported: default, linear, dynamic, llama3")
+            throw ModelConfigurationError("rope type '\(other)' is not supported; supported: default, linear, dynamic, llama3")
         }
     }
 }

@@ -51,7 +51,9 @@ let package = Package(
         // Optimizers, schedules, the typed config (YAML/JSON), datasets, batching and the training loop.
         .target(name: "CollieTraining",
                 dependencies: ["CollieEngine", "CollieIO", "CollieModels", "CollieTokenizers", "CollieMetrics",
-                               .product(name: "Yams", package: "Yams")],
+                               .product(name: "Yams", package: "Yams"),
+                               .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                exclude: ["Monitors/TensorBoardEvent.proto"],
                 swiftSettings: optimizedSwift),
 
         // Tokenizers: tokenizer.json and SentencePiece models, ids identical to the reference libraries.

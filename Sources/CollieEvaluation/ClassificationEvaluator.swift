@@ -97,7 +97,7 @@ public final class ClassificationEvaluator: Evaluator {
                 return Self.harnessChoice(context: context, options: options, model: model).choice
             case .helm:
                 var generated = try generator(model, context, settings)
-                if let last = generated.last, Set(settings.stopTokenIDs ?? model.configuration.eosTokenIds).contains(last) {
+                if let last = generated.last, Set(settings.stopTokenIDs ?? model.configuration.eosTokenIDs).contains(last) {
                     generated.removeLast()
                 }
                 return Self.helmChoice(answer: try tokenizer.decode(generated, skipSpecialTokens: true), options: record.options)

@@ -10,6 +10,6 @@ public typealias ContinuationGenerator = @Sendable (_ model: any CausalLanguageM
 /// Under ZeRO stage 3 the trainer evaluates inside `withFullParameters`, so the model is whole here.
 public let greedyGenerator: ContinuationGenerator = { model, prompt, settings in
     var parameters = GenerationParameters(maxNewTokens: settings.maxNewTokens)
-    parameters.stopTokenIDs = Set(settings.stopTokenIDs ?? model.configuration.eosTokenIds)
+    parameters.stopTokenIDs = Set(settings.stopTokenIDs ?? model.configuration.eosTokenIDs)
     return try Generator(model: model).generate(prompts: [prompt], parameters: parameters)[0].tokens
 }

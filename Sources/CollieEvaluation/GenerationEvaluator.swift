@@ -1,4 +1,5 @@
 import CollieGeneration
+import CollieIO
 import CollieMetrics
 import CollieModels
 import CollieTokenizers
@@ -56,7 +57,7 @@ public final class GenerationEvaluator: Evaluator {
     /// The decoded continuation of every record's prompt, in order.
     public func predictions(_ model: any CausalLanguageModel) throws -> [String] {
         let prefix = SpecialTokens(tokenizer).prefix
-        let stop = Set(settings.stopTokenIDs ?? model.configuration.eosTokenIds)
+        let stop = Set(settings.stopTokenIDs ?? model.configuration.eosTokenIDs)
         // Prompt tuning's virtual tokens take positions too (`Generator.contextLength` leaves them out).
         let positions = min(maxLength, Generator(model: model).contextLength)
         let room = positions - settings.maxNewTokens
@@ -101,7 +102,8 @@ public final class GenerationEvaluator: Evaluator {
                 }.count
                 results["accuracy"] = Double(hits) / Double(records.count)
             case .decode(let url):
-                try DecodedOutputs.write(decoded, to: url)
+                try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+                try AtomicFile.write(DecodedOutputs.jsonLines(decoded), to: url)
             }
         }
         return results

@@ -38,7 +38,7 @@ public final class Generator {
         try validate(prompts, maxNewTokens: parameters.maxNewTokens)
         let vocabulary = model.configuration.vocabularySize
         let batch = prompts.count, longest = prompts.map(\.count).max() ?? 0
-        let padding = model.configuration.padTokenId ?? 0
+        let padding = model.configuration.padTokenID ?? 0
         let cache = KVCache(model: model, batchSize: batch, tokens: longest + parameters.maxNewTokens)
         let padded = prompts.map { Array(repeating: padding, count: longest - $0.count) + $0 }
         let attend = prompts.map { Array(repeating: false, count: longest - $0.count) + Array(repeating: true, count: $0.count) }

@@ -33,25 +33,11 @@ public final class TextGenerator {
         }
         let template = try templateFile.map { try ChatTemplate(String(contentsOf: $0, encoding: .utf8)) }
             ?? ChatTemplate.load(fromFolder: folder)
-        var stops = Set(model.configuration.eosTokenIds)
+        var stops = Set(model.configuration.eosTokenIDs)
         if let eos = tokenizer.eosTokenID { stops.insert(eos) }
-        stops.formUnion(try generationConfigEOS(folder))
+        stops.formUnion(try GenerationConfiguration.load(fromFolder: folder)?.eosTokenIDs ?? [])
         return TextGenerator(generator: Generator(model: model), tokenizer: tokenizer, chatTemplate: template,
                              stopTokenIDs: stops)
-    }
-
-    /// generation_config.json's `eos_token_id` (an id or a list), if the file has one.
-    static func generationConfigEOS(_ folder: URL) throws -> [Int] {
-        let url = folder.appendingPathComponent("generation_config.json")
-        guard let data = FileManager.default.contents(atPath: url.path) else { return [] }
-        guard let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw GenerationError.invalidPrompt("\(url.path): expected a JSON object")
-        }
-        switch json["eos_token_id"] {
-        case let id as Int: return [id]
-        case let ids as [Int]: return ids
-        default: return []
-        }
     }
 
     /// The model's context length.

@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// One decoded example: what the model produced and what was expected (CoLLiE's `DecodeMetric`).
 public struct DecodedPair: Codable, Equatable, Sendable {
@@ -13,10 +10,11 @@ public struct DecodedPair: Codable, Equatable, Sendable {
     }
 }
 
-/// Writes decoded pairs as JSON lines (`{"prediction": …, "target": …}`), replacing the file atomically
-/// (written beside it, then renamed) so a reader never sees half a file.
+/// Decoded pairs as JSON lines (`{"prediction": …, "target": …}`). Encoding only: the caller writes the
+/// bytes (atomically, with `AtomicFile` from CollieIO), so this module keeps no file-writing code.
 public enum DecodedOutputs {
-    public static func write(_ pairs: [DecodedPair], to url: URL) throws {
+    /// The JSON-lines text of `pairs`: one object per line, keys sorted, each line ending in a newline.
+    public static func jsonLines(_ pairs: [DecodedPair]) throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var data = Data()
@@ -24,19 +22,10 @@ public enum DecodedOutputs {
             data.append(try encoder.encode(pair))
             data.append(0x0A)
         }
-        let directory = url.deletingLastPathComponent()
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).partial-\(ProcessInfo.processInfo.processIdentifier)")
-        do {
-            try data.write(to: temporary)
-            guard rename(temporary.path, url.path) == 0 else { throw MetricsError(String(cString: strerror(errno))) }
-        } catch {
-            try? FileManager.default.removeItem(at: temporary)
-            throw MetricsError("\(url.path): cannot write decoded outputs (\(error.localizedDescription))")
-        }
+        return data
     }
 
-    /// Reads a file written by `write(_:to:)`.
+    /// Reads a file holding `jsonLines(_:)`.
     /// - Throws: `MetricsError` naming the line that is not a JSON object with `prediction` and `target`.
     public static func read(from url: URL) throws -> [DecodedPair] {
         guard let data = FileManager.default.contents(atPath: url.path) else { throw MetricsError("\(url.path): cannot read") }

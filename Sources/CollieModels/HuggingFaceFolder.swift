@@ -61,13 +61,8 @@ extension CausalLanguageModel {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try AtomicFile.write(encoder.encode(configuration), to: folder.appendingPathComponent("config.json"))
-        var generation: [String: Any] = ["_from_model_config": true]
-        if let bos = configuration.bosTokenId { generation["bos_token_id"] = bos }
-        if configuration.eosTokenIds.count == 1 { generation["eos_token_id"] = configuration.eosTokenIds[0] }
-        else if !configuration.eosTokenIds.isEmpty { generation["eos_token_id"] = configuration.eosTokenIds }
-        if let pad = configuration.padTokenId { generation["pad_token_id"] = pad }
-        try AtomicFile.write(JSONSerialization.data(withJSONObject: generation, options: [.prettyPrinted, .sortedKeys]),
-                             to: folder.appendingPathComponent("generation_config.json"))
+        try AtomicFile.write(encoder.encode(GenerationConfiguration(model: configuration)),
+                             to: folder.appendingPathComponent(GenerationConfiguration.fileName))
         let tensors = namedParameters.map { ($0.key, $0.tensor.detach().contiguousCopy(dtype: dtype)) }
         try SafeTensorsWriter.writeSharded(tensors, to: folder, maxShardBytes: maxShardBytes)
     }

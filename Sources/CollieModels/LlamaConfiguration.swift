@@ -49,9 +49,9 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
     public var mlpBias: Bool
     /// Sliding-window size (Mistral; Qwen2 when `use_sliding_window`).
     public var slidingWindow: Int?
-    public var bosTokenId: Int?
-    public var eosTokenIds: [Int]
-    public var padTokenId: Int?
+    public var bosTokenID: Int?
+    public var eosTokenIDs: [Int]
+    public var padTokenID: Int?
     /// The dtype the checkpoint was saved in (`torch_dtype` / `dtype`), informational.
     public var torchDType: String?
 
@@ -76,9 +76,9 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
         case slidingWindow = "sliding_window"
         case useSlidingWindow = "use_sliding_window"
         case hiddenAct = "hidden_act"
-        case bosTokenId = "bos_token_id"
-        case eosTokenId = "eos_token_id"
-        case padTokenId = "pad_token_id"
+        case bosTokenID = "bos_token_id"
+        case eosTokenID = "eos_token_id"
+        case padTokenID = "pad_token_id"
         case torchDType = "torch_dtype"
         case dtype
         case architectures
@@ -90,7 +90,7 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
                 ropeTheta: Double = 10_000, ropeScaling: RopeScaling = .none, vocabularySize: Int,
                 maxPositionEmbeddings: Int = 2048, tieWordEmbeddings: Bool = false, initializerRange: Double = 0.02,
                 attentionBias: Bool = false, mlpBias: Bool = false, slidingWindow: Int? = nil,
-                bosTokenId: Int? = 1, eosTokenIds: [Int] = [2], padTokenId: Int? = nil) {
+                bosTokenID: Int? = 1, eosTokenIDs: [Int] = [2], padTokenID: Int? = nil) {
         self.modelType = modelType
         self.hiddenSize = hiddenSize
         self.intermediateSize = intermediateSize
@@ -108,9 +108,9 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
         self.attentionBias = attentionBias
         self.mlpBias = mlpBias
         self.slidingWindow = slidingWindow
-        self.bosTokenId = bosTokenId
-        self.eosTokenIds = eosTokenIds
-        self.padTokenId = padTokenId
+        self.bosTokenID = bosTokenID
+        self.eosTokenIDs = eosTokenIDs
+        self.padTokenID = padTokenID
         torchDType = nil
     }
 
@@ -118,7 +118,7 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let typeName = try c.decodeIfPresent(String.self, forKey: .modelType) ?? "llama"
         guard let type = ModelType(rawValue: typeName) else {
-            throw ConfigurationError("model_type '\(typeName)' is not supported; supported: "
+            throw ModelConfigurationError("model_type '\(typeName)' is not supported; supported: "
                                      + ModelType.allCases.map(\.rawValue).joined(separator: ", "))
         }
         modelType = type
@@ -142,19 +142,19 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
         case .llama: slidingWindow = nil
         }
         if type == .qwen2, slidingWindow != nil {
-            throw ConfigurationError("qwen2 with use_sliding_window = true (per-layer windows) is not supported yet")
+            throw ModelConfigurationError("qwen2 with use_sliding_window = true (per-layer windows) is not supported yet")
         }
         let activation = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? "silu"
         guard activation == "silu" else {
-            throw ConfigurationError("hidden_act '\(activation)' is not supported; LLaMA-family models use 'silu'")
+            throw ModelConfigurationError("hidden_act '\(activation)' is not supported; LLaMA-family models use 'silu'")
         }
-        bosTokenId = try c.decodeIfPresent(Int.self, forKey: .bosTokenId)
-        if let list = try? c.decodeIfPresent([Int].self, forKey: .eosTokenId) {
-            eosTokenIds = list
+        bosTokenID = try c.decodeIfPresent(Int.self, forKey: .bosTokenID)
+        if let list = try? c.decodeIfPresent([Int].self, forKey: .eosTokenID) {
+            eosTokenIDs = list
         } else {
-            eosTokenIds = (try c.decodeIfPresent(Int.self, forKey: .eosTokenId)).map { [$0] } ?? []
+            eosTokenIDs = (try c.decodeIfPresent(Int.self, forKey: .eosTokenID)).map { [$0] } ?? []
         }
-        padTokenId = try c.decodeIfPresent(Int.self, forKey: .padTokenId)
+        padTokenID = try c.decodeIfPresent(Int.self, forKey: .padTokenID)
         torchDType = try c.decodeIfPresent(String.self, forKey: .torchDType) ?? c.decodeIfPresent(String.self, forKey: .dtype)
 
         // RoPE: transformers 5 writes rope_parameters (with rope_theta inside); hub checkpoints
@@ -165,10 +165,10 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
         ropeScaling = try (scaling ?? parameters)?.scaling(maxPositions: maxPositionEmbeddings) ?? .none
 
         guard hiddenSize > 0, attentionHeads > 0, keyValueHeads > 0, attentionHeads % keyValueHeads == 0 else {
-            throw ConfigurationError("num_attention_heads (\(attentionHeads)) must be a positive multiple of num_key_value_heads (\(keyValueHeads))")
+            throw ModelConfigurationError("num_attention_heads (\(attentionHeads)) must be a positive multiple of num_key_value_heads (\(keyValueHeads))")
         }
         guard headDimension != nil || hiddenSize % attentionHeads == 0 else {
-            throw ConfigurationError("hidden_size (\(hiddenSize)) is not divisible by num_attention_heads (\(attentionHeads)) and no head_dim is given")
+            throw ModelConfigurationError("hidden_size (\(hiddenSize)) is not divisible by num_attention_heads (\(attentionHeads)) and no head_dim is given")
         }
     }
 
@@ -205,10 +205,10 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
             try c.encode(mlpBias, forKey: .mlpBias)
         }
         if modelType == .mistral { try c.encode(slidingWindow, forKey: .slidingWindow) }
-        try c.encodeIfPresent(bosTokenId, forKey: .bosTokenId)
-        if eosTokenIds.count == 1 { try c.encode(eosTokenIds[0], forKey: .eosTokenId) }
-        else if !eosTokenIds.isEmpty { try c.encode(eosTokenIds, forKey: .eosTokenId) }
-        try c.encodeIfPresent(padTokenId, forKey: .padTokenId)
+        try c.encodeIfPresent(bosTokenID, forKey: .bosTokenID)
+        if eosTokenIDs.count == 1 { try c.encode(eosTokenIDs[0], forKey: .eosTokenID) }
+        else if !eosTokenIDs.isEmpty { try c.encode(eosTokenIDs, forKey: .eosTokenID) }
+        try c.encodeIfPresent(padTokenID, forKey: .padTokenID)
         try c.encodeIfPresent(torchDType, forKey: .torchDType)
     }
 
@@ -256,7 +256,7 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
         }
         do {
             return try JSONDecoder().decode(LlamaConfiguration.self, from: data)
-        } catch let error as ConfigurationError {
+        } catch let error as ModelConfigurationError {
             throw CheckpointError(file: url.path, error.message)
         } catch let DecodingError.keyNotFound(key, _) {
             throw CheckpointError(file: url.path, "missing key '\(key.stringValue)'")
@@ -269,8 +269,10 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
     }
 }
 
-/// A configuration value that is present but unusable.
-public struct ConfigurationError: Error, CustomStringConvertible {
+/// A value of a model's config.json that is present but unusable (an unsupported `model_type`, head counts
+/// that do not divide). `LlamaConfiguration.load(from:)` reports it as a `CheckpointError` naming the file.
+/// Errors of Collie's own training config (YAML) are `ConfigError`.
+public struct ModelConfigurationError: Error, CustomStringConvertible, Equatable, Sendable {
     public let message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
@@ -321,7 +323,7 @@ struct RopeParameters: Codable {
 
     func scaling(maxPositions: Int) throws -> RopeScaling {
         func required(_ value: Double?, _ key: String) throws -> Double {
-            guard let value else { throw ConfigurationError("rope scaling '\(type ?? "?")' needs '\(key)'") }
+            guard let value else { throw ModelConfigurationError("rope scaling '\(type ?? "?")' needs '\(key)'") }
             return value
         }
         switch type ?? "default" {
@@ -334,7 +336,7 @@ struct RopeParameters: Codable {
                            highFrequencyFactor: try required(highFreqFactor, "high_freq_factor"),
                            originalMaxPositions: originalMaxPositionEmbeddings ?? maxPositions)
         case let other:
-            throw ConfigurationError("rope type '\(other)' is not supported; supported: default, linear, dynamic, llama3")
+            throw ModelConfigurationError("rope type '\(other)' is not supported; supported: default, linear, dynamic, llama3")
         }
     }
 }

@@ -23,8 +23,8 @@ public enum ModelPreset: String, Codable, CaseIterable, Sendable {
         return LlamaConfiguration(hiddenSize: s.hidden, intermediateSize: s.intermediate, hiddenLayers: s.layers,
                                   attentionHeads: s.heads, keyValueHeads: s.heads, rmsNormEpsilon: 1e-6,
                                   vocabularySize: vocabularySize, maxPositionEmbeddings: maxPositionEmbeddings,
-                                  initializerRange: initializerRange, bosTokenId: bosTokenID,
-                                  eosTokenIds: eosTokenID.map { [$0] } ?? [], padTokenId: padTokenID)
+                                  initializerRange: initializerRange, bosTokenID: bosTokenID,
+                                  eosTokenIDs: eosTokenID.map { [$0] } ?? [], padTokenID: padTokenID)
     }
 
     /// A LLaMA configuration of this shape for `tokenizer`'s vocabulary and special tokens.

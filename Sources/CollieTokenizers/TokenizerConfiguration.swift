@@ -43,7 +43,7 @@ public struct TokenizerConfiguration: Equatable, Sendable {
 
     private mutating func read(_ url: URL) throws {
         let bytes = try Tokenizer.readFile(url)
-        try JSONReader.read(bytes, file: url.path) { json in
+        try JSONReader.readTokenizerFile(bytes, file: url.path) { json in
             guard json.peekKind() == .object else { throw json.error("expected a JSON object") }
             try json.forEachMember { json, key in
                 switch key {

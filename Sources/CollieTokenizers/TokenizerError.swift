@@ -12,3 +12,21 @@ public struct TokenizerError: Error, CustomStringConvertible, Equatable, Sendabl
 
     public var description: String { file.isEmpty ? message : "\(file): \(message)" }
 }
+
+extension TokenizerError {
+    /// The JSON reader's error as a tokenizer error, with the same text (`file: line N at key: message`).
+    init(_ error: JSONReadError) {
+        self.init(file: error.file, error.messageWithPlace)
+    }
+}
+
+extension JSONReader {
+    /// `read(_:file:_:)` for tokenizer files: the reader's errors become `TokenizerError`s.
+    static func readTokenizerFile<T>(_ bytes: [UInt8], file: String, _ body: (inout JSONReader) throws -> T) throws -> T {
+        do {
+            return try read(bytes, file: file, body)
+        } catch let error as JSONReadError {
+            throw TokenizerError(error)
+        }
+    }
+}

@@ -10,14 +10,15 @@ struct SamplingOptions: ParsableArguments {
     @Option(help: "Keep only the k most likely tokens (0: all).") var topK: Int?
     @Option(help: "Keep the most likely tokens up to this cumulative probability (1: all).") var topP: Double?
     @Option(help: "Penalize tokens already in the sequence (> 1 discourages repeats; 1: off).") var repetitionPenalty: Double?
-    @Option(help: "Comma-separated extra stop token ids (the model's end-of-sequence ids always stop).") var stopIds: String?
+    @Option(name: .customLong("stop-ids"), help: "Comma-separated extra stop token ids (the model's end-of-sequence ids always stop).")
+    var stopIDs: String?
     @Option(parsing: .singleValue, help: "A text that ends the continuation (repeatable).") var stop: [String] = []
     @Option(help: "Seed of the sampler.") var seed: UInt64 = 0
 
     func parameters() throws -> GenerationParameters {
         let parameters = GenerationParameters(
             maxNewTokens: maxNewTokens, temperature: temperature, topK: topK, topP: topP,
-            repetitionPenalty: repetitionPenalty, stopTokenIDs: Set(try TokenIDList.parse(stopIds ?? "", option: "--stop-ids")),
+            repetitionPenalty: repetitionPenalty, stopTokenIDs: Set(try TokenIDList.parse(stopIDs ?? "", option: "--stop-ids")),
             stopStrings: stop, seed: seed)
         do { try parameters.validate() } catch { throw ValidationError("\(error)") }
         return parameters
@@ -37,8 +38,9 @@ struct Generate: ParsableCommand {
 
     @Option(help: "A Hugging Face model folder.") var model: String
     @Option(help: "The prompt text.") var prompt: String?
-    @Option(parsing: .singleValue, help: "Comma-separated prompt token ids, e.g. 1,450,4996 (repeatable: one batch).")
-    var promptIds: [String] = []
+    @Option(name: .customLong("prompt-ids"), parsing: .singleValue,
+            help: "Comma-separated prompt token ids, e.g. 1,450,4996 (repeatable: one batch).")
+    var promptIDs: [String] = []
     @Flag(help: "Render --prompt as a user message with the tokenizer's chat template.") var chat = false
     @Option(help: "A Jinja chat template file to use instead of tokenizer_config.json's.") var chatTemplate: String?
     @Option(help: "A PEFT adapter folder to apply (LoRA or prompt tuning).") var adapter: String?
@@ -46,7 +48,7 @@ struct Generate: ParsableCommand {
     @OptionGroup var sampling: SamplingOptions
 
     func validate() throws {
-        guard (prompt == nil) != promptIds.isEmpty else { throw ValidationError("give either --prompt or --prompt-ids") }
+        guard (prompt == nil) != promptIDs.isEmpty else { throw ValidationError("give either --prompt or --prompt-ids") }
         if chat && prompt == nil { throw ValidationError("--chat needs --prompt") }
     }
 
@@ -71,9 +73,9 @@ struct Generate: ParsableCommand {
         }
         let lm = try LlamaForCausalLM.load(from: folder)
         if let adapter { try lm.loadAdapter(from: URL(fileURLWithPath: adapter)) }
-        let prompts = try promptIds.map { try TokenIDList.parse($0, option: "--prompt-ids") }
+        let prompts = try promptIDs.map { try TokenIDList.parse($0, option: "--prompt-ids") }
         var withStops = parameters
-        withStops.stopTokenIDs.formUnion(lm.configuration.eosTokenIds)
+        withStops.stopTokenIDs.formUnion(lm.configuration.eosTokenIDs)
         let results: [GeneratedSequence]
         do {
             results = try Generator(model: lm).generate(prompts: prompts, parameters: withStops)

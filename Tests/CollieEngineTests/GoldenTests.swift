@@ -266,7 +266,7 @@ final class GoldenTests: XCTestCase {
         }
     }
 
-    func testEmbeddingWithARepeatedIdMatchesTorch() {
+    func testEmbeddingWithARepeatedIDMatchesTorch() {
         let ids = OpsFixture.tensor("embedding.ids")
         assertMatchesTorch("embedding", differentiable: ["weight"]) { Tensor.embedding(ids, weight: $0["weight"]!) }
     }

@@ -275,7 +275,7 @@ final class GradientCheckTests: XCTestCase {
         check([normal([2, 6, 10], std: 2)]) { Tensor.crossEntropy(logits: $0[0], targets: targets, reduction: .sum) }
     }
 
-    func testEmbeddingGradientWithRepeatedIds() {
+    func testEmbeddingGradientWithRepeatedIDs() {
         let ids = Tensor(ints: [4, 1, 4, 0, 6, 1, 1, 2], shape: [2, 4])
         check([normal([7, 5])]) { Tensor.embedding(ids, weight: $0[0]) }
     }

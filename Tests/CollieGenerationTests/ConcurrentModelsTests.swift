@@ -10,7 +10,7 @@ import XCTest
 final class ConcurrentModelsTests: XCTestCase {
     private static let configuration = LlamaConfiguration(
         hiddenSize: 64, intermediateSize: 128, hiddenLayers: 2, attentionHeads: 4, keyValueHeads: 2, vocabularySize: 96,
-        maxPositionEmbeddings: 256, initializerRange: 0.3, eosTokenIds: [])
+        maxPositionEmbeddings: 256, initializerRange: 0.3, eosTokenIDs: [])
     private static let rounds = 25
 
     /// `rounds` forward/backward passes of a fresh model; the loss and embedding gradient of each.

@@ -18,8 +18,8 @@ final class PerplexityAndDecodeTests: XCTestCase {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("collie-decode-\(UUID())/decoded.jsonl")
         defer { try? FileManager.default.removeItem(at: url.deletingLastPathComponent()) }
         let pairs = [DecodedPair(prediction: "a \"quoted\"\nline", target: "b/c"), DecodedPair(prediction: "", target: "中文")]
-        try DecodedOutputs.write(pairs, to: url)
-        try DecodedOutputs.write(pairs, to: url)   // replaces
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try DecodedOutputs.jsonLines(pairs).write(to: url)
         let text = try String(contentsOf: url, encoding: .utf8)
         XCTAssertEqual(text.split(separator: "\n").count, 2)
         XCTAssertTrue(text.hasPrefix("{\"prediction\":\"a \\\"quoted\\\"\\nline\",\"target\":\"b/c\"}\n"))

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import CollieEngine
 @testable import CollieTraining
 
 /// Monitors: TensorBoard event files (bytes, CRCs, a reader's view), CSV logs, the progress
@@ -28,17 +29,17 @@ final class MonitorTests: XCTestCase {
         XCTAssertEqual(CRC32C.masked(0xE306_9283), ((0xE306_9283 as UInt32) >> 15 | (0xE306_9283 as UInt32) << 17) &+ 0xA282_EAD8)
     }
 
-    func testScalarEventIsEncodedInTheProtobufWireFormat() {
+    func testScalarEventIsEncodedInTheProtobufWireFormat() throws {
         let event = TensorBoardEvent(wallTime: 1.5, step: 3, scalars: [("a", 2)])
         let value: [UInt8] = [0x0A, 0x01, 0x61, 0x15, 0x00, 0x00, 0x00, 0x40]   // tag "a", simple_value 2.0f
         let summary: [UInt8] = [0x0A, UInt8(value.count)] + value                   // repeated Value value = 1
         let expected: [UInt8] = [0x09, 0, 0, 0, 0, 0, 0, 0xF8, 0x3F]                // double wall_time = 1
             + [0x10, 0x03]                                                          // int64 step = 2
             + [0x2A, UInt8(summary.count)] + summary                                // Summary summary = 5
-        XCTAssertEqual(event.serialized(), expected)
-        let version = TensorBoardEvent(wallTime: 0, step: 0, fileVersion: "brain.Event:2").serialized()
+        XCTAssertEqual(try event.serialized(), expected)
+        let version = try TensorBoardEvent(wallTime: 0, step: 0, fileVersion: "brain.Event:2").serialized()
         XCTAssertEqual(Array(version.suffix(15)), [0x1A, 13] + Array("brain.Event:2".utf8))
-        XCTAssertEqual(TensorBoardEvent(wallTime: 0, step: 300).serialized().suffix(3), [0x10, 0xAC, 0x02], "varint 300")
+        XCTAssertEqual(try TensorBoardEvent(wallTime: 0, step: 300).serialized().suffix(3), [0x10, 0xAC, 0x02], "varint 300")
     }
 
     func testRecordFramesThePayloadWithLengthAndMaskedCRCs() throws {
@@ -86,6 +87,27 @@ final class MonitorTests: XCTestCase {
         XCTAssertEqual(events[4].step, 3)
         XCTAssertEqual(events[4].tags, ["eval/accuracy", "eval/loss"])
         XCTAssertEqual(events[4].scalars, ["eval/accuracy": 0.5, "eval/loss": 0.875])
+    }
+
+    /// The bytes of an event file, including the edge cases of field presence (zero step and time, an empty tag,
+    /// a zero value, an event without scalars, a negative step), as the writer has always produced them.
+    func testEventFileBytesAreStable() throws {
+        let directory = temporaryFolder(self)
+        let start = Date(timeIntervalSince1970: 1_700_000_000.25)
+        let writer = try TensorBoardEventWriter(directory: directory, now: start)
+        try writer.addScalars([("train/loss", 2.5), ("train/learning_rate", 3e-4)], step: 1, wallTime: start)
+        try writer.addScalars([("", 0)], step: 0, wallTime: Date(timeIntervalSince1970: 0))
+        try writer.addScalars([], step: 300, wallTime: start)
+        try writer.addScalar("eval/accuracy", -0.5, step: -1, wallTime: start)
+        try writer.close()
+        let hex = try Data(contentsOf: writer.url).map { String(format: "%02x", $0) }.joined()
+        XCTAssertEqual(hex, [  // one TFRecord per line: length, its masked CRC, the Event, its masked CRC
+            "1a00000000000000129bd82d0900001040fc54d94110001a0d627261696e2e4576656e743a3252ef9793",
+            "3c00000000000000c8b7a3520900001040fc54d94110012a2f0a110a0a747261696e2f6c6f737315000020400a1a0a13747261696e2f6c6561726e696e675f726174651552499d395c022827",
+            "16000000000000004f61be2809000000000000000010002a090a070a001500000000d68dd307",
+            "0c00000000000000f4c8fe0a0900001040fc54d94110ac020c9e4eaa",
+            "2c00000000000000f4aecc450900001040fc54d94110ffffffffffffffffff012a160a140a0d6576616c2f616363757261637915000000bf16bac871",
+        ].joined())
     }
 
     func testSecondWriterInTheSameSecondGetsItsOwnFile() throws {

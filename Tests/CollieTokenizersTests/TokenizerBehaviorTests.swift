@@ -84,7 +84,7 @@ final class TokenizerBehaviorTests: XCTestCase {
         XCTAssertEqual(tokenizer.encode(batch: []), [])
     }
 
-    func testConcurrentCallersGetTheSameIds() throws {
+    func testConcurrentCallersGetTheSameIDs() throws {
         let tokenizer = try Fixtures.tokenizer("gpt2")
         let texts = Array(Fixtures.corpus.prefix(200))
         let expected = texts.map { tokenizer.encode($0) }
@@ -98,7 +98,7 @@ final class TokenizerBehaviorTests: XCTestCase {
         for result in results { XCTAssertEqual(result, expected) }
     }
 
-    func testRepeatedWordsUseTheCacheAndGiveTheSameIds() throws {
+    func testRepeatedWordsUseTheCacheAndGiveTheSameIDs() throws {
         let tokenizer = try Fixtures.tokenizer("gpt2")
         let once = tokenizer.encode(" tokenization")
         XCTAssertEqual(tokenizer.encode(String(repeating: " tokenization", count: 50)),

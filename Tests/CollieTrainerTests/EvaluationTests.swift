@@ -16,7 +16,7 @@ final class EvaluationTests: XCTestCase {
     private let model = LlamaForCausalLM(
         LlamaConfiguration(hiddenSize: 16, intermediateSize: 32, hiddenLayers: 1, attentionHeads: 2, keyValueHeads: 2,
                            rmsNormEpsilon: 1e-6, vocabularySize: Fixtures.tokenizer.vocabularySize, maxPositionEmbeddings: 64,
-                           initializerRange: 0.5, bosTokenId: 1, eosTokenIds: [2], padTokenId: nil), seed: 1)
+                           initializerRange: 0.5, bosTokenID: 1, eosTokenIDs: [2], padTokenID: nil), seed: 1)
 
     private let records = [
         GenerationRecord(text: "Translate: the cat", targets: ["Pisica stă pe covor."]),
@@ -72,7 +72,7 @@ final class EvaluationTests: XCTestCase {
     func testGreedyGeneratorWithTheKVCacheEqualsRecomputingTheSequence() throws {
         let model = LlamaForCausalLM(
             LlamaConfiguration(hiddenSize: 32, intermediateSize: 64, hiddenLayers: 2, attentionHeads: 4, keyValueHeads: 2,
-                               vocabularySize: 300, maxPositionEmbeddings: 128, initializerRange: 0.5, eosTokenIds: [2]), seed: 4)
+                               vocabularySize: 300, maxPositionEmbeddings: 128, initializerRange: 0.5, eosTokenIDs: [2]), seed: 4)
         let prompt = [1, 17, 250, 9, 33]
         let cached = try greedyGenerator(model, prompt, GenerationSettings(maxNewTokens: 60, stopTokenIDs: []))
         XCTAssertEqual(cached.count, 60)

@@ -196,6 +196,34 @@ final class DatasetTests: XCTestCase {
                       .contains("not closed") ?? false)
     }
 
+    func testSyntaxErrorNamesTheRecordsLineAndTheErrorsPlace() throws {
+        let url = try file("bad.json", "[\n  {\"text\": \"one\"},\n  {\"text\": \"two\",\n   \"x\": [1 2]},\n  {\"text\": \"3\"}\n]\n")
+        let error = try XCTUnwrap(datasetError { _ = try TrainingDataset.load(from: url, tokenizer: tokenizer) })
+        XCTAssertEqual(error.description, "\(url.path):3: malformed JSON: expected ',' or ']' in an array at [1].x[0] (line 4)")
+        let line = try file("bad.jsonl", "{\"text\": \"one\"} {\"text\": \"two\"}\n")
+        XCTAssertEqual(datasetError { _ = try TrainingDataset.load(from: line, tokenizer: tokenizer) }?.description,
+                       "\(line.path):1: malformed JSON: unexpected text after the JSON value")
+    }
+
+    func testStringThatIsNotUTF8IsAnError() throws {
+        let url = try file("latin1.jsonl", "")
+        try Data("{\"text\": \"caf".utf8 + [0xE9] + "\"}\n".utf8).write(to: url)
+        XCTAssertEqual(datasetError { _ = try TrainingDataset.load(from: url, tokenizer: tokenizer) }?.description,
+                       "\(url.path):1: \"text\" is not valid UTF-8")
+    }
+
+    func testMistypedValueIsDescribedAsWritten() throws {
+        let whole = try file("tokens.jsonl", "{\"tokens\": [1, 2.0, 3e0]}\n")
+        XCTAssertEqual(try TrainingRecord.load(from: whole).records[0].content, .tokens([1, 2, 3], labels: nil),
+                       "whole numbers count as integers, as JSONDecoder reads them")
+        let url = try file("tokens.jsonl", "{\"tokens\": [1, 2.5]}\n")
+        XCTAssertEqual(datasetError { _ = try TrainingDataset.load(from: url, tokenizer: tokenizer) }?.description,
+                       "\(url.path):1: \"tokens\"[1] must be an integer, got the number 2.5")
+        let list = try file("tokens.jsonl", "{\"tokens\": \"1 2\"}\n")
+        XCTAssertEqual(datasetError { _ = try TrainingDataset.load(from: list, tokenizer: tokenizer) }?.description,
+                       "\(list.path):1: \"tokens\" must be a list of integers, got a string")
+    }
+
     func testRecordThatIsNotAnObjectIsAnError() throws {
         let url = try file("bad.jsonl", "{\"text\": \"one\"}\n[1, 2]\n")
         let error = try XCTUnwrap(datasetError { _ = try TrainingDataset.load(from: url, tokenizer: tokenizer) })

@@ -1,11 +1,38 @@
-/// A pull reader over JSON text, used to decode tokenizer files straight into typed values.
+/// A problem found while reading a JSON file: where (file, line, key path) and what.
+public struct JSONReadError: Error, CustomStringConvertible, Equatable, Sendable {
+    /// The file, as given to `JSONReader.read`.
+    public let file: String
+    /// The 1-based line of the file the reader had reached.
+    public let line: Int
+    /// The keys and indices leading to the value being read (`model.merges[3]`); empty at the top level.
+    public let keyPath: String
+    /// What is wrong.
+    public let message: String
+
+    public init(file: String, line: Int, keyPath: String, message: String) {
+        self.file = file
+        self.line = line
+        self.keyPath = keyPath
+        self.message = message
+    }
+
+    /// `line 3 at model.vocab: <message>`: the place and the message, without the file.
+    public var messageWithPlace: String {
+        "line \(line)\(keyPath.isEmpty ? "" : " at \(keyPath)"): \(message)"
+    }
+
+    public var description: String { "\(file): \(messageWithPlace)" }
+}
+
+/// A pull reader over JSON text, used to decode files straight into typed values (tokenizer files, dataset
+/// records).
 ///
 /// Each configuration type reads its own keys (`forEachMember`), so a 17 MB tokenizer.json is read in one
 /// pass without building a tree of dynamic values, and every error names the file, the line and the key
 /// path (`model.merges[12]`).
-struct JSONReader {
+public struct JSONReader {
     /// The kinds of JSON value, for decisions made before reading one.
-    enum Kind { case object, array, string, number, bool, null, end }
+    public enum Kind: Sendable { case object, array, string, number, bool, null, end }
 
     private enum PathComponent {
         case key(at: Int)  // offset of the key's opening quote
@@ -13,23 +40,38 @@ struct JSONReader {
     }
 
     private let bytes: UnsafeBufferPointer<UInt8>
-    private(set) var position = 0
-    let file: String
+    /// Where the text being read ends (the document is `bytes[start..<end]`).
+    private let end: Int
+    /// The offset of the next byte to read, counted from the start of the whole buffer.
+    public private(set) var position = 0
+    /// The file named in errors.
+    public let file: String
     private var path: [PathComponent] = []
 
     /// Reads one JSON document from `bytes` with `body`, and checks nothing but whitespace follows it.
-    static func read<T>(_ bytes: [UInt8], file: String, _ body: (inout JSONReader) throws -> T) throws -> T {
-        try bytes.withUnsafeBufferPointer { buffer in
-            var reader = JSONReader(bytes: buffer, file: file)
+    public static func read<T>(_ bytes: [UInt8], file: String, _ body: (inout JSONReader) throws -> T) throws -> T {
+        try read(bytes, in: 0..<bytes.count, file: file, body)
+    }
+
+    /// Reads one JSON document from `bytes[range]` with `body`, and checks nothing but whitespace follows it
+    /// within the range. Positions and error lines count from the start of `bytes`, so a document that is one
+    /// line or one value of a larger file is reported at its place in that file.
+    public static func read<T>(_ bytes: [UInt8], in range: Range<Int>, file: String,
+                               _ body: (inout JSONReader) throws -> T) throws -> T {
+        precondition(range.lowerBound >= 0 && range.upperBound <= bytes.count, "range outside the bytes")
+        return try bytes.withUnsafeBufferPointer { buffer in
+            var reader = JSONReader(bytes: buffer, range: range, file: file)
             let value = try body(&reader)
             reader.skipWhitespace()
-            if reader.position != buffer.count { throw reader.error("unexpected text after the JSON value") }
+            if reader.position != reader.end { throw reader.error("unexpected text after the JSON value") }
             return value
         }
     }
 
-    private init(bytes: UnsafeBufferPointer<UInt8>, file: String) {
+    private init(bytes: UnsafeBufferPointer<UInt8>, range: Range<Int>, file: String) {
         self.bytes = bytes
+        self.end = range.upperBound
+        self.position = range.lowerBound
         self.file = file
         path.reserveCapacity(16)
     }
@@ -37,15 +79,14 @@ struct JSONReader {
     // MARK: - Errors
 
     /// An error at the current position: file, line and key path.
-    func error(_ message: String) -> TokenizerError {
+    public func error(_ message: String) -> JSONReadError {
         var line = 1
         for i in 0..<min(position, bytes.count) where bytes[i] == UInt8(ascii: "\n") { line += 1 }
-        let where_ = keyPath.isEmpty ? "" : " at \(keyPath)"
-        return TokenizerError(file: file, "line \(line)\(where_): \(message)")
+        return JSONReadError(file: file, line: line, keyPath: keyPath, message: message)
     }
 
     /// The path of keys and indices to the value being read, as `model.merges[3]`.
-    var keyPath: String {
+    public var keyPath: String {
         var result = ""
         for component in path {
             switch component {
@@ -62,22 +103,22 @@ struct JSONReader {
     /// The text of the key starting at `offset` as written (escapes not decoded), without throwing.
     private func rawKey(at offset: Int) -> String {
         var start = offset
-        while start < bytes.count, bytes[start] != UInt8(ascii: "\"") { start += 1 }
+        while start < end, bytes[start] != UInt8(ascii: "\"") { start += 1 }
         start += 1
-        var end = start
-        while end < bytes.count, bytes[end] != UInt8(ascii: "\"") {
-            end += bytes[end] == UInt8(ascii: "\\") ? 2 : 1
+        var stop = start
+        while stop < end, bytes[stop] != UInt8(ascii: "\"") {
+            stop += bytes[stop] == UInt8(ascii: "\\") ? 2 : 1
         }
-        guard start <= min(end, bytes.count) else { return "?" }
-        return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<min(end, bytes.count)]), as: UTF8.self)
+        guard start <= min(stop, end) else { return "?" }
+        return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<min(stop, end)]), as: UTF8.self)
     }
 
     // MARK: - Structure
 
     /// The kind of the next value, without consuming it.
-    mutating func peekKind() -> Kind {
+    public mutating func peekKind() -> Kind {
         skipWhitespace()
-        guard position < bytes.count else { return .end }
+        guard position < end else { return .end }
         switch bytes[position] {
         case UInt8(ascii: "{"): return .object
         case UInt8(ascii: "["): return .array
@@ -89,21 +130,21 @@ struct JSONReader {
     }
 
     /// Reads an object, calling `body` with each key; `body` must read or skip the member's value.
-    mutating func forEachMember(_ body: (inout JSONReader, String) throws -> Void) throws {
+    public mutating func forEachMember(_ body: (inout JSONReader, String) throws -> Void) throws {
         try forEachMemberRaw { reader, key in
             try body(&reader, String(decoding: key, as: UTF8.self))
         }
     }
 
     /// Nesting deeper than this is refused (tokenizer files nest a few levels), so no input can exhaust the stack.
-    static let maximumDepth = 256
+    public static let maximumDepth = 256
 
     /// Reads an object, calling `body` with each key's UTF-8 bytes (valid only during the call).
     mutating func forEachMemberRaw(_ body: (inout JSONReader, UnsafeBufferPointer<UInt8>) throws -> Void) throws {
         if path.count >= JSONReader.maximumDepth { throw error("the JSON nests deeper than \(JSONReader.maximumDepth) levels") }
         try expect(UInt8(ascii: "{"), "an object")
         skipWhitespace()
-        if position < bytes.count, bytes[position] == UInt8(ascii: "}") {
+        if position < end, bytes[position] == UInt8(ascii: "}") {
             position += 1
             return
         }
@@ -122,7 +163,7 @@ struct JSONReader {
                 try decoded.withUnsafeBufferPointer { try body(&self, $0) }
             }
             skipWhitespace()
-            guard position < bytes.count else { throw error("the object is not closed") }
+            guard position < end else { throw error("the object is not closed") }
             let next = bytes[position]
             position += 1
             if next == UInt8(ascii: "}") { return }
@@ -131,11 +172,11 @@ struct JSONReader {
     }
 
     /// Reads an array, calling `body` for each element; `body` must read or skip the element.
-    mutating func forEachElement(_ body: (inout JSONReader, Int) throws -> Void) throws {
+    public mutating func forEachElement(_ body: (inout JSONReader, Int) throws -> Void) throws {
         if path.count >= JSONReader.maximumDepth { throw error("the JSON nests deeper than \(JSONReader.maximumDepth) levels") }
         try expect(UInt8(ascii: "["), "an array")
         skipWhitespace()
-        if position < bytes.count, bytes[position] == UInt8(ascii: "]") {
+        if position < end, bytes[position] == UInt8(ascii: "]") {
             position += 1
             return
         }
@@ -147,7 +188,7 @@ struct JSONReader {
             try body(&self, index)
             index += 1
             skipWhitespace()
-            guard position < bytes.count else { throw error("the array is not closed") }
+            guard position < end else { throw error("the array is not closed") }
             let next = bytes[position]
             position += 1
             if next == UInt8(ascii: "]") { return }
@@ -175,27 +216,29 @@ struct JSONReader {
     // MARK: - Scalars
 
     /// Consumes `null` if it comes next.
-    mutating func readNull() -> Bool {
+    public mutating func readNull() -> Bool {
         guard peekKind() == .null else { return false }
         if matchLiteral("null") { return true }
         return false
     }
 
-    mutating func readBool() throws -> Bool {
+    /// Reads `true` or `false`.
+    public mutating func readBool() throws -> Bool {
         skipWhitespace()
         if matchLiteral("true") { return true }
         if matchLiteral("false") { return false }
         throw error("expected true or false, found \(foundDescription)")
     }
 
-    mutating func readInt() throws -> Int {
+    /// Reads an integer; a fraction or exponent is an error, as in serde. On error the position is unchanged.
+    public mutating func readInt() throws -> Int {
         skipWhitespace()
         let start = position
         var negative = false
-        if position < bytes.count, bytes[position] == UInt8(ascii: "-") { negative = true; position += 1 }
+        if position < end, bytes[position] == UInt8(ascii: "-") { negative = true; position += 1 }
         var value = 0
         var digits = 0
-        while position < bytes.count {
+        while position < end {
             let digit = Int(bytes[position]) &- 48
             guard digit >= 0, digit <= 9 else { break }
             let (times10, o1) = value.multipliedReportingOverflow(by: 10)
@@ -206,7 +249,7 @@ struct JSONReader {
             position += 1
         }
         if digits == 0 { position = start; throw error("expected an integer, found \(foundDescription)") }
-        if position < bytes.count {
+        if position < end {
             switch bytes[position] {
             case UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"):
                 // serde (tokenizers) rejects 1.0 where an integer belongs; so does Collie.
@@ -231,10 +274,11 @@ struct JSONReader {
     /// The largest token id accepted (vocabularies hold ids densely; this bounds their tables' memory).
     static let maximumTokenID = 1 << 26
 
-    mutating func readDouble() throws -> Double {
+    /// Reads a number as a `Double`.
+    public mutating func readDouble() throws -> Double {
         skipWhitespace()
         let start = position
-        while position < bytes.count, Self.isNumberByte(bytes[position]) { position += 1 }
+        while position < end, Self.isNumberByte(bytes[position]) { position += 1 }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
         guard !text.isEmpty, let value = Double(text) else {
             position = start
@@ -251,13 +295,14 @@ struct JSONReader {
         }
     }
 
-    mutating func readString() throws -> String {
+    /// Reads a string (escapes decoded; invalid UTF-8 is repaired with U+FFFD, as `String(decoding:)` does).
+    public mutating func readString() throws -> String {
         try withStringBytes { String(decoding: $0, as: UTF8.self) }
     }
 
     /// Reads a string and hands its UTF-8 bytes (escapes decoded) to `body`; they are valid only during the
     /// call. Strings without escapes are passed without copying.
-    mutating func withStringBytes<T>(_ body: (UnsafeBufferPointer<UInt8>) throws -> T) throws -> T {
+    public mutating func withStringBytes<T>(_ body: (UnsafeBufferPointer<UInt8>) throws -> T) throws -> T {
         switch try readStringSlice() {
         case .borrowed(let range): return try body(UnsafeBufferPointer(rebasing: bytes[range]))
         case .owned(let decoded): return try decoded.withUnsafeBufferPointer(body)
@@ -272,25 +317,25 @@ struct JSONReader {
 
     private mutating func readStringSlice() throws -> StringSlice {
         skipWhitespace()
-        guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else {
+        guard position < end, bytes[position] == UInt8(ascii: "\"") else {
             throw error("expected a string, found \(foundDescription)")
         }
         let start = position + 1
-        var end = start
-        while end < bytes.count {
-            let byte = bytes[end]
+        var stop = start
+        while stop < end {
+            let byte = bytes[stop]
             if byte == UInt8(ascii: "\"") {
-                position = end + 1
-                return .borrowed(start..<end)
+                position = stop + 1
+                return .borrowed(start..<stop)
             }
             if byte == UInt8(ascii: "\\") { break }
-            if byte < 0x20 { position = end; throw error("control character in a string") }
-            end += 1
+            if byte < 0x20 { position = stop; throw error("control character in a string") }
+            stop += 1
         }
-        var decoded = Array(UnsafeBufferPointer(rebasing: bytes[start..<end]))
-        position = end
+        var decoded = Array(UnsafeBufferPointer(rebasing: bytes[start..<stop]))
+        position = stop
         while true {
-            guard position < bytes.count else { throw error("the string is not closed") }
+            guard position < end else { throw error("the string is not closed") }
             let byte = bytes[position]
             if byte == UInt8(ascii: "\"") { position += 1; break }
             if byte < 0x20 { throw error("control character in a string") }
@@ -300,7 +345,7 @@ struct JSONReader {
                 continue
             }
             position += 1
-            guard position < bytes.count else { throw error("the string is not closed") }
+            guard position < end else { throw error("the string is not closed") }
             let escape = bytes[position]
             position += 1
             switch escape {
@@ -313,7 +358,7 @@ struct JSONReader {
             case UInt8(ascii: "u"):
                 var scalar = try readHex4()
                 if (0xD800..<0xDC00).contains(scalar) {
-                    guard position + 1 < bytes.count, bytes[position] == UInt8(ascii: "\\"),
+                    guard position + 1 < end, bytes[position] == UInt8(ascii: "\\"),
                           bytes[position + 1] == UInt8(ascii: "u") else {
                         throw error("lone surrogate \\u\(String(scalar, radix: 16)) in a string")
                     }
@@ -333,7 +378,7 @@ struct JSONReader {
     }
 
     private mutating func readHex4() throws -> UInt32 {
-        guard position + 4 <= bytes.count else { throw error("truncated \\u escape") }
+        guard position + 4 <= end else { throw error("truncated \\u escape") }
         var value: UInt32 = 0
         for _ in 0..<4 {
             let byte = bytes[position]
@@ -351,7 +396,7 @@ struct JSONReader {
     }
 
     /// Skips one value of any kind.
-    mutating func skipValue() throws {
+    public mutating func skipValue() throws {
         switch peekKind() {
         case .object: try forEachMemberRaw { reader, _ in try reader.skipValue() }
         case .array: try forEachElement { reader, _ in try reader.skipValue() }
@@ -367,7 +412,7 @@ struct JSONReader {
 
     private mutating func expect(_ byte: UInt8, _ what: String) throws {
         skipWhitespace()
-        guard position < bytes.count, bytes[position] == byte else {
+        guard position < end, bytes[position] == byte else {
             throw error("expected \(what), found \(foundDescription)")
         }
         position += 1
@@ -375,7 +420,7 @@ struct JSONReader {
 
     private mutating func matchLiteral(_ literal: StaticString) -> Bool {
         let count = literal.utf8CodeUnitCount
-        guard position + count <= bytes.count else { return false }
+        guard position + count <= end else { return false }
         let base = literal.utf8Start
         for i in 0..<count where bytes[position + i] != base[i] { return false }
         position += count
@@ -383,7 +428,7 @@ struct JSONReader {
     }
 
     private mutating func skipWhitespace() {
-        while position < bytes.count {
+        while position < end {
             switch bytes[position] {
             case 0x20, 0x0A, 0x0D, 0x09: position += 1
             default: return
@@ -392,7 +437,7 @@ struct JSONReader {
     }
 
     private var foundDescription: String {
-        guard position < bytes.count else { return "the end of the file" }
+        guard position < end else { return "the end of the file" }
         switch bytes[position] {
         case UInt8(ascii: "{"): return "an object"
         case UInt8(ascii: "["): return "an array"

@@ -21,7 +21,7 @@ final class TokenizerPipeline {
         var added: [AddedToken] = []
         var normalizer: Normalizer?, preTokenizer: PreTokenizer?, postProcessor: PostProcessor?
         var decoder: TokenDecoder?, modelConfiguration: TokenizerModelConfiguration?
-        try JSONReader.read(bytes, file: file) { json in
+        try JSONReader.readTokenizerFile(bytes, file: file) { json in
             guard json.peekKind() == .object else { throw json.error("a tokenizer.json must be a JSON object") }
             try json.forEachMember { json, key in
                 switch key {

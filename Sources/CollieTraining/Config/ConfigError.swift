@@ -1,5 +1,7 @@
-/// A config that cannot be used: unknown keys, values of the wrong type, values out of range, settings not yet
-/// supported. Each issue names its key path (`optimizer.lr`, `monitors[2]`) and, where known, the file and line.
+/// A training config (`CollieConfig`, YAML or JSON) that cannot be used: unknown keys, values of the wrong type,
+/// values out of range, settings not yet supported. Each issue names its key path (`optimizer.lr`,
+/// `monitors[2]`) and, where known, the file and line. Errors of a model's config.json are
+/// `ModelConfigurationError`.
 ///
 /// ```text
 /// train.yaml:7: optimizer.lerning_rate: unknown key (did you mean lr?)

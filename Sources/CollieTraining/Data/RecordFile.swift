@@ -1,93 +1,123 @@
+import CollieTokenizers
 import Foundation
 
-/// A JSON value, decoded without Foundation's NSNumber bridging (which cannot tell `1` from `true`).
-enum JSONValue: Decodable {
-    case null, bool(Bool), integer(Int), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
-
-    init(from decoder: Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() { self = .null }
-        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
-        else if let value = try? container.decode(Int.self) { self = .integer(value) }
-        else if let value = try? container.decode(Double.self) { self = .number(value) }
-        else if let value = try? container.decode(String.self) { self = .string(value) }
-        else if let value = try? container.decode([JSONValue].self) { self = .array(value) }
-        else { self = .object(try container.decode([String: JSONValue].self)) }
-    }
-
-    /// What the value is, for "must be …, got …" messages.
-    var kind: String {
-        switch self {
-        case .null: "null"
-        case .bool: "a boolean"
-        case .integer(let value): "the number \(value)"
-        case .number(let value): "the number \(value)"
-        case .string: "a string"
-        case .array: "a list"
-        case .object: "an object"
-        }
-    }
-}
-
-/// One JSON object read from a dataset file, with the line it starts on.
+/// One JSON object read from a dataset file: where each member's value lies in the file, and the line the
+/// object starts on. Values are read with `JSONReader` and type-checked when a field is asked for.
 struct RawRecord {
-    let fields: [String: JSONValue]
+    /// The whole file the record is in.
+    let bytes: [UInt8]
+    /// Each member's value, as a range of `bytes`.
+    let fields: [String: Range<Int>]
     let location: RecordLocation
 
     var keys: Set<String> { Set(fields.keys) }
 
     func error(_ message: String) -> DatasetError { DatasetError(location, message) }
 
-    private func field(_ key: String) throws -> JSONValue {
-        guard let value = fields[key] else { throw error("missing \"\(key)\"") }
-        return value
+    /// Whether the record has `key` with a value other than null.
+    func hasValue(_ key: String) throws -> Bool {
+        guard fields[key] != nil else { return false }
+        return try read(key) { json in
+            if json.readNull() { return false }
+            try json.skipValue()
+            return true
+        }
     }
 
     /// A string field.
     func string(_ key: String) throws -> String {
-        let value = try field(key)
-        guard case .string(let text) = value else { throw error("\"\(key)\" must be a string, got \(value.kind)") }
-        return text
+        try read(key) { json in
+            guard json.peekKind() == .string else { throw mistyped(quoted(key), "a string", &json) }
+            return try text(&json, key)
+        }
     }
 
     /// A string field that may be absent or null.
     func optionalString(_ key: String) throws -> String? {
-        if fields[key] == nil { return nil }
-        if case .null = fields[key]! { return nil }
-        return try string(key)
+        try hasValue(key) ? try string(key) : nil
     }
 
     /// An integer field.
     func integer(_ key: String) throws -> Int {
-        let value = try field(key)
-        guard case .integer(let number) = value else { throw error("\"\(key)\" must be an integer, got \(value.kind)") }
-        return number
-    }
-
-    /// A list of integers (token ids, labels).
-    func integers(_ key: String) throws -> [Int] {
-        let value = try field(key)
-        guard case .array(let items) = value else { throw error("\"\(key)\" must be a list of integers, got \(value.kind)") }
-        return try items.enumerated().map { index, item in
-            guard case .integer(let number) = item else {
-                throw error("\"\(key)\"[\(index)] must be an integer, got \(item.kind)")
+        try read(key) { json in
+            guard let number = RawRecord.readInteger(&json) else {
+                throw mistyped(quoted(key), "an integer", &json)
             }
             return number
         }
     }
 
-    /// A string, or a list of strings, as a list.
-    func strings(_ key: String) throws -> [String] {
-        let value = try field(key)
-        if case .string(let text) = value { return [text] }
-        guard case .array(let items) = value else {
-            throw error("\"\(key)\" must be a string or a list of strings, got \(value.kind)")
-        }
-        return try items.enumerated().map { index, item in
-            guard case .string(let text) = item else { throw error("\"\(key)\"[\(index)] must be a string, got \(item.kind)") }
-            return text
+    /// A list of integers (token ids, labels).
+    func integers(_ key: String) throws -> [Int] {
+        try read(key) { json in
+            guard json.peekKind() == .array else { throw mistyped(quoted(key), "a list of integers", &json) }
+            var numbers: [Int] = []
+            try json.forEachElement { json, index in
+                guard let number = RawRecord.readInteger(&json) else {
+                    throw mistyped("\(quoted(key))[\(index)]", "an integer", &json)
+                }
+                numbers.append(number)
+            }
+            return numbers
         }
     }
+
+    /// A string, or a list of strings, as a list.
+    func strings(_ key: String) throws -> [String] {
+        try read(key) { json in
+            if json.peekKind() == .string { return [try text(&json, key)] }
+            guard json.peekKind() == .array else { throw mistyped(quoted(key), "a string or a list of strings", &json) }
+            var texts: [String] = []
+            try json.forEachElement { json, index in
+                guard json.peekKind() == .string else {
+                    throw mistyped("\(quoted(key))[\(index)]", "a string", &json)
+                }
+                texts.append(try text(&json, "\(key)[\(index)]"))
+            }
+            return texts
+        }
+    }
+
+    // MARK: - Reading values
+
+    /// Runs `body` on a reader at the value of `key`.
+    private func read<T>(_ key: String, _ body: (inout JSONReader) throws -> T) throws -> T {
+        guard let range = fields[key] else { throw error("missing \"\(key)\"") }
+        do {
+            return try JSONReader.read(bytes, in: range, file: location.file, body)
+        } catch let failure as JSONReadError {
+            // The value was checked when the file was read; this is a limit such as an integer's range.
+            throw error("\"\(key)\": \(failure.message)")
+        }
+    }
+
+    /// An integer, read as JSONDecoder reads one: `1.0` and `1e2` are integers, `2.5` is not. Nil, with
+    /// nothing consumed, when the next value is not an integer.
+    private static func readInteger(_ json: inout JSONReader) -> Int? {
+        guard json.peekKind() == .number else { return nil }
+        if let number = try? json.readInt() { return number }
+        var probe = json
+        guard let value = try? probe.readDouble(), let number = Int(exactly: value) else { return nil }
+        json = probe
+        return number
+    }
+
+    /// A string value, which must be valid UTF-8.
+    private func text(_ json: inout JSONReader, _ key: String) throws -> String {
+        guard let text = try json.withStringBytes({ String(validating: $0, as: UTF8.self) }) else {
+            throw error("\"\(key)\" is not valid UTF-8")
+        }
+        return text
+    }
+
+    /// `<name> must be <expected>, got <what the value is>`.
+    private func mistyped(_ name: String, _ expected: String, _ json: inout JSONReader) -> DatasetError {
+        // The value's syntax was checked when the file was read, so describing it cannot fail.
+        let found = (try? RecordFile.describe(&json, in: bytes)) ?? "malformed JSON"
+        return error("\(name) must be \(expected), got \(found)")
+    }
+
+    private func quoted(_ key: String) -> String { "\"\(key)\"" }
 }
 
 /// Reads the records of a dataset file: a JSON array of objects, or JSON Lines (one object per line), told
@@ -108,15 +138,15 @@ enum RecordFile {
     static func parse(_ bytes: [UInt8], file: String) throws -> [RawRecord] {
         var start = 0
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { start = 3 }  // UTF-8 byte order mark
-        var line = 1
         var i = start
-        while i < bytes.count, isSpace(bytes[i]) { if bytes[i] == newline { line += 1 }; i += 1 }
-        if i < bytes.count, bytes[i] == UInt8(ascii: "[") { return try parseArray(bytes, from: i, line: line, file: file) }
+        while i < bytes.count, isSpace(bytes[i]) { i += 1 }
+        if i < bytes.count, bytes[i] == UInt8(ascii: "[") { return try parseArray(bytes, from: start, file: file) }
         return try parseLines(bytes, from: start, file: file)
     }
 
     // MARK: - JSON Lines
 
+    /// Reads every line that is not blank as one JSON object.
     private static func parseLines(_ bytes: [UInt8], from start: Int, file: String) throws -> [RawRecord] {
         var records: [RawRecord] = []
         var lineStart = start, line = 1
@@ -125,7 +155,13 @@ enum RecordFile {
             while lineEnd < bytes.count, bytes[lineEnd] != newline { lineEnd += 1 }
             if bytes[lineStart..<lineEnd].contains(where: { !isSpace($0) }) {
                 let location = RecordLocation(file: file, line: line)
-                records.append(RawRecord(fields: try object(Data(bytes[lineStart..<lineEnd]), at: location), location: location))
+                do {
+                    records.append(try JSONReader.read(bytes, in: lineStart..<lineEnd, file: file) { json in
+                        try record(&json, in: bytes, at: location)
+                    })
+                } catch let error as JSONReadError {
+                    throw malformed(error, at: location)
+                }
             }
             lineStart = lineEnd + 1
             line += 1
@@ -135,89 +171,79 @@ enum RecordFile {
 
     // MARK: - JSON array
 
-    /// Splits a top-level array into its elements by scanning brackets and strings, so each element can be
-    /// parsed alone and errors name the line the element starts on.
-    private static func parseArray(_ bytes: [UInt8], from open: Int, line openLine: Int, file: String) throws -> [RawRecord] {
+    /// Reads a top-level array of objects; each record is located at the line its element starts on.
+    private static func parseArray(_ bytes: [UInt8], from start: Int, file: String) throws -> [RawRecord] {
         var records: [RawRecord] = []
-        var i = open + 1, line = openLine
-        func skipSpace() {
-            while i < bytes.count, isSpace(bytes[i]) { if bytes[i] == newline { line += 1 }; i += 1 }
+        // Lines are counted forward as the reader advances, so locating every record costs one pass.
+        var counted = (position: start, line: 1)
+        func line(at position: Int) -> Int {
+            for i in counted.position..<position where bytes[i] == newline { counted.line += 1 }
+            counted.position = position
+            return counted.line
         }
-        func fail(_ message: String) -> DatasetError { DatasetError(RecordLocation(file: file, line: line), message) }
-
-        skipSpace()
-        if i < bytes.count, bytes[i] == UInt8(ascii: "]") {
-            i += 1
-        } else {
-            while true {
-                skipSpace()
-                guard i < bytes.count else { throw fail("the JSON array opened on line \(openLine) is not closed") }
-                let elementStart = i, elementLine = line
-                var depth = 0, inString = false, escaped = false
-                scan: while i < bytes.count {
-                    let byte = bytes[i]
-                    if inString {
-                        if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true }
-                        else if byte == UInt8(ascii: "\"") { inString = false }
-                        else if byte == newline { line += 1 }
-                    } else {
-                        switch byte {
-                        case UInt8(ascii: "\""): inString = true
-                        case UInt8(ascii: "{"), UInt8(ascii: "["): depth += 1
-                        case UInt8(ascii: "}"), UInt8(ascii: "]"):
-                            if depth == 0 { break scan }
-                            depth -= 1
-                        case UInt8(ascii: ","): if depth == 0 { break scan }
-                        case newline: line += 1
-                        default: break
-                        }
+        do {
+            try JSONReader.read(bytes, in: start..<bytes.count, file: file) { json in
+                try json.forEachElement { json, _ in
+                    _ = json.peekKind()  // skips whitespace, so the position is the element's first byte
+                    let location = RecordLocation(file: file, line: line(at: json.position))
+                    do {
+                        records.append(try record(&json, in: bytes, at: location))
+                    } catch let error as JSONReadError {
+                        throw malformed(error, at: location)
                     }
-                    i += 1
                 }
-                guard i < bytes.count else {
-                    throw DatasetError(RecordLocation(file: file, line: elementLine),
-                                       inString ? "unterminated string" : "the JSON array opened on line \(openLine) is not closed")
-                }
-                let location = RecordLocation(file: file, line: elementLine)
-                var end = i
-                while end > elementStart, isSpace(bytes[end - 1]) { end -= 1 }
-                guard end > elementStart else { throw fail("expected a record before \"\(Character(UnicodeScalar(bytes[i])))\"") }
-                records.append(RawRecord(fields: try object(Data(bytes[elementStart..<end]), at: location), location: location))
-                let separator = bytes[i]
-                i += 1
-                if separator == UInt8(ascii: "]") { break }
-                if separator == UInt8(ascii: "}") { throw fail("unexpected \"}\"") }
             }
+        } catch let error as JSONReadError {
+            // Outside any record: the array itself is malformed (not closed, a missing comma, text after it).
+            throw DatasetError(RecordLocation(file: file, line: error.line), "malformed JSON: \(error.message)")
         }
-        skipSpace()
-        if i < bytes.count { throw fail("unexpected text after the JSON array") }
         return records
     }
 
     // MARK: - Shared
 
-    private static func object(_ data: Data, at location: RecordLocation) throws -> [String: JSONValue] {
-        let value: JSONValue
-        do {
-            value = try JSONDecoder().decode(JSONValue.self, from: data)
-        } catch {
-            throw DatasetError(location, "malformed JSON: \(reason(data, error))")
+    /// Reads the object that comes next as a record, noting where each member's value lies. Values are
+    /// skipped, not decoded, but their syntax is checked.
+    private static func record(_ json: inout JSONReader, in bytes: [UInt8], at location: RecordLocation) throws
+        -> RawRecord {
+        guard json.peekKind() == .object else {
+            let found = try describe(&json, in: bytes)
+            throw DatasetError(location, "a record must be a JSON object {…}, got \(found)")
         }
-        guard case .object(let fields) = value else {
-            throw DatasetError(location, "a record must be a JSON object {…}, got \(value.kind)")
+        var fields: [String: Range<Int>] = [:]
+        try json.forEachMember { json, key in
+            _ = json.peekKind()  // skips whitespace
+            let start = json.position
+            try json.skipValue()
+            fields[key] = start..<json.position
         }
-        return fields
+        return RawRecord(bytes: bytes, fields: fields, location: location)
     }
 
-    /// Why `data` is not JSON: JSONSerialization's description names the character, JSONDecoder's does not.
-    private static func reason(_ data: Data, _ error: Error) -> String {
-        do {
-            _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
-        } catch {
-            if let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String { return detail }
+    /// What the value that comes next is, for "must be …, got …" messages (`a list`, `the number 3`).
+    /// Consumes the value; one that is not valid JSON throws the reader's error.
+    static func describe(_ json: inout JSONReader, in bytes: [UInt8]) throws -> String {
+        let kind = json.peekKind()
+        let start = json.position
+        try json.skipValue()
+        switch kind {
+        case .object: return "an object"
+        case .array: return "a list"
+        case .string: return "a string"
+        case .bool: return "a boolean"
+        case .null: return "null"
+        case .end: return "nothing"
+        case .number: return "the number \(String(decoding: bytes[start..<json.position], as: UTF8.self))"
         }
-        if case DecodingError.dataCorrupted(let context) = error { return context.debugDescription }
-        return "\(error)"
+    }
+
+    /// A syntax error inside the record at `location`: the record's line, and the reader's line when the
+    /// error is further down.
+    private static func malformed(_ error: JSONReadError, at location: RecordLocation) -> DatasetError {
+        var detail = error.message
+        if !error.keyPath.isEmpty { detail += " at \(error.keyPath)" }
+        if error.line != location.line { detail += " (line \(error.line))" }
+        return DatasetError(location, "malformed JSON: \(detail)")
     }
 
     private static let newline = UInt8(ascii: "\n")

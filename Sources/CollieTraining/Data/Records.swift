@@ -59,7 +59,7 @@ public struct TrainingRecord: Equatable, Sendable {
         case .tokens:
             let tokens = try raw.integers("tokens")
             var labels: [Int]?
-            if let value = raw.fields["labels"], !(value.isNull) {
+            if try raw.hasValue("labels") {
                 labels = try raw.integers("labels")
                 if labels!.count != tokens.count {
                     throw raw.error("\"labels\" has \(labels!.count) values but \"tokens\" has \(tokens.count)")
@@ -95,7 +95,7 @@ public struct GenerationRecord: Equatable, Sendable {
     /// - Throws: `DatasetError` naming the file and line of a malformed line or field.
     public static func load(from url: URL) throws -> [GenerationRecord] {
         try RecordFile.read(url).map { raw in
-            let targets = (raw.fields["target"].map { !$0.isNull } ?? false) ? try raw.strings("target") : []
+            let targets = try raw.hasValue("target") ? try raw.strings("target") : []
             return GenerationRecord(text: try raw.string("text"), targets: targets, location: raw.location)
         }
     }
@@ -132,12 +132,5 @@ public struct ClassificationRecord: Equatable, Sendable {
             return ClassificationRecord(input: try raw.string("input"), options: options, target: target,
                                         location: raw.location)
         }
-    }
-}
-
-extension JSONValue {
-    var isNull: Bool {
-        if case .null = self { return true }
-        return false
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import SwiftProtobuf
 
 /// Writes TensorBoard event files (`events.out.tfevents.<time>.<host>`) with scalar summaries.
 ///
@@ -8,7 +9,8 @@ import Foundation
 ///
 /// (little-endian), where the payload is a serialized `tensorflow.Event` protobuf. The first
 /// event carries `file_version: "brain.Event:2"`; each later one a `wall_time`, a `step` and a
-/// `summary { value { tag, simple_value } }`. The few protobuf fields are encoded by hand.
+/// `summary { value { tag, simple_value } }`. The protobuf code is generated (`TensorBoardEvent.pb.swift`
+/// from `TensorBoardEvent.proto`); the record framing is written here.
 /// Every event is written to the file when added, so TensorBoard sees it while training runs.
 public final class TensorBoardEventWriter {
     /// The event file.
@@ -57,94 +59,43 @@ public final class TensorBoardEventWriter {
     deinit { try? close() }
 
     private func write(_ event: TensorBoardEvent) throws {
-        try handle?.write(contentsOf: Data(TensorBoardEvent.record(event.serialized())))
+        try handle?.write(contentsOf: Data(TensorBoardEvent.record(try event.serialized())))
     }
 }
 
-/// A `tensorflow.Event` with the fields Collie writes, and its serialization.
-struct TensorBoardEvent: Equatable {
-    var wallTime: Double
-    var step: Int64
-    var fileVersion: String?
-    var scalars: [(tag: String, value: Float)] = []
-
+extension TensorBoardEvent {
+    /// An event at `step` carrying the file version (the first event of a file) or scalar summaries.
     init(wallTime: Double, step: Int64, fileVersion: String? = nil, scalars: [(String, Float)] = []) {
+        self.init()
         self.wallTime = wallTime
         self.step = step
-        self.fileVersion = fileVersion
-        self.scalars = scalars.map { (tag: $0.0, value: $0.1) }
-    }
-
-    static func == (a: TensorBoardEvent, b: TensorBoardEvent) -> Bool {
-        a.wallTime == b.wallTime && a.step == b.step && a.fileVersion == b.fileVersion
-            && a.scalars.map(\.tag) == b.scalars.map(\.tag)
-            && a.scalars.map(\.value.bitPattern) == b.scalars.map(\.value.bitPattern)
+        if let fileVersion { self.fileVersion = fileVersion }
+        if !scalars.isEmpty {
+            summary.value = scalars.map { tag, value in
+                var entry = TensorBoardSummary.Value()
+                entry.tag = tag
+                entry.simpleValue = value
+                return entry
+            }
+        }
     }
 
     /// The protobuf bytes: Event { 1: double wall_time, 2: int64 step, 3: string file_version,
     /// 5: Summary summary { 1: repeated Value value { 1: string tag, 2: float simple_value } } }.
-    func serialized() -> [UInt8] {
-        var out = Protobuf()
-        out.fixed64(field: 1, wallTime.bitPattern)
-        out.varint(field: 2, UInt64(bitPattern: step))
-        if let fileVersion { out.bytes(field: 3, Array(fileVersion.utf8)) }
-        if !scalars.isEmpty {
-            var summary = Protobuf()
-            for (tag, value) in scalars {
-                var entry = Protobuf()
-                entry.bytes(field: 1, Array(tag.utf8))
-                entry.fixed32(field: 2, value.bitPattern)
-                summary.bytes(field: 1, entry.bytes)
-            }
-            out.bytes(field: 5, summary.bytes)
-        }
-        return out.bytes
-    }
+    func serialized() throws -> [UInt8] { try serializedBytes() }
 
     /// Frames `payload` as one TFRecord: length, masked CRC of the length, payload, masked CRC.
     static func record(_ payload: [UInt8]) -> [UInt8] {
         var length = [UInt8]()
-        Protobuf.appendLittleEndian(UInt64(payload.count), byteCount: 8, to: &length)
+        appendLittleEndian(UInt64(payload.count), byteCount: 8, to: &length)
         var out = length
-        Protobuf.appendLittleEndian(UInt64(CRC32C.masked(CRC32C.checksum(length))), byteCount: 4, to: &out)
+        appendLittleEndian(UInt64(CRC32C.masked(CRC32C.checksum(length))), byteCount: 4, to: &out)
         out += payload
-        Protobuf.appendLittleEndian(UInt64(CRC32C.masked(CRC32C.checksum(payload))), byteCount: 4, to: &out)
+        appendLittleEndian(UInt64(CRC32C.masked(CRC32C.checksum(payload))), byteCount: 4, to: &out)
         return out
     }
-}
 
-/// The protobuf wire format, for the handful of field kinds event files need.
-struct Protobuf {
-    private(set) var bytes: [UInt8] = []
-
-    /// Wire types: 0 varint, 1 fixed 64-bit, 2 length-delimited, 5 fixed 32-bit.
-    private mutating func key(_ field: Int, _ wireType: UInt64) { appendVarint(UInt64(field) << 3 | wireType) }
-
-    mutating func varint(field: Int, _ value: UInt64) { key(field, 0); appendVarint(value) }
-
-    mutating func fixed64(field: Int, _ value: UInt64) { key(field, 1); Self.appendLittleEndian(value, byteCount: 8, to: &bytes) }
-
-    mutating func fixed32(field: Int, _ value: UInt32) {
-        key(field, 5)
-        Self.appendLittleEndian(UInt64(value), byteCount: 4, to: &bytes)
-    }
-
-    mutating func bytes(field: Int, _ value: [UInt8]) {
-        key(field, 2)
-        appendVarint(UInt64(value.count))
-        bytes += value
-    }
-
-    private mutating func appendVarint(_ value: UInt64) {
-        var v = value
-        while v >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
-        }
-        bytes.append(UInt8(v))
-    }
-
-    static func appendLittleEndian(_ value: UInt64, byteCount: Int, to out: inout [UInt8]) {
+    private static func appendLittleEndian(_ value: UInt64, byteCount: Int, to out: inout [UInt8]) {
         for i in 0..<byteCount { out.append(UInt8(truncatingIfNeeded: value >> (8 * UInt64(i)))) }
     }
 }

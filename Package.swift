@@ -15,6 +15,9 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Collie", targets: ["Collie"]),
+        // The server and the MPI communicator are separate products: the library builds without Hummingbird or MPI.
+        .library(name: "CollieServer", targets: ["CollieServer"]),
+        .library(name: "CollieMPI", targets: ["CollieMPI"]),
         .executable(name: "collie", targets: ["collie"]),
     ],
     dependencies: [

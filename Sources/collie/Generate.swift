@@ -71,8 +71,7 @@ struct Generate: ParsableCommand {
             }
             return
         }
-        let lm = try LlamaForCausalLM.load(from: folder)
-        if let adapter { try lm.loadAdapter(from: URL(fileURLWithPath: adapter)) }
+        let lm = try PretrainedModel.model(.folder(folder), adapter: adapter.map { .folder(URL(fileURLWithPath: $0)) })
         let prompts = try promptIDs.map { try TokenIDList.parse($0, option: "--prompt-ids") }
         var withStops = parameters
         withStops.stopTokenIDs.formUnion(lm.configuration.eosTokenIDs)

@@ -442,7 +442,7 @@ public final class Trainer {
 
     /// Rank 0's part of `saveCheckpoint()`: the folder, written atomically.
     private func writeCheckpointFolder(_ destination: URL, state saved: TrainerState, shards: URL) throws {
-        try TrainingCheckpoint.writeFolder(at: destination) { folder in
+        try AtomicFolder.write(at: destination) { folder in
             try saveModelFiles(to: folder)
             TrainingCheckpoint.pauseIfRequested(writing: destination)
             if dataParallel.shardParameter != nil {
@@ -525,7 +525,7 @@ public final class Trainer {
     /// Saves the model as a Hugging Face folder at `folder` (with a PEFT adapter: the adapter as a PEFT folder),
     /// atomically (written beside it, then renamed).
     public func saveModel(to folder: URL, dtype: DType = .float32) throws {
-        try TrainingCheckpoint.writeFolder(at: folder) { try saveModelFiles(to: $0, dtype: dtype) }
+        try AtomicFolder.write(at: folder) { try saveModelFiles(to: $0, dtype: dtype) }
     }
 
     /// Writes what the model is into `folder`: a Hugging Face model, or with a PEFT adapter only the adapter
@@ -555,7 +555,7 @@ public final class Trainer {
     /// as a Hugging Face folder, so the saved adapters have a base to load onto. Does nothing otherwise.
     public func saveBaseModel() throws {
         guard model.peftConfiguration != nil, case .preset = config.model else { return }
-        try TrainingCheckpoint.writeFolder(at: URL(fileURLWithPath: baseModelReference)) { try model.save(to: $0) }
+        try AtomicFolder.write(at: URL(fileURLWithPath: baseModelReference)) { try model.save(to: $0) }
     }
 
     // MARK: - Construction from a config

@@ -500,25 +500,14 @@ public final class Trainer {
         for callback in callbacks { try callback.onLoadCheckpoint(self, folder: folder) }
     }
 
-    /// Copies the weights of the Hugging Face folder `folder` into the model (same configuration required); with a
-    /// PEFT adapter, the adapter's tensors from the PEFT folder `folder`.
+    /// Copies the weights of the Hugging Face folder `folder` into the model's parameters in place, checking every
+    /// key and shape (`LlamaForCausalLM.loadWeights(from:)`); with a PEFT adapter, the adapter's tensors from the
+    /// PEFT folder `folder`.
     public func loadWeights(from folder: URL) throws {
         if model.peftConfiguration != nil {
             do { try model.loadAdapter(from: folder) } catch { throw TrainerError("\(error)") }
-            return
-        }
-        let loaded = try LlamaForCausalLM.load(from: folder)
-        guard loaded.configuration.vocabularySize == model.configuration.vocabularySize,
-              loaded.configuration.hiddenSize == model.configuration.hiddenSize,
-              loaded.configuration.hiddenLayers == model.configuration.hiddenLayers else {
-            throw TrainerError("\(folder.path): the saved model's shape differs from the model being trained")
-        }
-        let source = Dictionary(uniqueKeysWithValues: loaded.namedParameters.map { ($0.key, $0.tensor) })
-        for (key, parameter) in model.namedParameters {
-            guard let stored = source[key], stored.shape == parameter.shape else {
-                throw TrainerError("\(folder.path): no parameter \(key) of shape \(parameter.shape)")
-            }
-            parameter.assignValues(from: stored)
+        } else {
+            try model.loadWeights(from: folder)
         }
     }
 

@@ -239,79 +239,54 @@ public final class Trainer {
     /// Backward and the optimizer's update for one group of micro-batches; returns the loss and the
     /// gradient norm (before clipping).
     private func takeStep(_ group: [PaddedBatch], targets: [[Int]], predicted: Int) throws -> (Float, Double?) {
-        if let fused = optimizer as? FusedBackwardOptimizer {
+        if let inBackward = optimizer.inBackward {
             // LOMO/AdaLomo: one micro-batch (accumulation is refused by the config); updates happen in backward,
-            // after a norm-only pass when clipping by the global norm.
+            // after a norm-only pass when clipping by the global norm. The data-parallel group's hooks sum each
+            // gradient over the ranks before the optimizer's hook uses it.
             precondition(group.count == 1, "in-backward optimizers take one micro-batch per update")
             defer { dataParallel.endBackward() }
             reseedAdapterDropout(microBatch: 0)
-            // This rank's rows; the data-parallel group's hooks sum each gradient over the ranks first.
-            let (batch, weight) = dataParallel.localRows(of: group[0])
-            let summed = Self.summedLoss(model, batch, targets: Self.shiftedTargets(batch, for: model))
-            let loss = weight == 0 ? summed * 0.0 : summed / Double(max(predicted, 1))
-            let scaled = fused.lossScale == 1 ? loss : loss * fused.lossScale
-            var proceed = true
-            if fused.clipGradNorm != nil { proceed = fused.gatherGradientNorms { scaled.backward(retainGraph: true) } }
-            if proceed {
-                scaled.backward()
-                optimizer.step()
-            } else {
-                log("step \(state.globalStep + 1): the loss-scaled gradient overflowed; update skipped, scale now \(fused.lossScale)")
+            let loss = localLoss(of: group[0], predicted: predicted)
+            if !inBackward.update(from: loss) {
+                log("step \(state.globalStep + 1): the loss-scaled gradient overflowed; update skipped, scale now \(inBackward.lossScale)")
             }
-            return (loss.item, fused.clipGradNorm != nil ? fused.lastGradientNorm : nil)
+            return (loss.item, inBackward.clipGradNorm != nil ? inBackward.lastGradientNorm : nil)
         }
         var loss: Float = 0
         for (index, globalBatch) in group.enumerated() {
             reseedAdapterDropout(microBatch: index)
-            // This rank's rows; the loss is divided by the whole global group's token count.
             dataParallel.beginBackward(last: index == group.count - 1)
-            let (batch, weight) = dataParallel.localRows(of: globalBatch)
-            let summed = Self.summedLoss(model, batch, targets: Self.shiftedTargets(batch, for: model))
-            let microLoss = weight == 0 ? summed * 0.0 : summed / Double(max(predicted, 1))
+            let microLoss = localLoss(of: globalBatch, predicted: predicted)
             microLoss.backward()
             loss += microLoss.item
             dataParallel.endBackward()
         }
         let norm = dataParallel.clipGradients(maxNorm: config.maxGradNorm)
-        if let sophia = optimizer as? SophiaG { sophia.batchTokens = predicted }
+        let update = OptimizerUpdate(index: state.globalStep, predictedTokens: predicted)
+        optimizer.willStep(update)
         optimizer.step()
         dataParallel.finishStep()
-        if let sophia = optimizer as? SophiaG,
-           (state.globalStep + 1) % (config.optimizer.hessianUpdateInterval ?? 10) == 0 {
+        optimizer.didStep(update) {
             parameterBuffer.zeroGradients()
-            refreshHessian(sophia, group, targets: targets, predicted: predicted)
+            HessianEstimate.sampledLabelBackward(model, group, targets: targets, predicted: predicted,
+                                                 generator: &randomGenerator)
         }
         return (loss, norm)
+    }
+
+    /// This rank's rows of the global micro-batch `globalBatch` and their loss: the summed NLL divided by the
+    /// whole group's `predicted` tokens (zero-weighted for a rank left without rows, which still joins the
+    /// collectives).
+    private func localLoss(of globalBatch: PaddedBatch, predicted: Int) -> Tensor {
+        let (batch, weight) = dataParallel.localRows(of: globalBatch)
+        let summed = Self.summedLoss(model, batch, targets: Self.shiftedTargets(batch, for: model))
+        return weight == 0 ? summed * 0.0 : summed / Double(max(predicted, 1))
     }
 
     /// LoRA dropout masks are a function of (seed, update, micro-batch), so a resumed run draws the same ones.
     private func reseedAdapterDropout(microBatch: Int) {
         model.reseedAdapterDropout(seed: UInt64(bitPattern: Int64(config.seed)) &* 1_000_003
                                    &+ UInt64(state.globalStep) &* 4_096 &+ UInt64(microBatch))
-    }
-
-    /// SophiaG's Gauss–Newton–Bartlett estimate, as the authors' training loop computes it: labels sampled
-    /// from the model's own distribution at every predicted position, the mean loss against them
-    /// back-propagated, and the squared gradients folded into the Hessian diagonal.
-    private func refreshHessian(_ sophia: SophiaG, _ group: [PaddedBatch], targets: [[Int]], predicted: Int) {
-        let vocabulary = model.configuration.vocabularySize
-        for (batch, target) in zip(group, targets) {
-            let rows = target.count
-            let logits = Self.logits(model, batch).reshaped([rows, vocabulary])
-            let probabilities = withNoGrad { logits.detach().softmax().floats() }
-            var sampled = [Int](repeating: Tensor.ignoreIndex, count: rows)
-            for row in 0..<rows where target[row] != Tensor.ignoreIndex {
-                var u = Float(randomGenerator.nextUnit()), chosen = vocabulary - 1
-                for token in 0..<vocabulary {
-                    u -= probabilities[row * vocabulary + token]
-                    if u < 0 { chosen = token; break }
-                }
-                sampled[row] = chosen
-            }
-            let loss = Tensor.crossEntropy(logits: logits, targets: Tensor(ints: sampled, shape: [rows]), reduction: .sum)
-            (loss / Double(max(predicted, 1))).backward()
-        }
-        sophia.updateHessian()
     }
 
     /// The end of `epoch`: its evaluation if it has not run yet, then the callbacks.
@@ -575,7 +550,8 @@ public final class Trainer {
                         epsilon: settings.epsilon ?? 1e-8, weightDecay: decay, noProx: settings.noProx ?? false)
         case .sophiag:
             return SophiaG(parameters: parameters, learningRate: lr, beta1: betas[0], beta2: betas[1],
-                           rho: settings.rho ?? 0.04, weightDecay: decay)
+                           rho: settings.rho ?? 0.04, weightDecay: decay,
+                           hessianUpdateInterval: settings.hessianUpdateInterval ?? 10)
         }
     }
 

@@ -120,8 +120,8 @@ public final class Trainer {
                                          reducesEachGradient: config.optimizer.name.updatesDuringBackward,
                                          units: config.zeroStage == 3 ? model.parameterUnits : nil)
         if config.zeroStage == 3 { model.parameterUnitHooks = dataParallel }
-        optimizer = try Self.makeOptimizer(config.optimizer, maxGradNorm: config.maxGradNorm,
-                                           parameters: dataParallel.optimizerParameters)
+        optimizer = config.optimizer.makeOptimizer(parameters: dataParallel.optimizerParameters,
+                                                   maxGradNorm: config.maxGradNorm)
         if optimizer.updatesDuringBackward {
             optimizer.attachToBackward()
             dataParallel.attachAfterInBackwardOptimizer()
@@ -139,13 +139,14 @@ public final class Trainer {
             / config.gradientAccumulationSteps
         state.totalSteps = state.stepsPerEpoch * config.trainEpochs
         state.trainingExamples = trainDataset.count
-        schedule = Self.makeSchedule(config, totalSteps: state.totalSteps)
+        schedule = config.lrScheduler.makeSchedule(learningRate: config.optimizer.learningRate,
+                                                   totalSteps: state.totalSteps)
         randomGenerator = RandomGenerator(seed: UInt64(bitPattern: Int64(config.seed)))
         state.randomState = randomGenerator.state
         self.state = state
         monitor = MonitorGroup(monitors)
         self.evaluators = evaluators
-        self.callbacks = try callbacks ?? Self.makeCallbacks(config.callbacks, evaluators: evaluators.map(\.name))
+        self.callbacks = try callbacks ?? config.callbacks.makeCallbacks(evaluators: evaluators.map(\.name))
         let names = self.callbacks.map(\.name)
         if Set(names).count != names.count { throw TrainerError("two callbacks share a name: \(names)") }
     }
@@ -522,62 +523,7 @@ public final class Trainer {
         try AtomicFolder.write(at: URL(fileURLWithPath: baseModelReference)) { try model.save(to: $0) }
     }
 
-    // MARK: - Construction from a config
-
-    /// The optimizer `optimizer:` names, over `parameters`, with torch's defaults for what it leaves out.
-    /// `maxGradNorm` is handed to LOMO and AdaLomo, which clip inside backward.
-    public static func makeOptimizer(_ settings: CollieConfig.OptimizerSettings, maxGradNorm: Double? = nil,
-                                     parameters: [Tensor]) throws -> Optimizer {
-        let lr = settings.learningRate, betas = settings.resolvedBetas, decay = settings.resolvedWeightDecay
-        switch settings.name {
-        case .adamw:
-            return AdamW(parameters: parameters, learningRate: lr, beta1: betas[0], beta2: betas[1],
-                         epsilon: settings.epsilon ?? 1e-8, weightDecay: decay)
-        case .sgd:
-            return SGD(parameters: parameters, learningRate: lr, momentum: settings.momentum ?? 0,
-                       dampening: settings.dampening ?? 0, weightDecay: decay, nesterov: settings.nesterov ?? false)
-        case .lomo:
-            return LOMO(parameters: parameters, learningRate: lr, weightDecay: decay, clipGradNorm: maxGradNorm,
-                        clipGradValue: settings.clipGradValue)
-        case .adalomo:
-            return AdaLomo(parameters: parameters, learningRate: lr, clipThreshold: settings.clipThreshold ?? 1,
-                           decayRate: settings.decayRate ?? -0.8, weightDecay: decay, clipGradNorm: maxGradNorm,
-                           clipGradValue: settings.clipGradValue)
-        case .lion:
-            return Lion(parameters: parameters, learningRate: lr, beta1: betas[0], beta2: betas[1], weightDecay: decay)
-        case .adan:
-            return Adan(parameters: parameters, learningRate: lr, beta1: betas[0], beta2: betas[1], beta3: betas[2],
-                        epsilon: settings.epsilon ?? 1e-8, weightDecay: decay, noProx: settings.noProx ?? false)
-        case .sophiag:
-            return SophiaG(parameters: parameters, learningRate: lr, beta1: betas[0], beta2: betas[1],
-                           rho: settings.rho ?? 0.04, weightDecay: decay,
-                           hessianUpdateInterval: settings.hessianUpdateInterval ?? 10)
-        }
-    }
-
-    /// The schedule `lr_scheduler:` describes for a run of `totalSteps` updates (warm-up ratio rounded up, as
-    /// transformers does).
-    public static func makeSchedule(_ config: CollieConfig, totalSteps: Int) -> LearningRateSchedule {
-        let settings = config.lrScheduler
-        let kind: LearningRateSchedule.Kind = switch settings.kind {
-        case .constant: .constant
-        case .linear: .linear
-        case .cosine: .cosine
-        }
-        let warmup: LearningRateSchedule.Warmup = settings.warmupSteps.map { .steps($0) } ?? .ratio(settings.warmupRatio ?? 0)
-        return LearningRateSchedule(kind: kind, baseLearningRate: config.optimizer.learningRate, totalSteps: totalSteps,
-                                    warmup: warmup)
-    }
-
-    /// The callbacks `callbacks:` describes: checkpoint, load-best-model, early stop (in that order). Their
-    /// monitored metric may be an evaluator's (`eval_<evaluator>/<metric>`) when `evaluators` names it.
-    public static func makeCallbacks(_ settings: CollieConfig.Callbacks, evaluators: [String] = []) throws -> [TrainerCallback] {
-        var callbacks: [TrainerCallback] = []
-        if let checkpoint = settings.checkpoint { callbacks.append(try CheckpointCallback(checkpoint, evaluators: evaluators)) }
-        if let best = settings.loadBestModel { callbacks.append(try LoadBestModelCallback(best, evaluators: evaluators)) }
-        if let stop = settings.earlyStop { callbacks.append(try EarlyStopCallback(stop, evaluators: evaluators)) }
-        return callbacks
-    }
+    // MARK: - Checks
 
     /// Throws unless every token and label of `dataset` is an id of the model's vocabulary.
     static func checkIDs(_ dataset: TrainingDataset, vocabularySize: Int, key: String) throws {

@@ -1,5 +1,4 @@
 import CollieEngine
-import CollieIO
 import CollieModels
 import Foundation
 
@@ -51,7 +50,6 @@ public final class Trainer {
     public var randomGenerator: RandomGenerator
     /// Receives messages for a person (early stop, best model loaded).
     public var logHandler: (String) -> Void = { _ in }
-    private var stopRequested = false
 
     /// A trainer for `model` on `trainDataset` as `config` describes (batch sizes, accumulation, optimizer,
     /// schedule, clipping, evaluation schedule, seed).
@@ -68,20 +66,8 @@ public final class Trainer {
                 evaluationDataset: TrainingDataset? = nil, padTokenID: Int, monitors: [TrainingMonitor] = [],
                 callbacks: [TrainerCallback]? = nil, outputDirectory: URL? = nil, evaluators: [Evaluator] = [],
                 communicator: Communicator = SingleProcessCommunicator()) throws {
-        let ranks = config.dataParallelSize * config.tensorParallelSize * config.pipelineParallelSize
-        if communicator.size != ranks {
-            throw TrainerError(communicator.size == 1
-                ? "dp_size: \(config.dataParallelSize) needs \(ranks) processes; launch with `mpirun -np \(ranks) collie train …` (this is one process)"
-                : "the run has \(communicator.size) processes but dp_size × tp_size × pp_size = \(config.dataParallelSize) × \(config.tensorParallelSize) × \(config.pipelineParallelSize) = \(ranks); launch with `mpirun -np \(ranks)` or set dp_size: \(communicator.size)")
-        }
-        if config.dropout > 0 { throw TrainerError("dropout: \(config.dropout) is not yet supported; set it to 0") }
-        let vocabulary = model.configuration.vocabularySize
-        guard (0..<vocabulary).contains(padTokenID) else {
-            throw TrainerError("the pad token id \(padTokenID) is outside the model's vocabulary (\(vocabulary) ids)")
-        }
-        try Self.checkIDs(trainDataset, vocabularySize: vocabulary, key: "train_data")
-        if let evaluationDataset { try Self.checkIDs(evaluationDataset, vocabularySize: vocabulary, key: "eval_data") }
-
+        try Self.checkRequirements(config: config, model: model, trainDataset: trainDataset,
+                                   evaluationDataset: evaluationDataset, padTokenID: padTokenID, communicator: communicator)
         self.config = config
         self.model = model
         self.outputDirectory = outputDirectory ?? URL(fileURLWithPath: config.outputDir)
@@ -95,24 +81,12 @@ public final class Trainer {
         }
         model.activationCheckpointing = config.checkpointing
         let trained = model.trainableParameters.map(\.tensor)
-        guard !trained.isEmpty else { throw TrainerError("the model has no trainable parameters") }
-        if model.peftConfiguration == nil {
-            // bf16/f16 weights: the buffer stores the parameters in that dtype; kernels compute in float32.
-            parameterBuffer = ParameterBuffer(trained, dtype: config.dtype.dtype)
-            frozenBuffer = nil
-        } else {
-            // With an adapter (PEFT's autocast_adapter_dtype): the frozen base model in `dtype`, no gradients;
-            // the adapter in float32.
-            frozenBuffer = ParameterBuffer(model.parameters, dtype: config.dtype.dtype)
-            parameterBuffer = ParameterBuffer(trained, dtype: .float32)
-        }
-        if communicator.size > 1 || config.zeroStage > 0, parameterBuffer.dtype != .float32 {
-            throw TrainerError("dtype: data parallelism and ZeRO reduce float32 parameters; use dtype: float32")
-        }
-        if config.zeroStage == 3, model.parameterUnits == nil || model.peftConfiguration != nil {
-            throw TrainerError("ds_config.zero_optimization.stage: ZeRO stage 3 needs a model without adapters and with an "
-                               + "untied output projection (tie_word_embeddings: false); use stage 2")
-        }
+        // bf16/f16 weights: the buffer stores the parameters in that dtype; kernels compute in float32. With an
+        // adapter (PEFT's autocast_adapter_dtype): the frozen base model in `dtype`, no gradients; the adapter in
+        // float32.
+        let adapter = model.peftConfiguration != nil
+        frozenBuffer = adapter ? ParameterBuffer(model.parameters, dtype: config.dtype.dtype) : nil
+        parameterBuffer = ParameterBuffer(trained, dtype: adapter ? .float32 : config.dtype.dtype)
         // The data-parallel group registers its gradient-ready hooks before an in-backward optimizer does, so that
         // each gradient is reduced over the ranks before the optimizer's hook uses it. It attaches the flat
         // gradients where they are kept (not for in-backward optimizers, which free each gradient at once).
@@ -132,17 +106,12 @@ public final class Trainer {
         // itself) are cached by the storage pool, but no later tensor has their sizes: return them.
         StoragePool.shared.releaseCachedMemory()
 
-        var state = TrainerState()
-        state.batchesPerEpoch = trainLoader.batchesPerEpoch
-        state.gradientAccumulationSteps = config.gradientAccumulationSteps
-        state.stepsPerEpoch = (trainLoader.batchesPerEpoch + config.gradientAccumulationSteps - 1)
-            / config.gradientAccumulationSteps
-        state.totalSteps = state.stepsPerEpoch * config.trainEpochs
-        state.trainingExamples = trainDataset.count
+        randomGenerator = RandomGenerator(seed: UInt64(bitPattern: Int64(config.seed)))
+        let state = TrainerState(trainingExamples: trainDataset.count, batchesPerEpoch: trainLoader.batchesPerEpoch,
+                                 gradientAccumulationSteps: config.gradientAccumulationSteps,
+                                 epochs: config.trainEpochs, randomState: randomGenerator.state)
         schedule = config.lrScheduler.makeSchedule(learningRate: config.optimizer.learningRate,
                                                    totalSteps: state.totalSteps)
-        randomGenerator = RandomGenerator(seed: UInt64(bitPattern: Int64(config.seed)))
-        state.randomState = randomGenerator.state
         self.state = state
         monitor = MonitorGroup(monitors)
         self.evaluators = evaluators
@@ -392,50 +361,11 @@ public final class Trainer {
     /// `TrainingCheckpoint`), replacing one of the same step.
     @discardableResult
     public func saveCheckpoint() throws -> URL {
-        try dataParallel.withFullParameters { try saveCheckpointOfModel() }
-    }
-
-    private func saveCheckpointOfModel() throws -> URL {
-        let destination = outputDirectory.appendingPathComponent(TrainingCheckpoint.folderName(step: state.globalStep))
-        var saved = state
-        saved.randomState = randomGenerator.state
-        // Under ZeRO every rank first writes its optimizer shard beside the checkpoint; rank 0 then writes the
-        // rest and moves the shards in before the folder is renamed into place.
-        let communicator = dataParallel.communicator
-        let shards = outputDirectory.appendingPathComponent(".\(destination.lastPathComponent).partial-shards")
-        if dataParallel.shardParameter != nil {
-            if communicator.isMain { try? FileManager.default.removeItem(at: shards) }
-            communicator.barrier()
-            try ShardedOptimizerState.save(optimizer, group: dataParallel, to: shards)
-            communicator.barrier()
-        }
-        if communicator.isMain { try writeCheckpointFolder(destination, state: saved, shards: shards) }
-        communicator.barrier()
-        try monitor.record(.checkpoint(step: state.globalStep, path: destination.path))
-        for callback in callbacks { try callback.onSaveCheckpoint(self, folder: destination) }
-        return destination
-    }
-
-    /// Rank 0's part of `saveCheckpoint()`: the folder, written atomically.
-    private func writeCheckpointFolder(_ destination: URL, state saved: TrainerState, shards: URL) throws {
-        try AtomicFolder.write(at: destination) { folder in
-            try saveModelFiles(to: folder)
-            TrainingCheckpoint.pauseIfRequested(writing: destination)
-            if dataParallel.shardParameter != nil {
-                try FileManager.default.moveItem(at: shards.appendingPathComponent(ShardedOptimizerState.folderName),
-                                                 to: folder.appendingPathComponent(ShardedOptimizerState.folderName))
-                try? FileManager.default.removeItem(at: shards)
-            } else {
-                try optimizer.save(to: folder)
-            }
-            try AtomicFile.write(Self.json(schedule), to: folder.appendingPathComponent(TrainingCheckpoint.scheduleFileName))
-            for callback in callbacks {
-                guard let data = try callback.checkpointState() else { continue }
-                try AtomicFile.write(data, to: folder.appendingPathComponent("callback-\(callback.name).json"))
-            }
-            try AtomicFile.write(Data(try config.yamlString().utf8),
-                                 to: folder.appendingPathComponent(TrainingCheckpoint.configFileName))
-            try AtomicFile.write(Self.json(saved), to: folder.appendingPathComponent(TrainingCheckpoint.stateFileName))
+        try dataParallel.withFullParameters {
+            let folder = try TrainingCheckpoint.save(self)
+            try monitor.record(.checkpoint(step: state.globalStep, path: folder.path))
+            for callback in callbacks { try callback.onSaveCheckpoint(self, folder: folder) }
+            return folder
         }
     }
 
@@ -445,112 +375,11 @@ public final class Trainer {
     /// - Throws: `TrainerError` when the folder is not a complete checkpoint or was written for a different
     ///   setup (dataset size, batch size, accumulation, number of updates); optimizer and model errors.
     public func resume(from folder: URL) throws {
-        let stateURL = folder.appendingPathComponent(TrainingCheckpoint.stateFileName)
-        guard FileManager.default.fileExists(atPath: stateURL.path) else {
-            throw TrainerError("\(folder.path): not a complete training checkpoint (no \(TrainingCheckpoint.stateFileName))")
-        }
-        let saved = try Self.decode(TrainerState.self, from: stateURL)
-        guard saved.formatVersion == TrainerState.currentFormatVersion else {
-            throw TrainerError("\(stateURL.path): checkpoint format \(saved.formatVersion), this Collie reads \(TrainerState.currentFormatVersion)")
-        }
-        if let mismatch = state.setupMismatch(in: saved) {
-            throw TrainerError("\(folder.path): cannot resume exactly: \(mismatch)")
-        }
-        let savedSchedule = try Self.decode(LearningRateSchedule.self,
-                                            from: folder.appendingPathComponent(TrainingCheckpoint.scheduleFileName))
-        var expected = schedule
-        expected.step = savedSchedule.step
-        guard savedSchedule == expected, savedSchedule.step == saved.globalStep else {
-            throw TrainerError("\(folder.path): the saved learning-rate schedule differs from the config's (lr_scheduler, optimizer.lr)")
-        }
-        try dataParallel.withFullParameters(writeBack: true) { try loadWeights(from: folder) }
-        try ShardedOptimizerState.load(optimizer, group: dataParallel, from: folder)
-        for callback in callbacks {
-            let url = folder.appendingPathComponent("callback-\(callback.name).json")
-            guard let data = FileManager.default.contents(atPath: url.path) else { continue }
-            try callback.restore(checkpointState: data)
-        }
-        schedule = savedSchedule
-        randomGenerator = RandomGenerator(state: saved.randomState)
-        state = saved
+        let checkpoint = try TrainingCheckpoint(resuming: folder, setup: state, schedule: schedule)
+        try checkpoint.restore(into: self)
+        schedule = checkpoint.schedule
+        randomGenerator = RandomGenerator(state: checkpoint.state.randomState)
+        state = checkpoint.state
         for callback in callbacks { try callback.onLoadCheckpoint(self, folder: folder) }
-    }
-
-    /// Copies the weights of the Hugging Face folder `folder` into the model's parameters in place, checking every
-    /// key and shape (`LlamaForCausalLM.loadWeights(from:)`); with a PEFT adapter, the adapter's tensors from the
-    /// PEFT folder `folder`.
-    public func loadWeights(from folder: URL) throws {
-        if model.peftConfiguration != nil {
-            do { try model.loadAdapter(from: folder) } catch { throw TrainerError("\(error)") }
-        } else {
-            try model.loadWeights(from: folder)
-        }
-    }
-
-    /// Saves the model as a Hugging Face folder at `folder` (with a PEFT adapter: the adapter as a PEFT folder),
-    /// atomically (written beside it, then renamed).
-    public func saveModel(to folder: URL, dtype: DType = .float32) throws {
-        try AtomicFolder.write(at: folder) { try saveModelFiles(to: $0, dtype: dtype) }
-    }
-
-    /// Writes what the model is into `folder`: a Hugging Face model, or with a PEFT adapter only the adapter
-    /// (`adapter_config.json` + `adapter_model.safetensors`, recording `baseModelReference`), since the base
-    /// model does not change.
-    public func saveModelFiles(to folder: URL, dtype: DType = .float32) throws {
-        if model.peftConfiguration != nil {
-            try model.saveAdapter(to: folder, baseModelNameOrPath: baseModelReference)
-        } else {
-            try model.save(to: folder, dtype: dtype)
-        }
-    }
-
-    /// Where the base model of a PEFT run is: the model folder, or for a preset `output_dir/base_model`, which
-    /// `saveBaseModel()` writes.
-    public var baseModelReference: String {
-        switch config.model {
-        case .folder(let path): URL(fileURLWithPath: path).standardizedFileURL.path
-        case .preset: outputDirectory.appendingPathComponent(Self.baseModelFolderName).standardizedFileURL.path
-        }
-    }
-
-    /// The folder under `output_dir` that holds a preset's randomly initialized base model in a PEFT run.
-    public static let baseModelFolderName = "base_model"
-
-    /// In a PEFT run on a preset, writes the (frozen, randomly initialized) base model to `baseModelReference`
-    /// as a Hugging Face folder, so the saved adapters have a base to load onto. Does nothing otherwise.
-    public func saveBaseModel() throws {
-        guard model.peftConfiguration != nil, case .preset = config.model else { return }
-        try AtomicFolder.write(at: URL(fileURLWithPath: baseModelReference)) { try model.save(to: $0) }
-    }
-
-    // MARK: - Checks
-
-    /// Throws unless every token and label of `dataset` is an id of the model's vocabulary.
-    static func checkIDs(_ dataset: TrainingDataset, vocabularySize: Int, key: String) throws {
-        for example in dataset.examples {
-            let bad = example.tokens.first { !(0..<vocabularySize).contains($0) }
-                ?? example.labels.first { $0 != Tensor.ignoreIndex && !(0..<vocabularySize).contains($0) }
-            if let bad {
-                let place = example.location.map { "\($0): " } ?? ""
-                throw TrainerError("\(key): \(place)id \(bad) is outside the model's vocabulary (\(vocabularySize) ids)")
-            }
-        }
-    }
-
-    static func json<T: Encodable>(_ value: T) throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try encoder.encode(value)
-    }
-
-    static func decode<T: Decodable>(_ type: T.Type, from url: URL) throws -> T {
-        guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw TrainerError("\(url.path): cannot read")
-        }
-        do {
-            return try JSONDecoder().decode(type, from: data)
-        } catch {
-            throw TrainerError("\(url.path): not valid (\(error))")
-        }
     }
 }

@@ -47,6 +47,9 @@ public final class CheckpointFolder {
     /// Every tensor name in the checkpoint.
     public var names: Set<String> { Set(files.keys) }
 
+    /// The path of the file that holds tensor `name` (the folder's path when no file does).
+    public func path(of name: String) -> String { files[name]?.path ?? url.path }
+
     /// The stored tensor `name` (in its stored dtype).
     public func tensor(_ name: String) throws -> Tensor {
         guard let file = files[name] else { throw CheckpointError(file: url.path, "no tensor named '\(name)'") }

@@ -16,14 +16,12 @@ extension CausalLanguageModel {
     }
 
     /// Copies the weights of the Hugging Face folder `folder` (single or sharded safetensors) into this model's
-    /// parameters, tensor by tensor, in place: no second model is built.
-    /// - Throws: `CheckpointError` naming the file and the missing, unexpected or wrong-shaped tensors.
+    /// parameters, tensor by tensor, converting to each parameter's dtype; no second model is built, so a
+    /// trainer restores weights in place (parameters in a flat buffer stay there).
+    /// - Throws: `CheckpointError` naming the folder and the keys when tensors are missing or unexpected, or the
+    ///   file and the key when a tensor has another shape or is not floating point.
     public func loadWeights(from folder: URL) throws {
-        try assign(from: CheckpointFolder(url: folder))
-    }
-
-    /// Copies every parameter from `checkpoint`, checking names and shapes.
-    public func assign(from checkpoint: CheckpointFolder) throws {
+        let checkpoint = try CheckpointFolder(url: folder)
         let expected = namedParameters
         let expectedKeys = Set(expected.map(\.key))
         // Buffers older checkpoints store but that are computed, and lm_head when tied.
@@ -41,10 +39,10 @@ extension CausalLanguageModel {
         for (key, parameter) in expected {
             let stored = try checkpoint.tensor(key)
             guard stored.shape == parameter.shape else {
-                throw CheckpointError(file: checkpoint.url.path, "tensor '\(key)' has shape \(stored.shape), expected \(parameter.shape)")
+                throw CheckpointError(file: checkpoint.path(of: key), "tensor '\(key)' has shape \(stored.shape), expected \(parameter.shape)")
             }
             guard stored.dtype.isFloatingPoint else {
-                throw CheckpointError(file: checkpoint.url.path, "tensor '\(key)' is \(stored.dtype), expected floating point")
+                throw CheckpointError(file: checkpoint.path(of: key), "tensor '\(key)' is \(stored.dtype), expected floating point")
             }
             parameter.assignValues(from: stored)
         }

@@ -95,7 +95,7 @@ struct Train: ParsableCommand {
                     """)
             }
             // A fresh run replaces what an earlier run left: checkpoints (with --overwrite), models, monitor files.
-            for checkpoint in existing where isMain { try TrainingCheckpoint.remove(checkpoint.url) }
+            for checkpoint in existing where isMain { try AtomicFolder.remove(checkpoint.url) }
             for name in isMain ? ["final", LoadBestModelCallback.folderName, Trainer.baseModelFolderName, "tensorboard",
                                   "monitors.csv", "monitors.evaluation.csv"] : [] {
                 let url = output.appendingPathComponent(name)
@@ -105,7 +105,7 @@ struct Train: ParsableCommand {
 
         if isMain {
             try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
-            TrainingCheckpoint.removeLeftovers(in: output)
+            AtomicFolder.removeLeftovers(in: output)
             try AtomicFile.write(Data(try settings.yamlString().utf8), to: output.appendingPathComponent("config.yaml"))
         }
         communicator.barrier()
@@ -132,7 +132,7 @@ struct Train: ParsableCommand {
         }
         guard isMain else { return }
         let final = output.appendingPathComponent("final")
-        try TrainingCheckpoint.writeFolder(at: final) { folder in
+        try AtomicFolder.write(at: final) { folder in
             try trainer.saveModelFiles(to: folder)
             try setup.copyTokenizerFiles(to: folder)
         }

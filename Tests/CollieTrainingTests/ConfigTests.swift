@@ -72,7 +72,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(config.globalBatchSize, 8)
         XCTAssertEqual(config.dropout, 0.1)
         XCTAssertEqual(config.initMethod, .init(kind: .normal, mean: 0, std: 0.01))
-        XCTAssertEqual(config.optimizer, .init(name: .adamw, learningRate: 3e-4, betas: [0.9, 0.95], epsilon: 1e-6,
+        XCTAssertEqual(config.optimizer, .init(name: .adamW, learningRate: 3e-4, betas: [0.9, 0.95], epsilon: 1e-6,
                                                weightDecay: 0.1))
         XCTAssertEqual(config.lrScheduler, .init(kind: .cosine, warmupRatio: 0.03))
         XCTAssertEqual(config.lrScheduler.warmupSteps(totalSteps: 1000), 30)
@@ -97,7 +97,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertTrue(config.useFlash)
         XCTAssertEqual(config.dropout, 0)
         XCTAssertEqual(config.initMethod, .init(kind: .normal, mean: 0, std: 0.02))
-        XCTAssertEqual(config.optimizer.name, .adamw)
+        XCTAssertEqual(config.optimizer.name, .adamW)
         XCTAssertEqual(config.optimizer.resolvedWeightDecay, 0.01)
         XCTAssertEqual(config.lrScheduler.kind, .constant)
         XCTAssertEqual(config, CollieConfig(model: .folder("/models/llama")))

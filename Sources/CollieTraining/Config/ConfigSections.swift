@@ -3,19 +3,16 @@ import CollieEngine
 // The nested sections and closed value sets of `CollieConfig`. Each section decodes with defaults for absent
 // keys (CoLLiE's, or torch's for optimizer hyper-parameters) and encodes every field it holds.
 
+// The optimizer and the schedule are named by the enums the training code uses, in the config's spellings.
+extension OptimizerKind: ConfigEnum {}
+extension LearningRateSchedule.Kind: ConfigEnum {}
+
 extension CollieConfig {
     /// `optimizer:` — which optimizer and its hyper-parameters (torch's names). A hyper-parameter left out
     /// takes that optimizer's reference default; one the optimizer does not have is an error in `validate()`.
     public struct OptimizerSettings: Codable, Equatable, Sendable {
-        /// The optimizer.
-        public enum Name: String, Codable, CaseIterable, Sendable, ConfigEnum {
-            case sgd, adamw, lomo, adalomo, lion, adan, sophiag
-
-            /// True for LOMO and AdaLomo, which update each parameter inside backward.
-            public var updatesDuringBackward: Bool { self == .lomo || self == .adalomo }
-        }
-
-        public var name: Name
+        /// The optimizer (`sgd`, `adamw`, `lomo`, `adalomo`, `lion`, `adan`, `sophiag`).
+        public var name: OptimizerKind
         /// Learning rate (`lr`); the peak value when a schedule warms up.
         public var learningRate: Double
         /// (β1, β2) of AdamW (0.9, 0.999), Lion (0.9, 0.99) and SophiaG (0.965, 0.99); (β1, β2, β3) of Adan
@@ -50,7 +47,7 @@ extension CollieConfig {
                  rho, hessianUpdateInterval = "hessian_update_interval", noProx = "no_prox"
         }
 
-        public init(name: Name = .adamw, learningRate: Double = 1e-3, betas: [Double]? = nil, epsilon: Double? = nil,
+        public init(name: OptimizerKind = .adamW, learningRate: Double = 1e-3, betas: [Double]? = nil, epsilon: Double? = nil,
                     weightDecay: Double? = nil, momentum: Double? = nil, nesterov: Bool? = nil, dampening: Double? = nil,
                     clipGradValue: Double? = nil, clipThreshold: Double? = nil, decayRate: Double? = nil,
                     rho: Double? = nil, hessianUpdateInterval: Int? = nil, noProx: Bool? = nil) {
@@ -72,7 +69,7 @@ extension CollieConfig {
 
         public init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            self.init(name: try c.value(.name, default: .adamw), learningRate: try c.value(.learningRate, default: 1e-3),
+            self.init(name: try c.value(.name, default: .adamW), learningRate: try c.value(.learningRate, default: 1e-3),
                       betas: try c.decodeIfPresent([Double].self, forKey: .betas),
                       epsilon: try c.decodeIfPresent(Double.self, forKey: .epsilon),
                       weightDecay: try c.decodeIfPresent(Double.self, forKey: .weightDecay),
@@ -88,24 +85,24 @@ extension CollieConfig {
         }
 
         /// The hyper-parameter keys `name` accepts besides `name` and `lr`.
-        static func keys(of name: Name) -> Set<CodingKeys> {
+        static func keys(of name: OptimizerKind) -> Set<CodingKeys> {
             switch name {
             case .sgd: [.weightDecay, .momentum, .nesterov, .dampening]
-            case .adamw: [.betas, .epsilon, .weightDecay]
+            case .adamW: [.betas, .epsilon, .weightDecay]
             case .lomo: [.weightDecay, .clipGradValue]
-            case .adalomo: [.weightDecay, .clipGradValue, .clipThreshold, .decayRate]
+            case .adaLomo: [.weightDecay, .clipGradValue, .clipThreshold, .decayRate]
             case .lion: [.betas, .weightDecay]
             case .adan: [.betas, .epsilon, .weightDecay, .noProx]
-            case .sophiag: [.betas, .rho, .weightDecay, .hessianUpdateInterval]
+            case .sophiaG: [.betas, .rho, .weightDecay, .hessianUpdateInterval]
             }
         }
 
         /// The reference default betas of `name` (empty for optimizers without betas).
-        static func defaultBetas(of name: Name) -> [Double] {
+        static func defaultBetas(of name: OptimizerKind) -> [Double] {
             switch name {
-            case .adamw: [0.9, 0.999]
+            case .adamW: [0.9, 0.999]
             case .lion: [0.9, 0.99]
-            case .sophiag: [0.965, 0.99]
+            case .sophiaG: [0.965, 0.99]
             case .adan: [0.98, 0.92, 0.99]
             default: []
             }
@@ -116,22 +113,15 @@ extension CollieConfig {
 
         /// Weight decay with the optimizer's reference default filled in.
         public var resolvedWeightDecay: Double {
-            weightDecay ?? (name == .adamw ? 0.01 : name == .sophiag ? 0.1 : 0)
+            weightDecay ?? (name == .adamW ? 0.01 : name == .sophiaG ? 0.1 : 0)
         }
     }
 
     /// `lr_scheduler:` — how the learning rate moves over training (Hugging Face's schedules).
     public struct SchedulerSettings: Codable, Equatable, Sendable {
-        public enum Kind: String, Codable, CaseIterable, Sendable, ConfigEnum {
-            /// The learning rate stays at `lr` (after warm-up).
-            case constant
-            /// Linear decay from `lr` to 0 at the last step (after warm-up).
-            case linear
-            /// Half-cosine decay from `lr` to 0 at the last step (after warm-up).
-            case cosine
-        }
-
-        public var kind: Kind
+        /// `type`: `constant` (the learning rate stays at `lr`), `linear` or `cosine` (a decay from `lr` to 0 at
+        /// the last step), each after the warm-up.
+        public var kind: LearningRateSchedule.Kind
         /// Steps of linear warm-up from 0 to `lr`; at most one of this and `warmupRatio`.
         public var warmupSteps: Int?
         /// Warm-up as a fraction of all optimizer steps, in [0, 1].
@@ -141,7 +131,7 @@ extension CollieConfig {
             case kind = "type", warmupSteps = "warmup_steps", warmupRatio = "warmup_ratio"
         }
 
-        public init(kind: Kind = .constant, warmupSteps: Int? = nil, warmupRatio: Double? = nil) {
+        public init(kind: LearningRateSchedule.Kind = .constant, warmupSteps: Int? = nil, warmupRatio: Double? = nil) {
             self.kind = kind
             self.warmupSteps = warmupSteps
             self.warmupRatio = warmupRatio

@@ -30,7 +30,7 @@ extension CollieConfig {
             fail("ds_config.zero_optimization.stage", "\(optimizer.name.rawValue) updates inside backward and keeps no "
                  + "sharded optimizer state; use stage 0 (data parallelism) or 3 (sharded parameters)")
         }
-        if optimizer.name == .sophiag, dataParallelSize > 1 || zeroStage > 0 {
+        if optimizer.name == .sophiaG, dataParallelSize > 1 || zeroStage > 0 {
             fail(.optimizer, "sophiag's Hessian refresh is not yet data-parallel; use dp_size: 1 and ZeRO stage 0")
         }
         atLeast(1, trainEpochs, .trainEpochs)

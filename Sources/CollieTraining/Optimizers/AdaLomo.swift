@@ -170,6 +170,7 @@ public final class AdaLomo: Optimizer {
 }
 
 extension AdaLomo: FusedBackwardOptimizer {
+    public var inBackward: FusedBackwardOptimizer? { self }
     public var clipGradNorm: Double? { fused.clipGradNorm }
     public func gatherGradientNorms(_ backward: () -> Void) -> Bool { fused.gatherNorms(backward) }
     public var lossScale: Double { fused.lossScaler?.scale ?? 1 }

@@ -116,6 +116,37 @@ final class FusedBackwardUpdate {
     }
 }
 
+/// Optimizers that update inside backward and can clip by the global gradient norm with a first,
+/// norm-only pass (LOMO, AdaLomo). The trainer reaches one through `Optimizer.inBackward`.
+public protocol FusedBackwardOptimizer: Optimizer {
+    /// The global-norm clipping threshold, nil when off.
+    var clipGradNorm: Double? { get }
+    /// Runs `backward` (which must retain the graph) gathering gradient norms only, and sets the
+    /// clipping coefficient for the following update pass. False when a loss-scaled gradient
+    /// overflowed: skip the update pass (the scale was reduced).
+    func gatherGradientNorms(_ backward: () -> Void) -> Bool
+    /// The loss multiplier for this step (dynamic loss scaling with float16 parameters), else 1.
+    var lossScale: Double { get }
+    /// The global gradient norm of the last norm pass.
+    var lastGradientNorm: Double? { get }
+}
+
+extension FusedBackwardOptimizer {
+    /// One update from `loss`, as `lomo-optim`'s `fused_backward`: the loss times `lossScale`; with
+    /// `clipGradNorm`, a norm-only backward through the retained graph; then the backward whose hooks update
+    /// every parameter, and `step()`.
+    /// - Returns: false when a loss-scaled gradient overflowed in the norm pass: the update was skipped and
+    ///   the scale reduced.
+    @discardableResult
+    public func update(from loss: Tensor) -> Bool {
+        let scaled = lossScale == 1 ? loss : loss * lossScale
+        if clipGradNorm != nil, !gatherGradientNorms({ scaled.backward(retainGraph: true) }) { return false }
+        scaled.backward()
+        step()
+        return true
+    }
+}
+
 /// Loss scaling for float16 parameters (DeepSpeed's and `lomo-optim`'s `DynamicLossScaler`):
 /// the loss is multiplied by `scale` so small gradients survive float16; an overflow (inf/NaN)
 /// halves the scale and skips the step; `scaleWindow` good steps in a row double it.

@@ -73,22 +73,8 @@ public final class LOMO: Optimizer {
     }
 }
 
-/// Optimizers that update inside backward and can clip by the global gradient norm with a first,
-/// norm-only pass (LOMO, AdaLomo).
-public protocol FusedBackwardOptimizer: Optimizer {
-    /// The global-norm clipping threshold, nil when off.
-    var clipGradNorm: Double? { get }
-    /// Runs `backward` (which must retain the graph) gathering gradient norms only, and sets the
-    /// clipping coefficient for the following update pass. False when a loss-scaled gradient
-    /// overflowed: skip the update pass (the scale was reduced).
-    func gatherGradientNorms(_ backward: () -> Void) -> Bool
-    /// The loss multiplier for this step (dynamic loss scaling with float16 parameters), else 1.
-    var lossScale: Double { get }
-    /// The global gradient norm of the last norm pass.
-    var lastGradientNorm: Double? { get }
-}
-
 extension LOMO: FusedBackwardOptimizer {
+    public var inBackward: FusedBackwardOptimizer? { self }
     public var clipGradNorm: Double? { fused.clipGradNorm }
     public func gatherGradientNorms(_ backward: () -> Void) -> Bool { fused.gatherNorms(backward) }
     public var lossScale: Double { fused.lossScaler?.scale ?? 1 }

@@ -4,13 +4,17 @@ import Foundation
 /// Updates parameters from their gradients, either after `backward()` (SGD, AdamW) or inside it
 /// from gradient-ready hooks (LOMO, AdaLomo).
 ///
-/// A training step is the same for both kinds:
+/// A training step, as the `Trainer` takes it:
 ///
 ///     optimizer.learningRate = schedule.learningRate(at: step)
-///     loss.backward()                       // in-backward optimizers update here
-///     if !optimizer.updatesDuringBackward {
+///     if let inBackward = optimizer.inBackward {
+///         inBackward.update(from: loss)         // LOMO, AdaLomo: the updates happen inside backward
+///     } else {
+///         loss.backward()
 ///         GradientClipping.clipByGlobalNorm(optimizer.parameters, maxNorm: 1)
+///         optimizer.willStep(update)            // what the trainer knows: the update's index and token count
 ///         optimizer.step()
+///         optimizer.didStep(update) { … }       // SophiaG asks here for its sampled-label gradients
 ///     }
 ///     optimizer.zeroGradients()
 ///
@@ -25,13 +29,26 @@ public protocol Optimizer: AnyObject {
     /// True for optimizers that update each parameter inside `backward()`, as soon as its
     /// gradient is final (so the full set of gradients never exists at once).
     var updatesDuringBackward: Bool { get }
+    /// How the trainer drives an in-backward optimizer (loss scale, norm pass, updating pass); nil for
+    /// optimizers that step after backward. The trainer reaches LOMO and AdaLomo through it, not by a cast.
+    var inBackward: FusedBackwardOptimizer? { get }
 
     /// Registers what an in-backward optimizer needs on its parameters (gradient-ready hooks).
     /// Call once before the first backward pass; optimizers that step after backward do nothing.
     func attachToBackward()
+    /// Called by the trainer before each `step()` after backward with what it knows of the update (not for
+    /// in-backward optimizers, which step inside `FusedBackwardOptimizer.update(from:)`). Default: nothing
+    /// (SophiaG scales ρ by the update's token count).
+    func willStep(_ update: OptimizerUpdate)
     /// Applies one update to every parameter that has a gradient (parameters without one are
     /// skipped and keep their state, as in torch).
     func step()
+    /// Called by the trainer after each `step()` after backward, once the updated values are in every parameter.
+    /// `sampledLabelGradients` replaces the gradients with those of the update's loss against labels
+    /// sampled from the model's own predictions (a forward and backward pass per micro-batch, drawing from
+    /// the trainer's seeded generator); an optimizer calls it only when it needs them. Default: nothing
+    /// (SophiaG refreshes its Hessian estimate every `hessianUpdateInterval` updates).
+    func didStep(_ update: OptimizerUpdate, sampledLabelGradients: () -> Void)
     /// Clears every gradient before the next accumulation (see `Gradients.zero(_:)`).
     func zeroGradients()
     /// A snapshot of the optimizer for a checkpoint. Its tensors are the optimizer's live buffers
@@ -42,10 +59,30 @@ public protocol Optimizer: AnyObject {
     func load(_ state: OptimizerState) throws
 }
 
+/// One optimizer update as the trainer sees it, handed to `Optimizer.willStep(_:)` and
+/// `Optimizer.didStep(_:sampledLabelGradients:)`.
+public struct OptimizerUpdate: Equatable, Sendable {
+    /// Updates taken before this one (0 for the first update of a run).
+    public var index: Int
+    /// The tokens the update's loss averages over: labels ≠ −100 after the shift, in all its micro-batches.
+    public var predictedTokens: Int
+
+    public init(index: Int, predictedTokens: Int) {
+        self.index = index
+        self.predictedTokens = predictedTokens
+    }
+}
+
 extension Optimizer {
     public var updatesDuringBackward: Bool { false }
 
+    public var inBackward: FusedBackwardOptimizer? { nil }
+
     public func attachToBackward() {}
+
+    public func willStep(_ update: OptimizerUpdate) {}
+
+    public func didStep(_ update: OptimizerUpdate, sampledLabelGradients: () -> Void) {}
 
     public func zeroGradients() { Gradients.zero(parameters) }
 
@@ -56,7 +93,8 @@ extension Optimizer {
     public func load(from folder: URL) throws { try load(OptimizerState(contentsOf: folder)) }
 }
 
-/// The optimizers Collie implements, as recorded in saved state.
+/// The optimizers Collie implements: what the config's `optimizer.name` says (in these spellings) and what
+/// saved state records.
 public enum OptimizerKind: String, Codable, Sendable, CaseIterable {
     case sgd
     case adamW = "adamw"
@@ -65,6 +103,9 @@ public enum OptimizerKind: String, Codable, Sendable, CaseIterable {
     case lion
     case adan
     case sophiaG = "sophiag"
+
+    /// True for LOMO and AdaLomo, which update each parameter inside backward.
+    public var updatesDuringBackward: Bool { self == .lomo || self == .adaLomo }
 }
 
 /// Operations on the gradients of a list of parameters.

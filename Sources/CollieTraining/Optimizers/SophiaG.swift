@@ -10,10 +10,10 @@ import Foundation
 ///     m ← β1·m + (1 − β1)·g
 ///     w ← w − lr · sign(m) · min(|m| / (ρ·bs·h + 1e-15), 1)
 ///
-/// and every k steps `updateHessian()` folds a Gauss–Newton–Bartlett estimate into the Hessian
-/// diagonal h ← β2·h + (1 − β2)·ĝ⊙ĝ, where ĝ is the gradient of the loss against labels sampled from
-/// the model's own predictions. The `Trainer` runs that extra pass every `hessian_update_interval`
-/// steps (CoLLiE's SophiaG never refreshes its Hessian).
+/// and every k = `hessianUpdateInterval` steps `updateHessian()` folds a Gauss–Newton–Bartlett estimate into
+/// the Hessian diagonal h ← β2·h + (1 − β2)·ĝ⊙ĝ, where ĝ is the gradient of the loss against labels sampled
+/// from the model's own predictions. In training, `didStep(_:sampledLabelGradients:)` asks the trainer for ĝ
+/// when a refresh is due (`HessianEstimate` samples the labels); CoLLiE's SophiaG never refreshes its Hessian.
 public final class SophiaG: Optimizer {
     public let parameters: [Tensor]
     public var learningRate: Double
@@ -21,14 +21,18 @@ public final class SophiaG: Optimizer {
     /// ρ, the clipping scale.
     public let rho: Double
     public let weightDecay: Double
-    /// The number of tokens per update (`bs` of the reference's `step`), scaling ρ.
+    /// The number of tokens per update (`bs` of the reference's `step`), scaling ρ; in training, the update's
+    /// predicted-token count (`willStep(_:)`).
     public var batchTokens: Int
+    /// Refresh the Hessian estimate after every this many updates (`hessian_update_interval`).
+    public let hessianUpdateInterval: Int
     public private(set) var stepCount = 0
     private var slots: ParameterSlots
 
     public init(parameters: [Tensor], learningRate: Double = 1e-4, beta1: Double = 0.965, beta2: Double = 0.99,
-                rho: Double = 0.04, weightDecay: Double = 0.1, batchTokens: Int = 5120) {
+                rho: Double = 0.04, weightDecay: Double = 0.1, batchTokens: Int = 5120, hessianUpdateInterval: Int = 10) {
         precondition(learningRate >= 0 && rho >= 0 && weightDecay >= 0, "SophiaG needs lr, rho, weight decay ≥ 0")
+        precondition(hessianUpdateInterval >= 1, "SophiaG's Hessian update interval must be at least 1")
         precondition((0..<1).contains(beta1) && (0..<1).contains(beta2), "SophiaG betas must lie in [0, 1)")
         self.parameters = parameters
         self.learningRate = learningRate
@@ -37,6 +41,7 @@ public final class SophiaG: Optimizer {
         self.rho = rho
         self.weightDecay = weightDecay
         self.batchTokens = batchTokens
+        self.hessianUpdateInterval = hessianUpdateInterval
         slots = ParameterSlots(names: ["exp_avg", "hessian"], count: parameters.count)
     }
 
@@ -58,6 +63,17 @@ public final class SophiaG: Optimizer {
                 }
             }
         }
+    }
+
+    /// Takes the update's predicted-token count as `batchTokens`.
+    public func willStep(_ update: OptimizerUpdate) { batchTokens = update.predictedTokens }
+
+    /// After every `hessianUpdateInterval`-th update: the gradients against sampled labels, folded into the
+    /// Hessian estimate.
+    public func didStep(_ update: OptimizerUpdate, sampledLabelGradients: () -> Void) {
+        guard (update.index + 1) % hessianUpdateInterval == 0 else { return }
+        sampledLabelGradients()
+        updateHessian()
     }
 
     /// Folds the current gradients (of a loss against sampled labels) into the Hessian estimate:

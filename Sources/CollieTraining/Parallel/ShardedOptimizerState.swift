@@ -49,7 +49,7 @@ public enum ShardedOptimizerState {
                                 ranges: group.ranges.map { [$0.lowerBound, $0.upperBound] },
                                 parameterKeys: OptimizerState.parameterKeys(for: buffer.parameters), offsets: buffer.offsets,
                                 elementCount: buffer.count)
-            try AtomicFile.write(try Trainer.json(layout), to: root.appendingPathComponent(layoutFileName))
+            try AtomicFile.write(try TrainingCheckpoint.json(layout), to: root.appendingPathComponent(layoutFileName))
         }
     }
 
@@ -100,7 +100,7 @@ public enum ShardedOptimizerState {
             let total = counts.reduce(0, +)
             let layoutURL = folder.appendingPathComponent(folderName).appendingPathComponent(layoutFileName)
             if FileManager.default.fileExists(atPath: layoutURL.path) {
-                let layout = try Trainer.decode(Layout.self, from: layoutURL)
+                let layout = try TrainingCheckpoint.decode(Layout.self, from: layoutURL)
                 guard layout.parameterKeys == keys, layout.offsets == offsets, layout.elementCount == total,
                       layout.ranges.count == layout.worldSize else {
                     throw OptimizerStateError("\(layoutURL.path): the sharded state is for other parameters")

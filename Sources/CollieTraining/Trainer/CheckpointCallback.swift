@@ -1,3 +1,4 @@
+import CollieIO
 import Foundation
 
 /// Saves training checkpoints every n epochs or every n optimizer updates (CoLLiE's `CheckpointCallback`; a
@@ -73,7 +74,7 @@ public final class CheckpointCallback: TrainerCallback {
         }
         for entry in removed where entry.folder != folder && trainer.isMainProcess {
             let url = trainer.outputDirectory.appendingPathComponent(entry.folder)
-            if FileManager.default.fileExists(atPath: url.path) { try TrainingCheckpoint.remove(url) }
+            if FileManager.default.fileExists(atPath: url.path) { try AtomicFolder.remove(url) }
         }
     }
 

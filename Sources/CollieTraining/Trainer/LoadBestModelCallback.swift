@@ -1,3 +1,4 @@
+import CollieIO
 import CollieModels
 import Foundation
 
@@ -33,7 +34,7 @@ public final class LoadBestModelCallback: TrainerCallback {
     public func onEvaluateEnd(_ trainer: Trainer, metrics: [String: Double]) throws {
         guard let value = try metric.value(in: trainer.state), metric.isImprovement(value, over: best) else { return }
         if trainer.isMainProcess {
-            try TrainingCheckpoint.writeFolder(at: trainer.outputDirectory.appendingPathComponent(Self.folderName)) { folder in
+            try AtomicFolder.write(at: trainer.outputDirectory.appendingPathComponent(Self.folderName)) { folder in
                 try trainer.saveModelFiles(to: folder)
             }
         }

@@ -1,5 +1,4 @@
 import CollieEngine
-import CollieIO
 import CollieModels
 import Foundation
 
@@ -51,7 +50,6 @@ public final class Trainer {
     public var randomGenerator: RandomGenerator
     /// Receives messages for a person (early stop, best model loaded).
     public var logHandler: (String) -> Void = { _ in }
-    private var stopRequested = false
 
     /// A trainer for `model` on `trainDataset` as `config` describes (batch sizes, accumulation, optimizer,
     /// schedule, clipping, evaluation schedule, seed).
@@ -68,20 +66,8 @@ public final class Trainer {
                 evaluationDataset: TrainingDataset? = nil, padTokenID: Int, monitors: [TrainingMonitor] = [],
                 callbacks: [TrainerCallback]? = nil, outputDirectory: URL? = nil, evaluators: [Evaluator] = [],
                 communicator: Communicator = SingleProcessCommunicator()) throws {
-        let ranks = config.dataParallelSize * config.tensorParallelSize * config.pipelineParallelSize
-        if communicator.size != ranks {
-            throw TrainerError(communicator.size == 1
-                ? "dp_size: \(config.dataParallelSize) needs \(ranks) processes; launch with `mpirun -np \(ranks) collie train …` (this is one process)"
-                : "the run has \(communicator.size) processes but dp_size × tp_size × pp_size = \(config.dataParallelSize) × \(config.tensorParallelSize) × \(config.pipelineParallelSize) = \(ranks); launch with `mpirun -np \(ranks)` or set dp_size: \(communicator.size)")
-        }
-        if config.dropout > 0 { throw TrainerError("dropout: \(config.dropout) is not yet supported; set it to 0") }
-        let vocabulary = model.configuration.vocabularySize
-        guard (0..<vocabulary).contains(padTokenID) else {
-            throw TrainerError("the pad token id \(padTokenID) is outside the model's vocabulary (\(vocabulary) ids)")
-        }
-        try Self.checkIDs(trainDataset, vocabularySize: vocabulary, key: "train_data")
-        if let evaluationDataset { try Self.checkIDs(evaluationDataset, vocabularySize: vocabulary, key: "eval_data") }
-
+        try Self.checkRequirements(config: config, model: model, trainDataset: trainDataset,
+                                   evaluationDataset: evaluationDataset, padTokenID: padTokenID, communicator: communicator)
         self.config = config
         self.model = model
         self.outputDirectory = outputDirectory ?? URL(fileURLWithPath: config.outputDir)
@@ -95,24 +81,12 @@ public final class Trainer {
         }
         model.activationCheckpointing = config.checkpointing
         let trained = model.trainableParameters.map(\.tensor)
-        guard !trained.isEmpty else { throw TrainerError("the model has no trainable parameters") }
-        if model.peftConfiguration == nil {
-            // bf16/f16 weights: the buffer stores the parameters in that dtype; kernels compute in float32.
-            parameterBuffer = ParameterBuffer(trained, dtype: config.dtype.dtype)
-            frozenBuffer = nil
-        } else {
-            // With an adapter (PEFT's autocast_adapter_dtype): the frozen base model in `dtype`, no gradients;
-            // the adapter in float32.
-            frozenBuffer = ParameterBuffer(model.parameters, dtype: config.dtype.dtype)
-            parameterBuffer = ParameterBuffer(trained, dtype: .float32)
-        }
-        if communicator.size > 1 || config.zeroStage > 0, parameterBuffer.dtype != .float32 {
-            throw TrainerError("dtype: data parallelism and ZeRO reduce float32 parameters; use dtype: float32")
-        }
-        if config.zeroStage == 3, model.parameterUnits == nil || model.peftConfiguration != nil {
-            throw TrainerError("ds_config.zero_optimization.stage: ZeRO stage 3 needs a model without adapters and with an "
-                               + "untied output projection (tie_word_embeddings: false); use stage 2")
-        }
+        // bf16/f16 weights: the buffer stores the parameters in that dtype; kernels compute in float32. With an
+        // adapter (PEFT's autocast_adapter_dtype): the frozen base model in `dtype`, no gradients; the adapter in
+        // float32.
+        let adapter = model.peftConfiguration != nil
+        frozenBuffer = adapter ? ParameterBuffer(model.parameters, dtype: config.dtype.dtype) : nil
+        parameterBuffer = ParameterBuffer(trained, dtype: adapter ? .float32 : config.dtype.dtype)
         // The data-parallel group registers its gradient-ready hooks before an in-backward optimizer does, so that
         // each gradient is reduced over the ranks before the optimizer's hook uses it. It attaches the flat
         // gradients where they are kept (not for in-backward optimizers, which free each gradient at once).
@@ -120,8 +94,8 @@ public final class Trainer {
                                          reducesEachGradient: config.optimizer.name.updatesDuringBackward,
                                          units: config.zeroStage == 3 ? model.parameterUnits : nil)
         if config.zeroStage == 3 { model.parameterUnitHooks = dataParallel }
-        optimizer = try Self.makeOptimizer(config.optimizer, maxGradNorm: config.maxGradNorm,
-                                           parameters: dataParallel.optimizerParameters)
+        optimizer = config.optimizer.makeOptimizer(parameters: dataParallel.optimizerParameters,
+                                                   maxGradNorm: config.maxGradNorm)
         if optimizer.updatesDuringBackward {
             optimizer.attachToBackward()
             dataParallel.attachAfterInBackwardOptimizer()
@@ -132,20 +106,16 @@ public final class Trainer {
         // itself) are cached by the storage pool, but no later tensor has their sizes: return them.
         StoragePool.shared.releaseCachedMemory()
 
-        var state = TrainerState()
-        state.batchesPerEpoch = trainLoader.batchesPerEpoch
-        state.gradientAccumulationSteps = config.gradientAccumulationSteps
-        state.stepsPerEpoch = (trainLoader.batchesPerEpoch + config.gradientAccumulationSteps - 1)
-            / config.gradientAccumulationSteps
-        state.totalSteps = state.stepsPerEpoch * config.trainEpochs
-        state.trainingExamples = trainDataset.count
-        schedule = Self.makeSchedule(config, totalSteps: state.totalSteps)
         randomGenerator = RandomGenerator(seed: UInt64(bitPattern: Int64(config.seed)))
-        state.randomState = randomGenerator.state
+        let state = TrainerState(trainingExamples: trainDataset.count, batchesPerEpoch: trainLoader.batchesPerEpoch,
+                                 gradientAccumulationSteps: config.gradientAccumulationSteps,
+                                 epochs: config.trainEpochs, randomState: randomGenerator.state)
+        schedule = config.lrScheduler.makeSchedule(learningRate: config.optimizer.learningRate,
+                                                   totalSteps: state.totalSteps)
         self.state = state
         monitor = MonitorGroup(monitors)
         self.evaluators = evaluators
-        self.callbacks = try callbacks ?? Self.makeCallbacks(config.callbacks, evaluators: evaluators.map(\.name))
+        self.callbacks = try callbacks ?? config.callbacks.makeCallbacks(evaluators: evaluators.map(\.name))
         let names = self.callbacks.map(\.name)
         if Set(names).count != names.count { throw TrainerError("two callbacks share a name: \(names)") }
     }
@@ -239,79 +209,54 @@ public final class Trainer {
     /// Backward and the optimizer's update for one group of micro-batches; returns the loss and the
     /// gradient norm (before clipping).
     private func takeStep(_ group: [PaddedBatch], targets: [[Int]], predicted: Int) throws -> (Float, Double?) {
-        if let fused = optimizer as? FusedBackwardOptimizer {
+        if let inBackward = optimizer.inBackward {
             // LOMO/AdaLomo: one micro-batch (accumulation is refused by the config); updates happen in backward,
-            // after a norm-only pass when clipping by the global norm.
+            // after a norm-only pass when clipping by the global norm. The data-parallel group's hooks sum each
+            // gradient over the ranks before the optimizer's hook uses it.
             precondition(group.count == 1, "in-backward optimizers take one micro-batch per update")
             defer { dataParallel.endBackward() }
             reseedAdapterDropout(microBatch: 0)
-            // This rank's rows; the data-parallel group's hooks sum each gradient over the ranks first.
-            let (batch, weight) = dataParallel.localRows(of: group[0])
-            let summed = batch.summedNegativeLogLikelihood(of: model, targets: batch.nextTokenTargets(for: model))
-            let loss = weight == 0 ? summed * 0.0 : summed / Double(max(predicted, 1))
-            let scaled = fused.lossScale == 1 ? loss : loss * fused.lossScale
-            var proceed = true
-            if fused.clipGradNorm != nil { proceed = fused.gatherGradientNorms { scaled.backward(retainGraph: true) } }
-            if proceed {
-                scaled.backward()
-                optimizer.step()
-            } else {
-                log("step \(state.globalStep + 1): the loss-scaled gradient overflowed; update skipped, scale now \(fused.lossScale)")
+            let loss = localLoss(of: group[0], predicted: predicted)
+            if !inBackward.update(from: loss) {
+                log("step \(state.globalStep + 1): the loss-scaled gradient overflowed; update skipped, scale now \(inBackward.lossScale)")
             }
-            return (loss.item, fused.clipGradNorm != nil ? fused.lastGradientNorm : nil)
+            return (loss.item, inBackward.clipGradNorm != nil ? inBackward.lastGradientNorm : nil)
         }
         var loss: Float = 0
         for (index, globalBatch) in group.enumerated() {
             reseedAdapterDropout(microBatch: index)
-            // This rank's rows; the loss is divided by the whole global group's token count.
             dataParallel.beginBackward(last: index == group.count - 1)
-            let (batch, weight) = dataParallel.localRows(of: globalBatch)
-            let summed = batch.summedNegativeLogLikelihood(of: model, targets: batch.nextTokenTargets(for: model))
-            let microLoss = weight == 0 ? summed * 0.0 : summed / Double(max(predicted, 1))
+            let microLoss = localLoss(of: globalBatch, predicted: predicted)
             microLoss.backward()
             loss += microLoss.item
             dataParallel.endBackward()
         }
         let norm = dataParallel.clipGradients(maxNorm: config.maxGradNorm)
-        if let sophia = optimizer as? SophiaG { sophia.batchTokens = predicted }
+        let update = OptimizerUpdate(index: state.globalStep, predictedTokens: predicted)
+        optimizer.willStep(update)
         optimizer.step()
         dataParallel.finishStep()
-        if let sophia = optimizer as? SophiaG,
-           (state.globalStep + 1) % (config.optimizer.hessianUpdateInterval ?? 10) == 0 {
+        optimizer.didStep(update) {
             parameterBuffer.zeroGradients()
-            refreshHessian(sophia, group, targets: targets, predicted: predicted)
+            HessianEstimate.sampledLabelBackward(model, group, targets: targets, predicted: predicted,
+                                                 generator: &randomGenerator)
         }
         return (loss, norm)
+    }
+
+    /// This rank's rows of the global micro-batch `globalBatch` and their loss: the summed NLL divided by the
+    /// whole group's `predicted` tokens (zero-weighted for a rank left without rows, which still joins the
+    /// collectives).
+    private func localLoss(of globalBatch: PaddedBatch, predicted: Int) -> Tensor {
+        let (batch, weight) = dataParallel.localRows(of: globalBatch)
+        let summed = batch.summedNegativeLogLikelihood(of: model, targets: batch.nextTokenTargets(for: model))
+        return weight == 0 ? summed * 0.0 : summed / Double(max(predicted, 1))
     }
 
     /// LoRA dropout masks are a function of (seed, update, micro-batch), so a resumed run draws the same ones.
     private func reseedAdapterDropout(microBatch: Int) {
         model.reseedAdapterDropout(seed: UInt64(bitPattern: Int64(config.seed)) &* 1_000_003
                                    &+ UInt64(state.globalStep) &* 4_096 &+ UInt64(microBatch))
-    }
-
-    /// SophiaG's Gauss–Newton–Bartlett estimate, as the authors' training loop computes it: labels sampled
-    /// from the model's own distribution at every predicted position, the mean loss against them
-    /// back-propagated, and the squared gradients folded into the Hessian diagonal.
-    private func refreshHessian(_ sophia: SophiaG, _ group: [PaddedBatch], targets: [[Int]], predicted: Int) {
-        let vocabulary = model.configuration.vocabularySize
-        for (batch, target) in zip(group, targets) {
-            let rows = target.count
-            let logits = batch.trainingLogits(of: model).reshaped([rows, vocabulary])
-            let probabilities = withNoGrad { logits.detach().softmax().floats() }
-            var sampled = [Int](repeating: Tensor.ignoreIndex, count: rows)
-            for row in 0..<rows where target[row] != Tensor.ignoreIndex {
-                var u = Float(randomGenerator.nextUnit()), chosen = vocabulary - 1
-                for token in 0..<vocabulary {
-                    u -= probabilities[row * vocabulary + token]
-                    if u < 0 { chosen = token; break }
-                }
-                sampled[row] = chosen
-            }
-            let loss = Tensor.crossEntropy(logits: logits, targets: Tensor(ints: sampled, shape: [rows]), reduction: .sum)
-            (loss / Double(max(predicted, 1))).backward()
-        }
-        sophia.updateHessian()
     }
 
     /// The end of `epoch`: its evaluation if it has not run yet, then the callbacks.
@@ -369,50 +314,11 @@ public final class Trainer {
     /// `TrainingCheckpoint`), replacing one of the same step.
     @discardableResult
     public func saveCheckpoint() throws -> URL {
-        try dataParallel.withFullParameters { try saveCheckpointOfModel() }
-    }
-
-    private func saveCheckpointOfModel() throws -> URL {
-        let destination = outputDirectory.appendingPathComponent(TrainingCheckpoint.folderName(step: state.globalStep))
-        var saved = state
-        saved.randomState = randomGenerator.state
-        // Under ZeRO every rank first writes its optimizer shard beside the checkpoint; rank 0 then writes the
-        // rest and moves the shards in before the folder is renamed into place.
-        let communicator = dataParallel.communicator
-        let shards = outputDirectory.appendingPathComponent(".\(destination.lastPathComponent).partial-shards")
-        if dataParallel.shardParameter != nil {
-            if communicator.isMain { try? FileManager.default.removeItem(at: shards) }
-            communicator.barrier()
-            try ShardedOptimizerState.save(optimizer, group: dataParallel, to: shards)
-            communicator.barrier()
-        }
-        if communicator.isMain { try writeCheckpointFolder(destination, state: saved, shards: shards) }
-        communicator.barrier()
-        try monitor.record(.checkpoint(step: state.globalStep, path: destination.path))
-        for callback in callbacks { try callback.onSaveCheckpoint(self, folder: destination) }
-        return destination
-    }
-
-    /// Rank 0's part of `saveCheckpoint()`: the folder, written atomically.
-    private func writeCheckpointFolder(_ destination: URL, state saved: TrainerState, shards: URL) throws {
-        try TrainingCheckpoint.writeFolder(at: destination) { folder in
-            try saveModelFiles(to: folder)
-            TrainingCheckpoint.pauseIfRequested(writing: destination)
-            if dataParallel.shardParameter != nil {
-                try FileManager.default.moveItem(at: shards.appendingPathComponent(ShardedOptimizerState.folderName),
-                                                 to: folder.appendingPathComponent(ShardedOptimizerState.folderName))
-                try? FileManager.default.removeItem(at: shards)
-            } else {
-                try optimizer.save(to: folder)
-            }
-            try AtomicFile.write(Self.json(schedule), to: folder.appendingPathComponent(TrainingCheckpoint.scheduleFileName))
-            for callback in callbacks {
-                guard let data = try callback.checkpointState() else { continue }
-                try AtomicFile.write(data, to: folder.appendingPathComponent("callback-\(callback.name).json"))
-            }
-            try AtomicFile.write(Data(try config.yamlString().utf8),
-                                 to: folder.appendingPathComponent(TrainingCheckpoint.configFileName))
-            try AtomicFile.write(Self.json(saved), to: folder.appendingPathComponent(TrainingCheckpoint.stateFileName))
+        try dataParallel.withFullParameters {
+            let folder = try TrainingCheckpoint.save(self)
+            try monitor.record(.checkpoint(step: state.globalStep, path: folder.path))
+            for callback in callbacks { try callback.onSaveCheckpoint(self, folder: folder) }
+            return folder
         }
     }
 
@@ -422,177 +328,11 @@ public final class Trainer {
     /// - Throws: `TrainerError` when the folder is not a complete checkpoint or was written for a different
     ///   setup (dataset size, batch size, accumulation, number of updates); optimizer and model errors.
     public func resume(from folder: URL) throws {
-        let stateURL = folder.appendingPathComponent(TrainingCheckpoint.stateFileName)
-        guard FileManager.default.fileExists(atPath: stateURL.path) else {
-            throw TrainerError("\(folder.path): not a complete training checkpoint (no \(TrainingCheckpoint.stateFileName))")
-        }
-        let saved = try Self.decode(TrainerState.self, from: stateURL)
-        guard saved.formatVersion == TrainerState.currentFormatVersion else {
-            throw TrainerError("\(stateURL.path): checkpoint format \(saved.formatVersion), this Collie reads \(TrainerState.currentFormatVersion)")
-        }
-        if let mismatch = state.setupMismatch(in: saved) {
-            throw TrainerError("\(folder.path): cannot resume exactly: \(mismatch)")
-        }
-        let savedSchedule = try Self.decode(LearningRateSchedule.self,
-                                            from: folder.appendingPathComponent(TrainingCheckpoint.scheduleFileName))
-        var expected = schedule
-        expected.step = savedSchedule.step
-        guard savedSchedule == expected, savedSchedule.step == saved.globalStep else {
-            throw TrainerError("\(folder.path): the saved learning-rate schedule differs from the config's (lr_scheduler, optimizer.lr)")
-        }
-        try dataParallel.withFullParameters(writeBack: true) { try loadWeights(from: folder) }
-        try ShardedOptimizerState.load(optimizer, group: dataParallel, from: folder)
-        for callback in callbacks {
-            let url = folder.appendingPathComponent("callback-\(callback.name).json")
-            guard let data = FileManager.default.contents(atPath: url.path) else { continue }
-            try callback.restore(checkpointState: data)
-        }
-        schedule = savedSchedule
-        randomGenerator = RandomGenerator(state: saved.randomState)
-        state = saved
+        let checkpoint = try TrainingCheckpoint(resuming: folder, setup: state, schedule: schedule)
+        try checkpoint.restore(into: self)
+        schedule = checkpoint.schedule
+        randomGenerator = RandomGenerator(state: checkpoint.state.randomState)
+        state = checkpoint.state
         for callback in callbacks { try callback.onLoadCheckpoint(self, folder: folder) }
-    }
-
-    /// Copies the weights of the Hugging Face folder `folder` into the model (same configuration required); with a
-    /// PEFT adapter, the adapter's tensors from the PEFT folder `folder`.
-    public func loadWeights(from folder: URL) throws {
-        if model.peftConfiguration != nil {
-            do { try model.loadAdapter(from: folder) } catch { throw TrainerError("\(error)") }
-            return
-        }
-        let loaded = try LlamaForCausalLM.load(from: folder)
-        guard loaded.configuration.vocabularySize == model.configuration.vocabularySize,
-              loaded.configuration.hiddenSize == model.configuration.hiddenSize,
-              loaded.configuration.hiddenLayers == model.configuration.hiddenLayers else {
-            throw TrainerError("\(folder.path): the saved model's shape differs from the model being trained")
-        }
-        let source = Dictionary(uniqueKeysWithValues: loaded.namedParameters.map { ($0.key, $0.tensor) })
-        for (key, parameter) in model.namedParameters {
-            guard let stored = source[key], stored.shape == parameter.shape else {
-                throw TrainerError("\(folder.path): no parameter \(key) of shape \(parameter.shape)")
-            }
-            parameter.assignValues(from: stored)
-        }
-    }
-
-    /// Saves the model as a Hugging Face folder at `folder` (with a PEFT adapter: the adapter as a PEFT folder),
-    /// atomically (written beside it, then renamed).
-    public func saveModel(to folder: URL, dtype: DType = .float32) throws {
-        try TrainingCheckpoint.writeFolder(at: folder) { try saveModelFiles(to: $0, dtype: dtype) }
-    }
-
-    /// Writes what the model is into `folder`: a Hugging Face model, or with a PEFT adapter only the adapter
-    /// (`adapter_config.json` + `adapter_model.safetensors`, recording `baseModelReference`), since the base
-    /// model does not change.
-    public func saveModelFiles(to folder: URL, dtype: DType = .float32) throws {
-        if model.peftConfiguration != nil {
-            try model.saveAdapter(to: folder, baseModelNameOrPath: baseModelReference)
-        } else {
-            try model.save(to: folder, dtype: dtype)
-        }
-    }
-
-    /// Where the base model of a PEFT run is: the model folder, or for a preset `output_dir/base_model`, which
-    /// `saveBaseModel()` writes.
-    public var baseModelReference: String {
-        switch config.model {
-        case .folder(let path): URL(fileURLWithPath: path).standardizedFileURL.path
-        case .preset: outputDirectory.appendingPathComponent(Self.baseModelFolderName).standardizedFileURL.path
-        }
-    }
-
-    /// The folder under `output_dir` that holds a preset's randomly initialized base model in a PEFT run.
-    public static let baseModelFolderName = "base_model"
-
-    /// In a PEFT run on a preset, writes the (frozen, randomly initialized) base model to `baseModelReference`
-    /// as a Hugging Face folder, so the saved adapters have a base to load onto. Does nothing otherwise.
-    public func saveBaseModel() throws {
-        guard model.peftConfiguration != nil, case .preset = config.model else { return }
-        try TrainingCheckpoint.writeFolder(at: URL(fileURLWithPath: baseModelReference)) { try model.save(to: $0) }
-    }
-
-    // MARK: - Construction from a config
-
-    /// The optimizer `optimizer:` names, over `parameters`, with torch's defaults for what it leaves out.
-    /// `maxGradNorm` is handed to LOMO and AdaLomo, which clip inside backward.
-    public static func makeOptimizer(_ settings: CollieConfig.OptimizerSettings, maxGradNorm: Double? = nil,
-                                     parameters: [Tensor]) throws -> Optimizer {
-        let lr = settings.learningRate, betas = settings.resolvedBetas, decay = settings.resolvedWeightDecay
-        switch settings.name {
-        case .adamw:
-            return AdamW(parameters: parameters, learningRate: lr, beta1: betas[0], beta2: betas[1],
-                         epsilon: settings.epsilon ?? 1e-8, weightDecay: decay)
-        case .sgd:
-            return SGD(parameters: parameters, learningRate: lr, momentum: settings.momentum ?? 0,
-                       dampening: settings.dampening ?? 0, weightDecay: decay, nesterov: settings.nesterov ?? false)
-        case .lomo:
-            return LOMO(parameters: parameters, learningRate: lr, weightDecay: decay, clipGradNorm: maxGradNorm,
-                        clipGradValue: settings.clipGradValue)
-        case .adalomo:
-            return AdaLomo(parameters: parameters, learningRate: lr, clipThreshold: settings.clipThreshold ?? 1,
-                           decayRate: settings.decayRate ?? -0.8, weightDecay: decay, clipGradNorm: maxGradNorm,
-                           clipGradValue: settings.clipGradValue)
-        case .lion:
-            return Lion(parameters: parameters, learningRate: lr, beta1: betas[0], beta2: betas[1], weightDecay: decay)
-        case .adan:
-            return Adan(parameters: parameters, learningRate: lr, beta1: betas[0], beta2: betas[1], beta3: betas[2],
-                        epsilon: settings.epsilon ?? 1e-8, weightDecay: decay, noProx: settings.noProx ?? false)
-        case .sophiag:
-            return SophiaG(parameters: parameters, learningRate: lr, beta1: betas[0], beta2: betas[1],
-                           rho: settings.rho ?? 0.04, weightDecay: decay)
-        }
-    }
-
-    /// The schedule `lr_scheduler:` describes for a run of `totalSteps` updates (warm-up ratio rounded up, as
-    /// transformers does).
-    public static func makeSchedule(_ config: CollieConfig, totalSteps: Int) -> LearningRateSchedule {
-        let settings = config.lrScheduler
-        let kind: LearningRateSchedule.Kind = switch settings.kind {
-        case .constant: .constant
-        case .linear: .linear
-        case .cosine: .cosine
-        }
-        let warmup: LearningRateSchedule.Warmup = settings.warmupSteps.map { .steps($0) } ?? .ratio(settings.warmupRatio ?? 0)
-        return LearningRateSchedule(kind: kind, baseLearningRate: config.optimizer.learningRate, totalSteps: totalSteps,
-                                    warmup: warmup)
-    }
-
-    /// The callbacks `callbacks:` describes: checkpoint, load-best-model, early stop (in that order). Their
-    /// monitored metric may be an evaluator's (`eval_<evaluator>/<metric>`) when `evaluators` names it.
-    public static func makeCallbacks(_ settings: CollieConfig.Callbacks, evaluators: [String] = []) throws -> [TrainerCallback] {
-        var callbacks: [TrainerCallback] = []
-        if let checkpoint = settings.checkpoint { callbacks.append(try CheckpointCallback(checkpoint, evaluators: evaluators)) }
-        if let best = settings.loadBestModel { callbacks.append(try LoadBestModelCallback(best, evaluators: evaluators)) }
-        if let stop = settings.earlyStop { callbacks.append(try EarlyStopCallback(stop, evaluators: evaluators)) }
-        return callbacks
-    }
-
-    /// Throws unless every token and label of `dataset` is an id of the model's vocabulary.
-    static func checkIDs(_ dataset: TrainingDataset, vocabularySize: Int, key: String) throws {
-        for example in dataset.examples {
-            let bad = example.tokens.first { !(0..<vocabularySize).contains($0) }
-                ?? example.labels.first { $0 != Tensor.ignoreIndex && !(0..<vocabularySize).contains($0) }
-            if let bad {
-                let place = example.location.map { "\($0): " } ?? ""
-                throw TrainerError("\(key): \(place)id \(bad) is outside the model's vocabulary (\(vocabularySize) ids)")
-            }
-        }
-    }
-
-    static func json<T: Encodable>(_ value: T) throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try encoder.encode(value)
-    }
-
-    static func decode<T: Decodable>(_ type: T.Type, from url: URL) throws -> T {
-        guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw TrainerError("\(url.path): cannot read")
-        }
-        do {
-            return try JSONDecoder().decode(type, from: data)
-        } catch {
-            throw TrainerError("\(url.path): not valid (\(error))")
-        }
     }
 }

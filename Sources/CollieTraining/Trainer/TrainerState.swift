@@ -54,6 +54,19 @@ public struct TrainerState: Codable, Equatable, Sendable {
 
     public init() {}
 
+    /// The state of a run that has not started, with what it is set up with: `trainingExamples` examples in
+    /// `batchesPerEpoch` micro-batches per epoch, grouped by `gradientAccumulationSteps` (an epoch's last group
+    /// may be short) for `epochs` epochs, and the random generator's state.
+    public init(trainingExamples: Int, batchesPerEpoch: Int, gradientAccumulationSteps: Int, epochs: Int,
+                randomState: [UInt64]) {
+        self.trainingExamples = trainingExamples
+        self.batchesPerEpoch = batchesPerEpoch
+        self.gradientAccumulationSteps = gradientAccumulationSteps
+        stepsPerEpoch = (batchesPerEpoch + gradientAccumulationSteps - 1) / gradientAccumulationSteps
+        totalSteps = stepsPerEpoch * epochs
+        self.randomState = randomState
+    }
+
     /// The most recent evaluation.
     public var lastEvaluation: EvaluationRecord? { evaluations.last }
 

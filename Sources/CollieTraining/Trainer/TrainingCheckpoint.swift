@@ -1,33 +1,18 @@
+import CollieEngine
 import CollieIO
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
-/// A problem that stops training: a setting not supported, a checkpoint that does not fit the run, data the
-/// model cannot read. The message names the config key or the file.
-public struct TrainerError: Error, CustomStringConvertible, Equatable, Sendable {
-    public var message: String
-
-    public init(_ message: String) { self.message = message }
-
-    public var description: String { message }
-}
-
-/// Training checkpoint folders in `output_dir`, written so that a crash never leaves a broken one.
+/// A training checkpoint folder in `output_dir`: written from a trainer, read back so that training continues
+/// exactly as the run that wrote it would have.
 ///
-/// A checkpoint `checkpoint-<step>/` holds the model as a Hugging Face folder (`config.json`,
-/// `model.safetensors`, …: `collie generate --model` and transformers read it as is), `optimizer.json` +
-/// `optimizer.safetensors`, `scheduler.json`, `callback-<name>.json` per callback with state, `config.yaml`
-/// (the run's config) and, written last, `trainer_state.json`.
-///
-/// Writing goes to a hidden temporary folder next to the destination; every file is synced, then the folder,
-/// then it is renamed into place and the parent folder is synced. Until the rename the previous checkpoint is
-/// untouched, and an older folder is removed by first renaming it out of the way, so at every instant each
-/// `checkpoint-<step>` folder is complete.
-public enum TrainingCheckpoint {
+/// `checkpoint-<step>/` holds the model as a Hugging Face folder (`config.json`, `model.safetensors`, …:
+/// `collie generate --model` and transformers read it as is; with a PEFT adapter, the adapter's folder), the
+/// optimizer's state (`optimizer.json` + `optimizer.safetensors`, or under ZeRO one shard per rank in
+/// `zero_optimizer/`, see `ShardedOptimizerState`), `scheduler.json`, `callback-<name>.json` per callback with
+/// state, `config.yaml` (the run's config) and, written last, `trainer_state.json`, whose presence marks a
+/// complete checkpoint. The folder is written with `AtomicFolder`, so every `checkpoint-<step>` that exists is
+/// complete.
+public struct TrainingCheckpoint: Sendable {
     /// The file that marks a complete checkpoint (written last).
     public static let stateFileName = "trainer_state.json"
     /// The learning-rate schedule's file.
@@ -39,6 +24,9 @@ public enum TrainingCheckpoint {
 
     /// The folder name of the checkpoint after `step` updates.
     public static func folderName(step: Int) -> String { folderPrefix + String(step) }
+
+    /// The file of the callback named `name`.
+    static func callbackFileName(_ name: String) -> String { "callback-\(name).json" }
 
     /// The complete checkpoints in `directory`, oldest (fewest steps) first.
     public static func checkpoints(in directory: URL) -> [(step: Int, url: URL)] {
@@ -54,31 +42,6 @@ public enum TrainingCheckpoint {
     /// The complete checkpoint with the most steps in `directory`.
     public static func latest(in directory: URL) -> URL? { checkpoints(in: directory).last?.url }
 
-    /// Writes a folder at `destination` atomically: `body` fills a temporary folder, which is synced and renamed
-    /// over `destination` (an existing folder there is moved aside first and removed after).
-    public static func writeFolder(at destination: URL, _ body: (URL) throws -> Void) throws {
-        let parent = destination.deletingLastPathComponent()
-        let fm = FileManager.default
-        try fm.createDirectory(at: parent, withIntermediateDirectories: true)
-        let pid = ProcessInfo.processInfo.processIdentifier
-        let temporary = parent.appendingPathComponent(".\(destination.lastPathComponent).partial-\(pid)")
-        try? fm.removeItem(at: temporary)
-        try fm.createDirectory(at: temporary, withIntermediateDirectories: false)
-        do {
-            try body(temporary)
-            try syncFolder(temporary)
-            if fm.fileExists(atPath: destination.path) { try remove(destination) }
-            guard rename(temporary.path, destination.path) == 0 else {
-                throw CheckpointError(file: destination.path,
-                                      "cannot move the finished folder into place (\(String(cString: strerror(errno))))")
-            }
-            try syncFolder(parent)
-        } catch {
-            try? fm.removeItem(at: temporary)
-            throw error
-        }
-    }
-
     /// Sleeps for a minute when the environment variable `COLLIE_TEST_PAUSE_WRITING` names `destination`'s folder
     /// (`checkpoint-8`), so that a test can kill the process in the middle of writing it. Does nothing otherwise.
     public static func pauseIfRequested(writing destination: URL) {
@@ -86,47 +49,118 @@ public enum TrainingCheckpoint {
         Thread.sleep(forTimeInterval: 60)
     }
 
-    /// Removes a folder so that it never looks complete while half deleted: renamed to a hidden name, then deleted.
-    public static func remove(_ folder: URL) throws {
-        let aside = folder.deletingLastPathComponent()
-            .appendingPathComponent(".\(folder.lastPathComponent).deleting-\(ProcessInfo.processInfo.processIdentifier)")
-        try? FileManager.default.removeItem(at: aside)
-        guard rename(folder.path, aside.path) == 0 else {
-            throw CheckpointError(file: folder.path, "cannot remove (\(String(cString: strerror(errno))))")
-        }
-        try FileManager.default.removeItem(at: aside)
-    }
+    // MARK: - Writing
 
-    /// Removes what interrupted writes left in `directory` (hidden `.partial-` and `.deleting-` folders).
-    public static func removeLeftovers(in directory: URL) {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
-        for name in names where name.hasPrefix(".") && (name.contains(".partial-") || name.contains(".deleting-")) {
-            try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))
+    /// Writes `trainer`'s checkpoint to `output_dir/checkpoint-<step>`, replacing one of the same step, and returns
+    /// that folder. Every rank calls it, with the whole model gathered (`DataParallelGroup.withFullParameters`).
+    ///
+    /// Under ZeRO every rank first writes its optimizer shard beside the checkpoint; rank 0 then writes the rest
+    /// and moves the shards in before the folder is renamed into place.
+    static func save(_ trainer: Trainer) throws -> URL {
+        let destination = trainer.outputDirectory.appendingPathComponent(folderName(step: trainer.state.globalStep))
+        var state = trainer.state
+        state.randomState = trainer.randomGenerator.state
+        let group = trainer.dataParallel, communicator = group.communicator
+        let shards = trainer.outputDirectory.appendingPathComponent(".\(destination.lastPathComponent).partial-shards")
+        if group.shardParameter != nil {
+            if communicator.isMain { try? FileManager.default.removeItem(at: shards) }
+            communicator.barrier()
+            try ShardedOptimizerState.save(trainer.optimizer, group: group, to: shards)
+            communicator.barrier()
         }
-    }
-
-    /// Flushes a folder's entries (and, for a folder being finished, each file in it) to disk.
-    static func syncFolder(_ folder: URL) throws {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
-        for name in names {
-            var isDirectory: ObjCBool = false
-            let path = folder.appendingPathComponent(name).path
-            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
-               !name.hasPrefix(".") {
-                try sync(path: path, flags: O_RDONLY)
+        if communicator.isMain {
+            try AtomicFolder.write(at: destination) { folder in
+                try trainer.saveModelFiles(to: folder)
+                pauseIfRequested(writing: destination)
+                if group.shardParameter != nil {
+                    try FileManager.default.moveItem(at: shards.appendingPathComponent(ShardedOptimizerState.folderName),
+                                                     to: folder.appendingPathComponent(ShardedOptimizerState.folderName))
+                    try? FileManager.default.removeItem(at: shards)
+                } else {
+                    try trainer.optimizer.save(to: folder)
+                }
+                try AtomicFile.write(json(trainer.schedule), to: folder.appendingPathComponent(scheduleFileName))
+                for callback in trainer.callbacks {
+                    guard let data = try callback.checkpointState() else { continue }
+                    try AtomicFile.write(data, to: folder.appendingPathComponent(callbackFileName(callback.name)))
+                }
+                try AtomicFile.write(Data(try trainer.config.yamlString().utf8),
+                                     to: folder.appendingPathComponent(configFileName))
+                try AtomicFile.write(json(state), to: folder.appendingPathComponent(stateFileName))
             }
         }
-        try sync(path: folder.path, flags: O_RDONLY | O_DIRECTORY)
+        communicator.barrier()
+        return destination
     }
 
-    private static func sync(path: String, flags: Int32) throws {
-        let descriptor = open(path, flags)
-        guard descriptor >= 0 else {
-            throw CheckpointError(file: path, "cannot open to sync (\(String(cString: strerror(errno))))")
+    // MARK: - Reading
+
+    /// The checkpoint's folder.
+    public let folder: URL
+    /// The trainer's counters, data position, evaluations and random state when the checkpoint was written.
+    public let state: TrainerState
+    /// The learning-rate schedule, at `state.globalStep` updates.
+    public let schedule: LearningRateSchedule
+
+    /// Opens the checkpoint in `folder` for a run set up as `setup` (its counters before training) with the
+    /// schedule `schedule` (at step 0).
+    /// - Throws: `TrainerError` when the folder is not a complete checkpoint, has another format, or was written
+    ///   for a different setup (dataset size, batch size, accumulation, number of updates, schedule).
+    init(resuming folder: URL, setup: TrainerState, schedule: LearningRateSchedule) throws {
+        let stateURL = folder.appendingPathComponent(Self.stateFileName)
+        guard FileManager.default.fileExists(atPath: stateURL.path) else {
+            throw TrainerError("\(folder.path): not a complete training checkpoint (no \(Self.stateFileName))")
         }
-        defer { close(descriptor) }
-        guard fsync(descriptor) == 0 else {
-            throw CheckpointError(file: path, "cannot sync (\(String(cString: strerror(errno))))")
+        let saved = try Self.decode(TrainerState.self, from: stateURL)
+        guard saved.formatVersion == TrainerState.currentFormatVersion else {
+            throw TrainerError("\(stateURL.path): checkpoint format \(saved.formatVersion), this Collie reads \(TrainerState.currentFormatVersion)")
+        }
+        if let mismatch = setup.setupMismatch(in: saved) {
+            throw TrainerError("\(folder.path): cannot resume exactly: \(mismatch)")
+        }
+        let savedSchedule = try Self.decode(LearningRateSchedule.self, from: folder.appendingPathComponent(Self.scheduleFileName))
+        var expected = schedule
+        expected.step = savedSchedule.step
+        guard savedSchedule == expected, savedSchedule.step == saved.globalStep else {
+            throw TrainerError("\(folder.path): the saved learning-rate schedule differs from the config's (lr_scheduler, optimizer.lr)")
+        }
+        self.folder = folder
+        state = saved
+        self.schedule = savedSchedule
+    }
+
+    /// Restores the model's weights (gathered under ZeRO-3, each rank keeping its shard), the optimizer's state
+    /// (whatever layout wrote it) and each callback's state into `trainer`; the trainer takes `state` and
+    /// `schedule` itself.
+    func restore(into trainer: Trainer) throws {
+        try trainer.dataParallel.withFullParameters(writeBack: true) { try trainer.loadWeights(from: folder) }
+        try ShardedOptimizerState.load(trainer.optimizer, group: trainer.dataParallel, from: folder)
+        for callback in trainer.callbacks {
+            let url = folder.appendingPathComponent(Self.callbackFileName(callback.name))
+            guard let data = FileManager.default.contents(atPath: url.path) else { continue }
+            try callback.restore(checkpointState: data)
+        }
+    }
+
+    // MARK: - JSON files
+
+    /// `value` as the checkpoint's JSON files hold it (pretty-printed, keys sorted).
+    static func json<T: Encodable>(_ value: T) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(value)
+    }
+
+    /// The JSON file `url` decoded as `type`.
+    /// - Throws: `TrainerError` naming the file when it cannot be read or decoded.
+    static func decode<T: Decodable>(_ type: T.Type, from url: URL) throws -> T {
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw TrainerError("\(url.path): cannot read")
+        }
+        do {
+            return try JSONDecoder().decode(type, from: data)
+        } catch {
+            throw TrainerError("\(url.path): not valid (\(error))")
         }
     }
 }

@@ -1,0 +1,55 @@
+import CollieEngine
+import CollieIO
+import CollieModels
+import Foundation
+
+/// The trained model's files: saving it (a Hugging Face folder, or with a PEFT adapter the adapter's folder) and
+/// loading weights back into it in place.
+extension Trainer {
+    /// Copies the weights of the Hugging Face folder `folder` into the model's parameters in place, checking every
+    /// key and shape (`CausalLanguageModel.loadWeights(from:)`); with a PEFT adapter, the adapter's tensors from the
+    /// PEFT folder `folder`.
+    public func loadWeights(from folder: URL) throws {
+        if model.peftConfiguration != nil {
+            do { try model.loadAdapter(from: folder) } catch { throw TrainerError("\(error)") }
+        } else {
+            try model.loadWeights(from: folder)
+        }
+    }
+
+    /// Saves the model as a Hugging Face folder at `folder` (with a PEFT adapter: the adapter as a PEFT folder),
+    /// atomically (written beside it, then renamed).
+    public func saveModel(to folder: URL, dtype: DType = .float32) throws {
+        try AtomicFolder.write(at: folder) { try saveModelFiles(to: $0, dtype: dtype) }
+    }
+
+    /// Writes what the model is into `folder`: a Hugging Face model, or with a PEFT adapter only the adapter
+    /// (`adapter_config.json` + `adapter_model.safetensors`, recording `baseModelReference`), since the base
+    /// model does not change.
+    public func saveModelFiles(to folder: URL, dtype: DType = .float32) throws {
+        if model.peftConfiguration != nil {
+            try model.saveAdapter(to: folder, baseModelNameOrPath: baseModelReference)
+        } else {
+            try model.save(to: folder, dtype: dtype)
+        }
+    }
+
+    /// Where the base model of a PEFT run is: the model folder, or for a preset `output_dir/base_model`, which
+    /// `saveBaseModel()` writes.
+    public var baseModelReference: String {
+        switch config.model {
+        case .folder(let path): URL(fileURLWithPath: path).standardizedFileURL.path
+        case .preset: outputDirectory.appendingPathComponent(Self.baseModelFolderName).standardizedFileURL.path
+        }
+    }
+
+    /// The folder under `output_dir` that holds a preset's randomly initialized base model in a PEFT run.
+    public static let baseModelFolderName = "base_model"
+
+    /// In a PEFT run on a preset, writes the (frozen, randomly initialized) base model to `baseModelReference`
+    /// as a Hugging Face folder, so the saved adapters have a base to load onto. Does nothing otherwise.
+    public func saveBaseModel() throws {
+        guard model.peftConfiguration != nil, case .preset = config.model else { return }
+        try AtomicFolder.write(at: URL(fileURLWithPath: baseModelReference)) { try model.save(to: $0) }
+    }
+}

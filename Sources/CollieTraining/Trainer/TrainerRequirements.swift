@@ -1,0 +1,48 @@
+import CollieEngine
+import CollieModels
+
+/// What a trainer refuses before it builds anything (its buffers re-point the model's parameters).
+extension Trainer {
+    /// Throws `TrainerError` when the run's processes are not the config's layout (`dp_size` × `tp_size` ×
+    /// `pp_size`), for dropout (not yet supported), for a pad token id or a dataset id outside the model's
+    /// vocabulary (naming the config key and the record), for a model without trainable parameters, and for
+    /// a parallel layout the model or `dtype` does not allow.
+    static func checkRequirements(config: CollieConfig, model: any CausalLanguageModel, trainDataset: TrainingDataset,
+                                  evaluationDataset: TrainingDataset?, padTokenID: Int,
+                                  communicator: Communicator) throws {
+        let ranks = config.dataParallelSize * config.tensorParallelSize * config.pipelineParallelSize
+        if communicator.size != ranks {
+            throw TrainerError(communicator.size == 1
+                ? "dp_size: \(config.dataParallelSize) needs \(ranks) processes; launch with `mpirun -np \(ranks) collie train …` (this is one process)"
+                : "the run has \(communicator.size) processes but dp_size × tp_size × pp_size = \(config.dataParallelSize) × \(config.tensorParallelSize) × \(config.pipelineParallelSize) = \(ranks); launch with `mpirun -np \(ranks)` or set dp_size: \(communicator.size)")
+        }
+        if config.dropout > 0 { throw TrainerError("dropout: \(config.dropout) is not yet supported; set it to 0") }
+        let vocabulary = model.configuration.vocabularySize
+        guard (0..<vocabulary).contains(padTokenID) else {
+            throw TrainerError("the pad token id \(padTokenID) is outside the model's vocabulary (\(vocabulary) ids)")
+        }
+        try checkIDs(trainDataset, vocabularySize: vocabulary, key: "train_data")
+        if let evaluationDataset { try checkIDs(evaluationDataset, vocabularySize: vocabulary, key: "eval_data") }
+        if model.trainableParameters.isEmpty { throw TrainerError("the model has no trainable parameters") }
+        // Trained parameters are float32 with an adapter, else in `dtype`.
+        if communicator.size > 1 || config.zeroStage > 0, model.peftConfiguration == nil, config.dtype != .float32 {
+            throw TrainerError("dtype: data parallelism and ZeRO reduce float32 parameters; use dtype: float32")
+        }
+        if config.zeroStage == 3, model.parameterUnits == nil || model.peftConfiguration != nil {
+            throw TrainerError("ds_config.zero_optimization.stage: ZeRO stage 3 needs a model without adapters and with an "
+                               + "untied output projection (tie_word_embeddings: false); use stage 2")
+        }
+    }
+
+    /// Throws unless every token and label of `dataset` is an id of the model's vocabulary.
+    private static func checkIDs(_ dataset: TrainingDataset, vocabularySize: Int, key: String) throws {
+        for example in dataset.examples {
+            let bad = example.tokens.first { !(0..<vocabularySize).contains($0) }
+                ?? example.labels.first { $0 != Tensor.ignoreIndex && !(0..<vocabularySize).contains($0) }
+            if let bad {
+                let place = example.location.map { "\($0): " } ?? ""
+                throw TrainerError("\(key): \(place)id \(bad) is outside the model's vocabulary (\(vocabularySize) ids)")
+            }
+        }
+    }
+}

@@ -208,3 +208,20 @@ def reset_peak_rss():
         return True
     except OSError:
         return False
+
+
+def timed_training_steps(model, optimizer, ids, steps):
+    """Runs steps + 1 AdamW-style training steps of `model` on `ids` (labels = ids); returns the median seconds
+    of the last `steps` (the first warms up) and every step's loss. Shared by the training and memory benches."""
+    times, losses = [], []
+    for step in range(steps + 1):
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        if step > 0:
+            times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2], losses
+

@@ -42,13 +42,7 @@ public struct GenerationConfiguration: Codable, Equatable, Sendable {
         bosTokenID = try c.decodeIfPresent(Int.self, forKey: .bosTokenID)
         padTokenID = try c.decodeIfPresent(Int.self, forKey: .padTokenID)
         fromModelConfig = try c.decodeIfPresent(Bool.self, forKey: .fromModelConfig)
-        if try !c.contains(.eosTokenID) || c.decodeNil(forKey: .eosTokenID) {
-            eosTokenIDs = []
-        } else if let id = try? c.decode(Int.self, forKey: .eosTokenID) {
-            eosTokenIDs = [id]
-        } else {
-            eosTokenIDs = try c.decode([Int].self, forKey: .eosTokenID)
-        }
+        eosTokenIDs = try c.decodeTokenIDs(forKey: .eosTokenID)
     }
 
     /// Writes `eos_token_id` as transformers does: one id as a number, several as a list, none left out.
@@ -56,8 +50,7 @@ public struct GenerationConfiguration: Codable, Equatable, Sendable {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encodeIfPresent(fromModelConfig, forKey: .fromModelConfig)
         try c.encodeIfPresent(bosTokenID, forKey: .bosTokenID)
-        if eosTokenIDs.count == 1 { try c.encode(eosTokenIDs[0], forKey: .eosTokenID) }
-        else if !eosTokenIDs.isEmpty { try c.encode(eosTokenIDs, forKey: .eosTokenID) }
+        try c.encodeTokenIDs(eosTokenIDs, forKey: .eosTokenID)
         try c.encodeIfPresent(padTokenID, forKey: .padTokenID)
     }
 
@@ -76,5 +69,21 @@ public struct GenerationConfiguration: Codable, Equatable, Sendable {
         } catch {
             throw CheckpointError(file: url.path, "not a valid generation config (\(error))")
         }
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// A token-id key as Hugging Face writes it (`eos_token_id`): one id, a list, null or absent (empty).
+    func decodeTokenIDs(forKey key: Key) throws -> [Int] {
+        if try !contains(key) || decodeNil(forKey: key) { return [] }
+        if let id = try? decode(Int.self, forKey: key) { return [id] }
+        return try decode([Int].self, forKey: key)
+    }
+}
+
+extension KeyedEncodingContainer {
+    /// Writes token ids as transformers does: one id as a number, several as a list, none left out.
+    mutating func encodeTokenIDs(_ ids: [Int], forKey key: Key) throws {
+        if ids.count == 1 { try encode(ids[0], forKey: key) } else if !ids.isEmpty { try encode(ids, forKey: key) }
     }
 }

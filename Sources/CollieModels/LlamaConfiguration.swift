@@ -149,11 +149,7 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
             throw ModelConfigurationError("hidden_act '\(activation)' is not supported; LLaMA-family models use 'silu'")
         }
         bosTokenID = try c.decodeIfPresent(Int.self, forKey: .bosTokenID)
-        if let list = try? c.decodeIfPresent([Int].self, forKey: .eosTokenID) {
-            eosTokenIDs = list
-        } else {
-            eosTokenIDs = (try c.decodeIfPresent(Int.self, forKey: .eosTokenID)).map { [$0] } ?? []
-        }
+        eosTokenIDs = try c.decodeTokenIDs(forKey: .eosTokenID)
         padTokenID = try c.decodeIfPresent(Int.self, forKey: .padTokenID)
         torchDType = try c.decodeIfPresent(String.self, forKey: .torchDType) ?? c.decodeIfPresent(String.self, forKey: .dtype)
 
@@ -206,8 +202,7 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
         }
         if modelType == .mistral { try c.encode(slidingWindow, forKey: .slidingWindow) }
         try c.encodeIfPresent(bosTokenID, forKey: .bosTokenID)
-        if eosTokenIDs.count == 1 { try c.encode(eosTokenIDs[0], forKey: .eosTokenID) }
-        else if !eosTokenIDs.isEmpty { try c.encode(eosTokenIDs, forKey: .eosTokenID) }
+        try c.encodeTokenIDs(eosTokenIDs, forKey: .eosTokenID)
         try c.encodeIfPresent(padTokenID, forKey: .padTokenID)
         try c.encodeIfPresent(torchDType, forKey: .torchDType)
     }

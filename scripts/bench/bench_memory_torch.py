@@ -14,13 +14,12 @@ import json
 import os
 import resource
 import sys
-import time
 
 import torch
 from transformers import LlamaForCausalLM
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from collie_scripts import LLAMA_PRESETS, add_bench_arguments, llama_preset, reset_peak_rss, seed_torch  # noqa: E402
+from collie_scripts import LLAMA_PRESETS, add_bench_arguments, llama_preset, reset_peak_rss, seed_torch, timed_training_steps  # noqa: E402
 
 
 def peak_rss():
@@ -53,17 +52,7 @@ def main():
     ids = torch.randint(0, 32000, (b, t))
     if not reset_peak_rss():   # measure the steps, not construction
         raise SystemExit("cannot reset the peak RSS through /proc/self/clear_refs")
-    times, losses = [], []
-    for step in range(args.steps + 1):
-        start = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        loss = model(input_ids=ids, labels=ids).loss
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-        if step > 0:
-            times.append(time.perf_counter() - start)
-    median = sorted(times)[len(times) // 2]
+    median, losses = timed_training_steps(model, optimizer, ids, args.steps)
     name = "PyTorch + transformers AdamW" if args.method == "adamw" else "PyTorch + peft LoRA"
     print(json.dumps(dict(name=name, method=args.method, checkpointing=args.checkpointing, preset=args.preset,
                           tokens_per_second=b * t / median, peak_rss_bytes=peak_rss(), losses=losses,

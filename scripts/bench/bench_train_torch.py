@@ -10,13 +10,12 @@ import json
 import os
 import resource
 import sys
-import time
 
 import torch
 from transformers import LlamaForCausalLM
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from collie_scripts import add_bench_arguments, llama_preset, seed_torch  # noqa: E402
+from collie_scripts import add_bench_arguments, llama_preset, seed_torch, timed_training_steps  # noqa: E402
 
 
 def main():
@@ -31,17 +30,7 @@ def main():
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     ids = torch.randint(0, 32000, (b, t))
-    times, losses = [], []
-    for step in range(args.steps + 1):
-        start = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        loss = model(input_ids=ids, labels=ids).loss
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-        if step > 0:
-            times.append(time.perf_counter() - start)
-    median = sorted(times)[len(times) // 2]
+    median, losses = timed_training_steps(model, optimizer, ids, args.steps)
     parameters = sum(p.numel() for p in model.parameters())
     c = config
     linear = parameters - c.vocab_size * c.hidden_size - (2 * c.num_hidden_layers + 1) * c.hidden_size

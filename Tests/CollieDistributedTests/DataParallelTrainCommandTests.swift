@@ -1,5 +1,6 @@
 import CollieEngine
 import CollieIO
+import CollieTestSupport
 import XCTest
 
 /// `mpirun -np N collie train` as a user runs it: data parallelism and ZeRO stages 1–3 with AdamW on 2 and 4
@@ -23,8 +24,8 @@ final class DataParallelTrainCommandTests: XCTestCase {
         try records.write(to: folder.appendingPathComponent("train.jsonl"), atomically: true, encoding: .utf8)
         let config = folder.appendingPathComponent("config.yaml")
         try """
-            model: \(MPIRun.repositoryRoot.appendingPathComponent("Tests/CollieTrainerTests/Fixtures/model").path)
-            tokenizer: \(MPIRun.repositoryRoot.appendingPathComponent("tokenizers/llama2").path)
+            model: \(TestPaths.fixtures(of: "CollieTrainerTests").appendingPathComponent("model").path)
+            tokenizer: \(TestPaths.llama2Tokenizer.path)
             train_data: train.jsonl
             record_format: tokens
             shuffle: true
@@ -64,8 +65,8 @@ final class DataParallelTrainCommandTests: XCTestCase {
         }
         let final = try SafeTensorsFile(url: output.appendingPathComponent("final/model.safetensors"))
         let expected = try SafeTensorsFile(url: reference.appendingPathComponent("final/model.safetensors"))
-        let initial = try SafeTensorsFile(url: MPIRun.repositoryRoot
-            .appendingPathComponent("Tests/CollieTrainerTests/Fixtures/model/model.safetensors"))
+        let initial = try SafeTensorsFile(url: TestPaths.fixtures(of: "CollieTrainerTests")
+            .appendingPathComponent("model/model.safetensors"))
         XCTAssertEqual(final.names, expected.names, label, file: file, line: line)
         // AdamW divides by √v: where a gradient is ~0, rounding noise in it moves a weight by up to lr·g/(|g| + ε),
         // so final weights are compared by how far training moved them: the difference of the two runs' updates
@@ -85,9 +86,9 @@ final class DataParallelTrainCommandTests: XCTestCase {
     }
 
     func testDataParallelAndZeroMatchOneProcess() throws {
-        let folder = try temporaryFolder()
+        let folder = try temporaryFolder(for: self)
         let config = try makeRun(folder)
-        let collie = try MPIRun.collie()
+        let collie = try CollieExecutable.url()
         let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=one"], in: folder)
         XCTAssertEqual(one.status, 0, one.output)
         let reference = folder.appendingPathComponent("one")
@@ -110,9 +111,9 @@ final class DataParallelTrainCommandTests: XCTestCase {
     }
 
     func testAdaLomoAndLOMOUnderDataParallelismAndZeroThreeMatchOneProcess() throws {
-        let folder = try temporaryFolder()
+        let folder = try temporaryFolder(for: self)
         let config = try makeRun(folder)
-        let collie = try MPIRun.collie()
+        let collie = try CollieExecutable.url()
         // In-backward optimizers take one micro-batch per update; AdaLomo clips by the global norm (two passes).
         for (kind, optimizer) in [("adalomo", "{name: adalomo, lr: 1.0e-2}"),
                                   ("lomo", "{name: lomo, lr: 5.0e-2, weight_decay: 0.01}")] {
@@ -132,9 +133,9 @@ final class DataParallelTrainCommandTests: XCTestCase {
     }
 
     func testZeroCheckpointOfTwoRanksResumesOnOneAndOnFour() throws {
-        let folder = try temporaryFolder()
+        let folder = try temporaryFolder(for: self)
         let config = try makeRun(folder)
-        let collie = try MPIRun.collie()
+        let collie = try CollieExecutable.url()
         let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=one"], in: folder)
         XCTAssertEqual(one.status, 0, one.output)
         let two = try MPIRun.run(ranks: 2, collie, ["train", config.path] + layout(ranks: 2, stage: 2, output: "two"), in: folder)
@@ -158,9 +159,9 @@ final class DataParallelTrainCommandTests: XCTestCase {
     }
 
     func testWrongProcessCountsAreClearErrors() throws {
-        let folder = try temporaryFolder()
+        let folder = try temporaryFolder(for: self)
         let config = try makeRun(folder)
-        let collie = try MPIRun.collie()
+        let collie = try CollieExecutable.url()
         let alone = try MPIRun.runProcess(collie, ["train", config.path, "--set", "dp_size=2"], in: folder)
         XCTAssertNotEqual(alone.status, 0)
         XCTAssertTrue(alone.output.contains("dp_size: 2 needs 2 processes: launch with `mpirun -np 2 collie train"),
@@ -171,12 +172,5 @@ final class DataParallelTrainCommandTests: XCTestCase {
                       mismatch.output)
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder.appendingPathComponent("output").path),
                        "nothing is written")
-    }
-
-    private func temporaryFolder() throws -> URL {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("collie-dp-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: folder) }
-        return folder
     }
 }

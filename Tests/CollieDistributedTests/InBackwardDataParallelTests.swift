@@ -2,6 +2,7 @@ import CollieEngine
 import CollieMPI
 import CollieModels
 @testable import CollieTraining
+import CollieTestSupport
 import XCTest
 
 /// LOMO and AdaLomo under data parallelism and ZeRO stage 3: on 2 and 4 processes, each rank trains on its rows
@@ -10,14 +11,14 @@ import XCTest
 /// of one process training on the whole batches (computed by every rank alongside, for comparison).
 final class InBackwardDataParallelTests: XCTestCase {
     func testLOMOAndAdaLomoMatchOneProcessOnTwoAndFourRanks() throws {
-        try MPIRun.runRankTests("InBackwardDataParallelRankTests/testMatchesOneProcess", ranks: 2)
-        try MPIRun.runRankTests("InBackwardDataParallelRankTests/testMatchesOneProcess", ranks: 4)
+        try runRankTests("InBackwardDataParallelRankTests/testMatchesOneProcess", ranks: 2)
+        try runRankTests("InBackwardDataParallelRankTests/testMatchesOneProcess", ranks: 4)
     }
 }
 
 /// The rank side of `InBackwardDataParallelTests` (skipped unless launched by it under mpirun).
 final class InBackwardDataParallelRankTests: XCTestCase {
-    static let model = MPIRun.repositoryRoot.appendingPathComponent("Tests/CollieTrainerTests/Fixtures/model")
+    static let model = TestPaths.fixtures(of: "CollieTrainerTests").appendingPathComponent("model")
 
     /// Three global batches of 5 rows (so 4 ranks get uneven rows, and with more ranks than rows some get none).
     static func batches() -> [PaddedBatch] {

@@ -1,12 +1,13 @@
 import CollieEngine
 import CollieMPI
+import CollieTestSupport
 import XCTest
 
 /// Every collective of `MPICommunicator` on 2 and 4 processes: each rank checks the values it received.
 final class MPICollectiveTests: XCTestCase {
     func testCollectivesOnTwoAndFourRanks() throws {
-        try MPIRun.runRankTests("MPICollectiveRankTests/testEveryCollective", ranks: 2)
-        try MPIRun.runRankTests("MPICollectiveRankTests/testEveryCollective", ranks: 4)
+        try runRankTests("MPICollectiveRankTests/testEveryCollective", ranks: 2)
+        try runRankTests("MPICollectiveRankTests/testEveryCollective", ranks: 4)
     }
 }
 

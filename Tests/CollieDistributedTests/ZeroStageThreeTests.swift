@@ -1,13 +1,14 @@
 import CollieEngine
 import CollieModels
 @testable import CollieTraining
+import CollieTestSupport
 import XCTest
 
 /// ZeRO stage 3 in one process: the model's parameters live only in the shard (here: all of them) and are
 /// gathered per unit around its forward and backward; training equals plain training, and between steps the
 /// parameters are not bound.
 final class ZeroStageThreeTests: XCTestCase {
-    static let model = MPIRun.repositoryRoot.appendingPathComponent("Tests/CollieTrainerTests/Fixtures/model")
+    static let model = TestPaths.fixtures(of: "CollieTrainerTests").appendingPathComponent("model")
 
     private func train(stage: Int, checkpointing: Bool) throws -> (losses: [Float], parameters: [Float]) {
         let model = try LlamaForCausalLM.load(from: Self.model)

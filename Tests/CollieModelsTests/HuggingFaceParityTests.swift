@@ -1,4 +1,5 @@
 import CollieIO
+import CollieTestSupport
 import Foundation
 import XCTest
 @testable import CollieEngine
@@ -128,7 +129,7 @@ final class HuggingFaceParityTests: XCTestCase {
                 optimizer.step()
                 losses.append(loss.item)
             }
-            var report = Report(variant + " after 3 AdamW steps")
+            var report = ParityReport(variant + " after 3 AdamW steps")
             report.compare(Tensor(losses, shape: [3]), try expected.tensor("adamw.losses"),
                            relative: Self.lossTolerance, "losses")
             for (key, parameter) in model.namedParameters {
@@ -156,7 +157,7 @@ final class HuggingFaceParityTests: XCTestCase {
         }
         let expected = try Self.expected("bf16")
         let batch = try Batch(expected)
-        var report = Report("bf16")
+        var report = ParityReport("bf16")
         withNoGrad {
             report.compareLogits(model(batch.ids, keyPaddingMask: batch.mask), try! expected.tensor("logits"), batch)
             report.compare(model.loss(ids: batch.ids, labels: batch.labels, keyPaddingMask: batch.mask),
@@ -189,7 +190,7 @@ final class HuggingFaceParityTests: XCTestCase {
         let expected = try Self.expected("llama_rope_llama3")
         let batch = try Batch(expected)
         let logits = withNoGrad { try! LlamaForCausalLM.load(from: folder)(batch.ids) }
-        var report = Report("llama_rope_llama3 with a hub-style config")
+        var report = ParityReport("llama_rope_llama3 with a hub-style config")
         report.compareLogits(logits, try expected.tensor("logits"), batch)
         report.finish()
     }
@@ -256,7 +257,7 @@ final class HuggingFaceParityTests: XCTestCase {
     func testSaveAsFloat32ReloadsWithIdenticalLogits() throws {
         for variant in Self.trainedVariants + ["bf16"] {
             let model = try LlamaForCausalLM.load(from: Self.folder(variant))
-            let folder = try temporaryFolder()
+            let folder = try temporaryFolder(for: self)
             try model.save(to: folder, dtype: .float32)
             XCTAssertTrue(FileManager.default.fileExists(atPath: folder.appendingPathComponent("model.safetensors").path))
             let reloaded = try LlamaForCausalLM.load(from: folder)
@@ -273,7 +274,7 @@ final class HuggingFaceParityTests: XCTestCase {
 
     func testShardedSaveWritesAnIndexAndReloadsIdentically() throws {
         let model = try LlamaForCausalLM.load(from: Self.folder("qwen2"))
-        let folder = try temporaryFolder()
+        let folder = try temporaryFolder(for: self)
         try model.save(to: folder, dtype: .float32, maxShardBytes: 20_000)
         let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { !$0.hasPrefix(".") }
         let shards = files.filter { $0.hasSuffix(".safetensors") }.sorted()
@@ -293,7 +294,7 @@ final class HuggingFaceParityTests: XCTestCase {
 
     func testBFloat16SaveOfABFloat16CheckpointIsLossless() throws {
         let model = try LlamaForCausalLM.load(from: Self.folder("bf16"))
-        let folder = try temporaryFolder()
+        let folder = try temporaryFolder(for: self)
         try model.save(to: folder, dtype: .bfloat16)
         XCTAssertEqual(try LlamaConfiguration.load(from: folder).torchDType, "bfloat16")
         let original = try CheckpointFolder(url: Self.folder("bf16")), saved = try CheckpointFolder(url: folder)
@@ -314,7 +315,7 @@ final class HuggingFaceParityTests: XCTestCase {
         let model = try LlamaForCausalLM.load(from: Self.folder(variant))
         let expected = try Self.expected(variant)
         let batch = try Batch(expected)
-        var report = Report(variant)
+        var report = ParityReport(variant)
         withNoGrad { report.compareLogits(model(batch.ids, keyPaddingMask: batch.mask), try! expected.tensor("logits"), batch) }
         let loss = model.loss(ids: batch.ids, labels: batch.labels, keyPaddingMask: batch.mask)
         report.compare(loss, try expected.tensor("loss"), relative: Self.lossTolerance, "loss")
@@ -351,17 +352,9 @@ final class HuggingFaceParityTests: XCTestCase {
         try SafeTensorsFile(url: folder(variant).appendingPathComponent("expected.safetensors"))
     }
 
-    /// A fresh temporary folder, removed after the test.
-    private func temporaryFolder() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("collie-parity-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
-        return url
-    }
-
     /// A temporary copy of a fixture's config.json and model.safetensors.
     private func temporaryCopy(of variant: String) throws -> URL {
-        let folder = try temporaryFolder()
+        let folder = try temporaryFolder(for: self)
         for name in ["config.json", "model.safetensors"] {
             try FileManager.default.copyItem(at: Self.folder(variant).appendingPathComponent(name),
                                              to: folder.appendingPathComponent(name))
@@ -405,48 +398,16 @@ private struct Batch {
     func isToken(_ row: Int) -> Bool { mask.map { $0.ints()[row] != 0 } ?? true }
 }
 
-/// Collects the comparisons of one variant and reports each failure and the largest differences seen.
-private struct Report {
-    let name: String
-    var failures: [String] = []
-    /// Largest |difference| / max|expected| by kind (logits, loss, grad, param, losses).
-    var worst: [String: Double] = [:]
-
-    init(_ name: String) { self.name = name }
-
-    /// `actual` within `relative × max|expected|` of `expected`, element by element; rows of the
-    /// last axis where `keepRow` is false are skipped.
-    mutating func compare(_ actual: Tensor, _ expected: Tensor, relative: Double, _ what: String,
-                          keepRow: (Int) -> Bool = { _ in true }) {
-        guard actual.count == expected.count, actual.shape == expected.shape || expected.count == 1 else {
-            failures.append("\(what): shape \(actual.shape), expected \(expected.shape)")
-            return
-        }
-        let a = actual.doubles(), e = expected.doubles()
-        let width = expected.shape.last ?? 1
-        var scale = 0.0, difference = 0.0, at = 0
-        for i in 0..<e.count where keepRow(i / Swift.max(width, 1)) {
-            scale = Swift.max(scale, Swift.abs(e[i]))
-            let d = Swift.abs(a[i] - e[i])
-            if !(d <= difference) { difference = d; at = i }   // NaN counts as the worst
-        }
-        let ratio = scale > 0 ? difference / scale : difference
-        let kind = String(what.split(separator: " ").first ?? "")
-        worst[kind] = Swift.max(worst[kind] ?? 0, ratio.isNaN ? .infinity : ratio)
-        if !(ratio <= relative) {
-            failures.append("\(what): max |difference| \(difference) at element \(at) (\(a[at]) vs \(e[at])) is "
-                            + "\(ratio) × max|expected| \(scale), above \(relative)")
-        }
+extension ParityReport {
+    /// `compare` on tensors.
+    fileprivate mutating func compare(_ actual: Tensor, _ expected: Tensor, relative: Double, _ what: String,
+                                      keepRow: (Int) -> Bool = { _ in true }) {
+        compare(actual.doubles(), shape: actual.shape, expected.doubles(), shape: expected.shape, relative: relative, what,
+                keepRow: keepRow)
     }
 
     /// Logits at real (unpadded) positions.
-    mutating func compareLogits(_ actual: Tensor, _ expected: Tensor, _ batch: Batch) {
+    fileprivate mutating func compareLogits(_ actual: Tensor, _ expected: Tensor, _ batch: Batch) {
         compare(actual, expected, relative: HuggingFaceParityTests.logitTolerance, "logits", keepRow: batch.isToken)
-    }
-
-    func finish(file: StaticString = #filePath, line: UInt = #line) {
-        let summary = worst.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.2e", $0.value))" }
-        print("[parity] \(name): max relative differences: " + summary.joined(separator: ", "))
-        for failure in failures { XCTFail("\(name): \(failure)", file: file, line: line) }
     }
 }

@@ -1,4 +1,5 @@
 import CollieEngine
+import CollieTestSupport
 import CollieTraining
 import Foundation
 import XCTest
@@ -47,7 +48,7 @@ final class AdaptiveOptimizerParityTests: XCTestCase {
             for step in 0..<Self.steps { takeStep(step, of: name, uninterrupted, reference) }
             let (first, parameters) = makeOptimizer(name)
             for step in 0..<2 { takeStep(step, of: name, first, parameters) }
-            let folder = temporaryFolder(self).appendingPathComponent(name)
+            let folder = try temporaryFolder(for: self).appendingPathComponent(name)
             try first.save(to: folder)
             let (resumed, _) = makeOptimizer(name, parameters: parameters.map { $0.contiguousCopy() })
             try resumed.load(from: folder)

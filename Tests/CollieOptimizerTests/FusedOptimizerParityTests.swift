@@ -1,5 +1,6 @@
 import CollieEngine
 import CollieModels
+import CollieTestSupport
 import CollieTraining
 import Foundation
 import XCTest
@@ -61,7 +62,7 @@ final class FusedOptimizerParityTests: XCTestCase {
         let model = try Self.loadModel()
         let first = makeOptimizer(name, model.parameters)
         takeStep(name, model, first)
-        let folder = temporaryFolder(self).appendingPathComponent("adalomo")
+        let folder = try temporaryFolder(for: self).appendingPathComponent("adalomo")
         try first.save(to: folder)
         let saved = first.state().tensors
         XCTAssertEqual(saved.keys.filter { $0.hasSuffix(".exp_avg_sq_row") }.count, 16, "one row factor per matrix: 7 per layer, embeddings, lm_head")

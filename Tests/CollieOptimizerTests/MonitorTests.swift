@@ -1,3 +1,4 @@
+import CollieTestSupport
 import Foundation
 import XCTest
 import CollieEngine
@@ -57,8 +58,8 @@ final class MonitorTests: XCTestCase {
 
     func testTensorBoardFileDecodesToTheEventsWritten() throws {
         // COLLIE_TENSORBOARD_OUTPUT keeps the file for scripts/checks/check_tensorboard.py.
-        let directory = ProcessInfo.processInfo.environment["COLLIE_TENSORBOARD_OUTPUT"].map { URL(fileURLWithPath: $0) }
-            ?? temporaryFolder(self)
+        let directory = try ProcessInfo.processInfo.environment["COLLIE_TENSORBOARD_OUTPUT"].map { URL(fileURLWithPath: $0) }
+            ?? temporaryFolder(for: self)
         let clock = Date(timeIntervalSince1970: 1_700_000_000.25)
         let monitor = try TensorBoardMonitor(logDirectory: directory) { clock }
         XCTAssertTrue(monitor.url.lastPathComponent.hasPrefix("events.out.tfevents.1700000000."), monitor.url.lastPathComponent)
@@ -92,7 +93,7 @@ final class MonitorTests: XCTestCase {
     /// The bytes of an event file, including the edge cases of field presence (zero step and time, an empty tag,
     /// a zero value, an event without scalars, a negative step), as the writer has always produced them.
     func testEventFileBytesAreStable() throws {
-        let directory = temporaryFolder(self)
+        let directory = try temporaryFolder(for: self)
         let start = Date(timeIntervalSince1970: 1_700_000_000.25)
         let writer = try TensorBoardEventWriter(directory: directory, now: start)
         try writer.addScalars([("train/loss", 2.5), ("train/learning_rate", 3e-4)], step: 1, wallTime: start)
@@ -111,7 +112,7 @@ final class MonitorTests: XCTestCase {
     }
 
     func testSecondWriterInTheSameSecondGetsItsOwnFile() throws {
-        let directory = temporaryFolder(self)
+        let directory = try temporaryFolder(for: self)
         let now = Date(timeIntervalSince1970: 1_700_000_000)
         let a = try TensorBoardEventWriter(directory: directory, now: now)
         let b = try TensorBoardEventWriter(directory: directory, now: now)
@@ -122,7 +123,7 @@ final class MonitorTests: XCTestCase {
     // MARK: - CSV
 
     func testCSVHasAHeaderAndOneRowPerStepReadableBeforeClose() throws {
-        let url = temporaryFolder(self).appendingPathComponent("logs/run-1.csv")
+        let url = try temporaryFolder(for: self).appendingPathComponent("logs/run-1.csv")
         let monitor = try CSVMonitor(url: url) { Date(timeIntervalSince1970: 1_700_000_000.5) }
         try monitor.record(step(1))
         try monitor.record(step(2))

@@ -1,4 +1,5 @@
 import CollieEngine
+import CollieTestSupport
 import CollieTraining
 import Foundation
 import XCTest
@@ -72,7 +73,7 @@ final class OptimizerParityTests: XCTestCase {
 
             let (first, parameters) = makeOptimizer(name)
             for step in 0..<3 { takeStep(step, of: name, first, parameters) }
-            let folder = temporaryFolder(self).appendingPathComponent("step-3")
+            let folder = try temporaryFolder(for: self).appendingPathComponent("step-3")
             try first.save(to: folder)
             XCTAssertTrue(FileManager.default.fileExists(atPath: folder.appendingPathComponent("optimizer.json").path))
 

@@ -1,4 +1,5 @@
 import CollieEngine
+import CollieTestSupport
 import CollieTraining
 import Foundation
 import XCTest
@@ -39,7 +40,7 @@ final class OptimizerStateTests: XCTestCase {
         let adam = AdamW(parameters: [named("w", [1, 2, 3])], learningRate: 0.125, beta2: 0.95, weightDecay: 0.1)
         adam.step()
         adam.step()
-        let folder = temporaryFolder(self)
+        let folder = try temporaryFolder(for: self)
         try adam.save(to: folder)
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("optimizer.json"))) as! [String: Any]
         XCTAssertEqual(json["kind"] as? String, "adamw")
@@ -95,8 +96,8 @@ final class OptimizerStateTests: XCTestCase {
         }
     }
 
-    func testLoadingAFolderWithoutStateFailsNamingTheFile() {
-        let folder = temporaryFolder(self)
+    func testLoadingAFolderWithoutStateFailsNamingTheFile() throws {
+        let folder = try temporaryFolder(for: self)
         XCTAssertThrowsError(try AdamW(parameters: []).load(from: folder)) { error in
             XCTAssertTrue("\(error)".contains("optimizer.json"), "\(error)")
         }

@@ -1,6 +1,7 @@
 import CollieEngine
 import CollieMetrics
 import CollieModels
+import CollieTestSupport
 import CollieTokenizers
 @testable import CollieTraining
 @testable import CollieEvaluation
@@ -35,7 +36,7 @@ final class EvaluationTests: XCTestCase {
 
     func testGenerationEvaluatorScoresDecodedPredictionsAgainstTargets() throws {
         let answers = ["Pisica stă pe covor.", "Câinele doarme.", "O pasăre cântă."]
-        let folder = try temporaryFolder(self)
+        let folder = try temporaryFolder(for: self)
         let decodeURL = folder.appendingPathComponent("decoded.jsonl")
         let rouge = ROUGE(types: [.n(1), .longestCommonSubsequence])
         let evaluator = try GenerationEvaluator(name: "wmt", records: records, tokenizer: tokenizer,
@@ -126,7 +127,7 @@ final class EvaluationTests: XCTestCase {
     }
 
     func testTrainerRunsConfiguredEvaluatorsOnItsSchedule() throws {
-        let output = try temporaryFolder(self)
+        let output = try temporaryFolder(for: self)
         let evalData = Fixtures.folder.appendingPathComponent("eval.jsonl").path
         let config = try Fixtures.config("adamw", output: output, overrides: [
             "eval_per_n_steps=2", "eval_on_start=false",
@@ -152,7 +153,7 @@ final class EvaluationTests: XCTestCase {
     /// trainer's own evaluation does.
     func testPerplexityEvaluatorScoresAPromptTunedModelAsTheTrainer() throws {
         let evalData = Fixtures.folder.appendingPathComponent("eval.jsonl").path
-        let config = try Fixtures.config("adamw", output: try temporaryFolder(self), overrides: [
+        let config = try Fixtures.config("adamw", output: try temporaryFolder(for: self), overrides: [
             "peft_config={peft_type: PROMPT_TUNING, num_virtual_tokens: 3}",
             "evaluators=[{name: heldout, type: perplexity, data: \(evalData)}]",
         ])
@@ -165,7 +166,7 @@ final class EvaluationTests: XCTestCase {
     func testCallbacksMonitorAnEvaluatorsMetric() throws {
         let evalData = Fixtures.folder.appendingPathComponent("eval.jsonl").path
         func config(monitor: String) throws -> CollieConfig {
-            try Fixtures.config("adamw", output: try temporaryFolder(self), overrides: [
+            try Fixtures.config("adamw", output: try temporaryFolder(for: self), overrides: [
                 "eval_per_n_steps=1", "eval_on_start=false",
                 "evaluators=[{name: heldout, type: perplexity, data: \(evalData)}]",
                 "callbacks={early_stop: {monitor: \(monitor), mode: min, patience: 1}}",
@@ -197,7 +198,7 @@ final class EvaluationTests: XCTestCase {
     }
 
     func testEvaluatorConfigErrorsNameTheKey() throws {
-        let output = try temporaryFolder(self)
+        let output = try temporaryFolder(for: self)
         XCTAssertThrowsError(try Fixtures.config("adamw", output: output, overrides: [
             "evaluators=[{type: generation, data: x.jsonl, metrics: [blue]}]"])) { error in
             XCTAssertTrue("\(error)".contains("evaluators[0].metrics[0]: unknown value \"blue\"; expected one of bleu"), "\(error)")
@@ -216,23 +217,23 @@ final class EvaluationTests: XCTestCase {
     func testTheEvalExampleConfigsLoadTheBundledSamples() throws {
         let expected = ["xsum-rouge": ("xsum", 10), "wmt-bleu": ("wmt16_en_ro", 10), "imdb-classification": ("imdb", 15)]
         for (file, (name, count)) in expected {
-            let url = Fixtures.repositoryRoot.appendingPathComponent("examples/eval/\(file).yaml")
+            let url = TestPaths.repository.appendingPathComponent("examples/eval/\(file).yaml")
             let config = try CollieConfig.load(from: url)
             let evaluators = try EvaluationSetup.makeEvaluators(config: config, tokenizer: tokenizer,
-                                                                outputDirectory: try temporaryFolder(self), source: url.path)
+                                                                outputDirectory: try temporaryFolder(for: self), source: url.path)
             XCTAssertEqual(evaluators.map(\.name), [name], file)
             let records = (evaluators[0] as? GenerationEvaluator)?.records.count
                 ?? (evaluators[0] as? ClassificationEvaluator)?.records.count
             XCTAssertEqual(records, count, file)
         }
         let imdb = try XCTUnwrap(try EvaluationSetup.makeEvaluators(
-            config: CollieConfig.load(from: Fixtures.repositoryRoot.appendingPathComponent("examples/eval/imdb-classification.yaml")),
-            tokenizer: tokenizer, outputDirectory: try temporaryFolder(self)).first as? ClassificationEvaluator)
+            config: CollieConfig.load(from: TestPaths.repository.appendingPathComponent("examples/eval/imdb-classification.yaml")),
+            tokenizer: tokenizer, outputDirectory: try temporaryFolder(for: self)).first as? ClassificationEvaluator)
         XCTAssertEqual(imdb.records.map(\.target).filter { $0 == 1 }.count, 8, "8 positive and 7 negative reviews")
     }
 
     func testEvalCommandPrintsMetricsAndWritesResults() throws {
-        let folder = try temporaryFolder(self)
+        let folder = try temporaryFolder(for: self)
         try """
             {"text": "The cat sat", "target": "on the mat"}
             {"text": "Hello", "target": "world"}
@@ -273,7 +274,7 @@ final class EvaluationTests: XCTestCase {
     }
 
     func testMetricsCommandPrintsSacrebleuScoresAndSklearnF1() throws {
-        let folder = try temporaryFolder(self)
+        let folder = try temporaryFolder(for: self)
         func write(_ name: String, _ lines: [String]) throws {
             try (lines.joined(separator: "\n") + "\n").write(to: folder.appendingPathComponent(name), atomically: true, encoding: .utf8)
         }

@@ -1,5 +1,6 @@
 import CollieEngine
 import CollieModels
+import CollieTestSupport
 import CollieTokenizers
 import CollieTraining
 import Foundation
@@ -48,7 +49,7 @@ final class LossMaskingTests: XCTestCase {
         let dataset = try TrainingDataset(records: records, tokenizer: tokenizer)
         let model = makeModel()
         let recorder = RecordingMonitor()
-        let trainer = try Trainer(config: config(batchSize: 2, output: try temporaryFolder(self)), model: model,
+        let trainer = try Trainer(config: config(batchSize: 2, output: try temporaryFolder(for: self)), model: model,
                                   trainDataset: dataset, padTokenID: 0, monitors: [recorder])
         try trainer.train()
 
@@ -84,7 +85,7 @@ final class LossMaskingTests: XCTestCase {
         }
         for side in [PaddingSide.right, .left] {
             let recorder = RecordingMonitor()
-            let trainer = try Trainer(config: config(batchSize: 3, side: side, output: try temporaryFolder(self)),
+            let trainer = try Trainer(config: config(batchSize: 3, side: side, output: try temporaryFolder(for: self)),
                                       model: model, trainDataset: dataset, padTokenID: 0, monitors: [recorder])
             try trainer.train()
             XCTAssertEqual(recorder.steps[0].loss, sum / Double(count), accuracy: 1e-5, "\(side) padding")
@@ -96,7 +97,7 @@ final class LossMaskingTests: XCTestCase {
         let records = (0..<5).map { i in TrainingRecord(.tokens(Array((100 + i)..<(104 + 3 * i)), labels: nil)) }
         let dataset = try TrainingDataset(records: records, tokenizer: Fixtures.tokenizer)
         let model = makeModel()
-        let trainer = try Trainer(config: config(batchSize: 2, output: try temporaryFolder(self)), model: model,
+        let trainer = try Trainer(config: config(batchSize: 2, output: try temporaryFolder(for: self)), model: model,
                                   trainDataset: dataset, evaluationDataset: dataset, padTokenID: 0)
         let metrics = try trainer.evaluate()
         var sum = 0.0, count = 0

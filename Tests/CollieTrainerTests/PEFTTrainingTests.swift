@@ -1,6 +1,7 @@
 import CollieEngine
 import CollieIO
 import CollieModels
+import CollieTestSupport
 import CollieTraining
 import Foundation
 import XCTest
@@ -23,7 +24,7 @@ final class PEFTTrainingTests: XCTestCase {
     }
 
     func testOnlyTheAdapterIsTrainedAndHasGradientStorage() throws {
-        let output = try temporaryFolder(self)
+        let output = try temporaryFolder(for: self)
         let setup = try TrainingSetup(config: try Fixtures.config("lora_adamw", output: output))
         let base = try LlamaForCausalLM.load(from: Fixtures.model)
         let trainer = try setup.makeTrainer()
@@ -39,7 +40,7 @@ final class PEFTTrainingTests: XCTestCase {
     }
 
     func testSavedAdapterIsAPEFTFolderThatReloadsWithTheSameLogits() throws {
-        let output = try temporaryFolder(self)
+        let output = try temporaryFolder(for: self)
         let config = try Fixtures.config("lora_adamw", output: output, overrides: ["train_epochs=1"])
         let setup = try TrainingSetup(config: config)
         let trainer = try setup.makeTrainer()
@@ -64,8 +65,8 @@ final class PEFTTrainingTests: XCTestCase {
     /// from its checkpoint (the adapter in PEFT's layout + optimizer state) ends bit-identical.
     func testLoRARunWithDropoutResumesExactlyFromItsCheckpoint() throws {
         let overrides = ["peft_config.lora_dropout=0.1", "callbacks={checkpoint: {every_n_batches: 2}}"]
-        let full = try run(output: try temporaryFolder(self), overrides: overrides)
-        let output = try temporaryFolder(self)
+        let full = try run(output: try temporaryFolder(for: self), overrides: overrides)
+        let output = try temporaryFolder(for: self)
         _ = try run(output: output, overrides: overrides, crashAfter: 3)
         let checkpoint = output.appendingPathComponent("checkpoint-2")
         XCTAssertTrue(FileManager.default.fileExists(atPath: checkpoint.appendingPathComponent("adapter_model.safetensors").path))
@@ -77,12 +78,12 @@ final class PEFTTrainingTests: XCTestCase {
             XCTAssertEqual(a.floats(), b.floats(), key)
         }
         // Dropout changes the run: the same run without it has other losses.
-        let plain = try run(output: try temporaryFolder(self), overrides: [])
+        let plain = try run(output: try temporaryFolder(for: self), overrides: [])
         XCTAssertNotEqual(plain.steps.map(\.loss), full.steps.map(\.loss))
     }
 
     func testBadPEFTConfigsAreErrorsNamingTheKey() throws {
-        let output = try temporaryFolder(self)
+        let output = try temporaryFolder(for: self)
         for (override, expected) in [("peft_config.peft_type=IA3", "expected one of LORA, PROMPT_TUNING"),
                                      ("peft_config.lora_dropout=1.5", "lora_dropout: must be in [0, 1)"),
                                      ("peft_config.use_dora=true", "use_dora"),
@@ -97,7 +98,7 @@ final class PEFTTrainingTests: XCTestCase {
     }
 
     func testPEFTConfigSurvivesTheConfigsYAMLRoundTrip() throws {
-        let output = try temporaryFolder(self)
+        let output = try temporaryFolder(for: self)
         for overrides in [["peft_config.target_modules=.*\\.(q|v)_proj", "peft_config.use_rslora=true"],
                           ["peft_config={peft_type: PROMPT_TUNING, num_virtual_tokens: 5, prompt_tuning_init: TEXT, prompt_tuning_init_text: Answer briefly}"]] {
             let config = try Fixtures.config("lora_adamw", output: output, overrides: overrides)
@@ -123,7 +124,7 @@ final class PEFTTrainingTests: XCTestCase {
     func testLoRAOnABFloat16BaseKeepsTheAdapterInFloat32() throws {
         var losses: [[Double]] = []
         for dtype in ["float32", "bfloat16"] {
-            let setup = try TrainingSetup(config: try Fixtures.config("lora_adamw", output: try temporaryFolder(self),
+            let setup = try TrainingSetup(config: try Fixtures.config("lora_adamw", output: try temporaryFolder(for: self),
                                                                       overrides: ["dtype=\(dtype)"]))
             let recorder = RecordingMonitor()
             let trainer = try setup.makeTrainer(monitors: [recorder])
@@ -141,7 +142,7 @@ final class PEFTTrainingTests: XCTestCase {
 
     /// LOMO updates inside backward: with LoRA it updates the adapter only.
     func testLoRATrainsWithAnInBackwardOptimizer() throws {
-        let output = try temporaryFolder(self)
+        let output = try temporaryFolder(for: self)
         let config = try Fixtures.config("lora_adamw", output: output, overrides: [
             "optimizer={name: lomo, lr: 0.05}", "gradient_accumulation_steps=1", "train_epochs=1"])
         let setup = try TrainingSetup(config: config)
@@ -159,7 +160,7 @@ final class PEFTTrainingTests: XCTestCase {
     /// `collie train` with `peft_config` writes the adapter as final/; `collie convert --adapter` merges it into a
     /// full model whose scores equal `collie score --adapter`'s on the base.
     func testCommandLineTrainsMergesAndScoresAnAdapter() throws {
-        let folder = try temporaryFolder(self)
+        let folder = try temporaryFolder(for: self)
         let config = folder.appendingPathComponent("config.yaml")
         try String(contentsOf: Fixtures.folder.appendingPathComponent("lora_adamw/config.yaml"), encoding: .utf8)
             .replacingOccurrences(of: "../", with: Fixtures.folder.path + "/")
@@ -196,7 +197,7 @@ final class PEFTTrainingTests: XCTestCase {
     // MARK: - Support
 
     private func checkParity(_ name: String, parameterTolerance: Float) throws -> Trainer {
-        let output = try temporaryFolder(self)
+        let output = try temporaryFolder(for: self)
         let setup = try TrainingSetup(config: try Fixtures.config(name, output: output))
         try setup.model.loadAdapter(from: Fixtures.folder.appendingPathComponent("\(name)/initial_adapter"))
         let recorder = RecordingMonitor()

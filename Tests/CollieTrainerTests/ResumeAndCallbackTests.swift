@@ -1,6 +1,7 @@
 import CollieEngine
 import CollieIO
 import CollieModels
+import CollieTestSupport
 import CollieTraining
 import Foundation
 import XCTest
@@ -53,10 +54,10 @@ final class ResumeAndCallbackTests: XCTestCase {
 
     func testResumedRunReproducesTheUninterruptedRunExactly() throws {
         let overrides = ["callbacks={checkpoint: {every_n_batches: 2, keep_last: 2}}", "shuffle=true"]
-        let full = try run(output: try temporaryFolder(self), overrides: overrides)
+        let full = try run(output: try temporaryFolder(for: self), overrides: overrides)
         XCTAssertEqual(full.steps.count, 6)
 
-        let output = try temporaryFolder(self)
+        let output = try temporaryFolder(for: self)
         let crashed = try run(output: output, overrides: overrides, crashAfter: 5)
         XCTAssertEqual(crashed.steps.count, 5)
         XCTAssertEqual(crashed.steps.map(\.loss), Array(full.steps.prefix(5).map(\.loss)))
@@ -75,14 +76,14 @@ final class ResumeAndCallbackTests: XCTestCase {
         for optimizer in optimizers {
             let overrides = ["callbacks={checkpoint: {every_n_batches: 2}}", "optimizer=\(optimizer)",
                              "gradient_accumulation_steps=1", "max_grad_norm=1"]
-            let full = try run(output: try temporaryFolder(self), overrides: overrides)
+            let full = try run(output: try temporaryFolder(for: self), overrides: overrides)
             XCTAssertGreaterThan(full.steps.count, 6, optimizer)
             XCTAssertLessThan(full.steps.last!.loss, full.steps.first!.loss, "\(optimizer) lowers the loss")
             if optimizer.contains("lomo") {
                 XCTAssertNotNil(full.steps.first?.gradientNorm, "\(optimizer): the norm pass reports the norm")
                 XCTAssertNil(full.trainer.parameterBuffer.gradients, "\(optimizer): no flat gradient buffer")
             }
-            let output = try temporaryFolder(self)
+            let output = try temporaryFolder(for: self)
             _ = try run(output: output, overrides: overrides, crashAfter: 5)
             let latest = try XCTUnwrap(TrainingCheckpoint.latest(in: output))
             let resumed = try run(output: output, overrides: overrides, resumeFrom: latest)
@@ -93,11 +94,11 @@ final class ResumeAndCallbackTests: XCTestCase {
     func testBFloat16WeightsTrainWithAdaLomoAndResumeExactly() throws {
         let overrides = ["callbacks={checkpoint: {every_n_batches: 2}}", "optimizer={name: adalomo, lr: 0.01}",
                          "gradient_accumulation_steps=1", "dtype=bfloat16", "checkpointing=true"]
-        let full = try run(output: try temporaryFolder(self), overrides: overrides)
+        let full = try run(output: try temporaryFolder(for: self), overrides: overrides)
         XCTAssertTrue(full.trainer.model.parameters.allSatisfy { $0.dtype == .bfloat16 })
         XCTAssertEqual(full.trainer.parameterBuffer.values.storage.byteCount, full.trainer.model.parameterCount * 2)
         XCTAssertLessThan(full.steps.last!.loss, full.steps.first!.loss)
-        let output = try temporaryFolder(self)
+        let output = try temporaryFolder(for: self)
         _ = try run(output: output, overrides: overrides, crashAfter: 5)
         let resumed = try run(output: output, overrides: overrides, resumeFrom: try XCTUnwrap(TrainingCheckpoint.latest(in: output)))
         assertSameRun(resumed, as: full, from: 4)
@@ -107,9 +108,9 @@ final class ResumeAndCallbackTests: XCTestCase {
     /// callbacks still run.
     func testResumeFromAnEpochsLastUpdateStillEndsThatEpoch() throws {
         let overrides = ["callbacks={checkpoint: {every_n_batches: 3}}", "eval_per_n_epochs=1"]
-        let full = try run(output: try temporaryFolder(self), overrides: overrides)
+        let full = try run(output: try temporaryFolder(for: self), overrides: overrides)
         XCTAssertEqual(full.trainer.state.evaluations.map(\.step), [0, 3, 6])
-        let output = try temporaryFolder(self)
+        let output = try temporaryFolder(for: self)
         _ = try run(output: output, overrides: overrides, crashAfter: 4)
         let checkpoint = output.appendingPathComponent("checkpoint-3")
         let ends = EpochEndRecorder()
@@ -119,7 +120,7 @@ final class ResumeAndCallbackTests: XCTestCase {
     }
 
     func testResumeRefusesACheckpointOfADifferentSetup() throws {
-        let output = try temporaryFolder(self)
+        let output = try temporaryFolder(for: self)
         _ = try run(output: output, overrides: ["callbacks={checkpoint: {every_n_batches: 2}}"], crashAfter: 2)
         let checkpoint = output.appendingPathComponent("checkpoint-2")
         let config = try Fixtures.config("adamw", output: output, overrides: ["train_micro_batch_size=1"])
@@ -133,7 +134,7 @@ final class ResumeAndCallbackTests: XCTestCase {
     }
 
     func testCheckpointCallbackKeepsTheLastKAndTheTopKByMetric() throws {
-        let output = try temporaryFolder(self)
+        let output = try temporaryFolder(for: self)
         let (trainer, _) = try run(output: output, overrides: evaluateEveryUpdate + [
             "callbacks={checkpoint: {every_n_batches: 1, keep_last: 2, top_k: 1, monitor: eval_loss, mode: min}}",
         ])
@@ -148,7 +149,7 @@ final class ResumeAndCallbackTests: XCTestCase {
     }
 
     func testEarlyStopStopsWhenTheMetricHasNotImprovedForPatienceEvaluations() throws {
-        let (trainer, steps) = try run(output: try temporaryFolder(self), overrides: evaluateEveryUpdate + [
+        let (trainer, steps) = try run(output: try temporaryFolder(for: self), overrides: evaluateEveryUpdate + [
             "callbacks={early_stop: {monitor: eval_loss, mode: min, patience: 1}}",
         ])
         // The first evaluation that does not improve on the best stops training right after its update.
@@ -165,7 +166,7 @@ final class ResumeAndCallbackTests: XCTestCase {
     }
 
     func testLoadBestModelLoadsTheBestWeightsAtTheEnd() throws {
-        let output = try temporaryFolder(self)
+        let output = try temporaryFolder(for: self)
         let (trainer, _) = try run(output: output, overrides: evaluateEveryUpdate + [
             "callbacks={load_best_model: {monitor: eval_loss, mode: min}}",
         ])
@@ -176,7 +177,7 @@ final class ResumeAndCallbackTests: XCTestCase {
     }
 
     func testUnknownMonitoredMetricIsAnError() throws {
-        let config = try Fixtures.config("adamw", output: try temporaryFolder(self), overrides: [
+        let config = try Fixtures.config("adamw", output: try temporaryFolder(for: self), overrides: [
             "callbacks={early_stop: {monitor: eval_los}}",
         ])
         XCTAssertThrowsError(try TrainingSetup(config: config).makeTrainer()) { error in
@@ -186,7 +187,7 @@ final class ResumeAndCallbackTests: XCTestCase {
     }
 
     func testTheAlpacaExampleConfigHoldsOutItsEvaluationRecords() throws {
-        let url = Fixtures.repositoryRoot.appendingPathComponent("examples/alpaca/config.yaml")
+        let url = TestPaths.repository.appendingPathComponent("examples/alpaca/config.yaml")
         let setup = try TrainingSetup(config: try CollieConfig.load(from: url), source: url.path)
         XCTAssertEqual(setup.evaluationDataset.map { $0.count + $0.skippedCount }, 50, "the last 5% of 999 records")
         XCTAssertEqual(setup.trainDataset.count + setup.trainDataset.skippedCount, 949)

@@ -1,6 +1,7 @@
 import CollieEngine
 import CollieIO
 import CollieTokenizers
+import CollieTestSupport
 import CollieTraining
 import Foundation
 import XCTest
@@ -10,13 +11,8 @@ enum Fixtures {
     /// The bundled Fixtures folder.
     static var folder: URL { Bundle.module.resourceURL!.appendingPathComponent("Fixtures") }
 
-    /// The repository root (for the bundled tokenizer, data and example configs).
-    static var repositoryRoot: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    }
-
     /// The LLaMA-2 tokenizer folder (pad id 2 = EOS).
-    static var tokenizerFolder: URL { repositoryRoot.appendingPathComponent("tokenizers/llama2") }
+    static var tokenizerFolder: URL { TestPaths.llama2Tokenizer }
 
     static let tokenizer: Tokenizer = try! Tokenizer(contentsOf: tokenizerFolder)
 
@@ -58,35 +54,6 @@ final class CrashCallback: TrainerCallback {
 
     func onBatchEnd(_ trainer: Trainer, step: TrainingStep) throws {
         if step.step == self.step { throw Crash() }
-    }
-}
-
-/// A fresh temporary folder, removed after the test.
-func temporaryFolder(_ test: XCTestCase) throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("collie-trainer-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    test.addTeardownBlock { try? FileManager.default.removeItem(at: url) }
-    return url
-}
-
-/// Writes `{"tokens", "labels"?}` records as JSON lines.
-func writeTokenRecords(_ records: [(tokens: [Int], labels: [Int]?)], to url: URL) throws {
-    var text = ""
-    for record in records {
-        text += "{\"tokens\": \(record.tokens)" + (record.labels.map { ", \"labels\": \($0)" } ?? "") + "}\n"
-    }
-    try text.write(to: url, atomically: true, encoding: .utf8)
-}
-
-/// `count` records of random ids in 3..<64 (the fixture model's vocabulary), seeded.
-func randomTokenRecords(count: Int, lengths: ClosedRange<Int>, seed: UInt64) -> [(tokens: [Int], labels: [Int]?)] {
-    var generator = RandomGenerator(seed: seed)
-    return (0..<count).map { index in
-        let length = lengths.lowerBound + Int(generator.next() % UInt64(lengths.count))
-        let tokens = (0..<length).map { _ in 3 + Int(generator.next() % 61) }
-        guard index % 3 == 1 else { return (tokens, nil) }
-        let prompt = length / 3
-        return (tokens, [Int](repeating: -100, count: prompt) + tokens[prompt...])
     }
 }
 

@@ -1,5 +1,7 @@
+import CollieEngine
 import CollieIO
 import CollieModels
+import CollieTestSupport
 import CollieTraining
 import Foundation
 import XCTest
@@ -10,7 +12,8 @@ final class TrainCommandTests: XCTestCase {
     /// A run of 96 records of random ids on the fixture model: 3 epochs × 24 updates (micro-batch 2 ×
     /// accumulation 2), shuffled per epoch, a checkpoint every 5 updates.
     private func makeRun(_ folder: URL, extra: String = "") throws -> URL {
-        try writeTokenRecords(randomTokenRecords(count: 96, lengths: 6...20, seed: 11),
+        var generator = RandomGenerator(seed: 11)
+        try writeTokenRecords(randomTokenRecords(count: 96, lengths: 6...20, using: &generator),
                               to: folder.appendingPathComponent("train.jsonl"))
         let config = folder.appendingPathComponent("config.yaml")
         try """
@@ -46,19 +49,19 @@ final class TrainCommandTests: XCTestCase {
     }
 
     func testRunKilledMidEpochResumesWithTheUninterruptedLosses() throws {
-        let reference = try temporaryFolder(self)
+        let reference = try temporaryFolder(for: self)
         let config = try makeRun(reference)
         let full = try CollieExecutable.run(["train", config.path], in: reference)
         XCTAssertEqual(full.status, 0, full.errors)
         let expected = try loggedSteps(reference.appendingPathComponent("out"))
         XCTAssertEqual(expected.count, 72)
 
-        let folder = try temporaryFolder(self)
+        let folder = try temporaryFolder(for: self)
         let killedConfig = try makeRun(folder)
         let output = folder.appendingPathComponent("out")
         let process = try CollieExecutable.start(["train", killedConfig.path], in: folder, log: "killed")
-        let reached = CollieExecutable.wait(for: process) { rowCount(output) >= 33 }
-        CollieExecutable.sigkill(process)
+        let reached = process.wait { rowCount(output) >= 33 }
+        process.kill()
         XCTAssertTrue(reached, "the run ended before step 33")
         let killedAt = rowCount(output)
         XCTAssertLessThan(killedAt, 48, "killed in the second epoch (updates 25–48)")
@@ -76,7 +79,7 @@ final class TrainCommandTests: XCTestCase {
     }
 
     func testKillDuringACheckpointWriteLeavesThePreviousCheckpointLoadable() throws {
-        let folder = try temporaryFolder(self)
+        let folder = try temporaryFolder(for: self)
         let config = try makeRun(folder)
         let output = folder.appendingPathComponent("out")
         // The process sleeps in the middle of writing checkpoint-10 (model written, optimizer not yet).
@@ -86,10 +89,10 @@ final class TrainCommandTests: XCTestCase {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: output.path)) ?? []
             return names.first { $0.hasPrefix(".checkpoint-10.partial-") }.map { output.appendingPathComponent($0) }
         }
-        let inWrite = CollieExecutable.wait(for: process) {
+        let inWrite = process.wait {
             partial().map { FileManager.default.fileExists(atPath: $0.appendingPathComponent("model.safetensors").path) } ?? false
         }
-        CollieExecutable.sigkill(process)
+        process.kill()
         XCTAssertTrue(inWrite, "never saw checkpoint-10 being written")
 
         XCTAssertEqual(TrainingCheckpoint.checkpoints(in: output).map(\.step), [5], "only the complete checkpoint counts")
@@ -122,14 +125,14 @@ final class TrainCommandTests: XCTestCase {
     }
 
     func testUnknownConfigKeyFailsNamingTheKeyFileAndLine() throws {
-        let folder = try temporaryFolder(self)
+        let folder = try temporaryFolder(for: self)
         let config = try makeRun(folder, extra: "eval_per_n_step: 3")
         try assertFails(["train", config.path], in: folder,
                         mentioning: ["config.yaml:16: eval_per_n_step: unknown key (did you mean eval_per_n_steps?)"])
     }
 
     func testBadConfigValueFailsNamingTheKey() throws {
-        let folder = try temporaryFolder(self)
+        let folder = try temporaryFolder(for: self)
         let config = try makeRun(folder)
         try assertFails(["train", config.path, "--set", "train_micro_batch_size=two"], in: folder,
                         mentioning: ["train_micro_batch_size", "expected an integer"])
@@ -137,7 +140,7 @@ final class TrainCommandTests: XCTestCase {
     }
 
     func testMissingDataFileFailsNamingTheKeyAndThePath() throws {
-        let folder = try temporaryFolder(self)
+        let folder = try temporaryFolder(for: self)
         let config = try makeRun(folder)
         try assertFails(["train", config.path, "--set", "train_data=missing.jsonl"], in: folder,
                         mentioning: ["train_data", "missing.jsonl"])
@@ -145,7 +148,7 @@ final class TrainCommandTests: XCTestCase {
     }
 
     func testMalformedRecordFailsNamingTheFileAndLine() throws {
-        let folder = try temporaryFolder(self)
+        let folder = try temporaryFolder(for: self)
         let config = try makeRun(folder)
         let data = folder.appendingPathComponent("broken.jsonl")
         try "{\"tokens\": [5, 6, 7]}\n{\"tokens\": [8, 9, 10]}\n{\"tokens\": [5, 6,\n".write(to: data, atomically: true, encoding: .utf8)
@@ -157,13 +160,13 @@ final class TrainCommandTests: XCTestCase {
     }
 
     func testResumeLatestWithoutACheckpointFails() throws {
-        let folder = try temporaryFolder(self)
+        let folder = try temporaryFolder(for: self)
         let config = try makeRun(folder)
         try assertFails(["train", config.path, "--resume", "latest"], in: folder, mentioning: ["no complete checkpoint"])
     }
 
     func testASecondRunRefusesToMixWithAnEarlierRunsCheckpoints() throws {
-        let folder = try temporaryFolder(self)
+        let folder = try temporaryFolder(for: self)
         let config = try makeRun(folder)
         let short = ["--set", "train_epochs=1"]
         XCTAssertEqual(try CollieExecutable.run(["train", config.path] + short, in: folder).status, 0)

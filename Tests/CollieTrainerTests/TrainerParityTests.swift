@@ -1,6 +1,7 @@
 import CollieEngine
 import CollieIO
 import CollieModels
+import CollieTestSupport
 import CollieTraining
 import Foundation
 import XCTest
@@ -26,7 +27,7 @@ final class TrainerParityTests: XCTestCase {
     }
 
     private func checkParity(_ name: String, parameterTolerance: Float) throws {
-        let output = try temporaryFolder(self)
+        let output = try temporaryFolder(for: self)
         let setup = try TrainingSetup(config: try Fixtures.config(name, output: output))
         XCTAssertEqual(setup.padTokenID, 2, "the fixture pads with id 2 (LLaMA-2's EOS)")
         let recorder = RecordingMonitor()
@@ -78,9 +79,10 @@ final class TrainerParityTests: XCTestCase {
     /// Gradient accumulation scales each micro-batch's summed loss by the whole group's token count, so
     /// micro-batches of 1 accumulated 4 times make the same update as one batch of 4.
     func testAccumulatedGradientsEqualTheBigBatchMean() throws {
-        let output = try temporaryFolder(self)
+        let output = try temporaryFolder(for: self)
         let data = output.appendingPathComponent("four.jsonl")
-        try writeTokenRecords(randomTokenRecords(count: 4, lengths: 4...14, seed: 7), to: data)
+        var generator = RandomGenerator(seed: 7)
+        try writeTokenRecords(randomTokenRecords(count: 4, lengths: 4...14, using: &generator), to: data)
         var results: [(loss: Double, parameters: [Tensor])] = []
         for (micro, accumulation) in [(4, 1), (1, 4), (2, 2)] {
             let config = try Fixtures.config("sgd", output: output, overrides: [

@@ -1,4 +1,5 @@
 import CollieModels
+import CollieTestSupport
 import CollieTraining
 import Foundation
 import XCTest
@@ -122,7 +123,7 @@ final class ConfigTests: XCTestCase {
     }
 
     func testJSONConfigFileLoads() throws {
-        let folder = try temporaryFolder(self)
+        let folder = try temporaryFolder(for: self)
         let url = folder.appendingPathComponent("config.json")
         try Data(#"{"model": "tiny", "tokenizer": "tok", "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9}}"#.utf8)
             .write(to: url)
@@ -132,7 +133,7 @@ final class ConfigTests: XCTestCase {
     }
 
     func testRelativePathsResolveAgainstTheConfigFileButPresetsStayNames() throws {
-        let folder = try temporaryFolder(self)
+        let folder = try temporaryFolder(for: self)
         let url = folder.appendingPathComponent("train.yaml")
         try Data("model: tiny\ntokenizer: ../tok\ntrain_data: data/a.jsonl\noutput_dir: /abs/out\n".utf8).write(to: url)
         let config = try CollieConfig.load(from: url, overrides: ["eval_data=eval.jsonl"])
@@ -369,7 +370,7 @@ final class ConfigTests: XCTestCase {
     // MARK: - The bundled example
 
     func testAlpacaExampleConfigLoadsAndValidates() throws {
-        let url = Fixtures.repositoryRoot.appendingPathComponent("examples/alpaca/config.yaml")
+        let url = TestPaths.repository.appendingPathComponent("examples/alpaca/config.yaml")
         let config = try CollieConfig.load(from: url)
         XCTAssertEqual(config.model, .preset(.tiny))
         XCTAssertEqual(config.recordFormat, .alpaca)

@@ -1,3 +1,4 @@
+import CollieTestSupport
 import CollieTokenizers
 import CollieTraining
 import Foundation
@@ -9,7 +10,7 @@ final class DatasetTests: XCTestCase {
 
     /// Writes `text` to a file in a fresh folder.
     private func file(_ name: String, _ text: String) throws -> URL {
-        let url = try temporaryFolder(self).appendingPathComponent(name)
+        let url = try temporaryFolder(for: self).appendingPathComponent(name)
         try Data(text.utf8).write(to: url)
         return url
     }
@@ -265,7 +266,7 @@ final class DatasetTests: XCTestCase {
     // MARK: - The bundled example data
 
     func testBundledAlpacaDemoTokenizes() throws {
-        let url = Fixtures.repositoryRoot.appendingPathComponent("data/alpaca_en_demo.json")
+        let url = TestPaths.repository.appendingPathComponent("data/alpaca_en_demo.json")
         let dataset = try TrainingDataset.load(from: url, tokenizer: tokenizer, maxLength: 512)
         XCTAssertEqual(dataset.format, .alpaca)
         XCTAssertEqual(dataset.count + dataset.skippedCount, 999)

@@ -61,14 +61,6 @@ struct Difference: CustomStringConvertible {
     var description: String { String(format: "max abs %.3e, max rel %.3e", maxAbsolute, maxRelative) }
 }
 
-/// A fresh temporary folder, removed when the test ends.
-func temporaryFolder(_ test: XCTestCase) -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("collie-optimizer-tests-\(UUID().uuidString)")
-    try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    test.addTeardownBlock { try? FileManager.default.removeItem(at: url) }
-    return url
-}
-
 /// Runs `steps` steps of a fixture case (`name.after.<s>.<i>` holds the reference parameters after step s),
 /// asserting each step's parameters within `tolerance` (relative, see `Difference`).
 func checkSteps(_ name: String, in fixture: Fixture, steps: Int, tolerance: Double,

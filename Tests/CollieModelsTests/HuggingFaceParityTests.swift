@@ -4,43 +4,21 @@ import Foundation
 import XCTest
 @testable import CollieEngine
 @testable import CollieModels
-@testable import CollieTraining
 
 /// Collie against `transformers` itself: tiny random models built and run by
 /// scripts/fixtures/make_model_fixtures.py with transformers' own LlamaForCausalLM / MistralForCausalLM /
-/// Qwen2ForCausalLM (eager attention, float32) and torch.optim.AdamW.
+/// Qwen2ForCausalLM (eager attention, float32). (Three torch.optim.AdamW steps on the same fixtures are
+/// CollieTrainingTests' `TransformersAdamWParityTests`.)
 ///
 /// Tolerances (float32 on both sides; each relative to the largest magnitude of the expected
 /// tensor, per tensor):
 /// - logits 1e-5, loss 1e-5 (of |loss|);
-/// - every parameter's gradient 1e-4;
-/// - after three AdamW steps (lr 1e-2, betas (0.9, 0.999), eps 1e-8, weight decay 0.01): the
-///   three losses 1e-5 and every parameter 1e-4, except k_proj biases, 1e-3 (below).
-/// The tests print the largest differences they see: about 1e-6 for logits, losses and
-/// gradients, up to 5e-5 for parameters after the AdamW steps.
-///
-/// Why k_proj biases get 2e-3 after AdamW: adding a constant to every key adds the same amount to
-/// all of a query's scores, which softmax cancels; only RoPE's rotation of the bias keeps it from
-/// cancelling exactly, so on the slowly rotating (low-frequency) dimensions its gradient is a
-/// difference of nearly equal terms, around 1e-6 of the tensor's largest gradient element, and
-/// carries a relative rounding error of about 1%. Adam divides each element by its own gradient
-/// magnitude, so those elements still move by about lr per step, and the 1% becomes ~1e-4
-/// absolute. transformers itself is no closer: its float32 result differs from the same AdamW run
-/// in float64 by 4.5e-4 × max|bias| on the qwen2 fixture (Collie vs torch float32: 4.7e-4 with
-/// OpenBLAS's Haswell and Prescott kernels, 1.34e-3 with its SkylakeX kernel, whose different
-/// summation order lands elsewhere within the same float32 noise).
+/// - every parameter's gradient 1e-4.
+/// The tests print the largest differences they see: about 1e-6 for logits, losses and gradients.
 final class HuggingFaceParityTests: XCTestCase {
     static let logitTolerance = 1e-5
     static let lossTolerance = 1e-5
     static let gradientTolerance = 1e-4
-    static let parameterTolerance = 1e-4
-    static let keyBiasParameterTolerance = 2e-3
-
-    /// Every float32 fixture with gradients and AdamW values (all but "bf16").
-    static let trainedVariants = [
-        "llama_mha", "llama_gqa", "llama_mqa", "llama_tied", "llama_rope_llama3", "llama_rope_linear_hub",
-        "llama_bias", "llama_padded", "qwen2", "mistral_sliding_window",
-    ]
 
     // MARK: - Logits, loss and gradients, one test per variant
 
@@ -110,36 +88,6 @@ final class HuggingFaceParityTests: XCTestCase {
         XCTAssertEqual(model.configuration.modelType, .mistral)
         XCTAssertEqual(model.configuration.slidingWindow, 5)
         XCTAssertEqual(model.configuration.resolvedHeadDimension, 16)   // explicit head_dim ≠ 32 / 4
-    }
-
-    // MARK: - Optimizer
-
-    func testThreeAdamWStepsMatchTorch() throws {
-        for variant in Self.trainedVariants {
-            let model = try LlamaForCausalLM.load(from: Self.folder(variant))
-            let expected = try Self.expected(variant)
-            let batch = try Batch(expected)
-            let optimizer = AdamW(parameters: model.parameters, learningRate: 1e-2, beta1: 0.9, beta2: 0.999,
-                                  epsilon: 1e-8, weightDecay: 0.01)
-            var losses: [Float] = []
-            for _ in 0..<3 {
-                optimizer.zeroGradients()
-                let loss = model.loss(ids: batch.ids, labels: batch.labels, keyPaddingMask: batch.mask)
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.item)
-            }
-            var report = ParityReport(variant + " after 3 AdamW steps")
-            report.compare(Tensor(losses, shape: [3]), try expected.tensor("adamw.losses"),
-                           relative: Self.lossTolerance, "losses")
-            for (key, parameter) in model.namedParameters {
-                let tolerance = key.hasSuffix("self_attn.k_proj.bias") ? Self.keyBiasParameterTolerance
-                                                                        : Self.parameterTolerance
-                report.compare(parameter, try expected.tensor("param." + key), relative: tolerance,
-                               (tolerance == Self.parameterTolerance ? "param " : "keybias ") + key)
-            }
-            report.finish()
-        }
     }
 
     // MARK: - Checkpoint formats
@@ -255,7 +203,7 @@ final class HuggingFaceParityTests: XCTestCase {
     // MARK: - Saving
 
     func testSaveAsFloat32ReloadsWithIdenticalLogits() throws {
-        for variant in Self.trainedVariants + ["bf16"] {
+        for variant in ModelFixtures.trainedVariants + ["bf16"] {
             let model = try LlamaForCausalLM.load(from: Self.folder(variant))
             let folder = try temporaryFolder(for: self)
             try model.save(to: folder, dtype: .float32)

@@ -18,7 +18,7 @@ final class InBackwardDataParallelTests: XCTestCase {
 
 /// The rank side of `InBackwardDataParallelTests` (skipped unless launched by it under mpirun).
 final class InBackwardDataParallelRankTests: XCTestCase {
-    static let model = TestPaths.fixtures(of: "CollieTrainerTests").appendingPathComponent("model")
+    static let model = TestPaths.fixtures(of: "CollieTrainingTests").appendingPathComponent("model")
 
     /// Three global batches of 5 rows (so 4 ranks get uneven rows, and with more ranks than rows some get none).
     static func batches() -> [PaddedBatch] {

@@ -31,7 +31,7 @@ final class TrainerParityTests: XCTestCase {
         let setup = try TrainingSetup(config: try Fixtures.config(name, output: output))
         XCTAssertEqual(setup.padTokenID, 2, "the fixture pads with id 2 (LLaMA-2's EOS)")
         let recorder = RecordingMonitor()
-        let trainer = try setup.makeTrainer(monitors: [recorder])
+        let trainer = try setup.makeTrainer(monitors: [recorder], evaluators: [])
         try trainer.train()
         let expected = try Fixtures.expected(name)
 
@@ -92,7 +92,7 @@ final class TrainerParityTests: XCTestCase {
                 "eval_per_n_epochs=0",
             ])
             let recorder = RecordingMonitor()
-            let trainer = try TrainingSetup(config: config).makeTrainer(monitors: [recorder])
+            let trainer = try TrainingSetup(config: config).makeTrainer(monitors: [recorder], evaluators: [])
             try trainer.train()
             XCTAssertEqual(recorder.steps.count, 1)
             results.append((recorder.steps[0].loss, trainer.model.parameters))

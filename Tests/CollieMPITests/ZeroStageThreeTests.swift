@@ -8,7 +8,7 @@ import XCTest
 /// gathered per unit around its forward and backward; training equals plain training, and between steps the
 /// parameters are not bound.
 final class ZeroStageThreeTests: XCTestCase {
-    static let model = TestPaths.fixtures(of: "CollieTrainerTests").appendingPathComponent("model")
+    static let model = TestPaths.fixtures(of: "CollieTrainingTests").appendingPathComponent("model")
 
     private func train(stage: Int, checkpointing: Bool) throws -> (losses: [Float], parameters: [Float]) {
         let model = try LlamaForCausalLM.load(from: Self.model)

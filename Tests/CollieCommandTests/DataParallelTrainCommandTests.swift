@@ -24,8 +24,8 @@ final class DataParallelTrainCommandTests: XCTestCase {
         try records.write(to: folder.appendingPathComponent("train.jsonl"), atomically: true, encoding: .utf8)
         let config = folder.appendingPathComponent("config.yaml")
         try """
-            model: \(TestPaths.fixtures(of: "CollieTrainerTests").appendingPathComponent("model").path)
-            tokenizer: \(TestPaths.llama2Tokenizer.path)
+            model: \(Fixtures.model.path)
+            tokenizer: \(Fixtures.tokenizerFolder.path)
             train_data: train.jsonl
             record_format: tokens
             shuffle: true
@@ -65,8 +65,7 @@ final class DataParallelTrainCommandTests: XCTestCase {
         }
         let final = try SafeTensorsFile(url: output.appendingPathComponent("final/model.safetensors"))
         let expected = try SafeTensorsFile(url: reference.appendingPathComponent("final/model.safetensors"))
-        let initial = try SafeTensorsFile(url: TestPaths.fixtures(of: "CollieTrainerTests")
-            .appendingPathComponent("model/model.safetensors"))
+        let initial = try SafeTensorsFile(url: Fixtures.model.appendingPathComponent("model.safetensors"))
         XCTAssertEqual(final.names, expected.names, label, file: file, line: line)
         // AdamW divides by √v: where a gradient is ~0, rounding noise in it moves a weight by up to lr·g/(|g| + ε),
         // so final weights are compared by how far training moved them: the difference of the two runs' updates

@@ -1,19 +1,22 @@
 import CollieEngine
 import CollieIO
-import CollieTokenizers
 import CollieTestSupport
+import CollieTokenizers
 import CollieTraining
 import Foundation
 import XCTest
 
-/// Fixtures shared by the trainer tests (made by scripts/fixtures/make_trainer_fixtures.py).
+/// The training tests' fixtures (Fixtures/README.md): the trainer runs made by scripts/fixtures/make_trainer_fixtures.py
+/// and the repository's LLaMA-2 tokenizer. (The optimizers' reference values are read by `Fixture`.)
 enum Fixtures {
     /// The bundled Fixtures folder.
     static var folder: URL { Bundle.module.resourceURL!.appendingPathComponent("Fixtures") }
 
-    /// The LLaMA-2 tokenizer folder (pad id 2 = EOS).
+    /// The repository's LLaMA-2 tokenizer folder, tokenizers/llama2 (tokenizer.json + tokenizer_config.json, pad id
+    /// 2 = EOS; Meta's license, see tokenizers/README.md).
     static var tokenizerFolder: URL { TestPaths.llama2Tokenizer }
 
+    /// The LLaMA-2 tokenizer, loaded from `tokenizerFolder`.
     static let tokenizer: Tokenizer = try! Tokenizer(contentsOf: tokenizerFolder)
 
     /// The tiny model every fixture run starts from.

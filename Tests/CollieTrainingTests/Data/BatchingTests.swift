@@ -13,7 +13,7 @@ final class BatchingTests: XCTestCase {
         let records = (0..<count).map { i in
             TrainingRecord(.tokens([1] + (0...(i % 3)).map { 100 + i * 10 + $0 }, labels: nil))
         }
-        return try TrainingDataset(records: records, tokenizer: Fixtures.llama2)
+        return try TrainingDataset(records: records, tokenizer: Fixtures.tokenizer)
     }
 
     // MARK: - Padder
@@ -60,7 +60,7 @@ final class BatchingTests: XCTestCase {
     }
 
     func testPadderUsesTheTokenizersPadElseEOS() {
-        XCTAssertEqual(Padder(tokenizer: Fixtures.llama2).padTokenID, 2, "LLaMA-2 has no pad token")
+        XCTAssertEqual(Padder(tokenizer: Fixtures.tokenizer).padTokenID, 2, "LLaMA-2 has no pad token")
     }
 
     // MARK: - Sampler
@@ -164,10 +164,10 @@ final class BatchingTests: XCTestCase {
         config.seed = 5
         config.evalBatchSize = 3
         let dataset = try dataset(count: 10)
-        let training = try DataLoader(training: dataset, config: config, tokenizer: Fixtures.llama2)
+        let training = try DataLoader(training: dataset, config: config, tokenizer: Fixtures.tokenizer)
         XCTAssertEqual(training.sampler, BatchSampler(count: 10, batchSize: 4, lastBatch: .normal, shuffle: true, seed: 5))
         XCTAssertEqual(training.padder, Padder(side: .right, padTokenID: 2))
-        let evaluation = try DataLoader(evaluation: dataset, config: config, tokenizer: Fixtures.llama2)
+        let evaluation = try DataLoader(evaluation: dataset, config: config, tokenizer: Fixtures.tokenizer)
         XCTAssertEqual(evaluation.sampler, BatchSampler(count: 10, batchSize: 3))
     }
 }

@@ -379,7 +379,7 @@ final class ConfigTests: XCTestCase {
             XCTAssertTrue(FileManager.default.fileExists(atPath: path), path)
         }
         XCTAssertNoThrow(try config.validate())
-        let model = ModelPreset.tiny.configuration(for: Fixtures.llama2, maxPositionEmbeddings: config.maxLength)
+        let model = ModelPreset.tiny.configuration(for: Fixtures.tokenizer, maxPositionEmbeddings: config.maxLength)
         XCTAssertEqual([model.hiddenSize, model.hiddenLayers, model.attentionHeads, model.intermediateSize],
                        [256, 4, 4, 688])
         XCTAssertEqual(model.vocabularySize, 32000)

@@ -27,7 +27,7 @@ final class PEFTTrainingTests: XCTestCase {
         let output = try temporaryFolder(for: self)
         let setup = try TrainingSetup(config: try Fixtures.config("lora_adamw", output: output))
         let base = try LlamaForCausalLM.load(from: Fixtures.model)
-        let trainer = try setup.makeTrainer()
+        let trainer = try setup.makeTrainer(evaluators: [])
         let adapterCount = setup.model.adapterParameters.reduce(0) { $0 + $1.tensor.count }
         XCTAssertEqual(trainer.parameterBuffer.count, adapterCount, "the flat buffer holds the adapter only")
         XCTAssertEqual(adapterCount, 2 * (4 * (32 + 32) + 4 * (32 + 16) + 4 * (64 + 32)), "A [4, in] and B [out, 4] of q, v (2 KV heads) and down in 2 layers")
@@ -43,7 +43,7 @@ final class PEFTTrainingTests: XCTestCase {
         let output = try temporaryFolder(for: self)
         let config = try Fixtures.config("lora_adamw", output: output, overrides: ["train_epochs=1"])
         let setup = try TrainingSetup(config: config)
-        let trainer = try setup.makeTrainer()
+        let trainer = try setup.makeTrainer(evaluators: [])
         try trainer.train()
         let final = output.appendingPathComponent("final")
         try trainer.saveModel(to: final)
@@ -127,7 +127,7 @@ final class PEFTTrainingTests: XCTestCase {
             let setup = try TrainingSetup(config: try Fixtures.config("lora_adamw", output: try temporaryFolder(for: self),
                                                                       overrides: ["dtype=\(dtype)"]))
             let recorder = RecordingMonitor()
-            let trainer = try setup.makeTrainer(monitors: [recorder])
+            let trainer = try setup.makeTrainer(monitors: [recorder], evaluators: [])
             XCTAssertEqual(trainer.frozenBuffer?.dtype, dtype == "float32" ? .float32 : .bfloat16)
             XCTAssertEqual(trainer.parameterBuffer.dtype, .float32)
             XCTAssertTrue(setup.model.parameters.allSatisfy { $0.dtype == trainer.frozenBuffer?.dtype && $0.grad == nil })
@@ -149,49 +149,12 @@ final class PEFTTrainingTests: XCTestCase {
         let before = setup.model.adapterParameters.map { $0.tensor.floats() }
         let base = setup.model.namedParameters.map { $0.tensor.floats() }
         let recorder = RecordingMonitor()
-        try setup.makeTrainer(monitors: [recorder]).train()
+        try setup.makeTrainer(monitors: [recorder], evaluators: []).train()
         XCTAssertEqual(recorder.steps.count, 5)
         XCTAssertTrue(recorder.steps.allSatisfy { $0.loss.isFinite })
         XCTAssertEqual(setup.model.namedParameters.map { $0.tensor.floats() }, base, "the base model is frozen")
         let after = setup.model.adapterParameters.map { $0.tensor.floats() }
         XCTAssertTrue(zip(before, after).allSatisfy { $0 != $1 }, "every adapter tensor moved")
-    }
-
-    /// `collie train` with `peft_config` writes the adapter as final/; `collie convert --adapter` merges it into a
-    /// full model whose scores equal `collie score --adapter`'s on the base.
-    func testCommandLineTrainsMergesAndScoresAnAdapter() throws {
-        let folder = try temporaryFolder(for: self)
-        let config = folder.appendingPathComponent("config.yaml")
-        try String(contentsOf: Fixtures.folder.appendingPathComponent("lora_adamw/config.yaml"), encoding: .utf8)
-            .replacingOccurrences(of: "../", with: Fixtures.folder.path + "/")
-            .write(to: config, atomically: true, encoding: .utf8)
-        let train = try CollieExecutable.run(["train", config.path, "--set", "tokenizer=\(Fixtures.tokenizerFolder.path)",
-                                           "--set", "train_epochs=1"], in: folder)
-        XCTAssertEqual(train.status, 0, train.errors)
-        XCTAssertTrue(train.output.contains("peft: LoRA r 4"), train.output)
-        let final = folder.appendingPathComponent("output/final")
-        XCTAssertTrue(FileManager.default.fileExists(atPath: final.appendingPathComponent("adapter_model.safetensors").path))
-        XCTAssertFalse(FileManager.default.fileExists(atPath: folder.appendingPathComponent("output/base_model").path),
-                       "a folder model is its own base")
-
-        let merged = folder.appendingPathComponent("merged")
-        let convert = try CollieExecutable.run(["convert", "--model", Fixtures.model.path, "--adapter", final.path,
-                                             "--out", merged.path], in: folder, log: "convert")
-        XCTAssertEqual(convert.status, 0, convert.errors)
-        let data = Fixtures.folder.appendingPathComponent("eval.jsonl")
-        func score(_ arguments: [String]) throws -> [Double] {
-            let result = try CollieExecutable.run(["score", "--data", data.path] + arguments, in: folder, log: "score")
-            XCTAssertEqual(result.status, 0, result.errors)
-            return result.output.split(separator: "\n").compactMap {
-                (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["nll"] as? Double
-            }
-        }
-        let adapted = try score(["--model", Fixtures.model.path, "--adapter", final.path])
-        let mergedScores = try score(["--model", merged.path])
-        let base = try score(["--model", Fixtures.model.path])
-        XCTAssertEqual(adapted.count, 3)
-        for (a, m) in zip(adapted, mergedScores) { XCTAssertEqual(a, m, accuracy: 1e-5) }
-        XCTAssertNotEqual(adapted, base, "the trained adapter changes the scores")
     }
 
     // MARK: - Support
@@ -201,7 +164,7 @@ final class PEFTTrainingTests: XCTestCase {
         let setup = try TrainingSetup(config: try Fixtures.config(name, output: output))
         try setup.model.loadAdapter(from: Fixtures.folder.appendingPathComponent("\(name)/initial_adapter"))
         let recorder = RecordingMonitor()
-        let trainer = try setup.makeTrainer(monitors: [recorder])
+        let trainer = try setup.makeTrainer(monitors: [recorder], evaluators: [])
         try trainer.train()
         let expected = try Fixtures.expected(name)
 

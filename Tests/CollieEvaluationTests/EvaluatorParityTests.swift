@@ -1,12 +1,14 @@
 import CollieEngine
 import CollieModels
+import CollieTestSupport
 import CollieTraining
 import CollieEvaluation
 import Foundation
 import XCTest
 
 /// The perplexity evaluator equals exp(mean NLL) from transformers, and harness-style classification picks the
-/// options a PyTorch reference picks (scripts/fixtures/make_evaluation_fixtures.py, the llama_mha fixture model).
+/// options a PyTorch reference picks (scripts/fixtures/make_evaluation_fixtures.py, CollieModelsTests' llama_mha
+/// fixture model).
 final class EvaluatorParityTests: XCTestCase {
     struct Expected: Decodable {
         struct Record: Decodable {
@@ -25,8 +27,8 @@ final class EvaluatorParityTests: XCTestCase {
     }
 
     private func load() throws -> (LlamaForCausalLM, Expected) {
-        let model = try LlamaForCausalLM.load(from: HuggingFaceParityTests.folder("llama_mha"))
-        let url = HuggingFaceParityTests.folder("evaluation").appendingPathComponent("expected.json")
+        let model = try LlamaForCausalLM.load(from: ModelFixtures.folder("llama_mha"))
+        let url = Fixtures.own.appendingPathComponent("evaluation/expected.json")
         return (model, try JSONDecoder().decode(Expected.self, from: Data(contentsOf: url)))
     }
 

@@ -100,7 +100,7 @@ final class AdaptiveOptimizerParityTests: XCTestCase {
     }
 
     func checkSteps(_ name: String) {
-        CollieOptimizerTests.checkSteps(name, in: fixture, steps: Self.steps, tolerance: Self.tolerance,
+        CollieTrainingTests.checkSteps(name, in: fixture, steps: Self.steps, tolerance: Self.tolerance,
                                         optimizer: makeOptimizer(name),
                                         takeStep: { takeStep($0, of: name, $1, $2) })
     }

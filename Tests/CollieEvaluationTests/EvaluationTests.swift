@@ -9,8 +9,8 @@ import Foundation
 import XCTest
 
 /// Generation and classification evaluators score what their generator produced with the metrics of
-/// CollieMetrics; the trainer runs evaluators on its evaluation schedule; `collie eval` and `collie metrics`
-/// print JSON.
+/// CollieMetrics; the trainer runs evaluators on its evaluation schedule. (`collie eval` and `collie metrics` are
+/// CollieCommandTests' `EvalCommandTests` and `MetricsCommandTests`.)
 final class EvaluationTests: XCTestCase {
     private let tokenizer = Fixtures.tokenizer
     /// A very small random LLaMA over the LLaMA-2 vocabulary (the same in every test).
@@ -230,80 +230,5 @@ final class EvaluationTests: XCTestCase {
             config: CollieConfig.load(from: TestPaths.repository.appendingPathComponent("examples/eval/imdb-classification.yaml")),
             tokenizer: tokenizer, outputDirectory: try temporaryFolder(for: self)).first as? ClassificationEvaluator)
         XCTAssertEqual(imdb.records.map(\.target).filter { $0 == 1 }.count, 8, "8 positive and 7 negative reviews")
-    }
-
-    func testEvalCommandPrintsMetricsAndWritesResults() throws {
-        let folder = try temporaryFolder(for: self)
-        try """
-            {"text": "The cat sat", "target": "on the mat"}
-            {"text": "Hello", "target": "world"}
-            """.write(to: folder.appendingPathComponent("gen.jsonl"), atomically: true, encoding: .utf8)
-        try """
-            {"input": "Good. Sentiment:", "output": [" negative", " positive"], "target": 1}
-            {"input": "Bad. Sentiment:", "output": [" negative", " positive"], "target": 0}
-            """.write(to: folder.appendingPathComponent("cls.jsonl"), atomically: true, encoding: .utf8)
-        try """
-            model: tiny
-            tokenizer: \(Fixtures.tokenizerFolder.path)
-            max_length: 64
-            output_dir: out
-            monitor_outputs: [csv]
-            evaluators:
-              - {name: gen, type: generation, data: gen.jsonl, metrics: [bleu, rouge, decode], generation: {max_new_tokens: 2}}
-              - {name: cls, type: classification, data: cls.jsonl}
-            """.write(to: folder.appendingPathComponent("eval.yaml"), atomically: true, encoding: .utf8)
-        let run = try CollieExecutable.run(["eval", "eval.yaml"], in: folder)
-        XCTAssertEqual(run.status, 0, run.errors)
-        let printed = try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Double]
-        XCTAssertEqual(Set(printed?.keys.filter { $0.hasPrefix("cls/") } ?? []),
-                       ["cls/accuracy", "cls/f1_macro", "cls/f1_micro", "cls/precision_macro", "cls/recall_macro"])
-        XCTAssertNotNil(printed?["gen/bleu"])
-        XCTAssertNotNil(printed?["gen/rougeLsum"])
-        let saved = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("out/eval_results.json")))
-        XCTAssertEqual(saved as? [String: Double], printed)
-        XCTAssertEqual(try DecodedOutputs.read(from: folder.appendingPathComponent("out/gen.decoded.jsonl")).map(\.target),
-                       ["on the mat", "world"])
-        let csv = try String(contentsOf: folder.appendingPathComponent("out/monitors.evaluation.csv"), encoding: .utf8)
-        XCTAssertTrue(csv.contains("cls/accuracy"), csv)
-
-        try "model: tiny\ntokenizer: \(Fixtures.tokenizerFolder.path)\n".write(to: folder.appendingPathComponent("empty.yaml"),
-                                                                               atomically: true, encoding: .utf8)
-        let empty = try CollieExecutable.run(["eval", "empty.yaml"], in: folder, log: "empty")
-        XCTAssertEqual(empty.status, 1)
-        XCTAssertTrue(empty.errors.contains("evaluators: nothing to evaluate"), empty.errors)
-    }
-
-    func testMetricsCommandPrintsSacrebleuScoresAndSklearnF1() throws {
-        let folder = try temporaryFolder(for: self)
-        func write(_ name: String, _ lines: [String]) throws {
-            try (lines.joined(separator: "\n") + "\n").write(to: folder.appendingPathComponent(name), atomically: true, encoding: .utf8)
-        }
-        // sacrebleu's README example (its test_bleu.py expects 48.530827 with the default settings).
-        try write("hyp.txt", ["The dog bit the man.", "It wasn't surprising.", "The man had just bitten him."])
-        try write("ref1.txt", ["The dog bit the man.", "It was not unexpected.", "The man bit him first."])
-        try write("ref2.txt", ["The dog had bit the man.", "No one was surprised.", "The man had bitten the dog."])
-        let bleu = try CollieExecutable.run(["metrics", "--metric", "bleu", "--predictions", "hyp.txt",
-                                             "--references", "ref1.txt", "--references", "ref2.txt"], in: folder, log: "bleu")
-        XCTAssertEqual(bleu.status, 0, bleu.errors)
-        let bleuJSON = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(bleu.output.utf8)) as? [String: Any])
-        XCTAssertEqual(try XCTUnwrap(bleuJSON["score"] as? Double), 48.530827, accuracy: 1e-6)
-
-        try write("pred.jsonl", ["1", "0", "2", "2", "1"])
-        try write("gold.jsonl", ["1", "1", "2", "0", "1"])
-        let f1 = try CollieExecutable.run(["metrics", "--metric", "f1", "--predictions", "pred.jsonl",
-                                           "--references", "gold.jsonl"], in: folder, log: "f1")
-        XCTAssertEqual(f1.status, 0, f1.errors)
-        let f1JSON = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(f1.output.utf8)) as? [String: Any])
-        let scores = try ClassificationScores(predictions: [1, 0, 2, 2, 1], references: [1, 1, 2, 0, 1])
-        // (Foundation's JSON reader on Linux may lose the last bit; the printed text is exact.)
-        XCTAssertEqual(try XCTUnwrap((f1JSON["macro"] as? [String: Double])?["f1"]), scores.macro.f1, accuracy: 1e-15)
-        XCTAssertTrue(f1.output.contains("\"f1\": \(scores.macro.f1)"), f1.output)
-        XCTAssertEqual((f1JSON["per_class"] as? [[String: Any]])?.compactMap { $0["label"] as? Int }, [0, 1, 2])
-
-        try write("short.txt", ["only one line"])
-        let bad = try CollieExecutable.run(["metrics", "--metric", "rouge", "--predictions", "hyp.txt",
-                                            "--references", "short.txt"], in: folder, log: "bad")
-        XCTAssertEqual(bad.status, 1)
-        XCTAssertTrue(bad.errors.contains("short.txt has 1 lines but hyp.txt has 3"), bad.errors)
     }
 }

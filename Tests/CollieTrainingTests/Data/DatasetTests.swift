@@ -5,7 +5,7 @@ import Foundation
 import XCTest
 
 final class DatasetTests: XCTestCase {
-    let tokenizer = Fixtures.llama2
+    let tokenizer = Fixtures.tokenizer
     let bos = 1, eos = 2
 
     /// Writes `text` to a file in a fresh folder.
@@ -77,7 +77,7 @@ final class DatasetTests: XCTestCase {
 
     func testTokenizerThatAddsEOSPutsItAfterTheOutputOnly() throws {
         let eosTokenizer = try Tokenizer(
-            tokenizerJSON: Fixtures.llama2Folder.appendingPathComponent("tokenizer.json"),
+            tokenizerJSON: Fixtures.tokenizerFolder.appendingPathComponent("tokenizer.json"),
             configuration: TokenizerConfiguration(addBOSToken: true, addEOSToken: true, bosToken: "<s>", eosToken: "</s>"))
         let records = [TrainingRecord(.inputOutput(input: "Q", output: "A"))]
         let example = try TrainingDataset(records: records, tokenizer: eosTokenizer)[0]

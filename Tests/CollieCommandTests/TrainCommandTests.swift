@@ -100,7 +100,7 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertNoThrow(try LlamaForCausalLM.load(from: previous))
         XCTAssertNoThrow(try OptimizerState(contentsOf: previous))
         let setup = try TrainingSetup(config: try CollieConfig.load(from: config))
-        let trainer = try setup.makeTrainer()
+        let trainer = try setup.makeTrainer(evaluators: [])
         XCTAssertNoThrow(try trainer.resume(from: previous))
         XCTAssertEqual(trainer.state.globalStep, 5)
 

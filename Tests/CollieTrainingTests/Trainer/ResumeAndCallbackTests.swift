@@ -124,7 +124,7 @@ final class ResumeAndCallbackTests: XCTestCase {
         _ = try run(output: output, overrides: ["callbacks={checkpoint: {every_n_batches: 2}}"], crashAfter: 2)
         let checkpoint = output.appendingPathComponent("checkpoint-2")
         let config = try Fixtures.config("adamw", output: output, overrides: ["train_micro_batch_size=1"])
-        let trainer = try TrainingSetup(config: config).makeTrainer()
+        let trainer = try TrainingSetup(config: config).makeTrainer(evaluators: [])
         XCTAssertThrowsError(try trainer.resume(from: checkpoint)) { error in
             XCTAssertTrue("\(error)".contains("batches per epoch"), "\(error)")
         }
@@ -180,7 +180,7 @@ final class ResumeAndCallbackTests: XCTestCase {
         let config = try Fixtures.config("adamw", output: try temporaryFolder(for: self), overrides: [
             "callbacks={early_stop: {monitor: eval_los}}",
         ])
-        XCTAssertThrowsError(try TrainingSetup(config: config).makeTrainer()) { error in
+        XCTAssertThrowsError(try TrainingSetup(config: config).makeTrainer(evaluators: [])) { error in
             XCTAssertEqual("\(error)", "callbacks.early_stop.monitor: unknown metric 'eval_los' (did you mean eval_loss?); "
                            + "use one of eval_loss, eval_perplexity, loss")
         }

@@ -1,12 +1,11 @@
 import CollieModels
+import CollieTestSupport
 import Foundation
 import XCTest
 
-/// Fixture paths: this target's Fixtures (scripts/fixtures/make_generation_fixtures.py) and the repository's tokenizers.
+/// This target's Fixtures (scripts/fixtures/make_generation_fixtures.py), read in place.
 enum Fixtures {
-    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
+    static let folder = TestPaths.fixtures(of: "CollieGenerationTests")
 
     static func model(_ name: String) throws -> LlamaForCausalLM {
         try LlamaForCausalLM.load(from: folder.appendingPathComponent("models/\(name)"))

@@ -1,11 +1,12 @@
 import CollieGeneration
+import CollieTestSupport
 import CollieTokenizers
 import XCTest
 
 /// Streamed text equals the final text, never shows half a character or the start of a stop string.
 final class TextStreamTests: XCTestCase {
     func tokenizer() throws -> Tokenizer {
-        try Tokenizer(contentsOf: Fixtures.repository.appendingPathComponent("tokenizers/llama2"))
+        try Tokenizer(contentsOf: TestPaths.llama2Tokenizer)
     }
 
     func testStreamedDeltasConcatenateToTheDecodedText() throws {

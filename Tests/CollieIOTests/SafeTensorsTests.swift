@@ -1,3 +1,4 @@
+import CollieTestSupport
 import Foundation
 import XCTest
 @testable import CollieEngine
@@ -7,12 +8,7 @@ final class SafeTensorsTests: XCTestCase {
     private var folder: URL!
 
     override func setUpWithError() throws {
-        folder = FileManager.default.temporaryDirectory.appendingPathComponent("collie-io-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: folder)
+        folder = try temporaryFolder(for: self)
     }
 
     private var reference: URL {

@@ -1,4 +1,5 @@
 import CollieMetrics
+import CollieTestSupport
 import Foundation
 import XCTest
 
@@ -15,10 +16,8 @@ final class PerplexityAndDecodeTests: XCTestCase {
     }
 
     func testDecodedPairsRoundTripAsJSONLines() throws {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("collie-decode-\(UUID())/decoded.jsonl")
-        defer { try? FileManager.default.removeItem(at: url.deletingLastPathComponent()) }
+        let url = try temporaryFolder(for: self).appendingPathComponent("decoded.jsonl")
         let pairs = [DecodedPair(prediction: "a \"quoted\"\nline", target: "b/c"), DecodedPair(prediction: "", target: "中文")]
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         try DecodedOutputs.jsonLines(pairs).write(to: url)
         let text = try String(contentsOf: url, encoding: .utf8)
         XCTAssertEqual(text.split(separator: "\n").count, 2)

@@ -1,19 +1,13 @@
 import CollieIO
 import CollieModels
+import CollieTestSupport
 import Foundation
 import XCTest
 
 /// generation_config.json: what a saved model gets, and how the files transformers writes are read.
 final class GenerationConfigurationTests: XCTestCase {
-    private func temporaryFolder() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("collie-generation-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
-        return url
-    }
-
     private func read(_ json: String) throws -> GenerationConfiguration? {
-        let folder = try temporaryFolder()
+        let folder = try temporaryFolder(for: self)
         try Data(json.utf8).write(to: folder.appendingPathComponent(GenerationConfiguration.fileName))
         return try GenerationConfiguration.load(fromFolder: folder)
     }
@@ -22,7 +16,7 @@ final class GenerationConfigurationTests: XCTestCase {
         let model = LlamaForCausalLM(LlamaConfiguration(hiddenSize: 8, intermediateSize: 16, hiddenLayers: 1, attentionHeads: 2,
                                                         keyValueHeads: 2, vocabularySize: 32, maxPositionEmbeddings: 16,
                                                         bosTokenID: 1, eosTokenIDs: [2], padTokenID: 0))
-        let folder = try temporaryFolder()
+        let folder = try temporaryFolder(for: self)
         try model.save(to: folder)
         let data = try Data(contentsOf: folder.appendingPathComponent("generation_config.json"))
         let json = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
@@ -52,7 +46,7 @@ final class GenerationConfigurationTests: XCTestCase {
                        GenerationConfiguration(bosTokenID: 1))
         let fixture = try GenerationConfiguration.load(fromFolder: HuggingFaceParityTests.folder("llama_mha"))
         XCTAssertEqual(fixture, GenerationConfiguration(bosTokenID: 1, eosTokenIDs: [2], fromModelConfig: true), "a file transformers wrote")
-        XCTAssertNil(try GenerationConfiguration.load(fromFolder: try temporaryFolder()), "no file")
+        XCTAssertNil(try GenerationConfiguration.load(fromFolder: try temporaryFolder(for: self)), "no file")
     }
 
     func testUnreadableFileIsAnErrorNamingIt() throws {

@@ -1,45 +1,24 @@
 import CollieIO
+import CollieTestSupport
 import Foundation
 import XCTest
 @testable import CollieEngine
 @testable import CollieModels
-@testable import CollieTraining
 
 /// Collie against `transformers` itself: tiny random models built and run by
 /// scripts/fixtures/make_model_fixtures.py with transformers' own LlamaForCausalLM / MistralForCausalLM /
-/// Qwen2ForCausalLM (eager attention, float32) and torch.optim.AdamW.
+/// Qwen2ForCausalLM (eager attention, float32). (Three torch.optim.AdamW steps on the same fixtures are
+/// CollieTrainingTests' `TransformersAdamWParityTests`.)
 ///
 /// Tolerances (float32 on both sides; each relative to the largest magnitude of the expected
 /// tensor, per tensor):
 /// - logits 1e-5, loss 1e-5 (of |loss|);
-/// - every parameter's gradient 1e-4;
-/// - after three AdamW steps (lr 1e-2, betas (0.9, 0.999), eps 1e-8, weight decay 0.01): the
-///   three losses 1e-5 and every parameter 1e-4, except k_proj biases, 1e-3 (below).
-/// The tests print the largest differences they see: about 1e-6 for logits, losses and
-/// gradients, up to 5e-5 for parameters after the AdamW steps.
-///
-/// Why k_proj biases get 2e-3 after AdamW: adding a constant to every key adds the same amount to
-/// all of a query's scores, which softmax cancels; only RoPE's rotation of the bias keeps it from
-/// cancelling exactly, so on the slowly rotating (low-frequency) dimensions its gradient is a
-/// difference of nearly equal terms, around 1e-6 of the tensor's largest gradient element, and
-/// carries a relative rounding error of about 1%. Adam divides each element by its own gradient
-/// magnitude, so those elements still move by about lr per step, and the 1% becomes ~1e-4
-/// absolute. transformers itself is no closer: its float32 result differs from the same AdamW run
-/// in float64 by 4.5e-4 × max|bias| on the qwen2 fixture (Collie vs torch float32: 4.7e-4 with
-/// OpenBLAS's Haswell and Prescott kernels, 1.34e-3 with its SkylakeX kernel, whose different
-/// summation order lands elsewhere within the same float32 noise).
+/// - every parameter's gradient 1e-4.
+/// The tests print the largest differences they see: about 1e-6 for logits, losses and gradients.
 final class HuggingFaceParityTests: XCTestCase {
     static let logitTolerance = 1e-5
     static let lossTolerance = 1e-5
     static let gradientTolerance = 1e-4
-    static let parameterTolerance = 1e-4
-    static let keyBiasParameterTolerance = 2e-3
-
-    /// Every float32 fixture with gradients and AdamW values (all but "bf16").
-    static let trainedVariants = [
-        "llama_mha", "llama_gqa", "llama_mqa", "llama_tied", "llama_rope_llama3", "llama_rope_linear_hub",
-        "llama_bias", "llama_padded", "qwen2", "mistral_sliding_window",
-    ]
 
     // MARK: - Logits, loss and gradients, one test per variant
 
@@ -111,36 +90,6 @@ final class HuggingFaceParityTests: XCTestCase {
         XCTAssertEqual(model.configuration.resolvedHeadDimension, 16)   // explicit head_dim ≠ 32 / 4
     }
 
-    // MARK: - Optimizer
-
-    func testThreeAdamWStepsMatchTorch() throws {
-        for variant in Self.trainedVariants {
-            let model = try LlamaForCausalLM.load(from: Self.folder(variant))
-            let expected = try Self.expected(variant)
-            let batch = try Batch(expected)
-            let optimizer = AdamW(parameters: model.parameters, learningRate: 1e-2, beta1: 0.9, beta2: 0.999,
-                                  epsilon: 1e-8, weightDecay: 0.01)
-            var losses: [Float] = []
-            for _ in 0..<3 {
-                optimizer.zeroGradients()
-                let loss = model.loss(ids: batch.ids, labels: batch.labels, keyPaddingMask: batch.mask)
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.item)
-            }
-            var report = Report(variant + " after 3 AdamW steps")
-            report.compare(Tensor(losses, shape: [3]), try expected.tensor("adamw.losses"),
-                           relative: Self.lossTolerance, "losses")
-            for (key, parameter) in model.namedParameters {
-                let tolerance = key.hasSuffix("self_attn.k_proj.bias") ? Self.keyBiasParameterTolerance
-                                                                        : Self.parameterTolerance
-                report.compare(parameter, try expected.tensor("param." + key), relative: tolerance,
-                               (tolerance == Self.parameterTolerance ? "param " : "keybias ") + key)
-            }
-            report.finish()
-        }
-    }
-
     // MARK: - Checkpoint formats
 
     func testBFloat16CheckpointLoads() throws {
@@ -156,7 +105,7 @@ final class HuggingFaceParityTests: XCTestCase {
         }
         let expected = try Self.expected("bf16")
         let batch = try Batch(expected)
-        var report = Report("bf16")
+        var report = ParityReport("bf16")
         withNoGrad {
             report.compareLogits(model(batch.ids, keyPaddingMask: batch.mask), try! expected.tensor("logits"), batch)
             report.compare(model.loss(ids: batch.ids, labels: batch.labels, keyPaddingMask: batch.mask),
@@ -189,7 +138,7 @@ final class HuggingFaceParityTests: XCTestCase {
         let expected = try Self.expected("llama_rope_llama3")
         let batch = try Batch(expected)
         let logits = withNoGrad { try! LlamaForCausalLM.load(from: folder)(batch.ids) }
-        var report = Report("llama_rope_llama3 with a hub-style config")
+        var report = ParityReport("llama_rope_llama3 with a hub-style config")
         report.compareLogits(logits, try expected.tensor("logits"), batch)
         report.finish()
     }
@@ -254,9 +203,9 @@ final class HuggingFaceParityTests: XCTestCase {
     // MARK: - Saving
 
     func testSaveAsFloat32ReloadsWithIdenticalLogits() throws {
-        for variant in Self.trainedVariants + ["bf16"] {
+        for variant in ModelFixtures.trainedVariants + ["bf16"] {
             let model = try LlamaForCausalLM.load(from: Self.folder(variant))
-            let folder = try temporaryFolder()
+            let folder = try temporaryFolder(for: self)
             try model.save(to: folder, dtype: .float32)
             XCTAssertTrue(FileManager.default.fileExists(atPath: folder.appendingPathComponent("model.safetensors").path))
             let reloaded = try LlamaForCausalLM.load(from: folder)
@@ -273,7 +222,7 @@ final class HuggingFaceParityTests: XCTestCase {
 
     func testShardedSaveWritesAnIndexAndReloadsIdentically() throws {
         let model = try LlamaForCausalLM.load(from: Self.folder("qwen2"))
-        let folder = try temporaryFolder()
+        let folder = try temporaryFolder(for: self)
         try model.save(to: folder, dtype: .float32, maxShardBytes: 20_000)
         let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { !$0.hasPrefix(".") }
         let shards = files.filter { $0.hasSuffix(".safetensors") }.sorted()
@@ -293,7 +242,7 @@ final class HuggingFaceParityTests: XCTestCase {
 
     func testBFloat16SaveOfABFloat16CheckpointIsLossless() throws {
         let model = try LlamaForCausalLM.load(from: Self.folder("bf16"))
-        let folder = try temporaryFolder()
+        let folder = try temporaryFolder(for: self)
         try model.save(to: folder, dtype: .bfloat16)
         XCTAssertEqual(try LlamaConfiguration.load(from: folder).torchDType, "bfloat16")
         let original = try CheckpointFolder(url: Self.folder("bf16")), saved = try CheckpointFolder(url: folder)
@@ -314,7 +263,7 @@ final class HuggingFaceParityTests: XCTestCase {
         let model = try LlamaForCausalLM.load(from: Self.folder(variant))
         let expected = try Self.expected(variant)
         let batch = try Batch(expected)
-        var report = Report(variant)
+        var report = ParityReport(variant)
         withNoGrad { report.compareLogits(model(batch.ids, keyPaddingMask: batch.mask), try! expected.tensor("logits"), batch) }
         let loss = model.loss(ids: batch.ids, labels: batch.labels, keyPaddingMask: batch.mask)
         report.compare(loss, try expected.tensor("loss"), relative: Self.lossTolerance, "loss")
@@ -351,17 +300,9 @@ final class HuggingFaceParityTests: XCTestCase {
         try SafeTensorsFile(url: folder(variant).appendingPathComponent("expected.safetensors"))
     }
 
-    /// A fresh temporary folder, removed after the test.
-    private func temporaryFolder() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("collie-parity-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
-        return url
-    }
-
     /// A temporary copy of a fixture's config.json and model.safetensors.
     private func temporaryCopy(of variant: String) throws -> URL {
-        let folder = try temporaryFolder()
+        let folder = try temporaryFolder(for: self)
         for name in ["config.json", "model.safetensors"] {
             try FileManager.default.copyItem(at: Self.folder(variant).appendingPathComponent(name),
                                              to: folder.appendingPathComponent(name))
@@ -405,48 +346,16 @@ private struct Batch {
     func isToken(_ row: Int) -> Bool { mask.map { $0.ints()[row] != 0 } ?? true }
 }
 
-/// Collects the comparisons of one variant and reports each failure and the largest differences seen.
-private struct Report {
-    let name: String
-    var failures: [String] = []
-    /// Largest |difference| / max|expected| by kind (logits, loss, grad, param, losses).
-    var worst: [String: Double] = [:]
-
-    init(_ name: String) { self.name = name }
-
-    /// `actual` within `relative × max|expected|` of `expected`, element by element; rows of the
-    /// last axis where `keepRow` is false are skipped.
-    mutating func compare(_ actual: Tensor, _ expected: Tensor, relative: Double, _ what: String,
-                          keepRow: (Int) -> Bool = { _ in true }) {
-        guard actual.count == expected.count, actual.shape == expected.shape || expected.count == 1 else {
-            failures.append("\(what): shape \(actual.shape), expected \(expected.shape)")
-            return
-        }
-        let a = actual.doubles(), e = expected.doubles()
-        let width = expected.shape.last ?? 1
-        var scale = 0.0, difference = 0.0, at = 0
-        for i in 0..<e.count where keepRow(i / Swift.max(width, 1)) {
-            scale = Swift.max(scale, Swift.abs(e[i]))
-            let d = Swift.abs(a[i] - e[i])
-            if !(d <= difference) { difference = d; at = i }   // NaN counts as the worst
-        }
-        let ratio = scale > 0 ? difference / scale : difference
-        let kind = String(what.split(separator: " ").first ?? "")
-        worst[kind] = Swift.max(worst[kind] ?? 0, ratio.isNaN ? .infinity : ratio)
-        if !(ratio <= relative) {
-            failures.append("\(what): max |difference| \(difference) at element \(at) (\(a[at]) vs \(e[at])) is "
-                            + "\(ratio) × max|expected| \(scale), above \(relative)")
-        }
+extension ParityReport {
+    /// `compare` on tensors.
+    fileprivate mutating func compare(_ actual: Tensor, _ expected: Tensor, relative: Double, _ what: String,
+                                      keepRow: (Int) -> Bool = { _ in true }) {
+        compare(actual.doubles(), shape: actual.shape, expected.doubles(), shape: expected.shape, relative: relative, what,
+                keepRow: keepRow)
     }
 
     /// Logits at real (unpadded) positions.
-    mutating func compareLogits(_ actual: Tensor, _ expected: Tensor, _ batch: Batch) {
+    fileprivate mutating func compareLogits(_ actual: Tensor, _ expected: Tensor, _ batch: Batch) {
         compare(actual, expected, relative: HuggingFaceParityTests.logitTolerance, "logits", keepRow: batch.isToken)
-    }
-
-    func finish(file: StaticString = #filePath, line: UInt = #line) {
-        let summary = worst.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.2e", $0.value))" }
-        print("[parity] \(name): max relative differences: " + summary.joined(separator: ", "))
-        for failure in failures { XCTFail("\(name): \(failure)", file: file, line: line) }
     }
 }

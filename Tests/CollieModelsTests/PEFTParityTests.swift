@@ -1,4 +1,5 @@
 import CollieIO
+import CollieTestSupport
 import Foundation
 import XCTest
 @testable import CollieEngine
@@ -109,7 +110,7 @@ final class PEFTParityTests: XCTestCase {
     /// `python3 scripts/checks/check_peft_roundtrip.py DIR`, which loads them with `PeftModel.from_pretrained`.
     func testAdaptersCollieSavesReloadWithIdenticalLogitsAndPEFTsConfigFields() throws {
         let export = ProcessInfo.processInfo.environment["COLLIE_PEFT_EXPORT"].map { URL(fileURLWithPath: $0) }
-        let root = try export ?? temporaryFolder()
+        let root = try export ?? temporaryFolder(for: self)
         let basePath = Self.fixture("llama_padded").path
         let expected = try Self.expected("lora")
         let (ids, mask, _) = try Self.batch(expected)
@@ -291,7 +292,7 @@ final class PEFTParityTests: XCTestCase {
     }
 
     func testUnsupportedAdapterSettingsAndMismatchedTensorsAreErrorsNamingThem() throws {
-        let folder = try temporaryFolder()
+        let folder = try temporaryFolder(for: self)
         let source = Self.fixture("peft/lora")
         for name in ["adapter_config.json", "adapter_model.safetensors"] {
             try FileManager.default.copyItem(at: source.appendingPathComponent(name), to: folder.appendingPathComponent(name))
@@ -390,12 +391,5 @@ final class PEFTParityTests: XCTestCase {
     static func batch(_ expected: SafeTensorsFile) throws -> (ids: Tensor, mask: Tensor, labels: Tensor) {
         (try expected.tensor("input_ids").contiguousCopy(), try expected.tensor("attention_mask").contiguousCopy(),
          try expected.tensor("labels").contiguousCopy())
-    }
-
-    private func temporaryFolder() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("collie-peft-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
-        return url
     }
 }

@@ -1,13 +1,12 @@
+import CollieTestSupport
 import Foundation
 import XCTest
 @testable import CollieTokenizers
 
 /// Paths of the bundled tokenizers (top-level `tokenizers/`) and this target's fixtures.
 enum Fixtures {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
-    static let tokenizers = root.appendingPathComponent("tokenizers")
-    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+    static let tokenizers = TestPaths.tokenizers
+    static let folder = TestPaths.fixtures(of: "CollieTokenizersTests")
 
     /// The bundled tokenizer `name` (a folder, or the .model file for SentencePiece ones).
     static func tokenizerURL(_ name: String) -> URL {

@@ -1,3 +1,4 @@
+import CollieTestSupport
 import Foundation
 import XCTest
 @testable import CollieTokenizers
@@ -63,9 +64,7 @@ final class TokenizerBehaviorTests: XCTestCase {
         XCTAssertEqual(try Fixtures.tokenizer("qwen2").encode("hi"), [6023])  // ByteLevel post-processor: none
 
         // add_bos_token/add_eos_token in tokenizer_config.json decide, as in transformers.
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("collie-cfg-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
+        let folder = try temporaryFolder(for: self)
         try FileManager.default.copyItem(at: Fixtures.tokenizers.appendingPathComponent("llama2/tokenizer.json"),
                                          to: folder.appendingPathComponent("tokenizer.json"))
         try #"{"bos_token": {"content": "<s>"}, "eos_token": "</s>", "add_bos_token": false, "add_eos_token": true}"#

@@ -1,3 +1,4 @@
+import CollieTestSupport
 import Foundation
 import XCTest
 @testable import CollieTokenizers
@@ -8,12 +9,7 @@ final class TokenizerErrorTests: XCTestCase {
     private var folder: URL!
 
     override func setUpWithError() throws {
-        folder = FileManager.default.temporaryDirectory.appendingPathComponent("collie-tok-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: folder)
+        folder = try temporaryFolder(for: self)
     }
 
     private func write(_ text: String, name: String = "tokenizer.json") throws -> URL {

@@ -163,6 +163,41 @@ final class EvaluationTests: XCTestCase {
         XCTAssertEqual(metrics["heldout/perplexity"]!, metrics["perplexity"]!, accuracy: 1e-9)
     }
 
+    /// `collie eval` loads the model as `collie train` does: `peft_config` adds the same (seeded) adapter, and a
+    /// saved adapter folder given instead is applied with its own weights.
+    func testEvaluationSetupLoadsTheModelAsTrainingDoesWithAnAdapter() throws {
+        let evalData = Fixtures.folder.appendingPathComponent("eval.jsonl").path
+        let output = try temporaryFolder(for: self)
+        let lora = try Fixtures.config("adamw", output: output, overrides: [
+            "peft_config={peft_type: LORA, r: 2, lora_alpha: 4, target_modules: [q_proj, v_proj]}",
+            "evaluators=[{name: heldout, type: perplexity, data: \(evalData)}]",
+        ])
+        let training = try TrainingSetup(config: lora)
+        let evaluation = try EvaluationSetup(config: lora)
+        XCTAssertEqual(evaluation.model.loraAdapters.map(\.path), training.model.loraAdapters.map(\.path))
+        XCTAssertFalse(evaluation.model.loraAdapters.isEmpty)
+        XCTAssertEqual(evaluation.model.adapterParameters.map { $0.tensor.floats() },
+                       training.model.adapterParameters.map { $0.tensor.floats() }, "the same seeded adapter")
+
+        // A trained adapter: B no longer zero, so it changes the model's perplexity.
+        for (_, adapter) in training.model.loraAdapters {
+            adapter.b.assignValues(from: Tensor(Array(repeating: Float(0.05), count: adapter.b.count), shape: adapter.b.shape))
+        }
+        let folder = output.appendingPathComponent("adapter")
+        try training.model.saveAdapter(to: folder)
+        var plain = lora
+        plain.peftConfig = nil
+        let withSaved = try EvaluationSetup(config: plain, adapter: folder)
+        XCTAssertEqual(withSaved.model.adapterParameters.map { $0.tensor.floats() },
+                       training.model.adapterParameters.map { $0.tensor.floats() }, "the saved adapter's weights")
+        let adapted = try withSaved.run()["heldout/perplexity"]!
+        let base = try EvaluationSetup(config: plain).run()["heldout/perplexity"]!
+        XCTAssertNotEqual(adapted, base)
+        XCTAssertThrowsError(try EvaluationSetup(config: plain, adapter: output.appendingPathComponent("missing"))) { error in
+            XCTAssertTrue("\(error)".contains("adapter_config.json"), "\(error)")
+        }
+    }
+
     func testCallbacksMonitorAnEvaluatorsMetric() throws {
         let evalData = Fixtures.folder.appendingPathComponent("eval.jsonl").path
         func config(monitor: String) throws -> CollieConfig {

@@ -103,6 +103,9 @@ public struct PretrainedModel {
     }
 
     /// The model registry: the architecture that implements `configuration.modelType` (config.json's `model_type`).
+    /// (Not inlined: Swift 6.3.1's release build crashes in its SIL ownership verifier when it devirtualizes the
+    /// `init` that `model(_:tokenizer:adapter:)` calls on the returned type.)
+    @inline(never)
     public static func architecture(of configuration: LlamaConfiguration) -> any CausalLanguageModel.Type {
         switch configuration.modelType {
         case .llama, .mistral, .qwen2: LlamaForCausalLM.self

@@ -50,8 +50,8 @@ let package = Package(
 
         // Optimizers, schedules, the typed config (YAML/JSON), datasets, batching and the training loop.
         .target(name: "CollieTraining",
-                dependencies: ["CollieEngine", "CollieIO", "CollieModels", "CollieTokenizers", "CollieMetrics",
-                               .product(name: "Yams", package: "Yams")],
+                dependencies: ["CCollieKernels", "CollieEngine", "CollieIO", "CollieModels", "CollieTokenizers",
+                               "CollieMetrics", .product(name: "Yams", package: "Yams")],
                 swiftSettings: optimizedSwift),
 
         // Tokenizers: tokenizer.json and SentencePiece models, ids identical to the reference libraries.

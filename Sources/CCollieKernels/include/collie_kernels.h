@@ -44,8 +44,10 @@ int collie_kernels_vectorized(void);
 /// allocator has no such setting.
 int collie_fix_mmap_threshold(size_t bytes);
 
-// Matrix-vector kernels for decoding (collie_gemv.h), the optimizers' update loops (collie_optimizers.h) and the
-// spinning worker pool (collie_pool.h), listed here so incremental builds see them.
+// float16 conversions (collie_conversions.h), matrix-vector kernels for decoding (collie_gemv.h), the optimizers'
+// update loops (collie_optimizers.h) and the spinning worker pool (collie_pool.h), listed here so incremental builds
+// see them.
+#include "collie_conversions.h"
 #include "collie_gemv.h"
 #include "collie_optimizers.h"
 #include "collie_pool.h"

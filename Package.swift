@@ -1,15 +1,6 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Hot loops are written so that LLVM can vectorize them; the portable default target (SSE2) would
-// leave most of that on the table. Haswell (AVX2 + FMA) runs on every x86 CPU sold in the last
-// decade; AVX-512 is not assumed.
-#if arch(x86_64)
-let optimizedSwift: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
-#else
-let optimizedSwift: [SwiftSetting] = []
-#endif
-
 let package = Package(
     name: "Collie",
     platforms: [.macOS(.v15)],
@@ -36,57 +27,55 @@ let package = Package(
             name: "CMPI", pkgConfig: "ompi",
             providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
 
-        // Vectorized float32 row kernels (exp-heavy loops) with run-time AVX2 dispatch.
+        // The C kernels: every loop that needs a newer instruction set than baseline x86-64 (exp-heavy rows, decoding
+        // matrix-vector products, element-wise loops with fused multiply-adds or float16 conversions), each compiled per
+        // function for AVX-512F and AVX2+FMA beside a portable copy and chosen at run time. No compiler flags: the
+        // package stays usable as a dependency and its binary runs on any x86-64.
         .target(name: "CCollieKernels"),
 
         // Tensor engine: storage, dtypes, views, kernels with hand-written backward, autodiff.
         .target(
             name: "CollieEngine",
-            dependencies: ["CBLAS", "CCollieKernels", .product(name: "Numerics", package: "swift-numerics")],
-            swiftSettings: optimizedSwift),
+            dependencies: ["CBLAS", "CCollieKernels", .product(name: "Numerics", package: "swift-numerics")]),
 
         // Checkpoint IO: safetensors (memory-mapped, validated), sharded folders, atomic writes.
-        .target(name: "CollieIO", dependencies: ["CollieEngine"], swiftSettings: optimizedSwift),
+        .target(name: "CollieIO", dependencies: ["CollieEngine"]),
 
         // Modules keyed by Hugging Face names and the models built from them.
-        .target(name: "CollieModels", dependencies: ["CollieEngine", "CollieIO", "CollieTokenizers"], swiftSettings: optimizedSwift),
+        .target(name: "CollieModels", dependencies: ["CollieEngine", "CollieIO", "CollieTokenizers"]),
 
         // Optimizers, schedules, the typed config (YAML/JSON), datasets, batching and the training loop.
         .target(name: "CollieTraining",
-                dependencies: ["CollieEngine", "CollieIO", "CollieModels", "CollieTokenizers", "CollieMetrics",
-                               .product(name: "Yams", package: "Yams"),
+                dependencies: ["CCollieKernels", "CollieEngine", "CollieIO", "CollieModels", "CollieTokenizers",
+                               "CollieMetrics", .product(name: "Yams", package: "Yams"),
                                .product(name: "SwiftProtobuf", package: "swift-protobuf")],
-                exclude: ["Monitors/TensorBoardEvent.proto"],
-                swiftSettings: optimizedSwift),
+                exclude: ["Monitors/TensorBoardEvent.proto"]),
 
         // Tokenizers: tokenizer.json and SentencePiece models, ids identical to the reference libraries.
         // SentencePiece/SentencePieceModel.pb.swift is generated once from the .proto (see its header).
         .target(
             name: "CollieTokenizers",
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
-            exclude: ["SentencePiece/SentencePieceModel.proto"],
-            swiftSettings: optimizedSwift),
+            exclude: ["SentencePiece/SentencePieceModel.proto"]),
 
         // Generation: KV-cache decoding, sampling, streaming text, chat templates (a Jinja subset).
-        .target(name: "CollieGeneration", dependencies: ["CollieEngine", "CollieModels", "CollieTokenizers"],
-                swiftSettings: optimizedSwift),
+        .target(name: "CollieGeneration", dependencies: ["CollieEngine", "CollieModels", "CollieTokenizers"]),
 
         // Evaluators (perplexity, generation, classification) and their metrics, above training and generation:
         // the trainer runs them through its `Evaluator` protocol; they decode with `Generator`.
         .target(name: "CollieEvaluation",
                 dependencies: ["CollieTraining", "CollieGeneration", "CollieModels", "CollieTokenizers", "CollieMetrics",
-                               "CollieEngine"],
-                swiftSettings: optimizedSwift),
+                               "CollieEngine"]),
 
         // The OpenAI-compatible HTTP server and its chat page, on Hummingbird.
         .target(name: "CollieServer",
                 dependencies: ["CollieGeneration", "CollieModels", "CollieTokenizers",
                                .product(name: "Hummingbird", package: "hummingbird")]),
         // The OpenMPI communicator (`mpirun` launches); the library itself runs without MPI.
-        .target(name: "CollieMPI", dependencies: ["CMPI", "CollieEngine"], swiftSettings: optimizedSwift),
+        .target(name: "CollieMPI", dependencies: ["CMPI", "CollieEngine"]),
 
         // Metrics equal to sacrebleu, rouge-score and scikit-learn; no dependencies.
-        .target(name: "CollieMetrics", swiftSettings: optimizedSwift),
+        .target(name: "CollieMetrics"),
 
         // The umbrella library users import.
         .target(name: "Collie", dependencies: ["CollieEngine", "CollieIO", "CollieModels", "CollieTraining",
@@ -95,8 +84,7 @@ let package = Package(
         // The command-line tool.
         .executableTarget(
             name: "collie",
-            dependencies: ["Collie", "CBLAS", "CollieServer", "CollieMPI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            swiftSettings: optimizedSwift),
+            dependencies: ["Collie", "CBLAS", "CollieServer", "CollieMPI", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // What the test targets share: temporary folders, the repository's paths, child processes (`collie`, mpirun).
         .target(name: "CollieTestSupport", path: "Tests/CollieTestSupport"),

@@ -1,4 +1,5 @@
 #include "collie_gemv.h"
+#include "collie_kernels.h"
 
 #include <string.h>
 
@@ -152,28 +153,10 @@ GEMV_KERNELS(avx2, TARGET_AVX2, __m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, l
 
 // MARK: - Dispatch
 
-static int level_limit = 2;
-
-int collie_gemv_level(void) {
-    static int detected = -1;
-#ifdef GEMV_X86
-    if (detected < 0) {
-        if (__builtin_cpu_supports("avx512f")) detected = 2;
-        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) detected = 1;
-        else detected = 0;
-    }
-#else
-    detected = 0;
-#endif
-    return detected < level_limit ? detected : level_limit;
-}
-
-void collie_gemv_limit_level(int level) { level_limit = level < 0 ? 0 : level; }
-
 void collie_gemv_bf16(const uint16_t *w, const float *x, float *y, size_t in, size_t out, size_t rows,
                       size_t begin, size_t end) {
 #ifdef GEMV_X86
-    switch (collie_gemv_level()) {
+    switch (collie_kernel_level()) {
     case 2: gemv_bf16_avx512(w, x, y, in, out, rows, begin, end); return;
     case 1: gemv_bf16_avx2(w, x, y, in, out, rows, begin, end); return;
     default: break;
@@ -185,7 +168,7 @@ void collie_gemv_bf16(const uint16_t *w, const float *x, float *y, size_t in, si
 void collie_gemv_f32(const float *w, const float *x, float *y, size_t in, size_t out, size_t rows, size_t begin,
                      size_t end) {
 #ifdef GEMV_X86
-    switch (collie_gemv_level()) {
+    switch (collie_kernel_level()) {
     case 2: gemv_f32_avx512(w, x, y, in, out, rows, begin, end); return;
     case 1: gemv_f32_avx2(w, x, y, in, out, rows, begin, end); return;
     default: break;

@@ -172,11 +172,7 @@ AVX2 static void swiglu_backward_avx2(const float *gate, const float *up, const 
     swiglu_backward_scalar(gate + i, up + i, g + i, dg ? dg + i : 0, du ? du + i : 0, n - i);
 }
 
-static int has_avx2(void) {
-    static int cached = -1;
-    if (cached < 0) cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    return cached;
-}
+static int has_avx2(void) { return collie_kernel_level() >= 1; }
 #define DISPATCH(vector_call, scalar_call) do { if (has_avx2()) { vector_call; } else { scalar_call; } } while (0)
 #else
 static int has_avx2(void) { return 0; }

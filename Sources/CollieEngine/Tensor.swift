@@ -1,3 +1,4 @@
+import CCollieKernels
 import Foundation
 
 /// An n-dimensional array with optional reverse-mode gradient tracking.
@@ -121,9 +122,7 @@ extension Tensor {
             case .bfloat16:
                 let p = raw.assumingMemoryBound(to: UInt16.self) + o
                 for i in 0..<n { out[i] = HalfPrecision.float(bfloat16: p[i]) }
-            case .float16:
-                let p = raw.assumingMemoryBound(to: UInt16.self) + o
-                for i in 0..<n { out[i] = HalfPrecision.float(float16: p[i]) }
+            case .float16: collie_f16_to_f32(raw.assumingMemoryBound(to: UInt16.self) + o, out.baseAddress!, n)
             case .int32: let p = raw.assumingMemoryBound(to: Int32.self) + o; for i in 0..<n { out[i] = Float(p[i]) }
             case .int64: let p = raw.assumingMemoryBound(to: Int64.self) + o; for i in 0..<n { out[i] = Float(p[i]) }
             }

@@ -232,7 +232,7 @@ final class AttentionTests: XCTestCase {
             AttentionCase("one query, non-causal, D = 13") { $0.queries = 1; $0.keys = 6; $0.causal = false; $0.dim = 13 },
             AttentionCase("one query, one key") { $0.queries = 1; $0.keys = 1; $0.heads = 3; $0.kvHeads = 1 },
         ]
-        forEachDecodingKernelLevel { level in
+        forEachKernelLevel { level in
             for var c in cases {
                 c.name += " (kernel level \(level))"
                 c.dtype = .float32

@@ -5,7 +5,7 @@ import XCTest
 /// equals BLAS on the float32 values, and stays out of the way of gradient recording.
 final class LinearDecodingTests: XCTestCase {
     func testDecodingLinearEqualsBLASForBothWeightTypes() {
-        forEachDecodingKernelLevel { level in checkDecodingLinearEqualsBLAS(level: level) }
+        forEachKernelLevel { level in checkDecodingLinearEqualsBLAS(level: level) }
     }
 
     private func checkDecodingLinearEqualsBLAS(level: Int32) {

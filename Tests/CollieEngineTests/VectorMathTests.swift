@@ -39,7 +39,20 @@ final class VectorMathTests: XCTestCase {
         XCTAssertEqual(collie_kernels_vectorized(), 1)
     }
 
+    func testTheKernelLevelIsTheBestInstructionSetOfThisCPU() throws {
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        try XCTSkipUnless(cpuinfo.contains("GenuineIntel") || cpuinfo.contains("AuthenticAMD"), "not an x86 CPU")
+        let flags = Set(cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") }?.split(separator: " ").map(String.init) ?? [])
+        let expected: Int32 = flags.contains("avx512f") ? 2
+            : flags.isSuperset(of: ["avx2", "fma", "f16c"]) ? 1 : 0
+        XCTAssertEqual(collie_kernel_level(), expected, "the kernels would skip code this CPU can run")
+    }
+
     func testSwiGLUKernelsMatchTheFormulaOnTailsToo() {
+        forEachKernelLevel { _ in checkSwiGLUKernels() }
+    }
+
+    private func checkSwiGLUKernels() {
         let n = 21
         let gate = (0..<n).map { Float($0) * 0.7 - 7 }, up = (0..<n).map { Float($0) * 0.1 - 1 }
         let d = (0..<n).map { Float($0 % 5) - 2 }
@@ -55,6 +68,10 @@ final class VectorMathTests: XCTestCase {
     }
 
     func testRowPrimitivesCoverTailsThatAreNotAMultipleOfEight() {
+        forEachKernelLevel { _ in checkRowPrimitives() }
+    }
+
+    private func checkRowPrimitives() {
         let values: [Float] = (0..<13).map { Float($0) * 0.3 - 2 }
         values.withUnsafeBufferPointer { p in
             XCTAssertEqual(VectorMath.maximum(p.baseAddress!, 13), values.max()!)

@@ -1,10 +1,20 @@
-// Vectorized float32 row kernels for Collie's softmax-shaped ops (attention, cross-entropy,
-// softmax, SwiGLU). Each picks an AVX2+FMA implementation at run time when the CPU has it and a
-// portable scalar one otherwise, so the binary runs on any x86-64 (and non-x86) machine.
+// Collie's C kernels. Every hot loop that profits from an instruction set newer than baseline x86-64 lives here,
+// compiled per function for AVX-512F and AVX2+FMA (target attributes) beside a portable copy and chosen at run time, so
+// the package needs no compiler flag and its binary runs on any x86-64 (and non-x86) machine.
+//
+// This file: the kernel level, the float32 row kernels of the softmax-shaped ops (attention, cross-entropy, softmax,
+// SwiGLU; AVX2+FMA or portable) and the attention of one query position.
 #ifndef COLLIE_KERNELS_H
 #define COLLIE_KERNELS_H
 
 #include <stddef.h>
+
+/// The instruction set the kernels run: 2 with AVX-512F, 1 with AVX2+FMA+F16C, 0 for the portable C (the only level
+/// off x86). The row kernels below use their AVX2 code at levels 1 and 2.
+int collie_kernel_level(void);
+/// Uses at most `level` from now on (2 again lifts the limit): lets tests run the AVX2 and portable code on an
+/// AVX-512 machine. Not thread-safe; set it while no kernel runs.
+void collie_kernel_limit_level(int level);
 
 /// The largest of p[0..<n] (-inf when n is 0).
 float collie_max_f32(const float *p, size_t n);
@@ -26,7 +36,7 @@ void collie_swiglu_backward_f32(const float *gate, const float *up, const float 
 void collie_attend_heads_f32(const float *q, const float *k, const float *v, size_t n, size_t kv_heads, size_t group,
                              size_t dim, size_t g0, size_t g1, float scale, const float *bias, float *scores, float *out,
                              float *lse);
-/// Whether the AVX2+FMA paths are in use.
+/// Whether the row kernels' AVX2+FMA code is in use (collie_kernel_level() ≥ 1).
 int collie_kernels_vectorized(void);
 
 /// Fixes the C allocator's mmap threshold at `bytes` (glibc's `mallopt(M_MMAP_THRESHOLD)`), so large
@@ -34,9 +44,12 @@ int collie_kernels_vectorized(void);
 /// allocator has no such setting.
 int collie_fix_mmap_threshold(size_t bytes);
 
-// Matrix-vector kernels for decoding (collie_gemv.h) and the spinning worker pool (collie_pool.h), listed here so
-// incremental builds see them.
+// float16 conversions (collie_conversions.h), matrix-vector kernels for decoding (collie_gemv.h), the optimizers'
+// update loops (collie_optimizers.h) and the spinning worker pool (collie_pool.h), listed here so incremental builds
+// see them.
+#include "collie_conversions.h"
 #include "collie_gemv.h"
+#include "collie_optimizers.h"
 #include "collie_pool.h"
 
 #endif

@@ -1,3 +1,5 @@
+import CCollieKernels
+
 /// Embedding lookup: rows of a [V, C] table picked by integer ids; backward scatter-adds into
 /// the table's gradient, split over columns so repeated ids never race.
 extension Tensor {
@@ -18,8 +20,10 @@ extension Tensor {
             Parallel.forEach(index.count, minimumChunk: 16) { r in
                 for n in r {
                     let src = raw + index[n] * c, dst = po + n * c
-                    for j in 0..<c {
-                        dst[j] = isBFloat16 ? Float(bitPattern: UInt32(src[j]) << 16) : HalfPrecision.float(float16: src[j])
+                    if isBFloat16 {
+                        for j in 0..<c { dst[j] = Float(bitPattern: UInt32(src[j]) << 16) }
+                    } else {
+                        collie_f16_to_f32(src, dst, c)
                     }
                 }
             }

@@ -1,3 +1,4 @@
+import CCollieKernels
 import CollieEngine
 import Foundation
 
@@ -95,10 +96,8 @@ public final class AdaLomo: Optimizer {
         } else {
             if moments[index] == nil { moments[index] = [Tensor.zeros(p.shape)] }
             let v = moments[index]![0].pointer(as: Float.self)
-            for i in 0..<n {
-                v[i] = (v[i] * beta).addingProduct(oneMinusBeta, g[i] * g[i] + eps1)
-                pu[i] = 1 / v[i].squareRoot() * g[i]
-            }
+            // v = (v·β).addingProduct(1 − β, g² + ε₁); u = (1 / √v)·g, in C.
+            collie_adalomo_moment_f32(v, g, pu, n, beta, oneMinusBeta, eps1)
         }
         // u ← u / max(1, RMS(u) / clip_threshold)
         var squares = 0.0
@@ -113,10 +112,8 @@ public final class AdaLomo: Optimizer {
             let weightRMS = Float(weightSquares.squareRoot()) / Float(Double(count).squareRoot())
             let lr = learningRate * Double(max(threshold, weightRMS))
             let negativeLR = Float(-lr), factor = Float(1 - lr * decay)
-            for i in 0..<count {
-                if decay > 0 { w[i] *= factor }
-                w[i] = w[i].addingProduct(negativeLR, pu[i] / divisor)
-            }
+            // w = (decay > 0 ? w·factor : w).addingProduct(negativeLR, u / divisor), in C.
+            collie_descend_f32(w, pu, count, decay > 0 ? 1 : 0, factor, negativeLR, divisor)
         }
     }
 

@@ -1,3 +1,4 @@
+import CCollieKernels
 import CollieEngine
 import Foundation
 
@@ -72,22 +73,23 @@ public final class AdamW: Optimizer {
         let negativeStepSize = Float(-(learningRate / correction1))
         let applyDecay = weightDecay != 0
         let pm = m.pointer(as: Float.self), pv = v.pointer(as: Float.self)
+        // Per element, in C (collie_adamw_update_f32, vectorized per instruction set):
+        //     if applyDecay { w *= decay }
+        //     // exp_avg.lerp_(grad, 1 − β1), as torch's vectorized lerp: one fused multiply-add from the nearer end.
+        //     m = weight1 < 0.5 ? m.addingProduct(weight1, g − m) : g.addingProduct(weight1Complement, g − m)
+        //     // exp_avg_sq.mul_(β2).addcmul_(grad, grad, value = 1 − β2); torch's CPU kernel fuses it as
+        //     // fma((1 − β2)·g, g, v·β2).
+        //     v = (v·β2).addingProduct(weight2·g, g)
+        //     // param.addcdiv_(exp_avg, √v / √(1 − β2ᵗ) + ε, value = −step_size)
+        //     w += negativeStepSize·m / (√v / correction2Root + eps)
+        let scalars = collie_adamw_step(apply_decay: applyDecay ? 1 : 0, decay: decay, weight1: weight1,
+                                        weight1_complement: weight1Complement, beta2: b2, weight2: weight2,
+                                        correction2_root: correction2Root, epsilon: eps,
+                                        negative_step_size: negativeStepSize)
         // bf16/f16 parameters are updated in float32 and rounded back.
         updateElementwise(p, gradient: gradient) { w, g, range in
-            for i in range {
-                if applyDecay { w[i] *= decay }
-                // exp_avg.lerp_(grad, 1 − β1), as torch's vectorized lerp: one fused multiply-add
-                // from the nearer end.
-                let difference = g[i] - pm[i]
-                pm[i] = weight1 < 0.5 ? pm[i].addingProduct(weight1, difference)
-                                      : g[i].addingProduct(weight1Complement, difference)
-                // exp_avg_sq.mul_(β2).addcmul_(grad, grad, value = 1 − β2); torch's CPU kernel
-                // fuses it as fma((1 − β2)·g, g, v·β2).
-                pv[i] = (pv[i] * b2).addingProduct(weight2 * g[i], g[i])
-                // param.addcdiv_(exp_avg, √v / √(1 − β2ᵗ) + ε, value = −step_size)
-                let denominator = pv[i].squareRoot() / correction2Root + eps
-                w[i] += negativeStepSize * pm[i] / denominator
-            }
+            let i = range.lowerBound
+            collie_adamw_update_f32(w + i, g + i, pm + i, pv + i, range.count, scalars)
         }
     }
 

@@ -1,3 +1,4 @@
+import CCollieKernels
 import CollieEngine
 import Foundation
 
@@ -46,27 +47,27 @@ public final class Adan: Optimizer {
         let b3 = Float(beta3), c3 = Float(1 - beta3), eps = Float(epsilon)
         let stepSize = Float(-(learningRate / bias1)), diffStepSize = Float(-(learningRate * beta2 / bias2))
         let decay = Float(1 - learningRate * weightDecay), proximal = Float(1 + learningRate * weightDecay)
-        let noProx = noProx, first = stepCount == 1
+        let scalars = collie_adan_step(first: stepCount == 1 ? 1 : 0, no_prox: noProx ? 1 : 0, b1: b1, c1: c1, b2: b2, c2: c2,
+                                       b3: b3, c3: c3, bias3_root: bias3Root, epsilon: eps, step_size: stepSize,
+                                       difference_step_size: diffStepSize, decay: decay, proximal: proximal)
         for (index, p) in parameters.enumerated() {
             guard let gradient = float32Gradient(of: p, optimizer: "Adan") else { continue }
             let buffers = slots.buffers(index, shape: p.shape)
             let m = buffers[0].pointer(as: Float.self), n = buffers[1].pointer(as: Float.self)
             let v = buffers[2].pointer(as: Float.self), previous = buffers[3].pointer(as: Float.self)
+            // Per element, in C (collie_adan_update_f32):
+            //     if first { previous = −g }
+            //     d = previous + g                                   // g − g_prev
+            //     m = (m·b1).addingProduct(g, c1); v = (v·b2).addingProduct(d, c2)
+            //     nesterov = d·b2 + g; n = (n·b3).addingProduct(c3·nesterov, nesterov)
+            //     denominator = √n / bias3Root + eps
+            //     if noProx { w *= decay }
+            //     w = w.addingProduct(stepSize, m / denominator).addingProduct(diffStepSize, v / denominator)
+            //     if !noProx { w /= proximal }
+            //     previous = −g
             updateElementwise(p, gradient: gradient) { w, g, range in
-                for i in range {
-                    if first { previous[i] = -g[i] }
-                    let d = previous[i] + g[i]                         // g − g_prev
-                    m[i] = (m[i] * b1).addingProduct(g[i], c1)
-                    v[i] = (v[i] * b2).addingProduct(d, c2)
-                    let nesterov = (d * b2) + g[i]
-                    n[i] = (n[i] * b3).addingProduct(c3 * nesterov, nesterov)
-                    let denominator = n[i].squareRoot() / bias3Root + eps
-                    if noProx { w[i] *= decay }
-                    w[i] = w[i].addingProduct(stepSize, m[i] / denominator)
-                    w[i] = w[i].addingProduct(diffStepSize, v[i] / denominator)
-                    if !noProx { w[i] /= proximal }
-                    previous[i] = -g[i]
-                }
+                let i = range.lowerBound
+                collie_adan_update_f32(w + i, g + i, m + i, n + i, v + i, previous + i, range.count, scalars)
             }
         }
     }

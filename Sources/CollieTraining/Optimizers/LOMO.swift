@@ -1,3 +1,4 @@
+import CCollieKernels
 import CollieEngine
 import Foundation
 
@@ -46,10 +47,9 @@ public final class LOMO: Optimizer {
         let g = gradient.pointer(as: Float.self)
         parameters[index].updateAsFloat32 { w, n in
             Parallel.forEach(n, minimumChunk: 1 << 15) { range in
-                for i in range {
-                    if applyDecay { w[i] *= decay }
-                    w[i] = w[i].addingProduct(negativeLR, g[i])
-                }
+                // w = (applyDecay ? w·decay : w).addingProduct(negativeLR, g), in C.
+                let i = range.lowerBound
+                collie_descend_f32(w + i, g + i, range.count, applyDecay ? 1 : 0, decay, negativeLR, 1)
             }
         }
     }

@@ -1,3 +1,4 @@
+import CCollieKernels
 import CollieEngine
 import Foundation
 
@@ -34,14 +35,11 @@ public final class Lion: Optimizer {
         for (index, p) in parameters.enumerated() {
             guard let gradient = float32Gradient(of: p, optimizer: "Lion") else { continue }
             let m = slots.buffers(index, shape: p.shape)[0].pointer(as: Float.self)
+            // Per element, in C: w *= decay; w = w.addingProduct(sign((m·b1).addingProduct(g, c1)), negativeLR);
+            // m = (m·b2).addingProduct(g, c2).
             updateElementwise(p, gradient: gradient) { w, g, range in
-                for i in range {
-                    w[i] *= decay
-                    let interpolated = (m[i] * b1).addingProduct(g[i], c1)
-                    let sign: Float = interpolated > 0 ? 1 : (interpolated < 0 ? -1 : 0)
-                    w[i] = w[i].addingProduct(sign, negativeLR)
-                    m[i] = (m[i] * b2).addingProduct(g[i], c2)
-                }
+                let i = range.lowerBound
+                collie_lion_update_f32(w + i, g + i, m + i, range.count, decay, b1, c1, b2, c2, negativeLR)
             }
         }
     }

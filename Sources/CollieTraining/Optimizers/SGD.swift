@@ -1,3 +1,4 @@
+import CCollieKernels
 import CollieEngine
 import Foundation
 
@@ -57,16 +58,15 @@ public final class SGD: Optimizer {
                 }
                 buffer = momentumBuffers[index]!.pointer(as: Float.self)
             }
+            // Per element, in C: d = g; if applyDecay { d = d.addingProduct(decay, w) }; with a buffer b,
+            // b = isFirst ? d : (b·mu).addingProduct(gradientWeight, d), d = nesterov ? d.addingProduct(mu, b) : b;
+            // w = w.addingProduct(negativeLearningRate, d).
+            let scalars = collie_sgd_step(apply_decay: applyDecay ? 1 : 0, decay: decay, momentum: buffer == nil ? 0 : 1,
+                                          first: isFirst ? 1 : 0, nesterov: nesterov ? 1 : 0, mu: mu,
+                                          gradient_weight: gradientWeight, negative_lr: negativeLearningRate)
             updateElementwise(p, gradient: gradient) { w, g, range in
-                for i in range {
-                    var d = g[i]
-                    if applyDecay { d = d.addingProduct(decay, w[i]) }
-                    if let b = buffer {
-                        b[i] = isFirst ? d : (b[i] * mu).addingProduct(gradientWeight, d)
-                        d = nesterov ? d.addingProduct(mu, b[i]) : b[i]
-                    }
-                    w[i] = w[i].addingProduct(negativeLearningRate, d)
-                }
+                let i = range.lowerBound
+                collie_sgd_update_f32(w + i, g + i, buffer.map { $0 + i }, range.count, scalars)
             }
         }
     }

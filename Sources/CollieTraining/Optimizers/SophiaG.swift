@@ -1,3 +1,4 @@
+import CCollieKernels
 import CollieEngine
 import Foundation
 
@@ -53,14 +54,11 @@ public final class SophiaG: Optimizer {
             guard let gradient = float32Gradient(of: p, optimizer: "SophiaG") else { continue }
             let buffers = slots.buffers(index, shape: p.shape)
             let m = buffers[0].pointer(as: Float.self), h = buffers[1].pointer(as: Float.self)
+            // Per element, in C: w *= decay; m = (m·b1).addingProduct(g, c1);
+            // w = w.addingProduct(sign(m)·min(|m| / (scale·h + 1e-15), 1), negativeLR).
             updateElementwise(p, gradient: gradient) { w, g, range in
-                for i in range {
-                    w[i] *= decay
-                    m[i] = (m[i] * b1).addingProduct(g[i], c1)
-                    let ratio = min(abs(m[i]) / (scale * h[i] + 1e-15), 1)
-                    let sign: Float = m[i] > 0 ? 1 : (m[i] < 0 ? -1 : 0)
-                    w[i] = w[i].addingProduct(sign * ratio, negativeLR)
-                }
+                let i = range.lowerBound
+                collie_sophia_update_f32(w + i, g + i, m + i, h + i, range.count, decay, b1, c1, scale, negativeLR)
             }
         }
     }
@@ -85,7 +83,8 @@ public final class SophiaG: Optimizer {
             let h = slots.buffers(index, shape: p.shape)[1].pointer(as: Float.self)
             let g = gradient.pointer(as: Float.self)
             Parallel.forEach(p.count, minimumChunk: 1 << 14) { range in
-                for i in range { h[i] = (h[i] * b2).addingProduct(c2 * g[i], g[i]) }
+                // h = (h·b2).addingProduct(c2·g, g), in C.
+                collie_sophia_hessian_f32(h + range.lowerBound, g + range.lowerBound, range.count, b2, c2)
             }
         }
     }

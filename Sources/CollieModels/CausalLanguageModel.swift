@@ -66,6 +66,12 @@ public protocol ParameterUnitHooks: AnyObject {
 }
 
 extension CausalLanguageModel {
+    /// A randomly initialized model (seeded), initialized as Hugging Face does.
+    public init(_ configuration: LlamaConfiguration, seed: UInt64 = 0) {
+        var initialization = Initialization.random(std: configuration.initializerRange, generator: RandomGenerator(seed: seed))
+        self.init(configuration, initialization: &initialization)
+    }
+
     /// Prompt tuning's virtual-token embeddings, prepended to every input (see `PromptEmbedding`).
     public var promptEmbedding: PromptEmbedding? {
         get { attachments.promptEmbedding }

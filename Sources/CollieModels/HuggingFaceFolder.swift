@@ -8,7 +8,11 @@ extension CausalLanguageModel {
     /// the Hugging Face folder `folder`. Parameters are converted to float32 (a trainer moves them
     /// into one flat buffer, in bf16 when training with bf16 weights). A missing or unexpected tensor, or one of the wrong shape, is an error listing them.
     public static func load(from folder: URL) throws -> Self {
-        let configuration = try LlamaConfiguration.load(from: folder)
+        try load(from: folder, configuration: LlamaConfiguration.load(from: folder))
+    }
+
+    /// The model of `configuration` (already read from `folder`) with the folder's weights.
+    public static func load(from folder: URL, configuration: LlamaConfiguration) throws -> Self {
         var initialization = Initialization.uninitialized
         let model = Self(configuration, initialization: &initialization)
         try model.loadWeights(from: folder)

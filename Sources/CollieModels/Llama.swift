@@ -96,12 +96,6 @@ public final class LlamaForCausalLM: CausalLanguageModel {
     public let lmHead: Linear?
     public let attachments = ModelAttachments()
 
-    /// A randomly initialized model (seeded), initialized as Hugging Face does.
-    public convenience init(_ configuration: LlamaConfiguration, seed: UInt64 = 0) {
-        var initialization = Initialization.random(std: configuration.initializerRange, generator: RandomGenerator(seed: seed))
-        self.init(configuration, initialization: &initialization)
-    }
-
     /// A model whose parameters are initialized by `initialization`.
     public init(_ configuration: LlamaConfiguration, initialization: inout Initialization) {
         self.configuration = configuration

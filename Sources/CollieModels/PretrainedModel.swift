@@ -70,15 +70,12 @@ public struct PretrainedModel {
         case .folder(let folder):
             do {
                 let configuration = try LlamaConfiguration.load(from: folder)
-                var initialization = Initialization.uninitialized
-                model = architecture(of: configuration).init(configuration, initialization: &initialization)
-                try model.loadWeights(from: folder)
+                model = try architecture(of: configuration).load(from: folder, configuration: configuration)
             } catch { throw LoadingError(part: .model, description: "\(error)") }
         case .preset(let preset, let seed, let positions, let range):
             guard let tokenizer else { throw LoadingError(part: .tokenizer, description: "required with a model preset") }
             let configuration = preset.configuration(for: tokenizer, maxPositionEmbeddings: positions, initializerRange: range)
-            var initialization = Initialization.random(std: configuration.initializerRange, generator: RandomGenerator(seed: seed))
-            model = architecture(of: configuration).init(configuration, initialization: &initialization)
+            model = architecture(of: configuration).init(configuration, seed: seed)
         }
         do {
             switch adapter {

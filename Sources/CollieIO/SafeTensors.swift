@@ -84,6 +84,9 @@ public final class SafeTensorsFile: Sendable {
     private let mapping: MappedFile
     private let dataStart: Int
 
+    /// The largest header accepted (the reference library's limit): a length beyond it is a damaged file.
+    public static let maximumHeaderLength = 100_000_000
+
     /// Tensor names in file order.
     public var names: [String] { entries.values.sorted { $0.range.lowerBound < $1.range.lowerBound }.map(\.name) }
 
@@ -93,9 +96,13 @@ public final class SafeTensorsFile: Sendable {
         mapping = try MappedFile(path: url.path)
         let size = mapping.size
         guard size >= 8 else { throw CheckpointError(file: path, "too short for a safetensors file (\(size) bytes)") }
-        let headerLength = Int(mapping.base.loadUnaligned(as: UInt64.self).littleEndian)
-        guard headerLength > 0, headerLength <= 100_000_000, 8 + headerLength <= size else {
-            throw CheckpointError(file: path, "header length \(headerLength) does not fit a file of \(size) bytes (truncated?)")
+        // Compared as a UInt64: a length from the file may be beyond Int's range.
+        let storedLength = UInt64(littleEndian: mapping.base.loadUnaligned(as: UInt64.self))
+        guard storedLength > 0, storedLength <= UInt64(Self.maximumHeaderLength), storedLength <= UInt64(size - 8),
+              let headerLength = Int(exactly: storedLength) else {
+            throw CheckpointError(file: path, storedLength > UInt64(Self.maximumHeaderLength)
+                ? "header length \(storedLength) is over the limit of \(Self.maximumHeaderLength) bytes (not a safetensors file?)"
+                : "header length \(storedLength) does not fit a file of \(size) bytes (truncated?)")
         }
         dataStart = 8 + headerLength
         let headerData = Data(bytes: mapping.base + 8, count: headerLength)
@@ -203,13 +210,11 @@ final class MappedFile: @unchecked Sendable {
     let base: UnsafeRawPointer
     let size: Int
 
+    /// Maps the regular file at `path` (a FIFO or device is refused before anything is read).
     init(path: String) throws {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw CheckpointError(file: path, "cannot open (\(String(cString: strerror(errno))))") }
+        let (fd, size) = try InputFile.open(path)
         defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw CheckpointError(file: path, "cannot stat (\(String(cString: strerror(errno))))") }
-        size = Int(info.st_size)
+        self.size = size
         if size == 0 {
             base = UnsafeRawPointer(UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 8))
             return

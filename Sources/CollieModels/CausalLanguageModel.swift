@@ -10,6 +10,10 @@ import CollieEngine
 public protocol CausalLanguageModel: Module {
     /// A model of `configuration`'s shape whose parameters `initialization` fills.
     init(_ configuration: LlamaConfiguration, initialization: inout Initialization)
+    /// The key and shape of every parameter a model of `configuration` has (`namedParameters`' keys and shapes),
+    /// computed without building it: a folder's weights are checked against them before anything is allocated.
+    /// Call it on a validated configuration (`LlamaConfiguration.validate()`), whose sizes multiply without overflow.
+    static func parameterShapes(for configuration: LlamaConfiguration) -> [(key: String, shape: [Int])]
     /// The model's config.json (the LLaMA family's fields, which the supported architectures share).
     var configuration: LlamaConfiguration { get }
     /// The token embedding [vocabulary, hidden] (prompt tuning initializes from it).

@@ -59,7 +59,8 @@ public struct GenerationConfiguration: Codable, Equatable, Sendable {
     ///   wrong type.
     public static func load(fromFolder folder: URL) throws -> GenerationConfiguration? {
         let url = folder.appendingPathComponent(fileName)
-        guard let data = FileManager.default.contents(atPath: url.path) else { return nil }
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        let data = try InputFile.contents(of: url)
         do {
             return try JSONDecoder().decode(GenerationConfiguration.self, from: data)
         } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {

@@ -6,16 +6,29 @@ import Foundation
 extension CausalLanguageModel {
     /// Loads `config.json` and the weights (single or sharded safetensors; f32, bf16 or f16) of
     /// the Hugging Face folder `folder`. Parameters are converted to float32 (a trainer moves them
-    /// into one flat buffer, in bf16 when training with bf16 weights). A missing or unexpected tensor, or one of the wrong shape, is an error listing them.
+    /// into one flat buffer, in bf16 when training with bf16 weights). A missing or unexpected tensor, or one of the
+    /// wrong shape, is an error listing them.
     public static func load(from folder: URL) throws -> Self {
         try load(from: folder, configuration: LlamaConfiguration.load(from: folder))
     }
 
     /// The model of `configuration` (already read from `folder`) with the folder's weights.
+    ///
+    /// The weight files' headers are read and checked against the shapes `configuration` implies before any
+    /// parameter is allocated, so a config.json whose sizes do not match its weights (or a folder whose weights
+    /// are missing) fails with an error instead of allocating what the config asks for.
     public static func load(from folder: URL, configuration: LlamaConfiguration) throws -> Self {
+        let checkpoint = try CheckpointFolder(url: folder)
+        // Every block holds at least one tensor: a layer count beyond the tensor count is wrong before the
+        // expected shapes (one entry per parameter) are even listed.
+        guard configuration.hiddenLayers <= checkpoint.names.count else {
+            throw CheckpointError(file: folder.appendingPathComponent("config.json").path,
+                                  "num_hidden_layers is \(configuration.hiddenLayers), but the weights hold only \(checkpoint.names.count) tensors")
+        }
+        try checkWeights(checkpoint, expected: parameterShapes(for: configuration), configuration: configuration)
         var initialization = Initialization.uninitialized
         let model = Self(configuration, initialization: &initialization)
-        try model.loadWeights(from: folder)
+        try model.assignWeights(from: checkpoint)
         return model
     }
 
@@ -25,30 +38,45 @@ extension CausalLanguageModel {
     /// - Throws: `CheckpointError` naming the folder and the keys when tensors are missing or unexpected, or the
     ///   file and the key when a tensor has another shape or is not floating point.
     public func loadWeights(from folder: URL) throws {
-        let checkpoint = try CheckpointFolder(url: folder)
+        try assignWeights(from: CheckpointFolder(url: folder))
+    }
+
+    private func assignWeights(from checkpoint: CheckpointFolder) throws {
         let expected = namedParameters
+        try Self.checkWeights(checkpoint, expected: expected.map { ($0.key, $0.tensor.shape) }, configuration: configuration)
+        for (key, parameter) in expected { parameter.assignValues(from: try checkpoint.tensor(key)) }
+    }
+
+    /// Checks the checkpoint's headers against the parameters `expected` (key and shape), reading no tensor.
+    private static func checkWeights(_ checkpoint: CheckpointFolder, expected: [(key: String, shape: [Int])],
+                                     configuration: LlamaConfiguration) throws {
         let expectedKeys = Set(expected.map(\.key))
         // Buffers older checkpoints store but that are computed, and lm_head when tied.
         let ignorable = { (key: String) in
-            key.hasSuffix("rotary_emb.inv_freq") || (self.configuration.tieWordEmbeddings && key == "lm_head.weight")
+            key.hasSuffix("rotary_emb.inv_freq") || (configuration.tieWordEmbeddings && key == "lm_head.weight")
         }
         let missing = expectedKeys.subtracting(checkpoint.names).sorted()
         let unexpected = checkpoint.names.subtracting(expectedKeys).filter { !ignorable($0) }.sorted()
         if !missing.isEmpty || !unexpected.isEmpty {
+            func list(_ keys: [String]) -> String {
+                keys.count <= 10 ? keys.joined(separator: ", ")
+                    : keys.prefix(10).joined(separator: ", ") + ", … (\(keys.count) in all)"
+            }
             var parts: [String] = []
-            if !missing.isEmpty { parts.append("missing: " + missing.joined(separator: ", ")) }
-            if !unexpected.isEmpty { parts.append("unexpected: " + unexpected.joined(separator: ", ")) }
-            throw CheckpointError(file: checkpoint.url.path, "weights do not match the \(configuration.modelType.rawValue) model (" + parts.joined(separator: "; ") + ")")
+            if !missing.isEmpty { parts.append("missing: " + list(missing)) }
+            if !unexpected.isEmpty { parts.append("unexpected: " + list(unexpected)) }
+            throw CheckpointError(file: checkpoint.url.path, "weights do not match the \(configuration.modelType.rawValue) model of config.json (" + parts.joined(separator: "; ") + ")")
         }
-        for (key, parameter) in expected {
-            let stored = try checkpoint.tensor(key)
-            guard stored.shape == parameter.shape else {
-                throw CheckpointError(file: checkpoint.path(of: key), "tensor '\(key)' has shape \(stored.shape), expected \(parameter.shape)")
+        for (key, shape) in expected {
+            let stored = checkpoint.entry(key)
+            guard stored?.shape == shape else {
+                throw CheckpointError(file: checkpoint.path(of: key),
+                                      "tensor '\(key)' has shape \(stored?.shape ?? []), but config.json implies \(shape)")
             }
-            guard stored.dtype.isFloatingPoint else {
-                throw CheckpointError(file: checkpoint.path(of: key), "tensor '\(key)' is \(stored.dtype), expected floating point")
+            guard stored?.dtype.dtype?.isFloatingPoint == true else {
+                throw CheckpointError(file: checkpoint.path(of: key),
+                                      "tensor '\(key)' is \(stored?.dtype.rawValue ?? "?"), expected floating point (F32, BF16, F16 or F64)")
             }
-            parameter.assignValues(from: stored)
         }
     }
 

@@ -39,6 +39,19 @@ public final class KVCache {
         inverseFrequencies = configuration.inverseFrequencies(sequenceLength: capacity)
     }
 
+    /// The bytes the keys and values of a cache for `batchSize` rows of `capacity` positions take, nil when they
+    /// do not fit an `Int`: what a caller checks before asking for a cache whose size comes from a request.
+    public static func byteCount(configuration: LlamaConfiguration, batchSize: Int, capacity: Int) -> Int? {
+        var bytes = 2 * MemoryLayout<Float>.size
+        for factor in [configuration.hiddenLayers, batchSize, capacity, configuration.keyValueHeads,
+                       configuration.resolvedHeadDimension] {
+            let (product, overflow) = bytes.multipliedReportingOverflow(by: factor)
+            guard !overflow else { return nil }
+            bytes = product
+        }
+        return bytes
+    }
+
     /// A cache for `batchSize` rows of up to `tokens` prompt and generated tokens each, plus the slots
     /// `model`'s prompt-tuning virtual tokens take (see `CausalLanguageModel.nextTokenLogits`).
     public convenience init(model: some CausalLanguageModel, batchSize: Int, tokens: Int) {

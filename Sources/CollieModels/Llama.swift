@@ -107,6 +107,26 @@ public final class LlamaForCausalLM: CausalLanguageModel {
             : Linear(inFeatures: c.hiddenSize, outFeatures: c.vocabularySize, bias: false, initialization: &initialization)
     }
 
+    public static func parameterShapes(for c: LlamaConfiguration) -> [(key: String, shape: [Int])] {
+        let (d, hidden) = (c.resolvedHeadDimension, c.hiddenSize)
+        func linear(_ key: String, _ inFeatures: Int, _ outFeatures: Int, bias: Bool) -> [(key: String, shape: [Int])] {
+            [("\(key).weight", [outFeatures, inFeatures])] + (bias ? [("\(key).bias", [outFeatures])] : [])
+        }
+        let block = linear("self_attn.q_proj", hidden, c.attentionHeads * d, bias: c.hasQKVBias)
+            + linear("self_attn.k_proj", hidden, c.keyValueHeads * d, bias: c.hasQKVBias)
+            + linear("self_attn.v_proj", hidden, c.keyValueHeads * d, bias: c.hasQKVBias)
+            + linear("self_attn.o_proj", c.attentionHeads * d, hidden, bias: c.hasOutputBias)
+            + linear("mlp.gate_proj", hidden, c.intermediateSize, bias: c.mlpBias)
+            + linear("mlp.up_proj", hidden, c.intermediateSize, bias: c.mlpBias)
+            + linear("mlp.down_proj", c.intermediateSize, hidden, bias: c.mlpBias)
+            + [("input_layernorm.weight", [hidden]), ("post_attention_layernorm.weight", [hidden])]
+        var result: [(key: String, shape: [Int])] = [("model.embed_tokens.weight", [c.vocabularySize, hidden])]
+        for i in 0..<c.hiddenLayers { result += block.map { ("model.layers.\(i).\($0.key)", $0.shape) } }
+        result.append(("model.norm.weight", [hidden]))
+        if !c.tieWordEmbeddings { result += linear("lm_head", hidden, c.vocabularySize, bias: false) }
+        return result
+    }
+
     public var blockCount: Int { layers.count }
 
     public func block(_ index: Int, _ h: Tensor, _ context: BlockContext) -> Tensor { layers[index](h, context) }

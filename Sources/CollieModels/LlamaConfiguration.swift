@@ -160,11 +160,58 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
         ropeTheta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta) ?? parameters?.ropeTheta ?? 10_000
         ropeScaling = try (scaling ?? parameters)?.scaling(maxPositions: maxPositionEmbeddings) ?? .none
 
-        guard hiddenSize > 0, attentionHeads > 0, keyValueHeads > 0, attentionHeads % keyValueHeads == 0 else {
+        try validate()
+    }
+
+    /// The largest size, count or id config.json may give: products of two stay far inside `Int` (so shapes are
+    /// computed without overflow), and real models are thousands of times smaller.
+    public static let dimensionLimit = Int(Int32.max)
+
+    /// Checks every number against its range (sizes and counts positive and at most `dimensionLimit`, head
+    /// counts dividing, RoPE settings finite and positive), so that nothing computed from them traps.
+    /// - Throws: `ModelConfigurationError` naming the config.json key.
+    public func validate() throws {
+        func check(_ value: Int, _ key: CodingKeys, minimum: Int = 1) throws {
+            guard value >= minimum, value <= Self.dimensionLimit else {
+                throw ModelConfigurationError("\(key.rawValue) must be in \(minimum)...\(Self.dimensionLimit), got \(value)")
+            }
+        }
+        func check(_ value: Double, _ key: String, minimum: Double = 0, inclusive: Bool = false) throws {
+            guard value.isFinite, inclusive ? value >= minimum : value > minimum else {
+                throw ModelConfigurationError("\(key) must be a finite number \(inclusive ? ">=" : ">") \(minimum), got \(value)")
+            }
+        }
+        try check(hiddenSize, .hiddenSize)
+        try check(intermediateSize, .intermediateSize)
+        try check(hiddenLayers, .hiddenLayers)
+        try check(attentionHeads, .attentionHeads)
+        try check(keyValueHeads, .keyValueHeads)
+        try check(vocabularySize, .vocabularySize)
+        try check(maxPositionEmbeddings, .maxPositionEmbeddings)
+        if let headDimension { try check(headDimension, .headDimension) }
+        if let slidingWindow { try check(slidingWindow, .slidingWindow) }
+        guard attentionHeads % keyValueHeads == 0 else {
             throw ModelConfigurationError("num_attention_heads (\(attentionHeads)) must be a positive multiple of num_key_value_heads (\(keyValueHeads))")
         }
         guard headDimension != nil || hiddenSize % attentionHeads == 0 else {
             throw ModelConfigurationError("hidden_size (\(hiddenSize)) is not divisible by num_attention_heads (\(attentionHeads)) and no head_dim is given")
+        }
+        guard resolvedHeadDimension % 2 == 0 else {
+            throw ModelConfigurationError("the head dimension (\(resolvedHeadDimension), head_dim or hidden_size / num_attention_heads) must be even for rotary embeddings")
+        }
+        try check(rmsNormEpsilon, "rms_norm_eps", inclusive: true)
+        try check(ropeTheta, "rope_theta")
+        try check(initializerRange, "initializer_range", inclusive: true)
+        switch ropeScaling {
+        case .none: break
+        case .linear(let factor), .dynamic(let factor): try check(factor, "rope_scaling.factor")
+        case .llama3(let factor, let low, let high, let original):
+            try check(factor, "rope_scaling.factor")
+            try check(low, "rope_scaling.low_freq_factor")
+            try check(high, "rope_scaling.high_freq_factor", minimum: low)
+            guard original >= 1, original <= Self.dimensionLimit else {
+                throw ModelConfigurationError("rope_scaling.original_max_position_embeddings must be in 1...\(Self.dimensionLimit), got \(original)")
+            }
         }
     }
 
@@ -245,22 +292,43 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
 
     /// Decodes `config.json` in `folder`.
     public static func load(from folder: URL) throws -> LlamaConfiguration {
+        try InputFile.checkFolder(folder)
         let url = folder.appendingPathComponent("config.json")
-        guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw CheckpointError(file: url.path, "cannot read config.json")
-        }
+        let data = try InputFile.contents(of: url)
         do {
             return try JSONDecoder().decode(LlamaConfiguration.self, from: data)
         } catch let error as ModelConfigurationError {
             throw CheckpointError(file: url.path, error.message)
         } catch let DecodingError.keyNotFound(key, _) {
             throw CheckpointError(file: url.path, "missing key '\(key.stringValue)'")
+        } catch let DecodingError.dataCorrupted(context) {
+            if !context.codingPath.isEmpty {
+                let key = context.codingPath.map(\.stringValue).joined(separator: ".")
+                throw CheckpointError(file: url.path, "key '\(key)' has an unusable value (\(context.debugDescription))")
+            }
+            // Foundation reports an integer key holding 1e30 or 1.5 as "not valid JSON", naming nothing.
+            if let key = integerKeyOutOfRange(in: data) {
+                throw CheckpointError(file: url.path, "key '\(key)' must be an integer (within ±\(Int.max))")
+            }
+            throw CheckpointError(file: url.path, "not a valid config (\(context.debugDescription))")
         } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
             let key = context.codingPath.map(\.stringValue).joined(separator: ".")
             throw CheckpointError(file: url.path, "key '\(key)' has the wrong type (\(context.debugDescription))")
         } catch {
             throw CheckpointError(file: url.path, "not a valid config (\(error))")
         }
+    }
+}
+
+/// The first integer key of the JSON object `data` whose number is not an integer `Int` holds.
+private func integerKeyOutOfRange(in data: Data) -> String? {
+    guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+    let keys: [LlamaConfiguration.CodingKeys] = [.hiddenSize, .intermediateSize, .hiddenLayers, .attentionHeads,
+                                                 .keyValueHeads, .headDimension, .vocabularySize, .maxPositionEmbeddings,
+                                                 .slidingWindow, .bosTokenID, .padTokenID]
+    return keys.map(\.rawValue).first { key in
+        guard let number = object[key] as? NSNumber else { return false }
+        return Int(exactly: number.doubleValue) == nil
     }
 }
 

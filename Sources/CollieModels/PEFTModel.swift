@@ -44,37 +44,20 @@ extension CausalLanguageModel {
     ///   prompt's size does not fit the model.
     public func addAdapter(_ configuration: PEFTConfiguration, seed: UInt64 = 0, promptTokenIDs: [Int]? = nil) throws {
         guard peftConfiguration == nil else { throw PEFTError("the model already has a \(peftConfiguration!.method.rawValue) adapter") }
+        // The rank or virtual-token count comes from a config: the adapter must fit in memory before it is allocated.
+        do {
+            try ParameterMemory.check(adapterShapes(configuration).map(\.shape), for: "the \(configuration.method.rawValue) adapter")
+        } catch let error as ModelConfigurationError { throw PEFTError(error.message) }
         var generator = RandomGenerator(seed: seed)
         var stored = configuration
         switch configuration {
         case .lora(let lora):
-            var selected: [Linear] = []
-            for (path, layer) in namedLinearLayers {
-                let isOutput = path == "lm_head"
-                guard try lora.targetModules.matches(path, isOutputProjection: isOutput),
-                      try lora.excludeModules?.matches(path, isOutputProjection: isOutput) != true else { continue }
-                selected.append(layer)
-            }
-            // PEFT matches every module, and refuses a selection that names one it cannot adapt; so does Collie,
-            // so that the adapters it saves load in PEFT.
-            for path in otherModulePaths where try lora.targetModules.matches(path)
-                && lora.excludeModules?.matches(path) != true {
-                throw PEFTError("target_modules: \(lora.targetModules) selects \(path), which is not a linear layer "
-                                + "(LoRA adapts linear layers: \(namedLinearLayers.first?.path ?? "none"), …)")
-            }
-            guard !selected.isEmpty else {
-                throw PEFTError("target_modules: \(lora.targetModules) matches none of the model's linear layers "
-                                + "(e.g. \(namedLinearLayers.first?.path ?? "none"))")
-            }
-            for layer in selected {
+            for (_, layer) in try selectedLinearLayers(lora) {
                 layer.lora = LoRAAdapter(inFeatures: layer.weight.shape[1], outFeatures: layer.weight.shape[0],
                                          configuration: lora, generator: &generator)
             }
         case .promptTuning(var prompt):
             let hidden = self.configuration.hiddenSize
-            if let dimension = prompt.tokenDimension, dimension != hidden {
-                throw PEFTError("token_dim: \(dimension) differs from the model's hidden size \(hidden)")
-            }
             prompt.tokenDimension = hidden
             prompt.attentionHeads = prompt.attentionHeads ?? self.configuration.attentionHeads
             prompt.layers = prompt.layers ?? self.configuration.hiddenLayers
@@ -108,6 +91,49 @@ extension CausalLanguageModel {
             parameter.grad = nil
         }
         peftConfiguration = stored
+    }
+
+    /// The linear layers (with their paths) `lora`'s `target_modules` and `exclude_modules` select.
+    /// - Throws: `PEFTError` when the selection names a module that is not a linear layer, or no linear layer.
+    private func selectedLinearLayers(_ lora: LoRAConfiguration) throws -> [(path: String, layer: Linear)] {
+        var selected: [(path: String, layer: Linear)] = []
+        for (path, layer) in namedLinearLayers {
+            let isOutput = path == "lm_head"
+            guard try lora.targetModules.matches(path, isOutputProjection: isOutput),
+                  try lora.excludeModules?.matches(path, isOutputProjection: isOutput) != true else { continue }
+            selected.append((path, layer))
+        }
+        // PEFT matches every module, and refuses a selection that names one it cannot adapt; so does Collie,
+        // so that the adapters it saves load in PEFT.
+        for path in otherModulePaths where try lora.targetModules.matches(path)
+            && lora.excludeModules?.matches(path) != true {
+            throw PEFTError("target_modules: \(lora.targetModules) selects \(path), which is not a linear layer "
+                            + "(LoRA adapts linear layers: \(namedLinearLayers.first?.path ?? "none"), …)")
+        }
+        guard !selected.isEmpty else {
+            throw PEFTError("target_modules: \(lora.targetModules) matches none of the model's linear layers "
+                            + "(e.g. \(namedLinearLayers.first?.path ?? "none"))")
+        }
+        return selected
+    }
+
+    /// The keys and shapes of the parameters `configuration`'s adapter gets on this model (`adapterParameters`
+    /// once added), computed without allocating them.
+    /// - Throws: `PEFTError` when the adapter does not fit the model (a LoRA selection, prompt tuning's token_dim).
+    func adapterShapes(_ configuration: PEFTConfiguration) throws -> [(key: String, shape: [Int])] {
+        switch configuration {
+        case .lora(let lora):
+            return try selectedLinearLayers(lora).flatMap { path, layer in
+                [("base_model.model.\(path).lora_A.weight", [lora.rank, layer.weight.shape[1]]),
+                 ("base_model.model.\(path).lora_B.weight", [layer.weight.shape[0], lora.rank])]
+            }
+        case .promptTuning(let prompt):
+            let hidden = self.configuration.hiddenSize
+            if let dimension = prompt.tokenDimension, dimension != hidden {
+                throw PEFTError("token_dim: \(dimension) differs from the model's hidden size \(hidden)")
+            }
+            return [("prompt_embeddings", [prompt.virtualTokenCount, hidden])]
+        }
     }
 
     /// Folds every LoRA adapter into its layer's weight (W += scaling · B·A, as PEFT's `merge_adapter`).
@@ -163,9 +189,12 @@ extension CausalLanguageModel {
     /// - Throws: `PEFTError` naming the file and the field Collie cannot use.
     public static func adapterConfiguration(in folder: URL) throws -> PEFTConfiguration {
         let url = folder.appendingPathComponent(adapterConfigurationFileName)
-        guard let data = FileManager.default.contents(atPath: url.path) else {
+        do { try InputFile.checkFolder(folder) } catch { throw PEFTError("\(error) (a PEFT adapter folder holds \(adapterConfigurationFileName) and \(adapterWeightsFileName))") }
+        guard FileManager.default.fileExists(atPath: url.path) else {
             throw PEFTError("\(url.path): no such file (a PEFT adapter folder holds \(adapterConfigurationFileName) and \(adapterWeightsFileName))")
         }
+        let data: Data
+        do { data = try InputFile.contents(of: url) } catch { throw PEFTError("\(error)") }
         do {
             return try JSONDecoder().decode(PEFTConfiguration.self, from: data)
         } catch let error as PEFTError {
@@ -188,11 +217,18 @@ extension CausalLanguageModel {
         if loraAdapters.contains(where: { $0.adapter.isMerged }) {
             throw PEFTError("\(folder.path): the model's LoRA adapters are merged into its weights; unmerge them first")
         }
+        let url = folder.appendingPathComponent(Self.adapterWeightsFileName)
+        let file: SafeTensorsFile
+        do { file = try SafeTensorsFile(url: url) } catch { throw PEFTError("\(error)") }
         if let current = peftConfiguration {
             guard current.method == configuration.method else {
                 throw PEFTError("\(folder.path): a \(configuration.method.rawValue) adapter cannot load into a \(current.method.rawValue) model")
             }
         } else {
+            // The rank or virtual-token count of adapter_config.json must match the file before anything is allocated.
+            let shapes: [(key: String, shape: [Int])]
+            do { shapes = try adapterShapes(configuration) } catch { throw PEFTError("\(folder.path): \(error)") }
+            try Self.checkAdapterWeights(file, expected: shapes)
             if case .promptTuning(var prompt) = configuration, prompt.initialization != .random {
                 prompt.initialization = .random   // the values come from the file
                 try addAdapter(.promptTuning(prompt))
@@ -200,24 +236,27 @@ extension CausalLanguageModel {
                 try addAdapter(configuration)
             }
         }
-        let url = folder.appendingPathComponent(Self.adapterWeightsFileName)
-        let file: SafeTensorsFile
-        do { file = try SafeTensorsFile(url: url) } catch { throw PEFTError("\(error)") }
         let expected = adapterParameters
-        let stored = Set(file.names), wanted = Set(expected.map(\.key))
+        try Self.checkAdapterWeights(file, expected: expected.map { ($0.key, $0.tensor.shape) })
+        for (key, parameter) in expected { parameter.assignValues(from: try file.tensor(key)) }
+    }
+
+    /// Checks an adapter file's header against the parameters `expected` (key and shape), reading no tensor.
+    private static func checkAdapterWeights(_ file: SafeTensorsFile, expected: [(key: String, shape: [Int])]) throws {
+        let stored = Set(file.entries.keys), wanted = Set(expected.map(\.key))
         let missing = wanted.subtracting(stored).sorted(), unexpected = stored.subtracting(wanted).sorted()
         if !missing.isEmpty || !unexpected.isEmpty {
             var parts: [String] = []
             if !missing.isEmpty { parts.append("missing: " + missing.joined(separator: ", ")) }
             if !unexpected.isEmpty { parts.append("unexpected: " + unexpected.joined(separator: ", ")) }
-            throw PEFTError("\(url.path): tensors do not match the adapter (" + parts.joined(separator: "; ") + ")")
+            throw PEFTError("\(file.path): tensors do not match the adapter (" + parts.joined(separator: "; ") + ")")
         }
-        for (key, parameter) in expected {
-            let tensor = try file.tensor(key)
-            guard tensor.shape == parameter.shape, tensor.dtype.isFloatingPoint else {
-                throw PEFTError("\(url.path): tensor '\(key)' is \(tensor.dtype) \(tensor.shape), expected floating point \(parameter.shape)")
+        for (key, shape) in expected {
+            guard let entry = file.entries[key], entry.shape == shape, entry.dtype.dtype?.isFloatingPoint == true else {
+                let entry = file.entries[key]
+                throw PEFTError("\(file.path): tensor '\(key)' is \(entry?.dtype.rawValue ?? "?") \(entry?.shape ?? []), "
+                                + "expected floating point \(shape)")
             }
-            parameter.assignValues(from: tensor)
         }
     }
 }

@@ -1,4 +1,5 @@
 import CollieEngine
+import CollieIO
 import CollieTokenizers
 import Foundation
 
@@ -53,7 +54,10 @@ public struct PretrainedModel {
     /// The tokenizer at `location` (a folder or a tokenizer.json / tokenizer.model file) and its folder, if it is one.
     public static func tokenizer(at location: URL) throws -> (tokenizer: Tokenizer, folder: URL?) {
         let tokenizer: Tokenizer
-        do { tokenizer = try Tokenizer(contentsOf: location) } catch {
+        do {
+            try InputFile.checkFileOrFolder(location)
+            tokenizer = try Tokenizer(contentsOf: location)
+        } catch {
             throw LoadingError(part: .tokenizer, description: "\(error)")
         }
         var isDirectory: ObjCBool = false
@@ -75,6 +79,13 @@ public struct PretrainedModel {
         case .preset(let preset, let seed, let positions, let range):
             guard let tokenizer else { throw LoadingError(part: .tokenizer, description: "required with a model preset") }
             let configuration = preset.configuration(for: tokenizer, maxPositionEmbeddings: positions, initializerRange: range)
+            do {
+                // No weight file bounds a preset's size: its configuration (the vocabulary is the tokenizer's) is
+                // checked, and its parameters must fit in memory, before any is allocated.
+                try configuration.validate()
+                try ParameterMemory.check(architecture(of: configuration).parameterShapes(for: configuration).map(\.shape),
+                                          for: "a \(preset.rawValue) model of \(configuration.vocabularySize) token ids")
+            } catch { throw LoadingError(part: .model, description: "\(error)") }
             model = architecture(of: configuration).init(configuration, seed: seed)
         }
         do {

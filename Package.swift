@@ -59,7 +59,7 @@ let package = Package(
             exclude: ["SentencePiece/SentencePieceModel.proto"]),
 
         // Generation: KV-cache decoding, sampling, streaming text, chat templates (a Jinja subset).
-        .target(name: "CollieGeneration", dependencies: ["CollieEngine", "CollieModels", "CollieTokenizers"]),
+        .target(name: "CollieGeneration", dependencies: ["CollieEngine", "CollieIO", "CollieModels", "CollieTokenizers"]),
 
         // Evaluators (perplexity, generation, classification) and their metrics, above training and generation:
         // the trainer runs them through its `Evaluator` protocol; they decode with `Generator`.

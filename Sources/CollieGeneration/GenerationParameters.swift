@@ -60,6 +60,9 @@ public enum GenerationError: Error, Equatable, CustomStringConvertible {
     case contextExceeded(promptTokens: Int, maxNewTokens: Int, context: Int)
     /// A prompt is empty or holds an id outside the vocabulary.
     case invalidPrompt(String)
+    /// The model's logits for prompt `prompt` (0-based) at new token `newToken` (1-based) hold a NaN or an
+    /// infinity: no token can be drawn from them.
+    case nonFiniteLogits(prompt: Int, newToken: Int)
 
     public var description: String {
         switch self {
@@ -67,6 +70,9 @@ public enum GenerationError: Error, Equatable, CustomStringConvertible {
         case .contextExceeded(let prompt, let new, let context):
             "the prompt has \(prompt) tokens; with max_new_tokens \(new) that exceeds the model's context of \(context) positions"
         case .invalidPrompt(let message): message
+        case .nonFiniteLogits(let prompt, let newToken):
+            "the model's logits for prompt \(prompt) at new token \(newToken) are not finite (NaN or infinite); "
+                + "its weights are likely damaged (a diverged training run?)"
         }
     }
 }

@@ -1,5 +1,6 @@
 import CollieEngine
 import CollieModels
+import Foundation
 
 /// Why a sequence stopped.
 public enum FinishReason: String, Sendable, Codable {
@@ -38,7 +39,8 @@ public final class Generator {
         try validate(prompts, maxNewTokens: parameters.maxNewTokens)
         let vocabulary = model.configuration.vocabularySize
         let batch = prompts.count, longest = prompts.map(\.count).max() ?? 0
-        let padding = model.configuration.padTokenID ?? 0
+        // Padded slots are never attended to; any id in the vocabulary will do (config.json's may be -1).
+        let padding = model.configuration.padTokenID.flatMap { (0..<vocabulary).contains($0) ? $0 : nil } ?? 0
         let cache = KVCache(model: model, batchSize: batch, tokens: longest + parameters.maxNewTokens)
         let padded = prompts.map { Array(repeating: padding, count: longest - $0.count) + $0 }
         let attend = prompts.map { Array(repeating: false, count: longest - $0.count) + Array(repeating: true, count: $0.count) }
@@ -51,14 +53,15 @@ public final class Generator {
         var active = Array(repeating: true, count: batch)
         var generator = RandomGenerator(seed: parameters.seed)
         var logits = model.nextTokenLogits(padded, attend: attend.joined().contains(false) ? attend : nil, cache: cache)
-        var last = prompts.map { $0.last! }
+        var last = prompts.map { $0.last ?? padding }
         for step in 0..<parameters.maxNewTokens {
             let values = logits.floats()
             for row in 0..<batch where active[row] {
-                let token = values.withUnsafeBufferPointer { all in
+                let choice = values.withUnsafeBufferPointer { all in
                     LogitsProcessing.chooseToken(UnsafeBufferPointer(rebasing: all[(row * vocabulary)..<((row + 1) * vocabulary)]),
                                                  seen: seen[row], parameters: parameters, generator: &generator)
                 }
+                guard let token = choice else { throw GenerationError.nonFiniteLogits(prompt: row, newToken: step + 1) }
                 results[row].tokens.append(token)
                 last[row] = token
                 if parameters.repetitionPenalty != nil { seen[row][token] = true }
@@ -84,10 +87,22 @@ public final class Generator {
             if let bad = prompt.first(where: { $0 < 0 || $0 >= vocabulary }) {
                 throw GenerationError.invalidPrompt("prompt \(index): token id \(bad) is outside the vocabulary 0..<\(vocabulary)")
             }
-            if prompt.count + maxNewTokens > contextLength {
+            // Compared without adding: max_new_tokens may be any Int.
+            if maxNewTokens > contextLength - prompt.count {
                 throw GenerationError.contextExceeded(promptTokens: prompt.count, maxNewTokens: maxNewTokens,
                                                       context: contextLength)
             }
+        }
+        // Within the context the cache may still not fit in memory (a long context, a large batch).
+        let longest = prompts.map(\.count).max() ?? 0
+        let capacity = longest + maxNewTokens + (model.promptEmbedding?.virtualTokenCount ?? 0)
+        let available = ProcessInfo.processInfo.physicalMemory
+        let bytes = KVCache.byteCount(configuration: model.configuration, batchSize: prompts.count, capacity: capacity)
+        guard let bytes, UInt64(bytes) <= available else {
+            throw GenerationError.invalidParameter(
+                "max_new_tokens \(maxNewTokens): a KV cache of \(prompts.count) × \(capacity) positions would need "
+                + (bytes.map { String(format: "%.1f GB", Double($0) / 1e9) } ?? "more bytes than can be counted")
+                + String(format: ", more than this machine's %.1f GB of memory", Double(available) / 1e9))
         }
     }
 }

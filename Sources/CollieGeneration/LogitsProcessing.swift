@@ -5,16 +5,28 @@ import CollieEngine
 /// Each processor matches its `transformers` counterpart (`RepetitionPenaltyLogitsProcessor`,
 /// `TemperatureLogitsWarper`, `TopKLogitsWarper`, `TopPLogitsWarper`); removed tokens get −∞.
 enum LogitsProcessing {
-    /// Divides positive logits of `seen` tokens by `penalty` and multiplies negative ones by it.
-    static func penalizeRepetition(_ logits: inout [Float], seen: [Bool], penalty: Float) {
+    /// Divides positive logits of `seen` tokens by `penalty` and multiplies negative ones by it. In Double, so a
+    /// penalty below Float's range divides instead of giving 0/0 (the result, rounded once, equals Float's).
+    static func penalizeRepetition(_ logits: inout [Float], seen: [Bool], penalty: Double) {
         for i in logits.indices where seen[i] {
-            logits[i] = logits[i] < 0 ? logits[i] * penalty : logits[i] / penalty
+            let value = Double(logits[i])
+            logits[i] = Float(value < 0 ? value * penalty : value / penalty)
         }
     }
 
-    /// Divides every logit by `temperature`.
-    static func scale(_ logits: inout [Float], temperature: Float) {
-        for i in logits.indices { logits[i] /= temperature }
+    /// Divides every logit by `temperature`. When the largest quotient would not be finite (a temperature that
+    /// Float rounds to 0, or small enough to overflow it), the logits are first shifted by their maximum, which
+    /// softmax ignores, and divided in Double: the most likely tokens get 0 and the others −∞, so a vanishing
+    /// temperature decodes greedily (ties shared) instead of sampling from NaN.
+    static func scale(_ logits: inout [Float], temperature: Double) {
+        let t = Float(temperature), top = logits.max() ?? 0
+        if t > 0, top.isFinite, (top / t).isFinite {
+            for i in logits.indices { logits[i] /= t }
+            return
+        }
+        for i in logits.indices {
+            logits[i] = logits[i] == top ? 0 : Float(Double(logits[i] - top) / temperature)
+        }
     }
 
     /// Removes every token whose logit is below the k-th largest (ties with it stay).
@@ -53,16 +65,18 @@ enum LogitsProcessing {
         return best
     }
 
-    /// Applies `parameters` to one row and picks the next token. `seen` marks the tokens already in
-    /// the sequence (prompt and generated), for the repetition penalty.
+    /// Applies `parameters` to one row and picks the next token; nil when the row holds a NaN or infinite
+    /// logit (a damaged model), from which no token can be chosen. `seen` marks the tokens already in the
+    /// sequence (prompt and generated), for the repetition penalty.
     static func chooseToken(_ row: UnsafeBufferPointer<Float>, seen: [Bool], parameters: GenerationParameters,
-                            generator: inout RandomGenerator) -> Int {
-        let penalty = parameters.repetitionPenalty.map(Float.init) ?? 1
+                            generator: inout RandomGenerator) -> Int? {
+        guard row.allSatisfy(\.isFinite) else { return nil }
+        let penalty = parameters.repetitionPenalty ?? 1
         if !parameters.isSampling && penalty == 1 { return argmax(row) }
         var logits = Array(row)
         if penalty != 1 { penalizeRepetition(&logits, seen: seen, penalty: penalty) }
         if !parameters.isSampling { return logits.withUnsafeBufferPointer(argmax) }
-        scale(&logits, temperature: Float(parameters.temperature))
+        scale(&logits, temperature: parameters.temperature)
         if let k = parameters.topK { keepTopK(&logits, k: k) }
         if let p = parameters.topP { keepTopP(&logits, p: p) }
         let probabilities = softmax(logits)

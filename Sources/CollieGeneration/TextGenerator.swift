@@ -1,4 +1,5 @@
 import CollieEngine
+import CollieIO
 import CollieModels
 import CollieTokenizers
 import Foundation
@@ -31,8 +32,12 @@ public final class TextGenerator {
             throw GenerationError.invalidPrompt(
                 "\(folder.path): the tokenizer has \(tokenizer.vocabularySize) ids but the model only \(model.configuration.vocabularySize)")
         }
-        let template = try templateFile.map { try ChatTemplate(String(contentsOf: $0, encoding: .utf8)) }
-            ?? ChatTemplate.load(fromFolder: folder)
+        let template = try templateFile.map { url in
+            guard let text = String(data: try InputFile.contents(of: url), encoding: .utf8) else {
+                throw CheckpointError(file: url.path, "is not UTF-8 text")
+            }
+            return try ChatTemplate(text)
+        } ?? ChatTemplate.load(fromFolder: folder)
         var stops = Set(model.configuration.eosTokenIDs)
         if let eos = tokenizer.eosTokenID { stops.insert(eos) }
         stops.formUnion(try GenerationConfiguration.load(fromFolder: folder)?.eosTokenIDs ?? [])

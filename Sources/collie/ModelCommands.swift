@@ -87,16 +87,18 @@ enum WeightDType: String, ExpressibleByArgument, CaseIterable {
 
 /// Sizes such as "2GB", "500MiB", "1024".
 enum ByteSize {
+    /// The bytes `text` names, at least 1; a size beyond `Int` (larger than any model) is `Int.max`.
     static func parse(_ text: String) throws -> Int {
         let units: [(String, Int)] = [("KIB", 1 << 10), ("MIB", 1 << 20), ("GIB", 1 << 30),
-                                      ("KB", 1_000), ("MB", 1_000_000), ("GB", 1_000_000_000), ("B", 1)]
+                                      ("KB", 1_000), ("MB", 1_000_000), ("GB", 1_000_000_000), ("B", 1), ("", 1)]
         let upper = text.uppercased().trimmingCharacters(in: .whitespaces)
         for (suffix, scale) in units where upper.hasSuffix(suffix) {
-            if let value = Double(upper.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), value > 0 {
-                return Int(value * Double(scale))
+            if let value = Double(upper.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), value.isFinite, value > 0 {
+                let bytes = value * Double(scale)
+                guard bytes >= 1 else { throw ValidationError("'\(text)' is less than one byte") }
+                return bytes >= Double(Int.max) ? Int.max : Int(bytes)
             }
         }
-        if let value = Int(upper), value > 0 { return value }
         throw ValidationError("'\(text)' is not a size such as 2GB, 500MB or 1GiB")
     }
 }

@@ -306,8 +306,10 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
                 let key = context.codingPath.map(\.stringValue).joined(separator: ".")
                 throw CheckpointError(file: url.path, "key '\(key)' has an unusable value (\(context.debugDescription))")
             }
-            // Foundation reports an integer key holding 1e30 or 1.5 as "not valid JSON", naming nothing.
-            if let key = integerKeyOutOfRange(in: data) {
+            let integerKeys: [CodingKeys] = [.hiddenSize, .intermediateSize, .hiddenLayers, .attentionHeads, .keyValueHeads,
+                                             .headDimension, .vocabularySize, .maxPositionEmbeddings, .slidingWindow,
+                                             .bosTokenID, .padTokenID]
+            if let key = integerKeyOutOfRange(in: data, keys: integerKeys.map(\.rawValue)) {
                 throw CheckpointError(file: url.path, "key '\(key)' must be an integer (within ±\(Int.max))")
             }
             throw CheckpointError(file: url.path, "not a valid config (\(context.debugDescription))")
@@ -320,13 +322,11 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
     }
 }
 
-/// The first integer key of the JSON object `data` whose number is not an integer `Int` holds.
-private func integerKeyOutOfRange(in data: Data) -> String? {
+/// The first of `keys` whose number in the JSON object `data` is not an integer `Int` holds: Foundation's
+/// JSONDecoder reports such a number (1e30, 1.5) as "not valid JSON" without naming the key.
+func integerKeyOutOfRange(in data: Data, keys: [String]) -> String? {
     guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
-    let keys: [LlamaConfiguration.CodingKeys] = [.hiddenSize, .intermediateSize, .hiddenLayers, .attentionHeads,
-                                                 .keyValueHeads, .headDimension, .vocabularySize, .maxPositionEmbeddings,
-                                                 .slidingWindow, .bosTokenID, .padTokenID]
-    return keys.map(\.rawValue).first { key in
+    return keys.first { key in
         guard let number = object[key] as? NSNumber else { return false }
         return Int(exactly: number.doubleValue) == nil
     }

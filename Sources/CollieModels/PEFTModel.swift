@@ -200,6 +200,11 @@ extension CausalLanguageModel {
         } catch let error as PEFTError {
             throw PEFTError("\(url.path): \(error)")
         } catch let DecodingError.dataCorrupted(context) {
+            let integerKeys = ["r", "num_virtual_tokens", "token_dim", "num_attention_heads", "num_layers",
+                               "num_transformer_submodules"]
+            if context.codingPath.isEmpty, let key = integerKeyOutOfRange(in: data, keys: integerKeys) {
+                throw PEFTError("\(url.path): \(key): must be an integer (within ±\(Int.max))")
+            }
             throw PEFTError("\(url.path): \(context.debugDescription)")
         } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
             let key = context.codingPath.map(\.stringValue).joined(separator: ".")

@@ -121,6 +121,11 @@ final class UntrustedModelFolderTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("lora_A.weight") && "\(error)".contains("[1000000000, 32]"), "\(error)")
         }
         XCTAssertNil(model.peftConfiguration, "nothing was added")
+        json["r"] = 1e30
+        try JSONSerialization.data(withJSONObject: json).write(to: configURL)
+        XCTAssertThrowsError(try model.loadAdapter(from: adapter)) { error in
+            XCTAssertTrue("\(error)".contains("adapter_config.json: r: must be an integer"), "\(error)")
+        }
         // A new adapter (from a training config) must fit in memory.
         XCTAssertThrowsError(try model.addAdapter(.lora(LoRAConfiguration(rank: 1 << 40)))) { error in
             XCTAssertTrue("\(error)".contains("LORA adapter would need"), "\(error)")

@@ -58,6 +58,8 @@ struct Convert: ParsableCommand {
 
     func run() throws {
         let limit = try ByteSize.parse(maxShardSize)
+        // Before the model loads, so that an --out that is a file fails at once.
+        if FileManager.default.fileExists(atPath: out) { try InputFile.checkFolder(URL(fileURLWithPath: out)) }
         let lm = try PretrainedModel.model(.folder(URL(fileURLWithPath: model)),
                                            adapter: adapter.map { .folder(URL(fileURLWithPath: $0)) })
         if let adapter {

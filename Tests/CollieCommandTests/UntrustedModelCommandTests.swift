@@ -30,6 +30,22 @@ final class UntrustedModelCommandTests: XCTestCase {
         }
     }
 
+    func testConvertOutputThatCannotBeAFolderIsNamedInCollieWords() throws {
+        // Before: "A file with the same name already exists." / "The file doesn't exist." (Foundation's words).
+        let folder = try temporaryFolder(for: self)
+        let file = folder.appendingPathComponent("a-file")
+        try Data("x".utf8).write(to: file)
+        for (out, words) in [("/dev/null", ["/dev/null", "character device, not a folder"]),
+                             (file.path, [file.path, "regular file, not a folder"]),
+                             (file.appendingPathComponent("sub").path, ["sub", "cannot be created as a folder (Not a directory)"]),
+                             ("/proc/self/out", ["/proc/self/out", "cannot be created as a folder"])] {
+            let result = try CollieExecutable.run(["convert", "--model", Fixtures.model.path, "--out", out], in: folder, timeout: 60)
+            XCTAssertNotEqual(result.status, 0, out)
+            for word in words { XCTAssertTrue(result.errors.contains(word), "\(out): \(result.errors)") }
+        }
+        XCTAssertEqual(try String(contentsOf: file, encoding: .utf8), "x", "the file is left alone")
+    }
+
     func testModelPathsThatAreNotModelFoldersAreNamedInCollieWords() throws {
         // Before: "The file doesn't exist." / "You don't have permission.", or a hang on a FIFO.
         let folder = try temporaryFolder(for: self)

@@ -11,7 +11,7 @@ import Darwin
 ///
 /// Symbolic links are followed: Hugging Face's cache links each file of a snapshot folder to a blob outside it,
 /// and the user chose that folder. Names read from inside a folder (an index's shard names) are confined to it
-/// by `file(named:in:)`.
+/// by `file(named:in:listedIn:)`.
 public enum InputFile {
     /// The most bytes `contents(of:limit:)` reads by default: far more than any config or template.
     public static let defaultLimit = 64 << 20
@@ -55,12 +55,6 @@ public enum InputFile {
             data.append(contentsOf: buffer[0..<count])
             if data.count > limit { throw CheckpointError(file: url.path, "is larger than \(limit) bytes") }
         }
-    }
-
-    /// Whether a regular file exists at `url` (after following links); false for folders, FIFOs and devices.
-    public static func isRegularFile(_ url: URL) -> Bool {
-        var info = stat()
-        return stat(url.path, &info) == 0 && info.st_mode & S_IFMT == S_IFREG
     }
 
     /// Checks that `url` is an existing folder.

@@ -32,7 +32,7 @@ struct Train: ParsableCommand {
     @Option(help: "A training checkpoint folder to continue from, or 'latest' for output_dir's newest complete one.")
     var resume: String?
 
-    @Flag(help: "Start over in an output_dir that holds an earlier run's checkpoints (they are removed).")
+    @Flag(help: "Start over in an output_dir that holds an earlier run's outputs (each removed path is printed).")
     var overwrite = false
 
     @Option(help: "When not on a terminal, print a log line every n updates.")
@@ -71,7 +71,8 @@ struct Train: ParsableCommand {
         let trainer = try setup.makeTrainer(source: config, communicator: communicator)
         let output = trainer.outputDirectory
 
-        // Decide what happens to output_dir before writing anything to it.
+        // Decide what happens to output_dir before writing anything to it: rank 0 checks it, locks it for the
+        // run and, with --overwrite, removes an earlier run's outputs (see OutputFolder).
         var resumedFrom: URL?
         if let resume {
             let folder: URL
@@ -83,29 +84,15 @@ struct Train: ParsableCommand {
             } else {
                 folder = URL(fileURLWithPath: resume)
             }
-            try trainer.resume(from: folder)
             resumedFrom = folder
-        } else {
-            let existing = TrainingCheckpoint.checkpoints(in: output)
-            communicator.barrier()  // every rank has looked before rank 0 removes anything
-            if !existing.isEmpty && !overwrite {
-                throw ValidationError("""
-                    \(output.path) holds checkpoints of an earlier run (\(existing.map { $0.url.lastPathComponent }.joined(separator: ", "))); \
-                    continue it with --resume latest, or start over with --overwrite
-                    """)
-            }
-            // A fresh run replaces what an earlier run left: checkpoints (with --overwrite), models, monitor files.
-            for checkpoint in existing where isMain { try AtomicFolder.remove(checkpoint.url) }
-            for name in isMain ? ["final", LoadBestModelCallback.folderName, Trainer.baseModelFolderName, "tensorboard",
-                                  "monitors.csv", "monitors.evaluation.csv"] : [] {
-                let url = output.appendingPathComponent(name)
-                if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
-            }
         }
+        let lock = isMain ? try OutputFolder(output).prepare(resumedFrom == nil ? .fresh(overwrite: overwrite) : .resume,
+                                                             inputs: OutputFolder.inputs(of: settings), report: say)
+                          : nil
+        defer { withExtendedLifetime(lock) {} }
+        if let resumedFrom { try trainer.resume(from: resumedFrom) }
 
         if isMain {
-            try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
-            AtomicFolder.removeLeftovers(in: output)
             try AtomicFile.write(Data(try settings.yamlString().utf8), to: output.appendingPathComponent("config.yaml"))
         }
         communicator.barrier()

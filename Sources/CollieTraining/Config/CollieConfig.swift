@@ -147,7 +147,9 @@ public struct CollieConfig: Codable, Equatable, Sendable {
             throw ConfigError(keyPath: CodingKeys.peftConfig.rawValue, error.description,
                               source: (decoder as? StrictDecoder)?.node.source, line: nil)
         }
-        outputDir = try c.value(.outputDir, default: outputDir)
+        // `output_dir:` with no value (or `--set output_dir=`) is a mistake, not a request for the default folder:
+        // it becomes "" and `validate()` names it.
+        outputDir = c.contains(.outputDir) ? try c.decodeIfPresent(String.self, forKey: .outputDir) ?? "" : outputDir
         monitors = try c.value(.monitors, default: monitors)
         monitorOutputs = try c.value(.monitorOutputs, default: monitorOutputs)
         callbacks = try c.value(.callbacks, default: callbacks)

@@ -48,8 +48,11 @@ public final class Trainer {
     public private(set) var state: TrainerState
     /// Seeded generator for stochastic parts of training; saved with every checkpoint.
     public var randomGenerator: RandomGenerator
-    /// Receives messages for a person (early stop, best model loaded).
+    /// Receives messages for a person (early stop, best model loaded, skipped updates).
     public var logHandler: (String) -> Void = { _ in }
+    /// Updates in a row skipped for a non-finite loss or gradient after which training stops with an error.
+    public static let nonFiniteStepLimit = 5
+    private var consecutiveNonFiniteSteps = 0
 
     /// A trainer for `model` on `trainDataset` as `config` describes (batch sizes, accumulation, optimizer,
     /// schedule, clipping, evaluation schedule, seed).
@@ -181,9 +184,22 @@ public final class Trainer {
         let learningRate = schedule.currentLearningRate
         optimizer.learningRate = learningRate
         model.setAdapterTraining(true)   // LoRA dropout on for this update's passes only
-        var (loss, norm) = try takeStep(group, targets: targets, predicted: predicted)
+        let (loss, norm, skipped) = try takeStep(group, targets: targets, predicted: predicted)
         model.setAdapterTraining(false)
-        loss = Float(dataParallel.sum([Double(loss)])[0])
+        if let skipped {
+            consecutiveNonFiniteSteps += 1
+            log("step \(state.globalStep + 1): \(skipped); update skipped (\(consecutiveNonFiniteSteps) in a row)")
+            if consecutiveNonFiniteSteps >= Self.nonFiniteStepLimit {
+                throw TrainerError("""
+                    training diverged: the loss or the gradients were not finite for \(consecutiveNonFiniteSteps) \
+                    updates in a row (steps \(state.globalStep + 2 - consecutiveNonFiniteSteps)–\(state.globalStep + 1)); \
+                    stopped without saving the model (complete checkpoints are kept). Lower optimizer.lr, set \
+                    max_grad_norm, or check the data
+                    """)
+            }
+        } else {
+            consecutiveNonFiniteSteps = 0
+        }
         schedule.advance()
         dataParallel.zeroGradients()
         state.globalStep += 1
@@ -206,9 +222,17 @@ public final class Trainer {
         for callback in callbacks { try callback.onBatchEnd(self, step: step) }
     }
 
-    /// Backward and the optimizer's update for one group of micro-batches; returns the loss and the
-    /// gradient norm (before clipping).
-    private func takeStep(_ group: [PaddedBatch], targets: [[Int]], predicted: Int) throws -> (Float, Double?) {
+    /// Backward and the optimizer's update for one group of micro-batches; returns the loss (summed over the
+    /// ranks), the gradient norm (before clipping) and, when a non-finite loss or gradient made it skip the
+    /// update, why.
+    ///
+    /// What "skipped" means depends on where the optimizer updates (docs/ARCHITECTURE.md, non-finite steps):
+    /// optimizers that step after backward take no step at all (weights and optimizer state unchanged); LOMO and
+    /// AdaLomo skip backward for a non-finite loss, skip the whole update when their norm pass (clipping or loss
+    /// scaling) sees a non-finite gradient, and otherwise stop updating at the first non-finite gradient, the
+    /// parameters before it keeping their update. The batches are used up and the schedule advances either way.
+    private func takeStep(_ group: [PaddedBatch], targets: [[Int]], predicted: Int) throws
+        -> (loss: Float, norm: Double?, skipped: String?) {
         if let inBackward = optimizer.inBackward {
             // LOMO/AdaLomo: one micro-batch (accumulation is refused by the config); updates happen in backward,
             // after a norm-only pass when clipping by the global norm. The data-parallel group's hooks sum each
@@ -216,11 +240,20 @@ public final class Trainer {
             precondition(group.count == 1, "in-backward optimizers take one micro-batch per update")
             defer { dataParallel.endBackward() }
             reseedAdapterDropout(microBatch: 0)
-            let loss = localLoss(of: group[0], predicted: predicted)
-            if !inBackward.update(from: loss) {
+            let local = localLoss(of: group[0], predicted: predicted)
+            // Every rank decides on the same (summed) loss, before backward would apply its gradients.
+            let loss = Float(dataParallel.sum([Double(local.item)])[0])
+            guard loss.isFinite else { return (loss, nil, "the loss is \(loss)") }
+            let applied = inBackward.update(from: local)
+            let norm = inBackward.clipGradNorm != nil ? inBackward.lastGradientNorm : nil
+            if applied, !inBackward.lastUpdatePassMetNonFinite { return (loss, norm, nil) }
+            if inBackward.lossScale > 1 {
+                // A loss-scale overflow is expected now and then: the scale was halved; it does not count.
                 log("step \(state.globalStep + 1): the loss-scaled gradient overflowed; update skipped, scale now \(inBackward.lossScale)")
+                return (loss, norm, nil)
             }
-            return (loss.item, inBackward.clipGradNorm != nil ? inBackward.lastGradientNorm : nil)
+            return (loss, norm, applied ? "a gradient was not finite; the parameters after it in backward were not updated"
+                                        : "the gradient norm is not finite")
         }
         var loss: Float = 0
         for (index, globalBatch) in group.enumerated() {
@@ -231,7 +264,9 @@ public final class Trainer {
             loss += microLoss.item
             dataParallel.endBackward()
         }
+        loss = Float(dataParallel.sum([Double(loss)])[0])
         let norm = dataParallel.clipGradients(maxNorm: config.maxGradNorm)
+        guard loss.isFinite, norm.isFinite else { return (loss, norm, "the loss is \(loss), the gradient norm \(norm)") }
         let update = OptimizerUpdate(index: state.globalStep, predictedTokens: predicted)
         optimizer.willStep(update)
         optimizer.step()
@@ -241,7 +276,7 @@ public final class Trainer {
             HessianEstimate.sampledLabelBackward(model, group, targets: targets, predicted: predicted,
                                                  generator: &randomGenerator)
         }
-        return (loss, norm)
+        return (loss, norm, nil)
     }
 
     /// This rank's rows of the global micro-batch `globalBatch` and their loss: the summed NLL divided by the

@@ -27,7 +27,7 @@ struct Evaluate: ParsableCommand {
         do {
             try evaluate()
         } catch {
-            FileHandle.standardError.write(Data("collie eval: error: \(error)\n".utf8))
+            ConsoleOutput.standardError("collie eval: error: \(error)\n")
             throw ExitCode.failure
         }
     }
@@ -57,5 +57,5 @@ struct Evaluate: ParsableCommand {
                     output.appendingPathComponent("eval_results.json").path))
     }
 
-    private func note(_ line: String) { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+    private func note(_ line: String) { ConsoleOutput.standardError(line + "\n") }
 }

@@ -39,6 +39,8 @@ struct Train: ParsableCommand {
     var logInterval = 1
 
     func run() throws {
+        // A closed pipe (`collie train … | head`) makes writes fail instead of killing the run with SIGPIPE.
+        signal(SIGPIPE, SIG_IGN)
         // One process per rank under mpirun; without it, a group of one (MPI is not initialized at all).
         let launchedByMPIRun = MPICommunicator.isLaunchedByMPIRun
         let communicator: Communicator = launchedByMPIRun ? MPICommunicator.world() : SingleProcessCommunicator()
@@ -48,7 +50,7 @@ struct Train: ParsableCommand {
             throw exit
         } catch {
             let rank = communicator.size > 1 ? " (rank \(communicator.rank) of \(communicator.size))" : ""
-            FileHandle.standardError.write(Data("collie train: error\(rank): \(error)\n".utf8))
+            ConsoleOutput.standardError("collie train: error\(rank): \(error)\n")
             // The other ranks may wait in a collective for this one: end them all.
             if launchedByMPIRun, communicator.size > 1 { MPICommunicator.abortAll(exitCode: 1) }
             throw ExitCode.failure
@@ -60,7 +62,7 @@ struct Train: ParsableCommand {
         let isMain = communicator.isMain
         let configURL = URL(fileURLWithPath: config)
         let settings = try CollieConfig.load(from: configURL, overrides: overrides)
-        let ranks = settings.dataParallelSize * settings.tensorParallelSize * settings.pipelineParallelSize
+        let ranks = settings.processCount
         if ranks > 1, communicator.size == 1, !MPICommunicator.isLaunchedByMPIRun {
             throw ValidationError("""
                 dp_size: \(settings.dataParallelSize) needs \(ranks) processes: launch with \
@@ -108,9 +110,9 @@ struct Train: ParsableCommand {
         }
         if isMain {
             trainer.monitor.append(ProgressMonitor(totalSteps: trainer.state.totalSteps, logInterval: max(1, logInterval)))
-            trainer.logHandler = { line in FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+            trainer.logHandler = { line in ConsoleOutput.standardOutput(line + "\n") }
         }
-        defer { try? trainer.monitor.close() }
+        defer { trainer.closeMonitors() }
 
         if isMain { describe(setup, trainer, resumedFrom: resumedFrom) }
         try trainer.train()
@@ -124,7 +126,7 @@ struct Train: ParsableCommand {
             try setup.copyTokenizerFiles(to: folder)
         }
         try trainer.saveBaseModel()
-        try trainer.monitor.close()
+        trainer.closeMonitors()
 
         let evaluations = trainer.state.evaluations
         if let first = evaluations.first, let last = evaluations.last, let before = first.metrics["perplexity"],
@@ -137,7 +139,9 @@ struct Train: ParsableCommand {
         say("saved \(saved) in \(Self.duration(Date().timeIntervalSince(started)))")
         if let prompt = settings.samplePrompt {
             let ids = setup.promptIDs(for: prompt)
-            let answer = try greedyGenerator(trainer.model, ids, GenerationSettings(maxNewTokens: settings.sampleMaxNewTokens))
+            // Clamped so that prompt + new tokens cannot overflow; the generator reports a too long request.
+            let maxNewTokens = min(settings.sampleMaxNewTokens, Int.max - ids.count)
+            let answer = try greedyGenerator(trainer.model, ids, GenerationSettings(maxNewTokens: maxNewTokens))
             let text = try setup.tokenizer.decode(answer, skipSpecialTokens: true)
                 .trimmingCharacters(in: .whitespacesAndNewlines)
             let shown = text.isEmpty ? "(only whitespace)" : text.replacingOccurrences(of: "\n", with: "\n          ")
@@ -177,9 +181,10 @@ struct Train: ParsableCommand {
         if let resumedFrom { say("resuming from \(resumedFrom.path)") }
     }
 
-    /// Writes a line to standard output unbuffered, in order with the progress monitor's output.
+    /// Writes a line to standard output unbuffered, in order with the progress monitor's output; best effort (a
+    /// full disk or a closed pipe does not end training).
     private func say(_ line: String) {
-        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+        ConsoleOutput.standardOutput(line + "\n")
     }
 
     private static func duration(_ seconds: Double) -> String {

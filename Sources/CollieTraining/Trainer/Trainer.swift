@@ -53,6 +53,7 @@ public final class Trainer {
     /// Updates in a row skipped for a non-finite loss or gradient after which training stops with an error.
     public static let nonFiniteStepLimit = 5
     private var consecutiveNonFiniteSteps = 0
+    private var monitorFailed = false
 
     /// A trainer for `model` on `trainDataset` as `config` describes (batch sizes, accumulation, optimizer,
     /// schedule, clipping, evaluation schedule, seed).
@@ -76,7 +77,12 @@ public final class Trainer {
         self.outputDirectory = outputDirectory ?? URL(fileURLWithPath: config.outputDir)
         let padder = Padder(side: config.paddingSide, padTokenID: padTokenID)
         // Each global micro-batch is split into the ranks' rows (`DataParallelGroup.localRows(of:)`).
-        trainLoader = try DataLoader(dataset: trainDataset, batchSize: config.trainMicroBatchSize * config.dataParallelSize,
+        let (globalBatch, overflow) = config.trainMicroBatchSize.multipliedReportingOverflow(by: config.dataParallelSize)
+        guard !overflow else {
+            throw TrainerError("train_micro_batch_size: \(config.trainMicroBatchSize) × dp_size \(config.dataParallelSize) "
+                               + "examples per micro-batch is more than Collie can count; use a smaller batch")
+        }
+        trainLoader = try DataLoader(dataset: trainDataset, batchSize: globalBatch,
                                      lastBatch: config.lastBatch, shuffle: config.shuffle,
                                      seed: UInt64(bitPattern: Int64(config.seed)), padder: padder)
         evaluationLoader = try evaluationDataset.map {
@@ -110,9 +116,10 @@ public final class Trainer {
         StoragePool.shared.releaseCachedMemory()
 
         randomGenerator = RandomGenerator(seed: UInt64(bitPattern: Int64(config.seed)))
-        let state = TrainerState(trainingExamples: trainDataset.count, batchesPerEpoch: trainLoader.batchesPerEpoch,
-                                 gradientAccumulationSteps: config.gradientAccumulationSteps,
-                                 epochs: config.trainEpochs, randomState: randomGenerator.state)
+        let state = try TrainerState(trainingExamples: trainDataset.count, batchesPerEpoch: trainLoader.batchesPerEpoch,
+                                     gradientAccumulationSteps: config.gradientAccumulationSteps,
+                                     epochs: config.trainEpochs, randomState: randomGenerator.state, seed: config.seed,
+                                     dataFingerprint: trainDataset.fingerprint)
         schedule = config.lrScheduler.makeSchedule(learningRate: config.optimizer.learningRate,
                                                    totalSteps: state.totalSteps)
         self.state = state
@@ -130,7 +137,7 @@ public final class Trainer {
     public func train() throws {
         // The peak memory the monitors report is training's, not the construction of the model and buffers.
         MemoryUsage.resetPeakResident()
-        try monitor.record(.started(step: state.globalStep, totalSteps: state.totalSteps))
+        notifyMonitors(.started(step: state.globalStep, totalSteps: state.totalSteps))
         for callback in callbacks { try callback.onTrainBegin(self) }
         if config.evalOnStart, state.globalStep == 0, state.evaluations.isEmpty, canEvaluate {
             try evaluate()
@@ -162,7 +169,7 @@ public final class Trainer {
         // ZeRO stage 3: the whole model again on every rank, for what follows (the final model, a sample).
         dataParallel.gatherAll()
         for callback in callbacks { try callback.onTrainEnd(self) }
-        try monitor.record(.finished(step: state.globalStep))
+        notifyMonitors(.finished(step: state.globalStep))
     }
 
     /// Asks training to stop after the current update (early stopping). Recorded in the state, so a checkpoint
@@ -174,6 +181,23 @@ public final class Trainer {
 
     /// Passes `message` to `logHandler`.
     public func log(_ message: String) { logHandler(message) }
+
+    /// Passes `event` to the monitors. A monitor that cannot write (a full disk) must not end training: its
+    /// error is logged once and training goes on.
+    private func notifyMonitors(_ event: TrainingEvent) {
+        do {
+            try monitor.record(event)
+        } catch {
+            guard !monitorFailed else { return }
+            monitorFailed = true
+            log("warning: a monitor could not write (\(error)); training goes on, later monitor errors are not shown")
+        }
+    }
+
+    /// Flushes and closes the monitors; an error is logged, never thrown (the run's results are already saved).
+    public func closeMonitors() {
+        do { try monitor.close() } catch { log("warning: a monitor could not be closed (\(error))") }
+    }
 
     /// One optimizer update on `group`'s micro-batches.
     private func update(_ group: [PaddedBatch], epoch: Int, nextPosition: DataPosition) throws {
@@ -212,7 +236,7 @@ public final class Trainer {
                                 learningRate: learningRate, gradientNorm: norm, tokens: tokens,
                                 tokensPerSecond: Double(tokens) / max(seconds, 1e-9), stepSeconds: seconds,
                                 peakMemoryBytes: MemoryUsage.peakResidentBytes() ?? 0)
-        try monitor.record(.step(step))
+        notifyMonitors(.step(step))
         if config.evalPerNSteps > 0, state.globalStep % config.evalPerNSteps == 0, canEvaluate {
             try evaluate()
         }
@@ -338,7 +362,7 @@ public final class Trainer {
         }
         for evaluator in evaluators { metrics.merge(try evaluator.prefixedMetrics(model)) { $1 } }
         state.evaluations.append(EvaluationRecord(step: state.globalStep, metrics: metrics))
-        try monitor.record(.evaluation(step: state.globalStep, metrics: metrics))
+        notifyMonitors(.evaluation(step: state.globalStep, metrics: metrics))
         for callback in callbacks { try callback.onEvaluateEnd(self, metrics: metrics) }
         return metrics
     }
@@ -351,7 +375,7 @@ public final class Trainer {
     public func saveCheckpoint() throws -> URL {
         try dataParallel.withFullParameters {
             let folder = try TrainingCheckpoint.save(self)
-            try monitor.record(.checkpoint(step: state.globalStep, path: folder.path))
+            notifyMonitors(.checkpoint(step: state.globalStep, path: folder.path))
             for callback in callbacks { try callback.onSaveCheckpoint(self, folder: folder) }
             return folder
         }

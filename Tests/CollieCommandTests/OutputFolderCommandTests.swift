@@ -127,6 +127,19 @@ final class OutputFolderCommandTests: XCTestCase {
         XCTAssertTrue(first.isRunning)
     }
 
+    func testEvaluatingWithTheTrainingConfigKeepsTheTrainingLog() throws {
+        let folder = try temporaryFolder(for: self)
+        let config = try makeRun(folder)
+        XCTAssertEqual(try CollieExecutable.run(["train", config.path], in: folder).status, 0)
+        let log = folder.appendingPathComponent("out/monitors.csv")
+        let steps = try XCTUnwrap(contents(log))
+
+        let eval = try CollieExecutable.run(["eval", config.path, "--set", "eval_data=train.jsonl"], in: folder, log: "eval")
+        assertFails(eval, mentioning: ["is a collie train output folder, whose monitors.csv eval would replace",
+                                       "--set output_dir="])
+        XCTAssertEqual(contents(log), steps, "the training run's step log is untouched")
+    }
+
     func testRootHomeAndEmptyOutputFoldersAreRefused() throws {
         let folder = try temporaryFolder(for: self)
         let config = try makeRun(folder)

@@ -43,7 +43,8 @@ final class TrainerRobustnessTests: XCTestCase {
         }
         // One micro-batch holds every example, one update every epoch: the run is well defined.
         for key in ["train_micro_batch_size", "gradient_accumulation_steps", "eval_batch_size", "eval_per_n_steps",
-                    "lr_scheduler.warmup_steps", "callbacks.checkpoint.every_n_batches"] {
+                    "lr_scheduler.warmup_steps", "callbacks.checkpoint.every_n_batches", "max_length", "seed",
+                    "eval_per_n_epochs"] {
             var overrides = ["\(key)=\(huge)", "train_epochs=1"]
             if key.hasPrefix("callbacks") { overrides.append("callbacks.checkpoint.keep_last=\(huge)") }
             let trainer = try makeTrainer(output: output, overrides: overrides)

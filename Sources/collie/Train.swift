@@ -77,6 +77,7 @@ struct Train: ParsableCommand {
         // run and, with --overwrite, removes an earlier run's outputs (see OutputFolder).
         var resumedFrom: URL?
         if let resume {
+            if overwrite { throw ValidationError("--overwrite starts over and --resume continues: give one of them") }
             let folder: URL
             if resume == "latest" {
                 guard let latest = TrainingCheckpoint.latest(in: output) else {

@@ -27,7 +27,7 @@ struct Evaluate: ParsableCommand {
         do {
             try evaluate()
         } catch {
-            FileHandle.standardError.write(Data("collie eval: error: \(error)\n".utf8))
+            ConsoleOutput.standardError("collie eval: error: \(error)\n")
             throw ExitCode.failure
         }
     }
@@ -37,7 +37,19 @@ struct Evaluate: ParsableCommand {
         let settings = try CollieConfig.load(from: URL(fileURLWithPath: config), overrides: overrides)
         let setup = try EvaluationSetup(config: settings, source: config, adapter: adapter.map { URL(fileURLWithPath: $0) })
         let output = URL(fileURLWithPath: settings.outputDir)
+        // A training run's folder (the same config evaluated) keeps its step log: eval would replace monitors.csv.
+        let trainingLog = output.appendingPathComponent("monitors.csv")
+        if OutputFolder(output).isMarked, settings.monitorOutputs.contains(.csv),
+           FileManager.default.fileExists(atPath: trainingLog.path) {
+            throw ValidationError("""
+                output_dir: \(output.path) is a collie train output folder, whose monitors.csv eval would replace; \
+                evaluate into another folder, e.g. --set output_dir=\(output.appendingPathComponent("eval").path)
+                """)
+        }
         try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+        // Not while a training run (or another eval) writes there.
+        let lock = try FolderLock(folder: output)
+        defer { withExtendedLifetime(lock) {} }
         let monitor = MonitorGroup()
         for kind in Set(settings.monitorOutputs) {
             switch kind {
@@ -57,5 +69,5 @@ struct Evaluate: ParsableCommand {
                     output.appendingPathComponent("eval_results.json").path))
     }
 
-    private func note(_ line: String) { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+    private func note(_ line: String) { ConsoleOutput.standardError(line + "\n") }
 }

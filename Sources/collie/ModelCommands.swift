@@ -10,7 +10,8 @@ struct Score: ParsableCommand {
         Each line of --data is a record {"tokens": [ids]}. For each, the mean negative log-likelihood of \
         tokens 2…n given their prefix is written as {"index": i, "nll": x, "count": n} (to --output, or \
         stdout); the corpus perplexity exp(total NLL / total count) is printed last (to stderr when the \
-        records go to stdout).
+        records go to stdout). A record longer than the model's positions is scored with a warning; an NLL \
+        that is NaN or infinite (a broken model) is written as null.
         """)
 
     @Option(help: "A Hugging Face model folder.") var model: String
@@ -22,16 +23,33 @@ struct Score: ParsableCommand {
         let lm = try PretrainedModel.model(.folder(URL(fileURLWithPath: model)),
                                            adapter: adapter.map { .folder(URL(fileURLWithPath: $0)) })
         let records = try TokenRecords.read(data, vocabularySize: lm.configuration.vocabularySize)
+        guard !records.isEmpty else {
+            throw ValidationError("\(data): no records to score (an empty file); each line is {\"tokens\": [ids]}")
+        }
+        // Like transformers, a record longer than the model's positions is scored (rotary positions extend) with a
+        // warning: its NLL is outside what the model was trained for, so it is not comparable with the others.
+        let positions = lm.configuration.maxPositionEmbeddings
         var lines: [String] = []
-        var totalNLL = 0.0, totalCount = 0
+        var totalNLL = 0.0, totalCount = 0, nonFinite = 0
         for (index, tokens) in records.enumerated() {
             guard tokens.count >= 2 else {
                 throw ValidationError("\(data): record \(index + 1) has \(tokens.count) token(s); scoring needs at least 2")
             }
+            if tokens.count > positions {
+                ConsoleOutput.standardError("warning: \(data): record \(index + 1) has \(tokens.count) tokens, more than the "
+                                            + "model's \(positions) positions (max_position_embeddings); scored anyway\n")
+            }
             let (sum, count) = lm.negativeLogLikelihood(of: tokens)
             totalNLL += sum
             totalCount += count
-            lines.append(#"{"index": \#(index), "nll": \#(sum / Double(count)), "count": \#(count)}"#)
+            let nll = sum / Double(count)
+            if !nll.isFinite { nonFinite += 1 }
+            // JSON has no NaN or infinity: such a value is null.
+            lines.append(#"{"index": \#(index), "nll": \#(nll.isFinite ? "\(nll)" : "null"), "count": \#(count)}"#)
+        }
+        if nonFinite > 0 {
+            ConsoleOutput.standardError("warning: \(nonFinite) record(s) scored a NaN or infinite NLL (written as null): the "
+                                        + "model's weights are probably not finite\n")
         }
         let perplexity = Foundation.exp(totalNLL / Double(max(totalCount, 1)))
         if let output {
@@ -39,7 +57,7 @@ struct Score: ParsableCommand {
             print("perplexity \(perplexity) over \(totalCount) tokens in \(records.count) records")
         } else {
             for line in lines { print(line) }
-            FileHandle.standardError.write(Data("perplexity \(perplexity) over \(totalCount) tokens in \(records.count) records\n".utf8))
+            ConsoleOutput.standardError("perplexity \(perplexity) over \(totalCount) tokens in \(records.count) records\n")
         }
     }
 }

@@ -32,13 +32,15 @@ struct Train: ParsableCommand {
     @Option(help: "A training checkpoint folder to continue from, or 'latest' for output_dir's newest complete one.")
     var resume: String?
 
-    @Flag(help: "Start over in an output_dir that holds an earlier run's checkpoints (they are removed).")
+    @Flag(help: "Start over in an output_dir that holds an earlier run's outputs (each removed path is printed).")
     var overwrite = false
 
     @Option(help: "When not on a terminal, print a log line every n updates.")
     var logInterval = 1
 
     func run() throws {
+        // A closed pipe (`collie train … | head`) makes writes fail instead of killing the run with SIGPIPE.
+        signal(SIGPIPE, SIG_IGN)
         // One process per rank under mpirun; without it, a group of one (MPI is not initialized at all).
         let launchedByMPIRun = MPICommunicator.isLaunchedByMPIRun
         let communicator: Communicator = launchedByMPIRun ? MPICommunicator.world() : SingleProcessCommunicator()
@@ -48,7 +50,7 @@ struct Train: ParsableCommand {
             throw exit
         } catch {
             let rank = communicator.size > 1 ? " (rank \(communicator.rank) of \(communicator.size))" : ""
-            FileHandle.standardError.write(Data("collie train: error\(rank): \(error)\n".utf8))
+            ConsoleOutput.standardError("collie train: error\(rank): \(error)\n")
             // The other ranks may wait in a collective for this one: end them all.
             if launchedByMPIRun, communicator.size > 1 { MPICommunicator.abortAll(exitCode: 1) }
             throw ExitCode.failure
@@ -60,7 +62,7 @@ struct Train: ParsableCommand {
         let isMain = communicator.isMain
         let configURL = URL(fileURLWithPath: config)
         let settings = try CollieConfig.load(from: configURL, overrides: overrides)
-        let ranks = settings.dataParallelSize * settings.tensorParallelSize * settings.pipelineParallelSize
+        let ranks = settings.processCount
         if ranks > 1, communicator.size == 1, !MPICommunicator.isLaunchedByMPIRun {
             throw ValidationError("""
                 dp_size: \(settings.dataParallelSize) needs \(ranks) processes: launch with \
@@ -71,9 +73,11 @@ struct Train: ParsableCommand {
         let trainer = try setup.makeTrainer(source: config, communicator: communicator)
         let output = trainer.outputDirectory
 
-        // Decide what happens to output_dir before writing anything to it.
+        // Decide what happens to output_dir before writing anything to it: rank 0 checks it, locks it for the
+        // run and, with --overwrite, removes an earlier run's outputs (see OutputFolder).
         var resumedFrom: URL?
         if let resume {
+            if overwrite { throw ValidationError("--overwrite starts over and --resume continues: give one of them") }
             let folder: URL
             if resume == "latest" {
                 guard let latest = TrainingCheckpoint.latest(in: output) else {
@@ -83,29 +87,15 @@ struct Train: ParsableCommand {
             } else {
                 folder = URL(fileURLWithPath: resume)
             }
-            try trainer.resume(from: folder)
             resumedFrom = folder
-        } else {
-            let existing = TrainingCheckpoint.checkpoints(in: output)
-            communicator.barrier()  // every rank has looked before rank 0 removes anything
-            if !existing.isEmpty && !overwrite {
-                throw ValidationError("""
-                    \(output.path) holds checkpoints of an earlier run (\(existing.map { $0.url.lastPathComponent }.joined(separator: ", "))); \
-                    continue it with --resume latest, or start over with --overwrite
-                    """)
-            }
-            // A fresh run replaces what an earlier run left: checkpoints (with --overwrite), models, monitor files.
-            for checkpoint in existing where isMain { try AtomicFolder.remove(checkpoint.url) }
-            for name in isMain ? ["final", LoadBestModelCallback.folderName, Trainer.baseModelFolderName, "tensorboard",
-                                  "monitors.csv", "monitors.evaluation.csv"] : [] {
-                let url = output.appendingPathComponent(name)
-                if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
-            }
         }
+        let lock = isMain ? try OutputFolder(output).prepare(resumedFrom == nil ? .fresh(overwrite: overwrite) : .resume,
+                                                             inputs: OutputFolder.inputs(of: settings), report: say)
+                          : nil
+        defer { withExtendedLifetime(lock) {} }
+        if let resumedFrom { try trainer.resume(from: resumedFrom) }
 
         if isMain {
-            try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
-            AtomicFolder.removeLeftovers(in: output)
             try AtomicFile.write(Data(try settings.yamlString().utf8), to: output.appendingPathComponent("config.yaml"))
         }
         communicator.barrier()
@@ -121,9 +111,9 @@ struct Train: ParsableCommand {
         }
         if isMain {
             trainer.monitor.append(ProgressMonitor(totalSteps: trainer.state.totalSteps, logInterval: max(1, logInterval)))
-            trainer.logHandler = { line in FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+            trainer.logHandler = { line in ConsoleOutput.standardOutput(line + "\n") }
         }
-        defer { try? trainer.monitor.close() }
+        defer { trainer.closeMonitors() }
 
         if isMain { describe(setup, trainer, resumedFrom: resumedFrom) }
         try trainer.train()
@@ -137,7 +127,7 @@ struct Train: ParsableCommand {
             try setup.copyTokenizerFiles(to: folder)
         }
         try trainer.saveBaseModel()
-        try trainer.monitor.close()
+        trainer.closeMonitors()
 
         let evaluations = trainer.state.evaluations
         if let first = evaluations.first, let last = evaluations.last, let before = first.metrics["perplexity"],
@@ -150,7 +140,9 @@ struct Train: ParsableCommand {
         say("saved \(saved) in \(Self.duration(Date().timeIntervalSince(started)))")
         if let prompt = settings.samplePrompt {
             let ids = setup.promptIDs(for: prompt)
-            let answer = try greedyGenerator(trainer.model, ids, GenerationSettings(maxNewTokens: settings.sampleMaxNewTokens))
+            // Clamped so that prompt + new tokens cannot overflow; the generator reports a too long request.
+            let maxNewTokens = min(settings.sampleMaxNewTokens, Int.max - ids.count)
+            let answer = try greedyGenerator(trainer.model, ids, GenerationSettings(maxNewTokens: maxNewTokens))
             let text = try setup.tokenizer.decode(answer, skipSpecialTokens: true)
                 .trimmingCharacters(in: .whitespacesAndNewlines)
             let shown = text.isEmpty ? "(only whitespace)" : text.replacingOccurrences(of: "\n", with: "\n          ")
@@ -190,9 +182,10 @@ struct Train: ParsableCommand {
         if let resumedFrom { say("resuming from \(resumedFrom.path)") }
     }
 
-    /// Writes a line to standard output unbuffered, in order with the progress monitor's output.
+    /// Writes a line to standard output unbuffered, in order with the progress monitor's output; best effort (a
+    /// full disk or a closed pipe does not end training).
     private func say(_ line: String) {
-        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+        ConsoleOutput.standardOutput(line + "\n")
     }
 
     private static func duration(_ seconds: Double) -> String {

@@ -147,7 +147,9 @@ public struct CollieConfig: Codable, Equatable, Sendable {
             throw ConfigError(keyPath: CodingKeys.peftConfig.rawValue, error.description,
                               source: (decoder as? StrictDecoder)?.node.source, line: nil)
         }
-        outputDir = try c.value(.outputDir, default: outputDir)
+        // `output_dir:` with no value (or `--set output_dir=`) is a mistake, not a request for the default folder:
+        // it becomes "" and `validate()` names it.
+        outputDir = c.contains(.outputDir) ? try c.decodeIfPresent(String.self, forKey: .outputDir) ?? "" : outputDir
         monitors = try c.value(.monitors, default: monitors)
         monitorOutputs = try c.value(.monitorOutputs, default: monitorOutputs)
         callbacks = try c.value(.callbacks, default: callbacks)
@@ -159,8 +161,20 @@ public struct CollieConfig: Codable, Equatable, Sendable {
 
     // MARK: - Derived values
 
-    /// Examples per optimizer step (micro-batch × accumulation × data-parallel ranks).
-    public var globalBatchSize: Int { trainMicroBatchSize * gradientAccumulationSteps * dataParallelSize }
+    /// Examples per optimizer step (micro-batch × accumulation × data-parallel ranks); `Int.max` when the product
+    /// is larger.
+    public var globalBatchSize: Int { Self.saturatingProduct([trainMicroBatchSize, gradientAccumulationSteps, dataParallelSize]) }
+
+    /// The processes the run needs (dp_size × tp_size × pp_size); `Int.max` when the product is larger.
+    public var processCount: Int { Self.saturatingProduct([dataParallelSize, tensorParallelSize, pipelineParallelSize]) }
+
+    /// The product of `factors`, or `Int.max` when it overflows (config numbers can be anything).
+    private static func saturatingProduct(_ factors: [Int]) -> Int {
+        factors.reduce(1) { product, factor in
+            let (result, overflow) = product.multipliedReportingOverflow(by: factor)
+            return overflow ? Int.max : result
+        }
+    }
 
     /// True when the run has evaluation data: `eval_data`, or a part of `train_data` held out by `eval_split`.
     public var hasEvaluationData: Bool { evalData != nil || evalSplit > 0 }

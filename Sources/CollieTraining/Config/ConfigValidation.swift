@@ -67,7 +67,7 @@ extension CollieConfig {
                  + "train_micro_batch_size instead")
         }
         if monitors.isEmpty == false, Set(monitors).count != monitors.count { fail(.monitors, "lists a monitor twice") }
-        if outputDir.isEmpty { fail(.outputDir, "must not be empty") }
+        if outputDir.isEmpty { fail(.outputDir, "must name a folder, got an empty value") }
 
         issues += optimizer.issues()
         issues += lrScheduler.issues()

@@ -33,7 +33,8 @@ public struct BatchSampler: Equatable, Sendable {
 
     /// Batches per epoch.
     public var batchesPerEpoch: Int {
-        lastBatch == .drop ? count / batchSize : (count + batchSize - 1) / batchSize
+        // ⌈count / batchSize⌉ without overflowing for a huge batch size.
+        lastBatch == .drop ? count / batchSize : count / batchSize + (count % batchSize == 0 ? 0 : 1)
     }
 
     /// The order examples are visited in during `epoch`.

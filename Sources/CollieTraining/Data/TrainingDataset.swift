@@ -161,6 +161,26 @@ public struct TrainingDataset: RandomAccessCollection, Sendable {
 
     /// Total tokens over all examples.
     public var tokenCount: Int { examples.reduce(0) { $0 + $1.tokens.count } }
+
+    /// A digest of every example's tokens and labels, in order (FNV-1a, 64 bits, as 16 hex digits): a checkpoint
+    /// records it so that resuming on changed data of the same size is refused.
+    public var fingerprint: String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        func mix(_ value: Int) {
+            var word = UInt64(bitPattern: Int64(value))
+            for _ in 0..<8 {
+                hash = (hash ^ (word & 0xff)) &* 0x0000_0100_0000_01b3
+                word >>= 8
+            }
+        }
+        for example in examples {
+            mix(example.tokens.count)
+            example.tokens.forEach(mix)
+            example.labels.forEach(mix)
+        }
+        let hex = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
 }
 
 private func mixed(_ record: TrainingRecord, _ first: TrainingRecord) -> DatasetError {

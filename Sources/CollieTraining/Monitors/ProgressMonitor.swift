@@ -40,10 +40,11 @@ public final class ProgressMonitor: TrainingMonitor {
         self.write = write
     }
 
-    /// A monitor on standard output, drawing a bar when standard output is a terminal (`isatty`).
+    /// A monitor on standard output, drawing a bar when standard output is a terminal (`isatty`). Writes are best
+    /// effort (`ConsoleOutput`): a full disk or a closed pipe never ends training.
     public convenience init(totalSteps: Int? = nil, logInterval: Int = 1) {
         self.init(totalSteps: totalSteps, isTerminal: isatty(STDOUT_FILENO) != 0, logInterval: logInterval) { text in
-            FileHandle.standardOutput.write(Data(text.utf8))
+            ConsoleOutput.standardOutput(text)
         }
     }
 
@@ -134,7 +135,8 @@ public final class ProgressMonitor: TrainingMonitor {
 
     /// "m:ss", or "h:mm:ss" from an hour on.
     static func duration(_ seconds: Double) -> String {
-        guard seconds.isFinite else { return "?" }
+        // Far-off (or non-finite) times read "?" rather than trap converting to Int.
+        guard seconds.isFinite, seconds >= 0, seconds < 1e12 else { return "?" }
         let total = Int(seconds.rounded())
         let h = total / 3600, m = (total % 3600) / 60, s = total % 60
         return h > 0 ? String(format: "%d:%02d:%02d", h, m, s) : String(format: "%d:%02d", m, s)

@@ -172,4 +172,5 @@ extension AdaLomo: FusedBackwardOptimizer {
     public func gatherGradientNorms(_ backward: () -> Void) -> Bool { fused.gatherNorms(backward) }
     public var lossScale: Double { fused.lossScaler?.scale ?? 1 }
     public var lastGradientNorm: Double? { fused.lastGradientNorm }
+    public var lastUpdatePassMetNonFinite: Bool { fused.lastUpdatePassMetNonFinite }
 }

@@ -12,6 +12,10 @@ import Foundation
 ///
 ///     fused.gatherNorms { loss.backward(retainGraph: true) }   // norms only, gradients freed
 ///     loss.backward()                                           // updates, clipped
+///
+/// A non-finite gradient never reaches a parameter. The norm pass sees every gradient first, so with it (or
+/// without it, when the first gradient is already non-finite) the whole update is skipped; without it, the
+/// parameters updated before the non-finite gradient keep their update and the rest of the pass is skipped.
 final class FusedBackwardUpdate {
     /// What a gradient-ready hook does with a gradient.
     enum Mode { case update, gatherNorms }
@@ -30,7 +34,10 @@ final class FusedBackwardUpdate {
     var lossScaler: DynamicLossScaler?
     private(set) var mode = Mode.update
     private var norms: [Float] = []
+    /// Set at the first non-finite gradient of a pass: the rest of the pass updates nothing.
     private var overflowed = false
+    /// Whether the last update pass met a non-finite gradient (and so left the parameters after it unchanged).
+    private(set) var lastUpdatePassMetNonFinite = false
     private var attached = false
     /// The optimizer's update of parameter `index` from its processed float32 gradient.
     var update: (Int, Tensor) -> Void = { _, _ in }
@@ -70,6 +77,11 @@ final class FusedBackwardUpdate {
         // torch.norm(torch.stack(per-parameter float32 norms)).
         let total = Float(norms.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot())
         lastGradientNorm = Double(total)
+        guard total.isFinite else {
+            lossScaler?.update(overflow: true)
+            clipCoefficient = nil
+            return false
+        }
         if let clipGradNorm {
             clipCoefficient = min(Float(clipGradNorm) / (total + 1e-6), 1)
         }
@@ -79,6 +91,7 @@ final class FusedBackwardUpdate {
     /// Call after the update pass: tells the loss scaler whether this step overflowed (without a norm pass an
     /// overflow is only seen here; the parameters after it were left unchanged).
     func finishUpdatePass() {
+        lastUpdatePassMetNonFinite = overflowed
         lossScaler?.update(overflow: overflowed)
         overflowed = false
     }
@@ -92,10 +105,12 @@ final class FusedBackwardUpdate {
         let g = stored.dtype == .float32 && stored.isContiguous ? stored : stored.contiguousCopy(dtype: .float32)
         precondition(g.shape == p.shape, "gradient shape \(g.shape) ≠ parameter shape \(p.shape)")
         let n = g.count, pg = g.pointer(as: Float.self)
+        // A non-finite gradient (a loss-scale overflow, or a diverged run) must not reach any parameter: this and
+        // every later parameter of the pass are left unchanged.
+        var finite = true
+        for i in 0..<n where !pg[i].isFinite { finite = false; break }
+        if !finite { overflowed = true; return }
         if let scaler = lossScaler {
-            var finite = true
-            for i in 0..<n where !pg[i].isFinite { finite = false; break }
-            if !finite { overflowed = true; return }
             let scale = Float(scaler.scale)
             for i in 0..<n { pg[i] /= scale }
         }
@@ -129,14 +144,17 @@ public protocol FusedBackwardOptimizer: Optimizer {
     var lossScale: Double { get }
     /// The global gradient norm of the last norm pass.
     var lastGradientNorm: Double? { get }
+    /// Whether the last update pass met a non-finite gradient: the parameters whose gradients came earlier in
+    /// backward were updated, that one and the later ones were not.
+    var lastUpdatePassMetNonFinite: Bool { get }
 }
 
 extension FusedBackwardOptimizer {
     /// One update from `loss`, as `lomo-optim`'s `fused_backward`: the loss times `lossScale`; with
     /// `clipGradNorm`, a norm-only backward through the retained graph; then the backward whose hooks update
     /// every parameter, and `step()`.
-    /// - Returns: false when a loss-scaled gradient overflowed in the norm pass: the update was skipped and
-    ///   the scale reduced.
+    /// - Returns: false when the norm pass met a non-finite gradient (a loss-scale overflow, or a diverged run):
+    ///   the update was skipped and the scale reduced.
     @discardableResult
     public func update(from loss: Tensor) -> Bool {
         let scaled = lossScale == 1 ? loss : loss * lossScale

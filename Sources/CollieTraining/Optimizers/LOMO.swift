@@ -79,4 +79,5 @@ extension LOMO: FusedBackwardOptimizer {
     public func gatherGradientNorms(_ backward: () -> Void) -> Bool { fused.gatherNorms(backward) }
     public var lossScale: Double { fused.lossScaler?.scale ?? 1 }
     public var lastGradientNorm: Double? { fused.lastGradientNorm }
+    public var lastUpdatePassMetNonFinite: Bool { fused.lastUpdatePassMetNonFinite }
 }

@@ -88,7 +88,8 @@ public struct LearningRateSchedule: Codable, Equatable, Sendable {
     public var warmupSteps: Int {
         switch warmup {
         case .steps(let n): n
-        case .ratio(let r): Int((Double(totalSteps) * r).rounded(.up))
+        // Clamped: Double(totalSteps) rounds Int.max up to 2⁶³, which Int cannot hold.
+        case .ratio(let r): min(totalSteps, Int(exactly: (Double(totalSteps) * r).rounded(.up)) ?? totalSteps)
         }
     }
 

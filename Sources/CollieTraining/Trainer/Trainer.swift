@@ -48,8 +48,12 @@ public final class Trainer {
     public private(set) var state: TrainerState
     /// Seeded generator for stochastic parts of training; saved with every checkpoint.
     public var randomGenerator: RandomGenerator
-    /// Receives messages for a person (early stop, best model loaded).
+    /// Receives messages for a person (early stop, best model loaded, skipped updates).
     public var logHandler: (String) -> Void = { _ in }
+    /// Updates in a row skipped for a non-finite loss or gradient after which training stops with an error.
+    public static let nonFiniteStepLimit = 5
+    private var consecutiveNonFiniteSteps = 0
+    private var monitorFailed = false
 
     /// A trainer for `model` on `trainDataset` as `config` describes (batch sizes, accumulation, optimizer,
     /// schedule, clipping, evaluation schedule, seed).
@@ -73,7 +77,12 @@ public final class Trainer {
         self.outputDirectory = outputDirectory ?? URL(fileURLWithPath: config.outputDir)
         let padder = Padder(side: config.paddingSide, padTokenID: padTokenID)
         // Each global micro-batch is split into the ranks' rows (`DataParallelGroup.localRows(of:)`).
-        trainLoader = try DataLoader(dataset: trainDataset, batchSize: config.trainMicroBatchSize * config.dataParallelSize,
+        let (globalBatch, overflow) = config.trainMicroBatchSize.multipliedReportingOverflow(by: config.dataParallelSize)
+        guard !overflow else {
+            throw TrainerError("train_micro_batch_size: \(config.trainMicroBatchSize) × dp_size \(config.dataParallelSize) "
+                               + "examples per micro-batch is more than Collie can count; use a smaller batch")
+        }
+        trainLoader = try DataLoader(dataset: trainDataset, batchSize: globalBatch,
                                      lastBatch: config.lastBatch, shuffle: config.shuffle,
                                      seed: UInt64(bitPattern: Int64(config.seed)), padder: padder)
         evaluationLoader = try evaluationDataset.map {
@@ -107,9 +116,10 @@ public final class Trainer {
         StoragePool.shared.releaseCachedMemory()
 
         randomGenerator = RandomGenerator(seed: UInt64(bitPattern: Int64(config.seed)))
-        let state = TrainerState(trainingExamples: trainDataset.count, batchesPerEpoch: trainLoader.batchesPerEpoch,
-                                 gradientAccumulationSteps: config.gradientAccumulationSteps,
-                                 epochs: config.trainEpochs, randomState: randomGenerator.state)
+        let state = try TrainerState(trainingExamples: trainDataset.count, batchesPerEpoch: trainLoader.batchesPerEpoch,
+                                     gradientAccumulationSteps: config.gradientAccumulationSteps,
+                                     epochs: config.trainEpochs, randomState: randomGenerator.state, seed: config.seed,
+                                     dataFingerprint: trainDataset.fingerprint)
         schedule = config.lrScheduler.makeSchedule(learningRate: config.optimizer.learningRate,
                                                    totalSteps: state.totalSteps)
         self.state = state
@@ -127,7 +137,7 @@ public final class Trainer {
     public func train() throws {
         // The peak memory the monitors report is training's, not the construction of the model and buffers.
         MemoryUsage.resetPeakResident()
-        try monitor.record(.started(step: state.globalStep, totalSteps: state.totalSteps))
+        notifyMonitors(.started(step: state.globalStep, totalSteps: state.totalSteps))
         for callback in callbacks { try callback.onTrainBegin(self) }
         if config.evalOnStart, state.globalStep == 0, state.evaluations.isEmpty, canEvaluate {
             try evaluate()
@@ -159,7 +169,7 @@ public final class Trainer {
         // ZeRO stage 3: the whole model again on every rank, for what follows (the final model, a sample).
         dataParallel.gatherAll()
         for callback in callbacks { try callback.onTrainEnd(self) }
-        try monitor.record(.finished(step: state.globalStep))
+        notifyMonitors(.finished(step: state.globalStep))
     }
 
     /// Asks training to stop after the current update (early stopping). Recorded in the state, so a checkpoint
@@ -172,6 +182,23 @@ public final class Trainer {
     /// Passes `message` to `logHandler`.
     public func log(_ message: String) { logHandler(message) }
 
+    /// Passes `event` to the monitors. A monitor that cannot write (a full disk) must not end training: its
+    /// error is logged once and training goes on.
+    private func notifyMonitors(_ event: TrainingEvent) {
+        do {
+            try monitor.record(event)
+        } catch {
+            guard !monitorFailed else { return }
+            monitorFailed = true
+            log("warning: a monitor could not write (\(error)); training goes on, later monitor errors are not shown")
+        }
+    }
+
+    /// Flushes and closes the monitors; an error is logged, never thrown (the run's results are already saved).
+    public func closeMonitors() {
+        do { try monitor.close() } catch { log("warning: a monitor could not be closed (\(error))") }
+    }
+
     /// One optimizer update on `group`'s micro-batches.
     private func update(_ group: [PaddedBatch], epoch: Int, nextPosition: DataPosition) throws {
         let start = DispatchTime.now().uptimeNanoseconds
@@ -181,9 +208,22 @@ public final class Trainer {
         let learningRate = schedule.currentLearningRate
         optimizer.learningRate = learningRate
         model.setAdapterTraining(true)   // LoRA dropout on for this update's passes only
-        var (loss, norm) = try takeStep(group, targets: targets, predicted: predicted)
+        let (loss, norm, skipped) = try takeStep(group, targets: targets, predicted: predicted)
         model.setAdapterTraining(false)
-        loss = Float(dataParallel.sum([Double(loss)])[0])
+        if let skipped {
+            consecutiveNonFiniteSteps += 1
+            log("step \(state.globalStep + 1): \(skipped); update skipped (\(consecutiveNonFiniteSteps) in a row)")
+            if consecutiveNonFiniteSteps >= Self.nonFiniteStepLimit {
+                throw TrainerError("""
+                    training diverged: the loss or the gradients were not finite for \(consecutiveNonFiniteSteps) \
+                    updates in a row (steps \(state.globalStep + 2 - consecutiveNonFiniteSteps)–\(state.globalStep + 1)); \
+                    stopped without saving the model (complete checkpoints are kept). Lower optimizer.lr, set \
+                    max_grad_norm, or check the data
+                    """)
+            }
+        } else {
+            consecutiveNonFiniteSteps = 0
+        }
         schedule.advance()
         dataParallel.zeroGradients()
         state.globalStep += 1
@@ -196,7 +236,7 @@ public final class Trainer {
                                 learningRate: learningRate, gradientNorm: norm, tokens: tokens,
                                 tokensPerSecond: Double(tokens) / max(seconds, 1e-9), stepSeconds: seconds,
                                 peakMemoryBytes: MemoryUsage.peakResidentBytes() ?? 0)
-        try monitor.record(.step(step))
+        notifyMonitors(.step(step))
         if config.evalPerNSteps > 0, state.globalStep % config.evalPerNSteps == 0, canEvaluate {
             try evaluate()
         }
@@ -206,9 +246,17 @@ public final class Trainer {
         for callback in callbacks { try callback.onBatchEnd(self, step: step) }
     }
 
-    /// Backward and the optimizer's update for one group of micro-batches; returns the loss and the
-    /// gradient norm (before clipping).
-    private func takeStep(_ group: [PaddedBatch], targets: [[Int]], predicted: Int) throws -> (Float, Double?) {
+    /// Backward and the optimizer's update for one group of micro-batches; returns the loss (summed over the
+    /// ranks), the gradient norm (before clipping) and, when a non-finite loss or gradient made it skip the
+    /// update, why.
+    ///
+    /// What "skipped" means depends on where the optimizer updates (docs/ARCHITECTURE.md, non-finite steps):
+    /// optimizers that step after backward take no step at all (weights and optimizer state unchanged); LOMO and
+    /// AdaLomo skip backward for a non-finite loss, skip the whole update when their norm pass (clipping or loss
+    /// scaling) sees a non-finite gradient, and otherwise stop updating at the first non-finite gradient, the
+    /// parameters before it keeping their update. The batches are used up and the schedule advances either way.
+    private func takeStep(_ group: [PaddedBatch], targets: [[Int]], predicted: Int) throws
+        -> (loss: Float, norm: Double?, skipped: String?) {
         if let inBackward = optimizer.inBackward {
             // LOMO/AdaLomo: one micro-batch (accumulation is refused by the config); updates happen in backward,
             // after a norm-only pass when clipping by the global norm. The data-parallel group's hooks sum each
@@ -216,11 +264,20 @@ public final class Trainer {
             precondition(group.count == 1, "in-backward optimizers take one micro-batch per update")
             defer { dataParallel.endBackward() }
             reseedAdapterDropout(microBatch: 0)
-            let loss = localLoss(of: group[0], predicted: predicted)
-            if !inBackward.update(from: loss) {
+            let local = localLoss(of: group[0], predicted: predicted)
+            // Every rank decides on the same (summed) loss, before backward would apply its gradients.
+            let loss = Float(dataParallel.sum([Double(local.item)])[0])
+            guard loss.isFinite else { return (loss, nil, "the loss is \(loss)") }
+            let applied = inBackward.update(from: local)
+            let norm = inBackward.clipGradNorm != nil ? inBackward.lastGradientNorm : nil
+            if applied, !inBackward.lastUpdatePassMetNonFinite { return (loss, norm, nil) }
+            if inBackward.lossScale > 1 {
+                // A loss-scale overflow is expected now and then: the scale was halved; it does not count.
                 log("step \(state.globalStep + 1): the loss-scaled gradient overflowed; update skipped, scale now \(inBackward.lossScale)")
+                return (loss, norm, nil)
             }
-            return (loss.item, inBackward.clipGradNorm != nil ? inBackward.lastGradientNorm : nil)
+            return (loss, norm, applied ? "a gradient was not finite; the parameters after it in backward were not updated"
+                                        : "the gradient norm is not finite")
         }
         var loss: Float = 0
         for (index, globalBatch) in group.enumerated() {
@@ -231,7 +288,9 @@ public final class Trainer {
             loss += microLoss.item
             dataParallel.endBackward()
         }
+        loss = Float(dataParallel.sum([Double(loss)])[0])
         let norm = dataParallel.clipGradients(maxNorm: config.maxGradNorm)
+        guard loss.isFinite, norm.isFinite else { return (loss, norm, "the loss is \(loss), the gradient norm \(norm)") }
         let update = OptimizerUpdate(index: state.globalStep, predictedTokens: predicted)
         optimizer.willStep(update)
         optimizer.step()
@@ -241,7 +300,7 @@ public final class Trainer {
             HessianEstimate.sampledLabelBackward(model, group, targets: targets, predicted: predicted,
                                                  generator: &randomGenerator)
         }
-        return (loss, norm)
+        return (loss, norm, nil)
     }
 
     /// This rank's rows of the global micro-batch `globalBatch` and their loss: the summed NLL divided by the
@@ -303,7 +362,7 @@ public final class Trainer {
         }
         for evaluator in evaluators { metrics.merge(try evaluator.prefixedMetrics(model)) { $1 } }
         state.evaluations.append(EvaluationRecord(step: state.globalStep, metrics: metrics))
-        try monitor.record(.evaluation(step: state.globalStep, metrics: metrics))
+        notifyMonitors(.evaluation(step: state.globalStep, metrics: metrics))
         for callback in callbacks { try callback.onEvaluateEnd(self, metrics: metrics) }
         return metrics
     }
@@ -316,7 +375,7 @@ public final class Trainer {
     public func saveCheckpoint() throws -> URL {
         try dataParallel.withFullParameters {
             let folder = try TrainingCheckpoint.save(self)
-            try monitor.record(.checkpoint(step: state.globalStep, path: folder.path))
+            notifyMonitors(.checkpoint(step: state.globalStep, path: folder.path))
             for callback in callbacks { try callback.onSaveCheckpoint(self, folder: folder) }
             return folder
         }

@@ -115,15 +115,11 @@ public struct MonitoredMetric: Equatable, Sendable {
 
 /// JSON coding for callback state.
 enum CallbackStateCoding {
-    static func encode<T: Encodable>(_ value: T) throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try encoder.encode(value)
-    }
+    static func encode<T: Encodable>(_ value: T) throws -> Data { try TrainingCheckpoint.json(value) }
 
     static func decode<T: Decodable>(_ type: T.Type, from data: Data, callback: String) throws -> T {
         do {
-            return try JSONDecoder().decode(type, from: data)
+            return try TrainingCheckpoint.jsonDecoder().decode(type, from: data)
         } catch {
             throw TrainerError("callback-\(callback).json: not the state of the \(callback) callback (\(error))")
         }

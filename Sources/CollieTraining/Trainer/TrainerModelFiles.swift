@@ -26,12 +26,33 @@ extension Trainer {
     /// Writes what the model is into `folder`: a Hugging Face model, or with a PEFT adapter only the adapter
     /// (`adapter_config.json` + `adapter_model.safetensors`, recording `baseModelReference`), since the base
     /// model does not change.
+    /// - Throws: `TrainerError` when a trained weight is NaN or infinite (a diverged run): such a model is never
+    ///   saved, so `final/`, `best/` and checkpoints always hold a usable model.
     public func saveModelFiles(to folder: URL, dtype: DType = .float32) throws {
+        let nonFinite = nonFiniteParameterValues()
+        if nonFinite > 0 {
+            throw TrainerError("""
+                after \(state.globalStep) updates \(nonFinite) of the \(parameterBuffer.count) trained weights are NaN or \
+                infinite (training diverged); the model is not saved. \
+                Lower optimizer.lr or set max_grad_norm, and start again or resume from an earlier checkpoint
+                """)
+        }
         if model.peftConfiguration != nil {
             try model.saveAdapter(to: folder, baseModelNameOrPath: baseModelReference)
         } else {
             try model.save(to: folder, dtype: dtype)
         }
+    }
+
+    /// How many values of the trained parameters are NaN or infinite.
+    public func nonFiniteParameterValues() -> Int {
+        var count = 0
+        for p in parameterBuffer.parameters {
+            let values = p.dtype == .float32 && p.isContiguous ? p : p.contiguousCopy(dtype: .float32)
+            let pointer = values.pointer(as: Float.self)
+            for i in 0..<values.count where !pointer[i].isFinite { count += 1 }
+        }
+        return count
     }
 
     /// Where the base model of a PEFT run is: the model folder, or for a preset `output_dir/base_model`, which

@@ -10,7 +10,7 @@ extension Trainer {
     static func checkRequirements(config: CollieConfig, model: any CausalLanguageModel, trainDataset: TrainingDataset,
                                   evaluationDataset: TrainingDataset?, padTokenID: Int,
                                   communicator: Communicator) throws {
-        let ranks = config.dataParallelSize * config.tensorParallelSize * config.pipelineParallelSize
+        let ranks = config.processCount
         if communicator.size != ranks {
             throw TrainerError(communicator.size == 1
                 ? "dp_size: \(config.dataParallelSize) needs \(ranks) processes; launch with `mpirun -np \(ranks) collie train …` (this is one process)"

@@ -43,6 +43,10 @@ public struct TrainerState: Codable, Equatable, Sendable {
     public var batchesPerEpoch = 0
     public var trainingExamples = 0
     public var gradientAccumulationSteps = 1
+    /// The config's seed (shuffling, dropout); nil in checkpoints written before it was recorded.
+    public var seed: Int?
+    /// `TrainingDataset.fingerprint` of the training data; nil in checkpoints written before it was recorded.
+    public var dataFingerprint: String?
 
     enum CodingKeys: String, CodingKey {
         case formatVersion = "format_version", globalStep = "global_step", position
@@ -50,6 +54,7 @@ public struct TrainerState: Codable, Equatable, Sendable {
         case randomState = "random_state", stoppedEarly = "stopped_early", totalSteps = "total_steps"
         case stepsPerEpoch = "steps_per_epoch", batchesPerEpoch = "batches_per_epoch"
         case trainingExamples = "training_examples", gradientAccumulationSteps = "gradient_accumulation_steps"
+        case seed, dataFingerprint = "data_fingerprint"
     }
 
     public init() {}
@@ -57,14 +62,25 @@ public struct TrainerState: Codable, Equatable, Sendable {
     /// The state of a run that has not started, with what it is set up with: `trainingExamples` examples in
     /// `batchesPerEpoch` micro-batches per epoch, grouped by `gradientAccumulationSteps` (an epoch's last group
     /// may be short) for `epochs` epochs, and the random generator's state.
+    ///
+    /// - Throws: `TrainerError` naming `train_epochs` when the run would take more than `Int.max` updates.
     public init(trainingExamples: Int, batchesPerEpoch: Int, gradientAccumulationSteps: Int, epochs: Int,
-                randomState: [UInt64]) {
+                randomState: [UInt64], seed: Int? = nil, dataFingerprint: String? = nil) throws {
         self.trainingExamples = trainingExamples
         self.batchesPerEpoch = batchesPerEpoch
         self.gradientAccumulationSteps = gradientAccumulationSteps
-        stepsPerEpoch = (batchesPerEpoch + gradientAccumulationSteps - 1) / gradientAccumulationSteps
-        totalSteps = stepsPerEpoch * epochs
+        // ⌈batches / accumulation⌉ without overflowing for a huge accumulation.
+        stepsPerEpoch = batchesPerEpoch / gradientAccumulationSteps
+            + (batchesPerEpoch % gradientAccumulationSteps == 0 ? 0 : 1)
+        let (total, overflow) = stepsPerEpoch.multipliedReportingOverflow(by: epochs)
+        guard !overflow else {
+            throw TrainerError("train_epochs: \(epochs) epochs of \(stepsPerEpoch) updates are more updates than Collie "
+                               + "can count (\(Int.max)); use fewer epochs")
+        }
+        totalSteps = total
         self.randomState = randomState
+        self.seed = seed
+        self.dataFingerprint = dataFingerprint
     }
 
     /// The most recent evaluation.
@@ -81,6 +97,14 @@ public struct TrainerState: Codable, Equatable, Sendable {
         ]
         for (name, here, saved) in checks where here != saved {
             return "the checkpoint was written with \(saved) \(name), this run has \(here)"
+        }
+        if let saved = other.seed, let seed, saved != seed {
+            return "the checkpoint was written with seed \(saved), this run has seed \(seed) (the config's seed)"
+        }
+        if let saved = other.dataFingerprint, let dataFingerprint, saved != dataFingerprint {
+            return "the training data differs from the checkpoint's (the same \(trainingExamples) examples in number, "
+                + "but other tokens or labels: fingerprint \(dataFingerprint), the checkpoint's \(saved)); "
+                + "resume with the data it was trained on (train_data, max_length, record_format)"
         }
         return nil
     }

@@ -144,11 +144,22 @@ public struct TrainingCheckpoint: Sendable {
 
     // MARK: - JSON files
 
-    /// `value` as the checkpoint's JSON files hold it (pretty-printed, keys sorted).
+    /// `value` as the checkpoint's JSON files hold it (pretty-printed, keys sorted; a NaN or infinite number, such
+    /// as the loss of a skipped update or an overflowing perplexity, as the string "NaN", "Infinity", "-Infinity").
     static func json<T: Encodable>(_ value: T) throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "Infinity",
+                                                                      negativeInfinity: "-Infinity", nan: "NaN")
         return try encoder.encode(value)
+    }
+
+    /// A decoder for what `json(_:)` writes.
+    static func jsonDecoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "Infinity",
+                                                                        negativeInfinity: "-Infinity", nan: "NaN")
+        return decoder
     }
 
     /// The JSON file `url` decoded as `type`.
@@ -158,7 +169,7 @@ public struct TrainingCheckpoint: Sendable {
             throw TrainerError("\(url.path): cannot read")
         }
         do {
-            return try JSONDecoder().decode(type, from: data)
+            return try jsonDecoder().decode(type, from: data)
         } catch {
             throw TrainerError("\(url.path): not valid (\(error))")
         }

@@ -108,6 +108,29 @@ final class FusedOptimizerParityTests: XCTestCase {
         XCTAssertEqual(lomo.lossScale, 32768)
     }
 
+    func testNonFiniteGradientNeverReachesAFloat32Parameter() {
+        // Without a norm pass: the parameters whose gradients came before the NaN keep their update, the rest of
+        // the pass updates nothing; with one (clip_grad_norm), nothing is updated.
+        for clip in [nil, 1.0] as [Double?] {
+            let w = Tensor([1, 2], shape: [2]), v = Tensor([3, 4], shape: [2])
+            w.requiresGrad = true
+            v.requiresGrad = true
+            let lomo = LOMO(parameters: [w, v], learningRate: 0.5, clipGradNorm: clip)
+            lomo.attachToBackward()
+            let loss = (w * Tensor([Float.nan, 1], shape: [2])).sum() + (v * Tensor([1, 1], shape: [2])).sum()
+            let applied = lomo.update(from: loss)
+            XCTAssertTrue((w.floats() + v.floats()).allSatisfy(\.isFinite), "clip \(String(describing: clip))")
+            XCTAssertEqual(w.floats(), [1, 2], "the parameter with the NaN gradient is unchanged")
+            if clip == nil {
+                XCTAssertTrue(applied)
+                XCTAssertTrue(lomo.lastUpdatePassMetNonFinite)
+            } else {
+                XCTAssertFalse(applied, "the norm pass saw the NaN: the update is skipped")
+                XCTAssertEqual(v.floats(), [3, 4])
+            }
+        }
+    }
+
     // MARK: - Running a case
 
     static func loadModel() throws -> LlamaForCausalLM {

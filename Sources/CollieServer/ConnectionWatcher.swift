@@ -61,10 +61,29 @@ struct ServerRequestContext: RequestContext {
     }
 }
 
-/// A flag set from one thread and polled from another.
+/// A flag set from one thread and polled from another, with actions to run once it is set.
 final class CancelFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
-    func set() { lock.lock(); value = true; lock.unlock() }
+    private var actions: [@Sendable () -> Void] = []
+
+    func set() {
+        lock.lock()
+        let run = value ? [] : actions
+        value = true
+        actions = []
+        lock.unlock()
+        run.forEach { $0() }
+    }
+
     var isSet: @Sendable () -> Bool { { [self] in lock.lock(); defer { lock.unlock() }; return value } }
+
+    /// Runs `action` when the flag is set (now, if it is).
+    func onSet(_ action: @escaping @Sendable () -> Void) {
+        lock.lock()
+        let now = value
+        if !now { actions.append(action) }
+        lock.unlock()
+        if now { action() }
+    }
 }

@@ -93,6 +93,7 @@ public final class OpenAIServer: @unchecked Sendable {
             let cancel = CancelFlag()
             await context.cancelOnDisconnect(cancel)
             let ticket = try queue.admit()
+            cancel.onSet { ticket.release() }   // a request nobody waits for gives its place up at once
             do {
                 return try await withTaskCancellationHandler {
                     try await endpoint(body, ticket, cancel)

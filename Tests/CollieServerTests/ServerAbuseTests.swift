@@ -163,6 +163,32 @@ final class ServerLimitsTests: LiveServerTestCase {
         XCTAssertEqual(try s.post("v1/completions", completion(["prompt": "hi", "max_tokens": 2]), headers: authorized).status, 200)
     }
 
+    /// A waiting request whose client hangs up gives its place up at once, not when its turn comes.
+    func testClientsThatHangUpGiveTheirPlaceUp() throws {
+        let s = try server
+        let long = try JSONSerialization.data(withJSONObject: completion(["prompt": "Once upon a time", "max_tokens": 480,
+                                                                         "temperature": 0]))
+        let headers = authorized
+        let group = DispatchGroup()
+        DispatchQueue.global().async(group: group) {   // generating: the queue's one running place
+            _ = try? s.request("POST", "v1/completions", body: long, headers: headers)
+        }
+        func pending() -> Int? { try? s.request("GET", "health").body.object["pending_requests"] as? Int }
+        var deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, pending() != 1 { Thread.sleep(forTimeInterval: 0.02) }
+        let abandoned = try RawConnection(port: s.port)   // waiting: the queue's one waiting place
+        abandoned.send(try RawConnection.post("v1/completions", completion(["prompt": "x", "max_tokens": 480]), headers: authorized))
+        deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, pending() != 2 { Thread.sleep(forTimeInterval: 0.02) }
+        abandoned.close()
+        deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, (pending() ?? 2) > 1 { Thread.sleep(forTimeInterval: 0.01) }
+        XCTAssertEqual(group.wait(timeout: .now()), .timedOut, "the place was given up only when the running request ended")
+        let reply = try s.post("v1/completions", completion(["prompt": "hi", "max_tokens": 2]), headers: authorized)
+        XCTAssertEqual(reply.status, 200, reply.body.text)
+        group.wait()
+    }
+
     /// Half-sent requests used to hold their connection open forever.
     func testSilentConnectionsAreClosedAfterTheIdleTimeout() throws {
         let s = try server

@@ -113,10 +113,12 @@ final class RawConnection {
         guard descriptor >= 0, connected == 0 else { throw URLError(.cannotConnectToHost) }
     }
 
-    /// A complete HTTP/1.1 POST of `json` to `path`.
-    static func post(_ path: String, _ json: [String: Any]) throws -> Data {
+    /// A complete HTTP/1.1 POST of `json` to `path`, with `headers`.
+    static func post(_ path: String, _ json: [String: Any], headers: [String: String] = [:]) throws -> Data {
         let body = try JSONSerialization.data(withJSONObject: json)
-        let head = "POST /\(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n"
+        let extra = headers.map { "\($0.key): \($0.value)\r\n" }.joined()
+        let head = "POST /\(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\(extra)"
+            + "Content-Length: \(body.count)\r\n\r\n"
         return Data(head.utf8) + body
     }
 

@@ -50,7 +50,7 @@ public final class OpenAIServer: @unchecked Sendable {
     /// receives the bound port once the server accepts connections.
     public func run(host: String, port: Int, onListening: @escaping @Sendable (Int) -> Void) async throws {
         let http = HTTP1Channel.Configuration(additionalChannelHandlers: [ConnectionWatcher()],
-                                              idleTimeout: .seconds(Int64(limits.idleTimeoutSeconds)))
+                                              idleTimeout: .seconds(Int64(min(max(1, limits.idleTimeoutSeconds), 1 << 30))))
         let app = Application(router: router(), server: .http1(configuration: http),
                               configuration: .init(address: .hostname(host, port: port), serverName: "collie"),
                               onServerRunning: { channel in onListening(channel.localAddress?.port ?? port) })

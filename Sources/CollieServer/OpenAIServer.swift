@@ -168,6 +168,12 @@ public final class OpenAIServer: @unchecked Sendable {
             let request: ChatRequest = try self.decode(body)
             try self.checkModel(request.model)
             guard !request.messages.isEmpty else { throw APIError.invalid("messages must not be empty", param: "messages") }
+            // Each message renders to a token at least, so more messages than the context cannot fit: refused unrendered.
+            let context = self.textGenerator.contextLength
+            guard request.messages.count < context else {
+                throw APIError.invalid("messages holds \(request.messages.count) messages; this model's context is \(context) tokens",
+                                       param: "messages", code: "context_length_exceeded")
+            }
             // Every message's text is in the rendered prompt: a conversation longer than the context is refused unrendered.
             try self.checkPromptBytes(request.messages.reduce(0) { $0 + $1.content.utf8.count }, what: "the messages")
             let prompt: [Int]

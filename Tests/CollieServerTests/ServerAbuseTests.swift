@@ -54,7 +54,7 @@ final class ServerAbuseTests: LiveServerTestCase {
         for (field, value) in [("n", Int.max), ("logprobs", Int.max), ("max_tokens", Int.min)] as [(String, Int)] {
             XCTAssertEqual(try s.post("v1/completions", completion(["prompt": "hi", field: value])).status, 400, field)
         }
-        let longStop = try s.post("v1/completions", completion(["prompt": "hi", "stop": String(repeating: "x", count: 100_000)]))
+        let longStop = try s.post("v1/completions", completion(["prompt": "hi", "stop": String(repeating: "x", count: 2_000)]))
         XCTAssertEqual(longStop.status, 400, longStop.body.text)
         XCTAssertEqual(error(longStop)["param"] as? String, "stop")
         let extremes = try s.post("v1/completions", completion(["prompt": "hi", "max_tokens": 2, "top_k": Int.max, "seed": Int.min,
@@ -85,6 +85,10 @@ final class ServerAbuseTests: LiveServerTestCase {
         let chat = try s.post("v1/chat/completions", completion(["messages": [["role": "user", "content": prompt]]]))
         XCTAssertEqual(chat.status, 400, chat.body.text)
         XCTAssertEqual(error(chat)["code"] as? String, "context_length_exceeded")
+        let many = try s.post("v1/chat/completions", completion(["messages": Array(repeating: ["role": "user", "content": "a"],
+                                                                                      count: 2_000)]))
+        XCTAssertEqual(many.status, 400, many.body.text)
+        XCTAssertTrue((error(many)["message"] as? String ?? "").contains("2000 messages"), many.body.text)
     }
 
     /// Non-streaming requests whose client hung up used to generate to the end, one after another, before

@@ -87,9 +87,7 @@ public final class OpenAIServer: @unchecked Sendable {
             try authorize(request)
             let limit = limits.maxBodyBytes
             if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit { throw APIError.tooLarge(limit: limit) }
-            var request = request
-            let body: ByteBuffer
-            do { body = try await request.collectBody(upTo: limit) } catch is NIOTooManyBytesError { throw APIError.tooLarge(limit: limit) }
+            let body = try await readBody(request, context)
             let cancel = CancelFlag()
             await context.cancelOnDisconnect(cancel)
             let ticket = try queue.admit()
@@ -105,6 +103,30 @@ public final class OpenAIServer: @unchecked Sendable {
                 throw error
             }
         }
+    }
+
+    /// The body, read within the idle timeout as a whole: a client that trickles it in slower is cut off
+    /// (408, the connection closed) instead of holding its connection as long as it likes.
+    private func readBody(_ request: Request, _ context: ServerRequestContext) async throws -> ByteBuffer {
+        let limit = limits.maxBodyBytes, seconds = min(max(1, limits.idleTimeoutSeconds), 1 << 30)
+        let body = try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
+            group.addTask {
+                var request = request
+                do { return try await request.collectBody(upTo: limit) } catch is NIOTooManyBytesError { throw APIError.tooLarge(limit: limit) }
+            }
+            group.addTask {
+                try await Task.sleep(for: .seconds(seconds))
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? nil
+        }
+        guard let body else {
+            context.channel.close(promise: nil)
+            throw APIError(status: 408, error: .init(message: "the request body did not arrive within \(seconds) s (--idle-timeout)",
+                                                     type: "invalid_request_error", param: nil, code: "request_timeout"))
+        }
+        return body
     }
 
     private func authorize(_ request: Request) throws {

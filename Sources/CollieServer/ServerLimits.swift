@@ -6,7 +6,8 @@ public struct ServerLimits: Sendable, Equatable {
     /// How many admitted requests may wait behind the one generating; the next one is answered
     /// 503 with `Retry-After`.
     public var maxQueue: Int
-    /// Seconds a connection may stay silent (a half-sent request, an idle keep-alive) before it is closed.
+    /// Seconds a connection may stay silent (a half-sent request, an idle keep-alive) before it is closed,
+    /// and the most a request's body may take to arrive as a whole.
     public var idleTimeoutSeconds: Int
     /// The longest prompt text, in UTF-8 bytes, that is tokenized; nil: the model's context times the
     /// longest token of its vocabulary, the most text that can still fit the context.

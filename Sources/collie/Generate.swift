@@ -137,7 +137,7 @@ struct Serve: ParsableCommand {
     @Option(help: "The largest request body in bytes (larger: 413).") var maxBody = ServerLimits().maxBodyBytes
     @Option(help: "How many requests may wait behind the running one (more: 503 with Retry-After).")
     var maxQueue = ServerLimits().maxQueue
-    @Option(help: "Seconds before a silent connection (half-sent request, idle keep-alive) is closed.")
+    @Option(help: "Seconds before a silent connection (half-sent request, idle keep-alive) is closed; a body must arrive within it.")
     var idleTimeout = ServerLimits().idleTimeoutSeconds
     @Option(help: "The longest prompt text in bytes that is tokenized (default: context x the longest token).")
     var maxPromptBytes: Int?

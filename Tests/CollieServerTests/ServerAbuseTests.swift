@@ -208,4 +208,22 @@ final class ServerLimitsTests: LiveServerTestCase {
         XCTAssertLessThan(headClosed ?? 99, 5)
         XCTAssertEqual(try s.request("GET", "health").status, 200)
     }
+
+    /// A body trickled in a byte at a time, never idle for the timeout, used to hold its connection as long as it
+    /// kept trickling: the body as a whole must arrive within the timeout.
+    func testTrickledBodyIsCutOff() throws {
+        let s = try server
+        let trickle = try RawConnection(port: s.port)
+        defer { trickle.close() }
+        trickle.send(Data("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(Self.key)\r\n".utf8)
+                     + Data("Content-Length: 1000\r\n\r\n{".utf8))
+        let started = Date()
+        var closed: Double?
+        while closed == nil, Date().timeIntervalSince(started) < 10 {
+            trickle.send(Data(" ".utf8))
+            closed = trickle.secondsUntilClosed(timeout: 0.3)
+        }
+        XCTAssertNotNil(closed, "a trickled body keeps its connection")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 5)
+    }
 }

@@ -47,8 +47,22 @@ const input = document.getElementById("input");
 const send = document.getElementById("send");
 let model = null;
 let history = [];
+let apiKey = sessionStorage.getItem("collie-api-key") || "";
 
-fetch("/v1/models").then(r => r.json()).then(list => {
+// fetch, with the API key when the server wants one (it answers 401: ask, remember it for this tab, retry).
+async function call(path, options = {}) {
+  for (;;) {
+    const headers = Object.assign({}, options.headers, apiKey ? { Authorization: "Bearer " + apiKey } : {});
+    const response = await fetch(path, Object.assign({}, options, { headers }));
+    if (response.status !== 401) return response;
+    const key = window.prompt("This server needs an API key:");
+    if (!key) return response;
+    apiKey = key;
+    sessionStorage.setItem("collie-api-key", key);
+  }
+}
+
+call("/v1/models").then(r => r.json()).then(list => {
   model = list.data[0].id;
   document.getElementById("model").textContent = "model: " + model;
   // For scripted checks and demos: /?prompt=TEXT types TEXT into the box and sends it.
@@ -81,7 +95,7 @@ form.addEventListener("submit", async e => {
   const bubble = show("assistant streaming", "");
   let reply = "", chunks = 0;
   try {
-    const response = await fetch("/v1/chat/completions", {
+    const response = await call("/v1/chat/completions", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({

@@ -1,5 +1,6 @@
 import CollieGeneration
 import Foundation
+import Hummingbird
 
 /// Request and response bodies of OpenAI's completions and chat-completions APIs (the fields
 /// Collie honours; `top_k` and `repetition_penalty` are common extensions).
@@ -217,9 +218,40 @@ struct APIError: Error, Encodable {
     }
     let status: Int
     let error: Body
+    /// Seconds after which a client may try again (503).
+    var retryAfter: Int? = nil
     enum CodingKeys: String, CodingKey { case error }
+
+    /// The response headers that go with the error.
+    var headers: HTTPFields {
+        var fields = HTTPFields()
+        if let retryAfter { fields[.retryAfter] = String(retryAfter) }
+        if status == 401 { fields[.wwwAuthenticate] = "Bearer" }
+        return fields
+    }
 
     static func invalid(_ message: String, param: String? = nil, code: String? = nil) -> APIError {
         APIError(status: 400, error: Body(message: message, type: "invalid_request_error", param: param, code: code))
     }
+
+    static func tooLarge(limit: Int) -> APIError {
+        APIError(status: 413, error: Body(message: "the request body is larger than this server's limit of \(limit) bytes (--max-body)",
+                                          type: "invalid_request_error", param: nil, code: "request_too_large"))
+    }
+
+    static func unauthorized(_ message: String) -> APIError {
+        APIError(status: 401, error: Body(message: message, type: "invalid_request_error", param: nil, code: "invalid_api_key"))
+    }
+
+    static func overloaded(retryAfter: Int) -> APIError {
+        APIError(status: 503, error: Body(message: "the server is busy: its queue is full (--max-queue); retry in \(retryAfter) s",
+                                          type: "server_error", param: nil, code: "server_overloaded"), retryAfter: retryAfter)
+    }
+}
+
+/// `GET /health`: the server is up, and how many requests it holds (waiting, preparing or generating).
+struct Health: Encodable {
+    let status: String
+    let pendingRequests: Int
+    enum CodingKeys: String, CodingKey { case status, pendingRequests = "pending_requests" }
 }

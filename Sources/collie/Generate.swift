@@ -121,8 +121,11 @@ struct Serve: ParsableCommand {
         abstract: "Serve a model over an OpenAI-compatible HTTP API, with a chat page at /.",
         discussion: """
         Routes: GET /v1/models, POST /v1/completions, POST /v1/chat/completions (both with "stream": true as \
-        server-sent events), GET /health, GET / (chat page). Requests run one at a time in arrival order. \
-        Prints "listening on http://HOST:PORT" once it accepts connections; stops on SIGINT/SIGTERM.
+        server-sent events), GET /health, GET / (chat page). Requests run one at a time in arrival order; \
+        past --max-queue waiting ones the server answers 503 with Retry-After. A request whose client \
+        disconnects is cancelled. With an API key (--api-key or COLLIE_API_KEY) the /v1/ routes need \
+        "Authorization: Bearer KEY". Prints "listening on http://HOST:PORT" once it accepts connections; \
+        stops on SIGINT/SIGTERM.
         """)
 
     @Option(help: "A Hugging Face model folder (with its tokenizer).") var model: String
@@ -131,9 +134,22 @@ struct Serve: ParsableCommand {
     @Option(help: "The model id clients use (default: the folder's name).") var modelName: String?
     @Option(help: "A Jinja chat template file to use instead of tokenizer_config.json's.") var chatTemplate: String?
     @Option(help: "A PEFT adapter folder to apply (LoRA or prompt tuning).") var adapter: String?
+    @Option(help: "The largest request body in bytes (larger: 413).") var maxBody = ServerLimits().maxBodyBytes
+    @Option(help: "How many requests may wait behind the running one (more: 503 with Retry-After).")
+    var maxQueue = ServerLimits().maxQueue
+    @Option(help: "Seconds before a silent connection (half-sent request, idle keep-alive) is closed; a body must arrive within it.")
+    var idleTimeout = ServerLimits().idleTimeoutSeconds
+    @Option(help: "The longest prompt text in bytes that is tokenized (default: context x the longest token).")
+    var maxPromptBytes: Int?
+    @Option(help: "Require 'Authorization: Bearer KEY' on /v1/ (default: $COLLIE_API_KEY; prefer it: options show in ps).")
+    var apiKey: String?
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
+        guard maxBody >= 1 else { throw ValidationError("--max-body must be at least 1 byte") }
+        guard (0...1_000_000).contains(maxQueue) else { throw ValidationError("--max-queue must be in 0...1000000") }
+        guard (1...86_400).contains(idleTimeout) else { throw ValidationError("--idle-timeout must be in 1...86400 seconds") }
+        if let maxPromptBytes, maxPromptBytes < 1 { throw ValidationError("--max-prompt-bytes must be at least 1") }
     }
 
     func run() throws {
@@ -141,7 +157,10 @@ struct Serve: ParsableCommand {
         let generator = try TextGenerator.load(from: folder, chatTemplate: chatTemplate.map(URL.init(fileURLWithPath:)),
                                                adapter: adapter.map(URL.init(fileURLWithPath:)))
         let name = modelName ?? folder.standardizedFileURL.lastPathComponent
-        let server = OpenAIServer(textGenerator: generator, modelName: name)
+        let limits = ServerLimits(maxBodyBytes: maxBody, maxQueue: maxQueue, idleTimeoutSeconds: idleTimeout,
+                                  maxPromptBytes: maxPromptBytes)
+        let server = OpenAIServer(textGenerator: generator, modelName: name, limits: limits,
+                                  apiKey: apiKey ?? ProcessInfo.processInfo.environment["COLLIE_API_KEY"])
         let host = self.host
         let port = self.port
         let done = DispatchSemaphore(value: 0)

@@ -7,7 +7,8 @@ the bundled LLaMA-2 tokenizer), then checks:
   - 32 concurrent clients x 10 requests each: all 320 answered, each reply equal to the same greedy request
     answered alone;
   - malformed requests get 4xx with an OpenAI error message, and the server keeps serving;
-and stops the server. Exits non-zero on any failure.
+then restarts it with --api-key and checks that the client's key is accepted and a wrong one raises
+AuthenticationError. Exits non-zero on any failure.
 
     python3 scripts/checks/check_server.py [--collie .build/debug/collie]
 
@@ -118,6 +119,20 @@ def main():
             check("max_tokens" in str(error), f"openai raises BadRequestError: {error}")
         again = client.completions.create(model="tiny-chat", prompt="Once upon a time", max_tokens=20, temperature=0)
         check(again.choices[0].text == text, "the server keeps serving after bad requests")
+    finally:
+        stop(process)
+
+    # With an API key: the openai client's own Authorization header is what the server checks.
+    process, base = start_serve(args.collie, os.path.join(tmp, "chat-model"), "--model-name", "tiny-chat",
+                                "--api-key", "sesame", stderr=log)
+    try:
+        keyed = openai.OpenAI(base_url=base + "/v1", api_key="sesame", max_retries=0, timeout=120)
+        check([m.id for m in keyed.models.list().data] == ["tiny-chat"], "the right API key is accepted")
+        try:
+            openai.OpenAI(base_url=base + "/v1", api_key="wrong", max_retries=0, timeout=120).models.list()
+            raise AssertionError("a wrong API key was accepted")
+        except openai.AuthenticationError as error:
+            check(error.status_code == 401, f"a wrong API key raises AuthenticationError: {error}")
     finally:
         stop(process)
         log.close()

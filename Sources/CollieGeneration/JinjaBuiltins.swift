@@ -207,8 +207,8 @@ enum JinjaBuiltins {
         case "even", "odd":
             guard case .int(let i) = value else { throw TemplateError("'\(name)' needs an integer") }
             return (i % 2 == 0) == (name == "even")
-        case "eq", "equalto", "==": return value == (args.first ?? .undefined)
-        case "ne", "!=": return value != (args.first ?? .undefined)
+        case "eq", "equalto", "==": return try value.isEqual(to: args.first ?? .undefined)
+        case "ne", "!=": return try !value.isEqual(to: args.first ?? .undefined)
         case "in": return try binary("in", value, args.first ?? .undefined).isTrue
         default: throw TemplateError("unknown test '\(name)'")
         }
@@ -216,15 +216,15 @@ enum JinjaBuiltins {
 
     static func binary(_ op: String, _ l: JinjaValue, _ r: JinjaValue) throws -> JinjaValue {
         switch op {
-        case "==": return .bool(l == r)
-        case "!=": return .bool(l != r)
+        case "==": return .bool(try l.isEqual(to: r))
+        case "!=": return .bool(try !l.isEqual(to: r))
         case "~":
             let (a, b) = (l.description, r.description)
             try checkBytes(a.utf8.count + b.utf8.count, "'~'")
             return .string(a + b)
         case "in":
             switch r {
-            case .list(let items): return .bool(items.contains(l))
+            case .list(let items): return .bool(try items.contains { try $0.isEqual(to: l) })
             case .string(let s): return .bool(s.contains(l.description))
             case .dictionary(let d, _): if case .string(let k) = l { return .bool(d[k] != nil) }; return .bool(false)
             case .undefined, .none: return .bool(false)

@@ -115,6 +115,41 @@ public indirect enum JinjaValue: Equatable, CustomStringConvertible {
         text += "\""
     }
 
+    /// Python's `==` as a template evaluates it: a list holding itself twice doubles the work of comparing it
+    /// at each level, so the comparison stops with a `TemplateError` after `JinjaLimits.maximumItems` values.
+    func isEqual(to other: JinjaValue) throws -> Bool {
+        var budget = JinjaLimits.maximumItems
+        guard let equal = isEqual(to: other, budget: &budget) else {
+            throw JinjaLimits.exceeded("comparing values", limit: "maximumItems", JinjaLimits.maximumItems)
+        }
+        return equal
+    }
+
+    /// `==`, or nil once `budget` values have been compared.
+    private func isEqual(to other: JinjaValue, budget: inout Int) -> Bool? {
+        budget -= 1
+        guard budget >= 0 else { return nil }
+        switch (self, other) {
+        case (.list(let x), .list(let y)):
+            guard x.count == y.count else { return false }
+            for (a, b) in zip(x, y) {
+                guard let equal = a.isEqual(to: b, budget: &budget) else { return nil }
+                if !equal { return false }
+            }
+            return true
+        case (.dictionary(let x, _), .dictionary(let y, _)):
+            guard x.count == y.count else { return false }
+            for (key, a) in x {
+                guard let b = y[key] else { return false }
+                guard let equal = a.isEqual(to: b, budget: &budget) else { return nil }
+                if !equal { return false }
+            }
+            return true
+        default:
+            return self == other
+        }
+    }
+
     public static func == (a: JinjaValue, b: JinjaValue) -> Bool {
         switch (a, b) {
         case (.undefined, .undefined), (.none, .none): true

@@ -65,6 +65,9 @@ final class TemplateLimitsTests: XCTestCase {
         assertTemplateError(sharedList + "{{ ns.x }}", mentions: ["maximumStringBytes"])
         assertTemplateError(sharedList + "{{ ns.x | tojson }}", mentions: ["maximumStringBytes"])
         assertTemplateError(sharedList + "{{ [ns.x] | join(',') }}", mentions: ["maximumStringBytes"])
+        let twoShared = "{% set ns = namespace(x=[1], y=[1]) %}{% for i in range(64) %}{% set ns.x = [ns.x, ns.x] %}"
+            + "{% set ns.y = [ns.y, ns.y] %}{% endfor %}"
+        assertTemplateError(twoShared + "{{ ns.x == ns.y }}", mentions: ["comparing", "maximumItems"])
         let listDoubling = "{% set ns = namespace(x=[1]) %}{% for i in range(64) %}{% set ns.x = ns.x + ns.x %}{% endfor %}"
         assertTemplateError(listDoubling, mentions: ["maximumItems"])
         let replacing = "{% set ns = namespace(s='xx') %}{% for i in range(64) %}{% set ns.s = ns.s.replace('x', ns.s) %}{% endfor %}"

@@ -45,7 +45,9 @@ final class JinjaRenderer {
                         throw TemplateError("cannot set '\(target).\(attribute)': '\(target)' is not a namespace()")
                     }
                     ns.set(attribute, v)
+                    try JinjaValue.namespace(ns).checkNesting()
                 } else {
+                    try v.checkNesting()
                     assign(target, v)
                 }
             case .breakLoop: throw LoopSignal.breakLoop

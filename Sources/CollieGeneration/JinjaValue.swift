@@ -115,6 +115,33 @@ public indirect enum JinjaValue: Equatable, CustomStringConvertible {
         text += "\""
     }
 
+    /// Throws unless the value nests lists, dictionaries and namespaces at most `JinjaLimits.maximumNesting`
+    /// deep (printing, comparing and freeing a value recurse through it; a namespace can even hold itself),
+    /// checking at most `JinjaLimits.maximumItems` values. The renderer checks every value a `set` stores,
+    /// the only way a value can grow deeper than the expression that builds it.
+    func checkNesting() throws {
+        var budget = JinjaLimits.maximumItems
+        func visit(_ value: JinjaValue, depth: Int) throws {
+            budget -= 1
+            guard budget >= 0 else {
+                throw JinjaLimits.exceeded("a value too large to check", limit: "maximumItems", JinjaLimits.maximumItems)
+            }
+            let children: [JinjaValue]
+            switch value {
+            case .list(let items): children = items
+            case .dictionary(let d, _): children = Array(d.values)
+            case .namespace(let n): children = Array(n.values.values)
+            default: return
+            }
+            guard depth < JinjaLimits.maximumNesting || children.isEmpty else {
+                throw JinjaLimits.exceeded("a value nested this deep (or holding itself)", limit: "maximumNesting",
+                                           JinjaLimits.maximumNesting)
+            }
+            for child in children { try visit(child, depth: depth + 1) }
+        }
+        try visit(self, depth: 1)
+    }
+
     /// Python's `==` as a template evaluates it: a list holding itself twice doubles the work of comparing it
     /// at each level, so the comparison stops with a `TemplateError` after `JinjaLimits.maximumItems` values.
     func isEqual(to other: JinjaValue) throws -> Bool {

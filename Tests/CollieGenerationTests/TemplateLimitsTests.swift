@@ -60,14 +60,17 @@ final class TemplateLimitsTests: XCTestCase {
         assertTemplateError(doubling, mentions: ["maximumStringBytes"])
         let plusDoubling = "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s + ns.s %}{% endfor %}"
         assertTemplateError(plusDoubling, mentions: ["maximumStringBytes"])
-        // A value sharing itself doubles in printed size each step without using memory: printing stops early.
+        // A list holding another twice doubles in size at each step while its memory barely grows: `set` refuses it
+        // once it is past maximumItems values, and printing or comparing lists built inline stops at the limits.
         let sharedList = "{% set ns = namespace(x=[1]) %}{% for i in range(64) %}{% set ns.x = [ns.x, ns.x] %}{% endfor %}"
-        assertTemplateError(sharedList + "{{ ns.x }}", mentions: ["maximumStringBytes"])
-        assertTemplateError(sharedList + "{{ ns.x | tojson }}", mentions: ["maximumStringBytes"])
-        assertTemplateError(sharedList + "{{ [ns.x] | join(',') }}", mentions: ["maximumStringBytes"])
-        let twoShared = "{% set ns = namespace(x=[1], y=[1]) %}{% for i in range(64) %}{% set ns.x = [ns.x, ns.x] %}"
-            + "{% set ns.y = [ns.y, ns.y] %}{% endfor %}"
-        assertTemplateError(twoShared + "{{ ns.x == ns.y }}", mentions: ["comparing", "maximumItems"])
+        assertTemplateError(sharedList, mentions: ["maximumItems"])
+        let eightMegabytes = "{% set ns = namespace(s='x') %}{% for i in range(23) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}"
+        assertTemplateError(eightMegabytes + "{{ [ns.s, ns.s] }}", mentions: ["maximumStringBytes"])
+        assertTemplateError(eightMegabytes + "{{ [ns.s, ns.s] | tojson }}", mentions: ["maximumStringBytes"])
+        assertTemplateError(eightMegabytes + "{{ [ns.s, ns.s] | join(',') }}", mentions: ["maximumStringBytes"])
+        let halfMillion = "{% set ns = namespace(x=[1]) %}{% for i in range(18) %}{% set ns.x = [ns.x, ns.x] %}{% endfor %}"
+        assertTemplateError(halfMillion + "{{ [[ns.x, ns.x], ns.x] == [[ns.x, ns.x], 1] }}",
+                            mentions: ["comparing", "maximumItems"])
         let listDoubling = "{% set ns = namespace(x=[1]) %}{% for i in range(64) %}{% set ns.x = ns.x + ns.x %}{% endfor %}"
         assertTemplateError(listDoubling, mentions: ["maximumItems"])
         let replacing = "{% set ns = namespace(s='xx') %}{% for i in range(64) %}{% set ns.s = ns.s.replace('x', ns.s) %}{% endfor %}"
@@ -87,6 +90,17 @@ final class TemplateLimitsTests: XCTestCase {
         assertTemplateError(chain, mentions: ["maximumNesting"])
         let blocks = String(repeating: "{% if true %}", count: depth) + String(repeating: "{% endif %}", count: depth)
         assertTemplateError(blocks, mentions: ["line 1", "maximumNesting"])
+    }
+
+    func testValuesNestedByALoopOrHoldingThemselvesAreErrors() {
+        let wrapping = "{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}"
+        assertTemplateError(wrapping + "{{ ns.x }}", mentions: ["maximumNesting"])
+        let selfHolding = "{% set ns = namespace() %}{% set ns.me = ns %}{{ ns | tojson }}"
+        assertTemplateError(selfHolding, mentions: ["holding itself", "maximumNesting"])
+        let viaList = "{% set ns = namespace() %}{% set ns.l = [ns] %}{{ ns | tojson }}"
+        assertTemplateError(viaList, mentions: ["maximumNesting"])
+        let plainSet = "{% set x = [] %}{% for i in range(100000) %}{% set x = [x] %}{% endfor %}{{ x }}"
+        assertTemplateError(plainSet, mentions: ["maximumNesting"])
     }
 
     func testThousandsOfMessagesRenderWithinTheLimits() throws {

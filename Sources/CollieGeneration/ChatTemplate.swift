@@ -55,7 +55,10 @@ public struct ChatTemplate {
             return try ChatTemplate(chosen.template)
         case nil:
             guard FileManager.default.fileExists(atPath: jinja.path) else { return nil }
-            return try ChatTemplate(String(contentsOf: jinja, encoding: .utf8))
+            guard let data = try? Data(contentsOf: jinja), let text = String(data: data, encoding: .utf8) else {
+                throw TemplateError("\(jinja.path): cannot read the file as UTF-8 text")
+            }
+            return try ChatTemplate(text)
         }
     }
 

@@ -15,9 +15,9 @@ enum JinjaBuiltins {
                 guard case .int(let i) = v else { throw TemplateError("range() needs integers") }
                 return i
             }
+            guard (1...3).contains(ints.count) else { throw TemplateError("range() takes 1 to 3 integers") }
             let (start, stop, step) = ints.count == 1 ? (0, ints[0], 1) : (ints[0], ints[1], ints.count > 2 ? ints[2] : 1)
-            guard step != 0 else { throw TemplateError("range() step cannot be zero") }
-            return .list(Swift.stride(from: start, to: stop, by: step).map { .int($0) })
+            return .list(try range(from: start, to: stop, by: step))
         case "strftime_now":
             guard case .string(let format)? = args.first else { throw TemplateError("strftime_now() needs a format string") }
             var t = time(nil), tm = tm()
@@ -27,6 +27,47 @@ enum JinjaBuiltins {
             return .string(String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self))
         default:
             throw TemplateError("unknown function '\(name)' (supported: raise_exception, namespace, range, strftime_now)")
+        }
+    }
+
+    /// `range(start, stop, step)`, refused before allocating when longer than `JinjaLimits.maximumItems`.
+    private static func range(from start: Int, to stop: Int, by step: Int) throws -> [JinjaValue] {
+        guard step != 0 else { throw TemplateError("range() step cannot be zero") }
+        let length = ((Double(stop) - Double(start)) / Double(step)).rounded(.up)
+        guard length <= Double(JinjaLimits.maximumItems) else {
+            let items = length < 1e18 ? String(Int(length)) : String(format: "%.3g", length)
+            throw JinjaLimits.exceeded("range() of \(items) items", limit: "maximumItems", JinjaLimits.maximumItems)
+        }
+        var values: [JinjaValue] = []
+        var value = start
+        while step > 0 ? value < stop : value > stop {
+            values.append(.int(value))
+            let (next, overflow) = value.addingReportingOverflow(step)
+            if overflow { break }
+            value = next
+        }
+        return values
+    }
+
+    /// The characters of `s` as one-character strings (iterating or slicing a string), at most
+    /// `JinjaLimits.maximumItems`.
+    static func characters(of s: String) throws -> [JinjaValue] {
+        try checkItems(s.utf8.count <= JinjaLimits.maximumItems ? 0 : s.count, "a string of characters")
+        return s.map { .string(String($0)) }
+    }
+
+    /// Throws when `count` items are over `JinjaLimits.maximumItems`.
+    static func checkItems(_ count: Int, _ what: String) throws {
+        guard count <= JinjaLimits.maximumItems else {
+            throw JinjaLimits.exceeded("\(what) (\(count) items)", limit: "maximumItems", JinjaLimits.maximumItems)
+        }
+    }
+
+    /// Throws when a string of `bytes` bytes would be over `JinjaLimits.maximumStringBytes`.
+    static func checkBytes(_ bytes: Int, _ what: String) throws {
+        guard bytes <= JinjaLimits.maximumStringBytes else {
+            throw JinjaLimits.exceeded("\(what) of \(bytes) bytes", limit: "maximumStringBytes",
+                                       JinjaLimits.maximumStringBytes)
         }
     }
 
@@ -46,18 +87,26 @@ enum JinjaBuiltins {
         case (.string(let s), "startswith"): return .bool(s.hasPrefix(try stringArgument(0) ?? ""))
         case (.string(let s), "endswith"): return .bool(s.hasSuffix(try stringArgument(0) ?? ""))
         case (.string(let s), "replace"):
-            return .string(s.replacingOccurrences(of: try stringArgument(0) ?? "", with: try stringArgument(1) ?? ""))
+            let old = try stringArgument(0) ?? "", new = try stringArgument(1) ?? ""
+            guard !old.isEmpty else { return base }
+            let parts = s.components(separatedBy: old)
+            // Sizes are under the limits, so this cannot overflow.
+            try checkBytes(s.utf8.count + (parts.count - 1) * (new.utf8.count - old.utf8.count), "replace()'s result")
+            return .string(parts.joined(separator: new))
         case (.string(let s), "split"):
-            if let separator = try stringArgument(0) {
-                return .list(s.components(separatedBy: separator).map { .string($0) })
+            let parts = if let separator = try stringArgument(0), !separator.isEmpty {
+                s.components(separatedBy: separator)
+            } else {
+                s.split(whereSeparator: \.isWhitespace).map(String.init)
             }
-            return .list(s.split(whereSeparator: \.isWhitespace).map { .string(String($0)) })
+            try checkItems(parts.count, "split()'s result")
+            return .list(parts.map { .string($0) })
         case (.dictionary(let d, _), "get"):
             guard case .string(let key)? = args.first else { throw TemplateError("get() needs a string key") }
             return d[key] ?? (args.count > 1 ? args[1] : .none)
-        case (.dictionary(let d, let order), "items"): return .list(order.map { .list([.string($0), d[$0]!]) })
+        case (.dictionary(let d, let order), "items"): return .list(order.map { .list([.string($0), d[$0] ?? .none]) })
         case (.dictionary(_, let order), "keys"): return .list(order.map { .string($0) })
-        case (.dictionary(let d, let order), "values"): return .list(order.map { d[$0]! })
+        case (.dictionary(let d, let order), "values"): return .list(order.map { d[$0] ?? .none })
         default:
             throw TemplateError("\(base.representation) has no method '\(name)' supported here")
         }
@@ -105,11 +154,18 @@ enum JinjaBuiltins {
             return .string(String(value.description.reversed()))
         case "list":
             if case .list = value { return value }
-            if case .string(let s) = value { return .list(s.map { .string(String($0)) }) }
+            if case .string(let s) = value { return .list(try characters(of: s)) }
             throw TemplateError("cannot make a list of \(value.representation)")
         case "join":
             guard case .list(let l) = value else { throw TemplateError("join needs a list") }
-            return .string(l.map(\.description).joined(separator: args.first?.description ?? ""))
+            let separator = args.first?.description ?? ""
+            var joined = ""
+            for (i, item) in l.enumerated() {
+                if i > 0 { joined += separator }
+                joined += item.description
+                try checkBytes(joined.utf8.count, "join()'s result")
+            }
+            return .string(joined)
         case "default", "d":
             let fallback = args.first ?? .string("")
             let useOnFalse = args.count > 1 && args[1].isTrue
@@ -118,7 +174,11 @@ enum JinjaBuiltins {
         case "int":
             switch value {
             case .int: return value
-            case .double(let d): return .int(Int(d))
+            case .double(let d):
+                guard let i = Int(exactly: d.rounded(.towardZero)) else {
+                    throw TemplateError("\(value.representation) cannot be converted to an int")
+                }
+                return .int(i)
             case .string(let s): return .int(Int(s.trimmingCharacters(in: .whitespaces)) ?? 0)
             case .bool(let b): return .int(b ? 1 : 0)
             default: return .int(0)
@@ -147,8 +207,8 @@ enum JinjaBuiltins {
         case "even", "odd":
             guard case .int(let i) = value else { throw TemplateError("'\(name)' needs an integer") }
             return (i % 2 == 0) == (name == "even")
-        case "eq", "equalto", "==": return value == (args.first ?? .undefined)
-        case "ne", "!=": return value != (args.first ?? .undefined)
+        case "eq", "equalto", "==": return try value.isEqual(to: args.first ?? .undefined)
+        case "ne", "!=": return try !value.isEqual(to: args.first ?? .undefined)
         case "in": return try binary("in", value, args.first ?? .undefined).isTrue
         default: throw TemplateError("unknown test '\(name)'")
         }
@@ -156,12 +216,15 @@ enum JinjaBuiltins {
 
     static func binary(_ op: String, _ l: JinjaValue, _ r: JinjaValue) throws -> JinjaValue {
         switch op {
-        case "==": return .bool(l == r)
-        case "!=": return .bool(l != r)
-        case "~": return .string(l.description + r.description)
+        case "==": return .bool(try l.isEqual(to: r))
+        case "!=": return .bool(try !l.isEqual(to: r))
+        case "~":
+            let (a, b) = (l.description, r.description)
+            try checkBytes(a.utf8.count + b.utf8.count, "'~'")
+            return .string(a + b)
         case "in":
             switch r {
-            case .list(let items): return .bool(items.contains(l))
+            case .list(let items): return .bool(try items.contains { try $0.isEqual(to: l) })
             case .string(let s): return .bool(s.contains(l.description))
             case .dictionary(let d, _): if case .string(let k) = l { return .bool(d[k] != nil) }; return .bool(false)
             case .undefined, .none: return .bool(false)
@@ -172,24 +235,37 @@ enum JinjaBuiltins {
         switch (l, r) {
         case (.string(let a), .string(let b)):
             switch op {
-            case "+": return .string(a + b)
+            case "+":
+                try checkBytes(a.utf8.count + b.utf8.count, "'+'")
+                return .string(a + b)
             case "<": return .bool(a < b)
             case ">": return .bool(a > b)
             case "<=": return .bool(a <= b)
             case ">=": return .bool(a >= b)
             default: break
             }
-        case (.list(let a), .list(let b)) where op == "+": return .list(a + b)
+        case (.list(let a), .list(let b)) where op == "+":
+            try checkItems(a.count + b.count, "'+' of two lists")
+            return .list(a + b)
         case (.int(let a), .int(let b)):
             switch op {
-            case "+": return .int(a + b)
-            case "-": return .int(a - b)
-            case "*": return .int(a * b)
-            case "/": return .double(Double(a) / Double(b))
+            case "+", "-", "*":
+                let (result, overflow) = op == "+" ? a.addingReportingOverflow(b)
+                    : op == "-" ? a.subtractingReportingOverflow(b) : a.multipliedReportingOverflow(by: b)
+                guard !overflow else { throw TemplateError("integer overflow in \(a) \(op) \(b)") }
+                return .int(result)
+            case "/":
+                guard b != 0 else { throw TemplateError("division by zero") }
+                return .double(Double(a) / Double(b))
             case "//", "%":
                 guard b != 0 else { throw TemplateError("division by zero") }
-                let q = Int((Double(a) / Double(b)).rounded(.down))
-                return .int(op == "//" ? q : a - q * b)
+                if op == "%" && b == -1 { return .int(0) }  // Int.min % -1 would overflow
+                // Python floors: the remainder takes the divisor's sign.
+                let (quotient, overflow) = a.dividedReportingOverflow(by: b)
+                guard !overflow else { throw TemplateError("integer overflow in \(a) // \(b)") }
+                let remainder = a - quotient * b
+                let floors = remainder != 0 && (remainder < 0) != (b < 0)
+                return .int(op == "//" ? (floors ? quotient - 1 : quotient) : (floors ? remainder + b : remainder))
             case "<": return .bool(a < b)
             case ">": return .bool(a > b)
             case "<=": return .bool(a <= b)
@@ -202,7 +278,9 @@ enum JinjaBuiltins {
                 case "+": return .double(a + b)
                 case "-": return .double(a - b)
                 case "*": return .double(a * b)
-                case "/": return .double(a / b)
+                case "/":
+                    guard b != 0 else { throw TemplateError("division by zero") }
+                    return .double(a / b)
                 case "<": return .bool(a < b)
                 case ">": return .bool(a > b)
                 case "<=": return .bool(a <= b)

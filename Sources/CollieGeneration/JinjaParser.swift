@@ -2,6 +2,8 @@
 struct JinjaParser {
     private var pieces: [JinjaLexer.Piece]
     private var position = 0
+    /// Blocks (`if`, `for`) open around the statement being parsed.
+    private var depth = 0
 
     static func parse(_ source: String) throws -> [JinjaNode] {
         var parser = JinjaParser(pieces: try JinjaLexer.pieces(source))
@@ -42,6 +44,13 @@ struct JinjaParser {
     }
 
     private mutating func parseStatement(_ keyword: String, _ rest: [Token], line: Int) throws -> JinjaNode {
+        if keyword == "if" || keyword == "for" {
+            depth += 1
+            guard depth <= JinjaLimits.maximumNesting else {
+                throw JinjaLimits.exceeded("block nesting", limit: "maximumNesting", JinjaLimits.maximumNesting, line: line)
+            }
+        }
+        defer { if keyword == "if" || keyword == "for" { depth -= 1 } }
         switch keyword {
         case "if":
             var branches: [(JinjaExpression, [JinjaNode])] = []
@@ -124,15 +133,21 @@ enum ExpressionLexer {
                 while j < s.count, s[j].isLetter || s[j].isNumber || s[j] == "_" { j += 1 }
                 tokens.append(.name(String(s[i..<j])))
                 i = j
-            } else if c.isNumber {
+            } else if isDigit(c) {
                 var j = i
-                while j < s.count, s[j].isNumber { j += 1 }
-                if j + 1 < s.count, s[j] == ".", s[j + 1].isNumber {
+                while j < s.count, isDigit(s[j]) { j += 1 }
+                if j + 1 < s.count, s[j] == ".", isDigit(s[j + 1]) {
                     j += 1
-                    while j < s.count, s[j].isNumber { j += 1 }
-                    tokens.append(.double(Double(String(s[i..<j]))!))
+                    while j < s.count, isDigit(s[j]) { j += 1 }
+                    guard let value = Double(String(s[i..<j])) else {
+                        throw TemplateError("the number \(String(s[i..<j])) cannot be read", line: line)
+                    }
+                    tokens.append(.double(value))
                 } else {
-                    tokens.append(.int(Int(String(s[i..<j]))!))
+                    guard let value = Int(String(s[i..<j])) else {
+                        throw TemplateError("the integer \(String(s[i..<j])) is too large (at most \(Int.max))", line: line)
+                    }
+                    tokens.append(.int(value))
                 }
                 i = j
             } else if c == "'" || c == "\"" {
@@ -165,6 +180,9 @@ enum ExpressionLexer {
         }
         return tokens
     }
+
+    /// 0 to 9 only: `Character.isNumber` also holds for other scripts' digits and for fractions such as ½.
+    private static func isDigit(_ c: Character) -> Bool { c.isASCII && c.isNumber }
 }
 
 /// A recursive-descent parser with Jinja's precedence: inline if < or < and < not < comparison
@@ -173,6 +191,9 @@ struct ExpressionParser {
     private var tokens: [Token]
     private var position = 0
     private let line: Int
+    /// Nesting of the expression being parsed: parentheses, brackets, unary operators and chain links, each of
+    /// which is one level of the tree the renderer walks recursively.
+    private var depth = 0
 
     init(_ source: String, line: Int) throws {
         self.init(tokens: try ExpressionLexer.tokens(source, line: line), line: line)
@@ -206,6 +227,15 @@ struct ExpressionParser {
 
     private func error(_ message: String) -> TemplateError { TemplateError(message, line: line) }
 
+    /// Counts one more level of nesting; the caller restores `depth` when the level closes.
+    private mutating func nest() throws {
+        depth += 1
+        guard depth <= JinjaLimits.maximumNesting else {
+            throw JinjaLimits.exceeded("expression nesting", limit: "maximumNesting", JinjaLimits.maximumNesting,
+                                       line: line)
+        }
+    }
+
     private func describe(_ token: Token) -> String {
         switch token {
         case .name(let n): "'\(n)'"
@@ -223,6 +253,9 @@ struct ExpressionParser {
     }
 
     mutating func parseExpression() throws -> JinjaExpression {
+        let outer = depth
+        defer { depth = outer }
+        try nest()
         let value = try parseOr()
         if take(.name("if")) {
             let condition = try parseOr()
@@ -233,25 +266,40 @@ struct ExpressionParser {
     }
 
     mutating func parseOr() throws -> JinjaExpression {
+        let outer = depth
+        defer { depth = outer }
         var e = try parseAnd()
-        while take(.name("or")) { e = .binary("or", e, try parseAnd()) }
+        while take(.name("or")) { try nest(); e = .binary("or", e, try parseAnd()) }
         return e
     }
 
     private mutating func parseAnd() throws -> JinjaExpression {
+        let outer = depth
+        defer { depth = outer }
         var e = try parseNot()
-        while take(.name("and")) { e = .binary("and", e, try parseNot()) }
+        while take(.name("and")) { try nest(); e = .binary("and", e, try parseNot()) }
         return e
     }
 
     private mutating func parseNot() throws -> JinjaExpression {
-        if take(.name("not")) { return .unary("not", try parseNot()) }
+        if take(.name("not")) {
+            let outer = depth
+            defer { depth = outer }
+            try nest()
+            return .unary("not", try parseNot())
+        }
         return try parseComparison()
     }
 
     private mutating func parseComparison() throws -> JinjaExpression {
+        let outer = depth
+        defer { depth = outer }
         var e = try parseConcatenation()
         while true {
+            if let next = peek, next == .name("in") || next == .name("is") || next == .name("not")
+                || [.symbol("=="), .symbol("!="), .symbol("<"), .symbol(">"), .symbol("<="), .symbol(">=")].contains(next) {
+                try nest()
+            }
             if case .symbol(let op)? = peek, ["==", "!=", "<", ">", "<=", ">="].contains(op) {
                 position += 1
                 e = .binary(op, e, try parseConcatenation())
@@ -285,38 +333,55 @@ struct ExpressionParser {
     }
 
     private mutating func parseConcatenation() throws -> JinjaExpression {
+        let outer = depth
+        defer { depth = outer }
         var e = try parseAdditive()
-        while take(.symbol("~")) { e = .binary("~", e, try parseAdditive()) }
+        while take(.symbol("~")) { try nest(); e = .binary("~", e, try parseAdditive()) }
         return e
     }
 
     private mutating func parseAdditive() throws -> JinjaExpression {
+        let outer = depth
+        defer { depth = outer }
         var e = try parseMultiplicative()
         while case .symbol(let op)? = peek, op == "+" || op == "-" {
             position += 1
+            try nest()
             e = .binary(op, e, try parseMultiplicative())
         }
         return e
     }
 
     private mutating func parseMultiplicative() throws -> JinjaExpression {
+        let outer = depth
+        defer { depth = outer }
         var e = try parseUnary()
         while case .symbol(let op)? = peek, ["*", "/", "//", "%"].contains(op) {
             position += 1
+            try nest()
             e = .binary(op, e, try parseUnary())
         }
         return e
     }
 
     private mutating func parseUnary() throws -> JinjaExpression {
-        if take(.symbol("-")) { return .unary("-", try parseUnary()) }
-        if take(.symbol("+")) { return try parseUnary() }
+        if let sign = peek, sign == .symbol("-") || sign == .symbol("+") {
+            position += 1
+            let outer = depth
+            defer { depth = outer }
+            try nest()
+            let operand = try parseUnary()
+            return sign == .symbol("-") ? .unary("-", operand) : operand
+        }
         return try parsePostfix()
     }
 
     private mutating func parsePostfix() throws -> JinjaExpression {
+        let outer = depth
+        defer { depth = outer }
         var e = try parsePrimary()
         while true {
+            if let next = peek, [.symbol("."), .symbol("["), .symbol("("), .symbol("|")].contains(next) { try nest() }
             if take(.symbol(".")) {
                 e = .attribute(e, try expectName())
             } else if take(.symbol("[")) {
@@ -329,8 +394,9 @@ struct ExpressionParser {
                     try expect(.symbol("]"))
                     e = .slice(e, start: start, stop: stop, step: step)
                 } else {
+                    guard let start else { throw error("expected an index or a slice in []") }
                     try expect(.symbol("]"))
-                    e = .index(e, start!)
+                    e = .index(e, start)
                 }
             } else if take(.symbol("(")) {
                 let (arguments, keywords) = try parseArguments()

@@ -2,6 +2,8 @@
 final class JinjaRenderer {
     private var scopes: [[String: JinjaValue]]
     private var output = ""
+    /// Loop iterations so far, all loops together (bounded by `JinjaLimits.maximumIterations`).
+    private var iterations = 0
 
     private enum LoopSignal: Error { case breakLoop, continueLoop }
 
@@ -26,8 +28,8 @@ final class JinjaRenderer {
     private func run(_ nodes: [JinjaNode]) throws {
         for node in nodes {
             switch node {
-            case .text(let t): output += t
-            case .output(let e): output += try evaluate(e).description
+            case .text(let t): try write(t)
+            case .output(let e): try write(try evaluate(e).description)
             case .ifChain(let branches, let otherwise):
                 if let branch = try branches.first(where: { try evaluate($0.condition).isTrue }) {
                     try run(branch.body)
@@ -43,12 +45,29 @@ final class JinjaRenderer {
                         throw TemplateError("cannot set '\(target).\(attribute)': '\(target)' is not a namespace()")
                     }
                     ns.set(attribute, v)
+                    try JinjaValue.namespace(ns).checkNesting()
                 } else {
+                    try v.checkNesting()
                     assign(target, v)
                 }
             case .breakLoop: throw LoopSignal.breakLoop
             case .continueLoop: throw LoopSignal.continueLoop
             }
+        }
+    }
+
+    private func write(_ text: String) throws {
+        output += text
+        guard output.utf8.count <= JinjaLimits.maximumStringBytes else {
+            throw JinjaLimits.exceeded("the output", limit: "maximumStringBytes", JinjaLimits.maximumStringBytes)
+        }
+    }
+
+    private func countIteration() throws {
+        iterations += 1
+        guard iterations <= JinjaLimits.maximumIterations else {
+            throw JinjaLimits.exceeded("the number of loop iterations", limit: "maximumIterations",
+                                       JinjaLimits.maximumIterations)
         }
     }
 
@@ -59,12 +78,14 @@ final class JinjaRenderer {
         defer { scopes.removeLast() }
         if let filter {
             items = try items.filter { item in
+                try countIteration()
                 try bind(variables, item)
                 return try evaluate(filter).isTrue
             }
         }
         if items.isEmpty { return try run(otherwise) }
         for (i, item) in items.enumerated() {
+            try countIteration()
             try bind(variables, item)
             let n = items.count
             assign("loop", .object([
@@ -94,7 +115,7 @@ final class JinjaRenderer {
         switch value {
         case .list(let l): return l
         case .dictionary(_, let order): return order.map { .string($0) }
-        case .string(let s): return s.map { .string(String($0)) }
+        case .string(let s): return try JinjaBuiltins.characters(of: s)
         case .undefined, .none: return []
         default: throw TemplateError("\(value.representation) is not iterable")
         }
@@ -102,7 +123,17 @@ final class JinjaRenderer {
 
     // MARK: - Expressions
 
+    /// The value of `e`; a string it builds past `JinjaLimits.maximumStringBytes` is an error.
     func evaluate(_ e: JinjaExpression) throws -> JinjaValue {
+        let value = try evaluateUnchecked(e)
+        if case .string(let s) = value, s.utf8.count > JinjaLimits.maximumStringBytes {
+            throw JinjaLimits.exceeded("a string of \(s.utf8.count) bytes", limit: "maximumStringBytes",
+                                       JinjaLimits.maximumStringBytes)
+        }
+        return value
+    }
+
+    private func evaluateUnchecked(_ e: JinjaExpression) throws -> JinjaValue {
         switch e {
         case .literal(let v): return v
         case .name(let n): return lookup(n)
@@ -135,7 +166,10 @@ final class JinjaRenderer {
             let v = try evaluate(operand)
             if op == "not" { return .bool(!v.isTrue) }
             switch v {
-            case .int(let i): return .int(-i)
+            case .int(let i):
+                let (negated, overflow) = Int(0).subtractingReportingOverflow(i)
+                guard !overflow else { throw TemplateError("integer overflow in -(\(i))") }
+                return .int(negated)
             case .double(let d): return .double(-d)
             default: throw TemplateError("cannot negate \(v.representation)")
             }
@@ -185,7 +219,7 @@ final class JinjaRenderer {
         let items: [JinjaValue]
         switch base {
         case .list(let l): items = l
-        case .string(let s): items = s.map { .string(String($0)) }
+        case .string(let s): items = try JinjaBuiltins.characters(of: s)
         default: throw TemplateError("cannot slice \(base.representation)")
         }
         let n = items.count, stride = try int(step) ?? 1
@@ -198,7 +232,12 @@ final class JinjaRenderer {
         var result: [JinjaValue] = []
         var i = clamp(try int(start), stride > 0 ? 0 : n - 1)
         let end = clamp(try int(stop), stride > 0 ? n : -1)
-        while stride > 0 ? i < end : i > end { result.append(items[i]); i += stride }
+        while stride > 0 ? i < end : i > end {
+            result.append(items[i])
+            let (next, overflow) = i.addingReportingOverflow(stride)
+            if overflow { break }
+            i = next
+        }
         if case .string = base { return .string(result.map(\.description).joined()) }
         return .list(result)
     }

@@ -67,8 +67,16 @@ public final class Tokenizer: @unchecked Sendable {
     }
 
     /// Loads a Hugging Face tokenizer.json.
-    public init(tokenizerJSON url: URL, configuration: TokenizerConfiguration = TokenizerConfiguration()) throws {
-        let pipeline = try TokenizerPipeline(json: try Tokenizer.readFile(url), file: url.path)
+    public convenience init(tokenizerJSON url: URL, configuration: TokenizerConfiguration = TokenizerConfiguration())
+        throws {
+        try self.init(tokenizerJSON: try Tokenizer.readFile(url), file: url.path, configuration: configuration)
+    }
+
+    /// Reads a Hugging Face tokenizer.json from its bytes (any bytes: a malformed file is a `TokenizerError` or
+    /// `JSONReadError` naming `file`, never a crash).
+    public init(tokenizerJSON bytes: [UInt8], file: String = "tokenizer.json",
+                configuration: TokenizerConfiguration = TokenizerConfiguration()) throws {
+        let pipeline = try TokenizerPipeline(json: bytes, file: file)
         backend = .pipeline(pipeline)
         format = .tokenizerJSON
         self.configuration = configuration
@@ -84,8 +92,16 @@ public final class Tokenizer: @unchecked Sendable {
 
     /// Loads a SentencePiece model file. With special tokens, encoding adds BOS (unless the configuration's
     /// `add_bos_token` is false) and EOS only if `add_eos_token` is true — as Llama's tokenizer does.
-    public init(sentencePieceModel url: URL, configuration: TokenizerConfiguration = TokenizerConfiguration()) throws {
-        let model = try SentencePieceTokenizer(data: Data(try Tokenizer.readFile(url)), file: url.path)
+    public convenience init(sentencePieceModel url: URL, configuration: TokenizerConfiguration = TokenizerConfiguration())
+        throws {
+        try self.init(sentencePieceModel: Data(try Tokenizer.readFile(url)), file: url.path, configuration: configuration)
+    }
+
+    /// Reads a SentencePiece model from its bytes (any bytes: a malformed model is a `TokenizerError` naming
+    /// `file`, never a crash).
+    public init(sentencePieceModel data: Data, file: String = "tokenizer.model",
+                configuration: TokenizerConfiguration = TokenizerConfiguration()) throws {
+        let model = try SentencePieceTokenizer(data: data, file: file)
         backend = .sentencePiece(model)
         format = .sentencePiece
         self.configuration = configuration

@@ -1,4 +1,6 @@
 import CollieGeneration
+import CollieTestSupport
+import Foundation
 import XCTest
 
 /// Chat templates render as `transformers`' `apply_chat_template` on real templates; what the
@@ -73,5 +75,15 @@ final class ChatTemplateTests: XCTestCase {
         XCTAssertEqual(try render("{{ {'a': 1, 'b': [true, 'q']} | tojson }}"), #"{"a": 1, "b": [true, "q"]}"#)
         XCTAssertEqual(try render("{% for i in range(5) %}{% if i == 3 %}{% break %}{% endif %}{{ i }}{% endfor %}"), "012")
         XCTAssertEqual(try render("  {%- if true %}\n  x\n{% endif -%}  \n"), "  x\n")
+    }
+
+    func testTemplateFileThatIsNotUTF8NamesTheFile() throws {
+        let folder = try temporaryFolder(for: self)
+        try Data("{}".utf8).write(to: folder.appendingPathComponent("tokenizer_config.json"))
+        try Data([0x7B, 0x7B, 0xFF, 0xFE, 0x7D, 0x7D]).write(to: folder.appendingPathComponent("chat_template.jinja"))
+        XCTAssertThrowsError(try ChatTemplate.load(fromFolder: folder)) { error in
+            XCTAssertTrue(error is TemplateError, "\(error)")
+            XCTAssertTrue("\(error)".contains("chat_template.jinja"), "\(error)")
+        }
     }
 }

@@ -52,6 +52,7 @@ indirect enum TokenDecoder {
             guard let content, content.unicodeScalars.count == 1 else {
                 throw json.error("Strip needs a one-character \"content\"")
             }
+            guard start >= 0, stop >= 0 else { throw json.error("Strip's \"start\" and \"stop\" must not be negative") }
             self = .strip(content: content.unicodeScalars.first!, start: start, stop: stop)
         case "Replace":
             guard let pattern, let content else { throw json.error("Replace needs \"pattern\" and \"content\"") }

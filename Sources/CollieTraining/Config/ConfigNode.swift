@@ -34,10 +34,28 @@ final class ConfigNode {
         self.line = line
     }
 
+    // MARK: - Limits
+
+    /// Nesting deeper than this is refused (real configs nest three or four levels), so that no document
+    /// can exhaust the stack of Yams, which composes recursively, or of the walks over the tree.
+    static let maximumDepth = 64
+
+    /// Values (scalars, lists and sections) in a document after aliases are expanded. An alias repeats the
+    /// whole value its anchor names, so a few hundred bytes of aliases to aliases can stand for billions of
+    /// values; a real config has a few hundred.
+    static let maximumValues = 100_000
+
+    /// Indentation deeper than this many columns (counting the `- `, `? ` and `: ` that open a nested block on
+    /// the same line) is refused before Yams parses the text: each block level needs at least one more column,
+    /// so this bounds block nesting where `maximumDepth` cannot yet be checked.
+    static let maximumIndentation = 128
+
     // MARK: - From YAML
 
-    /// Parses YAML (or JSON, which YAML reads) text; an empty document is an empty mapping.
+    /// Parses YAML (or JSON, which YAML reads) text; an empty document is an empty mapping. Documents past
+    /// `maximumDepth`, `maximumIndentation` or `maximumValues` are a `ConfigError` naming the limit.
     static func parse(_ text: String, source: String?) throws -> ConfigNode {
+        try checkNesting(text, source: source)
         let node: Node?
         do {
             node = try Yams.compose(yaml: text)
@@ -46,11 +64,63 @@ final class ConfigNode {
                               line: line(of: error))
         }
         guard let node else { return ConfigNode(.mapping([]), source: source, line: 1) }
-        return try ConfigNode(node, source: source)
+        var values = 0
+        return try ConfigNode(node, source: source, depth: 1, values: &values)
     }
 
-    private convenience init(_ node: Node, source: String?) throws {
+    /// Refuses, before parsing, text nested deeper than Yams can compose without exhausting the stack. The
+    /// count errs high, never low: brackets in strings and comments count, and every line break YAML knows.
+    private static func checkNesting(_ text: String, source: String?) throws {
+        var line = 1, column = 0, brackets = 0
+        var atLineStart = true, afterIndicator = false, previous: Unicode.Scalar = "\n"
+        for scalar in text.unicodeScalars {
+            defer { previous = scalar }
+            switch scalar {
+            case "\n", "\r", "\u{85}", "\u{2028}", "\u{2029}":
+                if !(scalar == "\n" && previous == "\r") { line += 1 }
+                column = 0
+                atLineStart = true
+                afterIndicator = false
+                continue
+            case " ", "\t":
+                if atLineStart { column += 1; afterIndicator = false }
+            case "-", "?", ":":
+                if atLineStart && !afterIndicator {  // perhaps an indicator opening a nested block
+                    column += 1
+                    afterIndicator = true
+                } else {
+                    atLineStart = false
+                }
+            default:
+                atLineStart = false
+            }
+            if scalar == "[" || scalar == "{" {
+                brackets += 1
+                guard brackets <= maximumDepth else {
+                    throw ConfigError(keyPath: "", "lists and sections are nested more than \(maximumDepth) deep"
+                                      + " (ConfigNode.maximumDepth)", source: source, line: line)
+                }
+            } else if scalar == "]" || scalar == "}" {
+                brackets = max(0, brackets - 1)
+            }
+            guard column <= maximumIndentation else {
+                throw ConfigError(keyPath: "", "indented more than \(maximumIndentation) columns"
+                                  + " (ConfigNode.maximumIndentation)", source: source, line: line)
+            }
+        }
+    }
+
+    private convenience init(_ node: Node, source: String?, depth: Int, values: inout Int) throws {
         let line = node.mark?.line
+        values += 1
+        guard values <= ConfigNode.maximumValues else {
+            throw ConfigError(keyPath: "", "the document holds more than \(ConfigNode.maximumValues) values once its"
+                              + " aliases are expanded (ConfigNode.maximumValues)", source: source, line: line)
+        }
+        guard depth <= ConfigNode.maximumDepth else {
+            throw ConfigError(keyPath: "", "lists and sections are nested more than \(ConfigNode.maximumDepth) deep"
+                              + " (ConfigNode.maximumDepth)", source: source, line: line)
+        }
         if case .scalar(let scalar) = node {
             let isPlain = scalar.style == .plain || scalar.style == .any
             if isPlain && ConfigNode.nullSpellings.contains(scalar.string) {
@@ -59,7 +129,9 @@ final class ConfigNode {
                 self.init(.scalar(scalar.string, isPlain: isPlain), source: source, line: line)
             }
         } else if case .sequence(let sequence) = node {
-            self.init(.sequence(try sequence.map { try ConfigNode($0, source: source) }), source: source, line: line)
+            var items: [ConfigNode] = []
+            for item in sequence { items.append(try ConfigNode(item, source: source, depth: depth + 1, values: &values)) }
+            self.init(.sequence(items), source: source, line: line)
         } else if case .mapping(let mapping) = node {
             var entries: [Entry] = []
             var seen: [String: Int?] = [:]
@@ -75,7 +147,7 @@ final class ConfigNode {
                 }
                 seen[keyScalar.string] = key.mark?.line
                 entries.append(Entry(key: keyScalar.string, keyLine: key.mark?.line,
-                                     value: try ConfigNode(value, source: source)))
+                                     value: try ConfigNode(value, source: source, depth: depth + 1, values: &values)))
             }
             self.init(.mapping(entries), source: source, line: line)
         } else {
@@ -150,7 +222,8 @@ final class ConfigNode {
     /// Applies `key.path=value` (`collie train CONFIG --set …`): the value is parsed as YAML; missing sections
     /// on the way are created (an unknown key is then reported by strict decoding).
     func apply(override: String) throws {
-        let source = "--set \(override)"
+        // Errors name the override; a stranger's may be megabytes long.
+        let source = "--set " + (override.count > 100 ? override.prefix(100) + "…" : override)
         guard let equals = override.firstIndex(of: "=") else {
             throw ConfigError(keyPath: "", "expected key=value", source: source)
         }
@@ -158,6 +231,10 @@ final class ConfigNode {
         let components = keyPath.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         guard !keyPath.isEmpty, !components.contains(where: \.isEmpty) else {
             throw ConfigError(keyPath: keyPath, "expected a dotted key path such as optimizer.lr", source: source)
+        }
+        guard components.count <= ConfigNode.maximumDepth else {
+            throw ConfigError(keyPath: "", "the key path has more than \(ConfigNode.maximumDepth) parts"
+                              + " (ConfigNode.maximumDepth)", source: source)
         }
         let value = try ConfigNode.parse(String(override[override.index(after: equals)...]), source: source)
         value.forgetLines()  // lines of a one-line --set value say nothing

@@ -1,3 +1,4 @@
+import CollieIO
 import CollieTokenizers
 import Foundation
 
@@ -43,7 +44,7 @@ public struct ChatTemplate {
         }
         let config: Config
         do {
-            config = try JSONDecoder().decode(Config.self, from: Data(contentsOf: url))
+            config = try JSONDecoder().decode(Config.self, from: InputFile.contents(of: url))
         } catch {
             throw TemplateError("\(url.path): cannot read chat_template (\(error))")
         }
@@ -55,7 +56,7 @@ public struct ChatTemplate {
             return try ChatTemplate(chosen.template)
         case nil:
             guard FileManager.default.fileExists(atPath: jinja.path) else { return nil }
-            guard let data = try? Data(contentsOf: jinja), let text = String(data: data, encoding: .utf8) else {
+            guard let data = try? InputFile.contents(of: jinja), let text = String(data: data, encoding: .utf8) else {
                 throw TemplateError("\(jinja.path): cannot read the file as UTF-8 text")
             }
             return try ChatTemplate(text)

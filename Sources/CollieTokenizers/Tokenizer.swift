@@ -115,6 +115,13 @@ public final class Tokenizer: @unchecked Sendable {
     }
 
     static func readFile(_ url: URL) throws -> [UInt8] {
+        // Regular files only: a FIFO would hang the reader and a device feed it endless bytes.
+        let resolved = url.resolvingSymlinksInPath().path
+        guard FileManager.default.fileExists(atPath: resolved) else {
+            throw TokenizerError(file: url.path, "the file does not exist")
+        }
+        let type = (try? FileManager.default.attributesOfItem(atPath: resolved))?[.type] as? FileAttributeType
+        guard type == .typeRegular else { throw TokenizerError(file: url.path, "is not a regular file") }
         do {
             return [UInt8](try Data(contentsOf: url))
         } catch {

@@ -126,9 +126,11 @@ enum ByteSize {
 /// Reading `{"tokens": [ids]}` JSON lines.
 enum TokenRecords {
     static func read(_ path: String, vocabularySize: Int) throws -> [[Int]] {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            throw ValidationError("cannot read '\(path)' as UTF-8 text")
+        let data: Data
+        do { data = try InputFile.contents(of: URL(fileURLWithPath: path), limit: .max) } catch let error as CheckpointError {
+            throw ValidationError(error.description)
         }
+        guard let text = String(data: data, encoding: .utf8) else { throw ValidationError("'\(path)' is not UTF-8 text") }
         struct Record: Decodable { let tokens: [Int] }
         var records: [[Int]] = []
         for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {

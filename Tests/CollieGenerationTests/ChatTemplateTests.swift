@@ -86,4 +86,19 @@ final class ChatTemplateTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("chat_template.jinja"), "\(error)")
         }
     }
+
+    func testTemplateFilesThatAreFIFOsAreRefusedNotWaitedOn() throws {
+        let folder = try temporaryFolder(for: self)
+        let config = folder.appendingPathComponent("tokenizer_config.json")
+        XCTAssertEqual(mkfifo(config.path, 0o600), 0)
+        XCTAssertThrowsError(try ChatTemplate.load(fromFolder: folder)) { error in
+            XCTAssertTrue("\(error)".contains("tokenizer_config.json") && "\(error)".contains("FIFO"), "\(error)")
+        }
+        try FileManager.default.removeItem(at: config)
+        try Data("{}".utf8).write(to: config)
+        XCTAssertEqual(mkfifo(folder.appendingPathComponent("chat_template.jinja").path, 0o600), 0)
+        XCTAssertThrowsError(try ChatTemplate.load(fromFolder: folder)) { error in
+            XCTAssertTrue("\(error)".contains("chat_template.jinja"), "\(error)")
+        }
+    }
 }

@@ -115,4 +115,12 @@ final class TokenizerErrorTests: XCTestCase {
         }
         XCTAssertThrowsError(try Fixtures.tokenizer("llama2-spm").decode([-1]))
     }
+
+    func testFilesThatAreNotRegularAreRefusedNotWaitedOn() throws {
+        let fifo = folder.appendingPathComponent("tokenizer.json")
+        XCTAssertEqual(mkfifo(fifo.path, 0o600), 0)
+        XCTAssertThrowsError(try Tokenizer(contentsOf: fifo)) { error in
+            XCTAssertTrue("\(error)".contains("tokenizer.json") && "\(error)".contains("not a regular file"), "\(error)")
+        }
+    }
 }

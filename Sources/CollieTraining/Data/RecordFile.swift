@@ -1,3 +1,4 @@
+import CollieIO
 import CollieTokenizers
 import Foundation
 
@@ -126,9 +127,10 @@ enum RecordFile {
     static func read(_ url: URL) throws -> [RawRecord] {
         let data: Data
         do {
-            data = try Data(contentsOf: url)
-        } catch {
-            throw DatasetError(file: url.path, "cannot read the dataset: \(error.localizedDescription)")
+            // Regular files only (a FIFO would hang the reader, a device feed it endless bytes).
+            data = try InputFile.contents(of: url, limit: .max)
+        } catch let error as CheckpointError {
+            throw DatasetError(file: url.path, "cannot read the dataset: \(error.message)")
         }
         let records = try parse([UInt8](data), file: url.path)
         if records.isEmpty { throw DatasetError(file: url.path, "the dataset has no records") }

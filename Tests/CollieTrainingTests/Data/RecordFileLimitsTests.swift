@@ -52,4 +52,13 @@ final class RecordFileLimitsTests: XCTestCase {
         assertDatasetError(good + Array("{\"text\": \"\(long)\n".utf8), line: 2, mentions: ["malformed JSON"])
         XCTAssertLessThan(Date().timeIntervalSince(start), 10)
     }
+
+    func testADatasetThatIsAFIFOIsRefusedNotWaitedOn() throws {
+        let url = try temporaryFolder(for: self).appendingPathComponent("data.jsonl")
+        XCTAssertEqual(mkfifo(url.path, 0o600), 0)
+        XCTAssertThrowsError(try TrainingRecord.load(from: url)) { error in
+            XCTAssertTrue(error is DatasetError, "\(error)")
+            XCTAssertTrue("\(error)".contains("data.jsonl") && "\(error)".contains("FIFO"), "\(error)")
+        }
+    }
 }

@@ -22,7 +22,7 @@ final class TokenizerInputLimitsTests: XCTestCase {
     }
 
     func testNumbersOutOfRangeAreErrorsNamingTheKey() {
-        for id in ["-1", "99999999999999999999", "1.0", "1e3", "4294967296"] {
+        for id in ["-1", "99999999999999999999", "1.0", "1e3", "4294967296", "2097153"] {
             assertJSONFails(#"{"model":{"type":"BPE","vocab":{"a":\#(id)},"merges":[]}}"#, mentions: ["model.vocab.a"])
             assertJSONFails(#"{"added_tokens":[{"id":\#(id),"content":"<s>","special":true}],\#(model)}"#,
                             mentions: ["added_tokens[0].id"])

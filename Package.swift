@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "CollieServer", targets: ["CollieServer"]),
         .library(name: "CollieMPI", targets: ["CollieMPI"]),
         .executable(name: "collie", targets: ["collie"]),
+        .executable(name: "collie-fuzz", targets: ["collie-fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -86,6 +87,12 @@ let package = Package(
             name: "collie",
             dependencies: ["Collie", "CBLAS", "CollieServer", "CollieMPI", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
+        // Fuzz targets: one function per untrusted format (bytes in; errors are fine, crashes are not), and the
+        // `collie-fuzz` driver that replays files in a normal build and runs libFuzzer in scripts/fuzz.sh's build.
+        .target(name: "CollieFuzzing",
+                dependencies: ["CollieIO", "CollieTokenizers", "CollieTraining", "CollieGeneration", "CollieServer"]),
+        .executableTarget(name: "collie-fuzz", dependencies: ["CollieFuzzing"]),
+
         // What the test targets share: temporary folders, the repository's paths, child processes (`collie`, mpirun).
         .target(name: "CollieTestSupport", path: "Tests/CollieTestSupport"),
 
@@ -117,6 +124,7 @@ let package = Package(
         // The MPI communicator's collectives on 2 and 4 ranks, and data parallelism / ZeRO (CollieTraining) over it.
         .testTarget(name: "CollieMPITests",
                     dependencies: ["CollieMPI", "CollieTraining", "CollieModels", "CollieEngine", "CollieTestSupport"]),
+        .testTarget(name: "CollieFuzzingTests", dependencies: ["CollieFuzzing", "CollieTestSupport"]),
         .testTarget(name: "CollieCommandTests",
                     dependencies: ["CollieTraining", "CollieModels", "CollieMetrics", "CollieIO", "CollieEngine",
                                    "CollieTestSupport"]),

@@ -1,0 +1,73 @@
+// collie-fuzz TARGET [ARGUMENT...]
+//
+// In a normal build, replays inputs: every ARGUMENT is a file, or a folder whose files are each one input, fed to
+// TARGET in this process; a crash is a defect, an error is not. Built by scripts/fuzz.sh (with
+// `-sanitize=fuzzer,address -DCOLLIE_LIBFUZZER`), it runs libFuzzer on TARGET instead, passing the ARGUMENTs
+// (libFuzzer flags and corpus folders) through. `collie-fuzz --list` prints the targets. See docs/FUZZING.md.
+import CollieFuzzing
+import Foundation
+
+/// The target libFuzzer's callback feeds (a C callback cannot capture it).
+nonisolated(unsafe) var selectedTarget = FuzzTarget.safetensorsHeader
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("collie-fuzz: \(message)\n".utf8))
+    exit(2)
+}
+
+let arguments = CommandLine.arguments
+guard arguments.count >= 2 else {
+    fail("usage: collie-fuzz TARGET [FILE|FOLDER|libFuzzer flag...]; targets: "
+         + FuzzTarget.allCases.map(\.rawValue).joined(separator: ", "))
+}
+if arguments[1] == "--list" {
+    for target in FuzzTarget.allCases { print(target.rawValue) }
+    exit(0)
+}
+guard let target = FuzzTarget(rawValue: arguments[1]) else {
+    fail("unknown target '\(arguments[1])'; targets: " + FuzzTarget.allCases.map(\.rawValue).joined(separator: ", "))
+}
+selectedTarget = target
+atexit { FuzzTarget.removeScratchFiles() }
+
+#if COLLIE_LIBFUZZER
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
+
+// libFuzzer sees `collie-fuzz ARGUMENT...`, the target name taken out.
+var driverArguments = [arguments[0]] + arguments.dropFirst(2)
+var cArguments: [UnsafeMutablePointer<CChar>?] = driverArguments.map { strdup($0) } + [nil]
+var argc = CInt(driverArguments.count)
+let status = cArguments.withUnsafeMutableBufferPointer { buffer in
+    var argv = buffer.baseAddress
+    return LLVMFuzzerRunDriver(&argc, &argv) { data, size in
+        _ = selectedTarget.run(data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? [])
+        return 0
+    }
+}
+exit(status)
+#else
+var count = 0
+for path in arguments.dropFirst(2) {
+    let url = URL(fileURLWithPath: path)
+    var isFolder: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else { fail("no such file: \(path)") }
+    let files = isFolder.boolValue
+        ? ((try? FileManager.default.contentsOfDirectory(at: url, includingPropertiesForKeys: nil)) ?? [])
+            .filter { !$0.lastPathComponent.hasPrefix(".") }.sorted { $0.path < $1.path }
+        : [url]
+    for file in files {
+        guard let input = try? Data(contentsOf: file) else { fail("cannot read \(file.path)") }
+        if let error = target.run([UInt8](input)) {
+            print("\(target.rawValue): rejected \(file.path): \(String(describing: error).prefix(300))")
+        } else {
+            print("\(target.rawValue): accepted \(file.path)")
+        }
+        count += 1
+    }
+}
+print("\(target.rawValue): \(count) inputs, no crash")
+#endif

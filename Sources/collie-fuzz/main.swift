@@ -50,6 +50,17 @@ let status = cArguments.withUnsafeMutableBufferPointer { buffer in
 }
 exit(status)
 #else
+// The fuzz run's limits, roughly: an input over 5 s is a hang (SIGALRM ends the process), and a process may map
+// 2 GB (libFuzzer's 1 GB counts resident memory, which a replay without AddressSanitizer cannot watch), so a
+// regression input that would exhaust memory fails fast instead of taking the machine.
+let secondsPerInput: UInt32 = 5
+var addressSpace = rlimit(rlim_cur: 2 << 30, rlim_max: 2 << 30)
+#if os(Linux)
+let addressSpaceResource = __rlimit_resource_t(RLIMIT_AS.rawValue)
+#else
+let addressSpaceResource = RLIMIT_AS
+#endif
+if setrlimit(addressSpaceResource, &addressSpace) != 0 { fail("cannot limit the address space") }
 var count = 0
 for path in arguments.dropFirst(2) {
     let url = URL(fileURLWithPath: path)
@@ -61,6 +72,8 @@ for path in arguments.dropFirst(2) {
         : [url]
     for file in files {
         guard let input = try? Data(contentsOf: file) else { fail("cannot read \(file.path)") }
+        alarm(secondsPerInput)
+        defer { alarm(0) }
         if let error = target.run([UInt8](input)) {
             print("\(target.rawValue): rejected \(file.path): \(String(describing: error).prefix(300))")
         } else {

@@ -24,10 +24,16 @@ if arguments[1] == "--list" {
     for target in FuzzTarget.allCases { print(target.rawValue) }
     exit(0)
 }
-guard let target = FuzzTarget(rawValue: arguments[1]) else {
+// libFuzzer's fork mode runs this program again with the flags alone: the target comes through the environment.
+let targetVariable = "COLLIE_FUZZ_TARGET"
+let inherited = ProcessInfo.processInfo.environment[targetVariable].flatMap(FuzzTarget.init(rawValue:))
+let named = FuzzTarget(rawValue: arguments[1])
+guard let target = named ?? inherited else {
     fail("unknown target '\(arguments[1])'; targets: " + FuzzTarget.allCases.map(\.rawValue).joined(separator: ", "))
 }
+setenv(targetVariable, target.rawValue, 1)
 selectedTarget = target
+let inputArguments = arguments.dropFirst(named == nil ? 1 : 2)
 atexit { FuzzTarget.removeScratchFiles() }
 
 #if COLLIE_LIBFUZZER
@@ -37,8 +43,8 @@ func LLVMFuzzerRunDriver(
     _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
     _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
 
-// libFuzzer sees `collie-fuzz ARGUMENT...`, the target name taken out.
-var driverArguments = [arguments[0]] + arguments.dropFirst(2)
+// libFuzzer sees `collie-fuzz ARGUMENT...`, the target name taken out (and kept in COLLIE_FUZZ_TARGET).
+var driverArguments = [arguments[0]] + inputArguments
 var cArguments: [UnsafeMutablePointer<CChar>?] = driverArguments.map { strdup($0) } + [nil]
 var argc = CInt(driverArguments.count)
 let status = cArguments.withUnsafeMutableBufferPointer { buffer in
@@ -62,7 +68,7 @@ let addressSpaceResource = RLIMIT_AS
 #endif
 if setrlimit(addressSpaceResource, &addressSpace) != 0 { fail("cannot limit the address space") }
 var count = 0
-for path in arguments.dropFirst(2) {
+for path in inputArguments {
     let url = URL(fileURLWithPath: path)
     var isFolder: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else { fail("no such file: \(path)") }

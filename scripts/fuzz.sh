@@ -60,7 +60,7 @@ for target in "${targets[@]}"; do
     if ((status != 0)); then
         line+=", FAILED (exit $status): $found new input(s) in $out/crashes/$target: $(ls -t "$out/crashes/$target" | head -n "$found" | tr '\n' ' ')"
         failed+=("$target")
-        grep -E '^(==[0-9]+==ERROR|SUMMARY|.*Fatal error)|#[0-9]+ .* in .*/Sources/' "$log" | grep -v /Sources/CollieFuzzing/ | head -8 || true
+        grep -E '^(==[0-9]+==ERROR|SUMMARY|.*Fatal error)|#[0-9]+ .* in .*/Sources/' "$log" | grep -v -e /Sources/CollieFuzzing/ -e /Sources/collie-fuzz/ | head -8 || true
     fi
     echo "$line"
     summary+=("$line")

@@ -85,7 +85,7 @@ extension CausalLanguageModel {
     /// written atomically.
     public func save(to folder: URL, dtype: DType = .float32, maxShardBytes: Int = 2 << 30) throws {
         precondition(dtype.isFloatingPoint, "weights are saved as float32, bfloat16 or float16")
-        try OutputFolder.create(folder)
+        try UserFolder.create(folder)
         var configuration = self.configuration
         configuration.torchDType = dtype.torchName
         let encoder = JSONEncoder()

@@ -177,7 +177,7 @@ extension CausalLanguageModel {
             if let baseModelNameOrPath { prompt.baseModelNameOrPath = baseModelNameOrPath }
             configuration = .promptTuning(prompt)
         }
-        try OutputFolder.create(folder)
+        try UserFolder.create(folder)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try AtomicFile.write(encoder.encode(configuration), to: folder.appendingPathComponent(Self.adapterConfigurationFileName))

@@ -7,23 +7,14 @@ import XCTest
 /// its model; huge config numbers are clear errors, not traps.
 final class LogWriteFailureCommandTests: XCTestCase {
     private func makeRun(_ folder: URL) throws -> URL {
-        var generator = RandomGenerator(seed: 5)
-        try writeTokenRecords(randomTokenRecords(count: 8, lengths: 4...8, using: &generator),
-                              to: folder.appendingPathComponent("train.jsonl"))
-        let config = folder.appendingPathComponent("config.yaml")
-        try """
-            model: \(Fixtures.model.path)
-            tokenizer: \(Fixtures.tokenizerFolder.path)
-            train_data: train.jsonl
-            record_format: tokens
+        try writeFixtureRun(in: folder, records: 8, lengths: 4...8, settings: """
             train_epochs: 2
             train_micro_batch_size: 2
             optimizer: {name: adamw, lr: 1.0e-3}
             output_dir: out
             monitor_outputs: [csv, tensorboard]
             callbacks: {checkpoint: {every_n_batches: 2, keep_last: 1}}
-            """.write(to: config, atomically: true, encoding: .utf8)
-        return config
+            """)
     }
 
     func testTrainingWithStandardOutputOnAFullDiskFinishes() throws {

@@ -7,22 +7,13 @@ import XCTest
 /// `Trainer.nonFiniteStepLimit` of them in a row, saves no model, and leaves checkpoints that resume.
 final class NonFiniteTrainingCommandTests: XCTestCase {
     private func makeRun(_ folder: URL, optimizer: String = "adamw") throws -> URL {
-        var generator = RandomGenerator(seed: 5)
-        try writeTokenRecords(randomTokenRecords(count: 16, lengths: 6...8, using: &generator),
-                              to: folder.appendingPathComponent("train.jsonl"))
-        let config = folder.appendingPathComponent("config.yaml")
-        try """
-            model: \(Fixtures.model.path)
-            tokenizer: \(Fixtures.tokenizerFolder.path)
-            train_data: train.jsonl
-            record_format: tokens
+        try writeFixtureRun(in: folder, records: 16, lengths: 6...8, settings: """
             train_epochs: 3
             train_micro_batch_size: 2
             optimizer: {name: \(optimizer), lr: 1.0e10}
             output_dir: out
             monitor_outputs: [csv]
-            """.write(to: config, atomically: true, encoding: .utf8)
-        return config
+            """)
     }
 
     func testDivergingRunStopsWithAClearErrorAndSavesNoModel() throws {

@@ -9,23 +9,14 @@ import XCTest
 final class OutputFolderCommandTests: XCTestCase {
     /// A short run: 8 records, one epoch of 4 updates, no checkpoints, the CSV monitor.
     private func makeRun(_ folder: URL, extra: String = "") throws -> URL {
-        var generator = RandomGenerator(seed: 5)
-        try writeTokenRecords(randomTokenRecords(count: 8, lengths: 4...8, using: &generator),
-                              to: folder.appendingPathComponent("train.jsonl"))
-        let config = folder.appendingPathComponent("config.yaml")
-        try """
-            model: \(Fixtures.model.path)
-            tokenizer: \(Fixtures.tokenizerFolder.path)
-            train_data: train.jsonl
-            record_format: tokens
+        try writeFixtureRun(in: folder, records: 8, lengths: 4...8, settings: """
             train_epochs: 1
             train_micro_batch_size: 2
             optimizer: {name: adamw, lr: 1.0e-3}
             output_dir: out
             monitor_outputs: [csv]
             \(extra)
-            """.write(to: config, atomically: true, encoding: .utf8)
-        return config
+            """)
     }
 
     private func contents(_ url: URL) -> Data? { FileManager.default.contents(atPath: url.path) }

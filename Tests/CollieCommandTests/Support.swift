@@ -1,3 +1,4 @@
+import CollieEngine
 import CollieTestSupport
 import Foundation
 
@@ -13,4 +14,23 @@ enum Fixtures {
 
     /// The LLaMA-2 tokenizer folder (pad id 2 = EOS).
     static var tokenizerFolder: URL { TestPaths.llama2Tokenizer }
+}
+
+/// Writes a run on the fixture model and tokenizer into `folder`: `count` seeded random token records in
+/// `train.jsonl` and a `config.yaml` that trains on them with `settings` (YAML lines: epochs, batch, optimizer,
+/// output_dir, …). Returns the config's URL.
+func writeFixtureRun(in folder: URL, records count: Int, lengths: ClosedRange<Int>, seed: UInt64 = 5,
+                     settings: String) throws -> URL {
+    var generator = RandomGenerator(seed: seed)
+    try writeTokenRecords(randomTokenRecords(count: count, lengths: lengths, using: &generator),
+                          to: folder.appendingPathComponent("train.jsonl"))
+    let config = folder.appendingPathComponent("config.yaml")
+    try """
+        model: \(Fixtures.model.path)
+        tokenizer: \(Fixtures.tokenizerFolder.path)
+        train_data: train.jsonl
+        record_format: tokens
+        \(settings)
+        """.write(to: config, atomically: true, encoding: .utf8)
+    return config
 }

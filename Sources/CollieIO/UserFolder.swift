@@ -7,7 +7,7 @@ import Darwin
 
 /// Creating a folder the user named for output (`collie convert --out`, a saved model or adapter), with errors in
 /// Collie's words naming the path instead of Foundation's ("A file with the same name already exists.").
-public enum OutputFolder {
+public enum UserFolder {
     /// Creates `url` and any missing parents as folders; an existing folder is fine.
     /// - Throws: `CheckpointError` naming the path when something else is there or the folder cannot be created.
     public static func create(_ url: URL) throws {

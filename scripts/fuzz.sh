@@ -3,7 +3,8 @@
 #
 #   scripts/fuzz.sh [--seconds N] [--keep-going] [TARGET...]
 #
-# Builds `collie-fuzz` with -sanitize=fuzzer,address in .build-fuzz (release, so it fuzzes at speed; lld, as gold fails
+# Builds `collie-fuzz` with -sanitize=fuzzer,address (C: -fsanitize=address) in .build-fuzz (release, so it fuzzes at
+# speed; lld, as gold fails
 # on the sanitized objects), then runs each
 # TARGET (default: every target `collie-fuzz --list` prints) for N seconds (default 60) from its committed seed
 # corpus Tests/Fuzz/Corpus/<target>, with libFuzzer's limits: an input running over 5 s is a hang, a process over
@@ -30,7 +31,8 @@ done
 
 scratch=.build-fuzz
 swift build -c release --scratch-path "$scratch" --product collie-fuzz \
-    -Xswiftc -sanitize=fuzzer,address -Xswiftc -DCOLLIE_LIBFUZZER -Xswiftc -use-ld=lld
+    -Xswiftc -sanitize=fuzzer,address -Xswiftc -DCOLLIE_LIBFUZZER -Xswiftc -use-ld=lld \
+    -Xcc -fsanitize=address -Xcc -fsanitize-address-use-after-scope
 fuzzer="$(swift build -c release --scratch-path "$scratch" --show-bin-path)/collie-fuzz"
 if ((${#targets[@]} == 0)); then mapfile -t targets < <("$fuzzer" --list); fi
 

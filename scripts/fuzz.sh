@@ -4,9 +4,8 @@
 #   scripts/fuzz.sh [--seconds N] [--keep-going] [TARGET...]
 #
 # Builds `collie-fuzz` with -sanitize=fuzzer,address (C: -fsanitize=address) in .build-fuzz (release, so it fuzzes at
-# speed; lld, as gold fails
-# on the sanitized objects), then runs each
-# TARGET (default: every target `collie-fuzz --list` prints) for N seconds (default 60) from its committed seed
+# speed; lld, as gold fails on the sanitized objects), then runs each TARGET (default: every target
+# `collie-fuzz --list` prints) for N seconds (default 60) from its committed seed
 # corpus Tests/Fuzz/Corpus/<target>, with libFuzzer's limits: an input running over 5 s is a hang, a process over
 # 1024 MB is out of memory. New interesting inputs go to build/fuzz/corpus/<target> (the committed seeds are never
 # written); a crash, hang or OOM input goes to build/fuzz/crashes/<target>/ and makes the script exit non-zero after

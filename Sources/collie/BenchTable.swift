@@ -1,10 +1,11 @@
+import Collie
 import Foundation
 
 // Timing loops and plain-text tables shared by the `collie bench` subcommands.
 
 /// Progress lines go to standard error so that `--json` output stays clean.
 func progress(_ message: String) {
-    FileHandle.standardError.write(Data("· \(message)\n".utf8))
+    ConsoleOutput.standardError("· \(message)\n")
 }
 
 /// Wall-clock timing for benchmarks: a monotonic clock, medians, and the warm-up-then-repeat loops.

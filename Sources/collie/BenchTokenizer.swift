@@ -108,7 +108,7 @@ struct BenchTokenizer: ParsableCommand {
         do {
             return try JSONDecoder().decode(Report.self, from: ChildProcess.output("/usr/bin/env", arguments))
         } catch {
-            FileHandle.standardError.write(Data("reference skipped: \(error)\n".utf8))
+            ConsoleOutput.standardError("reference skipped: \(error)\n")
             return nil
         }
     }

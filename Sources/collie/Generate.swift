@@ -61,7 +61,7 @@ struct Generate: ParsableCommand {
             let ids = chat ? try generator.encode(chat: [ChatMessage(role: "user", content: prompt)])
                            : generator.encode(prompt: prompt)
             let results = try generator.complete([ids], parameters: parameters, onText: { _, delta in
-                if !json { FileHandle.standardOutput.write(Data(delta.utf8)) }
+                if !json { ConsoleOutput.standardOutput(delta) }
             })
             if json {
                 print(try Self.json(prompts: [ids], results.map { ($0.completionTokens, $0.finishReason.rawValue) },

@@ -55,7 +55,7 @@ struct Metrics: ParsableCommand {
         do {
             try FileHandle.standardOutput.write(contentsOf: Data((JSONOutput.text(try score()) + "\n").utf8))
         } catch {
-            FileHandle.standardError.write(Data("collie metrics: error: \(error)\n".utf8))
+            ConsoleOutput.standardError("collie metrics: error: \(error)\n")
             throw ExitCode.failure
         }
     }

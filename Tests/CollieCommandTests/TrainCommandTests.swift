@@ -12,15 +12,7 @@ final class TrainCommandTests: XCTestCase {
     /// A run of 96 records of random ids on the fixture model: 3 epochs × 24 updates (micro-batch 2 ×
     /// accumulation 2), shuffled per epoch, a checkpoint every 5 updates.
     private func makeRun(_ folder: URL, extra: String = "") throws -> URL {
-        var generator = RandomGenerator(seed: 11)
-        try writeTokenRecords(randomTokenRecords(count: 96, lengths: 6...20, using: &generator),
-                              to: folder.appendingPathComponent("train.jsonl"))
-        let config = folder.appendingPathComponent("config.yaml")
-        try """
-            model: \(Fixtures.model.path)
-            tokenizer: \(Fixtures.tokenizerFolder.path)
-            train_data: train.jsonl
-            record_format: tokens
+        try writeFixtureRun(in: folder, records: 96, lengths: 6...20, seed: 11, settings: """
             shuffle: true
             seed: 3
             train_epochs: 3
@@ -33,8 +25,7 @@ final class TrainCommandTests: XCTestCase {
             monitor_outputs: [csv]
             callbacks: {checkpoint: {every_n_batches: 5, keep_last: 2}}
             \(extra)
-            """.write(to: config, atomically: true, encoding: .utf8)
-        return config
+            """)
     }
 
     /// The step log's rows without the timing columns (step, epoch, loss, learning rate, gradient norm, tokens).

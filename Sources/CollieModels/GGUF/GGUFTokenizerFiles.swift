@@ -98,17 +98,17 @@ public struct GGUFTokenizerFiles: Sendable {
         var added: [Int: Bool] = [:]
         let defaults = model == .gpt2 ? ["<|endoftext|>"] : ["<unk>", "<s>", "</s>"]
         for token in defaults + [bos, eos, unknown, pad].compactMap({ $0 }) {
-            if let id = vocabulary.ids[token] { added[id] = true }
+            if let id = vocabulary.id(token) { added[id] = true }
         }
         let alphabet = ByteLevelAlphabet.characters
         for (index, type) in types.enumerated() where type == 3 {
             let token = tokens[index]
             // In a byte-level vocabulary a control token spelled outside the byte alphabet is a mislabel.
             if model == .gpt2, !token.unicodeScalars.allSatisfy(alphabet.contains) { continue }
-            if let id = vocabulary.ids[token] { added[id] = true }
+            if let id = vocabulary.id(token) { added[id] = true }
         }
         for (index, type) in types.enumerated() where type == 4 {
-            if let id = vocabulary.ids[tokens[index]], added[id] == nil { added[id] = false }
+            if let id = vocabulary.id(tokens[index]), added[id] == nil { added[id] = false }
         }
         let addedTokens = added.keys.sorted().compactMap { id in vocabulary.token(id).map { (id, $0, added[id] ?? false) } }
 
@@ -135,8 +135,8 @@ public struct GGUFTokenizerFiles: Sendable {
             json.raw("{\"type\":\"Metaspace\",\"replacement\":\"\u{2581}\",\"prepend_scheme\":\"first\",\"split\":false}")
         }
         json.raw(",\"post_processor\":")
-        GGUFTokenizerFiles.writeTemplate(&json, first: addBOS ? bos.flatMap { b in vocabulary.ids[b].map { (b, $0) } } : nil,
-                                         last: addEOS ? eos.flatMap { e in vocabulary.ids[e].map { (e, $0) } } : nil)
+        GGUFTokenizerFiles.writeTemplate(&json, first: addBOS ? bos.flatMap { b in vocabulary.id(b).map { (b, $0) } } : nil,
+                                         last: addEOS ? eos.flatMap { e in vocabulary.id(e).map { (e, $0) } } : nil)
         json.raw(",\"decoder\":")
         switch model {
         case .gpt2:
@@ -266,14 +266,25 @@ public struct GGUFTokenizerFiles: Sendable {
 }
 
 /// The BPE vocabulary (token → id, the last id winning where a token repeats, as a Python dict does) and merges.
+/// Tokens are keyed by their UTF-8 bytes: Swift's `String` equality would merge canonically equivalent tokens
+/// (`ά` U+03AC and `ά` U+03B1 U+0301), which are different tokens.
 private struct Vocabulary {
     var tokens: [String]
-    var ids: [String: Int]
+    var ids: [[UInt8]: Int]
     var merges: [(String, String)]
+
+    static func ids(_ tokens: [String]) -> [[UInt8]: Int] {
+        var ids: [[UInt8]: Int] = [:]
+        ids.reserveCapacity(tokens.count)
+        for (id, token) in tokens.enumerated() { ids[Array(token.utf8)] = id }
+        return ids
+    }
+
+    func id(_ token: String) -> Int? { ids[Array(token.utf8)] }
 
     /// The token an id has in the vocabulary (nil where a later duplicate took its spelling).
     func token(_ id: Int) -> String? {
-        guard id >= 0, id < tokens.count, ids[tokens[id]] == id else { return nil }
+        guard id >= 0, id < tokens.count, self.id(tokens[id]) == id else { return nil }
         return tokens[id]
     }
 
@@ -283,9 +294,7 @@ private struct Vocabulary {
         let spelled = tokens.map { token in
             token.unicodeScalars.allSatisfy(alphabet.contains) ? token : ByteLevelAlphabet.spell(token)
         }
-        var ids: [String: Int] = [:]
-        ids.reserveCapacity(spelled.count)
-        for (id, token) in spelled.enumerated() { ids[token] = id }
+        let ids = ids(spelled)
         guard reader.value("tokenizer.ggml.merges") != nil else {
             throw reader.error("tokenizer.ggml.merges", "missing: a gpt2 tokenizer needs its merges")
         }
@@ -294,9 +303,7 @@ private struct Vocabulary {
 
     /// transformers' sentencepiece_tokenizer: merges from the file, or recovered from the scores.
     static func sentencePiece(tokens: [String], reader: MetadataReader) throws -> Vocabulary {
-        var ids: [String: Int] = [:]
-        ids.reserveCapacity(tokens.count)
-        for (id, token) in tokens.enumerated() { ids[token] = id }
+        let ids = ids(tokens)
         if reader.value("tokenizer.ggml.merges") != nil {
             return Vocabulary(tokens: tokens, ids: ids, merges: try splitMerges(reader))
         }
@@ -319,24 +326,24 @@ private struct Vocabulary {
 
     /// transformers' generate_merges(vocab, scores): every split of a token into two vocabulary tokens, ordered by the
     /// token's score (highest first), then by the pieces' lengths (longest first), ties kept in vocabulary order.
-    private static func generatedMerges(tokens: [String], ids: [String: Int], scores: [Double]) -> [(String, String)] {
+    private static func generatedMerges(tokens: [String], ids: [[UInt8]: Int], scores: [Double]) -> [(String, String)] {
         // vocab_scores = dict(zip(tokens, scores)): first position, last score.
-        var scoreOf: [String: Double] = [:]
+        var scoreOf: [[UInt8]: Double] = [:]
         var order: [String] = []
         for (token, score) in zip(tokens, scores) {
-            if scoreOf.updateValue(score, forKey: token) == nil { order.append(token) }
+            if scoreOf.updateValue(score, forKey: Array(token.utf8)) == nil { order.append(token) }
         }
         var merges: [(left: String, right: String, score: Double, leftLength: Int, rightLength: Int)] = []
         for token in order {
             let scalars = Array(token.unicodeScalars)
-            guard scalars.count > 1, let score = scoreOf[token] else { continue }
+            guard scalars.count > 1, let score = scoreOf[Array(token.utf8)] else { continue }
             var local: [(left: String, right: String, leftID: Int, rightID: Int, split: Int)] = []
             for split in 1..<scalars.count {
                 var left = String.UnicodeScalarView(), right = String.UnicodeScalarView()
                 left.append(contentsOf: scalars[..<split])
                 right.append(contentsOf: scalars[split...])
                 let l = String(left), r = String(right)
-                if let leftID = ids[l], let rightID = ids[r] { local.append((l, r, leftID, rightID, split)) }
+                if let leftID = ids[Array(l.utf8)], let rightID = ids[Array(r.utf8)] { local.append((l, r, leftID, rightID, split)) }
             }
             local.sort { ($0.leftID, $0.rightID, $0.split) < ($1.leftID, $1.rightID, $1.split) }
             for entry in local {

@@ -81,20 +81,23 @@ struct FolderFiles {
     }
 }
 
-/// gguf's SpecialVocab: special-token ids, add_bos/add_eos/add_sep and the chat template of a model folder.
+/// gguf's SpecialVocab (the llama.cpp copy convert_hf_to_gguf imports): special-token ids, add_bos/add_eos/add_sep,
+/// normalizer flags and the chat template of a model folder.
 struct SpecialVocabulary {
-    private static let types = ["bos", "eos", "unk", "sep", "pad", "cls", "mask"]
     private static let idKeys = ["bos": "tokenizer.ggml.bos_token_id", "eos": "tokenizer.ggml.eos_token_id",
                                  "unk": "tokenizer.ggml.unknown_token_id", "sep": "tokenizer.ggml.seperator_token_id",
-                                 "pad": "tokenizer.ggml.padding_token_id", "mask": "tokenizer.ggml.mask_token_id"]
+                                 "pad": "tokenizer.ggml.padding_token_id", "mask": "tokenizer.ggml.mask_token_id",
+                                 "eot": "tokenizer.ggml.eot_token_id", "eom": "tokenizer.ggml.eom_token_id"]
     private static let addKeys = ["bos": "tokenizer.ggml.add_bos_token", "eos": "tokenizer.ggml.add_eos_token",
                                   "sep": "tokenizer.ggml.add_sep_token"]
 
     let files: FolderFiles
     /// The vocabulary size ids must be under (gguf's n_vocab), where the vocabulary function gives one.
     var vocabularySize: Int?
+    private var types = ["bos", "eos", "unk", "sep", "pad", "cls", "mask"]
     private var ids: [(type: String, id: Int)] = []
     private var adds: [(type: String, value: Bool)] = []
+    private var lowercase: Bool?, stripAccents: Bool?
     private var chatTemplate: String?
     private var loaded = false
 
@@ -106,8 +109,14 @@ struct SpecialVocabulary {
         ids.append((type, id))
     }
 
-    private mutating func setAdd(_ type: String, _ value: Bool) {
-        if let index = adds.firstIndex(where: { $0.type == type }) { adds[index].value = value } else { adds.append((type, value)) }
+    private func add(_ type: String) -> Bool? { adds.first(where: { $0.type == type })?.value }
+
+    private mutating func setAdd(_ type: String, _ value: Bool, onlyIfUnset: Bool = false) {
+        if let index = adds.firstIndex(where: { $0.type == type }) {
+            if !onlyIfUnset { adds[index].value = value }
+        } else {
+            adds.append((type, value))
+        }
     }
 
     private static func content(_ entry: Any?) -> String? {
@@ -115,42 +124,121 @@ struct SpecialVocabulary {
         return (entry as? [String: Any])?["content"] as? String
     }
 
+    private mutating func parseNormalizer(_ normalizer: [String: Any]) {
+        switch normalizer["type"] as? String {
+        case "Lowercase": lowercase = true
+        case "StripAccents": stripAccents = true
+        case "BertNormalizer":
+            if let flag = normalizer["lowercase"] as? Bool { lowercase = flag }
+            if let flag = normalizer["strip_accents"] as? Bool { stripAccents = flag }
+        case "Sequence":
+            for step in normalizer["normalizers"] as? [[String: Any]] ?? [] { parseNormalizer(step) }
+        default: break
+        }
+    }
+
     /// `_try_load_from_tokenizer_json` then `_try_load_from_config_json`.
     mutating func loadConfig() {
         guard !loaded else { return }
         loaded = true
-        let json = files.tokenizerJSON, config = files.tokenizerConfig
+        let json = files.tokenizerJSON
+        var config = files.tokenizerConfig
         if let json {
-            let bos = Self.content(config?["bos_token"]), eos = Self.content(config?["eos_token"])
-            // The crude TemplateProcessing reading of SpecialVocab: a leading BOS and a trailing EOS.
+            if let normalizer = json["normalizer"] as? [String: Any] { parseNormalizer(normalizer) }
+            var bos = Self.content(config?["bos_token"]), cls = Self.content(config?["cls_token"])
+            var eos = Self.content(config?["eos_token"]), sep = Self.content(config?["sep_token"])
+            let hasConfig = !(config?.isEmpty ?? true)
+            if (bos ?? "").isEmpty, let cls, !cls.isEmpty, hasConfig { config?["bos_token"] = cls; bos = cls }
+            if (eos ?? "").isEmpty, let sep, !sep.isEmpty, hasConfig { config?["eos_token"] = sep; eos = sep }
             let post = json["post_processor"] as? [String: Any]
-            let processors = post?["processors"] as? [[String: Any]] ?? post.map { [$0] } ?? []
+            let processors = post.map { $0["processors"] as? [[String: Any]] ?? [$0] } ?? []
+            func special(_ item: [String: Any]?) -> String? {
+                guard let id = (item?["SpecialToken"] as? [String: Any])?["id"] as? String, !id.isEmpty else { return nil }
+                return id
+            }
             for processor in processors {
-                if processor["type"] as? String == "RobertaProcessing" {
+                switch processor["type"] as? String {
+                case "ByteLevel":
+                    setAdd("bos", false, onlyIfUnset: true)
+                    setAdd("eos", false, onlyIfUnset: true)
+                case "RobertaProcessing":
                     setAdd("bos", true); setAdd("eos", true); setAdd("sep", true)
-                } else if processor["type"] as? String == "TemplateProcessing",
-                          let single = processor["single"] as? [[String: Any]], single.count > 1 {
-                    func specialID(_ item: [String: Any]) -> String? { (item["SpecialToken"] as? [String: Any])?["id"] as? String }
-                    if let first = specialID(single[0]) { setAdd("bos", first == bos) }
-                    if let last = specialID(single[single.count - 1]) { setAdd("eos", last == eos) }
+                    if (cls ?? "").isEmpty, hasConfig {
+                        cls = (processor["cls"] as? [Any])?.first as? String ?? bos
+                        config?["cls_token"] = cls
+                    }
+                    if (sep ?? "").isEmpty, hasConfig {
+                        sep = (processor["sep"] as? [Any])?.first as? String ?? eos
+                        config?["sep_token"] = sep
+                    }
+                case "TemplateProcessing":
+                    // The crude reading of TemplateProcessing SpecialVocab does ("will get it wrong on unusual sequences").
+                    let single = processor["single"] as? [[String: Any]] ?? []
+                    var pair = processor["pair"] as? [[String: Any]] ?? []
+                    var first: String?, last: String?
+                    if single.count > 1 {
+                        first = special(single.first)
+                        if let first {
+                            if !hasConfig {
+                                bos = first
+                            } else if first != bos && first != cls {
+                                if (bos ?? "").isEmpty { config?["bos_token"] = first; bos = first }
+                                if (cls ?? "").isEmpty { config?["cls_token"] = first; cls = first }
+                            }
+                            setAdd("bos", first == bos || first == cls)
+                        }
+                        last = special(single.last)
+                        if let last {
+                            if !hasConfig {
+                                eos = last
+                            } else if last != eos {
+                                if !types.contains("eot") {
+                                    types.append("eot"); config?["eot_token"] = eos
+                                } else if !types.contains("eom") {
+                                    types.append("eom"); config?["eom_token"] = eos
+                                }
+                                config?["eos_token"] = last
+                                eos = last
+                            }
+                            setAdd("eos", last == eos)
+                        }
+                    }
+                    if !pair.isEmpty {
+                        let start = first != nil && special(pair.first) == first ? 1 : 0
+                        let stop = last != nil && special(pair.last) == last ? pair.count - 1 : pair.count
+                        pair = start < stop ? Array(pair[start..<stop]) : []
+                        func sequence(_ item: [String: Any]?) -> String? { (item?["Sequence"] as? [String: Any])?["id"] as? String }
+                        if !pair.isEmpty, sequence(pair.first) == "A", sequence(pair.last) == "B", pair.count > 2 {
+                            let middle = Array(pair[1..<(pair.count - 1)])
+                            var addSeparator = false
+                            if let entry = special(middle.first), entry == sep || entry == eos, last == nil { addSeparator = true }
+                            if middle.count == 2, let entry = special(middle[1]), entry == sep || entry == eos { addSeparator = true }
+                            setAdd("sep", addSeparator)
+                            if addSeparator, (sep ?? "").isEmpty, hasConfig { config?["sep_token"] = eos }
+                        }
+                    }
+                default: break
                 }
             }
         }
-        if let config {
+        if let config, !config.isEmpty {
             chatTemplate = config["chat_template"] as? String ?? files.chatTemplateFile
             let added = json?["added_tokens"] as? [[String: Any]] ?? []
-            for type in Self.types {
-                if let flag = config["add_\(type)_token"] as? Bool { setAdd(type, flag) }
+            for type in types {
+                if let flag = config["add_\(type)_token"] as? Bool { setAdd(type, flag, onlyIfUnset: true) }
                 guard let content = Self.content(config["\(type)_token"]) else { continue }
-                setID(type, added.first(where: { $0["content"] as? String == content })?["id"])
+                let match = added.first { ($0["content"] as? String).map { Array($0.utf8) == Array(content.utf8) } ?? false }
+                setID(type, match?["id"])
             }
         }
         if let config = files.config {
-            for type in Self.types { setID(type, config["\(type)_token_id"]) }
+            for type in types {
+                setID(type, config["\(type)_token_id"] ?? (config["text_config"] as? [String: Any])?["\(type)_token_id"])
+            }
         }
     }
 
-    /// The keys in add_to_gguf's order: ids, add flags, chat template.
+    /// The keys in add_to_gguf's order: ids, add flags, chat template, normalizer flags.
     var entries: [(key: String, value: GGUFValue)] {
         var entries: [(key: String, value: GGUFValue)] = []
         for (type, id) in ids {
@@ -158,6 +246,8 @@ struct SpecialVocabulary {
         }
         for (type, value) in adds { if let key = Self.addKeys[type] { entries.append((key, .bool(value))) } }
         if let chatTemplate { entries.append(("tokenizer.chat_template", .string(chatTemplate))) }
+        if let lowercase { entries.append(("tokenizer.ggml.normalizer.lowercase", .bool(lowercase))) }
+        if let stripAccents { entries.append(("tokenizer.ggml.normalizer.strip_accents", .bool(stripAccents))) }
         return entries
     }
 }

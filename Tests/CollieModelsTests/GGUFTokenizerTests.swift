@@ -157,6 +157,41 @@ final class GGUFTokenizerTests: XCTestCase {
         }
     }
 
+    func testSmolLM2RoundTripKeepsTheTokenizerKeys() throws {
+        // GGUF → tokenizer files → GGUF metadata: the vocabulary, types, merges, special ids, add_bos and chat
+        // template come back unchanged. The pre-tokenizer comes back as gpt-2: transformers (and so Collie) ignores
+        // `smollm` and splits as GPT-2 does, and the export names what the folder's tokenizer does.
+        let original = try metadata("smollm2")
+        let folder = try temporaryFolder(for: self)
+        try files("smollm2").write(to: folder)
+        let exported = Dictionary(try GGUFTokenizerMetadata.metadata(for: folder).map { ($0.key, $0.value) },
+                                  uniquingKeysWith: { first, _ in first })
+        for key in ["tokenizer.ggml.model", "tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.merges",
+                    "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.unknown_token_id",
+                    "tokenizer.ggml.padding_token_id", "tokenizer.ggml.add_bos_token", "tokenizer.chat_template"] {
+            XCTAssertNotNil(original[key], key)
+            XCTAssertTrue(exported[key] == original[key], "\(key): \(exported[key].map(Self.summary) ?? "absent")")
+        }
+        XCTAssertEqual(original["tokenizer.ggml.pre"], .string("smollm"))
+        XCTAssertEqual(exported["tokenizer.ggml.pre"], .string("gpt-2"))
+    }
+
+    func testUnknownPreTokenizerExportNamesIt() throws {
+        let folder = try temporaryFolder(for: self)
+        var json = try XCTUnwrap(JSONSerialization.jsonObject(
+            with: Data(contentsOf: TestPaths.tokenizers.appendingPathComponent("gpt2/tokenizer.json"))) as? [String: Any])
+        json["pre_tokenizer"] = ["type": "Sequence", "pretokenizers": [["type": "Whitespace"],
+                                 ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false]]]
+        try JSONSerialization.data(withJSONObject: json).write(to: folder.appendingPathComponent("tokenizer.json"))
+        XCTAssertThrowsError(try GGUFTokenizerMetadata.metadata(for: folder)) {
+            XCTAssertEqual(($0 as? GGUFTokenizerError)?.key, "pre_tokenizer", "\($0)")
+        }
+        try FileManager.default.removeItem(at: folder.appendingPathComponent("tokenizer.json"))
+        XCTAssertThrowsError(try GGUFTokenizerMetadata.metadata(for: folder)) {
+            XCTAssertEqual(($0 as? GGUFTokenizerError)?.key, "tokenizer.json", "\($0)")
+        }
+    }
+
     // MARK: - Helpers
 
     private func metadata(_ name: String) throws -> [String: GGUFValue] {

@@ -102,6 +102,18 @@ final class GGUFTokenizerTests: XCTestCase {
             $0["tokenizer.ggml.merges"] = nil
             $0["tokenizer.ggml.scores"] = .array(.float32, [.float32(0)])
         }
+        expectError("tokenizer.ggml.tokens") {
+            // Recovering merges from 20,000-character tokens would take hours: refused before it starts.
+            let long = GGUFValue.string(String(repeating: "a", count: 20_000))
+            $0["tokenizer.ggml.model"] = .string("llama")
+            $0["tokenizer.ggml.merges"] = nil
+            $0["tokenizer.ggml.tokens"] = .array(.string, [long, .string("a")])
+            $0["tokenizer.ggml.token_type"] = nil
+            $0["tokenizer.ggml.scores"] = .array(.float32, [.float32(0), .float32(0)])
+            $0["tokenizer.ggml.bos_token_id"] = nil
+            $0["tokenizer.ggml.eos_token_id"] = nil
+            $0["tokenizer.ggml.unknown_token_id"] = nil
+        }
         expectError("general.architecture") {
             $0["tokenizer.ggml.model"] = .string("llama")
             $0["general.architecture"] = .string("gemma2")

@@ -301,6 +301,9 @@ private struct Vocabulary {
         return Vocabulary(tokens: spelled, ids: ids, merges: try splitMerges(reader))
     }
 
+    /// The most bytes of candidate splits recovering merges may build (LLaMA-2's 32,000 pieces need about 2 million).
+    static let maximumMergeWork = 1 << 28
+
     /// transformers' sentencepiece_tokenizer: merges from the file, or recovered from the scores.
     static func sentencePiece(tokens: [String], reader: MetadataReader) throws -> Vocabulary {
         let ids = ids(tokens)
@@ -309,6 +312,17 @@ private struct Vocabulary {
         }
         guard let scores = try reader.floats("tokenizer.ggml.scores", count: tokens.count) else {
             throw reader.error("tokenizer.ggml.scores", "missing: a llama tokenizer without merges needs its scores")
+        }
+        // Recovering merges tries every split of every token: bound the work a file of long tokens could ask for.
+        var work = 0
+        for token in tokens {
+            let (product, overflow) = token.unicodeScalars.count.multipliedReportingOverflow(by: token.utf8.count)
+            let (sum, sumOverflow) = work.addingReportingOverflow(product)
+            work = sum
+            if overflow || sumOverflow || work > maximumMergeWork {
+                throw reader.error("tokenizer.ggml.tokens", "tokens too long to recover merges from (more than "
+                                   + "\(maximumMergeWork) bytes of splits)")
+            }
         }
         return Vocabulary(tokens: tokens, ids: ids, merges: generatedMerges(tokens: tokens, ids: ids, scores: scores))
     }
@@ -450,7 +464,7 @@ struct MetadataReader {
 
     func floats(_ key: String, count: Int) throws -> [Double]? {
         try array(key, count: count)?.enumerated().map { index, item in
-            guard let number = item.double, number.isFinite || number.isInfinite else {
+            guard let number = item.double, !number.isNaN else {
                 throw error(key, "entry \(index) is not a number")
             }
             return number

@@ -14,12 +14,11 @@ struct FolderFiles {
 
     init(folder: URL) throws {
         self.folder = folder
+        // Regular files only, errors naming the path (InputFile); tokenizer files of large vocabularies pass 64 MB.
         func read(_ name: String) throws -> Data? {
             let url = folder.appendingPathComponent(name)
             guard FileManager.default.fileExists(atPath: url.path) else { return nil }
-            do { return try Data(contentsOf: url) } catch {
-                throw GGUFTokenizerError(file: url.path, key: name, "cannot read the file: \(error.localizedDescription)")
-            }
+            return try InputFile.contents(of: url, limit: 1 << 30)
         }
         func object(_ name: String) throws -> [String: Any]? {
             guard let data = try read(name) else { return nil }

@@ -12,11 +12,21 @@ public enum GGUFModelFile {
     /// carries for it: tokenizer.json, tokenizer_config.json (with the chat template) and chat_template.jinja.
     /// - Throws: `CheckpointError` or `TokenizerError` naming the file and the metadata key.
     public static func tokenizer(of file: GGUFFile) throws -> (tokenizer: Tokenizer, files: TokenizerFiles) {
-        // Until GGUFTokenizerFiles (the tokenizer converter) is merged.
-        throw CheckpointError(file: file.url.path, "tokenizers from GGUF metadata are not supported yet; give tokenizer:")
+        let converted = try GGUFTokenizerFiles(file: file.url.path) { file[$0] }
+        return (try converted.tokenizer(), files(of: converted))
     }
 
     /// The tokenizer files of `file`'s metadata (as `tokenizer(of:)` makes them), or nil when the file has no
     /// tokenizer (`tokenizer.ggml.model`).
-    public static func tokenizerFiles(of file: GGUFFile) throws -> TokenizerFiles? { nil }
+    public static func tokenizerFiles(of file: GGUFFile) throws -> TokenizerFiles? {
+        guard file["tokenizer.ggml.model"] != nil else { return nil }
+        return files(of: try GGUFTokenizerFiles(file: file.url.path) { file[$0] })
+    }
+
+    private static func files(of converted: GGUFTokenizerFiles) -> TokenizerFiles {
+        var contents = ["tokenizer.json": Data(converted.tokenizerJSON),
+                        "tokenizer_config.json": Data(converted.tokenizerConfigJSON)]
+        if let template = converted.chatTemplate { contents["chat_template.jinja"] = Data(template.utf8) }
+        return .contents(contents)
+    }
 }

@@ -35,6 +35,12 @@ final class GGUFCommandTests: XCTestCase {
         let chat = ["generate", "--prompt", "To be, or not to be", "--chat", "--max-new-tokens", "3", "--json"]
         XCTAssertEqual(try run(chat + ["--model", Self.model.path], in: folder),
                        try run(chat + ["--model", out.path], in: folder))
+        // collie tokenize reads the GGUF file's tokenizer as the folder's.
+        let texts = folder.appendingPathComponent("texts.jsonl")
+        try #"{"text": "To be, or not to be: that is the question."}"#.write(to: texts, atomically: true, encoding: .utf8)
+        let ids = try run(["tokenize", "--tokenizer", Self.model.path, texts.path], in: folder)
+        XCTAssertTrue(ids.contains("\"ids\""), ids)
+        XCTAssertEqual(ids, try run(["tokenize", "--tokenizer", out.path, texts.path], in: folder))
     }
 
     func testGenerateWithTheChatTemplateOfTheGGUFMetadata() throws {

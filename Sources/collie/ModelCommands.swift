@@ -14,13 +14,13 @@ struct Score: ParsableCommand {
         that is NaN or infinite (a broken model) is written as null.
         """)
 
-    @Option(help: "A Hugging Face model folder.") var model: String
+    @Option(help: "A Hugging Face model folder or a .gguf file.") var model: String
     @Option(help: "A JSON-lines file of {\"tokens\": [ids]} records.") var data: String
     @Option(help: "Where to write the per-record JSON lines (default: stdout).") var output: String?
     @Option(help: "A PEFT adapter folder (LoRA or prompt tuning) to apply to the model.") var adapter: String?
 
     func run() throws {
-        let lm = try PretrainedModel.model(.folder(URL(fileURLWithPath: model)),
+        let lm = try PretrainedModel.model(.at(URL(fileURLWithPath: model)),
                                            adapter: adapter.map { .folder(URL(fileURLWithPath: $0)) })
         let records = try TokenRecords.read(data, vocabularySize: lm.configuration.vocabularySize)
         guard !records.isEmpty else {
@@ -62,12 +62,17 @@ struct Score: ParsableCommand {
     }
 }
 
-/// `collie convert`: rewrite a model folder in another dtype or shard size.
+/// `collie convert`: rewrite a model folder (or a GGUF file) as a Hugging Face folder in another dtype or shard size.
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Load a Hugging Face model folder and save it again (dtype, sharding), optionally with a LoRA adapter merged in.")
+        abstract: "Load a Hugging Face model folder or a .gguf file and save it as a Hugging Face folder (dtype, sharding), optionally with a LoRA adapter merged in.",
+        discussion: """
+        The destination gets the weights, config.json, generation_config.json and the tokenizer's files \
+        (tokenizer.json, tokenizer_config.json, chat_template.jinja, …): copied from a source folder, or made from \
+        a GGUF file's metadata as transformers converts it, so transformers' from_pretrained loads the folder alone.
+        """)
 
-    @Option(help: "The source model folder.") var model: String
+    @Option(help: "The source: a Hugging Face model folder or a .gguf file (dequantized).") var model: String
     @Option(help: "The destination folder.") var out: String
     @Option(help: "Weight dtype: float32, bfloat16 or float16.") var dtype: WeightDType = .float32
     @Option(help: "Largest shard, e.g. 2GB (10⁹ bytes) or 500MiB (2²⁰).") var maxShardSize = "2GB"
@@ -78,8 +83,13 @@ struct Convert: ParsableCommand {
         let limit = try ByteSize.parse(maxShardSize)
         // Before the model loads, so that an --out that is a file fails at once.
         if FileManager.default.fileExists(atPath: out) { try InputFile.checkFolder(URL(fileURLWithPath: out)) }
-        let lm = try PretrainedModel.model(.folder(URL(fileURLWithPath: model)),
-                                           adapter: adapter.map { .folder(URL(fileURLWithPath: $0)) })
+        let source = URL(fileURLWithPath: model)
+        let lm = try PretrainedModel.model(.at(source), adapter: adapter.map { .folder(URL(fileURLWithPath: $0)) })
+        let tokenizerFiles: TokenizerFiles?
+        do {
+            tokenizerFiles = GGUFModelFile.isGGUF(source) ? try GGUFModelFile.tokenizerFiles(of: GGUFFile(url: source))
+                                                          : .folder(source)
+        } catch { throw ValidationError("--model: \(error)") }
         if let adapter {
             guard case .lora = lm.peftConfiguration else {
                 throw ValidationError("--adapter: \(adapter) is a prompt-tuning adapter; only LoRA merges into weights")
@@ -88,6 +98,7 @@ struct Convert: ParsableCommand {
             print("merged \(lm.loraAdapters.count) LoRA adapters from \(adapter)")
         }
         try lm.save(to: URL(fileURLWithPath: out), dtype: dtype.dtype, maxShardBytes: limit)
+        try tokenizerFiles?.write(to: URL(fileURLWithPath: out))
         print("saved \(lm.parameterCount) parameters as \(dtype.rawValue) to \(out)")
     }
 }

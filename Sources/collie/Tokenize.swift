@@ -18,10 +18,11 @@ struct Tokenize: ParsableCommand {
         abstract: "Encode JSON lines {\"text\": …} to {\"ids\": […]}, or decode them back with --decode.",
         discussion: """
             The tokenizer is a model folder (tokenizer.json, else tokenizer.model, with tokenizer_config.json), \
-            a tokenizer.json file or a SentencePiece .model file. Blank input lines are skipped.
+            a tokenizer.json file, a SentencePiece .model file or a .gguf file (its tokenizer metadata, as \
+            transformers converts it). Blank input lines are skipped.
             """)
 
-    @Option(help: "The tokenizer: a model folder, a tokenizer.json or a SentencePiece .model file.")
+    @Option(help: "The tokenizer: a model folder, a tokenizer.json, a SentencePiece .model or a .gguf file.")
     var tokenizer: String
 
     @Flag(help: "Do not add special tokens (BOS, …) when encoding; leave them out when decoding.")
@@ -34,7 +35,9 @@ struct Tokenize: ParsableCommand {
     var input: String?
 
     func run() throws {
-        let tokenizer = try Tokenizer(contentsOf: URL(fileURLWithPath: self.tokenizer))
+        let url = URL(fileURLWithPath: self.tokenizer)
+        let tokenizer = GGUFModelFile.isGGUF(url) ? try GGUFModelFile.tokenizer(of: GGUFFile(url: url)).tokenizer
+                                                  : try Tokenizer(contentsOf: url)
         let reader = try LineReader(path: input)
         let name = input ?? "<stdin>"
         var output = OutputBuffer()

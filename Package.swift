@@ -40,7 +40,7 @@ let package = Package(
             dependencies: ["CBLAS", "CCollieKernels", .product(name: "Numerics", package: "swift-numerics")]),
 
         // Checkpoint IO: safetensors (memory-mapped, validated), sharded folders, atomic writes.
-        .target(name: "CollieIO", dependencies: ["CollieEngine"]),
+        .target(name: "CollieIO", dependencies: ["CCollieKernels", "CollieEngine"]),
 
         // Modules keyed by Hugging Face names and the models built from them.
         .target(name: "CollieModels", dependencies: ["CollieEngine", "CollieIO", "CollieTokenizers"]),

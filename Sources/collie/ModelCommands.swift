@@ -65,19 +65,23 @@ struct Score: ParsableCommand {
 /// `collie convert`: rewrite a model folder in another dtype or shard size.
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Load a Hugging Face model folder and save it again (dtype, sharding), optionally with a LoRA adapter merged in.")
+        abstract: "Load a Hugging Face model folder and save it again (dtype, sharding) or as a GGUF file, optionally with a LoRA adapter merged in.")
 
     @Option(help: "The source model folder.") var model: String
-    @Option(help: "The destination folder.") var out: String
+    @Option(help: "The destination folder, or a file ending in .gguf for llama.cpp.") var out: String
+    @Option(help: "GGUF tensor type (--out *.gguf): f32, f16, bf16, q8_0, q4_0, q4_1, q5_0 or q5_1.")
+    var outtype: GGUFOutputType?
     @Option(help: "Weight dtype: float32, bfloat16 or float16.") var dtype: WeightDType = .float32
     @Option(help: "Largest shard, e.g. 2GB (10⁹ bytes) or 500MiB (2²⁰).") var maxShardSize = "2GB"
     @Option(help: "A PEFT LoRA adapter folder to merge into the weights (W + scaling·B·A, PEFT's merge_and_unload).")
     var adapter: String?
 
     func run() throws {
+        let gguf = out.lowercased().hasSuffix(".gguf")
+        if outtype != nil && !gguf { throw ValidationError("--outtype is for GGUF files: give an --out ending in .gguf") }
         let limit = try ByteSize.parse(maxShardSize)
         // Before the model loads, so that an --out that is a file fails at once.
-        if FileManager.default.fileExists(atPath: out) { try InputFile.checkFolder(URL(fileURLWithPath: out)) }
+        if FileManager.default.fileExists(atPath: out), !gguf { try InputFile.checkFolder(URL(fileURLWithPath: out)) }
         let lm = try PretrainedModel.model(.folder(URL(fileURLWithPath: model)),
                                            adapter: adapter.map { .folder(URL(fileURLWithPath: $0)) })
         if let adapter {
@@ -87,10 +91,21 @@ struct Convert: ParsableCommand {
             lm.mergeLoRA()
             print("merged \(lm.loraAdapters.count) LoRA adapters from \(adapter)")
         }
+        if gguf {
+            let type = outtype ?? .f16
+            let folder = URL(fileURLWithPath: model)
+            let tokenizer = try GGUFTokenizerMetadata.metadata(for: folder)
+            try lm.saveGGUF(to: URL(fileURLWithPath: out), outputType: type, name: folder.lastPathComponent,
+                            tokenizerMetadata: tokenizer)
+            print("saved \(lm.parameterCount) parameters as GGUF \(type.rawValue) to \(out)")
+            return
+        }
         try lm.save(to: URL(fileURLWithPath: out), dtype: dtype.dtype, maxShardBytes: limit)
         print("saved \(lm.parameterCount) parameters as \(dtype.rawValue) to \(out)")
     }
 }
+
+extension GGUFOutputType: ExpressibleByArgument {}
 
 /// Weight dtypes a checkpoint can be written in.
 enum WeightDType: String, ExpressibleByArgument, CaseIterable {

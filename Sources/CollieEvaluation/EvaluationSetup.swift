@@ -22,7 +22,7 @@ public struct EvaluationSetup {
     public init(config: CollieConfig, source: String? = nil, adapter: URL? = nil) throws {
         self.config = config
         let origin = source.map { "\($0): " } ?? ""
-        let (tokenizer, folder) = try PretrainedModel.tokenizer(config: config, source: source)
+        let (tokenizer, files) = try PretrainedModel.tokenizer(config: config, source: source)
         self.tokenizer = tokenizer
         var evaluators = try Self.makeEvaluators(config: config, tokenizer: tokenizer,
                                                  outputDirectory: URL(fileURLWithPath: config.outputDir), source: source)
@@ -36,7 +36,7 @@ public struct EvaluationSetup {
         }
         guard !evaluators.isEmpty else { throw TrainerError("\(origin)evaluators: nothing to evaluate; add evaluators or eval_data") }
         self.evaluators = evaluators
-        model = try PretrainedModel(config: config, source: source, tokenizer: (tokenizer, folder), adapter: adapter).model
+        model = try PretrainedModel(config: config, source: source, tokenizer: (tokenizer, files), adapter: adapter).model
     }
 
     /// Runs every evaluator on the model, tells `monitor` (one `.evaluation(step: 0, …)` event) and returns the

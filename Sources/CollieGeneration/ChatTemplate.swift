@@ -1,4 +1,5 @@
 import CollieIO
+import CollieModels
 import CollieTokenizers
 import Foundation
 
@@ -29,7 +30,10 @@ public struct ChatTemplate {
     /// named templates, of which "default" is taken), or nil when there is none.
     public static func load(fromFolder folder: URL) throws -> ChatTemplate? {
         let url = folder.appendingPathComponent("tokenizer_config.json")
-        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        let jinja = folder.appendingPathComponent("chat_template.jinja")
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            return FileManager.default.fileExists(atPath: jinja.path) ? try template(inFile: jinja) : nil
+        }
         struct Named: Decodable { let name: String; let template: String }
         enum Stored: Decodable {
             case single(String), named([Named])
@@ -48,7 +52,6 @@ public struct ChatTemplate {
         } catch {
             throw TemplateError("\(url.path): cannot read chat_template (\(error))")
         }
-        let jinja = folder.appendingPathComponent("chat_template.jinja")
         switch config.chatTemplate {
         case .single(let s)?: return try ChatTemplate(s)
         case .named(let list)?:
@@ -56,10 +59,28 @@ public struct ChatTemplate {
             return try ChatTemplate(chosen.template)
         case nil:
             guard FileManager.default.fileExists(atPath: jinja.path) else { return nil }
-            guard let data = try? InputFile.contents(of: jinja), let text = String(data: data, encoding: .utf8) else {
-                throw TemplateError("\(jinja.path): cannot read the file as UTF-8 text")
-            }
-            return try ChatTemplate(text)
+            return try template(inFile: jinja)
+        }
+    }
+
+    private static func template(inFile url: URL) throws -> ChatTemplate {
+        guard let data = try? InputFile.contents(of: url), let text = String(data: data, encoding: .utf8) else {
+            throw TemplateError("\(url.path): cannot read the file as UTF-8 text")
+        }
+        return try ChatTemplate(text)
+    }
+
+    /// The chat template of a tokenizer's files (`PretrainedModel.tokenizerFiles`): a folder's (as
+    /// `load(fromFolder:)` reads it), or the chat_template.jinja made from a GGUF file's metadata; nil when there
+    /// is none.
+    public init?(files: TokenizerFiles) throws {
+        switch files {
+        case .folder(let folder):
+            guard let template = try Self.load(fromFolder: folder) else { return nil }
+            self = template
+        case .contents(let contents):
+            guard let data = contents["chat_template.jinja"] else { return nil }
+            try self.init(String(decoding: data, as: UTF8.self))
         }
     }
 

@@ -4,7 +4,7 @@ import CollieModels
 import CollieTokenizers
 import Foundation
 
-/// A model folder ready to turn text into text: the model, its tokenizer, its chat template and
+/// A model folder or GGUF file ready to turn text into text: the model, its tokenizer, its chat template and
 /// the ids that end a reply.
 public final class TextGenerator {
     public let generator: Generator
@@ -20,12 +20,13 @@ public final class TextGenerator {
         self.stopTokenIDs = stopTokenIDs
     }
 
-    /// Loads a Hugging Face folder: config.json and weights, tokenizer.json or tokenizer.model,
-    /// tokenizer_config.json's chat_template (or `chatTemplate`, a Jinja file, instead), and
-    /// optionally a PEFT adapter folder (LoRA or prompt tuning).
+    /// Loads a Hugging Face folder — config.json and weights, tokenizer.json or tokenizer.model,
+    /// tokenizer_config.json's chat_template or chat_template.jinja — or a GGUF file (weights, tokenizer and chat
+    /// template from its metadata); `chatTemplate`, a Jinja file, replaces the model's template; optionally a PEFT
+    /// adapter folder (LoRA or prompt tuning).
     public static func load(from folder: URL, chatTemplate templateFile: URL? = nil, adapter: URL? = nil) throws
         -> TextGenerator {
-        let loaded = try PretrainedModel(model: .folder(folder), tokenizer: folder, adapter: adapter.map(PretrainedModel.Adapter.folder))
+        let loaded = try PretrainedModel(model: .at(folder), tokenizer: folder, adapter: adapter.map(PretrainedModel.Adapter.folder))
         let (model, tokenizer) = (loaded.model, loaded.tokenizer)
         // Text can become any of the tokenizer's ids; a training set's ids are checked one by one instead.
         guard tokenizer.vocabularySize <= model.configuration.vocabularySize else {
@@ -37,10 +38,12 @@ public final class TextGenerator {
                 throw CheckpointError(file: url.path, "is not UTF-8 text")
             }
             return try ChatTemplate(text)
-        } ?? ChatTemplate.load(fromFolder: folder)
+        } ?? loaded.tokenizerFiles.flatMap(ChatTemplate.init(files:))
         var stops = Set(model.configuration.eosTokenIDs)
         if let eos = tokenizer.eosTokenID { stops.insert(eos) }
-        stops.formUnion(try GenerationConfiguration.load(fromFolder: folder)?.eosTokenIDs ?? [])
+        if !GGUFModelFile.isGGUF(folder) {
+            stops.formUnion(try GenerationConfiguration.load(fromFolder: folder)?.eosTokenIDs ?? [])
+        }
         return TextGenerator(generator: Generator(model: model), tokenizer: tokenizer, chatTemplate: template,
                              stopTokenIDs: stops)
     }

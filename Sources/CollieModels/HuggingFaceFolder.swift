@@ -13,22 +13,26 @@ extension CausalLanguageModel {
     }
 
     /// The model of `configuration` (already read from `folder`) with the folder's weights.
-    ///
-    /// The weight files' headers are read and checked against the shapes `configuration` implies before any
-    /// parameter is allocated, so a config.json whose sizes do not match its weights (or a folder whose weights
-    /// are missing) fails with an error instead of allocating what the config asks for.
     public static func load(from folder: URL, configuration: LlamaConfiguration) throws -> Self {
-        let checkpoint = try CheckpointFolder(url: folder)
+        try load(from: CheckpointFolder(url: folder), configuration: configuration)
+    }
+
+    /// The model of `configuration` with the weights of `source` (a Hugging Face folder or a GGUF file).
+    ///
+    /// The source's shapes are checked against the shapes `configuration` implies before any parameter is
+    /// allocated, so a configuration whose sizes do not match its weights (or a source whose weights are missing)
+    /// fails with an error instead of allocating what the configuration asks for.
+    public static func load(from source: some WeightSource, configuration: LlamaConfiguration) throws -> Self {
         // Every block holds at least one tensor: a layer count beyond the tensor count is wrong before the
         // expected shapes (one entry per parameter) are even listed.
-        guard configuration.hiddenLayers <= checkpoint.names.count else {
-            throw CheckpointError(file: folder.appendingPathComponent("config.json").path,
-                                  "num_hidden_layers is \(configuration.hiddenLayers), but the weights hold only \(checkpoint.names.count) tensors")
+        guard configuration.hiddenLayers <= source.names.count else {
+            throw CheckpointError(file: source.configurationPath,
+                                  "num_hidden_layers is \(configuration.hiddenLayers), but the weights hold only \(source.names.count) tensors")
         }
-        try checkWeights(checkpoint, expected: parameterShapes(for: configuration), configuration: configuration)
+        try checkWeights(source, expected: parameterShapes(for: configuration), configuration: configuration)
         var initialization = Initialization.uninitialized
         let model = Self(configuration, initialization: &initialization)
-        try model.assignWeights(from: checkpoint)
+        try model.assignWeights(from: source)
         return model
     }
 
@@ -41,41 +45,42 @@ extension CausalLanguageModel {
         try assignWeights(from: CheckpointFolder(url: folder))
     }
 
-    private func assignWeights(from checkpoint: CheckpointFolder) throws {
+    private func assignWeights(from source: some WeightSource) throws {
         let expected = namedParameters
-        try Self.checkWeights(checkpoint, expected: expected.map { ($0.key, $0.tensor.shape) }, configuration: configuration)
-        for (key, parameter) in expected { parameter.assignValues(from: try checkpoint.tensor(key)) }
+        try Self.checkWeights(source, expected: expected.map { ($0.key, $0.tensor.shape) }, configuration: configuration)
+        for (key, parameter) in expected { parameter.assignValues(from: try source.tensor(key)) }
     }
 
-    /// Checks the checkpoint's headers against the parameters `expected` (key and shape), reading no tensor.
-    private static func checkWeights(_ checkpoint: CheckpointFolder, expected: [(key: String, shape: [Int])],
+    /// Checks the source's shapes against the parameters `expected` (key and shape), reading no tensor.
+    private static func checkWeights(_ source: some WeightSource, expected: [(key: String, shape: [Int])],
                                      configuration: LlamaConfiguration) throws {
         let expectedKeys = Set(expected.map(\.key))
         // Buffers older checkpoints store but that are computed, and lm_head when tied.
         let ignorable = { (key: String) in
             key.hasSuffix("rotary_emb.inv_freq") || (configuration.tieWordEmbeddings && key == "lm_head.weight")
         }
-        let missing = expectedKeys.subtracting(checkpoint.names).sorted()
-        let unexpected = checkpoint.names.subtracting(expectedKeys).filter { !ignorable($0) }.sorted()
+        let missing = expectedKeys.subtracting(source.names).sorted()
+        let unexpected = source.names.subtracting(expectedKeys).filter { !ignorable($0) }.sorted()
         if !missing.isEmpty || !unexpected.isEmpty {
             func list(_ keys: [String]) -> String {
-                keys.count <= 10 ? keys.joined(separator: ", ")
-                    : keys.prefix(10).joined(separator: ", ") + ", … (\(keys.count) in all)"
+                let names = keys.map(source.displayName(of:))
+                return names.count <= 10 ? names.joined(separator: ", ")
+                    : names.prefix(10).joined(separator: ", ") + ", … (\(names.count) in all)"
             }
             var parts: [String] = []
             if !missing.isEmpty { parts.append("missing: " + list(missing)) }
             if !unexpected.isEmpty { parts.append("unexpected: " + list(unexpected)) }
-            throw CheckpointError(file: checkpoint.url.path, "weights do not match the \(configuration.modelType.rawValue) model of config.json (" + parts.joined(separator: "; ") + ")")
+            throw CheckpointError(file: source.path, "weights do not match the \(configuration.modelType.rawValue) model of \(source.configurationName) (" + parts.joined(separator: "; ") + ")")
         }
         for (key, shape) in expected {
-            let stored = checkpoint.entry(key)
-            guard stored?.shape == shape else {
-                throw CheckpointError(file: checkpoint.path(of: key),
-                                      "tensor '\(key)' has shape \(stored?.shape ?? []), but config.json implies \(shape)")
+            let name = source.displayName(of: key)
+            let stored = source.shape(of: key)
+            guard stored == shape else {
+                throw CheckpointError(file: source.path(of: key),
+                                      "tensor '\(name)' has shape \(stored ?? []), but \(source.configurationName) implies \(shape)")
             }
-            guard stored?.dtype.dtype?.isFloatingPoint == true else {
-                throw CheckpointError(file: checkpoint.path(of: key),
-                                      "tensor '\(key)' is \(stored?.dtype.rawValue ?? "?"), expected floating point (F32, BF16, F16 or F64)")
+            if let reason = source.unusableReason(of: key) {
+                throw CheckpointError(file: source.path(of: key), "tensor '\(name)' \(reason)")
             }
         }
     }

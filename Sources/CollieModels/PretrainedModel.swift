@@ -4,20 +4,28 @@ import CollieTokenizers
 import Foundation
 
 /// A model with its tokenizer, loaded the one way every command loads them (`collie train`, `eval`, `generate`,
-/// `serve`, `score`): the model from a Hugging Face folder or a preset initialized at random, the tokenizer from a
-/// folder or file, and optionally a PEFT adapter — a new one to train, or a saved one to apply.
+/// `serve`, `score`, `convert`): the model from a Hugging Face folder, a GGUF file (dequantized at load) or a preset
+/// initialized at random, the tokenizer from a folder, a file or a GGUF file's metadata, and optionally a PEFT
+/// adapter — a new one to train, or a saved one to apply.
 public struct PretrainedModel {
     public let model: any CausalLanguageModel
     public let tokenizer: Tokenizer
-    /// The tokenizer's folder (its files are copied next to a saved model), when it is a folder.
-    public let tokenizerFolder: URL?
+    /// The tokenizer's files (written next to a saved model), when it came from a folder or a GGUF file.
+    public let tokenizerFiles: TokenizerFiles?
 
     /// Where a model's weights come from.
     public enum Source: Sendable {
         /// A Hugging Face folder (config.json and safetensors).
         case folder(URL)
+        /// A GGUF file (llama.cpp's format): configuration from its metadata, weights dequantized to the model's dtype.
+        case gguf(URL)
         /// A preset shape for the tokenizer's vocabulary, initialized at random from `seed`.
         case preset(ModelPreset, seed: UInt64, maxPositionEmbeddings: Int, initializerRange: Double)
+
+        /// The model at a path as a user gives it: a `.gguf` file, else a Hugging Face folder.
+        public static func at(_ url: URL) -> Source {
+            GGUFModelFile.isGGUF(url) ? .gguf(url) : .folder(url)
+        }
     }
 
     /// A PEFT adapter to put on the model.
@@ -36,33 +44,37 @@ public struct PretrainedModel {
         public let description: String
     }
 
-    /// Loads the tokenizer at `tokenizer` (a folder or a tokenizer.json / tokenizer.model file), then the model and
-    /// the adapter.
+    /// Loads the tokenizer at `tokenizer` (a folder, a tokenizer.json / tokenizer.model file or a GGUF file), then
+    /// the model and the adapter.
     /// - Throws: `LoadingError` naming the part and the file's problem.
     public init(model source: Source, tokenizer location: URL, adapter: Adapter? = nil) throws {
-        let (tokenizer, folder) = try Self.tokenizer(at: location)
-        try self.init(model: source, tokenizer: tokenizer, tokenizerFolder: folder, adapter: adapter)
+        let (tokenizer, files) = try Self.tokenizer(at: location)
+        try self.init(model: source, tokenizer: tokenizer, tokenizerFiles: files, adapter: adapter)
     }
 
     /// The model and adapter for an already loaded tokenizer (`tokenizer(at:)`).
-    public init(model source: Source, tokenizer: Tokenizer, tokenizerFolder: URL?, adapter: Adapter? = nil) throws {
+    public init(model source: Source, tokenizer: Tokenizer, tokenizerFiles: TokenizerFiles?, adapter: Adapter? = nil) throws {
         self.tokenizer = tokenizer
-        self.tokenizerFolder = tokenizerFolder
+        self.tokenizerFiles = tokenizerFiles
         model = try Self.model(source, tokenizer: tokenizer, adapter: adapter)
     }
 
-    /// The tokenizer at `location` (a folder or a tokenizer.json / tokenizer.model file) and its folder, if it is one.
-    public static func tokenizer(at location: URL) throws -> (tokenizer: Tokenizer, folder: URL?) {
-        let tokenizer: Tokenizer
+    /// The tokenizer at `location` — a folder, a tokenizer.json / tokenizer.model file, or a GGUF file (its
+    /// `tokenizer.*` metadata, as transformers converts it) — and the files a saved model carries for it: a
+    /// folder's, or those made from the GGUF metadata (tokenizer.json, tokenizer_config.json, chat_template.jinja).
+    public static func tokenizer(at location: URL) throws -> (tokenizer: Tokenizer, files: TokenizerFiles?) {
         do {
+            if GGUFModelFile.isGGUF(location) {
+                return try GGUFModelFile.tokenizer(of: GGUFFile(url: location))
+            }
             try InputFile.checkFileOrFolder(location)
-            tokenizer = try Tokenizer(contentsOf: location)
+            let tokenizer = try Tokenizer(contentsOf: location)
+            var isDirectory: ObjCBool = false
+            _ = FileManager.default.fileExists(atPath: location.path, isDirectory: &isDirectory)
+            return (tokenizer, isDirectory.boolValue ? .folder(location) : nil)
         } catch {
             throw LoadingError(part: .tokenizer, description: "\(error)")
         }
-        var isDirectory: ObjCBool = false
-        _ = FileManager.default.fileExists(atPath: location.path, isDirectory: &isDirectory)
-        return (tokenizer, isDirectory.boolValue ? location : nil)
     }
 
     /// The model alone (`collie score` reads token ids and needs no tokenizer; a preset or a new prompt-tuning
@@ -75,6 +87,11 @@ public struct PretrainedModel {
             do {
                 let configuration = try LlamaConfiguration.load(from: folder)
                 model = try architecture(of: configuration).load(from: folder, configuration: configuration)
+            } catch { throw LoadingError(part: .model, description: "\(error)") }
+        case .gguf(let url):
+            do {
+                let weights = try GGUFWeights(file: GGUFFile(url: url))
+                model = try architecture(of: weights.configuration).load(from: weights, configuration: weights.configuration)
             } catch { throw LoadingError(part: .model, description: "\(error)") }
         case .preset(let preset, let seed, let positions, let range):
             guard let tokenizer else { throw LoadingError(part: .tokenizer, description: "required with a model preset") }

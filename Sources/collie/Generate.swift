@@ -36,7 +36,7 @@ struct Generate: ParsableCommand {
         {"prompt_ids", "ids", "finish_reason"[, "text"]} per prompt instead.
         """)
 
-    @Option(help: "A Hugging Face model folder.") var model: String
+    @Option(help: "A Hugging Face model folder or a .gguf file.") var model: String
     @Option(help: "The prompt text.") var prompt: String?
     @Option(name: .customLong("prompt-ids"), parsing: .singleValue,
             help: "Comma-separated prompt token ids, e.g. 1,450,4996 (repeatable: one batch).")
@@ -71,7 +71,7 @@ struct Generate: ParsableCommand {
             }
             return
         }
-        let lm = try PretrainedModel.model(.folder(folder), adapter: adapter.map { .folder(URL(fileURLWithPath: $0)) })
+        let lm = try PretrainedModel.model(.at(folder), adapter: adapter.map { .folder(URL(fileURLWithPath: $0)) })
         let prompts = try promptIDs.map { try TokenIDList.parse($0, option: "--prompt-ids") }
         var withStops = parameters
         withStops.stopTokenIDs.formUnion(lm.configuration.eosTokenIDs)
@@ -128,7 +128,7 @@ struct Serve: ParsableCommand {
         stops on SIGINT/SIGTERM.
         """)
 
-    @Option(help: "A Hugging Face model folder (with its tokenizer).") var model: String
+    @Option(help: "A Hugging Face model folder (with its tokenizer) or a .gguf file.") var model: String
     @Option(help: "The address to listen on.") var host = "127.0.0.1"
     @Option(help: "The port (0 picks a free one).") var port = 8000
     @Option(help: "The model id clients use (default: the folder's name).") var modelName: String?

@@ -124,7 +124,6 @@ struct Train: ParsableCommand {
         let final = output.appendingPathComponent("final")
         try AtomicFolder.write(at: final) { folder in
             try trainer.saveModelFiles(to: folder)
-            try setup.copyTokenizerFiles(to: folder)
         }
         try trainer.saveBaseModel()
         trainer.closeMonitors()

@@ -44,6 +44,8 @@ public final class Trainer {
     public let evaluators: [Evaluator]
     /// Where checkpoints (and the callbacks' files) go.
     public let outputDirectory: URL
+    /// The tokenizer's files, written into every saved model folder (`final/`, `best/`, checkpoints).
+    public let tokenizerFiles: TokenizerFiles?
     /// Counters, data position, evaluations.
     public private(set) var state: TrainerState
     /// Seeded generator for stochastic parts of training; saved with every checkpoint.
@@ -63,18 +65,20 @@ public final class Trainer {
     ///   - monitors: receive every event; the trainer does not close them.
     ///   - callbacks: nil builds those `config.callbacks` describes.
     ///   - outputDirectory: nil uses `config.outputDir`. Nothing is written before the first checkpoint.
+    ///   - tokenizerFiles: written beside every saved model, so each folder is complete.
     ///   - communicator: the processes of the run; their number must be `dp_size` (× `tp_size` × `pp_size`).
     /// - Throws: `TrainerError` for settings Collie does not support yet, ids outside the model's vocabulary, or
     ///   monitored metrics that do not exist; `DatasetError` when `last_batch: drop` leaves no batch.
     public init(config: CollieConfig, model: any CausalLanguageModel, trainDataset: TrainingDataset,
                 evaluationDataset: TrainingDataset? = nil, padTokenID: Int, monitors: [TrainingMonitor] = [],
-                callbacks: [TrainerCallback]? = nil, outputDirectory: URL? = nil, evaluators: [Evaluator] = [],
-                communicator: Communicator = SingleProcessCommunicator()) throws {
+                callbacks: [TrainerCallback]? = nil, outputDirectory: URL? = nil, tokenizerFiles: TokenizerFiles? = nil,
+                evaluators: [Evaluator] = [], communicator: Communicator = SingleProcessCommunicator()) throws {
         try Self.checkRequirements(config: config, model: model, trainDataset: trainDataset,
                                    evaluationDataset: evaluationDataset, padTokenID: padTokenID, communicator: communicator)
         self.config = config
         self.model = model
         self.outputDirectory = outputDirectory ?? URL(fileURLWithPath: config.outputDir)
+        self.tokenizerFiles = tokenizerFiles
         let padder = Padder(side: config.paddingSide, padTokenID: padTokenID)
         // Each global micro-batch is split into the ranks' rows (`DataParallelGroup.localRows(of:)`).
         let (globalBatch, overflow) = config.trainMicroBatchSize.multipliedReportingOverflow(by: config.dataParallelSize)

@@ -25,7 +25,7 @@ extension Trainer {
 
     /// Writes what the model is into `folder`: a Hugging Face model, or with a PEFT adapter only the adapter
     /// (`adapter_config.json` + `adapter_model.safetensors`, recording `baseModelReference`), since the base
-    /// model does not change.
+    /// model does not change; and the tokenizer's files (`tokenizerFiles`) with its chat template.
     /// - Throws: `TrainerError` when a trained weight is NaN or infinite (a diverged run): such a model is never
     ///   saved, so `final/`, `best/` and checkpoints always hold a usable model.
     public func saveModelFiles(to folder: URL, dtype: DType = .float32) throws {
@@ -42,6 +42,7 @@ extension Trainer {
         } else {
             try model.save(to: folder, dtype: dtype)
         }
+        try tokenizerFiles?.write(to: folder)
     }
 
     /// How many values of the trained parameters are NaN or infinite.

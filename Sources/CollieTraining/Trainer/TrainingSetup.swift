@@ -10,8 +10,8 @@ import Foundation
 public struct TrainingSetup {
     public let config: CollieConfig
     public let tokenizer: Tokenizer
-    /// The tokenizer's folder (its files are copied next to the final model), when it is a folder.
-    public let tokenizerFolder: URL?
+    /// The tokenizer's files (written next to every saved model), when it came from a folder or a GGUF file.
+    public let tokenizerFiles: TokenizerFiles?
     public let trainDataset: TrainingDataset
     public let evaluationDataset: TrainingDataset?
     public let model: any CausalLanguageModel
@@ -27,7 +27,7 @@ public struct TrainingSetup {
         }
 
         // The tokenizer and the data first: a typo there should not wait for a large model to load.
-        (tokenizer, tokenizerFolder) = try PretrainedModel.tokenizer(config: config, source: source)
+        (tokenizer, tokenizerFiles) = try PretrainedModel.tokenizer(config: config, source: source)
 
         guard let trainPath = config.trainData else { throw TrainerError("\(origin)train_data: no training data given") }
         do {
@@ -58,7 +58,7 @@ public struct TrainingSetup {
         } catch {
             throw failure("train_data", error)
         }
-        model = try PretrainedModel(config: config, source: source, tokenizer: (tokenizer, tokenizerFolder)).model
+        model = try PretrainedModel(config: config, source: source, tokenizer: (tokenizer, tokenizerFiles)).model
     }
 
     /// The id padding gets: the tokenizer's pad token, else its EOS, else 0.
@@ -69,8 +69,8 @@ public struct TrainingSetup {
     public func makeTrainer(monitors: [TrainingMonitor] = [], outputDirectory: URL? = nil, evaluators: [Evaluator],
                             communicator: Communicator = SingleProcessCommunicator()) throws -> Trainer {
         try Trainer(config: config, model: model, trainDataset: trainDataset, evaluationDataset: evaluationDataset,
-                    padTokenID: padTokenID, monitors: monitors, outputDirectory: outputDirectory, evaluators: evaluators,
-                    communicator: communicator)
+                    padTokenID: padTokenID, monitors: monitors, outputDirectory: outputDirectory,
+                    tokenizerFiles: tokenizerFiles, evaluators: evaluators, communicator: communicator)
     }
 
     /// The token ids the model is prompted with for `config.samplePrompt`-style text: the tokenizer's prefix
@@ -79,38 +79,28 @@ public struct TrainingSetup {
         let prompt = trainDataset.format == .alpaca ? AlpacaTemplate.prompt(instruction: text, input: "") : text
         return SpecialTokens(tokenizer).prefix + tokenizer.encode(prompt, addSpecialTokens: false)
     }
-
-    /// Copies the tokenizer's files (tokenizer.json, tokenizer_config.json, tokenizer.model,
-    /// special_tokens_map.json) into `folder`, so a saved model folder is complete.
-    public func copyTokenizerFiles(to folder: URL) throws {
-        guard let tokenizerFolder else { return }
-        for name in ["tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json"] {
-            let source = tokenizerFolder.appendingPathComponent(name)
-            guard let data = FileManager.default.contents(atPath: source.path) else { continue }
-            try AtomicFile.write(data, to: folder.appendingPathComponent(name))
-        }
-    }
 }
 
 extension PretrainedModel {
-    /// The model, tokenizer and adapter a config names — `model:` (a folder, or a preset initialized from `seed`),
+    /// The model, tokenizer and adapter a config names — `model:` (a folder, a GGUF file, or a preset initialized from `seed`),
     /// `tokenizer:`, `peft_config:` (a new adapter) — loaded as every command loads them. Errors name the key.
     /// - Parameters:
     ///   - source: the config file, for error messages.
     ///   - tokenizer: the config's tokenizer when already loaded (`tokenizer(config:source:)`).
     ///   - adapter: a saved PEFT folder to apply instead of a new `peft_config` adapter (`collie eval --adapter`).
     /// - Throws: `TrainerError` naming the key whose file cannot be used.
-    public init(config: CollieConfig, source: String? = nil, tokenizer: (Tokenizer, URL?)? = nil, adapter: URL? = nil) throws {
-        let (tokenizer, folder) = try tokenizer ?? Self.tokenizer(config: config, source: source)
+    public init(config: CollieConfig, source: String? = nil, tokenizer: (Tokenizer, TokenizerFiles?)? = nil,
+                adapter: URL? = nil) throws {
+        let (tokenizer, files) = try tokenizer ?? Self.tokenizer(config: config, source: source)
         let seed = UInt64(bitPattern: Int64(config.seed))
         let model: Source = switch config.model {
         case .preset(let preset):
             .preset(preset, seed: seed, maxPositionEmbeddings: max(2048, config.maxLength), initializerRange: config.initMethod.std)
-        case .folder(let path): .folder(URL(fileURLWithPath: path))
+        case .folder(let path): .at(URL(fileURLWithPath: path))
         }
         let peft: Adapter? = adapter.map(Adapter.folder) ?? config.peftConfig.map { .new($0, seed: seed) }
         do {
-            try self.init(model: model, tokenizer: tokenizer, tokenizerFolder: folder, adapter: peft)
+            try self.init(model: model, tokenizer: tokenizer, tokenizerFiles: files, adapter: peft)
         } catch let error as LoadingError {
             let key = switch error.part {
             case .model: "model"
@@ -121,9 +111,9 @@ extension PretrainedModel {
         }
     }
 
-    /// The tokenizer `tokenizer:` (or the model folder) names, and its folder.
+    /// The tokenizer `tokenizer:` (or the model folder or GGUF file) names, and its files.
     /// - Throws: `TrainerError` naming the key.
-    public static func tokenizer(config: CollieConfig, source: String? = nil) throws -> (Tokenizer, URL?) {
+    public static func tokenizer(config: CollieConfig, source: String? = nil) throws -> (Tokenizer, TokenizerFiles?) {
         let origin = source.map { "\($0): " } ?? ""
         guard let path = config.tokenizerPath else { throw TrainerError("\(origin)tokenizer: required with a model preset") }
         do { return try tokenizer(at: URL(fileURLWithPath: path)) } catch {

@@ -83,6 +83,34 @@ final class GGUFExportTests: XCTestCase {
         }
     }
 
+    /// Export → load through the production GGUF loader (`PretrainedModel.model(.gguf)`): the same parameters, bit
+    /// for bit, in f32 (and f16/bf16 values survive exactly), with the same configuration. (llama_bias is left out: the
+    /// loader does not yet infer attention_bias/mlp_bias from bias tensors.)
+    func testExportLoadsBackThroughTheGGUFLoader() throws {
+        for (variant, type) in [("llama_gqa", GGUFOutputType.f32), ("llama_tied", .f32), ("qwen2", .f32),
+                                ("llama_rope_llama3", .f32), ("llama_gqa", .bf16), ("llama_mha", .f16)] {
+            let model = try LlamaForCausalLM.load(from: ModelFixtures.folder(variant))
+            let url = try temporaryFolder(for: self).appendingPathComponent("\(variant).gguf")
+            try model.saveGGUF(to: url, outputType: type, name: variant)
+            let loaded = try PretrainedModel.model(.gguf(url))
+            let original = Dictionary(uniqueKeysWithValues: model.namedParameters.map { ($0.key, $0.tensor) })
+            XCTAssertEqual(loaded.namedParameters.map(\.key), model.namedParameters.map(\.key), variant)
+            for (key, tensor) in loaded.namedParameters {
+                let expected = try XCTUnwrap(original[key]).floats().map { value -> Float in
+                    guard tensor.shape.count > 1 else { return value }
+                    switch type {
+                    case .f16: return Float(Float16(value))
+                    case .bf16: return Float(bitPattern: (value.bitPattern + 0x7fff + (value.bitPattern >> 16) & 1) & 0xffff_0000)
+                    default: return value
+                    }
+                }
+                XCTAssertEqual(tensor.floats().map(\.bitPattern), expected.map(\.bitPattern), "\(variant) \(key)")
+            }
+            XCTAssertEqual(loaded.configuration.ropeScaling, model.configuration.ropeScaling, variant)
+            XCTAssertEqual(loaded.configuration.tieWordEmbeddings, model.configuration.tieWordEmbeddings, variant)
+        }
+    }
+
     func testSizeLabelFollowsGGUF() {
         XCTAssertEqual(LlamaForCausalLM.sizeLabel(parameterCount: 134_515_008), "135M")
         XCTAssertEqual(LlamaForCausalLM.sizeLabel(parameterCount: 6_738_415_616), "6.7B")

@@ -80,6 +80,11 @@ extension CausalLanguageModel {
             set("\(architecture).rope.scaling.type", .string("linear"))
             set("\(architecture).rope.scaling.factor", .float32(Float(factor)))
         }
+        if case .llama3(_, _, _, let original) = c.ropeScaling {
+            // Not written by convert_hf_to_gguf (llama.cpp reads the factors in rope_freqs.weight), but a loader needs
+            // it to recover rope_scaling from them when the original context is not Llama 3's 8192.
+            try count("rope.scaling.original_context_length", original)
+        }
         set("\(architecture).rope.freq_base", .float32(Float(c.ropeTheta)))
         set("\(architecture).attention.layer_norm_rms_epsilon", .float32(Float(c.rmsNormEpsilon)))
         if let headDimension = c.headDimension {

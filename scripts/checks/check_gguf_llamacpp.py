@@ -53,20 +53,36 @@ def llama_tokens(llama_bin, gguf, text_file):
 
 
 def llama_perplexity(llama_bin, gguf, text_file, context, chunks):
-    result = run([os.path.join(llama_bin, "llama-perplexity"), "-m", gguf, "-f", text_file, "-c", str(context),
-                  "-b", str(context), "--chunks", str(chunks), "-t", "2"])
-    match = re.search(r"Final estimate: PPL = ([0-9.]+)", result.stdout + result.stderr)
-    if not match:
-        sys.exit("llama-perplexity printed no final estimate:\n" + result.stderr[-3000:])
-    return float(match.group(1))
+    # llama.cpp's logger writes from a thread and now and then loses the last lines at exit: try again.
+    for _ in range(5):
+        result = run([os.path.join(llama_bin, "llama-perplexity"), "-m", gguf, "-f", text_file, "-c", str(context),
+                      "-b", str(context), "--chunks", str(chunks), "-t", "2"])
+        match = re.search(r"Final estimate: PPL = ([0-9.]+)", result.stdout + result.stderr)
+        if match:
+            return float(match.group(1))
+    sys.exit("llama-perplexity printed no final estimate:\n" + result.stderr[-3000:])
 
 
-def collie_perplexity(collie, model, tokens, context, chunks, work):
-    """llama-perplexity's number with Collie: per chunk, NLL(tokens first+1 … n-1) = NLL(chunk) − NLL(chunk[:first+1])."""
+def llama_bos(llama_bin, gguf, work):
+    """The BOS id llama.cpp puts first when it tokenizes (None when the model adds none): two texts that start alike."""
+    ids = []
+    for text in ["a", "b"]:
+        path = os.path.join(work, "bos.txt")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        ids.append(llama_tokens(llama_bin, gguf, path))
+    return ids[0][0] if len(ids[0]) > 1 and ids[0][0] == ids[1][0] else None
+
+
+def collie_perplexity(collie, model, tokens, context, chunks, work, bos=None):
+    """llama-perplexity's number with Collie: per chunk, NLL(tokens first+1 … n-1) = NLL(chunk) − NLL(chunk[:first+1]).
+    Like llama-perplexity, each chunk starts with BOS when the model adds one."""
     first = context // 2
     records = []
     for i in range(chunks):
         chunk = tokens[i * context:(i + 1) * context]
+        if bos is not None:
+            chunk = [bos] + chunk[1:]
         records += [{"tokens": chunk}, {"tokens": chunk[:first + 1]}]
     data = os.path.join(work, "chunks.jsonl")
     collie_scripts.write_jsonl(data, records)
@@ -139,10 +155,11 @@ def main():
     print(f"tokenization of {args.text}: {len(tokens)} llama.cpp ids, {len(collie_ids)} Collie ids, "
           f"{'equal' if same else 'DIFFERENT (first at ' + str(next((i for i, (a, b) in enumerate(zip(tokens, collie_ids)) if a != b), min(len(tokens), len(collie_ids)))) + ')'}")
 
-    reference = collie_perplexity(collie, model, tokens, args.context, args.chunks, work)
+    bos = llama_bos(args.llama_bin, files["f32"], work)
+    reference = collie_perplexity(collie, model, tokens, args.context, args.chunks, work, bos)
     for outtype, tolerance in [("f32", 0.005), ("q8_0", 0.03)]:
         ppl = llama_perplexity(args.llama_bin, files[outtype], args.text, args.context, args.chunks)
-        same_file = collie_perplexity(collie, files[outtype], tokens, args.context, args.chunks, work)
+        same_file = collie_perplexity(collie, files[outtype], tokens, args.context, args.chunks, work, bos)
         relative = abs(ppl - reference) / reference
         relative_same = abs(ppl - same_file) / same_file
         good = relative <= tolerance and relative_same <= tolerance

@@ -65,30 +65,37 @@ struct Score: ParsableCommand {
 /// `collie convert`: rewrite a model folder (or a GGUF file) as a Hugging Face folder in another dtype or shard size.
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Load a Hugging Face model folder or a .gguf file and save it as a Hugging Face folder (dtype, sharding), optionally with a LoRA adapter merged in.",
+        abstract: "Load a Hugging Face model folder or a .gguf file and save it as a Hugging Face folder (dtype, sharding) or a GGUF file, optionally with a LoRA adapter merged in.",
         discussion: """
-        The destination gets the weights, config.json, generation_config.json and the tokenizer's files \
+        The destination folder gets the weights, config.json, generation_config.json and the tokenizer's files \
         (tokenizer.json, tokenizer_config.json, chat_template.jinja, …): copied from a source folder, or made from \
-        a GGUF file's metadata as transformers converts it, so transformers' from_pretrained loads the folder alone.
+        a GGUF file's metadata as transformers converts it, so transformers' from_pretrained loads the folder alone. \
+        An --out ending in .gguf is a GGUF file for llama.cpp instead, with the metadata, tensor names and types \
+        llama.cpp's convert_hf_to_gguf.py writes (--outtype).
         """)
 
     @Option(help: "The source: a Hugging Face model folder or a .gguf file (dequantized).") var model: String
-    @Option(help: "The destination folder.") var out: String
+    @Option(help: "The destination folder, or a file ending in .gguf for llama.cpp.") var out: String
+    @Option(help: "GGUF tensor type (--out *.gguf): f32, f16 (default), bf16, q8_0, q4_0, q4_1, q5_0 or q5_1.")
+    var outtype: GGUFOutputType?
     @Option(help: "Weight dtype: float32, bfloat16 or float16.") var dtype: WeightDType = .float32
     @Option(help: "Largest shard, e.g. 2GB (10⁹ bytes) or 500MiB (2²⁰).") var maxShardSize = "2GB"
     @Option(help: "A PEFT LoRA adapter folder to merge into the weights (W + scaling·B·A, PEFT's merge_and_unload).")
     var adapter: String?
 
     func run() throws {
+        let gguf = out.lowercased().hasSuffix(".gguf")
+        if outtype != nil && !gguf { throw ValidationError("--outtype is for GGUF files: give an --out ending in .gguf") }
         let limit = try ByteSize.parse(maxShardSize)
         // Before the model loads, so that an --out that is a file fails at once.
-        if FileManager.default.fileExists(atPath: out) { try InputFile.checkFolder(URL(fileURLWithPath: out)) }
+        if FileManager.default.fileExists(atPath: out), !gguf { try InputFile.checkFolder(URL(fileURLWithPath: out)) }
         let source = URL(fileURLWithPath: model)
         let lm = try PretrainedModel.model(.at(source), adapter: adapter.map { .folder(URL(fileURLWithPath: $0)) })
+        let sourceGGUF: GGUFFile?
         let tokenizerFiles: TokenizerFiles?
         do {
-            tokenizerFiles = GGUFModelFile.isGGUF(source) ? try GGUFModelFile.tokenizerFiles(of: GGUFFile(url: source))
-                                                          : .folder(source)
+            sourceGGUF = GGUFModelFile.isGGUF(source) ? try GGUFFile(url: source) : nil
+            tokenizerFiles = try sourceGGUF.map(GGUFModelFile.tokenizerFiles(of:)) ?? .folder(source)
         } catch { throw ValidationError("--model: \(error)") }
         if let adapter {
             guard case .lora = lm.peftConfiguration else {
@@ -97,11 +104,23 @@ struct Convert: ParsableCommand {
             lm.mergeLoRA()
             print("merged \(lm.loraAdapters.count) LoRA adapters from \(adapter)")
         }
+        if gguf {
+            let type = outtype ?? .f16
+            // A GGUF source's tokenizer keys are kept as they are; a folder's are made as convert_hf_to_gguf does.
+            let tokenizer = try sourceGGUF.map { $0.metadata.filter { $0.key.hasPrefix("tokenizer.") } }
+                ?? GGUFTokenizerMetadata.metadata(for: source)
+            try lm.saveGGUF(to: URL(fileURLWithPath: out), outputType: type,
+                            name: source.deletingPathExtension().lastPathComponent, tokenizerMetadata: tokenizer)
+            print("saved \(lm.parameterCount) parameters as GGUF \(type.rawValue) to \(out)")
+            return
+        }
         try lm.save(to: URL(fileURLWithPath: out), dtype: dtype.dtype, maxShardBytes: limit)
         try tokenizerFiles?.write(to: URL(fileURLWithPath: out))
         print("saved \(lm.parameterCount) parameters as \(dtype.rawValue) to \(out)")
     }
 }
+
+extension GGUFOutputType: ExpressibleByArgument {}
 
 /// Weight dtypes a checkpoint can be written in.
 enum WeightDType: String, ExpressibleByArgument, CaseIterable {

@@ -1,0 +1,120 @@
+import CollieIO
+import CollieTestSupport
+import Foundation
+import XCTest
+@testable import CollieModels
+
+/// `saveGGUF` on the Hugging Face fixture models, read back with `GGUFFile`.
+final class GGUFExportTests: XCTestCase {
+    func export(_ variant: String, as type: GGUFOutputType) throws -> (LlamaForCausalLM, GGUFFile) {
+        let model = try LlamaForCausalLM.load(from: ModelFixtures.folder(variant))
+        let url = try temporaryFolder(for: self).appendingPathComponent("\(variant).gguf")
+        try model.saveGGUF(to: url, outputType: type, name: variant)
+        return (model, try GGUFFile(url: url))
+    }
+
+    /// The Hugging Face values of a GGUF tensor: dequantized and, for llama's q/k, unpermuted.
+    func huggingFaceValues(_ file: GGUFFile, _ info: GGUFTensorInfo, _ model: LlamaForCausalLM) throws -> [Float] {
+        let c = model.configuration
+        let values = try file.floats(of: info)
+        guard c.modelType != .qwen2 else { return values }
+        if info.name.contains(".attn_q.") { return try GGUFRotaryPermutation.unpermuted(values, rows: info.shape[0], heads: c.attentionHeads) }
+        if info.name.contains(".attn_k.") { return try GGUFRotaryPermutation.unpermuted(values, rows: info.shape[0], heads: c.keyValueHeads) }
+        return values
+    }
+
+    func testFloat32ExportRoundTripsBitEqual() throws {
+        for variant in ["llama_gqa", "llama_tied", "llama_bias", "qwen2", "mistral_sliding_window", "llama_rope_llama3"] {
+            let (model, file) = try export(variant, as: .f32)
+            var names = Set<String>()
+            for (key, tensor) in model.namedParameters {
+                let name = try XCTUnwrap(GGUFTensorNames.ggufName(forHuggingFaceName: key))
+                names.insert(name)
+                let info = try XCTUnwrap(file.tensorInfo(name), "\(variant): \(name)")
+                XCTAssertEqual(info.type, .f32)
+                XCTAssertEqual(info.shape, tensor.shape, "\(variant): \(name)")
+                XCTAssertEqual(try huggingFaceValues(file, info, model).map(\.bitPattern), tensor.floats().map(\.bitPattern),
+                               "\(variant): \(name)")
+            }
+            let extra = Set(file.tensors.map(\.name)).subtracting(names)
+            XCTAssertEqual(extra, variant == "llama_rope_llama3" ? ["rope_freqs.weight"] : [], variant)
+            XCTAssertEqual(file.tensorInfo("output.weight") == nil, model.configuration.tieWordEmbeddings, variant)
+            let architecture = variant == "qwen2" ? "qwen2" : "llama"
+            XCTAssertEqual(file["general.architecture"]?.string, architecture)
+            XCTAssertEqual(file["general.file_type"]?.int, 0)
+            XCTAssertEqual(file["\(architecture).block_count"]?.int, model.configuration.hiddenLayers)
+            XCTAssertEqual(file["\(architecture).attention.head_count_kv"]?.int, model.configuration.keyValueHeads)
+            XCTAssertEqual(file["\(architecture).rope.freq_base"]?.double, Double(Float(model.configuration.ropeTheta)))
+        }
+    }
+
+    func testHalfPrecisionExportsKeepNormsInFloat32() throws {
+        for type in [GGUFOutputType.f16, .bf16] {
+            let (model, file) = try export("llama_gqa", as: type)
+            for (key, tensor) in model.namedParameters {
+                let info = try XCTUnwrap(file.tensorInfo(GGUFTensorNames.ggufName(forHuggingFaceName: key) ?? ""))
+                let expected: [Float] = tensor.shape.count == 1 ? tensor.floats()
+                    : tensor.floats().map { type == .f16 ? Float(Float16($0)) : Float(bitPattern: ($0.bitPattern + 0x7fff + ($0.bitPattern >> 16) & 1) & 0xffff_0000) }
+                XCTAssertEqual(info.type, tensor.shape.count == 1 ? .f32 : type.weightType, key)
+                XCTAssertEqual(try huggingFaceValues(file, info, model).map(\.bitPattern), expected.map(\.bitPattern), key)
+            }
+            XCTAssertEqual(file["general.file_type"]?.int, type == .f16 ? 1 : 32)
+        }
+    }
+
+    /// Quantized tensors are `GGMLQuantization`'s bytes (byte-equal to gguf's quantize) of the permuted weights; the
+    /// token embedding stays Q8_0 below 8 bits, and rows that are not whole blocks fall back to F16.
+    func testQuantizedExportStoresQuantizedPermutedRows() throws {
+        for type in [GGUFOutputType.q8_0, .q4_0, .q4_1, .q5_0, .q5_1] {
+            let (model, file) = try export("llama_gqa", as: type)
+            for (key, tensor) in model.namedParameters {
+                let name = try XCTUnwrap(GGUFTensorNames.ggufName(forHuggingFaceName: key))
+                let info = try XCTUnwrap(file.tensorInfo(name))
+                let shape = tensor.shape
+                var expectedType = shape.count == 1 ? GGMLType.f32 : name == "token_embd.weight" || name == "output.weight" ? .q8_0 : type.weightType
+                if shape.count > 1, shape[1] % expectedType.blockSize != 0 { expectedType = .f16 }
+                XCTAssertEqual(info.type, expectedType, "\(type) \(name)")
+                var values = tensor.floats()
+                if key.contains("q_proj") { values = try GGUFRotaryPermutation.permuted(values, rows: shape[0], heads: model.configuration.attentionHeads) }
+                if key.contains("k_proj") { values = try GGUFRotaryPermutation.permuted(values, rows: shape[0], heads: model.configuration.keyValueHeads) }
+                let expected = try values.withUnsafeBufferPointer { try GGMLQuantization.quantize($0, as: expectedType, rowLength: shape.last ?? 1) }
+                XCTAssertEqual(Array(file.bytes(of: info)), expected, "\(type) \(name)")
+            }
+        }
+    }
+
+    /// Export → load through the production GGUF loader (`PretrainedModel.model(.gguf)`): the same parameters, bit
+    /// for bit, in f32 (and f16/bf16 values survive exactly), with the same configuration. (llama_bias is left out: the
+    /// loader does not yet infer attention_bias/mlp_bias from bias tensors.)
+    func testExportLoadsBackThroughTheGGUFLoader() throws {
+        for (variant, type) in [("llama_gqa", GGUFOutputType.f32), ("llama_tied", .f32), ("qwen2", .f32),
+                                ("llama_rope_llama3", .f32), ("llama_gqa", .bf16), ("llama_mha", .f16)] {
+            let model = try LlamaForCausalLM.load(from: ModelFixtures.folder(variant))
+            let url = try temporaryFolder(for: self).appendingPathComponent("\(variant).gguf")
+            try model.saveGGUF(to: url, outputType: type, name: variant)
+            let loaded = try PretrainedModel.model(.gguf(url))
+            let original = Dictionary(uniqueKeysWithValues: model.namedParameters.map { ($0.key, $0.tensor) })
+            XCTAssertEqual(loaded.namedParameters.map(\.key), model.namedParameters.map(\.key), variant)
+            for (key, tensor) in loaded.namedParameters {
+                let expected = try XCTUnwrap(original[key]).floats().map { value -> Float in
+                    guard tensor.shape.count > 1 else { return value }
+                    switch type {
+                    case .f16: return Float(Float16(value))
+                    case .bf16: return Float(bitPattern: (value.bitPattern + 0x7fff + (value.bitPattern >> 16) & 1) & 0xffff_0000)
+                    default: return value
+                    }
+                }
+                XCTAssertEqual(tensor.floats().map(\.bitPattern), expected.map(\.bitPattern), "\(variant) \(key)")
+            }
+            XCTAssertEqual(loaded.configuration.ropeScaling, model.configuration.ropeScaling, variant)
+            XCTAssertEqual(loaded.configuration.tieWordEmbeddings, model.configuration.tieWordEmbeddings, variant)
+        }
+    }
+
+    func testSizeLabelFollowsGGUF() {
+        XCTAssertEqual(LlamaForCausalLM.sizeLabel(parameterCount: 134_515_008), "135M")
+        XCTAssertEqual(LlamaForCausalLM.sizeLabel(parameterCount: 6_738_415_616), "6.7B")
+        XCTAssertEqual(LlamaForCausalLM.sizeLabel(parameterCount: 1_235_814_400), "1.2B")
+        XCTAssertEqual(LlamaForCausalLM.sizeLabel(parameterCount: 43_000), "43K")
+    }
+}

@@ -84,11 +84,12 @@ final class GGUFExportTests: XCTestCase {
     }
 
     /// Export → load through the production GGUF loader (`PretrainedModel.model(.gguf)`): the same parameters, bit
-    /// for bit, in f32 (and f16/bf16 values survive exactly), with the same configuration. (llama_bias is left out: the
-    /// loader does not yet infer attention_bias/mlp_bias from bias tensors.)
+    /// for bit, in f32 (and f16/bf16 values survive exactly), with the same configuration (llama_bias: the biases'
+    /// presence gives attention_bias and mlp_bias back).
     func testExportLoadsBackThroughTheGGUFLoader() throws {
         for (variant, type) in [("llama_gqa", GGUFOutputType.f32), ("llama_tied", .f32), ("qwen2", .f32),
-                                ("llama_rope_llama3", .f32), ("llama_gqa", .bf16), ("llama_mha", .f16)] {
+                                ("llama_rope_llama3", .f32), ("llama_bias", .f32), ("llama_gqa", .bf16),
+                                ("llama_mha", .f16)] {
             let model = try LlamaForCausalLM.load(from: ModelFixtures.folder(variant))
             let url = try temporaryFolder(for: self).appendingPathComponent("\(variant).gguf")
             try model.saveGGUF(to: url, outputType: type, name: variant)
@@ -108,6 +109,8 @@ final class GGUFExportTests: XCTestCase {
             }
             XCTAssertEqual(loaded.configuration.ropeScaling, model.configuration.ropeScaling, variant)
             XCTAssertEqual(loaded.configuration.tieWordEmbeddings, model.configuration.tieWordEmbeddings, variant)
+            XCTAssertEqual(loaded.configuration.attentionBias, model.configuration.attentionBias, variant)
+            XCTAssertEqual(loaded.configuration.mlpBias, model.configuration.mlpBias, variant)
         }
     }
 

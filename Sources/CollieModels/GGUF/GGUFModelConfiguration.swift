@@ -28,7 +28,7 @@ extension LlamaConfiguration {
     /// and RoPE scaling (`<arch>.rope.scaling.*`, or Llama 3's factors in `rope_freqs.weight`).
     /// - Throws: `CheckpointError` naming the file and the metadata key or tensor.
     public init(gguf file: GGUFFile) throws {
-        let reader = GGUFMetadataReader(file: file)
+        let reader = GGUFModelMetadataReader(file: file)
         let name = try reader.string("general.architecture")
         guard let architecture = GGUFArchitecture(rawValue: name) else {
             throw CheckpointError(file: file.url.path, "general.architecture '\(name)' is not supported; supported: "
@@ -59,6 +59,12 @@ extension LlamaConfiguration {
                   bosTokenID: try reader.optionalInteger("tokenizer.ggml.bos_token_id"),
                   eosTokenIDs: try reader.optionalInteger("tokenizer.ggml.eos_token_id").map { [$0] } ?? [],
                   padTokenID: try reader.optionalInteger("tokenizer.ggml.padding_token_id"))
+        // LLaMA checkpoints with biases (config.json's attention_bias / mlp_bias) store them as blk.N.*.bias, as
+        // convert_hf_to_gguf.py writes them; Qwen2's q/k/v biases are implied by its model type.
+        if architecture == .llama {
+            attentionBias = file.tensorInfo("blk.0.attn_q.bias") != nil
+            mlpBias = file.tensorInfo("blk.0.ffn_up.bias") != nil
+        }
         do {
             try validate()
             ropeScaling = try reader.ropeScaling(architecture: a, configuration: self)
@@ -70,7 +76,7 @@ extension LlamaConfiguration {
 }
 
 /// Typed reads of GGUF metadata whose errors name the file and the key.
-struct GGUFMetadataReader {
+struct GGUFModelMetadataReader {
     let file: GGUFFile
 
     private func failure(_ key: String, _ problem: String) -> CheckpointError {

@@ -48,7 +48,7 @@ let package = Package(
         // Optimizers, schedules, the typed config (YAML/JSON), datasets, batching and the training loop.
         .target(name: "CollieTraining",
                 dependencies: ["CCollieKernels", "CollieEngine", "CollieIO", "CollieModels", "CollieTokenizers",
-                               "CollieMetrics", .product(name: "Yams", package: "Yams"),
+                               "CollieMetrics", "CollieGeneration", .product(name: "Yams", package: "Yams"),
                                .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 exclude: ["Monitors/TensorBoardEvent.proto"]),
 
@@ -109,7 +109,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CollieTrainingTests",
                     dependencies: ["CollieTraining", "CollieModels", "CollieEngine", "CollieIO", "CollieTokenizers",
-                                   "CollieTestSupport"],
+                                   "CollieGeneration", "CollieTestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CollieGenerationTests",
                     dependencies: ["CollieGeneration", "CollieModels", "CollieTokenizers", "CollieEngine", "CollieTestSupport"],

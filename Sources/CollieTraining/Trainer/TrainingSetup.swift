@@ -1,4 +1,5 @@
 import CollieEngine
+import CollieGeneration
 import CollieIO
 import CollieModels
 import CollieTokenizers
@@ -15,6 +16,8 @@ public struct TrainingSetup {
     public let trainDataset: TrainingDataset
     public let evaluationDataset: TrainingDataset?
     public let model: any CausalLanguageModel
+    /// The tokenizer's chat template as the data uses it (`chat_template: true`), else nil.
+    public let chatFormat: ChatFormat?
 
     /// Loads everything `config` names. Errors name the config key and the file (and line, for records).
     /// - Parameter source: the config file, for error messages.
@@ -28,6 +31,8 @@ public struct TrainingSetup {
 
         // The tokenizer and the data first: a typo there should not wait for a large model to load.
         (tokenizer, tokenizerFolder) = try PretrainedModel.tokenizer(config: config, source: source)
+        chatFormat = config.chatTemplate ? try Self.chatFormat(tokenizer: tokenizer, folder: tokenizerFolder, origin: origin) : nil
+        let chatFormat = chatFormat
 
         guard let trainPath = config.trainData else { throw TrainerError("\(origin)train_data: no training data given") }
         do {
@@ -41,14 +46,16 @@ public struct TrainingSetup {
                 heldOut = Array(records.suffix(count))
                 trainRecords = Array(records.dropLast(count))
             }
-            trainDataset = try TrainingDataset(records: trainRecords, tokenizer: tokenizer, maxLength: config.maxLength)
+            trainDataset = try TrainingDataset(records: trainRecords, tokenizer: tokenizer, maxLength: config.maxLength,
+                                               chatFormat: chatFormat)
             if !heldOut.isEmpty {
-                evaluationDataset = try TrainingDataset(records: heldOut, tokenizer: tokenizer, maxLength: config.maxLength)
+                evaluationDataset = try TrainingDataset(records: heldOut, tokenizer: tokenizer, maxLength: config.maxLength,
+                                                        chatFormat: chatFormat)
             } else if let evalPath = config.evalData {
                 do {
                     evaluationDataset = try TrainingDataset.load(from: URL(fileURLWithPath: evalPath),
                                                                  format: config.recordFormat, tokenizer: tokenizer,
-                                                                 maxLength: config.maxLength)
+                                                                 maxLength: config.maxLength, chatFormat: chatFormat)
                 } catch { throw failure("eval_data", error) }
             } else {
                 evaluationDataset = nil
@@ -73,18 +80,38 @@ public struct TrainingSetup {
                     communicator: communicator)
     }
 
-    /// The token ids the model is prompted with for `config.samplePrompt`-style text: the tokenizer's prefix
-    /// (BOS), then the text, wrapped in the Alpaca prompt when the training records are Alpaca's.
-    public func promptIDs(for text: String) -> [Int] {
+    /// The token ids the model is prompted with for `config.samplePrompt`-style text: with `chat_template: true`
+    /// the chat template's prompt for it as the user's message; else the tokenizer's prefix (BOS), then the text,
+    /// wrapped in the Alpaca prompt when the training records are Alpaca's.
+    public func promptIDs(for text: String) throws -> [Int] {
+        if let chatFormat { return tokenizer.encode(try chatFormat.prompt(user: text), addSpecialTokens: false) }
         let prompt = trainDataset.format == .alpaca ? AlpacaTemplate.prompt(instruction: text, input: "") : text
         return SpecialTokens(tokenizer).prefix + tokenizer.encode(prompt, addSpecialTokens: false)
+    }
+
+    /// The chat template of the tokenizer's folder (tokenizer_config.json's `chat_template` or chat_template.jinja).
+    /// - Throws: `TrainerError` naming `chat_template` when there is none or it cannot be read.
+    private static func chatFormat(tokenizer: Tokenizer, folder: URL?, origin: String) throws -> ChatFormat {
+        guard let folder else {
+            throw TrainerError("\(origin)chat_template: true needs a tokenizer folder with a chat template")
+        }
+        let template: ChatTemplate?
+        do { template = try ChatTemplate.load(fromFolder: folder) } catch {
+            throw TrainerError("\(origin)chat_template: \(error)")
+        }
+        guard let template else {
+            throw TrainerError("\(origin)chat_template: true, but \(folder.path) has no chat template (tokenizer_config.json's "
+                               + "chat_template or chat_template.jinja)")
+        }
+        return ChatFormat(template: template, tokenizer: tokenizer)
     }
 
     /// Copies the tokenizer's files (tokenizer.json, tokenizer_config.json, tokenizer.model,
     /// special_tokens_map.json) into `folder`, so a saved model folder is complete.
     public func copyTokenizerFiles(to folder: URL) throws {
         guard let tokenizerFolder else { return }
-        for name in ["tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json"] {
+        for name in ["tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json",
+                     "chat_template.jinja"] {
             let source = tokenizerFolder.appendingPathComponent(name)
             guard let data = FileManager.default.contents(atPath: source.path) else { continue }
             try AtomicFile.write(data, to: folder.appendingPathComponent(name))

@@ -70,7 +70,7 @@ struct Train: ParsableCommand {
                 `mpirun -np \(ranks) collie train \(config)` (mpirun comes with Open MPI: scripts/setup.sh installs it)
                 """)
         }
-        let setup = try TrainingSetup(config: settings, source: config)
+        let setup = try TrainingSetup.load(config: settings, source: config)
         let trainer = try setup.makeTrainer(source: config, communicator: communicator)
         let output = trainer.outputDirectory
 

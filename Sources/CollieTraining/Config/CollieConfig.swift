@@ -27,6 +27,10 @@ public struct CollieConfig: Codable, Equatable, Sendable {
     /// DeepSpeed-style settings; Collie reads the ZeRO stage.
     public var deepSpeed = DeepSpeedSettings()
     public var trainEpochs = 100
+    /// Stop after this many optimizer updates (transformers' and CoLLiE's `max_steps`): when positive it sets the
+    /// run's length — the learning-rate schedule's too — in place of `train_epochs`, looping over the data as
+    /// often as needed. 0 or negative: off.
+    public var maxSteps = 0
     /// Examples per forward/backward pass.
     public var trainMicroBatchSize = 1
     /// Micro-batches whose gradients are summed before one optimizer step.
@@ -57,6 +61,9 @@ public struct CollieConfig: Codable, Equatable, Sendable {
     public var evalSplit = 0.0
     /// How records are read; `auto` detects it from the first record's keys.
     public var recordFormat: RecordFormat = .auto
+    /// Render `alpaca` and `input_output` records as one-turn chats with the tokenizer's chat template (user:
+    /// the prompt, assistant: the response) instead of Alpaca's prompt; for instruction-tuned models.
+    public var chatTemplate = false
     /// Examples are truncated to this many tokens.
     public var maxLength = 2048
     /// Shuffle the training examples each epoch (seeded).
@@ -83,8 +90,10 @@ public struct CollieConfig: Codable, Equatable, Sendable {
     public var monitors: [Monitor] = []
     public var monitorOutputs: [MonitorOutput] = [.csv]
     public var callbacks = Callbacks()
-    /// An instruction (or, for non-Alpaca data, a text) the trained model answers greedily at the end of `collie train`.
+    /// An instruction (or, for non-Alpaca data, a text) the model answers greedily before and after `collie train`.
     public var samplePrompt: String?
+    /// More such prompts (all of them are answered, `sample_prompt` first).
+    public var samplePrompts: [String] = []
     /// How many tokens the sample answer may have at most.
     public var sampleMaxNewTokens = 48
     /// Evaluators run with every evaluation (and by `collie eval`): perplexity, generation, classification.
@@ -92,15 +101,16 @@ public struct CollieConfig: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case seed, dataParallelSize = "dp_size", tensorParallelSize = "tp_size", pipelineParallelSize = "pp_size"
-        case trainEpochs = "train_epochs", trainMicroBatchSize = "train_micro_batch_size"
+        case trainEpochs = "train_epochs", maxSteps = "max_steps", trainMicroBatchSize = "train_micro_batch_size"
         case gradientAccumulationSteps = "gradient_accumulation_steps", evalBatchSize = "eval_batch_size"
         case evalPerNSteps = "eval_per_n_steps", evalPerNEpochs = "eval_per_n_epochs", evalOnStart = "eval_on_start"
         case checkpointing, useFlash = "use_flash", dropout, initMethod = "init_method"
         case model, tokenizer, trainData = "train_data", evalData = "eval_data", evalSplit = "eval_split", recordFormat = "record_format"
+        case chatTemplate = "chat_template"
         case maxLength = "max_length", shuffle, paddingSide = "padding_side", lastBatch = "last_batch"
         case optimizer, lrScheduler = "lr_scheduler", maxGradNorm = "max_grad_norm", dtype, peftConfig = "peft_config"
         case outputDir = "output_dir", monitors, monitorOutputs = "monitor_outputs", callbacks
-        case samplePrompt = "sample_prompt", sampleMaxNewTokens = "sample_max_new_tokens"
+        case samplePrompt = "sample_prompt", samplePrompts = "sample_prompts", sampleMaxNewTokens = "sample_max_new_tokens"
         case deepSpeed = "ds_config"
         case evaluators
     }
@@ -118,6 +128,7 @@ public struct CollieConfig: Codable, Equatable, Sendable {
         tensorParallelSize = try c.value(.tensorParallelSize, default: tensorParallelSize)
         pipelineParallelSize = try c.value(.pipelineParallelSize, default: pipelineParallelSize)
         trainEpochs = try c.value(.trainEpochs, default: trainEpochs)
+        maxSteps = try c.value(.maxSteps, default: maxSteps)
         trainMicroBatchSize = try c.value(.trainMicroBatchSize, default: trainMicroBatchSize)
         gradientAccumulationSteps = try c.value(.gradientAccumulationSteps, default: gradientAccumulationSteps)
         evalBatchSize = try c.value(.evalBatchSize, default: evalBatchSize)
@@ -133,6 +144,7 @@ public struct CollieConfig: Codable, Equatable, Sendable {
         evalData = try c.decodeIfPresent(String.self, forKey: .evalData)
         evalSplit = try c.value(.evalSplit, default: evalSplit)
         recordFormat = try c.value(.recordFormat, default: recordFormat)
+        chatTemplate = try c.value(.chatTemplate, default: chatTemplate)
         maxLength = try c.value(.maxLength, default: maxLength)
         shuffle = try c.value(.shuffle, default: shuffle)
         paddingSide = try c.value(.paddingSide, default: paddingSide)
@@ -154,6 +166,7 @@ public struct CollieConfig: Codable, Equatable, Sendable {
         monitorOutputs = try c.value(.monitorOutputs, default: monitorOutputs)
         callbacks = try c.value(.callbacks, default: callbacks)
         samplePrompt = try c.decodeIfPresent(String.self, forKey: .samplePrompt)
+        samplePrompts = try c.value(.samplePrompts, default: samplePrompts)
         sampleMaxNewTokens = try c.value(.sampleMaxNewTokens, default: sampleMaxNewTokens)
         deepSpeed = try c.value(.deepSpeed, default: deepSpeed)
         evaluators = try c.value(.evaluators, default: evaluators)
@@ -178,6 +191,9 @@ public struct CollieConfig: Codable, Equatable, Sendable {
 
     /// True when the run has evaluation data: `eval_data`, or a part of `train_data` held out by `eval_split`.
     public var hasEvaluationData: Bool { evalData != nil || evalSplit > 0 }
+
+    /// The prompts `collie train` answers before and after training: `sample_prompt`, then `sample_prompts`.
+    public var allSamplePrompts: [String] { (samplePrompt.map { [$0] } ?? []) + samplePrompts }
 
     /// The tokenizer's location: `tokenizer`, else the model folder; nil for a preset without a tokenizer.
     public var tokenizerPath: String? {

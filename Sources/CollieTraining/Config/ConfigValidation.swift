@@ -56,6 +56,9 @@ extension CollieConfig {
         if case .preset(let preset) = model, tokenizer == nil {
             fail(.tokenizer, "required with the model preset \(preset.rawValue) (the vocabulary comes from the tokenizer)")
         }
+        if chatTemplate, ![.auto, .alpaca, .inputOutput].contains(recordFormat) {
+            fail(.chatTemplate, "renders alpaca and input_output records as chats, not \(recordFormat.rawValue) records")
+        }
         if recordFormat == .generation || recordFormat == .classification {
             fail(.recordFormat, "\(recordFormat.rawValue) records are for evaluation, not training; use "
                  + RecordFormat.trainingFormats.map(\.rawValue).joined(separator: ", ") + " or auto")

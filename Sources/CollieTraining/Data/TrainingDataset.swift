@@ -50,6 +50,9 @@ public enum AlpacaTemplate {
 /// - `alpaca`: prefix + Alpaca prompt + response + EOS (always, as Alpaca trains it); the prompt is masked.
 /// - `tokens`: as given; labels as given or the tokens. Ids must be in the vocabulary.
 ///
+/// With a `ChatFormat` (`chat_template: true`), `alpaca` and `input_output` records are one-turn conversations
+/// instead: the template's prompt (masked) + the assistant's reply and turn end, no prefix or suffix added.
+///
 /// Examples longer than `maxLength` are truncated (their end is cut); an example left with no trained
 /// position is skipped.
 public struct TrainingDataset: RandomAccessCollection, Sendable {
@@ -65,12 +68,16 @@ public struct TrainingDataset: RandomAccessCollection, Sendable {
     public var endIndex: Int { examples.endIndex }
     public subscript(position: Int) -> TrainingExample { examples[position] }
 
-    /// Tokenizes records (all of one format) on all cores.
+    /// Tokenizes records (all of one format) on all cores; `chatFormat` renders prompt/response records as chats.
     /// - Throws: `DatasetError` for an id outside the vocabulary (naming the record's line), or when no
     ///   example is left.
-    public init(records: [TrainingRecord], tokenizer: Tokenizer, maxLength: Int? = nil) throws {
+    public init(records: [TrainingRecord], tokenizer: Tokenizer, maxLength: Int? = nil, chatFormat: ChatFormat? = nil) throws {
         guard let first = records.first else { throw DatasetError(nil, "the dataset has no records") }
         format = first.format
+        if chatFormat != nil, first.format != .alpaca, first.format != .inputOutput {
+            throw DatasetError(first.location, "chat_template renders alpaca and input_output records as chats, not "
+                               + "\(first.format.rawValue) records")
+        }
         let special = SpecialTokens(tokenizer)
         var built: [TrainingExample] = []
         built.reserveCapacity(records.count)
@@ -85,18 +92,27 @@ public struct TrainingDataset: RandomAccessCollection, Sendable {
             }
         case .inputOutput, .alpaca:
             let pairs = try records.map { record -> (prompt: String, response: String) in
+                let pair: (String, String)
                 switch (record.content, first.format) {
-                case (.inputOutput(let input, let output), .inputOutput): return (input, output)
+                case (.inputOutput(let input, let output), .inputOutput):
+                    pair = (input, output)
                 case (.alpaca(let instruction, let input, let output), .alpaca):
-                    return (AlpacaTemplate.prompt(instruction: instruction, input: input), output)
+                    pair = chatFormat == nil ? (AlpacaTemplate.prompt(instruction: instruction, input: input), output)
+                        : (ChatFormat.userMessage(instruction: instruction, input: input), output)
                 default: throw mixed(record, first)
+                }
+                guard let chatFormat else { return pair }
+                do { return try chatFormat.split(user: pair.0, assistant: pair.1) } catch {
+                    throw DatasetError(record.location, "chat_template: \(error)")
                 }
             }
             let prompts = tokenizer.encode(batch: pairs.map(\.prompt), addSpecialTokens: false)
             let responses = tokenizer.encode(batch: pairs.map(\.response), addSpecialTokens: false)
-            let suffix = first.format == .alpaca ? special.suffixEndingWithEOS : special.suffix
+            // A chat's special tokens come from its template.
+            let prefix = chatFormat == nil ? special.prefix : []
+            let suffix = chatFormat != nil ? [] : first.format == .alpaca ? special.suffixEndingWithEOS : special.suffix
             for index in records.indices {
-                let masked = special.prefix + prompts[index]
+                let masked = prefix + prompts[index]
                 let trained = responses[index] + suffix
                 built.append(TrainingExample(tokens: masked + trained,
                                              labels: [Int](repeating: Tensor.ignoreIndex, count: masked.count) + trained,
@@ -144,9 +160,9 @@ public struct TrainingDataset: RandomAccessCollection, Sendable {
     /// - Parameter format: the record format, or `.auto` to detect it from the first record.
     /// - Throws: `DatasetError` naming the file and line of the first problem.
     public static func load(from url: URL, format: RecordFormat = .auto, tokenizer: Tokenizer,
-                            maxLength: Int? = nil) throws -> TrainingDataset {
+                            maxLength: Int? = nil, chatFormat: ChatFormat? = nil) throws -> TrainingDataset {
         let (_, records) = try TrainingRecord.load(from: url, format: format)
-        return try TrainingDataset(records: records, tokenizer: tokenizer, maxLength: maxLength)
+        return try TrainingDataset(records: records, tokenizer: tokenizer, maxLength: maxLength, chatFormat: chatFormat)
     }
 
     /// The training (or, with `evaluation`, the evaluation) dataset a config names, tokenized to its `max_length`.

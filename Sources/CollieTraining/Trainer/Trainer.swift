@@ -122,7 +122,7 @@ public final class Trainer {
         randomGenerator = RandomGenerator(seed: UInt64(bitPattern: Int64(config.seed)))
         let state = try TrainerState(trainingExamples: trainDataset.count, batchesPerEpoch: trainLoader.batchesPerEpoch,
                                      gradientAccumulationSteps: config.gradientAccumulationSteps,
-                                     epochs: config.trainEpochs, randomState: randomGenerator.state, seed: config.seed,
+                                     epochs: config.trainEpochs, maxSteps: config.maxSteps, randomState: randomGenerator.state, seed: config.seed,
                                      dataFingerprint: trainDataset.fingerprint)
         schedule = config.lrScheduler.makeSchedule(learningRate: config.optimizer.learningRate,
                                                    totalSteps: state.totalSteps)
@@ -136,7 +136,7 @@ public final class Trainer {
 
     // MARK: - Training
 
-    /// Trains until the last epoch ends or a callback stops training, continuing from `state` (after
+    /// Trains until the last epoch ends, `max_steps` updates are taken or a callback stops training, continuing from `state` (after
     /// `resume(from:)`, from the checkpoint).
     public func train() throws {
         // The peak memory the monitors report is training's, not the construction of the model and buffers.
@@ -150,14 +150,16 @@ public final class Trainer {
         if !state.stoppedEarly, state.completedEpochs < state.position.epoch {
             try endEpoch(state.position.epoch - 1)
         }
-        var batches = trainLoader.batches(from: state.position, epochs: config.trainEpochs)
+        // `max_steps` may end the run inside an epoch; that partial epoch's end hooks do not run.
+        let epochs = state.epochCount
+        var batches = trainLoader.batches(from: state.position, epochs: epochs)
         let accumulation = config.gradientAccumulationSteps
-        while !state.stoppedEarly, state.position.epoch < config.trainEpochs {
+        while !state.stoppedEarly, state.globalStep < state.totalSteps, state.position.epoch < epochs {
             let epoch = state.position.epoch
             if state.position.batchIndex == 0 {
                 for callback in callbacks { try callback.onEpochBegin(self, epoch: epoch) }
             }
-            while !state.stoppedEarly, state.position.epoch == epoch {
+            while !state.stoppedEarly, state.globalStep < state.totalSteps, state.position.epoch == epoch {
                 let count = min(accumulation, trainLoader.batchesPerEpoch - state.position.batchIndex)
                 var group: [PaddedBatch] = []
                 for _ in 0..<count {
@@ -167,7 +169,7 @@ public final class Trainer {
                 precondition(!group.isEmpty, "the batch iterator ended inside epoch \(epoch)")
                 try update(group, epoch: epoch, nextPosition: batches.position)
             }
-            if state.stoppedEarly { break }
+            if state.stoppedEarly || state.position.epoch == epoch { break }
             try endEpoch(epoch)
         }
         // ZeRO stage 3: the whole model again on every rank, for what follows (the final model, a sample).

@@ -61,11 +61,12 @@ public struct TrainerState: Codable, Equatable, Sendable {
 
     /// The state of a run that has not started, with what it is set up with: `trainingExamples` examples in
     /// `batchesPerEpoch` micro-batches per epoch, grouped by `gradientAccumulationSteps` (an epoch's last group
-    /// may be short) for `epochs` epochs, and the random generator's state.
+    /// may be short) for `epochs` epochs — or, when `maxSteps` is positive, for exactly `maxSteps` updates (as
+    /// many epochs as that takes, the last one possibly cut short) — and the random generator's state.
     ///
     /// - Throws: `TrainerError` naming `train_epochs` when the run would take more than `Int.max` updates.
     public init(trainingExamples: Int, batchesPerEpoch: Int, gradientAccumulationSteps: Int, epochs: Int,
-                randomState: [UInt64], seed: Int? = nil, dataFingerprint: String? = nil) throws {
+                maxSteps: Int = 0, randomState: [UInt64], seed: Int? = nil, dataFingerprint: String? = nil) throws {
         self.trainingExamples = trainingExamples
         self.batchesPerEpoch = batchesPerEpoch
         self.gradientAccumulationSteps = gradientAccumulationSteps
@@ -73,6 +74,13 @@ public struct TrainerState: Codable, Equatable, Sendable {
         stepsPerEpoch = batchesPerEpoch / gradientAccumulationSteps
             + (batchesPerEpoch % gradientAccumulationSteps == 0 ? 0 : 1)
         let (total, overflow) = stepsPerEpoch.multipliedReportingOverflow(by: epochs)
+        guard maxSteps <= 0 || stepsPerEpoch == 0 else {
+            totalSteps = maxSteps
+            self.randomState = randomState
+            self.seed = seed
+            self.dataFingerprint = dataFingerprint
+            return
+        }
         guard !overflow else {
             throw TrainerError("train_epochs: \(epochs) epochs of \(stepsPerEpoch) updates are more updates than Collie "
                                + "can count (\(Int.max)); use fewer epochs")
@@ -81,6 +89,13 @@ public struct TrainerState: Codable, Equatable, Sendable {
         self.randomState = randomState
         self.seed = seed
         self.dataFingerprint = dataFingerprint
+    }
+
+    /// The epochs the run passes through: ⌈`totalSteps` / `stepsPerEpoch`⌉ (`train_epochs`, or as many as
+    /// `max_steps` needs).
+    public var epochCount: Int {
+        guard stepsPerEpoch > 0 else { return 0 }
+        return totalSteps / stepsPerEpoch + (totalSteps % stepsPerEpoch == 0 ? 0 : 1)
     }
 
     /// The most recent evaluation.

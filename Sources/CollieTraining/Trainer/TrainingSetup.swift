@@ -15,11 +15,16 @@ public struct TrainingSetup {
     public let trainDataset: TrainingDataset
     public let evaluationDataset: TrainingDataset?
     public let model: any CausalLanguageModel
+    /// The tokenizer's chat template as the data uses it (`chat_template: true`), else nil.
+    public let chatFormat: ChatFormat?
 
     /// Loads everything `config` names. Errors name the config key and the file (and line, for records).
-    /// - Parameter source: the config file, for error messages.
+    /// - Parameters:
+    ///   - source: the config file, for error messages.
+    ///   - chatFormat: the tokenizer's chat template, required by `chat_template: true` (`TrainingSetup.load`, in
+    ///     CollieEvaluation, reads it from the tokenizer's folder).
     /// - Throws: `TrainerError` naming the key whose file cannot be used.
-    public init(config: CollieConfig, source: String? = nil) throws {
+    public init(config: CollieConfig, source: String? = nil, chatFormat: ChatFormat? = nil) throws {
         self.config = config
         let origin = source.map { "\($0): " } ?? ""
         func failure(_ key: String, _ error: Error) -> TrainerError {
@@ -28,6 +33,11 @@ public struct TrainingSetup {
 
         // The tokenizer and the data first: a typo there should not wait for a large model to load.
         (tokenizer, tokenizerFiles) = try PretrainedModel.tokenizer(config: config, source: source)
+        guard !config.chatTemplate || chatFormat != nil else {
+            throw TrainerError("\(origin)chat_template: true needs the tokenizer's chat template (TrainingSetup.load reads it)")
+        }
+        let chatFormat = config.chatTemplate ? chatFormat : nil
+        self.chatFormat = chatFormat
 
         guard let trainPath = config.trainData else { throw TrainerError("\(origin)train_data: no training data given") }
         do {
@@ -41,14 +51,16 @@ public struct TrainingSetup {
                 heldOut = Array(records.suffix(count))
                 trainRecords = Array(records.dropLast(count))
             }
-            trainDataset = try TrainingDataset(records: trainRecords, tokenizer: tokenizer, maxLength: config.maxLength)
+            trainDataset = try TrainingDataset(records: trainRecords, tokenizer: tokenizer, maxLength: config.maxLength,
+                                               chatFormat: chatFormat)
             if !heldOut.isEmpty {
-                evaluationDataset = try TrainingDataset(records: heldOut, tokenizer: tokenizer, maxLength: config.maxLength)
+                evaluationDataset = try TrainingDataset(records: heldOut, tokenizer: tokenizer, maxLength: config.maxLength,
+                                                        chatFormat: chatFormat)
             } else if let evalPath = config.evalData {
                 do {
                     evaluationDataset = try TrainingDataset.load(from: URL(fileURLWithPath: evalPath),
                                                                  format: config.recordFormat, tokenizer: tokenizer,
-                                                                 maxLength: config.maxLength)
+                                                                 maxLength: config.maxLength, chatFormat: chatFormat)
                 } catch { throw failure("eval_data", error) }
             } else {
                 evaluationDataset = nil
@@ -73,9 +85,11 @@ public struct TrainingSetup {
                     tokenizerFiles: tokenizerFiles, evaluators: evaluators, communicator: communicator)
     }
 
-    /// The token ids the model is prompted with for `config.samplePrompt`-style text: the tokenizer's prefix
-    /// (BOS), then the text, wrapped in the Alpaca prompt when the training records are Alpaca's.
-    public func promptIDs(for text: String) -> [Int] {
+    /// The token ids the model is prompted with for `config.samplePrompt`-style text: with `chat_template: true`
+    /// the chat template's prompt for it as the user's message; else the tokenizer's prefix (BOS), then the text,
+    /// wrapped in the Alpaca prompt when the training records are Alpaca's.
+    public func promptIDs(for text: String) throws -> [Int] {
+        if let chatFormat { return tokenizer.encode(try chatFormat.prompt(user: text), addSpecialTokens: false) }
         let prompt = trainDataset.format == .alpaca ? AlpacaTemplate.prompt(instruction: text, input: "") : text
         return SpecialTokens(tokenizer).prefix + tokenizer.encode(prompt, addSpecialTokens: false)
     }

@@ -369,8 +369,8 @@ final class ConfigTests: XCTestCase {
 
     // MARK: - The bundled example
 
-    func testAlpacaExampleConfigLoadsAndValidates() throws {
-        let url = TestPaths.repository.appendingPathComponent("examples/alpaca/config.yaml")
+    func testTinyAlpacaExampleConfigLoadsAndValidates() throws {
+        let url = TestPaths.repository.appendingPathComponent("examples/alpaca/tiny.yaml")
         let config = try CollieConfig.load(from: url)
         XCTAssertEqual(config.model, .preset(.tiny))
         XCTAssertEqual(config.recordFormat, .alpaca)

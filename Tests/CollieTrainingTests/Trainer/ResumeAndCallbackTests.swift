@@ -186,13 +186,13 @@ final class ResumeAndCallbackTests: XCTestCase {
         }
     }
 
-    func testTheAlpacaExampleConfigHoldsOutItsEvaluationRecords() throws {
-        let url = TestPaths.repository.appendingPathComponent("examples/alpaca/config.yaml")
+    func testTheTinyAlpacaExampleConfigHoldsOutItsEvaluationRecords() throws {
+        let url = TestPaths.repository.appendingPathComponent("examples/alpaca/tiny.yaml")
         let setup = try TrainingSetup(config: try CollieConfig.load(from: url), source: url.path)
         XCTAssertEqual(setup.evaluationDataset.map { $0.count + $0.skippedCount }, 50, "the last 5% of 999 records")
         XCTAssertEqual(setup.trainDataset.count + setup.trainDataset.skippedCount, 949)
         XCTAssertEqual(setup.model.configuration.vocabularySize, 32000)
-        let prompt = setup.promptIDs(for: "Give three tips for staying healthy.")
+        let prompt = try setup.promptIDs(for: "Give three tips for staying healthy.")
         XCTAssertEqual(prompt.first, 1, "BOS")
         XCTAssertEqual(try setup.tokenizer.decode(prompt, skipSpecialTokens: true),
                        AlpacaTemplate.prompt(instruction: "Give three tips for staying healthy.", input: ""))

@@ -51,6 +51,42 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
         }
     }
 
-    /// The name llama.cpp and `gguf` print (`Q4_K`, `BF16`, …).
-    public var description: String { String(describing: self).uppercased() }
+    /// The name llama.cpp and `gguf` print (`Q4_K`, `BF16`, …). Spelled out: `String(describing:)` of a
+    /// `CustomStringConvertible` value would call this property again.
+    public var description: String {
+        switch self {
+        case .f32: "F32"
+        case .f16: "F16"
+        case .q4_0: "Q4_0"
+        case .q4_1: "Q4_1"
+        case .q5_0: "Q5_0"
+        case .q5_1: "Q5_1"
+        case .q8_0: "Q8_0"
+        case .q8_1: "Q8_1"
+        case .q2_K: "Q2_K"
+        case .q3_K: "Q3_K"
+        case .q4_K: "Q4_K"
+        case .q5_K: "Q5_K"
+        case .q6_K: "Q6_K"
+        case .q8_K: "Q8_K"
+        case .iq2_xxs: "IQ2_XXS"
+        case .iq2_xs: "IQ2_XS"
+        case .iq3_xxs: "IQ3_XXS"
+        case .iq1_s: "IQ1_S"
+        case .iq4_nl: "IQ4_NL"
+        case .iq3_s: "IQ3_S"
+        case .iq2_s: "IQ2_S"
+        case .iq4_xs: "IQ4_XS"
+        case .i8: "I8"
+        case .i16: "I16"
+        case .i32: "I32"
+        case .i64: "I64"
+        case .f64: "F64"
+        case .iq1_m: "IQ1_M"
+        case .bf16: "BF16"
+        case .tq1_0: "TQ1_0"
+        case .tq2_0: "TQ2_0"
+        case .mxfp4: "MXFP4"
+        }
+    }
 }

@@ -149,6 +149,14 @@ final class GGUFReaderTests: XCTestCase {
             array.u64(count)
             try assertRefused(array.bytes, mentions: ["element count of metadata key 'tokens'", "\(count)"])
         }
+        // More array elements than any real vocabulary needs, in a file that holds them (a file of tiny elements would
+        // otherwise take 24 bytes of memory per byte).
+        var elements = GGUFBuilder(tensors: 0, entries: 1)
+        elements.key("tokens", .array)
+        elements.u32(GGUFValueType.uint8.rawValue)
+        elements.u64(UInt64(GGUFCursor.maximumArrayElements + 1))
+        elements.bytes += [UInt8](repeating: 0, count: GGUFCursor.maximumArrayElements + 1)
+        try assertRefused(elements.bytes, mentions: ["metadata key 'tokens'", "limit of \(GGUFCursor.maximumArrayElements)"])
         // Counts each small enough alone, but not together.
         var both = GGUFBuilder(tensors: 3, entries: 10)
         both.bytes += [UInt8](repeating: 0, count: 200)

@@ -4,8 +4,8 @@ import Foundation
 ///
 /// Each target takes arbitrary bytes, runs the production parser (and what a user's next step would run on its
 /// result: encoding a string, rendering a template, validating a config) and ignores thrown errors: a clear error is
-/// the right answer to bad bytes; a trap, a hang or unbounded memory is a defect. Adding a format (GGUF headers, for
-/// example) is one case here, one function and one seed folder `Tests/Fuzz/Corpus/<raw value>/`.
+/// the right answer to bad bytes; a trap, a hang or unbounded memory is a defect. Adding a format is one case here,
+/// one function and one seed folder `Tests/Fuzz/Corpus/<raw value>/`.
 public enum FuzzTarget: String, CaseIterable, Sendable {
     case safetensorsHeader = "safetensors-header"
     case tokenizerJSON = "tokenizer-json"
@@ -14,6 +14,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case datasetRecords = "dataset-records"
     case chatTemplate = "chat-template"
     case openAIRequest = "openai-request"
+    case gguf
 
     /// Feeds `input` to the target's parser and returns the error it rejected the input with (a fine answer to bad
     /// bytes), or nil when it accepted the input.
@@ -36,6 +37,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .datasetRecords: try FuzzEntryPoints.datasetRecords(input)
         case .chatTemplate: try FuzzEntryPoints.chatTemplate(input)
         case .openAIRequest: try FuzzEntryPoints.openAIRequest(input)
+        case .gguf: try FuzzEntryPoints.gguf(input)
         }
     }
 

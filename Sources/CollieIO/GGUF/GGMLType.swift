@@ -51,8 +51,8 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
         }
     }
 
-    /// The name llama.cpp and `gguf` print (`Q4_K`, `BF16`, …).
-    /// (`String(describing: self)` would call this property again: the names are spelled out.)
+    /// The name llama.cpp and `gguf` print (`Q4_K`, `BF16`, …). Spelled out: `String(describing:)` of a
+    /// `CustomStringConvertible` value would call this property again.
     public var description: String {
         switch self {
         case .f32: "F32"

@@ -8,8 +8,14 @@ struct GGUFCursor {
     let file: String
     private(set) var offset = 0
 
+    /// Array elements read so far, all arrays together.
+    private var arrayElements = 0
+
     /// Arrays nested deeper than this are refused (GGUF writers nest at most once; a hostile file could recurse).
     static let maximumArrayDepth = 8
+    /// The most array elements a file's metadata may hold in all: 64 times the largest vocabularies (262,144 tokens),
+    /// while a hostile file of small elements (24 bytes of memory each) stays under half a gigabyte.
+    static let maximumArrayElements = 1 << 24
 
     init(base: UnsafeRawPointer, size: Int, file: String) {
         self.base = base
@@ -87,6 +93,11 @@ struct GGUFCursor {
             }
             let elementType = try valueType("the elements of \(what())")
             let count = try count("the element count of \(what())", each: Self.minimumSize(of: elementType))
+            arrayElements += count
+            guard arrayElements <= Self.maximumArrayElements else {
+                throw CheckpointError(file: file, "\(what()) brings the metadata's array elements past the limit of "
+                                      + "\(Self.maximumArrayElements)")
+            }
             var items: [GGUFValue] = []
             items.reserveCapacity(count)
             for i in 0..<count {

@@ -173,7 +173,10 @@ public final class GGUFFile: Sendable {
             throw CheckpointError(file: path, "tensor '\(name)': the byte count of \(elementCount) \(type) values overflows")
         }
         let storedOffset = try cursor.load(UInt64.self, "the data offset of tensor '\(name)'")
-        guard let offset = Int(exactly: storedOffset), offset % alignment == 0 else {
+        guard let offset = Int(exactly: storedOffset) else {
+            throw CheckpointError(file: path, "tensor '\(name)' has data offset \(storedOffset), past the end of any file")
+        }
+        guard offset % alignment == 0 else {
             throw CheckpointError(file: path, "tensor '\(name)' has data offset \(storedOffset), not a multiple of "
                                   + "the alignment \(alignment)")
         }

@@ -34,7 +34,7 @@ struct Generate: ParsableCommand {
         generated; --chat wraps the prompt as a user message in the tokenizer's chat template. With --prompt-ids \
         (comma-separated; repeat for a left-padded batch) no tokenizer is needed. --json prints \
         {"prompt_ids", "ids", "text", "finish_reason"} per prompt instead (a list for a batch; "text" is null when \
-        --prompt-ids is given and the folder has no tokenizer).
+        --prompt-ids is given and the folder or GGUF file has no tokenizer).
         """)
 
     @Option(help: "A Hugging Face model folder or a .gguf file.") var model: String
@@ -83,10 +83,12 @@ struct Generate: ParsableCommand {
             throw ValidationError(error.description)
         }
         if json || prompts.count > 1 {
-            // The text when the folder has a tokenizer; ids alone need none.
-            let hasTokenizer = ["tokenizer.json", "tokenizer.model"].contains {
-                FileManager.default.fileExists(atPath: folder.appendingPathComponent($0).path)
-            }
+            // The text when the folder (or the GGUF file's metadata) has a tokenizer; ids alone need none.
+            let hasTokenizer = GGUFModelFile.isGGUF(folder)
+                ? (try GGUFFile(url: folder))["tokenizer.ggml.model"] != nil
+                : ["tokenizer.json", "tokenizer.model"].contains {
+                    FileManager.default.fileExists(atPath: folder.appendingPathComponent($0).path)
+                }
             let tokenizer = hasTokenizer ? try PretrainedModel.tokenizer(at: folder).tokenizer : nil
             let texts = try results.map { result -> String? in
                 try tokenizer.map { try $0.decode(result.tokens, skipSpecialTokens: true) }

@@ -47,8 +47,9 @@ final class PEFTTrainingTests: XCTestCase {
         try trainer.train()
         let final = output.appendingPathComponent("final")
         try trainer.saveModel(to: final)
+        // PEFT's files, and the tokenizer's beside them (as transformers' Trainer saves a tokenizer with its output).
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: final.path).sorted(),
-                       ["adapter_config.json", "adapter_model.safetensors"])
+                       ["adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "tokenizer_config.json"])
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: final.appendingPathComponent("adapter_config.json"))) as! [String: Any]
         XCTAssertEqual(json["base_model_name_or_path"] as? String, Fixtures.model.standardizedFileURL.path)
         XCTAssertEqual(json["peft_type"] as? String, "LORA")

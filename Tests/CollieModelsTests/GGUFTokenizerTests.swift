@@ -256,14 +256,6 @@ final class GGUFTokenizerTests: XCTestCase {
         return String(repeating: "0", count: 16 - hex.count) + hex
     }
 
-    /// One line of <name>.jsonl (JSONDecoder keeps every character of the text as written, a leading U+FEFF included).
-    private struct Reference: Decodable {
-        let ids: [Int]
-        let decoded: String?
-        let special_ids: [Int]?
-        let decoded_skip: String?
-    }
-
     private struct CorpusLine: Decodable { let text: String }
 
     private static func jsonLines<T: Decodable>(_ url: URL, as type: T.Type) throws -> [T] {
@@ -274,43 +266,9 @@ final class GGUFTokenizerTests: XCTestCase {
         let tokenizer = try files.tokenizer()
         let corpus = try Self.jsonLines(TestPaths.fixtures(of: "CollieTokenizersTests").appendingPathComponent("corpus.jsonl"),
                                         as: CorpusLine.self).map(\.text)
-        let expected = try Self.jsonLines(Self.fixtures.appendingPathComponent("\(name).jsonl"), as: Reference.self)
-        XCTAssertEqual(corpus.count, expected.count)
-        XCTAssertGreaterThanOrEqual(corpus.count, 2000)
-        var idMismatches = 0, decodeMismatches = 0, specialMismatches = 0
-        for (text, reference) in zip(corpus, expected) {
-            let ids = tokenizer.encode(text, addSpecialTokens: false)
-            if ids != reference.ids {
-                idMismatches += 1
-                if idMismatches <= 5 {
-                    XCTFail("\(name): \(text.debugDescription.prefix(80)): expected \(reference.ids.prefix(20)) got \(ids.prefix(20))")
-                }
-            }
-            let decoded = try tokenizer.decode(reference.ids)
-            if decoded != (reference.decoded ?? text) {
-                decodeMismatches += 1
-                if decodeMismatches <= 5 {
-                    XCTFail("\(name): decode of \(text.debugDescription.prefix(80)): expected "
-                            + "\((reference.decoded ?? text).debugDescription.prefix(80)) got \(decoded.debugDescription.prefix(80))")
-                }
-            }
-            if let special = reference.special_ids {
-                let withSpecial = tokenizer.encode(text, addSpecialTokens: true)
-                let skipped = try tokenizer.decode(special, skipSpecialTokens: true)
-                if withSpecial != special || skipped != reference.decoded_skip {
-                    specialMismatches += 1
-                    if specialMismatches <= 5 {
-                        XCTFail("\(name): with special tokens \(text.debugDescription.prefix(60)): expected \(special.prefix(6)) "
-                                + "\(reference.decoded_skip.debugDescription.prefix(60)), got \(withSpecial.prefix(6)) "
-                                + "\(skipped.debugDescription.prefix(60))")
-                    }
-                }
-            }
-        }
-        print("[gguf-tokenizer] \(name): \(corpus.count) strings, \(idMismatches) id mismatches, "
-              + "\(decodeMismatches) decode mismatches, \(specialMismatches) special-token mismatches")
-        XCTAssertEqual(idMismatches, 0, "\(name): strings whose ids differ")
-        XCTAssertEqual(decodeMismatches, 0, "\(name): decodes that differ")
-        XCTAssertEqual(specialMismatches, 0, "\(name): encodings with special tokens that differ")
+        let expected = try Self.jsonLines(Self.fixtures.appendingPathComponent("\(name).jsonl"), as: TokenizerReference.self)
+        try assertCorpusParity(name, corpus: corpus, expected: expected,
+                               encode: { tokenizer.encode($0, addSpecialTokens: $1) },
+                               decode: { try tokenizer.decode($0, skipSpecialTokens: $1) })
     }
 }

@@ -1,3 +1,4 @@
+import CollieTestSupport
 import XCTest
 @testable import CollieTokenizers
 
@@ -48,38 +49,8 @@ final class CorpusParityTests: XCTestCase {
         let tokenizer = try given ?? Fixtures.tokenizer(name)
         let corpus = Fixtures.corpus
         let expected = Fixtures.expected(name)
-        XCTAssertEqual(corpus.count, expected.count)
-        XCTAssertGreaterThanOrEqual(corpus.count, 2000)
-        var idMismatches = 0, decodeMismatches = 0, specialMismatches = 0
-        for (text, reference) in zip(corpus, expected) {
-            let ids = tokenizer.encode(text, addSpecialTokens: false)
-            if ids != reference.ids {
-                idMismatches += 1
-                if idMismatches <= 5 { XCTFail("\(name): \(describeMismatch(text, expected: reference.ids, actual: ids))") }
-            }
-            let decoded = try tokenizer.decode(reference.ids)
-            if decoded != (reference.decoded ?? text) {
-                decodeMismatches += 1
-                if decodeMismatches <= 5 {
-                    XCTFail("\(name): decode of \(text.debugDescription.prefix(80)): expected "
-                            + "\((reference.decoded ?? text).debugDescription.prefix(80)) got \(decoded.debugDescription.prefix(80))")
-                }
-            }
-            if let special = reference.special_ids {
-                let withSpecial = tokenizer.encode(text, addSpecialTokens: true)
-                let skipped = try tokenizer.decode(special, skipSpecialTokens: true)
-                if withSpecial != special || skipped != reference.decoded_skip {
-                    specialMismatches += 1
-                    if specialMismatches <= 5 {
-                        XCTFail("\(name): with special tokens \(text.debugDescription.prefix(60)): expected \(special.prefix(6)) "
-                                + "\(reference.decoded_skip.debugDescription.prefix(60)), got \(withSpecial.prefix(6)) "
-                                + "\(skipped.debugDescription.prefix(60))")
-                    }
-                }
-            }
-        }
-        XCTAssertEqual(idMismatches, 0, "\(name): strings whose ids differ")
-        XCTAssertEqual(decodeMismatches, 0, "\(name): decodes that differ")
-        XCTAssertEqual(specialMismatches, 0, "\(name): encodings with special tokens that differ")
+        try assertCorpusParity(name, corpus: corpus, expected: expected,
+                               encode: { tokenizer.encode($0, addSpecialTokens: $1) },
+                               decode: { try tokenizer.decode($0, skipSpecialTokens: $1) })
     }
 }

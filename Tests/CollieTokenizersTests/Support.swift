@@ -70,27 +70,12 @@ enum Fixtures {
         return jsonLines(folder.appendingPathComponent("corpus.jsonl")).map { (try! JSONDecoder().decode(Line.self, from: $0)).text }
     }()
 
-    /// One line of expected/<name>.jsonl.
-    struct Expected: Decodable {
-        let ids: [Int]
-        let decoded: String?
-        let special_ids: [Int]?
-        let decoded_skip: String?
-    }
-
-    static func expected(_ name: String) -> [Expected] {
-        jsonLines(folder.appendingPathComponent("expected/\(name).jsonl")).map { try! JSONDecoder().decode(Expected.self, from: $0) }
+    static func expected(_ name: String) -> [TokenizerReference] {
+        jsonLines(folder.appendingPathComponent("expected/\(name).jsonl")).map { try! JSONDecoder().decode(TokenizerReference.self, from: $0) }
     }
 
     static func jsonLines(_ url: URL) -> [Data] {
         let data = try! Data(contentsOf: url)
         return data.split(separator: UInt8(ascii: "\n")).map { Data($0) }
     }
-}
-
-/// A short, readable description of an id mismatch.
-func describeMismatch(_ text: String, expected: [Int], actual: [Int]) -> String {
-    let prefix = zip(expected, actual).prefix { $0 == $1 }.count
-    return "\(text.debugDescription.prefix(120)): first difference at \(prefix): expected "
-        + "\(expected[prefix...].prefix(8)) got \(actual[min(prefix, actual.count)...].prefix(8))"
 }

@@ -75,8 +75,6 @@ extension CollieConfig {
         case .sequence(var sequence):
             for index in sequence.indices { sequence[index] = readableNumbers(sequence[index]) }
             return .sequence(sequence)
-        default:
-            return node
         }
     }
 

@@ -5,19 +5,7 @@ import XCTest
 /// `collie generate --json` prints what its help promises for every kind of prompt: `prompt_ids`, `ids`, `text` and
 /// `finish_reason`.
 final class GenerateCommandTests: XCTestCase {
-    /// A model folder with a tokenizer and a chat template: the server tests' chat model + LLaMA-2's tokenizer.json.
-    private func chatModel(in folder: URL) throws -> URL {
-        let model = folder.appendingPathComponent("model")
-        try FileManager.default.createDirectory(at: model, withIntermediateDirectories: true)
-        let fixture = TestPaths.fixtures(of: "CollieServerTests").appendingPathComponent("chat-model")
-        for name in try FileManager.default.contentsOfDirectory(atPath: fixture.path) {
-            try FileManager.default.createSymbolicLink(at: model.appendingPathComponent(name),
-                                                       withDestinationURL: fixture.appendingPathComponent(name))
-        }
-        try FileManager.default.createSymbolicLink(at: model.appendingPathComponent("tokenizer.json"),
-                                                   withDestinationURL: TestPaths.llama2Tokenizer.appendingPathComponent("tokenizer.json"))
-        return model
-    }
+    private func chatModel(in folder: URL) throws -> URL { try ModelFixtures.linkedChatModel(in: folder) }
 
     private func generate(_ arguments: [String], in folder: URL) throws -> Any {
         let result = try CollieExecutable.run(["generate"] + arguments + ["--json", "--max-new-tokens", "4"], in: folder,

@@ -71,15 +71,7 @@ final class UntrustedModelCommandTests: XCTestCase {
     func testChatTemplatePathsThatAreNotFilesAreNamedInCollieWords() throws {
         // Before: "You don't have permission." for /dev/zero, a hang for a FIFO.
         let folder = try temporaryFolder(for: self)
-        let model = folder.appendingPathComponent("model")
-        try FileManager.default.createDirectory(at: model, withIntermediateDirectories: true)
-        let fixture = TestPaths.fixtures(of: "CollieServerTests").appendingPathComponent("chat-model")
-        for name in try FileManager.default.contentsOfDirectory(atPath: fixture.path) {
-            try FileManager.default.createSymbolicLink(at: model.appendingPathComponent(name),
-                                                       withDestinationURL: fixture.appendingPathComponent(name))
-        }
-        try FileManager.default.createSymbolicLink(at: model.appendingPathComponent("tokenizer.json"),
-                                                   withDestinationURL: TestPaths.llama2Tokenizer.appendingPathComponent("tokenizer.json"))
+        let model = try ModelFixtures.linkedChatModel(in: folder)
         let fifo = folder.appendingPathComponent("template.jinja")
         XCTAssertEqual(mkfifo(fifo.path, 0o600), 0)
         for (template, words) in [("/dev/zero", ["/dev/zero", "character device"]), (fifo.path, [fifo.path, "FIFO"]),

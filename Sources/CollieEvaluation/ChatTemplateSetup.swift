@@ -32,6 +32,7 @@ extension TrainingSetup {
             throw TrainerError("\(origin)chat_template: true, but the tokenizer (\(config.tokenizerPath ?? "none")) has no chat "
                                + "template (tokenizer_config.json's chat_template, chat_template.jinja or a GGUF file's)")
         }
-        return try TrainingSetup(config: config, source: source, chatFormat: ChatFormat(template: template, tokenizer: tokenizer))
+        return try TrainingSetup(config: config, source: source, tokenizer: (tokenizer, files),
+                                 chatFormat: ChatFormat(template: template, tokenizer: tokenizer))
     }
 }

@@ -36,8 +36,7 @@ struct Tokenize: ParsableCommand {
 
     func run() throws {
         let url = URL(fileURLWithPath: self.tokenizer)
-        let tokenizer = GGUFModelFile.isGGUF(url) ? try GGUFModelFile.tokenizer(of: GGUFFile(url: url)).tokenizer
-                                                  : try Tokenizer(contentsOf: url)
+        let tokenizer = try PretrainedModel.tokenizer(at: url).tokenizer
         let reader = try LineReader(path: input)
         let name = input ?? "<stdin>"
         var output = OutputBuffer()

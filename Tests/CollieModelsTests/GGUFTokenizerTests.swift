@@ -60,7 +60,7 @@ final class GGUFTokenizerTests: XCTestCase {
     func testWrittenFolderLoadsAsTheSameTokenizer() throws {
         let folder = try temporaryFolder(for: self)
         let files = try files("llama2-spm")
-        try files.write(to: folder)
+        try files.files.write(to: folder)
         let written = try Tokenizer(contentsOf: folder)
         let direct = try files.tokenizer()
         for text in ["Hello world", " leading", "生活的真谛是", "emoji🙂inside", "<s>x</s>"] {
@@ -175,7 +175,7 @@ final class GGUFTokenizerTests: XCTestCase {
         // `smollm` and splits as GPT-2 does, and the export names what the folder's tokenizer does.
         let original = try metadata("smollm2")
         let folder = try temporaryFolder(for: self)
-        try files("smollm2").write(to: folder)
+        try files("smollm2").files.write(to: folder)
         let exported = Dictionary(try GGUFTokenizerMetadata.metadata(for: folder).map { ($0.key, $0.value) },
                                   uniquingKeysWith: { first, _ in first })
         for key in ["tokenizer.ggml.model", "tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.merges",

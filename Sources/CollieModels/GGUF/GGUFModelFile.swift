@@ -13,20 +13,13 @@ public enum GGUFModelFile {
     /// - Throws: `CheckpointError` or `TokenizerError` naming the file and the metadata key.
     public static func tokenizer(of file: GGUFFile) throws -> (tokenizer: Tokenizer, files: TokenizerFiles) {
         let converted = try GGUFTokenizerFiles(file: file.url.path) { file[$0] }
-        return (try converted.tokenizer(), files(of: converted))
+        return (try converted.tokenizer(), converted.files)
     }
 
     /// The tokenizer files of `file`'s metadata (as `tokenizer(of:)` makes them), or nil when the file has no
     /// tokenizer (`tokenizer.ggml.model`).
     public static func tokenizerFiles(of file: GGUFFile) throws -> TokenizerFiles? {
         guard file["tokenizer.ggml.model"] != nil else { return nil }
-        return files(of: try GGUFTokenizerFiles(file: file.url.path) { file[$0] })
-    }
-
-    private static func files(of converted: GGUFTokenizerFiles) -> TokenizerFiles {
-        var contents = ["tokenizer.json": Data(converted.tokenizerJSON),
-                        "tokenizer_config.json": Data(converted.tokenizerConfigJSON)]
-        if let template = converted.chatTemplate { contents["chat_template.jinja"] = Data(template.utf8) }
-        return .contents(contents)
+        return try GGUFTokenizerFiles(file: file.url.path) { file[$0] }.files
     }
 }

@@ -197,14 +197,12 @@ public struct GGUFTokenizerFiles: Sendable {
                       configuration: configuration)
     }
 
-    /// Writes tokenizer.json, tokenizer_config.json and, when there is a chat template, chat_template.jinja (as
-    /// transformers 5 saves it) into `folder`, each atomically.
-    public func write(to folder: URL) throws {
-        try AtomicFile.write(Data(tokenizerJSON), to: folder.appendingPathComponent("tokenizer.json"))
-        try AtomicFile.write(Data(tokenizerConfigJSON), to: folder.appendingPathComponent("tokenizer_config.json"))
-        if let chatTemplate {
-            try AtomicFile.write(Data(chatTemplate.utf8), to: folder.appendingPathComponent("chat_template.jinja"))
-        }
+    /// The files a saved model carries: tokenizer.json, tokenizer_config.json and, when there is a chat template,
+    /// chat_template.jinja (as transformers 5 saves it).
+    public var files: TokenizerFiles {
+        var contents = ["tokenizer.json": Data(tokenizerJSON), "tokenizer_config.json": Data(tokenizerConfigJSON)]
+        if let chatTemplate { contents["chat_template.jinja"] = Data(chatTemplate.utf8) }
+        return .contents(contents)
     }
 
     /// A TemplateProcessing post-processor with the BOS and EOS tokens it adds (transformers' update_post_processor).

@@ -21,10 +21,12 @@ public struct TrainingSetup {
     /// Loads everything `config` names. Errors name the config key and the file (and line, for records).
     /// - Parameters:
     ///   - source: the config file, for error messages.
+    ///   - tokenizer: the config's tokenizer when already loaded (`PretrainedModel.tokenizer(config:source:)`).
     ///   - chatFormat: the tokenizer's chat template, required by `chat_template: true` (`TrainingSetup.load`, in
-    ///     CollieEvaluation, reads it from the tokenizer's folder).
+    ///     CollieEvaluation, reads it from the tokenizer's files).
     /// - Throws: `TrainerError` naming the key whose file cannot be used.
-    public init(config: CollieConfig, source: String? = nil, chatFormat: ChatFormat? = nil) throws {
+    public init(config: CollieConfig, source: String? = nil, tokenizer loaded: (Tokenizer, TokenizerFiles?)? = nil,
+                chatFormat: ChatFormat? = nil) throws {
         self.config = config
         let origin = source.map { "\($0): " } ?? ""
         func failure(_ key: String, _ error: Error) -> TrainerError {
@@ -32,7 +34,7 @@ public struct TrainingSetup {
         }
 
         // The tokenizer and the data first: a typo there should not wait for a large model to load.
-        (tokenizer, tokenizerFiles) = try PretrainedModel.tokenizer(config: config, source: source)
+        (tokenizer, tokenizerFiles) = try loaded ?? PretrainedModel.tokenizer(config: config, source: source)
         guard !config.chatTemplate || chatFormat != nil else {
             throw TrainerError("\(origin)chat_template: true needs the tokenizer's chat template (TrainingSetup.load reads it)")
         }

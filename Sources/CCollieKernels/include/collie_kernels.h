@@ -45,11 +45,12 @@ int collie_kernels_vectorized(void);
 int collie_fix_mmap_threshold(size_t bytes);
 
 // float16 conversions (collie_conversions.h), matrix-vector kernels for decoding (collie_gemv.h), the optimizers'
-// update loops (collie_optimizers.h) and the spinning worker pool (collie_pool.h), listed here so incremental builds
-// see them.
+// update loops (collie_optimizers.h), the spinning worker pool (collie_pool.h) and the kernels on quantized blocks
+// (collie_quantized.h), listed here so incremental builds see them.
 #include "collie_conversions.h"
 #include "collie_gemv.h"
 #include "collie_optimizers.h"
 #include "collie_pool.h"
+#include "collie_quantized.h"
 
 #endif

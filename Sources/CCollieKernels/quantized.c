@@ -286,19 +286,17 @@ TARGET_QAVX512 static ALWAYS_INLINE __m512i bytes16(const uint8_t *p) {
     return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
 }
 
-/// Values 32k ..< 32k + 32 of a row of `format` blocks at `row`, dequantized exactly, into w[0] and w[1].
-TARGET_QAVX512 static ALWAYS_INLINE void decode32_avx512(int format, const uint8_t *row, size_t k, __m512 w[2]) {
+/// Values 32g ..< 32g + 32 of the `format` block at `p`, dequantized exactly, into w[0] and w[1].
+TARGET_QAVX512 static ALWAYS_INLINE void decode32_avx512(int format, const uint8_t *p, int g, __m512 w[2]) {
     const __m512i low4 = _mm512_set1_epi32(0x0F);
     switch (format) {
     case COLLIE_Q8_0: {
-        const uint8_t *p = row + k * 34;
         __m512 d = _mm512_set1_ps(half_at(p));
         w[0] = _mm512_mul_ps(cvt16(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 2)))), d);
         w[1] = _mm512_mul_ps(cvt16(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 18)))), d);
         return;
     }
     case COLLIE_Q4_0: {
-        const uint8_t *p = row + k * 18;
         __m512 d = _mm512_set1_ps(half_at(p));
         __m512i b = bytes16(p + 2), eight = _mm512_set1_epi32(8);
         w[0] = _mm512_mul_ps(d, cvt16(_mm512_sub_epi32(_mm512_and_si512(b, low4), eight)));
@@ -306,7 +304,6 @@ TARGET_QAVX512 static ALWAYS_INLINE void decode32_avx512(int format, const uint8
         return;
     }
     case COLLIE_Q4_1: {
-        const uint8_t *p = row + k * 20;
         __m512 d = _mm512_set1_ps(half_at(p)), m = _mm512_set1_ps(half_at(p + 2));
         __m512i b = bytes16(p + 4);
         w[0] = _mm512_add_ps(_mm512_mul_ps(d, cvt16(_mm512_and_si512(b, low4))), m);
@@ -314,7 +311,6 @@ TARGET_QAVX512 static ALWAYS_INLINE void decode32_avx512(int format, const uint8
         return;
     }
     case COLLIE_Q5_0: {
-        const uint8_t *p = row + k * 22;
         __m512 d = _mm512_set1_ps(half_at(p));
         uint32_t qh = u32_at(p + 2);
         __m512i b = bytes16(p + 6), sixteen = _mm512_set1_epi32(16);
@@ -325,7 +321,6 @@ TARGET_QAVX512 static ALWAYS_INLINE void decode32_avx512(int format, const uint8
         return;
     }
     case COLLIE_Q5_1: {
-        const uint8_t *p = row + k * 24;
         __m512 d = _mm512_set1_ps(half_at(p)), m = _mm512_set1_ps(half_at(p + 2));
         uint32_t qh = u32_at(p + 4);
         __m512i b = bytes16(p + 8), sixteen = _mm512_set1_epi32(16);
@@ -338,8 +333,7 @@ TARGET_QAVX512 static ALWAYS_INLINE void decode32_avx512(int format, const uint8
     case COLLIE_Q4_K:
     case COLLIE_Q5_K: {
         const int five = format == COLLIE_Q5_K;
-        const uint8_t *p = row + (k / 8) * (five ? 176 : 144);
-        int g = (int)(k % 8), sc, mn;
+        int sc, mn;
         scale_min(p + 4, g, &sc, &mn);
         float d = half_at(p), dmin = half_at(p + 2);
         __m512 dl = _mm512_set1_ps(d * (float)sc), ml = _mm512_set1_ps(dmin * (float)mn);
@@ -357,8 +351,7 @@ TARGET_QAVX512 static ALWAYS_INLINE void decode32_avx512(int format, const uint8
         return;
     }
     case COLLIE_Q6_K: {
-        const uint8_t *p = row + (k / 8) * 210;
-        int c = (int)(k % 8), h = c / 4, s = c % 4;
+        int h = g / 4, s = g % 4;
         float d = half_at(p + 208);
         const int8_t *scales = (const int8_t *)(p + 192);
         const uint8_t *low = p + 64 * h + 32 * (s % 2), *high = p + 128 + 32 * h;
@@ -377,34 +370,54 @@ TARGET_QAVX512 static ALWAYS_INLINE void decode32_avx512(int format, const uint8
     }
 }
 
-/// y[r·out + o] = row o · x[r] for the NR input rows x[0 ..< NR] (NR a constant at each call site).
-TARGET_QAVX512 static ALWAYS_INLINE void qrow_avx512(int format, const uint8_t *row, const float *x, size_t in,
-                                                    int NR, float *y, size_t out) {
-    __m512 acc[8];
-    for (int r = 0; r < NR; r++) acc[r] = _mm512_setzero_ps();
-    for (size_t k = 0; k < in / 32; k++) {
-        __m512 w[2];
-        decode32_avx512(format, row, k, w);
+/// y[r·out + j] = weight row j · x[r] for the NW consecutive weight rows from `row` (`row_bytes` apart) and the NR
+/// input rows x[0 ..< NR] (NW and NR constants at each call site: the NW·NR accumulators stay in registers, each
+/// input vector is loaded once per tile, and the NW·NR independent chains hide the FMA latency).
+TARGET_QAVX512 static ALWAYS_INLINE void qtile_avx512(int format, const uint8_t *row, size_t row_bytes, int NW,
+                                                     const float *x, int NR, size_t in, float *y, size_t out) {
+    __m512 acc[4][8];
+    for (int j = 0; j < NW; j++)
+        for (int r = 0; r < NR; r++) acc[j][r] = _mm512_setzero_ps();
+    const size_t E = collie_block_elements(format), B = collie_block_bytes(format);
+    for (size_t b = 0; b < in / E; b++)
+#pragma clang loop unroll(full)
+    for (int g = 0; g < (int)(E / 32); g++) {   // unrolled for the K-quants: each g's shifts and scale bytes are constants
+        const size_t k = b * (E / 32) + (size_t)g;
+        __m512 w[4][2];
+        for (int j = 0; j < NW; j++) decode32_avx512(format, row + j * row_bytes + b * B, g, w[j]);
         for (int r = 0; r < NR; r++) {
-            acc[r] = _mm512_fmadd_ps(w[0], _mm512_loadu_ps(x + r * in + 32 * k), acc[r]);
-            acc[r] = _mm512_fmadd_ps(w[1], _mm512_loadu_ps(x + r * in + 32 * k + 16), acc[r]);
+            __m512 x0 = _mm512_loadu_ps(x + r * in + 32 * k), x1 = _mm512_loadu_ps(x + r * in + 32 * k + 16);
+            for (int j = 0; j < NW; j++) {
+                acc[j][r] = _mm512_fmadd_ps(w[j][0], x0, acc[j][r]);
+                acc[j][r] = _mm512_fmadd_ps(w[j][1], x1, acc[j][r]);
+            }
         }
     }
-    for (int r = 0; r < NR; r++) y[r * out] = _mm512_reduce_add_ps(acc[r]);
+    for (int j = 0; j < NW; j++)
+        for (int r = 0; r < NR; r++) y[r * out + j] = _mm512_reduce_add_ps(acc[j][r]);
+}
+
+/// Every input row against weight rows o ..< o + NW: tiles of NR input rows, then 4, 2, 1.
+TARGET_QAVX512 static ALWAYS_INLINE void qrows_avx512(int format, const uint8_t *row, size_t row_bytes, int NW,
+                                                     const float *x, size_t rows, int NR, size_t in, float *y,
+                                                     size_t out) {
+    size_t r = 0;
+    for (; r + NR <= rows; r += NR) qtile_avx512(format, row, row_bytes, NW, x + r * in, NR, in, y + r * out, out);
+    if (NR > 4 && r + 4 <= rows) { qtile_avx512(format, row, row_bytes, NW, x + r * in, 4, in, y + r * out, out); r += 4; }
+    if (NR > 2 && r + 2 <= rows) { qtile_avx512(format, row, row_bytes, NW, x + r * in, 2, in, y + r * out, out); r += 2; }
+    if (r < rows) qtile_avx512(format, row, row_bytes, NW, x + r * in, 1, in, y + r * out, out);
 }
 
 TARGET_QAVX512 static ALWAYS_INLINE void qgemv_format_avx512(int format, const uint8_t *w, const float *x, float *y,
                                                             size_t in, size_t out, size_t rows, size_t begin,
                                                             size_t end) {
-    size_t row_bytes = collie_block_row_bytes(format, in);
-    for (size_t o = begin; o < end; o++) {
-        const uint8_t *row = w + o * row_bytes;
-        size_t r = 0;
-        for (; r + 8 <= rows; r += 8) qrow_avx512(format, row, x + r * in, in, 8, y + r * out + o, out);
-        if (r + 4 <= rows) { qrow_avx512(format, row, x + r * in, in, 4, y + r * out + o, out); r += 4; }
-        if (r + 2 <= rows) { qrow_avx512(format, row, x + r * in, in, 2, y + r * out + o, out); r += 2; }
-        if (r < rows) qrow_avx512(format, row, x + r * in, in, 1, y + r * out + o, out);
-    }
+    size_t row_bytes = collie_block_row_bytes(format, in), o = begin;
+    // Tiles of weight rows × input rows: 4 × up to 2 for a few input rows, 2 × 8 (16 accumulators) for more.
+    if (rows < 4)
+        for (; o + 4 <= end; o += 4) qrows_avx512(format, w + o * row_bytes, row_bytes, 4, x, rows, 2, in, y + o, out);
+    else
+        for (; o + 2 <= end; o += 2) qrows_avx512(format, w + o * row_bytes, row_bytes, 2, x, rows, 8, in, y + o, out);
+    for (; o < end; o++) qrows_avx512(format, w + o * row_bytes, row_bytes, 1, x, rows, 8, in, y + o, out);
 }
 
 TARGET_QAVX512 static void qgemv_avx512(int format, const void *w, const float *x, float *y, size_t in, size_t out,

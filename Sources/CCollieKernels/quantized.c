@@ -282,11 +282,18 @@ DISPATCHED_KERNEL(qgemv_compiled, qgemv_body,
 #define TARGET_QAVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 
 TARGET_QAVX512 static ALWAYS_INLINE __m512 cvt16(__m512i v) { return _mm512_cvtepi32_ps(v); }
+/// The floats a + 0, a + 1, …, a + 15 (exact small integers).
+TARGET_QAVX512 static ALWAYS_INLINE __m512 iota(float a) {
+    return _mm512_add_ps(_mm512_set1_ps(a), _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+}
 TARGET_QAVX512 static ALWAYS_INLINE __m512i bytes16(const uint8_t *p) {
     return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
 }
 
-/// Values 32g ..< 32g + 32 of the `format` block at `p`, dequantized exactly, into w[0] and w[1].
+/// Values 32g ..< 32g + 32 of the `format` block at `p`, dequantized exactly, into w[0] and w[1]. The 4-bit formats
+/// compute their 16 possible values once (a table, with dequantization's operations) and look each value up by its
+/// code (vpermps) instead of converting and scaling every element (1.2-1.3x at one input row on Zen 4; the 32-entry
+/// vpermt2ps of the 5-bit formats was no faster there).
 TARGET_QAVX512 static ALWAYS_INLINE void decode32_avx512(int format, const uint8_t *p, int g, __m512 w[2]) {
     const __m512i low4 = _mm512_set1_epi32(0x0F);
     switch (format) {
@@ -298,16 +305,18 @@ TARGET_QAVX512 static ALWAYS_INLINE void decode32_avx512(int format, const uint8
     }
     case COLLIE_Q4_0: {
         __m512 d = _mm512_set1_ps(half_at(p));
-        __m512i b = bytes16(p + 2), eight = _mm512_set1_epi32(8);
-        w[0] = _mm512_mul_ps(d, cvt16(_mm512_sub_epi32(_mm512_and_si512(b, low4), eight)));
-        w[1] = _mm512_mul_ps(d, cvt16(_mm512_sub_epi32(_mm512_srli_epi32(b, 4), eight)));
+        __m512i b = bytes16(p + 2);
+        __m512 table = _mm512_mul_ps(d, iota(-8));   // d·(q − 8)
+        w[0] = _mm512_permutexvar_ps(_mm512_and_si512(b, low4), table);
+        w[1] = _mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), table);
         return;
     }
     case COLLIE_Q4_1: {
         __m512 d = _mm512_set1_ps(half_at(p)), m = _mm512_set1_ps(half_at(p + 2));
         __m512i b = bytes16(p + 4);
-        w[0] = _mm512_add_ps(_mm512_mul_ps(d, cvt16(_mm512_and_si512(b, low4))), m);
-        w[1] = _mm512_add_ps(_mm512_mul_ps(d, cvt16(_mm512_srli_epi32(b, 4))), m);
+        __m512 table = _mm512_add_ps(_mm512_mul_ps(d, iota(0)), m);   // d·q + m
+        w[0] = _mm512_permutexvar_ps(_mm512_and_si512(b, low4), table);
+        w[1] = _mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), table);
         return;
     }
     case COLLIE_Q5_0: {
@@ -346,8 +355,14 @@ TARGET_QAVX512 static ALWAYS_INLINE void decode32_avx512(int format, const uint8
             q0 = _mm512_mask_or_epi32(q0, _mm512_test_epi32_mask(bytes16(p + 16), bit), q0, sixteen);
             q1 = _mm512_mask_or_epi32(q1, _mm512_test_epi32_mask(bytes16(p + 32), bit), q1, sixteen);
         }
-        w[0] = _mm512_sub_ps(_mm512_mul_ps(dl, cvt16(q0)), ml);
-        w[1] = _mm512_sub_ps(_mm512_mul_ps(dl, cvt16(q1)), ml);
+        if (five) {
+            w[0] = _mm512_sub_ps(_mm512_mul_ps(dl, cvt16(q0)), ml);
+            w[1] = _mm512_sub_ps(_mm512_mul_ps(dl, cvt16(q1)), ml);
+        } else {   // (d·sc)·q − dmin·m
+            __m512 table = _mm512_sub_ps(_mm512_mul_ps(dl, iota(0)), ml);
+            w[0] = _mm512_permutexvar_ps(q0, table);
+            w[1] = _mm512_permutexvar_ps(q1, table);
+        }
         return;
     }
     case COLLIE_Q6_K: {

@@ -6,14 +6,14 @@ import XCTest
 /// for byte, and collie_qgemv_q8 equals ggml_vec_dot_<format>_<q8> (the x86 kernels llama.cpp runs, and the generic C)
 /// at every kernel level, for every format, 1–16 input rows and odd row ranges.
 final class QuantizedDotTests: XCTestCase {
-    private let manifest = QuantizedFixtures.manifest
+    private let manifest = QuantizedQ8Fixtures.manifest
 
     func testActivationQuantizationMatchesGGMLCPU() {
-        let x = QuantizedFixtures.floats("dot-x.f32")
+        let x = QuantizedQ8Fixtures.floats("dot-x.f32")
         forEachKernelLevel { level in
             for name in manifest.formats {
-                let format = QuantizedFixtures.typeCodes[name]!
-                let expected = QuantizedFixtures.bytes("dot-xq-\(name).bin")
+                let format = QuantizedQ8Fixtures.typeCodes[name]!
+                let expected = QuantizedQ8Fixtures.bytes("dot-xq-\(name).bin")
                 let rowBytes = collie_activation_row_bytes(format, manifest.in)
                 XCTAssertEqual(rowBytes * manifest.rows, expected.count, name)
                 var got = [UInt8](repeating: 0xAA, count: expected.count)
@@ -47,11 +47,11 @@ final class QuantizedDotTests: XCTestCase {
     /// exact; only the order the per-block float products are added differs), and untouched outside `range`. Row 3
     /// (blocks of 127 and exact .5 ties, so large integer sums that cancel) gets 3e-6: 1.3e-6 is observed there.
     private func check(_ name: String, against reference: String, rows: Int, range: Range<Int>, level: Int32) {
-        let format = QuantizedFixtures.typeCodes[name]!
+        let format = QuantizedQ8Fixtures.typeCodes[name]!
         let (out, inFeatures) = (manifest.out, manifest.in)
-        let weights = QuantizedFixtures.bytes("dot-w-\(name).bin")
-        let activations = QuantizedFixtures.bytes("dot-xq-\(name).bin")
-        let expected = QuantizedFixtures.floats(reference)
+        let weights = QuantizedQ8Fixtures.bytes("dot-w-\(name).bin")
+        let activations = QuantizedQ8Fixtures.bytes("dot-xq-\(name).bin")
+        let expected = QuantizedQ8Fixtures.floats(reference)
         var y = [Float](repeating: .nan, count: rows * out)
         collie_qgemv_q8(format, weights, activations, &y, inFeatures, out, rows, range.lowerBound, range.upperBound)
         for r in 0..<rows {
@@ -72,12 +72,12 @@ final class QuantizedDotTests: XCTestCase {
     /// format (‖y_q8 − y_float‖ / ‖y_float‖ over the random rows) and prints it.
     func testQGemvQ8IsCloseToFloatActivations() {
         for name in manifest.formats {
-            let format = QuantizedFixtures.typeCodes[name]!
+            let format = QuantizedQ8Fixtures.typeCodes[name]!
             let (out, rows) = (manifest.out, manifest.rows)
             var y = [Float](repeating: 0, count: rows * out)
-            collie_qgemv_q8(format, QuantizedFixtures.bytes("dot-w-\(name).bin"),
-                            QuantizedFixtures.bytes("dot-xq-\(name).bin"), &y, manifest.in, out, rows, 0, out)
-            let exact = QuantizedFixtures.floats("dot-y-float-\(name).f32")
+            collie_qgemv_q8(format, QuantizedQ8Fixtures.bytes("dot-w-\(name).bin"),
+                            QuantizedQ8Fixtures.bytes("dot-xq-\(name).bin"), &y, manifest.in, out, rows, 0, out)
+            let exact = QuantizedQ8Fixtures.floats("dot-y-float-\(name).f32")
             var worst = 0.0
             for r in 0..<rows where r != 1 && r != 3 {  // row 1 is zero, row 3 is the ties row (not random)
                 var difference = 0.0, norm = 0.0

@@ -5,13 +5,13 @@ import XCTest
 /// llama.cpp's libggml-base): random, zero, constant, tiny, huge and skewed rows, every format with a quantizer.
 final class QuantizerTests: XCTestCase {
     func testQuantizeRowsMatchesGGMLReferenceByteForByte() {
-        let manifest = QuantizedFixtures.manifest
-        let input = QuantizedFixtures.floats("quantize-input.f32")
+        let manifest = QuantizedQ8Fixtures.manifest
+        let input = QuantizedQ8Fixtures.floats("quantize-input.f32")
         XCTAssertEqual(input.count, manifest.quantizeRows * manifest.quantizeColumns)
         forEachKernelLevel { level in
             for name in manifest.quantizable {
-                let format = QuantizedFixtures.typeCodes[name]!
-                let expected = QuantizedFixtures.bytes("quantize-\(name).bin")
+                let format = QuantizedQ8Fixtures.typeCodes[name]!
+                let expected = QuantizedQ8Fixtures.bytes("quantize-\(name).bin")
                 var got = [UInt8](repeating: 0xAA, count: expected.count)
                 let written = collie_quantize_rows(format, input, &got, manifest.quantizeRows, manifest.quantizeColumns)
                 XCTAssertEqual(written, 1, name)

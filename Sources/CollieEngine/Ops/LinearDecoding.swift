@@ -1,11 +1,43 @@
 import CCollieKernels
 
+/// The weight of a linear layer: a dense tensor [out, in] or frozen quantized blocks.
+public enum LinearWeight {
+    /// A bf16 / f16 / float32 / float64 tensor [out, in].
+    case dense(Tensor)
+    /// GGML blocks (`Tensor.linear(_:quantized:bias:)`).
+    case quantized(QuantizedMatrix)
+
+    /// Output features.
+    public var outFeatures: Int {
+        switch self {
+        case .dense(let weight): weight.rank == 2 ? weight.shape[0] : 0
+        case .quantized(let matrix): matrix.rows
+        }
+    }
+
+    /// Input features.
+    public var inFeatures: Int {
+        switch self {
+        case .dense(let weight): weight.shape.last ?? 0
+        case .quantized(let matrix): matrix.columns
+        }
+    }
+}
+
+/// How decoding multiplies activations with quantized weights.
+public enum QuantizedActivations: String, Codable, CaseIterable, Sendable {
+    /// Float32 activations against blocks widened in registers: the dequantized float linear up to summation order.
+    case float
+    /// Activations quantized to 8 bits per block and integer dot products, llama.cpp's arithmetic.
+    case int8
+}
+
 /// The linear layer for decoding: a few input rows (one new token per sequence) without gradient.
 ///
 /// Decoding is bound by reading the weights, not by arithmetic, so a GEMM that packs its operands
 /// first wastes most of the time. This path reads each weight row once, straight from its storage
-/// (bf16 widened in registers, never copied to float32), and multiplies it with every input row,
-/// split over the cores by output rows.
+/// (bf16 widened in registers, never copied to float32; quantized blocks decoded in registers), and
+/// multiplies it with every input row, split over the cores by output rows.
 ///
 /// It is used only inside `Tensor.withDecodingKernels` (KV-cache decoding), so training, evaluation
 /// and activation checkpointing keep BLAS's exact summation order.
@@ -16,49 +48,86 @@ extension Tensor {
     /// Whether this task (or thread) is inside `withDecodingKernels`.
     @TaskLocal private static var isDecoding = false
 
+    /// The activations quantized weights use while decoding on this task (or thread).
+    public static var quantizedActivations: QuantizedActivations { activationsOfTask }
+    @TaskLocal private static var activationsOfTask = QuantizedActivations.float
+
     /// Runs `body` with small-batch, gradient-free linear layers on the matrix-vector kernels (on this task or
     /// thread only).
     public static func withDecodingKernels<R>(_ body: () throws -> R) rethrows -> R {
         try $isDecoding.withValue(true, operation: body)
     }
 
+    /// Runs `body` with decoding's quantized linear layers using `activations` (on this task or thread only).
+    public static func withQuantizedActivations<R>(_ activations: QuantizedActivations,
+                                                   _ body: () throws -> R) rethrows -> R {
+        try $activationsOfTask.withValue(activations, operation: body)
+    }
+
     /// `linear(x, weight, bias)` computed with the matrix-vector kernels, or nil when the case is
     /// not theirs (gradient recording, too many rows, float64, a strided weight).
     static func decodingLinear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor? {
-        decodingLinears(x, weights: [weight], biases: [bias])?[0]
+        decodingLinears(x, weights: [.dense(weight)], biases: [bias])?[0]
+    }
+
+    /// `decodingLinears` for dense weights only.
+    public static func decodingLinears(_ x: Tensor, weights: [Tensor], biases: [Tensor?]) -> [Tensor]? {
+        decodingLinears(x, weights: weights.map { .dense($0) }, biases: biases)
     }
 
     /// `linear(x, weights[i], biases[i])` for every i — several layers reading the same input, such as
     /// attention's q, k and v projections — in one parallel loop over all their output rows, or nil
     /// when any of them is not the kernels' case. One loop instead of one per layer saves a
     /// synchronization of the threads per layer, and each thread's share is one run of rows.
-    public static func decodingLinears(_ x: Tensor, weights: [Tensor], biases: [Tensor?]) -> [Tensor]? {
+    public static func decodingLinears(_ x: Tensor, weights: [LinearWeight], biases: [Tensor?]) -> [Tensor]? {
         guard isDecoding, !weights.isEmpty, weights.count == biases.count, x.dtype == .float32 else { return nil }
-        guard !GradMode.isEnabled || (!x.requiresGrad && !weights.contains { $0.requiresGrad }
-                                      && !biases.contains { $0?.requiresGrad ?? false }) else { return nil }
-        let inFeatures = weights[0].shape.last ?? 0
+        let inFeatures = weights[0].inFeatures
+        guard !GradMode.isEnabled || (!x.requiresGrad && !biases.contains { $0?.requiresGrad ?? false }
+                                      && !weights.contains { if case .dense(let w) = $0 { w.requiresGrad } else { false } })
+        else { return nil }
         guard x.shape.last == inFeatures, inFeatures > 0, weights.allSatisfy({
-            $0.rank == 2 && $0.shape[1] == inFeatures && $0.isContiguous && ($0.dtype == .bfloat16 || $0.dtype == .float32)
+            switch $0 {
+            case .dense(let w):
+                w.rank == 2 && w.shape[1] == inFeatures && w.isContiguous && (w.dtype == .bfloat16 || w.dtype == .float32)
+            case .quantized(let matrix): matrix.columns == inFeatures
+            }
         }) else { return nil }
         let rows = x.count / inFeatures
         guard rows >= 1, rows <= decodingRowLimit else { return nil }
         let xin = x.contiguous()
-        let outputs = weights.map { Tensor(uninitializedShape: Array(x.shape.dropLast()) + [$0.shape[0]]) }
+        let outputs = weights.map { Tensor(uninitializedShape: Array(x.shape.dropLast()) + [$0.outFeatures]) }
         // Output row n of the concatenation is row n − starts[i] of weight i.
         var starts = [0]
-        for weight in weights { starts.append(starts.last! + weight.shape[0]) }
+        for weight in weights { starts.append(starts.last! + weight.outFeatures) }
         let px = xin.pointer(as: Float.self)
+        // 8-bit activations: x quantized once per call, for every weight format that needs it.
+        let activations = quantizedActivations
+        var quantizedInputs: [BlockFormat: TensorStorage] = [:]
+        if activations == .int8 {
+            for case .quantized(let matrix) in weights where quantizedInputs[matrix.format] == nil {
+                quantizedInputs[matrix.format] = quantizeActivations(px, rows: rows, columns: inFeatures,
+                                                                     for: matrix.format)
+            }
+        }
         // Chunks of at least 64 output rows keep the per-task overhead small against the weight traffic.
         Parallel.forEach(starts.last!, minimumChunk: 64) { range in
             for (i, weight) in weights.enumerated() {
                 let begin = Swift.max(range.lowerBound, starts[i]) - starts[i]
                 let end = Swift.min(range.upperBound, starts[i + 1]) - starts[i]
                 guard begin < end else { continue }
-                let (out, py) = (weight.shape[0], outputs[i].pointer(as: Float.self))
-                if weight.dtype == .bfloat16 {
+                let (out, py) = (weight.outFeatures, outputs[i].pointer(as: Float.self))
+                switch weight {
+                case .dense(let weight) where weight.dtype == .bfloat16:
                     collie_gemv_bf16(weight.pointer(as: UInt16.self), px, py, inFeatures, out, rows, begin, end)
-                } else {
+                case .dense(let weight):
                     collie_gemv_f32(weight.pointer(as: Float.self), px, py, inFeatures, out, rows, begin, end)
+                case .quantized(let matrix):
+                    if let xq = quantizedInputs[matrix.format] {
+                        qgemvQ8(matrix, xq, py, inFeatures, out, rows, begin, end)
+                    } else {
+                        collie_qgemv_f32(matrix.format.ggmlType, matrix.storage.data, px, py, inFeatures, out, rows,
+                                         begin, end)
+                    }
                 }
             }
         }
@@ -69,6 +138,19 @@ extension Tensor {
             for r in 0..<rows { for o in 0..<out { py[r * out + o] += b[o] } }
             withExtendedLifetime(widened) {}
         }
+        withExtendedLifetime(quantizedInputs) {}
         return outputs
+    }
+
+    /// x [rows, columns] quantized to the 8-bit activation format of `format` weights.
+    private static func quantizeActivations(_ x: UnsafePointer<Float>, rows: Int, columns: Int,
+                                            for format: BlockFormat) -> TensorStorage? {
+        nil   // helper B's collie_quantize_activations, wired once it is merged
+    }
+
+    /// collie_qgemv_q8 on `matrix` and quantized activations `xq`.
+    private static func qgemvQ8(_ matrix: QuantizedMatrix, _ xq: TensorStorage, _ y: UnsafeMutablePointer<Float>,
+                                _ in: Int, _ out: Int, _ rows: Int, _ begin: Int, _ end: Int) {
+        fatalError("8-bit activations are not wired yet")
     }
 }

@@ -1,47 +1,46 @@
+import CCollieKernels
 import Foundation
 import XCTest
+@testable import CollieEngine
 
-/// The files scripts/fixtures/make_quantized_q8_fixtures.py wrote into Fixtures/quantized-q8 from llama.cpp's
-/// ggml libraries: quantizer outputs, activations quantized by ggml-cpu, and its vec_dot results.
-enum QuantizedFixtures {
-    struct Manifest: Decodable {
-        let `in`: Int
-        let out: Int
-        let rows: Int
-        let quantizeRows: Int
-        let quantizeColumns: Int
-        let formats: [String]
-        let quantizable: [String]
-
-        enum CodingKeys: String, CodingKey {
-            case `in`, out, rows, formats, quantizable
-            case quantizeRows = "quantize_rows"
-            case quantizeColumns = "quantize_columns"
+/// gguf's blocks and values in `Fixtures/quantized.safetensors`, made by scripts/fixtures/make_quantized_fixtures.py.
+enum QuantizedFixture {
+    nonisolated(unsafe) private static let all: [String: Tensor] = {
+        guard let url = Bundle.module.url(forResource: "quantized", withExtension: "safetensors",
+                                          subdirectory: "Fixtures") else {
+            fatalError("Fixtures/quantized.safetensors is missing; run scripts/fixtures/make_quantized_fixtures.py")
         }
-    }
-
-    /// GGML's type code of a fixture format name.
-    static let typeCodes: [String: Int32] = [
-        "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8, "q4_k": 12, "q5_k": 13, "q6_k": 14,
-    ]
-
-    static let manifest: Manifest = {
-        do { return try JSONDecoder().decode(Manifest.self, from: data("manifest.json")) } catch {
-            fatalError("Fixtures/quantized-q8/manifest.json: \(error)")
-        }
+        do { return try SafeTensorsFixture.parse(Data(contentsOf: url)) } catch { fatalError("\(url.path): \(error)") }
     }()
 
-    static func data(_ name: String) -> Data {
-        guard let url = Bundle.module.url(forResource: name, withExtension: nil, subdirectory: "Fixtures/quantized-q8"),
-              let data = try? Data(contentsOf: url)
-        else { fatalError("missing fixture Fixtures/quantized-q8/\(name): run scripts/fixtures/make_quantized_q8_fixtures.py") }
-        return data
+    /// The fixture's matrix of `format` blocks (stored as int32 words) and gguf's float32 values of it.
+    static func matrix(_ format: BlockFormat) throws -> (matrix: QuantizedMatrix, values: [Float]) {
+        let blocks = try XCTUnwrap(all["\(format.rawValue).blocks"]), values = try XCTUnwrap(all["\(format.rawValue).values"])
+        let storage = TensorStorage(byteCount: blocks.count * 4)
+        storage.data.copyMemory(from: blocks.storage.data, byteCount: blocks.count * 4)
+        let matrix = try QuantizedMatrix(format: format, rows: values.shape[0], columns: values.shape[1], storage: storage)
+        return (matrix, values.floats())
     }
+}
 
-    static func bytes(_ name: String) -> [UInt8] { [UInt8](data(name)) }
-
-    static func floats(_ name: String) -> [Float] {
-        let data = data(name)
-        return data.withUnsafeBytes { raw in (0..<data.count / 4).map { raw.loadUnaligned(fromByteOffset: 4 * $0, as: Float.self) } }
+/// A matrix of random valid blocks: random bytes with finite float16 scales of about `scale` (every quant bit pattern).
+func randomQuantizedMatrix(_ format: BlockFormat, rows: Int, columns: Int, seed: UInt64,
+                           scale: Float = 0.02) -> QuantizedMatrix {
+    var generator = RandomGenerator(seed: seed)
+    let rowBytes = columns / format.blockElements * format.blockBytes
+    let storage = TensorStorage(byteCount: rows * rowBytes)
+    let bytes = storage.data.assumingMemoryBound(to: UInt8.self)
+    for i in 0..<rows * rowBytes { bytes[i] = UInt8(truncatingIfNeeded: generator.next()) }
+    let scaleOffsets: [Int] = switch format {
+    case .q4_0, .q5_0, .q8_0: [0]
+    case .q4_1, .q5_1, .q4_K, .q5_K: [0, 2]
+    case .q6_K: [208]
     }
+    for block in 0..<rows * columns / format.blockElements {
+        for offset in scaleOffsets {
+            let value = Float16(Float(generator.nextUnit() * 2 - 1) * scale)
+            (storage.data + block * format.blockBytes + offset).storeBytes(of: value.bitPattern, as: UInt16.self)
+        }
+    }
+    return try! QuantizedMatrix(format: format, rows: rows, columns: columns, storage: storage)
 }

@@ -1,0 +1,270 @@
+#include "collie_quantized.h"
+#include "variants.h"
+
+#include <string.h>
+
+// The float-activation half of collie_quantized.h: block sizes, dequantization and the decoding matrix-vector product
+// with float32 activations. Each block decoder is one plain C loop per block, written in gguf's float32 operation order
+// (variants.h turns off contraction, so a·b + c stays two roundings like numpy), and compiled once per instruction set
+// by DISPATCHED_KERNEL: every level gives gguf's bits.
+
+// MARK: - Formats
+
+int collie_block_format_supported(int format) {
+    switch (format) {
+    case COLLIE_Q4_0: case COLLIE_Q4_1: case COLLIE_Q5_0: case COLLIE_Q5_1: case COLLIE_Q8_0:
+    case COLLIE_Q4_K: case COLLIE_Q5_K: case COLLIE_Q6_K: return 1;
+    default: return 0;
+    }
+}
+
+size_t collie_block_elements(int format) {
+    switch (format) {
+    case COLLIE_Q4_0: case COLLIE_Q4_1: case COLLIE_Q5_0: case COLLIE_Q5_1: case COLLIE_Q8_0: return 32;
+    case COLLIE_Q4_K: case COLLIE_Q5_K: case COLLIE_Q6_K: return 256;
+    default: return 0;
+    }
+}
+
+size_t collie_block_bytes(int format) {
+    switch (format) {
+    case COLLIE_Q4_0: return 18;
+    case COLLIE_Q4_1: return 20;
+    case COLLIE_Q5_0: return 22;
+    case COLLIE_Q5_1: return 24;
+    case COLLIE_Q8_0: return 34;
+    case COLLIE_Q4_K: return 144;
+    case COLLIE_Q5_K: return 176;
+    case COLLIE_Q6_K: return 210;
+    default: return 0;
+    }
+}
+
+size_t collie_block_row_bytes(int format, size_t columns) {
+    size_t elements = collie_block_elements(format);
+    return elements ? columns / elements * collie_block_bytes(format) : 0;
+}
+
+// MARK: - Block decoders (one block to float32, gguf's arithmetic)
+
+static ALWAYS_INLINE float half_at(const uint8_t *p) {
+    _Float16 h;
+    memcpy(&h, p, sizeof h);
+    return (float)h;
+}
+
+static ALWAYS_INLINE uint32_t u32_at(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/// Q8_0 (34 bytes): d, 32 int8. x = q·d.
+static ALWAYS_INLINE void block_q8_0(const uint8_t *restrict p, float *restrict out) {
+    float d = half_at(p);
+    const int8_t *q = (const int8_t *)(p + 2);
+    for (int j = 0; j < 32; j++) out[j] = (float)q[j] * d;
+}
+
+/// Q4_0 (18 bytes): d, 16 bytes of nibbles (low: values 0–15, high: 16–31). x = d·(q − 8).
+static ALWAYS_INLINE void block_q4_0(const uint8_t *restrict p, float *restrict out) {
+    float d = half_at(p);
+    const uint8_t *q = p + 2;
+    for (int j = 0; j < 16; j++) {
+        out[j] = d * (float)((int)(q[j] & 0x0F) - 8);
+        out[j + 16] = d * (float)((int)(q[j] >> 4) - 8);
+    }
+}
+
+/// Q4_1 (20 bytes): d, m, 16 bytes of nibbles. x = d·q + m.
+static ALWAYS_INLINE void block_q4_1(const uint8_t *restrict p, float *restrict out) {
+    float d = half_at(p), m = half_at(p + 2);
+    const uint8_t *q = p + 4;
+    for (int j = 0; j < 16; j++) {
+        out[j] = d * (float)(q[j] & 0x0F) + m;
+        out[j + 16] = d * (float)(q[j] >> 4) + m;
+    }
+}
+
+/// Q5_0 (22 bytes): d, 32 fifth bits (value j's is bit j), 16 bytes of nibbles. x = d·(q − 16).
+static ALWAYS_INLINE void block_q5_0(const uint8_t *restrict p, float *restrict out) {
+    float d = half_at(p);
+    uint32_t qh = u32_at(p + 2);
+    const uint8_t *q = p + 6;
+    for (int j = 0; j < 16; j++) {
+        int low = (int)(q[j] & 0x0F) | (int)((qh >> j) & 1) << 4;
+        int high = (int)(q[j] >> 4) | (int)((qh >> (j + 16)) & 1) << 4;
+        out[j] = d * (float)(low - 16);
+        out[j + 16] = d * (float)(high - 16);
+    }
+}
+
+/// Q5_1 (24 bytes): d, m, 32 fifth bits, 16 bytes of nibbles. x = d·q + m.
+static ALWAYS_INLINE void block_q5_1(const uint8_t *restrict p, float *restrict out) {
+    float d = half_at(p), m = half_at(p + 2);
+    uint32_t qh = u32_at(p + 4);
+    const uint8_t *q = p + 8;
+    for (int j = 0; j < 16; j++) {
+        int low = (int)(q[j] & 0x0F) | (int)((qh >> j) & 1) << 4;
+        int high = (int)(q[j] >> 4) | (int)((qh >> (j + 16)) & 1) << 4;
+        out[j] = d * (float)low + m;
+        out[j + 16] = d * (float)high + m;
+    }
+}
+
+/// The 6-bit scale and min of sub-block j of a Q4_K/Q5_K block's 12 packed bytes (gguf's get_scale_min).
+static ALWAYS_INLINE void scale_min(const uint8_t *s, int j, int *sc, int *m) {
+    if (j < 4) {
+        *sc = s[j] & 0x3F;
+        *m = s[j + 4] & 0x3F;
+    } else {
+        *sc = (s[j + 4] & 0x0F) | ((s[j - 4] >> 2) & 0x30);
+        *m = (s[j + 4] >> 4) | ((s[j] >> 2) & 0x30);
+    }
+}
+
+/// Q4_K (144 bytes): d, dmin, 12 bytes of scales and mins, 128 bytes of nibbles; sub-block g (32 values) reads the
+/// low (g even) or high nibbles of qs[32(g/2)...]. x = (d·sc)·q − dmin·m.
+static ALWAYS_INLINE void block_q4_K(const uint8_t *restrict p, float *restrict out) {
+    float d = half_at(p), dmin = half_at(p + 2);
+    const uint8_t *packed = p + 4, *qs = p + 16;
+    for (int g = 0; g < 8; g++) {
+        int sc, m;
+        scale_min(packed, g, &sc, &m);
+        float dl = d * (float)sc, ml = dmin * (float)m;
+        const uint8_t *q = qs + 32 * (g / 2);
+        int shift = 4 * (g % 2);
+        float *o = out + 32 * g;
+        for (int l = 0; l < 32; l++) o[l] = dl * (float)((q[l] >> shift) & 0x0F) - ml;
+    }
+}
+
+/// Q5_K (176 bytes): d, dmin, 12 bytes of scales and mins, 32 bytes of fifth bits (bit g of qh[l] for sub-block g),
+/// 128 bytes of nibbles as Q4_K. x = (d·sc)·q − dmin·m.
+static ALWAYS_INLINE void block_q5_K(const uint8_t *restrict p, float *restrict out) {
+    float d = half_at(p), dmin = half_at(p + 2);
+    const uint8_t *packed = p + 4, *qh = p + 16, *qs = p + 48;
+    for (int g = 0; g < 8; g++) {
+        int sc, m;
+        scale_min(packed, g, &sc, &m);
+        float dl = d * (float)sc, ml = dmin * (float)m;
+        const uint8_t *q = qs + 32 * (g / 2);
+        int shift = 4 * (g % 2);
+        float *o = out + 32 * g;
+        for (int l = 0; l < 32; l++) {
+            int value = ((q[l] >> shift) & 0x0F) | ((qh[l] >> g) & 1) << 4;
+            o[l] = dl * (float)value - ml;
+        }
+    }
+}
+
+/// Q6_K (210 bytes): 128 bytes of low nibbles, 64 bytes of 2-bit high parts, 16 int8 scales, d. Value 128h + 32s + l
+/// has low = ql[64h + 32(s%2) + l] >> 4(s/2), high = qh[32h + l] >> 2s; x = (d·scale[k/16])·(low | high << 4 − 32).
+static ALWAYS_INLINE void block_q6_K(const uint8_t *restrict p, float *restrict out) {
+    const uint8_t *ql = p, *qh = p + 128;
+    const int8_t *scales = (const int8_t *)(p + 192);
+    float d = half_at(p + 208);
+    for (int h = 0; h < 2; h++)
+        for (int s = 0; s < 4; s++) {
+            int k0 = 128 * h + 32 * s;
+            const uint8_t *low = ql + 64 * h + 32 * (s % 2), *high = qh + 32 * h;
+            int low_shift = 4 * (s / 2), high_shift = 2 * s;
+            float d0 = d * (float)scales[k0 / 16], d1 = d * (float)scales[k0 / 16 + 1];
+            for (int l = 0; l < 16; l++) {
+                int q = (((low[l] >> low_shift) & 0x0F) | ((high[l] >> high_shift) & 0x03) << 4) - 32;
+                out[k0 + l] = d0 * (float)q;
+            }
+            for (int l = 16; l < 32; l++) {
+                int q = (((low[l] >> low_shift) & 0x0F) | ((high[l] >> high_shift) & 0x03) << 4) - 32;
+                out[k0 + l] = d1 * (float)q;
+            }
+        }
+}
+
+/// Decodes one block of `format` (a supported one) into out[0..<block elements].
+static ALWAYS_INLINE void decode_block(int format, const uint8_t *restrict p, float *restrict out) {
+    switch (format) {
+    case COLLIE_Q8_0: block_q8_0(p, out); return;
+    case COLLIE_Q4_0: block_q4_0(p, out); return;
+    case COLLIE_Q4_1: block_q4_1(p, out); return;
+    case COLLIE_Q5_0: block_q5_0(p, out); return;
+    case COLLIE_Q5_1: block_q5_1(p, out); return;
+    case COLLIE_Q4_K: block_q4_K(p, out); return;
+    case COLLIE_Q5_K: block_q5_K(p, out); return;
+    case COLLIE_Q6_K: block_q6_K(p, out); return;
+    default: return;
+    }
+}
+
+/// Runs BODY(F) with F the format as a constant, so each case inlines its own decoder.
+#define FOR_EACH_FORMAT(format, BODY)                                                                                 \
+    switch (format) {                                                                                                 \
+    case COLLIE_Q8_0: BODY(COLLIE_Q8_0); break;                                                                       \
+    case COLLIE_Q4_0: BODY(COLLIE_Q4_0); break;                                                                       \
+    case COLLIE_Q4_1: BODY(COLLIE_Q4_1); break;                                                                       \
+    case COLLIE_Q5_0: BODY(COLLIE_Q5_0); break;                                                                       \
+    case COLLIE_Q5_1: BODY(COLLIE_Q5_1); break;                                                                       \
+    case COLLIE_Q4_K: BODY(COLLIE_Q4_K); break;                                                                       \
+    case COLLIE_Q5_K: BODY(COLLIE_Q5_K); break;                                                                       \
+    case COLLIE_Q6_K: BODY(COLLIE_Q6_K); break;                                                                       \
+    default: break;                                                                                                   \
+    }
+
+// MARK: - Dequantization
+
+static ALWAYS_INLINE void dequantize_body(int format, const void *blocks, float *dst, size_t rows, size_t columns) {
+    size_t elements = collie_block_elements(format), bytes = collie_block_bytes(format);
+    if (!elements) return;
+    size_t count = rows * (columns / elements);
+    const uint8_t *p = blocks;
+#define DEQUANTIZE(F) for (size_t b = 0; b < count; b++) decode_block(F, p + b * bytes, dst + b * elements)
+    FOR_EACH_FORMAT(format, DEQUANTIZE)
+#undef DEQUANTIZE
+}
+DISPATCHED_KERNEL(collie_dequantize_rows, dequantize_body,
+                  (int format, const void *blocks, float *dst, size_t rows, size_t columns),
+                  (format, blocks, dst, rows, columns))
+
+// MARK: - Matrix-vector product with float activations
+
+/// Most input rows per pass over a weight row: each block is decoded once for all of them.
+#define QGEMV_ROWS 16
+/// Lanes of the partial sums (one zmm, two ymm).
+#define QGEMV_LANES 16
+
+static ALWAYS_INLINE void qgemv_body(int format, const void *w, const float *x, float *y, size_t in, size_t out,
+                                     size_t rows, size_t begin, size_t end) {
+    size_t elements = collie_block_elements(format), bytes = collie_block_bytes(format);
+    if (!elements) return;
+    size_t nb = in / elements, row_bytes = nb * bytes;
+    float block[256] __attribute__((aligned(64)));
+    for (size_t r0 = 0; r0 < rows; r0 += QGEMV_ROWS) {
+        size_t nr = rows - r0 < QGEMV_ROWS ? rows - r0 : QGEMV_ROWS;
+        const float *xs = x + r0 * in;
+        for (size_t o = begin; o < end; o++) {
+            const uint8_t *wo = (const uint8_t *)w + o * row_bytes;
+            float acc[QGEMV_ROWS][QGEMV_LANES] __attribute__((aligned(64)));
+            memset(acc, 0, sizeof acc);
+#define QGEMV(F)                                                                                                      \
+    for (size_t b = 0; b < nb; b++) {                                                                                 \
+        decode_block(F, wo + b * bytes, block);                                                                       \
+        for (size_t r = 0; r < nr; r++) {                                                                             \
+            const float *xb = xs + r * in + b * elements;                                                             \
+            for (size_t j = 0; j < elements; j += QGEMV_LANES)                                                        \
+                for (int l = 0; l < QGEMV_LANES; l++) acc[r][l] = FMA(block[j + l], xb[j + l], acc[r][l]);            \
+        }                                                                                                             \
+    }
+            FOR_EACH_FORMAT(format, QGEMV)
+#undef QGEMV
+            for (size_t r = 0; r < nr; r++) {
+                float s = 0;
+                for (int l = 0; l < QGEMV_LANES; l++) s += acc[r][l];
+                y[(r0 + r) * out + o] = s;
+            }
+        }
+    }
+}
+DISPATCHED_KERNEL(collie_qgemv_f32, qgemv_body,
+                  (int format, const void *w, const float *x, float *y, size_t in, size_t out, size_t rows,
+                   size_t begin, size_t end),
+                  (format, w, x, y, in, out, rows, begin, end))

@@ -82,6 +82,21 @@ final class QuantizedModelTests: XCTestCase {
               + "mixed \(mixedAgreement); 8-bit activations q8_0 \(int8.0), mixed \(int8.1)")
     }
 
+    func testSavingAndExportingWriteTheDequantizedWeights() throws {
+        let quantized = try PretrainedModel.model(.at(Self.url("mixed.gguf")), quantization: .keepBlocks)
+        let folder = try temporaryFolder(for: self)
+        try quantized.save(to: folder.appendingPathComponent("hf"))
+        try quantized.saveGGUF(to: folder.appendingPathComponent("f32.gguf"), outputType: .f32, name: "mixed",
+                               tokenizerMetadata: [])
+        let ids = try SafeTensorsFile(url: Self.url("mixed.expected.safetensors")).tensor("input_ids")
+        let expected = withNoGrad { quantized(ids).floats() }
+        for saved in ["hf", "f32.gguf"] {
+            let model = try PretrainedModel.model(.at(folder.appendingPathComponent(saved)))
+            XCTAssertEqual(model.namedParameters.count, quantized.namedWeights.count, saved)
+            assertClose(withNoGrad { model(ids).floats() }, expected, "saved as \(saved)")
+        }
+    }
+
     // MARK: - Quantized at load
 
     func testQuantizeAtLoadEqualsGGMLsQuantizerByteForByte() throws {

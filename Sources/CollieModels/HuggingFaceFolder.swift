@@ -98,13 +98,8 @@ extension CausalLanguageModel {
         try AtomicFile.write(encoder.encode(configuration), to: folder.appendingPathComponent("config.json"))
         try AtomicFile.write(encoder.encode(GenerationConfiguration(model: configuration)),
                              to: folder.appendingPathComponent(GenerationConfiguration.fileName))
-        // One tensor at a time: a quantized layer is dequantized (and a parameter converted) only as it is written.
-        let entries = namedWeights.map { weight in
-            SafeTensorsWriter.Entry(name: weight.key, shape: weight.shape, dtype: dtype) {
-                weight.values().contiguousCopy(dtype: dtype)
-            }
-        }
-        try SafeTensorsWriter.writeSharded(entries: entries, to: folder, maxShardBytes: maxShardBytes)
+        let tensors = namedParameters.map { ($0.key, $0.tensor.detach().contiguousCopy(dtype: dtype)) }
+        try SafeTensorsWriter.writeSharded(tensors, to: folder, maxShardBytes: maxShardBytes)
     }
 }
 

@@ -69,7 +69,7 @@ extension CausalLanguageModel {
         set("general.architecture", .string(architecture))
         set("general.type", .string("model"))
         if !name.isEmpty { set("general.name", .string(name)) }
-        set("general.size_label", .string(Self.sizeLabel(parameterCount: namedWeights.reduce(0) { $0 + $1.shape.reduce(1, *) })))
+        set("general.size_label", .string(Self.sizeLabel(parameterCount: parameterCount)))
         try count("block_count", c.hiddenLayers)
         try count("context_length", c.maxPositionEmbeddings)
         try count("embedding_length", c.hiddenSize)
@@ -109,17 +109,18 @@ extension CausalLanguageModel {
                 try factors.withUnsafeBufferPointer { try GGMLQuantization.quantize($0, as: .f32) }
             }
         }
-        for (key, shape, makeValues) in namedWeights {
+        for (key, tensor) in namedParameters {
             guard let ggufName = GGUFTensorNames.ggufName(forHuggingFaceName: key) else {
                 throw CheckpointError(file: url.path, "tensor \(key) has no GGUF name")
             }
+            let shape = tensor.shape
             let type = outputType.type(of: ggufName, shape: shape)
             let heads: Int? = architecture != "llama" ? nil
                 : key.hasSuffix("self_attn.q_proj.weight") || key.hasSuffix("self_attn.q_proj.bias") ? c.attentionHeads
                 : key.hasSuffix("self_attn.k_proj.weight") || key.hasSuffix("self_attn.k_proj.bias") ? c.keyValueHeads
                 : nil
             writer.addTensor(name: ggufName, shape: shape, type: type) {
-                var values = makeValues().floats()
+                var values = tensor.detach().floats()
                 if let heads { values = try GGUFRotaryPermutation.permuted(values, rows: shape[0], heads: heads) }
                 return try values.withUnsafeBufferPointer {
                     try GGMLQuantization.quantize($0, as: type, rowLength: shape.last ?? values.count)

@@ -42,14 +42,14 @@ final class ActivationCheckpointingTests: XCTestCase {
         XCTAssertEqual(fired, [Int](repeating: 1, count: model.parameters.count))
     }
 
-    func testLayersBehindAFrozenEmbeddingStillGetGradients() throws {
+    func testLayersBehindAFrozenEmbeddingStillGetGradients() {
         let model = LlamaForCausalLM(config, seed: 5)
         model.activationCheckpointing = true
         for p in model.parameters { p.requiresGrad = true }
         model.embedTokens.weight.requiresGrad = false
         model.loss(ids: ids, labels: ids).backward()
         XCTAssertNil(model.embedTokens.weight.grad)
-        let q = try XCTUnwrap(model.layers[0].selfAttention.qProj.denseWeight)
+        let q = model.layers[0].selfAttention.qProj.denseWeight!
         XCTAssertGreaterThan(q.grad!.floats().map(abs).max()!, 0)
     }
 

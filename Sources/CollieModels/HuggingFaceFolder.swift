@@ -99,8 +99,13 @@ extension CausalLanguageModel {
         try AtomicFile.write(encoder.encode(configuration), to: folder.appendingPathComponent("config.json"))
         try AtomicFile.write(encoder.encode(GenerationConfiguration(model: configuration)),
                              to: folder.appendingPathComponent(GenerationConfiguration.fileName))
-        let tensors = savedWeights(mergingLoRA: mergingLoRA).map { ($0.key, $0.values().contiguousCopy(dtype: dtype)) }
-        try SafeTensorsWriter.writeSharded(tensors, to: folder, maxShardBytes: maxShardBytes)
+        // One tensor at a time: a quantized or merged layer is widened (and a parameter converted) only as it is written.
+        let entries = savedWeights(mergingLoRA: mergingLoRA).map { weight in
+            SafeTensorsWriter.Entry(name: weight.key, shape: weight.shape, dtype: dtype) {
+                weight.values().contiguousCopy(dtype: dtype)
+            }
+        }
+        try SafeTensorsWriter.writeSharded(entries: entries, to: folder, maxShardBytes: maxShardBytes)
     }
 }
 

@@ -99,8 +99,11 @@ extension CausalLanguageModel {
         try AtomicFile.write(encoder.encode(configuration), to: folder.appendingPathComponent("config.json"))
         try AtomicFile.write(encoder.encode(GenerationConfiguration(model: configuration)),
                              to: folder.appendingPathComponent(GenerationConfiguration.fileName))
-        let tensors = savedWeights(mergingLoRA: mergingLoRA).map { ($0.key, $0.values().contiguousCopy(dtype: dtype)) }
-        try SafeTensorsWriter.writeSharded(tensors, to: folder, maxShardBytes: maxShardBytes)
+        // Each tensor is made when its turn comes: one dequantized or merged layer at a time.
+        let entries = savedWeights(mergingLoRA: mergingLoRA).map { key, shape, values in
+            SafeTensorsWriter.Entry(name: key, shape: shape, dtype: dtype) { values().contiguousCopy(dtype: dtype) }
+        }
+        try SafeTensorsWriter.writeSharded(entries: entries, to: folder, maxShardBytes: maxShardBytes)
     }
 }
 

@@ -99,11 +99,9 @@ extension CausalLanguageModel {
         try AtomicFile.write(encoder.encode(configuration), to: folder.appendingPathComponent("config.json"))
         try AtomicFile.write(encoder.encode(GenerationConfiguration(model: configuration)),
                              to: folder.appendingPathComponent(GenerationConfiguration.fileName))
-        // One tensor at a time: a quantized or merged layer is widened (and a parameter converted) only as it is written.
-        let entries = savedWeights(mergingLoRA: mergingLoRA).map { weight in
-            SafeTensorsWriter.Entry(name: weight.key, shape: weight.shape, dtype: dtype) {
-                weight.values().contiguousCopy(dtype: dtype)
-            }
+        // Each tensor is made when its turn comes: one dequantized or merged layer at a time.
+        let entries = savedWeights(mergingLoRA: mergingLoRA).map { key, shape, values in
+            SafeTensorsWriter.Entry(name: key, shape: shape, dtype: dtype) { values().contiguousCopy(dtype: dtype) }
         }
         try SafeTensorsWriter.writeSharded(entries: entries, to: folder, maxShardBytes: maxShardBytes)
     }

@@ -52,7 +52,7 @@ extension CausalLanguageModel {
     }
 
     /// Checks the source's shapes against the parameters `expected` (key and shape), reading no tensor.
-    private static func checkWeights(_ source: some WeightSource, expected: [(key: String, shape: [Int])],
+    static func checkWeights(_ source: some WeightSource, expected: [(key: String, shape: [Int])],
                                      configuration: LlamaConfiguration) throws {
         let expectedKeys = Set(expected.map(\.key))
         // Buffers older checkpoints store but that are computed, and lm_head when tied.
@@ -87,8 +87,9 @@ extension CausalLanguageModel {
 
     /// Writes a Hugging Face folder `transformers` loads: `config.json`, `generation_config.json`
     /// and the weights in `dtype`, sharded above `maxShardBytes` (with an index). Each file is
-    /// written atomically.
-    public func save(to folder: URL, dtype: DType = .float32, maxShardBytes: Int = 2 << 30) throws {
+    /// written atomically. Quantized linear weights are written dequantized, and with `mergingLoRA` LoRA adapters
+    /// merged into their layers' weights (`savedWeights(mergingLoRA:)`; the model itself is unchanged).
+    public func save(to folder: URL, dtype: DType = .float32, maxShardBytes: Int = 2 << 30, mergingLoRA: Bool = false) throws {
         precondition(dtype.isFloatingPoint, "weights are saved as float32, bfloat16 or float16")
         try UserFolder.create(folder)
         var configuration = self.configuration
@@ -98,8 +99,11 @@ extension CausalLanguageModel {
         try AtomicFile.write(encoder.encode(configuration), to: folder.appendingPathComponent("config.json"))
         try AtomicFile.write(encoder.encode(GenerationConfiguration(model: configuration)),
                              to: folder.appendingPathComponent(GenerationConfiguration.fileName))
-        let tensors = namedParameters.map { ($0.key, $0.tensor.detach().contiguousCopy(dtype: dtype)) }
-        try SafeTensorsWriter.writeSharded(tensors, to: folder, maxShardBytes: maxShardBytes)
+        // Each tensor is made when its turn comes: one dequantized or merged layer at a time.
+        let entries = savedWeights(mergingLoRA: mergingLoRA).map { key, shape, values in
+            SafeTensorsWriter.Entry(name: key, shape: shape, dtype: dtype) { values().contiguousCopy(dtype: dtype) }
+        }
+        try SafeTensorsWriter.writeSharded(entries: entries, to: folder, maxShardBytes: maxShardBytes)
     }
 }
 

@@ -5,7 +5,8 @@ import Foundation
 extension Bench {
     /// `collie bench memory`: peak memory and speed of fine-tuning a reference LLaMA with AdamW,
     /// LOMO, AdaLomo (and LoRA), each with and without activation checkpointing, one process per
-    /// configuration so that each peak RSS is its own; `--torch` runs PyTorch + transformers (AdamW)
+    /// configuration so that each peak RSS is its own; QLoRA is LoRA with `--quantize TYPE` (the preset's linear
+    /// layers quantized) or on `--model X.gguf --quantized` (a GGUF file's blocks); `--torch` runs PyTorch + transformers (AdamW)
     /// and PyTorch + peft (LoRA) on the same configuration in the same run
     /// (scripts/bench/bench_memory_torch.py). Beside each measurement: the theoretical bytes of weights,
     /// gradients, optimizer state and activations (the engine's live tensors after the forward pass).
@@ -49,8 +50,23 @@ extension Bench {
         @Option(help: "Timed steps (after one warm-up step).") var steps = 3
         @Option(help: "Checkpointing: both, on or off.") var checkpointing: String = "both"
         @Flag(help: "Also run PyTorch + transformers / peft (python3 scripts/bench/bench_memory_torch.py).") var torch = false
+        @Option(help: "QLoRA: quantize the linear layers to q8_0, q4_0, q4_1 or q4_k before LoRA trains (lora only).")
+        var quantize: BlockFormat?
+        @Option(name: .customLong("model"), help: "A .gguf file or Hugging Face folder instead of a preset (its shape, the preset's batch).")
+        var modelPath: String?
+        @Flag(help: "QLoRA on --model's GGUF blocks as stored (lora only).") var quantized = false
+        @Option(help: "Tokens per sequence instead of the preset's.") var length: Int?
         @Option(help: .hidden) var single: Method?
         @Flag(help: .hidden) var checkpointed = false
+
+        func validate() throws {
+            if quantize != nil || quantized, methods.contains(where: { $0 != .lora }) || single.map({ $0 != .lora }) == true {
+                throw ValidationError("--quantize / --quantized freeze the base: only --methods lora (QLoRA) trains on it")
+            }
+            if quantize != nil, quantized { throw ValidationError("give --quantize or --quantized, not both") }
+            if quantized, modelPath == nil { throw ValidationError("--quantized keeps a --model .gguf file's blocks") }
+            if let quantize, !quantize.isQuantizable { throw ValidationError("--quantize: no quantizer for \(quantize.rawValue)") }
+        }
 
         func run() throws {
             if let single { return try measure(single, checkpointing: checkpointed) }
@@ -72,6 +88,8 @@ extension Bench {
 
         struct Result: Codable {
             var method: Method
+            /// The base's blocks: "q4_0" (quantized at load), "gguf" (a file's blocks), nil (float).
+            var quantization: String?
             var checkpointing: Bool
             var dtype: String
             var parameters: Int
@@ -86,9 +104,16 @@ extension Bench {
         }
 
         private func measure(_ method: Method, checkpointing: Bool) throws {
-            let c = preset.configuration
-            let (b, t) = preset.batch
-            let model = LlamaForCausalLM(c, seed: 0)
+            let b = preset.batch.size, t = length ?? preset.batch.length
+            let model: any CausalLanguageModel
+            if let modelPath {
+                model = try PretrainedModel.model(.at(URL(fileURLWithPath: modelPath)),
+                                                  quantization: quantized ? .keepBlocks : quantize.map(WeightQuantization.quantize))
+            } else {
+                model = LlamaForCausalLM(preset.configuration, seed: 0)
+                if let quantize { try model.quantizeLinearLayers(as: quantize) }
+            }
+            let c = model.configuration
             model.activationCheckpointing = checkpointing
             let weightType: DType = dtype == "bfloat16" ? .bfloat16 : .float32
             if method == .lora {
@@ -135,8 +160,11 @@ extension Bench {
             // activations plus backward's transients: the logits' gradient, a recomputed layer).
             let peakLive = StoragePool.shared.peakLiveBytes
             let largest = model.parameters.map(\.count).max() ?? 0
-            let weightBytes = (frozen.map { $0.count * $0.dtype.size } ?? 0) + buffer.count * buffer.dtype.size
-            let result = Result(method: method, checkpointing: checkpointing, dtype: dtype, parameters: model.parameterCount,
+            let blockBytes = model.namedLinearLayers.reduce(0) { $0 + ($1.layer.quantizedWeight?.byteCount ?? 0) }
+            let weightBytes = (frozen.map { $0.count * $0.dtype.size } ?? 0) + buffer.count * buffer.dtype.size + blockBytes
+            let result = Result(method: method, quantization: quantized ? "gguf" : quantize?.rawValue, checkpointing: checkpointing, dtype: dtype,
+                                parameters: model.parameterCount + model.namedLinearLayers.reduce(0) {
+                                    $0 + ($1.layer.quantizedWeight.map { $0.rows * $0.columns } ?? 0) },
                                 tokensPerSecond: Double(b * t) / median, peakRSS: MemoryUsage.peakResidentBytes() ?? 0,
                                 weightBytes: weightBytes,
                                 gradientBytes: optimizer.updatesDuringBackward ? largest * 4 : buffer.count * 4,
@@ -152,6 +180,10 @@ extension Bench {
             var arguments = ["bench", "memory", "--single", method.rawValue, "--preset", preset.rawValue,
                              "--dtype", dtype, "--steps", String(steps)]
             if checkpointing { arguments.append("--checkpointed") }
+            if let quantize { arguments += ["--quantize", quantize.rawValue] }
+            if let modelPath { arguments += ["--model", modelPath] }
+            if quantized { arguments.append("--quantized") }
+            if let length { arguments += ["--length", String(length)] }
             let output = String(decoding: try ChildProcess.output(ChildProcess.collie, arguments), as: UTF8.self)
             guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("{") }) else {
                 throw ValidationError("bench memory \(method.rawValue): the child printed no result:\n\(output)")
@@ -177,17 +209,19 @@ extension Bench {
         // MARK: - Report
 
         private func report(_ rows: [Result], _ torchRows: [[String: Any]]) {
-            let c = preset.configuration, (b, t) = preset.batch
+            let b = preset.batch.size, t = length ?? preset.batch.length
+            let shape = rows.first.map { "\($0.parameters.formatted()) parameters" } ?? "?"
             func gb(_ bytes: Int) -> String { String(format: "%.3f", Double(bytes) / 1e9) }
-            print("collie bench memory --preset \(preset.rawValue): \(rows.first?.parameters.formatted() ?? "?") parameters, "
-                  + "hidden \(c.hiddenSize), \(c.hiddenLayers) layers, batch \(b) × \(t), \(dtype) weights, "
+            print("collie bench memory \(modelPath ?? "--preset " + preset.rawValue): \(shape), batch \(b) × \(t), \(dtype) weights"
+                  + (quantize.map { ", linear layers \($0.rawValue)" } ?? (quantized ? ", the GGUF file's blocks" : "")) + ", "
                   + "\(Parallel.threadCount) threads; GB = 10⁹ bytes")
             print("| run | checkpointing | tokens/s | peak RSS | weights W | gradients G | optimizer state S | activations saved by forward | activations at peak A | W+G+S+A | RSS / (W+G+S+A) |")
             print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
             for r in rows {
                 let peakActivations = max(r.peakLiveBytes - r.weightBytes - r.gradientBytes - r.stateBytes, r.activationBytes)
                 let sum = r.weightBytes + r.gradientBytes + r.stateBytes + peakActivations
-                print("| Collie \(r.method.rawValue) | \(r.checkpointing ? "on" : "off") | \(String(format: "%.0f", r.tokensPerSecond)) | "
+                let name = r.quantization.map { "Q\(r.method.rawValue) (\($0))" } ?? r.method.rawValue
+                print("| Collie \(name) | \(r.checkpointing ? "on" : "off") | \(String(format: "%.0f", r.tokensPerSecond)) | "
                       + "\(gb(r.peakRSS)) | \(gb(r.weightBytes)) | \(gb(r.gradientBytes)) | \(gb(r.stateBytes)) | "
                       + "\(gb(r.activationBytes)) | \(gb(peakActivations)) | \(gb(sum)) | "
                       + "\(String(format: "%.2f", Double(r.peakRSS) / Double(sum))) |")

@@ -22,13 +22,21 @@
 
 // MARK: - 32-value blocks
 
+/// C's (int8_t) of a float as ggml's x86 build computes it (cvttss2si, then the low byte), without the undefined
+/// behaviour of an out-of-range conversion: 0 for NaN and |v| ≥ 2³¹ (a block whose scale is subnormal makes 1/d
+/// infinite).
+static inline int8_t to_int8(float v) {
+    if (!(v > -2147483648.f && v < 2147483648.f)) return 0;
+    return (int8_t)(int32_t)v;
+}
+
 /// Q8_0: [float16 d][int8 q × 32].
 static void quantize_q8_0(const float *x, uint8_t *y) {
     float amax = 0;
     for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
     const float d = amax / 127, id = d != 0 ? 1.0f / d : 0.0f;
     ggml_store_half(y, d);
-    for (int j = 0; j < 32; j++) y[2 + j] = (uint8_t)(int8_t)roundf(x[j] * id);
+    for (int j = 0; j < 32; j++) y[2 + j] = (uint8_t)to_int8(roundf(x[j] * id));
 }
 
 /// The value of largest magnitude (the first on ties).
@@ -68,7 +76,7 @@ static void quantize_symmetric(const float *x, uint8_t *y, int levels) {
     const int top = 2 * levels - 1;
     uint8_t q[32];
     for (int j = 0; j < 32; j++) {
-        const int v = (int8_t)(x[j] * id + offset);
+        const int v = to_int8(x[j] * id + offset);
         q[j] = (uint8_t)(v < top ? v : top);
     }
     ggml_store_half(y, d);
@@ -85,10 +93,10 @@ static void quantize_affine(const float *x, uint8_t *y, int levels) {
     for (int j = 0; j < 32; j++) {
         const float v = (x[j] - lo) * id + 0.5f;
         if (levels == 15) {
-            const int c = (int8_t)v;
+            const int c = to_int8(v);
             q[j] = (uint8_t)(c < 15 ? c : 15);
         } else {
-            q[j] = (uint8_t)(int)v;
+            q[j] = (uint8_t)to_int8(v);
         }
     }
     ggml_store_half(y, d);

@@ -171,10 +171,12 @@ struct Train: ParsableCommand {
         case .preset(let preset): "preset \(preset.rawValue) (random init, seed \(c.seed))"
         case .folder(let path): path
         }
-        say("model: \(source): \(setup.model.parameterCount.formatted()) parameters (hidden \(m.hiddenSize), "
-              + "\(m.hiddenLayers) layers, vocabulary \(m.vocabularySize))")
+        let weights = setup.model.weightCount, quantized = weights - setup.model.parameterCount
+        say("model: \(source): \(weights.formatted()) parameters (hidden \(m.hiddenSize), "
+              + "\(m.hiddenLayers) layers, vocabulary \(m.vocabularySize))"
+              + (quantized > 0 ? "; \(quantized.formatted()) of them frozen in quantized blocks" : ""))
         if let peft = setup.model.peftConfiguration {
-            let trained = trainer.parameterBuffer.count, total = setup.model.parameterCount + trained
+            let trained = trainer.parameterBuffer.count, total = weights + trained
             let method: String = switch peft {
             case .lora(let lora): "LoRA r \(lora.rank), alpha \(lora.alpha), dropout \(lora.dropout) on \(setup.model.loraAdapters.count) layers"
             case .promptTuning(let prompt): "prompt tuning, \(prompt.virtualTokenCount) virtual tokens"

@@ -37,6 +37,29 @@ final class QuantizedKernelTests: XCTestCase {
         }
     }
 
+    /// With one-hot inputs the product picks single weights, so it shows the values the kernel decodes in registers:
+    /// gguf's bits, at every level.
+    func testFloatGEMVDecodesGGUFValuesExactly() throws {
+        for format in BlockFormat.allCases {
+            let (matrix, values) = try QuantizedFixture.matrix(format)
+            let (out, columns) = (matrix.rows, matrix.columns)
+            for picks in [[0], [17, 255, 300], [511, 32, 1, 256, 100, 7, 63, 480, 2]] {
+                var x = [Float](repeating: 0, count: picks.count * columns)
+                for (r, i) in picks.enumerated() { x[r * columns + i] = 1 }
+                forEachKernelLevel { level in
+                    var y = [Float](repeating: .nan, count: picks.count * out)
+                    collie_qgemv_f32(format.ggmlType, matrix.storage.data, x, &y, columns, out, picks.count, 0, out)
+                    for (r, i) in picks.enumerated() {
+                        for o in 0..<out {
+                            XCTAssertEqual(y[r * out + o].bitPattern, (values[o * columns + i] + 0).bitPattern,
+                                           "\(format) w[\(o), \(i)] at level \(level)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     func testFloatGEMVEqualsDequantizedProduct() throws {
         var generator = RandomGenerator(seed: 17)
         for format in BlockFormat.allCases {

@@ -109,6 +109,23 @@ final class QuantizedLinearTests: XCTestCase {
         }
     }
 
+    func testQuantizingEqualsGGMLByteForByte() throws {
+        for format in BlockFormat.allCases where format.isQuantizable {
+            let weights = try QuantizedFixture.weights(format)
+            let (expected, _) = try QuantizedFixture.matrix(format)
+            let matrix = try QuantizedMatrix(quantizing: weights, as: format)
+            XCTAssertEqual([matrix.rows, matrix.columns], weights.shape)
+            let got = UnsafeRawBufferPointer(start: matrix.storage.data, count: matrix.byteCount)
+            let reference = UnsafeRawBufferPointer(start: expected.storage.data, count: matrix.byteCount)
+            XCTAssertEqual(Array(got), Array(reference), "\(format)")
+            // A bf16 weight is quantized from its float32 values.
+            let bf16 = try QuantizedMatrix(quantizing: weights.contiguousCopy(dtype: .bfloat16), as: format)
+            let widened = try QuantizedMatrix(quantizing: weights.contiguousCopy(dtype: .bfloat16).contiguousCopy(dtype: .float32), as: format)
+            XCTAssertEqual(Array(UnsafeRawBufferPointer(start: bf16.storage.data, count: bf16.byteCount)),
+                           Array(UnsafeRawBufferPointer(start: widened.storage.data, count: widened.byteCount)))
+        }
+    }
+
     func testBadShapesThrowQuantizationError() {
         let storage = TensorStorage(byteCount: 100)
         XCTAssertThrowsError(try QuantizedMatrix(format: .q4_0, rows: 2, columns: 48, storage: storage)) {

@@ -92,7 +92,7 @@ final class QuantizedModelTests: XCTestCase {
         let expected = withNoGrad { quantized(ids).floats() }
         for saved in ["hf", "f32.gguf"] {
             let model = try PretrainedModel.model(.at(folder.appendingPathComponent(saved)))
-            XCTAssertEqual(model.namedParameters.count, quantized.namedWeights.count, saved)
+            XCTAssertEqual(model.namedParameters.count, quantized.savedWeights().count, saved)
             assertClose(withNoGrad { model(ids).floats() }, expected, "saved as \(saved)")
         }
     }

@@ -21,6 +21,9 @@ enum QuantizedFixture {
         let matrix = try QuantizedMatrix(format: format, rows: values.shape[0], columns: values.shape[1], storage: storage)
         return (matrix, values.floats())
     }
+
+    /// The float weights whose ggml quantization (`quantize_row_<format>_ref`) is the fixture matrix's first rows.
+    static func weights(_ format: BlockFormat) throws -> Tensor { try XCTUnwrap(all["\(format.rawValue).weights"]) }
 }
 
 /// A matrix of random valid blocks: random bytes with finite float16 scales of about `scale` (every quant bit pattern).

@@ -60,7 +60,7 @@ extension Bench {
         @Flag(help: .hidden) var checkpointed = false
 
         func validate() throws {
-            if quantize != nil || quantized, methods.contains(where: { $0 != .lora }) || single.map({ $0 != .lora }) == true {
+            if quantize != nil || quantized, (single.map { [$0] } ?? methods).contains(where: { $0 != .lora }) {
                 throw ValidationError("--quantize / --quantized freeze the base: only --methods lora (QLoRA) trains on it")
             }
             if quantize != nil, quantized { throw ValidationError("give --quantize or --quantized, not both") }

@@ -16,47 +16,9 @@
 // quantized to 6 bits against their maxima and the values requantized with the 6-bit scales.
 #include "collie_quantized.h"
 
-#include <math.h>
-#include <string.h>
+#include "ggml_half.h"
 
 #pragma STDC FP_CONTRACT OFF
-
-// MARK: - Float16 and rounding as ggml does them
-
-static inline uint32_t bits_of(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
-static inline float float_of(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
-
-/// float32 → float16 bits, to nearest even (ggml's portable GGML_FP32_TO_FP16; finite inputs).
-static inline uint16_t half_bits(float f) {
-    float base = (fabsf(f) * 0x1.0p+112f) * 0x1.0p-110f;
-    const uint32_t w = bits_of(f), shl1_w = w + w, sign = w & 0x80000000u;
-    uint32_t bias = shl1_w & 0xFF000000u;
-    if (bias < 0x71000000u) bias = 0x71000000u;
-    base = float_of((bias >> 1) + 0x07800000u) + base;
-    const uint32_t bits = bits_of(base);
-    const uint32_t nonsign = ((bits >> 13) & 0x00007C00u) + (bits & 0x00000FFFu);
-    return (uint16_t)((sign >> 16) | (shl1_w > 0xFF000000u ? 0x7E00u : nonsign));
-}
-
-/// float16 bits → float32, exactly.
-static inline float half_value(uint16_t h) {
-    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1Fu, m = h & 0x3FFu;
-    if (e == 0) {
-        const float v = (float)m * 0x1.0p-24f;
-        return sign ? -v : v;
-    }
-    return float_of(sign | (e == 31 ? 0x7F800000u | (m << 13) : ((e + 112) << 23) | (m << 13)));
-}
-
-static inline void store_half(uint8_t *p, float f) {
-    const uint16_t h = half_bits(f);
-    memcpy(p, &h, 2);
-}
-
-/// ggml's nearest_int: round to nearest even through the float 1.5·2²³ (|v| ≤ 2²²).
-static inline int nearest_int(float v) {
-    return (int)(bits_of(v + 12582912.f) & 0x007FFFFFu) - 0x00400000;
-}
 
 // MARK: - 32-value blocks
 
@@ -65,7 +27,7 @@ static void quantize_q8_0(const float *x, uint8_t *y) {
     float amax = 0;
     for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
     const float d = amax / 127, id = d != 0 ? 1.0f / d : 0.0f;
-    store_half(y, d);
+    ggml_store_half(y, d);
     for (int j = 0; j < 32; j++) y[2 + j] = (uint8_t)(int8_t)roundf(x[j] * id);
 }
 
@@ -109,7 +71,7 @@ static void quantize_symmetric(const float *x, uint8_t *y, int levels) {
         const int v = (int8_t)(x[j] * id + offset);
         q[j] = (uint8_t)(v < top ? v : top);
     }
-    store_half(y, d);
+    ggml_store_half(y, d);
     if (levels == 8) pack_nibbles(q, y + 2);
     else { pack_high_bits(q, y + 2); pack_nibbles(q, y + 6); }
 }
@@ -129,8 +91,8 @@ static void quantize_affine(const float *x, uint8_t *y, int levels) {
             q[j] = (uint8_t)(int)v;
         }
     }
-    store_half(y, d);
-    store_half(y + 2, lo);
+    ggml_store_half(y, d);
+    ggml_store_half(y + 2, lo);
     if (levels == 15) pack_nibbles(q, y + 4);
     else { pack_high_bits(q, y + 4); pack_nibbles(q, y + 8); }
 }
@@ -156,7 +118,7 @@ static float fit_scale_min(const float *x, const float *w, uint8_t *L, float *th
     }
     float iscale = nmax / (max - min), scale = 1 / iscale, best_error = 0;
     for (int i = 0; i < n; ++i) {
-        const int l = nearest_int(iscale * (x[i] - min));
+        const int l = ggml_nearest_int(iscale * (x[i] - min));
         L[i] = (uint8_t)(l < 0 ? 0 : l > nmax ? nmax : l);
         const float diff = scale * L[i] + min - x[i];
         best_error += w[i] * (diff * diff);
@@ -166,7 +128,7 @@ static float fit_scale_min(const float *x, const float *w, uint8_t *L, float *th
         iscale = (rmin + rdelta * is + nmax) / (max - min);
         float sum_l = 0, sum_l2 = 0, sum_xl = 0;
         for (int i = 0; i < n; ++i) {
-            int l = nearest_int(iscale * (x[i] - min));
+            int l = ggml_nearest_int(iscale * (x[i] - min));
             l = l < 0 ? 0 : l > nmax ? nmax : l;
             Laux[i] = (uint8_t)l;
             sum_l += w[i] * l;
@@ -226,7 +188,7 @@ static void quantize_q4_k(const float *x, uint8_t *y) {
     memset(packed, 0, 12);
     const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f, inv_min = max_min > 0 ? 63.f / max_min : 0.f;
     for (int j = 0; j < 8; ++j) {
-        uint8_t ls = (uint8_t)nearest_int(inv_scale * scales[j]), lm = (uint8_t)nearest_int(inv_min * mins[j]);
+        uint8_t ls = (uint8_t)ggml_nearest_int(inv_scale * scales[j]), lm = (uint8_t)ggml_nearest_int(inv_min * mins[j]);
         ls = ls < 63 ? ls : 63;
         lm = lm < 63 ? lm : 63;
         if (j < 4) {
@@ -238,9 +200,9 @@ static void quantize_q4_k(const float *x, uint8_t *y) {
             packed[j - 0] |= (uint8_t)((lm >> 4) << 6);
         }
     }
-    store_half(y, max_scale / 63.f);
-    store_half(y + 2, max_min / 63.f);
-    const float d_all = half_value((uint16_t)(y[0] | y[1] << 8)), dmin_all = half_value((uint16_t)(y[2] | y[3] << 8));
+    ggml_store_half(y, max_scale / 63.f);
+    ggml_store_half(y + 2, max_min / 63.f);
+    const float d_all = ggml_load_half(y), dmin_all = ggml_load_half(y + 2);
     for (int j = 0; j < 8; ++j) {
         uint8_t sc, m;
         scale_min_k4(j, packed, &sc, &m);
@@ -248,7 +210,7 @@ static void quantize_q4_k(const float *x, uint8_t *y) {
         if (!d) continue;
         const float dm = dmin_all * m;
         for (int ii = 0; ii < 32; ++ii) {
-            const int l = nearest_int((x[32 * j + ii] + dm) / d);
+            const int l = ggml_nearest_int((x[32 * j + ii] + dm) / d);
             L[32 * j + ii] = (uint8_t)(l < 0 ? 0 : l > 15 ? 15 : l);
         }
     }

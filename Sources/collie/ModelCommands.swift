@@ -18,6 +18,10 @@ struct Score: ParsableCommand {
     @Option(help: "A JSON-lines file of {\"tokens\": [ids]} records.") var data: String
     @Option(help: "Where to write the per-record JSON lines (default: stdout).") var output: String?
     @Option(help: "A PEFT adapter folder (LoRA or prompt tuning) to apply to the model.") var adapter: String?
+    @Option(help: """
+        Score one token at a time through the KV cache (decoding's kernels) with these activations against quantized         weights: float or int8 (llama.cpp's arithmetic). Default: each record in one forward pass.
+        """)
+    var activations: QuantizedActivations?
 
     func run() throws {
         let lm = try PretrainedModel.model(.at(URL(fileURLWithPath: model)),
@@ -39,7 +43,9 @@ struct Score: ParsableCommand {
                 ConsoleOutput.standardError("warning: \(data): record \(index + 1) has \(tokens.count) tokens, more than the "
                                             + "model's \(positions) positions (max_position_embeddings); scored anyway\n")
             }
-            let (sum, count) = lm.negativeLogLikelihood(of: tokens)
+            let (sum, count) = activations.map { mode in
+                Tensor.withQuantizedActivations(mode) { lm.decodingNegativeLogLikelihood(of: tokens) }
+            } ?? lm.negativeLogLikelihood(of: tokens)
             totalNLL += sum
             totalCount += count
             let nll = sum / Double(count)

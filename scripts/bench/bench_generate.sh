@@ -54,6 +54,10 @@ if [[ "$mode" == llama ]]; then
     exit 1
   fi
   mkdir -p "$work"
+  # The machine's read bandwidth before and after the rounds: batch-1 decoding reads every weight once per token.
+  cc -O3 -march=native -pthread scripts/bench/stream_read.c -o "$work/stream_read" \
+    || echo "no C compiler: the read bandwidth is not measured" >&2
+  bandwidth() { if [[ -x "$work/stream_read" ]]; then "$work/stream_read" 400 "$threads"; fi; }
   if [[ -z "${GGUF:-}" ]]; then
     [[ -f "$smollm" ]] || { echo "no SmolLM2 GGUF at SMOLLM=$smollm (or give the files in GGUF)" >&2; exit 1; }
     [[ -f "$work/smollm-q8_0.gguf" ]] || "$collie" convert --model "$smollm" --out "$work/smollm-q8_0.gguf" --outtype q8_0
@@ -78,6 +82,7 @@ print(" ".join(f"{pl}:{statistics.median(r[1:] or r):.1f}" for pl, r in sorted(r
   echo "collie bench generate --quantized (float / int8 activations) vs llama.cpp llama-batched-bench, $threads threads," \
        "batches $batches, prompt 16, 63 decode steps, $rounds rounds; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2);" \
        "load $(cut -d' ' -f1-3 /proc/loadavg)"
+  bandwidth
   results=()
   for round in $(seq 1 "$rounds"); do
     for file in $GGUF; do
@@ -105,6 +110,7 @@ for name in dict.fromkeys(r[0] for r in rows):
               f"llama.cpp {statistics.median(l):.1f}; same-round ratio float {statistics.median(rf):.2f}x "
               f"({min(rf):.2f}-{max(rf):.2f}), int8 {statistics.median(rq):.2f}x ({min(rq):.2f}-{max(rq):.2f})")
 '
+  bandwidth
   echo "load $(cut -d' ' -f1-3 /proc/loadavg)"
   exit 0
 fi

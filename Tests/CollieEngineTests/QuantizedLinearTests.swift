@@ -1,0 +1,128 @@
+import XCTest
+@testable import CollieEngine
+
+/// `Tensor.linear(_:quantized:bias:)` equals `Tensor.linear` on the dequantized weight — forward, dX and db, at every
+/// kernel level and format — on BLAS tiles for training and on the block kernels while decoding.
+final class QuantizedLinearTests: XCTestCase {
+    /// Output counts that are odd, one crossing the 128-row tiles; 512 columns are whole blocks of every format.
+    private let outCounts = [7, 131]
+    private let columns = 512
+
+    /// Each element within 1e-5 of the sum of its terms' magnitudes (`magnitude`: the same product on |a| and |b|),
+    /// float32 rounding in any summation order.
+    private func assertClose(_ got: [Float], _ expected: [Float], magnitude: [Float], _ message: String,
+                             file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(got.count, expected.count, message, file: file, line: line)
+        for (k, (a, b)) in zip(got, expected).enumerated() where abs(a - b) > 1e-5 * max(magnitude[k], 1e-30) {
+            XCTFail("\(message): \(a) vs \(b) (terms \(magnitude[k]))", file: file, line: line)
+            return
+        }
+    }
+
+    private func absolute(_ t: Tensor) -> Tensor { Tensor(t.floats().map(abs), shape: t.shape) }
+
+    /// |x|·|W|ᵀ + |b|: the size of the terms of each output of linear.
+    private func magnitude(_ x: Tensor, _ weight: Tensor, _ bias: Tensor?) -> [Float] {
+        withNoGrad { Tensor.linear(absolute(x), weight: absolute(weight), bias: bias.map(absolute)).floats() }
+    }
+
+    func testForwardAndBackwardEqualDequantizedLinear() {
+        var generator = RandomGenerator(seed: 5)
+        for format in BlockFormat.allCases {
+            for (index, out) in outCounts.enumerated() {
+                let matrix = randomQuantizedMatrix(format, rows: out, columns: columns, seed: UInt64(index))
+                let dense = matrix.dequantized()
+                let bias = Tensor.normal([out], generator: &generator)
+                for rows in [1, 7, 33, 300] where rows * out <= 10_000 {
+                    let x = Tensor.normal([rows, columns], generator: &generator)
+                    let gradient = Tensor.normal([rows, out], generator: &generator)
+                    forEachKernelLevel { level in
+                        let (qx, qb) = (x.contiguousCopy(), bias.contiguousCopy())
+                        qx.requiresGrad = true; qb.requiresGrad = true
+                        let y = Tensor.linear(qx, quantized: matrix, bias: qb)
+                        y.backward(gradient: gradient)
+                        let (dx, db) = (x.contiguousCopy(), bias.contiguousCopy())
+                        dx.requiresGrad = true; db.requiresGrad = true
+                        let reference = Tensor.linear(dx, weight: dense, bias: db)
+                        reference.backward(gradient: gradient)
+                        let message = "\(format) \(rows)×\(columns)→\(out) at level \(level)"
+                        assertClose(y.floats(), reference.floats(), magnitude: magnitude(x, dense, bias),
+                                    "forward, " + message)
+                        assertClose(qx.grad!.floats(), dx.grad!.floats(),
+                                    magnitude: magnitude(gradient, dense.transposed(0, 1).contiguous(), nil),
+                                    "dX, " + message)
+                        assertClose(qb.grad!.floats(), db.grad!.floats(),
+                                    magnitude: magnitude(Tensor.ones([1, rows]), absolute(gradient).transposed(0, 1).contiguous(), nil),
+                                    "db, " + message)
+                    }
+                }
+            }
+        }
+    }
+
+    func testDecodingEqualsDequantizedLinear() {
+        var generator = RandomGenerator(seed: 9)
+        for format in BlockFormat.allCases {
+            let matrix = randomQuantizedMatrix(format, rows: 37, columns: columns, seed: 3)
+            let dense = matrix.dequantized()
+            let bias = Tensor.normal([37], generator: &generator)
+            forEachKernelLevel { level in
+                for rows in 1...Tensor.decodingRowLimit {
+                    let x = Tensor.normal([rows, columns], generator: &generator)
+                    let fast = withNoGrad { Tensor.withDecodingKernels { Parallel.withSpinningWorkers {
+                        Tensor.decodingLinears(x, weights: [.quantized(matrix)], biases: [bias])
+                    } } }
+                    let reference = withNoGrad { Tensor.linear(x, weight: dense, bias: bias) }
+                    assertClose(fast?[0].floats() ?? [], reference.floats(), magnitude: magnitude(x, dense, bias),
+                                "\(format) rows \(rows) at level \(level)")
+                }
+            }
+        }
+    }
+
+    func testDecodingMixesDenseAndQuantizedWeights() throws {
+        var generator = RandomGenerator(seed: 11)
+        let quantized = randomQuantizedMatrix(.q4_K, rows: 70, columns: columns, seed: 1)
+        let dense = Tensor.normal([40, columns], generator: &generator)
+        let x = Tensor.normal([3, columns], generator: &generator)
+        let outputs = try XCTUnwrap(withNoGrad { Tensor.withDecodingKernels {
+            Tensor.decodingLinears(x, weights: [.quantized(quantized), .dense(dense)], biases: [nil, nil])
+        } })
+        let widened = quantized.dequantized()
+        assertClose(outputs[0].floats(), Tensor.linear(x, weight: widened).detach().floats(),
+                    magnitude: magnitude(x, widened, nil), "quantized")
+        assertClose(outputs[1].floats(), Tensor.linear(x, weight: dense).detach().floats(),
+                    magnitude: magnitude(x, dense, nil), "dense")
+    }
+
+    func testPermutingRowsMovesWholeRows() {
+        let matrix = randomQuantizedMatrix(.q5_1, rows: 6, columns: 64, seed: 2)
+        let order = [3, 0, 5, 1, 4, 2]
+        let permuted = matrix.permutingRows(order).dequantized().floats()
+        let original = matrix.dequantized().floats()
+        for (i, source) in order.enumerated() {
+            XCTAssertEqual(Array(permuted[(i * 64)..<(i * 64 + 64)]), Array(original[(source * 64)..<(source * 64 + 64)]))
+        }
+    }
+
+    func testBadShapesThrowQuantizationError() {
+        let storage = TensorStorage(byteCount: 100)
+        XCTAssertThrowsError(try QuantizedMatrix(format: .q4_0, rows: 2, columns: 48, storage: storage)) {
+            XCTAssertEqual($0 as? QuantizationError, .columnsNotWholeBlocks(format: .q4_0, columns: 48))
+        }
+        XCTAssertThrowsError(try QuantizedMatrix(format: .q4_0, rows: 3, columns: 64, storage: storage)) {
+            XCTAssertEqual($0 as? QuantizationError, .storageTooSmall(format: .q4_0, rows: 3, columns: 64, byteCount: 100))
+        }
+        XCTAssertThrowsError(try QuantizedMatrix(format: .q8_0, rows: Int.max / 2, columns: 64, storage: storage)) {
+            XCTAssertNotNil($0 as? QuantizationError)
+        }
+        XCTAssertThrowsError(try QuantizedMatrix(format: .q8_0, rows: -1, columns: 64, storage: storage))
+        XCTAssertThrowsError(try QuantizedMatrix(quantizing: Tensor.zeros([2, 64]), as: .q6_K)) {
+            XCTAssertEqual($0 as? QuantizationError, .notQuantizable(.q6_K))
+        }
+        XCTAssertThrowsError(try QuantizedMatrix(quantizing: Tensor.zeros([2, 40]), as: .q8_0)) {
+            XCTAssertEqual($0 as? QuantizationError, .columnsNotWholeBlocks(format: .q8_0, columns: 40))
+        }
+        XCTAssertNoThrow(try QuantizedMatrix(format: .q4_0, rows: 5, columns: 32, storage: storage))
+    }
+}

@@ -1,20 +1,12 @@
+import CCollieKernels
+
 /// Float32 values → the bytes of a GGUF tensor of a given type, byte for byte what the `gguf` Python package's
 /// `gguf.quants.quantize` writes (and, for the block types, ggml's reference `quantize_row_*_ref`).
 ///
-/// Block types cut each row into blocks of 32 values. Per block, with `amax` the value of largest magnitude (the
-/// first one on ties), `max`/`min` the extremes, and scales stored as float16 (round to nearest even):
-///
-///     Q8_0  d = |amax| / 127   q = roundAwayFromZero(x · (1/d))         int8          [d, q×32]
-///     Q4_0  d = amax / -8      q = min(15, trunc(x · (1/d) + 8.5))      4 bits        [d, q×16 bytes]
-///     Q5_0  d = amax / -16     q = min(31, trunc(x · (1/d) + 16.5))     4+1 bits      [d, high bits, low nibbles]
-///     Q4_1  d = (max-min)/15   q = min(15, trunc((x-min) · (1/d) + 0.5))              [d, min, nibbles]
-///     Q5_1  d = (max-min)/31   q = min(31, trunc((x-min) · (1/d) + 0.5))              [d, min, high bits, nibbles]
-///
-/// `1/d` is 0 when `d` is 0 (an all-zero or constant block). Float32 arithmetic in that order, a division for `d`
-/// and a multiplication by the reciprocal for `q`, no fused multiply-add (Swift does not contract). Nibbles pack
-/// value `i` low and value `i + 16` high; high bits pack value `i` into bit `i` of a little-endian UInt32.
-/// F16 and BF16 round to nearest even; F16 keeps a NaN's payload as numpy does, BF16 makes NaNs quiet (ggml's
-/// `ggml_compute_fp32_to_bf16`).
+/// The block types (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1: 32 values per block, float16 scales) are quantized by
+/// `collie_quantize_rows` (CCollieKernels' quantize.c, which states their formulas); this file checks the sizes and
+/// values first, since ggml's arithmetic assumes finite values. F16 and BF16 round to nearest even; F16 keeps a NaN's
+/// payload as numpy does, BF16 makes NaNs quiet (ggml's `ggml_compute_fp32_to_bf16`).
 public enum GGMLQuantization {
     /// The types `quantize` writes.
     public static let supportedTypes: [GGMLType] = [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1]
@@ -53,91 +45,19 @@ public enum GGMLQuantization {
             case .bf16:
                 for i in 0..<blocks { store(bfloat16(input[i]), at: out + 2 * i) }
             default:
-                output.initialize(repeating: 0)
-                for b in 0..<blocks {
-                    if let error = quantizeBlock(input + b * 32, type: type, into: out + b * type.bytesPerBlock) {
-                        failure = GGMLQuantizationError("value \(b * 32 + error) is not finite")
-                        break
-                    }
+                if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                    failure = GGMLQuantizationError("value \(bad) is not finite")
+                    output.initialize(repeating: 0)
+                } else {
+                    let rows = values.count / rowLength
+                    let done = collie_quantize_rows(Int32(type.rawValue), input, out, rows, rowLength)
+                    precondition(done == 1, "collie_quantize_rows refused \(type), a supported type")
                 }
             }
             initialized = byteCount
         }
         if let failure { throw failure }
         return bytes
-    }
-
-    /// Quantizes one block of 32 values; returns the index of a non-finite value instead when there is one.
-    private static func quantizeBlock(_ x: UnsafePointer<Float>, type: GGMLType, into o: UnsafeMutablePointer<UInt8>)
-        -> Int?
-    {
-        var amax: Float = -1, signedMax: Float = 0, lowest = x[0], highest = x[0]  // -1: ties keep the first
-        for i in 0..<32 {
-            let v = x[i]
-            guard v.isFinite else { return i }
-            if abs(v) > amax { amax = abs(v); signedMax = v }
-            lowest = Swift.min(lowest, v)
-            highest = Swift.max(highest, v)
-        }
-        var q = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))  // 32 codes, one byte each
-        withUnsafeMutableBytes(of: &q) { codesBuffer in
-            let codes = codesBuffer.bindMemory(to: UInt8.self).baseAddress.unsafelyUnwrapped
-            switch type {
-            case .q8_0:
-                let d = amax / 127
-                let id: Float = d == 0 ? 0 : 1 / d
-                store(Float16(d).bitPattern, at: o)
-                for i in 0..<32 {
-                    let v = (x[i] * id).rounded(.toNearestOrAwayFromZero)
-                    o[2 + i] = UInt8(bitPattern: Int8(Swift.min(127, Swift.max(-127, v.isNaN ? 0 : v))))
-                }
-            case .q4_0, .q5_0:
-                let levels: Float = type == .q4_0 ? 8 : 16
-                let d = signedMax / -levels
-                let id: Float = d == 0 ? 0 : 1 / d
-                for i in 0..<32 { codes[i] = code(x[i] * id + (levels + 0.5), top: 2 * levels - 1) }
-                store(Float16(d).bitPattern, at: o)
-                if type == .q4_0 { packNibbles(codes, into: o + 2) } else {
-                    packHighBits(codes, into: o + 2)
-                    packNibbles(codes, into: o + 6)
-                }
-            case .q4_1, .q5_1:
-                let levels: Float = type == .q4_1 ? 15 : 31
-                let d = (highest - lowest) / levels
-                let id: Float = d == 0 ? 0 : 1 / d
-                for i in 0..<32 { codes[i] = code((x[i] - lowest) * id + 0.5, top: levels) }
-                store(Float16(d).bitPattern, at: o)
-                store(Float16(lowest).bitPattern, at: o + 2)
-                if type == .q4_1 { packNibbles(codes, into: o + 4) } else {
-                    packHighBits(codes, into: o + 4)
-                    packNibbles(codes, into: o + 8)
-                }
-            default:
-                preconditionFailure("not a 32-value block type: \(type)")
-            }
-        }
-        return nil
-    }
-
-    /// `clip(trunc(v).astype(uint8), 0, top)` for the values the block formulas produce (NaN → 0).
-    @inline(__always)
-    private static func code(_ v: Float, top: Float) -> UInt8 {
-        let t = v.rounded(.towardZero)
-        return t >= 0 ? UInt8(Swift.min(t, top)) : 0
-    }
-
-    /// Value `i` in the low nibble and value `i + 16` in the high nibble of byte `i`.
-    @inline(__always)
-    private static func packNibbles(_ codes: UnsafePointer<UInt8>, into o: UnsafeMutablePointer<UInt8>) {
-        for i in 0..<16 { o[i] = (codes[i] & 0x0F) | (codes[i + 16] << 4) }
-    }
-
-    /// Bit 4 of value `i` at bit `i` of a little-endian UInt32.
-    @inline(__always)
-    private static func packHighBits(_ codes: UnsafePointer<UInt8>, into o: UnsafeMutablePointer<UInt8>) {
-        var bits: UInt32 = 0
-        for i in 0..<32 where codes[i] >> 4 != 0 { bits |= 1 << UInt32(i) }
-        for k in 0..<4 { o[k] = UInt8(truncatingIfNeeded: bits >> (8 * UInt32(k))) }
     }
 
     /// numpy's float32 → float16: round to nearest even; a NaN keeps its sign and top payload bits (and stays NaN).

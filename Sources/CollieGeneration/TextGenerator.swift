@@ -23,10 +23,11 @@ public final class TextGenerator {
     /// Loads a Hugging Face folder — config.json and weights, tokenizer.json or tokenizer.model,
     /// tokenizer_config.json's chat_template or chat_template.jinja — or a GGUF file (weights, tokenizer and chat
     /// template from its metadata); `chatTemplate`, a Jinja file, replaces the model's template; optionally a PEFT
-    /// adapter folder (LoRA or prompt tuning).
-    public static func load(from folder: URL, chatTemplate templateFile: URL? = nil, adapter: URL? = nil) throws
-        -> TextGenerator {
-        let loaded = try PretrainedModel(model: .at(folder), tokenizer: folder, adapter: adapter.map(PretrainedModel.Adapter.folder))
+    /// adapter folder (LoRA or prompt tuning); with `quantization` the linear layers decode from quantized blocks.
+    public static func load(from folder: URL, chatTemplate templateFile: URL? = nil, adapter: URL? = nil,
+                            quantization: WeightQuantization? = nil) throws -> TextGenerator {
+        let loaded = try PretrainedModel(model: .at(folder), tokenizer: folder, adapter: adapter.map(PretrainedModel.Adapter.folder),
+                                         quantization: quantization)
         let (model, tokenizer) = (loaded.model, loaded.tokenizer)
         // Text can become any of the tokenizer's ids; a training set's ids are checked one by one instead.
         guard tokenizer.vocabularySize <= model.configuration.vocabularySize else {

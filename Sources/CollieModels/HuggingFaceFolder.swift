@@ -52,7 +52,7 @@ extension CausalLanguageModel {
     }
 
     /// Checks the source's shapes against the parameters `expected` (key and shape), reading no tensor.
-    private static func checkWeights(_ source: some WeightSource, expected: [(key: String, shape: [Int])],
+    static func checkWeights(_ source: some WeightSource, expected: [(key: String, shape: [Int])],
                                      configuration: LlamaConfiguration) throws {
         let expectedKeys = Set(expected.map(\.key))
         // Buffers older checkpoints store but that are computed, and lm_head when tied.

@@ -1,8 +1,14 @@
 import CollieEngine
 
-/// y = x·Wᵀ + b with `weight` [out, in] and optional `bias` [out] (`torch.nn.Linear`).
+/// y = x·Wᵀ + b with a weight [out, in] and optional `bias` [out] (`torch.nn.Linear`).
+///
+/// The weight is a dense parameter, or frozen quantized blocks (`QuantizedMatrix`: a GGUF model loaded with
+/// `quantized: true`, or one quantized at load) that are not a parameter — never in an optimizer, a
+/// `ParameterBuffer` or `namedParameters` — so only adapters train on a quantized model. Forward and backward
+/// (dX only) dequantize a tile of rows at a time (`Tensor.linear(_:quantized:bias:)`).
 public final class Linear: Module {
-    public let weight: Tensor
+    /// The weight [out, in]: a trainable dense tensor, or frozen quantized blocks.
+    public internal(set) var weight: LinearWeight
     public let bias: Tensor?
     /// A LoRA adapter added to this layer's output (see `LoRAAdapter`); its parameters are not in
     /// `namedParameters`, which stay the base model's.
@@ -11,22 +17,54 @@ public final class Linear: Module {
     /// A linear layer initialized N(0, std²) with a zero bias, as Hugging Face's `_init_weights`
     /// (or left uninitialized, for weights about to be loaded).
     public init(inFeatures: Int, outFeatures: Int, bias: Bool, initialization: inout Initialization) {
-        weight = parameter(initialization.normal([outFeatures, inFeatures]))
+        weight = .dense(parameter(initialization.linearWeight([outFeatures, inFeatures])))
         self.bias = bias ? parameter(initialization.zeros([outFeatures])) : nil
     }
 
+    /// The dense weight [out, in], or nil when the layer keeps quantized blocks.
+    public var denseWeight: Tensor? {
+        if case .dense(let tensor) = weight { return tensor }
+        return nil
+    }
+
+    /// The quantized weight, or nil when the layer's weight is dense.
+    public var quantizedWeight: QuantizedMatrix? {
+        if case .quantized(let matrix) = weight { return matrix }
+        return nil
+    }
+
+    /// The input size (the weight's columns).
+    public var inFeatures: Int { weight.inFeatures }
+
+    /// The output size (the weight's rows).
+    public var outFeatures: Int { weight.outFeatures }
+
+    /// The weight as a float32 tensor [out, in]: the parameter itself, or the blocks dequantized (a new tensor:
+    /// save or export one layer at a time).
+    public func floatWeight() -> Tensor {
+        switch weight {
+        case .dense(let tensor): tensor
+        case .quantized(let matrix): matrix.dequantized()
+        }
+    }
+
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let y = Tensor.linear(x, weight: weight, bias: bias)
+        let y = switch weight {
+        case .dense(let tensor): Tensor.linear(x, weight: tensor, bias: bias)
+        case .quantized(let matrix): Tensor.linear(x, quantized: matrix, bias: bias)
+        }
         guard let lora, !lora.isMerged else { return y }
         return y + lora(x)
     }
 
+    /// The dense weight (when it is one) and the bias: a quantized weight is frozen, not a parameter.
     public var namedParameters: [(key: String, tensor: Tensor)] {
-        [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
+        (denseWeight.map { [("weight", $0)] } ?? []) + (bias.map { [("bias", $0)] } ?? [])
     }
 
     /// Each of `layers` applied to `x`. While decoding (`Tensor.withDecodingKernels`) layers without an
-    /// unmerged adapter run together in one pass (`Tensor.decodingLinears`); otherwise one by one.
+    /// unmerged adapter run together in one pass (`Tensor.decodingLinears`, on quantized blocks too); otherwise one
+    /// by one.
     public static func outputs(of layers: [Linear], on x: Tensor) -> [Tensor] {
         if layers.allSatisfy({ $0.lora.map(\.isMerged) ?? true }),
            let fused = Tensor.decodingLinears(x, weights: layers.map(\.weight), biases: layers.map(\.bias)) {
@@ -70,6 +108,9 @@ public enum Initialization {
     case random(std: Double, generator: RandomGenerator)
     /// No values yet: the caller loads them from a checkpoint.
     case uninitialized
+    /// No values yet, and no memory for linear layers' weights either: the loader gives each linear layer its
+    /// weight (quantized blocks, or a dense tensor), so a quantized model never holds its float32 weights.
+    case uninitializedWithoutLinearWeights
 
     mutating func normal(_ shape: [Int]) -> Tensor {
         guard case .random(let std, var generator) = self else { return Tensor(uninitializedShape: shape) }
@@ -79,7 +120,14 @@ public enum Initialization {
     }
 
     func zeros(_ shape: [Int]) -> Tensor {
-        if case .uninitialized = self { return Tensor(uninitializedShape: shape) }
-        return .zeros(shape)
+        if case .random = self { return .zeros(shape) }
+        return Tensor(uninitializedShape: shape)
+    }
+
+    /// A linear layer's weight: `normal(shape)`, or without linear weights a placeholder of that shape viewing one
+    /// value, replaced when the model loads.
+    mutating func linearWeight(_ shape: [Int]) -> Tensor {
+        guard case .uninitializedWithoutLinearWeights = self else { return normal(shape) }
+        return Tensor.zeros([1, 1]).expanded(to: shape)
     }
 }

@@ -59,11 +59,13 @@ public final class LoRAAdapter {
     /// scaling · B·A [out, in], the change merging makes to the base weight (PEFT's `get_delta_weight`).
     public var deltaWeight: Tensor { withNoGrad { Tensor.matmul(b.detach(), a.detach()) * scaling } }
 
-    /// Adds `deltaWeight` to `layer`'s weight in place, so the adapter's effect is part of the weight.
+    /// Adds `deltaWeight` to `layer`'s weight in place, so the adapter's effect is part of the weight. A quantized
+    /// weight is dequantized first: the merged layer is dense float32.
     public func merge(into layer: Linear) {
         precondition(layer.lora === self, "merge(into:) takes the layer this adapter belongs to")
         guard !isMerged else { return }
-        addDelta(to: layer.weight, sign: 1)
+        if let quantized = layer.quantizedWeight { layer.weight = .dense(quantized.dequantized()) }
+        addDelta(to: layer.floatWeight(), sign: 1)
         isMerged = true
     }
 
@@ -71,7 +73,7 @@ public final class LoRAAdapter {
     public func unmerge(from layer: Linear) {
         precondition(layer.lora === self, "unmerge(from:) takes the layer this adapter belongs to")
         guard isMerged else { return }
-        addDelta(to: layer.weight, sign: -1)
+        addDelta(to: layer.floatWeight(), sign: -1)
         isMerged = false
     }
 

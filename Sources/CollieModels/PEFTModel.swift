@@ -53,7 +53,7 @@ extension CausalLanguageModel {
         switch configuration {
         case .lora(let lora):
             for (_, layer) in try selectedLinearLayers(lora) {
-                layer.lora = LoRAAdapter(inFeatures: layer.weight.shape[1], outFeatures: layer.weight.shape[0],
+                layer.lora = LoRAAdapter(inFeatures: layer.inFeatures, outFeatures: layer.outFeatures,
                                          configuration: lora, generator: &generator)
             }
         case .promptTuning(var prompt):
@@ -124,8 +124,8 @@ extension CausalLanguageModel {
         switch configuration {
         case .lora(let lora):
             return try selectedLinearLayers(lora).flatMap { path, layer in
-                [("base_model.model.\(path).lora_A.weight", [lora.rank, layer.weight.shape[1]]),
-                 ("base_model.model.\(path).lora_B.weight", [layer.weight.shape[0], lora.rank])]
+                [("base_model.model.\(path).lora_A.weight", [lora.rank, layer.inFeatures]),
+                 ("base_model.model.\(path).lora_B.weight", [layer.outFeatures, lora.rank])]
             }
         case .promptTuning(let prompt):
             let hidden = self.configuration.hiddenSize

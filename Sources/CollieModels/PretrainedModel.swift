@@ -4,9 +4,9 @@ import CollieTokenizers
 import Foundation
 
 /// A model with its tokenizer, loaded the one way every command loads them (`collie train`, `eval`, `generate`,
-/// `serve`, `score`, `convert`): the model from a Hugging Face folder, a GGUF file (dequantized at load) or a preset
-/// initialized at random, the tokenizer from a folder, a file or a GGUF file's metadata, and optionally a PEFT
-/// adapter — a new one to train, or a saved one to apply.
+/// `serve`, `score`, `convert`): the model from a Hugging Face folder, a GGUF file (dequantized at load, or its linear
+/// layers kept in their quantized blocks) or a preset initialized at random, the tokenizer from a folder, a file or a
+/// GGUF file's metadata, and optionally a PEFT adapter — a new one to train, or a saved one to apply.
 public struct PretrainedModel {
     public let model: any CausalLanguageModel
     public let tokenizer: Tokenizer
@@ -25,6 +25,12 @@ public struct PretrainedModel {
         /// The model at a path as a user gives it: a `.gguf` file, else a Hugging Face folder.
         public static func at(_ url: URL) -> Source {
             GGUFModelFile.isGGUF(url) ? .gguf(url) : .folder(url)
+        }
+
+        /// Whether the source is a GGUF file.
+        public var isGGUF: Bool {
+            if case .gguf = self { return true }
+            return false
         }
     }
 
@@ -45,18 +51,20 @@ public struct PretrainedModel {
     }
 
     /// Loads the tokenizer at `tokenizer` (a folder, a tokenizer.json / tokenizer.model file or a GGUF file), then
-    /// the model and the adapter.
+    /// the model (its linear layers quantized as `quantization` says) and the adapter.
     /// - Throws: `LoadingError` naming the part and the file's problem.
-    public init(model source: Source, tokenizer location: URL, adapter: Adapter? = nil) throws {
+    public init(model source: Source, tokenizer location: URL, adapter: Adapter? = nil,
+                quantization: WeightQuantization? = nil) throws {
         let (tokenizer, files) = try Self.tokenizer(at: location)
-        try self.init(model: source, tokenizer: tokenizer, tokenizerFiles: files, adapter: adapter)
+        try self.init(model: source, tokenizer: tokenizer, tokenizerFiles: files, adapter: adapter, quantization: quantization)
     }
 
     /// The model and adapter for an already loaded tokenizer (`tokenizer(at:)`).
-    public init(model source: Source, tokenizer: Tokenizer, tokenizerFiles: TokenizerFiles?, adapter: Adapter? = nil) throws {
+    public init(model source: Source, tokenizer: Tokenizer, tokenizerFiles: TokenizerFiles?, adapter: Adapter? = nil,
+                quantization: WeightQuantization? = nil) throws {
         self.tokenizer = tokenizer
         self.tokenizerFiles = tokenizerFiles
-        model = try Self.model(source, tokenizer: tokenizer, adapter: adapter)
+        model = try Self.model(source, tokenizer: tokenizer, adapter: adapter, quantization: quantization)
     }
 
     /// The tokenizer at `location` — a folder, a tokenizer.json / tokenizer.model file, or a GGUF file (its
@@ -78,20 +86,27 @@ public struct PretrainedModel {
     }
 
     /// The model alone (`collie score` reads token ids and needs no tokenizer; a preset or a new prompt-tuning
-    /// adapter initialized from text does).
-    public static func model(_ source: Source, tokenizer: Tokenizer? = nil, adapter: Adapter? = nil) throws
-        -> any CausalLanguageModel {
+    /// adapter initialized from text does). With `quantization` its decoder blocks' linear weights are kept in
+    /// quantized blocks (`.keepBlocks` needs a GGUF file) and frozen: only an adapter trains.
+    public static func model(_ source: Source, tokenizer: Tokenizer? = nil, adapter: Adapter? = nil,
+                             quantization: WeightQuantization? = nil) throws -> any CausalLanguageModel {
         let model: any CausalLanguageModel
+        if quantization == .keepBlocks, !(source.isGGUF) {
+            throw LoadingError(part: .model, description: "quantized blocks are kept from a GGUF file only; this model "
+                               + "is not one: quantize it at load instead (quantize: q8_0, q4_0, q4_1 or q4_k)")
+        }
         switch source {
         case .folder(let folder):
             do {
                 let configuration = try LlamaConfiguration.load(from: folder)
-                model = try architecture(of: configuration).load(from: folder, configuration: configuration)
+                model = try architecture(of: configuration).load(from: CheckpointFolder(url: folder), configuration: configuration,
+                                                                  quantization: quantization)
             } catch { throw LoadingError(part: .model, description: "\(error)") }
         case .gguf(let url):
             do {
                 let weights = try GGUFWeights(file: GGUFFile(url: url))
-                model = try architecture(of: weights.configuration).load(from: weights, configuration: weights.configuration)
+                model = try architecture(of: weights.configuration).load(from: weights, configuration: weights.configuration,
+                                                                          quantization: quantization)
             } catch { throw LoadingError(part: .model, description: "\(error)") }
         case .preset(let preset, let seed, let positions, let range):
             guard let tokenizer else { throw LoadingError(part: .tokenizer, description: "required with a model preset") }
@@ -104,6 +119,11 @@ public struct PretrainedModel {
                                           for: "a \(preset.rawValue) model of \(configuration.vocabularySize) token ids")
             } catch { throw LoadingError(part: .model, description: "\(error)") }
             model = architecture(of: configuration).init(configuration, seed: seed)
+            if case .quantize(let format) = quantization {
+                do { try model.quantizeLinearLayers(as: format) } catch {
+                    throw LoadingError(part: .model, description: "\(error)")
+                }
+            }
         }
         do {
             switch adapter {

@@ -24,6 +24,12 @@ public protocol WeightSource {
     func displayName(of key: String) -> String
     /// The values of tensor `key`, in any floating-point dtype (the parameter converts them).
     func tensor(_ key: String) throws -> Tensor
+    /// Tensor `key` [out, in] in the blocks the source stores it in (a GGUF file's Q4_0, Q6_K, …), for a model that
+    /// keeps them (`WeightQuantization.keepBlocks`); nil when the tensor is floating point.
+    /// - Throws: when the blocks are in a format Collie cannot keep (`unkeepableReason(of:)`).
+    func quantizedWeight(_ key: String) throws -> QuantizedMatrix?
+    /// Why tensor `key` cannot be kept in its blocks (a block format the kernels do not take), or nil.
+    func unkeepableReason(of key: String) -> String?
 }
 
 extension CheckpointFolder: WeightSource {
@@ -36,4 +42,10 @@ extension CheckpointFolder: WeightSource {
         return "is \(dtype.rawValue), expected floating point (F32, BF16, F16 or F64)"
     }
     public func displayName(of key: String) -> String { key }
+}
+
+extension WeightSource {
+    /// A Hugging Face folder keeps no quantized blocks: every tensor is floating point.
+    public func quantizedWeight(_ key: String) throws -> QuantizedMatrix? { nil }
+    public func unkeepableReason(of key: String) -> String? { nil }
 }

@@ -23,6 +23,8 @@ struct Evaluate: ParsableCommand {
     @Option(help: "A PEFT adapter folder (LoRA or prompt tuning) to evaluate with, instead of a new peft_config adapter.")
     var adapter: String?
 
+    @OptionGroup var quantization: QuantizationOptions
+
     func run() throws {
         do {
             try evaluate()
@@ -34,7 +36,7 @@ struct Evaluate: ParsableCommand {
 
     private func evaluate() throws {
         let started = Date()
-        let settings = try CollieConfig.load(from: URL(fileURLWithPath: config), overrides: overrides)
+        let settings = try CollieConfig.load(from: URL(fileURLWithPath: config), overrides: quantization.configOverrides + overrides)
         let setup = try EvaluationSetup(config: settings, source: config, adapter: adapter.map { URL(fileURLWithPath: $0) })
         let output = URL(fileURLWithPath: settings.outputDir)
         // A training run's folder (the same config evaluated) keeps its step log: eval would replace monitors.csv.

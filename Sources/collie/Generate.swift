@@ -47,6 +47,7 @@ struct Generate: ParsableCommand {
     @Option(help: "A PEFT adapter folder to apply (LoRA or prompt tuning).") var adapter: String?
     @Flag(help: "Print JSON (token ids, finish reason, text) instead of streaming text.") var json = false
     @OptionGroup var sampling: SamplingOptions
+    @OptionGroup var quantization: QuantizationOptions
 
     func validate() throws {
         guard (prompt == nil) != promptIDs.isEmpty else { throw ValidationError("give either --prompt or --prompt-ids") }
@@ -56,9 +57,10 @@ struct Generate: ParsableCommand {
     func run() throws {
         let folder = URL(fileURLWithPath: model)
         let parameters = try sampling.parameters()
+        let quantization = try self.quantization.weightQuantization(model: model)
         if let prompt {
             let generator = try TextGenerator.load(from: folder, chatTemplate: chatTemplate.map(URL.init(fileURLWithPath:)),
-                                                   adapter: adapter.map(URL.init(fileURLWithPath:)))
+                                                   adapter: adapter.map(URL.init(fileURLWithPath:)), quantization: quantization)
             let ids = chat ? try generator.encode(chat: [ChatMessage(role: "user", content: prompt)])
                            : generator.encode(prompt: prompt)
             let results = try generator.complete([ids], parameters: parameters, onText: { _, delta in
@@ -72,7 +74,8 @@ struct Generate: ParsableCommand {
             }
             return
         }
-        let lm = try PretrainedModel.model(.at(folder), adapter: adapter.map { .folder(URL(fileURLWithPath: $0)) })
+        let lm = try PretrainedModel.model(.at(folder), adapter: adapter.map { .folder(URL(fileURLWithPath: $0)) },
+                                           quantization: quantization)
         let prompts = try promptIDs.map { try TokenIDList.parse($0, option: "--prompt-ids") }
         var withStops = parameters
         withStops.stopTokenIDs.formUnion(lm.configuration.eosTokenIDs)
@@ -152,6 +155,7 @@ struct Serve: ParsableCommand {
     var maxPromptBytes: Int?
     @Option(help: "Require 'Authorization: Bearer KEY' on /v1/ (default: $COLLIE_API_KEY; prefer it: options show in ps).")
     var apiKey: String?
+    @OptionGroup var quantization: QuantizationOptions
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
@@ -164,7 +168,8 @@ struct Serve: ParsableCommand {
     func run() throws {
         let folder = URL(fileURLWithPath: model)
         let generator = try TextGenerator.load(from: folder, chatTemplate: chatTemplate.map(URL.init(fileURLWithPath:)),
-                                               adapter: adapter.map(URL.init(fileURLWithPath:)))
+                                               adapter: adapter.map(URL.init(fileURLWithPath:)),
+                                               quantization: quantization.weightQuantization(model: model))
         let name = modelName ?? folder.standardizedFileURL.lastPathComponent
         let limits = ServerLimits(maxBodyBytes: maxBody, maxQueue: maxQueue, idleTimeoutSeconds: idleTimeout,
                                   maxPromptBytes: maxPromptBytes)

@@ -18,14 +18,17 @@ struct Score: ParsableCommand {
     @Option(help: "A JSON-lines file of {\"tokens\": [ids]} records.") var data: String
     @Option(help: "Where to write the per-record JSON lines (default: stdout).") var output: String?
     @Option(help: "A PEFT adapter folder (LoRA or prompt tuning) to apply to the model.") var adapter: String?
+    @OptionGroup var quantization: QuantizationOptions
     @Option(help: """
-        Score one token at a time through the KV cache (decoding's kernels) with these activations against quantized         weights: float or int8 (llama.cpp's arithmetic). Default: each record in one forward pass.
+        Score one token at a time through the KV cache (decoding's kernels) with these activations against quantized \
+        weights: float or int8 (llama.cpp's arithmetic). Default: each record in one forward pass.
         """)
     var activations: QuantizedActivations?
 
     func run() throws {
         let lm = try PretrainedModel.model(.at(URL(fileURLWithPath: model)),
-                                           adapter: adapter.map { .folder(URL(fileURLWithPath: $0)) })
+                                           adapter: adapter.map { .folder(URL(fileURLWithPath: $0)) },
+                                           quantization: quantization.weightQuantization(model: model))
         let records = try TokenRecords.read(data, vocabularySize: lm.configuration.vocabularySize)
         guard !records.isEmpty else {
             throw ValidationError("\(data): no records to score (an empty file); each line is {\"tokens\": [ids]}")

@@ -1,3 +1,4 @@
+import CollieEngine
 import CollieModels
 import Foundation
 
@@ -52,6 +53,12 @@ public struct CollieConfig: Codable, Equatable, Sendable {
     // MARK: Model and data
 
     public var model: ModelSource
+    /// Keep a GGUF model's linear weights in their quantized blocks (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)
+    /// instead of float32. Quantized weights are frozen: train an adapter (`peft_config`).
+    public var quantized = false
+    /// Quantize every linear weight of the model to this block format as it loads (q8_0, q4_0, q4_1, q5_0, q5_1,
+    /// q4_k). Quantized weights are frozen: train an adapter (`peft_config`).
+    public var quantize: BlockFormat?
     /// Tokenizer folder or file; nil means the model folder (required with a preset).
     public var tokenizer: String?
     public var trainData: String?
@@ -105,7 +112,7 @@ public struct CollieConfig: Codable, Equatable, Sendable {
         case gradientAccumulationSteps = "gradient_accumulation_steps", evalBatchSize = "eval_batch_size"
         case evalPerNSteps = "eval_per_n_steps", evalPerNEpochs = "eval_per_n_epochs", evalOnStart = "eval_on_start"
         case checkpointing, useFlash = "use_flash", dropout, initMethod = "init_method"
-        case model, tokenizer, trainData = "train_data", evalData = "eval_data", evalSplit = "eval_split", recordFormat = "record_format"
+        case model, quantized, quantize, tokenizer, trainData = "train_data", evalData = "eval_data", evalSplit = "eval_split", recordFormat = "record_format"
         case chatTemplate = "chat_template"
         case maxLength = "max_length", shuffle, paddingSide = "padding_side", lastBatch = "last_batch"
         case optimizer, lrScheduler = "lr_scheduler", maxGradNorm = "max_grad_norm", dtype, peftConfig = "peft_config"
@@ -123,6 +130,8 @@ public struct CollieConfig: Codable, Equatable, Sendable {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         model = try c.decode(ModelSource.self, forKey: .model)
+        quantized = try c.value(.quantized, default: quantized)
+        quantize = try c.decodeIfPresent(BlockFormat.self, forKey: .quantize)
         seed = try c.value(.seed, default: seed)
         dataParallelSize = try c.value(.dataParallelSize, default: dataParallelSize)
         tensorParallelSize = try c.value(.tensorParallelSize, default: tensorParallelSize)
@@ -187,6 +196,11 @@ public struct CollieConfig: Codable, Equatable, Sendable {
             let (result, overflow) = product.multipliedReportingOverflow(by: factor)
             return overflow ? Int.max : result
         }
+    }
+
+    /// How the model's linear weights are kept: `quantized: true` or `quantize:`; nil when dense.
+    public var weightQuantization: WeightQuantization? {
+        quantized ? .keepBlocks : quantize.map(WeightQuantization.quantize)
     }
 
     /// True when the run has evaluation data: `eval_data`, or a part of `train_data` held out by `eval_split`.

@@ -1,6 +1,8 @@
+import CollieEngine
 import CollieModels
 
 extension ModelPreset: ConfigEnum {}
+extension BlockFormat: ConfigEnum {}
 
 extension CollieConfig {
     /// `model:` — a Hugging Face model folder to fine-tune, or a preset name to train from random initialization.

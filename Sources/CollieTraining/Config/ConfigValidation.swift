@@ -1,3 +1,5 @@
+import CollieEngine
+import CollieModels
 import Foundation
 
 extension CollieConfig {
@@ -56,6 +58,17 @@ extension CollieConfig {
         if case .preset(let preset) = model, tokenizer == nil {
             fail(.tokenizer, "required with the model preset \(preset.rawValue) (the vocabulary comes from the tokenizer)")
         }
+        if quantized, quantize != nil {
+            fail(.quantize, "give quantized: true (keep a GGUF file's blocks) or quantize (quantize at load), not both")
+        } else if quantized, case .folder(let path) = model, !GGUFModelFile.isGGUF(URL(fileURLWithPath: path)) {
+            fail(.quantized, "keeps a GGUF file's quantized blocks, but model \(path) is not a .gguf file; quantize it at "
+                 + "load instead (quantize: " + Self.quantizableFormats + ")")
+        } else if quantized, case .preset(let preset) = model {
+            fail(.quantized, "keeps a GGUF file's quantized blocks, but the preset \(preset.rawValue) is initialized at "
+                 + "random; use quantize: " + Self.quantizableFormats)
+        } else if let quantize, !quantize.isQuantizable {
+            fail(.quantize, "Collie has no quantizer for \(quantize.rawValue); use one of " + Self.quantizableFormats)
+        }
         if chatTemplate, ![.auto, .alpaca, .inputOutput].contains(recordFormat) {
             fail(.chatTemplate, "renders alpaca and input_output records as chats, not \(recordFormat.rawValue) records")
         }
@@ -81,6 +94,11 @@ extension CollieConfig {
             fail(.callbacks, "load_best_model, early_stop and top_k compare evaluation results; set eval_data or eval_split")
         }
         if !issues.isEmpty { throw ConfigError(issues: issues) }
+    }
+
+    /// The block formats `quantize:` takes, for messages.
+    static var quantizableFormats: String {
+        BlockFormat.allCases.filter(\.isQuantizable).map(\.rawValue).joined(separator: ", ")
     }
 }
 

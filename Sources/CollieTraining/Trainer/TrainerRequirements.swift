@@ -23,6 +23,10 @@ extension Trainer {
         }
         try checkIDs(trainDataset, vocabularySize: vocabulary, key: "train_data")
         if let evaluationDataset { try checkIDs(evaluationDataset, vocabularySize: vocabulary, key: "eval_data") }
+        if model.isQuantized, model.peftConfiguration == nil {
+            throw TrainerError("quantized weights are frozen (quantized: true / quantize:): use peft_config to train a LoRA "
+                               + "or prompt-tuning adapter on them")
+        }
         if model.trainableParameters.isEmpty { throw TrainerError("the model has no trainable parameters") }
         // Trained parameters are float32 with an adapter, else in `dtype`.
         if communicator.size > 1 || config.zeroStage > 0, model.peftConfiguration == nil, config.dtype != .float32 {

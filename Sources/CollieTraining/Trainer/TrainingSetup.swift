@@ -98,8 +98,9 @@ public struct TrainingSetup {
 }
 
 extension PretrainedModel {
-    /// The model, tokenizer and adapter a config names — `model:` (a folder, a GGUF file, or a preset initialized from `seed`),
-    /// `tokenizer:`, `peft_config:` (a new adapter) — loaded as every command loads them. Errors name the key.
+    /// The model, tokenizer and adapter a config names — `model:` (a folder, a GGUF file, or a preset initialized from `seed`;
+    /// its linear weights quantized by `quantized:` / `quantize:`), `tokenizer:`, `peft_config:` (a new adapter) —
+    /// loaded as every command loads them. Errors name the key.
     /// - Parameters:
     ///   - source: the config file, for error messages.
     ///   - tokenizer: the config's tokenizer when already loaded (`tokenizer(config:source:)`).
@@ -116,10 +117,12 @@ extension PretrainedModel {
         }
         let peft: Adapter? = adapter.map(Adapter.folder) ?? config.peftConfig.map { .new($0, seed: seed) }
         do {
-            try self.init(model: model, tokenizer: tokenizer, tokenizerFiles: files, adapter: peft)
+            try self.init(model: model, tokenizer: tokenizer, tokenizerFiles: files, adapter: peft,
+                          quantization: config.weightQuantization)
         } catch let error as LoadingError {
             let key = switch error.part {
-            case .model: "model"
+            case .model: config.quantized ? "model (quantized: true)"
+                : config.quantize.map { "model (quantize: \($0.rawValue))" } ?? "model"
             case .tokenizer: "tokenizer"
             case .adapter: adapter == nil ? "peft_config" : "adapter \(adapter!.path)"
             }

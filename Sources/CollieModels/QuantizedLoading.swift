@@ -1,0 +1,105 @@
+import CollieEngine
+import CollieIO
+import Foundation
+
+/// How a model's linear layers keep their weights when it loads: in quantized blocks instead of float32. The
+/// embedding, the norms and the output projection stay dense float32.
+public enum WeightQuantization: Equatable, Sendable {
+    /// Keep a GGUF file's quantized linear weights in their blocks, as stored (`quantized: true`); its float linear
+    /// weights stay dense.
+    case keepBlocks
+    /// Quantize every linear weight to `format` right after it is read (`quantize: q4_0`), so the model never holds
+    /// more than one float32 layer.
+    case quantize(BlockFormat)
+}
+
+extension CausalLanguageModel {
+    /// The model of `configuration` with the weights of `source`, its decoder blocks' linear weights kept in quantized
+    /// blocks as `quantization` says (nil: all dense, as `load(from:configuration:)`).
+    ///
+    /// Shapes, and whether every linear weight can be kept or quantized, are checked before anything is allocated.
+    public static func load(from source: some WeightSource, configuration: LlamaConfiguration,
+                            quantization: WeightQuantization?) throws -> Self {
+        guard let quantization else { return try load(from: source, configuration: configuration) }
+        guard configuration.hiddenLayers <= source.names.count else {
+            throw CheckpointError(file: source.configurationPath,
+                                  "num_hidden_layers is \(configuration.hiddenLayers), but the weights hold only \(source.names.count) tensors")
+        }
+        let shapes = parameterShapes(for: configuration)
+        try checkWeights(source, expected: shapes, configuration: configuration)
+        for (key, shape) in shapes where isQuantizedWeight(key) {
+            switch quantization {
+            case .keepBlocks:
+                if let reason = source.unkeepableReason(of: key) {
+                    throw CheckpointError(file: source.path(of: key), "tensor '\(source.displayName(of: key))' \(reason)")
+                }
+            case .quantize(let format):
+                try checkQuantizable(format, shape: shape, name: source.displayName(of: key))
+            }
+        }
+        var initialization = Initialization.uninitializedWithoutLinearWeights
+        let model = Self(configuration, initialization: &initialization)
+        for (path, layer) in model.namedLinearLayers {
+            let key = path + ".weight"
+            if isQuantizedWeight(key) {
+                switch quantization {
+                case .keepBlocks:
+                    if let blocks = try source.quantizedWeight(key) {
+                        layer.weight = .quantized(blocks)
+                        continue
+                    }
+                case .quantize(let format):
+                    layer.weight = .quantized(try quantized(source.tensor(key), as: format, name: source.displayName(of: key)))
+                    continue
+                }
+            }
+            layer.weight = .dense(parameter(Tensor(uninitializedShape: [layer.outFeatures, layer.inFeatures])))
+        }
+        for (key, parameter) in model.namedParameters { parameter.assignValues(from: try source.tensor(key)) }
+        return model
+    }
+
+    /// Quantizes every decoder-block linear weight that is still dense to `format`, one layer at a time (a preset
+    /// initialized at random, `quantize:` on a model built in memory).
+    /// - Throws: `ModelConfigurationError` when `format` has no quantizer or a layer's input size is not a multiple
+    ///   of its block; no layer has changed then.
+    public func quantizeLinearLayers(as format: BlockFormat) throws {
+        let layers = namedLinearLayers.filter { Self.isQuantizedWeight($0.path + ".weight") }
+        for (path, layer) in layers {
+            try Self.checkQuantizable(format, shape: [layer.outFeatures, layer.inFeatures], name: path + ".weight")
+        }
+        for (path, layer) in layers {
+            guard let dense = layer.denseWeight else { continue }
+            layer.weight = .quantized(try Self.quantized(dense.detach(), as: format, name: path + ".weight"))
+        }
+    }
+
+    /// Whether some linear layer keeps quantized blocks: its weights are frozen (only adapters train).
+    public var isQuantized: Bool { namedLinearLayers.contains { $0.layer.quantizedWeight != nil } }
+
+    /// Whether the weight `key` is one that quantization keeps in blocks: a decoder block's linear weight (the
+    /// output projection stays dense, as the embedding it is often tied to).
+    static func isQuantizedWeight(_ key: String) -> Bool {
+        key.hasPrefix("model.layers.") && key.hasSuffix("_proj.weight")
+    }
+
+    private static func checkQuantizable(_ format: BlockFormat, shape: [Int], name: String) throws {
+        guard format.isQuantizable else {
+            throw ModelConfigurationError("quantize: Collie has no quantizer for \(format.rawValue) (it quantizes to "
+                + BlockFormat.allCases.filter(\.isQuantizable).map(\.rawValue).joined(separator: ", ") + ")")
+        }
+        guard shape.count == 2, shape[1] % format.blockElements == 0 else {
+            throw ModelConfigurationError("quantize: \(format.rawValue) packs \(format.blockElements) values per block, but "
+                + "'\(name)' has \(shape.last ?? 0) inputs per row, not a multiple of it; choose a format of blocks of 32 "
+                + "(q8_0, q4_0, q4_1)")
+        }
+    }
+
+    private static func quantized(_ weight: Tensor, as format: BlockFormat, name: String) throws -> QuantizedMatrix {
+        do {
+            return try QuantizedMatrix(quantizing: weight.contiguousCopy(dtype: .float32), as: format)
+        } catch {
+            throw ModelConfigurationError("quantize: cannot quantize '\(name)' to \(format.rawValue): \(error)")
+        }
+    }
+}

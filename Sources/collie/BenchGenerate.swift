@@ -25,17 +25,13 @@ extension Bench {
         var preset: Train.Preset = .small
         @Option(help: "A GGUF file or Hugging Face folder to decode with instead of a random preset model.")
         var model: String?
-        @Flag(help: "With a GGUF --model: keep the linear layers' quantized blocks instead of dequantizing them.")
-        var quantized = false
-        @Option(help: "With --model: quantize the linear layers at load: q8_0, q4_0, q4_1 or q4_k.")
-        var quantize: BlockFormat?
+        @OptionGroup var quantization: QuantizationOptions
         @Option(help: "Activations against quantized weights: float (exact) or int8 (llama.cpp's arithmetic).")
         var activations: QuantizedActivations = .float
         @Option(help: "Comma-separated batch sizes.") var batchSizes = "1,8"
         @Option(help: "Prompt tokens per row.") var promptLength = 16
         @Option(help: "New tokens per row.") var newTokens = 64
-        @Option(help: "Dtype of the dense weights (all of a preset's; a model's embedding, norms, lm_head and any "
-                      + "unquantized layer): float32 or bfloat16.")
+        @Option(help: "Dense weights' dtype (a model's embedding, norms, lm_head, unquantized layers): float32 or bfloat16.")
         var dtype: WeightDType = .bfloat16
         @Option(help: "Timed runs per batch size (median reported).") var repeats = 3
         @Flag(help: "Also time one decode step's linear layers and head alone (LLaMA-shaped models).") var phases = false
@@ -51,10 +47,8 @@ extension Bench {
         }
 
         func validate() throws {
-            if model == nil && (quantized || quantize != nil) { throw ValidationError("--quantized and --quantize need --model") }
-            if quantized && quantize != nil { throw ValidationError("give --quantized or --quantize, not both") }
-            if let quantize, !quantize.isQuantizable {
-                throw ValidationError("--quantize: \(quantize.rawValue) has no quantizer (q8_0, q4_0, q4_1, q5_0, q5_1, q4_k)")
+            if model == nil && !quantization.configOverrides.isEmpty {
+                throw ValidationError("--quantized and --quantize need --model")
             }
         }
 
@@ -131,18 +125,18 @@ extension Bench {
 
         /// How the linear layers are kept: "dense", "gguf blocks (float activations)", "q4_k (int8 activations)", ….
         private var weightFormat: String {
-            if quantized { return "GGUF blocks, \(activations.rawValue) activations" }
-            if let quantize { return "\(quantize.rawValue) blocks, \(activations.rawValue) activations" }
+            if quantization.quantized { return "GGUF blocks, \(activations.rawValue) activations" }
+            if let format = quantization.quantize { return "\(format.rawValue) blocks, \(activations.rawValue) activations" }
             return "dense"
         }
 
         /// The preset initialized at random, or the model at --model loaded as the flags say.
         private func loadModel() throws -> any CausalLanguageModel {
             guard let model else { return LlamaForCausalLM(preset.configuration, seed: 0) }
-            return try PretrainedModel.model(.at(URL(fileURLWithPath: model)))
+            return try PretrainedModel.model(.at(URL(fileURLWithPath: model)),
+                                             quantization: quantization.weightQuantization(model: model))
         }
     }
 }
 
-extension BlockFormat: ExpressibleByArgument {}
 extension QuantizedActivations: ExpressibleByArgument {}

@@ -19,10 +19,10 @@ struct DecodeStepPhases: Codable {
     /// `Tensor.withQuantizedActivations`.
     init(model: LlamaForCausalLM, batch: Int, stepSeconds: Double) {
         let c = model.configuration
-        let attentionWidth = c.attentionHeads * (c.headDimension ?? c.hiddenSize / c.attentionHeads)
-        let hidden = Tensor.normal([batch, 1, c.hiddenSize])
-        let attended = Tensor.normal([batch, 1, attentionWidth])
-        let intermediate = Tensor.normal([batch, 1, c.intermediateSize])
+        var random = RandomGenerator(seed: 2)
+        let hidden = Tensor.normal([batch, 1, c.hiddenSize], generator: &random)
+        let attended = Tensor.normal([batch, 1, model.layers[0].selfAttention.oProj.inFeatures], generator: &random)
+        let intermediate = Tensor.normal([batch, 1, c.intermediateSize], generator: &random)
         var linear: [Double] = [], head: [Double] = []
         withNoGrad { Tensor.withDecodingKernels { Parallel.withSpinningWorkers {
             for run in 0..<11 {
@@ -68,5 +68,10 @@ struct DecodeStepPhases: Codable {
 
 extension Linear {
     /// Bytes of this layer's weight as kept: its blocks when quantized, else its elements.
-    fileprivate var weightByteCount: Int { weight.count * weight.dtype.size }
+    fileprivate var weightByteCount: Int {
+        switch weight {
+        case .dense(let tensor): tensor.count * tensor.dtype.size
+        case .quantized(let matrix): matrix.byteCount
+        }
+    }
 }

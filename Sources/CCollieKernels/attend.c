@@ -103,11 +103,9 @@ void collie_attend_heads_f32(const float *q, const float *k, const float *v, siz
                              size_t dim, size_t g0, size_t g1, float scale, const float *bias, float *scores, float *out,
                              float *lse) {
 #ifdef ATTEND_X86
-    switch (collie_kernel_level()) {
-    case 2: attend_avx512(q, k, v, n, kv_heads, group, dim, g0, g1, scale, bias, scores, out, lse); return;
-    case 1: attend_avx2(q, k, v, n, kv_heads, group, dim, g0, g1, scale, bias, scores, out, lse); return;
-    default: break;
-    }
+    int level = collie_kernel_level();
+    if (level >= 2) { attend_avx512(q, k, v, n, kv_heads, group, dim, g0, g1, scale, bias, scores, out, lse); return; }
+    if (level >= 1) { attend_avx2(q, k, v, n, kv_heads, group, dim, g0, g1, scale, bias, scores, out, lse); return; }
 #endif
     attend_scalar(q, k, v, n, kv_heads, group, dim, g0, g1, scale, bias, scores, out, lse);
 }

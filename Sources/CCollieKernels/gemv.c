@@ -156,11 +156,9 @@ GEMV_KERNELS(avx2, TARGET_AVX2, __m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, l
 void collie_gemv_bf16(const uint16_t *w, const float *x, float *y, size_t in, size_t out, size_t rows,
                       size_t begin, size_t end) {
 #ifdef GEMV_X86
-    switch (collie_kernel_level()) {
-    case 2: gemv_bf16_avx512(w, x, y, in, out, rows, begin, end); return;
-    case 1: gemv_bf16_avx2(w, x, y, in, out, rows, begin, end); return;
-    default: break;
-    }
+    int level = collie_kernel_level();
+    if (level >= 2) { gemv_bf16_avx512(w, x, y, in, out, rows, begin, end); return; }
+    if (level >= 1) { gemv_bf16_avx2(w, x, y, in, out, rows, begin, end); return; }
 #endif
     gemv_bf16_scalar(w, x, y, in, out, rows, begin, end);
 }
@@ -168,11 +166,9 @@ void collie_gemv_bf16(const uint16_t *w, const float *x, float *y, size_t in, si
 void collie_gemv_f32(const float *w, const float *x, float *y, size_t in, size_t out, size_t rows, size_t begin,
                      size_t end) {
 #ifdef GEMV_X86
-    switch (collie_kernel_level()) {
-    case 2: gemv_f32_avx512(w, x, y, in, out, rows, begin, end); return;
-    case 1: gemv_f32_avx2(w, x, y, in, out, rows, begin, end); return;
-    default: break;
-    }
+    int level = collie_kernel_level();
+    if (level >= 2) { gemv_f32_avx512(w, x, y, in, out, rows, begin, end); return; }
+    if (level >= 1) { gemv_f32_avx2(w, x, y, in, out, rows, begin, end); return; }
 #endif
     gemv_f32_scalar(w, x, y, in, out, rows, begin, end);
 }

@@ -264,7 +264,174 @@ static ALWAYS_INLINE void qgemv_body(int format, const void *w, const float *x, 
         }
     }
 }
-DISPATCHED_KERNEL(collie_qgemv_f32, qgemv_body,
+DISPATCHED_KERNEL(qgemv_compiled, qgemv_body,
                   (int format, const void *w, const float *x, float *y, size_t in, size_t out, size_t rows,
                    size_t begin, size_t end),
                   (format, w, x, y, in, out, rows, begin, end))
+
+// MARK: - AVX-512 matrix-vector product
+//
+// The portable body above decodes a block to memory and reads it back per input row; here a block's values are
+// decoded straight into registers (the same float32 operations as dequantization, so the weights are the dequantized
+// ones exactly) and multiplied into accumulators that stay in registers for a tile of up to 8 input rows: decoding is
+// paid once per weight row for all of them. Every format decodes 32 values at a time into two zmm vectors.
+
+#ifdef COLLIE_VARIANTS_X86
+#include <immintrin.h>
+
+#define TARGET_QAVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+
+TARGET_QAVX512 static ALWAYS_INLINE __m512 cvt16(__m512i v) { return _mm512_cvtepi32_ps(v); }
+TARGET_QAVX512 static ALWAYS_INLINE __m512i bytes16(const uint8_t *p) {
+    return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
+}
+
+/// Values 32g ..< 32g + 32 of the `format` block at `p`, dequantized exactly, into w[0] and w[1].
+TARGET_QAVX512 static ALWAYS_INLINE void decode32_avx512(int format, const uint8_t *p, int g, __m512 w[2]) {
+    const __m512i low4 = _mm512_set1_epi32(0x0F);
+    switch (format) {
+    case COLLIE_Q8_0: {
+        __m512 d = _mm512_set1_ps(half_at(p));
+        w[0] = _mm512_mul_ps(cvt16(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 2)))), d);
+        w[1] = _mm512_mul_ps(cvt16(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 18)))), d);
+        return;
+    }
+    case COLLIE_Q4_0: {
+        __m512 d = _mm512_set1_ps(half_at(p));
+        __m512i b = bytes16(p + 2), eight = _mm512_set1_epi32(8);
+        w[0] = _mm512_mul_ps(d, cvt16(_mm512_sub_epi32(_mm512_and_si512(b, low4), eight)));
+        w[1] = _mm512_mul_ps(d, cvt16(_mm512_sub_epi32(_mm512_srli_epi32(b, 4), eight)));
+        return;
+    }
+    case COLLIE_Q4_1: {
+        __m512 d = _mm512_set1_ps(half_at(p)), m = _mm512_set1_ps(half_at(p + 2));
+        __m512i b = bytes16(p + 4);
+        w[0] = _mm512_add_ps(_mm512_mul_ps(d, cvt16(_mm512_and_si512(b, low4))), m);
+        w[1] = _mm512_add_ps(_mm512_mul_ps(d, cvt16(_mm512_srli_epi32(b, 4))), m);
+        return;
+    }
+    case COLLIE_Q5_0: {
+        __m512 d = _mm512_set1_ps(half_at(p));
+        uint32_t qh = u32_at(p + 2);
+        __m512i b = bytes16(p + 6), sixteen = _mm512_set1_epi32(16);
+        __m512i lo = _mm512_mask_or_epi32(_mm512_and_si512(b, low4), (__mmask16)qh, _mm512_and_si512(b, low4), sixteen);
+        __m512i hi = _mm512_mask_or_epi32(_mm512_srli_epi32(b, 4), (__mmask16)(qh >> 16), _mm512_srli_epi32(b, 4), sixteen);
+        w[0] = _mm512_mul_ps(d, cvt16(_mm512_sub_epi32(lo, sixteen)));
+        w[1] = _mm512_mul_ps(d, cvt16(_mm512_sub_epi32(hi, sixteen)));
+        return;
+    }
+    case COLLIE_Q5_1: {
+        __m512 d = _mm512_set1_ps(half_at(p)), m = _mm512_set1_ps(half_at(p + 2));
+        uint32_t qh = u32_at(p + 4);
+        __m512i b = bytes16(p + 8), sixteen = _mm512_set1_epi32(16);
+        __m512i lo = _mm512_mask_or_epi32(_mm512_and_si512(b, low4), (__mmask16)qh, _mm512_and_si512(b, low4), sixteen);
+        __m512i hi = _mm512_mask_or_epi32(_mm512_srli_epi32(b, 4), (__mmask16)(qh >> 16), _mm512_srli_epi32(b, 4), sixteen);
+        w[0] = _mm512_add_ps(_mm512_mul_ps(d, cvt16(lo)), m);
+        w[1] = _mm512_add_ps(_mm512_mul_ps(d, cvt16(hi)), m);
+        return;
+    }
+    case COLLIE_Q4_K:
+    case COLLIE_Q5_K: {
+        const int five = format == COLLIE_Q5_K;
+        int sc, mn;
+        scale_min(p + 4, g, &sc, &mn);
+        float d = half_at(p), dmin = half_at(p + 2);
+        __m512 dl = _mm512_set1_ps(d * (float)sc), ml = _mm512_set1_ps(dmin * (float)mn);
+        const uint8_t *q = p + (five ? 48 : 16) + 32 * (g / 2);
+        __m128i shift = _mm_cvtsi32_si128(4 * (g % 2));
+        __m512i q0 = _mm512_and_si512(_mm512_srl_epi32(bytes16(q), shift), low4);
+        __m512i q1 = _mm512_and_si512(_mm512_srl_epi32(bytes16(q + 16), shift), low4);
+        if (five) {
+            __m512i bit = _mm512_set1_epi32(1 << g), sixteen = _mm512_set1_epi32(16);
+            q0 = _mm512_mask_or_epi32(q0, _mm512_test_epi32_mask(bytes16(p + 16), bit), q0, sixteen);
+            q1 = _mm512_mask_or_epi32(q1, _mm512_test_epi32_mask(bytes16(p + 32), bit), q1, sixteen);
+        }
+        w[0] = _mm512_sub_ps(_mm512_mul_ps(dl, cvt16(q0)), ml);
+        w[1] = _mm512_sub_ps(_mm512_mul_ps(dl, cvt16(q1)), ml);
+        return;
+    }
+    case COLLIE_Q6_K: {
+        int h = g / 4, s = g % 4;
+        float d = half_at(p + 208);
+        const int8_t *scales = (const int8_t *)(p + 192);
+        const uint8_t *low = p + 64 * h + 32 * (s % 2), *high = p + 128 + 32 * h;
+        __m128i ls = _mm_cvtsi32_si128(4 * (s / 2)), hs = _mm_cvtsi32_si128(2 * s);
+        __m512i three = _mm512_set1_epi32(3), thirtytwo = _mm512_set1_epi32(32);
+        for (int half = 0; half < 2; half++) {
+            __m512i lo = _mm512_and_si512(_mm512_srl_epi32(bytes16(low + 16 * half), ls), low4);
+            __m512i hi = _mm512_and_si512(_mm512_srl_epi32(bytes16(high + 16 * half), hs), three);
+            __m512i q = _mm512_sub_epi32(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 4)), thirtytwo);
+            float dh = d * (float)scales[(128 * h + 32 * s) / 16 + half];
+            w[half] = _mm512_mul_ps(_mm512_set1_ps(dh), cvt16(q));
+        }
+        return;
+    }
+    default: w[0] = w[1] = _mm512_setzero_ps(); return;
+    }
+}
+
+/// y[r·out + j] = weight row j · x[r] for the NW consecutive weight rows from `row` (`row_bytes` apart) and the NR
+/// input rows x[0 ..< NR] (NW and NR constants at each call site: the NW·NR accumulators stay in registers, each
+/// input vector is loaded once per tile, and the NW·NR independent chains hide the FMA latency).
+TARGET_QAVX512 static ALWAYS_INLINE void qtile_avx512(int format, const uint8_t *row, size_t row_bytes, int NW,
+                                                     const float *x, int NR, size_t in, float *y, size_t out) {
+    __m512 acc[4][8];
+    for (int j = 0; j < NW; j++)
+        for (int r = 0; r < NR; r++) acc[j][r] = _mm512_setzero_ps();
+    const size_t E = collie_block_elements(format), B = collie_block_bytes(format);
+    for (size_t b = 0; b < in / E; b++)
+#pragma clang loop unroll(full)
+    for (int g = 0; g < (int)(E / 32); g++) {   // unrolled for the K-quants: each g's shifts and scale bytes are constants
+        const size_t k = b * (E / 32) + (size_t)g;
+        __m512 w[4][2];
+        for (int j = 0; j < NW; j++) decode32_avx512(format, row + j * row_bytes + b * B, g, w[j]);
+        for (int r = 0; r < NR; r++) {
+            __m512 x0 = _mm512_loadu_ps(x + r * in + 32 * k), x1 = _mm512_loadu_ps(x + r * in + 32 * k + 16);
+            for (int j = 0; j < NW; j++) {
+                acc[j][r] = _mm512_fmadd_ps(w[j][0], x0, acc[j][r]);
+                acc[j][r] = _mm512_fmadd_ps(w[j][1], x1, acc[j][r]);
+            }
+        }
+    }
+    for (int j = 0; j < NW; j++)
+        for (int r = 0; r < NR; r++) y[r * out + j] = _mm512_reduce_add_ps(acc[j][r]);
+}
+
+/// Every input row against weight rows o ..< o + NW: tiles of NR input rows, then 4, 2, 1.
+TARGET_QAVX512 static ALWAYS_INLINE void qrows_avx512(int format, const uint8_t *row, size_t row_bytes, int NW,
+                                                     const float *x, size_t rows, int NR, size_t in, float *y,
+                                                     size_t out) {
+    size_t r = 0;
+    for (; r + NR <= rows; r += NR) qtile_avx512(format, row, row_bytes, NW, x + r * in, NR, in, y + r * out, out);
+    if (NR > 4 && r + 4 <= rows) { qtile_avx512(format, row, row_bytes, NW, x + r * in, 4, in, y + r * out, out); r += 4; }
+    if (NR > 2 && r + 2 <= rows) { qtile_avx512(format, row, row_bytes, NW, x + r * in, 2, in, y + r * out, out); r += 2; }
+    if (r < rows) qtile_avx512(format, row, row_bytes, NW, x + r * in, 1, in, y + r * out, out);
+}
+
+TARGET_QAVX512 static ALWAYS_INLINE void qgemv_format_avx512(int format, const uint8_t *w, const float *x, float *y,
+                                                            size_t in, size_t out, size_t rows, size_t begin,
+                                                            size_t end) {
+    size_t row_bytes = collie_block_row_bytes(format, in), o = begin;
+    // Tiles of weight rows × input rows: 4 × up to 2 for a few input rows, 2 × 8 (16 accumulators) for more.
+    if (rows < 4)
+        for (; o + 4 <= end; o += 4) qrows_avx512(format, w + o * row_bytes, row_bytes, 4, x, rows, 2, in, y + o, out);
+    else
+        for (; o + 2 <= end; o += 2) qrows_avx512(format, w + o * row_bytes, row_bytes, 2, x, rows, 8, in, y + o, out);
+    for (; o < end; o++) qrows_avx512(format, w + o * row_bytes, row_bytes, 1, x, rows, 8, in, y + o, out);
+}
+
+TARGET_QAVX512 static void qgemv_avx512(int format, const void *w, const float *x, float *y, size_t in, size_t out,
+                                        size_t rows, size_t begin, size_t end) {
+#define QGEMV_AVX512(F) qgemv_format_avx512(F, w, x, y, in, out, rows, begin, end)
+    FOR_EACH_FORMAT(format, QGEMV_AVX512)
+#undef QGEMV_AVX512
+}
+#endif
+
+void collie_qgemv_f32(int format, const void *w, const float *x, float *y, size_t in, size_t out, size_t rows,
+                      size_t begin, size_t end) {
+#ifdef COLLIE_VARIANTS_X86
+    if (collie_kernel_level() >= 2) { qgemv_avx512(format, w, x, y, in, out, rows, begin, end); return; }
+#endif
+    qgemv_compiled(format, w, x, y, in, out, rows, begin, end);
+}

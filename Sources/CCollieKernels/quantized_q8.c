@@ -20,21 +20,6 @@
 
 #include <stdlib.h>
 
-/// Bytes per weight block (collie_block_bytes' table, kept here so this file stands alone).
-static size_t weight_block_bytes(int format) {
-    switch (format) {
-    case COLLIE_Q4_0: return 18;
-    case COLLIE_Q4_1: return 20;
-    case COLLIE_Q5_0: return 22;
-    case COLLIE_Q5_1: return 24;
-    case COLLIE_Q8_0: return 34;
-    case COLLIE_Q4_K: return 144;
-    case COLLIE_Q5_K: return 176;
-    case COLLIE_Q6_K: return 210;
-    default: return 0;
-    }
-}
-
 // MARK: - Activation formats
 
 enum { ACT_Q8_0 = 8, ACT_Q8_1 = 9, ACT_Q8_K = 15 };
@@ -142,7 +127,7 @@ static void decode_block32(int format, const uint8_t *b, int8_t v[32]) {
 /// Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 against Q8_0 / Q8_1 activations.
 static void qgemv_block32_portable(int format, const uint8_t *w, const uint8_t *xq, float *y, size_t in, size_t out,
                                    size_t rows, size_t begin, size_t end) {
-    const size_t nb = in / 32, wbytes = weight_block_bytes(format), xbytes = format == COLLIE_Q4_1 || format == COLLIE_Q5_1 ? 36 : 34;
+    const size_t nb = in / 32, wbytes = collie_block_bytes(format), xbytes = format == COLLIE_Q4_1 || format == COLLIE_Q5_1 ? 36 : 34;
     const int affine = xbytes == 36;
     const size_t xrow = nb * xbytes;
     for (size_t o = begin; o < end; o++) {
@@ -219,7 +204,7 @@ static void decode_k(int format, const uint8_t *b, int8_t a[256], int scale16[16
 /// Q4_K, Q5_K, Q6_K against Q8_K activations: ggml's generic 8-lane integer sums, one float sum per lane.
 static void qgemv_k_portable(int format, const uint8_t *w, const uint8_t *xq, float *y, size_t in, size_t out,
                              size_t rows, size_t begin, size_t end) {
-    const size_t nb = in / 256, wbytes = weight_block_bytes(format), xrow = nb * 292;
+    const size_t nb = in / 256, wbytes = collie_block_bytes(format), xrow = nb * 292;
     for (size_t o = begin; o < end; o++) {
         float sums[16][8] = {{0}}, sumf[16] = {0};
         for (size_t i = 0; i < nb; i++) {
@@ -279,7 +264,7 @@ static void qgemv_q8_portable(int format, const void *w, const void *xq, float *
 typedef struct {
     const uint8_t *xq;
     size_t xrow, rows, n32, xbytes, qat;  // activation row bytes, input rows, 32-groups per row, block bytes, q offset
-    float *d, *s;                          // [rows][n32]; s only for Q8_1
+    float *d, *s;                          // [rows][n32]; s (Q8_1's s / 8) only for Q4_1, Q5_1
     int32_t *bias;                         // [rows][n32][8] or NULL
 } prepared;
 
@@ -306,39 +291,13 @@ static int prepare(int format, const uint8_t *xq, size_t in, size_t rows, prepar
             const size_t g = r * p->n32 + b;
             const uint8_t *xb = xq + r * p->xrow + b * p->xbytes;
             p->d[g] = ggml_load_half(xb);
-            if (p->s) p->s[g] = ggml_load_half(xb + 2);
+            if (p->s) p->s[g] = ggml_load_half(xb + 2) * 0.125f;  // s/8: added once per lane, 8 lanes
             if (p->bias) {
                 const int8_t *q = prepared_q(p, r, b);
                 for (int l = 0; l < 8; l++) p->bias[8 * g + l] = -offset * (q[4 * l] + q[4 * l + 1] + q[4 * l + 2] + q[4 * l + 3]);
             }
         }
     return 1;
-}
-
-/// What the vector copies of the K-quants leave out of their integer sums, for weight row o and input row r: the
-/// mins of Q4_K / Q5_K (−dmin·d_x·Σ min_j · Σq over sub-block j) and Q6_K's offset (−d·d_x · 32 · Σ scale_g · Σq_g).
-static float k_correction(int format, const uint8_t *w, size_t o, size_t nb, const prepared *p, size_t r) {
-    const size_t wbytes = weight_block_bytes(format);
-    float sum = 0;
-    for (size_t i = 0; i < nb; i++) {
-        const uint8_t *wb = w + (o * nb + i) * wbytes, *xb = p->xq + r * p->xrow + i * 292;
-        int16_t bsums[16];
-        memcpy(bsums, xb + 260, sizeof bsums);
-        float dx;
-        memcpy(&dx, xb, 4);
-        int sumi = 0;
-        if (format == COLLIE_Q6_K) {
-            const int8_t *sc = (const int8_t *)(wb + 192);
-            for (int g = 0; g < 16; g++) sumi += sc[g] * bsums[g];
-            sum -= (ggml_load_half(wb + 208) * dx) * (float)(32 * sumi);
-        } else {
-            uint8_t scales[8], mins[8];
-            k_scales(wb + 4, scales, mins);
-            for (int j = 0; j < 16; ++j) sumi += bsums[j] * mins[j / 2];
-            sum -= (ggml_load_half(wb + 2) * dx) * (float)sumi;
-        }
-    }
-    return sum;
 }
 
 #define ISA avx2

@@ -72,17 +72,20 @@ TARGET static ALWAYS_INLINE __m256i FN(codes32)(int format, const uint8_t *b) {
 /// Rows o[0..<NW] × prepared input rows r0..<r0 + NX of a 32-value block format: y[(r0 + q)·out + o[w]].
 TARGET static ALWAYS_INLINE void FN(tile32)(int format, const uint8_t *w, const size_t *o, int NW, const prepared *p,
                                             size_t r0, int NX, float *y, size_t out) {
-    const size_t nb = p->n32, wbytes = weight_block_bytes(format);
+    const size_t nb = p->n32, wbytes = collie_block_bytes(format);
+    const int affine = format == COLLIE_Q4_1 || format == COLLIE_Q5_1;
     __m256 acc[4][8];
     for (int k = 0; k < NW; k++)
         for (int q = 0; q < NX; q++) acc[k][q] = _mm256_setzero_ps();
     for (size_t b = 0; b < nb; b++) {
         __m256i u[4], sign[4];
+        __m256 m[4];
         float dw[4];
         for (int k = 0; k < NW; k++) {
             const uint8_t *wb = w + (o[k] * nb + b) * wbytes;
             u[k] = FN(codes32)(format, wb);
             if (format == COLLIE_Q8_0) sign[k] = _mm256_loadu_si256((const __m256i *)(wb + 2));
+            if (affine) m[k] = _mm256_set1_ps(FN(half)(wb + 2));
             dw[k] = FN(half)(wb);
         }
         for (int q = 0; q < NX; q++) {
@@ -94,23 +97,19 @@ TARGET static ALWAYS_INLINE void FN(tile32)(int format, const uint8_t *w, const 
                 const __m256i s = format == COLLIE_Q8_0 ? _mm256_sign_epi8(x, sign[k]) : x;
                 const __m256i dot = DOT(bias, u[k], s);
                 acc[k][q] = _mm256_fmadd_ps(_mm256_set1_ps(dw[k] * dx), _mm256_cvtepi32_ps(dot), acc[k][q]);
+                // Q4_1, Q5_1: + m·s, as m·(s/8) in each of the 8 lanes (exact: s/8 is a power-of-two scaling).
+                if (affine) acc[k][q] = _mm256_fmadd_ps(m[k], _mm256_broadcast_ss(p->s + g), acc[k][q]);
             }
         }
     }
     for (int k = 0; k < NW; k++)
-        for (int q = 0; q < NX; q++) {
-            float mins = 0;
-            if (format == COLLIE_Q4_1 || format == COLLIE_Q5_1)
-                for (size_t b = 0; b < nb; b++)
-                    mins += ggml_load_half(w + (o[k] * nb + b) * wbytes + 2) * p->s[(r0 + q) * nb + b];
-            y[(r0 + q) * out + o[k]] = FN(hsum)(acc[k][q]) + mins;
-        }
+        for (int q = 0; q < NX; q++) y[(r0 + q) * out + o[k]] = FN(hsum)(acc[k][q]);
 }
 
 /// The same for Q4_K, Q5_K and Q6_K (super-blocks of 256 against Q8_K activations read in place).
 TARGET static ALWAYS_INLINE void FN(tile_k)(int format, const uint8_t *w, const size_t *o, int NW, const prepared *p,
                                             size_t r0, int NX, float *y, size_t out) {
-    const size_t nb = p->n32 / 8, wbytes = weight_block_bytes(format);
+    const size_t nb = p->n32 / 8, wbytes = collie_block_bytes(format);
     const __m256i low4 = _mm256_set1_epi8(0x0F), low2 = _mm256_set1_epi8(0x03);
     __m256 acc[4][8];
     for (int k = 0; k < NW; k++)
@@ -120,8 +119,10 @@ TARGET static ALWAYS_INLINE void FN(tile_k)(int format, const uint8_t *w, const 
             const uint8_t *wb = w + (o[k] * nb + i) * wbytes;
             __m256i isum[8];
             for (int q = 0; q < NX; q++) isum[q] = _mm256_setzero_si256();
+            __m256i correction;  // Q4_K, Q5_K: the mins per 16 values; Q6_K: the scales per 16 values
             if (format == COLLIE_Q6_K) {
                 const int8_t *sc = (const int8_t *)(wb + 192);
+                correction = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
                 for (int n = 0; n < 2; n++) {
                     const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(wb + 64 * n));
                     const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(wb + 64 * n + 32));
@@ -145,8 +146,10 @@ TARGET static ALWAYS_INLINE void FN(tile_k)(int format, const uint8_t *w, const 
                     }
                 }
             } else {
-                uint8_t scales[8], mins[8];
+                uint8_t scales[8], mins[8], mins16[16];
                 k_scales(wb + 4, scales, mins);
+                for (int j = 0; j < 16; j++) mins16[j] = mins[j / 2];
+                correction = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)mins16));
                 const uint8_t *qs = wb + (format == COLLIE_Q5_K ? 48 : 16);
                 for (int j = 0; j < 4; j++) {
                     const __m256i q4 = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
@@ -167,16 +170,22 @@ TARGET static ALWAYS_INLINE void FN(tile_k)(int format, const uint8_t *w, const 
                 }
             }
             const float dw = FN(half)(format == COLLIE_Q6_K ? wb + 208 : wb);
+            const float dmin = format == COLLIE_Q6_K ? 0 : FN(half)(wb + 2);
             for (int q = 0; q < NX; q++) {
+                const uint8_t *xb = p->xq + (r0 + q) * p->xrow + i * 292;
                 float dx;
-                memcpy(&dx, p->xq + (r0 + q) * p->xrow + i * 292, 4);
+                memcpy(&dx, xb, 4);
+                // Σ per 16 activations × the weight's per-16 mins (Q4_K, Q5_K) or scales (Q6_K), pairs summed.
+                const __m256i sums = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(xb + 260)), correction);
+                if (format == COLLIE_Q6_K) isum[q] = _mm256_sub_epi32(isum[q], _mm256_slli_epi32(sums, 5));  // codes − 32
                 acc[k][q] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx), _mm256_cvtepi32_ps(isum[q]), acc[k][q]);
+                if (format != COLLIE_Q6_K)
+                    acc[k][q] = _mm256_fmadd_ps(_mm256_set1_ps(-(dmin * dx)), _mm256_cvtepi32_ps(sums), acc[k][q]);
             }
         }
     }
     for (int k = 0; k < NW; k++)
-        for (int q = 0; q < NX; q++)
-            y[(r0 + q) * out + o[k]] = FN(hsum)(acc[k][q]) + k_correction(format, w, o[k], nb, p, r0 + q);
+        for (int q = 0; q < NX; q++) y[(r0 + q) * out + o[k]] = FN(hsum)(acc[k][q]);
 }
 
 /// Every prepared input row against weight rows o[0..<NW], NX input rows at a time.

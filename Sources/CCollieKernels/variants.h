@@ -42,11 +42,10 @@
     TARGET_AVX2 static void NAME##_avx2 PARAMETERS { BODY ARGUMENTS; }                                                \
     TARGET_AVX512 static void NAME##_avx512 PARAMETERS { BODY ARGUMENTS; }                                            \
     void NAME PARAMETERS {                                                                                            \
-        switch (collie_kernel_level()) {                                                                              \
-        case 2: NAME##_avx512 ARGUMENTS; return;                                                                      \
-        case 1: NAME##_avx2 ARGUMENTS; return;                                                                        \
-        default: NAME##_portable ARGUMENTS; return;                                                                   \
-        }                                                                                                             \
+        int level = collie_kernel_level();                                                                            \
+        if (level >= 2) NAME##_avx512 ARGUMENTS;                                                                      \
+        else if (level >= 1) NAME##_avx2 ARGUMENTS;                                                                   \
+        else NAME##_portable ARGUMENTS;                                                                               \
     }
 #else
 #define DISPATCHED_KERNEL(NAME, BODY, PARAMETERS, ARGUMENTS) \

@@ -1,3 +1,4 @@
+import CCollieKernels
 import XCTest
 @testable import CollieEngine
 
@@ -36,7 +37,10 @@ final class QuantizedLinearTests: XCTestCase {
                 for rows in [1, 7, 33, 300] where rows * out <= 10_000 {
                     let x = Tensor.normal([rows, columns], generator: &generator)
                     let gradient = Tensor.normal([rows, out], generator: &generator)
+                    // Every level for one shape (the tiles' dequantization); the others at the highest level.
+                    let highest = collie_kernel_level()
                     forEachKernelLevel { level in
+                        guard (rows, out) == (7, 131) || level == highest else { return }
                         let (qx, qb) = (x.contiguousCopy(), bias.contiguousCopy())
                         qx.requiresGrad = true; qb.requiresGrad = true
                         let y = Tensor.linear(qx, quantized: matrix, bias: qb)
@@ -124,5 +128,29 @@ final class QuantizedLinearTests: XCTestCase {
             XCTAssertEqual($0 as? QuantizationError, .columnsNotWholeBlocks(format: .q8_0, columns: 40))
         }
         XCTAssertNoThrow(try QuantizedMatrix(format: .q4_0, rows: 5, columns: 32, storage: storage))
+    }
+}
+
+extension QuantizedLinearTests {
+    /// With 8-bit activations decoding runs llama.cpp's integer dot products: near the float result, not equal to it.
+    func testInt8ActivationsRunTheQ8Kernels() {
+        var generator = RandomGenerator(seed: 13)
+        for format in BlockFormat.allCases {
+            let matrix = randomQuantizedMatrix(format, rows: 37, columns: 512, seed: 4)
+            let x = Tensor.normal([2, 512], generator: &generator)
+            let run = { (activations: QuantizedActivations) in
+                withNoGrad { Tensor.withDecodingKernels { Tensor.withQuantizedActivations(activations) {
+                    Tensor.linear(x, quantized: matrix).floats()
+                } } }
+            }
+            let (float, int8) = (run(.float), run(.int8))
+            XCTAssertEqual(Tensor.quantizedActivations, .float, "the default")
+            XCTAssertNotEqual(float, int8, "\(format): the int8 path was not taken")
+            let reference = withNoGrad { Tensor.linear(x, weight: matrix.dequantized()).floats() }
+            let scale = reference.map(abs).max()!
+            for (a, b) in zip(int8, reference) {
+                XCTAssertEqual(a, b, accuracy: 0.05 * scale, "\(format)")
+            }
+        }
     }
 }

@@ -43,7 +43,10 @@ final class VectorMathTests: XCTestCase {
         let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
         try XCTSkipUnless(cpuinfo.contains("GenuineIntel") || cpuinfo.contains("AuthenticAMD"), "not an x86 CPU")
         let flags = Set(cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") }?.split(separator: " ").map(String.init) ?? [])
-        let expected: Int32 = flags.contains("avx512f") ? 2
+        let avx512 = flags.isSuperset(of: ["avx512f", "avx512bw", "avx512vl"])
+        let expected: Int32 = avx512 && flags.isSuperset(of: ["avx512_vnni", "avx512_bf16"]) ? 4
+            : avx512 && flags.contains("avx512_vnni") ? 3
+            : avx512 ? 2
             : flags.isSuperset(of: ["avx2", "fma", "f16c"]) ? 1 : 0
         XCTAssertEqual(collie_kernel_level(), expected, "the kernels would skip code this CPU can run")
     }

@@ -123,7 +123,8 @@ extension Tensor {
                     collie_gemv_f32(weight.pointer(as: Float.self), px, py, inFeatures, out, rows, begin, end)
                 case .quantized(let matrix):
                     if let xq = quantizedInputs[matrix.format] {
-                        qgemvQ8(matrix, xq, py, inFeatures, out, rows, begin, end)
+                        collie_qgemv_q8(matrix.format.ggmlType, matrix.storage.data, xq.data, py, inFeatures, out,
+                                        rows, begin, end)
                     } else {
                         collie_qgemv_f32(matrix.format.ggmlType, matrix.storage.data, px, py, inFeatures, out, rows,
                                          begin, end)
@@ -142,15 +143,11 @@ extension Tensor {
         return outputs
     }
 
-    /// x [rows, columns] quantized to the 8-bit activation format of `format` weights.
+    /// x [rows, columns] quantized to the 8-bit activation format of `format` weights (ggml's vec_dot_type).
     private static func quantizeActivations(_ x: UnsafePointer<Float>, rows: Int, columns: Int,
-                                            for format: BlockFormat) -> TensorStorage? {
-        nil   // helper B's collie_quantize_activations, wired once it is merged
-    }
-
-    /// collie_qgemv_q8 on `matrix` and quantized activations `xq`.
-    private static func qgemvQ8(_ matrix: QuantizedMatrix, _ xq: TensorStorage, _ y: UnsafeMutablePointer<Float>,
-                                _ in: Int, _ out: Int, _ rows: Int, _ begin: Int, _ end: Int) {
-        fatalError("8-bit activations are not wired yet")
+                                            for format: BlockFormat) -> TensorStorage {
+        let storage = TensorStorage(byteCount: rows * collie_activation_row_bytes(format.ggmlType, columns))
+        collie_quantize_activations(format.ggmlType, x, storage.data, columns, rows)
+        return storage
     }
 }

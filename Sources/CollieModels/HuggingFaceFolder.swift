@@ -87,8 +87,9 @@ extension CausalLanguageModel {
 
     /// Writes a Hugging Face folder `transformers` loads: `config.json`, `generation_config.json`
     /// and the weights in `dtype`, sharded above `maxShardBytes` (with an index). Each file is
-    /// written atomically.
-    public func save(to folder: URL, dtype: DType = .float32, maxShardBytes: Int = 2 << 30) throws {
+    /// written atomically. Quantized linear weights are written dequantized, and with `mergingLoRA` LoRA adapters
+    /// merged into their layers' weights (`savedWeights(mergingLoRA:)`; the model itself is unchanged).
+    public func save(to folder: URL, dtype: DType = .float32, maxShardBytes: Int = 2 << 30, mergingLoRA: Bool = false) throws {
         precondition(dtype.isFloatingPoint, "weights are saved as float32, bfloat16 or float16")
         try UserFolder.create(folder)
         var configuration = self.configuration
@@ -98,7 +99,7 @@ extension CausalLanguageModel {
         try AtomicFile.write(encoder.encode(configuration), to: folder.appendingPathComponent("config.json"))
         try AtomicFile.write(encoder.encode(GenerationConfiguration(model: configuration)),
                              to: folder.appendingPathComponent(GenerationConfiguration.fileName))
-        let tensors = namedParameters.map { ($0.key, $0.tensor.detach().contiguousCopy(dtype: dtype)) }
+        let tensors = savedWeights(mergingLoRA: mergingLoRA).map { ($0.key, $0.values().contiguousCopy(dtype: dtype)) }
         try SafeTensorsWriter.writeSharded(tensors, to: folder, maxShardBytes: maxShardBytes)
     }
 }

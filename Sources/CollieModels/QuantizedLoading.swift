@@ -74,6 +74,20 @@ extension CausalLanguageModel {
         }
     }
 
+    /// Every weight by Hugging Face key, in checkpoint order: the parameters, and the frozen quantized weights, whose
+    /// `values` dequantizes them to float32 when called — so saving or exporting holds one float layer at a time.
+    public var namedWeights: [(key: String, shape: [Int], values: () -> Tensor)] {
+        var weights: [String: (shape: [Int], values: () -> Tensor)] = [:]
+        for (key, tensor) in namedParameters { weights[key] = (tensor.shape, { tensor.detach() }) }
+        for (path, layer) in namedLinearLayers {
+            guard let matrix = layer.quantizedWeight else { continue }
+            weights[path + ".weight"] = ([matrix.rows, matrix.columns], { matrix.dequantized() })
+        }
+        return Self.parameterShapes(for: configuration).compactMap { key, _ in
+            weights[key].map { (key, $0.shape, $0.values) }
+        }
+    }
+
     /// Whether some linear layer keeps quantized blocks: its weights are frozen (only adapters train).
     public var isQuantized: Bool { namedLinearLayers.contains { $0.layer.quantizedWeight != nil } }
 

@@ -80,7 +80,9 @@ struct Convert: ParsableCommand {
         (tokenizer.json, tokenizer_config.json, chat_template.jinja, …): copied from a source folder, or made from \
         a GGUF file's metadata as transformers converts it, so transformers' from_pretrained loads the folder alone. \
         An --out ending in .gguf is a GGUF file for llama.cpp instead, with the metadata, tensor names and types \
-        llama.cpp's convert_hf_to_gguf.py writes (--outtype).
+        llama.cpp's convert_hf_to_gguf.py writes (--outtype). With --quantized (a QLoRA base) the GGUF file's \
+        blocks are loaded as they are and each layer is dequantized when it is merged or written: the output equals \
+        converting the dequantized model (merging a LoRA adapter trained on the blocks, or re-exporting with --outtype).
         """)
 
     @Option(help: "The source: a Hugging Face model folder or a .gguf file (dequantized).") var model: String
@@ -91,6 +93,7 @@ struct Convert: ParsableCommand {
     @Option(help: "Largest shard, e.g. 2GB (10⁹ bytes) or 500MiB (2²⁰).") var maxShardSize = "2GB"
     @Option(help: "A PEFT LoRA adapter folder to merge into the weights (W + scaling·B·A, PEFT's merge_and_unload).")
     var adapter: String?
+    @OptionGroup var quantization: QuantizationOptions
 
     func run() throws {
         let gguf = out.lowercased().hasSuffix(".gguf")
@@ -99,33 +102,41 @@ struct Convert: ParsableCommand {
         // Before the model loads, so that an --out that is a file fails at once.
         if FileManager.default.fileExists(atPath: out), !gguf { try InputFile.checkFolder(URL(fileURLWithPath: out)) }
         let source = URL(fileURLWithPath: model)
-        let lm = try PretrainedModel.model(.at(source), adapter: adapter.map { .folder(URL(fileURLWithPath: $0)) })
+        // A quantized base (QLoRA's) is written dequantized: an adapted layer gets its merged float32 weight, the
+        // others their blocks' values.
+        let lm = try PretrainedModel.model(.at(source), adapter: adapter.map { .folder(URL(fileURLWithPath: $0)) },
+                                           quantization: quantization.weightQuantization(model: model))
         let sourceGGUF: GGUFFile?
         let tokenizerFiles: TokenizerFiles?
         do {
             sourceGGUF = GGUFModelFile.isGGUF(source) ? try GGUFFile(url: source) : nil
             tokenizerFiles = try sourceGGUF.map(GGUFModelFile.tokenizerFiles(of:)) ?? .folder(source)
         } catch { throw ValidationError("--model: \(error)") }
+        let quantizedBase = lm.isQuantized
         if let adapter {
             guard case .lora = lm.peftConfiguration else {
                 throw ValidationError("--adapter: \(adapter) is a prompt-tuning adapter; only LoRA merges into weights")
             }
-            lm.mergeLoRA()
-            print("merged \(lm.loraAdapters.count) LoRA adapters from \(adapter)")
+            // Merged as each layer is written (PEFT's merge_and_unload), one layer widened at a time.
+            print("merging \(lm.loraAdapters.count) LoRA adapters from \(adapter)"
+                  + (quantizedBase ? " into the dequantized weights" : ""))
         }
+        let merging = adapter != nil
+        let parameters = lm.savedWeights().reduce(0) { $0 + $1.shape.reduce(1, *) }
         if gguf {
             let type = outtype ?? .f16
             // A GGUF source's tokenizer keys are kept as they are; a folder's are made as convert_hf_to_gguf does.
             let tokenizer = try sourceGGUF.map { $0.metadata.filter { $0.key.hasPrefix("tokenizer.") } }
                 ?? GGUFTokenizerMetadata.metadata(for: source)
             try lm.saveGGUF(to: URL(fileURLWithPath: out), outputType: type,
-                            name: source.deletingPathExtension().lastPathComponent, tokenizerMetadata: tokenizer)
-            print("saved \(lm.parameterCount) parameters as GGUF \(type.rawValue) to \(out)")
+                            name: source.deletingPathExtension().lastPathComponent, tokenizerMetadata: tokenizer,
+                            mergingLoRA: merging)
+            print("saved \(parameters) parameters as GGUF \(type.rawValue) to \(out)")
             return
         }
-        try lm.save(to: URL(fileURLWithPath: out), dtype: dtype.dtype, maxShardBytes: limit)
+        try lm.save(to: URL(fileURLWithPath: out), dtype: dtype.dtype, maxShardBytes: limit, mergingLoRA: merging)
         try tokenizerFiles?.write(to: URL(fileURLWithPath: out))
-        print("saved \(lm.parameterCount) parameters as \(dtype.rawValue) to \(out)")
+        print("saved \(parameters) parameters as \(dtype.rawValue) to \(out)")
     }
 }
 

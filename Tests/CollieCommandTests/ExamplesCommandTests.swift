@@ -60,6 +60,12 @@ final class ExamplesCommandTests: XCTestCase {
         XCTAssertTrue(output.contains("peft: prompt tuning, 20 virtual tokens"), output)
     }
 
+    func testTheTinyQLoRAExampleTrainsAnAdapterOnQ4Blocks() throws {
+        let output = try train("qlora/tiny.yaml", ["tokenizer=\(Fixtures.tokenizerFolder.path)"])
+        XCTAssertTrue(output.contains("peft: LoRA r 8"), output)
+        XCTAssertTrue(output.contains("PEFT folder"), output)
+    }
+
     func testTheOneSentenceOverfittingExampleTrains() throws {
         let output = try train("one_sentence_overfitting/config.yaml", ["tokenizer=\(Fixtures.tokenizerFolder.path)"])
         XCTAssertTrue(output.contains("prompt: Collie is a package for"), output)
@@ -77,9 +83,10 @@ final class ExamplesCommandTests: XCTestCase {
         }
     }
 
-    /// A new example must get a test here.
+    /// A new example must get a test here (qlora/config.yaml, which keeps a GGUF file's blocks: QLoRACommandTests).
     func testEveryExampleConfigIsCovered() throws {
         let covered: Set<String> = ["alpaca/config.yaml", "alpaca/tiny.yaml", "lora/config.yaml", "prompt_tuning/config.yaml",
+                                    "qlora/config.yaml", "qlora/tiny.yaml",
                                     "one_sentence_overfitting/config.yaml", "eval/xsum-rouge.yaml", "eval/wmt-bleu.yaml",
                                     "eval/imdb-classification.yaml"]
         let found = try FileManager.default.subpathsOfDirectory(atPath: Self.examples.path).filter { $0.hasSuffix(".yaml") }

@@ -53,10 +53,12 @@ public enum GGUFOutputType: String, Sendable, CaseIterable {
 /// `Qwen2ForCausalLM` (`qwen2`, not permuted). Tied embeddings write no `output.weight`.
 extension CausalLanguageModel {
     /// Writes the model to `url` (atomically) in `outputType`, named `name` (`general.name`), with the tokenizer's
-    /// `tokenizer.*` keys appended after the model's.
+    /// `tokenizer.*` keys appended after the model's. Each weight is made when it is written (`savedWeights`: a
+    /// quantized layer dequantized, with `mergingLoRA` its LoRA adapter merged), so at most one layer is widened.
     public func saveGGUF(to url: URL, outputType: GGUFOutputType, name: String,
-                         tokenizerMetadata: [(key: String, value: GGUFValue)] = []) throws {
+                         tokenizerMetadata: [(key: String, value: GGUFValue)] = [], mergingLoRA: Bool = false) throws {
         let c = configuration
+        let weights = savedWeights(mergingLoRA: mergingLoRA)
         let architecture = c.modelType == .qwen2 ? "qwen2" : "llama"
         var writer = GGUFWriter()
         func set(_ key: String, _ value: GGUFValue) { writer.set(key, value) }
@@ -69,7 +71,7 @@ extension CausalLanguageModel {
         set("general.architecture", .string(architecture))
         set("general.type", .string("model"))
         if !name.isEmpty { set("general.name", .string(name)) }
-        set("general.size_label", .string(Self.sizeLabel(parameterCount: parameterCount)))
+        set("general.size_label", .string(Self.sizeLabel(parameterCount: weights.reduce(0) { $0 + $1.shape.reduce(1, *) })))
         try count("block_count", c.hiddenLayers)
         try count("context_length", c.maxPositionEmbeddings)
         try count("embedding_length", c.hiddenSize)
@@ -109,21 +111,20 @@ extension CausalLanguageModel {
                 try factors.withUnsafeBufferPointer { try GGMLQuantization.quantize($0, as: .f32) }
             }
         }
-        for (key, tensor) in namedParameters {
+        for (key, shape, values) in weights {
             guard let ggufName = GGUFTensorNames.ggufName(forHuggingFaceName: key) else {
                 throw CheckpointError(file: url.path, "tensor \(key) has no GGUF name")
             }
-            let shape = tensor.shape
             let type = outputType.type(of: ggufName, shape: shape)
             let heads: Int? = architecture != "llama" ? nil
                 : key.hasSuffix("self_attn.q_proj.weight") || key.hasSuffix("self_attn.q_proj.bias") ? c.attentionHeads
                 : key.hasSuffix("self_attn.k_proj.weight") || key.hasSuffix("self_attn.k_proj.bias") ? c.keyValueHeads
                 : nil
             writer.addTensor(name: ggufName, shape: shape, type: type) {
-                var values = tensor.detach().floats()
-                if let heads { values = try GGUFRotaryPermutation.permuted(values, rows: shape[0], heads: heads) }
-                return try values.withUnsafeBufferPointer {
-                    try GGMLQuantization.quantize($0, as: type, rowLength: shape.last ?? values.count)
+                var floats = values().floats()
+                if let heads { floats = try GGUFRotaryPermutation.permuted(floats, rows: shape[0], heads: heads) }
+                return try floats.withUnsafeBufferPointer {
+                    try GGMLQuantization.quantize($0, as: type, rowLength: shape.last ?? floats.count)
                 }
             }
         }

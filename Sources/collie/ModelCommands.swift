@@ -19,6 +19,11 @@ struct Score: ParsableCommand {
     @Option(help: "Where to write the per-record JSON lines (default: stdout).") var output: String?
     @Option(help: "A PEFT adapter folder (LoRA or prompt tuning) to apply to the model.") var adapter: String?
     @OptionGroup var quantization: QuantizationOptions
+    @Option(help: """
+        Score one token at a time through the KV cache (decoding's kernels) with these activations against quantized \
+        weights: float or int8 (llama.cpp's arithmetic). Default: each record in one forward pass.
+        """)
+    var activations: QuantizedActivations?
 
     func run() throws {
         let lm = try PretrainedModel.model(.at(URL(fileURLWithPath: model)),
@@ -41,7 +46,9 @@ struct Score: ParsableCommand {
                 ConsoleOutput.standardError("warning: \(data): record \(index + 1) has \(tokens.count) tokens, more than the "
                                             + "model's \(positions) positions (max_position_embeddings); scored anyway\n")
             }
-            let (sum, count) = lm.negativeLogLikelihood(of: tokens)
+            let (sum, count) = activations.map { mode in
+                Tensor.withQuantizedActivations(mode) { lm.decodingNegativeLogLikelihood(of: tokens) }
+            } ?? lm.negativeLogLikelihood(of: tokens)
             totalNLL += sum
             totalCount += count
             let nll = sum / Double(count)

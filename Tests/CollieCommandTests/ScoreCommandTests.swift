@@ -45,4 +45,25 @@ final class ScoreCommandTests: XCTestCase {
         XCTAssertTrue(record["nll"] is NSNull, String(line))
         XCTAssertTrue(result.errors.contains("NaN or infinite NLL (written as null)"), result.errors)
     }
+
+    /// `--activations` scores one token at a time through the KV cache: on dense weights the same NLLs as the forward
+    /// pass, up to summation order.
+    func testScoringThroughTheDecodingPathMatchesTheForwardPass() throws {
+        let folder = try temporaryFolder(for: self)
+        let records = "{\"tokens\": [1, 5, 9, 2, 33, 7, 7, 40]}\n{\"tokens\": [3, 60, 12]}\n"
+        func nlls(_ options: [String]) throws -> [Double] {
+            let data = folder.appendingPathComponent("records.jsonl")
+            try records.write(to: data, atomically: true, encoding: .utf8)
+            let result = try CollieExecutable.run(["score", "--model", Fixtures.model.path, "--data", data.path] + options,
+                                                  in: folder)
+            XCTAssertEqual(result.status, 0, result.errors)
+            return try result.output.split(separator: "\n").map { line in
+                try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["nll"] as? Double)
+            }
+        }
+        let forward = try nlls([]), decoded = try nlls(["--activations", "float"])
+        XCTAssertEqual(forward.count, 2)
+        XCTAssertEqual(decoded.count, 2)
+        for (a, b) in zip(forward, decoded) { XCTAssertEqual(a, b, accuracy: 1e-4 * abs(a)) }
+    }
 }

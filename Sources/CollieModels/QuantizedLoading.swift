@@ -93,9 +93,12 @@ extension CausalLanguageModel {
                 + BlockFormat.allCases.filter(\.isQuantizable).map(\.rawValue).joined(separator: ", ") + ")")
         }
         guard shape.count == 2, shape[1] % format.blockElements == 0 else {
+            let columns = shape.last ?? 0
+            let fitting = BlockFormat.allCases.filter { $0.isQuantizable && columns % $0.blockElements == 0 }
             throw ModelConfigurationError("quantize: \(format.rawValue) packs \(format.blockElements) values per block, but "
-                + "'\(name)' has \(shape.last ?? 0) inputs per row, not a multiple of it; choose a format of blocks of 32 "
-                + "(q8_0, q4_0, q4_1)")
+                + "'\(name)' has \(columns) inputs per row, not a multiple of it; "
+                + (fitting.isEmpty ? "no block format fits this layer (blocks hold 32 or 256 values)"
+                   : "choose " + fitting.map(\.rawValue).joined(separator: ", ")))
         }
     }
 

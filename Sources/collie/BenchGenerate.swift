@@ -27,7 +27,7 @@ extension Bench {
         var model: String?
         @OptionGroup var quantization: QuantizationOptions
         @Option(help: "Activations against quantized weights: float (exact) or int8 (llama.cpp's arithmetic).")
-        var activations: QuantizedActivations = .float
+        var activations: QuantizedActivations = .automatic
         @Option(help: "Comma-separated batch sizes.") var batchSizes = "1,8"
         @Option(help: "Prompt tokens per row.") var promptLength = 16
         @Option(help: "New tokens per row.") var newTokens = 64

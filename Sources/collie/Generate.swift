@@ -48,6 +48,8 @@ struct Generate: ParsableCommand {
     @Flag(help: "Print JSON (token ids, finish reason, text) instead of streaming text.") var json = false
     @OptionGroup var sampling: SamplingOptions
     @OptionGroup var quantization: QuantizationOptions
+    @Option(help: "Decoding arithmetic on quantized blocks: automatic (int8 for one sequence, float for more), float (the dequantized weights' results) or int8 (llama.cpp's).")
+    var activations: QuantizedActivations = .automatic
 
     func validate() throws {
         guard (prompt == nil) != promptIDs.isEmpty else { throw ValidationError("give either --prompt or --prompt-ids") }
@@ -55,6 +57,10 @@ struct Generate: ParsableCommand {
     }
 
     func run() throws {
+        try Tensor.withQuantizedActivations(activations) { try generate() }
+    }
+
+    private func generate() throws {
         let folder = URL(fileURLWithPath: model)
         let parameters = try sampling.parameters()
         let quantization = try self.quantization.weightQuantization(model: model)

@@ -50,7 +50,7 @@ final class QLoRACommandTests: XCTestCase {
         var outputs: [String] = []
         for flags in [["--quantized"], []] {
             let run = try CollieExecutable.run(["generate", "--model", Self.gguf.path, "--adapter", Self.adapter.path,
-                                                "--prompt", "To be, or not", "--max-new-tokens", "12"] + flags,
+                                                "--prompt", "To be, or not", "--max-new-tokens", "12", "--activations", "float"] + flags,
                                                in: folder, log: "generate\(flags.joined())")
             XCTAssertEqual(run.status, 0, run.errors)
             outputs.append(run.output)

@@ -74,7 +74,9 @@ final class QuantizedLinearTests: XCTestCase {
                 for rows in 1...Tensor.decodingRowLimit {
                     let x = Tensor.normal([rows, columns], generator: &generator)
                     let fast = withNoGrad { Tensor.withDecodingKernels { Parallel.withSpinningWorkers {
-                        Tensor.decodingLinears(x, weights: [.quantized(matrix)], biases: [bias])
+                        Tensor.withQuantizedActivations(.float) {
+                            Tensor.decodingLinears(x, weights: [.quantized(matrix)], biases: [bias])
+                        }
                     } } }
                     let reference = withNoGrad { Tensor.linear(x, weight: dense, bias: bias) }
                     assertClose(fast?[0].floats() ?? [], reference.floats(), magnitude: magnitude(x, dense, bias),
@@ -161,13 +163,30 @@ extension QuantizedLinearTests {
                 } } }
             }
             let (float, int8) = (run(.float), run(.int8))
-            XCTAssertEqual(Tensor.quantizedActivations, .float, "the default")
+            XCTAssertEqual(Tensor.quantizedActivations, .automatic, "the default")
             XCTAssertNotEqual(float, int8, "\(format): the int8 path was not taken")
             let reference = withNoGrad { Tensor.linear(x, weight: matrix.dequantized()).floats() }
             let scale = reference.map(abs).max()!
             for (a, b) in zip(int8, reference) {
                 XCTAssertEqual(a, b, accuracy: 0.05 * scale, "\(format)")
             }
+        }
+    }
+
+    /// By default one input row (batch-1 decoding, bound by reading the blocks) takes the 8-bit kernels and more
+    /// rows (bound by arithmetic) the float ones; an explicit choice holds for any count.
+    func testAutomaticActivationsAreInt8ForOneRowAndFloatForMore() {
+        let matrix = randomQuantizedMatrix(.q4_1, rows: 40, columns: 256, seed: 5)
+        var generator = RandomGenerator(seed: 17)
+        for rows in [1, 2, 8] {
+            let x = Tensor.normal([rows, 256], generator: &generator)
+            let run = { (activations: QuantizedActivations) in
+                withNoGrad { Tensor.withDecodingKernels { Tensor.withQuantizedActivations(activations) {
+                    Tensor.linear(x, quantized: matrix).floats()
+                } } }
+            }
+            XCTAssertEqual(run(.automatic), run(rows == 1 ? .int8 : .float), "\(rows) rows")
+            XCTAssertNotEqual(run(.int8), run(.float), "\(rows) rows")
         }
     }
 }

@@ -30,6 +30,16 @@ public enum QuantizedActivations: String, Codable, CaseIterable, Sendable {
     case float
     /// Activations quantized to 8 bits per block and integer dot products, llama.cpp's arithmetic.
     case int8
+    /// `int8` for one input row, where reading the blocks bounds the step and the integer kernels read them fastest,
+    /// and `float` for more, where arithmetic bounds it (SmolLM2 Q4_1 on Zen 4: batch 1 143 vs 105 tokens/s, batch 8
+    /// 300 vs 358; docs/PERFORMANCE.md). The default.
+    case automatic
+
+    /// The arithmetic for `rows` input rows.
+    func resolved(rows: Int) -> QuantizedActivations {
+        guard self == .automatic else { return self }
+        return rows == 1 ? .int8 : .float
+    }
 }
 
 /// The linear layer for decoding: a few input rows (one new token per sequence) without gradient.
@@ -50,7 +60,7 @@ extension Tensor {
 
     /// The activations quantized weights use while decoding on this task (or thread).
     public static var quantizedActivations: QuantizedActivations { activationsOfTask }
-    @TaskLocal private static var activationsOfTask = QuantizedActivations.float
+    @TaskLocal private static var activationsOfTask = QuantizedActivations.automatic
 
     /// Runs `body` with small-batch, gradient-free linear layers on the matrix-vector kernels (on this task or
     /// thread only).
@@ -101,7 +111,7 @@ extension Tensor {
         for weight in weights { starts.append(starts.last! + weight.outFeatures) }
         let px = xin.pointer(as: Float.self)
         // 8-bit activations: x quantized once per call, for every weight format that needs it.
-        let activations = quantizedActivations
+        let activations = quantizedActivations.resolved(rows: rows)
         var quantizedInputs: [BlockFormat: TensorStorage] = [:]
         if activations == .int8 {
             for case .quantized(let matrix) in weights where quantizedInputs[matrix.format] == nil {

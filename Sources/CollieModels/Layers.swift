@@ -41,18 +41,10 @@ public final class Linear: Module {
 
     /// The weight as a float32 tensor [out, in]: the parameter itself, or the blocks dequantized (a new tensor:
     /// save or export one layer at a time).
-    public func floatWeight() -> Tensor {
-        switch weight {
-        case .dense(let tensor): tensor
-        case .quantized(let matrix): matrix.dequantized()
-        }
-    }
+    public func floatWeight() -> Tensor { weight.floatWeight() }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let y = switch weight {
-        case .dense(let tensor): Tensor.linear(x, weight: tensor, bias: bias)
-        case .quantized(let matrix): Tensor.linear(x, quantized: matrix, bias: bias)
-        }
+        let y = Tensor.linear(x, weight: weight, bias: bias)
         guard let lora, !lora.isMerged else { return y }
         return y + lora(x)
     }
@@ -75,16 +67,40 @@ public final class Linear: Module {
 }
 
 /// A [vocabulary, hidden] lookup table (`torch.nn.Embedding`).
+///
+/// The table is a dense parameter, or frozen quantized blocks when a GGUF model loaded with `quantized: true` stores
+/// it in a block format (llama.cpp keeps `token_embd.weight` in Q8_0 or Q6_K): a lookup then dequantizes only the
+/// rows it picks, and a tied output projection multiplies with the blocks, so decoding reads them instead of a
+/// float table several times their size.
 public final class Embedding: Module {
-    public let weight: Tensor
+    /// The table [vocabulary, hidden]: a trainable dense tensor, or frozen quantized blocks.
+    public internal(set) var weight: LinearWeight
 
     public init(count: Int, dimension: Int, initialization: inout Initialization) {
-        weight = parameter(initialization.normal([count, dimension]))
+        weight = .dense(parameter(initialization.normal([count, dimension])))
     }
 
-    public func callAsFunction(_ ids: Tensor) -> Tensor { .embedding(ids, weight: weight) }
+    /// The dense table, or nil when it is kept in quantized blocks.
+    public var denseWeight: Tensor? {
+        if case .dense(let tensor) = weight { return tensor }
+        return nil
+    }
 
-    public var namedParameters: [(key: String, tensor: Tensor)] { [("weight", weight)] }
+    /// The quantized table, or nil when it is dense.
+    public var quantizedWeight: QuantizedMatrix? {
+        if case .quantized(let matrix) = weight { return matrix }
+        return nil
+    }
+
+    public func callAsFunction(_ ids: Tensor) -> Tensor {
+        switch weight {
+        case .dense(let tensor): .embedding(ids, weight: tensor)
+        case .quantized(let matrix): .embedding(ids, quantized: matrix)
+        }
+    }
+
+    /// The dense table; a quantized one is frozen, not a parameter.
+    public var namedParameters: [(key: String, tensor: Tensor)] { denseWeight.map { [("weight", $0)] } ?? [] }
 }
 
 /// Root-mean-square normalization with a learned scale (`LlamaRMSNorm`).

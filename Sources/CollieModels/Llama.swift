@@ -137,7 +137,7 @@ public final class LlamaForCausalLM: CausalLanguageModel {
     }
 
     public var unitParameters: [[Tensor]] {
-        [embedTokens.parameters] + layers.map(\.parameters) + [norm.parameters + (lmHead?.parameters ?? [embedTokens.weight])]
+        [embedTokens.parameters] + layers.map(\.parameters) + [norm.parameters + (lmHead?.parameters ?? embedTokens.parameters)]
     }
 
     public var namedParameters: [(key: String, tensor: Tensor)] {

@@ -2,14 +2,16 @@ import CollieEngine
 import CollieIO
 import Foundation
 
-/// How a model's linear layers keep their weights when it loads: in quantized blocks instead of float32. The
-/// embedding, the norms and the output projection stay dense float32.
+/// How a model's linear layers keep their weights when it loads: in quantized blocks instead of float32. The norms
+/// stay dense float32.
 public enum WeightQuantization: Equatable, Sendable {
-    /// Keep a GGUF file's quantized linear weights in their blocks, as stored (`quantized: true`); its float linear
-    /// weights stay dense.
+    /// Keep a GGUF file's quantized weights in their blocks, as stored (`quantized: true`), as llama.cpp runs them:
+    /// the decoder blocks' linear weights, the token embedding (a tied output projection multiplies with its blocks)
+    /// and an untied output projection. Float weights stay dense, and so do an embedding or output projection stored
+    /// in a format Collie cannot keep (they are dequantized); a decoder-block weight in such a format is an error.
     case keepBlocks
-    /// Quantize every linear weight to `format` right after it is read (`quantize: q4_0`), so the model never holds
-    /// more than one float32 layer.
+    /// Quantize every decoder-block linear weight to `format` right after it is read (`quantize: q4_0`), so the model
+    /// never holds more than one float32 layer. The embedding and output projection stay dense, as in QLoRA.
     case quantize(BlockFormat)
 }
 
@@ -39,22 +41,26 @@ extension CausalLanguageModel {
         }
         var initialization = Initialization.uninitializedWithoutLinearWeights
         let model = Self(configuration, initialization: &initialization)
+        /// The blocks `key` keeps with `.keepBlocks`, when the file stores them in a format Collie keeps.
+        func keptBlocks(_ key: String) throws -> QuantizedMatrix? {
+            guard quantization == .keepBlocks, source.unkeepableReason(of: key) == nil else { return nil }
+            return try source.quantizedWeight(key)
+        }
         for (path, layer) in model.namedLinearLayers {
             let key = path + ".weight"
-            if isQuantizedWeight(key) {
-                switch quantization {
-                case .keepBlocks:
-                    if let blocks = try source.quantizedWeight(key) {
-                        layer.weight = .quantized(blocks)
-                        continue
-                    }
-                case .quantize(let format):
+            if isQuantizedWeight(key) || key == "lm_head.weight" {
+                if let blocks = try keptBlocks(key) {
+                    layer.weight = .quantized(blocks)
+                    continue
+                }
+                if isQuantizedWeight(key), case .quantize(let format) = quantization {
                     layer.weight = .quantized(try quantized(source.tensor(key), as: format, name: source.displayName(of: key)))
                     continue
                 }
             }
             layer.weight = .dense(parameter(Tensor(uninitializedShape: [layer.outFeatures, layer.inFeatures])))
         }
+        if let blocks = try keptBlocks("model.embed_tokens.weight") { model.embedTokens.weight = .quantized(blocks) }
         for (key, parameter) in model.namedParameters { parameter.assignValues(from: try source.tensor(key)) }
         return model
     }
@@ -78,8 +84,10 @@ extension CausalLanguageModel {
     /// weights.
     public var weightCount: Int { savedWeights().reduce(0) { $0 + $1.shape.reduce(1, *) } }
 
-    /// Whether some linear layer keeps quantized blocks: its weights are frozen (only adapters train).
-    public var isQuantized: Bool { namedLinearLayers.contains { $0.layer.quantizedWeight != nil } }
+    /// Whether some linear layer or the embedding keeps quantized blocks: they are frozen (only adapters train).
+    public var isQuantized: Bool {
+        embedTokens.quantizedWeight != nil || namedLinearLayers.contains { $0.layer.quantizedWeight != nil }
+    }
 
     /// Whether the weight `key` is one that quantization keeps in blocks: a decoder block's linear weight (the
     /// output projection stays dense, as the embedding it is often tied to).

@@ -8,15 +8,18 @@ import CollieEngine
 /// one merged layer — what `collie convert --adapter` of a quantized base writes.
 extension CausalLanguageModel {
     /// Every weight by its Hugging Face key, in `parameterShapes(for:)`' order (a dense model's `namedParameters`):
-    /// dense parameters as they are, each quantized linear weight as its blocks dequantized (gguf's values), and with
-    /// `mergingLoRA` each unmerged LoRA adapter's `deltaWeight` added to its layer's weight. `values` makes a new
-    /// float32 tensor for a computed weight, a view of the parameter otherwise.
+    /// dense parameters as they are, each quantized weight (a linear layer's or the embedding's) as its blocks
+    /// dequantized (gguf's values), and with `mergingLoRA` each unmerged LoRA adapter's `deltaWeight` added to its
+    /// layer's weight. `values` makes a new float32 tensor for a computed weight, a view of the parameter otherwise.
     public func savedWeights(mergingLoRA: Bool = false) -> [(key: String, shape: [Int], values: () -> Tensor)] {
         let parameters = Dictionary(namedParameters.map { ($0.key, $0.tensor) }, uniquingKeysWith: { first, _ in first })
         let layers = Dictionary(namedLinearLayers.map { ($0.path + ".weight", $0.layer) }, uniquingKeysWith: { first, _ in first })
         return Self.parameterShapes(for: configuration).compactMap { key, shape in
             if let layer = layers[key], layer.quantizedWeight != nil || (mergingLoRA && layer.lora.map { !$0.isMerged } == true) {
                 return (key, shape, { Self.savedWeight(of: layer, mergingLoRA: mergingLoRA) })
+            }
+            if key == "model.embed_tokens.weight", let table = embedTokens.quantizedWeight {
+                return (key, shape, { table.dequantized() })
             }
             guard let parameter = parameters[key] else { return nil }
             return (key, shape, { parameter.detach() })

@@ -160,11 +160,12 @@ extension Bench {
             // activations plus backward's transients: the logits' gradient, a recomputed layer).
             let peakLive = StoragePool.shared.peakLiveBytes
             let largest = model.parameters.map(\.count).max() ?? 0
-            let blockBytes = model.namedLinearLayers.reduce(0) { $0 + ($1.layer.quantizedWeight?.byteCount ?? 0) }
+            let blocks = model.namedLinearLayers.compactMap(\.layer.quantizedWeight)
+                + (model.embedTokens.quantizedWeight.map { [$0] } ?? [])
+            let blockBytes = blocks.reduce(0) { $0 + $1.byteCount }
             let weightBytes = (frozen.map { $0.count * $0.dtype.size } ?? 0) + buffer.count * buffer.dtype.size + blockBytes
             let result = Result(method: method, quantization: quantized ? "gguf" : quantize?.rawValue, checkpointing: checkpointing, dtype: dtype,
-                                parameters: model.parameterCount + model.namedLinearLayers.reduce(0) {
-                                    $0 + ($1.layer.quantizedWeight.map { $0.rows * $0.columns } ?? 0) },
+                                parameters: model.parameterCount + blocks.reduce(0) { $0 + $1.rows * $1.columns },
                                 tokensPerSecond: Double(b * t) / median, peakRSS: MemoryUsage.peakResidentBytes() ?? 0,
                                 weightBytes: weightBytes,
                                 gradientBytes: optimizer.updatesDuringBackward ? largest * 4 : buffer.count * 4,

@@ -58,20 +58,8 @@ struct DecodeStepPhases: Codable {
     /// Bytes of weights one decode step reads: every linear layer's (blocks or dense) and the lm_head's (the
     /// embedding's when tied); the embedding lookup reads one row per token, which is left out.
     static func weightBytesPerToken(of model: any CausalLanguageModel) -> Int {
-        var bytes = model.namedLinearLayers.reduce(0) { $0 + $1.layer.weightByteCount }
-        if !model.namedLinearLayers.contains(where: { $0.path == "lm_head" }) {
-            bytes += model.embedTokens.weight.count * model.embedTokens.weight.dtype.size
-        }
+        var bytes = model.namedLinearLayers.reduce(0) { $0 + $1.layer.weight.byteCount }
+        if !model.namedLinearLayers.contains(where: { $0.path == "lm_head" }) { bytes += model.embedTokens.weight.byteCount }
         return bytes
-    }
-}
-
-extension Linear {
-    /// Bytes of this layer's weight as kept: its blocks when quantized, else its elements.
-    fileprivate var weightByteCount: Int {
-        switch weight {
-        case .dense(let tensor): tensor.count * tensor.dtype.size
-        case .quantized(let matrix): matrix.byteCount
-        }
     }
 }

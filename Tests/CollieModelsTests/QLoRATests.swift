@@ -31,8 +31,33 @@ final class QLoRATests: XCTestCase {
     func testTheFixtureKeepsEveryLinearLayerAsItsBlocks() throws {
         let model = try Self.model(quantized: true)
         let formats = model.namedLinearLayers.compactMap { $0.layer.quantizedWeight?.format }
-        XCTAssertEqual(formats.count, 14, "2 layers × 7 projections; the tied lm_head stays dense")
+        XCTAssertEqual(formats.count, 14, "2 layers × 7 projections")
         XCTAssertEqual(Set(formats), [.q8_0, .q4_0, .q4_1, .q4_K, .q6_K])
+        XCTAssertEqual(model.embedTokens.quantizedWeight?.format, .q8_0, "token_embd keeps its Q8_0 blocks, as llama.cpp")
+        XCTAssertFalse(model.namedParameters.contains { $0.key == "model.embed_tokens.weight" }, "frozen, not a parameter")
+    }
+
+    func testATiedEmbeddingInBlocksLooksUpAndProjectsAsTheDequantizedTable() throws {
+        let quantized = try Self.model(quantized: true), dense = try Self.model(quantized: false)
+        let table = try XCTUnwrap(quantized.embedTokens.quantizedWeight)
+        let ids = Tensor(ints: [0, 7, 319, 7, 42, 1], shape: [2, 3])
+        // The lookup dequantizes exactly the picked rows: gguf's values, as the dense load holds them.
+        let dequantized = table.dequantized().floats(), columns = table.columns
+        XCTAssertEqual(withNoGrad { quantized.embedTokens(ids) }.floats(),
+                       ids.ints().flatMap { dequantized[($0 * columns)..<(($0 + 1) * columns)] })
+        XCTAssertEqual(withNoGrad { quantized.embedTokens(ids) }.floats(), withNoGrad { dense.embedTokens(ids) }.floats())
+        // The tied output projection multiplies with the blocks: the dense model's logits up to summation order, in
+        // training's path and in decoding's (float activations; 8-bit ones are llama.cpp's arithmetic, not equal).
+        assertClose(withNoGrad { quantized(ids) }, withNoGrad { dense(ids) }, relative: 1e-5, "forward")
+        for model in [quantized, dense] { XCTAssertNil(model.namedLinearLayers.first { $0.path == "lm_head" }) }
+        let decoded = Tensor.withQuantizedActivations(.float) {
+            [quantized, dense].map { model in
+                let cache = KVCache(model: model, batchSize: 1, tokens: 8)
+                _ = model.nextTokenLogits([[5, 60, 7]], cache: cache)
+                return model.nextTokenLogits([[200]], cache: cache)
+            }
+        }
+        assertClose(decoded[0], decoded[1], relative: 1e-5, "decoding step")
     }
 
     // MARK: - LoRA
@@ -178,11 +203,13 @@ final class QLoRATests: XCTestCase {
                         .dequantized().floats(), "without merging: the blocks' values")
         quantized.mergeLoRA()
         // Each adapted layer is now the dequantized blocks plus scaling·B·A, dense: what merging into the model
-        // loaded dense gives, bit for bit.
-        XCTAssertFalse(quantized.isQuantized)
-        XCTAssertEqual(quantized.namedParameters.map(\.key), dense.namedParameters.map(\.key))
-        for ((key, a), (_, b)) in zip(quantized.namedParameters, dense.namedParameters) {
-            XCTAssertEqual(a.floats(), b.floats(), key)
+        // loaded dense gives, bit for bit. The token embedding keeps its Q8_0 blocks (LoRA does not adapt it).
+        XCTAssertTrue(quantized.namedLinearLayers.allSatisfy { $0.layer.quantizedWeight == nil })
+        XCTAssertNotNil(quantized.embedTokens.quantizedWeight)
+        let merged = quantized.savedWeights()
+        XCTAssertEqual(merged.map(\.key), dense.namedParameters.map(\.key))
+        for ((key, _, values), (_, b)) in zip(merged, dense.namedParameters) {
+            XCTAssertEqual(values().floats(), b.floats(), key)
         }
         assertClose(withNoGrad { quantized(ids) }, try expected.tensor("merged_logits"), relative: 1e-5, "merged vs PEFT")
     }

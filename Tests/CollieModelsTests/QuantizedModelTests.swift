@@ -34,16 +34,18 @@ final class QuantizedModelTests: XCTestCase {
             let parts = path.split(separator: ".")
             guard parts.count == 5, let block = Int(parts[2]) else {
                 XCTAssertEqual(path, "lm_head")
-                XCTAssertNotNil(layer.denseWeight, "the output projection stays dense")
+                XCTAssertEqual(layer.quantizedWeight?.format, .q6_K, "the untied output projection keeps its blocks")
                 continue
             }
             let expected = Self.mixedFormats[block][parts[3...].joined(separator: ".")] ?? nil
             XCTAssertEqual(layer.quantizedWeight?.format, expected, path)
         }
+        XCTAssertEqual(quantized.embedTokens.quantizedWeight?.format, .q8_0, "the token embedding keeps its blocks")
         XCTAssertTrue(quantized.isQuantized)
         XCTAssertFalse(dense.isQuantized)
-        // Only dense tensors are parameters: 13 quantized weights of 14 linear weights in the blocks are not.
-        XCTAssertEqual(dense.namedParameters.count - quantized.namedParameters.count, 13)
+        // Only dense tensors are parameters: 13 quantized weights of 14 linear weights in the blocks, the output
+        // projection and the embedding are not.
+        XCTAssertEqual(dense.namedParameters.count - quantized.namedParameters.count, 15)
         XCTAssertFalse(quantized.namedParameters.contains { $0.key == "model.layers.0.self_attn.q_proj.weight" })
         XCTAssertTrue(quantized.namedParameters.contains { $0.key == "model.layers.1.self_attn.o_proj.weight" })
 
@@ -175,6 +177,7 @@ final class QuantizedModelTests: XCTestCase {
         for ((_, layer), (_, source)) in zip(dense.namedLinearLayers, copy.namedLinearLayers) {
             layer.weight = .dense(source.floatWeight())
         }
+        dense.embedTokens.weight = .dense(copy.embedTokens.weight.floatWeight())
         let values = Dictionary(uniqueKeysWithValues: copy.namedParameters.map { ($0.key, $0.tensor) })
         for (key, p) in dense.namedParameters where values[key] != nil { p.assignValues(from: values[key]!) }
         XCTAssertFalse(dense.isQuantized)

@@ -51,3 +51,20 @@ extension Tensor {
         }
     }
 }
+
+/// Embedding lookup in a frozen quantized table: each picked row is dequantized (gguf's exact float32 values) and
+/// nothing else is read; no gradient flows to the table.
+extension Tensor {
+    /// Looks up `ids` (any shape, integers) in the quantized `table` [V, C]; returns float32 [ids.shape..., C].
+    public static func embedding(_ ids: Tensor, quantized table: QuantizedMatrix) -> Tensor {
+        let (vocab, c) = (table.rows, table.columns)
+        let index = ids.ints()
+        for i in index { precondition(i >= 0 && i < vocab, "token id \(i) outside the embedding table 0..<\(vocab)") }
+        let out = Tensor(uninitializedShape: ids.shape + [c])
+        let po = out.pointer(as: Float.self)
+        Parallel.forEach(index.count, minimumChunk: 16) { r in
+            for n in r { table.dequantize(rows: index[n]..<(index[n] + 1), into: po + n * c) }
+        }
+        return out
+    }
+}

@@ -22,6 +22,32 @@ public enum LinearWeight {
         case .quantized(let matrix): matrix.columns
         }
     }
+
+    /// Bytes of the weight as kept: its blocks when quantized, else its elements.
+    public var byteCount: Int {
+        switch self {
+        case .dense(let weight): weight.count * weight.dtype.size
+        case .quantized(let matrix): matrix.byteCount
+        }
+    }
+
+    /// The weight as a float32 tensor [out, in]: the dense tensor itself, or the blocks dequantized (a new tensor).
+    public func floatWeight() -> Tensor {
+        switch self {
+        case .dense(let tensor): tensor
+        case .quantized(let matrix): matrix.dequantized()
+        }
+    }
+}
+
+extension Tensor {
+    /// Applies a linear map with a dense or quantized `weight` [out, in] to the last dimension of `x`.
+    public static func linear(_ x: Tensor, weight: LinearWeight, bias: Tensor? = nil) -> Tensor {
+        switch weight {
+        case .dense(let tensor): linear(x, weight: tensor, bias: bias)
+        case .quantized(let matrix): linear(x, quantized: matrix, bias: bias)
+        }
+    }
 }
 
 /// How decoding multiplies activations with quantized weights.

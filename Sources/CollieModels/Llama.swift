@@ -133,7 +133,9 @@ public final class LlamaForCausalLM: CausalLanguageModel {
 
     public func head(_ h: Tensor) -> Tensor {
         let normed = norm(h)
-        return lmHead.map { $0(normed) } ?? .linear(normed, weight: embedTokens.weight)
+        return Tensor.withOutputProjectionActivations {
+            lmHead.map { $0(normed) } ?? .linear(normed, weight: embedTokens.weight)
+        }
     }
 
     public var unitParameters: [[Tensor]] {

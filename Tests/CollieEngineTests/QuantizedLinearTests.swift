@@ -189,4 +189,19 @@ extension QuantizedLinearTests {
             XCTAssertNotEqual(run(.int8), run(.float), "\(rows) rows")
         }
     }
+
+    func testTheOutputProjectionTakesFloatActivationsUnlessInt8IsAskedFor() {
+        let matrix = randomQuantizedMatrix(.q8_0, rows: 40, columns: 256, seed: 6)
+        var generator = RandomGenerator(seed: 18)
+        let x = Tensor.normal([1, 256], generator: &generator)
+        let run = { (activations: QuantizedActivations, asOutput: Bool) in
+            withNoGrad { Tensor.withDecodingKernels { Tensor.withQuantizedActivations(activations) {
+                asOutput ? Tensor.withOutputProjectionActivations { Tensor.linear(x, quantized: matrix).floats() }
+                    : Tensor.linear(x, quantized: matrix).floats()
+            } } }
+        }
+        XCTAssertEqual(run(.automatic, true), run(.float, false), "automatic: float for the logits")
+        XCTAssertEqual(run(.int8, true), run(.int8, false), "int8 asked for: llama.cpp's arithmetic everywhere")
+        XCTAssertNotEqual(run(.automatic, true), run(.automatic, false))
+    }
 }

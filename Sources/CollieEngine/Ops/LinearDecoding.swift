@@ -58,7 +58,8 @@ public enum QuantizedActivations: String, Codable, CaseIterable, Sendable {
     case int8
     /// `int8` for one input row, where reading the blocks bounds the step and the integer kernels read them fastest,
     /// and `float` for more, where arithmetic bounds it (SmolLM2 Q4_1 on Zen 4: batch 1 143 vs 105 tokens/s, batch 8
-    /// 300 vs 358; docs/PERFORMANCE.md). The default.
+    /// 300 vs 358; docs/PERFORMANCE.md); `float` for the output projection at any batch
+    /// (`withOutputProjectionActivations`). The default.
     case automatic
 
     /// The arithmetic for `rows` input rows.
@@ -98,6 +99,15 @@ extension Tensor {
     public static func withQuantizedActivations<R>(_ activations: QuantizedActivations,
                                                    _ body: () throws -> R) rethrows -> R {
         try $activationsOfTask.withValue(activations, operation: body)
+    }
+
+    /// Runs `body`, a model's output projection, with `.automatic` activations resolved to `.float`: the logits that
+    /// pick the next token are then the dequantized weights' own (up to summation order) while still read from the
+    /// blocks. 8-bit activations move SmolLM2's logits by ~0.2, enough to swap two candidates 0.08 apart and derail
+    /// an answer; `.int8` asked for explicitly stays (llama.cpp's arithmetic, which parity checks need).
+    public static func withOutputProjectionActivations<R>(_ body: () throws -> R) rethrows -> R {
+        guard activationsOfTask == .automatic else { return try body() }
+        return try $activationsOfTask.withValue(.float, operation: body)
     }
 
     /// `linear(x, weight, bias)` computed with the matrix-vector kernels, or nil when the case is

@@ -9,7 +9,8 @@
 //         Q4_K, Q5_K: scale d·sc (per 32), min −dmin·m         Q6_K: q − 32, scale d·sc (per 16)
 //
 // Below level 4 a portable copy computes the same sums in plain C (compiled per instruction set by DISPATCHED_KERNEL),
-// so every level is testable; the copies differ only in the order float32 products are added. Like quantized.c,
+// so every level is testable; the copies differ only in the order float32 products are added. Single-thread speed
+// against the float and int8 kernels: scripts/bench/bench_qgemv_bf16.c (docs/PERFORMANCE.md). Like quantized.c,
 // each weight block is read once for all input rows, and parallelism is the caller's (rows [begin, end)).
 #include "collie_quantized.h"
 #include "variants.h"
@@ -198,15 +199,17 @@ DISPATCHED_KERNEL(qgemv_bf16_compiled, qgemv_bf16_body,
 // the bfloat16 of code − offset, 32 entries, so it covers the 4- and 5-bit formats; vpermt2w's 64 covers Q6_K; Q8_0
 // converts through float32). vdpbf16ps with the activations' 32 bfloat16 values gives 16 float32 lanes, lane i the
 // sum of values 2i and 2i + 1, so lanes 0–7 are the group's first 16 values (Q6_K's two scales are a lane blend), and
-// one FMA by the scale vector adds them to the tile's accumulator. The min terms are scalar: one product per group.
+// one FMA by the scale vector adds them to the tile's accumulator. The min terms: each group's min is kept per weight
+// row and dotted with the groups' Σx after the row. (vdpbf16ps treats subnormal inputs and results as zero: it
+// changes nothing above 1e-38.)
 
 #ifdef COLLIE_VARIANTS_X86
 #include <immintrin.h>
 
-#ifndef BF16_TILE_WEIGHTS
+/// The tile for 4 and more input rows: 2 weight rows × 8 input rows (16 accumulators; on Zen 4 faster than 4 × 4 or
+/// 3 × 8). Fewer input rows take 4 weight rows × up to 2.
 #define BF16_TILE_WEIGHTS 2
 #define BF16_TILE_ROWS 8
-#endif
 #define TARGET_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma,f16c")))
 
 /// The bfloat16 values a, a + 1, …, a + 31 (exact small integers) as 32 words.

@@ -7,7 +7,7 @@
 // Each call converts its activations, as decoding does per matrix. The weights are streamed from ~128 MB of copies of
 // one matrix (the next copy each call) so they come from DRAM as in decoding; `cache` instead reuses one matrix, which
 // measures the arithmetic alone. Calls alternate between the three kernels; the best of REPS calls is printed (the
-// machine is shared). The first run also checks each kernel against float64 sums over the dequantized weights.
+// machine is shared). Each format is first checked: bf16 and f32 against float64 sums over the dequantized weights.
 //
 // Build and run from the repository root:
 //

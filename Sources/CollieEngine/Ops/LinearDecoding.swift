@@ -60,14 +60,12 @@ public enum QuantizedActivations: String, Codable, CaseIterable, Sendable {
     /// dequantized weights times the rounded activations, up to summation order. Below kernel level 4 (no
     /// AVX512_BF16) the same sums run in plain C: correct, but slow.
     case bfloat16
-    /// The fastest measured for the format and row count. With AVX512_BF16 (kernel level 4): `bfloat16` for the
-    /// 32-value formats from 2 input rows (Q4_1 from 1), else `int8` for one row and `float` for more; without it,
-    /// `int8` for one input row, where reading the blocks bounds the step, and `float` for more, where arithmetic
-    /// bounds it (SmolLM2 Q4_1 on Zen 4: batch 1 143 vs 105 tokens/s, batch 8 300 vs 358). Single-thread GB/s of
-    /// weights on Zen 4, bfloat16 / float / int8 (scripts/bench/bench_qgemv_bf16.c, 576×1536 from DRAM): Q4_1 one row
-    /// 12.7 / 4.9 / 10.8, 8 rows 3.6 / 3.2 / 3.0; Q4_0 one row 13.1 / 5.8 / 14.0, 2 rows 10.1 / 4.8 / 7.9, 8 rows
-    /// 3.8 / 3.1 / 3.1; Q8_0 8 rows 6.3 / 3.9 / 5.3; Q4_K one row 13.8 / 4.5 / 15.4, 8 rows 3.1 / 2.3 / 3.9 (int8 stays
-    /// fastest for the K-quants). docs/PERFORMANCE.md has the tables. The default.
+    /// The fastest measured for the format and row count (Zen 4; docs/PERFORMANCE.md). With AVX512_BF16 (kernel level
+    /// 4): `bfloat16` for the 32-value formats from 2 input rows and Q4_1 from 1 (single-thread GB/s, bfloat16 / float
+    /// / int8, Q4_1 576×1536: one row 12.7 / 4.9 / 10.8, 8 rows 3.6 / 3.2 / 3.0). Otherwise `int8` for one input row,
+    /// where reading the blocks bounds the step, and `float` for more, where arithmetic bounds it. SmolLM2 Q4_1 end to
+    /// end, 2 threads, tokens/s: batch 1 144 (bfloat16 alone 157, int8 147, float 79: within the noise), batch 8 340
+    /// (bfloat16 alone 335, float 306, int8 278). The default.
     case automatic
 
     /// The arithmetic for `rows` input rows against `format` blocks at kernel level `level`.

@@ -26,7 +26,7 @@ extension Bench {
         @Option(help: "A GGUF file or Hugging Face folder to decode with instead of a random preset model.")
         var model: String?
         @OptionGroup var quantization: QuantizationOptions
-        @Option(help: "Activations against quantized weights: float (exact) or int8 (llama.cpp's arithmetic).")
+        @Option(help: "Activations against quantized weights: automatic, float (exact), int8 (llama.cpp's arithmetic) or bfloat16 (AVX512_BF16).")
         var activations: QuantizedActivations = .automatic
         @Option(help: "Comma-separated batch sizes.") var batchSizes = "1,8"
         @Option(help: "Prompt tokens per row.") var promptLength = 16

@@ -21,7 +21,7 @@ struct Score: ParsableCommand {
     @OptionGroup var quantization: QuantizationOptions
     @Option(help: """
         Score one token at a time through the KV cache (decoding's kernels) with these activations against quantized \
-        weights: float or int8 (llama.cpp's arithmetic). Default: each record in one forward pass.
+        weights: float, int8 (llama.cpp's arithmetic), bfloat16 or automatic. Default: each record in one forward pass.
         """)
     var activations: QuantizedActivations?
 

@@ -174,19 +174,64 @@ extension QuantizedLinearTests {
     }
 
     /// By default one input row (batch-1 decoding, bound by reading the blocks) takes the 8-bit kernels and more
-    /// rows (bound by arithmetic) the float ones; an explicit choice holds for any count.
-    func testAutomaticActivationsAreInt8ForOneRowAndFloatForMore() {
-        let matrix = randomQuantizedMatrix(.q4_1, rows: 40, columns: 256, seed: 5)
+    /// rows (bound by arithmetic) the float ones; only with AVX512_BF16 (kernel level 4) do the 32-value formats take
+    /// bfloat16 from 2 rows, Q4_1 from 1, while the K-quants keep int8 / float. An explicit choice holds for any count.
+    func testAutomaticActivationsPickBFloat16OnlyAtLevel4() {
+        let picks: [BlockFormat: [Int: QuantizedActivations]] = [
+            .q4_1: [1: .bfloat16, 2: .bfloat16, 8: .bfloat16],
+            .q4_0: [1: .int8, 2: .bfloat16, 8: .bfloat16],
+            .q4_K: [1: .int8, 2: .float, 8: .float],
+        ]
         var generator = RandomGenerator(seed: 17)
-        for rows in [1, 2, 8] {
-            let x = Tensor.normal([rows, 256], generator: &generator)
-            let run = { (activations: QuantizedActivations) in
-                withNoGrad { Tensor.withDecodingKernels { Tensor.withQuantizedActivations(activations) {
-                    Tensor.linear(x, quantized: matrix).floats()
-                } } }
+        for (format, atLevel4) in picks {
+            let matrix = randomQuantizedMatrix(format, rows: 40, columns: 256, seed: 5)
+            forEachKernelLevel { level in
+                for rows in [1, 2, 8] {
+                    let x = Tensor.normal([rows, 256], generator: &generator)
+                    let run = { (activations: QuantizedActivations) in
+                        withNoGrad { Tensor.withDecodingKernels { Tensor.withQuantizedActivations(activations) {
+                            Tensor.linear(x, quantized: matrix).floats()
+                        } } }
+                    }
+                    let expected = level >= 4 ? atLevel4[rows]! : rows == 1 ? .int8 : .float
+                    let message = "\(format), \(rows) rows at level \(level)"
+                    XCTAssertEqual(QuantizedActivations.automatic.resolved(rows: rows, format: format, level: level),
+                                   expected, message)
+                    XCTAssertEqual(run(.automatic), run(expected), message)
+                    XCTAssertNotEqual(run(.int8), run(.float), message)
+                    XCTAssertNotEqual(run(.bfloat16), run(.float), message)
+                }
             }
-            XCTAssertEqual(run(.automatic), run(rows == 1 ? .int8 : .float), "\(rows) rows")
-            XCTAssertNotEqual(run(.int8), run(.float), "\(rows) rows")
+        }
+    }
+
+    /// With bfloat16 activations decoding equals the dequantized weights times the activations rounded to bfloat16
+    /// (plus the bias), at every kernel level, for every format and 1–16 input rows, in one call with a dense weight.
+    func testBFloat16DecodingEqualsDequantizedTimesRoundedActivations() {
+        var generator = RandomGenerator(seed: 19)
+        for format in BlockFormat.allCases {
+            let matrix = randomQuantizedMatrix(format, rows: 37, columns: columns, seed: 6)
+            let dense = matrix.dequantized()
+            let other = Tensor.normal([5, columns], generator: &generator)
+            let bias = Tensor.normal([37], generator: &generator)
+            forEachKernelLevel { level in
+                for rows in [1, 2, 3, 8, 9, Tensor.decodingRowLimit] {
+                    let x = Tensor.normal([rows, columns], generator: &generator)
+                    let rounded = Tensor(x.floats().map { HalfPrecision.float(bfloat16: HalfPrecision.bfloat16Bits($0)) },
+                                         shape: x.shape)
+                    let fast = withNoGrad { Tensor.withDecodingKernels { Parallel.withSpinningWorkers {
+                        Tensor.withQuantizedActivations(.bfloat16) {
+                            Tensor.decodingLinears(x, weights: [.quantized(matrix), .dense(other)], biases: [bias, nil])
+                        }
+                    } } }
+                    let reference = withNoGrad { Tensor.linear(rounded, weight: dense, bias: bias) }
+                    let message = "\(format) rows \(rows) at level \(level)"
+                    assertClose(fast?[0].floats() ?? [], reference.floats(), magnitude: magnitude(rounded, dense, bias),
+                                message)
+                    assertClose(fast?[1].floats() ?? [], withNoGrad { Tensor.linear(x, weight: other) }.floats(),
+                                magnitude: magnitude(x, other, nil), "dense beside it, " + message)
+                }
+            }
         }
     }
 

@@ -55,6 +55,17 @@ void collie_quantize_activations(int format, const float *x, void *xq, size_t in
 void collie_qgemv_q8(int format, const void *w, const void *xq, float *y, size_t in, size_t out, size_t rows,
                      size_t begin, size_t end);
 
+// MARK: - bfloat16 activations (x rounded to bfloat16, integer weights times it in float32: AVX512_BF16's vdpbf16ps)
+
+/// xb[i] = x[i] rounded to bfloat16 bits, to nearest even (HalfPrecision.bfloat16Bits); the same bits at every level.
+void collie_activations_to_bf16(const float *x, uint16_t *xb, size_t n);
+/// y[r·out + o] = Σᵢ dequantized(w)[o, i] · xb[r·in + i] for r < rows and o in [begin, end), with xb bfloat16 bits
+/// (collie_activations_to_bf16): each 32-value group's integers dotted with xb in float32 (vdpbf16ps at level 4, plain
+/// C below), times the group's scale, plus its min times Σ xb. Equals the dequantized weights times the rounded
+/// activations up to float32 summation order.
+void collie_qgemv_bf16(int format, const void *w, const uint16_t *xb, float *y, size_t in, size_t out, size_t rows,
+                       size_t begin, size_t end);
+
 // MARK: - Quantization (load-time `quantize:`)
 
 /// Quantizes `rows` rows of `columns` floats to `format` (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K), equal byte for byte

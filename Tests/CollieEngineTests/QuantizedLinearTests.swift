@@ -235,18 +235,22 @@ extension QuantizedLinearTests {
         }
     }
 
-    func testTheOutputProjectionTakesFloatActivationsUnlessInt8IsAskedFor() {
+    func testTheOutputProjectionTakesBFloat16OrFloatActivationsUnlessInt8IsAskedFor() {
         let matrix = randomQuantizedMatrix(.q8_0, rows: 40, columns: 256, seed: 6)
         var generator = RandomGenerator(seed: 18)
         let x = Tensor.normal([1, 256], generator: &generator)
-        let run = { (activations: QuantizedActivations, asOutput: Bool) in
-            withNoGrad { Tensor.withDecodingKernels { Tensor.withQuantizedActivations(activations) {
-                asOutput ? Tensor.withOutputProjectionActivations { Tensor.linear(x, quantized: matrix).floats() }
-                    : Tensor.linear(x, quantized: matrix).floats()
-            } } }
+        forEachKernelLevel { level in
+            let run = { (activations: QuantizedActivations, asOutput: Bool) in
+                withNoGrad { Tensor.withDecodingKernels { Tensor.withQuantizedActivations(activations) {
+                    asOutput ? Tensor.withOutputProjectionActivations { Tensor.linear(x, quantized: matrix).floats() }
+                        : Tensor.linear(x, quantized: matrix).floats()
+                } } }
+            }
+            XCTAssertEqual(run(.automatic, true), run(level >= 4 ? .bfloat16 : .float, false),
+                           "automatic at level \(level): bfloat16 with AVX512_BF16, else float, for the logits")
+            XCTAssertEqual(run(.int8, true), run(.int8, false), "int8 asked for: llama.cpp's arithmetic everywhere")
+            XCTAssertEqual(run(.float, true), run(.float, false))
+            XCTAssertNotEqual(run(.automatic, true), run(.automatic, false), "one row of Q8_0 is int8 elsewhere")
         }
-        XCTAssertEqual(run(.automatic, true), run(.float, false), "automatic: float for the logits")
-        XCTAssertEqual(run(.int8, true), run(.int8, false), "int8 asked for: llama.cpp's arithmetic everywhere")
-        XCTAssertNotEqual(run(.automatic, true), run(.automatic, false))
     }
 }

@@ -5,8 +5,9 @@
 #   MODE=transformers (default): `collie bench generate` (bf16 and fp32 weights) vs transformers' generate
 #     (scripts/bench/bench_generate_torch.py; fp32, and bf16 with TORCH_BF16=1) on the "small" preset. Needs torch
 #     and transformers (pinned in scripts/requirements.txt).
-#   MODE=llama: Collie decoding straight from a GGUF file's blocks (`--quantized`, float and int8 activations) vs
-#     llama.cpp's llama-batched-bench on the same file, same threads (THREADS, default 2), prompt 16, 63 decode steps
+#   MODE=llama: Collie decoding straight from a GGUF file's blocks (`--quantized`, each of ACTIVATIONS, default
+#     "automatic int8 float") vs llama.cpp's llama-batched-bench on the same file, same threads (THREADS, default 2),
+#     prompt 16, 63 decode steps
 #     after the prefill (Collie's --new-tokens 64: its first token comes from the prefill), batch 1 and llama.cpp's
 #     parallel sequences for batch 8. Files (GGUF, space-separated; default: SmolLM2-135M-Instruct Q4_1 at $SMOLLM,
 #     its q8_0 export and the small preset's q8_0 export, made in WORK by `collie convert` and
@@ -79,36 +80,45 @@ for line in sys.stdin:
 print(" ".join(f"{pl}:{statistics.median(r[1:] or r):.1f}" for pl, r in sorted(runs.items())))
 '
   }
-  echo "collie bench generate --quantized (float / int8 activations) vs llama.cpp llama-batched-bench, $threads threads," \
-       "batches $batches, prompt 16, 63 decode steps, $rounds rounds; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2);" \
-       "load $(cut -d' ' -f1-3 /proc/loadavg)"
+  activations=(${ACTIVATIONS:-automatic int8 float})
+  echo "collie bench generate --quantized (activations: ${activations[*]}) vs llama.cpp llama-batched-bench," \
+       "$threads threads, batches $batches, prompt 16, 63 decode steps, $rounds rounds;" \
+       "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2); load $(cut -d' ' -f1-3 /proc/loadavg)"
   bandwidth
   results=()
   for round in $(seq 1 "$rounds"); do
     for file in $GGUF; do
       name=$(basename "$file" .gguf)
-      c_float=$(bench env COLLIE_NUM_THREADS="$threads" "$collie" bench generate --model "$file" --quantized \
-                --activations float --batch-sizes "$batches" --json | rates)
-      c_int8=$(bench env COLLIE_NUM_THREADS="$threads" "$collie" bench generate --model "$file" --quantized \
-               --activations int8 --batch-sizes "$batches" --json | rates)
+      line="$name" shown=""
+      for a in "${activations[@]}"; do
+        mine=$(bench env COLLIE_NUM_THREADS="$threads" "$collie" bench generate --model "$file" --quantized \
+               --activations "$a" --batch-sizes "$batches" --json | rates)
+        line+="|$a=$mine" shown+="collie $a [$mine]  "
+      done
       theirs=$(bench "$llama/llama-batched-bench" -m "$file" -c 2048 -t "$threads" -npp 16,16,16,16 -ntg 63 \
                -npl "$batches" --output-format jsonl 2>/dev/null | llama_rates)
-      echo "round $round, $name: collie float [$c_float]  collie int8 [$c_int8]  llama.cpp [$theirs]"
-      results+=("$name|$c_float|$c_int8|$theirs")
+      echo "round $round, $name: ${shown}llama.cpp [$theirs]"
+      results+=("$line|llama=$theirs")
     done
   done
   printf '%s\n' "${results[@]}" | python3 -c '
 import statistics, sys
-rows = [line.strip().split("|") for line in sys.stdin if line.strip()]
 parse = lambda s: {int(k): float(v) for k, v in (p.split(":") for p in s.split())}
+rows = []
+for line in sys.stdin:
+    if line.strip():
+        name, *cells = line.strip().split("|")
+        rows.append((name, {c.split("=")[0]: parse(c.split("=", 1)[1]) for c in cells}))
 for name in dict.fromkeys(r[0] for r in rows):
-    mine = [r for r in rows if r[0] == name]
-    for batch in sorted(parse(mine[0][3])):
-        f = [parse(r[1])[batch] for r in mine]; q = [parse(r[2])[batch] for r in mine]; l = [parse(r[3])[batch] for r in mine]
-        rf = [a / b for a, b in zip(f, l)]; rq = [a / b for a, b in zip(q, l)]
-        print(f"{name} batch {batch}: median tokens/s collie float {statistics.median(f):.1f}, int8 {statistics.median(q):.1f}, "
-              f"llama.cpp {statistics.median(l):.1f}; same-round ratio float {statistics.median(rf):.2f}x "
-              f"({min(rf):.2f}-{max(rf):.2f}), int8 {statistics.median(rq):.2f}x ({min(rq):.2f}-{max(rq):.2f})")
+    mine = [r[1] for r in rows if r[0] == name]
+    for batch in sorted(mine[0]["llama"]):
+        l = [m["llama"][batch] for m in mine]
+        parts = []
+        for a in (k for k in mine[0] if k != "llama"):
+            v = [m[a][batch] for m in mine]; r = [x / y for x, y in zip(v, l)]
+            parts.append(f"{a} {statistics.median(v):.1f} = {statistics.median(r):.2f}x ({min(r):.2f}-{max(r):.2f})")
+        print(f"{name} batch {batch}: median tokens/s llama.cpp {statistics.median(l):.1f}; collie " + ", ".join(parts)
+              + " (same-round ratios)")
 '
   bandwidth
   echo "load $(cut -d' ' -f1-3 /proc/loadavg)"

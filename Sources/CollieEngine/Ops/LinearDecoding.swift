@@ -65,8 +65,8 @@ public enum QuantizedActivations: String, Codable, CaseIterable, Sendable {
     /// / int8, Q4_1 576×1536: one row 12.7 / 4.9 / 10.8, 8 rows 3.6 / 3.2 / 3.0). Otherwise `int8` for one input row,
     /// where reading the blocks bounds the step, and `float` for more, where arithmetic bounds it. SmolLM2 Q4_1 end to
     /// end, 2 threads, tokens/s: batch 1 144 (bfloat16 alone 157, int8 147, float 79: within the noise), batch 8 340
-    /// (bfloat16 alone 335, float 306, int8 278). The output projection takes `float` at any batch
-    /// (`withOutputProjectionActivations`). The default.
+    /// (bfloat16 alone 335, float 306, int8 278). The output projection takes `bfloat16` (level 4) or `float` at any
+    /// batch (`withOutputProjectionActivations`). The default.
     case automatic
 
     /// The arithmetic for `rows` input rows against `format` blocks at kernel level `level`.
@@ -109,13 +109,15 @@ extension Tensor {
         try $activationsOfTask.withValue(activations, operation: body)
     }
 
-    /// Runs `body`, a model's output projection, with `.automatic` activations resolved to `.float`: the logits that
-    /// pick the next token are then the dequantized weights' own (up to summation order) while still read from the
-    /// blocks. 8-bit activations move SmolLM2's logits by ~0.2, enough to swap two candidates 0.08 apart and derail
-    /// an answer; `.int8` asked for explicitly stays (llama.cpp's arithmetic, which parity checks need).
+    /// Runs `body`, a model's output projection, with `.automatic` activations resolved to `.bfloat16` where the CPU
+    /// has AVX512_BF16 (kernel level 4) and to `.float` elsewhere, at any batch: the logits that pick the next token
+    /// stay within bfloat16 rounding of the dequantized weights' own, while still read from the blocks. 8-bit
+    /// activations moved SmolLM2's logits by ~0.2, enough to swap two first-token candidates 0.08 apart and derail an
+    /// answer; bfloat16 kept it and decodes as fast as int8 (SmolLM2 Q4_1 and q8_0, batch 1, docs/PERFORMANCE.md).
+    /// `.int8` asked for explicitly stays (llama.cpp's arithmetic, which parity checks need).
     public static func withOutputProjectionActivations<R>(_ body: () throws -> R) rethrows -> R {
         guard activationsOfTask == .automatic else { return try body() }
-        return try $activationsOfTask.withValue(.float, operation: body)
+        return try $activationsOfTask.withValue(collie_kernel_level() >= 4 ? .bfloat16 : .float, operation: body)
     }
 
     /// `linear(x, weight, bias)` computed with the matrix-vector kernels, or nil when the case is

@@ -20,8 +20,9 @@ check_gguf_llamacpp.py) computes for each file
     so it must equal dense up to summation order: within 1e-4 relative);
   - Collie quantized, int8: `collie score --quantized --activations int8`, one token at a time through the KV cache
     (decoding's kernels with 8-bit activations, llama.cpp's arithmetic): the goal is llama.cpp's number within
-    --tolerance (1e-3 relative); part of what still differs is llama.cpp's 8-bit rounding of the lm_head's input
-    for a quantized output tensor (Collie keeps the lm_head dense; docs/PERFORMANCE.md has the numbers).
+    --tolerance (1e-3 relative). A GGUF file's block-stored token embedding / output tensor is kept in its blocks
+    and multiplied with 8-bit activations too, as llama.cpp does; docs/PERFORMANCE.md has the numbers, and the
+    difference that remains there.
 
 Exit status 1 when quantized float differs from dense by more than 1e-4 or int8 from llama.cpp by more than
 --tolerance.

@@ -1,5 +1,4 @@
-#include "collie_quantized.h"
-#include "variants.h"
+#include "block_layout.h"
 
 #include <string.h>
 
@@ -18,27 +17,9 @@ int collie_block_format_supported(int format) {
     }
 }
 
-size_t collie_block_elements(int format) {
-    switch (format) {
-    case COLLIE_Q4_0: case COLLIE_Q4_1: case COLLIE_Q5_0: case COLLIE_Q5_1: case COLLIE_Q8_0: return 32;
-    case COLLIE_Q4_K: case COLLIE_Q5_K: case COLLIE_Q6_K: return 256;
-    default: return 0;
-    }
-}
+size_t collie_block_elements(int format) { return block_elements_of(format); }
 
-size_t collie_block_bytes(int format) {
-    switch (format) {
-    case COLLIE_Q4_0: return 18;
-    case COLLIE_Q4_1: return 20;
-    case COLLIE_Q5_0: return 22;
-    case COLLIE_Q5_1: return 24;
-    case COLLIE_Q8_0: return 34;
-    case COLLIE_Q4_K: return 144;
-    case COLLIE_Q5_K: return 176;
-    case COLLIE_Q6_K: return 210;
-    default: return 0;
-    }
-}
+size_t collie_block_bytes(int format) { return block_bytes_of(format); }
 
 size_t collie_block_row_bytes(int format, size_t columns) {
     size_t elements = collie_block_elements(format);
@@ -46,12 +27,6 @@ size_t collie_block_row_bytes(int format, size_t columns) {
 }
 
 // MARK: - Block decoders (one block to float32, gguf's arithmetic)
-
-static ALWAYS_INLINE float half_at(const uint8_t *p) {
-    _Float16 h;
-    memcpy(&h, p, sizeof h);
-    return (float)h;
-}
 
 static ALWAYS_INLINE uint32_t u32_at(const uint8_t *p) {
     uint32_t v;
@@ -109,17 +84,6 @@ static ALWAYS_INLINE void block_q5_1(const uint8_t *restrict p, float *restrict 
         int high = (int)(q[j] >> 4) | (int)((qh >> (j + 16)) & 1) << 4;
         out[j] = d * (float)low + m;
         out[j + 16] = d * (float)high + m;
-    }
-}
-
-/// The 6-bit scale and min of sub-block j of a Q4_K/Q5_K block's 12 packed bytes (gguf's get_scale_min).
-static ALWAYS_INLINE void scale_min(const uint8_t *s, int j, int *sc, int *m) {
-    if (j < 4) {
-        *sc = s[j] & 0x3F;
-        *m = s[j + 4] & 0x3F;
-    } else {
-        *sc = (s[j + 4] & 0x0F) | ((s[j - 4] >> 2) & 0x30);
-        *m = (s[j + 4] >> 4) | ((s[j] >> 2) & 0x30);
     }
 }
 

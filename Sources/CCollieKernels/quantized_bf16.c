@@ -12,8 +12,7 @@
 // so every level is testable; the copies differ only in the order float32 products are added. Single-thread speed
 // against the float and int8 kernels: scripts/bench/bench_qgemv_bf16.c (docs/PERFORMANCE.md). Like quantized.c,
 // each weight block is read once for all input rows, and parallelism is the caller's (rows [begin, end)).
-#include "collie_quantized.h"
-#include "variants.h"
+#include "block_layout.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -58,39 +57,6 @@ static int has_min(int format) {
 }
 
 // MARK: - Block groups
-
-/// Values and bytes per block (collie_block_elements / collie_block_bytes, inlined so that they fold to constants in
-/// each format's copy of the kernels below).
-static ALWAYS_INLINE size_t elements_of(int format) { return format >= COLLIE_Q4_K ? 256 : 32; }
-static ALWAYS_INLINE size_t bytes_of(int format) {
-    switch (format) {
-    case COLLIE_Q4_0: return 18;
-    case COLLIE_Q4_1: return 20;
-    case COLLIE_Q5_0: return 22;
-    case COLLIE_Q5_1: return 24;
-    case COLLIE_Q8_0: return 34;
-    case COLLIE_Q4_K: return 144;
-    case COLLIE_Q5_K: return 176;
-    default: return 210;  // Q6_K
-    }
-}
-
-static ALWAYS_INLINE float half_at(const uint8_t *p) {
-    _Float16 h;
-    memcpy(&h, p, sizeof h);
-    return (float)h;
-}
-
-/// The 6-bit scale and min of sub-block j of a Q4_K/Q5_K block's 12 packed bytes (gguf's get_scale_min).
-static ALWAYS_INLINE void scale_min(const uint8_t *s, int j, int *sc, int *m) {
-    if (j < 4) {
-        *sc = s[j] & 0x3F;
-        *m = s[j + 4] & 0x3F;
-    } else {
-        *sc = (s[j + 4] & 0x0F) | ((s[j - 4] >> 2) & 0x30);
-        *m = (s[j + 4] >> 4) | ((s[j] >> 2) & 0x30);
-    }
-}
 
 /// Group g (values 32g ..< 32g + 32) of the `format` block at p: its integers q (after the offset), the scales of its
 /// halves (values 0–15 and 16–31; equal except in Q6_K) and its min coefficient (0 without one). The scales are
@@ -162,7 +128,7 @@ static ALWAYS_INLINE void decode_group(int format, const uint8_t *p, int g, int 
 
 static ALWAYS_INLINE void qgemv_bf16_body(int format, const uint8_t *w, const uint16_t *xb, const float *sums,
                                           float *y, size_t in, size_t out, size_t rows, size_t begin, size_t end) {
-    const size_t E = elements_of(format), B = bytes_of(format), groups = in / 32;
+    const size_t E = block_elements_of(format), B = block_bytes_of(format), groups = in / 32;
     const size_t row_bytes = in / E * B;
     for (size_t r0 = 0; r0 < rows; r0 += BF16_ROWS) {
         const size_t nr = rows - r0 < BF16_ROWS ? rows - r0 : BF16_ROWS;
@@ -335,7 +301,7 @@ TARGET_BF16 static ALWAYS_INLINE void tile_bf16(int format, const uint8_t *w, si
         row[j] = w + o[j] * row_bytes;
         for (int r = 0; r < NR; r++) acc[j][r] = _mm512_setzero_ps();
     }
-    const size_t E = elements_of(format), B = bytes_of(format), groups = in / 32;
+    const size_t E = block_elements_of(format), B = block_bytes_of(format), groups = in / 32;
     for (size_t b = 0; b < in / E; b++)
 #pragma clang loop unroll(full)
     for (int g = 0; g < (int)(E / 32); g++) {   // unrolled for the K-quants: each g's shifts and scale bytes are constants
@@ -401,7 +367,7 @@ TARGET_BF16 static ALWAYS_INLINE void qgemv_format_bf16(int format, const uint8_
                                                        const float *sums, float *y, size_t in, size_t out, size_t rows,
                                                        size_t begin, size_t end) {
     const tables t = make_tables(format);
-    const size_t row_bytes = in / elements_of(format) * bytes_of(format);
+    const size_t row_bytes = in / block_elements_of(format) * block_bytes_of(format);
     float *mins = malloc(4 * (in / 32) * sizeof(float));  // the min coefficients of a tile's weight rows
     if (!mins) return;
     // Tiles of weight rows × input rows, as quantized.c's float kernel: 4 × up to 2 for a few input rows, 2 × 8 for more.

@@ -22,16 +22,10 @@ public final class Linear: Module {
     }
 
     /// The dense weight [out, in], or nil when the layer keeps quantized blocks.
-    public var denseWeight: Tensor? {
-        if case .dense(let tensor) = weight { return tensor }
-        return nil
-    }
+    public var denseWeight: Tensor? { weight.denseTensor }
 
     /// The quantized weight, or nil when the layer's weight is dense.
-    public var quantizedWeight: QuantizedMatrix? {
-        if case .quantized(let matrix) = weight { return matrix }
-        return nil
-    }
+    public var quantizedWeight: QuantizedMatrix? { weight.quantizedMatrix }
 
     /// The input size (the weight's columns).
     public var inFeatures: Int { weight.inFeatures }
@@ -81,16 +75,10 @@ public final class Embedding: Module {
     }
 
     /// The dense table, or nil when it is kept in quantized blocks.
-    public var denseWeight: Tensor? {
-        if case .dense(let tensor) = weight { return tensor }
-        return nil
-    }
+    public var denseWeight: Tensor? { weight.denseTensor }
 
     /// The quantized table, or nil when it is dense.
-    public var quantizedWeight: QuantizedMatrix? {
-        if case .quantized(let matrix) = weight { return matrix }
-        return nil
-    }
+    public var quantizedWeight: QuantizedMatrix? { weight.quantizedMatrix }
 
     public func callAsFunction(_ ids: Tensor) -> Tensor {
         switch weight {

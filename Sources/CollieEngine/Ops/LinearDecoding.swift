@@ -23,6 +23,18 @@ public enum LinearWeight {
         }
     }
 
+    /// The dense tensor, or nil for quantized blocks.
+    public var denseTensor: Tensor? {
+        if case .dense(let tensor) = self { return tensor }
+        return nil
+    }
+
+    /// The quantized blocks, or nil for a dense tensor.
+    public var quantizedMatrix: QuantizedMatrix? {
+        if case .quantized(let matrix) = self { return matrix }
+        return nil
+    }
+
     /// Bytes of the weight as kept: its blocks when quantized, else its elements.
     public var byteCount: Int {
         switch self {

@@ -1,4 +1,5 @@
 #include "block_layout.h"
+#include "variants.h"
 
 #include <string.h>
 

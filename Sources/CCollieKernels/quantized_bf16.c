@@ -13,6 +13,7 @@
 // against the float and int8 kernels: scripts/bench/bench_qgemv_bf16.c (docs/PERFORMANCE.md). Like quantized.c,
 // each weight block is read once for all input rows, and parallelism is the caller's (rows [begin, end)).
 #include "block_layout.h"
+#include "variants.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -64,32 +65,12 @@ static int has_min(int format) {
 static ALWAYS_INLINE void decode_group(int format, const uint8_t *p, int g, int q[32], float scale[2], float *min) {
     *min = 0;
     switch (format) {
-    case COLLIE_Q8_0:
+    case COLLIE_Q8_0: case COLLIE_Q4_0: case COLLIE_Q4_1: case COLLIE_Q5_0: case COLLIE_Q5_1: {
+        int8_t v[32];
+        block32_integers(format, p, v);
+        for (int j = 0; j < 32; j++) q[j] = v[j];
         scale[0] = scale[1] = half_at(p);
-        for (int j = 0; j < 32; j++) q[j] = ((const int8_t *)(p + 2))[j];
-        return;
-    case COLLIE_Q4_0: case COLLIE_Q4_1: {
-        const int one = format == COLLIE_Q4_1;
-        scale[0] = scale[1] = half_at(p);
-        if (one) *min = half_at(p + 2);
-        const uint8_t *qs = p + (one ? 4 : 2);
-        for (int j = 0; j < 16; j++) {
-            q[j] = (qs[j] & 0x0F) - (one ? 0 : 8);
-            q[j + 16] = (qs[j] >> 4) - (one ? 0 : 8);
-        }
-        return;
-    }
-    case COLLIE_Q5_0: case COLLIE_Q5_1: {
-        const int one = format == COLLIE_Q5_1;
-        scale[0] = scale[1] = half_at(p);
-        if (one) *min = half_at(p + 2);
-        uint32_t qh;
-        memcpy(&qh, p + (one ? 4 : 2), 4);
-        const uint8_t *qs = p + (one ? 8 : 6);
-        for (int j = 0; j < 16; j++) {
-            q[j] = ((qs[j] & 0x0F) | (int)((qh >> j) & 1) << 4) - (one ? 0 : 16);
-            q[j + 16] = ((qs[j] >> 4) | (int)((qh >> (j + 16)) & 1) << 4) - (one ? 0 : 16);
-        }
+        if (format == COLLIE_Q4_1 || format == COLLIE_Q5_1) *min = half_at(p + 2);
         return;
     }
     case COLLIE_Q4_K: case COLLIE_Q5_K: {
@@ -368,12 +349,13 @@ TARGET_BF16 static ALWAYS_INLINE void qgemv_format_bf16(int format, const uint8_
                                                        size_t begin, size_t end) {
     const tables t = make_tables(format);
     const size_t row_bytes = in / block_elements_of(format) * block_bytes_of(format);
-    float *mins = malloc(4 * (in / 32) * sizeof(float));  // the min coefficients of a tile's weight rows
+    // The min coefficients of a tile's weight rows: on the stack for inputs of up to 8192 values, else from the heap.
+    float stack[4 * 256], *mins = 4 * (in / 32) <= 4 * 256 ? stack : malloc(4 * (in / 32) * sizeof(float));
     if (!mins) return;
     // Tiles of weight rows × input rows, as quantized.c's float kernel: 4 × up to 2 for a few input rows, 2 × 8 for more.
     if (rows < 4) spread_bf16(format, w, row_bytes, 4, xb, sums, rows, 2, in, y, out, begin, end, &t, mins);
     else spread_bf16(format, w, row_bytes, BF16_TILE_WEIGHTS, xb, sums, rows, BF16_TILE_ROWS, in, y, out, begin, end, &t, mins);
-    free(mins);
+    if (mins != stack) free(mins);
 }
 
 TARGET_BF16 static void qgemv_bf16_avx512(int format, const uint8_t *w, const uint16_t *xb, const float *sums, float *y,

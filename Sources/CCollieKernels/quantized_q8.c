@@ -16,6 +16,7 @@
 // parallelism is the caller's (rows [begin, end)).
 #include "collie_kernels.h"
 #include "collie_quantized.h"
+#include "block_layout.h"
 #include "ggml_half.h"
 
 #include <stdlib.h>
@@ -101,29 +102,6 @@ void collie_quantize_activations(int format, const float *x, void *xq, size_t in
 
 // MARK: - Portable dot products (ggml's *_generic, each weight block decoded once for every input row)
 
-/// The 32 integer values of a 32-value weight block, as the generic vec_dot forms them.
-static void decode_block32(int format, const uint8_t *b, int8_t v[32]) {
-    switch (format) {
-    case COLLIE_Q4_0:
-        for (int j = 0; j < 16; j++) { v[j] = (int8_t)((b[2 + j] & 0x0F) - 8); v[j + 16] = (int8_t)((b[2 + j] >> 4) - 8); }
-        break;
-    case COLLIE_Q4_1:
-        for (int j = 0; j < 16; j++) { v[j] = (int8_t)(b[4 + j] & 0x0F); v[j + 16] = (int8_t)(b[4 + j] >> 4); }
-        break;
-    case COLLIE_Q5_0: case COLLIE_Q5_1: {
-        const int at = format == COLLIE_Q5_0 ? 2 : 4, offset = format == COLLIE_Q5_0 ? 16 : 0;
-        uint32_t qh;
-        memcpy(&qh, b + at, 4);
-        for (int j = 0; j < 16; j++) {
-            v[j] = (int8_t)(((b[at + 4 + j] & 0x0F) | (((qh >> j) & 1) << 4)) - offset);
-            v[j + 16] = (int8_t)(((b[at + 4 + j] >> 4) | (((qh >> (j + 16)) & 1) << 4)) - offset);
-        }
-        break;
-    }
-    default: memcpy(v, b + 2, 32); break;  // Q8_0
-    }
-}
-
 /// Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 against Q8_0 / Q8_1 activations.
 static void qgemv_block32_portable(int format, const uint8_t *w, const uint8_t *xq, float *y, size_t in, size_t out,
                                    size_t rows, size_t begin, size_t end) {
@@ -135,7 +113,7 @@ static void qgemv_block32_portable(int format, const uint8_t *w, const uint8_t *
         for (size_t b = 0; b < nb; b++) {
             const uint8_t *wb = w + (o * nb + b) * wbytes;
             int8_t v[32];
-            decode_block32(format, wb, v);
+            block32_integers(format, wb, v);
             const float dw = ggml_load_half(wb), m = affine ? ggml_load_half(wb + 2) : 0;
             for (size_t r = 0; r < rows; r++) {
                 const uint8_t *xb = xq + r * xrow + b * xbytes;
@@ -157,16 +135,13 @@ static void qgemv_block32_portable(int format, const uint8_t *w, const uint8_t *
     }
 }
 
-/// The 8 six-bit scales and mins of a Q4_K / Q5_K super-block (ggml's kmask unpacking of its 12 bytes).
+/// The 8 six-bit scales and mins of a Q4_K / Q5_K super-block (its 12 packed bytes, as ggml's kmask unpacking).
 static void k_scales(const uint8_t *packed, uint8_t scales[8], uint8_t mins[8]) {
     for (int j = 0; j < 8; j++) {
-        if (j < 4) {
-            scales[j] = packed[j] & 63;
-            mins[j] = packed[j + 4] & 63;
-        } else {
-            scales[j] = (uint8_t)((packed[j + 4] & 0xF) | ((packed[j - 4] >> 6) << 4));
-            mins[j] = (uint8_t)((packed[j + 4] >> 4) | ((packed[j] >> 6) << 4));
-        }
+        int sc, m;
+        scale_min(packed, j, &sc, &m);
+        scales[j] = (uint8_t)sc;
+        mins[j] = (uint8_t)m;
     }
 }
 

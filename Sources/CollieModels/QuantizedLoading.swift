@@ -48,15 +48,13 @@ extension CausalLanguageModel {
         }
         for (path, layer) in model.namedLinearLayers {
             let key = path + ".weight"
-            if isQuantizedWeight(key) || key == "lm_head.weight" {
-                if let blocks = try keptBlocks(key) {
-                    layer.weight = .quantized(blocks)
-                    continue
-                }
-                if isQuantizedWeight(key), case .quantize(let format) = quantization {
-                    layer.weight = .quantized(try quantized(source.tensor(key), as: format, name: source.displayName(of: key)))
-                    continue
-                }
+            if let blocks = try keptBlocks(key) {
+                layer.weight = .quantized(blocks)
+                continue
+            }
+            if isQuantizedWeight(key), case .quantize(let format) = quantization {
+                layer.weight = .quantized(try quantized(source.tensor(key), as: format, name: source.displayName(of: key)))
+                continue
             }
             layer.weight = .dense(parameter(Tensor(uninitializedShape: [layer.outFeatures, layer.inFeatures])))
         }
@@ -89,8 +87,8 @@ extension CausalLanguageModel {
         embedTokens.quantizedWeight != nil || namedLinearLayers.contains { $0.layer.quantizedWeight != nil }
     }
 
-    /// Whether the weight `key` is one that quantization keeps in blocks: a decoder block's linear weight (the
-    /// output projection stays dense, as the embedding it is often tied to).
+    /// Whether the weight `key` is a decoder block's linear weight: the ones `quantize:` quantizes and `keepBlocks`
+    /// requires to be in a kept format (the embedding and output projection it keeps when they are, else dequantizes).
     static func isQuantizedWeight(_ key: String) -> Bool {
         key.hasPrefix("model.layers.") && key.hasSuffix("_proj.weight")
     }

@@ -69,6 +69,7 @@ extension Tensor {
     @discardableResult
     internal func recording(_ name: String, _ inputs: [Tensor],
                             backward: @escaping (Tensor, GradientSink) -> Void) -> Tensor {
+        OpProfile.current?.markForward(name)
         guard GradMode.isEnabled, inputs.contains(where: { $0.requiresGrad }) else { return self }
         requiresGrad = true
         gradNode = GradNode(name: name, inputs: inputs, output: self, backward: backward)
@@ -136,9 +137,16 @@ extension Tensor {
             guard let backward = node.backward else {
                 preconditionFailure("backward through '\(node.name)' a second time: the graph was released")
             }
-            backward(upstream, GradientSink(node: node, inputs: node.inputs, table: table))
-            if !retainGraph { node.backward = nil }
-            finishLeaves(of: node, pending: &pending)
+            let sink = GradientSink(node: node, inputs: node.inputs, table: table)
+            if let profile = OpProfile.current {
+                profile.timeBackward(node.name) { backward(upstream, sink) }
+                if !retainGraph { node.backward = nil }
+                profile.timeHooks { finishLeaves(of: node, pending: &pending) }
+            } else {
+                backward(upstream, sink)
+                if !retainGraph { node.backward = nil }
+                finishLeaves(of: node, pending: &pending)
+            }
         }
     }
 

@@ -34,11 +34,23 @@ extension Bench {
 
         @Option(help: "Reference configuration: tiny or small.") var preset: Preset = .tiny
         @Option(help: "Timed steps (after one warm-up step).") var steps = 5
+        @Option(help: "Tokens per sequence instead of the preset's (1…2048).") var length: Int?
         @Flag(help: "Print one JSON object instead of text.") var json = false
+        @Flag(help: "Break the timed steps' time down by op (forward, backward), GEMM, optimizer and hooks.")
+        var profile = false
+        @Flag(help: "Measure the machine's peak again instead of reading it from the cache.")
+        var remeasurePeak = false
+
+        func validate() throws {
+            if let length, !(1...preset.configuration.maxPositionEmbeddings).contains(length) {
+                throw ValidationError("--length must be 1…\(preset.configuration.maxPositionEmbeddings), got \(length)")
+            }
+            if steps < 1 { throw ValidationError("--steps must be at least 1, got \(steps)") }
+        }
 
         func run() throws {
             let c = preset.configuration
-            let (b, t) = preset.batch
+            let b = preset.batch.size, t = length ?? preset.batch.length
             let model = LlamaForCausalLM(c, seed: 0)
             let buffer = ParameterBuffer(model.parameters)
             buffer.attachGradients()
@@ -46,14 +58,32 @@ extension Bench {
             var generator = RandomGenerator(seed: 1)
             let ids = Tensor(ints: (0..<(b * t)).map { _ in Int(generator.next() % UInt64(c.vocabularySize)) }, shape: [b, t])
 
+            // The peak first, while nothing of this run's own is in flight.
+            let peakKind = ArithmeticPeak.float32
+            let peak = peakKind.flatMap { MachinePeak.gflops($0, threads: Parallel.threadCount, remeasure: remeasurePeak) }
+
             var times: [Double] = []
+            var optimizerSeconds = 0.0
             var losses: [Float] = []
+            let opProfile = OpProfile()
             for step in 0...steps {
+                if step == 1 { opProfile.reset() }
                 let start = Timing.now()
                 buffer.zeroGradients()
-                let loss = model.loss(ids: ids, labels: ids)
-                loss.backward()
+                let loss: Tensor
+                if profile {
+                    loss = opProfile.withProfiling {
+                        let loss = model.loss(ids: ids, labels: ids)
+                        loss.backward()
+                        return loss
+                    }
+                } else {
+                    loss = model.loss(ids: ids, labels: ids)
+                    loss.backward()
+                }
+                let optimizerStart = Timing.now()
                 optimizer.step()
+                if step > 0 { optimizerSeconds += Timing.seconds(since: optimizerStart) }
                 losses.append(loss.item)
                 if step > 0 { times.append(Timing.seconds(since: start)) }
             }
@@ -65,22 +95,41 @@ extension Bench {
                 - Double(c.hiddenLayers * 2 * c.hiddenSize + c.hiddenSize)   // norms
             let flopsPerToken = 6 * linearParameters + 6 * Double(c.hiddenLayers * t * c.hiddenSize)
             let gflops = flopsPerToken * tokens / median / 1e9
-            let peak = MemoryUsage.peakResidentBytes() ?? 0
+            let peakRSS = MemoryUsage.peakResidentBytes() ?? 0
             let blas = environment("OPENBLAS_CORETYPE")
+            let breakdown = profile
+                ? StepBreakdown(opProfile, steps: times.count, stepSeconds: times.reduce(0, +) / Double(times.count),
+                                optimizerSeconds: optimizerSeconds / Double(times.count))
+                : nil
             if json {
-                let object: [String: Any] = [
+                var object: [String: Any] = [
                     "preset": preset.rawValue, "parameters": model.parameterCount, "batch": b, "sequence": t,
                     "step_seconds_median": median, "tokens_per_second": tokens / median, "gflops": gflops,
-                    "peak_rss_bytes": peak, "losses": losses.map(Double.init), "openblas_coretype": blas,
-                    "threads": Parallel.threadCount,
+                    "peak_rss_bytes": peakRSS, "losses": losses.map(Double.init), "openblas_coretype": blas,
+                    "threads": Parallel.threadCount, "cpu": HostInfo.current().cpu,
                 ]
+                if let peak, let peakKind {
+                    object["peak_instruction"] = peakKind.rawValue
+                    object["peak_gflops"] = peak.gflops
+                    object["mfu"] = gflops / peak.gflops
+                }
+                if let breakdown { object["profile"] = breakdown.jsonObject }
                 let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
             } else {
                 print("collie bench train --preset \(preset.rawValue): \(model.parameterCount.formatted()) parameters, "
                       + "batch \(b) × \(t), AdamW fp32, \(Parallel.threadCount) threads, OPENBLAS_CORETYPE=\(blas)")
                 print(String(format: "median step %.3f s | %.0f tokens/s | %.1f GFLOP/s | peak RSS %.2f GB | loss %.4f → %.4f",
-                             median, tokens / median, gflops, Double(peak) / 1e9, losses.first!, losses.last!))
+                             median, tokens / median, gflops, Double(peakRSS) / 1e9, losses.first!, losses.last!))
+                if let peak, let peakKind {
+                    print(String(format: "MFU %.1f%% of the measured %@ peak %.1f GFLOP/s (%@, %d threads, %@)",
+                                 100 * gflops / peak.gflops, peakKind.rawValue, peak.gflops,
+                                 HostInfo.current().cpu, Parallel.threadCount,
+                                 peak.cached ? "cached in \(MachinePeak.cacheFile.path)" : "measured now"))
+                } else {
+                    print("MFU: no float32 peak on this CPU (no AVX2/AVX-512)")
+                }
+                if let breakdown { print(breakdown.table) }
             }
         }
 

@@ -57,5 +57,6 @@ int collie_fix_mmap_threshold(size_t bytes);
 #include "collie_optimizers.h"
 #include "collie_pool.h"
 #include "collie_quantized.h"
+#include "collie_peak.h"
 
 #endif

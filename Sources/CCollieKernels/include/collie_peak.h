@@ -1,0 +1,21 @@
+// The arithmetic peak of this CPU, measured: independent chains of one multiply-add instruction per kind, long
+// enough that nothing else in the loop counts, run on several threads at once. `collie bench train` divides the
+// achieved GFLOP/s of a step by it (MFU).
+#ifndef COLLIE_PEAK_H
+#define COLLIE_PEAK_H
+
+/// The instruction a peak measurement runs.
+typedef enum {
+    /// float32 `vfmadd` on 256-bit registers (AVX2+FMA, kernel level ≥ 1): 16 FLOPs per instruction.
+    COLLIE_PEAK_FP32_AVX2 = 1,
+    /// float32 `vfmadd` on 512-bit registers (AVX-512F, level ≥ 2): 32 FLOPs per instruction.
+    COLLIE_PEAK_FP32_AVX512 = 2,
+    /// `vdpbf16ps` on 512-bit registers (AVX512_BF16, level 4): 32 bf16 pairs, 64 FLOPs per instruction.
+    COLLIE_PEAK_BF16_AVX512 = 4,
+} collie_peak_kind;
+
+/// GFLOP/s of `kind` summed over `threads` threads that run together for about `seconds` each (a multiply-add counts
+/// 2 FLOPs). Returns 0 when the current kernel level lacks the instruction, or threads is 0 or above 256.
+double collie_peak_gflops(collie_peak_kind kind, int threads, double seconds);
+
+#endif

@@ -1,0 +1,46 @@
+import CollieTestSupport
+import Foundation
+import XCTest
+
+/// `collie bench train --profile --json` reports MFU against the machine's measured peak, cached per CPU in
+/// $XDG_CACHE_HOME/collie/peak.json (measured on the first run, read on the next), and the step's time by op.
+final class BenchTrainCommandTests: XCTestCase {
+    func testMFUAgainstTheCachedPeakAndTheStepsTimeByOp() throws {
+        let folder = try temporaryFolder(for: self)
+        let environment = ["XDG_CACHE_HOME": folder.path]
+        func run() throws -> [String: Any] {
+            let result = try CollieExecutable.run(["bench", "train", "--preset", "tiny", "--length", "16", "--steps", "1",
+                                                   "--profile",
+                                                   "--json"], in: folder, environment: environment)
+            XCTAssertEqual(result.status, 0, result.errors)
+            let line = try XCTUnwrap(result.output.split(separator: "\n").last { $0.hasPrefix("{") })
+            return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        }
+        let first = try run()
+        let cache = folder.appendingPathComponent("collie/peak.json")
+        let cached = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: cache)) as? [String: Double])
+        guard let peak = first["peak_gflops"] as? Double else {
+            XCTAssertTrue(cached.isEmpty, "no float32 instruction, nothing cached")
+            return
+        }
+        XCTAssertEqual(cached.count, 1)
+        XCTAssertEqual(cached.values.first, peak, "the peak printed is the one cached")
+        let gflops = try XCTUnwrap(first["gflops"] as? Double)
+        XCTAssertEqual(try XCTUnwrap(first["mfu"] as? Double), gflops / peak, accuracy: 1e-12)
+
+        let profile = try XCTUnwrap(first["profile"] as? [String: Any])
+        let ops = try XCTUnwrap(profile["ops"] as? [[String: Any]])
+        let names = Set(ops.compactMap { $0["name"] as? String })
+        XCTAssertTrue(names.isSuperset(of: ["linear", "rms_norm", "cross_entropy", "scaled_dot_product_attention"]), "\(names)")
+        let step = try XCTUnwrap(profile["step_seconds_mean"] as? Double)
+        let attributed = ops.reduce(0.0) { $0 + ($1["forward_seconds"] as! Double) + ($1["backward_seconds"] as! Double) }
+        XCTAssertGreaterThan(attributed, 0)
+        XCTAssertLessThanOrEqual(attributed, step)
+        XCTAssertGreaterThan(try XCTUnwrap(profile["gemm_seconds"] as? Double), 0)
+        XCTAssertGreaterThan(try XCTUnwrap(profile["optimizer_seconds"] as? Double), 0)
+
+        // The second run reads the cached peak instead of measuring again.
+        try JSONSerialization.data(withJSONObject: cached.mapValues { _ in 12345.0 }).write(to: cache)
+        XCTAssertEqual(try run()["peak_gflops"] as? Double, 12345)
+    }
+}

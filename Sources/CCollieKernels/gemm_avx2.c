@@ -13,9 +13,17 @@ TARGET_AVX2 static void micro_avx2(size_t kc, const void *ap, const void *bp, fl
                                    float beta) {
     const float *a = ap, *b = bp;
     __m256 acc[MR][2];
+    _Pragma("clang loop unroll(full)")
     for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    _Pragma("clang loop unroll(full)")
+    for (int i = 0; i < MR; i++) {   // C's tile is needed at the end: fetch it while the products run
+        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + NR - 1), _MM_HINT_T0);
+    }
+    _Pragma("clang loop unroll_count(4)")
     for (size_t k = 0; k < kc; k++, a += MR, b += NR) {
         const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        _Pragma("clang loop unroll(full)")
         for (int i = 0; i < MR; i++) {
             const __m256 ai = _mm256_broadcast_ss(a + i);
             acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
@@ -23,6 +31,7 @@ TARGET_AVX2 static void micro_avx2(size_t kc, const void *ap, const void *bp, fl
         }
     }
     const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    _Pragma("clang loop unroll(full)")
     for (int i = 0; i < MR; i++) {
         float *ci = c + i * ldc;
         if (beta == 0) {
@@ -38,7 +47,7 @@ TARGET_AVX2 static void micro_avx2(size_t kc, const void *ap, const void *bp, fl
 GEMM_PACKERS(pack_avx2, TARGET_AVX2)
 
 collie_gemm_kernel collie_gemm_kernel_avx2(int rounded) {
-    return (collie_gemm_kernel){MR, NR, 0, 6 * 24, 256, 4096, micro_avx2,
+    return (collie_gemm_kernel){MR, NR, 0, 6 * 24, 384, 4096, micro_avx2,
                                 rounded ? pack_avx2_f32_rounded : pack_avx2_f32};
 }
 

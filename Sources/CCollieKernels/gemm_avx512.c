@@ -14,9 +14,17 @@ TARGET_AVX512 static void micro_avx512(size_t kc, const void *ap, const void *bp
                                        float beta) {
     const float *a = ap, *b = bp;
     __m512 acc[MR][2];
+    _Pragma("clang loop unroll(full)")
     for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    _Pragma("clang loop unroll(full)")
+    for (int i = 0; i < MR; i++) {   // C's tile is needed at the end: fetch it while the products run
+        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + NR - 1), _MM_HINT_T0);
+    }
+    _Pragma("clang loop unroll_count(4)")
     for (size_t k = 0; k < kc; k++, a += MR, b += NR) {
         const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+        _Pragma("clang loop unroll(full)")
         for (int i = 0; i < MR; i++) {
             const __m512 ai = _mm512_set1_ps(a[i]);
             acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
@@ -24,6 +32,7 @@ TARGET_AVX512 static void micro_avx512(size_t kc, const void *ap, const void *bp
         }
     }
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    _Pragma("clang loop unroll(full)")
     for (int i = 0; i < MR; i++) {
         float *ci = c + i * ldc;
         if (beta == 0) {
@@ -39,7 +48,7 @@ TARGET_AVX512 static void micro_avx512(size_t kc, const void *ap, const void *bp
 GEMM_PACKERS(pack_avx512, TARGET_AVX512)
 
 collie_gemm_kernel collie_gemm_kernel_avx512(int rounded) {
-    return (collie_gemm_kernel){MR, NR, 0, 14 * 12, 256, 4096, micro_avx512,
+    return (collie_gemm_kernel){MR, NR, 0, 14 * 12, 384, 4096, micro_avx512,
                                 rounded ? pack_avx512_f32_rounded : pack_avx512_f32};
 }
 

@@ -16,9 +16,17 @@ TARGET_BF16 static void micro_bf16(size_t kc, const void *ap, const void *bp, fl
     const uint32_t *a = ap;
     const uint16_t *b = bp;
     __m512 acc[MR][2];
+    _Pragma("clang loop unroll(full)")
     for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    _Pragma("clang loop unroll(full)")
+    for (int i = 0; i < MR; i++) {   // C's tile is needed at the end: fetch it while the products run
+        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + NR - 1), _MM_HINT_T0);
+    }
+    _Pragma("clang loop unroll_count(4)")
     for (size_t k = 0; k < kc; k += 2, a += MR, b += 2 * NR) {
         const __m512bh b0 = (__m512bh)_mm512_load_si512(b), b1 = (__m512bh)_mm512_load_si512(b + 32);
+        _Pragma("clang loop unroll(full)")
         for (int i = 0; i < MR; i++) {
             const __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i]);
             acc[i][0] = _mm512_dpbf16_ps(acc[i][0], ai, b0);
@@ -26,6 +34,7 @@ TARGET_BF16 static void micro_bf16(size_t kc, const void *ap, const void *bp, fl
         }
     }
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    _Pragma("clang loop unroll(full)")
     for (int i = 0; i < MR; i++) {
         float *ci = c + i * ldc;
         if (beta == 0) {
@@ -41,7 +50,7 @@ TARGET_BF16 static void micro_bf16(size_t kc, const void *ap, const void *bp, fl
 GEMM_PACKERS(pack_bf16, TARGET_BF16)
 
 collie_gemm_kernel collie_gemm_kernel_bf16(void) {
-    return (collie_gemm_kernel){MR, NR, 1, 14 * 12, 512, 4096, micro_bf16, pack_bf16_pairs};
+    return (collie_gemm_kernel){MR, NR, 1, 14 * 12, 768, 4096, micro_bf16, pack_bf16_pairs};
 }
 
 #endif

@@ -48,7 +48,7 @@ TARGET_AVX512 static void micro_avx512(size_t kc, const void *ap, const void *bp
 GEMM_PACKERS(pack_avx512, TARGET_AVX512)
 
 collie_gemm_kernel collie_gemm_kernel_avx512(int rounded) {
-    return (collie_gemm_kernel){MR, NR, 0, 14 * 12, 384, 4096, micro_avx512,
+    return (collie_gemm_kernel){MR, NR, 0, 14 * 12, 768, 2048, micro_avx512,
                                 rounded ? pack_avx512_f32_rounded : pack_avx512_f32};
 }
 

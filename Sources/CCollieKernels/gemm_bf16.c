@@ -50,7 +50,7 @@ TARGET_BF16 static void micro_bf16(size_t kc, const void *ap, const void *bp, fl
 GEMM_PACKERS(pack_bf16, TARGET_BF16)
 
 collie_gemm_kernel collie_gemm_kernel_bf16(void) {
-    return (collie_gemm_kernel){MR, NR, 1, 14 * 12, 768, 4096, micro_bf16, pack_bf16_pairs};
+    return (collie_gemm_kernel){MR, NR, 1, 14 * 12, 768, 2048, micro_bf16, pack_bf16_pairs};
 }
 
 #endif

@@ -7,8 +7,8 @@ import XCTest
 /// thread split; the bfloat16 product equals the float64 reference over the bfloat16-rounded operands as closely, and
 /// differs from the float32 product by bfloat16's rounding.
 final class GemmKernelTests: XCTestCase {
-    /// (M, N, K): tails of every tile (1, 7, 33, 257), K across the float32 (384) and bfloat16 (768) K blocks, N across
-    /// the 4096-column block, and products large enough to be split over threads along M (257×33) and along N (20×300).
+    /// (M, N, K): tails of every tile (1, 7, 33, 257), K across the 768-deep K block, N across the 2048-column block,
+    /// and products large enough to be split over threads along M (257×33) and along N (20×300).
     static let shapes: [(m: Int, n: Int, k: Int)] = [
         (1, 1, 1), (7, 33, 1), (1, 257, 7), (33, 7, 257), (257, 33, 33), (20, 300, 64), (9, 40, 777), (3, 4100, 5),
     ]

@@ -34,7 +34,7 @@ static void micro_portable(size_t kc, const void *ap, const void *bp, float *c, 
             c[i * ldc + j] = beta == 0 ? alpha * acc[i][j] : alpha * acc[i][j] + beta * c[i * ldc + j];
 }
 
-GEMM_PACKERS(pack_portable, )
+GEMM_PACKERS_F32(pack_portable, )
 
 collie_gemm_kernel collie_gemm_kernel_portable(int rounded) {
     return (collie_gemm_kernel){PORTABLE_MR, PORTABLE_NR, 0, 128, 256, 2048, micro_portable,

@@ -45,7 +45,7 @@ TARGET_AVX512 static void micro_avx512(size_t kc, const void *ap, const void *bp
     }
 }
 
-GEMM_PACKERS(pack_avx512, TARGET_AVX512)
+GEMM_PACKERS_F32(pack_avx512, TARGET_AVX512)
 
 collie_gemm_kernel collie_gemm_kernel_avx512(int rounded) {
     return (collie_gemm_kernel){MR, NR, 0, 14 * 12, 768, 2048, micro_avx512,

@@ -47,7 +47,10 @@ TARGET_BF16 static void micro_bf16(size_t kc, const void *ap, const void *bp, fl
     }
 }
 
-GEMM_PACKERS(pack_bf16, TARGET_BF16)
+TARGET_BF16 static void pack_bf16_pairs(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows,
+                                        size_t k0, size_t kc, size_t width, void *dst) {
+    gemm_pack_pairs_body(src, ld, k_contiguous, r0, rows, k0, kc, width, (uint16_t *)dst);
+}
 
 collie_gemm_kernel collie_gemm_kernel_bf16(void) {
     return (collie_gemm_kernel){MR, NR, 1, 14 * 12, 768, 2048, micro_bf16, pack_bf16_pairs};

@@ -121,8 +121,8 @@ GEMM_INLINE void gemm_pack_pairs_body(const float *src, size_t ld, int k_contigu
     }
 }
 
-/// Defines `static void NAME##_f32`, `NAME##_f32_rounded` and `NAME##_pairs`: the packing routines compiled for TARGET.
-#define GEMM_PACKERS(NAME, TARGET)                                                                                    \
+/// Defines `static void NAME##_f32` and `NAME##_f32_rounded`: the float32 packing routines compiled for TARGET.
+#define GEMM_PACKERS_F32(NAME, TARGET)                                                                                \
     TARGET static void NAME##_f32(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows, size_t k0,  \
                                   size_t kc, size_t width, void *dst) {                                              \
         gemm_pack_f32_body(src, ld, k_contiguous, r0, rows, k0, kc, width, (float *)dst, 0);                         \
@@ -130,10 +130,6 @@ GEMM_INLINE void gemm_pack_pairs_body(const float *src, size_t ld, int k_contigu
     TARGET static void NAME##_f32_rounded(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows,     \
                                           size_t k0, size_t kc, size_t width, void *dst) {                           \
         gemm_pack_f32_body(src, ld, k_contiguous, r0, rows, k0, kc, width, (float *)dst, 1);                         \
-    }                                                                                                                \
-    TARGET static void NAME##_pairs(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows,           \
-                                    size_t k0, size_t kc, size_t width, void *dst) {                                 \
-        gemm_pack_pairs_body(src, ld, k_contiguous, r0, rows, k0, kc, width, (uint16_t *)dst);                       \
     }
 
 /// Level files: the float32 kernel of each level (bf16 rounding while packing when `rounded`) and the pair kernel.

@@ -85,7 +85,7 @@ let package = Package(
         // The command-line tool.
         .executableTarget(
             name: "collie",
-            dependencies: ["Collie", "CBLAS", "CollieServer", "CollieMPI", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["Collie", "CBLAS", "CCollieKernels", "CollieServer", "CollieMPI", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Fuzz targets: one function per untrusted format (bytes in; errors are fine, crashes are not), and the
         // `collie-fuzz` driver that replays files in a normal build and runs libFuzzer in scripts/fuzz.sh's build.

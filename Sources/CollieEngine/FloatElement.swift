@@ -20,6 +20,9 @@ where Self.RawSignificand: FixedWidthInteger {
 extension Float: FloatElement {
     public static var dtype: DType { .float32 }
 
+    /// OpenBLAS's sgemm, for every shape. Collie's own float32 GEMM (`packedGEMM`) measured at parity with it on the
+    /// small preset's linear layers (0.86–1.08× single-threaded, docs/PERFORMANCE.md "Own GEMM") and faster on no shape
+    /// in every run, so no shape is routed to it; its bfloat16 product is `gemmBFloat16`.
     @inlinable
     public static func gemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,

@@ -12,6 +12,8 @@ extension Bench {
             abstract: "Time matmul, the fused kernels and attention against BLAS and memory bounds.",
             discussion: """
                 Groups: matmul (engine Tensor.matmul / Tensor.linear vs cblas_sgemm on the same shapes), \
+                gemm (Collie's own packed GEMM per kernel level and its bfloat16 GEMM vs cblas_sgemm on the \
+                small preset's linear layers, forward and backward), \
                 fused (GB/s of RMSNorm, LayerNorm, RoPE, SwiGLU, cross-entropy, embedding and add vs a \
                 memory copy), attention (time and GFLOP/s of causal flash attention) and \
                 attention-memory (peak RSS growth of one attention forward+backward, measured in a \
@@ -27,10 +29,10 @@ extension Bench {
         @Option(help: "Also write the results as JSON to this file.")
         var jsonFile: String?
 
-        @Option(help: "Comma-separated groups to run: matmul, fused, attention, attention-memory (default: all).")
+        @Option(help: "Comma-separated groups to run: matmul, gemm, fused, attention, attention-memory (default: all).")
         var only: String?
 
-        static let allGroups = ["attention-memory", "matmul", "fused", "attention"]
+        static let allGroups = ["attention-memory", "matmul", "gemm", "fused", "attention"]
 
         var groups: [String] {
             guard let only else { return Ops.allGroups }
@@ -69,6 +71,10 @@ extension Bench {
             if groups.contains("matmul") {
                 report.matmul = MatmulBench(repeats: repeats).run()
                 if !json { printMatmul(report.matmul) }
+            }
+            if groups.contains("gemm") {
+                report.gemm = GemmBench(repeats: repeats).run()
+                if !json { printGemm(report.gemm) }
             }
             if groups.contains("fused") {
                 report.copy = CopyBench(repeats: repeats).run()
@@ -155,6 +161,7 @@ struct BenchReport: Codable {
     var host: HostInfo
     var attentionMemory: AttentionMemory?
     var matmul: [MatmulRow] = []
+    var gemm: [GemmRow] = []
     var copy: [CopyRow] = []
     var fused: [FusedRow] = []
     var attention: [AttentionRow] = []

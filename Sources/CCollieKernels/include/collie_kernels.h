@@ -49,10 +49,11 @@ int collie_kernels_vectorized(void);
 /// allocator has no such setting.
 int collie_fix_mmap_threshold(size_t bytes);
 
-// float16 conversions (collie_conversions.h), matrix-vector kernels for decoding (collie_gemv.h), the optimizers'
-// update loops (collie_optimizers.h), the spinning worker pool (collie_pool.h) and the kernels on quantized blocks
-// (collie_quantized.h), listed here so incremental builds see them.
+// float16 conversions (collie_conversions.h), the packed GEMM (collie_gemm.h), matrix-vector kernels for decoding
+// (collie_gemv.h), the optimizers' update loops (collie_optimizers.h), the spinning worker pool (collie_pool.h) and the
+// kernels on quantized blocks (collie_quantized.h), listed here so incremental builds see them.
 #include "collie_conversions.h"
+#include "collie_gemm.h"
 #include "collie_gemv.h"
 #include "collie_optimizers.h"
 #include "collie_pool.h"

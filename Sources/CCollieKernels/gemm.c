@@ -1,0 +1,183 @@
+// The GEMM driver: cache blocking, packing, edges, threads and the choice of microkernel (collie_gemm.h).
+//
+// Loops, Goto/BLIS order, for the rows [m0, m1) and columns [n0, n1) of C one task owns:
+//
+//     for jc in columns, step NC:              B block (kc × nc) packed once per (jc, pc), read from L3
+//       for pc in 0 ..< K, step KC:            partial products over KC k's add into C (beta for the first only)
+//         for ic in rows, step MC:             A block (mc × kc) packed, read from L2
+//           for jr, step NR: for ir, step MR:  microkernel: B micro-panel (kc × NR) stays in L1 across ir
+//
+// Tiles on C's right and bottom edges run the full microkernel into a scratch tile and copy its valid part. Threads
+// split C into `threads` slabs of whole micro-tiles along its longer side, each slab one pool task that packs its own
+// blocks (no synchronization inside a product). Packing buffers are per thread, allocated on first use and kept:
+// first touches of fresh memory are slow on these machines.
+#include "collie_gemm.h"
+#include "collie_kernels.h"
+#include "collie_pool.h"
+#include "gemm_pack.h"
+
+#include <stdlib.h>
+
+// MARK: - Portable microkernel (level 0)
+
+#define PORTABLE_MR 4
+#define PORTABLE_NR 16
+
+static void micro_portable(size_t kc, const void *ap, const void *bp, float *c, size_t ldc, float alpha, float beta) {
+    const float *a = ap, *b = bp;
+    float acc[PORTABLE_MR][PORTABLE_NR] = {{0}};
+    for (size_t k = 0; k < kc; k++, a += PORTABLE_MR, b += PORTABLE_NR)
+        for (int i = 0; i < PORTABLE_MR; i++)
+            for (int j = 0; j < PORTABLE_NR; j++) acc[i][j] += a[i] * b[j];
+    for (int i = 0; i < PORTABLE_MR; i++)
+        for (int j = 0; j < PORTABLE_NR; j++)
+            c[i * ldc + j] = beta == 0 ? alpha * acc[i][j] : alpha * acc[i][j] + beta * c[i * ldc + j];
+}
+
+GEMM_PACKERS_F32(pack_portable, )
+
+collie_gemm_kernel collie_gemm_kernel_portable(int rounded) {
+    return (collie_gemm_kernel){PORTABLE_MR, PORTABLE_NR, 0, 128, 256, 2048, micro_portable,
+                                rounded ? pack_portable_f32_rounded : pack_portable_f32};
+}
+
+// MARK: - Choice
+
+static collie_gemm_kernel kernel_for(int bf16, int *level_out) {
+    int level = collie_kernel_level();
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+    if (bf16 && level >= 4) { *level_out = 4; return collie_gemm_kernel_bf16(); }
+    if (level >= 2) { *level_out = 2; return collie_gemm_kernel_avx512(bf16); }
+    if (level >= 1) { *level_out = 1; return collie_gemm_kernel_avx2(bf16); }
+#endif
+    *level_out = 0;
+    return collie_gemm_kernel_portable(bf16);
+}
+
+int collie_gemm_kernel_level(int bf16) {
+    int level;
+    (void)kernel_for(bf16, &level);
+    return level;
+}
+
+// MARK: - Buffers
+
+/// This thread's packing buffer of at least `bytes`, 64-byte aligned; kept for the thread's life.
+static void *thread_buffer(size_t bytes, int which) {
+    static _Thread_local void *buffers[2];
+    static _Thread_local size_t sizes[2];
+    if (sizes[which] < bytes) {
+        free(buffers[which]);
+        size_t rounded = (bytes + 4095) & ~(size_t)4095;
+        buffers[which] = aligned_alloc(64, rounded);
+        sizes[which] = buffers[which] ? rounded : 0;
+    }
+    return buffers[which];
+}
+
+// MARK: - Driver
+
+typedef struct {
+    collie_gemm_kernel kernel;
+    int trans_a, trans_b;
+    size_t M, N, K;
+    float alpha, beta;
+    const float *A, *B;
+    size_t lda, ldb;
+    float *C;
+    size_t ldc;
+    size_t slab;      // rows (split_m) or columns per task, a multiple of MR or NR
+    int split_m;
+} gemm_job;
+
+static void gemm_block(const gemm_job *job, size_t m0, size_t m1, size_t n0, size_t n1) {
+    const collie_gemm_kernel *kn = &job->kernel;
+    const size_t mr = (size_t)kn->mr, nr = (size_t)kn->nr, element = kn->pairs ? 2 : 4;
+    const size_t KC = kn->kc, MC = kn->mc, NC = kn->nc;
+    const size_t nc_max = n1 - n0 < NC ? (n1 - n0 + nr - 1) / nr * nr : NC;
+    const size_t mc_max = m1 - m0 < MC ? (m1 - m0 + mr - 1) / mr * mr : MC;
+    const size_t kc_max = (job->K < KC ? job->K : KC) + 1;
+    char *bpack = thread_buffer(kc_max * nc_max * element, 0);
+    char *apack = thread_buffer(kc_max * mc_max * element, 1);
+    if (!bpack || !apack) abort();
+    float scratch[32 * 32] __attribute__((aligned(64)));
+
+    for (size_t jc = n0; jc < n1; jc += NC) {
+        const size_t nc = n1 - jc < NC ? n1 - jc : NC;
+        for (size_t pc = 0; pc < job->K; pc += KC) {
+            const size_t kc = job->K - pc < KC ? job->K - pc : KC;
+            const size_t kp = kn->pairs ? (kc + 1) & ~(size_t)1 : kc;
+            const float beta = pc == 0 ? job->beta : 1;
+            kn->pack(job->B, job->ldb, job->trans_b, jc, nc, pc, kc, nr, bpack);
+            for (size_t ic = m0; ic < m1; ic += MC) {
+                const size_t mc = m1 - ic < MC ? m1 - ic : MC;
+                kn->pack(job->A, job->lda, !job->trans_a, ic, mc, pc, kc, mr, apack);
+                for (size_t jr = 0; jr < nc; jr += nr) {
+                    const size_t n = nc - jr < nr ? nc - jr : nr;
+                    const char *b = bpack + jr * kp * element;
+                    for (size_t ir = 0; ir < mc; ir += mr) {
+                        const size_t m = mc - ir < mr ? mc - ir : mr;
+                        const char *a = apack + ir * kp * element;
+                        float *c = job->C + (ic + ir) * job->ldc + jc + jr;
+                        if (m == mr && n == nr) {
+                            kn->micro(kp, a, b, c, job->ldc, job->alpha, beta);
+                        } else {
+                            kn->micro(kp, a, b, scratch, nr, 1, 0);
+                            for (size_t i = 0; i < m; i++)
+                                for (size_t j = 0; j < n; j++) {
+                                    float *cij = c + i * job->ldc + j;
+                                    const float v = job->alpha * scratch[i * nr + j];
+                                    *cij = beta == 0 ? v : v + beta * *cij;
+                                }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void gemm_task(void *context, size_t index) {
+    const gemm_job *job = context;
+    const size_t begin = index * job->slab;
+    if (job->split_m) {
+        if (begin < job->M) gemm_block(job, begin, begin + job->slab < job->M ? begin + job->slab : job->M, 0, job->N);
+    } else if (begin < job->N) {
+        gemm_block(job, 0, job->M, begin, begin + job->slab < job->N ? begin + job->slab : job->N);
+    }
+}
+
+/// Products below this many multiply-adds run on one thread (a pool loop costs a few µs).
+#define GEMM_PARALLEL_MIN (1u << 18)
+
+static void gemm_run(int bf16, int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha, const float *A,
+                     size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc, size_t threads) {
+    if (M == 0 || N == 0) return;
+    if (K == 0 || alpha == 0) {   // C = beta·C (BLAS: beta = 0 writes zeros without reading C)
+        for (size_t i = 0; i < M; i++)
+            for (size_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0 ? 0 : beta * C[i * ldc + j];
+        return;
+    }
+    int level;
+    gemm_job job = {kernel_for(bf16, &level), trans_a, trans_b, M, N, K, alpha, beta, A, B, lda, ldb, C, ldc, 0, 0};
+    if (threads < 1 || (double)M * (double)N * (double)K < GEMM_PARALLEL_MIN) threads = 1;
+    const size_t mr = (size_t)job.kernel.mr, nr = (size_t)job.kernel.nr;
+    job.split_m = M / mr >= N / nr;
+    const size_t unit = job.split_m ? mr : nr, extent = job.split_m ? M : N;
+    const size_t units = (extent + unit - 1) / unit;
+    if (threads > units) threads = units;
+    job.slab = (units + threads - 1) / threads * unit;
+    const size_t tasks = (extent + job.slab - 1) / job.slab;
+    if (tasks == 1 || !collie_pool_run(threads, tasks, gemm_task, &job))
+        for (size_t t = 0; t < tasks; t++) gemm_task(&job, t);
+}
+
+void collie_sgemm(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+                  const float *B, size_t ldb, float beta, float *C, size_t ldc, size_t threads) {
+    gemm_run(0, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, threads);
+}
+
+void collie_gemm_bf16(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+                      const float *B, size_t ldb, float beta, float *C, size_t ldc, size_t threads) {
+    gemm_run(1, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, threads);
+}

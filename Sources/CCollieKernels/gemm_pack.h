@@ -1,0 +1,141 @@
+// The GEMM's internal contract between its driver (gemm.c) and the per-level files (gemm_avx2.c, gemm_avx512.c,
+// gemm_bf16.c): the microkernel descriptor and the packing routines, written once here as always-inlined bodies that
+// each level file instantiates for its own instruction set.
+//
+// Packed layout (Goto/BLIS). A block of op(A) is cut into micro-panels of MR rows, a block of op(B) into micro-panels of
+// NR columns; inside a micro-panel the values of one k (or of one pair of k's) sit side by side:
+//
+//     float32:      panel[k][r]             (MR or NR values per k)
+//     bf16 pairs:   panel[k/2][r][k%2]      (vdpbf16ps multiplies and adds the two k's of a 32-bit lane)
+//
+// Rows past the matrix's edge and the odd k of a pair past K are zeros, so microkernels always run full tiles.
+#ifndef COLLIE_GEMM_PACK_H
+#define COLLIE_GEMM_PACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define GEMM_INLINE __attribute__((always_inline)) static inline
+
+/// c[i·ldc + j] = alpha · Σ_k a[k][i]·b[k][j] + beta · c[i·ldc + j] over one full MR × NR tile (beta = 0: c is only
+/// written). `kc` counts k's; bf16-pair kernels get an even kc.
+typedef void (*collie_gemm_micro)(size_t kc, const void *a, const void *b, float *c, size_t ldc, float alpha,
+                                  float beta);
+
+/// Packs rows r0 ..< r0 + rows, k's k0 ..< k0 + kc of a logical matrix X into micro-panels of `width` rows.
+/// X(r, k) = src[r·ld + k] when `k_contiguous`, else src[k·ld + r] (op(A) has r = i; op(B) has r = j).
+typedef void (*collie_gemm_pack)(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows, size_t k0,
+                                 size_t kc, size_t width, void *dst);
+
+/// One level's GEMM: its microkernel, its packing and its cache blocks.
+typedef struct {
+    int mr, nr;            // microkernel tile
+    int pairs;             // 1: operands packed as bf16 pairs along K (element size 2, kc rounded up to even)
+    size_t mc, kc, nc;     // cache blocks: A block mc × kc (L2), B block kc × nc (L3); mc % mr == nc % nr == 0
+    collie_gemm_micro micro;
+    collie_gemm_pack pack;
+} collie_gemm_kernel;
+
+/// Float32 bits → bfloat16 bits, to nearest even; NaN stays a quiet NaN.
+GEMM_INLINE uint16_t gemm_bf16_bits(float value) {
+    uint32_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((bits >> 16) | 0x0040);
+    return (uint16_t)((bits + 0x7FFFu + ((bits >> 16) & 1)) >> 16);
+}
+
+/// `value` rounded to the nearest bfloat16 (ties to even), as a float32.
+GEMM_INLINE float gemm_round_bf16(float value) {
+    uint32_t bits = (uint32_t)gemm_bf16_bits(value) << 16;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/// Float32 micro-panels; `round` rounds every value to bfloat16 first (the bf16 GEMM on a float32 microkernel).
+GEMM_INLINE void gemm_pack_f32_body(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows, size_t k0,
+                                    size_t kc, size_t width, float *dst, int round) {
+    for (size_t p = 0; p < rows; p += width) {
+        const size_t valid = rows - p < width ? rows - p : width;
+        float *panel = dst + p * kc;
+        if (k_contiguous) {
+            for (size_t r = 0; r < valid; r++) {
+                const float *s = src + (r0 + p + r) * ld + k0;
+                for (size_t k = 0; k < kc; k++) panel[k * width + r] = round ? gemm_round_bf16(s[k]) : s[k];
+            }
+        } else {
+            for (size_t k = 0; k < kc; k++) {
+                const float *s = src + (k0 + k) * ld + r0 + p;
+                for (size_t r = 0; r < valid; r++) panel[k * width + r] = round ? gemm_round_bf16(s[r]) : s[r];
+            }
+        }
+        if (valid < width)
+            for (size_t k = 0; k < kc; k++)
+                for (size_t r = valid; r < width; r++) panel[k * width + r] = 0;
+    }
+}
+
+/// bfloat16 pair micro-panels (kc rounded up to even, the odd k past the end zero).
+GEMM_INLINE void gemm_pack_pairs_body(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows,
+                                      size_t k0, size_t kc, size_t width, uint16_t *dst) {
+    const size_t kp = (kc + 1) & ~(size_t)1;
+    for (size_t p = 0; p < rows; p += width) {
+        const size_t valid = rows - p < width ? rows - p : width;
+        uint16_t *panel = dst + p * kp;
+        if (k_contiguous) {
+            for (size_t r = 0; r < valid; r++) {
+                const float *s = src + (r0 + p + r) * ld + k0;
+                size_t k = 0;
+                for (; k + 2 <= kc; k += 2) {
+                    uint16_t *d = panel + (k / 2 * width + r) * 2;
+                    d[0] = gemm_bf16_bits(s[k]);
+                    d[1] = gemm_bf16_bits(s[k + 1]);
+                }
+                if (k < kc) {
+                    uint16_t *d = panel + (k / 2 * width + r) * 2;
+                    d[0] = gemm_bf16_bits(s[k]);
+                    d[1] = 0;
+                }
+            }
+        } else {
+            for (size_t k = 0; k < kc; k += 2) {
+                const float *s0 = src + (k0 + k) * ld + r0 + p;
+                const float *s1 = k + 1 < kc ? s0 + ld : NULL;
+                uint16_t *d = panel + k / 2 * width * 2;
+                if (s1)
+                    for (size_t r = 0; r < valid; r++) {
+                        d[2 * r] = gemm_bf16_bits(s0[r]);
+                        d[2 * r + 1] = gemm_bf16_bits(s1[r]);
+                    }
+                else
+                    for (size_t r = 0; r < valid; r++) {
+                        d[2 * r] = gemm_bf16_bits(s0[r]);
+                        d[2 * r + 1] = 0;
+                    }
+            }
+        }
+        if (valid < width)
+            for (size_t k = 0; k < kp / 2; k++)
+                for (size_t r = valid; r < width; r++) panel[(k * width + r) * 2] = panel[(k * width + r) * 2 + 1] = 0;
+    }
+}
+
+/// Defines `static void NAME##_f32` and `NAME##_f32_rounded`: the float32 packing routines compiled for TARGET.
+#define GEMM_PACKERS_F32(NAME, TARGET)                                                                                \
+    TARGET static void NAME##_f32(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows, size_t k0,  \
+                                  size_t kc, size_t width, void *dst) {                                              \
+        gemm_pack_f32_body(src, ld, k_contiguous, r0, rows, k0, kc, width, (float *)dst, 0);                         \
+    }                                                                                                                \
+    TARGET static void NAME##_f32_rounded(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows,     \
+                                          size_t k0, size_t kc, size_t width, void *dst) {                           \
+        gemm_pack_f32_body(src, ld, k_contiguous, r0, rows, k0, kc, width, (float *)dst, 1);                         \
+    }
+
+/// Level files: the float32 kernel of each level (bf16 rounding while packing when `rounded`) and the pair kernel.
+collie_gemm_kernel collie_gemm_kernel_portable(int rounded);
+collie_gemm_kernel collie_gemm_kernel_avx2(int rounded);
+collie_gemm_kernel collie_gemm_kernel_avx512(int rounded);
+collie_gemm_kernel collie_gemm_kernel_bf16(void);
+
+#endif

@@ -1,0 +1,26 @@
+// Matrix products of our own: packed, cache-blocked GEMM (Goto/BLIS) with a microkernel per kernel level, run on the
+// spinning pool. Float32 at every level (AVX-512F, AVX2+FMA, portable C) and a bfloat16 GEMM — PyTorch autocast's
+// semantics: both operands rounded to bfloat16 (to nearest even) while packing, products accumulated in float32 —
+// with AVX512_BF16's vdpbf16ps at level 4 and the float32 microkernel on the rounded operands below it.
+#ifndef COLLIE_GEMM_H
+#define COLLIE_GEMM_H
+
+#include <stddef.h>
+
+/// Row-major C = alpha·op(A)·op(B) + beta·C, cblas_sgemm's row-major contract: op(A) is M×K (A stored M×K with
+/// leading dimension lda, or K×M when trans_a), op(B) is K×N (B stored K×N, or N×K when trans_b), C is M×N with leading
+/// dimension ldc. beta = 0 writes C without reading it. Runs on up to `threads` threads of the pool (or on the caller
+/// alone when the pool is busy). Accumulates in float32 over blocks of K.
+void collie_sgemm(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+                  const float *B, size_t ldb, float beta, float *C, size_t ldc, size_t threads);
+
+/// The same product with A and B rounded to bfloat16 (to nearest even) as they are packed and every product of
+/// two bfloat16 values accumulated in float32 (exact products; sums in float32).
+void collie_gemm_bf16(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+                      const float *B, size_t ldb, float beta, float *C, size_t ldc, size_t threads);
+
+/// Which microkernel collie_sgemm (bf16 = 0) or collie_gemm_bf16 (bf16 = 1) runs at the current kernel level:
+/// 0 portable C, 1 AVX2+FMA, 2 AVX-512F, 4 AVX512_BF16 (the bf16 GEMM only).
+int collie_gemm_kernel_level(int bf16);
+
+#endif

@@ -1,0 +1,107 @@
+import CBLAS
+import CCollieKernels
+import Collie
+import Foundation
+
+// `collie bench ops --only gemm`: Collie's own packed GEMM at each kernel level this CPU has, and its bfloat16 GEMM,
+// against OpenBLAS's cblas_sgemm on the linear layers of the `small` preset (2048 tokens, hidden 768, MLP 2048,
+// vocabulary 32000), forward and both backward products.
+
+/// One product shape: GFLOP/s of OpenBLAS and of each own kernel, measured round-robin in the same run.
+struct GemmRow: Codable {
+    var op: String            // "fwd NT", "dX NN", "dW TN"
+    var m, k, n: Int
+    var gflop: Double         // per call
+    var openblasGflops: Double
+    var ownGflops: [String: Double]   // "L1 f32" (AVX2), "L2 f32" (AVX-512), "L4 bf16" (AVX512_BF16), …
+}
+
+/// GFLOP/s of `collie_sgemm` per kernel level and of `collie_gemm_bf16` beside `cblas_sgemm`.
+struct GemmBench {
+    let repeats: Int
+
+    /// (M, K, N) of a linear layer's forward: tokens × in × out.
+    static let layers: [(m: Int, k: Int, n: Int)] = [(2048, 768, 768), (2048, 768, 2048), (2048, 2048, 768), (2048, 768, 32000)]
+
+    /// The own kernels to time: float32 at levels 1 and 2 (those the CPU has) and bfloat16 at the CPU's level.
+    static func variants() -> [(name: String, level: Int32, precision: GEMMPrecision)] {
+        let top = collie_kernel_level()
+        var variants: [(String, Int32, GEMMPrecision)] = []
+        for level: Int32 in [1, 2] where level <= top { variants.append(("L\(level) f32", level, .float32)) }
+        variants.append(("L\(collie_gemm_kernel_level(1)) bf16", top, .bfloat16))
+        return variants
+    }
+
+    func run() -> [GemmRow] {
+        defer { collie_kernel_limit_level(COLLIE_KERNEL_LEVEL_MAX) }
+        let variants = GemmBench.variants()
+        var rows: [GemmRow] = []
+        for layer in GemmBench.layers {
+            let (tokens, input, output) = layer
+            let x = BenchData.uniform([tokens, input], seed: 1), w = BenchData.uniform([output, input], seed: 2)
+            let dy = BenchData.uniform([tokens, output], seed: 3)
+            let c = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(tokens * output, output * input, tokens * input))
+            c.initialize(repeating: 0, count: Swift.max(tokens * output, output * input, tokens * input))
+            defer { c.deallocate() }
+            let px = UnsafePointer(x.pointer(as: Float.self)), pw = UnsafePointer(w.pointer(as: Float.self))
+            let pdy = UnsafePointer(dy.pointer(as: Float.self))
+            // (name, transA, transB, M, N, K, A, lda, B, ldb): Y = X·Wᵀ, dX = dY·W, dW = dYᵀ·X.
+            let products: [(String, Bool, Bool, Int, Int, Int, UnsafePointer<Float>, Int, UnsafePointer<Float>, Int)] = [
+                ("fwd NT", false, true, tokens, output, input, px, input, pw, input),
+                ("dX NN", false, false, tokens, input, output, pdy, output, pw, input),
+                ("dW TN", true, false, output, input, tokens, pdy, output, px, input),
+            ]
+            for (name, transA, transB, m, n, k, a, lda, b, ldb) in products {
+                progress("gemm \(name) \(m)×\(k)×\(n)")
+                var bodies: [() -> Void] = [{
+                    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                                Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), 0, c, Int32(n))
+                }]
+                for variant in variants {
+                    bodies.append {
+                        collie_kernel_limit_level(variant.level)
+                        Float.packedGEMM(precision: variant.precision, transA: transA, transB: transB, m: m, n: n, k: k,
+                                         alpha: 1, a: a, lda: lda, b: b, ldb: ldb, beta: 0, c: c, ldc: n)
+                    }
+                }
+                let seconds = Timing.measureRoundRobin(repeats: repeats, bodies)
+                let flop = 2.0 * Double(m) * Double(n) * Double(k)
+                var own: [String: Double] = [:]
+                for (variant, time) in zip(variants, seconds.dropFirst()) { own[variant.name] = flop / time / 1e9 }
+                rows.append(GemmRow(op: name, m: m, k: k, n: n, gflop: flop / 1e9, openblasGflops: flop / seconds[0] / 1e9,
+                                    ownGflops: own))
+            }
+        }
+        return rows
+    }
+}
+
+extension Timing {
+    /// Median seconds of each body over `repeats` rounds (after one warm-up round), the bodies taking turns within
+    /// each round so all see the same machine conditions.
+    static func measureRoundRobin(repeats: Int, _ bodies: [() -> Void]) -> [Double] {
+        for body in bodies { body() }
+        var times = [[Double]](repeating: [], count: bodies.count)
+        for _ in 0..<repeats {
+            for (index, body) in bodies.enumerated() {
+                let start = now()
+                body()
+                times[index].append(seconds(since: start))
+            }
+        }
+        return times.map(median)
+    }
+}
+
+/// The own-GEMM table: GFLOP/s per kernel and its ratio to OpenBLAS.
+func printGemm(_ rows: [GemmRow]) {
+    let names = GemmBench.variants().map(\.name)
+    print("\nOwn packed GEMM vs cblas_sgemm, small preset's linear layers (GFLOP/s; ×: own / OpenBLAS), same run")
+    printTable(["op", "M×K×N", "GFLOP", "OpenBLAS"] + names.flatMap { [$0, "×"] }, rows.map { r in
+        [r.op, "\(r.m)×\(r.k)×\(r.n)", fmt(r.gflop, 2), fmt(r.openblasGflops)]
+            + names.flatMap { name in
+                let g = r.ownGflops[name] ?? 0
+                return [fmt(g), fmt(g / r.openblasGflops, 2)]
+            }
+    })
+}

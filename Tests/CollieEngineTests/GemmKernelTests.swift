@@ -1,0 +1,179 @@
+import CCollieKernels
+import XCTest
+@testable import CollieEngine
+
+/// Collie's own packed GEMM (collie_gemm.h) at every kernel level this CPU has: the float32 product equals a float64
+/// reference within 1e-5 of Σ|alpha·a·b| + |beta·c| for every transpose combination, edge tile, cache-block boundary and
+/// thread split; the bfloat16 product equals the float64 reference over the bfloat16-rounded operands as closely, and
+/// differs from the float32 product by bfloat16's rounding.
+final class GemmKernelTests: XCTestCase {
+    /// (M, N, K): tails of every tile (1, 7, 33, 257), K across the 768-deep K block, N across the 2048-column block,
+    /// and products large enough to be split over threads along M (257×33) and along N (20×300).
+    static let shapes: [(m: Int, n: Int, k: Int)] = [
+        (1, 1, 1), (7, 33, 1), (1, 257, 7), (33, 7, 257), (257, 33, 33), (20, 300, 64), (9, 40, 777), (3, 4100, 5),
+    ]
+
+    /// One product's operands, stored with leading dimensions wider than their rows, and its float64 reference.
+    struct Case {
+        let m, n, k: Int
+        let transA, transB: Bool
+        let alpha, beta: Float
+        let lda, ldb, ldc: Int
+        let a, b, c: [Float]
+
+        init(m: Int, n: Int, k: Int, transA: Bool, transB: Bool, alpha: Float, beta: Float, seed: UInt64) {
+            (self.m, self.n, self.k, self.transA, self.transB, self.alpha, self.beta) = (m, n, k, transA, transB, alpha, beta)
+            lda = (transA ? m : k) + 3
+            ldb = (transB ? k : n) + 2
+            ldc = n + 5
+            var generator = RandomGenerator(seed: seed)
+            func values(_ count: Int) -> [Float] {
+                (0..<count).map { _ in Float(generator.next() >> 40) * 0x1.0p-23 - 1 }
+            }
+            a = values(lda * (transA ? k : m))
+            b = values(ldb * (transB ? n : k))
+            c = values(ldc * m)
+        }
+
+        func opA(_ i: Int, _ p: Int) -> Float { transA ? a[p * lda + i] : a[i * lda + p] }
+        func opB(_ p: Int, _ j: Int) -> Float { transB ? b[j * ldb + p] : b[p * ldb + j] }
+
+        /// alpha·Σ op(A)·op(B) + beta·C in float64 (operands rounded to bfloat16 first when `rounded`), and the bound
+        /// Σ|alpha·a·b| + |beta·c| its error is measured against, per element of C.
+        func reference(rounded: Bool) -> (values: [Double], scale: [Double]) {
+            func value(_ x: Float) -> Double {
+                rounded ? Double(HalfPrecision.float(bfloat16: HalfPrecision.bfloat16Bits(x))) : Double(x)
+            }
+            var values = [Double](repeating: 0, count: m * n), scale = values
+            for i in 0..<m {
+                for j in 0..<n {
+                    var sum = 0.0, magnitude = 0.0
+                    for p in 0..<k {
+                        let product = value(opA(i, p)) * value(opB(p, j))
+                        sum += product
+                        magnitude += abs(product)
+                    }
+                    let old = beta == 0 ? 0 : Double(beta) * Double(c[i * ldc + j])
+                    values[i * n + j] = Double(alpha) * sum + old
+                    scale[i * n + j] = abs(Double(alpha)) * magnitude + abs(old)
+                }
+            }
+            return (values, scale)
+        }
+
+        /// C after the product, computed by Collie's GEMM.
+        func run(_ precision: GEMMPrecision, threads: Int = 2) -> [Float] {
+            var out = c
+            Float.packedGEMM(precision: precision, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                             a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: &out, ldc: ldc, threads: threads)
+            return out
+        }
+
+        /// The largest |C − reference| / scale over C's M×N elements; fails if anything past a row's N columns moved.
+        func worstError(_ out: [Float], _ reference: (values: [Double], scale: [Double]),
+                        file: StaticString = #filePath, line: UInt = #line) -> Double {
+            var worst = 0.0
+            for i in 0..<m {
+                for j in 0..<ldc {
+                    if j >= n {
+                        XCTAssertEqual(out[i * ldc + j].bitPattern, c[i * ldc + j].bitPattern,
+                                       "C[\(i), \(j)] lies past N and must not change", file: file, line: line)
+                        continue
+                    }
+                    let error = abs(Double(out[i * ldc + j]) - reference.values[i * n + j])
+                    worst = max(worst, error / max(reference.scale[i * n + j], .leastNormalMagnitude))
+                }
+            }
+            return worst
+        }
+    }
+
+    /// Every shape with every transpose combination; alpha and beta vary with the combination (beta 0 included).
+    static func cases() -> [Case] {
+        var cases: [Case] = []
+        for (index, shape) in shapes.enumerated() {
+            for (t, (transA, transB)) in [(false, false), (false, true), (true, false), (true, true)].enumerated() {
+                let (alpha, beta): (Float, Float) = [(1, 0), (0.75, -0.5), (-1.5, 1), (2, 0)][t]
+                cases.append(Case(m: shape.m, n: shape.n, k: shape.k, transA: transA, transB: transB, alpha: alpha,
+                                  beta: beta, seed: UInt64(index * 4 + t + 1)))
+            }
+        }
+        return cases
+    }
+
+    func testFloat32GEMMMatchesFloat64ReferenceAtEveryLevel() {
+        for product in Self.cases() {
+            let reference = product.reference(rounded: false)
+            forEachKernelLevel { level in
+                let worst = product.worstError(product.run(.float32), reference)
+                XCTAssertLessThanOrEqual(worst, 1e-5, "float32 \(product.m)×\(product.n)×\(product.k) "
+                                         + "transA \(product.transA) transB \(product.transB) at level \(level)")
+            }
+        }
+    }
+
+    func testBFloat16GEMMMatchesReferenceOverRoundedOperandsAtEveryLevel() {
+        for product in Self.cases() {
+            let reference = product.reference(rounded: true)
+            forEachKernelLevel { level in
+                let worst = product.worstError(product.run(.bfloat16), reference)
+                XCTAssertLessThanOrEqual(worst, 1e-5, "bfloat16 \(product.m)×\(product.n)×\(product.k) "
+                                         + "transA \(product.transA) transB \(product.transB) at level \(level)")
+            }
+        }
+    }
+
+    /// The operands really are rounded: against the float32 reference the bfloat16 product is off by far more than
+    /// float32's accumulation could explain, yet within bfloat16's bound (an operand off by at most 2⁻⁸ of itself, a
+    /// product by about 2⁻⁷).
+    func testBFloat16GEMMDiffersFromFloat32ByOperandRounding() {
+        let product = Case(m: 33, n: 40, k: 257, transA: false, transB: true, alpha: 1, beta: 0, seed: 99)
+        let exact = product.reference(rounded: false)
+        forEachKernelLevel { level in
+            let worst = product.worstError(product.run(.bfloat16), exact)
+            XCTAssertGreaterThan(worst, 1e-4, "bfloat16 product as close as float32 at level \(level)")
+            XCTAssertLessThanOrEqual(worst, 0x1.0p-7 + 1e-5, "bfloat16 product beyond operand rounding at level \(level)")
+        }
+    }
+
+    /// Threads only split C: one thread and two give the same bits.
+    func testThreadCountDoesNotChangeTheResult() {
+        let product = Case(m: 257, n: 300, k: 64, transA: true, transB: false, alpha: 1, beta: 0.5, seed: 7)
+        forEachKernelLevel { level in
+            for precision in [GEMMPrecision.float32, .bfloat16] {
+                XCTAssertEqual(product.run(precision, threads: 1).map(\.bitPattern),
+                               product.run(precision, threads: 2).map(\.bitPattern), "\(precision) at level \(level)")
+            }
+        }
+    }
+
+    /// BLAS's contract at the edges: beta = 0 overwrites C without reading it (NaN in C disappears), K = 0 scales C by
+    /// beta, and M or N = 0 touches nothing.
+    func testBetaZeroAndEmptyProductsFollowBLAS() {
+        let a: [Float] = [1, 2, 3, 4], b: [Float] = [5, 6, 7, 8]
+        forEachKernelLevel { level in
+            for precision in [GEMMPrecision.float32, .bfloat16] {
+                var c = [Float](repeating: .nan, count: 4)
+                Float.packedGEMM(precision: precision, transA: false, transB: false, m: 2, n: 2, k: 2, alpha: 1,
+                                 a: a, lda: 2, b: b, ldb: 2, beta: 0, c: &c, ldc: 2)
+                XCTAssertEqual(c, [19, 22, 43, 50], "\(precision) at level \(level)")
+                Float.packedGEMM(precision: precision, transA: false, transB: false, m: 2, n: 2, k: 0, alpha: 1,
+                                 a: a, lda: 1, b: b, ldb: 2, beta: 0.5, c: &c, ldc: 2)
+                XCTAssertEqual(c, [9.5, 11, 21.5, 25], "K = 0, \(precision) at level \(level)")
+                Float.packedGEMM(precision: precision, transA: false, transB: false, m: 0, n: 2, k: 2, alpha: 1,
+                                 a: a, lda: 2, b: b, ldb: 2, beta: 0, c: &c, ldc: 2)
+                XCTAssertEqual(c, [9.5, 11, 21.5, 25], "M = 0, \(precision) at level \(level)")
+            }
+        }
+    }
+
+    /// Level 4 runs the AVX512_BF16 microkernel for the bfloat16 product and AVX-512F for float32; every lower level
+    /// runs its own float32 microkernel for both.
+    func testMicrokernelFollowsKernelLevel() {
+        forEachKernelLevel { level in
+            let float32 = collie_gemm_kernel_level(0), bfloat16 = collie_gemm_kernel_level(1)
+            XCTAssertEqual(float32, min(level, 2), "float32 at level \(level)")
+            XCTAssertEqual(bfloat16, level >= 4 ? 4 : min(level, 2), "bfloat16 at level \(level)")
+        }
+    }
+}

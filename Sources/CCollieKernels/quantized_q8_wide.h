@@ -164,8 +164,19 @@ TARGET_WIDE static ALWAYS_INLINE void wide_tile(const uint8_t *w, const size_t *
             }
         }
     }
-    for (int k = 0; k < NW; k++)
-        for (int q = 0; q < NX; q++) y[(r0 + (size_t)q) * out + o[k]] = _mm512_reduce_add_ps(acc[k][q]);
+    // The NW·NX lane sums at once: 16 registers (zeros past NW·NX) folded pairwise into one, 45 instructions instead
+    // of 8 per register; accumulator i ends in lane 4·(i % 4) + i / 4.
+    __m512 v[16];
+    for (int i = 0; i < 16; i++) v[i] = i < NW * NX ? acc[i / NX][i % NX] : _mm512_setzero_ps();
+    for (int i = 0; i < 8; i++)
+        v[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44), _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xEE));
+    for (int i = 0; i < 4; i++)
+        v[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x88), _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xDD));
+    for (int i = 0; i < 2; i++)
+        v[i] = _mm512_add_ps(_mm512_shuffle_ps(v[2 * i], v[2 * i + 1], 0x44), _mm512_shuffle_ps(v[2 * i], v[2 * i + 1], 0xEE));
+    float sums[16];
+    _mm512_storeu_ps(sums, _mm512_add_ps(_mm512_shuffle_ps(v[0], v[1], 0x88), _mm512_shuffle_ps(v[0], v[1], 0xDD)));
+    for (int i = 0; i < NW * NX; i++) y[(r0 + (size_t)(i % NX)) * out + o[i / NX]] = sums[4 * (i % 4) + i / 4];
 }
 
 /// Every prepared input row against weight rows o[0 ..< NW]: tiles of 8 input rows, then one of the rest.

@@ -304,9 +304,16 @@ static int prepare(int format, const uint8_t *xq, size_t in, size_t rows, prepar
 #undef TARGET
 #undef VNNI
 #undef WIDE_NW
+
+#include "quantized_q8_wide.h"
 #endif
 
 // MARK: - Dispatch
+
+/// The fewest input rows that Q8_0 takes the wide kernel for (quantized_q8_wide.h) at level 3 and above.
+#ifndef COLLIE_Q8_WIDE_MIN_ROWS
+#define COLLIE_Q8_WIDE_MIN_ROWS 2
+#endif
 
 void collie_qgemv_q8(int format, const void *w, const void *xq, float *y, size_t in, size_t out, size_t rows,
                      size_t begin, size_t end) {
@@ -318,6 +325,12 @@ void collie_qgemv_q8(int format, const void *w, const void *xq, float *y, size_t
         float *yr = y + r * out;
 #ifdef QGEMV_X86
         const int level = collie_kernel_level();
+        wide_prepared wp;
+        if (level >= 3 && format == COLLIE_Q8_0 && n >= COLLIE_Q8_WIDE_MIN_ROWS && wide_prepare(x, in, n, &wp)) {
+            qgemv_q8_0_wide(w, &wp, yr, out, begin, end);
+            free(wp.data);
+            continue;
+        }
         prepared p;
         if (level >= 1 && prepare(format, x, in, n, &p)) {
             if (level >= 3) qgemv_vnni(format, w, &p, yr, out, begin, end);

@@ -1,4 +1,5 @@
 import CCollieKernels
+@testable import CollieEngine
 import XCTest
 
 /// The 8-bit activation half of the quantized kernels against llama.cpp's ggml (Fixtures/quantized-q8):
@@ -90,6 +91,64 @@ final class QuantizedDotTests: XCTestCase {
             print("qgemv_q8 \(name): relative error against float activations ≤ \(String(format: "%.2e", worst))")
             XCTAssertLessThan(worst, 2e-2, name)
             XCTAssertTrue(y[1 * out..<2 * out].allSatisfy { $0 == 0 }, "a zero input row gives zeros")
+        }
+    }
+
+    /// Q8_0 against Q8_0 activations equals Σ_blocks d_w·d_x·Σ q_w·q_x (integers exact, float64 products) within the
+    /// float rounding of the kernels' partial products (each ≤ a block's Σ |q_w·q_x|, one rounding per term and
+    /// sum: (blocks + 20)·2⁻²⁴ of Σ |d_w·d_x|·Σ |q_w·q_x|), at every kernel level, for 1–16 input rows, output ranges, and inputs of 1…19
+    /// blocks: the wide kernel's groups of 8 blocks, its tail pairs and an odd last block (levels 3 and 4), codes of
+    /// −128 (the xor to unsigned), and a row of saturated activations (the largest integer sums).
+    func testQ8_0EqualsIntegerSumsForEveryRowCountAndTail() {
+        var generator = RandomGenerator(seed: 23)
+        let out = 11
+        for blocks in [1, 2, 3, 7, 8, 9, 10, 16, 17, 18, 19] {
+            let columns = 32 * blocks
+            let matrix = randomQuantizedMatrix(.q8_0, rows: out, columns: columns, seed: UInt64(blocks))
+            let w = matrix.storage.data.assumingMemoryBound(to: UInt8.self)
+            for o in 0..<out { w[o * blocks * 34 + 2 + o % 32] = 0x80 }  // a code of −128 in each weight row
+            var x = (0..<16 * columns).map { _ in Float(generator.nextUnit() * 2 - 1) }
+            for c in 0..<columns { x[2 * columns + c] = c % 3 == 0 ? -5 : 5 }  // row 2: every code ±127
+            let rowBytes = collie_activation_row_bytes(BlockFormat.q8_0.ggmlType, columns)
+            var xq = [UInt8](repeating: 0, count: 16 * rowBytes)
+            collie_quantize_activations(BlockFormat.q8_0.ggmlType, x, &xq, columns, 16)
+            // The exact products and their magnitudes, per input row and output.
+            var exact = [Double](repeating: 0, count: 16 * out), magnitude = exact
+            for r in 0..<16 {
+                for o in 0..<out {
+                    for b in 0..<blocks {
+                        let wb = w + (o * blocks + b) * 34, xb = r * rowBytes + b * 34
+                        var (sum, absolute) = (0, 0)
+                        for j in 0..<32 {
+                            let product = Int(Int8(bitPattern: wb[2 + j])) * Int(Int8(bitPattern: xq[xb + 2 + j]))
+                            (sum, absolute) = (sum + product, absolute + abs(product))
+                        }
+                        let dw = Double(Float16(bitPattern: UInt16(wb[0]) | UInt16(wb[1]) << 8))
+                        let dx = Double(Float16(bitPattern: UInt16(xq[xb]) | UInt16(xq[xb + 1]) << 8))
+                        exact[r * out + o] += dw * dx * Double(sum)
+                        magnitude[r * out + o] += abs(dw * dx) * Double(absolute)
+                    }
+                }
+            }
+            forEachKernelLevel { level in
+                for rows in 1...16 {
+                    for range in [0..<out, 3..<8, 10..<11] {
+                        var y = [Float](repeating: .nan, count: rows * out)
+                        xq.withUnsafeBytes {
+                            collie_qgemv_q8(BlockFormat.q8_0.ggmlType, w, $0.baseAddress, &y, columns, out, rows, range.lowerBound,
+                                            range.upperBound)
+                        }
+                        for r in 0..<rows {
+                            for o in 0..<out {
+                                let got = y[r * out + o], message = "level \(level), \(blocks) blocks, \(rows) rows, \(range): y[\(r), \(o)]"
+                                guard range.contains(o) else { XCTAssertTrue(got.isNaN, message); continue }
+                                XCTAssertEqual(Double(got), exact[r * out + o],
+                                               accuracy: 6e-8 * Double(blocks + 20) * magnitude[r * out + o], message)
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 }

@@ -175,12 +175,14 @@ extension QuantizedLinearTests {
 
     /// By default one input row (batch-1 decoding, bound by reading the blocks) takes the 8-bit kernels and more
     /// rows (bound by arithmetic) the float ones; only with AVX512_BF16 (kernel level 4) do the 32-value formats take
-    /// bfloat16 from 2 rows, Q4_1 from 1, while the K-quants keep int8 / float. An explicit choice holds for any count.
+    /// bfloat16 from 2 rows, Q4_1 from 1, while the K-quants keep int8 / float; Q8_0 takes int8 at any count from
+    /// AVX-512 VNNI (level 3) up. An explicit choice holds for any count.
     func testAutomaticActivationsPickBFloat16OnlyAtLevel4() {
         let picks: [BlockFormat: [Int: QuantizedActivations]] = [
             .q4_1: [1: .bfloat16, 2: .bfloat16, 8: .bfloat16],
             .q4_0: [1: .int8, 2: .bfloat16, 8: .bfloat16],
             .q4_K: [1: .int8, 2: .float, 8: .float],
+            .q8_0: [1: .int8, 2: .int8, 8: .int8],
         ]
         var generator = RandomGenerator(seed: 17)
         for (format, atLevel4) in picks {
@@ -193,7 +195,8 @@ extension QuantizedLinearTests {
                             Tensor.linear(x, quantized: matrix).floats()
                         } } }
                     }
-                    let expected = level >= 4 ? atLevel4[rows]! : rows == 1 ? .int8 : .float
+                    let expected = level >= 4 || (level == 3 && format == .q8_0) ? atLevel4[rows]!
+                        : rows == 1 ? .int8 : .float
                     let message = "\(format), \(rows) rows at level \(level)"
                     XCTAssertEqual(QuantizedActivations.automatic.resolved(rows: rows, format: format, level: level),
                                    expected, message)

@@ -72,18 +72,21 @@ public enum QuantizedActivations: String, Codable, CaseIterable, Sendable {
     /// dequantized weights times the rounded activations, up to summation order. Below kernel level 4 (no
     /// AVX512_BF16) the same sums run in plain C: correct, but slow.
     case bfloat16
-    /// The fastest measured for the format and row count (Zen 4; docs/PERFORMANCE.md). With AVX512_BF16 (kernel level
-    /// 4): `bfloat16` for the 32-value formats from 2 input rows and Q4_1 from 1 (single-thread GB/s, bfloat16 / float
-    /// / int8, Q4_1 576×1536: one row 12.7 / 4.9 / 10.8, 8 rows 3.6 / 3.2 / 3.0). Otherwise `int8` for one input row,
-    /// where reading the blocks bounds the step, and `float` for more, where arithmetic bounds it. SmolLM2 Q4_1 end to
-    /// end, 2 threads, tokens/s: batch 1 144 (bfloat16 alone 157, int8 147, float 79: within the noise), batch 8 340
-    /// (bfloat16 alone 335, float 306, int8 278). The output projection takes `bfloat16` (level 4) or `float` at any
-    /// batch (`withOutputProjectionActivations`). The default.
+    /// The fastest measured for the format and row count (Zen 4; docs/PERFORMANCE.md). Q8_0 with AVX-512 VNNI (kernel
+    /// level 3 and 4): `int8` at any row count (from 2 rows its wide kernel, 8 blocks per register; single-thread GB/s,
+    /// int8 / bfloat16, Q8_0 576×1536 at 8 rows: 4.98 / 3.26). Otherwise, with AVX512_BF16 (level 4): `bfloat16` for
+    /// the other 32-value formats from 2 input rows and Q4_1 from 1 (bfloat16 / float / int8, Q4_1 576×1536: one row
+    /// 12.7 / 4.9 / 10.8, 8 rows 3.6 / 3.2 / 3.0). Otherwise `int8` for one input row, where reading the blocks bounds
+    /// the step, and `float` for more, where arithmetic bounds it. SmolLM2 Q4_1 end to end, 2 threads, tokens/s: batch
+    /// 1 144 (bfloat16 alone 157, int8 147, float 79: within the noise), batch 8 340 (bfloat16 alone 335, float 306,
+    /// int8 278). The output projection takes `bfloat16` (level 4) or `float` at any batch
+    /// (`withOutputProjectionActivations`). The default.
     case automatic
 
     /// The arithmetic for `rows` input rows against `format` blocks at kernel level `level`.
     func resolved(rows: Int, format: BlockFormat, level: Int32 = collie_kernel_level()) -> QuantizedActivations {
         guard self == .automatic else { return self }
+        if level >= 3, format == .q8_0 { return .int8 }
         if level >= 4, format.blockElements == 32, rows > 1 || format == .q4_1 { return .bfloat16 }
         return rows == 1 ? .int8 : .float
     }

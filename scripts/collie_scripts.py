@@ -210,15 +210,20 @@ def reset_peak_rss():
         return False
 
 
-def timed_training_steps(model, optimizer, ids, steps):
+def timed_training_steps(model, optimizer, ids, steps, autocast_bf16=False):
     """Runs steps + 1 AdamW-style training steps of `model` on `ids` (labels = ids); returns the median seconds
-    of the last `steps` (the first warms up) and every step's loss. Shared by the training and memory benches."""
+    of the last `steps` (the first warms up) and every step's loss. Shared by the training and memory benches.
+    With autocast_bf16, forward and backward run inside torch.autocast("cpu", dtype=torch.bfloat16)."""
+    import contextlib
+    import torch
     times, losses = [], []
     for step in range(steps + 1):
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        loss = model(input_ids=ids, labels=ids).loss
-        loss.backward()
+        scope = torch.autocast(device_type="cpu", dtype=torch.bfloat16) if autocast_bf16 else contextlib.nullcontext()
+        with scope:
+            loss = model(input_ids=ids, labels=ids).loss
+            loss.backward()
         optimizer.step()
         losses.append(loss.item())
         if step > 0:

@@ -51,6 +51,10 @@ public enum Parallel {
     @inlinable
     public static func forEach(_ count: Int, minimumChunk: Int = 1, _ body: (Range<Int>) -> Void) {
         if count <= 0 { return }
+        if MixedPrecision.current != .float32 {
+            // Chunks multiply in float32 on any thread count and thread (MixedPrecision).
+            return MixedPrecision.withFloat32Chunks { forEach(count, minimumChunk: minimumChunk, body) }
+        }
         let chunks = min(threadCount, max(1, count / max(minimumChunk, 1)))
         if chunks <= 1 {
             body(0..<count)

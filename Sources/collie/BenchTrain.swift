@@ -9,7 +9,7 @@ extension Bench {
     /// `scripts/bench/bench_train_torch.py` runs the same configurations in PyTorch + transformers.
     struct Train: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Time training steps of a reference LLaMA configuration (fp32, AdamW).")
+            abstract: "Time training steps of a reference LLaMA configuration (fp32 or bf16 mixed, AdamW): MFU, profile.")
 
         /// The reference configurations (vocab 32000).
         enum Preset: String, ExpressibleByArgument, CaseIterable {
@@ -35,6 +35,8 @@ extension Bench {
         @Option(help: "Reference configuration: tiny or small.") var preset: Preset = .tiny
         @Option(help: "Timed steps (after one warm-up step).") var steps = 5
         @Option(help: "Tokens per sequence instead of the preset's (1…2048).") var length: Int?
+        @Option(help: "bf16: matrix products with bfloat16 operands and float32 accumulation (mixed_precision: bf16); no: float32.")
+        var mixedPrecision: CollieConfig.MixedPrecisionMode = .no
         @Flag(help: "Print one JSON object instead of text.") var json = false
         @Flag(help: "Break the timed steps' time down by op (forward, backward), GEMM, optimizer and hooks.")
         var profile = false
@@ -59,7 +61,8 @@ extension Bench {
             let ids = Tensor(ints: (0..<(b * t)).map { _ in Int(generator.next() % UInt64(c.vocabularySize)) }, shape: [b, t])
 
             // The peak first, while nothing of this run's own is in flight.
-            let peakKind = ArithmeticPeak.float32
+            let precision = mixedPrecision.gemmPrecision
+            let peakKind = precision == .bfloat16 ? ArithmeticPeak.bfloat16 ?? ArithmeticPeak.float32 : ArithmeticPeak.float32
             let peak = peakKind.flatMap { MachinePeak.gflops($0, threads: Parallel.threadCount, remeasure: remeasurePeak) }
 
             var times: [Double] = []
@@ -71,15 +74,17 @@ extension Bench {
                 let start = Timing.now()
                 buffer.zeroGradients()
                 let loss: Tensor
-                if profile {
-                    loss = opProfile.withProfiling {
-                        let loss = model.loss(ids: ids, labels: ids)
-                        loss.backward()
-                        return loss
+                loss = MixedPrecision.with(precision) {
+                    if profile {
+                        return opProfile.withProfiling {
+                            let loss = model.loss(ids: ids, labels: ids)
+                            loss.backward()
+                            return loss
+                        }
                     }
-                } else {
-                    loss = model.loss(ids: ids, labels: ids)
+                    let loss = model.loss(ids: ids, labels: ids)
                     loss.backward()
+                    return loss
                 }
                 let optimizerStart = Timing.now()
                 optimizer.step()
@@ -107,6 +112,7 @@ extension Bench {
                     "step_seconds_median": median, "tokens_per_second": tokens / median, "gflops": gflops,
                     "peak_rss_bytes": peakRSS, "losses": losses.map(Double.init), "openblas_coretype": blas,
                     "threads": Parallel.threadCount, "cpu": HostInfo.current().cpu,
+                    "mixed_precision": mixedPrecision.rawValue,
                 ]
                 if let peak, let peakKind {
                     object["peak_instruction"] = peakKind.rawValue
@@ -118,7 +124,7 @@ extension Bench {
                 print(String(decoding: data, as: UTF8.self))
             } else {
                 print("collie bench train --preset \(preset.rawValue): \(model.parameterCount.formatted()) parameters, "
-                      + "batch \(b) × \(t), AdamW fp32, \(Parallel.threadCount) threads, OPENBLAS_CORETYPE=\(blas)")
+                      + "batch \(b) × \(t), AdamW fp32, GEMM operands \(precision == .bfloat16 ? "bf16" : "fp32"), \(Parallel.threadCount) threads, OPENBLAS_CORETYPE=\(blas)")
                 print(String(format: "median step %.3f s | %.0f tokens/s | %.1f GFLOP/s | peak RSS %.2f GB | loss %.4f → %.4f",
                              median, tokens / median, gflops, Double(peakRSS) / 1e9, losses.first!, losses.last!))
                 if let peak, let peakKind {
@@ -127,7 +133,7 @@ extension Bench {
                                  HostInfo.current().cpu, Parallel.threadCount,
                                  peak.cached ? "cached in \(MachinePeak.cacheFile.path)" : "measured now"))
                 } else {
-                    print("MFU: no float32 peak on this CPU (no AVX2/AVX-512)")
+                    print("MFU: no peak measured on this CPU (no AVX2/AVX-512)")
                 }
                 if let breakdown { print(breakdown.table) }
             }
@@ -138,3 +144,4 @@ extension Bench {
         }
     }
 }
+extension CollieConfig.MixedPrecisionMode: ExpressibleByArgument {}

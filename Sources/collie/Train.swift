@@ -192,6 +192,12 @@ struct Train: ParsableCommand {
         say("training: \(length) updates of \(c.trainMicroBatchSize) × "
               + "\(c.gradientAccumulationSteps) examples, \(c.optimizer.name.rawValue) lr \(c.optimizer.learningRate) "
               + "(\(c.lrScheduler.kind.rawValue)), \(Parallel.threadCount) threads → \(trainer.outputDirectory.path)")
+        if c.mixedPrecision == .bf16 {
+            say("mixed precision bf16: matrix products with bfloat16 operands, float32 accumulation"
+                  + (MixedPrecision.hasBFloat16Hardware ? " (AVX512_BF16)"
+                     : " — this CPU has no bfloat16 instructions, so the rounded operands go through float32 FMA, "
+                       + "slower than mixed_precision: no"))
+        }
         let group = trainer.dataParallel.communicator
         if group.size > 1 || c.zeroStage > 0 {
             say("data parallel: \(group.size) processes × \(c.trainMicroBatchSize) examples per micro-batch, ZeRO stage "

@@ -69,6 +69,23 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(weights(folder), weights(reference), "the final models are byte for byte equal")
     }
 
+    func testMixedPrecisionBF16TrainsCloseToFloat32AndSaysSo() throws {
+        func losses(_ extra: String) throws -> (losses: [Double], output: String) {
+            let folder = try temporaryFolder(for: self)
+            let run = try CollieExecutable.run(["train", try makeRun(folder, extra: "max_steps: 6\n" + extra).path], in: folder)
+            XCTAssertEqual(run.status, 0, run.errors)
+            let rows = try loggedSteps(folder.appendingPathComponent("out"))
+            return (rows.map { Double($0.split(separator: ",")[2])! }, run.output)
+        }
+        let float32 = try losses("")
+        let bf16 = try losses("mixed_precision: bf16")
+        XCTAssertTrue(bf16.output.contains("mixed precision bf16: matrix products with bfloat16 operands"), bf16.output)
+        XCTAssertFalse(float32.output.contains("mixed precision"), float32.output)
+        XCTAssertEqual(bf16.losses.count, 6)
+        XCTAssertNotEqual(bf16.losses, float32.losses, "bf16 operands change the losses")
+        for (a, b) in zip(bf16.losses, float32.losses) { XCTAssertEqual(a, b, accuracy: 2e-2 * abs(b)) }
+    }
+
     func testKillDuringACheckpointWriteLeavesThePreviousCheckpointLoadable() throws {
         let folder = try temporaryFolder(for: self)
         let config = try makeRun(folder)

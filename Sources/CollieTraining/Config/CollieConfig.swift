@@ -86,6 +86,10 @@ public struct CollieConfig: Codable, Equatable, Sendable {
     /// Clip the global gradient norm to this value; nil: no clipping.
     public var maxGradNorm: Double?
     public var dtype: Precision = .float32
+    /// `mixed_precision: bf16` (Hugging Face accelerate's / PyTorch autocast's): the matrix products of forward and
+    /// backward take bfloat16 operands with float32 accumulation; everything else, and the parameters (per `dtype`),
+    /// as without it. `no` (the default): float32 products.
+    public var mixedPrecision: MixedPrecisionMode = .no
     /// Parameter-efficient fine-tuning (CoLLiE's `peft_config`): LoRA or prompt tuning with PEFT's field names;
     /// only the adapter trains and the saved model is a PEFT adapter folder. Nil: full fine-tuning.
     public var peftConfig: PEFTConfiguration?
@@ -115,7 +119,8 @@ public struct CollieConfig: Codable, Equatable, Sendable {
         case model, quantized, quantize, tokenizer, trainData = "train_data", evalData = "eval_data", evalSplit = "eval_split", recordFormat = "record_format"
         case chatTemplate = "chat_template"
         case maxLength = "max_length", shuffle, paddingSide = "padding_side", lastBatch = "last_batch"
-        case optimizer, lrScheduler = "lr_scheduler", maxGradNorm = "max_grad_norm", dtype, peftConfig = "peft_config"
+        case optimizer, lrScheduler = "lr_scheduler", maxGradNorm = "max_grad_norm", dtype,
+             mixedPrecision = "mixed_precision", peftConfig = "peft_config"
         case outputDir = "output_dir", monitors, monitorOutputs = "monitor_outputs", callbacks
         case samplePrompt = "sample_prompt", samplePrompts = "sample_prompts", sampleMaxNewTokens = "sample_max_new_tokens"
         case deepSpeed = "ds_config"
@@ -162,6 +167,7 @@ public struct CollieConfig: Codable, Equatable, Sendable {
         lrScheduler = try c.value(.lrScheduler, default: lrScheduler)
         maxGradNorm = try c.decodeIfPresent(Double.self, forKey: .maxGradNorm)
         dtype = try c.value(.dtype, default: dtype)
+        mixedPrecision = try c.value(.mixedPrecision, default: mixedPrecision)
         do {
             peftConfig = try c.decodeIfPresent(PEFTConfiguration.self, forKey: .peftConfig)
         } catch let error as PEFTError {

@@ -220,6 +220,17 @@ extension CollieConfig {
         }
     }
 
+    /// `mixed_precision:` — the arithmetic of forward's and backward's matrix products.
+    public enum MixedPrecisionMode: String, Codable, CaseIterable, Sendable, ConfigEnum {
+        /// float32 operands.
+        case no
+        /// bfloat16 operands, float32 accumulation (PyTorch's bf16 autocast).
+        case bf16
+
+        /// The engine's GEMM precision.
+        public var gemmPrecision: GEMMPrecision { self == .bf16 ? .bfloat16 : .float32 }
+    }
+
     /// `callbacks:` — what happens at epoch and batch boundaries besides the update (CoLLiE's callbacks).
     public struct Callbacks: Codable, Equatable, Sendable {
         /// Save checkpoints under `output_dir` every n epochs or every n batches (one of the two).

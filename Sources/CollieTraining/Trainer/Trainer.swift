@@ -214,7 +214,9 @@ public final class Trainer {
         let learningRate = schedule.currentLearningRate
         optimizer.learningRate = learningRate
         model.setAdapterTraining(true)   // LoRA dropout on for this update's passes only
-        let (loss, norm, skipped) = try takeStep(group, targets: targets, predicted: predicted)
+        let (loss, norm, skipped) = try MixedPrecision.with(config.mixedPrecision.gemmPrecision) {
+            try takeStep(group, targets: targets, predicted: predicted)
+        }
         model.setAdapterTraining(false)
         if let skipped {
             consecutiveNonFiniteSteps += 1

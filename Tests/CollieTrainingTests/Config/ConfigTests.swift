@@ -183,6 +183,16 @@ final class ConfigTests: XCTestCase {
                       issue.message)
     }
 
+    func testMixedPrecisionIsNoOrBF16() throws {
+        XCTAssertEqual(try CollieConfig(text: "model: tiny\ntokenizer: t\n").mixedPrecision, .no)
+        XCTAssertEqual(try CollieConfig(text: "model: tiny\ntokenizer: t\nmixed_precision: bf16\n").mixedPrecision, .bf16)
+        XCTAssertEqual(try CollieConfig(text: "model: tiny\ntokenizer: t\nmixed_precision: no\n").mixedPrecision, .no)
+        XCTAssertEqual(CollieConfig.MixedPrecisionMode.bf16.gemmPrecision, .bfloat16)
+        let issue = try XCTUnwrap(issue("model: tiny\ntokenizer: t\nmixed_precision: fp16\n"))
+        XCTAssertEqual(issue.keyPath, "mixed_precision")
+        XCTAssertTrue(issue.message.contains("expected one of no, bf16"), issue.message)
+    }
+
     func testBadValueInAListNamesItsIndex() throws {
         let issue = try XCTUnwrap(issue("model: tiny\ntokenizer: t\nmonitors:\n  - loss\n  - los\n"))
         XCTAssertEqual(issue.keyPath, "monitors[1]")

@@ -1,0 +1,30 @@
+/// The arithmetic of float32 matrix products inside a scope: `mixed_precision: bf16` runs training's forward and
+/// backward with `.bfloat16` (PyTorch autocast's semantics on CPU: GEMM operands rounded to bfloat16, accumulation in
+/// float32; norms, softmax, attention's softmax-weighted sums, the loss and the optimizer stay float32).
+///
+/// A task-local value like `GradMode`: it covers the GEMMs the scope's own thread issues (every linear layer's forward,
+/// dX and dW and `matmul`), never another model's work on another thread. Inside `Parallel.forEach` chunks
+/// (attention's tiles) GEMMs are float32 on every thread, the scope's own included, so results are deterministic.
+public enum MixedPrecision {
+    @TaskLocal static var gemm: GEMMPrecision = .float32
+
+    /// The precision float32 GEMMs use here.
+    @usableFromInline
+    static var current: GEMMPrecision { gemm }
+
+    /// Runs `body` with float32 GEMMs in `precision`.
+    public static func with<R>(_ precision: GEMMPrecision, _ body: () throws -> R) rethrows -> R {
+        try $gemm.withValue(precision, operation: body)
+    }
+
+    /// Runs a parallel loop's chunks with float32 GEMMs: whichever thread takes a chunk (the scope's own thread takes
+    /// some), its products are the same, so a result never depends on the scheduling.
+    @usableFromInline
+    static func withFloat32Chunks(_ body: () -> Void) {
+        $gemm.withValue(.float32, operation: body)
+    }
+
+    /// Whether the CPU multiplies bfloat16 in hardware (AVX512_BF16): without it `.bfloat16` rounds the operands the
+    /// same way but multiplies them with float32 instructions, slower than plain float32.
+    public static var hasBFloat16Hardware: Bool { ArithmeticPeak.bfloat16 != nil }
+}

@@ -1,0 +1,111 @@
+import CCollieKernels
+import CollieEngine
+import CollieIO
+import CollieModels
+import CollieTestSupport
+import CollieTraining
+import Foundation
+import XCTest
+
+/// `mixed_precision: bf16` against PyTorch's bf16 autocast on CPU (scripts/fixtures/make_mixed_precision_fixtures.py:
+/// the llama_gqa fixture model, float32 weights, eager attention, its loss and backward inside
+/// `torch.autocast("cpu", dtype=torch.bfloat16)`, and three AdamW steps so).
+///
+/// The two sides round the same GEMM operands to bfloat16 and accumulate in float32, but not at the same places:
+/// autocast also rounds each linear layer's output and runs attention's two products in bf16, Collie keeps
+/// float32 outputs and attention (MixedPrecision). So they agree to bf16's precision, not float32's: this fixture's
+/// large weights (projections N(0, 0.2²)) make that coarse — autocast's own gradients are up to 5.7e-2 × max|grad|
+/// from float32's. Tolerances (relative to the largest magnitude of the expected tensor): loss and the AdamW losses
+/// 4e-3, bfloat16's unit roundoff 2⁻⁸ (measured 1.5e-3 and 2.4e-3), gradients 8e-2 (measured 4.0–4.5e-2). At every
+/// kernel level: AVX512_BF16 multiplies bf16 pairs, the levels below multiply the same rounded operands in float32.
+final class MixedPrecisionParityTests: XCTestCase {
+    static let lossTolerance = 4e-3
+    static let gradientTolerance = 8e-2
+
+    fileprivate func fixture() throws -> (model: LlamaForCausalLM, expected: SafeTensorsFile, ids: Tensor, labels: Tensor) {
+        let folder = ModelFixtures.folder("llama_gqa")
+        let model = try LlamaForCausalLM.load(from: folder)
+        let batch = try SafeTensorsFile(url: folder.appendingPathComponent("expected.safetensors"))
+        let expected = try SafeTensorsFile(url: folder.appendingPathComponent("autocast_bf16.safetensors"))
+        return (model, expected, try batch.tensor("input_ids").contiguousCopy(), try batch.tensor("labels").contiguousCopy())
+    }
+
+    private func forEachLevel(_ body: (Int32) throws -> Void) rethrows {
+        defer { collie_kernel_limit_level(COLLIE_KERNEL_LEVEL_MAX) }
+        for level in stride(from: collie_kernel_level(), through: 0, by: -1) {
+            collie_kernel_limit_level(level)
+            try body(level)
+        }
+    }
+
+    func testLossAndGradientsMatchBF16Autocast() throws {
+        try forEachLevel { level in
+            let (model, expected, ids, labels) = try fixture()
+            for p in model.parameters { p.requiresGrad = true }
+            let float32Loss = withNoGrad { model.loss(ids: ids, labels: labels).item }
+            let loss = MixedPrecision.with(.bfloat16) { model.loss(ids: ids, labels: labels) }
+            MixedPrecision.with(.bfloat16) { loss.backward() }
+            // The operands really are rounded: bf16 moves the loss away from float32's.
+            XCTAssertNotEqual(loss.item, float32Loss, "level \(level)")
+            var report = ParityReport("llama_gqa, bf16 mixed precision, kernel level \(level)")
+            let compare = { (actual: Tensor, expected: Tensor, relative: Double, what: String) in
+                report.compare(actual.doubles(), shape: actual.shape, expected.doubles(), shape: expected.shape,
+                               relative: relative, what)
+            }
+            compare(loss, try expected.tensor("loss"), Self.lossTolerance, "loss")
+            for (key, parameter) in model.namedParameters {
+                compare(try XCTUnwrap(parameter.grad, key), try expected.tensor("grad." + key), Self.gradientTolerance,
+                        "grad " + key)
+            }
+            report.finish()
+        }
+    }
+
+    func testThreeAdamWStepsMatchBF16Autocast() throws {
+        let (model, expected, ids, labels) = try fixture()
+        let optimizer = AdamW(parameters: model.parameters, learningRate: 1e-2, beta1: 0.9, beta2: 0.999,
+                              epsilon: 1e-8, weightDecay: 0.01)
+        var losses: [Float] = []
+        for _ in 0..<3 {
+            optimizer.zeroGradients()
+            let loss = MixedPrecision.with(.bfloat16) { () -> Tensor in
+                let loss = model.loss(ids: ids, labels: labels)
+                loss.backward()
+                return loss
+            }
+            optimizer.step()
+            losses.append(loss.item)
+        }
+        var report = ParityReport("llama_gqa, 3 AdamW steps in bf16 mixed precision")
+        let reference = try expected.tensor("adamw.losses")
+        report.compare(losses.map(Double.init), shape: [3], reference.doubles(), shape: reference.shape,
+                       relative: Self.lossTolerance, "losses")
+        report.finish()
+    }
+
+    func testOutsideTheScopeProductsStayFloat32() throws {
+        let (model, _, ids, labels) = try fixture()
+        let before = withNoGrad { model.loss(ids: ids, labels: labels).item }
+        _ = MixedPrecision.with(.bfloat16) { withNoGrad { model.loss(ids: ids, labels: labels).item } }
+        XCTAssertEqual(withNoGrad { model.loss(ids: ids, labels: labels).item }, before)
+    }
+}
+
+extension MixedPrecisionParityTests {
+    /// The scope's own thread takes some of a parallel loop's chunks (attention's tiles): those multiply in float32
+    /// like every other thread's, so a bf16 step gives the same bits every time.
+    func testABF16StepIsDeterministic() throws {
+        var losses: [[Float]] = []
+        for _ in 0..<4 {
+            let (model, _, ids, labels) = try fixture()
+            for p in model.parameters { p.requiresGrad = true }
+            let loss = MixedPrecision.with(.bfloat16) { () -> Tensor in
+                let loss = model.loss(ids: ids, labels: labels)
+                loss.backward()
+                return loss
+            }
+            losses.append([loss.item] + model.parameters.flatMap { $0.grad!.floats() })
+        }
+        for run in losses.dropFirst() { XCTAssertEqual(run, losses[0]) }
+    }
+}

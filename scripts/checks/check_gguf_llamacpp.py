@@ -52,11 +52,11 @@ def llama_tokens(llama_bin, gguf, text_file):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def llama_perplexity(llama_bin, gguf, text_file, context, chunks):
+def llama_perplexity(llama_bin, gguf, text_file, context, chunks, extra=()):
     # llama.cpp's logger writes from a thread and now and then loses the last lines at exit: try again.
     for _ in range(5):
         result = run([os.path.join(llama_bin, "llama-perplexity"), "-m", gguf, "-f", text_file, "-c", str(context),
-                      "-b", str(context), "--chunks", str(chunks), "-t", "2"])
+                      "-b", str(context), "--chunks", str(chunks), "-t", "2", *extra])
         match = re.search(r"Final estimate: PPL = ([0-9.]+)", result.stdout + result.stderr)
         if match:
             return float(match.group(1))

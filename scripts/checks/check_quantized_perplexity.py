@@ -5,7 +5,7 @@ Run by hand (not in CI: it needs a llama.cpp build with llama-perplexity, llama-
 
     swift build -c release --product collie
     python3 scripts/checks/check_quantized_perplexity.py --collie .build/release/collie --llama-bin LLAMA_BUILD/bin \\
-        --model HF_FOLDER [--gguf FILE ...] [--text FILE] [--context 128] [--chunks 4] [--keep FOLDER]
+        --model HF_FOLDER [--gguf FILE ...] [--text FILE] [--context 512] [--chunks 24] [--keep FOLDER]
 
 For the model (a Hugging Face folder, e.g. SmolLM2-135M-Instruct) it makes GGUF files of several types —
 `collie convert --outtype` q8_0, q4_0 and q4_1; llama-quantize Q4_K_M and Q6_K from Collie's f32 export (llama-quantize
@@ -13,8 +13,8 @@ falls back to other types for tensors whose rows are not whole 256-value blocks:
 printed) — plus any --gguf given, and on --text (chunks of --context tokens, each chunk's second half scored, as
 check_gguf_llamacpp.py) computes for each file
 
-  - llama.cpp: llama-perplexity (its CPU backend rounds the activations to 8 bits per block for quantized weights,
-    keeps the KV cache in f16);
+  - llama.cpp: llama-perplexity with `-fa off -ctk f32 -ctv f32` (a float32 KV cache and plain attention, as Collie;
+    its CPU backend rounds the activations to 8 bits per block for quantized weights);
   - Collie dense: `collie score` on the file dequantized at load (float32 weights, BLAS);
   - Collie quantized, float: `collie score --quantized` (blocks kept; the forward pass dequantizes tiles into BLAS,
     so it must equal dense up to summation order: within 1e-4 relative);
@@ -53,9 +53,11 @@ def main():
     parser.add_argument("--llama-bin", required=True, help="llama.cpp's build/bin folder")
     parser.add_argument("--model", required=True, help="a Hugging Face model folder with its tokenizer")
     parser.add_argument("--gguf", nargs="*", default=[], help="more GGUF files of the same model to measure")
-    parser.add_argument("--text", default=collie_scripts.repository_path("docs", "ARCHITECTURE.md"))
-    parser.add_argument("--context", type=int, default=128)
-    parser.add_argument("--chunks", type=int, default=4)
+    # 8-bit activations make a perplexity on a few hundred tokens move by up to 1% with any upstream float difference
+    # (docs/PERFORMANCE.md): the default sample, 24 × 512 tokens (6,144 scored), is what a 1e-3 comparison needs.
+    parser.add_argument("--text", default=collie_scripts.repository_path("data", "tinyshakespeare.txt"))
+    parser.add_argument("--context", type=int, default=512)
+    parser.add_argument("--chunks", type=int, default=24)
     parser.add_argument("--tolerance", type=float, default=1e-3)
     parser.add_argument("--keep", help="keep the files in this folder (existing files there are reused)")
     args = parser.parse_args()
@@ -86,7 +88,8 @@ def main():
         if name == "f32":
             continue
         ppl = lambda *options: collie_perplexity(collie, path, tokens, args.context, args.chunks, work, bos, options)
-        theirs = llama_perplexity(args.llama_bin, path, args.text, args.context, args.chunks)
+        theirs = llama_perplexity(args.llama_bin, path, args.text, args.context, args.chunks,
+                                  extra=("-fa", "off", "-ctk", "f32", "-ctv", "f32"))
         dense, blocks, int8 = ppl(), ppl("--quantized"), ppl("--quantized", "--activations", "int8")
         float_vs_dense = abs(blocks - dense) / dense
         int8_vs_llama = abs(int8 - theirs) / theirs

@@ -47,7 +47,7 @@ TARGET_BF16 static void micro_bf16(size_t kc, const void *ap, const void *bp, fl
     }
 }
 
-/// 16 floats rounded to bfloat16 (gemm_bf16_bits: to nearest even, NaN quiet), each in the low half of its lane.
+/// 16 floats rounded to bfloat16 (collie_bf16_bits: to nearest even, NaN quiet), each in the low half of its lane.
 TARGET_BF16 static inline __m512i round16(__m512 x) {
     const __m512i bits = _mm512_castps_si512(x), high = _mm512_srli_epi32(bits, 16);
     const __m512i bias = _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), _mm512_and_si512(high, _mm512_set1_epi32(1)));

@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "bf16.h"
+
 #define GEMM_INLINE __attribute__((always_inline)) static inline
 
 /// c[i·ldc + j] = alpha · Σ_k a[k][i]·b[k][j] + beta · c[i·ldc + j] over one full MR × NR tile (beta = 0: c is only
@@ -37,21 +39,8 @@ typedef struct {
     collie_gemm_pack pack;
 } collie_gemm_kernel;
 
-/// Float32 bits → bfloat16 bits, to nearest even; NaN stays a quiet NaN.
-GEMM_INLINE uint16_t gemm_bf16_bits(float value) {
-    uint32_t bits;
-    memcpy(&bits, &value, sizeof bits);
-    if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((bits >> 16) | 0x0040);
-    return (uint16_t)((bits + 0x7FFFu + ((bits >> 16) & 1)) >> 16);
-}
-
 /// `value` rounded to the nearest bfloat16 (ties to even), as a float32.
-GEMM_INLINE float gemm_round_bf16(float value) {
-    uint32_t bits = (uint32_t)gemm_bf16_bits(value) << 16;
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
+GEMM_INLINE float gemm_round_bf16(float value) { return collie_bf16_value(collie_bf16_bits(value)); }
 
 /// Float32 micro-panels; `round` rounds every value to bfloat16 first (the bf16 GEMM on a float32 microkernel).
 GEMM_INLINE void gemm_pack_f32_body(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows, size_t k0,
@@ -89,12 +78,12 @@ GEMM_INLINE void gemm_pack_pairs_body(const float *src, size_t ld, int k_contigu
                 size_t k = 0;
                 for (; k + 2 <= kc; k += 2) {
                     uint16_t *d = panel + (k / 2 * width + r) * 2;
-                    d[0] = gemm_bf16_bits(s[k]);
-                    d[1] = gemm_bf16_bits(s[k + 1]);
+                    d[0] = collie_bf16_bits(s[k]);
+                    d[1] = collie_bf16_bits(s[k + 1]);
                 }
                 if (k < kc) {
                     uint16_t *d = panel + (k / 2 * width + r) * 2;
-                    d[0] = gemm_bf16_bits(s[k]);
+                    d[0] = collie_bf16_bits(s[k]);
                     d[1] = 0;
                 }
             }
@@ -105,12 +94,12 @@ GEMM_INLINE void gemm_pack_pairs_body(const float *src, size_t ld, int k_contigu
                 uint16_t *d = panel + k / 2 * width * 2;
                 if (s1)
                     for (size_t r = 0; r < valid; r++) {
-                        d[2 * r] = gemm_bf16_bits(s0[r]);
-                        d[2 * r + 1] = gemm_bf16_bits(s1[r]);
+                        d[2 * r] = collie_bf16_bits(s0[r]);
+                        d[2 * r + 1] = collie_bf16_bits(s1[r]);
                     }
                 else
                     for (size_t r = 0; r < valid; r++) {
-                        d[2 * r] = gemm_bf16_bits(s0[r]);
+                        d[2 * r] = collie_bf16_bits(s0[r]);
                         d[2 * r + 1] = 0;
                     }
             }

@@ -11,9 +11,10 @@
 #define HAS_X86 1
 #endif
 
-// Each kernel runs `n` iterations of CHAINS independent multiply-adds: more chains than latency × pipes on any CPU of
-// this kind, so the loop is bound by the instructions' throughput.
+// Each kernel runs `n` iterations of CHAINS independent multiply-adds (AVX2: AVX2_CHAINS, all 16 ymm registers but the
+// two constants): more chains than latency × pipes on any CPU of this kind, so the loop is bound by throughput.
 #define CHAINS 16
+#define AVX2_CHAINS 14
 
 static double now_seconds(void) {
     struct timespec t;
@@ -39,7 +40,7 @@ static double now_seconds(void) {
 static const float multiplier = 0.999f, increment = 0.001f;
 static const uint32_t bf16_pair = 0x3A803A80u;  // two bfloat16 2⁻¹⁰
 
-/// 14 chains of 256-bit FMA per iteration (16 registers: 14 chains and the two constants).
+/// AVX2_CHAINS (14) chains of 256-bit FMA per iteration, written out by ALL14.
 __attribute__((target("avx2,fma"))) static void chains_avx2(uint64_t n) {
     __asm__ volatile("vbroadcastss %1, %%ymm14\n\t"
                      "vbroadcastss %2, %%ymm15\n\t" ALL14(INIT_YMM)
@@ -75,7 +76,7 @@ __attribute__((target("avx512f,avx512bf16"))) static void chains_bf16(uint64_t n
 /// FLOPs of one iteration (CHAINS instructions) of `kind`'s loop.
 static double flops_per_iteration(collie_peak_kind kind) {
     switch (kind) {
-    case COLLIE_PEAK_FP32_AVX2: return 14 * 8 * 2;
+    case COLLIE_PEAK_FP32_AVX2: return AVX2_CHAINS * 8 * 2;
     case COLLIE_PEAK_FP32_AVX512: return CHAINS * 16 * 2;
     case COLLIE_PEAK_BF16_AVX512: return CHAINS * 32 * 2;
     }

@@ -13,6 +13,7 @@
 // against the float and int8 kernels: scripts/bench/bench_qgemv_bf16.c (docs/PERFORMANCE.md). Like quantized.c,
 // each weight block is read once for all input rows, and parallelism is the caller's (rows [begin, end)).
 #include "block_layout.h"
+#include "bf16.h"
 #include "variants.h"
 
 #include <stdlib.h>
@@ -20,23 +21,8 @@
 
 // MARK: - Activations
 
-/// Float32 bits → bfloat16 bits, to nearest even; NaN stays a quiet NaN (HalfPrecision.bfloat16Bits).
-static ALWAYS_INLINE uint16_t bf16_bits(float value) {
-    uint32_t bits;
-    memcpy(&bits, &value, sizeof bits);
-    if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((bits >> 16) | 0x0040);
-    return (uint16_t)((bits + 0x7FFFu + ((bits >> 16) & 1)) >> 16);
-}
-
-static ALWAYS_INLINE float bf16_value(uint16_t h) {
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
 static ALWAYS_INLINE void to_bf16_body(const float *x, uint16_t *xb, size_t n) {
-    for (size_t i = 0; i < n; i++) xb[i] = bf16_bits(x[i]);
+    for (size_t i = 0; i < n; i++) xb[i] = collie_bf16_bits(x[i]);
 }
 DISPATCHED_KERNEL(collie_activations_to_bf16, to_bf16_body, (const float *x, uint16_t *xb, size_t n), (x, xb, n))
 
@@ -47,7 +33,7 @@ static void group_sums(const uint16_t *xb, float *sums, size_t in, size_t rows) 
         for (size_t k = 0; k < groups; k++) {
             const uint16_t *g = xb + r * in + 32 * k;
             float s = 0;
-            for (int l = 0; l < 32; l++) s += bf16_value(g[l]);
+            for (int l = 0; l < 32; l++) s += collie_bf16_value(g[l]);
             sums[r * groups + k] = s;
         }
 }
@@ -123,8 +109,8 @@ static ALWAYS_INLINE void qgemv_bf16_body(int format, const uint8_t *w, const ui
                     const uint16_t *x = xb + (r0 + r) * in + 32 * k;
                     float low = 0, high = 0;
                     for (int l = 0; l < 16; l++) {
-                        low = FMA((float)q[l], bf16_value(x[l]), low);
-                        high = FMA((float)q[l + 16], bf16_value(x[l + 16]), high);
+                        low = FMA((float)q[l], collie_bf16_value(x[l]), low);
+                        high = FMA((float)q[l + 16], collie_bf16_value(x[l + 16]), high);
                     }
                     acc[r] = FMA(scale[0], low, acc[r]);
                     acc[r] = FMA(scale[1], high, acc[r]);

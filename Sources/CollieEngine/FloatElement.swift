@@ -20,8 +20,8 @@ where Self.RawSignificand: FixedWidthInteger {
 extension Float: FloatElement {
     public static var dtype: DType { .float32 }
 
-    /// OpenBLAS's sgemm, for every shape — or, inside `MixedPrecision.with(.bfloat16)`, `gemmBFloat16` (bfloat16
-    /// operands, float32 accumulation). Collie's own float32 GEMM (`packedGEMM`) measured at parity with OpenBLAS on the
+    /// OpenBLAS's sgemm, for every shape — or, inside `MixedPrecision.with(.bfloat16)`, `packedGEMM(precision:
+    /// .bfloat16)` (bfloat16 operands, float32 accumulation). Collie's own float32 GEMM (`packedGEMM`) measured at parity with OpenBLAS on the
     /// small preset's linear layers (0.86–1.08× single-threaded, docs/PERFORMANCE.md "Own GEMM") and faster on no shape
     /// in every run, so no float32 shape is routed to it.
     @inlinable
@@ -32,8 +32,8 @@ extension Float: FloatElement {
     ) {
         OpProfile.timingGEMM {
             if MixedPrecision.current == .bfloat16 {
-                return gemmBFloat16(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                                    b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+                return packedGEMM(precision: .bfloat16, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                                  a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             }
             cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                         Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))

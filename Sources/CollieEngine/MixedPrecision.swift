@@ -1,3 +1,5 @@
+import CCollieKernels
+
 /// The arithmetic of float32 matrix products inside a scope: `mixed_precision: bf16` runs training's forward and
 /// backward with `.bfloat16` (PyTorch autocast's semantics on CPU: GEMM operands rounded to bfloat16, accumulation in
 /// float32; norms, softmax, attention's softmax-weighted sums, the loss and the optimizer stay float32).
@@ -24,7 +26,7 @@ public enum MixedPrecision {
         $gemm.withValue(.float32, operation: body)
     }
 
-    /// Whether the CPU multiplies bfloat16 in hardware (AVX512_BF16): without it `.bfloat16` rounds the operands the
-    /// same way but multiplies them with float32 instructions, slower than plain float32.
-    public static var hasBFloat16Hardware: Bool { ArithmeticPeak.bfloat16 != nil }
+    /// Whether the bfloat16 GEMM runs its AVX512_BF16 kernel here: without it `.bfloat16` rounds the operands the same
+    /// way but multiplies them with float32 instructions, slower than plain float32.
+    public static var hasBFloat16Hardware: Bool { collie_gemm_kernel_level(1) == 4 }
 }

@@ -74,8 +74,10 @@ public final class OpProfile: @unchecked Sendable {
             let s = OpProfile.seconds(lastMark, t)
             lastMark = t
             accounted += s
-            entries[name, default: Entry(name: name)].forwardSeconds += s
-            entries[name, default: Entry(name: name)].calls += 1
+            var entry = entries[name] ?? Entry(name: name)
+            entry.forwardSeconds += s
+            entry.calls += 1
+            entries[name] = entry
         }
     }
 

@@ -28,15 +28,4 @@ extension Float {
         let run = precision == .bfloat16 ? collie_gemm_bf16 : collie_sgemm
         run(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, Swift.max(1, threads))
     }
-
-    /// Row-major C = alpha·op(A)·op(B) + beta·C with A and B rounded to bfloat16 and float32 accumulation — the matrix
-    /// product `mixed_precision: bf16` calls. Same arguments as `gemm`.
-    public static func gemmBFloat16(
-        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
-        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
-    ) {
-        packedGEMM(precision: .bfloat16, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-                   a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-    }
 }

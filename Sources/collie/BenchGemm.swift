@@ -76,23 +76,6 @@ struct GemmBench {
     }
 }
 
-extension Timing {
-    /// Median seconds of each body over `repeats` rounds (after one warm-up round), the bodies taking turns within
-    /// each round so all see the same machine conditions.
-    static func measureRoundRobin(repeats: Int, _ bodies: [() -> Void]) -> [Double] {
-        for body in bodies { body() }
-        var times = [[Double]](repeating: [], count: bodies.count)
-        for _ in 0..<repeats {
-            for (index, body) in bodies.enumerated() {
-                let start = now()
-                body()
-                times[index].append(seconds(since: start))
-            }
-        }
-        return times.map(median)
-    }
-}
-
 /// The own-GEMM table: GFLOP/s per kernel and its ratio to OpenBLAS.
 func printGemm(_ rows: [GemmRow]) {
     let names = GemmBench.variants().map(\.name)

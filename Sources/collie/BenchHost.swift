@@ -25,11 +25,8 @@ struct HostInfo: Codable {
 
     static func current() -> HostInfo {
         let environment = ProcessInfo.processInfo.environment
-        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-        let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
-            .map { $0.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "" } ?? "?"
         return HostInfo(
-            cpu: model, onlineProcessors: ProcessInfo.processInfo.activeProcessorCount,
+            cpu: cpuinfo("model name") ?? "?", onlineProcessors: ProcessInfo.processInfo.activeProcessorCount,
             openblasCoretype: environment["OPENBLAS_CORETYPE"], openblasNumThreads: environment["OPENBLAS_NUM_THREADS"],
             openblasL2Size: environment["OPENBLAS_L2_SIZE"], openblasThreadTimeout: environment["OPENBLAS_THREAD_TIMEOUT"],
             collieNumThreads: environment["COLLIE_NUM_THREADS"],
@@ -38,6 +35,19 @@ struct HostInfo: Codable {
             openblasCore: String(cString: openblas_get_corename()),
             openblasConfig: String(cString: openblas_get_config()).trimmingCharacters(in: .whitespaces),
             loadAverageBefore: loadAverage(), loadAverageAfter: nil, otherProcessesCPUPercent: nil)
+    }
+
+    /// The value of the first /proc/cpuinfo line whose key is `field` ("model name", "cpu family", "model"); nil
+    /// where there is no such file or line.
+    static func cpuinfo(_ field: String) -> String? {
+        let text = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            if parts.count == 2, parts[0].trimmingCharacters(in: .whitespaces) == field {
+                return parts[1].trimmingCharacters(in: .whitespaces)
+            }
+        }
+        return nil
     }
 
     /// Machine-wide busy CPU seconds (/proc/stat: all but idle and iowait) and this process's own

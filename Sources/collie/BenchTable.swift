@@ -38,18 +38,29 @@ enum Timing {
     /// Like `measure` for two bodies run alternately, so both see the same machine conditions.
     static func measurePair(repeats: Int, prepareFirst: () -> Void = {}, _ first: () -> Void,
                             _ second: () -> Void) -> (Double, Double) {
-        prepareFirst(); first(); second()
-        var a: [Double] = [], b: [Double] = []
+        withoutActuallyEscaping(first) { first in
+            withoutActuallyEscaping(second) { second in
+                let times = measureRoundRobin(repeats: repeats, prepareFirst: prepareFirst, [first, second])
+                return (times[0], times[1])
+            }
+        }
+    }
+
+    /// Median seconds of each body over `repeats` rounds (after one warm-up round), the bodies taking turns within
+    /// each round so all see the same machine conditions; `prepareFirst` runs untimed before the first body.
+    static func measureRoundRobin(repeats: Int, prepareFirst: () -> Void = {}, _ bodies: [() -> Void]) -> [Double] {
+        prepareFirst()
+        for body in bodies { body() }
+        var times = [[Double]](repeating: [], count: bodies.count)
         for _ in 0..<repeats {
             prepareFirst()
-            var start = now()
-            first()
-            a.append(seconds(since: start))
-            start = now()
-            second()
-            b.append(seconds(since: start))
+            for (index, body) in bodies.enumerated() {
+                let start = now()
+                body()
+                times[index].append(seconds(since: start))
+            }
         }
-        return (median(a), median(b))
+        return times.map(median)
     }
 }
 

@@ -73,18 +73,13 @@ extension Bench {
                 if step == 1 { opProfile.reset() }
                 let start = Timing.now()
                 buffer.zeroGradients()
-                let loss: Tensor
-                loss = MixedPrecision.with(precision) {
-                    if profile {
-                        return opProfile.withProfiling {
-                            let loss = model.loss(ids: ids, labels: ids)
-                            loss.backward()
-                            return loss
-                        }
-                    }
+                let forwardBackward = { () -> Tensor in
                     let loss = model.loss(ids: ids, labels: ids)
                     loss.backward()
                     return loss
+                }
+                let loss = MixedPrecision.with(precision) {
+                    profile ? opProfile.withProfiling(forwardBackward) : forwardBackward()
                 }
                 let optimizerStart = Timing.now()
                 optimizer.step()
@@ -111,7 +106,7 @@ extension Bench {
                     "preset": preset.rawValue, "parameters": model.parameterCount, "batch": b, "sequence": t,
                     "step_seconds_median": median, "tokens_per_second": tokens / median, "gflops": gflops,
                     "peak_rss_bytes": peakRSS, "losses": losses.map(Double.init), "openblas_coretype": blas,
-                    "threads": Parallel.threadCount, "cpu": HostInfo.current().cpu,
+                    "threads": Parallel.threadCount, "cpu": HostInfo.cpuinfo("model name") ?? "?",
                     "mixed_precision": mixedPrecision.rawValue,
                 ]
                 if let peak, let peakKind {
@@ -130,7 +125,7 @@ extension Bench {
                 if let peak, let peakKind {
                     print(String(format: "MFU %.1f%% of the measured %@ peak %.1f GFLOP/s (%@, %d threads, %@)",
                                  100 * gflops / peak.gflops, peakKind.rawValue, peak.gflops,
-                                 HostInfo.current().cpu, Parallel.threadCount,
+                                 HostInfo.cpuinfo("model name") ?? "?", Parallel.threadCount,
                                  peak.cached ? "cached in \(MachinePeak.cacheFile.path)" : "measured now"))
                 } else {
                     print("MFU: no peak measured on this CPU (no AVX2/AVX-512)")

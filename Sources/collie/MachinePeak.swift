@@ -20,13 +20,8 @@ enum MachinePeak {
 
     /// The key of a measurement: the CPU's name, family and model from /proc/cpuinfo, the instruction, the threads.
     static func key(_ peak: ArithmeticPeak, threads: Int) -> String {
-        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-        func field(_ name: String) -> String {
-            cpuinfo.split(separator: "\n").first { $0.hasPrefix(name) }
-                .flatMap { $0.split(separator: ":", maxSplits: 1).last }
-                .map { $0.trimmingCharacters(in: .whitespaces) } ?? "?"
-        }
-        return "\(field("model name")) (family \(field("cpu family")) model \(field("model\t")))|\(peak.rawValue)|\(threads)"
+        let field = { (name: String) in HostInfo.cpuinfo(name) ?? "?" }
+        return "\(field("model name")) (family \(field("cpu family")) model \(field("model")))|\(peak.rawValue)|\(threads)"
     }
 
     /// The peak GFLOP/s of `peak` on `threads` threads: cached, or measured (best of three 0.2 s runs: other work on

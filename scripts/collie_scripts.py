@@ -148,7 +148,7 @@ class TensorStore:
 # MARK: - Benchmarks
 
 # The reference LLaMA shapes of `collie bench train` (tiny, small), `collie bench generate` (the same) and
-# `collie bench memory` (also 1b, TinyLlama-1.1B's shape), each with its batch (rows, tokens per row).
+# `collie bench memory` (also 1b, TinyLlama-1.1B's shape, and 7b, LLaMA-2-7B's), each with its batch (rows, tokens per row).
 LLAMA_PRESETS = {
     "tiny": dict(hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=4,
                  num_key_value_heads=4, batch=(4, 256)),
@@ -156,6 +156,8 @@ LLAMA_PRESETS = {
                   num_key_value_heads=12, batch=(4, 512)),
     "1b": dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32,
                num_key_value_heads=4, batch=(1, 256)),
+    "7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
+               num_key_value_heads=32, batch=(1, 512)),
 }
 
 

@@ -38,7 +38,7 @@ GEMM_PACKERS_F32(pack_portable, )
 
 collie_gemm_kernel collie_gemm_kernel_portable(int rounded) {
     return (collie_gemm_kernel){PORTABLE_MR, PORTABLE_NR, 0, 128, 256, 2048, micro_portable,
-                                rounded ? pack_portable_f32_rounded : pack_portable_f32};
+                                rounded ? pack_portable_f32_rounded : pack_portable_f32, pack_portable_f32_from_bf16};
 }
 
 // MARK: - Choice
@@ -82,7 +82,9 @@ typedef struct {
     int trans_a, trans_b;
     size_t M, N, K;
     float alpha, beta;
-    const float *A, *B;
+    const float *A;
+    const void *B;        // float32, or bfloat16 bits when b_bf16
+    int b_bf16;
     size_t lda, ldb;
     float *C;
     size_t ldc;
@@ -108,7 +110,10 @@ static void gemm_block(const gemm_job *job, size_t m0, size_t m1, size_t n0, siz
             const size_t kc = job->K - pc < KC ? job->K - pc : KC;
             const size_t kp = kn->pairs ? (kc + 1) & ~(size_t)1 : kc;
             const float beta = pc == 0 ? job->beta : 1;
-            kn->pack(job->B, job->ldb, job->trans_b, jc, nc, pc, kc, nr, bpack);
+            if (job->b_bf16)
+                kn->pack_bf16(job->B, job->ldb, job->trans_b, jc, nc, pc, kc, nr, bpack);
+            else
+                kn->pack(job->B, job->ldb, job->trans_b, jc, nc, pc, kc, nr, bpack);
             for (size_t ic = m0; ic < m1; ic += MC) {
                 const size_t mc = m1 - ic < MC ? m1 - ic : MC;
                 kn->pack(job->A, job->lda, !job->trans_a, ic, mc, pc, kc, mr, apack);
@@ -151,7 +156,8 @@ static void gemm_task(void *context, size_t index) {
 #define GEMM_PARALLEL_MIN (1u << 18)
 
 static void gemm_run(int bf16, int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha, const float *A,
-                     size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc, size_t threads) {
+                     size_t lda, const void *B, int b_bf16, size_t ldb, float beta, float *C, size_t ldc,
+                     size_t threads) {
     if (M == 0 || N == 0) return;
     if (K == 0 || alpha == 0) {   // C = beta·C (BLAS: beta = 0 writes zeros without reading C)
         for (size_t i = 0; i < M; i++)
@@ -159,7 +165,8 @@ static void gemm_run(int bf16, int trans_a, int trans_b, size_t M, size_t N, siz
         return;
     }
     int level;
-    gemm_job job = {kernel_for(bf16, &level), trans_a, trans_b, M, N, K, alpha, beta, A, B, lda, ldb, C, ldc, 0, 0};
+    gemm_job job = {kernel_for(bf16, &level), trans_a, trans_b, M, N, K, alpha, beta, A, B, b_bf16, lda, ldb, C, ldc,
+                    0, 0};
     if (threads < 1 || (double)M * (double)N * (double)K < GEMM_PARALLEL_MIN) threads = 1;
     const size_t mr = (size_t)job.kernel.mr, nr = (size_t)job.kernel.nr;
     job.split_m = M / mr >= N / nr;
@@ -174,10 +181,15 @@ static void gemm_run(int bf16, int trans_a, int trans_b, size_t M, size_t N, siz
 
 void collie_sgemm(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
                   const float *B, size_t ldb, float beta, float *C, size_t ldc, size_t threads) {
-    gemm_run(0, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, threads);
+    gemm_run(0, trans_a, trans_b, M, N, K, alpha, A, lda, B, 0, ldb, beta, C, ldc, threads);
 }
 
 void collie_gemm_bf16(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
                       const float *B, size_t ldb, float beta, float *C, size_t ldc, size_t threads) {
-    gemm_run(1, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, threads);
+    gemm_run(1, trans_a, trans_b, M, N, K, alpha, A, lda, B, 0, ldb, beta, C, ldc, threads);
+}
+
+void collie_gemm_bf16_b(int bf16, int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha, const float *A,
+                        size_t lda, const uint16_t *B, size_t ldb, float beta, float *C, size_t ldc, size_t threads) {
+    gemm_run(bf16, trans_a, trans_b, M, N, K, alpha, A, lda, B, 1, ldb, beta, C, ldc, threads);
 }

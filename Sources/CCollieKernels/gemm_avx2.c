@@ -48,7 +48,7 @@ GEMM_PACKERS_F32(pack_avx2, TARGET_AVX2)
 
 collie_gemm_kernel collie_gemm_kernel_avx2(int rounded) {
     return (collie_gemm_kernel){MR, NR, 0, 6 * 24, 768, 2048, micro_avx2,
-                                rounded ? pack_avx2_f32_rounded : pack_avx2_f32};
+                                rounded ? pack_avx2_f32_rounded : pack_avx2_f32, pack_avx2_f32_from_bf16};
 }
 
 #endif

@@ -49,7 +49,7 @@ GEMM_PACKERS_F32(pack_avx512, TARGET_AVX512)
 
 collie_gemm_kernel collie_gemm_kernel_avx512(int rounded) {
     return (collie_gemm_kernel){MR, NR, 0, 14 * 12, 768, 2048, micro_avx512,
-                                rounded ? pack_avx512_f32_rounded : pack_avx512_f32};
+                                rounded ? pack_avx512_f32_rounded : pack_avx512_f32, pack_avx512_f32_from_bf16};
 }
 
 #endif

@@ -101,8 +101,14 @@ TARGET_BF16 static void pack_bf16_pairs(const float *src, size_t ld, int k_conti
     }
 }
 
+/// Pair panels from bfloat16 bits (bf16-stored weights): gemm_pack_pairs_from_bf16_body compiled for this level.
+TARGET_BF16 static void pack_bf16_pairs_from_bf16(const uint16_t *src, size_t ld, int k_contiguous, size_t r0,
+                                                  size_t rows, size_t k0, size_t kc, size_t width, void *dst) {
+    gemm_pack_pairs_from_bf16_body(src, ld, k_contiguous, r0, rows, k0, kc, width, dst);
+}
+
 collie_gemm_kernel collie_gemm_kernel_bf16(void) {
-    return (collie_gemm_kernel){MR, NR, 1, 14 * 12, 768, 2048, micro_bf16, pack_bf16_pairs};
+    return (collie_gemm_kernel){MR, NR, 1, 14 * 12, 768, 2048, micro_bf16, pack_bf16_pairs, pack_bf16_pairs_from_bf16};
 }
 
 #endif

@@ -30,6 +30,10 @@ typedef void (*collie_gemm_micro)(size_t kc, const void *a, const void *b, float
 typedef void (*collie_gemm_pack)(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows, size_t k0,
                                  size_t kc, size_t width, void *dst);
 
+/// The same packing from a bfloat16 source (its bits): bf16-stored weights go into the product without a float32 copy.
+typedef void (*collie_gemm_pack_bf16)(const uint16_t *src, size_t ld, int k_contiguous, size_t r0, size_t rows,
+                                      size_t k0, size_t kc, size_t width, void *dst);
+
 /// One level's GEMM: its microkernel, its packing and its cache blocks.
 typedef struct {
     int mr, nr;            // microkernel tile
@@ -37,6 +41,7 @@ typedef struct {
     size_t mc, kc, nc;     // cache blocks: A block mc × kc (L2), B block kc × nc (L3); mc % mr == nc % nr == 0
     collie_gemm_micro micro;
     collie_gemm_pack pack;
+    collie_gemm_pack_bf16 pack_bf16;
 } collie_gemm_kernel;
 
 /// `value` rounded to the nearest bfloat16 (ties to even), as a float32.
@@ -110,7 +115,78 @@ GEMM_INLINE void gemm_pack_pairs_body(const float *src, size_t ld, int k_contigu
     }
 }
 
-/// Defines `static void NAME##_f32` and `NAME##_f32_rounded`: the float32 packing routines compiled for TARGET.
+/// Float32 micro-panels of bfloat16 values (exact: a bfloat16 is a float32 with a shorter mantissa).
+GEMM_INLINE void gemm_pack_f32_from_bf16_body(const uint16_t *src, size_t ld, int k_contiguous, size_t r0, size_t rows,
+                                              size_t k0, size_t kc, size_t width, float *dst) {
+    for (size_t p = 0; p < rows; p += width) {
+        const size_t valid = rows - p < width ? rows - p : width;
+        float *panel = dst + p * kc;
+        if (k_contiguous) {
+            for (size_t r = 0; r < valid; r++) {
+                const uint16_t *s = src + (r0 + p + r) * ld + k0;
+                for (size_t k = 0; k < kc; k++) panel[k * width + r] = collie_bf16_value(s[k]);
+            }
+        } else {
+            for (size_t k = 0; k < kc; k++) {
+                const uint16_t *s = src + (k0 + k) * ld + r0 + p;
+                for (size_t r = 0; r < valid; r++) panel[k * width + r] = collie_bf16_value(s[r]);
+            }
+        }
+        if (valid < width)
+            for (size_t k = 0; k < kc; k++)
+                for (size_t r = valid; r < width; r++) panel[k * width + r] = 0;
+    }
+}
+
+/// bfloat16 pair micro-panels of bfloat16 values: the bits move as they are (kc rounded up to even, the odd k past
+/// the end zero). With k contiguous a pair is one 32-bit word of the source.
+GEMM_INLINE void gemm_pack_pairs_from_bf16_body(const uint16_t *src, size_t ld, int k_contiguous, size_t r0, size_t rows,
+                                                size_t k0, size_t kc, size_t width, uint16_t *dst) {
+    const size_t kp = (kc + 1) & ~(size_t)1;
+    for (size_t p = 0; p < rows; p += width) {
+        const size_t valid = rows - p < width ? rows - p : width;
+        uint16_t *panel = dst + p * kp;
+        if (k_contiguous) {
+            for (size_t r = 0; r < valid; r++) {
+                const uint16_t *s = src + (r0 + p + r) * ld + k0;
+                size_t k = 0;
+                for (; k + 2 <= kc; k += 2) {
+                    uint32_t word;
+                    memcpy(&word, s + k, sizeof word);
+                    memcpy(panel + (k / 2 * width + r) * 2, &word, sizeof word);
+                }
+                if (k < kc) {
+                    uint16_t *d = panel + (k / 2 * width + r) * 2;
+                    d[0] = s[k];
+                    d[1] = 0;
+                }
+            }
+        } else {
+            for (size_t k = 0; k < kc; k += 2) {
+                const uint16_t *s0 = src + (k0 + k) * ld + r0 + p;
+                uint16_t *d = panel + k / 2 * width * 2;
+                if (k + 1 < kc) {
+                    const uint16_t *s1 = s0 + ld;
+                    for (size_t r = 0; r < valid; r++) {
+                        d[2 * r] = s0[r];
+                        d[2 * r + 1] = s1[r];
+                    }
+                } else {
+                    for (size_t r = 0; r < valid; r++) {
+                        d[2 * r] = s0[r];
+                        d[2 * r + 1] = 0;
+                    }
+                }
+            }
+        }
+        if (valid < width)
+            for (size_t k = 0; k < kp / 2; k++)
+                for (size_t r = valid; r < width; r++) panel[(k * width + r) * 2] = panel[(k * width + r) * 2 + 1] = 0;
+    }
+}
+
+/// Defines `static void NAME##_f32`, `NAME##_f32_rounded` and `NAME##_f32_from_bf16`: the float32 packing routines
+/// compiled for TARGET.
 #define GEMM_PACKERS_F32(NAME, TARGET)                                                                                \
     TARGET static void NAME##_f32(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows, size_t k0,  \
                                   size_t kc, size_t width, void *dst) {                                              \
@@ -119,6 +195,10 @@ GEMM_INLINE void gemm_pack_pairs_body(const float *src, size_t ld, int k_contigu
     TARGET static void NAME##_f32_rounded(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows,     \
                                           size_t k0, size_t kc, size_t width, void *dst) {                           \
         gemm_pack_f32_body(src, ld, k_contiguous, r0, rows, k0, kc, width, (float *)dst, 1);                         \
+    }                                                                                                                \
+    TARGET static void NAME##_f32_from_bf16(const uint16_t *src, size_t ld, int k_contiguous, size_t r0, size_t rows, \
+                                            size_t k0, size_t kc, size_t width, void *dst) {                         \
+        gemm_pack_f32_from_bf16_body(src, ld, k_contiguous, r0, rows, k0, kc, width, (float *)dst);                  \
     }
 
 /// Level files: the float32 kernel of each level (bf16 rounding while packing when `rounded`) and the pair kernel.

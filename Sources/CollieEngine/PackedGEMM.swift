@@ -28,4 +28,20 @@ extension Float {
         let run = precision == .bfloat16 ? collie_gemm_bf16 : collie_sgemm
         run(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, Swift.max(1, threads))
     }
+
+    /// `packedGEMM` with B given as bfloat16 bits (a bf16-stored weight): its values go into the GEMM's packed
+    /// panels as they are — for `.bfloat16` straight into the AVX512_BF16 kernel's pairs — so a product with a bf16
+    /// weight never makes a float32 copy of it. Equals `packedGEMM` on B widened to float32.
+    public static func packedGEMM(
+        precision: GEMMPrecision = .float32,
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+        a: UnsafePointer<Float>, lda: Int, bBFloat16 b: UnsafePointer<UInt16>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int = Parallel.threadCount
+    ) {
+        precondition(m >= 0 && n >= 0 && k >= 0, "gemm: negative size \(m)×\(n)×\(k)")
+        precondition(lda >= Swift.max(1, transA ? m : k) && ldb >= Swift.max(1, transB ? k : n) && ldc >= Swift.max(1, n),
+                     "gemm: leading dimension smaller than a row")
+        collie_gemm_bf16_b(precision == .bfloat16 ? 1 : 0, transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb,
+                           beta, c, ldc, Swift.max(1, threads))
+    }
 }

@@ -20,11 +20,16 @@ public final class ParameterBuffer {
     public private(set) var gradients: Tensor?
 
     /// Moves `parameters` (all of one dtype) into one buffer, preserving their values — or, with
-    /// `dtype`, converting them (rounding to nearest even for bf16/f16): every parameter then has
-    /// that dtype, and kernels compute in float32 from it.
+    /// `dtype`, converting them (rounding to nearest even for bf16/f16; the parameters may then have different
+    /// dtypes): every parameter then has that dtype, and kernels compute in float32 from it.
+    ///
+    /// Each parameter's old memory is returned as soon as it has moved, and the buffer's pages are touched only as
+    /// they are written, so moving a model needs its size plus one parameter (a 7B model in bf16 fits twice over
+    /// nowhere on a 24 GiB machine).
     public init(_ parameters: [Tensor], dtype requested: DType? = nil) {
         let original = parameters.first?.dtype ?? .float32
-        precondition(parameters.allSatisfy { $0.dtype == original }, "a ParameterBuffer holds one dtype")
+        precondition(requested != nil || parameters.allSatisfy { $0.dtype == original },
+                     "a ParameterBuffer holds one dtype: give `dtype` to convert parameters of several")
         let dtype = requested ?? original
         precondition(dtype.isFloatingPoint, "parameters are float32, float64, bfloat16 or float16")
         var offsets: [Int] = []
@@ -38,14 +43,19 @@ public final class ParameterBuffer {
         self.count = total
         self.dtype = dtype
         values = Tensor(uninitializedShape: [total], dtype: dtype)
+        let pool = StoragePool.shared
         for (p, offset) in zip(parameters, offsets) {
-            let source = p.dtype == dtype ? p.contiguousStorageView() : p.contiguousCopy(dtype: dtype)
-            (values.storage.data + offset * dtype.size)
-                .copyMemory(from: source.storage.data + source.offset * dtype.size, byteCount: p.count * dtype.size)
+            do {
+                let source = p.dtype == dtype ? p.contiguousStorageView() : p.contiguousCopy(dtype: dtype)
+                (values.storage.data + offset * dtype.size)
+                    .copyMemory(from: source.storage.data + source.offset * dtype.size, byteCount: p.count * dtype.size)
+            }
             p.storage = values.storage
             p.dtype = dtype
             p.offset = offset
             p.strides = Tensor.contiguousStrides(for: p.shape)
+            // The old storage (and a converted copy) went to the pool's cache; no later tensor has its size.
+            if pool.cachedBytes >= 64 << 20 { pool.releaseCachedMemory() }
         }
     }
 

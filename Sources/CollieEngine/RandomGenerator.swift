@@ -34,14 +34,23 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable {
     }
 
     /// A uniform `Double` in [0, 1) with 53 random bits.
-    public mutating func nextUnit() -> Double {
-        Double(next() >> 11) * 0x1.0p-53
-    }
+    public mutating func nextUnit() -> Double { Self.unit(next()) }
 
     /// A standard normal sample (Box–Muller).
     public mutating func nextNormal() -> Double {
-        let u1 = 1 - nextUnit()  // (0, 1]
-        let u2 = nextUnit()
+        let first = next()
+        return Self.normal(first, next())
+    }
+
+    /// The uniform `Double` in [0, 1) that `nextUnit()` makes of the word `word`.
+    @inlinable
+    public static func unit(_ word: UInt64) -> Double { Double(word >> 11) * 0x1.0p-53 }
+
+    /// The standard normal sample that `nextNormal()` makes of two consecutive words (Box–Muller's cosine branch),
+    /// so values can be computed apart from drawing their words (`Tensor.normal` in parallel).
+    public static func normal(_ first: UInt64, _ second: UInt64) -> Double {
+        let u1 = 1 - unit(first)  // (0, 1]
+        let u2 = unit(second)
         return (-2 * _log(u1)).squareRoot() * _cos(2 * Double.pi * u2)
     }
 }

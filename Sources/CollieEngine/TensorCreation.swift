@@ -62,23 +62,53 @@ extension Tensor {
         return Tensor(values.map(Float.init), shape: [values.count], dtype: dtype)
     }
 
-    /// Samples from N(mean, std²), drawn in row-major order from `generator`.
+    /// Samples from N(mean, std²), drawn in row-major order from `generator` (Box–Muller, as
+    /// `RandomGenerator.nextNormal()`).
     public static func normal(_ shape: [Int], mean: Double = 0, std: Double = 1, dtype: DType = .float32,
                               generator: inout RandomGenerator) -> Tensor {
-        let n = shape.reduce(1, *)
-        let values = (0..<n).map { _ in mean + std * generator.nextNormal() }
-        return fromDoubles(values, shape: shape, dtype: dtype)
+        sampled(shape, dtype: dtype, wordsPerValue: 2, generator: &generator) { words in
+            mean + std * RandomGenerator.normal(words[0], words[1])
+        }
     }
 
     /// Samples from U[low, high), drawn in row-major order from `generator`.
     public static func uniform(_ shape: [Int], low: Double = 0, high: Double = 1, dtype: DType = .float32,
                                generator: inout RandomGenerator) -> Tensor {
-        let n = shape.reduce(1, *)
-        let values = (0..<n).map { _ in low + (high - low) * generator.nextUnit() }
-        return fromDoubles(values, shape: shape, dtype: dtype)
+        sampled(shape, dtype: dtype, wordsPerValue: 1, generator: &generator) { words in
+            low + (high - low) * RandomGenerator.unit(words[0])
+        }
     }
 
-    private static func fromDoubles(_ values: [Double], shape: [Int], dtype: DType) -> Tensor {
-        dtype == .float64 ? Tensor(doubles: values, shape: shape) : Tensor(values.map(Float.init), shape: shape, dtype: dtype)
+    /// A tensor of `dtype` whose values are `value` of the generator's next `wordsPerValue` words, in row-major
+    /// order — the values a loop of `nextNormal()`/`nextUnit()` would give — made a chunk at a time: the words are
+    /// drawn in order on this thread, turned into values on every thread and rounded into the tensor, so a random
+    /// initialization never holds more than the tensor plus one chunk (a 7B model's weights go straight into bfloat16).
+    private static func sampled(_ shape: [Int], dtype: DType, wordsPerValue: Int, generator: inout RandomGenerator,
+                                _ value: (UnsafePointer<UInt64>) -> Double) -> Tensor {
+        let t = Tensor(uninitializedShape: shape, dtype: dtype)
+        let count = t.count, chunk = Swift.min(count, 1 << 16)
+        var words = [UInt64](repeating: 0, count: chunk * wordsPerValue)
+        var floats = [Float](repeating: 0, count: dtype == .float64 ? 0 : chunk)
+        var start = 0
+        while start < count {
+            let n = Swift.min(chunk, count - start)
+            for i in 0..<(n * wordsPerValue) { words[i] = generator.next() }
+            words.withUnsafeBufferPointer { w in
+                let base = w.baseAddress!
+                if dtype == .float64 {
+                    let p = t.pointer(as: Double.self) + start
+                    Parallel.forEach(n, minimumChunk: 4096) { r in for i in r { p[i] = value(base + i * wordsPerValue) } }
+                    return
+                }
+                floats.withUnsafeMutableBufferPointer { f in
+                    let p = f.baseAddress!
+                    Parallel.forEach(n, minimumChunk: 4096) { r in for i in r { p[i] = Float(value(base + i * wordsPerValue)) } }
+                    Conversion.store(floats: UnsafeBufferPointer(rebasing: f[0..<n]),
+                                     into: Tensor(storage: t.storage, shape: [n], offset: t.offset + start, dtype: dtype))
+                }
+            }
+            start += n
+        }
+        return t
     }
 }

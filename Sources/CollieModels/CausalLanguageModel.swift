@@ -70,9 +70,11 @@ public protocol ParameterUnitHooks: AnyObject {
 }
 
 extension CausalLanguageModel {
-    /// A randomly initialized model (seeded), initialized as Hugging Face does.
-    public init(_ configuration: LlamaConfiguration, seed: UInt64 = 0) {
-        var initialization = Initialization.random(std: configuration.initializerRange, generator: RandomGenerator(seed: seed))
+    /// A randomly initialized model (seeded), initialized as Hugging Face does, its weights drawn straight into `dtype`
+    /// (float32, or bfloat16/float16: the values of a float32 model rounded, without a float32 copy of the model).
+    public init(_ configuration: LlamaConfiguration, seed: UInt64 = 0, dtype: DType = .float32) {
+        var initialization = Initialization.random(std: configuration.initializerRange, generator: RandomGenerator(seed: seed),
+                                                   dtype: dtype)
         self.init(configuration, initialization: &initialization)
     }
 

@@ -108,8 +108,9 @@ public final class RMSNorm: Module {
 
 /// How new parameters get their values.
 public enum Initialization {
-    /// N(0, std²) weights drawn from a seeded generator, zero biases, unit norms (Hugging Face's `_init_weights`).
-    case random(std: Double, generator: RandomGenerator)
+    /// N(0, std²) weights drawn from a seeded generator, zero biases, unit norms (Hugging Face's `_init_weights`);
+    /// weights and biases stored in `dtype` (a bfloat16 model is drawn straight into bfloat16, never whole in float32).
+    case random(std: Double, generator: RandomGenerator, dtype: DType = .float32)
     /// No values yet: the caller loads them from a checkpoint.
     case uninitialized
     /// No values yet, and no memory for linear layers' weights either: the loader gives each linear layer its
@@ -117,14 +118,14 @@ public enum Initialization {
     case uninitializedWithoutLinearWeights
 
     mutating func normal(_ shape: [Int]) -> Tensor {
-        guard case .random(let std, var generator) = self else { return Tensor(uninitializedShape: shape) }
-        let t = Tensor.normal(shape, std: std, generator: &generator)
-        self = .random(std: std, generator: generator)
+        guard case .random(let std, var generator, let dtype) = self else { return Tensor(uninitializedShape: shape) }
+        let t = Tensor.normal(shape, std: std, dtype: dtype, generator: &generator)
+        self = .random(std: std, generator: generator, dtype: dtype)
         return t
     }
 
     func zeros(_ shape: [Int]) -> Tensor {
-        if case .random = self { return .zeros(shape) }
+        if case .random(_, _, let dtype) = self { return .zeros(shape, dtype: dtype) }
         return Tensor(uninitializedShape: shape)
     }
 

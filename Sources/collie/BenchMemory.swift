@@ -24,6 +24,8 @@ extension Bench {
             case tiny, small
             /// TinyLlama-1.1B's shape: hidden 2048, 22 layers, 32 heads (4 KV), intermediate 5632; batch 1 × 256.
             case oneB = "1b"
+            /// LLaMA-2-7B's shape (`ModelPreset.sevenB`): hidden 4096, 32 layers, 32 heads, intermediate 11008; batch 1 × 512.
+            case sevenB = "7b"
 
             var configuration: LlamaConfiguration {
                 switch self {
@@ -32,6 +34,7 @@ extension Bench {
                 case .oneB:
                     LlamaConfiguration(hiddenSize: 2048, intermediateSize: 5632, hiddenLayers: 22, attentionHeads: 32,
                                        keyValueHeads: 4, vocabularySize: 32000, maxPositionEmbeddings: 2048)
+                case .sevenB: ModelPreset.sevenB.configuration(vocabularySize: 32000)
                 }
             }
 
@@ -40,11 +43,12 @@ extension Bench {
                 case .tiny: (4, 256)
                 case .small: (4, 512)
                 case .oneB: (1, 256)
+                case .sevenB: (1, 512)
                 }
             }
         }
 
-        @Option(help: "Reference configuration: tiny, small or 1b.") var preset: Preset = .small
+        @Option(help: "Reference configuration: tiny, small, 1b or 7b.") var preset: Preset = .small
         @Option(parsing: .upToNextOption, help: "Methods to run (default: all).") var methods: [Method] = Method.allCases
         @Option(help: "Parameter dtype: float32 or bfloat16.") var dtype: String = "float32"
         @Option(help: "Timed steps (after one warm-up step).") var steps = 3
@@ -56,6 +60,8 @@ extension Bench {
         var modelPath: String?
         @Flag(help: "QLoRA on --model's GGUF blocks as stored (lora only).") var quantized = false
         @Option(help: "Tokens per sequence instead of the preset's.") var length: Int?
+        @Option(help: "Matrix products: no (float32) or bf16 (bfloat16 operands, float32 accumulation).")
+        var mixedPrecision: CollieConfig.MixedPrecisionMode = .no
         @Option(help: .hidden) var single: Method?
         @Flag(help: .hidden) var checkpointed = false
 
@@ -77,7 +83,11 @@ extension Bench {
             }
             var torchRows: [[String: Any]] = []
             if torch {
-                for method in ["adamw"] + (methods.contains(.lora) ? ["lora"] : []) {
+                // The same methods as Collie's (LOMO and AdaLomo through lomo-optim, LoRA through peft), and PyTorch +
+                // transformers AdamW as the baseline of the ratios — except at 7b, where AdamW's 16 bytes per
+                // parameter (108 GB) fit no machine of this kind.
+                let baseline = preset == .sevenB ? [] : ["adamw"]
+                for method in baseline + methods.map(\.rawValue).filter({ !baseline.contains($0) }) {
                     for mode in modes { torchRows.append(try torchChild(method, checkpointing: mode)) }
                 }
             }
@@ -105,17 +115,18 @@ extension Bench {
 
         private func measure(_ method: Method, checkpointing: Bool) throws {
             let b = preset.batch.size, t = length ?? preset.batch.length
+            let weightType: DType = dtype == "bfloat16" ? .bfloat16 : .float32
             let model: any CausalLanguageModel
             if let modelPath {
                 model = try PretrainedModel.model(.at(URL(fileURLWithPath: modelPath)),
                                                   quantization: quantized ? .keepBlocks : quantize.map(WeightQuantization.quantize))
             } else {
-                model = LlamaForCausalLM(preset.configuration, seed: 0)
+                // Drawn straight into the weights' dtype (a 7B model never exists in float32).
+                model = LlamaForCausalLM(preset.configuration, seed: 0, dtype: weightType)
                 if let quantize { try model.quantizeLinearLayers(as: quantize) }
             }
             let c = model.configuration
             model.activationCheckpointing = checkpointing
-            let weightType: DType = dtype == "bfloat16" ? .bfloat16 : .float32
             if method == .lora {
                 try model.addAdapter(.lora(LoRAConfiguration(rank: 8, alpha: 16)))
                 model.setAdapterTraining(true)
@@ -146,9 +157,12 @@ extension Bench {
             for step in 0...steps {
                 let start = Timing.now()
                 let before = StoragePool.shared.liveBytes
-                let loss = model.loss(ids: ids, labels: ids)
-                if step == 0 { activationBytes = StoragePool.shared.liveBytes - before }
-                loss.backward()
+                let loss = MixedPrecision.with(mixedPrecision.gemmPrecision) {
+                    let loss = model.loss(ids: ids, labels: ids)
+                    if step == 0 { activationBytes = StoragePool.shared.liveBytes - before }
+                    loss.backward()
+                    return loss
+                }
                 optimizer.step()
                 buffer.zeroGradients()
                 losses.append(Double(loss.item))
@@ -185,6 +199,7 @@ extension Bench {
             if let modelPath { arguments += ["--model", modelPath] }
             if quantized { arguments.append("--quantized") }
             if let length { arguments += ["--length", String(length)] }
+            arguments += ["--mixed-precision", mixedPrecision.rawValue]
             let output = String(decoding: try ChildProcess.output(ChildProcess.collie, arguments), as: UTF8.self)
             guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("{") }) else {
                 throw ValidationError("bench memory \(method.rawValue): the child printed no result:\n\(output)")
@@ -198,8 +213,8 @@ extension Bench {
                 throw ValidationError("--torch needs \(script) (run from the repository root)")
             }
             let output = String(decoding: try ChildProcess.output("/usr/bin/env", [
-                "python3", script, "--preset", preset.rawValue, "--method", method, "--steps", String(steps),
-            ] + (checkpointing ? ["--checkpointing"] : [])), as: UTF8.self)
+                "python3", script, "--preset", preset.rawValue, "--method", method, "--steps", String(steps), "--dtype", dtype,
+            ] + (checkpointing ? ["--checkpointing"] : []) + (length.map { ["--length", String($0)] } ?? [])), as: UTF8.self)
             guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("{") }),
                   let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
                 throw ValidationError("\(script) printed no result:\n\(output)")

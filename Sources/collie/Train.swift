@@ -126,7 +126,7 @@ struct Train: ParsableCommand {
         guard isMain else { return }
         let final = output.appendingPathComponent("final")
         try AtomicFolder.write(at: final) { folder in
-            try trainer.saveModelFiles(to: folder)
+            try trainer.saveModelFiles(to: folder, dtype: trainer.savedWeightType)
         }
         try trainer.saveBaseModel()
         trainer.closeMonitors()

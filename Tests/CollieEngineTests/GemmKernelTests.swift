@@ -35,6 +35,14 @@ final class GemmKernelTests: XCTestCase {
             c = values(ldc * m)
         }
 
+        /// `other` with B replaced by `b` (of the same size).
+        init(copying other: Case, b: [Float]) {
+            (m, n, k, transA, transB, alpha, beta) = (other.m, other.n, other.k, other.transA, other.transB, other.alpha, other.beta)
+            (lda, ldb, ldc, a, c) = (other.lda, other.ldb, other.ldc, other.a, other.c)
+            precondition(b.count == other.b.count)
+            self.b = b
+        }
+
         func opA(_ i: Int, _ p: Int) -> Float { transA ? a[p * lda + i] : a[i * lda + p] }
         func opB(_ p: Int, _ j: Int) -> Float { transB ? b[j * ldb + p] : b[p * ldb + j] }
 
@@ -133,6 +141,26 @@ final class GemmKernelTests: XCTestCase {
             let worst = product.worstError(product.run(.bfloat16), exact)
             XCTAssertGreaterThan(worst, 1e-4, "bfloat16 product as close as float32 at level \(level)")
             XCTAssertLessThanOrEqual(worst, 0x1.0p-7 + 1e-5, "bfloat16 product beyond operand rounding at level \(level)")
+        }
+    }
+
+    /// B stored as bfloat16 (a bf16 weight) goes into the panels as it is: the product equals, bit for bit, the one on
+    /// B widened to float32 — for every shape, transpose, level and precision, odd K's zero pad included.
+    func testBFloat16StoredOperandEqualsItsFloat32Widening() {
+        for product in Self.cases() {
+            let bits = product.b.map(HalfPrecision.bfloat16Bits)
+            let widened = Case(copying: product, b: bits.map { HalfPrecision.float(bfloat16: $0) })
+            forEachKernelLevel { level in
+                for precision in [GEMMPrecision.float32, .bfloat16] {
+                    var out = product.c
+                    Float.packedGEMM(precision: precision, transA: product.transA, transB: product.transB, m: product.m,
+                                     n: product.n, k: product.k, alpha: product.alpha, a: product.a, lda: product.lda,
+                                     bBFloat16: bits, ldb: product.ldb, beta: product.beta, c: &out, ldc: product.ldc)
+                    XCTAssertEqual(out.map(\.bitPattern), widened.run(precision).map(\.bitPattern),
+                                   "\(precision) \(product.m)×\(product.n)×\(product.k) transA \(product.transA) "
+                                   + "transB \(product.transB) at level \(level)")
+                }
+            }
         }
     }
 

@@ -38,6 +38,54 @@ final class BFloat16WeightsTests: XCTestCase {
         }
     }
 
+    /// Under bf16 mixed precision a bf16 weight goes into the GEMM's bfloat16 panels as stored (no float32 copy): the
+    /// loss and every gradient are, bit for bit, those of a float32 model holding the same values, whose products round
+    /// them to bfloat16 while packing.
+    func testBFloat16WeightsUnderBFloat16MixedPrecisionMatchTheirFloat32Values() {
+        for tied in [false, true] {
+            var c = config
+            c.tieWordEmbeddings = tied
+            let half = LlamaForCausalLM(c, seed: 4, dtype: .bfloat16)
+            _ = ParameterBuffer(half.parameters, dtype: .bfloat16)
+            let reference = LlamaForCausalLM(c, seed: 4)
+            _ = ParameterBuffer(reference.parameters)
+            for (r, h) in zip(reference.parameters, half.parameters) {
+                r.pointer(as: Float.self).update(from: h.floats(), count: r.count)
+            }
+            let (halfLoss, referenceLoss) = MixedPrecision.with(.bfloat16) {
+                let losses = (half.loss(ids: ids, labels: ids), reference.loss(ids: ids, labels: ids))
+                losses.0.backward()
+                losses.1.backward()
+                return losses
+            }
+            XCTAssertEqual(halfLoss.item.bitPattern, referenceLoss.item.bitPattern, "tied: \(tied)")
+            for (index, (h, r)) in zip(half.parameters, reference.parameters).enumerated() {
+                XCTAssertEqual(h.grad?.floats().map(\.bitPattern), r.grad?.floats().map(\.bitPattern),
+                               "parameter \(index), tied: \(tied)")
+            }
+        }
+    }
+
+    /// A model drawn straight into bfloat16 (a 7B preset never exists in float32) holds the float32 model's values of
+    /// the same seed, rounded to nearest even; its norms are ones. Moving it into a bf16 buffer keeps every value.
+    func testRandomInitializationInBFloat16IsTheRoundedFloat32Initialization() {
+        let half = LlamaForCausalLM(config, seed: 11, dtype: .bfloat16)
+        let full = LlamaForCausalLM(config, seed: 11)
+        XCTAssertEqual(half.namedParameters.map(\.key), full.namedParameters.map(\.key))
+        for ((key, h), (_, f)) in zip(half.namedParameters, full.namedParameters) {
+            let rounded = f.floats().map { HalfPrecision.float(bfloat16: HalfPrecision.bfloat16Bits($0)) }
+            XCTAssertEqual(h.floats(), rounded, key)
+            if key.hasSuffix("proj.weight") || key.hasSuffix("embed_tokens.weight") || key == "lm_head.weight" {
+                XCTAssertEqual(h.dtype, .bfloat16, key)
+            }
+        }
+        let before = half.parameters.map { $0.floats() }
+        let buffer = ParameterBuffer(half.parameters, dtype: .bfloat16)
+        XCTAssertEqual(buffer.values.storage.byteCount, half.parameterCount * 2)
+        XCTAssertTrue(half.parameters.allSatisfy { $0.dtype == .bfloat16 })
+        XCTAssertEqual(half.parameters.map { $0.floats() }, before)
+    }
+
     func testConvertingToBFloat16RoundsToNearestEven() {
         let p = Tensor([1.00390625, 1.01171875, -3.1415927, 65504], shape: [4])
         _ = ParameterBuffer([p], dtype: .bfloat16)

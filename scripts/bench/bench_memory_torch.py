@@ -1,11 +1,17 @@
 #!/usr/bin/env python3
-"""PyTorch side of `collie bench memory --torch`: the same reference LLaMA configuration, fp32, random
-tokens, fine-tuned with transformers + torch.optim.AdamW (full parameters) or with peft LoRA (r 8, alpha 16,
+"""PyTorch side of `collie bench memory --torch`: the same reference LLaMA configuration, fp32 or bf16 weights,
+random tokens, fine-tuned with transformers + torch.optim.AdamW (full parameters), with lomo-optim's LOMO or
+AdaLomo (full parameters, updated inside backward: `fused_backward`), or with peft LoRA (r 8, alpha 16,
 q/k/v/o/gate/up/down projections, AdamW on the adapters), optionally with gradient checkpointing. Prints one
 JSON line: tokens/s and the peak RSS of the training steps (VmHWM reset after the model is built, as Collie
 does).
 
     python3 scripts/bench/bench_memory_torch.py --preset small --method adamw --steps 3
+    python3 scripts/bench/bench_memory_torch.py --preset 7b --method adalomo --dtype bfloat16 --checkpointing --steps 1
+
+With bf16 the model is built in bf16 (torch's default dtype set while it is constructed), so a 7B model never
+exists in float32. lomo-optim 0.1.1 allocates its AdaLomo state with `.cuda()`; on this CPU-only machine
+that call is made the identity (the state stays on the CPU, as everything else).
 
 The PyPI packages it imports are pinned in scripts/requirements.txt.
 """
@@ -14,6 +20,7 @@ import json
 import os
 import resource
 import sys
+import time
 
 import torch
 from transformers import LlamaForCausalLM
@@ -30,16 +37,37 @@ def peak_rss():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def fused_backward_steps(model, optimizer, ids, steps):
+    """steps + 1 LOMO/AdaLomo steps as lomo-optim's README trains: the loss's backward updates each parameter as
+    its gradient is ready (`fused_backward`, learning rate 1e-3, no gradient-norm pass); the median seconds of the
+    last `steps` and every loss."""
+    times, losses = [], []
+    for step in range(steps + 1):
+        start = time.perf_counter()
+        loss = model(input_ids=ids, labels=ids).loss
+        optimizer.fused_backward(loss, 1e-3)
+        losses.append(loss.item())
+        if step > 0:
+            times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2], losses
+
+
 def main():
     parser = argparse.ArgumentParser()
     add_bench_arguments(parser, LLAMA_PRESETS, "small")
-    parser.add_argument("--method", choices=["adamw", "lora"], default="adamw")
+    parser.add_argument("--method", choices=["adamw", "lomo", "adalomo", "lora"], default="adamw")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     parser.add_argument("--checkpointing", action="store_true")
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--length", type=int, help="tokens per sequence instead of the preset's")
     args = parser.parse_args()
     seed_torch(args.threads)
     config, (b, t) = llama_preset(args.preset)
+    t = args.length or t
+    dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
+    torch.set_default_dtype(dtype)
     model = LlamaForCausalLM(config)
+    torch.set_default_dtype(torch.float32)
     if args.checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if args.method == "lora":
@@ -48,13 +76,23 @@ def main():
                                                  target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
                                                                  "up_proj", "down_proj"]))
     model.train()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     ids = torch.randint(0, 32000, (b, t))
-    if not reset_peak_rss():   # measure the steps, not construction
-        raise SystemExit("cannot reset the peak RSS through /proc/self/clear_refs")
-    median, losses = timed_training_steps(model, optimizer, ids, args.steps)
-    name = "PyTorch + transformers AdamW" if args.method == "adamw" else "PyTorch + peft LoRA"
+    if args.method in ("lomo", "adalomo"):
+        torch.Tensor.cuda = lambda self, *arguments, **keywords: self   # lomo-optim's state: stays on the CPU
+        from lomo_optim import AdaLomo, Lomo
+        optimizer = Lomo(model, lr=1e-3) if args.method == "lomo" else AdaLomo(model, lr=1e-3)
+        if not reset_peak_rss():
+            raise SystemExit("cannot reset the peak RSS through /proc/self/clear_refs")
+        median, losses = fused_backward_steps(model, optimizer, ids, args.steps)
+    else:
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+        if not reset_peak_rss():   # measure the steps, not construction
+            raise SystemExit("cannot reset the peak RSS through /proc/self/clear_refs")
+        median, losses = timed_training_steps(model, optimizer, ids, args.steps)
+    name = {"adamw": "PyTorch + transformers AdamW", "lomo": "PyTorch + lomo-optim LOMO",
+            "adalomo": "PyTorch + lomo-optim AdaLomo", "lora": "PyTorch + peft LoRA"}[args.method]
     print(json.dumps(dict(name=name, method=args.method, checkpointing=args.checkpointing, preset=args.preset,
+                          dtype=args.dtype, seconds_per_step=median,
                           tokens_per_second=b * t / median, peak_rss_bytes=peak_rss(), losses=losses,
                           torch=torch.__version__, threads=torch.get_num_threads()), sort_keys=True))
 

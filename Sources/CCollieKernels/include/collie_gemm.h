@@ -6,6 +6,7 @@
 #define COLLIE_GEMM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /// Row-major C = alpha·op(A)·op(B) + beta·C, cblas_sgemm's row-major contract: op(A) is M×K (A stored M×K with
 /// leading dimension lda, or K×M when trans_a), op(B) is K×N (B stored K×N, or N×K when trans_b), C is M×N with leading
@@ -18,6 +19,12 @@ void collie_sgemm(int trans_a, int trans_b, size_t M, size_t N, size_t K, float 
 /// two bfloat16 values accumulated in float32 (exact products; sums in float32).
 void collie_gemm_bf16(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
                       const float *B, size_t ldb, float beta, float *C, size_t ldc, size_t threads);
+
+/// collie_sgemm (bf16 = 0) or collie_gemm_bf16 (bf16 = 1) with B given as bfloat16 bits (bf16-stored weights): its
+/// values go into the packed panels as they are (widened for float32 microkernels), never through a float32 copy of
+/// B. The result equals the product with B widened to float32 first.
+void collie_gemm_bf16_b(int bf16, int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha, const float *A,
+                        size_t lda, const uint16_t *B, size_t ldb, float beta, float *C, size_t ldc, size_t threads);
 
 /// Which microkernel collie_sgemm (bf16 = 0) or collie_gemm_bf16 (bf16 = 1) runs at the current kernel level:
 /// 0 portable C, 1 AVX2+FMA, 2 AVX-512F, 4 AVX512_BF16 (the bf16 GEMM only).

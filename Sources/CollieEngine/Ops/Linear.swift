@@ -6,14 +6,17 @@
 /// A bf16/f16 weight is widened to float32 for each GEMM and the copy dropped right after: the
 /// backward widens it again rather than keeping a float32 copy of every weight alive between
 /// forward and backward (which would undo the memory bf16 weights save). Its gradient is float32.
+/// Under bf16 mixed precision a bf16 weight goes into the GEMM's bfloat16 panels as stored, with no copy
+/// (`Float.packedGEMM(bBFloat16:)`; the same products as widening it first).
 extension Tensor {
     /// Applies a linear map to the last dimension: `x` [..., in], `weight` [out, in], `bias` [out].
     public static func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
         if let decoded = decodingLinear(x, weight: weight, bias: bias) { return decoded }   // LinearDecoding.swift
         let xin = x.computeContiguous
         let halfWeight = !weight.dtype.isCompute && xin.dtype == .float32
-        var w = halfWeight ? weight.contiguousCopy(dtype: .float32) : weight.computeView
-        if w.dtype != xin.dtype { w = w.to(xin.dtype) }
+        let storedBFloat16 = halfWeight && Self.multipliesStoredBFloat16(weight)
+        var w = storedBFloat16 ? weight : halfWeight ? weight.contiguousCopy(dtype: .float32) : weight.computeView
+        if !storedBFloat16, w.dtype != xin.dtype { w = w.to(xin.dtype) }
         precondition(w.rank == 2, "linear weight must be [out, in], got \(weight.shape)")
         let inFeatures = w.shape[1], outFeatures = w.shape[0]
         precondition(x.shape.last == inFeatures, "linear: input \(x.shape) does not end in \(inFeatures)")
@@ -35,6 +38,13 @@ extension Tensor {
                 beta = 1
             }
             // Y[rows, out] = X[rows, in] · Wᵀ
+            if storedBFloat16 {
+                Float.packedGEMM(precision: .bfloat16, transA: false, transB: !lw.transposed, m: rows, n: outFeatures,
+                                 k: inFeatures, alpha: 1, a: xin.pointer(as: Float.self), lda: inFeatures,
+                                 bBFloat16: lw.base.pointer(as: UInt16.self), ldb: lw.leadingDimension, beta: Float(beta),
+                                 c: out.pointer(as: Float.self), ldc: outFeatures)
+                return
+            }
             F.gemm(transA: false, transB: !lw.transposed, m: rows, n: outFeatures, k: inFeatures, alpha: 1,
                    a: xin.pointer(as: F.self), lda: inFeatures, b: lw.base.pointer(as: F.self),
                    ldb: lw.leadingDimension, beta: beta, c: y, ldc: outFeatures)
@@ -48,6 +58,15 @@ extension Tensor {
             func back<F: FloatElement>(_: F.Type) {
                 let g = grad.pointer(as: F.self), px = xin.pointer(as: F.self)
                 sink.accumulate(0, as: F.self) { dx, beta in   // dX = dY · W
+                    if halfWeight, Tensor.multipliesStoredBFloat16(weight) {
+                        let stored = MatrixLayout(weight)
+                        Float.packedGEMM(precision: .bfloat16, transA: false, transB: stored.transposed, m: rows,
+                                         n: inFeatures, k: outFeatures, alpha: 1, a: grad.pointer(as: Float.self),
+                                         lda: outFeatures, bBFloat16: stored.base.pointer(as: UInt16.self),
+                                         ldb: stored.leadingDimension, beta: Float(beta),
+                                         c: UnsafeMutableRawPointer(dx).assumingMemoryBound(to: Float.self), ldc: inFeatures)
+                        return
+                    }
                     let base = halfWeight ? weight.contiguousCopy(dtype: .float32) : MatrixLayout(recordedWeight).base
                     let pw = base.pointer(as: F.self)
                     F.gemm(transA: false, transB: transposed, m: rows, n: inFeatures, k: outFeatures, alpha: 1,
@@ -69,5 +88,11 @@ extension Tensor {
             }
             grad.dtype == .float64 ? back(Double.self) : back(Float.self)
         }
+    }
+
+    /// Whether a product with the half-precision weight `weight` reads its bf16 storage directly: under bf16 mixed
+    /// precision, whose GEMM rounds its operands to bfloat16 anyway.
+    static func multipliesStoredBFloat16(_ weight: Tensor) -> Bool {
+        weight.dtype == .bfloat16 && weight.rank == 2 && MixedPrecision.current == .bfloat16
     }
 }

@@ -112,7 +112,8 @@ extension PretrainedModel {
         let seed = UInt64(bitPattern: Int64(config.seed))
         let model: Source = switch config.model {
         case .preset(let preset):
-            .preset(preset, seed: seed, maxPositionEmbeddings: max(2048, config.maxLength), initializerRange: config.initMethod.std)
+            .preset(preset, seed: seed, maxPositionEmbeddings: max(2048, config.maxLength), initializerRange: config.initMethod.std,
+                    dtype: config.dtype.dtype)
         case .folder(let path): .at(URL(fileURLWithPath: path))
         }
         let peft: Adapter? = adapter.map(Adapter.folder) ?? config.peftConfig.map { .new($0, seed: seed) }

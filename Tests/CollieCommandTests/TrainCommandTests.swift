@@ -86,6 +86,24 @@ final class TrainCommandTests: XCTestCase {
         for (a, b) in zip(bf16.losses, float32.losses) { XCTAssertEqual(a, b, accuracy: 2e-2 * abs(b)) }
     }
 
+    /// `dtype: bfloat16` with AdaLomo (the 7B recipe, examples/lomo_7b, on the fixture model): the final model is
+    /// written in bf16, as `save_pretrained` writes a bf16 model — half the bytes of float32, every value kept.
+    func testBFloat16WeightsAreSavedInBFloat16() throws {
+        let folder = try temporaryFolder(for: self)
+        let config = try makeRun(folder, extra: "max_steps: 2\ndtype: bfloat16\nmixed_precision: bf16")
+        let run = try CollieExecutable.run(["train", config.path, "--set", "optimizer.name=adalomo", "--set", "optimizer.lr=1e-3",
+                                            "--set", "optimizer.weight_decay=0", "--set", "gradient_accumulation_steps=1"], in: folder)
+        XCTAssertEqual(run.status, 0, run.errors)
+        let final = folder.appendingPathComponent("out/final")
+        let configuration = try LlamaConfiguration.load(from: final)
+        XCTAssertEqual(configuration.torchDType, "bfloat16")
+        let weights = try SafeTensorsFile(url: final.appendingPathComponent("model.safetensors"))
+        XCTAssertFalse(weights.entries.isEmpty)
+        XCTAssertTrue(weights.entries.values.allSatisfy { $0.dtype == .bf16 }, "\(weights.entries.values.map(\.dtype))")
+        let model = try LlamaForCausalLM.load(from: final)
+        XCTAssertEqual(weights.entries.values.reduce(0) { $0 + $1.range.count }, model.parameterCount * 2)
+    }
+
     func testKillDuringACheckpointWriteLeavesThePreviousCheckpointLoadable() throws {
         let folder = try temporaryFolder(for: self)
         let config = try makeRun(folder)

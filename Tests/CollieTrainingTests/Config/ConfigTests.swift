@@ -238,6 +238,23 @@ final class ConfigTests: XCTestCase {
 
     // MARK: - Overrides
 
+    /// The 7B example's config reads as written: the LLaMA-2-7B-shaped preset in bf16 with AdaLomo, checkpointing and
+    /// bf16 products; the preset has LLaMA-2-7B's shape (6.74B parameters with a 32,000-id vocabulary).
+    func testSevenBExampleConfigReadsAsWritten() throws {
+        let config = try CollieConfig.load(from: URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent().appendingPathComponent("../../../examples/lomo_7b/config.yaml").standardizedFileURL)
+        XCTAssertEqual(config.model, .preset(.sevenB))
+        XCTAssertEqual(config.dtype, .bfloat16)
+        XCTAssertEqual(config.mixedPrecision, .bf16)
+        XCTAssertEqual(config.optimizer.name, .adaLomo)
+        XCTAssertTrue(config.checkpointing)
+        XCTAssertEqual(config.maxLength, 512)
+        let c = ModelPreset.sevenB.configuration(vocabularySize: 32000)
+        XCTAssertEqual([c.hiddenSize, c.hiddenLayers, c.attentionHeads, c.keyValueHeads, c.intermediateSize], [4096, 32, 32, 32, 11008])
+        let perLayer = 4 * c.hiddenSize * c.hiddenSize + 3 * c.hiddenSize * c.intermediateSize + 2 * c.hiddenSize
+        XCTAssertEqual(2 * c.vocabularySize * c.hiddenSize + c.hiddenLayers * perLayer + c.hiddenSize, 6_738_415_616)
+    }
+
     func testSetOverridesValuesParsedAsYAMLScalars() throws {
         let config = try CollieConfig(text: Self.fullYAML, overrides: [
             "optimizer.lr=1e-4", "train_epochs=5", "shuffle=true", "optimizer.betas=[0.8, 0.9]", "model=small",

@@ -98,7 +98,7 @@ extension CausalLanguageModel {
     private func selectedLinearLayers(_ lora: LoRAConfiguration) throws -> [(path: String, layer: Linear)] {
         var selected: [(path: String, layer: Linear)] = []
         for (path, layer) in namedLinearLayers {
-            let isOutput = path == "lm_head"
+            let isOutput = path == configuration.outputProjectionPath
             guard try lora.targetModules.matches(path, isOutputProjection: isOutput),
                   try lora.excludeModules?.matches(path, isOutputProjection: isOutput) != true else { continue }
             selected.append((path, layer))

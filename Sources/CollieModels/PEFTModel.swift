@@ -105,8 +105,9 @@ extension CausalLanguageModel {
         }
         // PEFT matches every module, and refuses a selection that names one it cannot adapt; so does Collie,
         // so that the adapters it saves load in PEFT.
-        for path in otherModulePaths where try lora.targetModules.matches(path)
-            && lora.excludeModules?.matches(path) != true {
+        // (`all-linear` selects linear layers only.)
+        for path in otherModulePaths where lora.targetModules != .pattern("all-linear") {
+            guard try lora.targetModules.matches(path), try lora.excludeModules?.matches(path) != true else { continue }
             throw PEFTError("target_modules: \(lora.targetModules) selects \(path), which is not a linear layer "
                             + "(LoRA adapts linear layers: \(namedLinearLayers.first?.path ?? "none"), …)")
         }

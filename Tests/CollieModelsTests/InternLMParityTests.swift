@@ -163,6 +163,40 @@ final class InternLMParityTests: XCTestCase {
         }
     }
 
+    // MARK: - Adapters and quantization by the family's names
+
+    /// LoRA's `all-linear` takes every block projection by InternLM2's names and leaves its output projection
+    /// (`output`, not `lm_head`) alone, as PEFT does; the names select the packed wqkv as one layer.
+    func testLoRASelectsInternLM2sOwnModules() throws {
+        let model = try PretrainedModel.model(.folder(Self.folder("internlm2")))
+        try model.addAdapter(.lora(LoRAConfiguration(rank: 4, alpha: 8, targetModules: .pattern("all-linear"))), seed: 1)
+        let paths = Set(model.loraAdapters.map(\.path))
+        XCTAssertEqual(paths, Set((0..<2).flatMap { i in
+            ["attention.wqkv", "attention.wo", "feed_forward.w1", "feed_forward.w3", "feed_forward.w2"].map { "model.layers.\(i).\($0)" }
+        }))
+        let named = try PretrainedModel.model(.folder(Self.folder("internlm2")))
+        try named.addAdapter(.lora(LoRAConfiguration(rank: 4, alpha: 8, targetModules: .names(["wqkv", "wo"]))), seed: 1)
+        XCTAssertEqual(named.loraAdapters.map(\.path), ["model.layers.0.attention.wqkv", "model.layers.0.attention.wo",
+                                                        "model.layers.1.attention.wqkv", "model.layers.1.attention.wo"])
+    }
+
+    /// `quantize: q8_0` quantizes InternLM2's block projections (wqkv, wo, w1, w3, w2) and keeps the embedding and
+    /// `output` dense; its logits equal a dense model's holding the blocks' dequantized values.
+    func testQuantizingAtLoadTakesInternLM2sBlockProjections() throws {
+        let dense = try PretrainedModel.model(.folder(Self.folder("internlm2_linear")))
+        let quantized = try PretrainedModel.model(.folder(Self.folder("internlm2_linear")), quantization: .quantize(.q8_0))
+        XCTAssertEqual(quantized.namedLinearLayers.count, 10)   // tied: no output layer
+        for ((path, q), (_, d)) in zip(quantized.namedLinearLayers, dense.namedLinearLayers) {
+            let blocks = try XCTUnwrap(q.quantizedWeight, path)
+            try XCTUnwrap(d.denseWeight, path).assignValues(from: blocks.dequantized())
+        }
+        XCTAssertNil(quantized.embedTokens.quantizedWeight)
+        let ids = Tensor(ints: (0..<24).map { ($0 * 37 + 5) % 128 }, shape: [2, 12])
+        let (a, b) = withNoGrad { (quantized(ids).floats(), dense(ids).floats()) }
+        let difference = zip(a, b).map { abs($0 - $1) }.max()!
+        XCTAssertLessThan(difference / b.map(abs).max()!, 1e-5)
+    }
+
     // MARK: - Errors
 
     func testHeadsThatDoNotDivideAreAnErrorNamingTheField() throws {

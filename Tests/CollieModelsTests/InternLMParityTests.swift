@@ -197,6 +197,48 @@ final class InternLMParityTests: XCTestCase {
         XCTAssertLessThan(difference / b.map(abs).max()!, 1e-5)
     }
 
+    /// Configs in the form the hub's internlm-chat-7b and internlm2-chat-7b carry (remote-code fields, auto_map,
+    /// fields Collie does not use) decode to the models they describe.
+    func testConfigsInThePublishedFormDecode() throws {
+        let v1 = """
+        {"architectures": ["InternLMForCausalLM"], "auto_map": {"AutoConfig": "configuration_internlm.InternLMConfig"},
+         "bias": true, "bos_token_id": 1, "eos_token_id": 2, "hidden_act": "silu", "hidden_size": 4096,
+         "initializer_range": 0.02, "intermediate_size": 11008, "max_position_embeddings": 2048, "model_type": "internlm",
+         "num_attention_heads": 32, "num_hidden_layers": 32, "pad_token_id": 0, "rms_norm_eps": 1e-06,
+         "rotary": {"base": 10000, "type": "dynamic"}, "tie_word_embeddings": false, "torch_dtype": "float16",
+         "transformers_version": "4.33.1", "use_cache": true, "vocab_size": 103168}
+        """
+        let c1 = try JSONDecoder().decode(LlamaConfiguration.self, from: Data(v1.utf8))
+        XCTAssertEqual(c1.modelType, .internlm)
+        XCTAssertEqual([c1.attentionHeads, c1.keyValueHeads, c1.resolvedHeadDimension], [32, 32, 128])
+        XCTAssertTrue(c1.attentionBias && c1.hasQKVBias && c1.hasOutputBias)
+        XCTAssertFalse(c1.mlpBias)
+        XCTAssertEqual(c1.ropeTheta, 10_000)
+        XCTAssertEqual(c1.ropeScaling, .dynamic(factor: 1))
+        XCTAssertTrue(PretrainedModel.architecture(of: c1) == LlamaForCausalLM.self)
+
+        let v2 = """
+        {"architectures": ["InternLM2ForCausalLM"], "attn_implementation": "eager",
+         "auto_map": {"AutoConfig": "configuration_internlm2.InternLM2Config"}, "bias": false, "bos_token_id": 1,
+         "eos_token_id": 2, "hidden_act": "silu", "hidden_size": 4096, "initializer_range": 0.02,
+         "intermediate_size": 14336, "max_position_embeddings": 32768, "model_type": "internlm2",
+         "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 8, "pad_token_id": 2,
+         "pretraining_tp": 1, "rms_norm_eps": 1e-05, "rope_scaling": {"type": "dynamic", "factor": 2.0},
+         "rope_theta": 1000000, "tie_word_embeddings": false, "torch_dtype": "bfloat16", "use_cache": true,
+         "vocab_size": 92544}
+        """
+        let c2 = try JSONDecoder().decode(LlamaConfiguration.self, from: Data(v2.utf8))
+        XCTAssertEqual(c2.modelType, .internlm2)
+        XCTAssertEqual([c2.attentionHeads, c2.keyValueHeads, c2.resolvedHeadDimension], [32, 8, 128])
+        XCTAssertFalse(c2.attentionBias)
+        XCTAssertEqual(c2.ropeTheta, 1_000_000)
+        XCTAssertEqual(c2.ropeScaling, .dynamic(factor: 2))
+        XCTAssertEqual(c2.rmsNormEpsilon, 1e-5)
+        XCTAssertTrue(PretrainedModel.architecture(of: c2) == InternLM2ForCausalLM.self)
+        let wqkv = InternLM2ForCausalLM.parameterShapes(for: c2).first { $0.key == "model.layers.0.attention.wqkv.weight" }
+        XCTAssertEqual(wqkv?.shape, [(32 + 2 * 8) * 128, 4096])
+    }
+
     // MARK: - Errors
 
     func testHeadsThatDoNotDivideAreAnErrorNamingTheField() throws {

@@ -57,7 +57,7 @@ extension CausalLanguageModel {
         let expectedKeys = Set(expected.map(\.key))
         // Buffers older checkpoints store but that are computed, and lm_head when tied.
         let ignorable = { (key: String) in
-            key.hasSuffix("rotary_emb.inv_freq") || (configuration.tieWordEmbeddings && key == "lm_head.weight")
+            key.hasSuffix("rotary_emb.inv_freq") || (configuration.tieWordEmbeddings && key == configuration.outputProjectionPath + ".weight")
         }
         let missing = expectedKeys.subtracting(source.names).sorted()
         let unexpected = source.names.subtracting(expectedKeys).filter { !ignorable($0) }.sorted()

@@ -2,7 +2,7 @@ import CollieEngine
 import CollieIO
 import Foundation
 
-/// The decoder families Collie builds from one LLaMA-style implementation.
+/// The decoder families Collie reads, each config.json's `model_type`.
 public enum ModelType: String, Codable, Sendable, CaseIterable {
     /// LLaMA 1/2/3 (and InternLM-style checkpoints that use the llama layout).
     case llama
@@ -10,6 +10,10 @@ public enum ModelType: String, Codable, Sendable, CaseIterable {
     case mistral
     /// Qwen2: LLaMA with q/k/v projection biases.
     case qwen2
+    /// InternLM (v1, `InternLMForCausalLM`): LLaMA with q/k/v/o biases (`bias`) and a `rotary` object.
+    case internlm
+    /// InternLM2 (`InternLM2ForCausalLM`): packed grouped `wqkv`, its own key names (`InternLM2.swift`).
+    case internlm2
 }
 
 /// How RoPE frequencies are rescaled for longer contexts (`rope_scaling` / `rope_parameters`).
@@ -82,6 +86,8 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
         case torchDType = "torch_dtype"
         case dtype
         case architectures
+        case bias
+        case rotary
     }
 
     /// A configuration for a randomly initialized model.
@@ -126,20 +132,28 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
         intermediateSize = try c.decode(Int.self, forKey: .intermediateSize)
         hiddenLayers = try c.decode(Int.self, forKey: .hiddenLayers)
         attentionHeads = try c.decode(Int.self, forKey: .attentionHeads)
-        keyValueHeads = try c.decodeIfPresent(Int.self, forKey: .keyValueHeads) ?? attentionHeads
-        headDimension = try c.decodeIfPresent(Int.self, forKey: .headDimension)
+        // InternLM's remote code has no GQA and no head_dim: it reads neither key.
+        keyValueHeads = type == .internlm ? attentionHeads
+            : try c.decodeIfPresent(Int.self, forKey: .keyValueHeads) ?? attentionHeads
+        headDimension = type.isInternLM ? nil : try c.decodeIfPresent(Int.self, forKey: .headDimension)
         rmsNormEpsilon = try c.decodeIfPresent(Double.self, forKey: .rmsNormEpsilon) ?? 1e-6
         vocabularySize = try c.decode(Int.self, forKey: .vocabularySize)
         maxPositionEmbeddings = try c.decodeIfPresent(Int.self, forKey: .maxPositionEmbeddings) ?? 2048
         tieWordEmbeddings = try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? false
         initializerRange = try c.decodeIfPresent(Double.self, forKey: .initializerRange) ?? 0.02
-        attentionBias = try c.decodeIfPresent(Bool.self, forKey: .attentionBias) ?? false
-        mlpBias = try c.decodeIfPresent(Bool.self, forKey: .mlpBias) ?? false
+        if type.isInternLM {
+            // `bias` (default true) puts biases on q/k/v/o (wqkv/wo); the MLP never has one.
+            attentionBias = try c.decodeIfPresent(Bool.self, forKey: .bias) ?? true
+            mlpBias = false
+        } else {
+            attentionBias = try c.decodeIfPresent(Bool.self, forKey: .attentionBias) ?? false
+            mlpBias = try c.decodeIfPresent(Bool.self, forKey: .mlpBias) ?? false
+        }
         let window = try c.decodeIfPresent(Int.self, forKey: .slidingWindow)
         switch type {
         case .mistral: slidingWindow = window
         case .qwen2: slidingWindow = (try c.decodeIfPresent(Bool.self, forKey: .useSlidingWindow) ?? false) ? window : nil
-        case .llama: slidingWindow = nil
+        case .llama, .internlm, .internlm2: slidingWindow = nil
         }
         if type == .qwen2, slidingWindow != nil {
             throw ModelConfigurationError("qwen2 with use_sliding_window = true (per-layer windows) is not supported yet")
@@ -155,10 +169,26 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
 
         // RoPE: transformers 5 writes rope_parameters (with rope_theta inside); hub checkpoints
         // use rope_theta + rope_scaling.
-        let parameters = try c.decodeIfPresent(RopeParameters.self, forKey: .ropeParameters)
-        let scaling = try c.decodeIfPresent(RopeParameters.self, forKey: .ropeScaling)
-        ropeTheta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta) ?? parameters?.ropeTheta ?? 10_000
-        ropeScaling = try (scaling ?? parameters)?.scaling(maxPositions: maxPositionEmbeddings) ?? .none
+        switch type {
+        case .internlm:
+            // InternLM's `rotary` object; absent, its configuration class's default (dynamic NTK, base 10000).
+            let rotary = try c.decodeIfPresent(InternLMRotary.self, forKey: .rotary) ?? InternLMRotary()
+            ropeTheta = rotary.base
+            ropeScaling = try rotary.scaling()
+        case .internlm2:
+            ropeTheta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta) ?? 10_000
+            let scaling = try c.decodeIfPresent(RopeParameters.self, forKey: .ropeScaling)
+            guard scaling == nil || ["linear", "dynamic"].contains(scaling?.type ?? "") else {
+                throw ModelConfigurationError("rope_scaling.type '\(scaling?.type ?? "")' is not supported by internlm2; "
+                                              + "its remote code takes 'linear' or 'dynamic'")
+            }
+            ropeScaling = try scaling?.scaling(maxPositions: maxPositionEmbeddings) ?? .none
+        case .llama, .mistral, .qwen2:
+            let parameters = try c.decodeIfPresent(RopeParameters.self, forKey: .ropeParameters)
+            let scaling = try c.decodeIfPresent(RopeParameters.self, forKey: .ropeScaling)
+            ropeTheta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta) ?? parameters?.ropeTheta ?? 10_000
+            ropeScaling = try (scaling ?? parameters)?.scaling(maxPositions: maxPositionEmbeddings) ?? .none
+        }
 
         try validate()
     }
@@ -199,6 +229,7 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
         guard resolvedHeadDimension % 2 == 0 else {
             throw ModelConfigurationError("the head dimension (\(resolvedHeadDimension), head_dim or hidden_size / num_attention_heads) must be even for rotary embeddings")
         }
+        if let problem = supportedRopeScalings { throw ModelConfigurationError(problem) }
         try check(rmsNormEpsilon, "rms_norm_eps", inclusive: true)
         try check(ropeTheta, "rope_theta")
         try check(initializerRange, "initializer_range", inclusive: true)
@@ -216,10 +247,10 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
     }
 
     public func encode(to encoder: Encoder) throws {
+        if modelType.isInternLM { return try encodeInternLM(to: encoder) }
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(modelType, forKey: .modelType)
-        let architecture = ["llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM"]
-        try c.encode([architecture[modelType.rawValue]!], forKey: .architectures)
+        try c.encode([modelType.architecture], forKey: .architectures)
         try c.encode(hiddenSize, forKey: .hiddenSize)
         try c.encode(intermediateSize, forKey: .intermediateSize)
         try c.encode(hiddenLayers, forKey: .hiddenLayers)
@@ -257,7 +288,7 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
     /// Per-head width: `head_dim` when given, else hidden_size / num_attention_heads.
     public var resolvedHeadDimension: Int { headDimension ?? hiddenSize / attentionHeads }
 
-    /// Whether q/k/v projections carry biases (Qwen2 always; LLaMA with attention_bias).
+    /// Whether q/k/v projections carry biases (Qwen2 always; LLaMA with attention_bias; InternLM with bias).
     public var hasQKVBias: Bool { modelType == .qwen2 || attentionBias }
     /// Whether o_proj carries a bias.
     public var hasOutputBias: Bool { modelType != .qwen2 && attentionBias }

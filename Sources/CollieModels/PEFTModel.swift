@@ -98,15 +98,16 @@ extension CausalLanguageModel {
     private func selectedLinearLayers(_ lora: LoRAConfiguration) throws -> [(path: String, layer: Linear)] {
         var selected: [(path: String, layer: Linear)] = []
         for (path, layer) in namedLinearLayers {
-            let isOutput = path == "lm_head"
+            let isOutput = path == configuration.outputProjectionPath
             guard try lora.targetModules.matches(path, isOutputProjection: isOutput),
                   try lora.excludeModules?.matches(path, isOutputProjection: isOutput) != true else { continue }
             selected.append((path, layer))
         }
         // PEFT matches every module, and refuses a selection that names one it cannot adapt; so does Collie,
         // so that the adapters it saves load in PEFT.
-        for path in otherModulePaths where try lora.targetModules.matches(path)
-            && lora.excludeModules?.matches(path) != true {
+        // (`all-linear` selects linear layers only.)
+        for path in otherModulePaths where lora.targetModules != .pattern("all-linear") {
+            guard try lora.targetModules.matches(path), try lora.excludeModules?.matches(path) != true else { continue }
             throw PEFTError("target_modules: \(lora.targetModules) selects \(path), which is not a linear layer "
                             + "(LoRA adapts linear layers: \(namedLinearLayers.first?.path ?? "none"), …)")
         }

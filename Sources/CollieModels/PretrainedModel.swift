@@ -153,7 +153,8 @@ public struct PretrainedModel {
     @inline(never)
     public static func architecture(of configuration: LlamaConfiguration) -> any CausalLanguageModel.Type {
         switch configuration.modelType {
-        case .llama, .mistral, .qwen2: LlamaForCausalLM.self
+        case .llama, .mistral, .qwen2, .internlm: LlamaForCausalLM.self
+        case .internlm2: InternLM2ForCausalLM.self
         }
     }
 }

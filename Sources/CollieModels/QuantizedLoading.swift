@@ -58,7 +58,7 @@ extension CausalLanguageModel {
             }
             layer.weight = .dense(parameter(Tensor(uninitializedShape: [layer.outFeatures, layer.inFeatures])))
         }
-        if let blocks = try keptBlocks("model.embed_tokens.weight") { model.embedTokens.weight = .quantized(blocks) }
+        if let blocks = try keptBlocks(configuration.embeddingKey) { model.embedTokens.weight = .quantized(blocks) }
         for (key, parameter) in model.namedParameters { parameter.assignValues(from: try source.tensor(key)) }
         return model
     }
@@ -90,8 +90,12 @@ extension CausalLanguageModel {
     /// Whether the weight `key` is a decoder block's linear weight: the ones `quantize:` quantizes and `keepBlocks`
     /// requires to be in a kept format (the embedding and output projection it keeps when they are, else dequantizes).
     static func isQuantizedWeight(_ key: String) -> Bool {
-        key.hasPrefix("model.layers.") && key.hasSuffix("_proj.weight")
+        key.hasPrefix("model.layers.")
+            && (key.hasSuffix("_proj.weight") || internLM2Projections.contains { key.hasSuffix(".\($0).weight") })
     }
+
+    /// InternLM2's block projections (`attention.wqkv`, `attention.wo`, `feed_forward.w1/w2/w3`).
+    private static var internLM2Projections: [String] { ["wqkv", "wo", "w1", "w2", "w3"] }
 
     private static func checkQuantizable(_ format: BlockFormat, shape: [Int], name: String) throws {
         guard format.isQuantizable else {

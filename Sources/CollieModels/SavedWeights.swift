@@ -18,7 +18,7 @@ extension CausalLanguageModel {
             if let layer = layers[key], layer.quantizedWeight != nil || (mergingLoRA && layer.lora.map { !$0.isMerged } == true) {
                 return (key, shape, { Self.savedWeight(of: layer, mergingLoRA: mergingLoRA) })
             }
-            if key == "model.embed_tokens.weight", let table = embedTokens.quantizedWeight {
+            if key == configuration.embeddingKey, let table = embedTokens.quantizedWeight {
                 return (key, shape, { table.dequantized() })
             }
             guard let parameter = parameters[key] else { return nil }

@@ -58,6 +58,9 @@ extension CausalLanguageModel {
     public func saveGGUF(to url: URL, outputType: GGUFOutputType, name: String,
                          tokenizerMetadata: [(key: String, value: GGUFValue)] = [], mergingLoRA: Bool = false) throws {
         let c = configuration
+        guard !c.modelType.isInternLM else {
+            throw CheckpointError(file: url.path, "GGUF export of \(c.modelType.rawValue) models is not supported yet")
+        }
         let weights = savedWeights(mergingLoRA: mergingLoRA)
         let architecture = c.modelType == .qwen2 ? "qwen2" : "llama"
         var writer = GGUFWriter()

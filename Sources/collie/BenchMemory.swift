@@ -146,7 +146,9 @@ extension Bench {
                 optimizer = AdaLomo(parameters: model.parameters, learningRate: 1e-3)
             }
             optimizer.attachToBackward()
-            if optimizer.updatesDuringBackward { StoragePool.shared.limitForMemorySaving() }   // as the Trainer does
+            if optimizer.updatesDuringBackward {   // as the Trainer does
+                StoragePool.shared.limitForMemorySaving(StoragePool.memorySavingLimit(parameterCounts: trainable.map(\.count)))
+            }
             var generator = RandomGenerator(seed: 1)
             let ids = Tensor(ints: (0..<(b * t)).map { _ in Int(generator.next() % UInt64(c.vocabularySize)) }, shape: [b, t])
             MemoryUsage.resetPeakResident()

@@ -113,6 +113,17 @@ final class StoragePoolTests: XCTestCase {
         pool.releaseCachedMemory()
     }
 
+    /// LOMO/AdaLomo's cache bound: 64 MB for models whose recurring gradients are small; for LLaMA-2-7B's shape one
+    /// float32 gradient of each recurring size (q/k/v/o 4096², gate/up/down 4096 × 11008, the norms), not the
+    /// embedding's or the head's, which occur once or twice per step.
+    func testMemorySavingLimitHoldsOneGradientOfEachRecurringSize() {
+        let small = [32000 * 768] + Array(repeating: 768 * 768, count: 48) + Array(repeating: 768 * 2048, count: 36)
+        XCTAssertEqual(StoragePool.memorySavingLimit(parameterCounts: small), 64 << 20)
+        let sevenB = [32000 * 4096, 32000 * 4096] + Array(repeating: 4096 * 4096, count: 128)
+            + Array(repeating: 4096 * 11008, count: 96) + Array(repeating: 4096, count: 65)
+        XCTAssertEqual(StoragePool.memorySavingLimit(parameterCounts: sevenB), 4 * (4096 * 4096 + 4096 * 11008 + 4096))
+    }
+
     func testZeroedStorageIsZeroEvenWhenReused() {
         let n = 1 << 16
         do {

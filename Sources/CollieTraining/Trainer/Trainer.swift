@@ -113,7 +113,7 @@ public final class Trainer {
             optimizer.attachToBackward()
             dataParallel.attachAfterInBackwardOptimizer()
             // LOMO/AdaLomo are chosen to save memory: keep few freed blocks around (peak RSS ≈ the engine's peak).
-            StoragePool.shared.limitForMemorySaving()
+            StoragePool.shared.limitForMemorySaving(StoragePool.memorySavingLimit(parameterCounts: trained.map(\.count)))
         }
         // The storages the parameters had before moving into the flat buffer (and, under ZeRO-3, the flat buffer
         // itself) are cached by the storage pool, but no later tensor has their sizes: return them.

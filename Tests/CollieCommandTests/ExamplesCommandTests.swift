@@ -65,6 +65,13 @@ final class ExamplesCommandTests: XCTestCase {
         XCTAssertTrue(output.contains("prompt: Collie is a package for"), output)
     }
 
+    /// The 7B recipe (bf16 weights drawn straight into bf16, AdaLomo, checkpointing, bf16 products) on the tiny preset;
+    /// the 7B run itself is measured in docs/PERFORMANCE.md.
+    func testTheSevenBExampleTrainsItsRecipeOnTheTinyPreset() throws {
+        let output = try train("lomo_7b/config.yaml", ["tokenizer=\(Fixtures.tokenizerFolder.path)"])
+        XCTAssertTrue(output.contains("mixed precision bf16"), output)
+    }
+
     func testTheEvaluationExamplesRun() throws {
         for name in ["xsum-rouge", "wmt-bleu", "imdb-classification"] {
             let folder = try temporaryFolder(for: self)
@@ -81,7 +88,7 @@ final class ExamplesCommandTests: XCTestCase {
     /// on a tiny GGUF instead of the tiny preset).
     func testEveryExampleConfigIsCovered() throws {
         let covered: Set<String> = ["alpaca/config.yaml", "alpaca/tiny.yaml", "lora/config.yaml", "prompt_tuning/config.yaml",
-                                    "qlora/config.yaml",
+                                    "qlora/config.yaml", "lomo_7b/config.yaml",
                                     "one_sentence_overfitting/config.yaml", "eval/xsum-rouge.yaml", "eval/wmt-bleu.yaml",
                                     "eval/imdb-classification.yaml"]
         let found = try FileManager.default.subpathsOfDirectory(atPath: Self.examples.path).filter { $0.hasSuffix(".yaml") }

@@ -76,6 +76,67 @@ extension Tensor {
             .copyMemory(from: converted.storage.data + converted.offset * dtype.size, byteCount: count * dtype.size)
     }
 
+    /// Runs `body` on this contiguous tensor's values as float32, `chunk` values at a time in order (each call gets the
+    /// chunk's values and their range in the tensor), and keeps what it wrote: in place for float32, else through one
+    /// chunk's float32 buffer rounded back (to nearest even) into the storage dtype — so updating a bf16 parameter
+    /// never makes a float32 copy of it (a 7B model's 180 MB projections, 27 GB of fresh pages per step).
+    public func updateAsFloat32(chunk: Int, _ body: (UnsafeMutablePointer<Float>, Range<Int>) -> Void) {
+        precondition(isContiguous, "updateAsFloat32 needs a contiguous tensor")
+        precondition(chunk > 0, "updateAsFloat32: chunk must be positive")
+        switch dtype {
+        case .float32:
+            let p = pointer(as: Float.self)
+            for start in stride(from: 0, to: count, by: chunk) { body(p + start, start..<Swift.min(start + chunk, count)) }
+        case .bfloat16, .float16:
+            var buffer = [Float](repeating: 0, count: Swift.min(chunk, count))
+            buffer.withUnsafeMutableBufferPointer { b in
+                for start in stride(from: 0, to: count, by: chunk) {
+                    let range = start..<Swift.min(start + chunk, count)
+                    let piece = Tensor(storage: storage, shape: [range.count], offset: offset + start, dtype: dtype)
+                    piece.widen(into: b.baseAddress!)
+                    body(b.baseAddress!, range)
+                    Conversion.store(floats: UnsafeBufferPointer(rebasing: b[0..<range.count]), into: piece)
+                }
+            }
+        default:
+            preconditionFailure("updateAsFloat32 on a \(dtype) tensor")
+        }
+    }
+
+    /// Calls `body` with this contiguous tensor's values as float32, `chunk` values at a time in order (and their
+    /// range): in place for float32, else widened one chunk at a time.
+    public func readAsFloat32(chunk: Int, _ body: (UnsafePointer<Float>, Range<Int>) -> Void) {
+        precondition(isContiguous, "readAsFloat32 needs a contiguous tensor")
+        precondition(chunk > 0, "readAsFloat32: chunk must be positive")
+        switch dtype {
+        case .float32:
+            let p = pointer(as: Float.self)
+            for start in stride(from: 0, to: count, by: chunk) { body(p + start, start..<Swift.min(start + chunk, count)) }
+        case .bfloat16, .float16:
+            var buffer = [Float](repeating: 0, count: Swift.min(chunk, count))
+            buffer.withUnsafeMutableBufferPointer { b in
+                for start in stride(from: 0, to: count, by: chunk) {
+                    let range = start..<Swift.min(start + chunk, count)
+                    Tensor(storage: storage, shape: [range.count], offset: offset + start, dtype: dtype).widen(into: b.baseAddress!)
+                    body(b.baseAddress!, range)
+                }
+            }
+        default:
+            preconditionFailure("readAsFloat32 on a \(dtype) tensor")
+        }
+    }
+
+    /// Writes this contiguous bf16/f16 tensor's values, widened exactly, to `destination`.
+    private func widen(into destination: UnsafeMutablePointer<Float>) {
+        let n = count
+        if dtype == .bfloat16 {
+            let p = pointer(as: UInt16.self)
+            for i in 0..<n { destination[i] = HalfPrecision.float(bfloat16: p[i]) }
+        } else {
+            collie_f16_to_f32(pointer(as: UInt16.self), destination, n)
+        }
+    }
+
     /// Runs `body` on this contiguous tensor's values as float32 and keeps what it wrote: in place
     /// for float32, else through a float32 copy rounded back (to nearest even) into the storage
     /// dtype — how optimizers update bf16/f16 parameters in float32.

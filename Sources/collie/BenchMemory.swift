@@ -233,13 +233,14 @@ extension Bench {
             print("collie bench memory \(modelPath ?? "--preset " + preset.rawValue): \(shape), batch \(b) × \(t), \(dtype) weights"
                   + (quantize.map { ", linear layers \($0.rawValue)" } ?? (quantized ? ", the GGUF file's blocks" : "")) + ", "
                   + "\(Parallel.threadCount) threads; GB = 10⁹ bytes")
-            print("| run | checkpointing | tokens/s | peak RSS | weights W | gradients G | optimizer state S | activations saved by forward | activations at peak A | W+G+S+A | RSS / (W+G+S+A) |")
-            print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            print("| run | checkpointing | tokens/s | s/step | peak RSS | weights W | gradients G | optimizer state S | activations saved by forward | activations at peak A | W+G+S+A | RSS / (W+G+S+A) |")
+            print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
             for r in rows {
                 let peakActivations = max(r.peakLiveBytes - r.weightBytes - r.gradientBytes - r.stateBytes, r.activationBytes)
                 let sum = r.weightBytes + r.gradientBytes + r.stateBytes + peakActivations
                 let name = r.quantization.map { "Q\(r.method.rawValue) (\($0))" } ?? r.method.rawValue
-                print("| Collie \(name) | \(r.checkpointing ? "on" : "off") | \(String(format: "%.0f", r.tokensPerSecond)) | "
+                print("| Collie \(name) | \(r.checkpointing ? "on" : "off") | \(String(format: "%.1f", r.tokensPerSecond)) | "
+                      + "\(String(format: "%.1f", Double(b * t) / r.tokensPerSecond)) | "
                       + "\(gb(r.peakRSS)) | \(gb(r.weightBytes)) | \(gb(r.gradientBytes)) | \(gb(r.stateBytes)) | "
                       + "\(gb(r.activationBytes)) | \(gb(peakActivations)) | \(gb(sum)) | "
                       + "\(String(format: "%.2f", Double(r.peakRSS) / Double(sum))) |")
@@ -247,7 +248,8 @@ extension Bench {
             for row in torchRows {
                 let name = row["name"] as? String ?? "PyTorch"
                 let tps = row["tokens_per_second"] as? Double ?? 0, peak = row["peak_rss_bytes"] as? Int ?? 0
-                print("| \(name) | \(row["checkpointing"] as? Bool == true ? "on" : "off") | \(String(format: "%.0f", tps)) | \(gb(peak)) | | | | | | | |")
+                print("| \(name) | \(row["checkpointing"] as? Bool == true ? "on" : "off") | \(String(format: "%.1f", tps)) | "
+                      + "\(String(format: "%.1f", Double(b * t) / tps)) | \(gb(peak)) | | | | | | | |")
             }
             if let torchAdamW = torchRows.first(where: { ($0["method"] as? String) == "adamw" && $0["checkpointing"] as? Bool == false })?["peak_rss_bytes"] as? Int {
                 for r in rows where r.method != .adamw {

@@ -63,10 +63,14 @@ public final class AdaLomo: Optimizer {
         let beta = Float(1 - Foundation.pow(t, decayRate)), oneMinusBeta = Float(1 - Double(beta))
         let eps1 = Float(epsilon.0)
         let g = gradient.pointer(as: Float.self), n = gradient.count
-        let u = Tensor(uninitializedShape: p.shape)
-        let pu = u.pointer(as: Float.self)
+        // The update u, a row at a time: a matrix's u = rowFactor_i · columnFactor_j · g_ij is made where it is used
+        // (twice: for its RMS, then for the step) instead of held whole — for a 7B model's projections that would be
+        // a 180 MB float32 copy per update. A vector's u is computed once, in C.
+        let rowsOfU: (Int) -> Void, u: UnsafeMutablePointer<Float>, columns: Int
+        let scratch: Tensor
         if p.rank == 2 {
-            let (rows, columns) = (p.shape[0], p.shape[1])
+            let rows = p.shape[0]
+            columns = p.shape[1]
             if moments[index] == nil { moments[index] = [Tensor.zeros([rows]), Tensor.zeros([columns])] }
             let r = moments[index]![0].pointer(as: Float.self), c = moments[index]![1].pointer(as: Float.self)
             // Means of g² + ε₁ over columns (per row) and over rows (per column), in float32 as torch.
@@ -88,33 +92,47 @@ public final class AdaLomo: Optimizer {
             for i in 0..<rows { rowMean += Double(r[i]) }
             let mean = Float(rowMean / Double(rows))
             let columnFactor = (0..<columns).map { 1 / c[$0].squareRoot() }
-            for i in 0..<rows {
+            scratch = Tensor(uninitializedShape: [columns])
+            u = scratch.pointer(as: Float.self)
+            rowsOfU = { i in   // u's row i into `u`
                 let rowFactor = 1 / (r[i] / mean).squareRoot()
-                let gi = g + i * columns, ui = pu + i * columns
-                for j in 0..<columns { ui[j] = rowFactor * columnFactor[j] * gi[j] }
+                let gi = g + i * columns
+                for j in 0..<columns { u[j] = rowFactor * columnFactor[j] * gi[j] }
             }
         } else {
             if moments[index] == nil { moments[index] = [Tensor.zeros(p.shape)] }
             let v = moments[index]![0].pointer(as: Float.self)
+            scratch = Tensor(uninitializedShape: p.shape)
+            u = scratch.pointer(as: Float.self)
+            columns = n
             // v = (v·β).addingProduct(1 − β, g² + ε₁); u = (1 / √v)·g, in C.
-            collie_adalomo_moment_f32(v, g, pu, n, beta, oneMinusBeta, eps1)
+            collie_adalomo_moment_f32(v, g, u, n, beta, oneMinusBeta, eps1)
+            rowsOfU = { _ in }
         }
         // u ← u / max(1, RMS(u) / clip_threshold)
         var squares = 0.0
-        for i in 0..<n { squares += Double(pu[i]) * Double(pu[i]) }
+        for i in 0..<(n / Swift.max(columns, 1)) {
+            rowsOfU(i)
+            for j in 0..<columns { squares += Double(u[j]) * Double(u[j]) }
+        }
         let rms = Float(squares.squareRoot()) / Float(Double(n).squareRoot())
         let divisor = max(rms / Float(clipThreshold), 1)
         let threshold = Float(epsilon.1)
         let decay = weightDecay
-        p.updateAsFloat32 { w, count in
-            var weightSquares = 0.0
-            for i in 0..<count { weightSquares += Double(w[i]) * Double(w[i]) }
-            let weightRMS = Float(weightSquares.squareRoot()) / Float(Double(count).squareRoot())
-            let lr = learningRate * Double(max(threshold, weightRMS))
-            let negativeLR = Float(-lr), factor = Float(1 - lr * decay)
-            // w = (decay > 0 ? w·factor : w).addingProduct(negativeLR, u / divisor), in C.
-            collie_descend_f32(w, pu, count, decay > 0 ? 1 : 0, factor, negativeLR, divisor)
+        // lr' = lr · max(ε₂, RMS(w)); w = (decay > 0 ? w·factor : w).addingProduct(−lr', u / divisor), in C — a row at
+        // a time, through one row's float32 copy for a bf16 parameter.
+        var weightSquares = 0.0
+        p.readAsFloat32(chunk: Swift.max(columns, 1)) { w, range in
+            for i in 0..<range.count { weightSquares += Double(w[i]) * Double(w[i]) }
         }
+        let weightRMS = Float(weightSquares.squareRoot()) / Float(Double(n).squareRoot())
+        let lr = learningRate * Double(max(threshold, weightRMS))
+        let negativeLR = Float(-lr), factor = Float(1 - lr * decay)
+        p.updateAsFloat32(chunk: Swift.max(columns, 1)) { w, range in
+            rowsOfU(range.lowerBound / Swift.max(columns, 1))
+            collie_descend_f32(w, u, range.count, decay > 0 ? 1 : 0, factor, negativeLR, divisor)
+        }
+        withExtendedLifetime(scratch) {}
     }
 
     // MARK: - State

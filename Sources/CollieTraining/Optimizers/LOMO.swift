@@ -45,11 +45,13 @@ public final class LOMO: Optimizer {
         let decay = Float(1 - learningRate * weightDecay), negativeLR = Float(-learningRate)
         let applyDecay = weightDecay > 0
         let g = gradient.pointer(as: Float.self)
-        parameters[index].updateAsFloat32 { w, n in
-            Parallel.forEach(n, minimumChunk: 1 << 15) { range in
+        // A chunk at a time: a bf16 parameter is updated through one chunk's float32 copy, never a whole one.
+        parameters[index].updateAsFloat32(chunk: 1 << 18) { w, chunk in
+            let gc = g + chunk.lowerBound
+            Parallel.forEach(chunk.count, minimumChunk: 1 << 15) { range in
                 // w = (applyDecay ? w·decay : w).addingProduct(negativeLR, g), in C.
                 let i = range.lowerBound
-                collie_descend_f32(w + i, g + i, range.count, applyDecay ? 1 : 0, decay, negativeLR, 1)
+                collie_descend_f32(w + i, gc + i, range.count, applyDecay ? 1 : 0, decay, negativeLR, 1)
             }
         }
     }

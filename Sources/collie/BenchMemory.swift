@@ -251,6 +251,14 @@ extension Bench {
                 print("| \(name) | \(row["checkpointing"] as? Bool == true ? "on" : "off") | \(String(format: "%.1f", tps)) | "
                       + "\(String(format: "%.1f", Double(b * t) / tps)) | \(gb(peak)) | | | | | | | |")
             }
+            for r in rows {
+                print("losses, Collie \(r.method.rawValue) (checkpointing \(r.checkpointing ? "on" : "off")): "
+                      + r.losses.map { String(format: "%.4f", $0) }.joined(separator: ", "))
+            }
+            for row in torchRows {
+                let losses = (row["losses"] as? [Double] ?? []).map { String(format: "%.4f", $0) }.joined(separator: ", ")
+                print("losses, \(row["name"] as? String ?? "PyTorch") (checkpointing \(row["checkpointing"] as? Bool == true ? "on" : "off")): \(losses)")
+            }
             if let torchAdamW = torchRows.first(where: { ($0["method"] as? String) == "adamw" && $0["checkpointing"] as? Bool == false })?["peak_rss_bytes"] as? Int {
                 for r in rows where r.method != .adamw {
                     print("\(r.method.rawValue) (checkpointing \(r.checkpointing ? "on" : "off")): peak RSS "

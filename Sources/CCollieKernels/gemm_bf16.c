@@ -65,7 +65,7 @@ TARGET_BF16 static void pack_bf16_pairs(const float *src, size_t ld, int k_conti
             const size_t valid = rows - p < width ? rows - p : width;
             uint16_t *panel = (uint16_t *)dst + p * kp;
             uint16_t tail[32 * 32] __attribute__((aligned(64)));
-            gemm_pack_pairs_body(src, ld, k_contiguous, r0 + p, valid, k0 + k_vector, kc - k_vector, width, tail);
+            gemm_pack_pairs_body(src, 0, ld, k_contiguous, r0 + p, valid, k0 + k_vector, kc - k_vector, width, tail);
             memcpy(panel + k_vector * width, tail, (kp - k_vector) * width * sizeof(uint16_t));
         }
     for (size_t p = 0; p < rows; p += width) {
@@ -101,10 +101,10 @@ TARGET_BF16 static void pack_bf16_pairs(const float *src, size_t ld, int k_conti
     }
 }
 
-/// Pair panels from bfloat16 bits (bf16-stored weights): gemm_pack_pairs_from_bf16_body compiled for this level.
+/// Pair panels from bfloat16 bits (bf16-stored weights): gemm_pack_pairs_body on a bf16 source, compiled for this level.
 TARGET_BF16 static void pack_bf16_pairs_from_bf16(const uint16_t *src, size_t ld, int k_contiguous, size_t r0,
                                                   size_t rows, size_t k0, size_t kc, size_t width, void *dst) {
-    gemm_pack_pairs_from_bf16_body(src, ld, k_contiguous, r0, rows, k0, kc, width, dst);
+    gemm_pack_pairs_body(src, 1, ld, k_contiguous, r0, rows, k0, kc, width, dst);
 }
 
 collie_gemm_kernel collie_gemm_kernel_bf16(void) {

@@ -47,21 +47,40 @@ typedef struct {
 /// `value` rounded to the nearest bfloat16 (ties to even), as a float32.
 GEMM_INLINE float gemm_round_bf16(float value) { return collie_bf16_value(collie_bf16_bits(value)); }
 
-/// Float32 micro-panels; `round` rounds every value to bfloat16 first (the bf16 GEMM on a float32 microkernel).
-GEMM_INLINE void gemm_pack_f32_body(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows, size_t k0,
-                                    size_t kc, size_t width, float *dst, int round) {
+/// Element `i` of a packing source as float32: `src` holds float32 values, or bfloat16 bits when `src_bf16` (a
+/// bf16-stored weight; widened exactly). Packing bodies are always inlined with a constant `src_bf16`, so each
+/// instantiation reads one kind.
+GEMM_INLINE float gemm_source_value(const void *src, int src_bf16, size_t i) {
+    return src_bf16 ? collie_bf16_value(((const uint16_t *)src)[i]) : ((const float *)src)[i];
+}
+
+/// Element `i` of a packing source as bfloat16 bits: float32 values rounded to nearest even, bf16 bits as they are.
+GEMM_INLINE uint16_t gemm_source_bits(const void *src, int src_bf16, size_t i) {
+    return src_bf16 ? ((const uint16_t *)src)[i] : collie_bf16_bits(((const float *)src)[i]);
+}
+
+/// Float32 micro-panels of `src` (float32, or bfloat16 bits when `src_bf16`); `round` rounds every value to bfloat16
+/// first (the bf16 GEMM on a float32 microkernel; a bf16 source needs none).
+GEMM_INLINE void gemm_pack_f32_body(const void *src, int src_bf16, size_t ld, int k_contiguous, size_t r0, size_t rows,
+                                    size_t k0, size_t kc, size_t width, float *dst, int round) {
     for (size_t p = 0; p < rows; p += width) {
         const size_t valid = rows - p < width ? rows - p : width;
         float *panel = dst + p * kc;
         if (k_contiguous) {
             for (size_t r = 0; r < valid; r++) {
-                const float *s = src + (r0 + p + r) * ld + k0;
-                for (size_t k = 0; k < kc; k++) panel[k * width + r] = round ? gemm_round_bf16(s[k]) : s[k];
+                const size_t s = (r0 + p + r) * ld + k0;
+                for (size_t k = 0; k < kc; k++) {
+                    const float v = gemm_source_value(src, src_bf16, s + k);
+                    panel[k * width + r] = round ? gemm_round_bf16(v) : v;
+                }
             }
         } else {
             for (size_t k = 0; k < kc; k++) {
-                const float *s = src + (k0 + k) * ld + r0 + p;
-                for (size_t r = 0; r < valid; r++) panel[k * width + r] = round ? gemm_round_bf16(s[r]) : s[r];
+                const size_t s = (k0 + k) * ld + r0 + p;
+                for (size_t r = 0; r < valid; r++) {
+                    const float v = gemm_source_value(src, src_bf16, s + r);
+                    panel[k * width + r] = round ? gemm_round_bf16(v) : v;
+                }
             }
         }
         if (valid < width)
@@ -70,112 +89,30 @@ GEMM_INLINE void gemm_pack_f32_body(const float *src, size_t ld, int k_contiguou
     }
 }
 
-/// bfloat16 pair micro-panels (kc rounded up to even, the odd k past the end zero).
-GEMM_INLINE void gemm_pack_pairs_body(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows,
-                                      size_t k0, size_t kc, size_t width, uint16_t *dst) {
+/// bfloat16 pair micro-panels of `src` (float32 rounded to nearest even, or bfloat16 bits as they are when
+/// `src_bf16`); kc rounded up to even, the odd k past the end zero.
+GEMM_INLINE void gemm_pack_pairs_body(const void *src, int src_bf16, size_t ld, int k_contiguous, size_t r0,
+                                      size_t rows, size_t k0, size_t kc, size_t width, uint16_t *dst) {
     const size_t kp = (kc + 1) & ~(size_t)1;
     for (size_t p = 0; p < rows; p += width) {
         const size_t valid = rows - p < width ? rows - p : width;
         uint16_t *panel = dst + p * kp;
         if (k_contiguous) {
             for (size_t r = 0; r < valid; r++) {
-                const float *s = src + (r0 + p + r) * ld + k0;
-                size_t k = 0;
-                for (; k + 2 <= kc; k += 2) {
+                const size_t s = (r0 + p + r) * ld + k0;
+                for (size_t k = 0; k < kc; k += 2) {
                     uint16_t *d = panel + (k / 2 * width + r) * 2;
-                    d[0] = collie_bf16_bits(s[k]);
-                    d[1] = collie_bf16_bits(s[k + 1]);
-                }
-                if (k < kc) {
-                    uint16_t *d = panel + (k / 2 * width + r) * 2;
-                    d[0] = collie_bf16_bits(s[k]);
-                    d[1] = 0;
+                    d[0] = gemm_source_bits(src, src_bf16, s + k);
+                    d[1] = k + 1 < kc ? gemm_source_bits(src, src_bf16, s + k + 1) : 0;
                 }
             }
         } else {
             for (size_t k = 0; k < kc; k += 2) {
-                const float *s0 = src + (k0 + k) * ld + r0 + p;
-                const float *s1 = k + 1 < kc ? s0 + ld : NULL;
+                const size_t s0 = (k0 + k) * ld + r0 + p;
                 uint16_t *d = panel + k / 2 * width * 2;
-                if (s1)
-                    for (size_t r = 0; r < valid; r++) {
-                        d[2 * r] = collie_bf16_bits(s0[r]);
-                        d[2 * r + 1] = collie_bf16_bits(s1[r]);
-                    }
-                else
-                    for (size_t r = 0; r < valid; r++) {
-                        d[2 * r] = collie_bf16_bits(s0[r]);
-                        d[2 * r + 1] = 0;
-                    }
-            }
-        }
-        if (valid < width)
-            for (size_t k = 0; k < kp / 2; k++)
-                for (size_t r = valid; r < width; r++) panel[(k * width + r) * 2] = panel[(k * width + r) * 2 + 1] = 0;
-    }
-}
-
-/// Float32 micro-panels of bfloat16 values (exact: a bfloat16 is a float32 with a shorter mantissa).
-GEMM_INLINE void gemm_pack_f32_from_bf16_body(const uint16_t *src, size_t ld, int k_contiguous, size_t r0, size_t rows,
-                                              size_t k0, size_t kc, size_t width, float *dst) {
-    for (size_t p = 0; p < rows; p += width) {
-        const size_t valid = rows - p < width ? rows - p : width;
-        float *panel = dst + p * kc;
-        if (k_contiguous) {
-            for (size_t r = 0; r < valid; r++) {
-                const uint16_t *s = src + (r0 + p + r) * ld + k0;
-                for (size_t k = 0; k < kc; k++) panel[k * width + r] = collie_bf16_value(s[k]);
-            }
-        } else {
-            for (size_t k = 0; k < kc; k++) {
-                const uint16_t *s = src + (k0 + k) * ld + r0 + p;
-                for (size_t r = 0; r < valid; r++) panel[k * width + r] = collie_bf16_value(s[r]);
-            }
-        }
-        if (valid < width)
-            for (size_t k = 0; k < kc; k++)
-                for (size_t r = valid; r < width; r++) panel[k * width + r] = 0;
-    }
-}
-
-/// bfloat16 pair micro-panels of bfloat16 values: the bits move as they are (kc rounded up to even, the odd k past
-/// the end zero). With k contiguous a pair is one 32-bit word of the source.
-GEMM_INLINE void gemm_pack_pairs_from_bf16_body(const uint16_t *src, size_t ld, int k_contiguous, size_t r0, size_t rows,
-                                                size_t k0, size_t kc, size_t width, uint16_t *dst) {
-    const size_t kp = (kc + 1) & ~(size_t)1;
-    for (size_t p = 0; p < rows; p += width) {
-        const size_t valid = rows - p < width ? rows - p : width;
-        uint16_t *panel = dst + p * kp;
-        if (k_contiguous) {
-            for (size_t r = 0; r < valid; r++) {
-                const uint16_t *s = src + (r0 + p + r) * ld + k0;
-                size_t k = 0;
-                for (; k + 2 <= kc; k += 2) {
-                    uint32_t word;
-                    memcpy(&word, s + k, sizeof word);
-                    memcpy(panel + (k / 2 * width + r) * 2, &word, sizeof word);
-                }
-                if (k < kc) {
-                    uint16_t *d = panel + (k / 2 * width + r) * 2;
-                    d[0] = s[k];
-                    d[1] = 0;
-                }
-            }
-        } else {
-            for (size_t k = 0; k < kc; k += 2) {
-                const uint16_t *s0 = src + (k0 + k) * ld + r0 + p;
-                uint16_t *d = panel + k / 2 * width * 2;
-                if (k + 1 < kc) {
-                    const uint16_t *s1 = s0 + ld;
-                    for (size_t r = 0; r < valid; r++) {
-                        d[2 * r] = s0[r];
-                        d[2 * r + 1] = s1[r];
-                    }
-                } else {
-                    for (size_t r = 0; r < valid; r++) {
-                        d[2 * r] = s0[r];
-                        d[2 * r + 1] = 0;
-                    }
+                for (size_t r = 0; r < valid; r++) {
+                    d[2 * r] = gemm_source_bits(src, src_bf16, s0 + r);
+                    d[2 * r + 1] = k + 1 < kc ? gemm_source_bits(src, src_bf16, s0 + ld + r) : 0;
                 }
             }
         }
@@ -190,15 +127,15 @@ GEMM_INLINE void gemm_pack_pairs_from_bf16_body(const uint16_t *src, size_t ld, 
 #define GEMM_PACKERS_F32(NAME, TARGET)                                                                                \
     TARGET static void NAME##_f32(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows, size_t k0,  \
                                   size_t kc, size_t width, void *dst) {                                              \
-        gemm_pack_f32_body(src, ld, k_contiguous, r0, rows, k0, kc, width, (float *)dst, 0);                         \
+        gemm_pack_f32_body(src, 0, ld, k_contiguous, r0, rows, k0, kc, width, (float *)dst, 0);                      \
     }                                                                                                                \
     TARGET static void NAME##_f32_rounded(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows,     \
                                           size_t k0, size_t kc, size_t width, void *dst) {                           \
-        gemm_pack_f32_body(src, ld, k_contiguous, r0, rows, k0, kc, width, (float *)dst, 1);                         \
+        gemm_pack_f32_body(src, 0, ld, k_contiguous, r0, rows, k0, kc, width, (float *)dst, 1);                      \
     }                                                                                                                \
     TARGET static void NAME##_f32_from_bf16(const uint16_t *src, size_t ld, int k_contiguous, size_t r0, size_t rows, \
                                             size_t k0, size_t kc, size_t width, void *dst) {                         \
-        gemm_pack_f32_from_bf16_body(src, ld, k_contiguous, r0, rows, k0, kc, width, (float *)dst);                  \
+        gemm_pack_f32_body(src, 1, ld, k_contiguous, r0, rows, k0, kc, width, (float *)dst, 0);                      \
     }
 
 /// Level files: the float32 kernel of each level (bf16 rounding while packing when `rounded`) and the pair kernel.

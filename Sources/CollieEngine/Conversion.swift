@@ -81,8 +81,18 @@ extension Tensor {
     /// chunk's float32 buffer rounded back (to nearest even) into the storage dtype — so updating a bf16 parameter
     /// never makes a float32 copy of it (a 7B model's 180 MB projections, 27 GB of fresh pages per step).
     public func updateAsFloat32(chunk: Int, _ body: (UnsafeMutablePointer<Float>, Range<Int>) -> Void) {
-        precondition(isContiguous, "updateAsFloat32 needs a contiguous tensor")
-        precondition(chunk > 0, "updateAsFloat32: chunk must be positive")
+        float32Chunks(chunk, writingBack: true, body)
+    }
+
+    /// Calls `body` with this contiguous tensor's values as float32, `chunk` values at a time in order (and their
+    /// range): in place for float32, else widened one chunk at a time.
+    public func readAsFloat32(chunk: Int, _ body: (UnsafePointer<Float>, Range<Int>) -> Void) {
+        float32Chunks(chunk, writingBack: false) { body(UnsafePointer($0), $1) }
+    }
+
+    private func float32Chunks(_ chunk: Int, writingBack: Bool, _ body: (UnsafeMutablePointer<Float>, Range<Int>) -> Void) {
+        precondition(isContiguous, "float32 chunks need a contiguous tensor")
+        precondition(chunk > 0, "float32 chunks: chunk must be positive")
         switch dtype {
         case .float32:
             let p = pointer(as: Float.self)
@@ -95,34 +105,11 @@ extension Tensor {
                     let piece = Tensor(storage: storage, shape: [range.count], offset: offset + start, dtype: dtype)
                     piece.widen(into: b.baseAddress!)
                     body(b.baseAddress!, range)
-                    Conversion.store(floats: UnsafeBufferPointer(rebasing: b[0..<range.count]), into: piece)
+                    if writingBack { Conversion.store(floats: UnsafeBufferPointer(rebasing: b[0..<range.count]), into: piece) }
                 }
             }
         default:
-            preconditionFailure("updateAsFloat32 on a \(dtype) tensor")
-        }
-    }
-
-    /// Calls `body` with this contiguous tensor's values as float32, `chunk` values at a time in order (and their
-    /// range): in place for float32, else widened one chunk at a time.
-    public func readAsFloat32(chunk: Int, _ body: (UnsafePointer<Float>, Range<Int>) -> Void) {
-        precondition(isContiguous, "readAsFloat32 needs a contiguous tensor")
-        precondition(chunk > 0, "readAsFloat32: chunk must be positive")
-        switch dtype {
-        case .float32:
-            let p = pointer(as: Float.self)
-            for start in stride(from: 0, to: count, by: chunk) { body(p + start, start..<Swift.min(start + chunk, count)) }
-        case .bfloat16, .float16:
-            var buffer = [Float](repeating: 0, count: Swift.min(chunk, count))
-            buffer.withUnsafeMutableBufferPointer { b in
-                for start in stride(from: 0, to: count, by: chunk) {
-                    let range = start..<Swift.min(start + chunk, count)
-                    Tensor(storage: storage, shape: [range.count], offset: offset + start, dtype: dtype).widen(into: b.baseAddress!)
-                    body(b.baseAddress!, range)
-                }
-            }
-        default:
-            preconditionFailure("readAsFloat32 on a \(dtype) tensor")
+            preconditionFailure("float32 chunks of a \(dtype) tensor")
         }
     }
 

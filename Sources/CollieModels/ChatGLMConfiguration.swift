@@ -28,7 +28,8 @@ public struct ChatGLMSettings: Codable, Sendable, Equatable {
 /// `LlamaConfiguration`: `num_layers`, `padded_vocab_size`, `ffn_hidden_size`, `kv_channels` (the head width),
 /// `multi_query_attention` + `multi_query_group_num` (key/value heads), `add_qkv_bias`, `add_bias_linear`,
 /// `layernorm_epsilon`, `rmsnorm`, `apply_residual_connection_post_layernorm`, `post_layer_norm`, `rope_ratio`
-/// (ChatGLM3-32k: RoPE base 10000·rope_ratio), `seq_length`. RoPE rotates the first kv_channels/2 dimensions of each
+/// (ChatGLM3-32k: RoPE base 10000·rope_ratio), `seq_length`; `quantization_bit` (the remote code's quantize-at-load
+/// on CUDA) is ignored, the weights are read as stored. RoPE rotates the first kv_channels/2 dimensions of each
 /// head in interleaved pairs. ChatGLM v1 (GLM-6B) is not this format: its config has no `padded_vocab_size`.
 enum ChatGLMKeys: String, CodingKey {
     case modelType = "model_type", architectures
@@ -43,6 +44,7 @@ enum ChatGLMKeys: String, CodingKey {
     case initializerRange = "initializer_range"
     case bosTokenID = "bos_token_id", eosTokenID = "eos_token_id", padTokenID = "pad_token_id"
     case torchDType = "torch_dtype", preSeqLen = "pre_seq_len", positionEncoding2D = "position_encoding_2d"
+    case quantizationBit = "quantization_bit"
 }
 
 extension LlamaConfiguration {
@@ -135,6 +137,9 @@ extension LlamaConfiguration {
         try c.encode(keyValueHeads, forKey: .multiQueryGroupNum)
         try c.encode(settings.originalRope, forKey: .originalRope)
         try c.encode(false, forKey: .tieWordEmbeddings)
+        // The weights are written dense; some copies of the remote code's config class default quantization_bit to 4
+        // (quantize at load, CUDA only), so it is written out as 0.
+        try c.encode(0, forKey: .quantizationBit)
         try c.encode(initializerRange, forKey: .initializerRange)
         try c.encodeIfPresent(bosTokenID, forKey: .bosTokenID)
         try c.encodeTokenIDs(eosTokenIDs, forKey: .eosTokenID)

@@ -125,7 +125,8 @@ final class ChatGLMMossParityTests: XCTestCase {
                 ? ["model_type", "num_layers", "padded_vocab_size", "hidden_size", "ffn_hidden_size", "kv_channels",
                    "num_attention_heads", "seq_length", "layernorm_epsilon", "rmsnorm",
                    "apply_residual_connection_post_layernorm", "post_layer_norm", "add_bias_linear", "add_qkv_bias",
-                   "multi_query_attention", "original_rope", "tie_word_embeddings", "eos_token_id", "pad_token_id"]
+                   "multi_query_attention", "original_rope", "tie_word_embeddings", "quantization_bit", "eos_token_id",
+                   "pad_token_id"]
                 : ["model_type", "architectures", "vocab_size", "n_positions", "n_ctx", "n_embd", "n_layer", "n_head",
                    "rotary_dim", "activation_function", "layer_norm_epsilon", "tie_word_embeddings", "wbits",
                    "bos_token_id", "eos_token_id"]

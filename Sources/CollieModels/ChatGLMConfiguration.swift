@@ -82,13 +82,17 @@ extension LlamaConfiguration {
         guard ropeRatio.isFinite, ropeRatio > 0 else {
             throw ModelConfigurationError("rope_ratio must be a finite number > 0, got \(ropeRatio)")
         }
+        let epsilon = try c.decodeIfPresent(Double.self, forKey: .layernormEpsilon) ?? 1e-5
+        guard epsilon.isFinite, epsilon >= 0 else {
+            throw ModelConfigurationError("layernorm_epsilon must be a finite number >= 0, got \(epsilon)")
+        }
         if try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) == true {
             throw ModelConfigurationError("tie_word_embeddings = true is not supported for chatglm (output_layer is its own weight)")
         }
         self.init(modelType: .chatglm, hiddenSize: hidden, intermediateSize: try required(.ffnHiddenSize),
                   hiddenLayers: try required(.numLayers), attentionHeads: heads, keyValueHeads: groups,
                   headDimension: headDimension,
-                  rmsNormEpsilon: try c.decodeIfPresent(Double.self, forKey: .layernormEpsilon) ?? 1e-5,
+                  rmsNormEpsilon: epsilon,
                   ropeTheta: 10_000 * ropeRatio, vocabularySize: try required(.paddedVocabSize),
                   maxPositionEmbeddings: try c.decodeIfPresent(Int.self, forKey: .seqLength) ?? 2048,
                   tieWordEmbeddings: false,

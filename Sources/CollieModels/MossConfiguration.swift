@@ -42,6 +42,10 @@ extension LlamaConfiguration {
         if try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) == true {
             throw ModelConfigurationError("tie_word_embeddings = true is not supported for moss (lm_head has its own weight and bias)")
         }
+        let epsilon = try c.decodeIfPresent(Double.self, forKey: .layerNormEpsilon) ?? 1e-5
+        guard epsilon.isFinite, epsilon >= 0 else {
+            throw ModelConfigurationError("layer_norm_epsilon must be a finite number >= 0, got \(epsilon)")
+        }
         let hidden = try required(.nEmbd), heads = try required(.nHead)
         guard hidden % heads == 0, heads % 4 == 0 else {
             throw ModelConfigurationError("n_head (\(heads)) must divide n_embd (\(hidden)) and be a multiple of 4 "
@@ -50,7 +54,7 @@ extension LlamaConfiguration {
         let inner = try c.decodeIfPresent(Int.self, forKey: .nInner).map { try checked($0, .nInner) } ?? 4 * hidden
         self.init(modelType: .moss, hiddenSize: hidden, intermediateSize: inner, hiddenLayers: try required(.nLayer),
                   attentionHeads: heads, keyValueHeads: heads, headDimension: nil,
-                  rmsNormEpsilon: try c.decodeIfPresent(Double.self, forKey: .layerNormEpsilon) ?? 1e-5,
+                  rmsNormEpsilon: epsilon,
                   vocabularySize: try required(.vocabSize),
                   maxPositionEmbeddings: try c.decodeIfPresent(Int.self, forKey: .nPositions).map { try checked($0, .nPositions) } ?? 2048,
                   tieWordEmbeddings: false,

@@ -299,6 +299,7 @@ final class ChatGLMMossParityTests: XCTestCase {
             ({ $0["ffn_hidden_size"] = 0 }, "ffn_hidden_size must be in 1..."),
             ({ $0["rope_ratio"] = -1 }, "rope_ratio must be a finite number > 0"),
             ({ $0["pre_seq_len"] = 8 }, "pre_seq_len (8)"),
+            ({ $0["layernorm_epsilon"] = -1 }, "layernorm_epsilon must be a finite number >= 0"),
             ({ $0.removeValue(forKey: "padded_vocab_size"); $0["position_encoding_2d"] = true }, "ChatGLM v1"),
         ]
         for (edit, message) in cases {
@@ -318,6 +319,7 @@ final class ChatGLMMossParityTests: XCTestCase {
             ({ $0["rotary_dim"] = NSNull() }, "rotary_dim must be given"),
             ({ $0["activation_function"] = "relu" }, "activation_function 'relu'"),
             ({ $0["wbits"] = 4 }, "wbits 4"),
+            ({ $0["layer_norm_epsilon"] = -1 }, "layer_norm_epsilon must be a finite number >= 0"),
             ({ $0.removeValue(forKey: "n_embd") }, "missing key 'n_embd'"),
         ]
         for (edit, message) in cases {

@@ -57,7 +57,9 @@ extension CausalLanguageModel {
         let expectedKeys = Set(expected.map(\.key))
         // Buffers older checkpoints store but that are computed, and lm_head when tied.
         let ignorable = { (key: String) in
-            key.hasSuffix("rotary_emb.inv_freq") || (configuration.tieWordEmbeddings && key == configuration.outputProjectionPath + ".weight")
+            key.hasSuffix("rotary_emb.inv_freq") || key == "transformer.rotary_pos_emb.inv_freq"
+                || (configuration.modelType == .moss && (key.hasSuffix(".attn.causal_mask") || key.hasSuffix(".attn.masked_bias")))
+                || (configuration.tieWordEmbeddings && key == configuration.outputProjectionPath + ".weight")
         }
         let missing = expectedKeys.subtracting(source.names).sorted()
         let unexpected = source.names.subtracting(expectedKeys).filter { !ignorable($0) }.sorted()

@@ -19,6 +19,8 @@ extension ModelType {
         case .qwen2: "Qwen2ForCausalLM"
         case .internlm: "InternLMForCausalLM"
         case .internlm2: "InternLM2ForCausalLM"
+        case .chatglm: "ChatGLMModel"
+        case .moss: "MossForCausalLM"
         }
     }
 }
@@ -61,10 +63,23 @@ private struct InternLM2RopeScaling: Encodable {
 
 extension LlamaConfiguration {
     /// The token embedding's key (`model.tok_embeddings.weight` in InternLM2).
-    var embeddingKey: String { modelType == .internlm2 ? "model.tok_embeddings.weight" : "model.embed_tokens.weight" }
+    var embeddingKey: String {
+        switch modelType {
+        case .internlm2: "model.tok_embeddings.weight"
+        case .chatglm: "transformer.embedding.word_embeddings.weight"
+        case .moss: "transformer.wte.weight"
+        default: "model.embed_tokens.weight"
+        }
+    }
 
-    /// The output projection's module path (`output` in InternLM2).
-    var outputProjectionPath: String { modelType == .internlm2 ? "output" : "lm_head" }
+    /// The output projection's module path (`output` in InternLM2, `transformer.output_layer` in ChatGLM2).
+    var outputProjectionPath: String {
+        switch modelType {
+        case .internlm2: "output"
+        case .chatglm: "transformer.output_layer"
+        default: "lm_head"
+        }
+    }
 
     /// The RoPE scalings the family's remote code can express, or nil when every one is (non-InternLM types).
     var supportedRopeScalings: String? {

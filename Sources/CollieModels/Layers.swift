@@ -106,6 +106,22 @@ public final class RMSNorm: Module {
     public var namedParameters: [(key: String, tensor: Tensor)] { [("weight", weight)] }
 }
 
+/// Layer normalization with a learned scale and shift (`torch.nn.LayerNorm`; ChatGLM with `rmsnorm: false`, MOSS).
+public final class LayerNorm: Module {
+    public let weight, bias: Tensor
+    public let epsilon: Double
+
+    public init(dimension: Int, epsilon: Double) {
+        weight = parameter(.ones([dimension]))
+        bias = parameter(.zeros([dimension]))
+        self.epsilon = epsilon
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor { .layerNorm(x, weight: weight, bias: bias, epsilon: epsilon) }
+
+    public var namedParameters: [(key: String, tensor: Tensor)] { [("weight", weight), ("bias", bias)] }
+}
+
 /// How new parameters get their values.
 public enum Initialization {
     /// N(0, std²) weights drawn from a seeded generator, zero biases, unit norms (Hugging Face's `_init_weights`);

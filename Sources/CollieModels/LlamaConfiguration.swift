@@ -14,6 +14,11 @@ public enum ModelType: String, Codable, Sendable, CaseIterable {
     case internlm
     /// InternLM2 (`InternLM2ForCausalLM`): packed grouped `wqkv`, its own key names (`InternLM2.swift`).
     case internlm2
+    /// ChatGLM2/ChatGLM3 (`ChatGLMForConditionalGeneration`): packed `query_key_value`, multi-query groups, rotary
+    /// on half of each head in interleaved pairs (`ChatGLM.swift`).
+    case chatglm
+    /// MOSS (moss-moon-003, `MossForCausalLM`): CodeGen's parallel block, packed `qkv_proj` (`Moss.swift`).
+    case moss
 }
 
 /// How RoPE frequencies are rescaled for longer contexts (`rope_scaling` / `rope_parameters`).
@@ -58,6 +63,11 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
     public var padTokenID: Int?
     /// The dtype the checkpoint was saved in (`torch_dtype` / `dtype`), informational.
     public var torchDType: String?
+    /// The leading dimensions of each head that RoPE rotates (MOSS's `rotary_dim`; half the head in ChatGLM2),
+    /// or nil for the whole head.
+    public var rotaryDimension: Int?
+    /// ChatGLM2/3's block settings; nil for every other family.
+    public var chatGLM: ChatGLMSettings?
 
     enum CodingKeys: String, CodingKey {
         case modelType = "model_type"
@@ -127,6 +137,11 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
             throw ModelConfigurationError("model_type '\(typeName)' is not supported; supported: "
                                      + ModelType.allCases.map(\.rawValue).joined(separator: ", "))
         }
+        switch type {
+        case .chatglm: self = try Self(chatGLMFrom: decoder); return
+        case .moss: self = try Self(mossFrom: decoder); return
+        default: break
+        }
         modelType = type
         hiddenSize = try c.decode(Int.self, forKey: .hiddenSize)
         intermediateSize = try c.decode(Int.self, forKey: .intermediateSize)
@@ -153,7 +168,7 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
         switch type {
         case .mistral: slidingWindow = window
         case .qwen2: slidingWindow = (try c.decodeIfPresent(Bool.self, forKey: .useSlidingWindow) ?? false) ? window : nil
-        case .llama, .internlm, .internlm2: slidingWindow = nil
+        case .llama, .internlm, .internlm2, .chatglm, .moss: slidingWindow = nil
         }
         if type == .qwen2, slidingWindow != nil {
             throw ModelConfigurationError("qwen2 with use_sliding_window = true (per-layer windows) is not supported yet")
@@ -183,7 +198,7 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
                                               + "its remote code takes 'linear' or 'dynamic'")
             }
             ropeScaling = try scaling?.scaling(maxPositions: maxPositionEmbeddings) ?? .none
-        case .llama, .mistral, .qwen2:
+        case .llama, .mistral, .qwen2, .chatglm, .moss:
             let parameters = try c.decodeIfPresent(RopeParameters.self, forKey: .ropeParameters)
             let scaling = try c.decodeIfPresent(RopeParameters.self, forKey: .ropeScaling)
             ropeTheta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta) ?? parameters?.ropeTheta ?? 10_000
@@ -226,8 +241,18 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
         guard headDimension != nil || hiddenSize % attentionHeads == 0 else {
             throw ModelConfigurationError("hidden_size (\(hiddenSize)) is not divisible by num_attention_heads (\(attentionHeads)) and no head_dim is given")
         }
-        guard resolvedHeadDimension % 2 == 0 else {
+        if let rotaryDimension {
+            guard rotaryDimension >= 2, rotaryDimension <= resolvedHeadDimension, rotaryDimension % 2 == 0 else {
+                throw ModelConfigurationError(modelType == .chatglm
+                    ? "kv_channels (\(resolvedHeadDimension)) must be a multiple of 4: ChatGLM rotates half of each head in pairs"
+                    : "rotary_dim must be even and in 2...\(resolvedHeadDimension) (the head dimension), got \(rotaryDimension)")
+            }
+        } else if resolvedHeadDimension % 2 != 0 {
             throw ModelConfigurationError("the head dimension (\(resolvedHeadDimension), head_dim or hidden_size / num_attention_heads) must be even for rotary embeddings")
+        }
+        if modelType == .moss, attentionHeads % 4 != 0 || hiddenSize % attentionHeads != 0 {
+            throw ModelConfigurationError("n_head (\(attentionHeads)) must divide n_embd (\(hiddenSize)) and be a multiple of 4 "
+                                          + "(MOSS packs qkv_proj in 4 model-parallel chunks)")
         }
         if let problem = supportedRopeScalings { throw ModelConfigurationError(problem) }
         try check(rmsNormEpsilon, "rms_norm_eps", inclusive: true)
@@ -248,6 +273,8 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
 
     public func encode(to encoder: Encoder) throws {
         if modelType.isInternLM { return try encodeInternLM(to: encoder) }
+        if modelType == .chatglm { return try encodeChatGLM(to: encoder) }
+        if modelType == .moss { return try encodeMoss(to: encoder) }
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(modelType, forKey: .modelType)
         try c.encode([modelType.architecture], forKey: .architectures)
@@ -289,14 +316,14 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
     public var resolvedHeadDimension: Int { headDimension ?? hiddenSize / attentionHeads }
 
     /// Whether q/k/v projections carry biases (Qwen2 always; LLaMA with attention_bias; InternLM with bias).
-    public var hasQKVBias: Bool { modelType == .qwen2 || attentionBias }
+    public var hasQKVBias: Bool { modelType == .qwen2 || attentionBias || (modelType == .chatglm && mlpBias) }
     /// Whether o_proj carries a bias.
     public var hasOutputBias: Bool { modelType != .qwen2 && attentionBias }
 
     /// RoPE inverse frequencies for a sequence of `sequenceLength` positions, computed in float32
     /// as `transformers` does, including the configured scaling.
     public func inverseFrequencies(sequenceLength: Int = 0) -> [Float] {
-        let d = resolvedHeadDimension
+        let d = rotaryDimension ?? resolvedHeadDimension
         var theta = ropeTheta
         if case .dynamic(let factor) = ropeScaling, sequenceLength > maxPositionEmbeddings {
             let ratio = factor * Double(sequenceLength) / Double(maxPositionEmbeddings) - (factor - 1)

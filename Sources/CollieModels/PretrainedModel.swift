@@ -155,6 +155,8 @@ public struct PretrainedModel {
         switch configuration.modelType {
         case .llama, .mistral, .qwen2, .internlm: LlamaForCausalLM.self
         case .internlm2: InternLM2ForCausalLM.self
+        case .chatglm: ChatGLMForConditionalGeneration.self
+        case .moss: MossForCausalLM.self
         }
     }
 }

@@ -90,8 +90,14 @@ extension CausalLanguageModel {
     /// Whether the weight `key` is a decoder block's linear weight: the ones `quantize:` quantizes and `keepBlocks`
     /// requires to be in a kept format (the embedding and output projection it keeps when they are, else dequantizes).
     static func isQuantizedWeight(_ key: String) -> Bool {
-        key.hasPrefix("model.layers.")
-            && (key.hasSuffix("_proj.weight") || internLM2Projections.contains { key.hasSuffix(".\($0).weight") })
+        if key.hasPrefix("model.layers.") {
+            return key.hasSuffix("_proj.weight") || internLM2Projections.contains { key.hasSuffix(".\($0).weight") }
+        }
+        // ChatGLM2's and MOSS's block projections.
+        if key.hasPrefix("transformer.encoder.layers.") {
+            return ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"].contains { key.hasSuffix(".\($0).weight") }
+        }
+        return key.hasPrefix("transformer.h.") && ["qkv_proj", "out_proj", "fc_in", "fc_out"].contains { key.hasSuffix(".\($0).weight") }
     }
 
     /// InternLM2's block projections (`attention.wqkv`, `attention.wo`, `feed_forward.w1/w2/w3`).

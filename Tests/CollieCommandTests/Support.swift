@@ -20,13 +20,13 @@ enum Fixtures {
 /// `train.jsonl` and a `config.yaml` that trains on them with `settings` (YAML lines: epochs, batch, optimizer,
 /// output_dir, …). Returns the config's URL.
 func writeFixtureRun(in folder: URL, records count: Int, lengths: ClosedRange<Int>, seed: UInt64 = 5,
-                     settings: String) throws -> URL {
+                     model: URL = Fixtures.model, settings: String) throws -> URL {
     var generator = RandomGenerator(seed: seed)
     try writeTokenRecords(randomTokenRecords(count: count, lengths: lengths, using: &generator),
                           to: folder.appendingPathComponent("train.jsonl"))
     let config = folder.appendingPathComponent("config.yaml")
     try """
-        model: \(Fixtures.model.path)
+        model: \(model.path)
         tokenizer: \(Fixtures.tokenizerFolder.path)
         train_data: train.jsonl
         record_format: tokens

@@ -58,7 +58,7 @@ extension CausalLanguageModel {
     public func saveGGUF(to url: URL, outputType: GGUFOutputType, name: String,
                          tokenizerMetadata: [(key: String, value: GGUFValue)] = [], mergingLoRA: Bool = false) throws {
         let c = configuration
-        guard !c.modelType.isInternLM else {
+        guard !c.modelType.isInternLM, c.modelType != .chatglm, c.modelType != .moss else {
             throw CheckpointError(file: url.path, "GGUF export of \(c.modelType.rawValue) models is not supported yet")
         }
         let weights = savedWeights(mergingLoRA: mergingLoRA)

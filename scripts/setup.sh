@@ -5,7 +5,8 @@ set -euo pipefail
 
 # chromium: the chat-page check in scripts/test.sh (scripts/checks/check_chat_page.py).
 # libopenmpi-dev, openmpi-bin: data parallelism over MPI (CMPI, mpirun in the distributed tests).
-packages=(libopenblas-dev pkg-config libopenmpi-dev openmpi-bin chromium)
+# iproute2: `ip netns`, the two-host data-parallel test (two network namespaces on this machine).
+packages=(libopenblas-dev pkg-config libopenmpi-dev openmpi-bin chromium iproute2)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -131,6 +131,30 @@ final class DataParallelTrainCommandTests: XCTestCase {
         }
     }
 
+    /// The same command across two hosts: one process in each of two network namespaces (a veth pair between
+    /// them, private addresses), `mpirun` over TCP with no shared memory between the "hosts"; the gradients'
+    /// all-reduce crosses the link and the run equals one process.
+    func testDataParallelAcrossTwoHostsMatchesOneProcess() throws {
+        guard getuid() == 0 else { throw XCTSkip("creating network namespaces needs root (ip netns add)") }
+        let folder = try temporaryFolder(for: self)
+        let config = try makeRun(folder)
+        let collie = try CollieExecutable.url()
+        let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=one"], in: folder)
+        XCTAssertEqual(one.status, 0, one.output)
+
+        let hosts = try NetworkNamespaces(in: folder)
+        defer { hosts.remove() }
+        let before = try hosts.bytesReceived(byHost: 1)
+        let run = try hosts.mpirun(collie, ["train", config.path] + layout(ranks: 2, stage: 1, output: "two-hosts"), in: folder)
+        XCTAssertEqual(run.status, 0, run.output)
+        try assertSameRun(folder.appendingPathComponent("two-hosts"), as: folder.appendingPathComponent("one"), "two hosts")
+        // Six updates each all-reduce (reduce-scatter, then gather) a gradient the size of the model.
+        let model = try FileManager.default.attributesOfItem(
+            atPath: Fixtures.model.appendingPathComponent("model.safetensors").path)[.size] as! Int
+        let received = try hosts.bytesReceived(byHost: 1) - before
+        XCTAssertGreaterThan(received, 3 * model, "the second host received \(received) bytes over the link")
+    }
+
     func testZeroCheckpointOfTwoRanksResumesOnOneAndOnFour() throws {
         let folder = try temporaryFolder(for: self)
         let config = try makeRun(folder)

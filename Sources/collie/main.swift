@@ -8,7 +8,7 @@ struct CollieCommand: ParsableCommand {
         abstract: "Train, fine-tune and run large language models on the CPU you have.",
         version: Collie.version,
         subcommands: [Version.self, Train.self, Demo.self, Score.self, Convert.self, Generate.self, Serve.self, Bench.self,
-                      Tokenize.self, Evaluate.self, Metrics.self])
+                      Tokenize.self, Evaluate.self, Metrics.self, Vocab.self])
 }
 
 /// `collie version`

@@ -84,13 +84,46 @@ final class ExamplesCommandTests: XCTestCase {
         }
     }
 
+    /// The three steps of examples/expand_vocab/README.md, each cut to two updates: the base run, `collie vocab merge`
+    /// (its printed counts and tokens per character), and continued pretraining of the grown folder with its merged
+    /// tokenizer.
+    func testTheExpandVocabExampleMergesGrowsAndContinuesPretraining() throws {
+        let folder = try temporaryFolder(for: self)
+        let repository = TestPaths.repository
+        func train(_ name: String, _ overrides: [String]) throws -> String {
+            let run = try CollieExecutable.run(["train", Self.examples.appendingPathComponent(name).path]
+                                               + (overrides + ["max_steps=2"]).flatMap { ["--set", $0] }, in: folder, timeout: 600)
+            XCTAssertEqual(run.status, 0, "\(name): \(run.errors)")
+            return run.output
+        }
+        let base = folder.appendingPathComponent("base")
+        _ = try train("expand_vocab/base.yaml", ["output_dir=\(base.path)"])
+        let merged = folder.appendingPathComponent("merged")
+        let merge = try CollieExecutable.run(["vocab", "merge",
+                                              "--base", repository.appendingPathComponent("tokenizers/llama2-spm/tokenizer.model").path,
+                                              "--add", repository.appendingPathComponent("tokenizers/chinese-sp/chinese_sp.model").path,
+                                              "--model", base.appendingPathComponent("final").path, "--out", merged.path,
+                                              "--measure", Self.examples.appendingPathComponent("expand_vocab/zh_text.jsonl").path],
+                                             in: folder, timeout: 600)
+        XCTAssertEqual(merge.status, 0, merge.errors)
+        XCTAssertTrue(merge.output.contains("merged 32000 + 17953 new pieces = 49953 pieces"), merge.output)
+        XCTAssertTrue(merge.output.contains("grown to 49953 rows"), merge.output)
+        // The numbers of examples/expand_vocab/README.md (sentencepiece's, scripts/fixtures/make_vocab_merge_fixtures.py).
+        XCTAssertTrue(merge.output.contains("218272 characters: 278034 tokens before (1.2738 per character), 131364 after "
+                                            + "(0.6018 per character)"), merge.output)
+        let output = try train("expand_vocab/config.yaml", ["model=\(merged.path)", "max_length=96",
+                                                            "output_dir=\(folder.appendingPathComponent("run").path)"])
+        XCTAssertTrue(output.contains("eval perplexity"), output)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: folder.appendingPathComponent("run/final/tokenizer.model").path))
+    }
+
     /// A new example must get a test here (qlora/config.yaml keeps a GGUF file's blocks, so QLoRACommandTests runs it
     /// on a tiny GGUF instead of the tiny preset).
     func testEveryExampleConfigIsCovered() throws {
         let covered: Set<String> = ["alpaca/config.yaml", "alpaca/tiny.yaml", "lora/config.yaml", "prompt_tuning/config.yaml",
                                     "qlora/config.yaml", "lomo_7b/config.yaml",
                                     "one_sentence_overfitting/config.yaml", "eval/xsum-rouge.yaml", "eval/wmt-bleu.yaml",
-                                    "eval/imdb-classification.yaml"]
+                                    "eval/imdb-classification.yaml", "expand_vocab/base.yaml", "expand_vocab/config.yaml"]
         let found = try FileManager.default.subpathsOfDirectory(atPath: Self.examples.path).filter { $0.hasSuffix(".yaml") }
         XCTAssertEqual(Set(found), covered)
     }

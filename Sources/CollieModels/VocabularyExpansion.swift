@@ -4,7 +4,7 @@ import Foundation
 
 /// A model's vocabulary grown at the end (after `collie vocab merge`): the token embedding and the output projection
 /// gain rows for the new ids, each new row the mean of the old rows (as CoLLiE's expand_vocab example initializes
-/// them); the old rows and every other parameter are unchanged, so the old ids' logits stay what they were.
+/// them; an output bias, MOSS's, the mean of the old biases); the old rows and every other parameter are unchanged, so the old ids' logits stay what they were.
 public enum VocabularyExpansion {
     /// The model of the Hugging Face folder `folder` with `vocabularySize` token ids, its first
     /// `expectedVocabularySize` rows those of the folder's weights.
@@ -51,10 +51,13 @@ public enum VocabularyExpansion {
         var initialization = Initialization.uninitialized
         let grown = architecture.init(configuration, initialization: &initialization)
         let old = Dictionary(model.namedParameters.map { ($0.key, $0.tensor) }, uniquingKeysWith: { first, _ in first })
-        let vocabularyKeys: Set<String> = [configuration.embeddingKey, configuration.outputProjectionPath + ".weight"]
+        // The parameters with a row per token id — the embedding, the output projection and its bias where the
+        // family has one (MOSS) — are the ones whose shape changed.
         for (key, parameter) in grown.namedParameters {
             guard let source = old[key] else { preconditionFailure("no parameter \(key) in the model being expanded") }
-            if vocabularyKeys.contains(key), parameter.shape.first == vocabularySize, source.shape.first == oldSize {
+            if parameter.shape != source.shape {
+                precondition(parameter.shape.first == vocabularySize && source.shape.first == oldSize
+                             && parameter.shape.dropFirst() == source.shape.dropFirst(), "\(key): not a row per token id")
                 fillRows(parameter, from: source)
             } else {
                 parameter.assignValues(from: source)

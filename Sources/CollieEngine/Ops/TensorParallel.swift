@@ -88,8 +88,8 @@ extension Tensor {
         for row in 0..<rows where labels[row] != ignoreIndex { total += lse[row] - sums[rows + row] }
         let out = Tensor([Float(reduction == .sum ? total : total / Double(counted))], shape: [], dtype: .float32)
         return out.recording("vocabulary_parallel_cross_entropy", [x]) { grad, sink in
-            let scale = grad.contiguousCopy(dtype: .float32).pointer(as: Float.self)[0]
-                / (reduction == .sum ? 1 : Float(counted))
+            let seed = grad.contiguousCopy(dtype: .float32)
+            let scale = seed.pointer(as: Float.self)[0] / (reduction == .sum ? 1 : Float(counted))
             sink.accumulate(0, as: Float.self) { dx, _ in
                 Parallel.forEach(rows, minimumChunk: 8) { range in
                     for row in range where labels[row] != ignoreIndex {

@@ -176,7 +176,7 @@ struct Train: ParsableCommand {
         case .preset(let preset): "preset \(preset.rawValue) (random init, seed \(c.seed))"
         case .folder(let path): path
         }
-        let weights = setup.model.weightCount, quantized = weights - setup.model.parameterCount
+        let weights = setup.model.weightCount, quantized = setup.model.isQuantized ? weights - setup.model.parameterCount : 0
         say("model: \(source): \(weights.formatted()) parameters (hidden \(m.hiddenSize), "
               + "\(m.hiddenLayers) layers, vocabulary \(m.vocabularySize))"
               + (quantized > 0 ? "; \(quantized.formatted()) of them frozen in quantized blocks" : ""))

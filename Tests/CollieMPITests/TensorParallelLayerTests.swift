@@ -46,9 +46,15 @@ final class TensorParallelLayerRankTests: XCTestCase {
         try XCTSkipUnless(MPIRun.isRank, "runs as one rank of TensorParallelLayerTests")
         let world = MPICommunicator.world()
         let (p, r) = (world.size, world.rank)
-        for withLoRA in [false, true] {
+        // The trainer's fixture (4 heads, 2 kv heads), with and without LoRA; grouped-query heads 6/2 (3 query heads
+        // per kv head on each rank), tied embeddings, q/k/v/o biases (row-parallel o_proj's bias added once), Qwen2's
+        // q/k/v biases, Mistral's sliding window.
+        let variants = [(Self.model, false), (Self.model, true)]
+            + ["llama_gqa", "llama_tied", "llama_bias", "qwen2", "mistral_sliding_window"].map { (ModelFixtures.folder($0), false) }
+        for (folder, withLoRA) in variants {
+            let name = "\(folder.lastPathComponent)\(withLoRA ? " + LoRA" : "")"
             func load() throws -> LlamaForCausalLM {
-                let model = try LlamaForCausalLM.load(from: Self.model)
+                let model = try LlamaForCausalLM.load(from: folder)
                 if withLoRA {
                     var generator = RandomGenerator(seed: 3)
                     try model.addAdapter(.lora(LoRAConfiguration(rank: 4, alpha: 8, dropout: 0)), seed: 3)
@@ -70,7 +76,7 @@ final class TensorParallelLayerRankTests: XCTestCase {
             for (key, tensor) in split.namedParameters { keyed[key] = tensor }
             for (path, adapter) in split.loraAdapters { keyed["\(path).lora_A"] = adapter.a; keyed["\(path).lora_B"] = adapter.b }
             let (loss, gradients) = Self.lossAndGradients(split)
-            XCTAssertEqual(loss, wantLoss, accuracy: 1e-5 * abs(wantLoss), "LoRA \(withLoRA)")
+            XCTAssertEqual(loss, wantLoss, accuracy: 1e-5 * abs(wantLoss), name)
             var worst = 0.0
             XCTAssertEqual(Set(gradients.keys), Set(wantGradients.keys))
             for (key, want) in wantGradients {
@@ -85,11 +91,11 @@ final class TensorParallelLayerRankTests: XCTestCase {
                 let scale = max(b.map { abs(Double($0)) }.max() ?? 0, 1e-6)
                 var here = 0.0
                 for (x, y) in zip(a, b) { here = max(here, abs(Double(x - y)) / scale) }
-                if here > 1e-5 { print("rank \(r) \(key): gradient differs by \(here)") }
+                if here > 1e-5 { print("rank \(r) \(name) \(key): gradient differs by \(here)") }
                 worst = max(worst, here)
             }
-            XCTAssertLessThanOrEqual(worst, 1e-5, "LoRA \(withLoRA): gradients differ by \(worst) (relative to the largest)")
-            if r == 0 { print("tensor parallel layers (LoRA \(withLoRA)): loss \(loss) vs \(wantLoss), gradients \(worst)") }
+            XCTAssertLessThanOrEqual(worst, 1e-5, "\(name): gradients differ by \(worst) (relative to the largest)")
+            if r == 0 { print("tensor parallel layers (\(name)): loss \(loss) vs \(wantLoss), gradients \(worst)") }
 
             // Gathering gives back the whole model.
             split.gatherTensorParallelSlices()

@@ -1,4 +1,5 @@
 import CollieEngine
+import CollieIO
 
 /// Tensor parallelism (Megatron) for the LLaMA family, as wrappers around the layers rather than model code.
 ///
@@ -101,11 +102,15 @@ extension CausalLanguageModel {
         guard let model = self as? LlamaForCausalLM else { return }
         let r = communicator.rank
         func part(_ count: Int) -> Range<Int> { (r * count / p)..<((r + 1) * count / p) }
-        func split(_ t: Tensor, axis: Int) -> Tensor {
-            let slice = t.detach().slice(axis: axis, part(t.shape[axis])).contiguousCopy(dtype: t.dtype)
+        // Slices are copied (in float32, as a loaded model's parameters: the weights may be views of a mapped file in
+        // its stored dtype, `loadMapped`), so only this rank's part of a mapped weight is ever read.
+        func copy(_ t: Tensor, axis: Int?) -> Tensor {
+            let source = axis.map { t.detach().slice(axis: $0, part(t.shape[$0])) } ?? t.detach()
+            let slice = source.contiguousCopy(dtype: t.dtype == .float64 ? .float64 : .float32)
             slice.requiresGrad = t.requiresGrad
             return slice
         }
+        func split(_ t: Tensor, axis: Int) -> Tensor { copy(t, axis: axis) }
         func column(_ layer: Linear) {
             layer.weight = .dense(split(layer.denseWeight!, axis: 0))
             layer.bias = layer.bias.map { split($0, axis: 0) }
@@ -114,6 +119,7 @@ extension CausalLanguageModel {
         }
         func row(_ layer: Linear) {
             layer.weight = .dense(split(layer.denseWeight!, axis: 1))
+            layer.bias = layer.bias.map { copy($0, axis: nil) }
             if let lora = layer.lora { lora.a = split(lora.a, axis: 1) }
             layer.tensorParallel = .row(communicator)
         }
@@ -194,6 +200,38 @@ extension CausalLanguageModel {
         }
         return .vocabularyParallelCrossEntropy(logits: logits, targets: targets, start: placement.vocabulary.lowerBound,
                                                communicator: placement.communicator, reduction: reduction)
+    }
+}
+
+extension CausalLanguageModel {
+    /// The model of `configuration` for a tensor-parallel rank: its linear weights and biases and its embedding are
+    /// views of `source`'s memory-mapped tensors (nothing copied, nothing read yet), the norms are copied. Call
+    /// `splitForTensorParallelism` next: it copies this rank's slices, so a rank reads only its part of each large
+    /// weight from the file and never holds the whole model. The views are read-only: never train without splitting.
+    public static func loadMapped(from source: some WeightSource, configuration: LlamaConfiguration) throws -> Self {
+        guard configuration.hiddenLayers <= source.names.count else {
+            throw CheckpointError(file: source.configurationPath,
+                                  "num_hidden_layers is \(configuration.hiddenLayers), but the weights hold only \(source.names.count) tensors")
+        }
+        try checkWeights(source, expected: parameterShapes(for: configuration), configuration: configuration)
+        var initialization = Initialization.uninitializedWithoutLinearWeights
+        let model = Self(configuration, initialization: &initialization)
+        var viewed = Set<ObjectIdentifier>()
+        func view(_ key: String) throws -> Tensor {
+            let tensor = try source.tensor(key)
+            tensor.requiresGrad = true
+            viewed.insert(ObjectIdentifier(tensor))
+            return tensor
+        }
+        for (path, layer) in model.namedLinearLayers {
+            layer.weight = .dense(try view(path + ".weight"))
+            if layer.bias != nil { layer.bias = try view(path + ".bias") }
+        }
+        model.embedTokens.weight = .dense(try view(configuration.embeddingKey))
+        for (key, parameter) in model.namedParameters where !viewed.contains(ObjectIdentifier(parameter)) {
+            parameter.assignValues(from: try source.tensor(key))
+        }
+        return model
     }
 }
 

@@ -65,8 +65,11 @@ struct Train: ParsableCommand {
         let settings = try CollieConfig.load(from: configURL, overrides: overrides)
         let ranks = settings.processCount
         if ranks > 1, communicator.size == 1, !MPICommunicator.isLaunchedByMPIRun {
+            let layout = settings.tensorParallelSize == 1 && settings.pipelineParallelSize == 1
+                ? "dp_size: \(settings.dataParallelSize)"
+                : "dp_size × tp_size × pp_size = \(settings.dataParallelSize) × \(settings.tensorParallelSize) × \(settings.pipelineParallelSize)"
             throw ValidationError("""
-                dp_size: \(settings.dataParallelSize) needs \(ranks) processes: launch with \
+                \(layout) needs \(ranks) processes: launch with \
                 `mpirun -np \(ranks) collie train \(config)` (mpirun comes with Open MPI: scripts/setup.sh installs it)
                 """)
         }

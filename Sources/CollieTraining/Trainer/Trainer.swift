@@ -142,6 +142,9 @@ public final class Trainer {
                                                    totalSteps: state.totalSteps)
         self.state = state
         monitor = MonitorGroup(monitors)
+        if grid.tensorParallelSize > 1, !evaluators.isEmpty {
+            throw TrainerError("evaluators are not yet run under tensor parallelism (tp_size: \(grid.tensorParallelSize))")
+        }
         self.evaluators = evaluators
         self.callbacks = try callbacks ?? config.callbacks.makeCallbacks(evaluators: evaluators.map(\.name))
         let names = self.callbacks.map(\.name)
@@ -409,6 +412,10 @@ public final class Trainer {
     /// - Throws: `TrainerError` when the folder is not a complete checkpoint or was written for a different
     ///   setup (dataset size, batch size, accumulation, number of updates); optimizer and model errors.
     public func resume(from folder: URL) throws {
+        if grid.tensorParallelSize > 1 {
+            throw TrainerError("--resume: training checkpoints are not yet read under tensor parallelism (tp_size: "
+                               + "\(grid.tensorParallelSize)); start from the checkpoint's model folder instead")
+        }
         let checkpoint = try TrainingCheckpoint(resuming: folder, setup: state, schedule: schedule)
         try checkpoint.restore(into: self)
         schedule = checkpoint.schedule

@@ -118,8 +118,9 @@ extension PretrainedModel {
         }
         let peft: Adapter? = adapter.map(Adapter.folder) ?? config.peftConfig.map { .new($0, seed: seed) }
         do {
+            // A tensor-parallel rank maps the folder's weights and copies only its slices when the trainer splits them.
             try self.init(model: model, tokenizer: tokenizer, tokenizerFiles: files, adapter: peft,
-                          quantization: config.weightQuantization)
+                          quantization: config.weightQuantization, mapped: config.tensorParallelSize > 1)
         } catch let error as LoadingError {
             let key = switch error.part {
             case .model: config.quantized ? "model (quantized: true)"

@@ -1,4 +1,5 @@
 import CollieEngine
+import CollieIO
 import CollieMPI
 import CollieModels
 import CollieTestSupport
@@ -68,8 +69,15 @@ final class TensorParallelLayerRankTests: XCTestCase {
             }
             let whole = try load()
             let (wantLoss, wantGradients) = Self.lossAndGradients(whole)
-            let split = try load()
+            // Without an adapter the split model is loaded as a tensor-parallel rank loads it: its large weights mapped,
+            // then only this rank's slices copied.
+            let split = withLoRA ? try load()
+                : try LlamaForCausalLM.loadMapped(from: CheckpointFolder(url: folder),
+                                                  configuration: LlamaConfiguration.load(from: folder))
             try split.splitForTensorParallelism(world)
+            let replicated = whole.layers.count * 2 * whole.configuration.hiddenSize + whole.configuration.hiddenSize
+                + (whole.layers[0].selfAttention.oProj.bias?.count ?? 0) * whole.layers.count * 2
+            XCTAssertLessThanOrEqual(split.parameterCount, (whole.parameterCount - replicated) / p + replicated, name)
             let axes = Dictionary(split.tensorParallelSlices.map { (ObjectIdentifier($0.tensor), $0.axis) },
                                   uniquingKeysWith: { a, _ in a })
             var keyed: [String: Tensor] = [:]

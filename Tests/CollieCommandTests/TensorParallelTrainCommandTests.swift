@@ -168,6 +168,27 @@ final class TensorParallelTrainCommandTests: XCTestCase {
         XCTAssertEqual(again.status, 0, again.output)
     }
 
+    func testEvaluationUnderTensorParallelismMatchesOneProcess() throws {
+        let folder = try temporaryFolder(for: self)
+        let config = try makeRun(folder)
+        let collie = try CollieExecutable.url()
+        // The held-out loss through the vocabulary-parallel cross-entropy, each dp group evaluating its batches.
+        let evaluation = ["--set", "eval_split=0.2", "--set", "eval_per_n_steps=2"]
+        let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=one"] + evaluation, in: folder)
+        XCTAssertEqual(one.status, 0, one.output)
+        let run = try MPIRun.run(ranks: 4, collie, ["train", config.path] + layout(dp: 2, tp: 2, output: "dp2-tp2") + evaluation,
+                                 in: folder)
+        XCTAssertEqual(run.status, 0, run.output)
+        func metrics(_ name: String) throws -> [Double] {
+            try String(contentsOf: folder.appendingPathComponent("\(name)/monitors.evaluation.csv"), encoding: .utf8)
+                .split(separator: "\n").dropFirst().map { Double($0.split(separator: ",")[2])! }
+        }
+        let got = try metrics("dp2-tp2"), want = try metrics("one")
+        XCTAssertEqual(got.count, want.count)
+        XCTAssertEqual(want.count, 4)   // loss and perplexity at steps 2 and 4
+        for (a, b) in zip(got, want) { XCTAssertEqual(a, b, accuracy: 1e-5 * abs(b)) }
+    }
+
     func testBadTensorParallelLayoutsAreClearErrors() throws {
         let folder = try temporaryFolder(for: self)
         let config = try makeRun(folder)

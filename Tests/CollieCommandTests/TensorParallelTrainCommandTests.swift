@@ -133,6 +133,30 @@ final class TensorParallelTrainCommandTests: XCTestCase {
         }
     }
 
+    func testTiedEmbeddingsAndBiasesUnderTensorParallelismMatchOneProcess() throws {
+        let folder = try temporaryFolder(for: self)
+        let config = try makeRun(folder)
+        let collie = try CollieExecutable.url()
+        // A tied output projection (the embedding's vocabulary rows), Qwen2's q/k/v biases, LLaMA's o_proj bias
+        // (row-parallel: added once) and grouped-query heads 6/2; AdamW, and AdaLomo on the tied model.
+        for (variant, optimizer) in [("llama_tied", "adamw"), ("llama_tied", "adalomo"), ("qwen2", "adamw"),
+                                     ("llama_bias", "adamw"), ("llama_gqa", "adamw")] {
+            let model = ModelFixtures.folder(variant)
+            var common = ["--set", "model=\(model.path)"]
+            if optimizer == "adalomo" {
+                common += ["--set", "optimizer={name: adalomo, lr: 1.0e-2}", "--set", "gradient_accumulation_steps=1"]
+            }
+            let name = "\(variant)-\(optimizer)"
+            let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=\(name)-one"] + common, in: folder)
+            XCTAssertEqual(one.status, 0, one.output)
+            let run = try MPIRun.run(ranks: 2, collie, ["train", config.path] + layout(dp: 1, tp: 2, output: "\(name)-tp2") + common,
+                                     in: folder)
+            XCTAssertEqual(run.status, 0, "\(name):\n\(run.output)")
+            try assertSameRun(folder.appendingPathComponent("\(name)-tp2"), as: folder.appendingPathComponent("\(name)-one"),
+                              "\(name)-tp2", initial: model.appendingPathComponent("model.safetensors"))
+        }
+    }
+
     func testLoRAAtTensorParallelTwoMatchesOneProcess() throws {
         let folder = try temporaryFolder(for: self)
         let config = try makeRun(folder)

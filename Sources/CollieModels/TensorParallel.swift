@@ -165,6 +165,30 @@ extension CausalLanguageModel {
         attachments.tensorParallel = nil
     }
 
+    /// A whole copy of this split model (and of its LoRA adapter), gathered from the tensor-parallel group — every rank
+    /// of the group must call it — for what needs the whole model while training goes on split: evaluators that
+    /// generate with the KV cache. The copy shares nothing with this model; the model itself stays split.
+    public func gatheredCopy() throws -> any CausalLanguageModel {
+        guard let placement = attachments.tensorParallel else { return self }
+        var initialization = Initialization.uninitialized
+        let copy = Self(configuration, initialization: &initialization)
+        let axes = Dictionary(tensorParallelSlices.map { (ObjectIdentifier($0.tensor), $0.axis) }, uniquingKeysWith: { a, _ in a })
+        func whole(_ t: Tensor) -> Tensor {
+            axes[ObjectIdentifier(t)].map { TensorParallelSlices.gather(t, axis: $0, communicator: placement.communicator) } ?? t
+        }
+        let own = Dictionary(namedParameters.map { ($0.key, $0.tensor) }, uniquingKeysWith: { a, _ in a })
+        for (key, parameter) in copy.namedParameters { parameter.assignValues(from: whole(own[key]!)) }
+        if case .lora(let lora)? = peftConfiguration {
+            try copy.addAdapter(.lora(lora))
+            let adapters = Dictionary(loraAdapters.map { ($0.path, $0.adapter) }, uniquingKeysWith: { a, _ in a })
+            for (path, adapter) in copy.loraAdapters {
+                adapter.a.assignValues(from: whole(adapters[path]!.a))
+                adapter.b.assignValues(from: whole(adapters[path]!.b))
+            }
+        }
+        return copy
+    }
+
     /// The parameters (and adapter tensors) that are slices under tensor parallelism; the others (norms, a
     /// row-parallel layer's bias, LoRA's whole A or B) are replicated, with the same gradient on every rank. A
     /// global gradient norm sums the slices' squares over the group and counts the replicated ones once.

@@ -213,6 +213,62 @@ final class TensorParallelTrainCommandTests: XCTestCase {
         for (a, b) in zip(got, want) { XCTAssertEqual(a, b, accuracy: 1e-5 * abs(b)) }
     }
 
+    func testEvaluatorsUnderTensorParallelismMatchOneProcess() throws {
+        let folder = try temporaryFolder(for: self)
+        // The tiny preset with LLaMA-2's vocabulary (32,000 ids split in two), so that evaluators generate text: they
+        // run on a whole copy gathered from the split model.
+        try """
+            {"text": "The cat sat", "target": "on the mat"}
+            {"text": "Hello", "target": "world"}
+            """.write(to: folder.appendingPathComponent("gen.jsonl"), atomically: true, encoding: .utf8)
+        try """
+            {"input": "Good. Sentiment:", "output": [" negative", " positive"], "target": 1}
+            {"input": "Bad. Sentiment:", "output": [" negative", " positive"], "target": 0}
+            """.write(to: folder.appendingPathComponent("cls.jsonl"), atomically: true, encoding: .utf8)
+        let config = try writeFixtureRun(in: folder, records: 8, lengths: 6...12, settings: """
+            max_length: 64
+            seed: 3
+            train_micro_batch_size: 2
+            max_steps: 2
+            eval_per_n_steps: 2
+            optimizer: {name: adamw, lr: 1.0e-3}
+            monitor_outputs: [csv]
+            sample_prompt: Hello
+            sample_max_new_tokens: 4
+            evaluators:
+              - {name: gen, type: generation, data: gen.jsonl, metrics: [bleu, rouge], generation: {max_new_tokens: 3}}
+              - {name: cls, type: classification, data: cls.jsonl}
+            """)
+        let preset = ["--set", "model=tiny"]
+        let collie = try CollieExecutable.url()
+        let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=one"] + preset, in: folder)
+        XCTAssertEqual(one.status, 0, one.output)
+        let run = try MPIRun.run(ranks: 2, collie, ["train", config.path, "--set", "tp_size=2", "--set", "output_dir=tp2"] + preset,
+                                 in: folder)
+        XCTAssertEqual(run.status, 0, run.output)
+        func metrics(_ name: String) throws -> [String: Double] {
+            let lines = try String(contentsOf: folder.appendingPathComponent("\(name)/monitors.evaluation.csv"), encoding: .utf8)
+                .split(separator: "\n").dropFirst()
+            return Dictionary(lines.map { line in
+                let fields = line.split(separator: ",")
+                return ("\(fields[0]) \(fields[1])", Double(fields[2])!)
+            }, uniquingKeysWith: { $1 })
+        }
+        let got = try metrics("tp2"), want = try metrics("one")
+        XCTAssertEqual(Set(got.keys), Set(want.keys))
+        XCTAssertNotNil(want["2 cls/accuracy"], "\(want)")
+        XCTAssertNotNil(want["2 gen/bleu"], "\(want)")
+        for (key, value) in want { XCTAssertEqual(got[key] ?? .nan, value, accuracy: 1e-5 * max(1, abs(value)), key) }
+        // After training the slices are gathered: rank 0 answers the sample prompt with the whole model, as one process.
+        // (One process also answers before training — "before:" / "after:"; a split model does not — "answer:".)
+        func answer(_ output: String) -> String? {
+            output.split(separator: "\n").first { $0.contains("  after:") || $0.contains("  answer:") }
+                .map { $0.split(separator: ":", maxSplits: 1)[1].trimmingCharacters(in: .whitespaces) }
+        }
+        XCTAssertNotNil(answer(one.output), one.output)
+        XCTAssertEqual(answer(run.output), answer(one.output), run.output)
+    }
+
     func testBadTensorParallelLayoutsAreClearErrors() throws {
         let folder = try temporaryFolder(for: self)
         let config = try makeRun(folder)

@@ -34,10 +34,6 @@ extension CollieConfig {
                 fail(.callbacks, "training checkpoints and load_best_model are not yet written under tensor parallelism "
                      + "(tp_size: \(tensorParallelSize)); the final model is saved consolidated. Remove them or use tp_size: 1")
             }
-            if !evaluators.isEmpty {
-                fail(.evaluators, "evaluators are not yet run under tensor parallelism (tp_size: \(tensorParallelSize)); "
-                     + "eval_data's loss and perplexity are. Remove them or use tp_size: 1")
-            }
         }
         if !(0...3).contains(zeroStage) {
             fail("ds_config.zero_optimization.stage", "must be 0, 1, 2 or 3, got \(zeroStage)")

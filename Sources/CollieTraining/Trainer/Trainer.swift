@@ -142,9 +142,6 @@ public final class Trainer {
                                                    totalSteps: state.totalSteps)
         self.state = state
         monitor = MonitorGroup(monitors)
-        if grid.tensorParallelSize > 1, !evaluators.isEmpty {
-            throw TrainerError("evaluators are not yet run under tensor parallelism (tp_size: \(grid.tensorParallelSize))")
-        }
         self.evaluators = evaluators
         self.callbacks = try callbacks ?? config.callbacks.makeCallbacks(evaluators: evaluators.map(\.name))
         let names = self.callbacks.map(\.name)
@@ -385,7 +382,12 @@ public final class Trainer {
             let mean = totals[0] / Double(max(Int(totals[1]), 1))
             metrics = ["loss": mean, "perplexity": Foundation.exp(mean)]
         }
-        for evaluator in evaluators { metrics.merge(try evaluator.prefixedMetrics(model)) { $1 } }
+        if !evaluators.isEmpty {
+            // Under tensor parallelism the evaluators (which generate with the KV cache) see a whole copy of the model,
+            // gathered on every rank of the group.
+            let whole = try model.gatheredCopy()
+            for evaluator in evaluators { metrics.merge(try evaluator.prefixedMetrics(whole)) { $1 } }
+        }
         state.evaluations.append(EvaluationRecord(step: state.globalStep, metrics: metrics))
         notifyMonitors(.evaluation(step: state.globalStep, metrics: metrics))
         for callback in callbacks { try callback.onEvaluateEnd(self, metrics: metrics) }

@@ -269,6 +269,43 @@ final class TensorParallelTrainCommandTests: XCTestCase {
         XCTAssertEqual(answer(run.output), answer(one.output), run.output)
     }
 
+    func testTensorParallelCheckpointsResumeOnOtherLayouts() throws {
+        let folder = try temporaryFolder(for: self)
+        let config = try makeRun(folder)
+        let collie = try CollieExecutable.url()
+        // Checkpoints hold the whole model and one process's optimizer state (AdamW's moments, AdaLomo's factors)
+        // gathered from the slices: a tp = 2 checkpoint resumes on one process and at dp 2 × tp 2, and one process's
+        // checkpoint resumes at tp = 2, all with the losses and weights of the uninterrupted one-process run.
+        for (kind, optimizer) in [("adamw", nil), ("adalomo", "{name: adalomo, lr: 1.0e-2}")] {
+            var common = ["--set", "callbacks={checkpoint: {every_n_batches: 3}}"]
+            if let optimizer { common += ["--set", "optimizer=\(optimizer)", "--set", "gradient_accumulation_steps=1"] }
+            let reference = "\(kind)-one"
+            let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=\(reference)"] + common, in: folder)
+            XCTAssertEqual(one.status, 0, one.output)
+            let tp = try MPIRun.run(ranks: 2, collie, ["train", config.path] + layout(dp: 1, tp: 2, output: "\(kind)-tp2") + common,
+                                    in: folder)
+            XCTAssertEqual(tp.status, 0, tp.output)
+            try assertSameRun(folder.appendingPathComponent("\(kind)-tp2"), as: folder.appendingPathComponent(reference),
+                              "\(kind)-tp2 with checkpoints", initial: initialWeights)
+            let saved = try SafeTensorsFile(url: folder.appendingPathComponent("\(kind)-tp2/checkpoint-3/model.safetensors"))
+            XCTAssertEqual(try saved.tensor("model.embed_tokens.weight").shape, [64, 32])
+            for (name, from, dp, tp) in [("tp2-on-1", "\(kind)-tp2", 1, 1), ("tp2-on-dp2-tp2", "\(kind)-tp2", 2, 2),
+                                         ("one-on-tp2", reference, 1, 2)] {
+                let output = folder.appendingPathComponent("\(kind)-\(name)")
+                try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+                try FileManager.default.copyItem(at: folder.appendingPathComponent("\(from)/monitors.csv"),
+                                                 to: output.appendingPathComponent("monitors.csv"))
+                let arguments = ["train", config.path, "--resume", folder.appendingPathComponent("\(from)/checkpoint-3").path]
+                    + layout(dp: dp, tp: tp, output: output.lastPathComponent) + common
+                let run = dp * tp == 1 ? try MPIRun.runProcess(collie, arguments, in: folder)
+                                       : try MPIRun.run(ranks: dp * tp, collie, arguments, in: folder)
+                XCTAssertEqual(run.status, 0, "\(kind) \(name):\n\(run.output)")
+                XCTAssertTrue(run.output.contains("resuming from"), run.output)
+                try assertSameRun(output, as: folder.appendingPathComponent(reference), "\(kind) \(name)", initial: initialWeights)
+            }
+        }
+    }
+
     func testBadTensorParallelLayoutsAreClearErrors() throws {
         let folder = try temporaryFolder(for: self)
         let config = try makeRun(folder)

@@ -30,9 +30,14 @@ extension CollieConfig {
                      + "parallelism (tp_size: \(tensorParallelSize)); use stage 0 or 1")
             }
             if optimizer.name == .sophiaG { fail(.optimizer, "sophiag is not yet supported with tp_size > 1; use tp_size: 1") }
-            if callbacks.checkpoint != nil || callbacks.loadBestModel != nil {
-                fail(.callbacks, "training checkpoints and load_best_model are not yet written under tensor parallelism "
-                     + "(tp_size: \(tensorParallelSize)); the final model is saved consolidated. Remove them or use tp_size: 1")
+            if callbacks.loadBestModel != nil {
+                fail("callbacks.load_best_model", "not yet supported under tensor parallelism (tp_size: \(tensorParallelSize)); "
+                     + "remove it or use tp_size: 1")
+            }
+            if callbacks.checkpoint != nil, zeroStage > 0 || peftConfig != nil {
+                fail("callbacks.checkpoint", "training checkpoints under tensor parallelism (tp_size: \(tensorParallelSize)) "
+                     + "are not yet written with ZeRO or a PEFT adapter (the final model is saved consolidated); "
+                     + "remove the checkpoint callback, or use ZeRO stage 0 without peft_config")
             }
         }
         if !(0...3).contains(zeroStage) {

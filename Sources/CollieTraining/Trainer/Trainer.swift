@@ -414,10 +414,6 @@ public final class Trainer {
     /// - Throws: `TrainerError` when the folder is not a complete checkpoint or was written for a different
     ///   setup (dataset size, batch size, accumulation, number of updates); optimizer and model errors.
     public func resume(from folder: URL) throws {
-        if grid.tensorParallelSize > 1 {
-            throw TrainerError("--resume: training checkpoints are not yet read under tensor parallelism (tp_size: "
-                               + "\(grid.tensorParallelSize)); start from the checkpoint's model folder instead")
-        }
         let checkpoint = try TrainingCheckpoint(resuming: folder, setup: state, schedule: schedule)
         try checkpoint.restore(into: self)
         schedule = checkpoint.schedule

@@ -335,8 +335,8 @@ final class ConfigTests: XCTestCase {
         let zero = try XCTUnwrap(issue("model: tiny\ntokenizer: t\ntp_size: 2\nds_config: {zero_optimization: {stage: 2}}"))
         XCTAssertEqual(zero.keyPath, "ds_config.zero_optimization.stage")
         XCTAssertTrue(zero.message.contains("not yet supported with tensor parallelism"), zero.message)
-        let checkpoints = try XCTUnwrap(issue("model: tiny\ntokenizer: t\ntp_size: 2\ncallbacks: {checkpoint: {every_n_batches: 3}}"))
-        XCTAssertEqual(checkpoints.keyPath, "callbacks")
+        let best = try XCTUnwrap(issue("model: tiny\ntokenizer: t\ntp_size: 2\neval_split: 0.1\ncallbacks: {load_best_model: {}}"))
+        XCTAssertEqual(best.keyPath, "callbacks.load_best_model")
     }
 
     func testDataParallelismAndZeroStagesAreAccepted() throws {

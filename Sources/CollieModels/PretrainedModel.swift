@@ -61,10 +61,10 @@ public struct PretrainedModel {
 
     /// The model and adapter for an already loaded tokenizer (`tokenizer(at:)`).
     public init(model source: Source, tokenizer: Tokenizer, tokenizerFiles: TokenizerFiles?, adapter: Adapter? = nil,
-                quantization: WeightQuantization? = nil) throws {
+                quantization: WeightQuantization? = nil, mapped: Bool = false) throws {
         self.tokenizer = tokenizer
         self.tokenizerFiles = tokenizerFiles
-        model = try Self.model(source, tokenizer: tokenizer, adapter: adapter, quantization: quantization)
+        model = try Self.model(source, tokenizer: tokenizer, adapter: adapter, quantization: quantization, mapped: mapped)
     }
 
     /// The tokenizer at `location` — a folder, a tokenizer.json / tokenizer.model file, or a GGUF file (its
@@ -88,8 +88,11 @@ public struct PretrainedModel {
     /// The model alone (`collie score` reads token ids and needs no tokenizer; a preset or a new prompt-tuning
     /// adapter initialized from text does). With `quantization` its decoder blocks' linear weights are kept in
     /// quantized blocks (`.keepBlocks` needs a GGUF file) and frozen: only an adapter trains.
+    ///
+    /// With `mapped` (a tensor-parallel rank, whose trainer splits the model next) a folder's large weights stay views
+    /// of the mapped files (`loadMapped`), so each rank copies only its slices.
     public static func model(_ source: Source, tokenizer: Tokenizer? = nil, adapter: Adapter? = nil,
-                             quantization: WeightQuantization? = nil) throws -> any CausalLanguageModel {
+                             quantization: WeightQuantization? = nil, mapped: Bool = false) throws -> any CausalLanguageModel {
         let model: any CausalLanguageModel
         if quantization == .keepBlocks, !(source.isGGUF) {
             throw LoadingError(part: .model, description: "quantized blocks are kept from a GGUF file only; this model "
@@ -99,8 +102,11 @@ public struct PretrainedModel {
         case .folder(let folder):
             do {
                 let configuration = try LlamaConfiguration.load(from: folder)
-                model = try architecture(of: configuration).load(from: CheckpointFolder(url: folder), configuration: configuration,
-                                                                  quantization: quantization)
+                let architecture = architecture(of: configuration)
+                model = mapped && quantization == nil
+                    ? try architecture.loadMapped(from: CheckpointFolder(url: folder), configuration: configuration)
+                    : try architecture.load(from: CheckpointFolder(url: folder), configuration: configuration,
+                                            quantization: quantization)
             } catch { throw LoadingError(part: .model, description: "\(error)") }
         case .gguf(let url):
             do {

@@ -65,8 +65,11 @@ struct Train: ParsableCommand {
         let settings = try CollieConfig.load(from: configURL, overrides: overrides)
         let ranks = settings.processCount
         if ranks > 1, communicator.size == 1, !MPICommunicator.isLaunchedByMPIRun {
+            let layout = settings.tensorParallelSize == 1 && settings.pipelineParallelSize == 1
+                ? "dp_size: \(settings.dataParallelSize)"
+                : "dp_size × tp_size × pp_size = \(settings.dataParallelSize) × \(settings.tensorParallelSize) × \(settings.pipelineParallelSize)"
             throw ValidationError("""
-                dp_size: \(settings.dataParallelSize) needs \(ranks) processes: launch with \
+                \(layout) needs \(ranks) processes: launch with \
                 `mpirun -np \(ranks) collie train \(config)` (mpirun comes with Open MPI: scripts/setup.sh installs it)
                 """)
         }
@@ -118,11 +121,16 @@ struct Train: ParsableCommand {
 
         if isMain { describe(setup, trainer, resumedFrom: resumedFrom) }
         // The sample prompts' answers before training, to show next to the trained model's (not on a resume).
-        let answersBefore = isMain && resumedFrom == nil ? try sampleAnswers(setup, trainer) : nil
+        // (Not under tensor parallelism: the model is split until training ends.)
+        let answersBefore = isMain && resumedFrom == nil && trainer.grid.tensorParallelSize == 1
+            ? try sampleAnswers(setup, trainer) : nil
         try trainer.train()
         if trainer.evaluationLoader != nil, trainer.state.lastEvaluation?.step != trainer.state.globalStep {
             try trainer.evaluate()
         }
+        // Tensor parallelism: every rank gathers the slices, so rank 0 saves one consolidated Hugging Face folder
+        // and answers the sample prompts with the whole model.
+        trainer.model.gatherTensorParallelSlices()
         guard isMain else { return }
         let final = output.appendingPathComponent("final")
         try AtomicFolder.write(at: final) { folder in
@@ -171,7 +179,7 @@ struct Train: ParsableCommand {
         case .preset(let preset): "preset \(preset.rawValue) (random init, seed \(c.seed))"
         case .folder(let path): path
         }
-        let weights = setup.model.weightCount, quantized = weights - setup.model.parameterCount
+        let weights = setup.model.weightCount, quantized = setup.model.isQuantized ? weights - setup.model.parameterCount : 0
         say("model: \(source): \(weights.formatted()) parameters (hidden \(m.hiddenSize), "
               + "\(m.hiddenLayers) layers, vocabulary \(m.vocabularySize))"
               + (quantized > 0 ? "; \(quantized.formatted()) of them frozen in quantized blocks" : ""))
@@ -197,6 +205,9 @@ struct Train: ParsableCommand {
                   + (MixedPrecision.hasBFloat16Hardware ? " (AVX512_BF16)"
                      : " — this CPU has no bfloat16 instructions, so the rounded operands go through float32 FMA, "
                        + "slower than mixed_precision: no"))
+        }
+        if trainer.grid.tensorParallelSize > 1 {
+            say("tensor parallel: \(trainer.grid.tensorParallelSize) processes per model replica (column/row/vocabulary-parallel layers)")
         }
         let group = trainer.dataParallel.communicator
         if group.size > 1 || c.zeroStage > 0 {

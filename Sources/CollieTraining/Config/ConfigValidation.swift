@@ -18,12 +18,26 @@ extension CollieConfig {
         }
 
         atLeast(1, dataParallelSize, .dataParallelSize)
-        for (value, key, name) in [(tensorParallelSize, CodingKeys.tensorParallelSize, "tensor"),
-                                   (pipelineParallelSize, .pipelineParallelSize, "pipeline")] {
-            if value < 1 {
-                fail(key, "must be at least 1, got \(value)")
-            } else if value > 1 {
-                fail(key, "\(name) parallelism (\(value)) is not yet supported; set it to 1")
+        atLeast(1, tensorParallelSize, .tensorParallelSize)
+        if pipelineParallelSize < 1 {
+            fail(.pipelineParallelSize, "must be at least 1, got \(pipelineParallelSize)")
+        } else if pipelineParallelSize > 1 {
+            fail(.pipelineParallelSize, "pipeline parallelism (\(pipelineParallelSize)) is not yet supported; set it to 1")
+        }
+        if tensorParallelSize > 1 {
+            if zeroStage >= 2 {
+                fail("ds_config.zero_optimization.stage", "ZeRO stage \(zeroStage) is not yet supported with tensor "
+                     + "parallelism (tp_size: \(tensorParallelSize)); use stage 0 or 1")
+            }
+            if optimizer.name == .sophiaG { fail(.optimizer, "sophiag is not yet supported with tp_size > 1; use tp_size: 1") }
+            if callbacks.loadBestModel != nil {
+                fail("callbacks.load_best_model", "not yet supported under tensor parallelism (tp_size: \(tensorParallelSize)); "
+                     + "remove it or use tp_size: 1")
+            }
+            if callbacks.checkpoint != nil, zeroStage > 0 || peftConfig != nil {
+                fail("callbacks.checkpoint", "training checkpoints under tensor parallelism (tp_size: \(tensorParallelSize)) "
+                     + "are not yet written with ZeRO or a PEFT adapter (the final model is saved consolidated); "
+                     + "remove the checkpoint callback, or use ZeRO stage 0 without peft_config")
             }
         }
         if !(0...3).contains(zeroStage) {

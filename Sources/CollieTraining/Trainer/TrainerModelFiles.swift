@@ -28,7 +28,9 @@ extension Trainer {
     /// model does not change; and the tokenizer's files (`tokenizerFiles`) with its chat template.
     /// - Throws: `TrainerError` when a trained weight is NaN or infinite (a diverged run): such a model is never
     ///   saved, so `final/`, `best/` and checkpoints always hold a usable model.
-    public func saveModelFiles(to folder: URL, dtype: DType = .float32) throws {
+    /// - Parameter whole: the model to write instead of `model` (under tensor parallelism, its gathered copy).
+    public func saveModelFiles(to folder: URL, dtype: DType = .float32, whole: (any CausalLanguageModel)? = nil) throws {
+        let model = whole ?? self.model
         let nonFinite = nonFiniteParameterValues()
         if nonFinite > 0 {
             throw TrainerError("""

@@ -12,9 +12,15 @@ extension Trainer {
                                   communicator: Communicator) throws {
         let ranks = config.processCount
         if communicator.size != ranks {
+            let layout = config.tensorParallelSize == 1 && config.pipelineParallelSize == 1
+                ? "dp_size: \(config.dataParallelSize)"
+                : "dp_size × tp_size × pp_size = \(config.dataParallelSize) × \(config.tensorParallelSize) × \(config.pipelineParallelSize)"
             throw TrainerError(communicator.size == 1
-                ? "dp_size: \(config.dataParallelSize) needs \(ranks) processes; launch with `mpirun -np \(ranks) collie train …` (this is one process)"
+                ? "\(layout) needs \(ranks) processes; launch with `mpirun -np \(ranks) collie train …` (this is one process)"
                 : "the run has \(communicator.size) processes but dp_size × tp_size × pp_size = \(config.dataParallelSize) × \(config.tensorParallelSize) × \(config.pipelineParallelSize) = \(ranks); launch with `mpirun -np \(ranks)` or set dp_size: \(communicator.size)")
+        }
+        if let reason = model.tensorParallelRefusal(tensorParallelSize: config.tensorParallelSize) {
+            throw TrainerError(reason)
         }
         if config.dropout > 0 { throw TrainerError("dropout: \(config.dropout) is not yet supported; set it to 0") }
         let vocabulary = model.configuration.vocabularySize

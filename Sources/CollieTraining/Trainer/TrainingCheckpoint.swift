@@ -62,6 +62,16 @@ public struct TrainingCheckpoint: Sendable {
         state.randomState = trainer.randomGenerator.state
         let group = trainer.dataParallel, communicator = group.communicator
         let shards = trainer.outputDirectory.appendingPathComponent(".\(destination.lastPathComponent).partial-shards")
+        // Tensor parallelism: the model and the optimizer's state gathered as one process holds them (every rank takes
+        // part; rank 0 writes them).
+        let tensorParallel = trainer.grid.tensorParallelSize > 1
+        let whole = tensorParallel ? try trainer.model.gatheredCopy() : nil
+        let parameters = group.optimizerParameters
+        let optimizerState = tensorParallel
+            ? TensorParallelCheckpoint.consolidated(trainer.optimizer.state(), parameters: parameters,
+                                                    axes: trainer.model.tensorParallelSplitAxes(of: parameters),
+                                                    communicator: trainer.grid.tensorParallel)
+            : nil
         if group.shardParameter != nil {
             if communicator.isMain { try? FileManager.default.removeItem(at: shards) }
             communicator.barrier()
@@ -70,12 +80,14 @@ public struct TrainingCheckpoint: Sendable {
         }
         if communicator.isMain {
             try AtomicFolder.write(at: destination) { folder in
-                try trainer.saveModelFiles(to: folder)
+                try trainer.saveModelFiles(to: folder, whole: whole)
                 pauseIfRequested(writing: destination)
                 if group.shardParameter != nil {
                     try FileManager.default.moveItem(at: shards.appendingPathComponent(ShardedOptimizerState.folderName),
                                                      to: folder.appendingPathComponent(ShardedOptimizerState.folderName))
                     try? FileManager.default.removeItem(at: shards)
+                } else if let optimizerState {
+                    try optimizerState.save(to: folder)
                 } else {
                     try trainer.optimizer.save(to: folder)
                 }
@@ -133,8 +145,21 @@ public struct TrainingCheckpoint: Sendable {
     /// (whatever layout wrote it) and each callback's state into `trainer`; the trainer takes `state` and
     /// `schedule` itself.
     func restore(into trainer: Trainer) throws {
-        try trainer.dataParallel.withFullParameters(writeBack: true) { try trainer.loadWeights(from: folder) }
-        try ShardedOptimizerState.load(trainer.optimizer, group: trainer.dataParallel, from: folder)
+        if trainer.grid.tensorParallelSize > 1 {
+            // This rank's slices of the whole model and of one process's optimizer state.
+            guard !ShardedOptimizerState.isSharded(folder) else {
+                throw TrainerError("\(folder.path): a ZeRO checkpoint does not yet resume under tensor parallelism")
+            }
+            let group = trainer.grid.tensorParallel
+            try trainer.model.loadTensorParallelSlices(from: folder, communicator: group)
+            let parameters = trainer.dataParallel.optimizerParameters
+            try trainer.optimizer.load(TensorParallelCheckpoint.sliced(
+                OptimizerState(contentsOf: folder), parameters: parameters,
+                axes: trainer.model.tensorParallelSplitAxes(of: parameters), communicator: group))
+        } else {
+            try trainer.dataParallel.withFullParameters(writeBack: true) { try trainer.loadWeights(from: folder) }
+            try ShardedOptimizerState.load(trainer.optimizer, group: trainer.dataParallel, from: folder)
+        }
         for callback in trainer.callbacks {
             let url = folder.appendingPathComponent(Self.callbackFileName(callback.name))
             guard let data = FileManager.default.contents(atPath: url.path) else { continue }

@@ -72,7 +72,9 @@ public struct TrainingSetup {
         } catch {
             throw failure("train_data", error)
         }
-        model = try PretrainedModel(config: config, source: source, tokenizer: (tokenizer, tokenizerFiles)).model
+        // A tensor-parallel rank maps the folder's weights; the trainer copies only its slices when it splits them.
+        model = try PretrainedModel(config: config, source: source, tokenizer: (tokenizer, tokenizerFiles),
+                                    mapped: config.tensorParallelSize > 1).model
     }
 
     /// The id padding gets: the tokenizer's pad token, else its EOS, else 0.
@@ -105,9 +107,11 @@ extension PretrainedModel {
     ///   - source: the config file, for error messages.
     ///   - tokenizer: the config's tokenizer when already loaded (`tokenizer(config:source:)`).
     ///   - adapter: a saved PEFT folder to apply instead of a new `peft_config` adapter (`collie eval --adapter`).
+    ///   - mapped: leave a folder's large weights as read-only views of the mapped files (`loadMapped`), for a trainer
+    ///     that splits the model for tensor parallelism at once.
     /// - Throws: `TrainerError` naming the key whose file cannot be used.
     public init(config: CollieConfig, source: String? = nil, tokenizer: (Tokenizer, TokenizerFiles?)? = nil,
-                adapter: URL? = nil) throws {
+                adapter: URL? = nil, mapped: Bool = false) throws {
         let (tokenizer, files) = try tokenizer ?? Self.tokenizer(config: config, source: source)
         let seed = UInt64(bitPattern: Int64(config.seed))
         let model: Source = switch config.model {
@@ -119,7 +123,7 @@ extension PretrainedModel {
         let peft: Adapter? = adapter.map(Adapter.folder) ?? config.peftConfig.map { .new($0, seed: seed) }
         do {
             try self.init(model: model, tokenizer: tokenizer, tokenizerFiles: files, adapter: peft,
-                          quantization: config.weightQuantization)
+                          quantization: config.weightQuantization, mapped: mapped)
         } catch let error as LoadingError {
             let key = switch error.part {
             case .model: config.quantized ? "model (quantized: true)"

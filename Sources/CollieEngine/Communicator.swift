@@ -125,6 +125,11 @@ extension Communicator {
         return v
     }
 
+    /// Replaces `values` by their element-wise sums over all ranks.
+    public func allReduceSum(_ values: inout [Double]) {
+        values.withUnsafeMutableBufferPointer { allReduce($0, .sum) }
+    }
+
     /// The maximum of `value` over all ranks.
     public func maximum(_ value: Double) -> Double {
         var v = [value]

@@ -58,6 +58,8 @@ public final class ModelAttachments {
     public var peftConfiguration: PEFTConfiguration?
     public var activationCheckpointing = false
     public weak var parameterUnitHooks: ParameterUnitHooks?
+    /// Set while the model is split for tensor parallelism (`splitForTensorParallelism`).
+    public internal(set) var tensorParallel: TensorParallelPlacement?
     var rotaryCache: (positions: [Int], shape: [Int], cos: Tensor, sin: Tensor)?
 
     public init() {}

@@ -93,6 +93,10 @@ extension CausalLanguageModel {
     /// merged into their layers' weights (`savedWeights(mergingLoRA:)`; the model itself is unchanged).
     public func save(to folder: URL, dtype: DType = .float32, maxShardBytes: Int = 2 << 30, mergingLoRA: Bool = false) throws {
         precondition(dtype.isFloatingPoint, "weights are saved as float32, bfloat16 or float16")
+        guard tensorParallelPlacement == nil else {
+            throw TensorParallelError("the model is split for tensor parallelism: gather its slices "
+                                      + "(gatherTensorParallelSlices) before saving one Hugging Face folder")
+        }
         try UserFolder.create(folder)
         var configuration = self.configuration
         configuration.torchDType = dtype.torchName

@@ -9,7 +9,9 @@ import CollieEngine
 public final class Linear: Module {
     /// The weight [out, in]: a trainable dense tensor, or frozen quantized blocks.
     public internal(set) var weight: LinearWeight
-    public let bias: Tensor?
+    public internal(set) var bias: Tensor?
+    /// Set when the layer is a tensor-parallel slice (`splitForTensorParallelism`): column- or row-parallel.
+    public internal(set) var tensorParallel: LinearParallelism?
     /// A LoRA adapter added to this layer's output (see `LoRAAdapter`); its parameters are not in
     /// `namedParameters`, which stay the base model's.
     public var lora: LoRAAdapter?
@@ -38,6 +40,7 @@ public final class Linear: Module {
     public func floatWeight() -> Tensor { weight.floatWeight() }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
+        if let tensorParallel { return parallelOutput(x, tensorParallel) }
         let y = Tensor.linear(x, weight: weight, bias: bias)
         guard let lora, !lora.isMerged else { return y }
         return y + lora(x)
@@ -52,7 +55,7 @@ public final class Linear: Module {
     /// unmerged adapter run together in one pass (`Tensor.decodingLinears`, on quantized blocks too); otherwise one
     /// by one.
     public static func outputs(of layers: [Linear], on x: Tensor) -> [Tensor] {
-        if layers.allSatisfy({ $0.lora.map(\.isMerged) ?? true }),
+        if layers.allSatisfy({ ($0.lora.map(\.isMerged) ?? true) && $0.tensorParallel == nil }),
            let fused = Tensor.decodingLinears(x, weights: layers.map(\.weight), biases: layers.map(\.bias)) {
             return fused
         }
@@ -70,8 +73,18 @@ public final class Embedding: Module {
     /// The table [vocabulary, hidden]: a trainable dense tensor, or frozen quantized blocks.
     public internal(set) var weight: LinearWeight
 
+    /// Set when the table holds one rank's rows of the vocabulary (`splitForTensorParallelism`).
+    public internal(set) var vocabularyParallel: TensorParallelPlacement?
+
     public init(count: Int, dimension: Int, initialization: inout Initialization) {
         weight = .dense(parameter(initialization.normal([count, dimension])))
+    }
+
+    /// The tied output projection hidden [..., C] → logits [..., V] (or this rank's V/P columns of them under tensor
+    /// parallelism, its input then through f).
+    public func outputProjection(_ h: Tensor) -> Tensor {
+        guard let vocabularyParallel, let table = denseWeight else { return .linear(h, weight: weight) }
+        return .linear(.copyToTensorParallelRegion(h, vocabularyParallel.communicator), weight: table)
     }
 
     /// The dense table, or nil when it is kept in quantized blocks.
@@ -81,9 +94,13 @@ public final class Embedding: Module {
     public var quantizedWeight: QuantizedMatrix? { weight.quantizedMatrix }
 
     public func callAsFunction(_ ids: Tensor) -> Tensor {
+        if let vocabularyParallel, let table = denseWeight {
+            return .vocabularyParallelEmbedding(ids, weight: table, start: vocabularyParallel.vocabulary.lowerBound,
+                                                communicator: vocabularyParallel.communicator)
+        }
         switch weight {
-        case .dense(let tensor): .embedding(ids, weight: tensor)
-        case .quantized(let matrix): .embedding(ids, quantized: matrix)
+        case .dense(let tensor): return .embedding(ids, weight: tensor)
+        case .quantized(let matrix): return .embedding(ids, quantized: matrix)
         }
     }
 

@@ -8,12 +8,17 @@ import CollieEngine
 /// LLaMA's attention: q/k/v/o projections, rotary embedding, grouped-query causal attention.
 public final class LlamaAttention: Module {
     public let qProj, kProj, vProj, oProj: Linear
-    let heads, keyValueHeads, headDimension: Int
+    let headDimension: Int
     let slidingWindow: Int?
+    /// The query and key/value heads this module computes: all of them, or under tensor parallelism this rank's
+    /// (read from the projections' sizes, so the code is the same).
+    var heads: Int { qProj.outFeatures / headDimension }
+    var keyValueHeads: Int { kProj.outFeatures / headDimension }
 
     init(_ c: LlamaConfiguration, initialization: inout Initialization) {
         let d = c.resolvedHeadDimension
-        heads = c.attentionHeads; keyValueHeads = c.keyValueHeads; headDimension = d
+        let (heads, keyValueHeads) = (c.attentionHeads, c.keyValueHeads)
+        headDimension = d
         slidingWindow = c.slidingWindow
         let qkvBias = c.hasQKVBias
         qProj = Linear(inFeatures: c.hiddenSize, outFeatures: heads * d, bias: qkvBias, initialization: &initialization)
@@ -135,7 +140,7 @@ public final class LlamaForCausalLM: CausalLanguageModel {
     public func head(_ h: Tensor) -> Tensor {
         let normed = norm(h)
         return Tensor.withOutputProjectionActivations {
-            lmHead.map { $0(normed) } ?? .linear(normed, weight: embedTokens.weight)
+            lmHead.map { $0(normed) } ?? embedTokens.outputProjection(normed)
         }
     }
 

@@ -7,9 +7,9 @@ import CollieEngine
 /// function with one matrix product; unmerging subtracts it again.
 public final class LoRAAdapter {
     /// `lora_A.weight` [r, in].
-    public let a: Tensor
+    public internal(set) var a: Tensor
     /// `lora_B.weight` [out, r].
-    public let b: Tensor
+    public internal(set) var b: Tensor
     /// α/r (or α/√r with rsLoRA).
     public let scaling: Double
     /// Dropout probability on the adapter's input while `isTraining`.

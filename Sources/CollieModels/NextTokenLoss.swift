@@ -37,17 +37,17 @@ extension CausalLanguageModel {
     /// The summed next-token NLL of `targets` (from `nextTokenTargets`) given ids [B, T] (a 0-d tensor on the tape).
     public func summedNegativeLogLikelihood(_ ids: Tensor, targets: [Int], positions: Tensor? = nil,
                                             keyPaddingMask: Tensor? = nil) -> Tensor {
-        .crossEntropy(logits: trainingLogits(ids, positions: positions, keyPaddingMask: keyPaddingMask)
-                        .reshaped([targets.count, configuration.vocabularySize]),
-                      targets: Tensor(ints: targets, shape: [targets.count]), reduction: .sum)
+        crossEntropy(logits: trainingLogits(ids, positions: positions, keyPaddingMask: keyPaddingMask)
+                        .reshaped([targets.count, logitsWidth]),
+                     targets: Tensor(ints: targets, shape: [targets.count]), reduction: .sum)
     }
 
     /// Mean next-token cross-entropy of ids [B, T] against `labels` [B, T] (label −100 is ignored), over the real
     /// tokens' logits (with prompt tuning, too).
     public func loss(ids: Tensor, labels: Tensor, keyPaddingMask: Tensor? = nil) -> Tensor {
         let targets = NextTokenLoss.shiftedTargets(labels.ints(), batchSize: ids.shape[0])
-        return .crossEntropy(logits: self(ids, keyPaddingMask: keyPaddingMask).reshaped([targets.count, configuration.vocabularySize]),
-                             targets: Tensor(ints: targets, shape: [targets.count]))
+        return crossEntropy(logits: self(ids, keyPaddingMask: keyPaddingMask).reshaped([targets.count, logitsWidth]),
+                            targets: Tensor(ints: targets, shape: [targets.count]), reduction: .mean)
     }
 
     /// The summed negative log-likelihood of `tokens[1...]`, each given its prefix, and how many tokens that is
@@ -56,9 +56,9 @@ extension CausalLanguageModel {
         precondition(tokens.count >= 2, "scoring needs at least two tokens")
         let n = tokens.count
         let sum = withNoGrad {
-            Tensor.crossEntropy(logits: self(Tensor(ints: tokens, shape: [1, n])).reshaped([n, configuration.vocabularySize]),
-                                targets: Tensor(ints: NextTokenLoss.shiftedTargets(tokens, batchSize: 1), shape: [n]),
-                                reduction: .sum)
+            crossEntropy(logits: self(Tensor(ints: tokens, shape: [1, n])).reshaped([n, logitsWidth]),
+                         targets: Tensor(ints: NextTokenLoss.shiftedTargets(tokens, batchSize: 1), shape: [n]),
+                         reduction: .sum)
         }
         return (Double(sum.item), n - 1)
     }

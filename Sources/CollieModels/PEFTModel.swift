@@ -170,6 +170,10 @@ extension CausalLanguageModel {
     /// - Parameter baseModelNameOrPath: recorded as `base_model_name_or_path`.
     public func saveAdapter(to folder: URL, baseModelNameOrPath: String? = nil) throws {
         guard var configuration = peftConfiguration else { throw PEFTError("the model has no adapter to save") }
+        guard tensorParallelPlacement == nil else {
+            throw TensorParallelError("the model is split for tensor parallelism: gather its slices "
+                                      + "(gatherTensorParallelSlices) before saving the adapter")
+        }
         switch configuration {
         case .lora(var lora):
             if let baseModelNameOrPath { lora.baseModelNameOrPath = baseModelNameOrPath }

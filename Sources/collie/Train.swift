@@ -118,11 +118,16 @@ struct Train: ParsableCommand {
 
         if isMain { describe(setup, trainer, resumedFrom: resumedFrom) }
         // The sample prompts' answers before training, to show next to the trained model's (not on a resume).
-        let answersBefore = isMain && resumedFrom == nil ? try sampleAnswers(setup, trainer) : nil
+        // (Not under tensor parallelism: the model is split until training ends.)
+        let answersBefore = isMain && resumedFrom == nil && trainer.grid.tensorParallelSize == 1
+            ? try sampleAnswers(setup, trainer) : nil
         try trainer.train()
         if trainer.evaluationLoader != nil, trainer.state.lastEvaluation?.step != trainer.state.globalStep {
             try trainer.evaluate()
         }
+        // Tensor parallelism: every rank gathers the slices, so rank 0 saves one consolidated Hugging Face folder
+        // and answers the sample prompts with the whole model.
+        trainer.model.gatherTensorParallelSlices()
         guard isMain else { return }
         let final = output.appendingPathComponent("final")
         try AtomicFolder.write(at: final) { folder in
@@ -171,7 +176,7 @@ struct Train: ParsableCommand {
         case .preset(let preset): "preset \(preset.rawValue) (random init, seed \(c.seed))"
         case .folder(let path): path
         }
-        let weights = setup.model.weightCount, quantized = weights - setup.model.parameterCount
+        let weights = setup.model.weightCount, quantized = setup.model.isQuantized ? weights - setup.model.parameterCount : 0
         say("model: \(source): \(weights.formatted()) parameters (hidden \(m.hiddenSize), "
               + "\(m.hiddenLayers) layers, vocabulary \(m.vocabularySize))"
               + (quantized > 0 ? "; \(quantized.formatted()) of them frozen in quantized blocks" : ""))
@@ -197,6 +202,9 @@ struct Train: ParsableCommand {
                   + (MixedPrecision.hasBFloat16Hardware ? " (AVX512_BF16)"
                      : " — this CPU has no bfloat16 instructions, so the rounded operands go through float32 FMA, "
                        + "slower than mixed_precision: no"))
+        }
+        if trainer.grid.tensorParallelSize > 1 {
+            say("tensor parallel: \(trainer.grid.tensorParallelSize) processes per model replica (column/row/vocabulary-parallel layers)")
         }
         let group = trainer.dataParallel.communicator
         if group.size > 1 || c.zeroStage > 0 {

@@ -18,12 +18,25 @@ extension CollieConfig {
         }
 
         atLeast(1, dataParallelSize, .dataParallelSize)
-        for (value, key, name) in [(tensorParallelSize, CodingKeys.tensorParallelSize, "tensor"),
-                                   (pipelineParallelSize, .pipelineParallelSize, "pipeline")] {
-            if value < 1 {
-                fail(key, "must be at least 1, got \(value)")
-            } else if value > 1 {
-                fail(key, "\(name) parallelism (\(value)) is not yet supported; set it to 1")
+        atLeast(1, tensorParallelSize, .tensorParallelSize)
+        if pipelineParallelSize < 1 {
+            fail(.pipelineParallelSize, "must be at least 1, got \(pipelineParallelSize)")
+        } else if pipelineParallelSize > 1 {
+            fail(.pipelineParallelSize, "pipeline parallelism (\(pipelineParallelSize)) is not yet supported; set it to 1")
+        }
+        if tensorParallelSize > 1 {
+            if zeroStage >= 2 {
+                fail("ds_config.zero_optimization.stage", "ZeRO stage \(zeroStage) is not yet supported with tensor "
+                     + "parallelism (tp_size: \(tensorParallelSize)); use stage 0 or 1")
+            }
+            if optimizer.name == .sophiaG { fail(.optimizer, "sophiag is not yet supported with tp_size > 1; use tp_size: 1") }
+            if callbacks.checkpoint != nil || callbacks.loadBestModel != nil {
+                fail(.callbacks, "training checkpoints and load_best_model are not yet written under tensor parallelism "
+                     + "(tp_size: \(tensorParallelSize)); the final model is saved consolidated. Remove them or use tp_size: 1")
+            }
+            if !evaluators.isEmpty {
+                fail(.evaluators, "evaluators are not yet run under tensor parallelism (tp_size: \(tensorParallelSize)); "
+                     + "eval_data's loss and perplexity are. Remove them or use tp_size: 1")
             }
         }
         if !(0...3).contains(zeroStage) {

@@ -52,6 +52,13 @@ public final class AdaLomo: Optimizer {
 
     public var updatesDuringBackward: Bool { true }
 
+    /// Under tensor parallelism: the group, and per parameter the axis it is split along (nil: replicated).
+    /// AdaLomo's factored moments, its update-RMS clipping and its relative step are over whole matrices, so
+    /// the partial sums along a split axis are all-reduced over the group: the update equals one process's.
+    public var tensorParallel: (communicator: Communicator, splitAxes: [Int?])?
+
+    private func splitAxis(_ index: Int) -> Int? { tensorParallel?.splitAxes[index] }
+
     public func attachToBackward() { fused.attach() }
 
     /// Counts the step whose updates the last backward pass made.
@@ -73,8 +80,10 @@ public final class AdaLomo: Optimizer {
             columns = p.shape[1]
             if moments[index] == nil { moments[index] = [Tensor.zeros([rows]), Tensor.zeros([columns])] }
             let r = moments[index]![0].pointer(as: Float.self), c = moments[index]![1].pointer(as: Float.self)
-            // Means of g² + ε₁ over columns (per row) and over rows (per column), in float32 as torch.
-            var columnSums = [Double](repeating: 0, count: columns)
+            // Means of g² + ε₁ over columns (per row) and over rows (per column), in float32 as torch. Under tensor
+            // parallelism the sums over the split axis and the matrix's sizes are the whole matrix's.
+            let split = splitAxis(index)
+            var rowSums = [Double](repeating: 0, count: rows), columnSums = [Double](repeating: 0, count: columns)
             for i in 0..<rows {
                 var rowSum = 0.0
                 let gi = g + i * columns
@@ -83,14 +92,22 @@ public final class AdaLomo: Optimizer {
                     rowSum += Double(s)
                     columnSums[j] += Double(s)
                 }
-                r[i] = (r[i] * beta).addingProduct(oneMinusBeta, Float(rowSum / Double(columns)))
+                rowSums[i] = rowSum
+            }
+            if split == 0 { tensorParallel!.communicator.allReduceSum(&columnSums) }
+            if split == 1 { tensorParallel!.communicator.allReduceSum(&rowSums) }
+            let wholeRows = Double(rows * (split == 0 ? tensorParallel!.communicator.size : 1))
+            let wholeColumns = Double(columns * (split == 1 ? tensorParallel!.communicator.size : 1))
+            for i in 0..<rows {
+                r[i] = (r[i] * beta).addingProduct(oneMinusBeta, Float(rowSums[i] / wholeColumns))
             }
             for j in 0..<columns {
-                c[j] = (c[j] * beta).addingProduct(oneMinusBeta, Float(columnSums[j] / Double(rows)))
+                c[j] = (c[j] * beta).addingProduct(oneMinusBeta, Float(columnSums[j] / wholeRows))
             }
             var rowMean = 0.0
             for i in 0..<rows { rowMean += Double(r[i]) }
-            let mean = Float(rowMean / Double(rows))
+            if split == 0 { rowMean = tensorParallel!.communicator.sum(rowMean) }
+            let mean = Float(rowMean / wholeRows)
             let columnFactor = (0..<columns).map { 1 / c[$0].squareRoot() }
             scratch = Tensor(uninitializedShape: [columns])
             u = scratch.pointer(as: Float.self)
@@ -115,7 +132,10 @@ public final class AdaLomo: Optimizer {
             rowsOfU(i)
             for j in 0..<columns { squares += Double(u[j]) * Double(u[j]) }
         }
-        let rms = Float(squares.squareRoot()) / Float(Double(n).squareRoot())
+        // The whole matrix's RMS of u and of w under tensor parallelism (its slices' squares summed over the group).
+        let wholeCount = Double(n * (splitAxis(index) == nil ? 1 : tensorParallel!.communicator.size))
+        if splitAxis(index) != nil { squares = tensorParallel!.communicator.sum(squares) }
+        let rms = Float(squares.squareRoot()) / Float(wholeCount.squareRoot())
         let divisor = max(rms / Float(clipThreshold), 1)
         let threshold = Float(epsilon.1)
         let decay = weightDecay
@@ -125,7 +145,8 @@ public final class AdaLomo: Optimizer {
         p.readAsFloat32(chunk: Swift.max(columns, 1)) { w, range in
             for i in 0..<range.count { weightSquares += Double(w[i]) * Double(w[i]) }
         }
-        let weightRMS = Float(weightSquares.squareRoot()) / Float(Double(n).squareRoot())
+        if splitAxis(index) != nil { weightSquares = tensorParallel!.communicator.sum(weightSquares) }
+        let weightRMS = Float(weightSquares.squareRoot()) / Float(wholeCount.squareRoot())
         let lr = learningRate * Double(max(threshold, weightRMS))
         let negativeLR = Float(-lr), factor = Float(1 - lr * decay)
         p.updateAsFloat32(chunk: Swift.max(columns, 1)) { w, range in
@@ -191,4 +212,8 @@ extension AdaLomo: FusedBackwardOptimizer {
     public var lossScale: Double { fused.lossScaler?.scale ?? 1 }
     public var lastGradientNorm: Double? { fused.lastGradientNorm }
     public var lastUpdatePassMetNonFinite: Bool { fused.lastUpdatePassMetNonFinite }
+    public func useTensorParallelism(_ communicator: Communicator, splitAxes: [Int?]) {
+        fused.tensorParallel = (communicator, splitAxes.map { $0 != nil })
+        tensorParallel = (communicator, splitAxes)
+    }
 }

@@ -34,6 +34,10 @@ final class FusedBackwardUpdate {
     var lossScaler: DynamicLossScaler?
     private(set) var mode = Mode.update
     private var norms: [Float] = []
+    /// Under tensor parallelism: the group and which parameters are slices. Their squared gradient norms are
+    /// summed over the group (a replicated parameter's gradient is the same on every rank: counted once).
+    var tensorParallel: (communicator: Communicator, isSlice: [Bool])?
+    private var sliceSquares = 0.0
     /// Set at the first non-finite gradient of a pass: the rest of the pass updates nothing.
     private var overflowed = false
     /// Whether the last update pass met a non-finite gradient (and so left the parameters after it unchanged).
@@ -66,6 +70,7 @@ final class FusedBackwardUpdate {
     func gatherNorms(_ backward: () -> Void) -> Bool {
         mode = .gatherNorms
         norms.removeAll(keepingCapacity: true)
+        sliceSquares = 0
         overflowed = false
         backward()
         mode = .update
@@ -75,7 +80,8 @@ final class FusedBackwardUpdate {
             return false
         }
         // torch.norm(torch.stack(per-parameter float32 norms)).
-        let total = Float(norms.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot())
+        let slices = tensorParallel.map { $0.communicator.sum(sliceSquares) } ?? 0
+        let total = Float((norms.reduce(0.0) { $0 + Double($1) * Double($1) } + slices).squareRoot())
         lastGradientNorm = Double(total)
         guard total.isFinite else {
             lossScaler?.update(overflow: true)
@@ -117,6 +123,7 @@ final class FusedBackwardUpdate {
         if mode == .gatherNorms {
             var sum = 0.0
             for i in 0..<n { sum += Double(pg[i]) * Double(pg[i]) }
+            if tensorParallel?.isSlice[index] == true { sliceSquares += sum; return }
             norms.append(Float(sum.squareRoot()))
             return
         }
@@ -147,6 +154,9 @@ public protocol FusedBackwardOptimizer: Optimizer {
     /// Whether the last update pass met a non-finite gradient: the parameters whose gradients came earlier in
     /// backward were updated, that one and the later ones were not.
     var lastUpdatePassMetNonFinite: Bool { get }
+    /// Splits the work for tensor parallelism over `communicator`: `splitAxes[i]` is the axis parameter i is a
+    /// slice along (nil: replicated), so norms and whole-matrix statistics are the whole model's.
+    func useTensorParallelism(_ communicator: Communicator, splitAxes: [Int?])
 }
 
 extension FusedBackwardOptimizer {

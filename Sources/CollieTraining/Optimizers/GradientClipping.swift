@@ -62,7 +62,7 @@ public enum GradientClipping {
         }
     }
 
-    private static func sumOfSquares(_ g: Tensor) -> Double {
+    static func sumOfSquares(_ g: Tensor) -> Double {
         switch g.dtype {
         case .float32: return sumOfSquares(g.pointer(as: Float.self), g.count)
         case .float64: return sumOfSquares(g.pointer(as: Double.self), g.count)
@@ -96,7 +96,7 @@ public enum GradientClipping {
         return partials.reduce(0, +)
     }
 
-    private static func multiply(_ g: Tensor, by scale: Float) {
+    static func multiply(_ g: Tensor, by scale: Float) {
         switch g.dtype {
         case .float32:
             let p = g.pointer(as: Float.self)

@@ -82,4 +82,7 @@ extension LOMO: FusedBackwardOptimizer {
     public var lossScale: Double { fused.lossScaler?.scale ?? 1 }
     public var lastGradientNorm: Double? { fused.lastGradientNorm }
     public var lastUpdatePassMetNonFinite: Bool { fused.lastUpdatePassMetNonFinite }
+    public func useTensorParallelism(_ communicator: Communicator, splitAxes: [Int?]) {
+        fused.tensorParallel = (communicator, splitAxes.map { $0 != nil })
+    }
 }

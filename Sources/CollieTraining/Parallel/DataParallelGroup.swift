@@ -32,6 +32,9 @@ import Foundation
 public final class DataParallelGroup {
     /// The data-parallel ranks.
     public let communicator: Communicator
+    /// Under tensor parallelism (stages 0–1): the tensor-parallel group and which of `buffer`'s parameters are
+    /// slices, for the global gradient norm.
+    public var tensorParallel: (communicator: Communicator, isSlice: [Bool])?
     /// 0 (plain data parallelism), 1, 2 or 3.
     public let stage: Int
     /// True for in-backward optimizers: every gradient is all-reduced as soon as it is final.
@@ -296,6 +299,24 @@ public final class DataParallelGroup {
     /// The global L2 norm of the summed gradients, scaling them to at most `maxNorm` when it is given (torch's
     /// `clip_grad_norm_`). At stage 2 the shards' squared norms are summed over the ranks.
     public func clipGradients(maxNorm: Double?) -> Double {
+        if let tensorParallel, stage < 2 {
+            // Slices' squares summed over the tensor-parallel group, replicated parameters counted once.
+            var sliced = 0.0, replicated = 0.0
+            for (index, p) in buffer.parameters.enumerated() {
+                guard let g = p.grad else { continue }
+                let squares = GradientClipping.sumOfSquares(g.isContiguous ? g : g.contiguousCopy())
+                if tensorParallel.isSlice[index] { sliced += squares } else { replicated += squares }
+            }
+            let total = (tensorParallel.communicator.sum(sliced) + replicated).squareRoot()
+            if let maxNorm, let scale = GradientClipping.scale(total: total, maxNorm: maxNorm) {
+                for p in buffer.parameters {
+                    guard let g = p.grad else { continue }
+                    if !g.isContiguous { p.grad = g.contiguousCopy() }
+                    GradientClipping.multiply(p.grad!, by: scale)
+                }
+            }
+            return total
+        }
         guard stage >= 2, let shardParameter else {
             return maxNorm.map { GradientClipping.clipByGlobalNorm(buffer, maxNorm: $0) }
                 ?? GradientClipping.globalNorm(buffer.parameters)

@@ -33,6 +33,9 @@ public final class Trainer {
     public let optimizer: Optimizer
     /// The data-parallel ranks this process trains with (a group of one without `mpirun`) and the ZeRO stage.
     public let dataParallel: DataParallelGroup
+    /// The run's processes as dp × tp × pp (`dp_size`, `tp_size`, `pp_size`); data parallelism uses its dp group,
+    /// the model's split layers its tp group.
+    public let grid: ProcessGrid
     /// The learning rate per update; its `step` is the number of updates taken.
     public private(set) var schedule: LearningRateSchedule
     public let trainLoader: DataLoader
@@ -77,6 +80,10 @@ public final class Trainer {
                                    evaluationDataset: evaluationDataset, padTokenID: padTokenID, communicator: communicator)
         self.config = config
         self.model = model
+        grid = ProcessGrid(world: communicator, dataParallelSize: config.dataParallelSize,
+                           tensorParallelSize: config.tensorParallelSize, pipelineParallelSize: config.pipelineParallelSize)
+        // Every rank of a tensor-parallel group keeps its slice of each split layer (before the buffers take them).
+        do { try model.splitForTensorParallelism(grid.tensorParallel) } catch { throw TrainerError("\(error)") }
         self.outputDirectory = outputDirectory ?? URL(fileURLWithPath: config.outputDir)
         self.tokenizerFiles = tokenizerFiles
         let padder = Padder(side: config.paddingSide, padTokenID: padTokenID)
@@ -103,12 +110,19 @@ public final class Trainer {
         // The data-parallel group registers its gradient-ready hooks before an in-backward optimizer does, so that
         // each gradient is reduced over the ranks before the optimizer's hook uses it. It attaches the flat
         // gradients where they are kept (not for in-backward optimizers, which free each gradient at once).
-        dataParallel = DataParallelGroup(communicator: communicator, stage: config.zeroStage, buffer: parameterBuffer,
+        dataParallel = DataParallelGroup(communicator: grid.dataParallel, stage: config.zeroStage, buffer: parameterBuffer,
                                          reducesEachGradient: config.optimizer.name.updatesDuringBackward,
                                          units: config.zeroStage == 3 ? model.parameterUnits : nil)
         if config.zeroStage == 3 { model.parameterUnitHooks = dataParallel }
+        let splitAxes = model.tensorParallelSplitAxes(of: parameterBuffer.parameters)
+        if grid.tensorParallelSize > 1 {
+            dataParallel.tensorParallel = (grid.tensorParallel, splitAxes.map { $0 != nil })
+        }
         optimizer = config.optimizer.makeOptimizer(parameters: dataParallel.optimizerParameters,
                                                    maxGradNorm: config.maxGradNorm)
+        if grid.tensorParallelSize > 1, let inBackward = optimizer.inBackward {
+            inBackward.useTensorParallelism(grid.tensorParallel, splitAxes: splitAxes)
+        }
         if optimizer.updatesDuringBackward {
             optimizer.attachToBackward()
             dataParallel.attachAfterInBackwardOptimizer()
@@ -183,7 +197,7 @@ public final class Trainer {
     public func requestStop() { state.stoppedEarly = true }
 
     /// True on the process that logs and writes files (rank 0; the only process without `mpirun`).
-    public var isMainProcess: Bool { dataParallel.communicator.isMain }
+    public var isMainProcess: Bool { grid.world.isMain }
 
     /// Passes `message` to `logHandler`.
     public func log(_ message: String) { logHandler(message) }

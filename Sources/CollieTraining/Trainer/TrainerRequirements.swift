@@ -16,6 +16,9 @@ extension Trainer {
                 ? "dp_size: \(config.dataParallelSize) needs \(ranks) processes; launch with `mpirun -np \(ranks) collie train …` (this is one process)"
                 : "the run has \(communicator.size) processes but dp_size × tp_size × pp_size = \(config.dataParallelSize) × \(config.tensorParallelSize) × \(config.pipelineParallelSize) = \(ranks); launch with `mpirun -np \(ranks)` or set dp_size: \(communicator.size)")
         }
+        if let reason = model.tensorParallelRefusal(tensorParallelSize: config.tensorParallelSize) {
+            throw TrainerError(reason)
+        }
         if config.dropout > 0 { throw TrainerError("dropout: \(config.dropout) is not yet supported; set it to 0") }
         let vocabulary = model.configuration.vocabularySize
         guard (0..<vocabulary).contains(padTokenID) else {

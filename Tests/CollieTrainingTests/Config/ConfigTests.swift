@@ -321,12 +321,22 @@ final class ConfigTests: XCTestCase {
         }
     }
 
-    func testTensorAndPipelineParallelismAreNotYetSupported() throws {
-        for key in ["tp_size", "pp_size"] {
-            let issue = try XCTUnwrap(issue("model: tiny\ntokenizer: t\n\(key): 2"))
-            XCTAssertEqual(issue.keyPath, key)
-            XCTAssertTrue(issue.message.contains("not yet supported"), issue.message)
-        }
+    func testPipelineParallelismIsNotYetSupported() throws {
+        let issue = try XCTUnwrap(issue("model: tiny\ntokenizer: t\npp_size: 2"))
+        XCTAssertEqual(issue.keyPath, "pp_size")
+        XCTAssertTrue(issue.message.contains("not yet supported"), issue.message)
+    }
+
+    func testTensorParallelismIsAcceptedExceptWithWhatItDoesNotYetCover() throws {
+        let config = try CollieConfig(text: "model: tiny\ntokenizer: t\ntp_size: 2\ndp_size: 2", source: "train.yaml")
+        XCTAssertEqual(config.tensorParallelSize, 2)
+        XCTAssertEqual(config.processCount, 4)
+        XCTAssertEqual(try XCTUnwrap(issue("model: tiny\ntokenizer: t\ntp_size: 0")).keyPath, "tp_size")
+        let zero = try XCTUnwrap(issue("model: tiny\ntokenizer: t\ntp_size: 2\nds_config: {zero_optimization: {stage: 2}}"))
+        XCTAssertEqual(zero.keyPath, "ds_config.zero_optimization.stage")
+        XCTAssertTrue(zero.message.contains("not yet supported with tensor parallelism"), zero.message)
+        let checkpoints = try XCTUnwrap(issue("model: tiny\ntokenizer: t\ntp_size: 2\ncallbacks: {checkpoint: {every_n_batches: 3}}"))
+        XCTAssertEqual(checkpoints.keyPath, "callbacks")
     }
 
     func testDataParallelismAndZeroStagesAreAccepted() throws {

@@ -1,0 +1,230 @@
+import CollieEngine
+
+/// Tensor parallelism (Megatron) for the LLaMA family, as wrappers around the layers rather than model code.
+///
+/// `splitForTensorParallelism(_:)` replaces each weight by this rank's slice and marks its layer:
+///
+///     q/k/v, gate/up, lm_head     column-parallel  W[out/P, in], bias[out/P]   input through f (all-reduce in backward)
+///     o, down                     row-parallel     W[out, in/P], bias whole    output through g (all-reduce in forward), bias added once
+///     embed_tokens                vocabulary rows  [V/P, C]                    masked lookup + all-reduce
+///     norms                       replicated
+///
+/// Heads split by kv group: rank r holds query heads [r·H/P, (r+1)·H/P) and kv heads [r·KVH/P, (r+1)·KVH/P), which
+/// are exactly the kv heads those query heads read. The attention reads its head counts from its layers' sizes, so
+/// the model code runs unchanged on the slices. The logits stay split over the vocabulary ([N, V/P] per rank) and
+/// the loss is `Tensor.vocabularyParallelCrossEntropy`, which never gathers them.
+///
+/// LoRA adapters are split with their base layer: a column-parallel base keeps A [r, in] whole and B's rows
+/// [out/P, r], with f between A and B (A's gradient sums every rank's B); a row-parallel base keeps A's columns
+/// [r, in/P], its r-dim output all-reduced (g), and B whole, added once after the reduction.
+///
+/// `gatherTensorParallelSlices()` undoes the split (all-gathers every slice on every rank): what follows training —
+/// saving one Hugging Face folder, sample answers, `collie generate` — then sees one whole model.
+public enum LinearParallelism {
+    /// Output features split: this rank holds rows of W (and of the bias).
+    case column(Communicator)
+    /// Input features split: this rank holds columns of W; the bias is whole.
+    case row(Communicator)
+}
+
+/// The vocabulary ids this rank's embedding rows and logits columns hold, and the tensor-parallel group.
+public struct TensorParallelPlacement {
+    public let communicator: Communicator
+    /// Ids `vocabulary.lowerBound ..< vocabulary.upperBound` of the whole vocabulary.
+    public let vocabulary: Range<Int>
+}
+
+/// Why a model cannot be split for tensor parallelism.
+public struct TensorParallelError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+extension Linear {
+    /// The layer's output when it is a tensor-parallel slice (see `LinearParallelism`).
+    func parallelOutput(_ x: Tensor, _ parallelism: LinearParallelism) -> Tensor {
+        let adapter = lora.flatMap { $0.isMerged ? nil : $0 }
+        switch parallelism {
+        case .column(let group):
+            var y = Tensor.linear(.copyToTensorParallelRegion(x, group), weight: weight, bias: bias)
+            if let adapter {
+                let u = Tensor.linear(x, weight: adapter.a) * adapter.scaling       // [..., r], whole on every rank
+                y = y + .linear(.copyToTensorParallelRegion(u, group), weight: adapter.b)
+            }
+            return y
+        case .row(let group):
+            var y = Tensor.reduceFromTensorParallelRegion(.linear(x, weight: weight, bias: nil), group)
+            if let bias { y = y + bias }
+            if let adapter {
+                let u = Tensor.linear(x, weight: adapter.a) * adapter.scaling       // [..., r], this rank's part
+                y = y + .linear(.reduceFromTensorParallelRegion(u, group), weight: adapter.b)
+            }
+            return y
+        }
+    }
+}
+
+extension CausalLanguageModel {
+    /// The tensor-parallel placement, when the model is split (`splitForTensorParallelism`).
+    public var tensorParallelPlacement: TensorParallelPlacement? { attachments.tensorParallel }
+
+    /// Why `tensorParallelSize` ranks cannot split this model (naming the config key), or nil: only the LLaMA family
+    /// (llama, mistral, qwen2) in dense weights, and tp_size must divide the heads, kv heads, intermediate size and
+    /// vocabulary.
+    public func tensorParallelRefusal(tensorParallelSize p: Int) -> String? {
+        guard p > 1 else { return nil }
+        let c = configuration
+        guard self is LlamaForCausalLM, [.llama, .mistral, .qwen2].contains(c.modelType) else {
+            return "tp_size: \(p): tensor parallelism supports the LLaMA family (model_type llama, mistral, qwen2), "
+                + "not \(c.modelType.rawValue); set tp_size: 1"
+        }
+        if isQuantized { return "tp_size: \(p): quantized weights cannot be split; set tp_size: 1 or load dense weights" }
+        if promptEmbedding != nil { return "tp_size: \(p): prompt tuning is not supported under tensor parallelism; set tp_size: 1" }
+        for (value, key) in [(c.attentionHeads, "num_attention_heads"), (c.keyValueHeads, "num_key_value_heads"),
+                             (c.intermediateSize, "intermediate_size"), (c.vocabularySize, "vocab_size")] where value % p != 0 {
+            return "tp_size: \(p) does not divide the model's \(key) (\(value)); choose a tp_size that divides it"
+        }
+        if let lora = loraAdapters.first?.adapter, lora.dropout > 0 {
+            return "tp_size: \(p): LoRA dropout (lora_dropout \(lora.dropout)) is not supported under tensor parallelism; set it to 0"
+        }
+        return nil
+    }
+
+    /// Replaces every weight by this rank's slice for tensor parallelism over `communicator` (one model replica's
+    /// ranks, in tp order) and marks the layers, so forward, backward and the loss run split. Every rank must have
+    /// the same whole model before (the same checkpoint, or the same seed). Adapters are split with their layers.
+    /// - Throws: `TensorParallelError` when `tensorParallelRefusal` gives a reason.
+    public func splitForTensorParallelism(_ communicator: Communicator) throws {
+        let p = communicator.size
+        guard p > 1 else { return }
+        if let reason = tensorParallelRefusal(tensorParallelSize: p) { throw TensorParallelError(reason) }
+        guard let model = self as? LlamaForCausalLM else { return }
+        let r = communicator.rank
+        func part(_ count: Int) -> Range<Int> { (r * count / p)..<((r + 1) * count / p) }
+        func split(_ t: Tensor, axis: Int) -> Tensor {
+            let slice = t.detach().slice(axis: axis, part(t.shape[axis])).contiguousCopy(dtype: t.dtype)
+            slice.requiresGrad = t.requiresGrad
+            return slice
+        }
+        func column(_ layer: Linear) {
+            layer.weight = .dense(split(layer.denseWeight!, axis: 0))
+            layer.bias = layer.bias.map { split($0, axis: 0) }
+            if let lora = layer.lora { lora.b = split(lora.b, axis: 0) }
+            layer.tensorParallel = .column(communicator)
+        }
+        func row(_ layer: Linear) {
+            layer.weight = .dense(split(layer.denseWeight!, axis: 1))
+            if let lora = layer.lora { lora.a = split(lora.a, axis: 1) }
+            layer.tensorParallel = .row(communicator)
+        }
+        for layer in model.layers {
+            let a = layer.selfAttention, m = layer.mlp
+            [a.qProj, a.kProj, a.vProj, m.gateProj, m.upProj].forEach(column)
+            [a.oProj, m.downProj].forEach(row)
+        }
+        if let lmHead = model.lmHead { column(lmHead) }
+        let vocabulary = part(configuration.vocabularySize)
+        model.embedTokens.weight = .dense(split(model.embedTokens.denseWeight!, axis: 0))
+        model.embedTokens.vocabularyParallel = TensorParallelPlacement(communicator: communicator, vocabulary: vocabulary)
+        attachments.tensorParallel = TensorParallelPlacement(communicator: communicator, vocabulary: vocabulary)
+    }
+
+    /// Undoes `splitForTensorParallelism`: every rank all-gathers every slice and holds the whole model again (no
+    /// layer marked). Every rank of the group must call it. Parameters become new tensors (a trainer's flat buffer
+    /// no longer holds them).
+    public func gatherTensorParallelSlices() {
+        guard let placement = attachments.tensorParallel, let model = self as? LlamaForCausalLM else { return }
+        let group = placement.communicator
+        func gather(_ t: Tensor, axis: Int) -> Tensor {
+            let full = TensorParallelSlices.gather(t, axis: axis, communicator: group)
+            full.requiresGrad = t.requiresGrad
+            return full
+        }
+        func restore(_ layer: Linear) {
+            switch layer.tensorParallel {
+            case .column:
+                layer.weight = .dense(gather(layer.denseWeight!, axis: 0))
+                layer.bias = layer.bias.map { gather($0, axis: 0) }
+                if let lora = layer.lora { lora.b = gather(lora.b, axis: 0) }
+            case .row:
+                layer.weight = .dense(gather(layer.denseWeight!, axis: 1))
+                if let lora = layer.lora { lora.a = gather(lora.a, axis: 1) }
+            case nil: return
+            }
+            layer.tensorParallel = nil
+        }
+        for (_, layer) in namedLinearLayers { restore(layer) }
+        model.embedTokens.weight = .dense(gather(model.embedTokens.denseWeight!, axis: 0))
+        model.embedTokens.vocabularyParallel = nil
+        attachments.tensorParallel = nil
+    }
+
+    /// The parameters (and adapter tensors) that are slices under tensor parallelism; the others (norms, a
+    /// row-parallel layer's bias, LoRA's whole A or B) are replicated, with the same gradient on every rank. A
+    /// global gradient norm sums the slices' squares over the group and counts the replicated ones once.
+    public var tensorParallelSlices: [(tensor: Tensor, axis: Int)] {
+        guard attachments.tensorParallel != nil else { return [] }
+        var result: [(tensor: Tensor, axis: Int)] = embedTokens.denseWeight.map { [($0, 0)] } ?? []
+        for (_, layer) in namedLinearLayers {
+            switch layer.tensorParallel {
+            case .column:
+                result += [(layer.denseWeight!, 0)] + (layer.bias.map { [($0, 0)] } ?? []) + (layer.lora.map { [($0.b, 0)] } ?? [])
+            case .row:
+                result += [(layer.denseWeight!, 1)] + (layer.lora.map { [($0.a, 1)] } ?? [])
+            case nil: break
+            }
+        }
+        return result
+    }
+
+    /// For each of `parameters`, the axis it is a tensor-parallel slice along, or nil when it is replicated.
+    public func tensorParallelSplitAxes(of parameters: [Tensor]) -> [Int?] {
+        let axes = Dictionary(tensorParallelSlices.map { (ObjectIdentifier($0.tensor), $0.axis) }, uniquingKeysWith: { a, _ in a })
+        return parameters.map { axes[ObjectIdentifier($0)] }
+    }
+
+    /// The width of the logits this rank computes: the vocabulary, or its slice under tensor parallelism.
+    public var logitsWidth: Int { attachments.tensorParallel?.vocabulary.count ?? configuration.vocabularySize }
+
+    /// Cross-entropy of `logits` [N, logitsWidth] against `targets` [N]: the fused one, or under tensor parallelism
+    /// the vocabulary-parallel one (the same value on every rank of the group).
+    public func crossEntropy(logits: Tensor, targets: Tensor, reduction: LossReduction) -> Tensor {
+        guard let placement = attachments.tensorParallel else {
+            return .crossEntropy(logits: logits, targets: targets, reduction: reduction)
+        }
+        return .vocabularyParallelCrossEntropy(logits: logits, targets: targets, start: placement.vocabulary.lowerBound,
+                                               communicator: placement.communicator, reduction: reduction)
+    }
+}
+
+/// Gathering the slices of a tensor split along one axis.
+public enum TensorParallelSlices {
+    /// The whole tensor on every rank of `communicator` from each rank's equal slice `t` along `axis` (0 or 1 of a
+    /// matrix, 0 of a vector), in `t`'s dtype.
+    public static func gather(_ t: Tensor, axis: Int, communicator: Communicator) -> Tensor {
+        let p = communicator.size, r = communicator.rank
+        let local = t.contiguousCopy(dtype: .float32)
+        let n = local.count
+        let parts = Tensor.zeros([p * n])
+        let pointer = parts.pointer(as: Float.self)
+        (pointer + r * n).update(from: local.pointer(as: Float.self), count: n)
+        communicator.allGather(UnsafeMutableBufferPointer(start: pointer, count: p * n), counts: Array(repeating: n, count: p))
+        var shape = t.shape
+        shape[axis] *= p
+        let full: Tensor
+        if axis == 0 {
+            full = parts.reshaped(shape)
+        } else {
+            // Rank k's [rows, k·cols ..< (k+1)·cols] of the whole matrix.
+            let (rows, cols) = (t.shape[0], t.shape[1])
+            full = Tensor.zeros(shape)
+            let out = full.pointer(as: Float.self)
+            for k in 0..<p {
+                for i in 0..<rows {
+                    (out + i * cols * p + k * cols).update(from: pointer + k * n + i * cols, count: cols)
+                }
+            }
+        }
+        return t.dtype == .float32 ? full.contiguousCopy(dtype: .float32) : full.contiguousCopy(dtype: t.dtype)
+    }
+}

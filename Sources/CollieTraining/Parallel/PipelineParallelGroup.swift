@@ -9,7 +9,8 @@ import Foundation
 ///
 /// Every stage reads the same micro-batches (token ids, positions, padding) and runs only its own units; the
 /// gradients of its units' parameters accumulate as in one process. A tensor the first and the last stage share
-/// (a tied embedding) gets the sum of both stages' gradients (`reduceSharedGradients`). Every rank holds the whole
+/// (a tied embedding) gets the sum of both stages' gradients (`reduceSharedGradients`); the gradient norm is
+/// summed over the stages by `DataParallelGroup.pipelineParallel`. Every rank holds the whole
 /// model's parameters; `gatherParameters` brings every stage's trained units to every rank (to save, evaluate or
 /// generate with the whole model).
 public final class PipelineParallelGroup {
@@ -68,11 +69,11 @@ public final class PipelineParallelGroup {
 
     /// Forward and backward of every micro-batch through the pipeline in the 1F1B order, gradients accumulating
     /// into this stage's parameters. On the last stage `loss(i, logits)` makes micro-batch i's loss (a 0-d tensor)
-    /// from its logits [B, T, V]. `willRun(i)` is called before micro-batch i's forward. Returns the sum of the
-    /// micro-batches' losses, on every stage.
+    /// from its logits [B, T, V]. `willRun(i)` is called before micro-batch i's forward, `willBackward(i)` and
+    /// `didBackward(i)` around its backward. Returns the sum of the micro-batches' losses, on every stage.
     public func forwardBackward(_ model: some CausalLanguageModel, microBatches: [PaddedBatch],
-                                willRun: (Int) -> Void = { _ in },
-                                loss: (Int, Tensor) -> Tensor) -> Double {
+                                willRun: (Int) -> Void = { _ in }, willBackward: (Int) -> Void = { _ in },
+                                didBackward: (Int) -> Void = { _ in }, loss: (Int, Tensor) -> Tensor) -> Double {
         var inputs: [Int: Tensor] = [:], outputs: [Int: Tensor] = [:]
         var total = 0.0
         let hidden = model.configuration.hiddenSize
@@ -102,6 +103,8 @@ public final class PipelineParallelGroup {
                 }
             case .backward(let i):
                 let output = outputs.removeValue(forKey: i)!
+                willBackward(i)
+                defer { didBackward(i) }
                 if isLastStage {
                     output.backward()
                 } else {
@@ -128,21 +131,9 @@ public final class PipelineParallelGroup {
             send(gradient, to: peer, tag: 1_000_000 + index)
             communicator.receive(Self.bytes(of: other), from: peer, tag: 1_000_000 + index)
             finishSends()
-            let sum = isFirstStage ? gradient + other : other + gradient  // the same order on both stages
-            parameter.grad = sum
+            let sum = withNoGrad { isFirstStage ? gradient + other : other + gradient }  // one order on both stages
+            if let grad = parameter.grad { grad.assignValues(from: sum) } else { parameter.grad = sum }
         }
-    }
-
-    /// The sum of squares of this stage's gradients, over all stages (a shared parameter counted once): the
-    /// squared norm of the whole model's gradient.
-    public func squaredGradientNorm(_ model: some CausalLanguageModel) -> Double {
-        let shared = isLastStage && !isFirstStage ? Set(sharedParameters(of: model).map(ObjectIdentifier.init)) : []
-        var sum = 0.0
-        for parameter in parameters(of: model) where !shared.contains(ObjectIdentifier(parameter)) {
-            guard let grad = parameter.grad else { continue }
-            for g in grad.floats() { sum += Double(g) * Double(g) }
-        }
-        return communicator.sum(sum)
     }
 
     /// Copies every stage's parameters from that stage to every rank, so each holds the whole trained model.

@@ -58,7 +58,7 @@ extension Bench {
             var rank: Int
             var medianStepSeconds: Double
             var peakRSS: Int
-            /// Bytes of this rank's trained parameters, their gradients and the optimizer's state.
+            /// Bytes of the parameters this rank holds, its gradients and the optimizer's state.
             var modelStateBytes: Int
             var losses: [Double]
         }
@@ -148,21 +148,25 @@ extension Bench {
             let times = recorder.seconds.dropFirst().sorted()
             let buffer = trainer.parameterBuffer
             let stateBytes = trainer.optimizer.state().tensors.values.reduce(0) { $0 + $1.count * $1.dtype.size }
+            // Held during training: the trained buffer (a pipeline stage's own units; the other stages' were freed
+            // until the end), the same again in gradients, and the state.
             let result = RankResult(rank: world.rank, medianStepSeconds: times[times.count / 2],
-                                    peakRSS: MemoryUsage.peakResidentBytes() ?? 0,
+                                    peakRSS: recorder.peakMemoryBytes,
                                     modelStateBytes: buffer.count * buffer.dtype.size * 2 + stateBytes,
                                     losses: recorder.losses)
             print(String(decoding: try JSONEncoder().encode(result), as: UTF8.self))
         }
     }
 
-    /// Keeps each update's wall time and loss.
+    /// Keeps each update's wall time and loss, and the peak memory at the last (before the stages are gathered).
     final class StepRecorder: TrainingMonitor {
         var seconds: [Double] = [], losses: [Double] = []
+        var peakMemoryBytes = 0
         func record(_ event: TrainingEvent) throws {
             if case .step(let step) = event {
                 seconds.append(step.stepSeconds)
                 losses.append(step.loss)
+                peakMemoryBytes = step.peakMemoryBytes
             }
         }
         func close() throws {}

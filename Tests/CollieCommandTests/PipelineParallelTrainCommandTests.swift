@@ -39,6 +39,22 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
         }
     }
 
+    /// Evaluation during and after training gathers the stages' parameters for the while and frees the other
+    /// stages' again, so training goes on as in one process.
+    func testEvaluationBetweenUpdatesMatchesOneProcess() throws {
+        let folder = try temporaryFolder(for: self)
+        let config = try ParallelTrainRun.makeConfig(in: folder, extra: "eval_split: 0.2\neval_per_n_steps: 2")
+        let collie = try CollieExecutable.url()
+        let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=one"], in: folder)
+        XCTAssertEqual(one.status, 0, one.output)
+        let run = try MPIRun.run(ranks: 2, collie, ["train", config.path] + layout(dp: 1, pp: 2, output: "pp2"), in: folder)
+        XCTAssertEqual(run.status, 0, run.output)
+        try ParallelTrainRun.assertSameRun(folder.appendingPathComponent("pp2"), as: folder.appendingPathComponent("one"), "pp2")
+        let evaluations = { (output: String) in output.split(separator: "\n").filter { $0.contains("perplexity") } }
+        XCTAssertGreaterThanOrEqual(evaluations(one.output).count, 2, one.output)
+        XCTAssertEqual(evaluations(run.output), evaluations(one.output))
+    }
+
     func testUnsupportedPipelineLayoutsAreClearErrors() throws {
         let folder = try temporaryFolder(for: self)
         let config = try ParallelTrainRun.makeConfig(in: folder)

@@ -10,9 +10,9 @@ import Foundation
 /// Every stage reads the same micro-batches (token ids, positions, padding) and runs only its own units; the
 /// gradients of its units' parameters accumulate as in one process. A tensor the first and the last stage share
 /// (a tied embedding) gets the sum of both stages' gradients (`reduceSharedGradients`); the gradient norm is
-/// summed over the stages by `DataParallelGroup.pipelineParallel`. Every rank holds the whole
-/// model's parameters; `gatherParameters` brings every stage's trained units to every rank (to save, evaluate or
-/// generate with the whole model).
+/// summed over the stages by `DataParallelGroup.pipelineParallel`. A rank keeps only its stage's parameters
+/// (`releaseOtherStages`); `gatherParameters` brings every stage's trained units to every rank (to save, evaluate
+/// or generate with the whole model).
 public final class PipelineParallelGroup {
     /// The stages: rank s runs stage s.
     public let communicator: Communicator
@@ -136,12 +136,21 @@ public final class PipelineParallelGroup {
         }
     }
 
+    /// Frees the memory of the parameters of the other stages' units (this stage's, and a tied embedding it
+    /// shares, stay).
+    public func releaseOtherStages(_ model: some CausalLanguageModel) {
+        guard communicator.size > 1 else { return }
+        let own = Set(parameters(of: model).map(ObjectIdentifier.init))
+        for parameter in model.parameters where !own.contains(ObjectIdentifier(parameter)) { parameter.releaseValues() }
+    }
+
     /// Copies every stage's parameters from that stage to every rank, so each holds the whole trained model.
     public func gatherParameters(_ model: some CausalLanguageModel) {
         guard communicator.size > 1 else { return }
         var seen: Set<ObjectIdentifier> = []
         for (owner, units) in partition.stages.enumerated() {
             for parameter in model.unitParameters[units].joined() where seen.insert(ObjectIdentifier(parameter)).inserted {
+                parameter.allocateValues()
                 precondition(parameter.isContiguous, "parameters are contiguous")
                 communicator.broadcast(Self.bytes(of: parameter), root: owner)
             }

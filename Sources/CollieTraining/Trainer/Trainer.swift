@@ -61,6 +61,8 @@ public final class Trainer {
     public static let nonFiniteStepLimit = 5
     private var consecutiveNonFiniteSteps = 0
     private var monitorFailed = false
+    /// Set when `train()` returns: the whole model stays gathered on every rank (to save it, answer prompts).
+    private var trainingEnded = false
 
     /// A trainer for `model` on `trainDataset` as `config` describes (batch sizes, accumulation, optimizer,
     /// schedule, clipping, evaluation schedule, seed).
@@ -147,6 +149,8 @@ public final class Trainer {
             // LOMO/AdaLomo are chosen to save memory: keep few freed blocks around (peak RSS ≈ the engine's peak).
             StoragePool.shared.limitForMemorySaving(StoragePool.memorySavingLimit(parameterCounts: trained.map(\.count)))
         }
+        // A pipeline stage keeps only its own units' parameters.
+        pipeline?.releaseOtherStages(model)
         // The storages the parameters had before moving into the flat buffer (and, under ZeRO-3, the flat buffer
         // itself) are cached by the storage pool, but no later tensor has their sizes: return them.
         StoragePool.shared.releaseCachedMemory()
@@ -208,6 +212,7 @@ public final class Trainer {
         // pipeline parallelism every stage's trained units.
         dataParallel.gatherAll()
         pipeline?.gatherParameters(model)
+        trainingEnded = true
         for callback in callbacks { try callback.onTrainEnd(self) }
         notifyMonitors(.finished(step: state.globalStep))
     }
@@ -400,8 +405,14 @@ public final class Trainer {
     /// - Throws: `TrainerError` without evaluation data or evaluators; what an evaluator, monitor or callback throws.
     @discardableResult
     public func evaluate() throws -> [String: Double] {
-        // Pipeline parallelism: every rank evaluates the whole model, gathered from the stages.
+        // Pipeline parallelism: every rank evaluates the whole model, gathered from the stages for the while.
         pipeline?.gatherParameters(model)
+        defer {
+            if let pipeline, !trainingEnded {
+                pipeline.releaseOtherStages(model)
+                StoragePool.shared.releaseCachedMemory()
+            }
+        }
         return try dataParallel.withFullParameters { try evaluateModel() }
     }
 

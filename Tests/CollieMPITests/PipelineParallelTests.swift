@@ -15,6 +15,11 @@ final class PipelineParallelTests: XCTestCase {
         try runRankTests("PipelineParallelRankTests/testMatchesOneProcess", ranks: 2)
         try runRankTests("PipelineParallelRankTests/testMatchesOneProcess", ranks: 4)
     }
+
+    func testTwoBackwardPassesThroughTheStagesMatchOneProcess() throws {
+        try runRankTests("PipelineParallelRankTests/testTwoBackwardPassesMatchOneProcess", ranks: 2)
+        try runRankTests("PipelineParallelRankTests/testTwoBackwardPassesMatchOneProcess", ranks: 4)
+    }
 }
 
 /// The rank side of `PipelineParallelTests` (skipped unless launched by it under mpirun).
@@ -105,6 +110,36 @@ final class PipelineParallelRankTests: XCTestCase {
                 for (a, b) in zip(p.floats(), q.floats()) { largest = max(largest, abs(a - b)) }
             }
             XCTAssertLessThanOrEqual(largest, 1e-6, "\(name): parameters after an update differ by \(largest)")
+        }
+    }
+
+    /// `forward` once, then `backward(retainGraph: true)` and `backward(retainGraph: false)` (the in-backward
+    /// optimizers' norm pass and update pass): each pass leaves one process's gradients.
+    func testTwoBackwardPassesMatchOneProcess() throws {
+        try XCTSkipUnless(MPIRun.isRank, "runs as one rank of PipelineParallelTests")
+        let world = MPICommunicator.world()
+        let batch = Self.microBatches()[1]
+        let fixture = TestPaths.fixtures(of: "CollieTrainingTests").appendingPathComponent("model")
+        let reference = try LlamaForCausalLM.load(from: fixture)
+        let predicted = NextTokenLoss.predictedCount(batch.nextTokenTargets(for: reference))
+        let expected = Self.loss(reference(batch.tokenTensor, positions: batch.positionTensor,
+                                           keyPaddingMask: batch.attentionMaskTensor),
+                                 batch, model: reference, predicted: predicted)
+        expected.backward()
+        let model = try LlamaForCausalLM.load(from: fixture)
+        let group = PipelineParallelGroup(communicator: world,
+                                          partition: try PipelinePartition(model: model, stages: world.size, method: .uniform))
+        let loss = group.forward(model, batch: batch) { Self.loss($0, batch, model: model, predicted: predicted) }
+        XCTAssertEqual(loss, Double(expected.item), accuracy: 1e-6 * abs(loss))
+        for retain in [true, false] {
+            group.backward(retainGraph: retain)
+            for p in group.parameters(of: model) {
+                let q = reference.parameters[model.parameters.firstIndex { $0 === p }!]
+                let scale = q.grad!.floats().map(abs).max()!
+                let difference = zip(p.grad!.floats(), q.grad!.floats()).map { abs($0 - $1) }.max()!
+                XCTAssertLessThanOrEqual(difference, 1e-5 * scale, "pass with retainGraph \(retain): a gradient differs by \(difference)")
+                p.grad = nil
+            }
         }
     }
 }

@@ -74,49 +74,77 @@ public final class PipelineParallelGroup {
     public func forwardBackward(_ model: some CausalLanguageModel, microBatches: [PaddedBatch],
                                 willRun: (Int) -> Void = { _ in }, willBackward: (Int) -> Void = { _ in },
                                 didBackward: (Int) -> Void = { _ in }, loss: (Int, Tensor) -> Tensor) -> Double {
-        var inputs: [Int: Tensor] = [:], outputs: [Int: Tensor] = [:]
         var total = 0.0
-        let hidden = model.configuration.hiddenSize
         for step in Self.schedule(stage: stage, stages: communicator.size, microBatches: microBatches.count) {
             switch step {
             case .forward(let i):
                 willRun(i)
-                let batch = microBatches[i]
-                let shape = [batch.tokenTensor.shape[0], batch.tokenTensor.shape[1], hidden]
-                let input: Tensor
-                if isFirstStage {
-                    input = batch.tokenTensor
-                } else {
-                    input = receive(shape, from: stage - 1, tag: 2 * i)
-                    input.requiresGrad = true
-                    inputs[i] = input
-                }
-                let output = model.forward(units: units, input, positions: batch.positionTensor,
-                                           keyPaddingMask: batch.hasPadding ? batch.attentionMaskTensor : nil)
-                if isLastStage {
-                    let value = loss(i, output)
-                    total += Double(value.item)
-                    outputs[i] = value
-                } else {
-                    send(output, to: stage + 1, tag: 2 * i)
-                    outputs[i] = output
-                }
+                total += runForward(model, microBatches[i], index: i) { loss(i, $0) }
             case .backward(let i):
-                let output = outputs.removeValue(forKey: i)!
                 willBackward(i)
-                defer { didBackward(i) }
-                if isLastStage {
-                    output.backward()
-                } else {
-                    output.backward(gradient: receive(output.shape, from: stage + 1, tag: 2 * i + 1))
-                }
-                if let input = inputs.removeValue(forKey: i) {
-                    send(input.grad ?? Tensor.zeros(input.shape), to: stage - 1, tag: 2 * i + 1)
-                }
+                runBackward(i, retainGraph: false)
+                didBackward(i)
             }
         }
         finishSends()
         return communicator.sum(isLastStage ? total : 0)
+    }
+
+    /// One batch's forward through the stages, its graph kept for `backward(retainGraph:)`: the in-backward
+    /// optimizers (LOMO, AdaLomo) run backward twice when they clip, a norm pass and then the update. On the last
+    /// stage `loss(logits)` makes the loss. Returns the loss, on every stage.
+    public func forward(_ model: some CausalLanguageModel, batch: PaddedBatch, loss: (Tensor) -> Tensor) -> Double {
+        let value = runForward(model, batch, index: 0, loss: loss)
+        finishSends()
+        return communicator.sum(isLastStage ? value : 0)
+    }
+
+    /// Backward of the batch `forward` ran, from the last stage to the first; the graph stays for another pass when
+    /// `retainGraph`.
+    public func backward(retainGraph: Bool) {
+        runBackward(0, retainGraph: retainGraph)
+        finishSends()
+    }
+
+    private var inputs: [Int: Tensor] = [:], outputs: [Int: Tensor] = [:]
+
+    /// Micro-batch `index`'s forward on this stage: its input received (or its ids), its output sent on (or its loss
+    /// made); returns the loss on the last stage, else 0.
+    private func runForward(_ model: some CausalLanguageModel, _ batch: PaddedBatch, index i: Int,
+                            loss: (Tensor) -> Tensor) -> Double {
+        let input: Tensor
+        if isFirstStage {
+            input = batch.tokenTensor
+        } else {
+            let shape = [batch.tokenTensor.shape[0], batch.tokenTensor.shape[1], model.configuration.hiddenSize]
+            input = receive(shape, from: stage - 1, tag: 2 * i)
+            input.requiresGrad = true
+            inputs[i] = input
+        }
+        let output = model.forward(units: units, input, positions: batch.positionTensor,
+                                   keyPaddingMask: batch.hasPadding ? batch.attentionMaskTensor : nil)
+        guard isLastStage else {
+            send(output, to: stage + 1, tag: 2 * i)
+            outputs[i] = output
+            return 0
+        }
+        let value = loss(output)
+        outputs[i] = value
+        return Double(value.item)
+    }
+
+    /// Micro-batch `index`'s backward on this stage: from its loss, or from the gradient the next stage sends; the
+    /// input's gradient sent back. Kept for another pass when `retainGraph`.
+    private func runBackward(_ i: Int, retainGraph: Bool) {
+        let output = retainGraph ? outputs[i]! : outputs.removeValue(forKey: i)!
+        let input = retainGraph ? inputs[i] : inputs.removeValue(forKey: i)
+        input?.grad = nil
+        if isLastStage {
+            output.backward(retainGraph: retainGraph)
+        } else {
+            output.backward(gradient: receive(output.shape, from: stage + 1, tag: 2 * i + 1), retainGraph: retainGraph)
+        }
+        if let input { send(input.grad ?? Tensor.zeros(input.shape), to: stage - 1, tag: 2 * i + 1) }
     }
 
     /// Adds the last stage's gradients of the shared parameters to the first stage's and gives both the sum, as

@@ -29,6 +29,9 @@ public protocol Communicator: AnyObject {
     func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int)
     /// Sends `buffer` to rank `destination` (blocks until it may be reused).
     func send(_ buffer: UnsafeRawBufferPointer, to destination: Int, tag: Int)
+    /// Starts sending `buffer` to rank `destination` and returns at once; the buffer must stay alive and
+    /// untouched until the request completes (pipeline stages send while they go on computing).
+    func startSend(_ buffer: UnsafeRawBufferPointer, to destination: Int, tag: Int) -> CommunicationRequest
     /// Receives exactly `buffer.count` bytes from rank `source`.
     func receive(_ buffer: UnsafeMutableRawBufferPointer, from source: Int, tag: Int)
     /// Returns once every rank has called it.
@@ -88,6 +91,10 @@ public final class SingleProcessCommunicator: Communicator {
     }
 
     public func send(_ buffer: UnsafeRawBufferPointer, to destination: Int, tag: Int) {
+        preconditionFailure("send to rank \(destination) in a group of one")
+    }
+
+    public func startSend(_ buffer: UnsafeRawBufferPointer, to destination: Int, tag: Int) -> CommunicationRequest {
         preconditionFailure("send to rank \(destination) in a group of one")
     }
 

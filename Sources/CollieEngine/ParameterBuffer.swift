@@ -78,3 +78,23 @@ public final class ParameterBuffer {
         }
     }
 }
+
+extension Tensor {
+    /// False after `releaseValues()` until `allocateValues()`.
+    public var holdsValues: Bool { storage.byteCount >= (offset + count) * dtype.size }
+
+    /// Frees the memory of a parameter this process does not use (another pipeline stage's). Its shape, dtype and
+    /// identity stay; its values must not be read until `allocateValues()` gives it memory again.
+    public func releaseValues() {
+        guard holdsValues else { return }
+        storage = TensorStorage(byteCount: 0)
+        strides = Tensor.contiguousStrides(for: shape)
+        offset = 0
+    }
+
+    /// Gives a released tensor new contiguous memory (uninitialized), for values to be copied in.
+    public func allocateValues() {
+        guard !holdsValues else { return }
+        storage = TensorStorage(byteCount: count * dtype.size)
+    }
+}

@@ -133,6 +133,14 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
                        communicator), "MPI_Send")
     }
 
+    public func startSend(_ buffer: UnsafeRawBufferPointer, to destination: Int, tag: Int) -> CommunicationRequest {
+        precondition(buffer.count <= Self.largestCount, "a message holds at most \(Self.largestCount) bytes")
+        let request = MPIRequest()
+        check(MPI_Isend(buffer.baseAddress, Int32(buffer.count), collie_mpi_byte(), Int32(destination), Int32(tag),
+                        communicator, &request.handle), "MPI_Isend")
+        return request
+    }
+
     public func receive(_ buffer: UnsafeMutableRawBufferPointer, from source: Int, tag: Int) {
         precondition(buffer.count <= Self.largestCount, "a message holds at most \(Self.largestCount) bytes")
         check(MPI_Recv(buffer.baseAddress, Int32(buffer.count), collie_mpi_byte(), Int32(source), Int32(tag),

@@ -20,6 +20,8 @@ public protocol CausalLanguageModel: Module {
     var embedTokens: Embedding { get }
     /// The number of decoder blocks.
     var blockCount: Int { get }
+    /// The class of the decoder blocks (named as in the Hugging Face modeling file: pipeline partitions match it).
+    static var blockType: Module.Type { get }
     /// Decoder block `index` on hidden states [B, T, C]; with `context.cache` it appends its keys and values there
     /// and attends over every cached position.
     func block(_ index: Int, _ h: Tensor, _ context: BlockContext) -> Tensor
@@ -142,16 +144,35 @@ extension CausalLanguageModel {
 
     /// Logits [B, T, V] for input embeddings [B, T, C] (Hugging Face's `inputs_embeds`). Positions default to 0..<T.
     public func logits(inputEmbeddings: Tensor, positions: Tensor? = nil, keyPaddingMask: Tensor? = nil) -> Tensor {
-        let length = inputEmbeddings.shape[1]
+        run(blocks: 0..<blockCount, head: true, inputEmbeddings, positions: positions, keyPaddingMask: keyPaddingMask)
+    }
+
+    /// Runs the parameter units `units` — 0 the embedding, i + 1 block i, `blockCount + 1` the head — on `input`:
+    /// token ids [B, T] when the range starts at the embedding, else the hidden states [B, T, C] the unit before it
+    /// made. Returns the hidden states after its last unit, or the logits [B, T, V] when that is the head: one
+    /// pipeline stage's forward (all units together are `callAsFunction`, without prompt tuning).
+    public func forward(units: Range<Int>, _ input: Tensor, positions: Tensor? = nil, keyPaddingMask: Tensor? = nil) -> Tensor {
+        precondition(!units.isEmpty && units.lowerBound >= 0 && units.upperBound <= blockCount + 2,
+                     "units \(units) of a model with \(blockCount + 2)")
+        let h = units.lowerBound == 0 ? embeddings(of: input) : input
+        let blocks = max(units.lowerBound - 1, 0)..<min(units.upperBound - 1, blockCount)
+        return run(blocks: blocks, head: units.upperBound == blockCount + 2, h, positions: positions,
+                   keyPaddingMask: keyPaddingMask)
+    }
+
+    /// Hidden states [B, T, C] through `blocks`, then through the head when `head`.
+    private func run(blocks: Range<Int>, head runsHead: Bool, _ input: Tensor, positions: Tensor?, keyPaddingMask: Tensor?) -> Tensor {
+        let length = input.shape[1]
         let (cos, sin) = rotaryTables(positions?.ints() ?? Array(0..<length), shape: positions?.shape ?? [length])
         let hooks = parameterUnitHooks, checkpointing = activationCheckpointing
-        var h = inputEmbeddings
-        for index in 0..<blockCount {
+        var h = input
+        for index in blocks {
             if let hooks { h = hooks.unitWillRun(index + 1, input: h) }
             let context = BlockContext(cos: cos, sin: sin, keyPaddingMask: keyPaddingMask, cache: nil, layer: index)
             h = checkpointing ? .checkpoint(h) { self.block(index, $0, context) } : block(index, h, context)
             if let hooks { h = hooks.unitDidRun(index + 1, output: h) }
         }
+        guard runsHead else { return h }
         if let hooks { h = hooks.unitWillRun(blockCount + 1, input: h) }
         let logits = head(h)
         return hooks?.unitDidRun(blockCount + 1, output: logits) ?? logits

@@ -173,6 +173,7 @@ public final class ChatGLMForConditionalGeneration: CausalLanguageModel {
     public var blockCount: Int { layers.count }
 
     public func block(_ index: Int, _ h: Tensor, _ context: BlockContext) -> Tensor { layers[index](h, context) }
+    public static var blockType: Module.Type { GLMBlock.self }
 
     public func head(_ h: Tensor) -> Tensor {
         let normed = finalLayernorm.map { $0(h) } ?? h

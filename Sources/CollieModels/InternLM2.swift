@@ -132,6 +132,7 @@ public final class InternLM2ForCausalLM: CausalLanguageModel {
     public var blockCount: Int { layers.count }
 
     public func block(_ index: Int, _ h: Tensor, _ context: BlockContext) -> Tensor { layers[index](h, context) }
+    public static var blockType: Module.Type { InternLM2DecoderLayer.self }
 
     public func head(_ h: Tensor) -> Tensor {
         let normed = norm(h)

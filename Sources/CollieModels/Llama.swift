@@ -135,6 +135,7 @@ public final class LlamaForCausalLM: CausalLanguageModel {
     public var blockCount: Int { layers.count }
 
     public func block(_ index: Int, _ h: Tensor, _ context: BlockContext) -> Tensor { layers[index](h, context) }
+    public static var blockType: Module.Type { LlamaDecoderLayer.self }
 
     public func head(_ h: Tensor) -> Tensor {
         let normed = norm(h)

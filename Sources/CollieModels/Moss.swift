@@ -118,6 +118,7 @@ public final class MossForCausalLM: CausalLanguageModel {
     public var blockCount: Int { layers.count }
 
     public func block(_ index: Int, _ h: Tensor, _ context: BlockContext) -> Tensor { layers[index](h, context) }
+    public static var blockType: Module.Type { MossBlock.self }
 
     public func head(_ h: Tensor) -> Tensor {
         let normed = lnF(h)

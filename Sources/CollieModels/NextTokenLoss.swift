@@ -37,8 +37,13 @@ extension CausalLanguageModel {
     /// The summed next-token NLL of `targets` (from `nextTokenTargets`) given ids [B, T] (a 0-d tensor on the tape).
     public func summedNegativeLogLikelihood(_ ids: Tensor, targets: [Int], positions: Tensor? = nil,
                                             keyPaddingMask: Tensor? = nil) -> Tensor {
-        crossEntropy(logits: trainingLogits(ids, positions: positions, keyPaddingMask: keyPaddingMask)
-                        .reshaped([targets.count, logitsWidth]),
+        summedNegativeLogLikelihood(logits: trainingLogits(ids, positions: positions, keyPaddingMask: keyPaddingMask),
+                                    targets: targets)
+    }
+
+    /// The summed next-token NLL of `targets` given the logits [B, T, V] the model made (or its last pipeline stage).
+    public func summedNegativeLogLikelihood(logits: Tensor, targets: [Int]) -> Tensor {
+        crossEntropy(logits: logits.reshaped([targets.count, logitsWidth]),
                      targets: Tensor(ints: targets, shape: [targets.count]), reduction: .sum)
     }
 

@@ -4,5 +4,5 @@ import ArgumentParser
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure Collie's speed",
-        subcommands: [Ops.self, Train.self, Memory.self, BenchTokenizer.self, BenchGenerate.self])
+        subcommands: [Ops.self, Train.self, Memory.self, BenchParallel.self, BenchTokenizer.self, BenchGenerate.self])
 }

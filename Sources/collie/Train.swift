@@ -209,6 +209,11 @@ struct Train: ParsableCommand {
         if trainer.grid.tensorParallelSize > 1 {
             say("tensor parallel: \(trainer.grid.tensorParallelSize) processes per model replica (column/row/vocabulary-parallel layers)")
         }
+        if let pipeline = trainer.pipeline {
+            let stages = pipeline.partition.stages.map { "\($0.lowerBound)..<\($0.upperBound)" }.joined(separator: ", ")
+            say("pipeline parallel: \(pipeline.communicator.size) stages (units \(stages)), 1F1B over \(c.gradientAccumulationSteps) "
+                + "micro-batches per update")
+        }
         let group = trainer.dataParallel.communicator
         if group.size > 1 || c.zeroStage > 0 {
             say("data parallel: \(group.size) processes × \(c.trainMicroBatchSize) examples per micro-batch, ZeRO stage "

@@ -43,4 +43,20 @@ final class BenchTrainCommandTests: XCTestCase {
         try JSONSerialization.data(withJSONObject: cached.mapValues { _ in 12345.0 }).write(to: cache)
         XCTAssertEqual(try run()["peak_gflops"] as? Double, 12345)
     }
+
+    /// `collie bench parallel` runs each layout under mpirun: every layout trains the same losses, and tensor and
+    /// pipeline parallelism halve the model state (parameters, gradients, AdamW state) a rank holds.
+    func testParallelLayoutsReportTheirStepTimeAndPerRankMemory() throws {
+        let folder = try temporaryFolder(for: self)
+        let result = try CollieExecutable.run(["bench", "parallel", "--preset", "tiny", "--length", "16", "--steps", "1",
+                                               "--layouts", "1", "tp2", "pp2"], in: folder)
+        XCTAssertEqual(result.status, 0, result.errors)
+        let lines = result.output.split(separator: "\n").map(String.init)
+        for (name, ratio) in [("1 process", "1.00"), ("dp 1 × tp 2 × pp 1", "0.50"), ("dp 1 × tp 1 × pp 2", "0.50")] {
+            let row = try XCTUnwrap(lines.first { $0.hasPrefix("| \(name) |") }, result.output)
+            XCTAssertTrue(row.hasSuffix("| \(ratio) |"), row)
+        }
+        let losses = Set(lines.filter { $0.hasPrefix("losses, ") }.map { $0.split(separator: ":").last! })
+        XCTAssertEqual(losses.count, 1, "every layout trains the same losses:\n\(result.output)")
+    }
 }

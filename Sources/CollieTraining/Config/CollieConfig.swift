@@ -22,9 +22,10 @@ public struct CollieConfig: Codable, Equatable, Sendable {
 
     /// Seed for initialization, shuffling and dropout.
     public var seed: Int = 42
-    /// Data-, tensor- and pipeline-parallel degrees; tensor and pipeline parallelism above 1 are not yet
-    /// supported. The run needs dp × tp × pp processes (`mpirun -np`).
+    /// Data-, tensor- and pipeline-parallel degrees. The run needs dp × tp × pp processes (`mpirun -np`).
     public var dataParallelSize = 1, tensorParallelSize = 1, pipelineParallelSize = 1
+    /// How pipeline stages split the model: `parameters` (CoLLiE's default), `uniform` or `type:REGEX`.
+    public var pipelinePartitionMethod = PipelinePartitionMethod.parameters
     /// DeepSpeed-style settings; Collie reads the ZeRO stage.
     public var deepSpeed = DeepSpeedSettings()
     public var trainEpochs = 100
@@ -112,6 +113,7 @@ public struct CollieConfig: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case seed, dataParallelSize = "dp_size", tensorParallelSize = "tp_size", pipelineParallelSize = "pp_size"
+        case pipelinePartitionMethod = "pp_partition_method"
         case trainEpochs = "train_epochs", maxSteps = "max_steps", trainMicroBatchSize = "train_micro_batch_size"
         case gradientAccumulationSteps = "gradient_accumulation_steps", evalBatchSize = "eval_batch_size"
         case evalPerNSteps = "eval_per_n_steps", evalPerNEpochs = "eval_per_n_epochs", evalOnStart = "eval_on_start"
@@ -141,6 +143,7 @@ public struct CollieConfig: Codable, Equatable, Sendable {
         dataParallelSize = try c.value(.dataParallelSize, default: dataParallelSize)
         tensorParallelSize = try c.value(.tensorParallelSize, default: tensorParallelSize)
         pipelineParallelSize = try c.value(.pipelineParallelSize, default: pipelineParallelSize)
+        pipelinePartitionMethod = try c.value(.pipelinePartitionMethod, default: pipelinePartitionMethod)
         trainEpochs = try c.value(.trainEpochs, default: trainEpochs)
         maxSteps = try c.value(.maxSteps, default: maxSteps)
         trainMicroBatchSize = try c.value(.trainMicroBatchSize, default: trainMicroBatchSize)

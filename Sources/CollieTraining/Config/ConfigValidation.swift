@@ -19,10 +19,26 @@ extension CollieConfig {
 
         atLeast(1, dataParallelSize, .dataParallelSize)
         atLeast(1, tensorParallelSize, .tensorParallelSize)
-        if pipelineParallelSize < 1 {
-            fail(.pipelineParallelSize, "must be at least 1, got \(pipelineParallelSize)")
-        } else if pipelineParallelSize > 1 {
-            fail(.pipelineParallelSize, "pipeline parallelism (\(pipelineParallelSize)) is not yet supported; set it to 1")
+        atLeast(1, pipelineParallelSize, .pipelineParallelSize)
+        if pipelineParallelSize > 1 {
+            let pp = "pipeline parallelism (pp_size: \(pipelineParallelSize))"
+            if tensorParallelSize > 1 {
+                fail(.pipelineParallelSize, "\(pp) together with tensor parallelism is not yet supported; use tp_size: 1 or pp_size: 1")
+            }
+            if zeroStage >= 2 {
+                fail("ds_config.zero_optimization.stage", "ZeRO stage \(zeroStage) is not yet supported with \(pp); use stage 0 or 1")
+            }
+            if optimizer.name.updatesDuringBackward || optimizer.name == .sophiaG {
+                fail(.optimizer, "\(optimizer.name.rawValue) is not yet supported with \(pp); use adamw, sgd, lion or adan, or pp_size: 1")
+            }
+            if peftConfig != nil { fail(.peftConfig, "adapters are not yet supported with \(pp); use pp_size: 1") }
+            if callbacks.checkpoint != nil || callbacks.loadBestModel != nil {
+                fail(.callbacks, "training checkpoints and load_best_model are not yet written under \(pp); the final model "
+                     + "is saved whole. Remove them or use pp_size: 1")
+            }
+            if !evaluators.isEmpty {
+                fail(.evaluators, "evaluators are not yet run under \(pp); eval_data's loss and perplexity are. Remove them or use pp_size: 1")
+            }
         }
         if tensorParallelSize > 1 {
             if zeroStage >= 2 {

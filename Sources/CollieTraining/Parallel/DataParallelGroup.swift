@@ -35,6 +35,9 @@ public final class DataParallelGroup {
     /// Under tensor parallelism (stages 0–1): the tensor-parallel group and which of `buffer`'s parameters are
     /// slices, for the global gradient norm.
     public var tensorParallel: (communicator: Communicator, isSlice: [Bool])?
+    /// Under pipeline parallelism: the stages, and for each parameter of the buffer whether its gradient counts in
+    /// the norm here (a tied embedding's counts on the first stage only). The clipping norm sums over the stages.
+    public var pipelineParallel: (communicator: Communicator, countsInNorm: [Bool])?
     /// 0 (plain data parallelism), 1, 2 or 3.
     public let stage: Int
     /// True for in-backward optimizers: every gradient is all-reduced as soon as it is final.
@@ -299,15 +302,18 @@ public final class DataParallelGroup {
     /// The global L2 norm of the summed gradients, scaling them to at most `maxNorm` when it is given (torch's
     /// `clip_grad_norm_`). At stage 2 the shards' squared norms are summed over the ranks.
     public func clipGradients(maxNorm: Double?) -> Double {
-        if let tensorParallel, stage < 2 {
-            // Slices' squares summed over the tensor-parallel group, replicated parameters counted once.
+        if tensorParallel != nil || pipelineParallel != nil, stage < 2 {
+            // Slices' squares summed over the tensor-parallel group, replicated parameters counted once; then
+            // the stages' sums added.
             var sliced = 0.0, replicated = 0.0
             for (index, p) in buffer.parameters.enumerated() {
-                guard let g = p.grad else { continue }
+                guard let g = p.grad, pipelineParallel?.countsInNorm[index] ?? true else { continue }
                 let squares = GradientClipping.sumOfSquares(g.isContiguous ? g : g.contiguousCopy())
-                if tensorParallel.isSlice[index] { sliced += squares } else { replicated += squares }
+                if tensorParallel?.isSlice[index] == true { sliced += squares } else { replicated += squares }
             }
-            let total = (tensorParallel.communicator.sum(sliced) + replicated).squareRoot()
+            var squared = (tensorParallel?.communicator.sum(sliced) ?? sliced) + replicated
+            if let pipelineParallel { squared = pipelineParallel.communicator.sum(squared) }
+            let total = squared.squareRoot()
             if let maxNorm, let scale = GradientClipping.scale(total: total, maxNorm: maxNorm) {
                 for p in buffer.parameters {
                     guard let g = p.grad else { continue }

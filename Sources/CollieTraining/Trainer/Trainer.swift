@@ -36,6 +36,8 @@ public final class Trainer {
     /// The run's processes as dp × tp × pp (`dp_size`, `tp_size`, `pp_size`); data parallelism uses its dp group,
     /// the model's split layers its tp group.
     public let grid: ProcessGrid
+    /// The pipeline stages when `pp_size` > 1 (this rank trains only its stage's units); nil otherwise.
+    public let pipeline: PipelineParallelGroup?
     /// The learning rate per update; its `step` is the number of updates taken.
     public private(set) var schedule: LearningRateSchedule
     public let trainLoader: DataLoader
@@ -59,6 +61,8 @@ public final class Trainer {
     public static let nonFiniteStepLimit = 5
     private var consecutiveNonFiniteSteps = 0
     private var monitorFailed = false
+    /// Set when `train()` returns: the whole model stays gathered on every rank (to save it, answer prompts).
+    private var trainingEnded = false
 
     /// A trainer for `model` on `trainDataset` as `config` describes (batch sizes, accumulation, optimizer,
     /// schedule, clipping, evaluation schedule, seed).
@@ -84,6 +88,11 @@ public final class Trainer {
                            tensorParallelSize: config.tensorParallelSize, pipelineParallelSize: config.pipelineParallelSize)
         // Every rank of a tensor-parallel group keeps its slice of each split layer (before the buffers take them).
         do { try model.splitForTensorParallelism(grid.tensorParallel) } catch { throw TrainerError("\(error)") }
+        pipeline = try grid.pipelineParallelSize > 1
+            ? PipelineParallelGroup(communicator: grid.pipelineParallel,
+                                    partition: Self.pipelinePartition(model, stages: grid.pipelineParallelSize,
+                                                                      method: config.pipelinePartitionMethod))
+            : nil
         self.outputDirectory = outputDirectory ?? URL(fileURLWithPath: config.outputDir)
         self.tokenizerFiles = tokenizerFiles
         let padder = Padder(side: config.paddingSide, padTokenID: padTokenID)
@@ -100,7 +109,12 @@ public final class Trainer {
             try DataLoader(dataset: $0, batchSize: config.evalBatchSize, lastBatch: .normal, shuffle: false, padder: padder)
         }
         model.activationCheckpointing = config.checkpointing
-        let trained = model.trainableParameters.map(\.tensor)
+        var trained = model.trainableParameters.map(\.tensor)
+        if let pipeline {
+            // A stage trains, reduces and steps only its own units' parameters.
+            let own = Set(pipeline.parameters(of: model).map(ObjectIdentifier.init))
+            trained = trained.filter { own.contains(ObjectIdentifier($0)) }
+        }
         // bf16/f16 weights: the buffer stores the parameters in that dtype; kernels compute in float32. With an
         // adapter (PEFT's autocast_adapter_dtype): the frozen base model in `dtype`, no gradients; the adapter in
         // float32.
@@ -118,6 +132,12 @@ public final class Trainer {
         if grid.tensorParallelSize > 1 {
             dataParallel.tensorParallel = (grid.tensorParallel, splitAxes.map { $0 != nil })
         }
+        if let pipeline {
+            // A tied embedding's gradient is on the first and the last stage: it counts once in the norm.
+            let counted = pipeline.isFirstStage ? [] : Set(pipeline.sharedParameters(of: model).map(ObjectIdentifier.init))
+            dataParallel.pipelineParallel = (pipeline.communicator,
+                                             parameterBuffer.parameters.map { !counted.contains(ObjectIdentifier($0)) })
+        }
         optimizer = config.optimizer.makeOptimizer(parameters: dataParallel.optimizerParameters,
                                                    maxGradNorm: config.maxGradNorm)
         if grid.tensorParallelSize > 1, let inBackward = optimizer.inBackward {
@@ -129,6 +149,8 @@ public final class Trainer {
             // LOMO/AdaLomo are chosen to save memory: keep few freed blocks around (peak RSS ≈ the engine's peak).
             StoragePool.shared.limitForMemorySaving(StoragePool.memorySavingLimit(parameterCounts: trained.map(\.count)))
         }
+        // A pipeline stage keeps only its own units' parameters.
+        pipeline?.releaseOtherStages(model)
         // The storages the parameters had before moving into the flat buffer (and, under ZeRO-3, the flat buffer
         // itself) are cached by the storage pool, but no later tensor has their sizes: return them.
         StoragePool.shared.releaseCachedMemory()
@@ -186,8 +208,11 @@ public final class Trainer {
             if state.stoppedEarly || state.position.epoch == epoch { break }
             try endEpoch(epoch)
         }
-        // ZeRO stage 3: the whole model again on every rank, for what follows (the final model, a sample).
+        // ZeRO stage 3: the whole model again on every rank, for what follows (the final model, a sample); under
+        // pipeline parallelism every stage's trained units.
         dataParallel.gatherAll()
+        pipeline?.gatherParameters(model)
+        trainingEnded = true
         for callback in callbacks { try callback.onTrainEnd(self) }
         notifyMonitors(.finished(step: state.globalStep))
     }
@@ -302,7 +327,20 @@ public final class Trainer {
                                         : "the gradient norm is not finite")
         }
         var loss: Float = 0
-        for (index, globalBatch) in group.enumerated() {
+        if let pipeline {
+            // The stages run the micro-batches in the 1F1B order; each backward is one of the data-parallel group's.
+            let rows = group.map { dataParallel.localRows(of: $0) }
+            loss = Float(pipeline.forwardBackward(
+                model, microBatches: rows.map(\.batch), willRun: reseedAdapterDropout(microBatch:),
+                willBackward: { [dataParallel] in dataParallel.beginBackward(last: $0 == group.count - 1) },
+                didBackward: { [dataParallel] _ in dataParallel.endBackward() }) { [model] index, logits in
+                let (batch, weight) = rows[index]
+                let summed = model.summedNegativeLogLikelihood(logits: logits, targets: batch.nextTokenTargets(for: model))
+                return weight == 0 ? summed * 0.0 : summed / Double(max(predicted, 1))
+            })
+            pipeline.reduceSharedGradients(model)
+        }
+        for (index, globalBatch) in group.enumerated() where pipeline == nil {
             reseedAdapterDropout(microBatch: index)
             dataParallel.beginBackward(last: index == group.count - 1)
             let microLoss = localLoss(of: globalBatch, predicted: predicted)
@@ -367,7 +405,15 @@ public final class Trainer {
     /// - Throws: `TrainerError` without evaluation data or evaluators; what an evaluator, monitor or callback throws.
     @discardableResult
     public func evaluate() throws -> [String: Double] {
-        try dataParallel.withFullParameters { try evaluateModel() }
+        // Pipeline parallelism: every rank evaluates the whole model, gathered from the stages for the while.
+        pipeline?.gatherParameters(model)
+        defer {
+            if let pipeline, !trainingEnded {
+                pipeline.releaseOtherStages(model)
+                StoragePool.shared.releaseCachedMemory()
+            }
+        }
+        return try dataParallel.withFullParameters { try evaluateModel() }
     }
 
     private func evaluateModel() throws -> [String: Double] {
@@ -414,6 +460,9 @@ public final class Trainer {
     /// - Throws: `TrainerError` when the folder is not a complete checkpoint or was written for a different
     ///   setup (dataset size, batch size, accumulation, number of updates); optimizer and model errors.
     public func resume(from folder: URL) throws {
+        if let pipeline {
+            throw TrainerError("resuming is not yet supported under pipeline parallelism (pp_size: \(pipeline.communicator.size))")
+        }
         let checkpoint = try TrainingCheckpoint(resuming: folder, setup: state, schedule: schedule)
         try checkpoint.restore(into: self)
         schedule = checkpoint.schedule

@@ -1,3 +1,4 @@
+import Foundation
 import CollieEngine
 import CollieModels
 
@@ -42,6 +43,26 @@ extension Trainer {
             throw TrainerError("ds_config.zero_optimization.stage: ZeRO stage 3 needs a model without adapters and with an "
                                + "untied output projection (tie_word_embeddings: false); use stage 2")
         }
+    }
+
+    /// The pipeline stages of `model` by `method`; throws when a stage would get no unit or `type:REGEX` matches none.
+    static func pipelinePartition(_ model: some CausalLanguageModel, stages: Int,
+                                  method: PipelinePartitionMethod) throws -> PipelinePartition {
+        let units = model.blockCount + 2
+        guard stages <= units else {
+            throw TrainerError("pp_size: \(stages) stages for a model of \(units) units (the embedding, \(model.blockCount) "
+                               + "blocks, the head); use pp_size ≤ \(units)")
+        }
+        if case .type(let pattern) = method {
+            let regex = try? NSRegularExpression(pattern: pattern, options: .caseInsensitive)
+            let names = model.unitTypeNames
+            guard let regex, names.contains(where: { regex.firstMatch(in: $0, range: NSRange($0.startIndex..., in: $0)) != nil }) else {
+                throw TrainerError("pp_partition_method: type:\(pattern) matches none of the model's units ("
+                                   + Array(Set(names)).sorted().joined(separator: ", ") + ")")
+            }
+        }
+        do { return try PipelinePartition(model: model, stages: stages, method: method) }
+        catch { throw TrainerError("pp_partition_method: \(error)") }
     }
 
     /// Throws unless every token and label of `dataset` is an id of the model's vocabulary.

@@ -321,10 +321,27 @@ final class ConfigTests: XCTestCase {
         }
     }
 
-    func testPipelineParallelismIsNotYetSupported() throws {
-        let issue = try XCTUnwrap(issue("model: tiny\ntokenizer: t\npp_size: 2"))
-        XCTAssertEqual(issue.keyPath, "pp_size")
-        XCTAssertTrue(issue.message.contains("not yet supported"), issue.message)
+    func testPipelineParallelismIsAcceptedExceptWithWhatItDoesNotYetCover() throws {
+        let config = try CollieConfig(text: "model: tiny\ntokenizer: t\npp_size: 2\npp_partition_method: type:DecoderLayer",
+                                      source: "train.yaml")
+        XCTAssertEqual(config.pipelineParallelSize, 2)
+        XCTAssertEqual(config.pipelinePartitionMethod, .type("DecoderLayer"))
+        XCTAssertEqual(try CollieConfig(text: "model: tiny\ntokenizer: t", source: "train.yaml").pipelinePartitionMethod,
+                       .parameters)
+        let cases: [(String, String, String)] = [
+            ("pp_size: 2\ntp_size: 2", "pp_size", "together with tensor parallelism is not yet supported"),
+            ("pp_size: 2\nds_config: {zero_optimization: {stage: 2}}", "ds_config.zero_optimization.stage",
+             "ZeRO stage 2 is not yet supported with pipeline parallelism (pp_size: 2)"),
+            ("pp_size: 2\noptimizer: {name: lomo, lr: 0.1}", "optimizer", "lomo is not yet supported with pipeline parallelism"),
+            ("pp_size: 2\ncallbacks: {checkpoint: {every_n_batches: 3}}", "callbacks",
+             "training checkpoints and load_best_model are not yet written under pipeline parallelism"),
+            ("pp_size: 2\npeft_config: {peft_type: LORA, r: 4}", "peft_config", "adapters are not yet supported"),
+        ]
+        for (text, key, message) in cases {
+            let issue = try XCTUnwrap(issue("model: tiny\ntokenizer: t\n" + text), text)
+            XCTAssertEqual(issue.keyPath, key, text)
+            XCTAssertTrue(issue.message.contains(message), issue.message)
+        }
     }
 
     func testTensorParallelismIsAcceptedExceptWithWhatItDoesNotYetCover() throws {

@@ -1,0 +1,89 @@
+import CollieEngine
+import CollieIO
+import CollieTestSupport
+import XCTest
+
+/// The run the parallel `collie train` tests repeat on several layouts, and how two of its outputs are compared.
+///
+/// Tolerance (fp32; only the order of sums differs): losses within 1e-5 relative, and the final weights' updates
+/// (final − initial) within 1e-4 relative L2 of one another — AdamW divides by √v, so where a gradient is ~0 the
+/// rounding noise in it moves a weight by up to lr·g/(|g| + ε); comparing what training moved is the fair measure.
+enum ParallelTrainRun {
+    /// Writes 20 records of random ids and a config for the fixture model (4 heads, 2 kv heads, 2 layers, vocabulary
+    /// 64): 2 epochs × 3 updates of a global micro-batch of 4 × accumulation 2, shuffled, clipped, AdamW; `extra`
+    /// YAML lines are appended. Returns the config's URL.
+    static func makeConfig(in folder: URL, extra: String = "") throws -> URL {
+        var generator = RandomGenerator(seed: 5)
+        var records = ""
+        for _ in 0..<20 {
+            let length = 6 + Int(generator.next() % 11)
+            records += "{\"tokens\": \((0..<length).map { _ in 3 + Int(generator.next() % 61) })}\n"
+        }
+        try records.write(to: folder.appendingPathComponent("train.jsonl"), atomically: true, encoding: .utf8)
+        let config = folder.appendingPathComponent("config.yaml")
+        try """
+            model: \(Fixtures.model.path)
+            tokenizer: \(Fixtures.tokenizerFolder.path)
+            train_data: train.jsonl
+            record_format: tokens
+            shuffle: true
+            seed: 3
+            train_epochs: 2
+            train_micro_batch_size: 4
+            gradient_accumulation_steps: 2
+            optimizer: {name: adamw, lr: 1.0e-2, weight_decay: 0.01, eps: 1.0e-6}
+            max_grad_norm: 1.0
+            monitor_outputs: [csv]
+            \(extra)
+            """.write(to: config, atomically: true, encoding: .utf8)
+        return config
+    }
+
+    /// The fixture model's weights, where every run starts.
+    static var initialWeights: URL { Fixtures.model.appendingPathComponent("model.safetensors") }
+
+    /// (step, loss) of each logged update in `output`'s monitors.csv.
+    static func losses(_ output: URL) throws -> [(Int, Double)] {
+        let text = try String(contentsOf: output.appendingPathComponent("monitors.csv"), encoding: .utf8)
+        return text.split(separator: "\n").dropFirst().map { line in
+            let fields = line.split(separator: ",")
+            return (Int(fields[0])!, Double(fields[2])!)
+        }
+    }
+
+    /// Asserts the same losses and final weights (of `weights` in `final/`, relative to `initial`'s, or to zero)
+    /// as `reference`; returns the largest relative loss difference and the relative L2 difference of the updates.
+    @discardableResult
+    static func assertSameRun(_ output: URL, as reference: URL, _ label: String,
+                              weights: String = "model.safetensors", initial: URL? = initialWeights,
+                              file: StaticString = #filePath, line: UInt = #line) throws -> (loss: Double, weights: Double) {
+        let got = try losses(output), want = try losses(reference)
+        XCTAssertEqual(got.map(\.0), want.map(\.0), label, file: file, line: line)
+        var worstLoss = 0.0
+        for ((_, a), (_, b)) in zip(got, want) {
+            XCTAssertEqual(a, b, accuracy: 1e-5 * max(1, abs(b)), label, file: file, line: line)
+            worstLoss = max(worstLoss, abs(a - b) / max(1, abs(b)))
+        }
+        let final = try SafeTensorsFile(url: output.appendingPathComponent("final/\(weights)"))
+        let expected = try SafeTensorsFile(url: reference.appendingPathComponent("final/\(weights)"))
+        let start = try initial.map { try SafeTensorsFile(url: $0) }
+        XCTAssertEqual(final.names, expected.names, label, file: file, line: line)
+        var difference = 0.0, update = 0.0
+        for name in expected.names {
+            let b = try expected.tensor(name).floats()
+            let w = try start.map { try $0.tensor(name).floats() } ?? Array(repeating: 0, count: b.count)
+            XCTAssertEqual(try final.tensor(name).shape, try expected.tensor(name).shape, "\(label): \(name)",
+                           file: file, line: line)
+            for ((x, y), z) in zip(zip(try final.tensor(name).floats(), b), w) {
+                difference += Double(x - y) * Double(x - y)
+                update += Double(y - z) * Double(y - z)
+            }
+        }
+        let relative = (difference / update).squareRoot()
+        XCTAssertGreaterThan(update, 0, label, file: file, line: line)
+        XCTAssertLessThanOrEqual(relative, 1e-4, "\(label): the final weights' updates differ by \(relative) (relative)",
+                                 file: file, line: line)
+        print("\(label): max loss difference \(worstLoss) (relative), weights' updates \(relative) (relative L2)")
+        return (worstLoss, relative)
+    }
+}

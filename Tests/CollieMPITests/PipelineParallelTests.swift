@@ -1,0 +1,145 @@
+import CollieEngine
+import CollieMPI
+import CollieModels
+@testable import CollieTraining
+import CollieTestSupport
+import XCTest
+
+/// Pipeline parallelism on 2 and 4 processes: the stages run their units of every micro-batch in the 1F1B order,
+/// exchanging hidden states and their gradients, and end with the loss, the gradients and —
+/// after an update and `gatherParameters` — the parameters of one process running the whole model (computed by
+/// every rank alongside, for comparison); a tied embedding split between the first and the last stage gets the
+/// sum of both uses' gradients.
+final class PipelineParallelTests: XCTestCase {
+    func testStagesMatchOneProcessOnTwoAndFourRanks() throws {
+        try runRankTests("PipelineParallelRankTests/testMatchesOneProcess", ranks: 2)
+        try runRankTests("PipelineParallelRankTests/testMatchesOneProcess", ranks: 4)
+    }
+
+    func testTwoBackwardPassesThroughTheStagesMatchOneProcess() throws {
+        try runRankTests("PipelineParallelRankTests/testTwoBackwardPassesMatchOneProcess", ranks: 2)
+        try runRankTests("PipelineParallelRankTests/testTwoBackwardPassesMatchOneProcess", ranks: 4)
+    }
+}
+
+/// The rank side of `PipelineParallelTests` (skipped unless launched by it under mpirun).
+final class PipelineParallelRankTests: XCTestCase {
+    /// Four micro-batches of 3 rows each, of uneven lengths (right padding).
+    static func microBatches() -> [PaddedBatch] {
+        var generator = RandomGenerator(seed: 23)
+        return (0..<4).map { _ in
+            let examples = (0..<3).map { _ -> TrainingExample in
+                let length = 4 + Int(generator.next() % 9)
+                let tokens = (0..<length).map { _ in 3 + Int(generator.next() % 37) }
+                return TrainingExample(tokens: tokens, labels: tokens)
+            }
+            return Padder(side: .right, padTokenID: 0).pad(examples)
+        }
+    }
+
+    /// Micro-batch `batch`'s summed next-token NLL from its `logits`, over the whole group's `predicted` tokens.
+    static func loss(_ logits: Tensor, _ batch: PaddedBatch, model: some CausalLanguageModel, predicted: Int) -> Tensor {
+        model.summedNegativeLogLikelihood(logits: logits, targets: batch.nextTokenTargets(for: model)) / Double(predicted)
+    }
+
+    static func models() throws -> [(String, () throws -> LlamaForCausalLM)] {
+        var tied = LlamaConfiguration(hiddenSize: 32, intermediateSize: 48, hiddenLayers: 3, attentionHeads: 4,
+                                      keyValueHeads: 2, vocabularySize: 40)
+        tied.tieWordEmbeddings = true
+        let fixture = TestPaths.fixtures(of: "CollieTrainingTests").appendingPathComponent("model")
+        return [("fixture", { try LlamaForCausalLM.load(from: fixture) }), ("tied", { LlamaForCausalLM(tied, seed: 5) })]
+    }
+
+    func testMatchesOneProcess() throws {
+        try XCTSkipUnless(MPIRun.isRank, "runs as one rank of PipelineParallelTests")
+        let world = MPICommunicator.world()
+        let batches = Self.microBatches()
+        for (name, make) in try Self.models() {
+            let reference = try make()
+            let predicted = batches.reduce(0) { $0 + NextTokenLoss.predictedCount($1.nextTokenTargets(for: reference)) }
+            var expectedLoss = 0.0
+            for batch in batches {
+                let loss = Self.loss(reference(batch.tokenTensor, positions: batch.positionTensor,
+                                               keyPaddingMask: batch.hasPadding ? batch.attentionMaskTensor : nil),
+                                     batch, model: reference, predicted: predicted)
+                loss.backward()
+                expectedLoss += Double(loss.item)
+            }
+
+            let model = try make()
+            for method in [PipelinePartitionMethod.parameters, .uniform] {
+                let label = "\(name), \(method), \(world.size) stages"
+                let group = PipelineParallelGroup(communicator: world,
+                                                  partition: try PipelinePartition(model: model, stages: world.size, method: method))
+                XCTAssertTrue(group.partition.stages.allSatisfy { !$0.isEmpty }, label)
+                var ran: [Int] = []
+                let loss = group.forwardBackward(model, microBatches: batches, willRun: { ran.append($0) }) { i, logits in
+                    Self.loss(logits, batches[i], model: model, predicted: predicted)
+                }
+                group.reduceSharedGradients(model)
+                XCTAssertEqual(ran, [0, 1, 2, 3], label)
+                XCTAssertEqual(loss, expectedLoss, accuracy: 1e-5 * abs(expectedLoss), label)
+                let mine = Set(group.parameters(of: model).map(ObjectIdentifier.init))
+                XCTAssertEqual(group.sharedParameters(of: model).count, name == "tied" && world.size > 1 ? 1 : 0, label)
+                for (p, q) in zip(model.parameters, reference.parameters) {
+                    guard mine.contains(ObjectIdentifier(p)) else {
+                        XCTAssertNil(p.grad, "\(label): another stage's parameter has no gradient here")
+                        continue
+                    }
+                    let scale = q.grad!.floats().map(abs).max()!
+                    let difference = zip(p.grad!.floats(), q.grad!.floats()).map { abs($0 - $1) }.max()!
+                    XCTAssertLessThanOrEqual(difference, 1e-5 * scale, "\(label): a gradient differs by \(difference)")
+                }
+                for p in model.parameters { p.grad = nil }
+            }
+
+            // One SGD step on each stage's own parameters, then every rank gathers the whole model.
+            let group = PipelineParallelGroup(communicator: world,
+                                              partition: try PipelinePartition(model: model, stages: world.size, method: .parameters))
+            _ = group.forwardBackward(model, microBatches: batches) { i, logits in
+                Self.loss(logits, batches[i], model: model, predicted: predicted)
+            }
+            group.reduceSharedGradients(model)
+            withNoGrad {
+                for p in group.parameters(of: model) { p.assignValues(from: p - p.grad! * 0.5) }
+                for p in reference.parameters { p.assignValues(from: p - p.grad! * 0.5) }
+            }
+            group.gatherParameters(model)
+            var largest: Float = 0
+            for (p, q) in zip(model.parameters, reference.parameters) {
+                for (a, b) in zip(p.floats(), q.floats()) { largest = max(largest, abs(a - b)) }
+            }
+            XCTAssertLessThanOrEqual(largest, 1e-6, "\(name): parameters after an update differ by \(largest)")
+        }
+    }
+
+    /// `forward` once, then `backward(retainGraph: true)` and `backward(retainGraph: false)` (the in-backward
+    /// optimizers' norm pass and update pass): each pass leaves one process's gradients.
+    func testTwoBackwardPassesMatchOneProcess() throws {
+        try XCTSkipUnless(MPIRun.isRank, "runs as one rank of PipelineParallelTests")
+        let world = MPICommunicator.world()
+        let batch = Self.microBatches()[1]
+        let fixture = TestPaths.fixtures(of: "CollieTrainingTests").appendingPathComponent("model")
+        let reference = try LlamaForCausalLM.load(from: fixture)
+        let predicted = NextTokenLoss.predictedCount(batch.nextTokenTargets(for: reference))
+        let expected = Self.loss(reference(batch.tokenTensor, positions: batch.positionTensor,
+                                           keyPaddingMask: batch.attentionMaskTensor),
+                                 batch, model: reference, predicted: predicted)
+        expected.backward()
+        let model = try LlamaForCausalLM.load(from: fixture)
+        let group = PipelineParallelGroup(communicator: world,
+                                          partition: try PipelinePartition(model: model, stages: world.size, method: .uniform))
+        let loss = group.forward(model, batch: batch) { Self.loss($0, batch, model: model, predicted: predicted) }
+        XCTAssertEqual(loss, Double(expected.item), accuracy: 1e-6 * abs(loss))
+        for retain in [true, false] {
+            group.backward(retainGraph: retain)
+            for p in group.parameters(of: model) {
+                let q = reference.parameters[model.parameters.firstIndex { $0 === p }!]
+                let scale = q.grad!.floats().map(abs).max()!
+                let difference = zip(p.grad!.floats(), q.grad!.floats()).map { abs($0 - $1) }.max()!
+                XCTAssertLessThanOrEqual(difference, 1e-5 * scale, "pass with retainGraph \(retain): a gradient differs by \(difference)")
+                p.grad = nil
+            }
+        }
+    }
+}

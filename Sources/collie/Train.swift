@@ -121,8 +121,8 @@ struct Train: ParsableCommand {
 
         if isMain { describe(setup, trainer, resumedFrom: resumedFrom) }
         // The sample prompts' answers before training, to show next to the trained model's (not on a resume).
-        // (Not under tensor parallelism: the model is split until training ends.)
-        let answersBefore = isMain && resumedFrom == nil && trainer.grid.tensorParallelSize == 1
+        // (Not under tensor or pipeline parallelism: the model is split until training ends.)
+        let answersBefore = isMain && resumedFrom == nil && trainer.grid.tensorParallelSize == 1 && trainer.pipeline == nil
             ? try sampleAnswers(setup, trainer) : nil
         try trainer.train()
         if trainer.evaluationLoader != nil, trainer.state.lastEvaluation?.step != trainer.state.globalStep {

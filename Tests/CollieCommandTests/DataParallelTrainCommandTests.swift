@@ -12,93 +12,27 @@ import XCTest
 /// 5e-6 to 1e-5 with AdamW's ε = 1e-6; with ε = 1e-8 Adam's division by √v magnifies the rounding of near-zero
 /// gradients to 2e-4, while SGD runs agree to 1.2e-7 absolute).
 final class DataParallelTrainCommandTests: XCTestCase {
-    /// 20 records of random ids on the fixture model: 2 epochs × 3 updates of a global micro-batch of 4 ×
-    /// accumulation 2 (the last micro-batch of an epoch is short), shuffled, clipped, AdamW.
-    private func makeRun(_ folder: URL) throws -> URL {
-        var generator = RandomGenerator(seed: 5)
-        var records = ""
-        for _ in 0..<20 {
-            let length = 6 + Int(generator.next() % 11)
-            records += "{\"tokens\": \((0..<length).map { _ in 3 + Int(generator.next() % 61) })}\n"
-        }
-        try records.write(to: folder.appendingPathComponent("train.jsonl"), atomically: true, encoding: .utf8)
-        let config = folder.appendingPathComponent("config.yaml")
-        try """
-            model: \(Fixtures.model.path)
-            tokenizer: \(Fixtures.tokenizerFolder.path)
-            train_data: train.jsonl
-            record_format: tokens
-            shuffle: true
-            seed: 3
-            train_epochs: 2
-            train_micro_batch_size: 4
-            gradient_accumulation_steps: 2
-            optimizer: {name: adamw, lr: 1.0e-2, weight_decay: 0.01, eps: 1.0e-6}
-            max_grad_norm: 1.0
-            monitor_outputs: [csv]
-            callbacks: {checkpoint: {every_n_batches: 3}}
-            """.write(to: config, atomically: true, encoding: .utf8)
-        return config
-    }
-
     /// `--set` overrides for `ranks` processes sharing a global micro-batch of 4 at ZeRO `stage`.
     private func layout(ranks: Int, stage: Int, output: String) -> [String] {
         ["--set", "dp_size=\(ranks)", "--set", "train_micro_batch_size=\(4 / ranks)",
          "--set", "ds_config.zero_optimization.stage=\(stage)", "--set", "output_dir=\(output)"]
     }
 
-    /// (step, loss) of each logged update.
-    private func losses(_ output: URL) throws -> [(Int, Double)] {
-        let text = try String(contentsOf: output.appendingPathComponent("monitors.csv"), encoding: .utf8)
-        return text.split(separator: "\n").dropFirst().map { line in
-            let fields = line.split(separator: ",")
-            return (Int(fields[0])!, Double(fields[2])!)
-        }
-    }
-
-    private func assertSameRun(_ output: URL, as reference: URL, _ label: String,
-                               file: StaticString = #filePath, line: UInt = #line) throws {
-        let got = try losses(output), want = try losses(reference)
-        XCTAssertEqual(got.map(\.0), want.map(\.0), label, file: file, line: line)
-        for ((_, a), (_, b)) in zip(got, want) {
-            XCTAssertEqual(a, b, accuracy: 1e-5 * max(1, abs(b)), label, file: file, line: line)
-        }
-        let final = try SafeTensorsFile(url: output.appendingPathComponent("final/model.safetensors"))
-        let expected = try SafeTensorsFile(url: reference.appendingPathComponent("final/model.safetensors"))
-        let initial = try SafeTensorsFile(url: Fixtures.model.appendingPathComponent("model.safetensors"))
-        XCTAssertEqual(final.names, expected.names, label, file: file, line: line)
-        // AdamW divides by √v: where a gradient is ~0, rounding noise in it moves a weight by up to lr·g/(|g| + ε),
-        // so final weights are compared by how far training moved them: the difference of the two runs' updates
-        // relative to the update's size.
-        var difference = 0.0, update = 0.0
-        for name in expected.names {
-            let start = try initial.tensor(name).floats()
-            for ((a, b), w) in zip(zip(try final.tensor(name).floats(), try expected.tensor(name).floats()), start) {
-                difference += Double(a - b) * Double(a - b)
-                update += Double(b - w) * Double(b - w)
-            }
-        }
-        let relative = (difference / update).squareRoot()
-        XCTAssertGreaterThan(update, 0, label, file: file, line: line)
-        XCTAssertLessThanOrEqual(relative, 1e-4, "\(label): the final parameters' updates differ by \(relative) (relative)",
-                                 file: file, line: line)
-    }
-
     func testDataParallelAndZeroMatchOneProcess() throws {
         let folder = try temporaryFolder(for: self)
-        let config = try makeRun(folder)
+        let config = try ParallelTrainRun.makeConfig(in: folder, extra: "callbacks: {checkpoint: {every_n_batches: 3}}")
         let collie = try CollieExecutable.url()
         let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=one"], in: folder)
         XCTAssertEqual(one.status, 0, one.output)
         let reference = folder.appendingPathComponent("one")
-        XCTAssertEqual(try losses(reference).count, 6)
+        XCTAssertEqual(try ParallelTrainRun.losses(reference).count, 6)
 
         for (ranks, stage) in [(2, 0), (2, 1), (2, 2), (2, 3), (4, 0), (4, 1), (4, 2), (4, 3)] {
             let name = "dp\(ranks)-zero\(stage)"
             let run = try MPIRun.run(ranks: ranks, collie, ["train", config.path] + layout(ranks: ranks, stage: stage, output: name),
                                      in: folder)
             XCTAssertEqual(run.status, 0, "\(name):\n\(run.output)")
-            try assertSameRun(folder.appendingPathComponent(name), as: reference, name)
+            try ParallelTrainRun.assertSameRun(folder.appendingPathComponent(name), as: reference, name)
             if stage > 0 {
                 let shards = folder.appendingPathComponent("\(name)/checkpoint-3/zero_optimizer")
                 for rank in 0..<ranks {
@@ -111,7 +45,7 @@ final class DataParallelTrainCommandTests: XCTestCase {
 
     func testAdaLomoAndLOMOUnderDataParallelismAndZeroThreeMatchOneProcess() throws {
         let folder = try temporaryFolder(for: self)
-        let config = try makeRun(folder)
+        let config = try ParallelTrainRun.makeConfig(in: folder, extra: "callbacks: {checkpoint: {every_n_batches: 3}}")
         let collie = try CollieExecutable.url()
         // In-backward optimizers take one micro-batch per update; AdaLomo clips by the global norm (two passes).
         for (kind, optimizer) in [("adalomo", "{name: adalomo, lr: 1.0e-2}"),
@@ -120,13 +54,13 @@ final class DataParallelTrainCommandTests: XCTestCase {
             let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=\(kind)-one"] + common,
                                             in: folder)
             XCTAssertEqual(one.status, 0, one.output)
-            XCTAssertEqual(try losses(folder.appendingPathComponent("\(kind)-one")).count, 10)
+            XCTAssertEqual(try ParallelTrainRun.losses(folder.appendingPathComponent("\(kind)-one")).count, 10)
             for (ranks, stage) in [(2, 0), (4, 0), (2, 3)] {
                 let name = "\(kind)-dp\(ranks)-zero\(stage)"
                 let run = try MPIRun.run(ranks: ranks, collie, ["train", config.path] + layout(ranks: ranks, stage: stage, output: name)
                                          + common, in: folder)
                 XCTAssertEqual(run.status, 0, "\(optimizer) \(name):\n\(run.output)")
-                try assertSameRun(folder.appendingPathComponent(name), as: folder.appendingPathComponent("\(kind)-one"), name)
+                try ParallelTrainRun.assertSameRun(folder.appendingPathComponent(name), as: folder.appendingPathComponent("\(kind)-one"), name)
             }
         }
     }
@@ -137,7 +71,7 @@ final class DataParallelTrainCommandTests: XCTestCase {
     func testDataParallelAcrossTwoHostsMatchesOneProcess() throws {
         guard getuid() == 0 else { throw XCTSkip("creating network namespaces needs root (ip netns add)") }
         let folder = try temporaryFolder(for: self)
-        let config = try makeRun(folder)
+        let config = try ParallelTrainRun.makeConfig(in: folder, extra: "callbacks: {checkpoint: {every_n_batches: 3}}")
         let collie = try CollieExecutable.url()
         let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=one"], in: folder)
         XCTAssertEqual(one.status, 0, one.output)
@@ -147,7 +81,7 @@ final class DataParallelTrainCommandTests: XCTestCase {
         let before = try hosts.bytesReceived(byHost: 1)
         let run = try hosts.mpirun(collie, ["train", config.path] + layout(ranks: 2, stage: 1, output: "two-hosts"), in: folder)
         XCTAssertEqual(run.status, 0, run.output)
-        try assertSameRun(folder.appendingPathComponent("two-hosts"), as: folder.appendingPathComponent("one"), "two hosts")
+        try ParallelTrainRun.assertSameRun(folder.appendingPathComponent("two-hosts"), as: folder.appendingPathComponent("one"), "two hosts")
         // Six updates each all-reduce (reduce-scatter, then gather) a gradient the size of the model.
         let model = try FileManager.default.attributesOfItem(
             atPath: Fixtures.model.appendingPathComponent("model.safetensors").path)[.size] as! Int
@@ -157,7 +91,7 @@ final class DataParallelTrainCommandTests: XCTestCase {
 
     func testZeroCheckpointOfTwoRanksResumesOnOneAndOnFour() throws {
         let folder = try temporaryFolder(for: self)
-        let config = try makeRun(folder)
+        let config = try ParallelTrainRun.makeConfig(in: folder, extra: "callbacks: {checkpoint: {every_n_batches: 3}}")
         let collie = try CollieExecutable.url()
         let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=one"], in: folder)
         XCTAssertEqual(one.status, 0, one.output)
@@ -177,13 +111,13 @@ final class DataParallelTrainCommandTests: XCTestCase {
                                  : try MPIRun.run(ranks: ranks, collie, arguments, in: folder)
             XCTAssertEqual(run.status, 0, "\(name):\n\(run.output)")
             XCTAssertTrue(run.output.contains("resuming from"), run.output)
-            try assertSameRun(output, as: folder.appendingPathComponent("one"), name)
+            try ParallelTrainRun.assertSameRun(output, as: folder.appendingPathComponent("one"), name)
         }
     }
 
     func testWrongProcessCountsAreClearErrors() throws {
         let folder = try temporaryFolder(for: self)
-        let config = try makeRun(folder)
+        let config = try ParallelTrainRun.makeConfig(in: folder, extra: "callbacks: {checkpoint: {every_n_batches: 3}}")
         let collie = try CollieExecutable.url()
         let alone = try MPIRun.runProcess(collie, ["train", config.path, "--set", "dp_size=2"], in: folder)
         XCTAssertNotEqual(alone.status, 0)

@@ -1,4 +1,5 @@
 import CollieEngine
+import CollieIO
 import CollieTestSupport
 import XCTest
 
@@ -7,8 +8,9 @@ import XCTest
 /// with AdamW over two micro-batches per update (the 1F1B schedule) give the losses and final weights of one
 /// process with the same global batch (`ParallelTrainRun`'s tolerances); unsupported layouts are clear errors.
 final class PipelineParallelTrainCommandTests: XCTestCase {
-    private func layout(dp: Int, pp: Int, stage: Int = 0, method: String = "parameters", output: String) -> [String] {
-        ["--set", "dp_size=\(dp)", "--set", "pp_size=\(pp)", "--set", "train_micro_batch_size=\(4 / dp)",
+    private func layout(dp: Int, tp: Int = 1, pp: Int, stage: Int = 0, method: String = "parameters",
+                        output: String) -> [String] {
+        ["--set", "dp_size=\(dp)", "--set", "tp_size=\(tp)", "--set", "pp_size=\(pp)", "--set", "train_micro_batch_size=\(4 / dp)",
          "--set", "pp_partition_method=\(method)", "--set", "ds_config.zero_optimization.stage=\(stage)",
          "--set", "output_dir=\(output)"]
     }
@@ -22,17 +24,19 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
         let reference = folder.appendingPathComponent("one")
         XCTAssertEqual(try ParallelTrainRun.losses(reference).count, 6)
 
-        let layouts: [(dp: Int, pp: Int, stage: Int, method: String, stages: String)] = [
-            (1, 2, 0, "parameters", "units 0..<2, 2..<4"),
-            (1, 2, 0, "type:DecoderLayer", "units 0..<2, 2..<4"),
-            (1, 4, 0, "uniform", "units 0..<1, 1..<2, 2..<3, 3..<4"),
-            (2, 2, 0, "parameters", "units 0..<2, 2..<4"),
-            (2, 2, 1, "parameters", "units 0..<2, 2..<4"),
+        let layouts: [(dp: Int, tp: Int, pp: Int, stage: Int, method: String, stages: String)] = [
+            (1, 1, 2, 0, "parameters", "units 0..<2, 2..<4"),
+            (1, 1, 2, 0, "type:DecoderLayer", "units 0..<2, 2..<4"),
+            (1, 1, 4, 0, "uniform", "units 0..<1, 1..<2, 2..<3, 3..<4"),
+            (2, 1, 2, 0, "parameters", "units 0..<2, 2..<4"),
+            (2, 1, 2, 1, "parameters", "units 0..<2, 2..<4"),
+            (1, 2, 2, 0, "parameters", "units 0..<2, 2..<4"),
         ]
         for l in layouts {
-            let name = "dp\(l.dp)-pp\(l.pp)-zero\(l.stage)-\(l.method.prefix(4))"
-            let run = try MPIRun.run(ranks: l.dp * l.pp, collie, ["train", config.path]
-                                     + layout(dp: l.dp, pp: l.pp, stage: l.stage, method: l.method, output: name), in: folder)
+            let name = "dp\(l.dp)-tp\(l.tp)-pp\(l.pp)-zero\(l.stage)-\(l.method.prefix(4))"
+            let run = try MPIRun.run(ranks: l.dp * l.tp * l.pp, collie, ["train", config.path]
+                                     + layout(dp: l.dp, tp: l.tp, pp: l.pp, stage: l.stage, method: l.method, output: name),
+                                     in: folder)
             XCTAssertEqual(run.status, 0, "\(name):\n\(run.output)")
             XCTAssertTrue(run.output.contains("pipeline parallel: \(l.pp) stages (\(l.stages))"), "\(name):\n\(run.output)")
             try ParallelTrainRun.assertSameRun(folder.appendingPathComponent(name), as: reference, name)
@@ -55,6 +59,65 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
         XCTAssertEqual(evaluations(run.output), evaluations(one.output))
     }
 
+    /// AdaLomo and LOMO update each parameter inside backward: the batch goes forward through the stages once and
+    /// each backward pass (the clipping norm's, summed over the stages, then the update's) back through them.
+    func testInBackwardOptimizersMatchOneProcess() throws {
+        let folder = try temporaryFolder(for: self)
+        let config = try ParallelTrainRun.makeConfig(in: folder)
+        let collie = try CollieExecutable.url()
+        for optimizer in ["{name: adalomo, lr: 1.0e-2}", "{name: lomo, lr: 1.0e-2}"] {
+            let kind = optimizer.contains("adalomo") ? "adalomo" : "lomo"
+            let common = ["--set", "optimizer=\(optimizer)", "--set", "gradient_accumulation_steps=1"]
+            let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=\(kind)-one"] + common, in: folder)
+            XCTAssertEqual(one.status, 0, one.output)
+            for (dp, tp, pp) in [(1, 1, 2), (2, 1, 2), (1, 2, 2)] {
+                let name = "\(kind)-dp\(dp)-tp\(tp)-pp\(pp)"
+                let run = try MPIRun.run(ranks: dp * tp * pp, collie,
+                                         ["train", config.path] + layout(dp: dp, tp: tp, pp: pp, output: name) + common, in: folder)
+                XCTAssertEqual(run.status, 0, "\(name):\n\(run.output)")
+                try ParallelTrainRun.assertSameRun(folder.appendingPathComponent(name),
+                                                   as: folder.appendingPathComponent("\(kind)-one"), name)
+            }
+        }
+    }
+
+    /// Checkpoints under pipeline (and tensor) parallelism hold the whole model and one process's optimizer state, so
+    /// a tp = 2 × pp = 2 checkpoint resumes at dp = 4 and on one process, and one process's checkpoint resumes at
+    /// pp = 2 and at tp = 2 × pp = 2, each with the losses and final weights of the uninterrupted one-process run.
+    func testCheckpointsResumeOnOtherLayouts() throws {
+        let folder = try temporaryFolder(for: self)
+        let config = try ParallelTrainRun.makeConfig(in: folder, extra: "callbacks: {checkpoint: {every_n_batches: 3}}")
+        let collie = try CollieExecutable.url()
+        let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=one"], in: folder)
+        XCTAssertEqual(one.status, 0, one.output)
+        let reference = folder.appendingPathComponent("one")
+        let both = try MPIRun.run(ranks: 4, collie, ["train", config.path] + layout(dp: 1, tp: 2, pp: 2, output: "tp2-pp2"),
+                                  in: folder)
+        XCTAssertEqual(both.status, 0, both.output)
+        try ParallelTrainRun.assertSameRun(folder.appendingPathComponent("tp2-pp2"), as: reference, "tp2-pp2 with checkpoints")
+        let saved = folder.appendingPathComponent("tp2-pp2/checkpoint-3")
+        XCTAssertEqual(try SafeTensorsFile(url: saved.appendingPathComponent("model.safetensors")).names,
+                       try SafeTensorsFile(url: reference.appendingPathComponent("checkpoint-3/model.safetensors")).names)
+        XCTAssertEqual(try SafeTensorsFile(url: saved.appendingPathComponent("optimizer.safetensors")).names,
+                       try SafeTensorsFile(url: reference.appendingPathComponent("checkpoint-3/optimizer.safetensors")).names,
+                       "one process's optimizer state")
+        for (name, from, dp, tp, pp) in [("tp2-pp2-on-dp4", "tp2-pp2", 4, 1, 1), ("tp2-pp2-on-1", "tp2-pp2", 1, 1, 1),
+                                         ("one-on-pp2", "one", 1, 1, 2), ("one-on-tp2-pp2", "one", 1, 2, 2)] {
+            let output = folder.appendingPathComponent(name)
+            try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(at: folder.appendingPathComponent("\(from)/monitors.csv"),
+                                             to: output.appendingPathComponent("monitors.csv"))
+            let arguments = ["train", config.path, "--resume", folder.appendingPathComponent("\(from)/checkpoint-3").path]
+                + layout(dp: dp, tp: tp, pp: pp, output: name)
+            let ranks = dp * tp * pp
+            let run = ranks == 1 ? try MPIRun.runProcess(collie, arguments, in: folder)
+                                 : try MPIRun.run(ranks: ranks, collie, arguments, in: folder)
+            XCTAssertEqual(run.status, 0, "\(name):\n\(run.output)")
+            XCTAssertTrue(run.output.contains("resuming from"), run.output)
+            try ParallelTrainRun.assertSameRun(output, as: reference, name)
+        }
+    }
+
     func testUnsupportedPipelineLayoutsAreClearErrors() throws {
         let folder = try temporaryFolder(for: self)
         let config = try ParallelTrainRun.makeConfig(in: folder)
@@ -63,8 +126,12 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
             (5, ["pp_size=5"], "pp_size: 5 stages for a model of 4 units (the embedding, 2 blocks, the head); use pp_size ≤ 4"),
             (2, ["pp_size=2", "pp_partition_method=type:MossBlock"],
              "pp_partition_method: type:MossBlock matches none of the model's units (Embedding, LMHead, LlamaDecoderLayer)"),
-            (2, ["pp_size=2", "optimizer={name: adalomo, lr: 1.0e-3}", "gradient_accumulation_steps=1"],
-             "adalomo is not yet supported with pipeline parallelism (pp_size: 2)"),
+            (2, ["pp_size=2", "optimizer={name: sophiag, lr: 1.0e-3}"],
+             "sophiag is not yet supported with pipeline parallelism (pp_size: 2)"),
+            (2, ["pp_size=2", "model=\(ModelFixtures.folder("llama_tied").path)", "optimizer={name: lomo, lr: 1.0e-3}",
+                 "gradient_accumulation_steps=1"],
+             "lomo updates each parameter inside backward, and this model's tied embedding (tie_word_embeddings) is on the "
+             + "first and the last pipeline stage"),
             (1, ["pp_partition_method=balanced"], "pp_partition_method is `parameters`, `uniform` or `type:REGEX`, not `balanced`"),
         ]
         for c in cases {

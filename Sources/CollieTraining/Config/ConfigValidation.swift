@@ -22,22 +22,16 @@ extension CollieConfig {
         atLeast(1, pipelineParallelSize, .pipelineParallelSize)
         if pipelineParallelSize > 1 {
             let pp = "pipeline parallelism (pp_size: \(pipelineParallelSize))"
-            if tensorParallelSize > 1 {
-                fail(.pipelineParallelSize, "\(pp) together with tensor parallelism is not yet supported; use tp_size: 1 or pp_size: 1")
-            }
             if zeroStage >= 2 {
                 fail("ds_config.zero_optimization.stage", "ZeRO stage \(zeroStage) is not yet supported with \(pp); use stage 0 or 1")
             }
-            if optimizer.name.updatesDuringBackward || optimizer.name == .sophiaG {
-                fail(.optimizer, "\(optimizer.name.rawValue) is not yet supported with \(pp); use adamw, sgd, lion or adan, or pp_size: 1")
+            if optimizer.name == .sophiaG {
+                fail(.optimizer, "sophiag is not yet supported with \(pp); use adamw, sgd, lion, adan, lomo or adalomo, or pp_size: 1")
             }
             if peftConfig != nil { fail(.peftConfig, "adapters are not yet supported with \(pp); use pp_size: 1") }
-            if callbacks.checkpoint != nil || callbacks.loadBestModel != nil {
-                fail(.callbacks, "training checkpoints and load_best_model are not yet written under \(pp); the final model "
-                     + "is saved whole. Remove them or use pp_size: 1")
-            }
-            if !evaluators.isEmpty {
-                fail(.evaluators, "evaluators are not yet run under \(pp); eval_data's loss and perplexity are. Remove them or use pp_size: 1")
+            if callbacks.checkpoint != nil, zeroStage > 0 {
+                fail("callbacks.checkpoint", "training checkpoints under \(pp) are not yet written with ZeRO (the final "
+                     + "model is saved whole); remove the checkpoint callback or use ZeRO stage 0")
             }
         }
         if tensorParallelSize > 1 {
@@ -46,9 +40,9 @@ extension CollieConfig {
                      + "parallelism (tp_size: \(tensorParallelSize)); use stage 0 or 1")
             }
             if optimizer.name == .sophiaG { fail(.optimizer, "sophiag is not yet supported with tp_size > 1; use tp_size: 1") }
-            if callbacks.loadBestModel != nil {
-                fail("callbacks.load_best_model", "not yet supported under tensor parallelism (tp_size: \(tensorParallelSize)); "
-                     + "remove it or use tp_size: 1")
+            if callbacks.loadBestModel != nil, peftConfig != nil {
+                fail("callbacks.load_best_model", "not yet supported with a PEFT adapter under tensor parallelism (tp_size: "
+                     + "\(tensorParallelSize)); remove it or use tp_size: 1")
             }
             if callbacks.checkpoint != nil, zeroStage > 0 || peftConfig != nil {
                 fail("callbacks.checkpoint", "training checkpoints under tensor parallelism (tp_size: \(tensorParallelSize)) "

@@ -216,4 +216,5 @@ extension AdaLomo: FusedBackwardOptimizer {
         fused.tensorParallel = (communicator, splitAxes.map { $0 != nil })
         tensorParallel = (communicator, splitAxes)
     }
+    public func usePipelineParallelism(_ communicator: Communicator) { fused.pipelineParallel = communicator }
 }

@@ -37,6 +37,9 @@ final class FusedBackwardUpdate {
     /// Under tensor parallelism: the group and which parameters are slices. Their squared gradient norms are
     /// summed over the group (a replicated parameter's gradient is the same on every rank: counted once).
     var tensorParallel: (communicator: Communicator, isSlice: [Bool])?
+    /// Under pipeline parallelism: the stages, each holding its own parameters; their squared norms are summed, and
+    /// a non-finite gradient on any stage skips the update on all.
+    var pipelineParallel: Communicator?
     private var sliceSquares = 0.0
     /// Set at the first non-finite gradient of a pass: the rest of the pass updates nothing.
     private var overflowed = false
@@ -74,14 +77,26 @@ final class FusedBackwardUpdate {
         overflowed = false
         backward()
         mode = .update
-        if overflowed {
+        // Every rank of the groups takes part in their sums, so all agree on skipping (torch.norm over the stacked
+        // per-parameter float32 norms; slices' squares summed over the tensor-parallel group, stages' squares added).
+        var squares = norms.reduce(0.0) { $0 + Double($1) * Double($1) }, overflow = overflowed ? 1.0 : 0.0
+        if let tensorParallel {
+            let sums = tensorParallel.communicator.sum([sliceSquares, overflow])
+            squares += sums[0]
+            overflow = sums[1]
+        }
+        if let pipelineParallel {
+            let sums = pipelineParallel.sum([squares, overflow])
+            squares = sums[0]
+            overflow = sums[1]
+        }
+        if overflow > 0 {
+            overflowed = false
             lossScaler?.update(overflow: true)
             clipCoefficient = nil
             return false
         }
-        // torch.norm(torch.stack(per-parameter float32 norms)).
-        let slices = tensorParallel.map { $0.communicator.sum(sliceSquares) } ?? 0
-        let total = Float((norms.reduce(0.0) { $0 + Double($1) * Double($1) } + slices).squareRoot())
+        let total = Float(squares.squareRoot())
         lastGradientNorm = Double(total)
         guard total.isFinite else {
             lossScaler?.update(overflow: true)
@@ -97,6 +112,7 @@ final class FusedBackwardUpdate {
     /// Call after the update pass: tells the loss scaler whether this step overflowed (without a norm pass an
     /// overflow is only seen here; the parameters after it were left unchanged).
     func finishUpdatePass() {
+        if let pipelineParallel { overflowed = pipelineParallel.sum([overflowed ? 1 : 0])[0] > 0 }
         lastUpdatePassMetNonFinite = overflowed
         lossScaler?.update(overflow: overflowed)
         overflowed = false
@@ -157,6 +173,8 @@ public protocol FusedBackwardOptimizer: Optimizer {
     /// Splits the work for tensor parallelism over `communicator`: `splitAxes[i]` is the axis parameter i is a
     /// slice along (nil: replicated), so norms and whole-matrix statistics are the whole model's.
     func useTensorParallelism(_ communicator: Communicator, splitAxes: [Int?])
+    /// Sums the norm pass over the pipeline's stages (`communicator`), each updating only its own parameters.
+    func usePipelineParallelism(_ communicator: Communicator)
 }
 
 extension FusedBackwardOptimizer {
@@ -168,8 +186,15 @@ extension FusedBackwardOptimizer {
     @discardableResult
     public func update(from loss: Tensor) -> Bool {
         let scaled = lossScale == 1 ? loss : loss * lossScale
-        if clipGradNorm != nil, !gatherGradientNorms({ scaled.backward(retainGraph: true) }) { return false }
-        scaled.backward()
+        return update { scaled.backward(retainGraph: $0) }
+    }
+
+    /// `update(from:)` with the backward passes run by `backward(retainGraph)` (through a pipeline's stages, of a
+    /// loss already multiplied by `lossScale`).
+    @discardableResult
+    public func update(backward: (_ retainGraph: Bool) -> Void) -> Bool {
+        if clipGradNorm != nil, !gatherGradientNorms({ backward(true) }) { return false }
+        backward(false)
         step()
         return true
     }

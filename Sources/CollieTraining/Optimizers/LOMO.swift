@@ -85,4 +85,5 @@ extension LOMO: FusedBackwardOptimizer {
     public func useTensorParallelism(_ communicator: Communicator, splitAxes: [Int?]) {
         fused.tensorParallel = (communicator, splitAxes.map { $0 != nil })
     }
+    public func usePipelineParallelism(_ communicator: Communicator) { fused.pipelineParallel = communicator }
 }

@@ -33,12 +33,15 @@ public final class LoadBestModelCallback: TrainerCallback {
 
     public func onEvaluateEnd(_ trainer: Trainer, metrics: [String: Double]) throws {
         guard let value = try metric.value(in: trainer.state), metric.isImprovement(value, over: best) else { return }
+        // Under tensor parallelism the slices are gathered into a whole copy (every rank takes part); under pipeline
+        // parallelism evaluation already holds every stage.
+        let whole = trainer.grid.tensorParallelSize > 1 ? try trainer.model.gatheredCopy() : nil
         if trainer.isMainProcess {
             try AtomicFolder.write(at: trainer.outputDirectory.appendingPathComponent(Self.folderName)) { folder in
-                try trainer.saveModelFiles(to: folder)
+                try trainer.saveModelFiles(to: folder, whole: whole)
             }
         }
-        trainer.dataParallel.communicator.barrier()
+        trainer.grid.world.barrier()
         best = value
         bestStep = trainer.state.globalStep
     }
@@ -47,7 +50,11 @@ public final class LoadBestModelCallback: TrainerCallback {
         // Saved after the current update: the model already is the best one.
         guard let bestStep, bestStep != trainer.state.globalStep else { return }
         let folder = trainer.outputDirectory.appendingPathComponent(Self.folderName)
-        try trainer.loadWeights(from: folder)
+        if trainer.grid.tensorParallelSize > 1 {
+            try trainer.model.loadTensorParallelSlices(from: folder, communicator: trainer.grid.tensorParallel)
+        } else {
+            try trainer.loadWeights(from: folder)
+        }
         trainer.log("loaded the best model (\(metric.name) \(best.map { "\($0)" } ?? "?") after step \(bestStep)) from \(folder.path)")
     }
 

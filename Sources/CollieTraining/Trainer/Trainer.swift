@@ -143,6 +143,16 @@ public final class Trainer {
         if grid.tensorParallelSize > 1, let inBackward = optimizer.inBackward {
             inBackward.useTensorParallelism(grid.tensorParallel, splitAxes: splitAxes)
         }
+        if let pipeline, let inBackward = optimizer.inBackward {
+            // A tied embedding's gradient is summed from the first and the last stage only after both backward halves,
+            // but these optimizers update each parameter the moment its gradient is complete.
+            guard pipeline.sharedParameters(of: model).isEmpty else {
+                throw TrainerError("optimizer: \(config.optimizer.name.rawValue) updates each parameter inside backward, and this "
+                                   + "model's tied embedding (tie_word_embeddings) is on the first and the last pipeline stage; "
+                                   + "that is not yet supported: use adamw, or pp_size: 1")
+            }
+            inBackward.usePipelineParallelism(pipeline.communicator)
+        }
         if optimizer.updatesDuringBackward {
             optimizer.attachToBackward()
             dataParallel.attachAfterInBackwardOptimizer()
@@ -311,11 +321,27 @@ public final class Trainer {
             precondition(group.count == 1, "in-backward optimizers take one micro-batch per update")
             defer { dataParallel.endBackward() }
             reseedAdapterDropout(microBatch: 0)
-            let local = localLoss(of: group[0], predicted: predicted)
-            // Every rank decides on the same (summed) loss, before backward would apply its gradients.
-            let loss = Float(dataParallel.sum([Double(local.item)])[0])
-            guard loss.isFinite else { return (loss, nil, "the loss is \(loss)") }
-            let applied = inBackward.update(from: local)
+            let applied: Bool, loss: Float
+            if let pipeline {
+                // The batch goes forward through the stages once; each backward pass (norms, then updates) runs
+                // back through them, every stage updating its own parameters.
+                let (batch, weight) = dataParallel.localRows(of: group[0])
+                let scale = inBackward.lossScale
+                let local = pipeline.forward(model, batch: batch) { [model] logits in
+                    let summed = model.summedNegativeLogLikelihood(logits: logits, targets: batch.nextTokenTargets(for: model))
+                    let mean = weight == 0 ? summed * 0.0 : summed / Double(max(predicted, 1))
+                    return scale == 1 ? mean : mean * scale
+                }
+                loss = Float(dataParallel.sum([local / scale])[0])
+                guard loss.isFinite else { return (loss, nil, "the loss is \(loss)") }
+                applied = inBackward.update { pipeline.backward(retainGraph: $0) }
+            } else {
+                let local = localLoss(of: group[0], predicted: predicted)
+                // Every rank decides on the same (summed) loss, before backward would apply its gradients.
+                loss = Float(dataParallel.sum([Double(local.item)])[0])
+                guard loss.isFinite else { return (loss, nil, "the loss is \(loss)") }
+                applied = inBackward.update(from: local)
+            }
             let norm = inBackward.clipGradNorm != nil ? inBackward.lastGradientNorm : nil
             if applied, !inBackward.lastUpdatePassMetNonFinite { return (loss, norm, nil) }
             if inBackward.lossScale > 1 {
@@ -406,6 +432,12 @@ public final class Trainer {
     @discardableResult
     public func evaluate() throws -> [String: Double] {
         // Pipeline parallelism: every rank evaluates the whole model, gathered from the stages for the while.
+        try withWholePipelineModel { try dataParallel.withFullParameters { try evaluateModel() } }
+    }
+
+    /// Runs `body` with every pipeline stage's parameters on every rank (gathered, and freed again while training
+    /// goes on); just `body` without pipeline parallelism.
+    private func withWholePipelineModel<T>(_ body: () throws -> T) rethrows -> T {
         pipeline?.gatherParameters(model)
         defer {
             if let pipeline, !trainingEnded {
@@ -413,7 +445,7 @@ public final class Trainer {
                 StoragePool.shared.releaseCachedMemory()
             }
         }
-        return try dataParallel.withFullParameters { try evaluateModel() }
+        return try body()
     }
 
     private func evaluateModel() throws -> [String: Double] {
@@ -446,12 +478,12 @@ public final class Trainer {
     /// `TrainingCheckpoint`), replacing one of the same step.
     @discardableResult
     public func saveCheckpoint() throws -> URL {
-        try dataParallel.withFullParameters {
+        try withWholePipelineModel { try dataParallel.withFullParameters {
             let folder = try TrainingCheckpoint.save(self)
             notifyMonitors(.checkpoint(step: state.globalStep, path: folder.path))
             for callback in callbacks { try callback.onSaveCheckpoint(self, folder: folder) }
             return folder
-        }
+        } }
     }
 
     /// Restores the model, optimizer, schedule, random generator, data position, counters and callback state
@@ -460,9 +492,6 @@ public final class Trainer {
     /// - Throws: `TrainerError` when the folder is not a complete checkpoint or was written for a different
     ///   setup (dataset size, batch size, accumulation, number of updates); optimizer and model errors.
     public func resume(from folder: URL) throws {
-        if let pipeline {
-            throw TrainerError("resuming is not yet supported under pipeline parallelism (pp_size: \(pipeline.communicator.size))")
-        }
         let checkpoint = try TrainingCheckpoint(resuming: folder, setup: state, schedule: schedule)
         try checkpoint.restore(into: self)
         schedule = checkpoint.schedule

@@ -62,23 +62,35 @@ public struct TrainingCheckpoint: Sendable {
         state.randomState = trainer.randomGenerator.state
         let group = trainer.dataParallel, communicator = group.communicator
         let shards = trainer.outputDirectory.appendingPathComponent(".\(destination.lastPathComponent).partial-shards")
-        // Tensor parallelism: the model and the optimizer's state gathered as one process holds them (every rank takes
-        // part; rank 0 writes them).
+        // Tensor and pipeline parallelism: the model and the optimizer's state gathered as one process holds them
+        // (every rank takes part; the world's main rank writes them).
         let tensorParallel = trainer.grid.tensorParallelSize > 1
         let whole = tensorParallel ? try trainer.model.gatheredCopy() : nil
         let parameters = group.optimizerParameters
-        let optimizerState = tensorParallel
-            ? TensorParallelCheckpoint.consolidated(trainer.optimizer.state(), parameters: parameters,
-                                                    axes: trainer.model.tensorParallelSplitAxes(of: parameters),
-                                                    communicator: trainer.grid.tensorParallel)
-            : nil
+        var optimizerState: OptimizerState?
+        if tensorParallel || trainer.pipeline != nil {
+            var stageState = trainer.optimizer.state()
+            if tensorParallel {
+                stageState = TensorParallelCheckpoint.consolidated(stageState, parameters: parameters,
+                                                                   axes: trainer.model.tensorParallelSplitAxes(of: parameters),
+                                                                   communicator: trainer.grid.tensorParallel)
+            }
+            optimizerState = stageState
+            if let pipeline = trainer.pipeline {
+                let grid = trainer.grid, whole = trainer.model.trainableParameters.map(\.tensor)
+                optimizerState = try PipelineParallelCheckpoint.gathered(
+                    PipelineParallelCheckpoint.renamed(stageState, keys: PipelineParallelCheckpoint.wholeKeys(of: parameters, in: whole)),
+                    pipeline: pipeline, writes: grid.dataParallel.isMain && grid.tensorParallel.isMain, world: grid.world,
+                    keys: OptimizerState.parameterKeys(for: whole), scratch: shards)
+            }
+        }
         if group.shardParameter != nil {
             if communicator.isMain { try? FileManager.default.removeItem(at: shards) }
             communicator.barrier()
             try ShardedOptimizerState.save(trainer.optimizer, group: group, to: shards)
             communicator.barrier()
         }
-        if communicator.isMain {
+        if trainer.isMainProcess {
             try AtomicFolder.write(at: destination) { folder in
                 try trainer.saveModelFiles(to: folder, whole: whole)
                 pauseIfRequested(writing: destination)
@@ -101,7 +113,7 @@ public struct TrainingCheckpoint: Sendable {
                 try AtomicFile.write(json(state), to: folder.appendingPathComponent(stateFileName))
             }
         }
-        communicator.barrier()
+        trainer.grid.world.barrier()
         return destination
     }
 
@@ -145,17 +157,42 @@ public struct TrainingCheckpoint: Sendable {
     /// (whatever layout wrote it) and each callback's state into `trainer`; the trainer takes `state` and
     /// `schedule` itself.
     func restore(into trainer: Trainer) throws {
-        if trainer.grid.tensorParallelSize > 1 {
-            // This rank's slices of the whole model and of one process's optimizer state.
+        let tensorParallel = trainer.grid.tensorParallelSize > 1
+        if tensorParallel || trainer.pipeline != nil {
+            // This rank's stage, and its slices, of the whole model and of one process's optimizer state.
             guard !ShardedOptimizerState.isSharded(folder) else {
-                throw TrainerError("\(folder.path): a ZeRO checkpoint does not yet resume under tensor parallelism")
+                throw TrainerError("\(folder.path): a ZeRO checkpoint does not yet resume under tensor or pipeline "
+                                   + "parallelism; resume it with tp_size: 1 and pp_size: 1")
+            }
+            if trainer.pipeline != nil {
+                // Every stage's parameters get values for the while; the other stages' are freed again.
+                for parameter in trainer.model.parameters where !parameter.holdsValues { parameter.allocateValues() }
+            }
+            defer {
+                if let pipeline = trainer.pipeline {
+                    pipeline.releaseOtherStages(trainer.model)
+                    StoragePool.shared.releaseCachedMemory()
+                }
             }
             let group = trainer.grid.tensorParallel
-            try trainer.model.loadTensorParallelSlices(from: folder, communicator: group)
+            if tensorParallel {
+                try trainer.model.loadTensorParallelSlices(from: folder, communicator: group)
+            } else {
+                try trainer.loadWeights(from: folder)
+            }
             let parameters = trainer.dataParallel.optimizerParameters
-            try trainer.optimizer.load(TensorParallelCheckpoint.sliced(
-                OptimizerState(contentsOf: folder), parameters: parameters,
-                axes: trainer.model.tensorParallelSplitAxes(of: parameters), communicator: group))
+            var state = try OptimizerState(contentsOf: folder)
+            if trainer.pipeline != nil {
+                let whole = trainer.model.trainableParameters.map(\.tensor)
+                state = PipelineParallelCheckpoint.stage(state, wholeKeys: PipelineParallelCheckpoint.wholeKeys(of: parameters, in: whole),
+                                                         keys: OptimizerState.parameterKeys(for: parameters))
+            }
+            if tensorParallel {
+                state = TensorParallelCheckpoint.sliced(state, parameters: parameters,
+                                                        axes: trainer.model.tensorParallelSplitAxes(of: parameters),
+                                                        communicator: group)
+            }
+            try trainer.optimizer.load(state)
         } else {
             try trainer.dataParallel.withFullParameters(writeBack: true) { try trainer.loadWeights(from: folder) }
             try ShardedOptimizerState.load(trainer.optimizer, group: trainer.dataParallel, from: folder)

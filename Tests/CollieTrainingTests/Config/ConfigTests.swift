@@ -326,15 +326,17 @@ final class ConfigTests: XCTestCase {
                                       source: "train.yaml")
         XCTAssertEqual(config.pipelineParallelSize, 2)
         XCTAssertEqual(config.pipelinePartitionMethod, .type("DecoderLayer"))
+        XCTAssertNoThrow(try CollieConfig(text: "model: tiny\ntokenizer: t\npp_size: 2\ntp_size: 2\noptimizer: {name: adalomo, lr: 0.1}\n"
+                                           + "gradient_accumulation_steps: 1\ncallbacks: {checkpoint: {every_n_batches: 3}}",
+                                           source: "train.yaml"), "tensor × pipeline parallelism, AdaLomo, checkpoints")
         XCTAssertEqual(try CollieConfig(text: "model: tiny\ntokenizer: t", source: "train.yaml").pipelinePartitionMethod,
                        .parameters)
         let cases: [(String, String, String)] = [
-            ("pp_size: 2\ntp_size: 2", "pp_size", "together with tensor parallelism is not yet supported"),
             ("pp_size: 2\nds_config: {zero_optimization: {stage: 2}}", "ds_config.zero_optimization.stage",
              "ZeRO stage 2 is not yet supported with pipeline parallelism (pp_size: 2)"),
-            ("pp_size: 2\noptimizer: {name: lomo, lr: 0.1}", "optimizer", "lomo is not yet supported with pipeline parallelism"),
-            ("pp_size: 2\ncallbacks: {checkpoint: {every_n_batches: 3}}", "callbacks",
-             "training checkpoints and load_best_model are not yet written under pipeline parallelism"),
+            ("pp_size: 2\noptimizer: {name: sophiag, lr: 0.1}", "optimizer", "sophiag is not yet supported with pipeline parallelism"),
+            ("pp_size: 2\nds_config: {zero_optimization: {stage: 1}}\ncallbacks: {checkpoint: {every_n_batches: 3}}",
+             "callbacks.checkpoint", "training checkpoints under pipeline parallelism (pp_size: 2) are not yet written with ZeRO"),
             ("pp_size: 2\npeft_config: {peft_type: LORA, r: 4}", "peft_config", "adapters are not yet supported"),
         ]
         for (text, key, message) in cases {
@@ -352,7 +354,8 @@ final class ConfigTests: XCTestCase {
         let zero = try XCTUnwrap(issue("model: tiny\ntokenizer: t\ntp_size: 2\nds_config: {zero_optimization: {stage: 2}}"))
         XCTAssertEqual(zero.keyPath, "ds_config.zero_optimization.stage")
         XCTAssertTrue(zero.message.contains("not yet supported with tensor parallelism"), zero.message)
-        let best = try XCTUnwrap(issue("model: tiny\ntokenizer: t\ntp_size: 2\neval_split: 0.1\ncallbacks: {load_best_model: {}}"))
+        let best = try XCTUnwrap(issue("model: tiny\ntokenizer: t\ntp_size: 2\neval_split: 0.1\npeft_config: {peft_type: LORA, r: 4}\n"
+                                       + "callbacks: {load_best_model: {monitor: eval_loss}}"))
         XCTAssertEqual(best.keyPath, "callbacks.load_best_model")
     }
 

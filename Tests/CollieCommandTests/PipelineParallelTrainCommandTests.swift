@@ -43,20 +43,30 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
         }
     }
 
-    /// Evaluation during and after training gathers the stages' parameters for the while and frees the other
-    /// stages' again, so training goes on as in one process.
-    func testEvaluationBetweenUpdatesMatchesOneProcess() throws {
+    /// Evaluation during and after training runs eval_data's batches through the stages (no rank gathers the whole
+    /// model for it), each dp group its share, so the held-out loss and training equal one process's.
+    func testEvaluationThroughThePipelineMatchesOneProcess() throws {
         let folder = try temporaryFolder(for: self)
         let config = try ParallelTrainRun.makeConfig(in: folder, extra: "eval_split: 0.2\neval_per_n_steps: 2")
         let collie = try CollieExecutable.url()
         let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=one"], in: folder)
         XCTAssertEqual(one.status, 0, one.output)
-        let run = try MPIRun.run(ranks: 2, collie, ["train", config.path] + layout(dp: 1, pp: 2, output: "pp2"), in: folder)
-        XCTAssertEqual(run.status, 0, run.output)
-        try ParallelTrainRun.assertSameRun(folder.appendingPathComponent("pp2"), as: folder.appendingPathComponent("one"), "pp2")
         let evaluations = { (output: String) in output.split(separator: "\n").filter { $0.contains("perplexity") } }
         XCTAssertGreaterThanOrEqual(evaluations(one.output).count, 2, one.output)
-        XCTAssertEqual(evaluations(run.output), evaluations(one.output))
+        for (dp, tp, pp) in [(1, 1, 2), (2, 1, 2), (1, 2, 2)] {
+            let name = "dp\(dp)-tp\(tp)-pp\(pp)"
+            let run = try MPIRun.run(ranks: dp * tp * pp, collie, ["train", config.path] + layout(dp: dp, tp: tp, pp: pp, output: name),
+                                     in: folder)
+            XCTAssertEqual(run.status, 0, run.output)
+            try ParallelTrainRun.assertSameRun(folder.appendingPathComponent(name), as: folder.appendingPathComponent("one"), name)
+            func metrics(_ name: String) throws -> [Double] {
+                try String(contentsOf: folder.appendingPathComponent("\(name)/monitors.evaluation.csv"), encoding: .utf8)
+                    .split(separator: "\n").dropFirst().map { Double($0.split(separator: ",")[2])! }
+            }
+            let got = try metrics(name), want = try metrics("one")
+            XCTAssertEqual(got.count, want.count, name)
+            for (a, b) in zip(got, want) { XCTAssertEqual(a, b, accuracy: 1e-5 * abs(b), name) }
+        }
     }
 
     /// AdaLomo and LOMO update each parameter inside backward: the batch goes forward through the stages once and

@@ -26,14 +26,16 @@ extension PaddedBatch {
 extension DataLoader {
     /// The summed NLL of every predicted token in one pass over the batches, batch by batch (perplexity is
     /// exp(sum / count)). With `rank` and `ranks`, only every `ranks`-th batch from `rank` on (one rank's share
-    /// of an evaluation). Records no gradient.
-    public func negativeLogLikelihood(of model: some CausalLanguageModel, rank: Int = 0, ranks: Int = 1) -> Perplexity {
+    /// of an evaluation). `summed(batch, targets)` gives a batch's summed NLL when the model does not run whole
+    /// here (a pipeline's stages). Records no gradient.
+    public func negativeLogLikelihood(of model: some CausalLanguageModel, rank: Int = 0, ranks: Int = 1,
+                                      summed: ((PaddedBatch, [Int]) -> Double)? = nil) -> Perplexity {
         withNoGrad {
             var perplexity = Perplexity()
             for (position, batch) in batches(epochs: 1) where position.batchIndex % ranks == rank {
                 let targets = batch.nextTokenTargets(for: model)
-                perplexity.add(negativeLogLikelihood: Double(batch.summedNegativeLogLikelihood(of: model, targets: targets).item),
-                               tokens: NextTokenLoss.predictedCount(targets))
+                let sum = summed?(batch, targets) ?? Double(batch.summedNegativeLogLikelihood(of: model, targets: targets).item)
+                perplexity.add(negativeLogLikelihood: sum, tokens: NextTokenLoss.predictedCount(targets))
             }
             return perplexity
         }

@@ -99,6 +99,16 @@ public final class PipelineParallelGroup {
         return communicator.sum(isLastStage ? value : 0)
     }
 
+    /// One batch's forward through the stages without a graph (evaluation): each stage runs only its units, so no
+    /// rank needs the whole model. On the last stage `loss(logits)` makes the loss. Returns it, on every stage.
+    public func evaluate(_ model: some CausalLanguageModel, batch: PaddedBatch, loss: (Tensor) -> Tensor) -> Double {
+        let value = withNoGrad { runForward(model, batch, index: 0, loss: loss) }
+        inputs[0] = nil
+        outputs[0] = nil
+        finishSends()
+        return communicator.sum(isLastStage ? value : 0)
+    }
+
     /// Backward of the batch `forward` ran, from the last stage to the first; the graph stays for another pass when
     /// `retainGraph`.
     public func backward(retainGraph: Bool) {

@@ -431,8 +431,12 @@ public final class Trainer {
     /// - Throws: `TrainerError` without evaluation data or evaluators; what an evaluator, monitor or callback throws.
     @discardableResult
     public func evaluate() throws -> [String: Double] {
-        // Pipeline parallelism: every rank evaluates the whole model, gathered from the stages for the while.
-        try withWholePipelineModel { try dataParallel.withFullParameters { try evaluateModel() } }
+        // Pipeline parallelism: eval_data's loss runs through the stages; evaluators (which generate) and
+        // load_best_model (which saves) get the whole model, gathered from the stages for the while.
+        if pipeline != nil, evaluators.isEmpty, !callbacks.contains(where: { $0 is LoadBestModelCallback }) {
+            return try evaluateModel()
+        }
+        return try withWholePipelineModel { try dataParallel.withFullParameters { try evaluateModel(whole: true) } }
     }
 
     /// Runs `body` with every pipeline stage's parameters on every rank (gathered, and freed again while training
@@ -448,14 +452,22 @@ public final class Trainer {
         return try body()
     }
 
-    private func evaluateModel() throws -> [String: Double] {
+    /// `whole`: every rank holds the whole model (one pipeline stage otherwise, under pipeline parallelism).
+    private func evaluateModel(whole: Bool = false) throws -> [String: Double] {
         guard canEvaluate else { throw TrainerError("no evaluation data; set eval_data or eval_split") }
         for callback in callbacks { try callback.onEvaluateBegin(self) }
         var metrics: [String: Double] = [:]
         if let evaluationLoader {
             // Each rank takes every n-th batch; the sums are added over the ranks.
             let communicator = dataParallel.communicator
-            let share = evaluationLoader.negativeLogLikelihood(of: model, rank: communicator.rank, ranks: communicator.size)
+            let throughPipeline: ((PaddedBatch, [Int]) -> Double)? = whole ? nil : pipeline.map { pipeline in
+                { [model] batch, targets in
+                    let loss: (Tensor) -> Tensor = { model.summedNegativeLogLikelihood(logits: $0, targets: targets) }
+                    return pipeline.evaluate(model, batch: batch, loss: loss)
+                }
+            }
+            let share = evaluationLoader.negativeLogLikelihood(of: model, rank: communicator.rank, ranks: communicator.size,
+                                                               summed: throughPipeline)
             let totals = dataParallel.sum([share.negativeLogLikelihood, Double(share.tokenCount)])
             let mean = totals[0] / Double(max(Int(totals[1]), 1))
             metrics = ["loss": mean, "perplexity": Foundation.exp(mean)]

@@ -91,6 +91,25 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
         }
     }
 
+    /// LoRA on every linear layer: each stage trains its own units' adapters over its own frozen base weights.
+    func testLoRAUnderPipelineParallelismMatchesOneProcess() throws {
+        let folder = try temporaryFolder(for: self)
+        let config = try ParallelTrainRun.makeConfig(in: folder)
+        let collie = try CollieExecutable.url()
+        let common = ["--set", "peft_config={peft_type: LORA, r: 4, lora_alpha: 8, lora_dropout: 0.0, "
+                      + "target_modules: [q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]}"]
+        let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=lora-one"] + common, in: folder)
+        XCTAssertEqual(one.status, 0, one.output)
+        for (dp, tp, pp) in [(1, 1, 2), (1, 2, 2)] {
+            let name = "lora-dp\(dp)-tp\(tp)-pp\(pp)"
+            let run = try MPIRun.run(ranks: dp * tp * pp, collie,
+                                     ["train", config.path] + layout(dp: dp, tp: tp, pp: pp, output: name) + common, in: folder)
+            XCTAssertEqual(run.status, 0, "\(name):\n\(run.output)")
+            try ParallelTrainRun.assertSameRun(folder.appendingPathComponent(name), as: folder.appendingPathComponent("lora-one"),
+                                               name, weights: "adapter_model.safetensors", initial: nil)
+        }
+    }
+
     /// Checkpoints under pipeline (and tensor) parallelism hold the whole model and one process's optimizer state, so
     /// a tp = 2 × pp = 2 checkpoint resumes at dp = 4 and on one process, and one process's checkpoint resumes at
     /// pp = 2 and at tp = 2 × pp = 2, each with the losses and final weights of the uninterrupted one-process run.

@@ -28,10 +28,13 @@ extension CollieConfig {
             if optimizer.name == .sophiaG {
                 fail(.optimizer, "sophiag is not yet supported with \(pp); use adamw, sgd, lion, adan, lomo or adalomo, or pp_size: 1")
             }
-            if peftConfig != nil { fail(.peftConfig, "adapters are not yet supported with \(pp); use pp_size: 1") }
-            if callbacks.checkpoint != nil, zeroStage > 0 {
-                fail("callbacks.checkpoint", "training checkpoints under \(pp) are not yet written with ZeRO (the final "
-                     + "model is saved whole); remove the checkpoint callback or use ZeRO stage 0")
+            if case .promptTuning? = peftConfig {
+                fail(.peftConfig, "prompt tuning is not yet supported with \(pp); use LoRA, or pp_size: 1")
+            }
+            if callbacks.checkpoint != nil, zeroStage > 0 || peftConfig != nil {
+                fail("callbacks.checkpoint", "training checkpoints under \(pp) are not yet written with ZeRO or a PEFT "
+                     + "adapter (the final model is saved whole); remove the checkpoint callback, or use ZeRO stage 0 "
+                     + "without peft_config")
             }
         }
         if tensorParallelSize > 1 {

@@ -53,10 +53,18 @@ public final class PipelineParallelGroup {
         return steps
     }
 
-    /// The parameters this stage trains: those of its units, each once.
-    public func parameters(of model: some CausalLanguageModel) -> [Tensor] {
+    /// The parameters this stage trains: those of its units, each once, then the LoRA adapters of their linear layers.
+    public func parameters(of model: some CausalLanguageModel) -> [Tensor] { Self.tensors(of: model, units: units) }
+
+    /// The parameters of `units`, each once, and the LoRA adapters (A, B) of the linear layers among them.
+    private static func tensors(of model: some CausalLanguageModel, units: Range<Int>) -> [Tensor] {
         var seen: Set<ObjectIdentifier> = []
-        return model.unitParameters[units].joined().filter { seen.insert(ObjectIdentifier($0)).inserted }
+        let own = model.unitParameters[units].joined().filter { seen.insert(ObjectIdentifier($0)).inserted }
+        let adapters = model.namedLinearLayers.compactMap { _, layer -> [Tensor]? in
+            guard let lora = layer.lora, let weight = layer.denseWeight, seen.contains(ObjectIdentifier(weight)) else { return nil }
+            return [lora.a, lora.b]
+        }
+        return own + adapters.joined()
     }
 
     /// The parameters of the first stage that the last stage uses too (a tied embedding); empty with one stage.
@@ -179,7 +187,10 @@ public final class PipelineParallelGroup {
     public func releaseOtherStages(_ model: some CausalLanguageModel) {
         guard communicator.size > 1 else { return }
         let own = Set(parameters(of: model).map(ObjectIdentifier.init))
-        for parameter in model.parameters where !own.contains(ObjectIdentifier(parameter)) { parameter.releaseValues() }
+        for parameter in Self.tensors(of: model, units: 0..<model.unitParameters.count)
+        where !own.contains(ObjectIdentifier(parameter)) {
+            parameter.releaseValues()
+        }
     }
 
     /// Copies every stage's parameters from that stage to every rank, so each holds the whole trained model.
@@ -187,7 +198,7 @@ public final class PipelineParallelGroup {
         guard communicator.size > 1 else { return }
         var seen: Set<ObjectIdentifier> = []
         for (owner, units) in partition.stages.enumerated() {
-            for parameter in model.unitParameters[units].joined() where seen.insert(ObjectIdentifier(parameter)).inserted {
+            for parameter in Self.tensors(of: model, units: units) where seen.insert(ObjectIdentifier(parameter)).inserted {
                 parameter.allocateValues()
                 precondition(parameter.isContiguous, "parameters are contiguous")
                 communicator.broadcast(Self.bytes(of: parameter), root: owner)

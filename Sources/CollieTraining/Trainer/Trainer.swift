@@ -109,17 +109,18 @@ public final class Trainer {
             try DataLoader(dataset: $0, batchSize: config.evalBatchSize, lastBatch: .normal, shuffle: false, padder: padder)
         }
         model.activationCheckpointing = config.checkpointing
-        var trained = model.trainableParameters.map(\.tensor)
+        var trained = model.trainableParameters.map(\.tensor), frozen = model.parameters
         if let pipeline {
-            // A stage trains, reduces and steps only its own units' parameters.
+            // A stage trains, reduces and steps only its own units' parameters, and keeps only its own frozen ones.
             let own = Set(pipeline.parameters(of: model).map(ObjectIdentifier.init))
             trained = trained.filter { own.contains(ObjectIdentifier($0)) }
+            frozen = frozen.filter { own.contains(ObjectIdentifier($0)) }
         }
         // bf16/f16 weights: the buffer stores the parameters in that dtype; kernels compute in float32. With an
         // adapter (PEFT's autocast_adapter_dtype): the frozen base model in `dtype`, no gradients; the adapter in
         // float32.
         let adapter = model.peftConfiguration != nil
-        frozenBuffer = adapter ? ParameterBuffer(model.parameters, dtype: config.dtype.dtype) : nil
+        frozenBuffer = adapter ? ParameterBuffer(frozen, dtype: config.dtype.dtype) : nil
         parameterBuffer = ParameterBuffer(trained, dtype: adapter ? .float32 : config.dtype.dtype)
         // The data-parallel group registers its gradient-ready hooks before an in-backward optimizer does, so that
         // each gradient is reduced over the ranks before the optimizer's hook uses it. It attaches the flat

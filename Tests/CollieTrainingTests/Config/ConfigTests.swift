@@ -337,7 +337,10 @@ final class ConfigTests: XCTestCase {
             ("pp_size: 2\noptimizer: {name: sophiag, lr: 0.1}", "optimizer", "sophiag is not yet supported with pipeline parallelism"),
             ("pp_size: 2\nds_config: {zero_optimization: {stage: 1}}\ncallbacks: {checkpoint: {every_n_batches: 3}}",
              "callbacks.checkpoint", "training checkpoints under pipeline parallelism (pp_size: 2) are not yet written with ZeRO"),
-            ("pp_size: 2\npeft_config: {peft_type: LORA, r: 4}", "peft_config", "adapters are not yet supported"),
+            ("pp_size: 2\npeft_config: {peft_type: PROMPT_TUNING, num_virtual_tokens: 4}", "peft_config",
+             "prompt tuning is not yet supported with pipeline parallelism"),
+            ("pp_size: 2\npeft_config: {peft_type: LORA, r: 4}\ncallbacks: {checkpoint: {every_n_batches: 3}}", "callbacks.checkpoint",
+             "are not yet written with ZeRO or a PEFT adapter"),
         ]
         for (text, key, message) in cases {
             let issue = try XCTUnwrap(issue("model: tiny\ntokenizer: t\n" + text), text)

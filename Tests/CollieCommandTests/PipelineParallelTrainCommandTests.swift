@@ -43,6 +43,26 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
         }
     }
 
+    /// The other families' blocks (InternLM2, ChatGLM2 with multi-query groups, MOSS's parallel attention and MLP) are
+    /// units as LLaMA's are: pp = 2 equals one process.
+    func testOtherFamiliesUnderPipelineParallelismMatchOneProcess() throws {
+        let folder = try temporaryFolder(for: self)
+        let config = try ParallelTrainRun.makeConfig(in: folder)
+        let collie = try CollieExecutable.url()
+        for family in ["internlm2", "chatglm_mqa", "moss"] {
+            let model = ModelFixtures.folder(family)
+            let common = ["--set", "model=\(model.path)"]
+            let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=\(family)-one"] + common, in: folder)
+            XCTAssertEqual(one.status, 0, one.output)
+            let run = try MPIRun.run(ranks: 2, collie, ["train", config.path] + layout(dp: 1, pp: 2, output: "\(family)-pp2") + common,
+                                     in: folder)
+            XCTAssertEqual(run.status, 0, "\(family):\n\(run.output)")
+            try ParallelTrainRun.assertSameRun(folder.appendingPathComponent("\(family)-pp2"),
+                                               as: folder.appendingPathComponent("\(family)-one"), "\(family)-pp2",
+                                               initial: model.appendingPathComponent("model.safetensors"))
+        }
+    }
+
     /// Evaluation during and after training runs eval_data's batches through the stages (no rank gathers the whole
     /// model for it), each dp group its share, so the held-out loss and training equal one process's.
     func testEvaluationThroughThePipelineMatchesOneProcess() throws {

@@ -130,6 +130,36 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
         }
     }
 
+    /// A LoRA run's checkpoints hold the adapter (PEFT's folder) and one process's optimizer state over it: a
+    /// tp = 2 × pp = 2 checkpoint resumes on one process, and one process's at tp = 2 and at pp = 2.
+    func testLoRACheckpointsResumeOnOtherLayouts() throws {
+        let folder = try temporaryFolder(for: self)
+        let config = try ParallelTrainRun.makeConfig(in: folder, extra: "callbacks: {checkpoint: {every_n_batches: 3}}")
+        let collie = try CollieExecutable.url()
+        let common = ["--set", "peft_config={peft_type: LORA, r: 4, lora_alpha: 8, lora_dropout: 0.0, "
+                      + "target_modules: [q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]}"]
+        let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=one"] + common, in: folder)
+        XCTAssertEqual(one.status, 0, one.output)
+        let reference = folder.appendingPathComponent("one")
+        let both = try MPIRun.run(ranks: 4, collie, ["train", config.path] + layout(dp: 1, tp: 2, pp: 2, output: "tp2-pp2") + common,
+                                  in: folder)
+        XCTAssertEqual(both.status, 0, both.output)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: folder.appendingPathComponent("tp2-pp2/checkpoint-3/adapter_model.safetensors").path))
+        for (name, from, tp, pp) in [("tp2-pp2-on-1", "tp2-pp2", 1, 1), ("one-on-tp2", "one", 2, 1), ("one-on-pp2", "one", 1, 2)] {
+            let output = folder.appendingPathComponent(name)
+            try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(at: folder.appendingPathComponent("\(from)/monitors.csv"),
+                                             to: output.appendingPathComponent("monitors.csv"))
+            let arguments = ["train", config.path, "--resume", folder.appendingPathComponent("\(from)/checkpoint-3").path]
+                + layout(dp: 1, tp: tp, pp: pp, output: name) + common
+            let run = tp * pp == 1 ? try MPIRun.runProcess(collie, arguments, in: folder)
+                                   : try MPIRun.run(ranks: tp * pp, collie, arguments, in: folder)
+            XCTAssertEqual(run.status, 0, "\(name):\n\(run.output)")
+            XCTAssertTrue(run.output.contains("resuming from"), run.output)
+            try ParallelTrainRun.assertSameRun(output, as: reference, name, weights: "adapter_model.safetensors", initial: nil)
+        }
+    }
+
     /// Checkpoints under pipeline (and tensor) parallelism hold the whole model and one process's optimizer state, so
     /// a tp = 2 × pp = 2 checkpoint resumes at dp = 4 and on one process, and one process's checkpoint resumes at
     /// pp = 2 and at tp = 2 × pp = 2, each with the losses and final weights of the uninterrupted one-process run.

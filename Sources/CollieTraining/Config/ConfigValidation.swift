@@ -31,10 +31,9 @@ extension CollieConfig {
             if case .promptTuning? = peftConfig {
                 fail(.peftConfig, "prompt tuning is not yet supported with \(pp); use LoRA, or pp_size: 1")
             }
-            if callbacks.checkpoint != nil, zeroStage > 0 || peftConfig != nil {
-                fail("callbacks.checkpoint", "training checkpoints under \(pp) are not yet written with ZeRO or a PEFT "
-                     + "adapter (the final model is saved whole); remove the checkpoint callback, or use ZeRO stage 0 "
-                     + "without peft_config")
+            if callbacks.checkpoint != nil, zeroStage > 0 {
+                fail("callbacks.checkpoint", "training checkpoints under \(pp) are not yet written with ZeRO (the final "
+                     + "model is saved whole); remove the checkpoint callback or use ZeRO stage 0")
             }
         }
         if tensorParallelSize > 1 {
@@ -43,14 +42,10 @@ extension CollieConfig {
                      + "parallelism (tp_size: \(tensorParallelSize)); use stage 0 or 1")
             }
             if optimizer.name == .sophiaG { fail(.optimizer, "sophiag is not yet supported with tp_size > 1; use tp_size: 1") }
-            if callbacks.loadBestModel != nil, peftConfig != nil {
-                fail("callbacks.load_best_model", "not yet supported with a PEFT adapter under tensor parallelism (tp_size: "
-                     + "\(tensorParallelSize)); remove it or use tp_size: 1")
-            }
-            if callbacks.checkpoint != nil, zeroStage > 0 || peftConfig != nil {
+            if callbacks.checkpoint != nil, zeroStage > 0 {
                 fail("callbacks.checkpoint", "training checkpoints under tensor parallelism (tp_size: \(tensorParallelSize)) "
-                     + "are not yet written with ZeRO or a PEFT adapter (the final model is saved consolidated); "
-                     + "remove the checkpoint callback, or use ZeRO stage 0 without peft_config")
+                     + "are not yet written with ZeRO (the final model is saved consolidated); remove the checkpoint "
+                     + "callback or use ZeRO stage 0")
             }
         }
         if !(0...3).contains(zeroStage) {

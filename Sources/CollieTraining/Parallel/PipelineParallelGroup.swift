@@ -193,6 +193,11 @@ public final class PipelineParallelGroup {
         }
     }
 
+    /// Gives the other stages' parameters memory again (uninitialized), for whole-model values to be copied in.
+    public func allocateOtherStages(_ model: some CausalLanguageModel) {
+        for parameter in Self.tensors(of: model, units: 0..<model.unitParameters.count) { parameter.allocateValues() }
+    }
+
     /// Copies every stage's parameters from that stage to every rank, so each holds the whole trained model.
     public func gatherParameters(_ model: some CausalLanguageModel) {
         guard communicator.size > 1 else { return }

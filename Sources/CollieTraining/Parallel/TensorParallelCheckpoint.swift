@@ -65,18 +65,29 @@ enum TensorParallelCheckpoint {
 }
 
 extension CausalLanguageModel {
-    /// Copies this rank's slices of the Hugging Face folder `folder`'s weights (whole tensors, as one process saves
-    /// them) into the split model's parameters in place (a trainer's flat buffer keeps them).
+    /// Copies this rank's slices of the weights `folder` holds as one process saves them — a Hugging Face folder, or
+    /// with a PEFT adapter the adapter's folder — into the split model's parameters in place (a trainer's flat buffer
+    /// keeps them).
     func loadTensorParallelSlices(from folder: URL, communicator: Communicator) throws {
-        let source = try CheckpointFolder(url: folder)
         let axes = Dictionary(tensorParallelSlices.map { (ObjectIdentifier($0.tensor), $0.axis) }, uniquingKeysWith: { a, _ in a })
         let (p, r) = (communicator.size, communicator.rank)
-        for (key, parameter) in namedParameters {
-            guard source.names.contains(key) else { throw TrainerError("\(folder.path): no tensor '\(key)'") }
-            var whole = try source.tensor(key)
+        let tensors: [(key: String, tensor: Tensor)]
+        let read: (String) throws -> Tensor?
+        if peftConfiguration != nil {
+            let url = folder.appendingPathComponent(Self.adapterWeightsFileName)
+            let file = try SafeTensorsFile(url: url)
+            tensors = adapterParameters
+            read = { file.names.contains($0) ? try file.tensor($0) : nil }
+        } else {
+            let source = try CheckpointFolder(url: folder)
+            tensors = namedParameters
+            read = { source.names.contains($0) ? try source.tensor($0) : nil }
+        }
+        for (key, parameter) in tensors {
+            guard var whole = try read(key) else { throw TrainerError("\(folder.path): no tensor '\(key)'") }
             if let axis = axes[ObjectIdentifier(parameter)] {
                 let n = parameter.shape[axis]
-                guard whole.shape[axis] == n * p else {
+                guard whole.rank == parameter.rank, whole.shape[axis] == n * p else {
                     throw TrainerError("\(folder.path): tensor '\(key)' has shape \(whole.shape), not the model's")
                 }
                 whole = whole.slice(axis: axis, (r * n)..<((r + 1) * n))

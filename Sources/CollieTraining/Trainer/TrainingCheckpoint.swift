@@ -164,10 +164,8 @@ public struct TrainingCheckpoint: Sendable {
                 throw TrainerError("\(folder.path): a ZeRO checkpoint does not yet resume under tensor or pipeline "
                                    + "parallelism; resume it with tp_size: 1 and pp_size: 1")
             }
-            if trainer.pipeline != nil {
-                // Every stage's parameters get values for the while; the other stages' are freed again.
-                for parameter in trainer.model.parameters where !parameter.holdsValues { parameter.allocateValues() }
-            }
+            // Every stage's parameters get values for the while; the other stages' are freed again.
+            trainer.pipeline?.allocateOtherStages(trainer.model)
             defer {
                 if let pipeline = trainer.pipeline {
                     pipeline.releaseOtherStages(trainer.model)

@@ -130,6 +130,35 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
         }
     }
 
+    /// Under ZeRO-1 the dp group's optimizer shards are gathered into one process's state too: a dp = 2 × pp = 2
+    /// ZeRO-1 checkpoint resumes at tp = 2 and at dp = 2 × tp = 2 with ZeRO-1, equal to the uninterrupted one process.
+    func testZeroOneCheckpointsUnderPipelineParallelismResumeOnOtherLayouts() throws {
+        let folder = try temporaryFolder(for: self)
+        let config = try ParallelTrainRun.makeConfig(in: folder, extra: "callbacks: {checkpoint: {every_n_batches: 3}}")
+        let collie = try CollieExecutable.url()
+        let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=one"], in: folder)
+        XCTAssertEqual(one.status, 0, one.output)
+        let reference = folder.appendingPathComponent("one")
+        let run = try MPIRun.run(ranks: 4, collie, ["train", config.path] + layout(dp: 2, pp: 2, stage: 1, output: "dp2-pp2-zero1"),
+                                 in: folder)
+        XCTAssertEqual(run.status, 0, run.output)
+        try ParallelTrainRun.assertSameRun(folder.appendingPathComponent("dp2-pp2-zero1"), as: reference, "dp2-pp2-zero1")
+        XCTAssertEqual(try SafeTensorsFile(url: folder.appendingPathComponent("dp2-pp2-zero1/checkpoint-3/optimizer.safetensors")).names,
+                       try SafeTensorsFile(url: reference.appendingPathComponent("checkpoint-3/optimizer.safetensors")).names)
+        for (name, dp, tp, stage) in [("on-tp2", 1, 2, 0), ("on-dp2-tp2-zero1", 2, 2, 1)] {
+            let output = folder.appendingPathComponent(name)
+            try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(at: folder.appendingPathComponent("dp2-pp2-zero1/monitors.csv"),
+                                             to: output.appendingPathComponent("monitors.csv"))
+            let arguments = ["train", config.path, "--resume", folder.appendingPathComponent("dp2-pp2-zero1/checkpoint-3").path]
+                + layout(dp: dp, tp: tp, pp: 1, stage: stage, output: name)
+            let resumed = try MPIRun.run(ranks: dp * tp, collie, arguments, in: folder)
+            XCTAssertEqual(resumed.status, 0, "\(name):\n\(resumed.output)")
+            XCTAssertTrue(resumed.output.contains("resuming from"), resumed.output)
+            try ParallelTrainRun.assertSameRun(output, as: reference, name)
+        }
+    }
+
     /// A LoRA run's checkpoints hold the adapter (PEFT's folder) and one process's optimizer state over it: a
     /// tp = 2 × pp = 2 checkpoint resumes on one process, and one process's at tp = 2 and at pp = 2.
     func testLoRACheckpointsResumeOnOtherLayouts() throws {

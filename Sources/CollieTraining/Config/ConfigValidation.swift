@@ -31,10 +31,6 @@ extension CollieConfig {
             if case .promptTuning? = peftConfig {
                 fail(.peftConfig, "prompt tuning is not yet supported with \(pp); use LoRA, or pp_size: 1")
             }
-            if callbacks.checkpoint != nil, zeroStage > 0 {
-                fail("callbacks.checkpoint", "training checkpoints under \(pp) are not yet written with ZeRO (the final "
-                     + "model is saved whole); remove the checkpoint callback or use ZeRO stage 0")
-            }
         }
         if tensorParallelSize > 1 {
             if zeroStage >= 2 {
@@ -42,11 +38,6 @@ extension CollieConfig {
                      + "parallelism (tp_size: \(tensorParallelSize)); use stage 0 or 1")
             }
             if optimizer.name == .sophiaG { fail(.optimizer, "sophiag is not yet supported with tp_size > 1; use tp_size: 1") }
-            if callbacks.checkpoint != nil, zeroStage > 0 {
-                fail("callbacks.checkpoint", "training checkpoints under tensor parallelism (tp_size: \(tensorParallelSize)) "
-                     + "are not yet written with ZeRO (the final model is saved consolidated); remove the checkpoint "
-                     + "callback or use ZeRO stage 0")
-            }
         }
         if !(0...3).contains(zeroStage) {
             fail("ds_config.zero_optimization.stage", "must be 0, 1, 2 or 3, got \(zeroStage)")

@@ -90,11 +90,55 @@ public enum ShardedOptimizerState {
         }
     }
 
+    /// This rank's ZeRO state (`flat.<slot>` over its shard of the dp group's flat buffer) gathered over the group into
+    /// the state an unsharded optimizer over the buffer's parameters keeps (`<key>.<slot>`, `<key>.step`). Every rank
+    /// of the group must call it.
+    static func gathered(_ state: OptimizerState, group: DataParallelGroup) -> OptimizerState {
+        let buffer = group.buffer
+        let keys = OptimizerState.parameterKeys(for: buffer.parameters)
+        var tensors: [String: Tensor] = [:]
+        for name in state.tensors.keys.sorted() where name.hasPrefix("flat.") && name != "flat.step" {
+            var values = [Float](repeating: 0, count: buffer.count)
+            values.replaceSubrange(group.shard, with: state.tensors[name]!.floats())
+            values.withUnsafeMutableBufferPointer { group.communicator.allGather($0, counts: group.ranges.map(\.count)) }
+            let slot = name.dropFirst("flat.".count)
+            for (key, (p, offset)) in zip(keys, zip(buffer.parameters, buffer.offsets)) {
+                tensors["\(key).\(slot)"] = Tensor(Array(values[offset..<(offset + p.count)]), shape: p.shape)
+            }
+        }
+        if let step = state.tensors["flat.step"] {
+            for key in keys { tensors["\(key).step"] = Tensor(ints: [step.ints()[0]], shape: []) }
+        }
+        var metadata = state.metadata
+        metadata.parameterKeys = keys
+        return OptimizerState(metadata: metadata, tensors: tensors)
+    }
+
+    /// An unsharded optimizer's `state` over the dp group's buffer cut to this rank's shard (`flat.<slot>`), as a
+    /// ZeRO optimizer loads it; `source` names where it came from in errors.
+    static func sharded(_ state: OptimizerState, group: DataParallelGroup, source: URL) throws -> OptimizerState {
+        let buffer = group.buffer
+        let flat = try FlatState(state: state, source: source, keys: OptimizerState.parameterKeys(for: buffer.parameters),
+                                 offsets: buffer.offsets, counts: buffer.parameters.map(\.count), range: group.shard)
+        var tensors: [String: Tensor] = [:]
+        for (slot, values) in flat.slots { tensors["flat.\(slot)"] = Tensor(values, shape: [group.shard.count]) }
+        if let step = flat.step { tensors["flat.step"] = Tensor(ints: [step], shape: []) }
+        var metadata = flat.metadata
+        metadata.parameterKeys = ["flat"]
+        return OptimizerState(metadata: metadata, tensors: tensors)
+    }
+
     /// The element-wise slots of a saved optimizer over one range of the flat buffer.
     struct FlatState {
         var metadata: OptimizerState.Metadata
         var slots: [String: [Float]] = [:]
         var step: Int?
+
+        init(metadata: OptimizerState.Metadata, slots: [String: [Float]], step: Int?) {
+            self.metadata = metadata
+            self.slots = slots
+            self.step = step
+        }
 
         init(folder: URL, keys: [String], offsets: [Int], counts: [Int], range: Range<Int>) throws {
             let total = counts.reduce(0, +)
@@ -106,7 +150,7 @@ public enum ShardedOptimizerState {
                     throw OptimizerStateError("\(layoutURL.path): the sharded state is for other parameters")
                 }
                 var metadata: OptimizerState.Metadata?
-                var slots: [String: [Float]] = [:]
+                var slots: [String: [Float]] = [:], step: Int?
                 for (rank, bounds) in layout.ranges.enumerated() {
                     let saved = bounds[0]..<bounds[1]
                     let shardFolder = folder.appendingPathComponent(folderName).appendingPathComponent(rankFolderName(rank))
@@ -126,12 +170,17 @@ public enum ShardedOptimizerState {
                     }
                 }
                 guard let metadata else { throw OptimizerStateError("\(layoutURL.path): no ranks") }
-                self.metadata = metadata
-                self.slots = slots
+                self.init(metadata: metadata, slots: slots, step: step)
                 return
             }
             // One optimizer per parameter (a one-process or stage-0 checkpoint).
-            let state = try OptimizerState(contentsOf: folder)
+            try self.init(state: OptimizerState(contentsOf: folder), source: folder, keys: keys, offsets: offsets,
+                          counts: counts, range: range)
+        }
+
+        /// The slots of one optimizer's per-parameter `state` (read from `source`) over `range`.
+        init(state: OptimizerState, source folder: URL, keys: [String], offsets: [Int], counts: [Int], range: Range<Int>) throws {
+            let total = counts.reduce(0, +)
             guard state.metadata.parameterKeys == keys else {
                 throw OptimizerStateError("\(folder.path): the saved state is for other parameters")
             }

@@ -63,13 +63,16 @@ public struct TrainingCheckpoint: Sendable {
         let group = trainer.dataParallel, communicator = group.communicator
         let shards = trainer.outputDirectory.appendingPathComponent(".\(destination.lastPathComponent).partial-shards")
         // Tensor and pipeline parallelism: the model and the optimizer's state gathered as one process holds them
-        // (every rank takes part; the world's main rank writes them).
+        // (every rank takes part; the world's main rank writes them). Under ZeRO-1 the dp group's shards are gathered
+        // first.
         let tensorParallel = trainer.grid.tensorParallelSize > 1
+        let consolidates = tensorParallel || trainer.pipeline != nil
         let whole = tensorParallel ? try trainer.model.gatheredCopy() : nil
-        let parameters = group.optimizerParameters
+        let parameters = group.buffer.parameters
         var optimizerState: OptimizerState?
-        if tensorParallel || trainer.pipeline != nil {
+        if consolidates {
             var stageState = trainer.optimizer.state()
+            if group.shardParameter != nil { stageState = ShardedOptimizerState.gathered(stageState, group: group) }
             if tensorParallel {
                 stageState = TensorParallelCheckpoint.consolidated(stageState, parameters: parameters,
                                                                    axes: trainer.model.tensorParallelSplitAxes(of: parameters),
@@ -84,7 +87,8 @@ public struct TrainingCheckpoint: Sendable {
                     keys: OptimizerState.parameterKeys(for: whole), scratch: shards)
             }
         }
-        if group.shardParameter != nil {
+        let writesShards = group.shardParameter != nil && !consolidates
+        if writesShards {
             if communicator.isMain { try? FileManager.default.removeItem(at: shards) }
             communicator.barrier()
             try ShardedOptimizerState.save(trainer.optimizer, group: group, to: shards)
@@ -94,7 +98,7 @@ public struct TrainingCheckpoint: Sendable {
             try AtomicFolder.write(at: destination) { folder in
                 try trainer.saveModelFiles(to: folder, whole: whole)
                 pauseIfRequested(writing: destination)
-                if group.shardParameter != nil {
+                if writesShards {
                     try FileManager.default.moveItem(at: shards.appendingPathComponent(ShardedOptimizerState.folderName),
                                                      to: folder.appendingPathComponent(ShardedOptimizerState.folderName))
                     try? FileManager.default.removeItem(at: shards)
@@ -178,7 +182,7 @@ public struct TrainingCheckpoint: Sendable {
             } else {
                 try trainer.loadWeights(from: folder)
             }
-            let parameters = trainer.dataParallel.optimizerParameters
+            let parameters = trainer.dataParallel.buffer.parameters
             var state = try OptimizerState(contentsOf: folder)
             if trainer.pipeline != nil {
                 let whole = trainer.model.trainableParameters.map(\.tensor)
@@ -189,6 +193,9 @@ public struct TrainingCheckpoint: Sendable {
                 state = TensorParallelCheckpoint.sliced(state, parameters: parameters,
                                                         axes: trainer.model.tensorParallelSplitAxes(of: parameters),
                                                         communicator: group)
+            }
+            if trainer.dataParallel.shardParameter != nil {
+                state = try ShardedOptimizerState.sharded(state, group: trainer.dataParallel, source: folder)
             }
             try trainer.optimizer.load(state)
         } else {

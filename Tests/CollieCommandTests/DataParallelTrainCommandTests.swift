@@ -100,13 +100,17 @@ final class DataParallelTrainCommandTests: XCTestCase {
         let checkpoint = folder.appendingPathComponent("two/checkpoint-3")
 
         // The whole run's log is copied so that the resumed runs append to the first three updates.
-        for (ranks, stage) in [(1, 0), (4, 1), (4, 3)] {
-            let name = "resumed-on-\(ranks)-zero\(stage)"
+        // Also under tensor and pipeline parallelism (tp 2 × pp 2; dp 2 × pp 2 with ZeRO-1): the shards become one
+        // process's state, cut to each rank's stage and slices.
+        for (ranks, stage, extra) in [(1, 0, []), (4, 1, []), (4, 3, []), (4, 0, ["tp_size=2", "pp_size=2", "dp_size=1", "train_micro_batch_size=4"]),
+                                      (4, 1, ["pp_size=2", "dp_size=2", "train_micro_batch_size=2"])] {
+            let name = "resumed-on-\(ranks)-zero\(stage)" + extra.map { "-" + $0.prefix(4) }.joined()
             let output = folder.appendingPathComponent(name)
             try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
             try FileManager.default.copyItem(at: folder.appendingPathComponent("two/monitors.csv"),
                                              to: output.appendingPathComponent("monitors.csv"))
             let arguments = ["train", config.path, "--resume", checkpoint.path] + layout(ranks: ranks, stage: stage, output: name)
+                + extra.flatMap { ["--set", $0] }
             let run = ranks == 1 ? try MPIRun.runProcess(collie, arguments, in: folder)
                                  : try MPIRun.run(ranks: ranks, collie, arguments, in: folder)
             XCTAssertEqual(run.status, 0, "\(name):\n\(run.output)")

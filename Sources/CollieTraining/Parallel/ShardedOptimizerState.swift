@@ -128,6 +128,29 @@ public enum ShardedOptimizerState {
         return OptimizerState(metadata: metadata, tensors: tensors)
     }
 
+    /// The sharded state in `folder` (written by a data-parallel ZeRO run) as one unsharded optimizer's over the
+    /// parameters it was written for, whose shapes are `shapes` (in optimizer order).
+    static func unshardedState(in folder: URL, shapes: [[Int]]) throws -> OptimizerState {
+        let layoutURL = folder.appendingPathComponent(folderName).appendingPathComponent(layoutFileName)
+        let layout = try TrainingCheckpoint.decode(Layout.self, from: layoutURL)
+        let counts = shapes.map { $0.reduce(1, *) }
+        guard layout.parameterKeys.count == shapes.count, layout.offsets.count == shapes.count else {
+            throw OptimizerStateError("\(layoutURL.path): the sharded state is for \(layout.parameterKeys.count) parameters, "
+                                      + "this model trains \(shapes.count)")
+        }
+        let flat = try FlatState(folder: folder, keys: layout.parameterKeys, offsets: layout.offsets, counts: counts,
+                                 range: 0..<layout.elementCount)
+        var tensors: [String: Tensor] = [:]
+        for (key, (shape, offset)) in zip(layout.parameterKeys, zip(shapes, layout.offsets)) {
+            let count = shape.reduce(1, *)
+            for (slot, values) in flat.slots { tensors["\(key).\(slot)"] = Tensor(Array(values[offset..<(offset + count)]), shape: shape) }
+            if let step = flat.step { tensors["\(key).step"] = Tensor(ints: [step], shape: []) }
+        }
+        var metadata = flat.metadata
+        metadata.parameterKeys = layout.parameterKeys
+        return OptimizerState(metadata: metadata, tensors: tensors)
+    }
+
     /// The element-wise slots of a saved optimizer over one range of the flat buffer.
     struct FlatState {
         var metadata: OptimizerState.Metadata

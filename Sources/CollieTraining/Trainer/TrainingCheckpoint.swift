@@ -164,10 +164,6 @@ public struct TrainingCheckpoint: Sendable {
         let tensorParallel = trainer.grid.tensorParallelSize > 1
         if tensorParallel || trainer.pipeline != nil {
             // This rank's stage, and its slices, of the whole model and of one process's optimizer state.
-            guard !ShardedOptimizerState.isSharded(folder) else {
-                throw TrainerError("\(folder.path): a ZeRO checkpoint does not yet resume under tensor or pipeline "
-                                   + "parallelism; resume it with tp_size: 1 and pp_size: 1")
-            }
             // Every stage's parameters get values for the while; the other stages' are freed again.
             trainer.pipeline?.allocateOtherStages(trainer.model)
             defer {
@@ -183,7 +179,19 @@ public struct TrainingCheckpoint: Sendable {
                 try trainer.loadWeights(from: folder)
             }
             let parameters = trainer.dataParallel.buffer.parameters
-            var state = try OptimizerState(contentsOf: folder)
+            var state: OptimizerState
+            if ShardedOptimizerState.isSharded(folder) {
+                // A data-parallel ZeRO run's shards, over one process's parameters (whole shapes: slices × tp_size).
+                let whole = trainer.model.trainableParameters.map(\.tensor)
+                let shapes = zip(whole, trainer.model.tensorParallelSplitAxes(of: whole)).map { parameter, axis in
+                    var shape = parameter.shape
+                    if let axis { shape[axis] *= trainer.grid.tensorParallelSize }
+                    return shape
+                }
+                state = try ShardedOptimizerState.unshardedState(in: folder, shapes: shapes)
+            } else {
+                state = try OptimizerState(contentsOf: folder)
+            }
             if trainer.pipeline != nil {
                 let whole = trainer.model.trainableParameters.map(\.tensor)
                 state = PipelineParallelCheckpoint.stage(state, wholeKeys: PipelineParallelCheckpoint.wholeKeys(of: parameters, in: whole),

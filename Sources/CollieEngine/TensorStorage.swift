@@ -34,13 +34,16 @@ public final class TensorStorage: @unchecked Sendable {
     }
 }
 
-/// A cache of freed large blocks, keyed by exact size.
+/// A cache of freed large blocks, keyed by size class.
 ///
-/// Activations and gradients have the same sizes every step, so exact-size reuse finds a block
-/// almost every time after the first step. Blocks below `minimumPooledBytes` go straight to the
-/// system allocator, and so does a freed block that would push the cache past `limit` (a quarter
-/// of physical memory), so workloads whose sizes keep changing cannot grow it without bound.
-/// `releaseCachedMemory()` returns everything cached.
+/// A large block is allocated at its size class (`pooledSize`: the request rounded up to 1, 1.25, 1.5 or 1.75 times a
+/// power of two), so a freed block serves any later request of its class: activations and gradients of the same
+/// step repeat exactly, and those of batches a few tokens longer or shorter (variable-length data) fall in the same
+/// class instead of each length leaving blocks nobody asks for again. The rounded-up tail is never touched by its
+/// first user, so it costs address space, not resident memory. Blocks below `minimumPooledBytes` go straight to the
+/// system allocator, and so does a freed block that would push the cache past `limit` (a quarter of physical memory),
+/// so workloads whose sizes keep changing cannot grow it without bound. `releaseCachedMemory()` returns everything
+/// cached.
 public final class StoragePool: @unchecked Sendable {
     /// The process-wide pool.
     public static let shared = StoragePool()
@@ -60,6 +63,8 @@ public final class StoragePool: @unchecked Sendable {
     }
 
     private var free: [Int: [UnsafeMutableRawPointer]] = [:]
+    /// The size classes asked for since the last `releaseUnusedClasses()`.
+    private var requestedClasses: Set<Int> = []
     private var cached = 0
     private var live = 0
     private var peakLive = 0
@@ -89,18 +94,30 @@ public final class StoragePool: @unchecked Sendable {
     public static func memorySavingLimit(parameterCounts counts: [Int]) -> Int {
         var occurrences: [Int: Int] = [:]
         for count in counts { occurrences[count, default: 0] += 1 }
-        let recurring = occurrences.filter { $0.value >= 3 }.keys.reduce(0) { $0 + $1 * MemoryLayout<Float>.size }
+        let recurring = occurrences.filter { $0.value >= 3 }.keys.reduce(0) { $0 + pooledSize($1 * MemoryLayout<Float>.size) }
         return max(64 << 20, recurring)
+    }
+
+    /// The size class a request of `byteCount` bytes is allocated and cached at: ≥ `minimumPooledBytes` rounded up to a
+    /// multiple of a quarter of its power of two (at most 25% more); smaller requests as they are.
+    public static func pooledSize(_ byteCount: Int) -> Int {
+        let size = max(byteCount, 1)
+        guard size >= minimumPooledBytes else { return size }
+        let quarter = 1 << (Int.bitWidth - 1 - size.leadingZeroBitCount - 2)
+        return (size + quarter - 1) / quarter * quarter
     }
 
     /// Starts a new peak measurement at the current live bytes.
     public func resetPeakLiveBytes() { lock.withLock { peakLive = live } }
 
+    /// A block of at least `byteCount` bytes: a cached one of its size class, or a new one of that class's size. Live
+    /// bytes count what was asked for.
     func allocate(byteCount: Int) -> UnsafeMutableRawPointer {
-        let size = max(byteCount, 1)
-        if size >= Self.minimumPooledBytes {
+        let requested = max(byteCount, 1), size = Self.pooledSize(requested)
+        if requested >= Self.minimumPooledBytes {
             let reused: UnsafeMutableRawPointer? = lock.withLock {
-                live += size
+                requestedClasses.insert(size)
+                live += requested
                 peakLive = max(peakLive, live)
                 guard let block = free[size]?.popLast() else { return nil }
                 cached -= size
@@ -111,17 +128,35 @@ public final class StoragePool: @unchecked Sendable {
         return UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
     }
 
+    /// Takes back a block `allocate(byteCount:)` gave for `byteCount` bytes.
     func free(_ block: UnsafeMutableRawPointer, byteCount: Int) {
-        let size = max(byteCount, 1)
-        guard size >= Self.minimumPooledBytes else { block.deallocate(); return }
+        let requested = max(byteCount, 1), size = Self.pooledSize(requested)
+        guard requested >= Self.minimumPooledBytes else { block.deallocate(); return }
         let kept: Bool = lock.withLock {
-            live -= size
+            live -= requested
             guard cached + size <= limit else { return false }
             free[size, default: []].append(block)
             cached += size
             return true
         }
         if !kept { block.deallocate() }
+    }
+
+    /// Returns the cached blocks of every size class nobody asked for since the last call (the trainer calls it after
+    /// each update): a step of the same shapes asks for all of its classes again and keeps them, while blocks left by
+    /// a batch of another length stop counting against the cache's room one update later.
+    public func releaseUnusedClasses() {
+        let blocks: [UnsafeMutableRawPointer] = lock.withLock {
+            defer { requestedClasses.removeAll(keepingCapacity: true) }
+            var released: [UnsafeMutableRawPointer] = []
+            for (size, list) in free where !requestedClasses.contains(size) {
+                released += list
+                cached -= size * list.count
+                free[size] = nil
+            }
+            return released
+        }
+        for block in blocks { block.deallocate() }
     }
 
     /// Returns every cached block to the system allocator.

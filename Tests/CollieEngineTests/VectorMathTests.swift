@@ -104,6 +104,39 @@ final class StoragePoolTests: XCTestCase {
         XCTAssertEqual(pool.cachedBytes, 0)
     }
 
+    /// Blocks are cached by size class (1, 1.25, 1.5, 1.75 × a power of two), so a batch a few tokens longer reuses
+    /// the shorter batch's freed activations instead of leaving them cached for nobody.
+    func testCloseSizesShareTheirSizeClass() {
+        XCTAssertEqual(StoragePool.pooledSize(100), 100)
+        XCTAssertEqual(StoragePool.pooledSize(1 << 20), 1 << 20)
+        XCTAssertEqual(StoragePool.pooledSize((1 << 20) + 1), (1 << 20) + (1 << 18))
+        XCTAssertEqual(StoragePool.pooledSize(1_700_000), 7 << 18)
+        XCTAssertEqual(StoragePool.pooledSize((7 << 18) + 1), 2 << 20)
+        let pool = StoragePool()
+        let a = pool.allocate(byteCount: 1_100_000)
+        pool.free(a, byteCount: 1_100_000)
+        XCTAssertEqual(pool.cachedBytes, 5 << 18)
+        XCTAssertEqual(pool.allocate(byteCount: 1_250_000), a, "a longer batch's block of the same class is the freed one")
+        XCTAssertEqual(pool.liveBytes, 1_250_000, "live bytes count what was asked for")
+        pool.free(a, byteCount: 1_250_000)
+        pool.releaseCachedMemory()
+    }
+
+    /// After each update the trainer returns the cached blocks of classes that update never asked for.
+    func testClassesNotAskedForSinceTheLastReleaseAreReturned() {
+        let pool = StoragePool()
+        let a = pool.allocate(byteCount: 1 << 20), b = pool.allocate(byteCount: 4 << 20)
+        pool.free(a, byteCount: 1 << 20)
+        pool.free(b, byteCount: 4 << 20)
+        pool.releaseUnusedClasses()   // both classes were asked for: kept
+        XCTAssertEqual(pool.cachedBytes, 5 << 20)
+        XCTAssertEqual(pool.allocate(byteCount: 1 << 20), a)
+        pool.free(a, byteCount: 1 << 20)
+        pool.releaseUnusedClasses()   // only the 1 MiB class was asked for since
+        XCTAssertEqual(pool.cachedBytes, 1 << 20)
+        pool.releaseCachedMemory()
+    }
+
     func testTheCacheNeverGrowsPastItsLimit() {
         let pool = StoragePool()
         pool.limit = 3 << 20
@@ -121,7 +154,8 @@ final class StoragePoolTests: XCTestCase {
         XCTAssertEqual(StoragePool.memorySavingLimit(parameterCounts: small), 64 << 20)
         let sevenB = [32000 * 4096, 32000 * 4096] + Array(repeating: 4096 * 4096, count: 128)
             + Array(repeating: 4096 * 11008, count: 96) + Array(repeating: 4096, count: 65)
-        XCTAssertEqual(StoragePool.memorySavingLimit(parameterCounts: sevenB), 4 * (4096 * 4096 + 4096 * 11008 + 4096))
+        XCTAssertEqual(StoragePool.memorySavingLimit(parameterCounts: sevenB),
+                       4 * 4096 * 4096 + 201_326_592 + 4 * 4096)   // 4096 × 11008 floats in their class (1.5 × 2²⁷ bytes)
     }
 
     func testZeroedStorageIsZeroEvenWhenReused() {

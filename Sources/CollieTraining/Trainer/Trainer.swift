@@ -284,6 +284,8 @@ public final class Trainer {
         }
         schedule.advance()
         dataParallel.zeroGradients()
+        // Freed blocks of sizes this update did not use (a batch of another length's) go back to the system.
+        StoragePool.shared.releaseUnusedClasses()
         state.globalStep += 1
         state.position = nextPosition
         state.lastLoss = Double(loss)

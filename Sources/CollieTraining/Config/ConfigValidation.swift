@@ -22,8 +22,8 @@ extension CollieConfig {
         atLeast(1, pipelineParallelSize, .pipelineParallelSize)
         if pipelineParallelSize > 1 {
             let pp = "pipeline parallelism (pp_size: \(pipelineParallelSize))"
-            if zeroStage >= 2 {
-                fail("ds_config.zero_optimization.stage", "ZeRO stage \(zeroStage) is not yet supported with \(pp); use stage 0 or 1")
+            if zeroStage >= 3 {
+                fail("ds_config.zero_optimization.stage", "ZeRO stage \(zeroStage) is not yet supported with \(pp); use stage 0, 1 or 2")
             }
             if optimizer.name == .sophiaG {
                 fail(.optimizer, "sophiag is not yet supported with \(pp); use adamw, sgd, lion, adan, lomo or adalomo, or pp_size: 1")
@@ -33,9 +33,9 @@ extension CollieConfig {
             }
         }
         if tensorParallelSize > 1 {
-            if zeroStage >= 2 {
+            if zeroStage >= 3 {
                 fail("ds_config.zero_optimization.stage", "ZeRO stage \(zeroStage) is not yet supported with tensor "
-                     + "parallelism (tp_size: \(tensorParallelSize)); use stage 0 or 1")
+                     + "parallelism (tp_size: \(tensorParallelSize)); use stage 0, 1 or 2")
             }
             if optimizer.name == .sophiaG { fail(.optimizer, "sophiag is not yet supported with tp_size > 1; use tp_size: 1") }
         }

@@ -327,8 +327,26 @@ public final class DataParallelGroup {
             return maxNorm.map { GradientClipping.clipByGlobalNorm(buffer, maxNorm: $0) }
                 ?? GradientClipping.globalNorm(buffer.parameters)
         }
-        let local = GradientClipping.globalNorm([shardParameter])
-        let total = communicator.sum(local * local).squareRoot()
+        let total: Double
+        if tensorParallel != nil || pipelineParallel != nil {
+            // Each parameter's part of this rank's gradient shard: slices' and replicated squares apart, summed over
+            // the dp group, then as above over the tensor-parallel group and the stages.
+            let g = shardParameter.grad!.pointer(as: Float.self)
+            var sliced = 0.0, replicated = 0.0
+            for (index, p) in buffer.parameters.enumerated() where pipelineParallel?.countsInNorm[index] ?? true {
+                let start = buffer.offsets[index]
+                var squares = 0.0
+                for i in Self.overlap(start..<(start + p.count), shard) { squares += Double(g[i - shard.lowerBound]) * Double(g[i - shard.lowerBound]) }
+                if tensorParallel?.isSlice[index] == true { sliced += squares } else { replicated += squares }
+            }
+            let sums = communicator.sum([sliced, replicated])
+            var squared = (tensorParallel?.communicator.sum(sums[0]) ?? sums[0]) + sums[1]
+            if let pipelineParallel { squared = pipelineParallel.communicator.sum(squared) }
+            total = squared.squareRoot()
+        } else {
+            let local = GradientClipping.globalNorm([shardParameter])
+            total = communicator.sum(local * local).squareRoot()
+        }
         if let maxNorm, let scale = GradientClipping.scale(total: total, maxNorm: maxNorm) {
             let g = shardParameter.grad!.pointer(as: Float.self)
             for i in 0..<shardParameter.count { g[i] *= scale }

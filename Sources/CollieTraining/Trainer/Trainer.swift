@@ -144,6 +144,12 @@ public final class Trainer {
         if grid.tensorParallelSize > 1, let inBackward = optimizer.inBackward {
             inBackward.useTensorParallelism(grid.tensorParallel, splitAxes: splitAxes)
         }
+        if let pipeline, config.zeroStage >= 2, !pipeline.sharedParameters(of: model).isEmpty {
+            // Stage 2 keeps only each rank's shard of the summed gradients, but a tied embedding's two halves are
+            // summed between the first and the last stage after backward.
+            throw TrainerError("ds_config.zero_optimization.stage: ZeRO stage \(config.zeroStage) with pipeline parallelism "
+                               + "is not yet supported for a model with tied embeddings (tie_word_embeddings); use stage 0 or 1")
+        }
         if let pipeline, let inBackward = optimizer.inBackward {
             // A tied embedding's gradient is summed from the first and the last stage only after both backward halves,
             // but these optimizers update each parameter the moment its gradient is complete.

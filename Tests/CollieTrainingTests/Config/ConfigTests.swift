@@ -332,8 +332,8 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(try CollieConfig(text: "model: tiny\ntokenizer: t", source: "train.yaml").pipelinePartitionMethod,
                        .parameters)
         let cases: [(String, String, String)] = [
-            ("pp_size: 2\nds_config: {zero_optimization: {stage: 2}}", "ds_config.zero_optimization.stage",
-             "ZeRO stage 2 is not yet supported with pipeline parallelism (pp_size: 2)"),
+            ("pp_size: 2\nds_config: {zero_optimization: {stage: 3}}", "ds_config.zero_optimization.stage",
+             "ZeRO stage 3 is not yet supported with pipeline parallelism (pp_size: 2)"),
             ("pp_size: 2\noptimizer: {name: sophiag, lr: 0.1}", "optimizer", "sophiag is not yet supported with pipeline parallelism"),
             ("pp_size: 2\npeft_config: {peft_type: PROMPT_TUNING, num_virtual_tokens: 4}", "peft_config",
              "prompt tuning is not yet supported with pipeline parallelism"),
@@ -350,7 +350,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(config.tensorParallelSize, 2)
         XCTAssertEqual(config.processCount, 4)
         XCTAssertEqual(try XCTUnwrap(issue("model: tiny\ntokenizer: t\ntp_size: 0")).keyPath, "tp_size")
-        let zero = try XCTUnwrap(issue("model: tiny\ntokenizer: t\ntp_size: 2\nds_config: {zero_optimization: {stage: 2}}"))
+        let zero = try XCTUnwrap(issue("model: tiny\ntokenizer: t\ntp_size: 2\nds_config: {zero_optimization: {stage: 3}}"))
         XCTAssertEqual(zero.keyPath, "ds_config.zero_optimization.stage")
         XCTAssertTrue(zero.message.contains("not yet supported with tensor parallelism"), zero.message)
         XCTAssertNoThrow(try CollieConfig(text: "model: tiny\ntokenizer: t\ntp_size: 2\npp_size: 2\nds_config: {zero_optimization: {stage: 1}}\n"

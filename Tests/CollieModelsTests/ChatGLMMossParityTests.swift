@@ -278,7 +278,6 @@ final class ChatGLMMossParityTests: XCTestCase, FamilyParityFixtures {
             ({ $0["rope_ratio"] = -1 }, "rope_ratio must be a finite number > 0"),
             ({ $0["pre_seq_len"] = 8 }, "pre_seq_len (8)"),
             ({ $0["layernorm_epsilon"] = -1 }, "layernorm_epsilon must be a finite number >= 0"),
-            ({ $0.removeValue(forKey: "padded_vocab_size"); $0["position_encoding_2d"] = true }, "ChatGLM v1"),
         ]
         for (edit, message) in cases {
             let folder = try temporaryCopy(of: "chatglm2")

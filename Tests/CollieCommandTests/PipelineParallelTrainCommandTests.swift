@@ -43,13 +43,14 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
         }
     }
 
-    /// The other families' blocks (InternLM2, ChatGLM2 with multi-query groups, MOSS's parallel attention and MLP) are
-    /// units as LLaMA's are: pp = 2 equals one process.
+    /// The other families' blocks (InternLM2, ChatGLM2 with multi-query groups, MOSS's parallel attention and MLP,
+    /// ChatGLM-6B, whose positions every stage reads from the batch's ids) are units as LLaMA's are: pp = 2 equals one
+    /// process.
     func testOtherFamiliesUnderPipelineParallelismMatchOneProcess() throws {
         let folder = try temporaryFolder(for: self)
         let config = try ParallelTrainRun.makeConfig(in: folder)
         let collie = try CollieExecutable.url()
-        for family in ["internlm2", "chatglm_mqa", "moss"] {
+        for family in ["internlm2", "chatglm_mqa", "moss", "chatglm6b"] {
             let model = ModelFixtures.folder(family)
             let common = ["--set", "model=\(model.path)"]
             let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=\(family)-one"] + common, in: folder)

@@ -3,7 +3,7 @@ import Foundation
 
 /// ChatGLM-6B (GLM-6B, THUDM/chatglm-6b: `ChatGLMForConditionalGeneration` of the authors' remote code
 /// `modeling_chatglm.py`), read top to bottom as the published file: post-scaled residual blocks (DeepNorm's
-/// alpha = sqrt(2·layers) on the normalized input) of self-attention with 2D rotary positions and a GELU MLP, attending
+/// alpha = sqrt(2·28) on the normalized input) of self-attention with 2D rotary positions and a GELU MLP, attending
 /// in both directions over each row's context (the tokens before sop) and causally after it.
 ///
 /// Keys: `transformer.word_embeddings`, `transformer.layers.N.{input_layernorm,post_attention_layernorm}` (LayerNorms),
@@ -96,7 +96,9 @@ extension ChatGLM6BForConditionalGeneration {
     }
 
     /// One GLMBlock: h = input_layernorm(x); x' = h·alpha + attention(h); h' = post_attention_layernorm(x');
-    /// out = h'·alpha + mlp(h'), alpha = sqrt(2·num_layers). The residuals are the normalized inputs, scaled.
+    /// out = h'·alpha + mlp(h'). The residuals are the normalized inputs, scaled by alpha = sqrt(2·num_layers) of
+    /// GLMBlock's own `num_layers` argument, whose default, 28, ChatGLMModel never overrides: sqrt(56) for every
+    /// config (chatglm-6b has 28 layers; a smaller model scales as the file runs it).
     public final class GLMBlock: Module {
         public let inputLayernorm, postAttentionLayernorm: LayerNorm
         public let attention: SelfAttention
@@ -108,7 +110,7 @@ extension ChatGLM6BForConditionalGeneration {
             attention = SelfAttention(c, initialization: &initialization)
             postAttentionLayernorm = LayerNorm(dimension: c.hiddenSize, epsilon: c.rmsNormEpsilon)
             mlp = GLU(c, initialization: &initialization)
-            alpha = (2 * Double(c.hiddenLayers)).squareRoot()
+            alpha = (2 * 28.0).squareRoot()
         }
 
         func callAsFunction(_ x: Tensor, _ context: BlockContext) -> Tensor {

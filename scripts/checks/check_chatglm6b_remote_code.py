@@ -18,7 +18,10 @@ unexpected key; RotaryEmbedding ignores its stored inv_freq and keeps its own, f
 fixture's batch without position_ids or attention_mask (the code derives both from [gMASK]/[MASK] and sop), and must
 give its logits, loss (relative 1e-5) and every gradient (1e-4 of max). Then `collie convert --model <fixture> --out
 <tmp> --dtype float32`, and the published code must read <tmp> (config.json as Collie writes it) to the same logits
-(difference 0). Exit status 1 when anything differs.
+(difference 0). Last, greedy decoding: the published code with its own KV cache (prepare_inputs_for_generation's
+inputs at each step: the last token at [mask position, seq_length - context_length]) picks the same tokens as
+`collie generate --prompt-ids …` for prompts ending in [gMASK] sop and holding [MASK] before sop, one at a time and as
+one left-padded batch. Exit status 1 when anything differs.
 """
 
 import argparse
@@ -64,6 +67,31 @@ def build(folder, classes):
     return model.eval()
 
 
+def remote_greedy(model, prompt, count, eos):
+    """Greedy tokens from the published code's own cached decoding (as its generate would feed it)."""
+    ids = torch.tensor([prompt])
+    tokens = []
+    with torch.no_grad():
+        inputs = model.prepare_inputs_for_generation(ids)
+        for _ in range(count):
+            out = model(**inputs, use_cache=True)
+            token = int(out.logits[0, -1].argmax())
+            tokens.append(token)
+            if token == eos:
+                break
+            ids = torch.cat([ids, torch.tensor([[token]])], dim=1)
+            inputs = model.prepare_inputs_for_generation(ids, past_key_values=out.past_key_values)
+    return tokens
+
+
+def collie_greedy(collie, prompts, count):
+    command = [collie, "generate", "--model", FIXTURE, "--max-new-tokens", str(count), "--json"]
+    for prompt in prompts:
+        command += ["--prompt-ids", ",".join(map(str, prompt))]
+    result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+    return [r["ids"] for r in (result if isinstance(result, list) else [result])]
+
+
 def relative(actual, expected):
     return ((actual - expected).abs().max() / expected.abs().max()).item()
 
@@ -92,7 +120,18 @@ def main():
             again = build(work, classes)(input_ids=ids, use_cache=False).logits.float()
             report["collie-saved logits"] = (again - out.logits.float()).abs().max().item()
     good = good and report["collie-saved logits"] == 0
-    print(f"chatglm6b {'ok' if good else 'DIFFERS'}: " + ", ".join(f"{k} {v:.1e}" for k, v in report.items()))
+
+    with open(os.path.join(FIXTURE, "config.json")) as f:
+        config = json.load(f)
+    gmask, mask, sop = config["gmask_token_id"], config["mask_token_id"], config["bos_token_id"]
+    prompts = [[5, 17, 42, 88, gmask, sop], [9, mask, 30, 31, 32, 60, 61, sop]]
+    expected_tokens = [remote_greedy(model, p, 12, config["eos_token_id"]) for p in prompts]
+    alone = [collie_greedy(args.collie, [p], 12)[0] for p in prompts]
+    batched = collie_greedy(args.collie, prompts, 12)
+    report["greedy tokens differing"] = sum(a != e for got in (alone, batched) for a, e in zip(got, expected_tokens))
+    good = good and report["greedy tokens differing"] == 0
+    print(f"chatglm6b {'ok' if good else 'DIFFERS'}: " + ", ".join(f"{k} {v:.1e}" for k, v in report.items())
+          + f"; greedy tokens {expected_tokens}")
     return 0 if good else 1
 
 

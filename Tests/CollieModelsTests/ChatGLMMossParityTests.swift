@@ -199,10 +199,11 @@ final class ChatGLMMossParityTests: XCTestCase, FamilyParityFixtures {
         try checkAdapterTrainsAndRoundTrips(named, variant: "moss")
     }
 
-    /// `quantize: q8_0` quantizes the families' block projections and keeps the embedding and output layer dense;
+    /// `quantize: q8_0` quantizes the families' block projections (ChatGLM-6B's too) and keeps the embedding and
+    /// output layer dense;
     /// the logits equal a dense model's holding the blocks' dequantized values.
     func testQuantizingAtLoadTakesTheBlockProjections() throws {
-        for variant in ["chatglm2", "moss"] {
+        for variant in ["chatglm2", "chatglm6b", "moss"] {
             let dense = try PretrainedModel.model(.folder(Self.folder(variant)))
             let quantized = try PretrainedModel.model(.folder(Self.folder(variant)), quantization: .quantize(.q8_0))
             let blockLayers = quantized.namedLinearLayers.filter { $0.path != quantized.configuration.outputProjectionPath }

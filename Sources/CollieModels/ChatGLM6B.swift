@@ -55,23 +55,27 @@ extension ChatGLM6BForConditionalGeneration {
 
         /// Queries [B, T, H, D] (the last T of S positions) over keys and values [B, S, H, D]: causal, except that a
         /// query inside its row's bidirectional prefix attends the whole prefix (get_masks: every query sees
-        /// keys [:context_length]; a query after the prefix sees it causally anyway). Those rows come from a second,
-        /// non-causal pass over the prefix's keys.
+        /// keys [:context_length]; a query after the prefix sees it causally anyway). Those queries — among the first
+        /// m rows — take a second, non-causal pass over the prefixes' keys.
         static func attention(_ q: Tensor, _ keys: Tensor, _ values: Tensor, keyPaddingMask: Tensor?, prefix: [Int]?) -> Tensor {
             let causal = Tensor.scaledDotProductAttention(query: q, key: keys, value: values, causal: true,
                                                           keyPaddingMask: keyPaddingMask)
             let (b, t, s) = (q.shape[0], q.shape[1], keys.shape[1])
             guard let prefix else { return causal }
-            var inside = [Float](repeating: 0, count: b * t), context = [Float](repeating: 0, count: b * s)
+            let inPrefix = prefix.map { min(max($0 - (s - t), 0), t) }   // per row: its first queries inside the prefix
+            let m = inPrefix.max() ?? 0, n = min(prefix.max() ?? 0, s)
+            guard m > 0 else { return causal }
+            var inside = [Float](repeating: 0, count: b * m), context = [Float](repeating: 0, count: b * n)
             let padding = keyPaddingMask?.floats()
             for r in 0..<b {
-                for i in 0..<t where s - t + i < prefix[r] { inside[r * t + i] = 1 }
-                for j in 0..<min(prefix[r], s) where padding.map({ $0[r * s + j] != 0 }) ?? true { context[r * s + j] = 1 }
+                for i in 0..<inPrefix[r] { inside[r * m + i] = 1 }
+                for j in 0..<min(prefix[r], n) where padding.map({ $0[r * s + j] != 0 }) ?? true { context[r * n + j] = 1 }
             }
-            guard inside.contains(1) else { return causal }
-            let whole = Tensor.scaledDotProductAttention(query: q, key: keys, value: values, causal: false,
-                                                         keyPaddingMask: Tensor(context, shape: [b, s]))
-            return Tensor.where(Tensor(inside, shape: [b, t, 1, 1]), whole, causal)
+            let whole = Tensor.scaledDotProductAttention(query: q.slice(axis: 1, 0..<m), key: keys.slice(axis: 1, 0..<n),
+                                                         value: values.slice(axis: 1, 0..<n), causal: false,
+                                                         keyPaddingMask: Tensor(context, shape: [b, n]))
+            let head = Tensor.where(Tensor(inside, shape: [b, m, 1, 1]), whole, causal.slice(axis: 1, 0..<m))
+            return m == t ? head : .concat([head, causal.slice(axis: 1, m..<t)], axis: 1)
         }
 
         public var namedParameters: [(key: String, tensor: Tensor)] {

@@ -82,12 +82,12 @@ final class ChatGLMMossParityTests: XCTestCase, FamilyParityFixtures {
 
     // MARK: - The paths around the blocks
 
-    /// What the protocol's extensions do for every architecture works for these: the parameters lie unit after
+    /// What the protocol's extensions do for every architecture works for these (and ChatGLM-6B): the parameters lie unit after
     /// unit (ZeRO-3 gathers them per unit), activation checkpointing gives bit-identical loss and gradients, and
     /// bf16-stored weights compute as their float32 values.
     func testCheckpointingUnitsAndBFloat16WeightsWorkForEachFamily() throws {
         let ids = Tensor(ints: (0..<24).map { ($0 * 37 + 5) % 128 }, shape: [2, 12])
-        for variant in Self.variants {
+        for variant in Self.variants + ["chatglm6b"] {
             let model = try PretrainedModel.model(.folder(Self.folder(variant)))
             XCTAssertEqual(model.parameterUnits?.count, model.blockCount + 2, variant)
 

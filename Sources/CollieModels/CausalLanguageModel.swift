@@ -36,6 +36,29 @@ public protocol CausalLanguageModel: Module {
     var otherModulePaths: [String] { get }
     /// What is attached to the model from outside its architecture: adapters, hooks, run-time switches.
     var attachments: ModelAttachments { get }
+    /// The positions this architecture reads from token ids [B, T] themselves (`keyPaddingMask` [B, T]: 0 for
+    /// padding, which takes no position), or nil when it takes the caller's (0, 1, … by default). Only GLM-6B
+    /// derives them: 2D positions [B, 2, T] from each row's [gMASK] and sop, as its remote code does.
+    func positions(of ids: Tensor, keyPaddingMask: Tensor?) -> Tensor?
+    /// What the blocks read of the last `count` of the positions' columns: positions [T] or [B, T] (nil: 0..<count)
+    /// for RoPE; an architecture that derives its own positions gets them as it made them.
+    func positionEncoding(_ positions: Tensor?, count: Int) -> PositionEncoding
+}
+
+/// The rotary tables of the positions a block sees and, for a prefix language model, the keys each row attends
+/// in both directions.
+public struct PositionEncoding {
+    /// Rotary tables [B or 1, T, R/2].
+    public var cos, sin: Tensor
+    /// Per row: the number of leading keys every query of the row attends (GLM-6B's context); keys after them are
+    /// attended causally. nil: causal throughout.
+    public var bidirectionalPrefix: [Int]?
+
+    public init(cos: Tensor, sin: Tensor, bidirectionalPrefix: [Int]? = nil) {
+        self.cos = cos
+        self.sin = sin
+        self.bidirectionalPrefix = bidirectionalPrefix
+    }
 }
 
 /// What a decoder block reads besides its input: the rotary tables of the positions, the padding mask, and when
@@ -45,6 +68,8 @@ public struct BlockContext {
     public var cos, sin: Tensor
     /// [B, T] (1 = attend), or nil when nothing is padding; with a cache the cache keeps the mask.
     public var keyPaddingMask: Tensor?
+    /// See `PositionEncoding.bidirectionalPrefix` (counted in keys: with a cache, cached positions included).
+    public var bidirectionalPrefix: [Int]? = nil
     public var cache: KVCache?
     /// The block's index (its layer in `cache`).
     public var layer: Int
@@ -131,8 +156,13 @@ extension CausalLanguageModel {
         if let promptEmbedding {
             return promptEmbedding.realTokenLogits(self, ids, positions: positions, keyPaddingMask: keyPaddingMask)
         }
-        return logits(inputEmbeddings: embeddings(of: ids), positions: positions, keyPaddingMask: keyPaddingMask)
+        return logits(inputEmbeddings: embeddings(of: ids),
+                      positions: self.positions(of: ids, keyPaddingMask: keyPaddingMask) ?? positions,
+                      keyPaddingMask: keyPaddingMask)
     }
+
+    /// Takes the caller's positions.
+    public func positions(of ids: Tensor, keyPaddingMask: Tensor?) -> Tensor? { nil }
 
     /// The token embeddings [B, T, C] of ids [B, T] (the first parameter unit).
     public func embeddings(of ids: Tensor) -> Tensor {
@@ -155,20 +185,21 @@ extension CausalLanguageModel {
         precondition(!units.isEmpty && units.lowerBound >= 0 && units.upperBound <= blockCount + 2,
                      "units \(units) of a model with \(blockCount + 2)")
         let h = units.lowerBound == 0 ? embeddings(of: input) : input
+        let derived = units.lowerBound == 0 ? self.positions(of: input, keyPaddingMask: keyPaddingMask) : nil
         let blocks = max(units.lowerBound - 1, 0)..<min(units.upperBound - 1, blockCount)
-        return run(blocks: blocks, head: units.upperBound == blockCount + 2, h, positions: positions,
+        return run(blocks: blocks, head: units.upperBound == blockCount + 2, h, positions: derived ?? positions,
                    keyPaddingMask: keyPaddingMask)
     }
 
     /// Hidden states [B, T, C] through `blocks`, then through the head when `head`.
     private func run(blocks: Range<Int>, head runsHead: Bool, _ input: Tensor, positions: Tensor?, keyPaddingMask: Tensor?) -> Tensor {
-        let length = input.shape[1]
-        let (cos, sin) = rotaryTables(positions?.ints() ?? Array(0..<length), shape: positions?.shape ?? [length])
+        let encoding = positionEncoding(positions, count: input.shape[1])
         let hooks = parameterUnitHooks, checkpointing = activationCheckpointing
         var h = input
         for index in blocks {
             if let hooks { h = hooks.unitWillRun(index + 1, input: h) }
-            let context = BlockContext(cos: cos, sin: sin, keyPaddingMask: keyPaddingMask, cache: nil, layer: index)
+            let context = BlockContext(cos: encoding.cos, sin: encoding.sin, keyPaddingMask: keyPaddingMask,
+                                       bidirectionalPrefix: encoding.bidirectionalPrefix, cache: nil, layer: index)
             h = checkpointing ? .checkpoint(h) { self.block(index, $0, context) } : block(index, h, context)
             if let hooks { h = hooks.unitDidRun(index + 1, output: h) }
         }
@@ -178,8 +209,13 @@ extension CausalLanguageModel {
         return hooks?.unitDidRun(blockCount + 1, output: logits) ?? logits
     }
 
-    /// The cos/sin tables for `positions`, reused while the positions repeat (every training step of a fixed
+    /// RoPE's cos/sin tables for `positions`, reused while the positions repeat (every training step of a fixed
     /// sequence length), so the step computes no trigonometry.
+    public func positionEncoding(_ positions: Tensor?, count: Int) -> PositionEncoding {
+        let (cos, sin) = rotaryTables(positions?.ints() ?? Array(0..<count), shape: positions?.shape ?? [count])
+        return PositionEncoding(cos: cos, sin: sin)
+    }
+
     private func rotaryTables(_ positions: [Int], shape: [Int]) -> (cos: Tensor, sin: Tensor) {
         if let cached = attachments.rotaryCache, cached.positions == positions, cached.shape == shape {
             return (cached.cos, cached.sin)
@@ -210,13 +246,23 @@ extension CausalLanguageModel {
         let spin: (() -> Tensor) -> Tensor = { b * t <= Tensor.decodingRowLimit ? Parallel.withSpinningWorkers($0) : $0() }
         return withNoGrad { Tensor.withDecodingKernels { spin {
             let mask = attend ?? Array(repeating: Array(repeating: true, count: t), count: b)
-            let positions = cache.reserve(mask.map { Array(repeating: true, count: n) + $0 })
-            let (cos, sin) = Tensor.rotaryTables(positions: Tensor(ints: positions, shape: [b, n + t]),
-                                                 inverseFrequencies: cache.inverseFrequencies)
+            let positions = cache.reserve(mask.map { Array(repeating: true, count: n) + $0 },
+                                          tokens: ids.map { Array(repeating: -1, count: n) + $0 })
+            let held = cache.heldTokens(adding: n + t)
+            let encoding: PositionEncoding
+            if let derived = self.positions(of: held.ids, keyPaddingMask: held.attend) {
+                encoding = positionEncoding(derived, count: n + t)
+            } else {
+                let (cos, sin) = Tensor.rotaryTables(positions: Tensor(ints: positions, shape: [b, n + t]),
+                                                     inverseFrequencies: cache.inverseFrequencies)
+                encoding = PositionEncoding(cos: cos, sin: sin)
+            }
             let tokens = embedTokens(Tensor(ints: ids.flatMap { $0 }, shape: [b, t]))
             var h = virtual?.prepended(to: tokens) ?? tokens
             for index in 0..<blockCount {
-                h = block(index, h, BlockContext(cos: cos, sin: sin, keyPaddingMask: nil, cache: cache, layer: index))
+                h = block(index, h, BlockContext(cos: encoding.cos, sin: encoding.sin, keyPaddingMask: nil,
+                                                 bidirectionalPrefix: encoding.bidirectionalPrefix, cache: cache,
+                                                 layer: index))
             }
             cache.advance(by: n + t)
             let last = n + t == 1 ? h : h.slice(axis: 1, (n + t - 1)..<(n + t))

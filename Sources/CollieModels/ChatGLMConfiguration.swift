@@ -30,7 +30,8 @@ public struct ChatGLMSettings: Codable, Sendable, Equatable {
 /// `layernorm_epsilon`, `rmsnorm`, `apply_residual_connection_post_layernorm`, `post_layer_norm`, `rope_ratio`
 /// (ChatGLM3-32k: RoPE base 10000·rope_ratio), `seq_length`; `quantization_bit` (the remote code's quantize-at-load
 /// on CUDA) is ignored, the weights are read as stored. RoPE rotates the first kv_channels/2 dimensions of each
-/// head in interleaved pairs. ChatGLM v1 (GLM-6B) is not this format: its config has no `padded_vocab_size`.
+/// head in interleaved pairs. ChatGLM v1 (GLM-6B) has the same `model_type` and its own fields: a config with
+/// `position_encoding_2d` or without `padded_vocab_size` is read as one (`ChatGLM6BConfiguration.swift`).
 enum ChatGLMKeys: String, CodingKey {
     case modelType = "model_type", architectures
     case numLayers = "num_layers", paddedVocabSize = "padded_vocab_size", vocabSize = "vocab_size"
@@ -61,8 +62,8 @@ extension LlamaConfiguration {
             return value
         }
         if c.contains(.positionEncoding2D) || !c.contains(.paddedVocabSize) {
-            throw ModelConfigurationError("this chatglm config is ChatGLM v1 (GLM-6B: 2D positions, no padded_vocab_size), "
-                                          + "which is not supported; ChatGLM2/ChatGLM3 are")
+            self = try Self(chatGLM6BFrom: decoder)
+            return
         }
         if let prefix = try c.decodeIfPresent(Int.self, forKey: .preSeqLen) {
             throw ModelConfigurationError("pre_seq_len (\(prefix)): P-tuning v2 prefixes are not supported; set it to null")
@@ -118,6 +119,7 @@ extension LlamaConfiguration {
 
     /// Writes config.json in ChatGLM2/3's field names (no `auto_map`: a folder Collie saves carries no remote code).
     func encodeChatGLM(to encoder: Encoder) throws {
+        if chatGLM6B != nil { return try encodeChatGLM6B(to: encoder) }
         var c = encoder.container(keyedBy: ChatGLMKeys.self)
         let settings = chatGLM ?? ChatGLMSettings()
         try c.encode(modelType, forKey: .modelType)

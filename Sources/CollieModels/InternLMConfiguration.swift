@@ -66,7 +66,7 @@ extension LlamaConfiguration {
     var embeddingKey: String {
         switch modelType {
         case .internlm2: "model.tok_embeddings.weight"
-        case .chatglm: "transformer.embedding.word_embeddings.weight"
+        case .chatglm: chatGLM6B == nil ? "transformer.embedding.word_embeddings.weight" : "transformer.word_embeddings.weight"
         case .moss: "transformer.wte.weight"
         default: "model.embed_tokens.weight"
         }
@@ -76,7 +76,7 @@ extension LlamaConfiguration {
     var outputProjectionPath: String {
         switch modelType {
         case .internlm2: "output"
-        case .chatglm: "transformer.output_layer"
+        case .chatglm: chatGLM6B == nil ? "transformer.output_layer" : "lm_head"
         default: "lm_head"
         }
     }

@@ -22,6 +22,9 @@ public final class KVCache {
     private var hasPadding = false
     /// The rotary position the next real token of each row gets.
     private var nextPositions: [Int]
+    /// [B, capacity]: the token id in each reserved slot (−1 for prompt tuning's virtual tokens), for architectures
+    /// that read positions from the ids (`CausalLanguageModel.positions(of:keyPaddingMask:)`).
+    private var tokenIDs: [Int]
     let inverseFrequencies: [Float]
 
     /// An empty cache for `batchSize` rows of up to `capacity` positions of a model with `configuration`.
@@ -36,6 +39,7 @@ public final class KVCache {
         values = (0..<configuration.hiddenLayers).map { _ in Tensor(uninitializedShape: shape) }
         attend = .zeros([batchSize, capacity])
         nextPositions = Array(repeating: 0, count: batchSize)
+        tokenIDs = Array(repeating: 0, count: batchSize * capacity)
         inverseFrequencies = configuration.inverseFrequencies(sequenceLength: capacity)
     }
 
@@ -62,10 +66,10 @@ public final class KVCache {
     /// Free slots left.
     public var remaining: Int { capacity - length }
 
-    /// Reserves the next `mask[0].count` slots: `mask[b][t]` says whether row b's token t is real
+    /// Reserves the next `mask[0].count` slots for `tokens`: `mask[b][t]` says whether row b's token t is real
     /// (false = left padding). Returns each new token's rotary position, [B·T] row-major; a padding
     /// slot gets position 1 (as `transformers` fills it), which no real token ever attends.
-    func reserve(_ mask: [[Bool]]) -> [Int] {
+    func reserve(_ mask: [[Bool]], tokens: [[Int]]) -> [Int] {
         precondition(mask.count == batchSize, "the cache holds \(batchSize) rows, got \(mask.count)")
         let t = mask[0].count
         precondition(length + t <= capacity, "the KV cache is full (\(length) + \(t) > \(capacity) positions)")
@@ -76,6 +80,7 @@ public final class KVCache {
             precondition(row.count == t, "every row must add the same number of tokens")
             for (i, real) in row.enumerated() {
                 flags[b * capacity + length + i] = real ? 1 : 0
+                tokenIDs[b * capacity + length + i] = tokens[b][i]
                 if real {
                     positions.append(nextPositions[b])
                     nextPositions[b] += 1
@@ -86,6 +91,14 @@ public final class KVCache {
             }
         }
         return positions
+    }
+
+    /// The token ids [B, S] and padding mask [B, S] (1 = real) of every slot up to and including the `count` just
+    /// reserved (S = length + count).
+    func heldTokens(adding count: Int) -> (ids: Tensor, attend: Tensor) {
+        let s = length + count
+        let ids = (0..<batchSize).flatMap { b in tokenIDs[(b * capacity)..<(b * capacity + s)] }
+        return (Tensor(ints: ids, shape: [batchSize, s]), attend.slice(axis: 1, 0..<s).contiguous())
     }
 
     /// Copies layer `layer`'s new keys and values [B, T, KVH, D] into the reserved slots

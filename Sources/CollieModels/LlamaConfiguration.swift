@@ -68,6 +68,8 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
     public var rotaryDimension: Int?
     /// ChatGLM2/3's block settings; nil for every other family.
     public var chatGLM: ChatGLMSettings?
+    /// ChatGLM-6B's (GLM-6B, ChatGLM v1) special tokens; nil for every other family, ChatGLM2/3 included.
+    public var chatGLM6B: ChatGLM6BSettings?
 
     enum CodingKeys: String, CodingKey {
         case modelType = "model_type"
@@ -244,7 +246,7 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
         if let rotaryDimension {
             guard rotaryDimension >= 2, rotaryDimension <= resolvedHeadDimension, rotaryDimension % 2 == 0 else {
                 throw ModelConfigurationError(modelType == .chatglm
-                    ? "kv_channels (\(resolvedHeadDimension)) must be a multiple of 4: ChatGLM rotates half of each head in pairs"
+                    ? "the head width (\(resolvedHeadDimension)) must be a multiple of 4: ChatGLM rotates halves of each head in pairs"
                     : "rotary_dim must be even and in 2...\(resolvedHeadDimension) (the head dimension), got \(rotaryDimension)")
             }
         } else if resolvedHeadDimension % 2 != 0 {

@@ -57,6 +57,10 @@ extension CausalLanguageModel {
                                          configuration: lora, generator: &generator)
             }
         case .promptTuning(var prompt):
+            guard self.configuration.chatGLM6B == nil else {
+                throw PEFTError("prompt tuning is not supported for ChatGLM-6B: its positions and bidirectional context "
+                                + "come from the token ids ([gMASK], sop), which virtual tokens do not have")
+            }
             let hidden = self.configuration.hiddenSize
             prompt.tokenDimension = hidden
             prompt.attentionHeads = prompt.attentionHeads ?? self.configuration.attentionHeads

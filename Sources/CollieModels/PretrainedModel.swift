@@ -161,7 +161,7 @@ public struct PretrainedModel {
         switch configuration.modelType {
         case .llama, .mistral, .qwen2, .internlm: LlamaForCausalLM.self
         case .internlm2: InternLM2ForCausalLM.self
-        case .chatglm: ChatGLMForConditionalGeneration.self
+        case .chatglm: configuration.chatGLM6B == nil ? ChatGLMForConditionalGeneration.self : ChatGLM6BForConditionalGeneration.self
         case .moss: MossForCausalLM.self
         }
     }

@@ -93,8 +93,8 @@ extension CausalLanguageModel {
         if key.hasPrefix("model.layers.") {
             return key.hasSuffix("_proj.weight") || internLM2Projections.contains { key.hasSuffix(".\($0).weight") }
         }
-        // ChatGLM2's and MOSS's block projections.
-        if key.hasPrefix("transformer.encoder.layers.") {
+        // ChatGLM2's, ChatGLM-6B's and MOSS's block projections.
+        if key.hasPrefix("transformer.encoder.layers.") || key.hasPrefix("transformer.layers.") {
             return ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"].contains { key.hasSuffix(".\($0).weight") }
         }
         return key.hasPrefix("transformer.h.") && ["qkv_proj", "out_proj", "fc_in", "fc_out"].contains { key.hasSuffix(".\($0).weight") }

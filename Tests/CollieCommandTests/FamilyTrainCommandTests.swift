@@ -3,7 +3,7 @@ import CollieTestSupport
 import Foundation
 import XCTest
 
-/// `collie train`, `score` and `generate` on ChatGLM2 and MOSS folders in their own layouts: full training with
+/// `collie train`, `score` and `generate` on ChatGLM2, ChatGLM-6B and MOSS folders in their own layouts: full training with
 /// AdaLomo and LoRA by the family's module names, the final folder written back in the family's layout.
 final class FamilyTrainCommandTests: XCTestCase {
     private func run(_ variant: String, optimizer: String, extra: String = "") throws -> (folder: URL, output: String) {
@@ -25,7 +25,7 @@ final class FamilyTrainCommandTests: XCTestCase {
     }
 
     func testAdaLomoTrainsEachFamilyAndSavesItsLayout() throws {
-        for variant in ["chatglm2", "moss"] {
+        for variant in ["chatglm2", "chatglm6b", "moss"] {
             let (folder, _) = try run(variant, optimizer: "{name: adalomo, lr: 1.0e-2}")
             let final = folder.appendingPathComponent("out/final")
             let saved = try LlamaConfiguration.load(from: final)
@@ -43,7 +43,8 @@ final class FamilyTrainCommandTests: XCTestCase {
     }
 
     func testLoRAByTheFamilysModuleNamesTrains() throws {
-        for (variant, targets) in [("chatglm2", "[query_key_value, dense_4h_to_h]"), ("moss", "[qkv_proj, fc_in]")] {
+        for (variant, targets) in [("chatglm2", "[query_key_value, dense_4h_to_h]"), ("chatglm6b", "[query_key_value, dense]"),
+                                   ("moss", "[qkv_proj, fc_in]")] {
             let (folder, output) = try run(variant, optimizer: "{name: adamw, lr: 1.0e-2}", extra: """
                 peft_config: {peft_type: LORA, r: 4, lora_alpha: 8, target_modules: \(targets)}
                 """)

@@ -44,15 +44,26 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
         }
     }
 
-    /// The other families' blocks (InternLM2, ChatGLM2 with multi-query groups, MOSS's parallel attention and MLP) are
-    /// units as LLaMA's are: pp = 2 equals one process.
+    /// The other families' blocks (InternLM2, ChatGLM2 with multi-query groups, MOSS's parallel attention and MLP,
+    /// ChatGLM-6B, whose positions every stage reads from the batch's ids) are units as LLaMA's are: pp = 2 equals one
+    /// process. ChatGLM-6B trains on rows in its own form (context with [gMASK] or [MASK], sop, answer, eop; loss on
+    /// the answer), padded in batches, so every stage attends over each row's context in both directions.
     func testOtherFamiliesUnderPipelineParallelismMatchOneProcess() throws {
         let folder = try temporaryFolder(for: self)
         let config = try ParallelTrainRun.makeConfig(in: folder)
         let collie = try CollieExecutable.url()
-        for family in ["internlm2", "chatglm_mqa", "moss"] {
+        var generator = RandomGenerator(seed: 9)
+        func tokens(_ count: Int) -> [Int] { (0..<count).map { _ in 3 + Int(generator.next() % 61) } }
+        let glmRows = (0..<20).map { index -> (tokens: [Int], labels: [Int]?) in
+            var context = tokens(2 + index % 6)
+            if index % 3 == 0 { context.insert(140, at: 1) } else { context.append(141) }   // [MASK] inside, or [gMASK] last
+            let prompt = context + [144], answer = tokens(2 + index % 5) + [145]                // sop, …, eop
+            return (prompt + answer, [Int](repeating: -100, count: prompt.count) + answer)
+        }
+        try writeTokenRecords(glmRows, to: folder.appendingPathComponent("glm.jsonl"))
+        for family in ["internlm2", "chatglm_mqa", "moss", "chatglm6b"] {
             let model = ModelFixtures.folder(family)
-            let common = ["--set", "model=\(model.path)"]
+            let common = ["--set", "model=\(model.path)"] + (family == "chatglm6b" ? ["--set", "train_data=glm.jsonl"] : [])
             let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=\(family)-one"] + common, in: folder)
             XCTAssertEqual(one.status, 0, one.output)
             let run = try MPIRun.run(ranks: 2, collie, ["train", config.path] + layout(dp: 1, pp: 2, output: "\(family)-pp2") + common,

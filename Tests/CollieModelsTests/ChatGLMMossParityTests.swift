@@ -82,12 +82,12 @@ final class ChatGLMMossParityTests: XCTestCase, FamilyParityFixtures {
 
     // MARK: - The paths around the blocks
 
-    /// What the protocol's extensions do for every architecture works for these: the parameters lie unit after
+    /// What the protocol's extensions do for every architecture works for these (and ChatGLM-6B): the parameters lie unit after
     /// unit (ZeRO-3 gathers them per unit), activation checkpointing gives bit-identical loss and gradients, and
     /// bf16-stored weights compute as their float32 values.
     func testCheckpointingUnitsAndBFloat16WeightsWorkForEachFamily() throws {
         let ids = Tensor(ints: (0..<24).map { ($0 * 37 + 5) % 128 }, shape: [2, 12])
-        for variant in Self.variants {
+        for variant in Self.variants + ["chatglm6b"] {
             let model = try PretrainedModel.model(.folder(Self.folder(variant)))
             XCTAssertEqual(model.parameterUnits?.count, model.blockCount + 2, variant)
 
@@ -199,10 +199,11 @@ final class ChatGLMMossParityTests: XCTestCase, FamilyParityFixtures {
         try checkAdapterTrainsAndRoundTrips(named, variant: "moss")
     }
 
-    /// `quantize: q8_0` quantizes the families' block projections and keeps the embedding and output layer dense;
+    /// `quantize: q8_0` quantizes the families' block projections (ChatGLM-6B's too) and keeps the embedding and
+    /// output layer dense;
     /// the logits equal a dense model's holding the blocks' dequantized values.
     func testQuantizingAtLoadTakesTheBlockProjections() throws {
-        for variant in ["chatglm2", "moss"] {
+        for variant in ["chatglm2", "chatglm6b", "moss"] {
             let dense = try PretrainedModel.model(.folder(Self.folder(variant)))
             let quantized = try PretrainedModel.model(.folder(Self.folder(variant)), quantization: .quantize(.q8_0))
             let blockLayers = quantized.namedLinearLayers.filter { $0.path != quantized.configuration.outputProjectionPath }
@@ -278,7 +279,6 @@ final class ChatGLMMossParityTests: XCTestCase, FamilyParityFixtures {
             ({ $0["rope_ratio"] = -1 }, "rope_ratio must be a finite number > 0"),
             ({ $0["pre_seq_len"] = 8 }, "pre_seq_len (8)"),
             ({ $0["layernorm_epsilon"] = -1 }, "layernorm_epsilon must be a finite number >= 0"),
-            ({ $0.removeValue(forKey: "padded_vocab_size"); $0["position_encoding_2d"] = true }, "ChatGLM v1"),
         ]
         for (edit, message) in cases {
             let folder = try temporaryCopy(of: "chatglm2")

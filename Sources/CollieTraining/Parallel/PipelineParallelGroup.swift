@@ -139,8 +139,10 @@ public final class PipelineParallelGroup {
             input.requiresGrad = true
             inputs[i] = input
         }
-        let output = model.forward(units: units, input, positions: batch.positionTensor,
-                                   keyPaddingMask: batch.hasPadding ? batch.attentionMaskTensor : nil)
+        let mask = batch.hasPadding ? batch.attentionMaskTensor : nil
+        // Every stage numbers the tokens alike, also where an architecture reads its positions from the ids.
+        let positions = model.positions(of: batch.tokenTensor, keyPaddingMask: mask) ?? batch.positionTensor
+        let output = model.forward(units: units, input, positions: positions, keyPaddingMask: mask)
         guard isLastStage else {
             send(output, to: stage + 1, tag: 2 * i)
             outputs[i] = output

@@ -123,7 +123,8 @@ let package = Package(
                     exclude: ["Fixtures"]),
         // The MPI communicator's collectives on 2 and 4 ranks, and data parallelism / ZeRO (CollieTraining) over it.
         .testTarget(name: "CollieMPITests",
-                    dependencies: ["CollieMPI", "CollieTraining", "CollieModels", "CollieEngine", "CollieTestSupport"]),
+                    dependencies: ["CollieMPI", "CollieTraining", "CollieModels", "CollieEngine", "CollieGeneration",
+                                   "CollieTestSupport"]),
         .testTarget(name: "CollieFuzzingTests", dependencies: ["CollieFuzzing", "CollieTestSupport"]),
         .testTarget(name: "CollieCommandTests",
                     dependencies: ["CollieTraining", "CollieModels", "CollieMetrics", "CollieIO", "CollieEngine",

@@ -86,6 +86,8 @@ public final class ModelAttachments {
     /// Set while the model is split for tensor parallelism (`splitForTensorParallelism`).
     public internal(set) var tensorParallel: TensorParallelPlacement?
     var rotaryCache: (positions: [Int], shape: [Int], cos: Tensor, sin: Tensor)?
+    /// Set while whole-model calls run through pipeline stages (`CausalLanguageModel.pipelineStage`).
+    public var pipelineStage: PipelineStage?
 
     public init() {}
 }
@@ -153,6 +155,7 @@ extension CausalLanguageModel {
     /// Logits [B, T, V] for token ids [B, T]. Positions default to 0..<T.
     /// With prompt tuning the logits are those of the real tokens only (see `PromptEmbedding`).
     public func callAsFunction(_ ids: Tensor, positions: Tensor? = nil, keyPaddingMask: Tensor? = nil) -> Tensor {
+        if let pipelineStage { return stagedLogits(pipelineStage, ids, positions: positions, keyPaddingMask: keyPaddingMask) }
         if let promptEmbedding {
             return promptEmbedding.realTokenLogits(self, ids, positions: positions, keyPaddingMask: keyPaddingMask)
         }
@@ -192,7 +195,7 @@ extension CausalLanguageModel {
     }
 
     /// Hidden states [B, T, C] through `blocks`, then through the head when `head`.
-    private func run(blocks: Range<Int>, head runsHead: Bool, _ input: Tensor, positions: Tensor?, keyPaddingMask: Tensor?) -> Tensor {
+    func run(blocks: Range<Int>, head runsHead: Bool, _ input: Tensor, positions: Tensor?, keyPaddingMask: Tensor?) -> Tensor {
         let encoding = positionEncoding(positions, count: input.shape[1])
         let hooks = parameterUnitHooks, checkpointing = activationCheckpointing
         var h = input
@@ -257,16 +260,29 @@ extension CausalLanguageModel {
                                                      inverseFrequencies: cache.inverseFrequencies)
                 encoding = PositionEncoding(cos: cos, sin: sin)
             }
-            let tokens = embedTokens(Tensor(ints: ids.flatMap { $0 }, shape: [b, t]))
-            var h = virtual?.prepended(to: tokens) ?? tokens
-            for index in 0..<blockCount {
+            // Under pipeline stages (see `PipelineStage`) this rank runs only its blocks; the last stage's logits
+            // reach every rank.
+            let stage = pipelineStage
+            var h: Tensor
+            if let stage, !stage.runsEmbedding {
+                h = stage.receiveHidden([b, n + t, configuration.hiddenSize])
+            } else {
+                let tokens = embedTokens(Tensor(ints: ids.flatMap { $0 }, shape: [b, t]))
+                h = virtual?.prepended(to: tokens) ?? tokens
+            }
+            for index in stage?.blocks(of: self) ?? 0..<blockCount {
                 h = block(index, h, BlockContext(cos: encoding.cos, sin: encoding.sin, keyPaddingMask: nil,
                                                  bidirectionalPrefix: encoding.bidirectionalPrefix, cache: cache,
                                                  layer: index))
             }
             cache.advance(by: n + t)
+            if let stage, !stage.runsHead {
+                stage.sendHidden(h)
+                return stage.logitsFromLastStage(nil, shape: [b, configuration.vocabularySize])
+            }
             let last = n + t == 1 ? h : h.slice(axis: 1, (n + t - 1)..<(n + t))
-            return head(last).reshaped([b, configuration.vocabularySize])
+            let logits = head(last).reshaped([b, configuration.vocabularySize])
+            return stage?.logitsFromLastStage(logits, shape: [b, configuration.vocabularySize]) ?? logits
         } } }
     }
 }

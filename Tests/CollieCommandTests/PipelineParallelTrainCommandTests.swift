@@ -101,6 +101,57 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
         }
     }
 
+    /// Evaluators run through the stages (no rank gathers the whole model): their forwards and their KV-cache
+    /// decoding give one process's metrics at pp = 2 and dp = 2 × pp = 2.
+    func testEvaluatorsThroughThePipelineMatchOneProcess() throws {
+        let folder = try temporaryFolder(for: self)
+        try """
+            {"text": "The cat sat", "target": "on the mat"}
+            {"text": "Hello", "target": "world"}
+            """.write(to: folder.appendingPathComponent("gen.jsonl"), atomically: true, encoding: .utf8)
+        try """
+            {"input": "Good. Sentiment:", "output": [" negative", " positive"], "target": 1}
+            {"input": "Bad. Sentiment:", "output": [" negative", " positive"], "target": 0}
+            """.write(to: folder.appendingPathComponent("cls.jsonl"), atomically: true, encoding: .utf8)
+        let config = try writeFixtureRun(in: folder, records: 8, lengths: 6...12, settings: """
+            max_length: 64
+            seed: 3
+            train_micro_batch_size: 2
+            max_steps: 2
+            eval_per_n_steps: 1
+            optimizer: {name: adamw, lr: 1.0e-3}
+            monitor_outputs: [csv]
+            evaluators:
+              - {name: gen, type: generation, data: gen.jsonl, metrics: [bleu, rouge], generation: {max_new_tokens: 3}}
+              - {name: cls, type: classification, data: cls.jsonl}
+            """)
+        let collie = try CollieExecutable.url()
+        let preset = ["--set", "model=tiny"]   // LLaMA-2's vocabulary, so that the evaluators generate text
+        let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=one"] + preset, in: folder)
+        XCTAssertEqual(one.status, 0, one.output)
+        func metrics(_ name: String) throws -> [String: Double] {
+            let lines = try String(contentsOf: folder.appendingPathComponent("\(name)/monitors.evaluation.csv"), encoding: .utf8)
+                .split(separator: "\n").dropFirst()
+            return Dictionary(lines.map { line in
+                let fields = line.split(separator: ",")
+                return ("\(fields[0]) \(fields[1])", Double(fields[2])!)
+            }, uniquingKeysWith: { $1 })
+        }
+        let want = try metrics("one")
+        XCTAssertNotNil(want["2 gen/bleu"], "\(want)")
+        XCTAssertNotNil(want["2 cls/accuracy"], "\(want)")
+        for (dp, pp) in [(1, 2), (2, 2)] {
+            let name = "dp\(dp)-pp\(pp)"
+            let run = try MPIRun.run(ranks: dp * pp, collie, ["train", config.path, "--set", "pp_size=\(pp)", "--set", "dp_size=\(dp)",
+                                                              "--set", "train_micro_batch_size=\(2 / dp)", "--set", "output_dir=\(name)"]
+                                     + preset, in: folder)
+            XCTAssertEqual(run.status, 0, run.output)
+            let got = try metrics(name)
+            XCTAssertEqual(Set(got.keys), Set(want.keys), name)
+            for (key, value) in want { XCTAssertEqual(got[key] ?? .nan, value, accuracy: 1e-5 * max(1, abs(value)), "\(name) \(key)") }
+        }
+    }
+
     /// AdaLomo and LOMO update each parameter inside backward: the batch goes forward through the stages once and
     /// each backward pass (the clipping norm's, summed over the stages, then the update's) back through them.
     func testInBackwardOptimizersMatchOneProcess() throws {

@@ -1,4 +1,5 @@
 import CollieEngine
+import CollieGeneration
 import CollieMPI
 import CollieModels
 @testable import CollieTraining
@@ -14,6 +15,11 @@ final class PipelineParallelTests: XCTestCase {
     func testStagesMatchOneProcessOnTwoAndFourRanks() throws {
         try runRankTests("PipelineParallelRankTests/testMatchesOneProcess", ranks: 2)
         try runRankTests("PipelineParallelRankTests/testMatchesOneProcess", ranks: 4)
+    }
+
+    func testWholeModelCallsAndDecodingThroughTheStagesMatchOneProcess() throws {
+        try runRankTests("PipelineParallelRankTests/testWholeModelCallsMatchOneProcess", ranks: 2)
+        try runRankTests("PipelineParallelRankTests/testWholeModelCallsMatchOneProcess", ranks: 4)
     }
 
     func testTwoBackwardPassesThroughTheStagesMatchOneProcess() throws {
@@ -48,6 +54,32 @@ final class PipelineParallelRankTests: XCTestCase {
         tied.tieWordEmbeddings = true
         let fixture = TestPaths.fixtures(of: "CollieTrainingTests").appendingPathComponent("model")
         return [("fixture", { try LlamaForCausalLM.load(from: fixture) }), ("tied", { LlamaForCausalLM(tied, seed: 5) })]
+    }
+
+    /// With `pipelineStage` set, a rank holding only its stage's weights answers whole-model calls as one process:
+    /// the logits of a padded batch and greedy decoding with the KV cache (a left-padded batch of two prompts).
+    func testWholeModelCallsMatchOneProcess() throws {
+        try XCTSkipUnless(MPIRun.isRank, "runs as one rank of PipelineParallelTests")
+        let world = MPICommunicator.world()
+        let batch = Self.microBatches()[1]
+        let prompts = [[5, 9, 13, 2, 7], [11, 3]]
+        for (name, make) in try Self.models() {
+            let reference = try make()
+            let mask = batch.hasPadding ? batch.attentionMaskTensor : nil
+            let expected = withNoGrad { reference(batch.tokenTensor, positions: batch.positionTensor, keyPaddingMask: mask) }
+            let expectedTokens = try Generator(model: reference).generate(prompts: prompts, parameters: GenerationParameters(maxNewTokens: 6))
+            let model = try make()
+            let group = PipelineParallelGroup(communicator: world,
+                                              partition: try PipelinePartition(model: model, stages: world.size, method: .uniform))
+            group.releaseOtherStages(model)
+            model.pipelineStage = group
+            let logits = withNoGrad { model(batch.tokenTensor, positions: batch.positionTensor, keyPaddingMask: mask) }
+            XCTAssertEqual(logits.shape, expected.shape, name)
+            XCTAssertEqual(logits.floats(), expected.floats(), "\(name): logits through \(world.size) stages")
+            let tokens = try Generator(model: model).generate(prompts: prompts, parameters: GenerationParameters(maxNewTokens: 6))
+            XCTAssertEqual(tokens, expectedTokens, "\(name): greedy decoding through \(world.size) stages")
+            model.pipelineStage = nil
+        }
     }
 
     func testMatchesOneProcess() throws {

@@ -227,7 +227,7 @@ public final class PipelineParallelGroup {
     }
 
     /// The storage of a contiguous tensor, as bytes.
-    private static func bytes(of tensor: Tensor) -> UnsafeMutableRawBufferPointer {
+    fileprivate static func bytes(of tensor: Tensor) -> UnsafeMutableRawBufferPointer {
         let start: UnsafeMutableRawPointer = switch tensor.dtype.size {
         case 2: UnsafeMutableRawPointer(tensor.pointer(as: UInt16.self))
         case 8: UnsafeMutableRawPointer(tensor.pointer(as: Int64.self))
@@ -240,5 +240,36 @@ public final class PipelineParallelGroup {
     private func finishSends() {
         for (request, _) in pendingSends { request.wait() }
         pendingSends.removeAll()
+    }
+}
+
+/// The stages as whole-model calls see them while evaluators run through the pipeline (`CausalLanguageModel.pipelineStage`).
+extension PipelineParallelGroup: PipelineStage {
+    public func blocks(of model: some CausalLanguageModel) -> Range<Int> {
+        max(units.lowerBound - 1, 0)..<min(units.upperBound - 1, model.blockCount)
+    }
+
+    public var runsEmbedding: Bool { isFirstStage }
+    public var runsHead: Bool { isLastStage }
+
+    /// Tag of the hidden states whole-model calls pass on (apart from training's micro-batch tags).
+    private static let stagedCallTag = 3_000_000
+
+    public func receiveHidden(_ shape: [Int]) -> Tensor {
+        let hidden = Tensor.zeros(shape)
+        communicator.receive(Self.bytes(of: hidden), from: stage - 1, tag: Self.stagedCallTag)
+        return hidden
+    }
+
+    public func sendHidden(_ hidden: Tensor) {
+        let contiguous = hidden.isContiguous && hidden.dtype == .float32 ? hidden : hidden.contiguousCopy(dtype: .float32)
+        communicator.send(UnsafeRawBufferPointer(Self.bytes(of: contiguous)), to: stage + 1, tag: Self.stagedCallTag)
+    }
+
+    public func logitsFromLastStage(_ logits: Tensor?, shape: [Int]) -> Tensor {
+        let result = logits.map { $0.isContiguous && $0.dtype == .float32 ? $0 : $0.contiguousCopy(dtype: .float32) }
+            ?? Tensor.zeros(shape)
+        communicator.broadcast(Self.bytes(of: result), root: communicator.size - 1)
+        return result
     }
 }

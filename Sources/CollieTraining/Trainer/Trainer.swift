@@ -440,9 +440,11 @@ public final class Trainer {
     /// - Throws: `TrainerError` without evaluation data or evaluators; what an evaluator, monitor or callback throws.
     @discardableResult
     public func evaluate() throws -> [String: Double] {
-        // Pipeline parallelism: eval_data's loss runs through the stages; evaluators (which generate) and
-        // load_best_model (which saves) get the whole model, gathered from the stages for the while.
-        if pipeline != nil, evaluators.isEmpty, !callbacks.contains(where: { $0 is LoadBestModelCallback }) {
+        // Pipeline parallelism: eval_data's loss and the evaluators (their forwards and KV-cache decoding) run
+        // through the stages; load_best_model (which saves), and evaluators under tensor parallelism too, get the
+        // whole model, gathered from the stages for the while.
+        if pipeline != nil, !callbacks.contains(where: { $0 is LoadBestModelCallback }),
+           evaluators.isEmpty || grid.tensorParallelSize == 1 {
             return try evaluateModel()
         }
         return try withWholePipelineModel { try dataParallel.withFullParameters { try evaluateModel(whole: true) } }
@@ -481,7 +483,12 @@ public final class Trainer {
             let mean = totals[0] / Double(max(Int(totals[1]), 1))
             metrics = ["loss": mean, "perplexity": Foundation.exp(mean)]
         }
-        if !evaluators.isEmpty {
+        if !evaluators.isEmpty, let pipeline, !whole {
+            // Every rank of a pipeline runs the evaluator; each whole-model call goes through the stages.
+            model.pipelineStage = pipeline
+            defer { model.pipelineStage = nil }
+            for evaluator in evaluators { metrics.merge(try evaluator.prefixedMetrics(model)) { $1 } }
+        } else if !evaluators.isEmpty {
             // Under tensor parallelism the evaluators (which generate with the KV cache) see a whole copy of the model,
             // gathered on every rank of the group.
             let whole = try model.gatheredCopy()

@@ -1,0 +1,40 @@
+import CollieEngine
+
+/// A pipeline stage's part in whole-model calls while the model is split into stages (evaluation during training):
+/// the blocks this rank runs, and how hidden states and logits travel between the stages. Every stage makes the same
+/// call with the same ids; the first embeds them, each runs its blocks and sends its hidden states on, and the
+/// last's logits reach every stage, so callers (evaluators, the generator's decoding loop) run unchanged on every rank.
+public protocol PipelineStage: AnyObject {
+    /// The decoder blocks this stage runs.
+    func blocks(of model: some CausalLanguageModel) -> Range<Int>
+    /// Whether this stage runs the embedding (the first stage).
+    var runsEmbedding: Bool { get }
+    /// Whether this stage runs the head (the last stage).
+    var runsHead: Bool { get }
+    /// The hidden states of `shape` the stage before sends.
+    func receiveHidden(_ shape: [Int]) -> Tensor
+    /// Sends hidden states to the stage after.
+    func sendHidden(_ hidden: Tensor)
+    /// The last stage's `logits` (nil elsewhere) of `shape`, on every stage.
+    func logitsFromLastStage(_ logits: Tensor?, shape: [Int]) -> Tensor
+}
+
+extension CausalLanguageModel {
+    /// Set while whole-model calls (`callAsFunction`, `nextTokenLogits`) run through pipeline stages; nil otherwise.
+    public var pipelineStage: PipelineStage? {
+        get { attachments.pipelineStage }
+        set { attachments.pipelineStage = newValue }
+    }
+
+    /// Logits [B, T, V] of ids [B, T] through the stages (see `PipelineStage`).
+    func stagedLogits(_ stage: PipelineStage, _ ids: Tensor, positions: Tensor?, keyPaddingMask: Tensor?) -> Tensor {
+        precondition(promptEmbedding == nil, "prompt tuning does not run through pipeline stages")
+        let (b, t) = (ids.shape[0], ids.shape[1])
+        let positions = self.positions(of: ids, keyPaddingMask: keyPaddingMask) ?? positions
+        let input = stage.runsEmbedding ? embeddings(of: ids) : stage.receiveHidden([b, t, configuration.hiddenSize])
+        let output = run(blocks: stage.blocks(of: self), head: stage.runsHead, input, positions: positions,
+                         keyPaddingMask: keyPaddingMask)
+        if !stage.runsHead { stage.sendHidden(output) }
+        return stage.logitsFromLastStage(stage.runsHead ? output : nil, shape: [b, t, configuration.vocabularySize])
+    }
+}

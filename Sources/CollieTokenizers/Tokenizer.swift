@@ -18,12 +18,15 @@ public final class Tokenizer: @unchecked Sendable {
         case sentencePiece = "SentencePiece model"
         /// ChatGLM-6B's `ice_text.model` behind its Python wrapper (`tokenizer_class: ChatGLMTokenizer`).
         case chatGLM6B = "ChatGLM-6B ice_text.model"
+        /// ChatGLM2's `tokenizer.model` behind its Python wrapper (`tokenizer_class: ChatGLMTokenizer`).
+        case chatGLM2 = "ChatGLM2 tokenizer.model"
     }
 
     private enum Backend {
         case pipeline(TokenizerPipeline)
         case sentencePiece(SentencePieceTokenizer)
         case chatGLM6B(ChatGLM6BTextTokenizer)
+        case chatGLM2(ChatGLM2TextTokenizer)
     }
 
     private let backend: Backend
@@ -45,7 +48,8 @@ public final class Tokenizer: @unchecked Sendable {
 
     // MARK: - Loading
 
-    /// Loads a model folder (tokenizer.json, else tokenizer.model, else ChatGLM-6B's ice_text.model, plus
+    /// Loads a model folder (tokenizer.json, else tokenizer.model (ChatGLM2's with `tokenizer_class:
+    /// ChatGLMTokenizer`), else ChatGLM-6B's ice_text.model, plus
     /// tokenizer_config.json and special_tokens_map.json when present), a tokenizer.json file (with the configs
     /// beside it) or a SentencePiece `.model` file.
     public convenience init(contentsOf url: URL) throws {
@@ -60,6 +64,8 @@ public final class Tokenizer: @unchecked Sendable {
             let iceText = url.appendingPathComponent("ice_text.model")
             if FileManager.default.fileExists(atPath: json.path) {
                 try self.init(tokenizerJSON: json, configuration: configuration)
+            } else if FileManager.default.fileExists(atPath: model.path), configuration.tokenizerClass == "ChatGLMTokenizer" {
+                try self.init(chatGLM2Model: model, configuration: configuration)
             } else if FileManager.default.fileExists(atPath: model.path) {
                 try self.init(sentencePieceModel: model, configuration: configuration)
             } else if FileManager.default.fileExists(atPath: iceText.path) {
@@ -157,6 +163,30 @@ public final class Tokenizer: @unchecked Sendable {
         addsEOS = false
     }
 
+    /// Loads ChatGLM2's tokenizer: its SentencePiece `tokenizer.model` behind THUDM's `ChatGLMTokenizer`
+    /// (`[MASK] [gMASK] [sMASK] sop eop` after the pieces, `[gMASK] sop` before the text).
+    public convenience init(chatGLM2Model url: URL, configuration: TokenizerConfiguration = TokenizerConfiguration())
+        throws {
+        try self.init(chatGLM2Model: Data(try Tokenizer.readFile(url)), file: url.path, configuration: configuration)
+    }
+
+    /// Reads ChatGLM2's tokenizer from the bytes of its `tokenizer.model`.
+    public init(chatGLM2Model data: Data, file: String = "tokenizer.model",
+                configuration: TokenizerConfiguration = TokenizerConfiguration()) throws {
+        let glm = ChatGLM2TextTokenizer(model: try SentencePieceTokenizer(data: data, file: file))
+        backend = .chatGLM2(glm)
+        format = .chatGLM2
+        self.configuration = configuration
+        bosTokenID = glm.model.bosID
+        eosTokenID = glm.model.eosID
+        unknownTokenID = Int(glm.model.unknownID)
+        padTokenID = Int(glm.model.unknownID)
+        promptSuffix = []
+        overridesPostProcessor = true
+        addsBOS = false
+        addsEOS = false
+    }
+
     static func readFile(_ url: URL) throws -> [UInt8] {
         // Regular files only: a FIFO would hang the reader and a device feed it endless bytes.
         let resolved = url.resolvingSymlinksInPath().path
@@ -187,6 +217,9 @@ public final class Tokenizer: @unchecked Sendable {
             ids = model.encode(text)
         case .chatGLM6B(let glm):
             return glm.encode(text) + (addSpecialTokens ? promptSuffix : [])
+        case .chatGLM2(let glm):
+            // build_inputs_with_special_tokens: [gMASK] sop first.
+            return (addSpecialTokens ? [glm.model.pieces.count + 1, glm.model.pieces.count + 3] : []) + glm.encode(text)
         }
         guard addSpecialTokens && overridesPostProcessor && (addsBOS || addsEOS) else { return ids.map(Int.init) }
         var result: [Int] = []
@@ -228,6 +261,7 @@ public final class Tokenizer: @unchecked Sendable {
         case .pipeline(let pipeline): text = pipeline.decode(ids, skipSpecialTokens: skipSpecialTokens)
         case .sentencePiece(let model): text = model.decode(ids, skipSpecialTokens: skipSpecialTokens)
         case .chatGLM6B(let glm): text = glm.decode(ids, skipSpecialTokens: skipSpecialTokens)
+        case .chatGLM2(let glm): text = glm.decode(ids)
         }
         return configuration.cleanUpTokenizationSpaces == true ? text.cleanedUpTokenizationSpaces() : text
     }
@@ -240,6 +274,7 @@ public final class Tokenizer: @unchecked Sendable {
         case .pipeline(let pipeline): return pipeline.idCount
         case .sentencePiece(let model): return model.pieces.count
         case .chatGLM6B(let glm): return glm.count
+        case .chatGLM2(let glm): return glm.count
         }
     }
 
@@ -250,6 +285,7 @@ public final class Tokenizer: @unchecked Sendable {
         case .pipeline(let pipeline): return pipeline.token(of: id)
         case .sentencePiece(let model): return id < model.pieces.count ? model.pieces[id] : nil
         case .chatGLM6B(let glm): return glm.token(forID: id)
+        case .chatGLM2(let glm): return glm.token(forID: id)
         }
     }
 
@@ -259,6 +295,7 @@ public final class Tokenizer: @unchecked Sendable {
         case .pipeline(let pipeline): return pipeline.id(ofToken: token)
         case .sentencePiece(let model): return model.id(ofToken: token)
         case .chatGLM6B(let glm): return glm.id(forToken: token)
+        case .chatGLM2(let glm): return glm.id(forToken: token)
         }
     }
 
@@ -266,7 +303,7 @@ public final class Tokenizer: @unchecked Sendable {
     public var addedTokens: [AddedToken] {
         switch backend {
         case .pipeline(let pipeline): return pipeline.addedTokens
-        case .sentencePiece, .chatGLM6B: return []
+        case .sentencePiece, .chatGLM6B, .chatGLM2: return []
         }
     }
 }

@@ -5,8 +5,9 @@ import Foundation
 import XCTest
 
 /// With ChatGLM-6B's tokenizer, prompt/answer records take THUDM's (and CoLLiE's) training layout: prompt,
-/// `[gMASK]`, `<sop>`, answer, `<eop>`, the loss on the answer and `<eop>` only.
-final class ChatGLM6BDataLayoutTests: XCTestCase {
+/// `[gMASK]`, `<sop>`, answer, `<eop>`, the loss on the answer and `<eop>` only. With ChatGLM2's, `[gMASK] sop`
+/// come first, as its tokenizer puts them, and the answer ends with `</s>`.
+final class GLMDataLayoutTests: XCTestCase {
     let tokenizer = try! Tokenizer(contentsOf: TestPaths.tokenizers.appendingPathComponent("chatglm6b"))
     let gMASK = 141, sop = 144, eop = 145
 
@@ -51,5 +52,15 @@ final class ChatGLM6BDataLayoutTests: XCTestCase {
         let example = try TrainingDataset(records: [TrainingRecord(.text("hello"))], tokenizer: tokenizer)[0]
         XCTAssertEqual(example.tokens, ids("hello") + [gMASK, sop])
         XCTAssertEqual(SpecialTokens(tokenizer).suffix, [], "[gMASK] <sop> is the prompt suffix, not the text suffix")
+    }
+
+    func testChatGLM2AlpacaRecordStartsWithGMaskSopAndEndsWithEOS() throws {
+        let glm2 = try Tokenizer(contentsOf: TestPaths.tokenizers.appendingPathComponent("chatglm2"))
+        let records = [TrainingRecord(.alpaca(instruction: "你好", input: "", output: "Hello there"))]
+        let example = try TrainingDataset(records: records, tokenizer: glm2)[0]
+        let prompt = glm2.encode(AlpacaTemplate.prompt(instruction: "你好", input: ""), addSpecialTokens: false)
+        let answer = glm2.encode("Hello there", addSpecialTokens: false)
+        XCTAssertEqual(example.tokens, [601, 603] + prompt + answer + [2])
+        XCTAssertEqual(example.labels, [Int](repeating: -100, count: prompt.count + 2) + answer + [2])
     }
 }

@@ -4,7 +4,11 @@ tokenization_chatglm.py), not the re-creation scripts/fixtures/make_chatglm_toke
 
 Run by hand (never by CI) from the repository root, with transformers and sentencepiece installed:
 
-    python3 scripts/checks/check_chatglm6b_tokenizer_wrapper.py --wrapper DIR/tokenization_chatglm.py
+    python3 scripts/checks/check_chatglm_tokenizer_wrappers.py --wrapper DIR/tokenization_chatglm.py \
+        [--chatglm2-wrapper DIR2/tokenization_chatglm.py]
+
+With --chatglm2-wrapper (chatglm2-6b's file, which runs on transformers 5 unchanged), the ChatGLM2 fixture's
+references must equal it on every string (ids, decodes, [gMASK] sop first).
 
 The wrapper (THUDM/chatglm-6b's last revision) is not in this repository. It was written for transformers 4.27; on
 transformers 5 its __init__ calls get_vocab before it has built its SentencePiece tokenizer, so this script builds
@@ -44,10 +48,31 @@ def load_wrapper(path):
     return module.ChatGLMTokenizer(os.path.join(FOLDER, "ice_text.model"), **settings)
 
 
+def check_chatglm2(path, corpus):
+    spec = importlib.util.spec_from_file_location("tokenization_chatglm2", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    tokenizer = module.ChatGLMTokenizer(os.path.join(ROOT, "tokenizers", "chatglm2", "tokenizer.model"))
+    expected = [json.loads(line) for line in open(os.path.join(FIXTURES, "expected", "chatglm2.jsonl"), encoding="utf-8")]
+    differing = 0
+    for text, reference in zip(corpus, expected):
+        ids = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text))
+        same = ids == reference["ids"] and tokenizer.decode(reference["ids"]) == reference.get("decoded", text)
+        if "special_ids" in reference:
+            special = tokenizer.build_inputs_with_special_tokens(ids)
+            same = same and special == reference["special_ids"] and \
+                tokenizer.decode(special, skip_special_tokens=True) == reference["decoded_skip"]
+        differing += not same
+    print(f"chatglm2: {len(corpus)} strings; differing: {differing}")
+    return differing
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--wrapper", required=True, help="chatglm-6b's tokenization_chatglm.py")
-    tokenizer = load_wrapper(parser.parse_args().wrapper)
+    parser.add_argument("--chatglm2-wrapper", help="chatglm2-6b's tokenization_chatglm.py")
+    arguments = parser.parse_args()
+    tokenizer = load_wrapper(arguments.wrapper)
     corpus = [json.loads(line)["text"] for name in ("corpus.jsonl", "chatglm6b_corpus.jsonl")
               for line in open(os.path.join(FIXTURES, name), encoding="utf-8")]
     expected = [json.loads(line) for line in open(os.path.join(FIXTURES, "expected", "chatglm6b.jsonl"), encoding="utf-8")]
@@ -66,8 +91,9 @@ def main():
             if special != reference["special_ids"] or skipped != reference["decoded_skip"]:
                 same = special == reference["special_ids"] and skipped == reference["decoded_skip"].replace("[gMASK]", "")
                 counts["special (explained)" if same or explained else "special"] += 1
-    print(f"{len(corpus)} strings; differing: {counts}")
-    sys.exit(1 if counts["ids"] or counts["decode"] or counts["special"] else 0)
+    print(f"chatglm6b: {len(corpus)} strings; differing: {counts}")
+    chatglm2 = check_chatglm2(arguments.chatglm2_wrapper, corpus) if arguments.chatglm2_wrapper else 0
+    sys.exit(1 if counts["ids"] or counts["decode"] or counts["special"] or chatglm2 else 0)
 
 
 if __name__ == "__main__":

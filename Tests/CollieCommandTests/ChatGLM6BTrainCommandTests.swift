@@ -6,7 +6,7 @@ import Foundation
 import XCTest
 
 /// `collie train` on Alpaca records with a ChatGLM-6B model and its tokenizer folder: the examples take the
-/// layout prompt, `[gMASK]`, `<sop>`, answer, `<eop>`, and training runs.
+/// layout prompt, `[gMASK]`, `<sop>`, answer, `<eop>`, training runs, and the saved folder carries the tokenizer.
 final class ChatGLM6BTrainCommandTests: XCTestCase {
     func testAlpacaRecordsTrainWithGMaskSopLayout() throws {
         let folder = try temporaryFolder(for: self)
@@ -40,5 +40,8 @@ final class ChatGLM6BTrainCommandTests: XCTestCase {
         }.reduce(0, +)
         XCTAssertTrue(result.output.contains("data: 3 training examples (alpaca, \(expectedTokens.formatted()) tokens"),
                       result.output)
+        let saved = try Tokenizer(contentsOf: folder.appendingPathComponent("out/final"))
+        XCTAssertEqual(saved.format, .chatGLM6B, "final/ carries ice_text.model and tokenizer_config.json")
+        XCTAssertEqual(saved.encode("你好"), tokenizer.encode("你好"))
     }
 }

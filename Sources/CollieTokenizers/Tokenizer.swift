@@ -51,7 +51,7 @@ public final class Tokenizer: @unchecked Sendable {
     /// Loads a model folder (tokenizer.json, else tokenizer.model (ChatGLM2's with `tokenizer_class:
     /// ChatGLMTokenizer`), else ChatGLM-6B's ice_text.model, plus
     /// tokenizer_config.json and special_tokens_map.json when present), a tokenizer.json file (with the configs
-    /// beside it) or a SentencePiece `.model` file.
+    /// beside it), ChatGLM-6B's ice_text.model (with the configs beside it) or a SentencePiece `.model` file.
     public convenience init(contentsOf url: URL) throws {
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder) else {
@@ -76,6 +76,8 @@ public final class Tokenizer: @unchecked Sendable {
             }
         } else if url.pathExtension == "json" {
             try self.init(tokenizerJSON: url, configuration: try TokenizerConfiguration(folder: url.deletingLastPathComponent()))
+        } else if url.lastPathComponent == "ice_text.model" {
+            try self.init(chatGLM6BModel: url, configuration: try TokenizerConfiguration(folder: url.deletingLastPathComponent()))
         } else if url.pathExtension == "model" {
             try self.init(sentencePieceModel: url)
         } else {

@@ -27,6 +27,9 @@ final class ChatGLM6BTokenizerTests: XCTestCase {
         XCTAssertEqual(tokenizer.promptSuffix, [141, 144])
         XCTAssertEqual(tokenizer.encode("", addSpecialTokens: true), [141, 144], "build_inputs_with_special_tokens appends [gMASK] <sop>")
         XCTAssertEqual(tokenizer.vocabularySize, 148)
+        let file = try Tokenizer(contentsOf: folder.appendingPathComponent("ice_text.model"))
+        XCTAssertEqual(file.format, .chatGLM6B, "the file alone reads the tokenizer_config.json beside it")
+        XCTAssertEqual(file.encode("你好\n  hi"), tokenizer.encode("你好\n  hi"))
     }
 
     func testNumImageTokensShiftsEveryTextID() throws {

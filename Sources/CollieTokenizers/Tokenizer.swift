@@ -48,10 +48,10 @@ public final class Tokenizer: @unchecked Sendable {
 
     // MARK: - Loading
 
-    /// Loads a model folder (tokenizer.json, else tokenizer.model (ChatGLM2's with `tokenizer_class:
-    /// ChatGLMTokenizer`), else ChatGLM-6B's ice_text.model, plus
-    /// tokenizer_config.json and special_tokens_map.json when present), a tokenizer.json file (with the configs
-    /// beside it), ChatGLM-6B's ice_text.model (with the configs beside it) or a SentencePiece `.model` file.
+    /// Loads a model folder (tokenizer.json, else tokenizer.model — ChatGLM2's with `tokenizer_class:
+    /// ChatGLMTokenizer` — else ChatGLM-6B's ice_text.model, plus tokenizer_config.json and
+    /// special_tokens_map.json when present), a tokenizer.json file or ChatGLM-6B's ice_text.model (with the
+    /// configs beside it), or a SentencePiece `.model` file.
     public convenience init(contentsOf url: URL) throws {
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder) else {

@@ -56,7 +56,7 @@ public final class GenerationEvaluator: Evaluator {
 
     /// The decoded continuation of every record's prompt, in order.
     public func predictions(_ model: any CausalLanguageModel) throws -> [String] {
-        let prefix = SpecialTokens(tokenizer).prefix
+        let special = SpecialTokens(tokenizer)
         let stop = Set(settings.stopTokenIDs ?? model.configuration.eosTokenIDs)
         // Prompt tuning's virtual tokens take positions too (`Generator.contextLength` leaves them out).
         let positions = min(maxLength, Generator(model: model).contextLength)
@@ -66,7 +66,7 @@ public final class GenerationEvaluator: Evaluator {
                                   + "\(positions) positions")
         }
         return try records.map { record in
-            var prompt = prefix + tokenizer.encode(record.text, addSpecialTokens: false)
+            var prompt = special.prefix + tokenizer.encode(record.text, addSpecialTokens: false) + special.promptSuffix
             guard !prompt.isEmpty else {
                 throw EvaluationError("\(name): \(record.location.map { "\($0): " } ?? "")the prompt has no tokens and the tokenizer adds no BOS")
             }

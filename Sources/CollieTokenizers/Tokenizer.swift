@@ -16,11 +16,17 @@ public final class Tokenizer: @unchecked Sendable {
     public enum Format: String, Sendable {
         case tokenizerJSON = "tokenizer.json"
         case sentencePiece = "SentencePiece model"
+        /// ChatGLM-6B's `ice_text.model` behind its Python wrapper (`tokenizer_class: ChatGLMTokenizer`).
+        case chatGLM6B = "ChatGLM-6B ice_text.model"
+        /// ChatGLM2's `tokenizer.model` behind its Python wrapper (`tokenizer_class: ChatGLMTokenizer`).
+        case chatGLM2 = "ChatGLM2 tokenizer.model"
     }
 
     private enum Backend {
         case pipeline(TokenizerPipeline)
         case sentencePiece(SentencePieceTokenizer)
+        case chatGLM6B(ChatGLM6BTextTokenizer)
+        case chatGLM2(ChatGLM2TextTokenizer)
     }
 
     private let backend: Backend
@@ -30,6 +36,10 @@ public final class Tokenizer: @unchecked Sendable {
     public let format: Format
     /// The BOS, EOS, unknown and padding token ids, where the tokenizer has them.
     public let bosTokenID: Int?, eosTokenID: Int?, unknownTokenID: Int?, padTokenID: Int?
+    /// What a training prompt ends with before its answer, where the model expects special tokens there:
+    /// ChatGLM-6B's `[gMASK] <sop>` (its pair layout is prompt, `[gMASK]`, `<sop>`, answer, `<eop>`). Empty for
+    /// tokenizers that put special tokens only around a whole text.
+    public let promptSuffix: [Int]
     private let addsBOS: Bool, addsEOS: Bool
     /// With `add_bos_token`/`add_eos_token` in the configuration, they decide the special tokens instead
     /// of the tokenizer.json post-processor (as `transformers` does).
@@ -38,9 +48,10 @@ public final class Tokenizer: @unchecked Sendable {
 
     // MARK: - Loading
 
-    /// Loads a model folder (tokenizer.json, else tokenizer.model, plus tokenizer_config.json and
-    /// special_tokens_map.json when present), a tokenizer.json file (with the configs beside it) or a
-    /// SentencePiece `.model` file.
+    /// Loads a model folder (tokenizer.json, else tokenizer.model — ChatGLM2's with `tokenizer_class:
+    /// ChatGLMTokenizer` — else ChatGLM-6B's ice_text.model, plus tokenizer_config.json and
+    /// special_tokens_map.json when present), a tokenizer.json file or ChatGLM-6B's ice_text.model (with the
+    /// configs beside it), or a SentencePiece `.model` file.
     public convenience init(contentsOf url: URL) throws {
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder) else {
@@ -50,15 +61,23 @@ public final class Tokenizer: @unchecked Sendable {
             let configuration = try TokenizerConfiguration(folder: url)
             let json = url.appendingPathComponent("tokenizer.json")
             let model = url.appendingPathComponent("tokenizer.model")
+            let iceText = url.appendingPathComponent("ice_text.model")
             if FileManager.default.fileExists(atPath: json.path) {
                 try self.init(tokenizerJSON: json, configuration: configuration)
+            } else if FileManager.default.fileExists(atPath: model.path), configuration.tokenizerClass == "ChatGLMTokenizer" {
+                try self.init(chatGLM2Model: model, configuration: configuration)
             } else if FileManager.default.fileExists(atPath: model.path) {
                 try self.init(sentencePieceModel: model, configuration: configuration)
+            } else if FileManager.default.fileExists(atPath: iceText.path) {
+                try self.init(chatGLM6BModel: iceText, configuration: configuration)
             } else {
-                throw TokenizerError(file: url.path, "the folder has neither tokenizer.json nor tokenizer.model")
+                throw TokenizerError(file: url.path,
+                                     "the folder has neither tokenizer.json nor tokenizer.model nor ice_text.model")
             }
         } else if url.pathExtension == "json" {
             try self.init(tokenizerJSON: url, configuration: try TokenizerConfiguration(folder: url.deletingLastPathComponent()))
+        } else if url.lastPathComponent == "ice_text.model" {
+            try self.init(chatGLM6BModel: url, configuration: try TokenizerConfiguration(folder: url.deletingLastPathComponent()))
         } else if url.pathExtension == "model" {
             try self.init(sentencePieceModel: url)
         } else {
@@ -86,6 +105,7 @@ public final class Tokenizer: @unchecked Sendable {
         unknownTokenID = id(configuration.unknownToken)
         padTokenID = id(configuration.padToken)
         overridesPostProcessor = configuration.addBOSToken != nil || configuration.addEOSToken != nil
+        promptSuffix = []
         addsBOS = (configuration.addBOSToken ?? false) && bosTokenID != nil
         addsEOS = (configuration.addEOSToken ?? false) && eosTokenID != nil
     }
@@ -110,8 +130,63 @@ public final class Tokenizer: @unchecked Sendable {
         unknownTokenID = Int(model.unknownID)
         padTokenID = configuration.padToken.flatMap { model.id(ofToken: $0) } ?? model.padID
         overridesPostProcessor = true
+        promptSuffix = []
         addsBOS = (configuration.addBOSToken ?? true) && bosTokenID != nil
         addsEOS = (configuration.addEOSToken ?? false) && eosTokenID != nil
+    }
+
+    /// Loads ChatGLM-6B's tokenizer: its SentencePiece `ice_text.model` behind THUDM's `ChatGLMTokenizer`
+    /// (ids shifted by `num_image_tokens`, whitespace markers, `[gMASK] <sop>` after the text).
+    public convenience init(chatGLM6BModel url: URL, configuration: TokenizerConfiguration = TokenizerConfiguration())
+        throws {
+        try self.init(chatGLM6BModel: Data(try Tokenizer.readFile(url)), file: url.path, configuration: configuration)
+    }
+
+    /// Reads ChatGLM-6B's tokenizer from the bytes of its `ice_text.model`; `configuration` gives
+    /// `num_image_tokens` (20000 when absent, as the wrapper's default) and the special tokens' names.
+    /// - Throws: `TokenizerError` if the model lacks `[gMASK]` or `<sop>`.
+    public init(chatGLM6BModel data: Data, file: String = "ice_text.model",
+                configuration: TokenizerConfiguration = TokenizerConfiguration()) throws {
+        let glm = ChatGLM6BTextTokenizer(model: try SentencePieceTokenizer(data: data, file: file),
+                                         configuration: configuration)
+        backend = .chatGLM6B(glm)
+        format = .chatGLM6B
+        self.configuration = configuration
+        guard let gMASK = glm.id(forToken: "[gMASK]"), let sop = glm.id(forToken: configuration.bosToken ?? "<sop>") else {
+            throw TokenizerError(file: file, "a ChatGLM-6B model needs the pieces [gMASK] and <sop>")
+        }
+        bosTokenID = sop
+        eosTokenID = glm.id(forToken: configuration.eosToken ?? "<eop>")
+        unknownTokenID = glm.id(forToken: configuration.unknownToken ?? "<unk>")
+        padTokenID = glm.padID
+        promptSuffix = [gMASK, sop]
+        overridesPostProcessor = true
+        addsBOS = false
+        addsEOS = false
+    }
+
+    /// Loads ChatGLM2's tokenizer: its SentencePiece `tokenizer.model` behind THUDM's `ChatGLMTokenizer`
+    /// (`[MASK] [gMASK] [sMASK] sop eop` after the pieces, `[gMASK] sop` before the text).
+    public convenience init(chatGLM2Model url: URL, configuration: TokenizerConfiguration = TokenizerConfiguration())
+        throws {
+        try self.init(chatGLM2Model: Data(try Tokenizer.readFile(url)), file: url.path, configuration: configuration)
+    }
+
+    /// Reads ChatGLM2's tokenizer from the bytes of its `tokenizer.model`.
+    public init(chatGLM2Model data: Data, file: String = "tokenizer.model",
+                configuration: TokenizerConfiguration = TokenizerConfiguration()) throws {
+        let glm = ChatGLM2TextTokenizer(model: try SentencePieceTokenizer(data: data, file: file))
+        backend = .chatGLM2(glm)
+        format = .chatGLM2
+        self.configuration = configuration
+        bosTokenID = glm.model.bosID
+        eosTokenID = glm.model.eosID
+        unknownTokenID = Int(glm.model.unknownID)
+        padTokenID = Int(glm.model.unknownID)
+        promptSuffix = []
+        overridesPostProcessor = true
+        addsBOS = false
+        addsEOS = false
     }
 
     static func readFile(_ url: URL) throws -> [UInt8] {
@@ -142,6 +217,11 @@ public final class Tokenizer: @unchecked Sendable {
             workspaces.give(workspace)
         case .sentencePiece(let model):
             ids = model.encode(text)
+        case .chatGLM6B(let glm):
+            return glm.encode(text) + (addSpecialTokens ? promptSuffix : [])
+        case .chatGLM2(let glm):
+            // build_inputs_with_special_tokens: [gMASK] sop first.
+            return (addSpecialTokens ? [glm.model.pieces.count + 1, glm.model.pieces.count + 3] : []) + glm.encode(text)
         }
         guard addSpecialTokens && overridesPostProcessor && (addsBOS || addsEOS) else { return ids.map(Int.init) }
         var result: [Int] = []
@@ -182,6 +262,8 @@ public final class Tokenizer: @unchecked Sendable {
         switch backend {
         case .pipeline(let pipeline): text = pipeline.decode(ids, skipSpecialTokens: skipSpecialTokens)
         case .sentencePiece(let model): text = model.decode(ids, skipSpecialTokens: skipSpecialTokens)
+        case .chatGLM6B(let glm): text = glm.decode(ids, skipSpecialTokens: skipSpecialTokens)
+        case .chatGLM2(let glm): text = glm.decode(ids)
         }
         return configuration.cleanUpTokenizationSpaces == true ? text.cleanedUpTokenizationSpaces() : text
     }
@@ -193,6 +275,8 @@ public final class Tokenizer: @unchecked Sendable {
         switch backend {
         case .pipeline(let pipeline): return pipeline.idCount
         case .sentencePiece(let model): return model.pieces.count
+        case .chatGLM6B(let glm): return glm.count
+        case .chatGLM2(let glm): return glm.count
         }
     }
 
@@ -202,6 +286,8 @@ public final class Tokenizer: @unchecked Sendable {
         switch backend {
         case .pipeline(let pipeline): return pipeline.token(of: id)
         case .sentencePiece(let model): return id < model.pieces.count ? model.pieces[id] : nil
+        case .chatGLM6B(let glm): return glm.token(forID: id)
+        case .chatGLM2(let glm): return glm.token(forID: id)
         }
     }
 
@@ -210,6 +296,8 @@ public final class Tokenizer: @unchecked Sendable {
         switch backend {
         case .pipeline(let pipeline): return pipeline.id(ofToken: token)
         case .sentencePiece(let model): return model.id(ofToken: token)
+        case .chatGLM6B(let glm): return glm.id(forToken: token)
+        case .chatGLM2(let glm): return glm.id(forToken: token)
         }
     }
 
@@ -217,7 +305,7 @@ public final class Tokenizer: @unchecked Sendable {
     public var addedTokens: [AddedToken] {
         switch backend {
         case .pipeline(let pipeline): return pipeline.addedTokens
-        case .sentencePiece: return []
+        case .sentencePiece, .chatGLM6B, .chatGLM2: return []
         }
     }
 }

@@ -13,20 +13,26 @@ public struct TokenizerConfiguration: Equatable, Sendable {
     public var eosToken: String?
     public var unknownToken: String?
     public var padToken: String?
+    /// The mask token (`mask_token`; ChatGLM-6B's `[MASK]`).
+    public var maskToken: String?
+    /// ChatGLM-6B's id offset (`num_image_tokens`): its text ids start there.
+    public var numberOfImageTokens: Int?
     /// Remove spaces before punctuation when decoding, as `transformers` does (`clean_up_tokenization_spaces`).
     public var cleanUpTokenizationSpaces: Bool?
     /// `tokenizer_class`, for information.
     public var tokenizerClass: String?
 
     public init(addBOSToken: Bool? = nil, addEOSToken: Bool? = nil, bosToken: String? = nil, eosToken: String? = nil,
-                unknownToken: String? = nil, padToken: String? = nil, cleanUpTokenizationSpaces: Bool? = nil,
-                tokenizerClass: String? = nil) {
+                unknownToken: String? = nil, padToken: String? = nil, maskToken: String? = nil,
+                numberOfImageTokens: Int? = nil, cleanUpTokenizationSpaces: Bool? = nil, tokenizerClass: String? = nil) {
         self.addBOSToken = addBOSToken
         self.addEOSToken = addEOSToken
         self.bosToken = bosToken
         self.eosToken = eosToken
         self.unknownToken = unknownToken
         self.padToken = padToken
+        self.maskToken = maskToken
+        self.numberOfImageTokens = numberOfImageTokens
         self.cleanUpTokenizationSpaces = cleanUpTokenizationSpaces
         self.tokenizerClass = tokenizerClass
     }
@@ -53,6 +59,11 @@ public struct TokenizerConfiguration: Equatable, Sendable {
                 case "eos_token": eosToken = try TokenizerConfiguration.readToken(&json) ?? eosToken
                 case "unk_token": unknownToken = try TokenizerConfiguration.readToken(&json) ?? unknownToken
                 case "pad_token": padToken = try TokenizerConfiguration.readToken(&json) ?? padToken
+                case "mask_token": maskToken = try TokenizerConfiguration.readToken(&json) ?? maskToken
+                case "num_image_tokens":
+                    let value = try json.readInt()
+                    guard (0...(1 << 30)).contains(value) else { throw json.error("num_image_tokens must be 0…2^30") }
+                    numberOfImageTokens = value
                 case "clean_up_tokenization_spaces":
                     cleanUpTokenizationSpaces = json.readNull() ? nil : try json.readBool()
                 case "tokenizer_class": tokenizerClass = json.readNull() ? nil : try json.readString()

@@ -70,6 +70,14 @@ enum Fixtures {
         return jsonLines(folder.appendingPathComponent("corpus.jsonl")).map { (try! JSONDecoder().decode(Line.self, from: $0)).text }
     }()
 
+    /// corpus.jsonl, then chatglm6b_corpus.jsonl (whitespace runs, tabs and special-token text for the ChatGLM
+    /// tokenizers).
+    static let chatGLMCorpus: [String] = {
+        struct Line: Decodable { let text: String }
+        return corpus + jsonLines(folder.appendingPathComponent("chatglm6b_corpus.jsonl"))
+            .map { (try! JSONDecoder().decode(Line.self, from: $0)).text }
+    }()
+
     static func expected(_ name: String) -> [TokenizerReference] {
         jsonLines(folder.appendingPathComponent("expected/\(name).jsonl")).map { try! JSONDecoder().decode(TokenizerReference.self, from: $0) }
     }

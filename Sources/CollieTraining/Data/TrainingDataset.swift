@@ -48,6 +48,9 @@ public enum AlpacaTemplate {
 /// - `input_output`: prefix + input + output + suffix, input and output tokenized separately; labels −100 on
 ///   prefix and input.
 /// - `alpaca`: prefix + Alpaca prompt + response + EOS (always, as Alpaca trains it); the prompt is masked.
+///
+/// A tokenizer with a `promptSuffix` (ChatGLM-6B's `[gMASK] <sop>`) lays out both prompt formats as its model
+/// was trained: prompt + prompt suffix (masked) + response + EOS (`<eop>`).
 /// - `tokens`: as given; labels as given or the tokens. Ids must be in the vocabulary.
 ///
 /// With a `ChatFormat` (`chat_template: true`), `alpaca` and `input_output` records are one-turn conversations
@@ -110,9 +113,11 @@ public struct TrainingDataset: RandomAccessCollection, Sendable {
             let responses = tokenizer.encode(batch: pairs.map(\.response), addSpecialTokens: false)
             // A chat's special tokens come from its template.
             let prefix = chatFormat == nil ? special.prefix : []
-            let suffix = chatFormat != nil ? [] : first.format == .alpaca ? special.suffixEndingWithEOS : special.suffix
+            let promptSuffix = chatFormat == nil ? special.promptSuffix : []
+            let suffix = chatFormat != nil ? [] : first.format == .alpaca || !promptSuffix.isEmpty
+                ? special.suffixEndingWithEOS : special.suffix
             for index in records.indices {
-                let masked = prefix + prompts[index]
+                let masked = prefix + prompts[index] + promptSuffix
                 let trained = responses[index] + suffix
                 built.append(TrainingExample(tokens: masked + trained,
                                              labels: [Int](repeating: Tensor.ignoreIndex, count: masked.count) + trained,
@@ -209,9 +214,13 @@ public struct SpecialTokens {
     /// What comes before the text (BOS), and after it.
     public let prefix: [Int]
     public let suffix: [Int]
+    /// What comes between a prompt and its answer (`Tokenizer.promptSuffix`: ChatGLM-6B's `[gMASK] <sop>`); it
+    /// is not part of `suffix`.
+    public let promptSuffix: [Int]
     public let eos: Int?
 
     public init(_ tokenizer: Tokenizer) {
+        promptSuffix = tokenizer.promptSuffix
         let with = tokenizer.encode("a", addSpecialTokens: true)
         let without = tokenizer.encode("a", addSpecialTokens: false)
         var found: Int?
@@ -223,7 +232,8 @@ public struct SpecialTokens {
         }
         if let start = found {
             prefix = Array(with[..<start])
-            suffix = Array(with[(start + without.count)...])
+            let after = Array(with[(start + without.count)...])
+            suffix = after.starts(with: promptSuffix) ? Array(after.dropFirst(promptSuffix.count)) : after
         } else {
             prefix = []
             suffix = []

@@ -91,11 +91,13 @@ public struct TrainingSetup {
 
     /// The token ids the model is prompted with for `config.samplePrompt`-style text: with `chat_template: true`
     /// the chat template's prompt for it as the user's message; else the tokenizer's prefix (BOS), then the text,
-    /// wrapped in the Alpaca prompt when the training records are Alpaca's.
+    /// wrapped in the Alpaca prompt when the training records are Alpaca's, then the tokenizer's prompt suffix
+    /// (ChatGLM-6B's `[gMASK] <sop>`).
     public func promptIDs(for text: String) throws -> [Int] {
         if let chatFormat { return tokenizer.encode(try chatFormat.prompt(user: text), addSpecialTokens: false) }
         let prompt = trainDataset.format == .alpaca ? AlpacaTemplate.prompt(instruction: text, input: "") : text
-        return SpecialTokens(tokenizer).prefix + tokenizer.encode(prompt, addSpecialTokens: false)
+        let special = SpecialTokens(tokenizer)
+        return special.prefix + tokenizer.encode(prompt, addSpecialTokens: false) + special.promptSuffix
     }
 }
 

@@ -23,6 +23,15 @@ extension CausalLanguageModel {
     /// allocated, so a configuration whose sizes do not match its weights (or a source whose weights are missing)
     /// fails with an error instead of allocating what the configuration asks for.
     public static func load(from source: some WeightSource, configuration: LlamaConfiguration) throws -> Self {
+        try checkLoadable(source, configuration: configuration)
+        var initialization = Initialization.uninitialized
+        let model = Self(configuration, initialization: &initialization)
+        try model.assignWeights(from: source)
+        return model
+    }
+
+    /// Checks `source`'s names and shapes against those `configuration` implies, before anything is allocated.
+    static func checkLoadable(_ source: some WeightSource, configuration: LlamaConfiguration) throws {
         // Every block holds at least one tensor: a layer count beyond the tensor count is wrong before the
         // expected shapes (one entry per parameter) are even listed.
         guard configuration.hiddenLayers <= source.names.count else {
@@ -30,10 +39,6 @@ extension CausalLanguageModel {
                                   "num_hidden_layers is \(configuration.hiddenLayers), but the weights hold only \(source.names.count) tensors")
         }
         try checkWeights(source, expected: parameterShapes(for: configuration), configuration: configuration)
-        var initialization = Initialization.uninitialized
-        let model = Self(configuration, initialization: &initialization)
-        try model.assignWeights(from: source)
-        return model
     }
 
     /// Copies the weights of the Hugging Face folder `folder` (single or sharded safetensors) into this model's

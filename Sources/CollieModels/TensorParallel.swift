@@ -233,11 +233,7 @@ extension CausalLanguageModel {
     /// `splitForTensorParallelism` next: it copies this rank's slices, so a rank reads only its part of each large
     /// weight from the file and never holds the whole model. The views are read-only: never train without splitting.
     public static func loadMapped(from source: some WeightSource, configuration: LlamaConfiguration) throws -> Self {
-        guard configuration.hiddenLayers <= source.names.count else {
-            throw CheckpointError(file: source.configurationPath,
-                                  "num_hidden_layers is \(configuration.hiddenLayers), but the weights hold only \(source.names.count) tensors")
-        }
-        try checkWeights(source, expected: parameterShapes(for: configuration), configuration: configuration)
+        try checkLoadable(source, configuration: configuration)
         var initialization = Initialization.uninitializedWithoutLinearWeights
         let model = Self(configuration, initialization: &initialization)
         var viewed = Set<ObjectIdentifier>()

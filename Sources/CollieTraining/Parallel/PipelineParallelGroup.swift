@@ -227,7 +227,7 @@ public final class PipelineParallelGroup {
     }
 
     /// The storage of a contiguous tensor, as bytes.
-    fileprivate static func bytes(of tensor: Tensor) -> UnsafeMutableRawBufferPointer {
+    private static func bytes(of tensor: Tensor) -> UnsafeMutableRawBufferPointer {
         let start: UnsafeMutableRawPointer = switch tensor.dtype.size {
         case 2: UnsafeMutableRawPointer(tensor.pointer(as: UInt16.self))
         case 8: UnsafeMutableRawPointer(tensor.pointer(as: Int64.self))
@@ -255,15 +255,11 @@ extension PipelineParallelGroup: PipelineStage {
     /// Tag of the hidden states whole-model calls pass on (apart from training's micro-batch tags).
     private static let stagedCallTag = 3_000_000
 
-    public func receiveHidden(_ shape: [Int]) -> Tensor {
-        let hidden = Tensor.zeros(shape)
-        communicator.receive(Self.bytes(of: hidden), from: stage - 1, tag: Self.stagedCallTag)
-        return hidden
-    }
+    public func receiveHidden(_ shape: [Int]) -> Tensor { receive(shape, from: stage - 1, tag: Self.stagedCallTag) }
 
     public func sendHidden(_ hidden: Tensor) {
-        let contiguous = hidden.isContiguous && hidden.dtype == .float32 ? hidden : hidden.contiguousCopy(dtype: .float32)
-        communicator.send(UnsafeRawBufferPointer(Self.bytes(of: contiguous)), to: stage + 1, tag: Self.stagedCallTag)
+        send(hidden, to: stage + 1, tag: Self.stagedCallTag)
+        finishSends()
     }
 
     public func logitsFromLastStage(_ logits: Tensor?, shape: [Int]) -> Tensor {

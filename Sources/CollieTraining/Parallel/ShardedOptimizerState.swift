@@ -70,24 +70,9 @@ public enum ShardedOptimizerState {
         let range = group.shardParameter == nil ? 0..<buffer.count : group.shard
         let flat = try FlatState(folder: folder, keys: keys, offsets: buffer.offsets,
                                  counts: buffer.parameters.map(\.count), range: range)
-        var tensors: [String: Tensor] = [:]
-        if group.shardParameter != nil {
-            for (slot, values) in flat.slots { tensors["flat.\(slot)"] = Tensor(values, shape: [range.count]) }
-            if let step = flat.step { tensors["flat.step"] = Tensor(ints: [step], shape: []) }
-            var metadata = flat.metadata
-            metadata.parameterKeys = ["flat"]
-            try optimizer.load(OptimizerState(metadata: metadata, tensors: tensors))
-        } else {
-            for (key, (p, offset)) in zip(keys, zip(buffer.parameters, buffer.offsets)) {
-                for (slot, values) in flat.slots {
-                    tensors["\(key).\(slot)"] = Tensor(Array(values[offset..<(offset + p.count)]), shape: p.shape)
-                }
-                if let step = flat.step { tensors["\(key).step"] = Tensor(ints: [step], shape: []) }
-            }
-            var metadata = flat.metadata
-            metadata.parameterKeys = keys
-            try optimizer.load(OptimizerState(metadata: metadata, tensors: tensors))
-        }
+        try optimizer.load(group.shardParameter != nil
+                           ? flat.shardState()
+                           : flat.perParameterState(keys: keys, shapes: buffer.parameters.map(\.shape), offsets: buffer.offsets))
     }
 
     /// This rank's ZeRO state (`flat.<slot>` over its shard of the dp group's flat buffer) gathered over the group into
@@ -95,37 +80,24 @@ public enum ShardedOptimizerState {
     /// of the group must call it.
     static func gathered(_ state: OptimizerState, group: DataParallelGroup) -> OptimizerState {
         let buffer = group.buffer
-        let keys = OptimizerState.parameterKeys(for: buffer.parameters)
-        var tensors: [String: Tensor] = [:]
+        var slots: [String: [Float]] = [:]
         for name in state.tensors.keys.sorted() where name.hasPrefix("flat.") && name != "flat.step" {
             var values = [Float](repeating: 0, count: buffer.count)
             values.replaceSubrange(group.shard, with: state.tensors[name]!.floats())
             values.withUnsafeMutableBufferPointer { group.communicator.allGather($0, counts: group.ranges.map(\.count)) }
-            let slot = name.dropFirst("flat.".count)
-            for (key, (p, offset)) in zip(keys, zip(buffer.parameters, buffer.offsets)) {
-                tensors["\(key).\(slot)"] = Tensor(Array(values[offset..<(offset + p.count)]), shape: p.shape)
-            }
+            slots[String(name.dropFirst("flat.".count))] = values
         }
-        if let step = state.tensors["flat.step"] {
-            for key in keys { tensors["\(key).step"] = Tensor(ints: [step.ints()[0]], shape: []) }
-        }
-        var metadata = state.metadata
-        metadata.parameterKeys = keys
-        return OptimizerState(metadata: metadata, tensors: tensors)
+        return FlatState(metadata: state.metadata, slots: slots, step: state.tensors["flat.step"]?.ints()[0])
+            .perParameterState(keys: OptimizerState.parameterKeys(for: buffer.parameters),
+                               shapes: buffer.parameters.map(\.shape), offsets: buffer.offsets)
     }
 
     /// An unsharded optimizer's `state` over the dp group's buffer cut to this rank's shard (`flat.<slot>`), as a
     /// ZeRO optimizer loads it; `source` names where it came from in errors.
     static func sharded(_ state: OptimizerState, group: DataParallelGroup, source: URL) throws -> OptimizerState {
         let buffer = group.buffer
-        let flat = try FlatState(state: state, source: source, keys: OptimizerState.parameterKeys(for: buffer.parameters),
-                                 offsets: buffer.offsets, counts: buffer.parameters.map(\.count), range: group.shard)
-        var tensors: [String: Tensor] = [:]
-        for (slot, values) in flat.slots { tensors["flat.\(slot)"] = Tensor(values, shape: [group.shard.count]) }
-        if let step = flat.step { tensors["flat.step"] = Tensor(ints: [step], shape: []) }
-        var metadata = flat.metadata
-        metadata.parameterKeys = ["flat"]
-        return OptimizerState(metadata: metadata, tensors: tensors)
+        return try FlatState(state: state, source: source, keys: OptimizerState.parameterKeys(for: buffer.parameters),
+                             offsets: buffer.offsets, counts: buffer.parameters.map(\.count), range: group.shard).shardState()
     }
 
     /// The sharded state in `folder` (written by a data-parallel ZeRO run) as one unsharded optimizer's over the
@@ -138,17 +110,9 @@ public enum ShardedOptimizerState {
             throw OptimizerStateError("\(layoutURL.path): the sharded state is for \(layout.parameterKeys.count) parameters, "
                                       + "this model trains \(shapes.count)")
         }
-        let flat = try FlatState(folder: folder, keys: layout.parameterKeys, offsets: layout.offsets, counts: counts,
-                                 range: 0..<layout.elementCount)
-        var tensors: [String: Tensor] = [:]
-        for (key, (shape, offset)) in zip(layout.parameterKeys, zip(shapes, layout.offsets)) {
-            let count = shape.reduce(1, *)
-            for (slot, values) in flat.slots { tensors["\(key).\(slot)"] = Tensor(Array(values[offset..<(offset + count)]), shape: shape) }
-            if let step = flat.step { tensors["\(key).step"] = Tensor(ints: [step], shape: []) }
-        }
-        var metadata = flat.metadata
-        metadata.parameterKeys = layout.parameterKeys
-        return OptimizerState(metadata: metadata, tensors: tensors)
+        return try FlatState(folder: folder, keys: layout.parameterKeys, offsets: layout.offsets, counts: counts,
+                             range: 0..<layout.elementCount)
+            .perParameterState(keys: layout.parameterKeys, shapes: shapes, offsets: layout.offsets)
     }
 
     /// The element-wise slots of a saved optimizer over one range of the flat buffer.
@@ -161,6 +125,30 @@ public enum ShardedOptimizerState {
             self.metadata = metadata
             self.slots = slots
             self.step = step
+        }
+
+        /// The state a ZeRO optimizer over these slots' range loads (`flat.<slot>`, `flat.step`).
+        func shardState() -> OptimizerState {
+            var tensors: [String: Tensor] = [:]
+            for (slot, values) in slots { tensors["flat.\(slot)"] = Tensor(values, shape: [values.count]) }
+            if let step { tensors["flat.step"] = Tensor(ints: [step], shape: []) }
+            var metadata = metadata
+            metadata.parameterKeys = ["flat"]
+            return OptimizerState(metadata: metadata, tensors: tensors)
+        }
+
+        /// The state an unsharded optimizer keeps (`<key>.<slot>`, `<key>.step`) for parameters `keys` of `shapes` at
+        /// `offsets` in slots that cover the whole flat buffer.
+        func perParameterState(keys: [String], shapes: [[Int]], offsets: [Int]) -> OptimizerState {
+            var tensors: [String: Tensor] = [:]
+            for (key, (shape, offset)) in zip(keys, zip(shapes, offsets)) {
+                let count = shape.reduce(1, *)
+                for (slot, values) in slots { tensors["\(key).\(slot)"] = Tensor(Array(values[offset..<(offset + count)]), shape: shape) }
+                if let step { tensors["\(key).step"] = Tensor(ints: [step], shape: []) }
+            }
+            var metadata = metadata
+            metadata.parameterKeys = keys
+            return OptimizerState(metadata: metadata, tensors: tensors)
         }
 
         init(folder: URL, keys: [String], offsets: [Int], counts: [Int], range: Range<Int>) throws {

@@ -50,11 +50,7 @@ public final class LoadBestModelCallback: TrainerCallback {
         // Saved after the current update: the model already is the best one.
         guard let bestStep, bestStep != trainer.state.globalStep else { return }
         let folder = trainer.outputDirectory.appendingPathComponent(Self.folderName)
-        if trainer.grid.tensorParallelSize > 1 {
-            try trainer.model.loadTensorParallelSlices(from: folder, communicator: trainer.grid.tensorParallel)
-        } else {
-            try trainer.loadWeights(from: folder)
-        }
+        try trainer.loadWeights(from: folder)
         trainer.log("loaded the best model (\(metric.name) \(best.map { "\($0)" } ?? "?") after step \(bestStep)) from \(folder.path)")
     }
 

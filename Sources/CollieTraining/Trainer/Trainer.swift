@@ -337,8 +337,8 @@ public final class Trainer {
                 let (batch, weight) = dataParallel.localRows(of: group[0])
                 let scale = inBackward.lossScale
                 let local = pipeline.forward(model, batch: batch) { [model] logits in
-                    let summed = model.summedNegativeLogLikelihood(logits: logits, targets: batch.nextTokenTargets(for: model))
-                    let mean = weight == 0 ? summed * 0.0 : summed / Double(max(predicted, 1))
+                    let mean = Self.rankLoss(model.summedNegativeLogLikelihood(logits: logits, targets: batch.nextTokenTargets(for: model)),
+                                             weight: weight, predicted: predicted)
                     return scale == 1 ? mean : mean * scale
                 }
                 loss = Float(dataParallel.sum([local / scale])[0])
@@ -370,8 +370,8 @@ public final class Trainer {
                 willBackward: { [dataParallel] in dataParallel.beginBackward(last: $0 == group.count - 1) },
                 didBackward: { [dataParallel] _ in dataParallel.endBackward() }) { [model] index, logits in
                 let (batch, weight) = rows[index]
-                let summed = model.summedNegativeLogLikelihood(logits: logits, targets: batch.nextTokenTargets(for: model))
-                return weight == 0 ? summed * 0.0 : summed / Double(max(predicted, 1))
+                return Self.rankLoss(model.summedNegativeLogLikelihood(logits: logits, targets: batch.nextTokenTargets(for: model)),
+                                     weight: weight, predicted: predicted)
             })
             pipeline.reduceSharedGradients(model)
         }
@@ -398,13 +398,17 @@ public final class Trainer {
         return (loss, norm, nil)
     }
 
-    /// This rank's rows of the global micro-batch `globalBatch` and their loss: the summed NLL divided by the
-    /// whole group's `predicted` tokens (zero-weighted for a rank left without rows, which still joins the
-    /// collectives).
+    /// This rank's rows of the global micro-batch `globalBatch` and their loss (`rankLoss`).
     private func localLoss(of globalBatch: PaddedBatch, predicted: Int) -> Tensor {
         let (batch, weight) = dataParallel.localRows(of: globalBatch)
-        let summed = batch.summedNegativeLogLikelihood(of: model, targets: batch.nextTokenTargets(for: model))
-        return weight == 0 ? summed * 0.0 : summed / Double(max(predicted, 1))
+        return Self.rankLoss(batch.summedNegativeLogLikelihood(of: model, targets: batch.nextTokenTargets(for: model)),
+                             weight: weight, predicted: predicted)
+    }
+
+    /// A rank's loss from its rows' summed NLL: divided by the whole group's `predicted` tokens, or zero-weighted for
+    /// a rank left without rows (`DataParallelGroup.localRows`), which still joins the collectives.
+    private static func rankLoss(_ summed: Tensor, weight: Double, predicted: Int) -> Tensor {
+        weight == 0 ? summed * 0.0 : summed / Double(max(predicted, 1))
     }
 
     /// LoRA dropout masks are a function of (seed, update, micro-batch), so a resumed run draws the same ones.

@@ -8,9 +8,11 @@ import Foundation
 extension Trainer {
     /// Copies the weights of the Hugging Face folder `folder` into the model's parameters in place, checking every
     /// key and shape (`CausalLanguageModel.loadWeights(from:)`); with a PEFT adapter, the adapter's tensors from the
-    /// PEFT folder `folder`.
+    /// PEFT folder `folder`. Under tensor parallelism each rank copies its slices of the folder's whole tensors.
     public func loadWeights(from folder: URL) throws {
-        if model.peftConfiguration != nil {
+        if grid.tensorParallelSize > 1 {
+            try model.loadTensorParallelSlices(from: folder, communicator: grid.tensorParallel)
+        } else if model.peftConfiguration != nil {
             do { try model.loadAdapter(from: folder) } catch { throw TrainerError("\(error)") }
         } else {
             try model.loadWeights(from: folder)

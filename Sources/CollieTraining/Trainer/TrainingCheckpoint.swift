@@ -172,17 +172,11 @@ public struct TrainingCheckpoint: Sendable {
                     StoragePool.shared.releaseCachedMemory()
                 }
             }
-            let group = trainer.grid.tensorParallel
-            if tensorParallel {
-                try trainer.model.loadTensorParallelSlices(from: folder, communicator: group)
-            } else {
-                try trainer.loadWeights(from: folder)
-            }
-            let parameters = trainer.dataParallel.buffer.parameters
+            try trainer.loadWeights(from: folder)
+            let parameters = trainer.dataParallel.buffer.parameters, whole = trainer.model.trainableParameters.map(\.tensor)
             var state: OptimizerState
             if ShardedOptimizerState.isSharded(folder) {
                 // A data-parallel ZeRO run's shards, over one process's parameters (whole shapes: slices × tp_size).
-                let whole = trainer.model.trainableParameters.map(\.tensor)
                 let shapes = zip(whole, trainer.model.tensorParallelSplitAxes(of: whole)).map { parameter, axis in
                     var shape = parameter.shape
                     if let axis { shape[axis] *= trainer.grid.tensorParallelSize }
@@ -193,14 +187,13 @@ public struct TrainingCheckpoint: Sendable {
                 state = try OptimizerState(contentsOf: folder)
             }
             if trainer.pipeline != nil {
-                let whole = trainer.model.trainableParameters.map(\.tensor)
                 state = PipelineParallelCheckpoint.stage(state, wholeKeys: PipelineParallelCheckpoint.wholeKeys(of: parameters, in: whole),
                                                          keys: OptimizerState.parameterKeys(for: parameters))
             }
             if tensorParallel {
                 state = TensorParallelCheckpoint.sliced(state, parameters: parameters,
                                                         axes: trainer.model.tensorParallelSplitAxes(of: parameters),
-                                                        communicator: group)
+                                                        communicator: trainer.grid.tensorParallel)
             }
             if trainer.dataParallel.shardParameter != nil {
                 state = try ShardedOptimizerState.sharded(state, group: trainer.dataParallel, source: folder)

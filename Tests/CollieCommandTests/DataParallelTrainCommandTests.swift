@@ -97,7 +97,6 @@ final class DataParallelTrainCommandTests: XCTestCase {
         XCTAssertEqual(one.status, 0, one.output)
         let two = try MPIRun.run(ranks: 2, collie, ["train", config.path] + layout(ranks: 2, stage: 2, output: "two"), in: folder)
         XCTAssertEqual(two.status, 0, two.output)
-        let checkpoint = folder.appendingPathComponent("two/checkpoint-3")
 
         // The whole run's log is copied so that the resumed runs append to the first three updates.
         // Also under tensor and pipeline parallelism (tp 2 × pp 2; dp 2 × pp 2 with ZeRO-1): the shards become one
@@ -105,16 +104,9 @@ final class DataParallelTrainCommandTests: XCTestCase {
         for (ranks, stage, extra) in [(1, 0, []), (4, 1, []), (4, 3, []), (4, 0, ["tp_size=2", "pp_size=2", "dp_size=1", "train_micro_batch_size=4"]),
                                       (4, 1, ["pp_size=2", "dp_size=2", "train_micro_batch_size=2"])] {
             let name = "resumed-on-\(ranks)-zero\(stage)" + extra.map { "-" + $0.prefix(4) }.joined()
-            let output = folder.appendingPathComponent(name)
-            try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
-            try FileManager.default.copyItem(at: folder.appendingPathComponent("two/monitors.csv"),
-                                             to: output.appendingPathComponent("monitors.csv"))
-            let arguments = ["train", config.path, "--resume", checkpoint.path] + layout(ranks: ranks, stage: stage, output: name)
-                + extra.flatMap { ["--set", $0] }
-            let run = ranks == 1 ? try MPIRun.runProcess(collie, arguments, in: folder)
-                                 : try MPIRun.run(ranks: ranks, collie, arguments, in: folder)
-            XCTAssertEqual(run.status, 0, "\(name):\n\(run.output)")
-            XCTAssertTrue(run.output.contains("resuming from"), run.output)
+            let output = try ParallelTrainRun.resume("two", config: config, ranks: ranks, as: name,
+                                                     arguments: layout(ranks: ranks, stage: stage, output: name)
+                                                         + extra.flatMap { ["--set", $0] }, in: folder)
             try ParallelTrainRun.assertSameRun(output, as: folder.appendingPathComponent("one"), name)
         }
     }

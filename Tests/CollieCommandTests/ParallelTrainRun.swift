@@ -42,6 +42,59 @@ enum ParallelTrainRun {
     /// The fixture model's weights, where every run starts.
     static var initialWeights: URL { Fixtures.model.appendingPathComponent("model.safetensors") }
 
+    /// Resumes `source`'s `checkpoint-3` on `ranks` processes with `arguments` (after `train CONFIG --resume …`; they
+    /// set the layout and `output_dir=name`). The output folder `name` starts with `source`'s monitors.csv, so that its
+    /// log continues the first three updates. Asserts the run resumed; returns the output folder.
+    static func resume(_ source: String, config: URL, ranks: Int, as name: String, arguments: [String], in folder: URL,
+                       file: StaticString = #filePath, line: UInt = #line) throws -> URL {
+        let output = folder.appendingPathComponent(name)
+        try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: folder.appendingPathComponent("\(source)/monitors.csv"),
+                                         to: output.appendingPathComponent("monitors.csv"))
+        let collie = try CollieExecutable.url()
+        let all = ["train", config.path, "--resume", folder.appendingPathComponent("\(source)/checkpoint-3").path] + arguments
+        let run = ranks == 1 ? try MPIRun.runProcess(collie, all, in: folder) : try MPIRun.run(ranks: ranks, collie, all, in: folder)
+        XCTAssertEqual(run.status, 0, "\(name):\n\(run.output)", file: file, line: line)
+        XCTAssertTrue(run.output.contains("resuming from"), run.output, file: file, line: line)
+        return output
+    }
+
+    /// Writes the evaluators' data (two generation and two classification records) and a config for the `tiny` preset
+    /// (set with `--set model=tiny`: LLaMA-2's vocabulary, so that they generate text) evaluating after every update
+    /// with a generation (BLEU, ROUGE) and a classification evaluator; `extra` YAML lines are appended.
+    static func makeEvaluatorConfig(in folder: URL, extra: String) throws -> URL {
+        try """
+            {"text": "The cat sat", "target": "on the mat"}
+            {"text": "Hello", "target": "world"}
+            """.write(to: folder.appendingPathComponent("gen.jsonl"), atomically: true, encoding: .utf8)
+        try """
+            {"input": "Good. Sentiment:", "output": [" negative", " positive"], "target": 1}
+            {"input": "Bad. Sentiment:", "output": [" negative", " positive"], "target": 0}
+            """.write(to: folder.appendingPathComponent("cls.jsonl"), atomically: true, encoding: .utf8)
+        return try writeFixtureRun(in: folder, records: 8, lengths: 6...12, settings: """
+            max_length: 64
+            seed: 3
+            train_micro_batch_size: 2
+            eval_per_n_steps: 1
+            optimizer: {name: adamw, lr: 1.0e-3}
+            monitor_outputs: [csv]
+            evaluators:
+              - {name: gen, type: generation, data: gen.jsonl, metrics: [bleu, rouge], generation: {max_new_tokens: 3}}
+              - {name: cls, type: classification, data: cls.jsonl}
+            \(extra)
+            """)
+    }
+
+    /// The evaluation metrics in `output`'s monitors.evaluation.csv by "<step> <metric>".
+    static func evaluationMetrics(_ output: URL) throws -> [String: Double] {
+        let lines = try String(contentsOf: output.appendingPathComponent("monitors.evaluation.csv"), encoding: .utf8)
+            .split(separator: "\n").dropFirst()
+        return Dictionary(lines.map { line in
+            let fields = line.split(separator: ",")
+            return ("\(fields[0]) \(fields[1])", Double(fields[2])!)
+        }, uniquingKeysWith: { $1 })
+    }
+
     /// (step, loss) of each logged update in `output`'s monitors.csv.
     static func losses(_ output: URL) throws -> [(Int, Double)] {
         let text = try String(contentsOf: output.appendingPathComponent("monitors.csv"), encoding: .utf8)

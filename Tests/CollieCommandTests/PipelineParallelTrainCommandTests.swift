@@ -91,13 +91,10 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
                                      in: folder)
             XCTAssertEqual(run.status, 0, run.output)
             try ParallelTrainRun.assertSameRun(folder.appendingPathComponent(name), as: folder.appendingPathComponent("one"), name)
-            func metrics(_ name: String) throws -> [Double] {
-                try String(contentsOf: folder.appendingPathComponent("\(name)/monitors.evaluation.csv"), encoding: .utf8)
-                    .split(separator: "\n").dropFirst().map { Double($0.split(separator: ",")[2])! }
-            }
-            let got = try metrics(name), want = try metrics("one")
-            XCTAssertEqual(got.count, want.count, name)
-            for (a, b) in zip(got, want) { XCTAssertEqual(a, b, accuracy: 1e-5 * abs(b), name) }
+            let got = try ParallelTrainRun.evaluationMetrics(folder.appendingPathComponent(name))
+            let want = try ParallelTrainRun.evaluationMetrics(folder.appendingPathComponent("one"))
+            XCTAssertEqual(Set(got.keys), Set(want.keys), name)
+            for (key, value) in want { XCTAssertEqual(got[key] ?? .nan, value, accuracy: 1e-5 * abs(value), "\(name) \(key)") }
         }
     }
 
@@ -105,39 +102,12 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
     /// decoding give one process's metrics at pp = 2 and dp = 2 × pp = 2.
     func testEvaluatorsThroughThePipelineMatchOneProcess() throws {
         let folder = try temporaryFolder(for: self)
-        try """
-            {"text": "The cat sat", "target": "on the mat"}
-            {"text": "Hello", "target": "world"}
-            """.write(to: folder.appendingPathComponent("gen.jsonl"), atomically: true, encoding: .utf8)
-        try """
-            {"input": "Good. Sentiment:", "output": [" negative", " positive"], "target": 1}
-            {"input": "Bad. Sentiment:", "output": [" negative", " positive"], "target": 0}
-            """.write(to: folder.appendingPathComponent("cls.jsonl"), atomically: true, encoding: .utf8)
-        let config = try writeFixtureRun(in: folder, records: 8, lengths: 6...12, settings: """
-            max_length: 64
-            seed: 3
-            train_micro_batch_size: 2
-            max_steps: 2
-            eval_per_n_steps: 1
-            optimizer: {name: adamw, lr: 1.0e-3}
-            monitor_outputs: [csv]
-            evaluators:
-              - {name: gen, type: generation, data: gen.jsonl, metrics: [bleu, rouge], generation: {max_new_tokens: 3}}
-              - {name: cls, type: classification, data: cls.jsonl}
-            """)
+        let config = try ParallelTrainRun.makeEvaluatorConfig(in: folder, extra: "max_steps: 2")
         let collie = try CollieExecutable.url()
         let preset = ["--set", "model=tiny"]   // LLaMA-2's vocabulary, so that the evaluators generate text
         let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=one"] + preset, in: folder)
         XCTAssertEqual(one.status, 0, one.output)
-        func metrics(_ name: String) throws -> [String: Double] {
-            let lines = try String(contentsOf: folder.appendingPathComponent("\(name)/monitors.evaluation.csv"), encoding: .utf8)
-                .split(separator: "\n").dropFirst()
-            return Dictionary(lines.map { line in
-                let fields = line.split(separator: ",")
-                return ("\(fields[0]) \(fields[1])", Double(fields[2])!)
-            }, uniquingKeysWith: { $1 })
-        }
-        let want = try metrics("one")
+        let want = try ParallelTrainRun.evaluationMetrics(folder.appendingPathComponent("one"))
         XCTAssertNotNil(want["2 gen/bleu"], "\(want)")
         XCTAssertNotNil(want["2 cls/accuracy"], "\(want)")
         for (dp, pp) in [(1, 2), (2, 2)] {
@@ -146,7 +116,7 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
                                                               "--set", "train_micro_batch_size=\(2 / dp)", "--set", "output_dir=\(name)"]
                                      + preset, in: folder)
             XCTAssertEqual(run.status, 0, run.output)
-            let got = try metrics(name)
+            let got = try ParallelTrainRun.evaluationMetrics(folder.appendingPathComponent(name))
             XCTAssertEqual(Set(got.keys), Set(want.keys), name)
             for (key, value) in want { XCTAssertEqual(got[key] ?? .nan, value, accuracy: 1e-5 * max(1, abs(value)), "\(name) \(key)") }
         }
@@ -213,15 +183,8 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
                            try SafeTensorsFile(url: reference.appendingPathComponent("checkpoint-3/optimizer.safetensors")).names)
             for (dp, tp, stage) in [(1, 2, 0), (2, 2, 1)] {
                 let name = "\(source)-on-dp\(dp)-tp\(tp)-zero\(stage)"
-                let output = folder.appendingPathComponent(name)
-                try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
-                try FileManager.default.copyItem(at: folder.appendingPathComponent("\(source)/monitors.csv"),
-                                                 to: output.appendingPathComponent("monitors.csv"))
-                let arguments = ["train", config.path, "--resume", folder.appendingPathComponent("\(source)/checkpoint-3").path]
-                    + layout(dp: dp, tp: tp, pp: 1, stage: stage, output: name)
-                let resumed = try MPIRun.run(ranks: dp * tp, collie, arguments, in: folder)
-                XCTAssertEqual(resumed.status, 0, "\(name):\n\(resumed.output)")
-                XCTAssertTrue(resumed.output.contains("resuming from"), resumed.output)
+                let output = try ParallelTrainRun.resume(source, config: config, ranks: dp * tp, as: name,
+                                                         arguments: layout(dp: dp, tp: tp, pp: 1, stage: stage, output: name), in: folder)
                 try ParallelTrainRun.assertSameRun(output, as: reference, name)
             }
         }
@@ -243,16 +206,8 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
         XCTAssertEqual(both.status, 0, both.output)
         XCTAssertTrue(FileManager.default.fileExists(atPath: folder.appendingPathComponent("tp2-pp2/checkpoint-3/adapter_model.safetensors").path))
         for (name, from, tp, pp) in [("tp2-pp2-on-1", "tp2-pp2", 1, 1), ("one-on-tp2", "one", 2, 1), ("one-on-pp2", "one", 1, 2)] {
-            let output = folder.appendingPathComponent(name)
-            try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
-            try FileManager.default.copyItem(at: folder.appendingPathComponent("\(from)/monitors.csv"),
-                                             to: output.appendingPathComponent("monitors.csv"))
-            let arguments = ["train", config.path, "--resume", folder.appendingPathComponent("\(from)/checkpoint-3").path]
-                + layout(dp: 1, tp: tp, pp: pp, output: name) + common
-            let run = tp * pp == 1 ? try MPIRun.runProcess(collie, arguments, in: folder)
-                                   : try MPIRun.run(ranks: tp * pp, collie, arguments, in: folder)
-            XCTAssertEqual(run.status, 0, "\(name):\n\(run.output)")
-            XCTAssertTrue(run.output.contains("resuming from"), run.output)
+            let output = try ParallelTrainRun.resume(from, config: config, ranks: tp * pp, as: name,
+                                                     arguments: layout(dp: 1, tp: tp, pp: pp, output: name) + common, in: folder)
             try ParallelTrainRun.assertSameRun(output, as: reference, name, weights: "adapter_model.safetensors", initial: nil)
         }
     }
@@ -279,17 +234,8 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
                        "one process's optimizer state")
         for (name, from, dp, tp, pp) in [("tp2-pp2-on-dp4", "tp2-pp2", 4, 1, 1), ("tp2-pp2-on-1", "tp2-pp2", 1, 1, 1),
                                          ("one-on-pp2", "one", 1, 1, 2), ("one-on-tp2-pp2", "one", 1, 2, 2)] {
-            let output = folder.appendingPathComponent(name)
-            try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
-            try FileManager.default.copyItem(at: folder.appendingPathComponent("\(from)/monitors.csv"),
-                                             to: output.appendingPathComponent("monitors.csv"))
-            let arguments = ["train", config.path, "--resume", folder.appendingPathComponent("\(from)/checkpoint-3").path]
-                + layout(dp: dp, tp: tp, pp: pp, output: name)
-            let ranks = dp * tp * pp
-            let run = ranks == 1 ? try MPIRun.runProcess(collie, arguments, in: folder)
-                                 : try MPIRun.run(ranks: ranks, collie, arguments, in: folder)
-            XCTAssertEqual(run.status, 0, "\(name):\n\(run.output)")
-            XCTAssertTrue(run.output.contains("resuming from"), run.output)
+            let output = try ParallelTrainRun.resume(from, config: config, ranks: dp * tp * pp, as: name,
+                                                     arguments: layout(dp: dp, tp: tp, pp: pp, output: name), in: folder)
             try ParallelTrainRun.assertSameRun(output, as: reference, name)
         }
     }

@@ -128,14 +128,11 @@ final class TensorParallelTrainCommandTests: XCTestCase {
         let run = try MPIRun.run(ranks: 4, collie, ["train", config.path] + layout(dp: 2, tp: 2, output: "dp2-tp2") + evaluation,
                                  in: folder)
         XCTAssertEqual(run.status, 0, run.output)
-        func metrics(_ name: String) throws -> [Double] {
-            try String(contentsOf: folder.appendingPathComponent("\(name)/monitors.evaluation.csv"), encoding: .utf8)
-                .split(separator: "\n").dropFirst().map { Double($0.split(separator: ",")[2])! }
-        }
-        let got = try metrics("dp2-tp2"), want = try metrics("one")
-        XCTAssertEqual(got.count, want.count)
+        let got = try ParallelTrainRun.evaluationMetrics(folder.appendingPathComponent("dp2-tp2"))
+        let want = try ParallelTrainRun.evaluationMetrics(folder.appendingPathComponent("one"))
+        XCTAssertEqual(Set(got.keys), Set(want.keys))
         XCTAssertEqual(want.count, 4)   // loss and perplexity at steps 2 and 4
-        for (a, b) in zip(got, want) { XCTAssertEqual(a, b, accuracy: 1e-5 * abs(b)) }
+        for (key, value) in want { XCTAssertEqual(got[key] ?? .nan, value, accuracy: 1e-5 * abs(value), key) }
     }
 
     /// Evaluators and load_best_model under tp = 2, pp = 2 and tp = 2 × pp = 2 (pipeline parallelism lives beside tensor
@@ -144,27 +141,10 @@ final class TensorParallelTrainCommandTests: XCTestCase {
         let folder = try temporaryFolder(for: self)
         // The tiny preset with LLaMA-2's vocabulary (32,000 ids split in two), so that evaluators generate text: they
         // run on a whole copy gathered from the split model.
-        try """
-            {"text": "The cat sat", "target": "on the mat"}
-            {"text": "Hello", "target": "world"}
-            """.write(to: folder.appendingPathComponent("gen.jsonl"), atomically: true, encoding: .utf8)
-        try """
-            {"input": "Good. Sentiment:", "output": [" negative", " positive"], "target": 1}
-            {"input": "Bad. Sentiment:", "output": [" negative", " positive"], "target": 0}
-            """.write(to: folder.appendingPathComponent("cls.jsonl"), atomically: true, encoding: .utf8)
-        let config = try writeFixtureRun(in: folder, records: 8, lengths: 6...12, settings: """
-            max_length: 64
-            seed: 3
-            train_micro_batch_size: 2
+        let config = try ParallelTrainRun.makeEvaluatorConfig(in: folder, extra: """
             max_steps: 3
-            eval_per_n_steps: 1
-            optimizer: {name: adamw, lr: 1.0e-3}
-            monitor_outputs: [csv]
             sample_prompt: Hello
             sample_max_new_tokens: 4
-            evaluators:
-              - {name: gen, type: generation, data: gen.jsonl, metrics: [bleu, rouge], generation: {max_new_tokens: 3}}
-              - {name: cls, type: classification, data: cls.jsonl}
             eval_split: 0.25
             callbacks: {load_best_model: {monitor: eval_loss, mode: max}}
             """)
@@ -180,15 +160,8 @@ final class TensorParallelTrainCommandTests: XCTestCase {
                                                               "--set", "output_dir=\(name)"] + preset, in: folder)
             XCTAssertEqual(run.status, 0, run.output)
             XCTAssertTrue(run.output.contains("loaded the best model (eval_loss"), run.output)
-            func metrics(_ name: String) throws -> [String: Double] {
-                let lines = try String(contentsOf: folder.appendingPathComponent("\(name)/monitors.evaluation.csv"), encoding: .utf8)
-                    .split(separator: "\n").dropFirst()
-                return Dictionary(lines.map { line in
-                    let fields = line.split(separator: ",")
-                    return ("\(fields[0]) \(fields[1])", Double(fields[2])!)
-                }, uniquingKeysWith: { $1 })
-            }
-            let got = try metrics(name), want = try metrics("one")
+            let got = try ParallelTrainRun.evaluationMetrics(folder.appendingPathComponent(name))
+            let want = try ParallelTrainRun.evaluationMetrics(folder.appendingPathComponent("one"))
             XCTAssertEqual(Set(got.keys), Set(want.keys), name)
             XCTAssertNotNil(want["2 cls/accuracy"], "\(want)")
             XCTAssertNotNil(want["2 gen/bleu"], "\(want)")
@@ -228,16 +201,8 @@ final class TensorParallelTrainCommandTests: XCTestCase {
             XCTAssertEqual(try saved.tensor("model.embed_tokens.weight").shape, [64, 32])
             for (name, from, dp, tp) in [("tp2-on-1", "\(kind)-tp2", 1, 1), ("tp2-on-dp2-tp2", "\(kind)-tp2", 2, 2),
                                          ("one-on-tp2", reference, 1, 2)] {
-                let output = folder.appendingPathComponent("\(kind)-\(name)")
-                try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
-                try FileManager.default.copyItem(at: folder.appendingPathComponent("\(from)/monitors.csv"),
-                                                 to: output.appendingPathComponent("monitors.csv"))
-                let arguments = ["train", config.path, "--resume", folder.appendingPathComponent("\(from)/checkpoint-3").path]
-                    + layout(dp: dp, tp: tp, output: output.lastPathComponent) + common
-                let run = dp * tp == 1 ? try MPIRun.runProcess(collie, arguments, in: folder)
-                                       : try MPIRun.run(ranks: dp * tp, collie, arguments, in: folder)
-                XCTAssertEqual(run.status, 0, "\(kind) \(name):\n\(run.output)")
-                XCTAssertTrue(run.output.contains("resuming from"), run.output)
+                let output = try ParallelTrainRun.resume(from, config: config, ranks: dp * tp, as: "\(kind)-\(name)",
+                                                         arguments: layout(dp: dp, tp: tp, output: "\(kind)-\(name)") + common, in: folder)
                 try ParallelTrainRun.assertSameRun(output, as: folder.appendingPathComponent(reference), "\(kind) \(name)")
             }
         }

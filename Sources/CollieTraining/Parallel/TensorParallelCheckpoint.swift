@@ -12,10 +12,13 @@ import Foundation
 /// when the rows are split, its `…_col` factor (one per column) when the columns are; what is not split is the same
 /// on every rank of the group and is kept as it is.
 enum TensorParallelCheckpoint {
-    /// The axis of state tensor `name` (of `parameter`, split along `axis`) that is split, or nil when it is whole.
-    private static func splitAxis(of name: String, tensor: Tensor, parameter: Tensor, axis: Int?) -> Int? {
+    /// The axis of state tensor `name` (of `parameter`, split along `axis`) that is split, or nil when it is whole;
+    /// `tensor` is a slice's state (`groupSize` 1) or the whole parameter's (`groupSize` the group's size).
+    private static func splitAxis(of name: String, tensor: Tensor, parameter: Tensor, axis: Int?, groupSize: Int) -> Int? {
         guard let axis else { return nil }
-        if tensor.shape == parameter.shape { return axis }
+        var shape = parameter.shape
+        shape[axis] *= groupSize
+        if tensor.shape == shape { return axis }
         if name.hasSuffix("_row") { return axis == 0 ? 0 : nil }
         if name.hasSuffix("_col") { return axis == 1 ? 0 : nil }
         return nil
@@ -39,7 +42,7 @@ enum TensorParallelCheckpoint {
         let owners = owners(state, parameters: parameters, axes: axes)
         for name in state.tensors.keys.sorted() {
             guard let (parameter, axis) = owners[name], let tensor = state.tensors[name],
-                  let along = splitAxis(of: name, tensor: tensor, parameter: parameter, axis: axis) else { continue }
+                  let along = splitAxis(of: name, tensor: tensor, parameter: parameter, axis: axis, groupSize: 1) else { continue }
             result.tensors[name] = TensorParallelSlices.gather(tensor, axis: along, communicator: communicator)
         }
         return result
@@ -51,12 +54,8 @@ enum TensorParallelCheckpoint {
         var result = state
         let (p, r) = (communicator.size, communicator.rank)
         for (name, (parameter, axis)) in owners(state, parameters: parameters, axes: axes) {
-            guard let axis, let tensor = state.tensors[name] else { continue }
-            var along: Int?
-            if tensor.rank == parameter.rank, tensor.shape[axis] == parameter.shape[axis] * p { along = axis }
-            if name.hasSuffix("_row"), axis == 0 { along = 0 }
-            if name.hasSuffix("_col"), axis == 1 { along = 0 }
-            guard let along else { continue }
+            guard let tensor = state.tensors[name],
+                  let along = splitAxis(of: name, tensor: tensor, parameter: parameter, axis: axis, groupSize: p) else { continue }
             let n = tensor.shape[along] / p
             result.tensors[name] = tensor.slice(axis: along, (r * n)..<((r + 1) * n)).contiguousCopy(dtype: tensor.dtype)
         }

@@ -15,6 +15,13 @@ where Self.RawSignificand: FixedWidthInteger {
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Self,
         a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int,
         beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
+
+    /// `gemm` computed on the calling thread alone, for kernels whose tasks already use every core. It touches no
+    /// process-wide setting, so a thread running it never changes another thread's products.
+    static func gemmOnCallingThread(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Self,
+        a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int,
+        beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
 }
 
 extension Float: FloatElement {
@@ -39,6 +46,20 @@ extension Float: FloatElement {
                         Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
         }
     }
+
+    /// Collie's own float32 GEMM on one thread (OpenBLAS has no per-call thread count, and changing its process-wide
+    /// one would change the products another thread is computing at the same time).
+    @inlinable
+    public static func gemmOnCallingThread(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        OpProfile.timingGEMM {
+            packedGEMM(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                       a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, threads: 1)
+        }
+    }
 }
 
 extension Double: FloatElement {
@@ -55,18 +76,19 @@ extension Double: FloatElement {
                         Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
         }
     }
-}
 
-/// OpenBLAS's own thread count, for regions that already run one task per core.
-enum BLASThreads {
-    /// Runs `body` with OpenBLAS limited to one thread (its GEMMs then run on the calling thread),
-    /// restoring the previous count afterwards. Used where `Parallel.forEach` tasks call GEMM, so
-    /// the two thread pools never nest.
-    static func withSingleThread<R>(_ body: () -> R) -> R {
-        let previous = openblas_get_num_threads()
-        guard previous > 1, Parallel.threadCount > 1 else { return body() }
-        openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(previous) }
-        return body()
+    /// A plain loop (float64 runs only in gradient checks, on small tiles).
+    public static func gemmOnCallingThread(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Double,
+        a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
+        beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
+    ) {
+        for i in 0..<m {
+            for j in 0..<n {
+                var sum = 0.0
+                for p in 0..<k { sum += a[transA ? p * lda + i : i * lda + p] * b[transB ? j * ldb + p : p * ldb + j] }
+                c[i * ldc + j] = alpha * sum + (beta == 0 ? 0 : beta * c[i * ldc + j])
+            }
+        }
     }
 }

@@ -24,8 +24,8 @@ struct AttentionTiles {
 
     /// The default for head dimension `dim`: 128×128, halving the query rows (to no fewer than
     /// 16) while a tile GEMM's Br·Bc·D exceeds 2^20, so tiles stay in L2. Larger tiles amortize
-    /// BLAS's per-call packing; the kernels run them with OpenBLAS held to one thread
-    /// (`BLASThreads.withSingleThread`), since the tasks themselves already use every core.
+    /// the GEMM's per-call packing; each task multiplies on its own thread (`gemmOnCallingThread`), since the tasks
+    /// themselves already use every core.
     /// D = 64 gets 128×128, D = 128 gets 64×128, D = 256 gets 32×128.
     init(headDim dim: Int) {
         self.init(rows: 128, columns: 128)
@@ -186,7 +186,7 @@ struct AttentionProblem<F: FloatElement> {
     /// The masked score tile S = scale·Q_blk·K_blkᵀ of head h for query rows i0..<i0+br and keys
     /// j0..<j0+bc, written to `s` (br, bc); masked entries are -inf.
     func scores(_ b: Int, _ h: Int, _ i0: Int, _ br: Int, _ j0: Int, _ bc: Int, into s: UnsafeMutablePointer<F>) {
-        F.gemm(transA: false, transB: true, m: br, n: bc, k: dim, alpha: scale,
+        F.gemmOnCallingThread(transA: false, transB: true, m: br, n: bc, k: dim, alpha: scale,
                a: q + queryOffset(b, i0, h), lda: queryStride, b: k + keyOffset(b, j0, h / group), ldb: keyStride,
                beta: 0, c: s, ldc: bc)
         if let keyBias {
@@ -218,7 +218,6 @@ struct AttentionProblem<F: FloatElement> {
             return forwardSingleQuery(out: UnsafeMutableRawPointer(out).assumingMemoryBound(to: Float.self),
                                       logSumExp: UnsafeMutableRawPointer(logSumExp).assumingMemoryBound(to: Float.self))
         }
-        BLASThreads.withSingleThread {
         Parallel.forEach(batch * heads) { tasks in
             let scratch = UnsafeMutablePointer<F>.allocate(capacity: tiles.forwardScratchCount)
             defer { scratch.deallocate() }
@@ -256,7 +255,7 @@ struct AttentionProblem<F: FloatElement> {
                             }
                         }
                         // O_blk += P·V_blk: (br, D) += (br, bc)·(bc, D)
-                        F.gemm(transA: false, transB: false, m: br, n: dim, k: bc, alpha: 1,
+                        F.gemmOnCallingThread(transA: false, transB: false, m: br, n: dim, k: bc, alpha: 1,
                                a: s, lda: bc, b: v + keyOffset(b, j0, h / group), ldb: keyStride,
                                beta: 1, c: o, ldc: queryStride)
                     }
@@ -269,7 +268,6 @@ struct AttentionProblem<F: FloatElement> {
                     }
                 }
             }
-        }
         }
     }
 
@@ -307,7 +305,6 @@ struct AttentionProblem<F: FloatElement> {
                   dq: UnsafeMutablePointer<F>?, dk: UnsafeMutablePointer<F>?, dv: UnsafeMutablePointer<F>?) {
         precondition(keyBatchStride == keys * keyStride, "attention's backward needs contiguous keys and values")
         let needsScoreGradient = dq != nil || dk != nil
-        BLASThreads.withSingleThread {
         Parallel.forEach(batch * kvHeads) { tasks in
             let scratch = UnsafeMutablePointer<F>.allocate(capacity: tiles.backwardScratchCount)
             defer { scratch.deallocate() }
@@ -338,13 +335,13 @@ struct AttentionProblem<F: FloatElement> {
                             }
                             // dV_j += Pᵀ·dO_i: (bc, D) += (bc, br)·(br, D)
                             if let dv {
-                                F.gemm(transA: true, transB: false, m: bc, n: dim, k: br, alpha: 1,
+                                F.gemmOnCallingThread(transA: true, transB: false, m: bc, n: dim, k: br, alpha: 1,
                                        a: p, lda: bc, b: dOut + rowsAt, ldb: queryStride,
                                        beta: 1, c: dv + keysAt, ldc: keyStride)
                             }
                             guard needsScoreGradient else { continue }
                             // dP = dO_i·V_jᵀ: (br, bc) = (br, D)·(D, bc)
-                            F.gemm(transA: false, transB: true, m: br, n: bc, k: dim, alpha: 1,
+                            F.gemmOnCallingThread(transA: false, transB: true, m: br, n: bc, k: dim, alpha: 1,
                                    a: dOut + rowsAt, lda: queryStride, b: v + keysAt, ldb: keyStride,
                                    beta: 0, c: ds, ldc: bc)
                             // dS = P ∘ (dP − D_i): (br, bc)
@@ -354,13 +351,13 @@ struct AttentionProblem<F: FloatElement> {
                             }
                             // dQ_i += scale·dS·K_j: (br, D) += (br, bc)·(bc, D)
                             if let dq {
-                                F.gemm(transA: false, transB: false, m: br, n: dim, k: bc, alpha: scale,
+                                F.gemmOnCallingThread(transA: false, transB: false, m: br, n: dim, k: bc, alpha: scale,
                                        a: ds, lda: bc, b: k + keysAt, ldb: keyStride,
                                        beta: 1, c: dq + rowsAt, ldc: queryStride)
                             }
                             // dK_j += scale·dSᵀ·Q_i: (bc, D) += (bc, br)·(br, D)
                             if let dk {
-                                F.gemm(transA: true, transB: false, m: bc, n: dim, k: br, alpha: scale,
+                                F.gemmOnCallingThread(transA: true, transB: false, m: bc, n: dim, k: br, alpha: scale,
                                        a: ds, lda: bc, b: q + rowsAt, ldb: queryStride,
                                        beta: 1, c: dk + keysAt, ldc: keyStride)
                             }
@@ -368,7 +365,6 @@ struct AttentionProblem<F: FloatElement> {
                     }
                 }
             }
-        }
         }
     }
 }

@@ -55,13 +55,16 @@ public final class ClassificationEvaluator: Evaluator {
 
     /// Context and option ids as lm-evaluation-harness splits them: the tokens of input + option after those
     /// of the input alone (so a word piece joining the two stays whole), or the option alone when the input's
-    /// tokens are not a prefix.
+    /// tokens are not a prefix. A tokenizer with a prompt suffix (ChatGLM-6B's `[gMASK] <sop>`) ends the context
+    /// with it and encodes each option alone, as its training layout puts an answer after the prompt.
     func tokenized(_ record: ClassificationRecord) throws -> (context: [Int], options: [[Int]]) {
-        let prefix = SpecialTokens(tokenizer).prefix
-        let context = prefix + tokenizer.encode(record.input, addSpecialTokens: false)
+        let special = SpecialTokens(tokenizer)
+        let input = special.prefix + tokenizer.encode(record.input, addSpecialTokens: false)
+        let context = input + special.promptSuffix
         let options = try record.options.enumerated().map { index, option in
-            let whole = prefix + tokenizer.encode(record.input + option, addSpecialTokens: false)
-            let continuation = whole.starts(with: context) ? Array(whole[context.count...])
+            let whole = special.promptSuffix.isEmpty
+                ? special.prefix + tokenizer.encode(record.input + option, addSpecialTokens: false) : []
+            let continuation = !whole.isEmpty && whole.starts(with: input) ? Array(whole[input.count...])
                 : tokenizer.encode(option, addSpecialTokens: false)
             guard !continuation.isEmpty else {
                 throw EvaluationError("\(name): \(record.location.map { "\($0): " } ?? "")option \(index) has no tokens")

@@ -126,6 +126,15 @@ final class EvaluationTests: XCTestCase {
         XCTAssertEqual(choice, means[0] <= means[1] ? 0 : 1)
     }
 
+    func testHarnessContextEndsWithTheGLMPromptSuffixAndOptionsAreEncodedAlone() throws {
+        let glm = try Tokenizer(contentsOf: TestPaths.tokenizers.appendingPathComponent("chatglm6b"))
+        let record = ClassificationRecord(input: "问：天空是什么颜色？", options: ["蓝色", "绿色"], target: 0)
+        let evaluator = try ClassificationEvaluator(name: "colors", records: [record], tokenizer: glm, style: .harness)
+        let (context, options) = try evaluator.tokenized(record)
+        XCTAssertEqual(context, glm.encode(record.input, addSpecialTokens: false) + [141, 144], "prompt [gMASK] <sop>")
+        XCTAssertEqual(options, record.options.map { glm.encode($0, addSpecialTokens: false) })
+    }
+
     func testTrainerRunsConfiguredEvaluatorsOnItsSchedule() throws {
         let output = try temporaryFolder(for: self)
         let evalData = Fixtures.folder.appendingPathComponent("eval.jsonl").path

@@ -93,7 +93,7 @@ extension LlamaConfiguration {
         try validate()
     }
 
-    /// Writes config.json in ChatGLM-6B's field names (no `auto_map`: a folder Collie saves carries no remote code).
+    /// Writes config.json in ChatGLM-6B's field names (`RemoteCode` adds the source's `auto_map`).
     func encodeChatGLM6B(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: ChatGLM6BKeys.self)
         let settings = chatGLM6B ?? ChatGLM6BSettings(maskTokenID: 150_000, gmaskTokenID: 150_001)

@@ -117,7 +117,7 @@ extension LlamaConfiguration {
         try validate()
     }
 
-    /// Writes config.json in ChatGLM2/3's field names (no `auto_map`: a folder Collie saves carries no remote code).
+    /// Writes config.json in ChatGLM2/3's field names (`RemoteCode` adds the source's `auto_map`).
     func encodeChatGLM(to encoder: Encoder) throws {
         if chatGLM6B != nil { return try encodeChatGLM6B(to: encoder) }
         var c = encoder.container(keyedBy: ChatGLMKeys.self)

@@ -91,8 +91,8 @@ extension LlamaConfiguration {
         }
     }
 
-    /// Writes config.json in the InternLM family's field names (`auto_map` is left out: a folder Collie saves
-    /// carries no remote code).
+    /// Writes config.json in the InternLM family's field names (`RemoteCode` adds the source's
+    /// `auto_map`).
     func encodeInternLM(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         if let problem = supportedRopeScalings {

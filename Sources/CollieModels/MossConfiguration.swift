@@ -76,7 +76,7 @@ extension LlamaConfiguration {
         try validate()
     }
 
-    /// Writes config.json in MOSS's field names (no `auto_map`: a folder Collie saves carries no remote code).
+    /// Writes config.json in MOSS's field names (`RemoteCode` adds the source's `auto_map`).
     func encodeMoss(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: MossKeys.self)
         try c.encode(modelType, forKey: .modelType)

@@ -136,6 +136,7 @@ struct Convert: ParsableCommand {
         }
         try lm.save(to: URL(fileURLWithPath: out), dtype: dtype.dtype, maxShardBytes: limit, mergingLoRA: merging)
         try tokenizerFiles?.write(to: URL(fileURLWithPath: out))
+        try RemoteCode.copy(from: source, to: URL(fileURLWithPath: out))
         print("saved \(parameters) parameters as \(dtype.rawValue) to \(out)")
     }
 }

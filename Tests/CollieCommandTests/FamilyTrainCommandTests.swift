@@ -31,6 +31,10 @@ final class FamilyTrainCommandTests: XCTestCase {
             let saved = try LlamaConfiguration.load(from: final)
             let original = try LlamaConfiguration.load(from: ModelFixtures.folder(variant))
             XCTAssertEqual(saved.modelType, original.modelType, variant)
+            let autoMap = { (folder: URL) in
+                (try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("config.json"))) as? [String: Any])?["auto_map"] as? [String: String]
+            }
+            XCTAssertEqual(try autoMap(final), try autoMap(ModelFixtures.folder(variant)), "\(variant): the remote code's auto_map is kept")
             let trained = try PretrainedModel.model(.folder(final)), base = try PretrainedModel.model(.folder(ModelFixtures.folder(variant)))
             XCTAssertEqual(trained.namedParameters.map(\.key), base.namedParameters.map(\.key), variant)
             XCTAssertNotEqual(trained.namedParameters[1].tensor.floats(), base.namedParameters[1].tensor.floats(), variant)

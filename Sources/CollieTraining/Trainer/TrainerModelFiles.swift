@@ -27,7 +27,8 @@ extension Trainer {
 
     /// Writes what the model is into `folder`: a Hugging Face model, or with a PEFT adapter only the adapter
     /// (`adapter_config.json` + `adapter_model.safetensors`, recording `baseModelReference`), since the base
-    /// model does not change; and the tokenizer's files (`tokenizerFiles`) with its chat template.
+    /// model does not change; a model folder's remote code (`RemoteCode`); and the tokenizer's files (`tokenizerFiles`) with
+    /// its chat template.
     /// - Throws: `TrainerError` when a trained weight is NaN or infinite (a diverged run): such a model is never
     ///   saved, so `final/`, `best/` and checkpoints always hold a usable model.
     /// - Parameter whole: the model to write instead of `model` (under tensor parallelism, its gathered copy).
@@ -45,6 +46,7 @@ extension Trainer {
             try model.saveAdapter(to: folder, baseModelNameOrPath: baseModelReference)
         } else {
             try model.save(to: folder, dtype: dtype)
+            if case .folder(let path) = config.model { try RemoteCode.copy(from: URL(fileURLWithPath: path), to: folder) }
         }
         try tokenizerFiles?.write(to: folder)
     }

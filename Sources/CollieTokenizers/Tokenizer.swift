@@ -15,6 +15,8 @@ public final class Tokenizer: @unchecked Sendable {
     /// Which kind of file the tokenizer was read from.
     public enum Format: String, Sendable {
         case tokenizerJSON = "tokenizer.json"
+        /// GPT-2's original files, vocab.json + merges.txt (+ added_tokens.json): MOSS, CodeGen.
+        case vocabularyAndMerges = "vocab.json + merges.txt"
         case sentencePiece = "SentencePiece model"
         /// ChatGLM-6B's `ice_text.model` behind its Python wrapper (`tokenizer_class: ChatGLMTokenizer`).
         case chatGLM6B = "ChatGLM-6B ice_text.model"
@@ -48,7 +50,7 @@ public final class Tokenizer: @unchecked Sendable {
 
     // MARK: - Loading
 
-    /// Loads a model folder (tokenizer.json, else tokenizer.model — ChatGLM2's with `tokenizer_class:
+    /// Loads a model folder (tokenizer.json, else vocab.json + merges.txt, else tokenizer.model — ChatGLM2's with `tokenizer_class:
     /// ChatGLMTokenizer` — else ChatGLM-6B's ice_text.model, plus tokenizer_config.json and
     /// special_tokens_map.json when present), a tokenizer.json file or ChatGLM-6B's ice_text.model (with the
     /// configs beside it), or a SentencePiece `.model` file.
@@ -64,6 +66,11 @@ public final class Tokenizer: @unchecked Sendable {
             let iceText = url.appendingPathComponent("ice_text.model")
             if FileManager.default.fileExists(atPath: json.path) {
                 try self.init(tokenizerJSON: json, configuration: configuration)
+            } else if VocabularyAndMerges.isPresent(in: url) {
+                let document = try VocabularyAndMerges.tokenizerJSON(folder: url, configuration: configuration,
+                                                                     addPrefixSpace: configuration.addPrefixSpace ?? false)
+                try self.init(tokenizerJSON: document, file: url.appendingPathComponent("vocab.json").path,
+                              configuration: configuration, format: .vocabularyAndMerges)
             } else if FileManager.default.fileExists(atPath: model.path), configuration.tokenizerClass == "ChatGLMTokenizer" {
                 try self.init(chatGLM2Model: model, configuration: configuration)
             } else if FileManager.default.fileExists(atPath: model.path) {
@@ -71,8 +78,8 @@ public final class Tokenizer: @unchecked Sendable {
             } else if FileManager.default.fileExists(atPath: iceText.path) {
                 try self.init(chatGLM6BModel: iceText, configuration: configuration)
             } else {
-                throw TokenizerError(file: url.path,
-                                     "the folder has neither tokenizer.json nor tokenizer.model nor ice_text.model")
+                throw TokenizerError(file: url.path, "the folder has neither tokenizer.json nor vocab.json + merges.txt "
+                                     + "nor tokenizer.model nor ice_text.model")
             }
         } else if url.pathExtension == "json" {
             try self.init(tokenizerJSON: url, configuration: try TokenizerConfiguration(folder: url.deletingLastPathComponent()))
@@ -93,11 +100,15 @@ public final class Tokenizer: @unchecked Sendable {
 
     /// Reads a Hugging Face tokenizer.json from its bytes (any bytes: a malformed file is a `TokenizerError` or
     /// `JSONReadError` naming `file`, never a crash).
-    public init(tokenizerJSON bytes: [UInt8], file: String = "tokenizer.json",
-                configuration: TokenizerConfiguration = TokenizerConfiguration()) throws {
+    public convenience init(tokenizerJSON bytes: [UInt8], file: String = "tokenizer.json",
+                            configuration: TokenizerConfiguration = TokenizerConfiguration()) throws {
+        try self.init(tokenizerJSON: bytes, file: file, configuration: configuration, format: .tokenizerJSON)
+    }
+
+    private init(tokenizerJSON bytes: [UInt8], file: String, configuration: TokenizerConfiguration, format: Format) throws {
         let pipeline = try TokenizerPipeline(json: bytes, file: file)
         backend = .pipeline(pipeline)
-        format = .tokenizerJSON
+        self.format = format
         self.configuration = configuration
         func id(_ token: String?) -> Int? { token.flatMap { pipeline.id(ofToken: $0) } }
         bosTokenID = id(configuration.bosToken)

@@ -21,6 +21,9 @@ public struct TokenizerConfiguration: Equatable, Sendable {
     public var cleanUpTokenizationSpaces: Bool?
     /// `tokenizer_class`, for information.
     public var tokenizerClass: String?
+    /// Whether a byte-level tokenizer read from vocab.json + merges.txt puts a space before the text
+    /// (`add_prefix_space`; a tokenizer.json says it in its pre-tokenizer instead).
+    public var addPrefixSpace: Bool?
 
     public init(addBOSToken: Bool? = nil, addEOSToken: Bool? = nil, bosToken: String? = nil, eosToken: String? = nil,
                 unknownToken: String? = nil, padToken: String? = nil, maskToken: String? = nil,
@@ -67,6 +70,7 @@ public struct TokenizerConfiguration: Equatable, Sendable {
                 case "clean_up_tokenization_spaces":
                     cleanUpTokenizationSpaces = json.readNull() ? nil : try json.readBool()
                 case "tokenizer_class": tokenizerClass = json.readNull() ? nil : try json.readString()
+                case "add_prefix_space": addPrefixSpace = json.readNull() ? nil : try json.readBool()
                 default: try json.skipValue()
                 }
             }

@@ -95,7 +95,7 @@ struct Generate: ParsableCommand {
             // The text when the folder (or the GGUF file's metadata) has a tokenizer; ids alone need none.
             let hasTokenizer = GGUFModelFile.isGGUF(folder)
                 ? (try GGUFFile(url: folder))["tokenizer.ggml.model"] != nil
-                : ["tokenizer.json", "tokenizer.model", "ice_text.model"].contains {
+                : ["tokenizer.json", "vocab.json", "tokenizer.model", "ice_text.model"].contains {
                     FileManager.default.fileExists(atPath: folder.appendingPathComponent($0).path)
                 }
             let tokenizer = hasTokenizer ? try PretrainedModel.tokenizer(at: folder).tokenizer : nil

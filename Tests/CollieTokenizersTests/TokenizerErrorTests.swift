@@ -95,7 +95,7 @@ final class TokenizerErrorTests: XCTestCase {
 
     func testFolderWithoutTokenizerFilesIsAnError() throws {
         XCTAssertThrowsError(try Tokenizer(contentsOf: folder)) { error in
-            XCTAssertTrue("\(error)".contains("neither tokenizer.json nor tokenizer.model"), "\(error)")
+            XCTAssertTrue("\(error)".contains("neither tokenizer.json nor vocab.json + merges.txt nor tokenizer.model"), "\(error)")
         }
     }
 

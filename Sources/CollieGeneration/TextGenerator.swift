@@ -42,6 +42,7 @@ public final class TextGenerator {
         } ?? loaded.tokenizerFiles.flatMap(ChatTemplate.init(files:))
         var stops = Set(model.configuration.eosTokenIDs)
         if let eos = tokenizer.eosTokenID { stops.insert(eos) }
+        stops.formUnion(tokenizer.chatStopTokenIDs)
         if !GGUFModelFile.isGGUF(folder) {
             stops.formUnion(try GenerationConfiguration.load(fromFolder: folder)?.eosTokenIDs ?? [])
         }
@@ -55,8 +56,15 @@ public final class TextGenerator {
     /// Token ids of a plain-text prompt (with the tokenizer's BOS etc.).
     public func encode(prompt: String) -> [Int] { tokenizer.encode(prompt) }
 
-    /// Token ids of a conversation rendered with the chat template (special tokens come from the template).
+    /// Token ids of a conversation rendered with the chat template (special tokens come from the template); without
+    /// one, ChatGLM3's tokenizer lays it out by its role tokens (`Tokenizer.chatGLM3Input`; OpenAI's `tool` role is
+    /// its `observation`).
     public func encode(chat messages: [ChatMessage]) throws -> [Int] {
+        if chatTemplate == nil, tokenizer.format == .chatGLM3 {
+            do {
+                return try tokenizer.chatGLM3Input(messages.map { ($0.role == "tool" ? "observation" : $0.role, "", $0.content) })
+            } catch { throw TemplateError("\(error)") }
+        }
         guard let chatTemplate else {
             throw TemplateError("the model folder has no chat_template in tokenizer_config.json (give one with --chat-template)")
         }

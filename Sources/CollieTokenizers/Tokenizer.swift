@@ -22,6 +22,8 @@ public final class Tokenizer: @unchecked Sendable {
         case chatGLM6B = "ChatGLM-6B ice_text.model"
         /// ChatGLM2's `tokenizer.model` behind its Python wrapper (`tokenizer_class: ChatGLMTokenizer`).
         case chatGLM2 = "ChatGLM2 tokenizer.model"
+        /// ChatGLM3's: ChatGLM2's with the role tokens `<|system|> <|user|> <|assistant|> <|observation|>`.
+        case chatGLM3 = "ChatGLM3 tokenizer.model"
     }
 
     private enum Backend {
@@ -72,7 +74,8 @@ public final class Tokenizer: @unchecked Sendable {
                 try self.init(tokenizerJSON: document, file: url.appendingPathComponent("vocab.json").path,
                               configuration: configuration, format: .vocabularyAndMerges)
             } else if FileManager.default.fileExists(atPath: model.path), configuration.tokenizerClass == "ChatGLMTokenizer" {
-                try self.init(chatGLM2Model: model, configuration: configuration)
+                try self.init(chatGLM2Model: Data(try Tokenizer.readFile(model)), file: model.path, configuration: configuration,
+                              roleTokens: ChatGLM2TextTokenizer.hasRoles(folder: url, configuration: configuration))
             } else if FileManager.default.fileExists(atPath: model.path) {
                 try self.init(sentencePieceModel: model, configuration: configuration)
             } else if FileManager.default.fileExists(atPath: iceText.path) {
@@ -183,12 +186,14 @@ public final class Tokenizer: @unchecked Sendable {
         try self.init(chatGLM2Model: Data(try Tokenizer.readFile(url)), file: url.path, configuration: configuration)
     }
 
-    /// Reads ChatGLM2's tokenizer from the bytes of its `tokenizer.model`.
+    /// Reads ChatGLM2's tokenizer from the bytes of its `tokenizer.model`; with `roleTokens`, ChatGLM3's (its role
+    /// tokens after ChatGLM2's five, `encode_special_tokens` from the configuration).
     public init(chatGLM2Model data: Data, file: String = "tokenizer.model",
-                configuration: TokenizerConfiguration = TokenizerConfiguration()) throws {
-        let glm = ChatGLM2TextTokenizer(model: try SentencePieceTokenizer(data: data, file: file))
+                configuration: TokenizerConfiguration = TokenizerConfiguration(), roleTokens: Bool = false) throws {
+        let glm = ChatGLM2TextTokenizer(model: try SentencePieceTokenizer(data: data, file: file), hasRoles: roleTokens,
+                                        encodesRoleText: configuration.encodeSpecialTokens ?? false)
         backend = .chatGLM2(glm)
-        format = .chatGLM2
+        format = roleTokens ? .chatGLM3 : .chatGLM2
         self.configuration = configuration
         bosTokenID = glm.model.bosID
         eosTokenID = glm.model.eosID
@@ -232,7 +237,7 @@ public final class Tokenizer: @unchecked Sendable {
             return glm.encode(text) + (addSpecialTokens ? promptSuffix : [])
         case .chatGLM2(let glm):
             // build_inputs_with_special_tokens: [gMASK] sop first.
-            return (addSpecialTokens ? [glm.model.pieces.count + 1, glm.model.pieces.count + 3] : []) + glm.encode(text)
+            return (addSpecialTokens ? glm.prefix : []) + glm.encode(text)
         }
         guard addSpecialTokens && overridesPostProcessor && (addsBOS || addsEOS) else { return ids.map(Int.init) }
         var result: [Int] = []
@@ -310,6 +315,28 @@ public final class Tokenizer: @unchecked Sendable {
         case .chatGLM6B(let glm): return glm.id(forToken: token)
         case .chatGLM2(let glm): return glm.id(forToken: token)
         }
+    }
+
+    // MARK: - Chat
+
+    /// ChatGLM3's conversation ids, as its tokenizer's `build_chat_input` lays them out: `[gMASK] sop`, per message
+    /// its role token (`system`, `user`, `assistant`, `observation`), its metadata and a newline, its content; then
+    /// `<|assistant|>` for the reply. The last message is the query (its metadata is not written, as there).
+    /// - Throws: `TokenizerError` for another tokenizer or an unknown role.
+    public func chatGLM3Input(_ messages: [(role: String, metadata: String, content: String)]) throws -> [Int] {
+        guard case .chatGLM2(let glm) = backend, glm.hasRoles else {
+            throw TokenizerError(file: "", "only ChatGLM3's tokenizer lays out a conversation by role tokens")
+        }
+        var messages = messages
+        if !messages.isEmpty { messages[messages.count - 1].metadata = "" }
+        return try glm.chatInput(messages)
+    }
+
+    /// The ids that end a reply in a conversation besides EOS: ChatGLM3's `<|user|>` and `<|observation|>` (its
+    /// remote code's `chat` stops on them); none for other tokenizers.
+    public var chatStopTokenIDs: [Int] {
+        guard case .chatGLM2(let glm) = backend, glm.hasRoles else { return [] }
+        return ["<|user|>", "<|observation|>"].compactMap { glm.id(forToken: $0) }
     }
 
     /// The tokens added on top of the model's vocabulary (tokenizer.json `added_tokens`).

@@ -24,6 +24,10 @@ public struct TokenizerConfiguration: Equatable, Sendable {
     /// Whether a byte-level tokenizer read from vocab.json + merges.txt puts a space before the text
     /// (`add_prefix_space`; a tokenizer.json says it in its pre-tokenizer instead).
     public var addPrefixSpace: Bool?
+    /// `name_or_path`, where the tokenizer was saved from (it tells a ChatGLM3 folder from a ChatGLM2 one).
+    public var nameOrPath: String?
+    /// ChatGLM3's `encode_special_tokens`: role-token text in the input becomes the role's id.
+    public var encodeSpecialTokens: Bool?
 
     public init(addBOSToken: Bool? = nil, addEOSToken: Bool? = nil, bosToken: String? = nil, eosToken: String? = nil,
                 unknownToken: String? = nil, padToken: String? = nil, maskToken: String? = nil,
@@ -71,6 +75,8 @@ public struct TokenizerConfiguration: Equatable, Sendable {
                     cleanUpTokenizationSpaces = json.readNull() ? nil : try json.readBool()
                 case "tokenizer_class": tokenizerClass = json.readNull() ? nil : try json.readString()
                 case "add_prefix_space": addPrefixSpace = json.readNull() ? nil : try json.readBool()
+                case "name_or_path": nameOrPath = json.readNull() ? nil : try json.readString()
+                case "encode_special_tokens": encodeSpecialTokens = json.readNull() ? nil : try json.readBool()
                 default: try json.skipValue()
                 }
             }

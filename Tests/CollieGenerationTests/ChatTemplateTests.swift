@@ -1,5 +1,7 @@
 import CollieGeneration
+import CollieModels
 import CollieTestSupport
+import CollieTokenizers
 import Foundation
 import XCTest
 
@@ -99,6 +101,34 @@ final class ChatTemplateTests: XCTestCase {
         XCTAssertEqual(mkfifo(folder.appendingPathComponent("chat_template.jinja").path, 0o600), 0)
         XCTAssertThrowsError(try ChatTemplate.load(fromFolder: folder)) { error in
             XCTAssertTrue("\(error)".contains("chat_template.jinja"), "\(error)")
+        }
+    }
+}
+
+/// Without a chat template, a ChatGLM3 tokenizer lays a conversation out by its role tokens, as its remote code's
+/// `chat` does (OpenAI's `tool` role is its `observation`); another tokenizer without a template is an error.
+final class RoleTokenChatTests: XCTestCase {
+    private func generator(_ tokenizer: String) throws -> TextGenerator {
+        let model = LlamaForCausalLM(LlamaConfiguration(hiddenSize: 16, intermediateSize: 32, hiddenLayers: 1, attentionHeads: 2,
+                                                        keyValueHeads: 2, vocabularySize: 640, maxPositionEmbeddings: 64), seed: 1)
+        return TextGenerator(generator: Generator(model: model),
+                             tokenizer: try Tokenizer(contentsOf: TestPaths.tokenizers.appendingPathComponent(tokenizer)),
+                             chatTemplate: nil, stopTokenIDs: [])
+    }
+
+    func testChatGLM3ConversationUsesItsRoleTokens() throws {
+        let glm3 = try generator("chatglm3")
+        let messages = [ChatMessage(role: "system", content: "Be brief."), ChatMessage(role: "user", content: "Weather?"),
+                        ChatMessage(role: "assistant", content: "call"), ChatMessage(role: "tool", content: "{\"t\": 21}")]
+        let ids = try glm3.encode(chat: messages)
+        let expected = try glm3.tokenizer.chatGLM3Input([("system", "", "Be brief."), ("user", "", "Weather?"),
+                                                          ("assistant", "", "call"), ("observation", "", "{\"t\": 21}")])
+        XCTAssertEqual(ids, expected)
+        XCTAssertEqual(Array(ids.prefix(3)), [601, 603, 605], "[gMASK] sop <|system|>")
+        XCTAssertEqual(ids.last, 607, "ends with <|assistant|>")
+        XCTAssertThrowsError(try glm3.encode(chat: [ChatMessage(role: "narrator", content: "x")]))
+        XCTAssertThrowsError(try generator("chatglm2").encode(chat: messages)) {
+            XCTAssertTrue("\($0)".contains("chat_template"), "\($0)")
         }
     }
 }

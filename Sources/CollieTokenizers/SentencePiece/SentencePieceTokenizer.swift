@@ -156,10 +156,12 @@ final class SentencePieceTokenizer {
 
     /// The text of `ids` as `sentencepiece` decodes it (control pieces are invisible). With
     /// `skipSpecialTokens`, unknown pieces are left out too. Every id must be in range.
-    func decode(_ ids: [Int], skipSpecialTokens: Bool) -> String {
+    /// - Parameter afterText: the ids continue text already written (as SentencePiece's DecodePieces decodes a piece
+    ///   after one it writes as it is), so the first piece keeps its leading space.
+    func decode(_ ids: [Int], skipSpecialTokens: Bool, afterText: Bool = false) -> String {
         var text: [UInt8] = []
         var pendingBytes: [UInt8] = []
-        var expectLeadingSpace = true
+        var expectLeadingSpace = !afterText
         var leadingSpaceSeen = false
         func flushBytes() {
             var offset = 0

@@ -16,20 +16,24 @@ import CollieEngine
 /// belongs to group h, the grouping GQA's attention assumes.
 public final class InternLM2Attention: Module {
     public let wqkv, wo: Linear
-    let heads, keyValueHeads, headDimension: Int
+    /// G, the query heads per key/value head.
+    let groups, headDimension: Int
+    /// The key/value heads (and query heads) `wqkv` holds: all of them, or a tensor-parallel rank's whole groups.
+    var keyValueHeads: Int { wqkv.outFeatures / ((groups + 2) * headDimension) }
+    var heads: Int { keyValueHeads * groups }
 
     init(_ c: LlamaConfiguration, initialization: inout Initialization) {
         let d = c.resolvedHeadDimension
-        heads = c.attentionHeads; keyValueHeads = c.keyValueHeads; headDimension = d
-        wqkv = Linear(inFeatures: c.hiddenSize, outFeatures: (heads + 2 * keyValueHeads) * d, bias: c.attentionBias,
+        groups = c.attentionHeads / c.keyValueHeads; headDimension = d
+        wqkv = Linear(inFeatures: c.hiddenSize, outFeatures: (c.attentionHeads + 2 * c.keyValueHeads) * d, bias: c.attentionBias,
                       initialization: &initialization)
-        wo = Linear(inFeatures: heads * d, outFeatures: c.hiddenSize, bias: c.attentionBias, initialization: &initialization)
+        wo = Linear(inFeatures: c.attentionHeads * d, outFeatures: c.hiddenSize, bias: c.attentionBias, initialization: &initialization)
     }
 
     /// x: [B, T, C] → [B, T, C], as `LlamaAttention` (cache and padding mask alike).
     func callAsFunction(_ x: Tensor, _ context: BlockContext) -> Tensor {
         let (b, t) = (x.shape[0], x.shape[1])
-        let groups = heads / keyValueHeads
+        let (heads, keyValueHeads) = (self.heads, self.keyValueHeads)
         let qkv = wqkv(x).reshaped([b, t, keyValueHeads, groups + 2, headDimension])   // (b, t, KVH, G + 2, D)
         let q = qkv.slice(axis: 3, 0..<groups).reshaped([b, t, heads, headDimension])
         let k = qkv.slice(axis: 3, groups..<(groups + 1)).reshaped([b, t, keyValueHeads, headDimension])

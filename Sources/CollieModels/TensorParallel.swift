@@ -1,7 +1,8 @@
 import CollieEngine
 import CollieIO
 
-/// Tensor parallelism (Megatron) for the LLaMA family, as wrappers around the layers rather than model code.
+/// Tensor parallelism (Megatron) for the LLaMA family, InternLM and InternLM2, as wrappers around the layers rather
+/// than model code.
 ///
 /// `splitForTensorParallelism(_:)` replaces each weight by this rank's slice and marks its layer:
 ///
@@ -69,15 +70,31 @@ extension CausalLanguageModel {
     /// The tensor-parallel placement, when the model is split (`splitForTensorParallelism`).
     public var tensorParallelPlacement: TensorParallelPlacement? { attachments.tensorParallel }
 
-    /// Why `tensorParallelSize` ranks cannot split this model (naming the config key), or nil: only the LLaMA family
-    /// (llama, mistral, qwen2) in dense weights, and tp_size must divide the heads, kv heads, intermediate size and
+    /// The linear layers a tensor-parallel rank splits by output features (column: q/k/v, gate/up and the output
+    /// projection; InternLM2's packed `wqkv`, whose rows come in whole kv groups, so a contiguous slice is a rank's
+    /// groups) and by input features (row: o, down); nil for the families not split yet.
+    var tensorParallelRoles: (column: [Linear], row: [Linear])? {
+        if let model = self as? LlamaForCausalLM, [.llama, .mistral, .qwen2, .internlm].contains(configuration.modelType) {
+            let column = model.layers.flatMap { [$0.selfAttention.qProj, $0.selfAttention.kProj, $0.selfAttention.vProj,
+                                                 $0.mlp.gateProj, $0.mlp.upProj] }
+            return (column + (model.lmHead.map { [$0] } ?? []), model.layers.flatMap { [$0.selfAttention.oProj, $0.mlp.downProj] })
+        }
+        if let model = self as? InternLM2ForCausalLM {
+            let column = model.layers.flatMap { [$0.attention.wqkv, $0.feedForward.w1, $0.feedForward.w3] }
+            return (column + (model.output.map { [$0] } ?? []), model.layers.flatMap { [$0.attention.wo, $0.feedForward.w2] })
+        }
+        return nil
+    }
+
+    /// Why `tensorParallelSize` ranks cannot split this model (naming the config key), or nil: only the families of
+    /// `tensorParallelRoles` in dense weights, and tp_size must divide the heads, kv heads, intermediate size and
     /// vocabulary.
     public func tensorParallelRefusal(tensorParallelSize p: Int) -> String? {
         guard p > 1 else { return nil }
         let c = configuration
-        guard self is LlamaForCausalLM, [.llama, .mistral, .qwen2].contains(c.modelType) else {
+        guard tensorParallelRoles != nil else {
             return "tp_size: \(p): tensor parallelism supports the LLaMA family (model_type llama, mistral, qwen2), "
-                + "not \(c.modelType.rawValue); set tp_size: 1"
+                + "internlm and internlm2, not \(c.modelType.rawValue); set tp_size: 1"
         }
         if isQuantized { return "tp_size: \(p): quantized weights cannot be split; set tp_size: 1 or load dense weights" }
         if promptEmbedding != nil { return "tp_size: \(p): prompt tuning is not supported under tensor parallelism; set tp_size: 1" }
@@ -99,7 +116,7 @@ extension CausalLanguageModel {
         let p = communicator.size
         guard p > 1 else { return }
         if let reason = tensorParallelRefusal(tensorParallelSize: p) { throw TensorParallelError(reason) }
-        guard let model = self as? LlamaForCausalLM else { return }
+        guard let roles = tensorParallelRoles else { return }
         let r = communicator.rank
         func part(_ count: Int) -> Range<Int> { (r * count / p)..<((r + 1) * count / p) }
         // Slices are copied (in float32, as a loaded model's parameters: the weights may be views of a mapped file in
@@ -123,15 +140,11 @@ extension CausalLanguageModel {
             if let lora = layer.lora { lora.a = split(lora.a, axis: 1) }
             layer.tensorParallel = .row(communicator)
         }
-        for layer in model.layers {
-            let a = layer.selfAttention, m = layer.mlp
-            [a.qProj, a.kProj, a.vProj, m.gateProj, m.upProj].forEach(column)
-            [a.oProj, m.downProj].forEach(row)
-        }
-        if let lmHead = model.lmHead { column(lmHead) }
+        roles.column.forEach(column)
+        roles.row.forEach(row)
         let vocabulary = part(configuration.vocabularySize)
-        model.embedTokens.weight = .dense(split(model.embedTokens.denseWeight!, axis: 0))
-        model.embedTokens.vocabularyParallel = TensorParallelPlacement(communicator: communicator, vocabulary: vocabulary)
+        embedTokens.weight = .dense(split(embedTokens.denseWeight!, axis: 0))
+        embedTokens.vocabularyParallel = TensorParallelPlacement(communicator: communicator, vocabulary: vocabulary)
         attachments.tensorParallel = TensorParallelPlacement(communicator: communicator, vocabulary: vocabulary)
     }
 
@@ -139,7 +152,7 @@ extension CausalLanguageModel {
     /// layer marked). Every rank of the group must call it. Parameters become new tensors (a trainer's flat buffer
     /// no longer holds them).
     public func gatherTensorParallelSlices() {
-        guard let placement = attachments.tensorParallel, let model = self as? LlamaForCausalLM else { return }
+        guard let placement = attachments.tensorParallel else { return }
         let group = placement.communicator
         func gather(_ t: Tensor, axis: Int) -> Tensor {
             let full = TensorParallelSlices.gather(t, axis: axis, communicator: group)
@@ -160,8 +173,8 @@ extension CausalLanguageModel {
             layer.tensorParallel = nil
         }
         for (_, layer) in namedLinearLayers { restore(layer) }
-        model.embedTokens.weight = .dense(gather(model.embedTokens.denseWeight!, axis: 0))
-        model.embedTokens.vocabularyParallel = nil
+        embedTokens.weight = .dense(gather(embedTokens.denseWeight!, axis: 0))
+        embedTokens.vocabularyParallel = nil
         attachments.tensorParallel = nil
     }
 

@@ -3,7 +3,7 @@ import CollieIO
 import CollieTestSupport
 import XCTest
 
-/// `mpirun -np N collie train` with tensor parallelism (Megatron) on the fixture LLaMA model: tp = 2 (2 processes)
+/// `mpirun -np N collie train` with tensor parallelism (Megatron) on the fixture LLaMA model (and InternLM, InternLM2): tp = 2 (2 processes)
 /// and dp = 2 × tp = 2 (4 processes), with AdamW (plain and ZeRO-1 over the dp group), AdaLomo and LOMO, and LoRA
 /// at tp = 2, give the losses and final weights of one process with the same global batch; the final model is
 /// one consolidated Hugging Face folder that one process loads; bad layouts are clear errors.
@@ -79,6 +79,31 @@ final class TensorParallelTrainCommandTests: XCTestCase {
             XCTAssertEqual(run.status, 0, "\(name):\n\(run.output)")
             try ParallelTrainRun.assertSameRun(folder.appendingPathComponent("\(name)-tp2"), as: folder.appendingPathComponent("\(name)-one"),
                               "\(name)-tp2", initial: model.appendingPathComponent("model.safetensors"))
+        }
+    }
+
+    func testInternLMFamiliesUnderTensorParallelismMatchOneProcess() throws {
+        let folder = try temporaryFolder(for: self)
+        let config = try ParallelTrainRun.makeConfig(in: folder)
+        let collie = try CollieExecutable.url()
+        // InternLM v1 (biases on q/k/v/o, dynamic NTK rotary); InternLM2 with biases, whose packed wqkv splits into
+        // whole kv groups; AdaLomo and LoRA on InternLM2's own module names.
+        let lora = "peft_config={peft_type: LORA, r: 4, lora_alpha: 8, lora_dropout: 0.0, target_modules: [wqkv, wo, w1, w3, w2]}"
+        for (variant, name, extra) in [("internlm", "adamw", [String]()), ("internlm2_dynamic", "adamw", []),
+                                       ("internlm2", "adalomo", ["--set", "optimizer={name: adalomo, lr: 1.0e-2}",
+                                                                 "--set", "gradient_accumulation_steps=1"]),
+                                       ("internlm2", "lora", ["--set", lora])] {
+            let model = ModelFixtures.folder(variant)
+            let common = ["--set", "model=\(model.path)"] + extra
+            let label = "\(variant)-\(name)"
+            let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=\(label)-one"] + common, in: folder)
+            XCTAssertEqual(one.status, 0, one.output)
+            let run = try MPIRun.run(ranks: 2, collie, ["train", config.path] + layout(dp: 1, tp: 2, output: "\(label)-tp2") + common,
+                                     in: folder)
+            XCTAssertEqual(run.status, 0, "\(label):\n\(run.output)")
+            try ParallelTrainRun.assertSameRun(folder.appendingPathComponent("\(label)-tp2"), as: folder.appendingPathComponent("\(label)-one"),
+                                                "\(label)-tp2", weights: name == "lora" ? "adapter_model.safetensors" : "model.safetensors",
+                                                initial: name == "lora" ? nil : model.appendingPathComponent("model.safetensors"))
         }
     }
 
@@ -224,6 +249,10 @@ final class TensorParallelTrainCommandTests: XCTestCase {
                                                      "ds_config.zero_optimization.stage=3"], in: folder)
         XCTAssertNotEqual(zero.status, 0)
         XCTAssertTrue(zero.output.contains("ZeRO stage 3 is not yet supported with tensor parallelism"), zero.output)
+        let family = try MPIRun.run(ranks: 2, collie, ["train", config.path, "--set", "tp_size=2", "--set",
+                                                       "model=\(ModelFixtures.folder("chatglm2").path)"], in: folder)
+        XCTAssertNotEqual(family.status, 0)
+        XCTAssertTrue(family.output.contains("internlm and internlm2, not chatglm"), family.output)
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder.appendingPathComponent("output").path),
                        "nothing is written")
     }

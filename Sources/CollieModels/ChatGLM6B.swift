@@ -21,10 +21,12 @@ extension ChatGLM6BForConditionalGeneration {
     /// the row's context in both directions and causally after it, then `dense`.
     public final class SelfAttention: Module {
         public let queryKeyValue, dense: Linear
-        let heads, headDimension: Int
+        let headDimension: Int
+        /// The heads `query_key_value` holds (packed per head: all of them, or a tensor-parallel rank's).
+        var heads: Int { queryKeyValue.outFeatures / (3 * headDimension) }
 
         init(_ c: LlamaConfiguration, initialization: inout Initialization) {
-            heads = c.attentionHeads; headDimension = c.resolvedHeadDimension
+            headDimension = c.resolvedHeadDimension
             queryKeyValue = Linear(inFeatures: c.hiddenSize, outFeatures: 3 * c.hiddenSize, bias: true,
                                    initialization: &initialization)
             dense = Linear(inFeatures: c.hiddenSize, outFeatures: c.hiddenSize, bias: true, initialization: &initialization)
@@ -32,7 +34,7 @@ extension ChatGLM6BForConditionalGeneration {
 
         /// x: [B, T, C] → [B, T, C].
         func callAsFunction(_ x: Tensor, _ context: BlockContext) -> Tensor {
-            let (b, t, d) = (x.shape[0], x.shape[1], headDimension)
+            let (b, t, d, heads) = (x.shape[0], x.shape[1], headDimension, heads)
             let perHead = queryKeyValue(x).reshaped([b, t, heads, 3, d])          // (b, t, H, [q k v], D)
             let q = Self.rotated(perHead.slice(axis: 3, 0..<1).reshaped([b, t, heads, d]), context)
             let k = Self.rotated(perHead.slice(axis: 3, 1..<2).reshaped([b, t, heads, d]), context)

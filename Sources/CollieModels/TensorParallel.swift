@@ -72,12 +72,17 @@ extension CausalLanguageModel {
 
     /// The linear layers a tensor-parallel rank splits by output features (column: q/k/v, gate/up and the output
     /// projection; InternLM2's packed `wqkv`, whose rows come in whole kv groups, so a contiguous slice is a rank's
-    /// groups) and by input features (row: o, down); nil for the families not split yet.
+    /// groups; ChatGLM-6B's `query_key_value`, packed per head) and by input features (row: o, down); nil for the
+    /// families not split yet.
     var tensorParallelRoles: (column: [Linear], row: [Linear])? {
         if let model = self as? LlamaForCausalLM, [.llama, .mistral, .qwen2, .internlm].contains(configuration.modelType) {
             let column = model.layers.flatMap { [$0.selfAttention.qProj, $0.selfAttention.kProj, $0.selfAttention.vProj,
                                                  $0.mlp.gateProj, $0.mlp.upProj] }
             return (column + (model.lmHead.map { [$0] } ?? []), model.layers.flatMap { [$0.selfAttention.oProj, $0.mlp.downProj] })
+        }
+        if let model = self as? ChatGLM6BForConditionalGeneration {
+            let column = model.layers.flatMap { [$0.attention.queryKeyValue, $0.mlp.denseHTo4H] }
+            return (column + [model.lmHead], model.layers.flatMap { [$0.attention.dense, $0.mlp.dense4HToH] })
         }
         if let model = self as? InternLM2ForCausalLM {
             let column = model.layers.flatMap { [$0.attention.wqkv, $0.feedForward.w1, $0.feedForward.w3] }
@@ -94,7 +99,8 @@ extension CausalLanguageModel {
         let c = configuration
         guard tensorParallelRoles != nil else {
             return "tp_size: \(p): tensor parallelism supports the LLaMA family (model_type llama, mistral, qwen2), "
-                + "internlm and internlm2, not \(c.modelType.rawValue); set tp_size: 1"
+                + "internlm, internlm2 and ChatGLM-6B, not \(self is ChatGLMForConditionalGeneration ? "ChatGLM2/3" : c.modelType.rawValue); "
+                + "set tp_size: 1"
         }
         if isQuantized { return "tp_size: \(p): quantized weights cannot be split; set tp_size: 1 or load dense weights" }
         if promptEmbedding != nil { return "tp_size: \(p): prompt tuning is not supported under tensor parallelism; set tp_size: 1" }

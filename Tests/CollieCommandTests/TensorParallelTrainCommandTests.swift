@@ -82,17 +82,18 @@ final class TensorParallelTrainCommandTests: XCTestCase {
         }
     }
 
-    func testInternLMFamiliesUnderTensorParallelismMatchOneProcess() throws {
+    func testInternLMAndChatGLM6BUnderTensorParallelismMatchOneProcess() throws {
         let folder = try temporaryFolder(for: self)
         let config = try ParallelTrainRun.makeConfig(in: folder)
         let collie = try CollieExecutable.url()
         // InternLM v1 (biases on q/k/v/o, dynamic NTK rotary); InternLM2 with biases, whose packed wqkv splits into
-        // whole kv groups; AdaLomo and LoRA on InternLM2's own module names.
+        // whole kv groups; AdaLomo and LoRA on InternLM2's own module names; ChatGLM-6B (query_key_value packed per head,
+        // biases everywhere, 2D positions).
         let lora = "peft_config={peft_type: LORA, r: 4, lora_alpha: 8, lora_dropout: 0.0, target_modules: [wqkv, wo, w1, w3, w2]}"
         for (variant, name, extra) in [("internlm", "adamw", [String]()), ("internlm2_dynamic", "adamw", []),
                                        ("internlm2", "adalomo", ["--set", "optimizer={name: adalomo, lr: 1.0e-2}",
                                                                  "--set", "gradient_accumulation_steps=1"]),
-                                       ("internlm2", "lora", ["--set", lora])] {
+                                       ("internlm2", "lora", ["--set", lora]), ("chatglm6b", "adamw", [])] {
             let model = ModelFixtures.folder(variant)
             let common = ["--set", "model=\(model.path)"] + extra
             let label = "\(variant)-\(name)"
@@ -252,7 +253,7 @@ final class TensorParallelTrainCommandTests: XCTestCase {
         let family = try MPIRun.run(ranks: 2, collie, ["train", config.path, "--set", "tp_size=2", "--set",
                                                        "model=\(ModelFixtures.folder("chatglm2").path)"], in: folder)
         XCTAssertNotEqual(family.status, 0)
-        XCTAssertTrue(family.output.contains("internlm and internlm2, not chatglm"), family.output)
+        XCTAssertTrue(family.output.contains("internlm, internlm2 and ChatGLM-6B, not ChatGLM2/3"), family.output)
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder.appendingPathComponent("output").path),
                        "nothing is written")
     }

@@ -114,6 +114,70 @@ final class GGUFExportTests: XCTestCase {
         }
     }
 
+    /// A fixture folder with ChatGLM-6B's stand-in ice_text.model as its tokenizer.model (148 pieces, user-defined ones
+    /// among them) and, where given, a tokenizer_config.json from gguf-models, exported in q8_0; and what llama.cpp's
+    /// convert_hf_to_gguf.py made of the same folder (scripts/fixtures/make_gguf_internlm2_fixtures.py).
+    private func exportBesideLlamaCpp(_ variant: String, tokenizerConfig: String?) throws -> (ours: GGUFFile, llamaCpp: GGUFFile) {
+        let fixtures = ModelFixtures.folder("gguf-models")
+        let folder = try temporaryFolder(for: self).appendingPathComponent(variant)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        for name in ["config.json", "model.safetensors"] {
+            try FileManager.default.copyItem(at: ModelFixtures.folder(variant).appendingPathComponent(name),
+                                             to: folder.appendingPathComponent(name))
+        }
+        try FileManager.default.copyItem(at: TestPaths.tokenizers.appendingPathComponent("chatglm6b/ice_text.model"),
+                                         to: folder.appendingPathComponent("tokenizer.model"))
+        if let tokenizerConfig {
+            try FileManager.default.copyItem(at: fixtures.appendingPathComponent(tokenizerConfig),
+                                             to: folder.appendingPathComponent("tokenizer_config.json"))
+        }
+        let model = try PretrainedModel.model(.folder(folder))
+        let url = folder.appendingPathComponent("out.gguf")
+        try model.saveGGUF(to: url, outputType: .q8_0, name: variant, tokenizerMetadata: GGUFTokenizerMetadata.metadata(
+            for: folder, internLM2: model.configuration.modelType == .internlm2))
+        return (try GGUFFile(url: url), try GGUFFile(url: fixtures.appendingPathComponent("\(variant).llamacpp.q8_0.gguf")))
+    }
+
+    /// Every key but general.name, and every tensor's type, shape and bytes, equal.
+    private func assertSameFile(_ ours: GGUFFile, _ reference: GGUFFile, _ label: String) throws {
+        let keys = { (file: GGUFFile) in Set(file.metadata.map(\.key)).subtracting(["general.name"]) }
+        XCTAssertEqual(keys(ours), keys(reference), label)
+        for key in keys(reference).sorted() { XCTAssertEqual(ours[key], reference[key], "\(label): \(key)") }
+        XCTAssertEqual(ours.tensors.map(\.name).sorted(), reference.tensors.map(\.name).sorted(), label)
+        for info in reference.tensors {
+            let mine = try XCTUnwrap(ours.tensorInfo(info.name), "\(label): \(info.name)")
+            XCTAssertEqual(mine.type, info.type, "\(label): \(info.name)")
+            XCTAssertEqual(mine.shape, info.shape, "\(label): \(info.name)")
+            XCTAssertTrue(ours.bytes(of: mine).elementsEqual(reference.bytes(of: info)), "\(label): \(info.name): bytes differ")
+        }
+    }
+
+    /// An InternLM2 folder exports as llama.cpp's converter converts it: wqkv split into permuted q, k and v, byte for
+    /// byte in q8_0; the tokenizer as InternLM2Model.set_vocab writes it (user-defined pieces normal, added tokens in
+    /// place, `<|im_end|>` the EOS, add_space_prefix).
+    func testInternLM2ExportEqualsLlamaCppsConverter() throws {
+        let (ours, reference) = try exportBesideLlamaCpp("internlm2", tokenizerConfig: "internlm2.tokenizer_config.json")
+        try assertSameFile(ours, reference, "internlm2")
+        XCTAssertEqual(ours["general.architecture"], .string("internlm2"))
+        XCTAssertEqual(ours["tokenizer.ggml.eos_token_id"], .uint32(127), "<|im_end|> ends a chat model's reply")
+    }
+
+    /// A LLaMA folder's tokenizer.model with user-defined pieces: written as normal tokens, as
+    /// `_create_vocab_sentencepiece` does.
+    func testLlamaExportWithUserDefinedPiecesEqualsLlamaCppsConverter() throws {
+        let (ours, reference) = try exportBesideLlamaCpp("llama_mha", tokenizerConfig: nil)
+        try assertSameFile(ours, reference, "llama_mha")
+    }
+
+    func testInternLM2WithAttentionBiasesIsRefused() throws {
+        let model = try PretrainedModel.model(.folder(ModelFixtures.folder("internlm2_dynamic")))
+        let url = try temporaryFolder(for: self).appendingPathComponent("x.gguf")
+        XCTAssertThrowsError(try model.saveGGUF(to: url, outputType: .f32, name: "x")) {
+            XCTAssertTrue("\($0)".contains("attention biases"), "\($0)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: url.path))
+    }
+
     func testSizeLabelFollowsGGUF() {
         XCTAssertEqual(LlamaForCausalLM.sizeLabel(parameterCount: 134_515_008), "135M")
         XCTAssertEqual(LlamaForCausalLM.sizeLabel(parameterCount: 6_738_415_616), "6.7B")

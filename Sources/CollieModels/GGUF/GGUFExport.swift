@@ -58,11 +58,18 @@ extension CausalLanguageModel {
     public func saveGGUF(to url: URL, outputType: GGUFOutputType, name: String,
                          tokenizerMetadata: [(key: String, value: GGUFValue)] = [], mergingLoRA: Bool = false) throws {
         let c = configuration
-        guard !c.modelType.isInternLM, c.modelType != .chatglm, c.modelType != .moss else {
+        guard c.modelType != .internlm, c.modelType != .chatglm, c.modelType != .moss else {
             throw CheckpointError(file: url.path, "GGUF export of \(c.modelType.rawValue) models is not supported yet")
         }
-        let weights = savedWeights(mergingLoRA: mergingLoRA)
-        let architecture = c.modelType == .qwen2 ? "qwen2" : "llama"
+        if c.modelType == .internlm2, c.attentionBias {
+            // convert_hf_to_gguf.py reshapes every `attention.wqkv` tensor as a weight, and llama.cpp's internlm2 has
+            // no attention biases.
+            throw CheckpointError(file: url.path, "GGUF export of InternLM2 with attention biases (config.json bias: true) "
+                                  + "is not supported: llama.cpp's internlm2 architecture has none")
+        }
+        var weights = savedWeights(mergingLoRA: mergingLoRA)
+        if c.modelType == .internlm2 { weights = Self.internLM2WeightsInLlamaLayout(weights, configuration: c) }
+        let architecture = c.modelType == .qwen2 ? "qwen2" : c.modelType == .internlm2 ? "internlm2" : "llama"
         var writer = GGUFWriter()
         func set(_ key: String, _ value: GGUFValue) { writer.set(key, value) }
         func count(_ key: String, _ value: Int) throws {
@@ -119,7 +126,7 @@ extension CausalLanguageModel {
                 throw CheckpointError(file: url.path, "tensor \(key) has no GGUF name")
             }
             let type = outputType.type(of: ggufName, shape: shape)
-            let heads: Int? = architecture != "llama" ? nil
+            let heads: Int? = architecture == "qwen2" ? nil
                 : key.hasSuffix("self_attn.q_proj.weight") || key.hasSuffix("self_attn.q_proj.bias") ? c.attentionHeads
                 : key.hasSuffix("self_attn.k_proj.weight") || key.hasSuffix("self_attn.k_proj.bias") ? c.keyValueHeads
                 : nil
@@ -132,6 +139,40 @@ extension CausalLanguageModel {
             }
         }
         try writer.write(to: url)
+    }
+
+    /// InternLM2's weights under the LLaMA names GGUF's tensor table uses: `wqkv` [KVH·(G+2)·D, C] split into q (each
+    /// group's G query heads, in head order), k and v, as convert_hf_to_gguf.py's InternLM2Model does; `wo`, `w1`,
+    /// `w3`, `w2`, the norms, `tok_embeddings` and `output` renamed.
+    static func internLM2WeightsInLlamaLayout(_ weights: [(key: String, shape: [Int], values: () -> Tensor)],
+                                              configuration c: LlamaConfiguration) -> [(key: String, shape: [Int], values: () -> Tensor)] {
+        let renames = [("attention.wo", "self_attn.o_proj"), ("feed_forward.w1", "mlp.gate_proj"),
+                       ("feed_forward.w3", "mlp.up_proj"), ("feed_forward.w2", "mlp.down_proj"),
+                       ("attention_norm", "input_layernorm"), ("ffn_norm", "post_attention_layernorm")]
+        let (d, kvHeads, groups) = (c.resolvedHeadDimension, c.keyValueHeads, c.attentionHeads / c.keyValueHeads)
+        var result: [(key: String, shape: [Int], values: () -> Tensor)] = []
+        for (key, shape, values) in weights {
+            if key == "model.tok_embeddings.weight" { result.append(("model.embed_tokens.weight", shape, values)); continue }
+            if key == "output.weight" { result.append(("lm_head.weight", shape, values)); continue }
+            if key.hasSuffix(".attention.wqkv.weight") {
+                let prefix = String(key.dropLast("attention.wqkv.weight".count)), columns = shape[1]
+                // Rows [g·(G+2)·D + j·D, … + D) are group g's j-th head: j < G query, G key, G + 1 value.
+                func rows(_ heads: Range<Int>) -> () -> Tensor {
+                    {
+                        let packed = values().reshaped([kvHeads, groups + 2, d, columns])
+                        return packed.slice(axis: 1, heads).contiguousCopy(dtype: .float32).reshaped([kvHeads * heads.count * d, columns])
+                    }
+                }
+                result.append((prefix + "self_attn.q_proj.weight", [c.attentionHeads * d, columns], rows(0..<groups)))
+                result.append((prefix + "self_attn.k_proj.weight", [kvHeads * d, columns], rows(groups..<(groups + 1))))
+                result.append((prefix + "self_attn.v_proj.weight", [kvHeads * d, columns], rows((groups + 1)..<(groups + 2))))
+                continue
+            }
+            var renamed = key
+            for (from, to) in renames where key.contains(".\(from).") { renamed = key.replacingOccurrences(of: ".\(from).", with: ".\(to).") }
+            result.append((renamed, shape, values))
+        }
+        return result
     }
 
     /// `gguf.size_label` of a dense model: the parameter count with a K/M/B/T suffix and at least two digits.

@@ -238,6 +238,11 @@ struct SpecialVocabulary {
     }
 
     /// The keys in add_to_gguf's order: ids, add flags, chat template, normalizer flags.
+    /// Makes `id` the token of `type` (InternLM2's chat models write `<|im_end|>` as EOS).
+    mutating func replaceID(_ type: String, with id: Int) {
+        if let index = ids.firstIndex(where: { $0.type == type }) { ids[index].id = id } else { ids.append((type, id)) }
+    }
+
     var entries: [(key: String, value: GGUFValue)] {
         var entries: [(key: String, value: GGUFValue)] = []
         for (type, id) in ids {

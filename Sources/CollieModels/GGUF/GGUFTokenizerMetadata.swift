@@ -20,11 +20,22 @@ public enum GGUFTokenizerMetadata {
         case normal = 1, unknown = 2, control = 3, userDefined = 4, unused = 5, byte = 6
     }
 
-    /// The `tokenizer.*` keys and values for a model folder's tokenizer, in convert_hf_to_gguf's order.
-    public static func metadata(for folder: URL) throws -> [(key: String, value: GGUFValue)] {
+    /// The `tokenizer.*` keys and values for a model folder's tokenizer, in convert_hf_to_gguf's order; with
+    /// `internLM2`, as its InternLM2Model writes an InternLM2 folder's tokenizer.model.
+    public static func metadata(for folder: URL, internLM2: Bool = false) throws -> [(key: String, value: GGUFValue)] {
         let files = try FolderFiles(folder: folder)
         var entries: [(key: String, value: GGUFValue)] = []
         var special = SpecialVocabulary(files: files)
+        if internLM2 {
+            guard let model = files.sentencePieceModel else {
+                throw GGUFTokenizerError(file: folder.path, key: "tokenizer.model", "an InternLM2 folder needs its tokenizer.model")
+            }
+            let chatEOS = try internLM2Vocabulary(model, files: files, into: &entries, special: &special)
+            special.loadConfig()
+            if let chatEOS { special.replaceID("eos", with: chatEOS) }
+            entries.append(contentsOf: special.entries)
+            return entries
+        }
         if let model = files.sentencePieceModel {
             try sentencePiece(model, files: files, into: &entries, special: &special)
         } else if let json = files.tokenizerJSON, files.isLlamaHF(json) {
@@ -50,7 +61,7 @@ public enum GGUFTokenizerMetadata {
         for (id, piece) in pieces.enumerated() where id < size {
             tokens[id] = piece.text
             scores[id] = piece.score
-            types[id] = Int32(piece.kind.rawValue)
+            types[id] = Self.type(of: piece)
         }
         for (id, token) in files.addedTokensJSON where id >= 0 && id < size {
             tokens[id] = token
@@ -74,6 +85,55 @@ public enum GGUFTokenizerMetadata {
         entries.append(("tokenizer.ggml.tokens", .array(.string, tokens.map { .string($0) })))
         entries.append(("tokenizer.ggml.scores", .array(.float32, scores.map { .float32($0) })))
         entries.append(("tokenizer.ggml.token_type", .array(.int32, types.map { .int32($0) })))
+    }
+
+    /// InternLM2Model.set_vocab: the pieces of tokenizer.model up to config.json's vocab_size (a `\0` piece written
+    /// as 🐉, `[UNUSED…` pieces unused), added_tokens.json's appended, tokenizer_config.json's and tokenizer.json's
+    /// added tokens in place (control when special), and `add_space_prefix` from the normalizer. Returns the id of
+    /// `<|im_end|>` when one is added: a chat model's EOS.
+    private static func internLM2Vocabulary(_ data: Data, files: FolderFiles, into entries: inout [(key: String, value: GGUFValue)],
+                                  special: inout SpecialVocabulary) throws -> Int? {
+        let file = files.path("tokenizer.model")
+        let pieces = try SentencePiecePiece.pieces(ofModel: data, file: file)
+        let size = files.configInteger("vocab_size") ?? pieces.count
+        guard size <= pieces.count else {
+            throw GGUFTokenizerError(file: files.path("config.json"), key: "vocab_size",
+                                     "\(size) is more than tokenizer.model's \(pieces.count) pieces")
+        }
+        var tokens = pieces.prefix(size).map { $0.text == "\u{0}" ? "🐉" : $0.text }
+        var scores = pieces.prefix(size).map(\.score)
+        var types: [Int32] = pieces.prefix(size).map { $0.text.hasPrefix("[UNUSED") ? TokenType.unused.rawValue : Self.type(of: $0) }
+        for (_, token) in files.addedTokensJSON {
+            tokens.append(token)
+            scores.append(-1000)
+            types.append(TokenType.userDefined.rawValue)
+        }
+        var chatEOS: Int?
+        let added = files.addedTokensDecoder
+            + ((files.tokenizerJSON?["added_tokens"] as? [[String: Any]]) ?? []).compactMap { entry in
+                guard let id = entry["id"] as? Int, let content = entry["content"] as? String else { return nil }
+                return (id, content, entry["special"] as? Bool ?? false)
+            }
+        for token in added where token.id >= 0 && token.id < tokens.count {
+            if token.content == "<|im_end|>" { chatEOS = token.id }
+            tokens[token.id] = token.content
+            scores[token.id] = -1000
+            types[token.id] = token.special ? TokenType.control.rawValue : TokenType.userDefined.rawValue
+        }
+        special.vocabularySize = tokens.count
+        entries.append(("tokenizer.ggml.model", .string("llama")))
+        entries.append(("tokenizer.ggml.pre", .string("default")))
+        entries.append(("tokenizer.ggml.tokens", .array(.string, tokens.map { .string($0) })))
+        entries.append(("tokenizer.ggml.scores", .array(.float32, scores.map { .float32($0) })))
+        entries.append(("tokenizer.ggml.token_type", .array(.int32, types.map { .int32($0) })))
+        entries.append(("tokenizer.ggml.add_space_prefix", .bool(try SentencePiecePiece.addsDummyPrefix(model: data, file: file))))
+        return chatEOS
+    }
+
+    /// A piece's type as `_create_vocab_sentencepiece` asks SentencePiece for it: unknown, control, unused or byte, and
+    /// normal otherwise (a user-defined piece too).
+    private static func type(of piece: SentencePiecePiece) -> Int32 {
+        piece.kind == .userDefined ? TokenType.normal.rawValue : Int32(piece.kind.rawValue)
     }
 
     /// `_set_vocab_llama_hf` (LlamaHfVocab): the tokenizer.json vocabulary, scores -1000, byte and control types.

@@ -25,4 +25,14 @@ public struct SentencePiecePiece: Equatable, Sendable {
             SentencePiecePiece(text: $0.piece, score: $0.score, kind: Kind(rawValue: $0.type.rawValue) ?? .normal)
         }
     }
+
+    /// Whether the model's normalizer puts a space before the text (`add_dummy_prefix`, true when absent).
+    /// - Throws: `TokenizerError` naming `file` when the bytes are not a model.
+    public static func addsDummyPrefix(model data: Data, file: String = "tokenizer.model") throws -> Bool {
+        do {
+            return try Sentencepiece_ModelProto(serializedBytes: data).normalizerSpec.addDummyPrefix
+        } catch {
+            throw TokenizerError(file: file, "not a SentencePiece model (protobuf ModelProto): \(error)")
+        }
+    }
 }

@@ -127,7 +127,7 @@ struct Convert: ParsableCommand {
             let type = outtype ?? .f16
             // A GGUF source's tokenizer keys are kept as they are; a folder's are made as convert_hf_to_gguf does.
             let tokenizer = try sourceGGUF.map { $0.metadata.filter { $0.key.hasPrefix("tokenizer.") } }
-                ?? GGUFTokenizerMetadata.metadata(for: source, internLM2: lm.configuration.modelType == .internlm2)
+                ?? GGUFTokenizerMetadata.metadata(for: source, family: .init(lm.configuration.modelType))
             try lm.saveGGUF(to: URL(fileURLWithPath: out), outputType: type,
                             name: source.deletingPathExtension().lastPathComponent, tokenizerMetadata: tokenizer,
                             mergingLoRA: merging)

@@ -134,7 +134,7 @@ final class GGUFExportTests: XCTestCase {
         let model = try PretrainedModel.model(.folder(folder))
         let url = folder.appendingPathComponent("out.gguf")
         try model.saveGGUF(to: url, outputType: .q8_0, name: variant, tokenizerMetadata: GGUFTokenizerMetadata.metadata(
-            for: folder, internLM2: model.configuration.modelType == .internlm2))
+            for: folder, family: .init(model.configuration.modelType)))
         return (try GGUFFile(url: url), try GGUFFile(url: fixtures.appendingPathComponent("\(variant).llamacpp.q8_0.gguf")))
     }
 
@@ -167,6 +167,66 @@ final class GGUFExportTests: XCTestCase {
     func testLlamaExportWithUserDefinedPiecesEqualsLlamaCppsConverter() throws {
         let (ours, reference) = try exportBesideLlamaCpp("llama_mha", tokenizerConfig: nil)
         try assertSameFile(ours, reference, "llama_mha")
+    }
+
+    /// A ChatGLM2-shaped model (multi-query groups, q/k/v bias) with 640 padded ids and the ChatGLM3 stand-in tokenizer,
+    /// saved as a Hugging Face folder and exported as llama.cpp's `chatglm`: the keys ChatGLMModel.set_gguf_parameters
+    /// writes, tensors renamed and unpermuted (f32: bit-equal to the folder's), and the tokenizer as
+    /// set_vocab_chatglm3 writes it. (llama.cpp itself runs such an export: README "GGUF export for llama.cpp".)
+    func testChatGLMExportWritesLlamaCppsChatGLMArchitecture() throws {
+        var configuration = try LlamaConfiguration.load(from: ModelFixtures.folder("chatglm2"))
+        configuration.vocabularySize = 640
+        let folder = try temporaryFolder(for: self).appendingPathComponent("glm")
+        let model = ChatGLMForConditionalGeneration(configuration, seed: 3)
+        try model.save(to: folder, dtype: .float32)
+        for name in ["tokenizer.model", "tokenizer_config.json"] {
+            try FileManager.default.copyItem(at: TestPaths.tokenizers.appendingPathComponent("chatglm3/\(name)"),
+                                             to: folder.appendingPathComponent(name))
+        }
+        let url = folder.appendingPathComponent("glm.gguf")
+        try model.saveGGUF(to: url, outputType: .f32, name: "glm",
+                           tokenizerMetadata: GGUFTokenizerMetadata.metadata(for: folder, family: .chatGLM))
+        let file = try GGUFFile(url: url)
+        let expected: [(String, GGUFValue)] = [
+            ("general.architecture", .string("chatglm")), ("chatglm.context_length", .uint32(64)),
+            ("chatglm.embedding_length", .uint32(64)), ("chatglm.feed_forward_length", .uint32(96)),
+            ("chatglm.block_count", .uint32(2)), ("chatglm.attention.head_count", .uint32(4)),
+            ("chatglm.attention.head_count_kv", .uint32(2)), ("chatglm.attention.layer_norm_rms_epsilon", .float32(1e-5)),
+            ("chatglm.rope.dimension_count", .uint32(8)), ("chatglm.rope.freq_base", .float32(10_000)),
+            ("tokenizer.ggml.add_bos_token", .bool(false)), ("tokenizer.ggml.model", .string("llama")),
+            ("tokenizer.ggml.pre", .string("chatglm-spm")), ("tokenizer.ggml.eos_token_id", .uint32(2)),
+        ]
+        for (key, value) in expected { XCTAssertEqual(file[key], value, key) }
+        guard case .array(_, let tokens)? = file["tokenizer.ggml.tokens"], case .array(_, let types)? = file["tokenizer.ggml.token_type"] else {
+            return XCTFail("no token list")
+        }
+        XCTAssertEqual(tokens.count, 640)
+        XCTAssertEqual(Array(tokens.prefix(3)), ["<unk>", "<bos>", "<eos>"].map { .string($0) })
+        XCTAssertEqual(Array(tokens[600..<609]), ["[MASK]", "[gMASK]", "[sMASK]", "sop", "eop", "<|system|>", "<|user|>", "<|assistant|>", "<|observation|>"].map { .string($0) })
+        XCTAssertEqual(Array(types[600..<609]), Array(repeating: .int32(3), count: 9), "the special tokens are control tokens")
+        XCTAssertEqual(tokens[609], .string("[PAD609]"))
+        XCTAssertEqual(types[639], .int32(5))
+
+        let weights = Dictionary(model.savedWeights().map { ($0.key, $0.values) }, uniquingKeysWith: { a, _ in a })
+        XCTAssertEqual(file.tensors.count, weights.count)
+        for (key, values) in weights {
+            let name = try XCTUnwrap(ChatGLMForConditionalGeneration.ggufName(forHuggingFaceName: key), key)
+            let info = try XCTUnwrap(file.tensorInfo(name), name)
+            XCTAssertEqual(try file.floats(of: info), values().floats(), name)
+        }
+        XCTAssertNotNil(file.tensorInfo("blk.1.attn_qkv.bias"))
+        XCTAssertNotNil(file.tensorInfo("output_norm.weight"))
+    }
+
+    func testChatGLMConfigurationsLlamaCppCannotRunAreRefused() throws {
+        for (variant, reason) in [("chatglm6b", "ChatGLM-6B"), ("chatglm3_mha", "multi_query_attention false")] {
+            let model = try PretrainedModel.model(.folder(ModelFixtures.folder(variant)))
+            let url = try temporaryFolder(for: self).appendingPathComponent("\(variant).gguf")
+            XCTAssertThrowsError(try model.saveGGUF(to: url, outputType: .f32, name: variant), variant) {
+                XCTAssertTrue("\($0)".contains(reason), "\($0)")
+            }
+            XCTAssertFalse(FileManager.default.fileExists(atPath: url.path), variant)
+        }
     }
 
     func testInternLM2WithAttentionBiasesIsRefused() throws {

@@ -58,8 +58,22 @@ extension CausalLanguageModel {
     public func saveGGUF(to url: URL, outputType: GGUFOutputType, name: String,
                          tokenizerMetadata: [(key: String, value: GGUFValue)] = [], mergingLoRA: Bool = false) throws {
         let c = configuration
-        guard c.modelType != .internlm, c.modelType != .chatglm, c.modelType != .moss else {
-            throw CheckpointError(file: url.path, "GGUF export of \(c.modelType.rawValue) models is not supported yet")
+        guard c.modelType != .internlm, c.modelType != .moss, c.modelType != .chatglm || self is ChatGLMForConditionalGeneration else {
+            let family = c.modelType == .chatglm ? "ChatGLM-6B" : c.modelType.rawValue
+            throw CheckpointError(file: url.path, "GGUF export of \(family) models is not supported: llama.cpp has no such architecture")
+        }
+        if let glm = self as? ChatGLMForConditionalGeneration {
+            var writer = GGUFWriter()
+            let weights = savedWeights(mergingLoRA: mergingLoRA)
+            writer.set("general.architecture", .string("chatglm"))
+            writer.set("general.type", .string("model"))
+            if !name.isEmpty { writer.set("general.name", .string(name)) }
+            writer.set("general.size_label", .string(Self.sizeLabel(parameterCount: weights.reduce(0) { $0 + $1.shape.reduce(1, *) })))
+            try glm.writeGGUFModel(into: &writer, file: url, outputType: outputType, weights: weights)
+            writer.set("general.quantization_version", .uint32(2))
+            for (key, value) in tokenizerMetadata { writer.set(key, value) }
+            try writer.write(to: url)
+            return
         }
         if c.modelType == .internlm2, c.attentionBias {
             // convert_hf_to_gguf.py reshapes every `attention.wqkv` tensor as a weight, and llama.cpp's internlm2 has

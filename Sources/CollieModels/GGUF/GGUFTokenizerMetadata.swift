@@ -20,13 +20,30 @@ public enum GGUFTokenizerMetadata {
         case normal = 1, unknown = 2, control = 3, userDefined = 4, unused = 5, byte = 6
     }
 
-    /// The `tokenizer.*` keys and values for a model folder's tokenizer, in convert_hf_to_gguf's order; with
-    /// `internLM2`, as its InternLM2Model writes an InternLM2 folder's tokenizer.model.
-    public static func metadata(for folder: URL, internLM2: Bool = false) throws -> [(key: String, value: GGUFValue)] {
+    /// How convert_hf_to_gguf writes a family's tokenizer: as for LLaMA-family folders, as InternLM2Model does, or as
+    /// ChatGLMModel does for ChatGLM3 (also written for ChatGLM2, whose tokenizer differs only by the role tokens).
+    public enum Family: Sendable {
+        case llama, internLM2, chatGLM
+
+        /// The family whose converter writes the tokenizer of a model of `modelType`.
+        public init(_ modelType: ModelType) {
+            self = modelType == .internlm2 ? .internLM2 : modelType == .chatglm ? .chatGLM : .llama
+        }
+    }
+
+    /// The `tokenizer.*` keys and values for a model folder's tokenizer, in convert_hf_to_gguf's order, as the
+    /// converter of `family` writes them.
+    public static func metadata(for folder: URL, family: Family = .llama) throws -> [(key: String, value: GGUFValue)] {
         let files = try FolderFiles(folder: folder)
         var entries: [(key: String, value: GGUFValue)] = []
         var special = SpecialVocabulary(files: files)
-        if internLM2 {
+        if family == .chatGLM {
+            try chatGLM(files: files, into: &entries, special: &special)
+            special.loadConfig()
+            entries.append(contentsOf: special.entries)
+            return entries
+        }
+        if family == .internLM2 {
             guard let model = files.sentencePieceModel else {
                 throw GGUFTokenizerError(file: folder.path, key: "tokenizer.model", "an InternLM2 folder needs its tokenizer.model")
             }
@@ -128,6 +145,46 @@ public enum GGUFTokenizerMetadata {
         entries.append(("tokenizer.ggml.token_type", .array(.int32, types.map { .int32($0) })))
         entries.append(("tokenizer.ggml.add_space_prefix", .bool(try SentencePiecePiece.addsDummyPrefix(model: data, file: file))))
         return chatEOS
+    }
+
+    /// ChatGLMModel.set_vocab_chatglm3: for each id up to config.json's padded_vocab_size the wrapper's token (its
+    /// special tokens' text, "" for `<s>`, `</s>`, `<unk>` and ids past them, then ids 0, 1, 2 named `<unk>`, `<bos>`,
+    /// `<eos>`), the piece's score, its type (the special tokens control, empty ones `[PAD n]` unused); model `llama`,
+    /// pre-tokenizer `chatglm-spm`.
+    private static func chatGLM(files: FolderFiles, into entries: inout [(key: String, value: GGUFValue)],
+                                special: inout SpecialVocabulary) throws {
+        let tokenizer = try files.tokenizer()
+        guard [.chatGLM2, .chatGLM3].contains(tokenizer.format), let model = files.sentencePieceModel else {
+            throw GGUFTokenizerError(file: files.folder.path, key: "tokenizer.model",
+                                     "a ChatGLM2/3 GGUF export needs the folder's ChatGLM tokenizer.model")
+        }
+        let pieces = try SentencePiecePiece.pieces(ofModel: model, file: files.path("tokenizer.model"))
+        let size = files.configInteger("padded_vocab_size") ?? tokenizer.vocabularySize
+        guard tokenizer.vocabularySize <= size else {
+            throw GGUFTokenizerError(file: files.path("config.json"), key: "padded_vocab_size",
+                                     "\(size) is less than the tokenizer's \(tokenizer.vocabularySize) ids")
+        }
+        let empty = Set([tokenizer.bosTokenID, tokenizer.eosTokenID, tokenizer.unknownTokenID].compactMap { $0 })
+        var tokens: [String] = [], scores: [Float] = [], types: [Int32] = []
+        for id in 0..<size {
+            var piece = id < pieces.count ? (empty.contains(id) ? "" : pieces[id].text) : (tokenizer.token(forID: id) ?? "")
+            if id < 3 { piece = ["<unk>", "<bos>", "<eos>"][id] }
+            if id >= pieces.count {
+                tokens.append(piece.isEmpty ? "[PAD\(id)]" : piece)
+                scores.append(0)
+                types.append(piece.isEmpty ? TokenType.unused.rawValue : TokenType.control.rawValue)
+                continue
+            }
+            tokens.append(piece)
+            scores.append(piece.isEmpty ? 0 : pieces[id].score)
+            types.append(Self.type(of: pieces[id]))
+        }
+        special.vocabularySize = tokens.count
+        entries.append(("tokenizer.ggml.model", .string("llama")))
+        entries.append(("tokenizer.ggml.pre", .string("chatglm-spm")))
+        entries.append(("tokenizer.ggml.tokens", .array(.string, tokens.map { .string($0) })))
+        entries.append(("tokenizer.ggml.scores", .array(.float32, scores.map { .float32($0) })))
+        entries.append(("tokenizer.ggml.token_type", .array(.int32, types.map { .int32($0) })))
     }
 
     /// A piece's type as `_create_vocab_sentencepiece` asks SentencePiece for it: unknown, control, unused or byte, and

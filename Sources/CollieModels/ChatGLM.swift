@@ -47,9 +47,12 @@ public final class ChatGLMSelfAttention: Module {
         dense = Linear(inFeatures: heads * d, outFeatures: c.hiddenSize, bias: c.mlpBias, initialization: &initialization)
     }
 
-    /// x: [B, T, C] → [B, T, C].
+    /// x: [B, T, C] → [B, T, C]. The heads and groups are those `query_key_value` holds: all of them, or a
+    /// tensor-parallel rank's share (H/P query heads and G/P groups, packed the same way).
     func callAsFunction(_ x: Tensor, _ context: BlockContext) -> Tensor {
         let (b, t, d) = (x.shape[0], x.shape[1], headDimension)
+        let total = (self.heads + 2 * self.groups) * d
+        let (heads, groups) = (self.heads * queryKeyValue.outFeatures / total, self.groups * queryKeyValue.outFeatures / total)
         let mixed = queryKeyValue(x)                                             // (b, t, (H + 2G)·D)
         let q, k, v: Tensor
         if multiQuery {
@@ -78,10 +81,8 @@ public final class ChatGLMSelfAttention: Module {
 /// ChatGLM2's MLP: dense_4h_to_h(silu(gate) ⊙ up) where [gate; up] = dense_h_to_4h(x) (`torch.chunk(x, 2)`).
 public final class ChatGLMMLP: Module {
     public let denseHTo4H, dense4HToH: Linear
-    let intermediate: Int
 
     init(_ c: LlamaConfiguration, initialization: inout Initialization) {
-        intermediate = c.intermediateSize
         denseHTo4H = Linear(inFeatures: c.hiddenSize, outFeatures: 2 * c.intermediateSize, bias: c.mlpBias,
                             initialization: &initialization)
         dense4HToH = Linear(inFeatures: c.intermediateSize, outFeatures: c.hiddenSize, bias: c.mlpBias,
@@ -91,6 +92,7 @@ public final class ChatGLMMLP: Module {
     func callAsFunction(_ x: Tensor) -> Tensor {
         let packed = denseHTo4H(x)
         let last = packed.shape.count - 1
+        let intermediate = denseHTo4H.outFeatures / 2                            // a tensor-parallel rank's share
         return dense4HToH(.swiglu(gate: packed.slice(axis: last, 0..<intermediate),
                                   up: packed.slice(axis: last, intermediate..<(2 * intermediate))))
     }

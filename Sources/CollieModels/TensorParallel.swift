@@ -23,10 +23,42 @@ import CollieIO
 /// `gatherTensorParallelSlices()` undoes the split (all-gathers every slice on every rank): what follows training —
 /// saving one Hugging Face folder, sample answers, `collie generate` — then sees one whole model.
 public enum LinearParallelism {
-    /// Output features split: this rank holds rows of W (and of the bias).
-    case column(Communicator)
+    /// Output features split: this rank holds rows of W (and of the bias) — with `segments`, its part of each (a packed
+    /// projection's [q; k; v] or [gate; up]: see `TensorParallelSplit`).
+    case column(Communicator, segments: [Int]? = nil)
     /// Input features split: this rank holds columns of W; the bias is whole.
     case row(Communicator)
+}
+
+/// How a tensor is split over a tensor-parallel group: along `axis`, each of `segments` (the whole tensor's extents
+/// along that axis, in order; nil is one segment) in equal contiguous parts, rank r holding the r-th part of each.
+/// ChatGLM2's packed `query_key_value` rows [H·D queries; G·D keys; G·D values] split as segments, so a rank holds
+/// H/P query heads, G/P key heads and G/P value heads, packed the same way.
+public struct TensorParallelSplit: Equatable, Sendable {
+    public let axis: Int
+    public let segments: [Int]?
+
+    public init(axis: Int, segments: [Int]? = nil) {
+        self.axis = axis
+        self.segments = segments
+    }
+
+    /// The ranges along `axis` of a whole tensor with `extent` there that rank `rank` of `size` holds, in order.
+    public func ranges(extent: Int, rank: Int, size: Int) -> [Range<Int>] {
+        var start = 0
+        return (segments ?? [extent]).map { segment in
+            defer { start += segment }
+            let n = segment / size
+            return (start + rank * n)..<(start + (rank + 1) * n)
+        }
+    }
+
+    /// Rank `rank`'s part of `whole`, contiguous, in `dtype`.
+    public func part(of whole: Tensor, rank: Int, size: Int, dtype: DType) -> Tensor {
+        let pieces = ranges(extent: whole.shape[axis], rank: rank, size: size).map { whole.slice(axis: axis, $0) }
+        guard pieces.count > 1 else { return pieces[0].contiguousCopy(dtype: dtype) }
+        return Tensor.concat(pieces.map { $0.contiguousCopy(dtype: .float32) }, axis: axis).contiguousCopy(dtype: dtype)
+    }
 }
 
 /// The vocabulary ids this rank's embedding rows and logits columns hold, and the tensor-parallel group.
@@ -47,7 +79,7 @@ extension Linear {
     func parallelOutput(_ x: Tensor, _ parallelism: LinearParallelism) -> Tensor {
         let adapter = lora.flatMap { $0.isMerged ? nil : $0 }
         switch parallelism {
-        case .column(let group):
+        case .column(let group, _):
             var y = Tensor.linear(.copyToTensorParallelRegion(x, group), weight: weight, bias: bias)
             if let adapter {
                 let u = Tensor.linear(x, weight: adapter.a) * adapter.scaling       // [..., r], whole on every rank
@@ -74,19 +106,27 @@ extension CausalLanguageModel {
     /// projection; InternLM2's packed `wqkv`, whose rows come in whole kv groups, so a contiguous slice is a rank's
     /// groups; ChatGLM-6B's `query_key_value`, packed per head) and by input features (row: o, down); nil for the
     /// families not split yet.
-    var tensorParallelRoles: (column: [Linear], row: [Linear])? {
+    var tensorParallelRoles: (column: [(layer: Linear, segments: [Int]?)], row: [Linear])? {
+        func whole(_ layers: [Linear]) -> [(layer: Linear, segments: [Int]?)] { layers.map { ($0, nil) } }
         if let model = self as? LlamaForCausalLM, [.llama, .mistral, .qwen2, .internlm].contains(configuration.modelType) {
             let column = model.layers.flatMap { [$0.selfAttention.qProj, $0.selfAttention.kProj, $0.selfAttention.vProj,
                                                  $0.mlp.gateProj, $0.mlp.upProj] }
-            return (column + (model.lmHead.map { [$0] } ?? []), model.layers.flatMap { [$0.selfAttention.oProj, $0.mlp.downProj] })
+            return (whole(column + (model.lmHead.map { [$0] } ?? [])), model.layers.flatMap { [$0.selfAttention.oProj, $0.mlp.downProj] })
         }
         if let model = self as? ChatGLM6BForConditionalGeneration {
             let column = model.layers.flatMap { [$0.attention.queryKeyValue, $0.mlp.denseHTo4H] }
-            return (column + [model.lmHead], model.layers.flatMap { [$0.attention.dense, $0.mlp.dense4HToH] })
+            return (whole(column + [model.lmHead]), model.layers.flatMap { [$0.attention.dense, $0.mlp.dense4HToH] })
         }
         if let model = self as? InternLM2ForCausalLM {
             let column = model.layers.flatMap { [$0.attention.wqkv, $0.feedForward.w1, $0.feedForward.w3] }
-            return (column + (model.output.map { [$0] } ?? []), model.layers.flatMap { [$0.attention.wo, $0.feedForward.w2] })
+            return (whole(column + (model.output.map { [$0] } ?? [])), model.layers.flatMap { [$0.attention.wo, $0.feedForward.w2] })
+        }
+        if let model = self as? ChatGLMForConditionalGeneration {
+            // Multi-query groups pack [all q; all k; all v]; per-head packing ([q k v] of each head) splits whole heads.
+            let c = configuration, d = c.resolvedHeadDimension
+            let qkv = c.chatGLM?.multiQueryAttention ?? true ? [c.attentionHeads * d, c.keyValueHeads * d, c.keyValueHeads * d] : nil
+            let column = model.layers.flatMap { [($0.selfAttention.queryKeyValue, qkv), ($0.mlp.denseHTo4H, [c.intermediateSize, c.intermediateSize])] }
+            return (column + [(model.outputLayer, nil)], model.layers.flatMap { [$0.selfAttention.dense, $0.mlp.dense4HToH] })
         }
         return nil
     }
@@ -99,8 +139,7 @@ extension CausalLanguageModel {
         let c = configuration
         guard tensorParallelRoles != nil else {
             return "tp_size: \(p): tensor parallelism supports the LLaMA family (model_type llama, mistral, qwen2), "
-                + "internlm, internlm2 and ChatGLM-6B, not \(self is ChatGLMForConditionalGeneration ? "ChatGLM2/3" : c.modelType.rawValue); "
-                + "set tp_size: 1"
+                + "internlm, internlm2 and chatglm (ChatGLM-6B, ChatGLM2/3), not \(c.modelType.rawValue); set tp_size: 1"
         }
         if isQuantized { return "tp_size: \(p): quantized weights cannot be split; set tp_size: 1 or load dense weights" }
         if promptEmbedding != nil { return "tp_size: \(p): prompt tuning is not supported under tensor parallelism; set tp_size: 1" }
@@ -134,11 +173,24 @@ extension CausalLanguageModel {
             return slice
         }
         func split(_ t: Tensor, axis: Int) -> Tensor { copy(t, axis: axis) }
-        func column(_ layer: Linear) {
-            layer.weight = .dense(split(layer.denseWeight!, axis: 0))
-            layer.bias = layer.bias.map { split($0, axis: 0) }
-            if let lora = layer.lora { lora.b = split(lora.b, axis: 0) }
-            layer.tensorParallel = .column(communicator)
+        func column(_ layer: Linear, segments: [Int]?) {
+            guard let segments else {
+                layer.weight = .dense(split(layer.denseWeight!, axis: 0))
+                layer.bias = layer.bias.map { split($0, axis: 0) }
+                if let lora = layer.lora { lora.b = split(lora.b, axis: 0) }
+                layer.tensorParallel = .column(communicator)
+                return
+            }
+            let rows = TensorParallelSplit(axis: 0, segments: segments)
+            func part(_ t: Tensor) -> Tensor {
+                let slice = rows.part(of: t.detach(), rank: r, size: p, dtype: t.dtype == .float64 ? .float64 : .float32)
+                slice.requiresGrad = t.requiresGrad
+                return slice
+            }
+            layer.weight = .dense(part(layer.denseWeight!))
+            layer.bias = layer.bias.map(part)
+            if let lora = layer.lora { lora.b = part(lora.b) }
+            layer.tensorParallel = .column(communicator, segments: segments)
         }
         func row(_ layer: Linear) {
             layer.weight = .dense(split(layer.denseWeight!, axis: 1))
@@ -146,7 +198,7 @@ extension CausalLanguageModel {
             if let lora = layer.lora { lora.a = split(lora.a, axis: 1) }
             layer.tensorParallel = .row(communicator)
         }
-        roles.column.forEach(column)
+        for (layer, segments) in roles.column { column(layer, segments: segments) }
         roles.row.forEach(row)
         let vocabulary = part(configuration.vocabularySize)
         embedTokens.weight = .dense(split(embedTokens.denseWeight!, axis: 0))
@@ -160,17 +212,17 @@ extension CausalLanguageModel {
     public func gatherTensorParallelSlices() {
         guard let placement = attachments.tensorParallel else { return }
         let group = placement.communicator
-        func gather(_ t: Tensor, axis: Int) -> Tensor {
-            let full = TensorParallelSlices.gather(t, axis: axis, communicator: group)
+        func gather(_ t: Tensor, axis: Int, segments: [Int]? = nil) -> Tensor {
+            let full = TensorParallelSlices.gather(t, TensorParallelSplit(axis: axis, segments: segments), communicator: group)
             full.requiresGrad = t.requiresGrad
             return full
         }
         func restore(_ layer: Linear) {
             switch layer.tensorParallel {
-            case .column:
-                layer.weight = .dense(gather(layer.denseWeight!, axis: 0))
-                layer.bias = layer.bias.map { gather($0, axis: 0) }
-                if let lora = layer.lora { lora.b = gather(lora.b, axis: 0) }
+            case .column(_, let segments):
+                layer.weight = .dense(gather(layer.denseWeight!, axis: 0, segments: segments))
+                layer.bias = layer.bias.map { gather($0, axis: 0, segments: segments) }
+                if let lora = layer.lora { lora.b = gather(lora.b, axis: 0, segments: segments) }
             case .row:
                 layer.weight = .dense(gather(layer.denseWeight!, axis: 1))
                 if let lora = layer.lora { lora.a = gather(lora.a, axis: 1) }
@@ -191,9 +243,9 @@ extension CausalLanguageModel {
         guard let placement = attachments.tensorParallel else { return self }
         var initialization = Initialization.uninitialized
         let copy = Self(configuration, initialization: &initialization)
-        let axes = Dictionary(tensorParallelSlices.map { (ObjectIdentifier($0.tensor), $0.axis) }, uniquingKeysWith: { a, _ in a })
+        let splits = Dictionary(tensorParallelSlices.map { (ObjectIdentifier($0.tensor), $0.split) }, uniquingKeysWith: { a, _ in a })
         func whole(_ t: Tensor) -> Tensor {
-            axes[ObjectIdentifier(t)].map { TensorParallelSlices.gather(t, axis: $0, communicator: placement.communicator) } ?? t
+            splits[ObjectIdentifier(t)].map { TensorParallelSlices.gather(t, $0, communicator: placement.communicator) } ?? t
         }
         let own = Dictionary(namedParameters.map { ($0.key, $0.tensor) }, uniquingKeysWith: { a, _ in a })
         for (key, parameter) in copy.namedParameters { parameter.assignValues(from: whole(own[key]!)) }
@@ -211,26 +263,31 @@ extension CausalLanguageModel {
     /// The parameters (and adapter tensors) that are slices under tensor parallelism; the others (norms, a
     /// row-parallel layer's bias, LoRA's whole A or B) are replicated, with the same gradient on every rank. A
     /// global gradient norm sums the slices' squares over the group and counts the replicated ones once.
-    public var tensorParallelSlices: [(tensor: Tensor, axis: Int)] {
+    public var tensorParallelSlices: [(tensor: Tensor, split: TensorParallelSplit)] {
         guard attachments.tensorParallel != nil else { return [] }
-        var result: [(tensor: Tensor, axis: Int)] = embedTokens.denseWeight.map { [($0, 0)] } ?? []
+        let (rows, columns) = (TensorParallelSplit(axis: 0), TensorParallelSplit(axis: 1))
+        var result: [(tensor: Tensor, split: TensorParallelSplit)] = embedTokens.denseWeight.map { [($0, rows)] } ?? []
         for (_, layer) in namedLinearLayers {
             switch layer.tensorParallel {
-            case .column:
-                result += [(layer.denseWeight!, 0)] + (layer.bias.map { [($0, 0)] } ?? []) + (layer.lora.map { [($0.b, 0)] } ?? [])
+            case .column(_, let segments):
+                let split = TensorParallelSplit(axis: 0, segments: segments)
+                result += [(layer.denseWeight!, split)] + (layer.bias.map { [($0, split)] } ?? []) + (layer.lora.map { [($0.b, split)] } ?? [])
             case .row:
-                result += [(layer.denseWeight!, 1)] + (layer.lora.map { [($0.a, 1)] } ?? [])
+                result += [(layer.denseWeight!, columns)] + (layer.lora.map { [($0.a, columns)] } ?? [])
             case nil: break
             }
         }
         return result
     }
 
-    /// For each of `parameters`, the axis it is a tensor-parallel slice along, or nil when it is replicated.
-    public func tensorParallelSplitAxes(of parameters: [Tensor]) -> [Int?] {
-        let axes = Dictionary(tensorParallelSlices.map { (ObjectIdentifier($0.tensor), $0.axis) }, uniquingKeysWith: { a, _ in a })
-        return parameters.map { axes[ObjectIdentifier($0)] }
+    /// For each of `parameters`, how it is split under tensor parallelism, or nil when it is replicated.
+    public func tensorParallelSplits(of parameters: [Tensor]) -> [TensorParallelSplit?] {
+        let splits = Dictionary(tensorParallelSlices.map { (ObjectIdentifier($0.tensor), $0.split) }, uniquingKeysWith: { a, _ in a })
+        return parameters.map { splits[ObjectIdentifier($0)] }
     }
+
+    /// For each of `parameters`, the axis it is a tensor-parallel slice along, or nil when it is replicated.
+    public func tensorParallelSplitAxes(of parameters: [Tensor]) -> [Int?] { tensorParallelSplits(of: parameters).map { $0?.axis } }
 
     /// The width of the logits this rank computes: the vocabulary, or its slice under tensor parallelism.
     public var logitsWidth: Int { attachments.tensorParallel?.vocabulary.count ?? configuration.vocabularySize }
@@ -278,6 +335,21 @@ extension CausalLanguageModel {
 public enum TensorParallelSlices {
     /// The whole tensor on every rank of `communicator` from each rank's equal slice `t` along `axis` (0 or 1 of a
     /// matrix, 0 of a vector), in `t`'s dtype.
+    public static func gather(_ t: Tensor, _ split: TensorParallelSplit, communicator: Communicator) -> Tensor {
+        let full = gather(t, axis: split.axis, communicator: communicator)
+        guard let segments = split.segments, segments.count > 1 else { return full }
+        // The gathered tensor holds rank 0's parts of every segment, then rank 1's, …: put each segment back together.
+        let (p, n) = (communicator.size, t.shape[split.axis])
+        var pieces: [Tensor] = [], offset = 0
+        for segment in segments {
+            let m = segment / p
+            for k in 0..<p { pieces.append(full.slice(axis: split.axis, (k * n + offset)..<(k * n + offset + m)).contiguousCopy(dtype: .float32)) }
+            offset += m
+        }
+        return Tensor.concat(pieces, axis: split.axis).contiguousCopy(dtype: t.dtype == .float32 ? .float32 : t.dtype)
+    }
+
+    /// `gather` of a tensor split along `axis` in one segment.
     public static func gather(_ t: Tensor, axis: Int, communicator: Communicator) -> Tensor {
         let p = communicator.size, r = communicator.rank
         let local = t.contiguousCopy(dtype: .float32)

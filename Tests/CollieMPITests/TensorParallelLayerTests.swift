@@ -78,7 +78,7 @@ final class TensorParallelLayerRankTests: XCTestCase {
             let replicated = whole.layers.count * 2 * whole.configuration.hiddenSize + whole.configuration.hiddenSize
                 + (whole.layers[0].selfAttention.oProj.bias?.count ?? 0) * whole.layers.count * 2
             XCTAssertLessThanOrEqual(split.parameterCount, (whole.parameterCount - replicated) / p + replicated, name)
-            let axes = Dictionary(split.tensorParallelSlices.map { (ObjectIdentifier($0.tensor), $0.axis) },
+            let axes = Dictionary(split.tensorParallelSlices.map { (ObjectIdentifier($0.tensor), $0.split.axis) },
                                   uniquingKeysWith: { a, _ in a })
             var keyed: [String: Tensor] = [:]
             for (key, tensor) in split.namedParameters { keyed[key] = tensor }

@@ -75,7 +75,7 @@ public struct TrainingCheckpoint: Sendable {
             if group.shardParameter != nil { stageState = ShardedOptimizerState.gathered(stageState, group: group) }
             if tensorParallel {
                 stageState = TensorParallelCheckpoint.consolidated(stageState, parameters: parameters,
-                                                                   axes: trainer.model.tensorParallelSplitAxes(of: parameters),
+                                                                   splits: trainer.model.tensorParallelSplits(of: parameters),
                                                                    communicator: trainer.grid.tensorParallel)
             }
             optimizerState = stageState
@@ -192,7 +192,7 @@ public struct TrainingCheckpoint: Sendable {
             }
             if tensorParallel {
                 state = TensorParallelCheckpoint.sliced(state, parameters: parameters,
-                                                        axes: trainer.model.tensorParallelSplitAxes(of: parameters),
+                                                        splits: trainer.model.tensorParallelSplits(of: parameters),
                                                         communicator: trainer.grid.tensorParallel)
             }
             if trainer.dataParallel.shardParameter != nil {

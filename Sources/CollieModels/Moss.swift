@@ -23,10 +23,12 @@ public final class MossAttention: Module {
         outProj = Linear(inFeatures: c.hiddenSize, outFeatures: c.hiddenSize, bias: false, initialization: &initialization)
     }
 
-    /// x: [B, T, C] → [B, T, C].
+    /// x: [B, T, C] → [B, T, C]. The chunks are those `qkv_proj` holds: all four, or a tensor-parallel rank's 4/P
+    /// (whole chunks: their heads are contiguous).
     func callAsFunction(_ x: Tensor, _ context: BlockContext) -> Tensor {
         let (b, t, d) = (x.shape[0], x.shape[1], headDimension)
-        let chunks = qkvProj(x).reshaped([b, t, 4, 3, heads / 4, d])          // (b, t, mp, [q v k], H/mp, D)
+        let mp = qkvProj.outFeatures / (3 * (self.heads / 4) * d), heads = mp * (self.heads / 4)
+        let chunks = qkvProj(x).reshaped([b, t, mp, 3, heads / mp, d])        // (b, t, mp, [q v k], H/mp, D)
         let q = chunks.slice(axis: 3, 0..<1).reshaped([b, t, heads, d])
         let v = chunks.slice(axis: 3, 1..<2).reshaped([b, t, heads, d])
         let k = chunks.slice(axis: 3, 2..<3).reshaped([b, t, heads, d])

@@ -1,8 +1,8 @@
 import CollieEngine
 import CollieIO
 
-/// Tensor parallelism (Megatron) for the LLaMA family, InternLM and InternLM2, as wrappers around the layers rather
-/// than model code.
+/// Tensor parallelism (Megatron) for every family (LLaMA, InternLM, InternLM2, ChatGLM, MOSS), as wrappers around the
+/// layers rather than model code.
 ///
 /// `splitForTensorParallelism(_:)` replaces each weight by this rank's slice and marks its layer:
 ///
@@ -121,6 +121,11 @@ extension CausalLanguageModel {
             let column = model.layers.flatMap { [$0.attention.wqkv, $0.feedForward.w1, $0.feedForward.w3] }
             return (whole(column + (model.output.map { [$0] } ?? [])), model.layers.flatMap { [$0.attention.wo, $0.feedForward.w2] })
         }
+        if let model = self as? MossForCausalLM {
+            // qkv_proj's rows are CodeGen's 4 model-parallel chunks, each with its H/4 heads' q, v and k.
+            let column = model.layers.flatMap { [$0.attn.qkvProj, $0.mlp.fcIn] }
+            return (whole(column + [model.lmHead]), model.layers.flatMap { [$0.attn.outProj, $0.mlp.fcOut] })
+        }
         if let model = self as? ChatGLMForConditionalGeneration {
             // Multi-query groups pack [all q; all k; all v]; per-head packing ([q k v] of each head) splits whole heads.
             let c = configuration, d = c.resolvedHeadDimension
@@ -139,7 +144,10 @@ extension CausalLanguageModel {
         let c = configuration
         guard tensorParallelRoles != nil else {
             return "tp_size: \(p): tensor parallelism supports the LLaMA family (model_type llama, mistral, qwen2), "
-                + "internlm, internlm2 and chatglm (ChatGLM-6B, ChatGLM2/3), not \(c.modelType.rawValue); set tp_size: 1"
+                + "internlm, internlm2, chatglm (ChatGLM-6B, ChatGLM2/3) and moss, not \(c.modelType.rawValue); set tp_size: 1"
+        }
+        if self is MossForCausalLM, 4 % p != 0 {
+            return "tp_size: \(p) does not divide MOSS's 4 model-parallel chunks of qkv_proj; choose 2 or 4"
         }
         if isQuantized { return "tp_size: \(p): quantized weights cannot be split; set tp_size: 1 or load dense weights" }
         if promptEmbedding != nil { return "tp_size: \(p): prompt tuning is not supported under tensor parallelism; set tp_size: 1" }

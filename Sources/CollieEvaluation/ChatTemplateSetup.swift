@@ -18,7 +18,8 @@ extension ChatFormat {
 extension TrainingSetup {
     /// Loads everything `config` names, as `TrainingSetup(config:source:)` does, with the tokenizer's chat template
     /// (a folder's tokenizer_config.json `chat_template` or chat_template.jinja, a GGUF file's
-    /// `tokenizer.chat_template`) when `chat_template: true`.
+    /// `tokenizer.chat_template`) when `chat_template: true`; a ChatGLM3 tokenizer without one lays turns out by its
+    /// role tokens (`ChatFormat.roleTokens`).
     /// - Throws: `TrainerError` naming the key whose file cannot be used (`chat_template` when there is no template).
     public static func load(config: CollieConfig, source: String? = nil) throws -> TrainingSetup {
         guard config.chatTemplate else { return try TrainingSetup(config: config, source: source) }
@@ -27,6 +28,9 @@ extension TrainingSetup {
         let template: ChatTemplate?
         do { template = try files.flatMap(ChatTemplate.init(files:)) } catch {
             throw TrainerError("\(origin)chat_template: \(error)")
+        }
+        if template == nil, tokenizer.format == .chatGLM3 {
+            return try TrainingSetup(config: config, source: source, tokenizer: (tokenizer, files), chatFormat: .roleTokens)
         }
         guard let template else {
             throw TrainerError("\(origin)chat_template: true, but the tokenizer (\(config.tokenizerPath ?? "none")) has no chat "

@@ -332,6 +332,16 @@ public final class Tokenizer: @unchecked Sendable {
         return try glm.chatInput(messages)
     }
 
+    /// ChatGLM3's trained reply after `<|assistant|>`, as its finetune demo trains it: the SentencePiece ids of
+    /// "\n" (the empty metadata's line) and of `content`, then EOS (`</s>`).
+    /// - Throws: `TokenizerError` for another tokenizer.
+    public func chatGLM3Reply(_ content: String) throws -> [Int] {
+        guard case .chatGLM2(let glm) = backend, glm.hasRoles, let eos = glm.model.eosID else {
+            throw TokenizerError(file: "", "only ChatGLM3's tokenizer lays out a conversation by role tokens")
+        }
+        return glm.model.encode("\n").map(Int.init) + glm.model.encode(content).map(Int.init) + [eos]
+    }
+
     /// The ids that end a reply in a conversation besides EOS: ChatGLM3's `<|user|>` and `<|observation|>` (its
     /// remote code's `chat` stops on them); none for other tokenizers.
     public var chatStopTokenIDs: [Int] {

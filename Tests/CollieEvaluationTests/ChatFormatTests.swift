@@ -71,4 +71,27 @@ final class ChatFormatTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("chat_template"), "\(error)")
         }
     }
+
+    /// `chat_template: true` with ChatGLM3's tokenizer, which has no template: the turns are laid out by its role
+    /// tokens (`ChatFormat.roleTokens`) instead of refusing.
+    func testChatGLM3TokenizerWithoutATemplateTrainsTurnsByRoleTokens() throws {
+        let run = try temporaryFolder(for: self)
+        try #"[{"instruction": "你好", "input": "", "output": "Hello there"}]"#
+            .write(to: run.appendingPathComponent("data.json"), atomically: true, encoding: .utf8)
+        let yaml = run.appendingPathComponent("config.yaml")
+        try """
+            model: tiny
+            tokenizer: \(TestPaths.tokenizers.appendingPathComponent("chatglm3").path)
+            train_data: data.json
+            chat_template: true
+            """.write(to: yaml, atomically: true, encoding: .utf8)
+        let setup = try TrainingSetup.load(config: CollieConfig.load(from: yaml), source: yaml.path)
+        XCTAssertEqual(setup.chatFormat?.usesRoleTokens, true)
+        let example = setup.trainDataset[0]
+        XCTAssertEqual(Array(example.tokens.prefix(3)), [601, 603, 606], "[gMASK] sop <|user|>")
+        XCTAssertEqual(example.tokens.last, 2, "</s> ends the reply")
+        let assistant = try XCTUnwrap(example.tokens.firstIndex(of: 607))
+        XCTAssertTrue(example.labels[...assistant].allSatisfy { $0 == -100 }, "the prompt through <|assistant|> is masked")
+        XCTAssertEqual(Array(example.labels[(assistant + 1)...]), Array(example.tokens[(assistant + 1)...]))
+    }
 }

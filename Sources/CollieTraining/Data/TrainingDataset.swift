@@ -54,7 +54,8 @@ public enum AlpacaTemplate {
 /// - `tokens`: as given; labels as given or the tokens. Ids must be in the vocabulary.
 ///
 /// With a `ChatFormat` (`chat_template: true`), `alpaca` and `input_output` records are one-turn conversations
-/// instead: the template's prompt (masked) + the assistant's reply and turn end, no prefix or suffix added.
+/// instead: the template's prompt (masked) + the assistant's reply and turn end, no prefix or suffix added (for
+/// ChatGLM3, by its role tokens: `ChatFormat.roleTokens`).
 ///
 /// Examples longer than `maxLength` are truncated (their end is cut); an example left with no trained
 /// position is skipped.
@@ -104,10 +105,23 @@ public struct TrainingDataset: RandomAccessCollection, Sendable {
                         : (ChatFormat.userMessage(instruction: instruction, input: input), output)
                 default: throw mixed(record, first)
                 }
-                guard let chatFormat else { return pair }
+                guard let chatFormat, !chatFormat.usesRoleTokens else { return pair }
                 do { return try chatFormat.split(user: pair.0, assistant: pair.1) } catch {
                     throw DatasetError(record.location, "chat_template: \(error)")
                 }
+            }
+            if chatFormat?.usesRoleTokens == true {
+                for (pair, record) in zip(pairs, records) {
+                    let masked: [Int], trained: [Int]
+                    do {
+                        masked = try tokenizer.chatGLM3Input([("user", "", pair.prompt)])
+                        trained = try tokenizer.chatGLM3Reply(pair.response)
+                    } catch { throw DatasetError(record.location, "chat_template: \(error)") }
+                    built.append(TrainingExample(tokens: masked + trained,
+                                                 labels: [Int](repeating: Tensor.ignoreIndex, count: masked.count) + trained,
+                                                 location: record.location))
+                }
+                break
             }
             let prompts = tokenizer.encode(batch: pairs.map(\.prompt), addSpecialTokens: false)
             let responses = tokenizer.encode(batch: pairs.map(\.response), addSpecialTokens: false)

@@ -63,4 +63,22 @@ final class GLMDataLayoutTests: XCTestCase {
         XCTAssertEqual(example.tokens, [601, 603] + prompt + answer + [2])
         XCTAssertEqual(example.labels, [Int](repeating: -100, count: prompt.count + 2) + answer + [2])
     }
+
+    /// ChatGLM3 without a chat template: with `ChatFormat.roleTokens` an Alpaca record is one turn laid out by its role
+    /// tokens, as its finetune demo trains it — `[gMASK] sop <|user|>` "\n" prompt `<|assistant|>` masked, "\n" reply
+    /// `</s>` trained.
+    func testChatGLM3TurnIsLaidOutByRoleTokens() throws {
+        let glm3 = try Tokenizer(contentsOf: TestPaths.tokenizers.appendingPathComponent("chatglm3"))
+        let records = [TrainingRecord(.alpaca(instruction: "你好", input: "", output: "Hello there"))]
+        let example = try TrainingDataset(records: records, tokenizer: glm3, chatFormat: .roleTokens)[0]
+        let masked = try glm3.chatGLM3Input([("user", "", "你好")])
+        XCTAssertEqual(Array(masked.prefix(3)), [601, 603, 606], "[gMASK] sop <|user|>")
+        XCTAssertEqual(masked.last, 607, "<|assistant|>")
+        let trained = try glm3.chatGLM3Reply("Hello there")
+        XCTAssertEqual(trained.last, 2, "the reply ends with </s>")
+        XCTAssertEqual(example.tokens, masked + trained)
+        XCTAssertEqual(example.labels, [Int](repeating: -100, count: masked.count) + trained)
+        XCTAssertThrowsError(try TrainingDataset(records: records, tokenizer: tokenizer, chatFormat: .roleTokens),
+                             "ChatGLM-6B's tokenizer has no role tokens")
+    }
 }

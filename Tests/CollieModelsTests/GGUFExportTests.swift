@@ -1,3 +1,4 @@
+import CollieEngine
 import CollieIO
 import CollieTestSupport
 import Foundation
@@ -160,6 +161,21 @@ final class GGUFExportTests: XCTestCase {
         try assertSameFile(ours, reference, "internlm2")
         XCTAssertEqual(ours["general.architecture"], .string("internlm2"))
         XCTAssertEqual(ours["tokenizer.ggml.eos_token_id"], .uint32(127), "<|im_end|> ends a chat model's reply")
+    }
+
+    /// An `internlm2` GGUF file loads as the LLaMA model it computes as: q, k and v unpermuted, logits equal to the
+    /// InternLM2 folder's.
+    func testInternLM2ExportLoadsBackAsLlamaWithTheSameLogits() throws {
+        let internLM2 = try PretrainedModel.model(.folder(ModelFixtures.folder("internlm2")))
+        let url = try temporaryFolder(for: self).appendingPathComponent("internlm2.gguf")
+        try internLM2.saveGGUF(to: url, outputType: .f32, name: "internlm2")
+        let loaded = try PretrainedModel.model(.gguf(url))
+        XCTAssertTrue(loaded is LlamaForCausalLM)
+        XCTAssertEqual(loaded.configuration.keyValueHeads, internLM2.configuration.keyValueHeads)
+        let ids = Tensor(ints: [3, 17, 9, 44, 101, 5, 60, 2], shape: [1, 8])
+        let want = withNoGrad { internLM2(ids).floats() }, got = withNoGrad { loaded(ids).floats() }
+        let scale = want.map(abs).max() ?? 1
+        XCTAssertLessThanOrEqual(zip(got, want).map { abs($0 - $1) }.max() ?? 0, 1e-5 * scale)
     }
 
     /// A LLaMA folder's tokenizer.model with user-defined pieces: written as normal tokens, as

@@ -4,21 +4,22 @@ import Foundation
 /// The GGUF architectures Collie loads (`general.architecture`), with the model each becomes.
 ///
 /// llama.cpp writes Mistral checkpoints as `llama` (it has no `mistral` architecture), so they load as LLaMA, as
-/// llama.cpp runs them.
+/// llama.cpp runs them. `internlm2` (InternLM2's arithmetic is LLaMA's, its packed wqkv written as permuted q, k and
+/// v) loads as LLaMA too.
 public enum GGUFArchitecture: String, CaseIterable, Sendable {
-    case llama, qwen2
+    case llama, qwen2, internlm2
 
     /// The Hugging Face `model_type` a model of this architecture becomes.
     public var modelType: ModelType {
         switch self {
-        case .llama: .llama
+        case .llama, .internlm2: .llama
         case .qwen2: .qwen2
         }
     }
 
     /// Whether llama.cpp's converter permuted the rows of q_proj and k_proj (`LlamaModel.permute`), which loading
     /// reverses; Qwen2 keeps Hugging Face's order.
-    public var permutesQueryKey: Bool { self == .llama }
+    public var permutesQueryKey: Bool { self != .qwen2 }
 }
 
 extension LlamaConfiguration {
@@ -61,7 +62,7 @@ extension LlamaConfiguration {
                   padTokenID: try reader.optionalInteger("tokenizer.ggml.padding_token_id"))
         // LLaMA checkpoints with biases (config.json's attention_bias / mlp_bias) store them as blk.N.*.bias, as
         // convert_hf_to_gguf.py writes them; Qwen2's q/k/v biases are implied by its model type.
-        if architecture == .llama {
+        if architecture != .qwen2 {
             attentionBias = file.tensorInfo("blk.0.attn_q.bias") != nil
             mlpBias = file.tensorInfo("blk.0.ffn_up.bias") != nil
         }

@@ -65,6 +65,29 @@ final class DataParallelTrainCommandTests: XCTestCase {
         }
     }
 
+    /// SophiaG under data parallelism: its Hessian refresh (labels sampled from the model's own distribution) draws
+    /// the whole group's numbers on every rank and uses its own rows' ones, its gradients summed as the step's are;
+    /// dp 2 and dp 4 equal one process, the refresh every 2 updates. ZeRO stages are refused.
+    func testSophiaGUnderDataParallelismMatchesOneProcess() throws {
+        let folder = try temporaryFolder(for: self)
+        let config = try ParallelTrainRun.makeConfig(in: folder)
+        let collie = try CollieExecutable.url()
+        let common = ["--set", "optimizer={name: sophiag, lr: 3.0e-3, hessian_update_interval: 2}"]
+        let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=sophia-one"] + common, in: folder)
+        XCTAssertEqual(one.status, 0, one.output)
+        for ranks in [2, 4] {
+            let name = "sophia-dp\(ranks)"
+            let run = try MPIRun.run(ranks: ranks, collie, ["train", config.path] + layout(ranks: ranks, stage: 0, output: name) + common,
+                                     in: folder)
+            XCTAssertEqual(run.status, 0, "\(name):\n\(run.output)")
+            try ParallelTrainRun.assertSameRun(folder.appendingPathComponent(name), as: folder.appendingPathComponent("sophia-one"), name)
+        }
+        let zero = try MPIRun.run(ranks: 2, collie, ["train", config.path] + layout(ranks: 2, stage: 1, output: "sophia-zero1") + common,
+                                  in: folder)
+        XCTAssertNotEqual(zero.status, 0)
+        XCTAssertTrue(zero.output.contains("sophiag keeps no sharded state yet"), zero.output)
+    }
+
     /// The same command across two hosts: one process in each of two network namespaces (a veth pair between
     /// them, private addresses), `mpirun` over TCP with no shared memory between the "hosts"; the gradients'
     /// all-reduce crosses the link and the run equals one process.

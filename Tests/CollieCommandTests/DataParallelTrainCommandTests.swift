@@ -65,22 +65,25 @@ final class DataParallelTrainCommandTests: XCTestCase {
         }
     }
 
-    /// SophiaG under data parallelism: its Hessian refresh (labels sampled from the model's own distribution) draws
-    /// the whole group's numbers on every rank and uses its own rows' ones, its gradients summed as the step's are;
-    /// dp 2 and dp 4 equal one process, the refresh every 2 updates. ZeRO stages are refused.
-    func testSophiaGUnderDataParallelismMatchesOneProcess() throws {
+    /// SophiaG in every layout: its Hessian refresh (labels sampled from the model's own distribution) draws the whole
+    /// group's numbers on every rank in one process's order and uses those of its own rows (dp), samples from the
+    /// vocabulary-split logits gathered a few rows at a time with the vocabulary-parallel loss (tp), and runs through
+    /// the stages with the last one sampling (pp); dp 2, dp 4, tp 2, pp 2 and tp 2 × pp 2 equal one process, the
+    /// refresh every 2 updates. ZeRO stages are refused.
+    func testSophiaGInEveryLayoutMatchesOneProcess() throws {
         let folder = try temporaryFolder(for: self)
         let config = try ParallelTrainRun.makeConfig(in: folder)
         let collie = try CollieExecutable.url()
         let common = ["--set", "optimizer={name: sophiag, lr: 3.0e-3, hessian_update_interval: 2}"]
         let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=sophia-one"] + common, in: folder)
         XCTAssertEqual(one.status, 0, one.output)
-        for ranks in [2, 4] {
-            let name = "sophia-dp\(ranks)"
-            let run = try MPIRun.run(ranks: ranks, collie, ["train", config.path] + layout(ranks: ranks, stage: 0, output: name) + common,
-                                     in: folder)
+        for (name, ranks, sizes) in [("dp2", 2, ["dp_size=2", "train_micro_batch_size=2"]), ("dp4", 4, ["dp_size=4", "train_micro_batch_size=1"]),
+                                     ("tp2", 2, ["tp_size=2"]), ("pp2", 2, ["pp_size=2"]), ("tp2-pp2", 4, ["tp_size=2", "pp_size=2"])] {
+            let run = try MPIRun.run(ranks: ranks, collie, ["train", config.path, "--set", "output_dir=sophia-\(name)"]
+                                     + sizes.flatMap { ["--set", $0] } + common, in: folder)
             XCTAssertEqual(run.status, 0, "\(name):\n\(run.output)")
-            try ParallelTrainRun.assertSameRun(folder.appendingPathComponent(name), as: folder.appendingPathComponent("sophia-one"), name)
+            try ParallelTrainRun.assertSameRun(folder.appendingPathComponent("sophia-\(name)"), as: folder.appendingPathComponent("sophia-one"),
+                                                "sophiag \(name)")
         }
         let zero = try MPIRun.run(ranks: 2, collie, ["train", config.path] + layout(ranks: 2, stage: 1, output: "sophia-zero1") + common,
                                   in: folder)

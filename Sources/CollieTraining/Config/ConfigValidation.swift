@@ -25,9 +25,6 @@ extension CollieConfig {
             if zeroStage >= 3 {
                 fail("ds_config.zero_optimization.stage", "ZeRO stage \(zeroStage) is not yet supported with \(pp); use stage 0, 1 or 2")
             }
-            if optimizer.name == .sophiaG {
-                fail(.optimizer, "sophiag is not yet supported with \(pp); use adamw, sgd, lion, adan, lomo or adalomo, or pp_size: 1")
-            }
             if case .promptTuning? = peftConfig {
                 fail(.peftConfig, "prompt tuning is not yet supported with \(pp); use LoRA, or pp_size: 1")
             }
@@ -37,7 +34,6 @@ extension CollieConfig {
                 fail("ds_config.zero_optimization.stage", "ZeRO stage \(zeroStage) is not yet supported with tensor "
                      + "parallelism (tp_size: \(tensorParallelSize)); use stage 0, 1 or 2")
             }
-            if optimizer.name == .sophiaG { fail(.optimizer, "sophiag is not yet supported with tp_size > 1; use tp_size: 1") }
         }
         if !(0...3).contains(zeroStage) {
             fail("ds_config.zero_optimization.stage", "must be 0, 1, 2 or 3, got \(zeroStage)")

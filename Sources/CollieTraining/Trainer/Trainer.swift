@@ -393,7 +393,7 @@ public final class Trainer {
         optimizer.didStep(update) {
             parameterBuffer.zeroGradients()
             HessianEstimate.sampledLabelBackward(model, group, targets: targets, predicted: predicted,
-                                                 generator: &randomGenerator, dataParallel: dataParallel)
+                                                 generator: &randomGenerator, dataParallel: dataParallel, pipeline: pipeline)
         }
         return (loss, norm, nil)
     }

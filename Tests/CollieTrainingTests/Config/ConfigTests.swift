@@ -334,7 +334,8 @@ final class ConfigTests: XCTestCase {
         let cases: [(String, String, String)] = [
             ("pp_size: 2\nds_config: {zero_optimization: {stage: 3}}", "ds_config.zero_optimization.stage",
              "ZeRO stage 3 is not yet supported with pipeline parallelism (pp_size: 2)"),
-            ("pp_size: 2\noptimizer: {name: sophiag, lr: 0.1}", "optimizer", "sophiag is not yet supported with pipeline parallelism"),
+            ("dp_size: 2\nds_config: {zero_optimization: {stage: 1}}\noptimizer: {name: sophiag, lr: 0.1}", "optimizer",
+             "sophiag keeps no sharded state yet"),
             ("pp_size: 2\npeft_config: {peft_type: PROMPT_TUNING, num_virtual_tokens: 4}", "peft_config",
              "prompt tuning is not yet supported with pipeline parallelism"),
         ]

@@ -216,5 +216,12 @@ extension AdaLomo: FusedBackwardOptimizer {
         fused.tensorParallel = (communicator, splitAxes.map { $0 != nil })
         tensorParallel = (communicator, splitAxes)
     }
-    public func usePipelineParallelism(_ communicator: Communicator) { fused.pipelineParallel = communicator }
+    public func usePipelineParallelism(_ communicator: Communicator, shared: [Tensor], countsSharedNorms: Bool) {
+        fused.pipelineParallel = communicator
+        let ids = Set(shared.map(ObjectIdentifier.init))
+        fused.shared = Set(fused.parameters.indices.filter { ids.contains(ObjectIdentifier(fused.parameters[$0])) })
+        fused.countsSharedNorms = countsSharedNorms
+    }
+
+    public func finishSharedGradients() { fused.finishSharedGradients() }
 }

@@ -40,6 +40,11 @@ final class FusedBackwardUpdate {
     /// Under pipeline parallelism: the stages, each holding its own parameters; their squared norms are summed, and
     /// a non-finite gradient on any stage skips the update on all.
     var pipelineParallel: Communicator?
+    /// Under pipeline parallelism, a tied embedding: the parameters whose gradient is completed by the other end of
+    /// the pipeline. Their hooks leave the gradient in place; `finishSharedGradients()` takes it once the stages have
+    /// summed it, and only one of the two stages (`countsSharedNorms`) counts it in the norm.
+    var shared: Set<Int> = []
+    var countsSharedNorms = true
     private var sliceSquares = 0.0
     /// Set at the first non-finite gradient of a pass: the rest of the pass updates nothing.
     private var overflowed = false
@@ -118,11 +123,18 @@ final class FusedBackwardUpdate {
         overflowed = false
     }
 
-    private func gradientReady(_ index: Int) {
+    /// Takes the shared parameters' summed gradients (`shared`) after a backward pass, as their hooks would have.
+    func finishSharedGradients() {
+        for index in shared.sorted() { gradientReady(index, completed: true) }
+    }
+
+    private func gradientReady(_ index: Int, completed: Bool = false) {
+        if shared.contains(index) && !completed { return }
         let p = parameters[index]
         guard let stored = p.grad else { return }
         p.grad = nil
         if overflowed { return }
+        if mode == .gatherNorms, shared.contains(index), !countsSharedNorms { return }
         // The gradient is ours now (the parameter no longer holds it): work on it in place.
         let g = stored.dtype == .float32 && stored.isContiguous ? stored : stored.contiguousCopy(dtype: .float32)
         precondition(g.shape == p.shape, "gradient shape \(g.shape) ≠ parameter shape \(p.shape)")
@@ -173,8 +185,12 @@ public protocol FusedBackwardOptimizer: Optimizer {
     /// Splits the work for tensor parallelism over `communicator`: `splitAxes[i]` is the axis parameter i is a
     /// slice along (nil: replicated), so norms and whole-matrix statistics are the whole model's.
     func useTensorParallelism(_ communicator: Communicator, splitAxes: [Int?])
-    /// Sums the norm pass over the pipeline's stages (`communicator`), each updating only its own parameters.
-    func usePipelineParallelism(_ communicator: Communicator)
+    /// Sums the norm pass over the pipeline's stages (`communicator`), each updating only its own parameters; the
+    /// `shared` ones (a tied embedding on the first and the last stage) after `finishSharedGradients()`, counted in the
+    /// norm where `countsSharedNorms`.
+    func usePipelineParallelism(_ communicator: Communicator, shared: [Tensor], countsSharedNorms: Bool)
+    /// Updates the shared parameters from their gradients summed over the stages (call after each backward pass).
+    func finishSharedGradients()
 }
 
 extension FusedBackwardOptimizer {

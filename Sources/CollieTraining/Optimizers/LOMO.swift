@@ -85,5 +85,12 @@ extension LOMO: FusedBackwardOptimizer {
     public func useTensorParallelism(_ communicator: Communicator, splitAxes: [Int?]) {
         fused.tensorParallel = (communicator, splitAxes.map { $0 != nil })
     }
-    public func usePipelineParallelism(_ communicator: Communicator) { fused.pipelineParallel = communicator }
+    public func usePipelineParallelism(_ communicator: Communicator, shared: [Tensor], countsSharedNorms: Bool) {
+        fused.pipelineParallel = communicator
+        let ids = Set(shared.map(ObjectIdentifier.init))
+        fused.shared = Set(fused.parameters.indices.filter { ids.contains(ObjectIdentifier(fused.parameters[$0])) })
+        fused.countsSharedNorms = countsSharedNorms
+    }
+
+    public func finishSharedGradients() { fused.finishSharedGradients() }
 }

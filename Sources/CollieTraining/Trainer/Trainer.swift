@@ -151,14 +151,10 @@ public final class Trainer {
                                + "is not yet supported for a model with tied embeddings (tie_word_embeddings); use stage 0 or 1")
         }
         if let pipeline, let inBackward = optimizer.inBackward {
-            // A tied embedding's gradient is summed from the first and the last stage only after both backward halves,
-            // but these optimizers update each parameter the moment its gradient is complete.
-            guard pipeline.sharedParameters(of: model).isEmpty else {
-                throw TrainerError("optimizer: \(config.optimizer.name.rawValue) updates each parameter inside backward, and this "
-                                   + "model's tied embedding (tie_word_embeddings) is on the first and the last pipeline stage; "
-                                   + "that is not yet supported: use adamw, or pp_size: 1")
-            }
-            inBackward.usePipelineParallelism(pipeline.communicator)
+            // A tied embedding's gradient is summed from the first and the last stage only after both backward halves:
+            // it is updated then, on both, and counted once in the norm.
+            inBackward.usePipelineParallelism(pipeline.communicator, shared: pipeline.sharedParameters(of: model),
+                                              countsSharedNorms: pipeline.isFirstStage)
         }
         if optimizer.updatesDuringBackward {
             optimizer.attachToBackward()
@@ -343,7 +339,11 @@ public final class Trainer {
                 }
                 loss = Float(dataParallel.sum([local / scale])[0])
                 guard loss.isFinite else { return (loss, nil, "the loss is \(loss)") }
-                applied = inBackward.update { pipeline.backward(retainGraph: $0) }
+                applied = inBackward.update { [model] retainGraph in
+                    pipeline.backward(retainGraph: retainGraph)
+                    pipeline.reduceSharedGradients(model)
+                    inBackward.finishSharedGradients()
+                }
             } else {
                 let local = localLoss(of: group[0], predicted: predicted)
                 // Every rank decides on the same (summed) loss, before backward would apply its gradients.

@@ -108,9 +108,11 @@ struct ChatGLM2TextTokenizer {
         if let bytes = try? Tokenizer.readFile(config), String(decoding: bytes, as: UTF8.self).contains("<|user|>") {
             return true
         }
+        // The remote code is read only when it is a file of a source file's size (≤ 1 MiB).
         let code = folder.appendingPathComponent("tokenization_chatglm.py")
-        if FileManager.default.fileExists(atPath: code.path), let bytes = try? Tokenizer.readFile(code),
-           bytes.count <= 1 << 20, String(decoding: bytes, as: UTF8.self).contains("<|observation|>") {
+        if let size = (try? FileManager.default.attributesOfItem(atPath: code.resolvingSymlinksInPath().path))?[.size] as? Int,
+           size <= 1 << 20, let bytes = try? Tokenizer.readFile(code),
+           String(decoding: bytes, as: UTF8.self).contains("<|observation|>") {
             return true
         }
         return false

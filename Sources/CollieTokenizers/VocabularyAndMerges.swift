@@ -23,13 +23,11 @@ enum VocabularyAndMerges {
         let addedTokens = FileManager.default.fileExists(atPath: addedURL.path) ? try readTokenIDs(addedURL) : []
         let merges = try readMerges(folder.appendingPathComponent(mergesFile))
 
-        var ids: [String: Int] = [:]
-        for (token, id) in vocabulary + addedTokens { ids[token] = id }
         let specials = Set([configuration.bosToken, configuration.eosToken, configuration.unknownToken,
                             configuration.padToken, configuration.maskToken].compactMap { $0 })
         var added: [(id: Int, content: String, special: Bool)] = addedTokens.map { ($0.id, $0.token, specials.contains($0.token)) }
         for token in specials.sorted() where !added.contains(where: { $0.content == token }) {
-            if let id = ids[token] { added.append((id, token, true)) }
+            if let id = vocabulary.first(where: { $0.token == token })?.id { added.append((id, token, true)) }
         }
         added.sort { $0.id < $1.id }
 

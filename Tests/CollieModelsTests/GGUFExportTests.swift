@@ -255,9 +255,9 @@ final class GGUFExportTests: XCTestCase {
     }
 
     func testSizeLabelFollowsGGUF() {
-        XCTAssertEqual(LlamaForCausalLM.sizeLabel(parameterCount: 134_515_008), "135M")
-        XCTAssertEqual(LlamaForCausalLM.sizeLabel(parameterCount: 6_738_415_616), "6.7B")
-        XCTAssertEqual(LlamaForCausalLM.sizeLabel(parameterCount: 1_235_814_400), "1.2B")
-        XCTAssertEqual(LlamaForCausalLM.sizeLabel(parameterCount: 43_000), "43K")
+        XCTAssertEqual(GGUFWriter.sizeLabel(parameterCount: 134_515_008), "135M")
+        XCTAssertEqual(GGUFWriter.sizeLabel(parameterCount: 6_738_415_616), "6.7B")
+        XCTAssertEqual(GGUFWriter.sizeLabel(parameterCount: 1_235_814_400), "1.2B")
+        XCTAssertEqual(GGUFWriter.sizeLabel(parameterCount: 43_000), "43K")
     }
 }

@@ -54,12 +54,7 @@ extension ChatGLMForConditionalGeneration {
         if let reason = ggufRefusal {
             throw CheckpointError(file: file.path, "GGUF export: llama.cpp's chatglm architecture does not support \(reason)")
         }
-        func count(_ key: String, _ value: Int) throws {
-            guard let value = UInt32(exactly: value) else {
-                throw CheckpointError(file: file.path, "\(key) \(value) does not fit GGUF's UInt32")
-            }
-            writer.set("chatglm.\(key)", .uint32(value))
-        }
+        func count(_ key: String, _ value: Int) throws { try writer.setCount("chatglm.\(key)", value, file: file) }
         try count("context_length", c.maxPositionEmbeddings)
         try count("embedding_length", c.hiddenSize)
         try count("feed_forward_length", c.intermediateSize)
@@ -76,10 +71,7 @@ extension ChatGLMForConditionalGeneration {
                 throw CheckpointError(file: file.path, "tensor \(key) has no GGUF name")
             }
             let type = outputType.type(of: name, shape: shape)
-            writer.addTensor(name: name, shape: shape, type: type) {
-                let floats = values().floats()
-                return try floats.withUnsafeBufferPointer { try GGMLQuantization.quantize($0, as: type, rowLength: shape.last ?? floats.count) }
-            }
+            writer.addTensor(name: name, shape: shape, type: type) { values().floats() }
         }
     }
 }

@@ -65,10 +65,7 @@ extension CausalLanguageModel {
         if let glm = self as? ChatGLMForConditionalGeneration {
             var writer = GGUFWriter()
             let weights = savedWeights(mergingLoRA: mergingLoRA)
-            writer.set("general.architecture", .string("chatglm"))
-            writer.set("general.type", .string("model"))
-            if !name.isEmpty { writer.set("general.name", .string(name)) }
-            writer.set("general.size_label", .string(Self.sizeLabel(parameterCount: weights.reduce(0) { $0 + $1.shape.reduce(1, *) })))
+            writer.setGeneral(architecture: "chatglm", name: name, parameterCount: weights.reduce(0) { $0 + $1.shape.reduce(1, *) })
             try glm.writeGGUFModel(into: &writer, file: url, outputType: outputType, weights: weights)
             writer.set("general.quantization_version", .uint32(2))
             for (key, value) in tokenizerMetadata { writer.set(key, value) }
@@ -86,16 +83,8 @@ extension CausalLanguageModel {
         let architecture = c.modelType == .qwen2 ? "qwen2" : c.modelType == .internlm2 ? "internlm2" : "llama"
         var writer = GGUFWriter()
         func set(_ key: String, _ value: GGUFValue) { writer.set(key, value) }
-        func count(_ key: String, _ value: Int) throws {
-            guard let value = UInt32(exactly: value) else {
-                throw CheckpointError(file: url.path, "\(key) \(value) does not fit GGUF's UInt32")
-            }
-            set("\(architecture).\(key)", .uint32(value))
-        }
-        set("general.architecture", .string(architecture))
-        set("general.type", .string("model"))
-        if !name.isEmpty { set("general.name", .string(name)) }
-        set("general.size_label", .string(Self.sizeLabel(parameterCount: weights.reduce(0) { $0 + $1.shape.reduce(1, *) })))
+        func count(_ key: String, _ value: Int) throws { try writer.setCount("\(architecture).\(key)", value, file: url) }
+        writer.setGeneral(architecture: architecture, name: name, parameterCount: weights.reduce(0) { $0 + $1.shape.reduce(1, *) })
         try count("block_count", c.hiddenLayers)
         try count("context_length", c.maxPositionEmbeddings)
         try count("embedding_length", c.hiddenSize)
@@ -145,11 +134,8 @@ extension CausalLanguageModel {
                 : key.hasSuffix("self_attn.k_proj.weight") || key.hasSuffix("self_attn.k_proj.bias") ? c.keyValueHeads
                 : nil
             writer.addTensor(name: ggufName, shape: shape, type: type) {
-                var floats = values().floats()
-                if let heads { floats = try GGUFRotaryPermutation.permuted(floats, rows: shape[0], heads: heads) }
-                return try floats.withUnsafeBufferPointer {
-                    try GGMLQuantization.quantize($0, as: type, rowLength: shape.last ?? floats.count)
-                }
+                let floats = values().floats()
+                return try heads.map { try GGUFRotaryPermutation.permuted(floats, rows: shape[0], heads: $0) } ?? floats
             }
         }
         try writer.write(to: url)
@@ -189,15 +175,6 @@ extension CausalLanguageModel {
         return result
     }
 
-    /// `gguf.size_label` of a dense model: the parameter count with a K/M/B/T suffix and at least two digits.
-    static func sizeLabel(parameterCount: Int) -> String {
-        let n = Double(parameterCount)
-        let (scaled, suffix) = n > 1e12 ? (n * 1e-12, "T") : n > 1e9 ? (n * 1e-9, "B") : n > 1e6 ? (n * 1e-6, "M")
-            : (n * 1e-3, "K")
-        let digits = String(Int(scaled.rounded(.toNearestOrEven))).drop(while: { $0 == "0" }).count
-        return String(format: "%.\(max(2 - digits, 0))f", scaled) + suffix
-    }
-
     /// Llama 3.1's per-frequency RoPE factors (`rope_freqs.weight`), as convert_hf_to_gguf.py computes them.
     static func llama3RopeFactors(base: Double, dimension: Int, factor: Double, lowFrequencyFactor: Double,
                                   highFrequencyFactor: Double, originalMaxPositions: Int) -> [Float] {
@@ -212,5 +189,40 @@ extension CausalLanguageModel {
                 / (highFrequencyFactor - lowFrequencyFactor)
             return Float(1 / ((1 - smooth) / factor + smooth))
         }
+    }
+}
+
+extension GGUFWriter {
+    /// `key` as GGUF's uint32; a count that does not fit is an error naming `file`.
+    mutating func setCount(_ key: String, _ value: Int, file: URL) throws {
+        guard let value = UInt32(exactly: value) else {
+            throw CheckpointError(file: file.path, "\(key) \(value) does not fit GGUF's UInt32")
+        }
+        set(key, .uint32(value))
+    }
+
+    /// The `general.*` keys convert_hf_to_gguf writes first: architecture, type, name (when given) and size label.
+    mutating func setGeneral(architecture: String, name: String, parameterCount: Int) {
+        set("general.architecture", .string(architecture))
+        set("general.type", .string("model"))
+        if !name.isEmpty { set("general.name", .string(name)) }
+        set("general.size_label", .string(Self.sizeLabel(parameterCount: parameterCount)))
+    }
+
+    /// Adds tensor `name` from its float32 values (made when it is written), quantized to `type` row by row.
+    mutating func addTensor(name: String, shape: [Int], type: GGMLType, floats: @escaping () throws -> [Float]) {
+        addTensor(name: name, shape: shape, type: type) {
+            let values = try floats()
+            return try values.withUnsafeBufferPointer { try GGMLQuantization.quantize($0, as: type, rowLength: shape.last ?? values.count) }
+        }
+    }
+
+    /// `gguf.size_label` of a dense model: the parameter count with a K/M/B/T suffix and at least two digits.
+    static func sizeLabel(parameterCount: Int) -> String {
+        let n = Double(parameterCount)
+        let (scaled, suffix) = n > 1e12 ? (n * 1e-12, "T") : n > 1e9 ? (n * 1e-9, "B") : n > 1e6 ? (n * 1e-6, "M")
+            : (n * 1e-3, "K")
+        let digits = String(Int(scaled.rounded(.toNearestOrEven))).drop(while: { $0 == "0" }).count
+        return String(format: "%.\(max(2 - digits, 0))f", scaled) + suffix
     }
 }

@@ -97,11 +97,7 @@ public enum GGUFTokenizerMetadata {
             tokens[added.id] = token
         }
         special.vocabularySize = tokens.count
-        entries.append(("tokenizer.ggml.model", .string("llama")))
-        entries.append(("tokenizer.ggml.pre", .string("default")))
-        entries.append(("tokenizer.ggml.tokens", .array(.string, tokens.map { .string($0) })))
-        entries.append(("tokenizer.ggml.scores", .array(.float32, scores.map { .float32($0) })))
-        entries.append(("tokenizer.ggml.token_type", .array(.int32, types.map { .int32($0) })))
+        appendSentencePieceVocabulary(to: &entries, pre: "default", tokens: tokens, scores: scores, types: types)
     }
 
     /// InternLM2Model.set_vocab: the pieces of tokenizer.model up to config.json's vocab_size (a `\0` piece written
@@ -138,11 +134,7 @@ public enum GGUFTokenizerMetadata {
             types[token.id] = token.special ? TokenType.control.rawValue : TokenType.userDefined.rawValue
         }
         special.vocabularySize = tokens.count
-        entries.append(("tokenizer.ggml.model", .string("llama")))
-        entries.append(("tokenizer.ggml.pre", .string("default")))
-        entries.append(("tokenizer.ggml.tokens", .array(.string, tokens.map { .string($0) })))
-        entries.append(("tokenizer.ggml.scores", .array(.float32, scores.map { .float32($0) })))
-        entries.append(("tokenizer.ggml.token_type", .array(.int32, types.map { .int32($0) })))
+        appendSentencePieceVocabulary(to: &entries, pre: "default", tokens: tokens, scores: scores, types: types)
         entries.append(("tokenizer.ggml.add_space_prefix", .bool(try SentencePiecePiece.addsDummyPrefix(model: data, file: file))))
         return chatEOS
     }
@@ -180,8 +172,14 @@ public enum GGUFTokenizerMetadata {
             types.append(Self.type(of: pieces[id]))
         }
         special.vocabularySize = tokens.count
+        appendSentencePieceVocabulary(to: &entries, pre: "chatglm-spm", tokens: tokens, scores: scores, types: types)
+    }
+
+    /// The keys of a `llama` (SentencePiece-style) vocabulary: model, pre-tokenizer, tokens, scores and types.
+    private static func appendSentencePieceVocabulary(to entries: inout [(key: String, value: GGUFValue)], pre: String,
+                                                      tokens: [String], scores: [Float], types: [Int32]) {
         entries.append(("tokenizer.ggml.model", .string("llama")))
-        entries.append(("tokenizer.ggml.pre", .string("chatglm-spm")))
+        entries.append(("tokenizer.ggml.pre", .string(pre)))
         entries.append(("tokenizer.ggml.tokens", .array(.string, tokens.map { .string($0) })))
         entries.append(("tokenizer.ggml.scores", .array(.float32, scores.map { .float32($0) })))
         entries.append(("tokenizer.ggml.token_type", .array(.int32, types.map { .int32($0) })))
@@ -217,11 +215,7 @@ public enum GGUFTokenizerMetadata {
             }
         }
         special.vocabularySize = tokens.count
-        entries.append(("tokenizer.ggml.model", .string("llama")))
-        entries.append(("tokenizer.ggml.pre", .string("default")))
-        entries.append(("tokenizer.ggml.tokens", .array(.string, tokens.map { .string($0) })))
-        entries.append(("tokenizer.ggml.scores", .array(.float32, tokens.map { _ in .float32(-1000) })))
-        entries.append(("tokenizer.ggml.token_type", .array(.int32, types.map { .int32($0) })))
+        appendSentencePieceVocabulary(to: &entries, pre: "default", tokens: tokens, scores: tokens.map { _ in -1000 }, types: types)
     }
 
     /// `_set_vocab_gpt2` (get_vocab_base): tokens by id (`[PAD n]` for holes), added tokens as control or

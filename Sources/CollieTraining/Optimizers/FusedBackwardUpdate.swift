@@ -123,6 +123,14 @@ final class FusedBackwardUpdate {
         overflowed = false
     }
 
+    /// Sums the norm pass over the pipeline's stages; `shared` (of `parameters`) wait for `finishSharedGradients()`.
+    func usePipelineParallelism(_ communicator: Communicator, shared: [Tensor], countsSharedNorms: Bool) {
+        pipelineParallel = communicator
+        let ids = Set(shared.map(ObjectIdentifier.init))
+        self.shared = Set(parameters.indices.filter { ids.contains(ObjectIdentifier(parameters[$0])) })
+        self.countsSharedNorms = countsSharedNorms
+    }
+
     /// Takes the shared parameters' summed gradients (`shared`) after a backward pass, as their hooks would have.
     func finishSharedGradients() {
         for index in shared.sorted() { gradientReady(index, completed: true) }

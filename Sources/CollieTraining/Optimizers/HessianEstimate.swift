@@ -29,17 +29,15 @@ enum HessianEstimate {
         // This rank's predicted positions of each global batch (a row's are `stride` apart, prompt-tuning ones included).
         let locals: [Range<Int>] = zip(group, targets).map { globalBatch, target in
             let stride = target.count / max(globalBatch.batchSize, 1)
-            let range = dataParallel.map { DataParallelGroup.partition(globalBatch.batchSize, into: $0.communicator.size)[$0.communicator.rank] }
-                ?? 0..<globalBatch.batchSize
+            let range = dataParallel?.localRowRange(batchSize: globalBatch.batchSize) ?? 0..<globalBatch.batchSize
             return range.isEmpty ? 0..<0 : (range.lowerBound * stride)..<(range.upperBound * stride)
         }
         func loss(_ index: Int, _ logits: Tensor, _ generator: inout RandomGenerator) -> Tensor {
-            let weight = rows[index].weight
             let width = logits.shape.last ?? 1
             let flat = logits.reshaped([logits.count / width, width])
             let sampled = sample(flat, target: targets[index], local: locals[index], model: model, generator: &generator)
             let summed = model.crossEntropy(logits: flat, targets: Tensor(ints: sampled, shape: [sampled.count]), reduction: .sum)
-            return weight == 0 ? summed * 0.0 : summed / Double(max(predicted, 1))
+            return Trainer.rankLoss(summed, weight: rows[index].weight, predicted: predicted)
         }
         if let pipeline {
             var drawing = generator

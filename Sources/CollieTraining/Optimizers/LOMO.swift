@@ -86,10 +86,7 @@ extension LOMO: FusedBackwardOptimizer {
         fused.tensorParallel = (communicator, splitAxes.map { $0 != nil })
     }
     public func usePipelineParallelism(_ communicator: Communicator, shared: [Tensor], countsSharedNorms: Bool) {
-        fused.pipelineParallel = communicator
-        let ids = Set(shared.map(ObjectIdentifier.init))
-        fused.shared = Set(fused.parameters.indices.filter { ids.contains(ObjectIdentifier(fused.parameters[$0])) })
-        fused.countsSharedNorms = countsSharedNorms
+        fused.usePipelineParallelism(communicator, shared: shared, countsSharedNorms: countsSharedNorms)
     }
 
     public func finishSharedGradients() { fused.finishSharedGradients() }

@@ -172,9 +172,14 @@ public final class DataParallelGroup {
     /// ranks and none fall here, the batch's last row with `weight` 0: the rank still runs backward (its
     /// gradient-ready hooks take part in the collectives) but contributes nothing.
     public func localRows(of batch: PaddedBatch) -> (batch: PaddedBatch, weight: Double) {
-        let rows = Self.partition(batch.batchSize, into: communicator.size)[communicator.rank]
+        let rows = localRowRange(batchSize: batch.batchSize)
         if rows.isEmpty { return (Self.rows(batch.batchSize - 1..<batch.batchSize, of: batch), 0) }
         return (Self.rows(rows, of: batch), 1)
+    }
+
+    /// The rows of a global micro-batch of `batchSize` rows this rank takes (empty when there are fewer rows than ranks).
+    func localRowRange(batchSize: Int) -> Range<Int> {
+        Self.partition(batchSize, into: communicator.size)[communicator.rank]
     }
 
     /// Rows `rows` of `batch`.

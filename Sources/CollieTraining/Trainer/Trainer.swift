@@ -407,7 +407,7 @@ public final class Trainer {
 
     /// A rank's loss from its rows' summed NLL: divided by the whole group's `predicted` tokens, or zero-weighted for
     /// a rank left without rows (`DataParallelGroup.localRows`), which still joins the collectives.
-    private static func rankLoss(_ summed: Tensor, weight: Double, predicted: Int) -> Tensor {
+    static func rankLoss(_ summed: Tensor, weight: Double, predicted: Int) -> Tensor {
         weight == 0 ? summed * 0.0 : summed / Double(max(predicted, 1))
     }
 

@@ -193,3 +193,73 @@ void collie_gemm_bf16_b(int bf16, int trans_a, int trans_b, size_t M, size_t N, 
                         size_t lda, const uint16_t *B, size_t ldb, float beta, float *C, size_t ldc, size_t threads) {
     gemm_run(bf16, trans_a, trans_b, M, N, K, alpha, A, lda, B, 1, ldb, beta, C, ldc, threads);
 }
+
+// MARK: - Operands packed once, for many small products
+
+/// A packed operand covers all of K: chunks of KC k's, chunk p's micro-panels at offset padded_rows · p·KC elements.
+static size_t packed_padded_rows(const collie_gemm_kernel *kn, int side, size_t rows) {
+    const size_t width = (size_t)(side ? kn->nr : kn->mr);
+    return (rows + width - 1) / width * width;
+}
+
+static size_t packed_depth(const collie_gemm_kernel *kn, size_t K) {
+    return kn->pairs ? (K + 1) & ~(size_t)1 : K;   // KC is even, so only the last chunk rounds
+}
+
+size_t collie_gemm_packed_bytes(int bf16, int side, size_t rows, size_t K) {
+    int level;
+    const collie_gemm_kernel kn = kernel_for(bf16, &level);
+    return packed_padded_rows(&kn, side, rows) * packed_depth(&kn, K) * (kn.pairs ? 2 : 4);
+}
+
+void collie_gemm_pack_operand(int bf16, int side, const float *src, size_t ld, int k_contiguous, size_t rows, size_t K,
+                              void *dst) {
+    int level;
+    const collie_gemm_kernel kn = kernel_for(bf16, &level);
+    const size_t width = (size_t)(side ? kn.nr : kn.mr), padded = packed_padded_rows(&kn, side, rows);
+    const size_t element = kn.pairs ? 2 : 4;
+    for (size_t pc = 0; pc < K; pc += kn.kc) {
+        const size_t kc = K - pc < kn.kc ? K - pc : kn.kc;
+        kn.pack(src, ld, k_contiguous, 0, rows, pc, kc, width, (char *)dst + padded * pc * element);
+    }
+}
+
+void collie_gemm_multiply_packed(int bf16, size_t M, size_t N, size_t K, float alpha, const void *A, const void *B,
+                                 float beta, float *C, size_t ldc) {
+    if (M == 0 || N == 0) return;
+    if (K == 0 || alpha == 0) {
+        for (size_t i = 0; i < M; i++)
+            for (size_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0 ? 0 : beta * C[i * ldc + j];
+        return;
+    }
+    int level;
+    const collie_gemm_kernel kn = kernel_for(bf16, &level);
+    const size_t mr = (size_t)kn.mr, nr = (size_t)kn.nr, element = kn.pairs ? 2 : 4;
+    const size_t m_padded = packed_padded_rows(&kn, 0, M), n_padded = packed_padded_rows(&kn, 1, N);
+    float scratch[32 * 32] __attribute__((aligned(64)));
+    for (size_t pc = 0; pc < K; pc += kn.kc) {
+        const size_t kc = K - pc < kn.kc ? K - pc : kn.kc, kp = kn.pairs ? (kc + 1) & ~(size_t)1 : kc;
+        const char *a_chunk = (const char *)A + m_padded * pc * element;
+        const char *b_chunk = (const char *)B + n_padded * pc * element;
+        const float chunk_beta = pc == 0 ? beta : 1;
+        for (size_t jr = 0; jr < N; jr += nr) {
+            const size_t n = N - jr < nr ? N - jr : nr;
+            for (size_t ir = 0; ir < M; ir += mr) {
+                const size_t m = M - ir < mr ? M - ir : mr;
+                const char *a = a_chunk + ir * kp * element, *b = b_chunk + jr * kp * element;
+                float *c = C + ir * ldc + jr;
+                if (m == mr && n == nr) {
+                    kn.micro(kp, a, b, c, ldc, alpha, chunk_beta);
+                } else {
+                    kn.micro(kp, a, b, scratch, nr, 1, 0);
+                    for (size_t i = 0; i < m; i++)
+                        for (size_t j = 0; j < n; j++) {
+                            float *cij = c + i * ldc + j;
+                            const float v = alpha * scratch[i * nr + j];
+                            *cij = chunk_beta == 0 ? v : v + chunk_beta * *cij;
+                        }
+                }
+            }
+        }
+    }
+}

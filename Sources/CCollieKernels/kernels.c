@@ -172,6 +172,62 @@ AVX2 static void swiglu_backward_avx2(const float *gate, const float *up, const 
     swiglu_backward_scalar(gate + i, up + i, g + i, dg ? dg + i : 0, du ? du + i : 0, n - i);
 }
 
+// MARK: - AVX-512 versions (level 2 and up) of the hottest row kernels
+
+#define AVX512 __attribute__((target("avx512f,avx2,fma")))
+
+/// exp8's arithmetic on 16 lanes: each lane's result is bit-identical to exp8's.
+AVX512 static inline __m512 exp16(__m512 v) {
+    const __m512 lo = _mm512_set1_ps(-87.33654f), hi = _mm512_set1_ps(88.37626f);
+    __m512 x = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    __m512 y = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    __m512 result = _mm512_mul_ps(y, _mm512_castsi512_ps(e));
+    result = _mm512_mask_mov_ps(result, _mm512_cmp_ps_mask(v, lo, _CMP_LT_OQ), _mm512_setzero_ps());
+    result = _mm512_mask_mov_ps(result, _mm512_cmp_ps_mask(v, hi, _CMP_GT_OQ), _mm512_set1_ps(INFINITY));
+    return _mm512_mask_mov_ps(result, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
+}
+
+/// Mask of the first `count` (≤ 16) lanes.
+AVX512 static inline __mmask16 first_lanes(size_t count) { return (__mmask16)((1u << count) - 1); }
+
+AVX512 static float max_avx512(const float *p, size_t n) {
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(p + i));
+    if (i < n) m = _mm512_max_ps(m, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), first_lanes(n - i), p + i));
+    return _mm512_reduce_max_ps(m);
+}
+
+AVX512 static float exponentiate_avx512(float *p, size_t n, float shift, float scale) {
+    const __m512 k = _mm512_set1_ps(shift), c = _mm512_set1_ps(scale);
+    __m512 s = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(p + i), k));
+        s = _mm512_add_ps(s, e);
+        _mm512_storeu_ps(p + i, _mm512_mul_ps(e, c));
+    }
+    if (i < n) {
+        const __mmask16 tail = first_lanes(n - i);
+        __m512 e = exp16(_mm512_sub_ps(_mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), tail, p + i), k));
+        s = _mm512_add_ps(s, _mm512_maskz_mov_ps(tail, e));
+        _mm512_mask_storeu_ps(p + i, tail, _mm512_mul_ps(e, c));
+    }
+    return _mm512_reduce_add_ps(s);
+}
+
+static int has_avx512(void) { return collie_kernel_level() >= 2; }
+
 static int has_avx2(void) { return collie_kernel_level() >= 1; }
 #define DISPATCH(vector_call, scalar_call) do { if (has_avx2()) { vector_call; } else { scalar_call; } } while (0)
 #else
@@ -182,6 +238,9 @@ static int has_avx2(void) { return 0; }
 // MARK: - Entry points
 
 float collie_max_f32(const float *p, size_t n) {
+#ifdef COLLIE_X86
+    if (has_avx512()) return max_avx512(p, n);
+#endif
     DISPATCH(return max_avx2(p, n), return max_scalar(p, n));
 }
 
@@ -190,6 +249,9 @@ float collie_sum_exp_f32(const float *p, size_t n, float shift) {
 }
 
 float collie_exponentiate_f32(float *p, size_t n, float shift, float scale) {
+#ifdef COLLIE_X86
+    if (has_avx512()) return exponentiate_avx512(p, n, shift, scale);
+#endif
     DISPATCH(return exponentiate_avx2(p, n, shift, scale), return exponentiate_scalar(p, n, shift, scale));
 }
 

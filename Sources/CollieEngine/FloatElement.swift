@@ -15,13 +15,6 @@ where Self.RawSignificand: FixedWidthInteger {
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Self,
         a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int,
         beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
-
-    /// `gemm` computed on the calling thread alone, for kernels whose tasks already use every core. It touches no
-    /// process-wide setting, so a thread running it never changes another thread's products.
-    static func gemmOnCallingThread(
-        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Self,
-        a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int,
-        beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
 }
 
 extension Float: FloatElement {
@@ -46,20 +39,6 @@ extension Float: FloatElement {
                         Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
         }
     }
-
-    /// Collie's own float32 GEMM on one thread (OpenBLAS has no per-call thread count, and changing its process-wide
-    /// one would change the products another thread is computing at the same time).
-    @inlinable
-    public static func gemmOnCallingThread(
-        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
-        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
-    ) {
-        OpProfile.timingGEMM {
-            packedGEMM(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-                       a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, threads: 1)
-        }
-    }
 }
 
 extension Double: FloatElement {
@@ -74,21 +53,6 @@ extension Double: FloatElement {
         OpProfile.timingGEMM {
             cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                         Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
-        }
-    }
-
-    /// A plain loop (float64 runs only in gradient checks, on small tiles).
-    public static func gemmOnCallingThread(
-        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Double,
-        a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
-        beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
-    ) {
-        for i in 0..<m {
-            for j in 0..<n {
-                var sum = 0.0
-                for p in 0..<k { sum += a[transA ? p * lda + i : i * lda + p] * b[transB ? j * ldb + p : p * ldb + j] }
-                c[i * ldc + j] = alpha * sum + (beta == 0 ? 0 : beta * c[i * ldc + j])
-            }
         }
     }
 }

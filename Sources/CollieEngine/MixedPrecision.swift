@@ -2,11 +2,12 @@ import CCollieKernels
 
 /// The arithmetic of float32 matrix products inside a scope: `mixed_precision: bf16` runs training's forward and
 /// backward with `.bfloat16` (PyTorch autocast's semantics on CPU: GEMM operands rounded to bfloat16, accumulation in
-/// float32; norms, softmax, attention's softmax-weighted sums, the loss and the optimizer stay float32).
+/// float32; norms, softmax, the loss and the optimizer stay float32).
 ///
 /// A task-local value like `GradMode`: it covers the GEMMs the scope's own thread issues (every linear layer's forward,
-/// dX and dW and `matmul`), never another model's work on another thread. Inside `Parallel.forEach` chunks
-/// (attention's tiles) GEMMs are float32 on every thread, the scope's own included, so results are deterministic.
+/// dX and dW and `matmul`), never another model's work on another thread. Inside `Parallel.forEach` chunks GEMMs are
+/// float32 on every thread, the scope's own included, so results are deterministic; attention reads the precision on
+/// the caller's thread and hands it to its tile products on every thread (as autocast runs attention in bf16).
 public enum MixedPrecision {
     @TaskLocal static var gemm: GEMMPrecision = .float32
 

@@ -85,41 +85,43 @@ final class AttentionTests: XCTestCase {
                               slidingWindow: c.slidingWindow, scale: nil, tiles: c.tiles)
     }
 
+    /// Masks, head groupings and tile shapes every float path must agree on.
+    private static let cases = [
+        AttentionCase("causal MHA"),
+        AttentionCase("causal GQA") { $0.heads = 4; $0.kvHeads = 2 },
+        AttentionCase("multi-query") { $0.heads = 3; $0.kvHeads = 1 },
+        AttentionCase("non-causal") { $0.causal = false; $0.keys = 17 },
+        AttentionCase("causal, left padding") { $0.leftPadding = [0, 7]; $0.heads = 4; $0.kvHeads = 2 },
+        AttentionCase("non-causal, left padding") { $0.causal = false; $0.leftPadding = [3, 11] },
+        AttentionCase("KV prefix, S > T") { $0.queries = 9; $0.keys = 23 },
+        AttentionCase("KV prefix with padding") { $0.queries = 9; $0.keys = 23; $0.leftPadding = [12, 0] },
+        AttentionCase("D not a tile multiple") { $0.dim = 13; $0.tiles = AttentionTiles(rows: 6, columns: 6) },
+        AttentionCase("tiles wider than the sequence") { $0.tiles = AttentionTiles(rows: 32, columns: 64) },
+        AttentionCase("default tiles, T = 67") {
+            $0.batch = 1; $0.queries = 67; $0.keys = 67; $0.heads = 4; $0.kvHeads = 2; $0.dim = 16
+            $0.tiles = AttentionTiles(headDim: $0.dim)
+        },
+        AttentionCase("default tiles, T = 67, S = 150, padding") {
+            $0.queries = 67; $0.keys = 150; $0.heads = 2; $0.kvHeads = 1; $0.dim = 12
+            $0.leftPadding = [0, 70]; $0.tiles = AttentionTiles(headDim: $0.dim)
+        },
+        AttentionCase("default tiles for D = 128 (32×64), T = 67") {
+            $0.batch = 1; $0.queries = 67; $0.keys = 67; $0.heads = 2; $0.kvHeads = 1; $0.dim = 128
+            $0.tiles = AttentionTiles(headDim: 128)
+        },
+        AttentionCase("sliding window shorter than the sequence") { $0.slidingWindow = 6 },
+        AttentionCase("sliding window, GQA, padding, KV prefix, tiles skipped") {
+            $0.queries = 30; $0.keys = 41; $0.heads = 4; $0.kvHeads = 2; $0.slidingWindow = 7
+            $0.leftPadding = [0, 9]; $0.tiles = AttentionTiles(rows: 4, columns: 5)
+        },
+        AttentionCase("float32, default tiles") {
+            $0.queries = 67; $0.keys = 67; $0.heads = 4; $0.kvHeads = 1; $0.dim = 16
+            $0.leftPadding = [5, 0]; $0.tiles = AttentionTiles(headDim: $0.dim); $0.dtype = .float32
+        },
+    ]
+
     func testAttentionMatchesNaiveComposition() {
-        let cases = [
-            AttentionCase("causal MHA"),
-            AttentionCase("causal GQA") { $0.heads = 4; $0.kvHeads = 2 },
-            AttentionCase("multi-query") { $0.heads = 3; $0.kvHeads = 1 },
-            AttentionCase("non-causal") { $0.causal = false; $0.keys = 17 },
-            AttentionCase("causal, left padding") { $0.leftPadding = [0, 7]; $0.heads = 4; $0.kvHeads = 2 },
-            AttentionCase("non-causal, left padding") { $0.causal = false; $0.leftPadding = [3, 11] },
-            AttentionCase("KV prefix, S > T") { $0.queries = 9; $0.keys = 23 },
-            AttentionCase("KV prefix with padding") { $0.queries = 9; $0.keys = 23; $0.leftPadding = [12, 0] },
-            AttentionCase("D not a tile multiple") { $0.dim = 13; $0.tiles = AttentionTiles(rows: 6, columns: 6) },
-            AttentionCase("tiles wider than the sequence") { $0.tiles = AttentionTiles(rows: 32, columns: 64) },
-            AttentionCase("default tiles, T = 67") {
-                $0.batch = 1; $0.queries = 67; $0.keys = 67; $0.heads = 4; $0.kvHeads = 2; $0.dim = 16
-                $0.tiles = AttentionTiles(headDim: $0.dim)
-            },
-            AttentionCase("default tiles, T = 67, S = 150, padding") {
-                $0.queries = 67; $0.keys = 150; $0.heads = 2; $0.kvHeads = 1; $0.dim = 12
-                $0.leftPadding = [0, 70]; $0.tiles = AttentionTiles(headDim: $0.dim)
-            },
-            AttentionCase("default tiles for D = 128 (32×64), T = 67") {
-                $0.batch = 1; $0.queries = 67; $0.keys = 67; $0.heads = 2; $0.kvHeads = 1; $0.dim = 128
-                $0.tiles = AttentionTiles(headDim: 128)
-            },
-            AttentionCase("sliding window shorter than the sequence") { $0.slidingWindow = 6 },
-            AttentionCase("sliding window, GQA, padding, KV prefix, tiles skipped") {
-                $0.queries = 30; $0.keys = 41; $0.heads = 4; $0.kvHeads = 2; $0.slidingWindow = 7
-                $0.leftPadding = [0, 9]; $0.tiles = AttentionTiles(rows: 4, columns: 5)
-            },
-            AttentionCase("float32, default tiles") {
-                $0.queries = 67; $0.keys = 67; $0.heads = 4; $0.kvHeads = 1; $0.dim = 16
-                $0.leftPadding = [5, 0]; $0.tiles = AttentionTiles(headDim: $0.dim); $0.dtype = .float32
-            },
-        ]
-        for c in cases {
+        for c in Self.cases {
             var g = RandomGenerator(seed: 1)
             let q = Tensor.normal(c.queryShape, dtype: c.dtype, generator: &g)
             let k = Tensor.normal(c.keyShape, dtype: c.dtype, generator: &g)
@@ -137,6 +139,39 @@ final class AttentionTests: XCTestCase {
             XCTAssertLessThan(relativeError(q.grad!.doubles(), reference.dq), tolerance, "\(c.name): dq")
             XCTAssertLessThan(relativeError(k.grad!.doubles(), reference.dk), tolerance, "\(c.name): dk")
             XCTAssertLessThan(relativeError(v.grad!.doubles(), reference.dv), tolerance, "\(c.name): dv")
+        }
+    }
+
+    /// Float32 tiles multiply on operands packed once per task (`PackedOperand`), in the packing of each kernel level;
+    /// under `MixedPrecision.with(.bfloat16)` the tiles' products take bfloat16-rounded operands (as PyTorch's autocast
+    /// runs attention in bf16): within bf16's precision of the plain computation, not equal to float32's, and the same
+    /// on every run (tasks on other threads use the precision read on the caller's thread).
+    func testFloat32AndBFloat16TilesAtEveryKernelLevel() {
+        forEachKernelLevel { level in
+            for var c in Self.cases {
+                c.dtype = .float32
+                var g = RandomGenerator(seed: 4)
+                let q = Tensor.normal(c.queryShape, generator: &g)
+                let k = Tensor.normal(c.keyShape, generator: &g)
+                let v = Tensor.normal(c.keyShape, generator: &g)
+                let w = Tensor.normal(c.queryShape, generator: &g)
+                let reference = naiveAttention(c, q: q.doubles(), k: k.doubles(), v: v.doubles(), dOut: w.doubles())
+                func run(_ precision: GEMMPrecision) -> [[Double]] {
+                    for t in [q, k, v] { t.grad = nil; t.requiresGrad = true }
+                    MixedPrecision.with(precision) { (attention(c, q, k, v) * w).sum().backward() }
+                    let out = withNoGrad { MixedPrecision.with(precision) { attention(c, q, k, v) } }
+                    return [out, q.grad!, k.grad!, v.grad!].map { $0.doubles() }
+                }
+                let expected = [reference.out, reference.dq, reference.dk, reference.dv]
+                let float32 = run(.float32), bfloat16 = run(.bfloat16)
+                XCTAssertEqual(run(.bfloat16), bfloat16, "\(c.name), level \(level): bf16 runs differ")
+                for (i, name) in ["output", "dq", "dk", "dv"].enumerated() {
+                    let what = "\(c.name), level \(level): \(name)"
+                    XCTAssertLessThan(relativeError(float32[i], expected[i]), 1e-5, what)
+                    XCTAssertLessThan(relativeError(bfloat16[i], expected[i]), 3e-2, what + " (bf16)")
+                }
+                XCTAssertNotEqual(bfloat16[0], float32[0], "\(c.name), level \(level): bf16 tiles are not rounded")
+            }
         }
     }
 

@@ -164,6 +164,54 @@ final class GemmKernelTests: XCTestCase {
         }
     }
 
+    /// Operands packed once (`PackedOperand`, for attention's tiles) multiply to the same bits as the GEMM on the
+    /// unpacked operands on one thread — every shape (K past the 768-deep block included), transpose, level and
+    /// precision — and the float64 operand (gradient checks) to its reference.
+    func testProductsOfPackedOperandsEqualTheGEMM() {
+        for product in Self.cases() {
+            forEachKernelLevel { level in
+                for precision in [GEMMPrecision.float32, .bfloat16] {
+                    let left = PackedOperand<Float>(.left, precision: precision, maxRows: product.m, maxDepth: product.k)
+                    let right = PackedOperand<Float>(.right, precision: precision, maxRows: product.n, maxDepth: product.k)
+                    product.a.withUnsafeBufferPointer {
+                        left.pack($0.baseAddress!, ld: product.lda, depthContiguous: !product.transA, rows: product.m,
+                                  depth: product.k)
+                    }
+                    product.b.withUnsafeBufferPointer {
+                        right.pack($0.baseAddress!, ld: product.ldb, depthContiguous: product.transB, rows: product.n,
+                                   depth: product.k)
+                    }
+                    var out = product.c
+                    PackedOperand.multiply(left, right, m: product.m, n: product.n, alpha: product.alpha,
+                                           beta: product.beta, c: &out, ldc: product.ldc)
+                    XCTAssertEqual(out.map(\.bitPattern), product.run(precision, threads: 1).map(\.bitPattern),
+                                   "\(precision) \(product.m)×\(product.n)×\(product.k) transA \(product.transA) "
+                                   + "transB \(product.transB) at level \(level)")
+                }
+            }
+        }
+        let product = Self.cases()[13]
+        let (a, b) = (product.a.map(Double.init), product.b.map(Double.init))
+        let left = PackedOperand<Double>(.left, precision: .float32, maxRows: product.m, maxDepth: product.k)
+        let right = PackedOperand<Double>(.right, precision: .float32, maxRows: product.n, maxDepth: product.k)
+        a.withUnsafeBufferPointer {
+            left.pack($0.baseAddress!, ld: product.lda, depthContiguous: !product.transA, rows: product.m, depth: product.k)
+        }
+        b.withUnsafeBufferPointer {
+            right.pack($0.baseAddress!, ld: product.ldb, depthContiguous: product.transB, rows: product.n, depth: product.k)
+        }
+        var out = product.c.map(Double.init)
+        PackedOperand.multiply(left, right, m: product.m, n: product.n, alpha: Double(product.alpha),
+                               beta: Double(product.beta), c: &out, ldc: product.ldc)
+        let reference = product.reference(rounded: false)
+        for i in 0..<product.m {
+            for j in 0..<product.n {
+                XCTAssertEqual(out[i * product.ldc + j], reference.values[i * product.n + j],
+                               accuracy: 1e-12 * max(1, reference.scale[i * product.n + j]))
+            }
+        }
+    }
+
     /// Threads only split C: one thread and two give the same bits.
     func testThreadCountDoesNotChangeTheResult() {
         let product = Case(m: 257, n: 300, k: 64, transA: true, transB: false, alpha: 1, beta: 0.5, seed: 7)

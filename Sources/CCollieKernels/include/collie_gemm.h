@@ -26,6 +26,19 @@ void collie_gemm_bf16(int trans_a, int trans_b, size_t M, size_t N, size_t K, fl
 void collie_gemm_bf16_b(int bf16, int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha, const float *A,
                         size_t lda, const uint16_t *B, size_t ldb, float beta, float *C, size_t ldc, size_t threads);
 
+/// Operands packed once for many small products that share them (attention's tiles): side 0 packs op(A) of a product
+/// (`rows` = its M rows), side 1 packs op(B) (`rows` = its N columns), each over all `K` of the product, in the layout
+/// the microkernel of `bf16` (as collie_sgemm / collie_gemm_bf16) reads at the current kernel level. X(r, k) =
+/// src[r·ld + k] when `k_contiguous`, else src[k·ld + r]. Pack and multiply at the same kernel level.
+size_t collie_gemm_packed_bytes(int bf16, int side, size_t rows, size_t K);
+void collie_gemm_pack_operand(int bf16, int side, const float *src, size_t ld, int k_contiguous, size_t rows, size_t K,
+                              void *dst);
+
+/// C = alpha·A·B + beta·C on the calling thread from operands packed by collie_gemm_pack_operand: A with M rows and B
+/// with N columns, both over the same K. Equals collie_sgemm / collie_gemm_bf16 on the unpacked operands.
+void collie_gemm_multiply_packed(int bf16, size_t M, size_t N, size_t K, float alpha, const void *A, const void *B,
+                                 float beta, float *C, size_t ldc);
+
 /// Which microkernel collie_sgemm (bf16 = 0) or collie_gemm_bf16 (bf16 = 1) runs at the current kernel level:
 /// 0 portable C, 1 AVX2+FMA, 2 AVX-512F, 4 AVX512_BF16 (the bf16 GEMM only).
 int collie_gemm_kernel_level(int bf16);

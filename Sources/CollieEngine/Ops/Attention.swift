@@ -8,9 +8,11 @@ import CCollieKernels
 /// logsumexp `L = m + log l`. The backward pass recomputes each probability tile as
 /// `P = exp(S·scale − L)` and turns it into dQ, dK and dV with four GEMMs per tile.
 ///
-/// Operands stay in the [B, T, H, D] layout a projection produces: head h's rows are
-/// `D` contiguous values `H·D` apart, which is exactly a BLAS matrix with leading dimension `H·D`,
-/// so no head is ever transposed or copied. Scratch is O(Br·Bc) per concurrent task.
+/// Operands stay in the [B, T, H, D] layout a projection produces: head h's rows are `D` contiguous values `H·D`
+/// apart. Each task packs what several tile products share once into the GEMM's micro-panels (`PackedOperand`): its kv
+/// head's key and value tiles for all of its query blocks and heads, a query block for all of its key tiles; only the
+/// probability (and its gradient) tile is packed per product. Scratch per concurrent task is O(S·D + Br·Bc) — the
+/// packed keys and values of one head — and products run on the task's own thread.
 
 /// Tile sizes: query blocks of `rows` (Br) by key blocks of `columns` (Bc).
 struct AttentionTiles {
@@ -23,9 +25,8 @@ struct AttentionTiles {
     }
 
     /// The default for head dimension `dim`: 128×128, halving the query rows (to no fewer than
-    /// 16) while a tile GEMM's Br·Bc·D exceeds 2^20, so tiles stay in L2. Larger tiles amortize
-    /// the GEMM's per-call packing; each task multiplies on its own thread (`gemmOnCallingThread`), since the tasks
-    /// themselves already use every core.
+    /// 16) while a tile GEMM's Br·Bc·D exceeds 2^20, so tiles stay in L2. Each task multiplies on its own thread,
+    /// since the tasks themselves already use every core.
     /// D = 64 gets 128×128, D = 128 gets 64×128, D = 256 gets 32×128.
     init(headDim dim: Int) {
         self.init(rows: 128, columns: 128)
@@ -96,6 +97,8 @@ extension Tensor {
             return qc.dtype == .float64 ? Tensor(doubles: bias, shape: mask.shape)
                                         : Tensor(bias.map(Float.init), shape: mask.shape)
         }
+        // Read here, on the caller's thread: tasks on other threads do not see the scope's task-local precision.
+        let precision = qc.dtype == .float32 ? MixedPrecision.current : .float32
         let out = Tensor(uninitializedShape: q.shape, dtype: qc.dtype)
         let logSumExp = Tensor(uninitializedShape: [batch, heads, queries], dtype: qc.dtype)   // L, [B, H, T]
 
@@ -103,6 +106,7 @@ extension Tensor {
             AttentionProblem(
                 batch: batch, queries: queries, keys: keys, heads: heads, kvHeads: kvHeads, dim: dim,
                 causal: causal, window: slidingWindow, scale: F(scale ?? 1 / Double(dim).squareRoot()), tiles: tiles,
+                precision: precision,
                 keyBatchStride: keyBatchStride, q: qc.pointer(as: F.self), k: kc.pointer(as: F.self), v: vc.pointer(as: F.self),
                 keyBias: keyBias?.pointer(as: F.self))
         }
@@ -128,18 +132,6 @@ extension Tensor {
             for (i, gradient) in gradients.enumerated() { if let gradient { sink.give(gradient, toInput: i) } }
         }
     }
-
-    /// Bytes of scratch one attention call in compute dtype `dtype` allocates besides its output,
-    /// the saved logsumexp [B, H, T], the [B, S] padding bias and the gradients: one tile set per
-    /// concurrent task, in the forward and in the backward pass. Independent of T and S.
-    static func attentionScratchBytes(batch: Int, heads: Int, kvHeads: Int, headDim: Int,
-                                      dtype: DType) -> (forward: Int, backward: Int) {
-        let tiles = AttentionTiles(headDim: headDim)
-        let forwardTasks = Swift.min(Parallel.threadCount, batch * heads)
-        let backwardTasks = Swift.min(Parallel.threadCount, batch * kvHeads)
-        return (forwardTasks * tiles.forwardScratchCount * dtype.size,
-                backwardTasks * tiles.backwardScratchCount * dtype.size)
-    }
 }
 
 /// One attention call's operands and geometry, shared by the forward and backward kernels.
@@ -150,6 +142,8 @@ struct AttentionProblem<F: FloatElement> {
     let window: Int?
     let scale: F
     let tiles: AttentionTiles
+    /// The tiles' products: `.bfloat16` under `mixed_precision: bf16` (as PyTorch autocast runs attention in bf16).
+    let precision: GEMMPrecision
     /// Elements between batch rows of k and v: S·KVH·D when contiguous, more when they are the first S positions of
     /// a longer buffer (forward only).
     let keyBatchStride: Int
@@ -183,12 +177,47 @@ struct AttentionProblem<F: FloatElement> {
         return first / tiles.columns * tiles.columns
     }
 
-    /// The masked score tile S = scale·Q_blk·K_blkᵀ of head h for query rows i0..<i0+br and keys
-    /// j0..<j0+bc, written to `s` (br, bc); masked entries are -inf.
-    func scores(_ b: Int, _ h: Int, _ i0: Int, _ br: Int, _ j0: Int, _ bc: Int, into s: UnsafeMutablePointer<F>) {
-        F.gemmOnCallingThread(transA: false, transB: true, m: br, n: bc, k: dim, alpha: scale,
-               a: q + queryOffset(b, i0, h), lda: queryStride, b: k + keyOffset(b, j0, h / group), ldb: keyStride,
-               beta: 0, c: s, ldc: bc)
+    /// Key tiles of one kv head packed for the products that read them, each packed on first use and kept while the
+    /// task stays on the same (batch, kv head): `asColumns` K_j as B of Q·K_jᵀ (or V_j as B of dO·V_jᵀ), `asRows` K_j or
+    /// V_j as B of P·V_j, dS·K_j (depth = the keys used).
+    final class KeyTiles {
+        let packed: [PackedOperand<F>]
+        private var owner = -1
+
+        init(count: Int, _ side: PackedOperand<F>.Side, precision: GEMMPrecision, maxRows: Int, maxDepth: Int) {
+            packed = (0..<count).map { _ in PackedOperand(side, precision: precision, maxRows: maxRows, maxDepth: maxDepth) }
+        }
+
+        /// Forgets the packings unless they are of `owner`'s keys.
+        func claim(_ owner: Int) {
+            if owner != self.owner { for p in packed { p.forget() } }
+            self.owner = owner
+        }
+    }
+
+    /// Number of key tiles.
+    var keyTileCount: Int { (keys + tiles.columns - 1) / tiles.columns }
+
+    /// K_j (or V_j) of kv head g as the right operand of a product with key columns: rows = keys j0..<j0+bc, depth D.
+    func packKeysAsColumns(_ tiles: KeyTiles, _ source: UnsafeMutablePointer<F>, _ b: Int, _ g: Int, _ j0: Int) -> PackedOperand<F> {
+        let operand = tiles.packed[j0 / self.tiles.columns], rows = Swift.min(self.tiles.columns, keys - j0)
+        operand.pack(source + keyOffset(b, j0, g), ld: keyStride, depthContiguous: true, rows: rows, depth: dim, tag: 0)
+        return operand
+    }
+
+    /// V_j (or K_j) of kv head g as the right operand of a product summing over keys j0..<j0+bc: rows D, depth bc.
+    func packKeysAsDepth(_ tiles: KeyTiles, _ source: UnsafeMutablePointer<F>, _ b: Int, _ g: Int, _ j0: Int,
+                         _ bc: Int) -> PackedOperand<F> {
+        let operand = tiles.packed[j0 / self.tiles.columns]
+        operand.pack(source + keyOffset(b, j0, g), ld: keyStride, depthContiguous: false, rows: dim, depth: bc, tag: 0)
+        return operand
+    }
+
+    /// The masked score tile S = scale·Q_blk·K_blkᵀ for query rows i0..<i0+br (`query`, packed) and keys
+    /// j0..<j0+bc (`key`, packed), written to `s` (br, bc); masked entries are -inf.
+    func scores(_ query: PackedOperand<F>, _ key: PackedOperand<F>, _ b: Int, _ i0: Int, _ br: Int, _ j0: Int, _ bc: Int,
+                into s: UnsafeMutablePointer<F>) {
+        PackedOperand.multiply(query, key, m: br, n: bc, alpha: scale, beta: 0, c: s, ldc: bc)
         if let keyBias {
             let bias = keyBias + b * keys + j0   // (bc)
             for r in 0..<br {
@@ -218,24 +247,32 @@ struct AttentionProblem<F: FloatElement> {
             return forwardSingleQuery(out: UnsafeMutableRawPointer(out).assumingMemoryBound(to: Float.self),
                                       logSumExp: UnsafeMutableRawPointer(logSumExp).assumingMemoryBound(to: Float.self))
         }
+        let (rows, columns) = (tiles.rows, tiles.columns)
         Parallel.forEach(batch * heads) { tasks in
             let scratch = UnsafeMutablePointer<F>.allocate(capacity: tiles.forwardScratchCount)
             defer { scratch.deallocate() }
             let s = scratch                                      // (Br, Bc) scores, then probabilities
-            let m = scratch + tiles.rows * tiles.columns         // (Br) running row max
-            let l = m + tiles.rows                               // (Br) running row sum
+            let m = scratch + rows * columns                     // (Br) running row max
+            let l = m + rows                                     // (Br) running row sum
+            let keyColumns = KeyTiles(count: keyTileCount, .right, precision: precision, maxRows: columns, maxDepth: dim)
+            let valueRows = KeyTiles(count: keyTileCount, .right, precision: precision, maxRows: dim, maxDepth: columns)
+            let query = PackedOperand<F>(.left, precision: precision, maxRows: rows, maxDepth: dim)
+            let probabilities = PackedOperand<F>(.left, precision: precision, maxRows: rows, maxDepth: columns)
             for task in tasks {
-                let b = task / heads, h = task % heads
-                for i0 in stride(from: 0, to: queries, by: tiles.rows) {
-                    let br = Swift.min(tiles.rows, queries - i0)
+                let b = task / heads, h = task % heads, g = h / group
+                keyColumns.claim(b * kvHeads + g)
+                valueRows.claim(b * kvHeads + g)
+                for i0 in stride(from: 0, to: queries, by: rows) {
+                    let br = Swift.min(rows, queries - i0)
                     let o = out + queryOffset(b, i0, h)          // (br, D), row stride H·D
                     for r in 0..<br { (o + r * queryStride).update(repeating: 0, count: dim) }
                     m.update(repeating: -.infinity, count: br)
                     l.update(repeating: 0, count: br)
+                    query.pack(q + queryOffset(b, i0, h), ld: queryStride, depthContiguous: true, rows: br, depth: dim)
                     let end = keyEnd(i0, br)
-                    for j0 in stride(from: keyStart(i0), to: end, by: tiles.columns) {
-                        let bc = Swift.min(tiles.columns, end - j0)
-                        scores(b, h, i0, br, j0, bc, into: s)
+                    for j0 in stride(from: keyStart(i0), to: end, by: columns) {
+                        let bc = Swift.min(columns, end - j0)
+                        scores(query, packKeysAsColumns(keyColumns, k, b, g, j0), b, i0, br, j0, bc, into: s)
                         // Online softmax: P = exp(S − m_new); rescale l and O by alpha = exp(m_old − m_new).
                         for r in 0..<br {
                             let row = s + r * bc
@@ -255,9 +292,9 @@ struct AttentionProblem<F: FloatElement> {
                             }
                         }
                         // O_blk += P·V_blk: (br, D) += (br, bc)·(bc, D)
-                        F.gemmOnCallingThread(transA: false, transB: false, m: br, n: dim, k: bc, alpha: 1,
-                               a: s, lda: bc, b: v + keyOffset(b, j0, h / group), ldb: keyStride,
-                               beta: 1, c: o, ldc: queryStride)
+                        probabilities.pack(s, ld: bc, depthContiguous: true, rows: br, depth: bc)
+                        PackedOperand.multiply(probabilities, packKeysAsDepth(valueRows, v, b, g, j0, bc),
+                                               m: br, n: dim, alpha: 1, beta: 1, c: o, ldc: queryStride)
                     }
                     let lse = logSumExp + (b * heads + h) * queries + i0   // (br)
                     for r in 0..<br {
@@ -305,17 +342,35 @@ struct AttentionProblem<F: FloatElement> {
                   dq: UnsafeMutablePointer<F>?, dk: UnsafeMutablePointer<F>?, dv: UnsafeMutablePointer<F>?) {
         precondition(keyBatchStride == keys * keyStride, "attention's backward needs contiguous keys and values")
         let needsScoreGradient = dq != nil || dk != nil
+        let (rows, columns) = (tiles.rows, tiles.columns)
         Parallel.forEach(batch * kvHeads) { tasks in
             let scratch = UnsafeMutablePointer<F>.allocate(capacity: tiles.backwardScratchCount)
             defer { scratch.deallocate() }
             let p = scratch                                      // (Br, Bc) scores, then P
-            let ds = p + tiles.rows * tiles.columns              // (Br, Bc) dP, then dS
-            let rowDot = ds + tiles.rows * tiles.columns         // (Br) D_i = rowsum(dO_i ∘ O_i)
+            let ds = p + rows * columns                          // (Br, Bc) dP, then dS
+            let rowDot = ds + rows * columns                     // (Br) D_i = rowsum(dO_i ∘ O_i)
+            func left(_ maxRows: Int, _ maxDepth: Int) -> PackedOperand<F> {
+                PackedOperand(.left, precision: precision, maxRows: maxRows, maxDepth: maxDepth)
+            }
+            func right(_ maxRows: Int, _ maxDepth: Int) -> PackedOperand<F> {
+                PackedOperand(.right, precision: precision, maxRows: maxRows, maxDepth: maxDepth)
+            }
+            func keyTiles(_ maxRows: Int, _ maxDepth: Int) -> KeyTiles {
+                KeyTiles(count: keyTileCount, .right, precision: precision, maxRows: maxRows, maxDepth: maxDepth)
+            }
+            // Per task: K_j as B of Q·K_jᵀ, V_j as B of dO·V_jᵀ, K_j as B of dS·K_j.
+            let keyColumns = keyTiles(columns, dim), valueColumns = keyTiles(columns, dim), keyRows = keyTiles(dim, columns)
+            // Per query block: Q_i and dO_i as A (rows × D), dO_i and Q_i as B of Pᵀ·dO_i and dSᵀ·Q_i (D × rows).
+            let query = left(rows, dim), gradient = left(rows, dim)
+            let gradientRows = right(dim, rows), queryRows = right(dim, rows)
+            // Per tile: Pᵀ, dS and dSᵀ as A.
+            let probabilitiesT = left(columns, rows), scoreGradient = left(rows, columns), scoreGradientT = left(columns, rows)
             for task in tasks {
                 let b = task / kvHeads, g = task % kvHeads
+                for tiles in [keyColumns, valueColumns, keyRows] { tiles.claim(b * kvHeads + g) }
                 for h in g * group..<(g + 1) * group {
-                    for i0 in stride(from: 0, to: queries, by: tiles.rows) {
-                        let br = Swift.min(tiles.rows, queries - i0)
+                    for i0 in stride(from: 0, to: queries, by: rows) {
+                        let br = Swift.min(rows, queries - i0)
                         let rowsAt = queryOffset(b, i0, h)       // Q_i, O_i, dO_i, dQ_i: (br, D), row stride H·D
                         let lse = logSumExp + (b * heads + h) * queries + i0   // (br)
                         for r in 0..<br {
@@ -324,26 +379,35 @@ struct AttentionProblem<F: FloatElement> {
                             for d in 0..<dim { dot += o[d] * dO[d] }
                             rowDot[r] = dot
                         }
+                        query.pack(q + rowsAt, ld: queryStride, depthContiguous: true, rows: br, depth: dim)
+                        if dv != nil {
+                            gradientRows.pack(dOut + rowsAt, ld: queryStride, depthContiguous: false, rows: dim, depth: br)
+                        }
+                        if needsScoreGradient {
+                            gradient.pack(dOut + rowsAt, ld: queryStride, depthContiguous: true, rows: br, depth: dim)
+                        }
+                        if dk != nil {
+                            queryRows.pack(q + rowsAt, ld: queryStride, depthContiguous: false, rows: dim, depth: br)
+                        }
                         let end = keyEnd(i0, br)
-                        for j0 in stride(from: keyStart(i0), to: end, by: tiles.columns) {
-                            let bc = Swift.min(tiles.columns, end - j0)
+                        for j0 in stride(from: keyStart(i0), to: end, by: columns) {
+                            let bc = Swift.min(columns, end - j0)
                             let keysAt = keyOffset(b, j0, g)     // K_j, V_j, dK_j, dV_j: (bc, D), row stride KVH·D
                             // P = exp(S − L): (br, bc); masked scores and rows with L = +inf give 0.
-                            scores(b, h, i0, br, j0, bc, into: p)
+                            scores(query, packKeysAsColumns(keyColumns, k, b, g, j0), b, i0, br, j0, bc, into: p)
                             for r in 0..<br {
                                 VectorMath.exponentiate(p + r * bc, bc, shift: lse[r])
                             }
                             // dV_j += Pᵀ·dO_i: (bc, D) += (bc, br)·(br, D)
                             if let dv {
-                                F.gemmOnCallingThread(transA: true, transB: false, m: bc, n: dim, k: br, alpha: 1,
-                                       a: p, lda: bc, b: dOut + rowsAt, ldb: queryStride,
-                                       beta: 1, c: dv + keysAt, ldc: keyStride)
+                                probabilitiesT.pack(p, ld: bc, depthContiguous: false, rows: bc, depth: br)
+                                PackedOperand.multiply(probabilitiesT, gradientRows, m: bc, n: dim, alpha: 1, beta: 1,
+                                                       c: dv + keysAt, ldc: keyStride)
                             }
                             guard needsScoreGradient else { continue }
                             // dP = dO_i·V_jᵀ: (br, bc) = (br, D)·(D, bc)
-                            F.gemmOnCallingThread(transA: false, transB: true, m: br, n: bc, k: dim, alpha: 1,
-                                   a: dOut + rowsAt, lda: queryStride, b: v + keysAt, ldb: keyStride,
-                                   beta: 0, c: ds, ldc: bc)
+                            PackedOperand.multiply(gradient, packKeysAsColumns(valueColumns, v, b, g, j0),
+                                                   m: br, n: bc, alpha: 1, beta: 0, c: ds, ldc: bc)
                             // dS = P ∘ (dP − D_i): (br, bc)
                             for r in 0..<br {
                                 let pRow = p + r * bc, dsRow = ds + r * bc, dot = rowDot[r]
@@ -351,15 +415,15 @@ struct AttentionProblem<F: FloatElement> {
                             }
                             // dQ_i += scale·dS·K_j: (br, D) += (br, bc)·(bc, D)
                             if let dq {
-                                F.gemmOnCallingThread(transA: false, transB: false, m: br, n: dim, k: bc, alpha: scale,
-                                       a: ds, lda: bc, b: k + keysAt, ldb: keyStride,
-                                       beta: 1, c: dq + rowsAt, ldc: queryStride)
+                                scoreGradient.pack(ds, ld: bc, depthContiguous: true, rows: br, depth: bc)
+                                PackedOperand.multiply(scoreGradient, packKeysAsDepth(keyRows, k, b, g, j0, bc),
+                                                       m: br, n: dim, alpha: scale, beta: 1, c: dq + rowsAt, ldc: queryStride)
                             }
                             // dK_j += scale·dSᵀ·Q_i: (bc, D) += (bc, br)·(br, D)
                             if let dk {
-                                F.gemmOnCallingThread(transA: true, transB: false, m: bc, n: dim, k: br, alpha: scale,
-                                       a: ds, lda: bc, b: q + rowsAt, ldb: queryStride,
-                                       beta: 1, c: dk + keysAt, ldc: keyStride)
+                                scoreGradientT.pack(ds, ld: bc, depthContiguous: false, rows: bc, depth: br)
+                                PackedOperand.multiply(scoreGradientT, queryRows, m: bc, n: dim, alpha: scale, beta: 1,
+                                                       c: dk + keysAt, ldc: keyStride)
                             }
                         }
                     }

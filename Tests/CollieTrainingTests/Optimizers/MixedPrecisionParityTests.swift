@@ -10,22 +10,25 @@ import XCTest
 /// `mixed_precision: bf16` against PyTorch (scripts/fixtures/make_mixed_precision_fixtures.py, the llama_gqa fixture
 /// model, float32 weights, eager attention), twice:
 ///
-/// - **Exactly its own arithmetic**: every nn.Linear's three products with bf16-rounded operands and float32 sums, all
-///   else float32 (a custom autograd function, no autocast). Tolerances as HuggingFaceParityTests' float32 ones: loss
+/// - **Exactly its own arithmetic**: every nn.Linear's three products and attention's tile products with bf16-rounded
+///   operands and float32 sums, all else float32 (custom autograd functions, no autocast). Tolerances as HuggingFaceParityTests' float32 ones: loss
 ///   1e-5, gradients 1e-4 of max|grad| — what the rounding is, not just how large its effect (measured: the loss to
 ///   every bit, gradients 1.8e-7…4.2e-6; float32 products would miss the loss by 1.3e-3).
 /// - **PyTorch's bf16 autocast** on CPU (and three AdamW steps so), what users compare with:
 ///
 /// The two sides round the same GEMM operands to bfloat16 and accumulate in float32, but not at the same places:
-/// autocast also rounds each linear layer's output and runs attention's two products in bf16, Collie keeps
-/// float32 outputs and attention (MixedPrecision). So they agree to bf16's precision, not float32's: this fixture's
+/// autocast also rounds each linear layer's output and attention's softmax to bf16, Collie keeps float32 outputs and
+/// softmax (MixedPrecision). So they agree to bf16's precision, not float32's: this fixture's
 /// large weights (projections N(0, 0.2²)) make that coarse — autocast's own gradients are up to 5.7e-2 × max|grad|
-/// from float32's. Tolerances (relative to the largest magnitude of the expected tensor): loss and the AdamW losses
-/// 4e-3, bfloat16's unit roundoff 2⁻⁸ (measured 1.5e-3 and 2.4e-3), gradients 8e-2 (measured 4.0–4.5e-2). At every
+/// from float32's. Tolerances (relative to the largest magnitude of the expected tensor): the loss 4e-3, bfloat16's
+/// unit roundoff 2⁻⁸ (measured 1.7e-3), gradients 8e-2 (measured 3.9e-2), the AdamW losses 8e-3 (below). At every
 /// kernel level: AVX512_BF16 multiplies bf16 pairs, the levels below multiply the same rounded operands in float32.
 final class MixedPrecisionParityTests: XCTestCase {
     static let lossTolerance = 4e-3
     static let gradientTolerance = 8e-2
+    /// Three AdamW steps at lr 1e-2 carry each step's rounding differences into the next loss: twice the unit roundoff
+    /// (measured 4.5e-3 at the third loss, 0.8205 against autocast's 0.8518, with attention's tile products in bf16).
+    static let adamWLossTolerance = 8e-3
 
     fileprivate func fixture() throws -> (model: LlamaForCausalLM, expected: SafeTensorsFile, ids: Tensor, labels: Tensor) {
         let folder = ModelFixtures.folder("llama_gqa")
@@ -106,7 +109,7 @@ final class MixedPrecisionParityTests: XCTestCase {
         var report = ParityReport("llama_gqa, 3 AdamW steps in bf16 mixed precision")
         let reference = try expected.tensor("adamw.losses")
         report.compare(losses.map(Double.init), shape: [3], reference.doubles(), shape: reference.shape,
-                       relative: Self.lossTolerance, "losses")
+                       relative: Self.adamWLossTolerance, "losses")
         report.finish()
     }
 
@@ -119,8 +122,8 @@ final class MixedPrecisionParityTests: XCTestCase {
 }
 
 extension MixedPrecisionParityTests {
-    /// The scope's own thread takes some of a parallel loop's chunks (attention's tiles): those multiply in float32
-    /// like every other thread's, so a bf16 step gives the same bits every time.
+    /// The scope's own thread takes some of a parallel loop's chunks (attention's tiles): their products use the
+    /// precision read on the scope's thread whichever thread runs them, so a bf16 step gives the same bits every time.
     func testABF16StepIsDeterministic() throws {
         var losses: [[Float]] = []
         for _ in 0..<4 {

@@ -1,0 +1,82 @@
+import CCollieKernels
+
+/// A matrix-product operand packed once for many products on the calling thread: attention's tiles multiply the same
+/// query block by every key tile and the same key tile by every query block, so each is packed into the GEMM's
+/// micro-panels once (`collie_gemm_pack_operand`) instead of once per product.
+///
+/// A `.left` operand is op(A) of C = A·B (its rows are C's rows), a `.right` one op(B) (its rows are C's columns);
+/// both have `depth` values per row, the products' K. Float32 uses the GEMM's layout for `precision` at the current
+/// kernel level; float64 (gradient checks only) keeps rows of `depth` values and multiplies with a plain loop.
+final class PackedOperand<F: FloatElement> {
+    enum Side { case left, right }
+
+    let side: Side
+    let precision: GEMMPrecision
+    /// Rows and depth of what was packed last.
+    private(set) var rows = 0, depth = 0
+    /// Names what was packed last (the caller's choice, e.g. a tile's index), so a repeated `pack` is skipped.
+    private(set) var tag = -1
+    private let capacity: Int
+    private let buffer: UnsafeMutableRawPointer
+
+    /// An operand with room for `maxRows` rows of `maxDepth` values.
+    init(_ side: Side, precision: GEMMPrecision, maxRows: Int, maxDepth: Int) {
+        self.side = side
+        self.precision = precision
+        capacity = Swift.max(1, Self.bytes(side, precision, rows: maxRows, depth: maxDepth))
+        buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 64)
+    }
+
+    deinit { buffer.deallocate() }
+
+    /// Makes the next `pack` run whatever its tag.
+    func forget() { tag = -1 }
+
+    private static func bytes(_ side: Side, _ precision: GEMMPrecision, rows: Int, depth: Int) -> Int {
+        guard F.self == Float.self else { return rows * depth * MemoryLayout<F>.stride }
+        return collie_gemm_packed_bytes(precision == .bfloat16 ? 1 : 0, side == .left ? 0 : 1, rows, depth)
+    }
+
+    /// Packs the `rows` × `depth` matrix X(r, k) = `source[r·ld + k]` (`depthContiguous`) or `source[k·ld + r]`,
+    /// unless the operand already holds `tag`'s packing of the same size (`tag` ≥ 0).
+    func pack(_ source: UnsafePointer<F>, ld: Int, depthContiguous: Bool, rows: Int, depth: Int, tag: Int = -1) {
+        if tag >= 0 && tag == self.tag && rows == self.rows && depth == self.depth { return }
+        precondition(Self.bytes(side, precision, rows: rows, depth: depth) <= capacity, "packed operand too small")
+        (self.rows, self.depth, self.tag) = (rows, depth, tag)
+        if F.self == Float.self {
+            collie_gemm_pack_operand(precision == .bfloat16 ? 1 : 0, side == .left ? 0 : 1,
+                                     UnsafeRawPointer(source).assumingMemoryBound(to: Float.self), ld,
+                                     depthContiguous ? 1 : 0, rows, depth, buffer)
+            return
+        }
+        let packed = buffer.assumingMemoryBound(to: F.self)
+        for r in 0..<rows {
+            for k in 0..<depth { packed[r * depth + k] = depthContiguous ? source[r * ld + k] : source[k * ld + r] }
+        }
+    }
+
+    /// c = alpha·A·B + beta·c over A's first `m` rows and B's first `n` rows (columns of C), on the calling thread;
+    /// beta = 0 writes c without reading it. A and B must hold the same depth.
+    static func multiply(_ a: PackedOperand, _ b: PackedOperand, m: Int, n: Int, alpha: F, beta: F,
+                         c: UnsafeMutablePointer<F>, ldc: Int) {
+        precondition(a.side == .left && b.side == .right && a.precision == b.precision && a.depth == b.depth && m <= a.rows && n <= b.rows,
+                     "packed operands do not fit the product")
+        OpProfile.timingGEMM {
+            if F.self == Float.self {
+                let raw = { (p: UnsafeMutablePointer<F>) in UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self) }
+                collie_gemm_multiply_packed(a.precision == .bfloat16 ? 1 : 0, m, n, a.depth,
+                                            unsafeBitCast(alpha, to: Float.self), a.buffer, b.buffer,
+                                            unsafeBitCast(beta, to: Float.self), raw(c), ldc)
+                return
+            }
+            let (x, y, depth) = (a.buffer.assumingMemoryBound(to: F.self), b.buffer.assumingMemoryBound(to: F.self), a.depth)
+            for i in 0..<m {
+                for j in 0..<n {
+                    var sum: F = 0
+                    for k in 0..<depth { sum += x[i * depth + k] * y[j * depth + k] }
+                    c[i * ldc + j] = beta == 0 ? alpha * sum : alpha * sum + beta * c[i * ldc + j]
+                }
+            }
+        }
+    }
+}

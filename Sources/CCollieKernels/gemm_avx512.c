@@ -45,7 +45,103 @@ TARGET_AVX512 static void micro_avx512(size_t kc, const void *ap, const void *bp
     }
 }
 
-GEMM_PACKERS_F32(pack_avx512, TARGET_AVX512)
+/// Transposes the 16 × 16 floats of r (r[i] lane j → r[j] lane i): unpack pairs, pairs of pairs, then 128-bit lanes.
+TARGET_AVX512 static inline void transpose16(__m512 r[16]) {
+    __m512 a[16], b[16];
+    _Pragma("clang loop unroll(full)")
+    for (int i = 0; i < 8; i++) {
+        a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    _Pragma("clang loop unroll(full)")
+    for (int i = 0; i < 4; i++) {   // b[4i + c], lane l: rows 4i ..< 4i + 4 of column 4l + c
+        const __m512d a0 = _mm512_castps_pd(a[4 * i]), a1 = _mm512_castps_pd(a[4 * i + 1]);
+        const __m512d a2 = _mm512_castps_pd(a[4 * i + 2]), a3 = _mm512_castps_pd(a[4 * i + 3]);
+        b[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
+        b[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
+        b[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
+        b[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
+    }
+    _Pragma("clang loop unroll(full)")
+    for (int c = 0; c < 4; c++) {
+        const __m512 e0 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0x88), e1 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0xDD);
+        const __m512 f0 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0x88);
+        const __m512 f1 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0xDD);
+        r[c] = _mm512_shuffle_f32x4(e0, f0, 0x88);
+        r[4 + c] = _mm512_shuffle_f32x4(e1, f1, 0x88);
+        r[8 + c] = _mm512_shuffle_f32x4(e0, f0, 0xDD);
+        r[12 + c] = _mm512_shuffle_f32x4(e1, f1, 0xDD);
+    }
+}
+
+/// 16 floats rounded to bfloat16 and widened back (gemm_round_bf16: nearest even, NaN quiet).
+TARGET_AVX512 static inline __m512 round_bf16_16(__m512 x) {
+    const __m512i bits = _mm512_castps_si512(x), high = _mm512_srli_epi32(bits, 16);
+    const __m512i bias = _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), _mm512_and_si512(high, _mm512_set1_epi32(1)));
+    const __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(bits, bias), 16);
+    const __m512i kept = _mm512_mask_or_epi32(rounded, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), high, _mm512_set1_epi32(0x40));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(kept, 16));
+}
+
+/// gemm_pack_f32_body vectorized: a panel's k-row is one or two masked 16-float copies when rows are contiguous in the
+/// source; when k is (a row-major A, a transposed B, attention's probability tiles), 16 rows × 16 k's are loaded,
+/// transposed in registers and stored as 16 k's of the panel. Rows past `rows` are zeros.
+GEMM_INLINE TARGET_AVX512 void pack_avx512_body(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows,
+                                                size_t k0, size_t kc, size_t width, void *dst, int round) {
+    if (!k_contiguous) {
+        for (size_t p = 0; p < rows; p += width) {
+            const size_t valid = rows - p < width ? rows - p : width;
+            float *panel = (float *)dst + p * kc;
+            for (size_t g = 0; g < width; g += 16) {
+                const size_t lanes = width - g < 16 ? width - g : 16, filled = valid > g ? valid - g : 0;
+                const __mmask16 store = (__mmask16)((1u << lanes) - 1);
+                const __mmask16 load = (__mmask16)((1u << (filled < lanes ? filled : lanes)) - 1);
+                const float *s = src + k0 * ld + r0 + p + g;
+                for (size_t k = 0; k < kc; k++) {
+                    const __m512 v = _mm512_maskz_loadu_ps(load, s + k * ld);
+                    _mm512_mask_storeu_ps(panel + k * width + g, store, round ? round_bf16_16(v) : v);
+                }
+            }
+        }
+        return;
+    }
+    for (size_t p = 0; p < rows; p += width) {
+        const size_t valid = rows - p < width ? rows - p : width;
+        float *panel = (float *)dst + p * kc;
+        for (size_t g = 0; g < width; g += 16) {
+            const size_t lanes = width - g < 16 ? width - g : 16;
+            const __mmask16 store = (__mmask16)((1u << lanes) - 1);
+            for (size_t k = 0; k < kc; k += 16) {
+                const size_t ks = kc - k < 16 ? kc - k : 16;
+                const __mmask16 load = (__mmask16)((1u << ks) - 1);
+                __m512 r[16];
+                _Pragma("clang loop unroll(full)")
+                for (int i = 0; i < 16; i++)
+                    r[i] = (size_t)i < lanes && g + i < valid
+                               ? _mm512_maskz_loadu_ps(load, src + (r0 + p + g + i) * ld + k0 + k)
+                               : _mm512_setzero_ps();
+                transpose16(r);
+                for (size_t t = 0; t < ks; t++)
+                    _mm512_mask_storeu_ps(panel + (k + t) * width + g, store, round ? round_bf16_16(r[t]) : r[t]);
+            }
+        }
+    }
+}
+
+TARGET_AVX512 static void pack_avx512_f32(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows,
+                                          size_t k0, size_t kc, size_t width, void *dst) {
+    pack_avx512_body(src, ld, k_contiguous, r0, rows, k0, kc, width, dst, 0);
+}
+
+TARGET_AVX512 static void pack_avx512_f32_rounded(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows,
+                                                  size_t k0, size_t kc, size_t width, void *dst) {
+    pack_avx512_body(src, ld, k_contiguous, r0, rows, k0, kc, width, dst, 1);
+}
+
+TARGET_AVX512 static void pack_avx512_f32_from_bf16(const uint16_t *src, size_t ld, int k_contiguous, size_t r0,
+                                                    size_t rows, size_t k0, size_t kc, size_t width, void *dst) {
+    gemm_pack_f32_body(src, 1, ld, k_contiguous, r0, rows, k0, kc, width, (float *)dst, 0);
+}
 
 collie_gemm_kernel collie_gemm_kernel_avx512(int rounded) {
     return (collie_gemm_kernel){MR, NR, 0, 14 * 12, 768, 2048, micro_avx512,

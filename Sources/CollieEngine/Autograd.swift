@@ -93,7 +93,7 @@ extension Tensor {
         let seed: Tensor
         if let gradient {
             precondition(gradient.shape == shape, "gradient shape \(gradient.shape) does not match \(shape)")
-            seed = gradient.contiguousStorageView()
+            seed = gradient.contiguousCopy()   // the engine owns every upstream gradient (GradientSink.give)
         } else {
             precondition(count == 1, "backward() without a gradient needs a one-element tensor, got \(shape)")
             seed = Tensor.full(shape, 1, dtype: dtype)
@@ -204,7 +204,9 @@ public final class GradientSink {
     }
 
     /// Like `add`, but a freshly made `gradient` that nothing else references may be stored as it
-    /// is, without a copy. The caller must not use it afterwards or pass it to another input.
+    /// is, without a copy. The caller must not use it afterwards or pass it to another input. The upstream gradient a
+    /// backward closure receives (or a view of it) is such a tensor too: the engine hands each node's gradient to its
+    /// closure alone and drops it after, so an op that passes it on (reshape, add) gives it to one input at most.
     public func give(_ gradient: Tensor, toInput index: Int) {
         add(gradient, toInput: index, transferringOwnership: true)
     }
@@ -226,22 +228,20 @@ public final class GradientSink {
 
     /// Lets a kernel write input `index`'s gradient in place: `body` receives the contiguous
     /// gradient buffer and `beta`, 0 when the buffer is fresh (zero-filled, so it may be
-    /// overwritten or added to) and 1 when it already holds a gradient (add to it) — BLAS's `beta`.
-    public func accumulate<F: FloatElement>(_ index: Int, as type: F.Type,
+    /// overwritten or added to) and 1 when it already holds a gradient (add to it) — BLAS's `beta`. With `overwrites`
+    /// the body promises to write every element when `beta` is 0 (a GEMM with beta 0), so a fresh buffer is not zeroed.
+    public func accumulate<F: FloatElement>(_ index: Int, as type: F.Type, overwrites: Bool = false,
                                             _ body: (UnsafeMutablePointer<F>, F) -> Void) {
         let input = inputs[index]
         guard input.requiresGrad else { return }
         precondition(Tensor.gradientDType(of: input) == F.dtype, "gradient dtype mismatch in '\(node?.name ?? "leaf")'")
         if let current = existing(index), current.isContiguous, current.dtype == F.dtype {
             body(current.pointer(as: F.self), 1)
-        } else if let current = existing(index) {
-            let fresh = Tensor.zeros(input.shape, dtype: F.dtype)
-            body(fresh.pointer(as: F.self), 0)
-            Kernels.addInPlace(current, fresh)
         } else {
-            let fresh = Tensor.zeros(input.shape, dtype: F.dtype)
+            let fresh = overwrites ? Tensor(uninitializedShape: input.shape, dtype: F.dtype)
+                                   : Tensor.zeros(input.shape, dtype: F.dtype)
             body(fresh.pointer(as: F.self), 0)
-            store(fresh, index)
+            if let current = existing(index) { Kernels.addInPlace(current, fresh) } else { store(fresh, index) }
         }
     }
 }

@@ -182,7 +182,7 @@ extension Tensor {
                     case .multiply: ga = full { d in Parallel.forEach(n, minimumChunk: 1 << 15) { r in for i in r { d[i] = g[i] * q[i] } } }
                     case .divide: ga = full { d in Parallel.forEach(n, minimumChunk: 1 << 15) { r in for i in r { d[i] = g[i] / q[i] } } }
                     }
-                    sink.add(ga.summed(toShape: aShape), toInput: 0)
+                    sink.give(ga.summed(toShape: aShape), toInput: 0)
                 }
                 if sink.needsGradient(1) {
                     let gb: Tensor
@@ -192,7 +192,9 @@ extension Tensor {
                     case .multiply: gb = full { d in Parallel.forEach(n, minimumChunk: 1 << 15) { r in for i in r { d[i] = g[i] * p[i] } } }
                     case .divide: gb = full { d in Parallel.forEach(n, minimumChunk: 1 << 15) { r in for i in r { d[i] = -g[i] * p[i] / (q[i] * q[i]) } } }
                     }
-                    sink.add(gb.summed(toShape: bShape), toInput: 1)
+                    // For add, gb is the upstream gradient: input 0 may have taken it already.
+                    let taken = op == .add && sink.needsGradient(0)
+                    taken ? sink.add(gb.summed(toShape: bShape), toInput: 1) : sink.give(gb.summed(toShape: bShape), toInput: 1)
                 }
             }
             grad.dtype == .float64 ? back(Double.self) : back(Float.self)
@@ -230,7 +232,7 @@ extension Tensor {
                 }
                 if sink.needsGradient(0) {
                     switch op {
-                    case .add, .subtract: sink.add(grad, toInput: 0)
+                    case .add, .subtract: sink.give(grad, toInput: 0)
                     case .multiply: sink.give(scaled(v), toInput: 0)
                     case .divide: sink.give(scaled(1 / v), toInput: 0)
                     }
@@ -304,7 +306,7 @@ extension Tensor {
                     let t = Tensor(uninitializedShape: outShape, dtype: F.dtype)
                     let d = t.pointer(as: F.self)
                     for i in 0..<mask.count { d[i] = mask[i] == keep ? g[i] : 0 }
-                    sink.add(t.summed(toShape: index == 0 ? aShape : bShape), toInput: index)
+                    sink.give(t.summed(toShape: index == 0 ? aShape : bShape), toInput: index)
                 }
             }
             grad.dtype == .float64 ? back(Double.self) : back(Float.self)

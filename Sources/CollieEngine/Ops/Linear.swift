@@ -57,7 +57,7 @@ extension Tensor {
         return out.recording("linear", inputs) { grad, sink in
             func back<F: FloatElement>(_: F.Type) {
                 let g = grad.pointer(as: F.self), px = xin.pointer(as: F.self)
-                sink.accumulate(0, as: F.self) { dx, beta in   // dX = dY · W
+                sink.accumulate(0, as: F.self, overwrites: true) { dx, beta in   // dX = dY · W
                     if halfWeight, Tensor.multipliesStoredBFloat16(weight) {
                         let stored = MatrixLayout(weight)
                         Float.packedGEMM(precision: .bfloat16, transA: false, transB: stored.transposed, m: rows,
@@ -72,7 +72,7 @@ extension Tensor {
                     F.gemm(transA: false, transB: transposed, m: rows, n: inFeatures, k: outFeatures, alpha: 1,
                            a: g, lda: outFeatures, b: pw, ldb: leadingDimension, beta: beta, c: dx, ldc: inFeatures)
                 }
-                sink.accumulate(1, as: F.self) { dw, beta in   // dW = dYᵀ · X
+                sink.accumulate(1, as: F.self, overwrites: true) { dw, beta in   // dW = dYᵀ · X
                     F.gemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: rows, alpha: 1,
                            a: g, lda: outFeatures, b: px, ldb: inFeatures, beta: beta, c: dw, ldc: inFeatures)
                 }

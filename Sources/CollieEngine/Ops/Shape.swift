@@ -13,7 +13,7 @@ extension Tensor {
         let base = isContiguous ? self : contiguous()
         let out = Tensor(storage: base.storage, shape: newShape, offset: base.offset, dtype: dtype)
         let oldShape = shape
-        return out.recording("reshape", [base]) { grad, sink in sink.add(grad.reshaped(oldShape), toInput: 0) }
+        return out.recording("reshape", [base]) { grad, sink in sink.give(grad.reshaped(oldShape), toInput: 0) }
     }
 
     /// Swaps two axes (a view).
@@ -30,7 +30,7 @@ extension Tensor {
                          offset: offset, dtype: dtype)
         var inverse = order
         for (i, o) in order.enumerated() { inverse[o] = i }
-        return out.recording("permute", [self]) { grad, sink in sink.add(grad.permuted(inverse).contiguous(), toInput: 0) }
+        return out.recording("permute", [self]) { grad, sink in sink.give(grad.permuted(inverse).contiguous(), toInput: 0) }
     }
 
     /// Elements `range` along `axis` (a view).
@@ -63,7 +63,7 @@ extension Tensor {
         if newShape == shape { return self }
         let out = Tensor(storage: storage, shape: newShape, strides: newStrides, offset: offset, dtype: dtype)
         let original = shape
-        return out.recording("expand", [self]) { grad, sink in sink.add(grad.summed(toShape: original), toInput: 0) }
+        return out.recording("expand", [self]) { grad, sink in sink.give(grad.summed(toShape: original), toInput: 0) }
     }
 
     /// Removes a size-1 axis.
@@ -85,7 +85,7 @@ extension Tensor {
     public func contiguous() -> Tensor {
         if isContiguous { return self }
         let out = contiguousStorageView()
-        return out.recording("contiguous", [self]) { grad, sink in sink.add(grad, toInput: 0) }
+        return out.recording("contiguous", [self]) { grad, sink in sink.give(grad, toInput: 0) }
     }
 
     /// Joins tensors along `axis`; all other dimensions must agree.

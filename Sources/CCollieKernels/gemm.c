@@ -60,6 +60,19 @@ int collie_gemm_kernel_level(int bf16) {
     return level;
 }
 
+int collie_gemm_prefers_own_f32(void) {
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__)) && defined(__OPTIMIZE__)
+    static int amd = -1;
+    if (amd < 0) {
+        __builtin_cpu_init();
+        amd = __builtin_cpu_is("amd") ? 1 : 0;
+    }
+    return amd && collie_kernel_level() >= 2;
+#else
+    return 0;
+#endif
+}
+
 // MARK: - Buffers
 
 /// This thread's packing buffer of at least `bytes`, 64-byte aligned; kept for the thread's life.

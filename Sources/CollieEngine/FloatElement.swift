@@ -20,10 +20,9 @@ where Self.RawSignificand: FixedWidthInteger {
 extension Float: FloatElement {
     public static var dtype: DType { .float32 }
 
-    /// OpenBLAS's sgemm, for every shape — or, inside `MixedPrecision.with(.bfloat16)`, `packedGEMM(precision:
-    /// .bfloat16)` (bfloat16 operands, float32 accumulation). Collie's own float32 GEMM (`packedGEMM`) measured at parity with OpenBLAS on the
-    /// small preset's linear layers (0.86–1.08× single-threaded, docs/PERFORMANCE.md "Own GEMM") and faster on no shape
-    /// in every run, so no float32 shape is routed to it.
+    /// The float32 product on the GEMM `Float32GEMM.current` picks for this CPU (OpenBLAS's sgemm or Collie's own
+    /// `packedGEMM`) — or, inside `MixedPrecision.with(.bfloat16)`, `packedGEMM(precision: .bfloat16)` (bfloat16
+    /// operands, float32 accumulation), which OpenBLAS does not offer.
     @inlinable
     public static func gemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
@@ -31,8 +30,9 @@ extension Float: FloatElement {
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         OpProfile.timingGEMM {
-            if MixedPrecision.current == .bfloat16 {
-                return packedGEMM(precision: .bfloat16, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+            let precision = MixedPrecision.current
+            if precision == .bfloat16 || Float32GEMM.current == .collie {
+                return packedGEMM(precision: precision, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
                                   a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             }
             cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,

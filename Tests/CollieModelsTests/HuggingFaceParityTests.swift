@@ -359,3 +359,18 @@ extension ParityReport {
         compare(actual, expected, relative: HuggingFaceParityTests.logitTolerance, "logits", keepRow: batch.isToken)
     }
 }
+
+extension HuggingFaceParityTests {
+    /// Both float32 GEMMs `Float32GEMM` may pick (OpenBLAS, and Collie's own where it measured faster: AMD CPUs with
+    /// AVX-512 in release builds) meet the same tolerances, whichever this build and CPU use by default.
+    func testBothFloat32GEMMsMatchTransformers() throws {
+        let saved = Float32GEMM.override
+        defer { Float32GEMM.override = saved }
+        for choice in [Float32GEMM.openBLAS, .collie] {
+            Float32GEMM.override = choice
+            XCTAssertEqual(Float32GEMM.current, choice)
+            _ = try checkForwardAndBackward("llama_gqa")
+            _ = try checkForwardAndBackward("llama_bias")
+        }
+    }
+}

@@ -39,6 +39,11 @@ void collie_gemm_pack_operand(int bf16, int side, const float *src, size_t ld, i
 void collie_gemm_multiply_packed(int bf16, size_t M, size_t N, size_t K, float alpha, const void *A, const void *B,
                                  float beta, float *C, size_t ldc);
 
+/// Whether float32 products should run on collie_sgemm rather than OpenBLAS on this CPU at the current kernel level: on
+/// AMD CPUs with AVX-512 (level ≥ 2), where it measured faster (Float32GEMM.swift) — in an optimized build of these
+/// kernels only (an unoptimized one, SwiftPM's debug configuration, runs them many times slower than OpenBLAS).
+int collie_gemm_prefers_own_f32(void);
+
 /// Which microkernel collie_sgemm (bf16 = 0) or collie_gemm_bf16 (bf16 = 1) runs at the current kernel level:
 /// 0 portable C, 1 AVX2+FMA, 2 AVX-512F, 4 AVX512_BF16 (the bf16 GEMM only).
 int collie_gemm_kernel_level(int bf16);

@@ -1,0 +1,26 @@
+import CCollieKernels
+import Foundation
+
+/// Which GEMM runs float32 matrix products (`Float.gemm`): OpenBLAS's sgemm, or Collie's own packed GEMM
+/// (`Float.packedGEMM`, `CCollieKernels/gemm*.c`) where it measured faster.
+///
+/// The choice is fixed per CPU and kernel level, so a run computes the same bits every time: Collie's GEMM on AMD CPUs
+/// with AVX-512 (kernel level ≥ 2), whose 14×32 microkernel and vectorized packing ran the small preset's linear layers
+/// at 1.04–1.23× OpenBLAS 0.3.21's Cooperlake kernel and its training step 1.14× faster on a Zen 5 (docs/PERFORMANCE.md,
+/// "Own GEMM"); OpenBLAS everywhere else (Intel CPUs and AVX2-only ones were not measured against it), and in debug
+/// builds, whose unoptimized C kernels are many times slower. The environment variable
+/// `COLLIE_FLOAT32_GEMM=openblas|collie` overrides the choice (for comparing the two).
+public enum Float32GEMM: String, Sendable {
+    case openBLAS = "openblas"
+    case collie
+
+    /// The override from `COLLIE_FLOAT32_GEMM` (read at start; an unknown value is ignored), or set by tests.
+    nonisolated(unsafe) static var override: Float32GEMM? = ProcessInfo.processInfo.environment["COLLIE_FLOAT32_GEMM"]
+        .flatMap { Float32GEMM(rawValue: $0.lowercased()) }
+
+    /// The GEMM float32 products take now (the kernel level can be limited at run time, as tests do).
+    public static var current: Float32GEMM {
+        if let override { return override }
+        return collie_gemm_prefers_own_f32() != 0 ? .collie : .openBLAS
+    }
+}

@@ -25,6 +25,15 @@ private struct AttentionCase {
         }
     }
     var maskTensor: Tensor? { mask.map { Tensor(ints: $0.map { Int($0) }, shape: [batch, keys]) } }
+
+    /// Random q, k, v and an output weighting w (the loss is Σ out ∘ w) in `dtype`.
+    func inputs(seed: UInt64) -> (q: Tensor, k: Tensor, v: Tensor, w: Tensor) {
+        var g = RandomGenerator(seed: seed)
+        let q = Tensor.normal(queryShape, dtype: dtype, generator: &g)
+        let k = Tensor.normal(keyShape, dtype: dtype, generator: &g)
+        let v = Tensor.normal(keyShape, dtype: dtype, generator: &g)
+        return (q, k, v, Tensor.normal(queryShape, dtype: dtype, generator: &g))
+    }
 }
 
 /// Output and input gradients of attention computed the plain way: the full masked score row,
@@ -122,11 +131,7 @@ final class AttentionTests: XCTestCase {
 
     func testAttentionMatchesNaiveComposition() {
         for c in Self.cases {
-            var g = RandomGenerator(seed: 1)
-            let q = Tensor.normal(c.queryShape, dtype: c.dtype, generator: &g)
-            let k = Tensor.normal(c.keyShape, dtype: c.dtype, generator: &g)
-            let v = Tensor.normal(c.keyShape, dtype: c.dtype, generator: &g)
-            let w = Tensor.normal(c.queryShape, dtype: c.dtype, generator: &g)
+            let (q, k, v, w) = c.inputs(seed: 1)
             for t in [q, k, v] { t.requiresGrad = true }
             let out = attention(c, q, k, v)
             XCTAssertEqual(out.shape, c.queryShape, c.name)
@@ -150,11 +155,7 @@ final class AttentionTests: XCTestCase {
         forEachKernelLevel { level in
             for var c in Self.cases {
                 c.dtype = .float32
-                var g = RandomGenerator(seed: 4)
-                let q = Tensor.normal(c.queryShape, generator: &g)
-                let k = Tensor.normal(c.keyShape, generator: &g)
-                let v = Tensor.normal(c.keyShape, generator: &g)
-                let w = Tensor.normal(c.queryShape, generator: &g)
+                let (q, k, v, w) = c.inputs(seed: 4)
                 let reference = naiveAttention(c, q: q.doubles(), k: k.doubles(), v: v.doubles(), dOut: w.doubles())
                 func run(_ precision: GEMMPrecision) -> [[Double]] {
                     for t in [q, k, v] { t.grad = nil; t.requiresGrad = true }
@@ -271,11 +272,7 @@ final class AttentionTests: XCTestCase {
             for var c in cases {
                 c.name += " (kernel level \(level))"
                 c.dtype = .float32
-                var g = RandomGenerator(seed: 2)
-                let q = Tensor.normal(c.queryShape, generator: &g)
-                let k = Tensor.normal(c.keyShape, generator: &g)
-                let v = Tensor.normal(c.keyShape, generator: &g)
-                let w = Tensor.normal(c.queryShape, generator: &g)
+                let (q, k, v, w) = c.inputs(seed: 2)
                 for t in [q, k, v] { t.requiresGrad = true }
                 let out = attention(c, q, k, v)
                 (out * w).sum().backward()

@@ -239,6 +239,12 @@ void collie_gemm_pack_operand(int bf16, int side, const float *src, size_t ld, i
 
 void collie_gemm_multiply_packed(int bf16, size_t M, size_t N, size_t K, float alpha, const void *A, const void *B,
                                  float beta, float *C, size_t ldc) {
+    collie_gemm_multiply_packed_band(bf16, M, N, K, alpha, A, B, beta, C, ldc, COLLIE_BAND_FULL, 0, 0);
+}
+
+void collie_gemm_multiply_packed_band(int bf16, size_t M, size_t N, size_t K, float alpha, const void *A,
+                                      const void *B, float beta, float *C, size_t ldc, int band, ptrdiff_t diagonal,
+                                      float fill) {
     if (M == 0 || N == 0) return;
     if (K == 0 || alpha == 0) {
         for (size_t i = 0; i < M; i++)
@@ -249,6 +255,7 @@ void collie_gemm_multiply_packed(int bf16, size_t M, size_t N, size_t K, float a
     const collie_gemm_kernel kn = kernel_for(bf16, &level);
     const size_t mr = (size_t)kn.mr, nr = (size_t)kn.nr, element = kn.pairs ? 2 : 4;
     const size_t m_padded = packed_padded_rows(&kn, 0, M), n_padded = packed_padded_rows(&kn, 1, N);
+    if (K > kn.kc) band = COLLIE_BAND_FULL;   // bands only for one K block (attention's tiles)
     float scratch[32 * 32] __attribute__((aligned(64)));
     for (size_t pc = 0; pc < K; pc += kn.kc) {
         const size_t kc = K - pc < kn.kc ? K - pc : kn.kc, kp = kn.pairs ? (kc + 1) & ~(size_t)1 : kc;
@@ -259,12 +266,38 @@ void collie_gemm_multiply_packed(int bf16, size_t M, size_t N, size_t K, float a
             const size_t n = N - jr < nr ? N - jr : nr;
             for (size_t ir = 0; ir < M; ir += mr) {
                 const size_t m = M - ir < mr ? M - ir : mr;
-                const char *a = a_chunk + ir * kp * element, *b = b_chunk + jr * kp * element;
                 float *c = C + ir * ldc + jr;
+                // The k's this tile needs: all, or those the band leaves (rounded out to whole pairs).
+                ptrdiff_t k0 = 0, k1 = (ptrdiff_t)kp;
+                if (band == COLLIE_BAND_COLUMNS && (ptrdiff_t)jr > (ptrdiff_t)(ir + m - 1) + diagonal) {
+                    if (chunk_beta == 0)
+                        for (size_t i = 0; i < m; i++)
+                            for (size_t j = 0; j < n; j++) c[i * ldc + j] = fill;
+                    continue;
+                }
+                if (band == COLLIE_BAND_DEPTH_END) {
+                    const ptrdiff_t end = (ptrdiff_t)(ir + m) + diagonal;
+                    k1 = end < 0 ? 0 : end < k1 ? (kn.pairs ? (end + 1) & ~(ptrdiff_t)1 : end) : k1;
+                }
+                if (band == COLLIE_BAND_DEPTH_START) {
+                    const ptrdiff_t start = (ptrdiff_t)ir - diagonal;
+                    k0 = start < 0 ? 0 : start > k1 ? k1 : (kn.pairs ? start & ~(ptrdiff_t)1 : start);
+                }
+                if (k1 > (ptrdiff_t)kp) k1 = (ptrdiff_t)kp;
+                if (k1 <= k0) {   // nothing in the band: C = beta·C
+                    if (chunk_beta != 1)
+                        for (size_t i = 0; i < m; i++)
+                            for (size_t j = 0; j < n; j++)
+                                c[i * ldc + j] = chunk_beta == 0 ? 0 : chunk_beta * c[i * ldc + j];
+                    continue;
+                }
+                const char *a = a_chunk + (ir * kp + (size_t)k0 * mr) * element;
+                const char *b = b_chunk + (jr * kp + (size_t)k0 * nr) * element;
+                const size_t depth = (size_t)(k1 - k0);
                 if (m == mr && n == nr) {
-                    kn.micro(kp, a, b, c, ldc, alpha, chunk_beta);
+                    kn.micro(depth, a, b, c, ldc, alpha, chunk_beta);
                 } else {
-                    kn.micro(kp, a, b, scratch, nr, 1, 0);
+                    kn.micro(depth, a, b, scratch, nr, 1, 0);
                     for (size_t i = 0; i < m; i++)
                         for (size_t j = 0; j < n; j++) {
                             float *cij = c + i * ldc + j;

@@ -55,18 +55,38 @@ final class PackedOperand<F: FloatElement> {
         }
     }
 
+    /// The part of a causal product to compute (attention's diagonal tiles): row i may use column (or k) j only where
+    /// j ≤ i + diagonal, the rest being masked; work outside is skipped in whole micro-tiles (collie_gemm.h's bands).
+    /// Float64 computes every product whole, which the callers' masking makes equal.
+    enum Band {
+        case full
+        /// Entries of C beyond the band are not computed: tiles wholly beyond hold `fill` (beta = 0).
+        case columns(diagonal: Int, fill: F)
+        /// Row i sums k ≤ i + diagonal only (A is zero beyond).
+        case depthEnd(diagonal: Int)
+        /// Row i sums k ≥ i − diagonal only (A is zero before).
+        case depthStart(diagonal: Int)
+    }
+
     /// c = alpha·A·B + beta·c over A's first `m` rows and B's first `n` rows (columns of C), on the calling thread;
     /// beta = 0 writes c without reading it. A and B must hold the same depth.
     static func multiply(_ a: PackedOperand, _ b: PackedOperand, m: Int, n: Int, alpha: F, beta: F,
-                         c: UnsafeMutablePointer<F>, ldc: Int) {
+                         c: UnsafeMutablePointer<F>, ldc: Int, band: Band = .full) {
         precondition(a.side == .left && b.side == .right && a.precision == b.precision && a.depth == b.depth && m <= a.rows && n <= b.rows,
                      "packed operands do not fit the product")
         OpProfile.timingGEMM {
             if F.self == Float.self {
                 let raw = { (p: UnsafeMutablePointer<F>) in UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self) }
-                collie_gemm_multiply_packed(a.precision == .bfloat16 ? 1 : 0, m, n, a.depth,
-                                            unsafeBitCast(alpha, to: Float.self), a.buffer, b.buffer,
-                                            unsafeBitCast(beta, to: Float.self), raw(c), ldc)
+                let (kind, diagonal, fill): (Int32, Int, F) = switch band {
+                case .full: (Int32(COLLIE_BAND_FULL), 0, 0)
+                case let .columns(diagonal, fill): (Int32(COLLIE_BAND_COLUMNS), diagonal, fill)
+                case let .depthEnd(diagonal): (Int32(COLLIE_BAND_DEPTH_END), diagonal, 0)
+                case let .depthStart(diagonal): (Int32(COLLIE_BAND_DEPTH_START), diagonal, 0)
+                }
+                collie_gemm_multiply_packed_band(a.precision == .bfloat16 ? 1 : 0, m, n, a.depth,
+                                                 unsafeBitCast(alpha, to: Float.self), a.buffer, b.buffer,
+                                                 unsafeBitCast(beta, to: Float.self), raw(c), ldc, kind, diagonal,
+                                                 unsafeBitCast(fill, to: Float.self))
                 return
             }
             let (x, y, depth) = (a.buffer.assumingMemoryBound(to: F.self), b.buffer.assumingMemoryBound(to: F.self), a.depth)

@@ -39,6 +39,24 @@ void collie_gemm_pack_operand(int bf16, int side, const float *src, size_t ld, i
 void collie_gemm_multiply_packed(int bf16, size_t M, size_t N, size_t K, float alpha, const void *A, const void *B,
                                  float beta, float *C, size_t ldc);
 
+/// Bands of a causal product, for attention's diagonal tiles (row i may use column or k j only where j ≤ i + diagonal,
+/// the rest being masked): the work outside the band is skipped, in whole micro-tiles (and k pairs).
+enum {
+    COLLIE_BAND_FULL = 0,
+    /// C's entries with j > i + diagonal are not computed: micro-tiles wholly beyond are set to `fill` (beta = 0) or
+    /// left as they are, tiles the diagonal crosses computed whole.
+    COLLIE_BAND_COLUMNS = 1,
+    /// Row i sums only k ≤ i + diagonal (A's entries beyond are zeros): each micro-tile of rows stops its K there.
+    COLLIE_BAND_DEPTH_END = 2,
+    /// Row i sums only k ≥ i − diagonal (A's entries before are zeros): each micro-tile of rows starts its K there.
+    COLLIE_BAND_DEPTH_START = 3,
+};
+
+/// collie_gemm_multiply_packed within a band (products of more than one K block are computed whole).
+void collie_gemm_multiply_packed_band(int bf16, size_t M, size_t N, size_t K, float alpha, const void *A,
+                                      const void *B, float beta, float *C, size_t ldc, int band, ptrdiff_t diagonal,
+                                      float fill);
+
 /// Whether float32 products should run on collie_sgemm rather than OpenBLAS on this CPU at the current kernel level: on
 /// AMD CPUs with AVX-512 (level ≥ 2), where it measured faster (Float32GEMM.swift) — in an optimized build of these
 /// kernels only (an unoptimized one, SwiftPM's debug configuration, runs them many times slower than OpenBLAS).

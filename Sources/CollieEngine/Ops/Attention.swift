@@ -213,11 +213,19 @@ struct AttentionProblem<F: FloatElement> {
         return operand
     }
 
+    /// The causal diagonal of tile (i0, j0) — row r sees column c only where c ≤ r + diagonal — when the tile has masked
+    /// entries, else nil (the whole tile is computed).
+    func diagonal(_ i0: Int, _ j0: Int, _ bc: Int) -> Int? {
+        let diagonal = i0 + keys - queries - j0
+        return causal && diagonal < bc - 1 ? diagonal : nil
+    }
+
     /// The masked score tile S = scale·Q_blk·K_blkᵀ for query rows i0..<i0+br (`query`, packed) and keys
     /// j0..<j0+bc (`key`, packed), written to `s` (br, bc); masked entries are -inf.
     func scores(_ query: PackedOperand<F>, _ key: PackedOperand<F>, _ b: Int, _ i0: Int, _ br: Int, _ j0: Int, _ bc: Int,
                 into s: UnsafeMutablePointer<F>) {
-        PackedOperand.multiply(query, key, m: br, n: bc, alpha: scale, beta: 0, c: s, ldc: bc)
+        let band = diagonal(i0, j0, bc).map { PackedOperand<F>.Band.columns(diagonal: $0, fill: -.infinity) } ?? .full
+        PackedOperand.multiply(query, key, m: br, n: bc, alpha: scale, beta: 0, c: s, ldc: bc, band: band)
         if let keyBias {
             let bias = keyBias + b * keys + j0   // (bc)
             for r in 0..<br {
@@ -294,7 +302,8 @@ struct AttentionProblem<F: FloatElement> {
                         // O_blk += P·V_blk: (br, D) += (br, bc)·(bc, D)
                         probabilities.pack(s, ld: bc, depthContiguous: true, rows: br, depth: bc)
                         PackedOperand.multiply(probabilities, packKeysAsDepth(valueRows, v, b, g, j0, bc),
-                                               m: br, n: dim, alpha: 1, beta: 1, c: o, ldc: queryStride)
+                                               m: br, n: dim, alpha: 1, beta: 1, c: o, ldc: queryStride,
+                                               band: diagonal(i0, j0, bc).map { .depthEnd(diagonal: $0) } ?? .full)
                     }
                     let lse = logSumExp + (b * heads + h) * queries + i0   // (br)
                     for r in 0..<br {
@@ -393,6 +402,9 @@ struct AttentionProblem<F: FloatElement> {
                         for j0 in stride(from: keyStart(i0), to: end, by: columns) {
                             let bc = Swift.min(columns, end - j0)
                             let keysAt = keyOffset(b, j0, g)     // K_j, V_j, dK_j, dV_j: (bc, D), row stride KVH·D
+                            let diagonal = diagonal(i0, j0, bc)
+                            let rowsEnd = diagonal.map { PackedOperand<F>.Band.depthEnd(diagonal: $0) } ?? .full
+                            let keysStart = diagonal.map { PackedOperand<F>.Band.depthStart(diagonal: $0) } ?? .full
                             // P = exp(S − L): (br, bc); masked scores and rows with L = +inf give 0.
                             scores(query, packKeysAsColumns(keyColumns, k, b, g, j0), b, i0, br, j0, bc, into: p)
                             for r in 0..<br {
@@ -402,12 +414,13 @@ struct AttentionProblem<F: FloatElement> {
                             if let dv {
                                 probabilitiesT.pack(p, ld: bc, depthContiguous: false, rows: bc, depth: br)
                                 PackedOperand.multiply(probabilitiesT, gradientRows, m: bc, n: dim, alpha: 1, beta: 1,
-                                                       c: dv + keysAt, ldc: keyStride)
+                                                       c: dv + keysAt, ldc: keyStride, band: keysStart)
                             }
                             guard needsScoreGradient else { continue }
                             // dP = dO_i·V_jᵀ: (br, bc) = (br, D)·(D, bc)
                             PackedOperand.multiply(gradient, packKeysAsColumns(valueColumns, v, b, g, j0),
-                                                   m: br, n: bc, alpha: 1, beta: 0, c: ds, ldc: bc)
+                                                   m: br, n: bc, alpha: 1, beta: 0, c: ds, ldc: bc,
+                                                   band: diagonal.map { .columns(diagonal: $0, fill: 0) } ?? .full)
                             // dS = P ∘ (dP − D_i): (br, bc)
                             for r in 0..<br {
                                 let pRow = p + r * bc, dsRow = ds + r * bc, dot = rowDot[r]
@@ -417,13 +430,14 @@ struct AttentionProblem<F: FloatElement> {
                             if let dq {
                                 scoreGradient.pack(ds, ld: bc, depthContiguous: true, rows: br, depth: bc)
                                 PackedOperand.multiply(scoreGradient, packKeysAsDepth(keyRows, k, b, g, j0, bc),
-                                                       m: br, n: dim, alpha: scale, beta: 1, c: dq + rowsAt, ldc: queryStride)
+                                                       m: br, n: dim, alpha: scale, beta: 1, c: dq + rowsAt, ldc: queryStride,
+                                                       band: rowsEnd)
                             }
                             // dK_j += scale·dSᵀ·Q_i: (bc, D) += (bc, br)·(br, D)
                             if let dk {
                                 scoreGradientT.pack(ds, ld: bc, depthContiguous: false, rows: bc, depth: br)
                                 PackedOperand.multiply(scoreGradientT, queryRows, m: bc, n: dim, alpha: scale, beta: 1,
-                                                       c: dk + keysAt, ldc: keyStride)
+                                                       c: dk + keysAt, ldc: keyStride, band: keysStart)
                             }
                         }
                     }

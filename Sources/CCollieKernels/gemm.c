@@ -90,6 +90,30 @@ static void *thread_buffer(size_t bytes, int which) {
 
 // MARK: - Driver
 
+/// C = beta·C over an m × n block (BLAS: beta = 0 writes zeros without reading C).
+static void scale_block(float *c, size_t ldc, size_t m, size_t n, float beta) {
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j];
+}
+
+/// One micro-tile of C (m ≤ MR rows, n ≤ NR columns) from packed panels over `kp` k's: in place when it is whole,
+/// else the full microkernel into `scratch` and its valid part written with alpha and beta.
+static void micro_tile(const collie_gemm_kernel *kn, size_t kp, const void *a, const void *b, float *c, size_t ldc,
+                       size_t m, size_t n, float alpha, float beta, float *scratch) {
+    const size_t nr = (size_t)kn->nr;
+    if (m == (size_t)kn->mr && n == nr) {
+        kn->micro(kp, a, b, c, ldc, alpha, beta);
+        return;
+    }
+    kn->micro(kp, a, b, scratch, nr, 1, 0);
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+            float *cij = c + i * ldc + j;
+            const float v = alpha * scratch[i * nr + j];
+            *cij = beta == 0 ? v : v + beta * *cij;
+        }
+}
+
 typedef struct {
     collie_gemm_kernel kernel;
     int trans_a, trans_b;
@@ -136,18 +160,8 @@ static void gemm_block(const gemm_job *job, size_t m0, size_t m1, size_t n0, siz
                     for (size_t ir = 0; ir < mc; ir += mr) {
                         const size_t m = mc - ir < mr ? mc - ir : mr;
                         const char *a = apack + ir * kp * element;
-                        float *c = job->C + (ic + ir) * job->ldc + jc + jr;
-                        if (m == mr && n == nr) {
-                            kn->micro(kp, a, b, c, job->ldc, job->alpha, beta);
-                        } else {
-                            kn->micro(kp, a, b, scratch, nr, 1, 0);
-                            for (size_t i = 0; i < m; i++)
-                                for (size_t j = 0; j < n; j++) {
-                                    float *cij = c + i * job->ldc + j;
-                                    const float v = job->alpha * scratch[i * nr + j];
-                                    *cij = beta == 0 ? v : v + beta * *cij;
-                                }
-                        }
+                        micro_tile(kn, kp, a, b, job->C + (ic + ir) * job->ldc + jc + jr, job->ldc, m, n, job->alpha,
+                                   beta, scratch);
                     }
                 }
             }
@@ -172,9 +186,8 @@ static void gemm_run(int bf16, int trans_a, int trans_b, size_t M, size_t N, siz
                      size_t lda, const void *B, int b_bf16, size_t ldb, float beta, float *C, size_t ldc,
                      size_t threads) {
     if (M == 0 || N == 0) return;
-    if (K == 0 || alpha == 0) {   // C = beta·C (BLAS: beta = 0 writes zeros without reading C)
-        for (size_t i = 0; i < M; i++)
-            for (size_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0 ? 0 : beta * C[i * ldc + j];
+    if (K == 0 || alpha == 0) {
+        scale_block(C, ldc, M, N, beta);
         return;
     }
     int level;
@@ -238,17 +251,10 @@ void collie_gemm_pack_operand(int bf16, int side, const float *src, size_t ld, i
 }
 
 void collie_gemm_multiply_packed(int bf16, size_t M, size_t N, size_t K, float alpha, const void *A, const void *B,
-                                 float beta, float *C, size_t ldc) {
-    collie_gemm_multiply_packed_band(bf16, M, N, K, alpha, A, B, beta, C, ldc, COLLIE_BAND_FULL, 0, 0);
-}
-
-void collie_gemm_multiply_packed_band(int bf16, size_t M, size_t N, size_t K, float alpha, const void *A,
-                                      const void *B, float beta, float *C, size_t ldc, int band, ptrdiff_t diagonal,
-                                      float fill) {
+                                 float beta, float *C, size_t ldc, int band, ptrdiff_t diagonal, float fill) {
     if (M == 0 || N == 0) return;
     if (K == 0 || alpha == 0) {
-        for (size_t i = 0; i < M; i++)
-            for (size_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0 ? 0 : beta * C[i * ldc + j];
+        scale_block(C, ldc, M, N, beta);
         return;
     }
     int level;
@@ -284,27 +290,12 @@ void collie_gemm_multiply_packed_band(int bf16, size_t M, size_t N, size_t K, fl
                     k0 = start < 0 ? 0 : start > k1 ? k1 : (kn.pairs ? start & ~(ptrdiff_t)1 : start);
                 }
                 if (k1 > (ptrdiff_t)kp) k1 = (ptrdiff_t)kp;
-                if (k1 <= k0) {   // nothing in the band: C = beta·C
-                    if (chunk_beta != 1)
-                        for (size_t i = 0; i < m; i++)
-                            for (size_t j = 0; j < n; j++)
-                                c[i * ldc + j] = chunk_beta == 0 ? 0 : chunk_beta * c[i * ldc + j];
+                if (k1 <= k0) {   // nothing in the band
+                    if (chunk_beta != 1) scale_block(c, ldc, m, n, chunk_beta);
                     continue;
                 }
-                const char *a = a_chunk + (ir * kp + (size_t)k0 * mr) * element;
-                const char *b = b_chunk + (jr * kp + (size_t)k0 * nr) * element;
-                const size_t depth = (size_t)(k1 - k0);
-                if (m == mr && n == nr) {
-                    kn.micro(depth, a, b, c, ldc, alpha, chunk_beta);
-                } else {
-                    kn.micro(depth, a, b, scratch, nr, 1, 0);
-                    for (size_t i = 0; i < m; i++)
-                        for (size_t j = 0; j < n; j++) {
-                            float *cij = c + i * ldc + j;
-                            const float v = alpha * scratch[i * nr + j];
-                            *cij = chunk_beta == 0 ? v : v + chunk_beta * *cij;
-                        }
-                }
+                micro_tile(&kn, (size_t)(k1 - k0), a_chunk + (ir * kp + (size_t)k0 * mr) * element,
+                           b_chunk + (jr * kp + (size_t)k0 * nr) * element, c, ldc, m, n, alpha, chunk_beta, scratch);
             }
         }
     }

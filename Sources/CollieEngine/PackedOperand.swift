@@ -14,8 +14,8 @@ final class PackedOperand<F: FloatElement> {
     let precision: GEMMPrecision
     /// Rows and depth of what was packed last.
     private(set) var rows = 0, depth = 0
-    /// Names what was packed last (the caller's choice, e.g. a tile's index), so a repeated `pack` is skipped.
-    private(set) var tag = -1
+    /// Whether the last packing may be reused (`pack(reusing: true)` since the last `forget()`).
+    private var reusable = false
     private let capacity: Int
     private let buffer: UnsafeMutableRawPointer
 
@@ -29,20 +29,21 @@ final class PackedOperand<F: FloatElement> {
 
     deinit { buffer.deallocate() }
 
-    /// Makes the next `pack` run whatever its tag.
-    func forget() { tag = -1 }
+    /// Makes the next `pack` run even when it reuses (the source changed).
+    func forget() { reusable = false }
 
     private static func bytes(_ side: Side, _ precision: GEMMPrecision, rows: Int, depth: Int) -> Int {
         guard F.self == Float.self else { return rows * depth * MemoryLayout<F>.stride }
         return collie_gemm_packed_bytes(precision == .bfloat16 ? 1 : 0, side == .left ? 0 : 1, rows, depth)
     }
 
-    /// Packs the `rows` × `depth` matrix X(r, k) = `source[r·ld + k]` (`depthContiguous`) or `source[k·ld + r]`,
-    /// unless the operand already holds `tag`'s packing of the same size (`tag` ≥ 0).
-    func pack(_ source: UnsafePointer<F>, ld: Int, depthContiguous: Bool, rows: Int, depth: Int, tag: Int = -1) {
-        if tag >= 0 && tag == self.tag && rows == self.rows && depth == self.depth { return }
+    /// Packs the `rows` × `depth` matrix X(r, k) = `source[r·ld + k]` (`depthContiguous`) or `source[k·ld + r]` —
+    /// with `reusing`, only when the operand does not already hold a packing of that size made since `forget()`
+    /// (the caller keeps one operand per source, as attention's key tiles do).
+    func pack(_ source: UnsafePointer<F>, ld: Int, depthContiguous: Bool, rows: Int, depth: Int, reusing: Bool = false) {
+        if reusing && reusable && rows == self.rows && depth == self.depth { return }
         precondition(Self.bytes(side, precision, rows: rows, depth: depth) <= capacity, "packed operand too small")
-        (self.rows, self.depth, self.tag) = (rows, depth, tag)
+        (self.rows, self.depth, reusable) = (rows, depth, reusing)
         if F.self == Float.self {
             collie_gemm_pack_operand(precision == .bfloat16 ? 1 : 0, side == .left ? 0 : 1,
                                      UnsafeRawPointer(source).assumingMemoryBound(to: Float.self), ld,
@@ -83,7 +84,7 @@ final class PackedOperand<F: FloatElement> {
                 case let .depthEnd(diagonal): (Int32(COLLIE_BAND_DEPTH_END), diagonal, 0)
                 case let .depthStart(diagonal): (Int32(COLLIE_BAND_DEPTH_START), diagonal, 0)
                 }
-                collie_gemm_multiply_packed_band(a.precision == .bfloat16 ? 1 : 0, m, n, a.depth,
+                collie_gemm_multiply_packed(a.precision == .bfloat16 ? 1 : 0, m, n, a.depth,
                                                  unsafeBitCast(alpha, to: Float.self), a.buffer, b.buffer,
                                                  unsafeBitCast(beta, to: Float.self), raw(c), ldc, kind, diagonal,
                                                  unsafeBitCast(fill, to: Float.self))

@@ -34,11 +34,6 @@ size_t collie_gemm_packed_bytes(int bf16, int side, size_t rows, size_t K);
 void collie_gemm_pack_operand(int bf16, int side, const float *src, size_t ld, int k_contiguous, size_t rows, size_t K,
                               void *dst);
 
-/// C = alpha·A·B + beta·C on the calling thread from operands packed by collie_gemm_pack_operand: A with M rows and B
-/// with N columns, both over the same K. Equals collie_sgemm / collie_gemm_bf16 on the unpacked operands.
-void collie_gemm_multiply_packed(int bf16, size_t M, size_t N, size_t K, float alpha, const void *A, const void *B,
-                                 float beta, float *C, size_t ldc);
-
 /// Bands of a causal product, for attention's diagonal tiles (row i may use column or k j only where j ≤ i + diagonal,
 /// the rest being masked): the work outside the band is skipped, in whole micro-tiles (and k pairs).
 enum {
@@ -52,10 +47,11 @@ enum {
     COLLIE_BAND_DEPTH_START = 3,
 };
 
-/// collie_gemm_multiply_packed within a band (products of more than one K block are computed whole).
-void collie_gemm_multiply_packed_band(int bf16, size_t M, size_t N, size_t K, float alpha, const void *A,
-                                      const void *B, float beta, float *C, size_t ldc, int band, ptrdiff_t diagonal,
-                                      float fill);
+/// C = alpha·A·B + beta·C on the calling thread from operands packed by collie_gemm_pack_operand: A with M rows and B
+/// with N columns, both over the same K; within `band` (COLLIE_BAND_FULL: the whole product, which equals collie_sgemm /
+/// collie_gemm_bf16 on the unpacked operands; products of more than one K block are always computed whole).
+void collie_gemm_multiply_packed(int bf16, size_t M, size_t N, size_t K, float alpha, const void *A, const void *B,
+                                 float beta, float *C, size_t ldc, int band, ptrdiff_t diagonal, float fill);
 
 /// Whether float32 products should run on collie_sgemm rather than OpenBLAS on this CPU at the current kernel level: on
 /// AMD CPUs with AVX-512 (level ≥ 2), where it measured faster (Float32GEMM.swift) — in an optimized build of these

@@ -201,7 +201,7 @@ struct AttentionProblem<F: FloatElement> {
     /// K_j (or V_j) of kv head g as the right operand of a product with key columns: rows = keys j0..<j0+bc, depth D.
     func packKeysAsColumns(_ tiles: KeyTiles, _ source: UnsafeMutablePointer<F>, _ b: Int, _ g: Int, _ j0: Int) -> PackedOperand<F> {
         let operand = tiles.packed[j0 / self.tiles.columns], rows = Swift.min(self.tiles.columns, keys - j0)
-        operand.pack(source + keyOffset(b, j0, g), ld: keyStride, depthContiguous: true, rows: rows, depth: dim, tag: 0)
+        operand.pack(source + keyOffset(b, j0, g), ld: keyStride, depthContiguous: true, rows: rows, depth: dim, reusing: true)
         return operand
     }
 
@@ -209,7 +209,7 @@ struct AttentionProblem<F: FloatElement> {
     func packKeysAsDepth(_ tiles: KeyTiles, _ source: UnsafeMutablePointer<F>, _ b: Int, _ g: Int, _ j0: Int,
                          _ bc: Int) -> PackedOperand<F> {
         let operand = tiles.packed[j0 / self.tiles.columns]
-        operand.pack(source + keyOffset(b, j0, g), ld: keyStride, depthContiguous: false, rows: dim, depth: bc, tag: 0)
+        operand.pack(source + keyOffset(b, j0, g), ld: keyStride, depthContiguous: false, rows: dim, depth: bc, reusing: true)
         return operand
     }
 
@@ -221,10 +221,11 @@ struct AttentionProblem<F: FloatElement> {
     }
 
     /// The masked score tile S = scale·Q_blk·K_blkᵀ for query rows i0..<i0+br (`query`, packed) and keys
-    /// j0..<j0+bc (`key`, packed), written to `s` (br, bc); masked entries are -inf.
+    /// j0..<j0+bc (`key`, packed), written to `s` (br, bc); masked entries are -inf. `diagonal` is the tile's
+    /// (`diagonal(i0, j0, bc)`): the products skip what lies beyond it.
     func scores(_ query: PackedOperand<F>, _ key: PackedOperand<F>, _ b: Int, _ i0: Int, _ br: Int, _ j0: Int, _ bc: Int,
-                into s: UnsafeMutablePointer<F>) {
-        let band = diagonal(i0, j0, bc).map { PackedOperand<F>.Band.columns(diagonal: $0, fill: -.infinity) } ?? .full
+                diagonal: Int?, into s: UnsafeMutablePointer<F>) {
+        let band = diagonal.map { PackedOperand<F>.Band.columns(diagonal: $0, fill: -.infinity) } ?? .full
         PackedOperand.multiply(query, key, m: br, n: bc, alpha: scale, beta: 0, c: s, ldc: bc, band: band)
         if let keyBias {
             let bias = keyBias + b * keys + j0   // (bc)
@@ -280,7 +281,9 @@ struct AttentionProblem<F: FloatElement> {
                     let end = keyEnd(i0, br)
                     for j0 in stride(from: keyStart(i0), to: end, by: columns) {
                         let bc = Swift.min(columns, end - j0)
-                        scores(query, packKeysAsColumns(keyColumns, k, b, g, j0), b, i0, br, j0, bc, into: s)
+                        let diagonal = diagonal(i0, j0, bc)
+                        scores(query, packKeysAsColumns(keyColumns, k, b, g, j0), b, i0, br, j0, bc, diagonal: diagonal,
+                               into: s)
                         // Online softmax: P = exp(S − m_new); rescale l and O by alpha = exp(m_old − m_new).
                         for r in 0..<br {
                             let row = s + r * bc
@@ -303,7 +306,7 @@ struct AttentionProblem<F: FloatElement> {
                         probabilities.pack(s, ld: bc, depthContiguous: true, rows: br, depth: bc)
                         PackedOperand.multiply(probabilities, packKeysAsDepth(valueRows, v, b, g, j0, bc),
                                                m: br, n: dim, alpha: 1, beta: 1, c: o, ldc: queryStride,
-                                               band: diagonal(i0, j0, bc).map { .depthEnd(diagonal: $0) } ?? .full)
+                                               band: diagonal.map { .depthEnd(diagonal: $0) } ?? .full)
                     }
                     let lse = logSumExp + (b * heads + h) * queries + i0   // (br)
                     for r in 0..<br {
@@ -406,7 +409,8 @@ struct AttentionProblem<F: FloatElement> {
                             let rowsEnd = diagonal.map { PackedOperand<F>.Band.depthEnd(diagonal: $0) } ?? .full
                             let keysStart = diagonal.map { PackedOperand<F>.Band.depthStart(diagonal: $0) } ?? .full
                             // P = exp(S − L): (br, bc); masked scores and rows with L = +inf give 0.
-                            scores(query, packKeysAsColumns(keyColumns, k, b, g, j0), b, i0, br, j0, bc, into: p)
+                            scores(query, packKeysAsColumns(keyColumns, k, b, g, j0), b, i0, br, j0, bc, diagonal: diagonal,
+                                   into: p)
                             for r in 0..<br {
                                 VectorMath.exponentiate(p + r * bc, bc, shift: lse[r])
                             }

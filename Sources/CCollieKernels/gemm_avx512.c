@@ -2,11 +2,12 @@
 // loads two 16-float vectors of the B micro-panel and broadcasts 14 values of the A micro-panel (folded into the
 // FMAs as {1to16} memory operands): 28 FMAs per 2 loads + 14 broadcasts.
 #include "gemm_pack.h"
+#include "gemm_transpose.h"
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
 
-#define TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#define TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
 #define MR 14
 #define NR 32
 
@@ -45,35 +46,6 @@ TARGET_AVX512 static void micro_avx512(size_t kc, const void *ap, const void *bp
     }
 }
 
-/// Transposes the 16 × 16 floats of r (r[i] lane j → r[j] lane i): unpack pairs, pairs of pairs, then 128-bit lanes.
-TARGET_AVX512 static inline void transpose16(__m512 r[16]) {
-    __m512 a[16], b[16];
-    _Pragma("clang loop unroll(full)")
-    for (int i = 0; i < 8; i++) {
-        a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    _Pragma("clang loop unroll(full)")
-    for (int i = 0; i < 4; i++) {   // b[4i + c], lane l: rows 4i ..< 4i + 4 of column 4l + c
-        const __m512d a0 = _mm512_castps_pd(a[4 * i]), a1 = _mm512_castps_pd(a[4 * i + 1]);
-        const __m512d a2 = _mm512_castps_pd(a[4 * i + 2]), a3 = _mm512_castps_pd(a[4 * i + 3]);
-        b[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
-        b[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
-        b[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
-        b[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
-    }
-    _Pragma("clang loop unroll(full)")
-    for (int c = 0; c < 4; c++) {
-        const __m512 e0 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0x88), e1 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0xDD);
-        const __m512 f0 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0x88);
-        const __m512 f1 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0xDD);
-        r[c] = _mm512_shuffle_f32x4(e0, f0, 0x88);
-        r[4 + c] = _mm512_shuffle_f32x4(e1, f1, 0x88);
-        r[8 + c] = _mm512_shuffle_f32x4(e0, f0, 0xDD);
-        r[12 + c] = _mm512_shuffle_f32x4(e1, f1, 0xDD);
-    }
-}
-
 /// 16 floats rounded to bfloat16 and widened back (gemm_round_bf16: nearest even, NaN quiet).
 TARGET_AVX512 static inline __m512 round_bf16_16(__m512 x) {
     const __m512i bits = _mm512_castps_si512(x), high = _mm512_srli_epi32(bits, 16);
@@ -83,11 +55,19 @@ TARGET_AVX512 static inline __m512 round_bf16_16(__m512 x) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(kept, 16));
 }
 
-/// gemm_pack_f32_body vectorized: a panel's k-row is one or two masked 16-float copies when rows are contiguous in the
+/// Source elements i ..< i + 16 where `mask` is set (zeros elsewhere) as 16 floats: float32, or bfloat16 widened.
+GEMM_INLINE TARGET_AVX512 __m512 load_source16(const void *src, int src_bf16, size_t i, __mmask16 mask) {
+    if (!src_bf16) return _mm512_maskz_loadu_ps(mask, (const float *)src + i);
+    const __m256i bits = _mm256_maskz_loadu_epi16(mask, (const uint16_t *)src + i);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
+}
+
+/// gemm_pack_f32_body vectorized: a panel's k-row is one or two masked 16-value copies when rows are contiguous in the
 /// source; when k is (a row-major A, a transposed B, attention's probability tiles), 16 rows × 16 k's are loaded,
-/// transposed in registers and stored as 16 k's of the panel. Rows past `rows` are zeros.
-GEMM_INLINE TARGET_AVX512 void pack_avx512_body(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows,
-                                                size_t k0, size_t kc, size_t width, void *dst, int round) {
+/// transposed in registers and stored as 16 k's of the panel. Rows past `rows` are zeros. A bfloat16 source (a bf16
+/// weight) is widened as it is loaded.
+GEMM_INLINE TARGET_AVX512 void pack_avx512_body(const void *src, int src_bf16, size_t ld, int k_contiguous, size_t r0,
+                                                size_t rows, size_t k0, size_t kc, size_t width, void *dst, int round) {
     if (!k_contiguous) {
         for (size_t p = 0; p < rows; p += width) {
             const size_t valid = rows - p < width ? rows - p : width;
@@ -96,9 +76,9 @@ GEMM_INLINE TARGET_AVX512 void pack_avx512_body(const float *src, size_t ld, int
                 const size_t lanes = width - g < 16 ? width - g : 16, filled = valid > g ? valid - g : 0;
                 const __mmask16 store = (__mmask16)((1u << lanes) - 1);
                 const __mmask16 load = (__mmask16)((1u << (filled < lanes ? filled : lanes)) - 1);
-                const float *s = src + k0 * ld + r0 + p + g;
+                const size_t s = k0 * ld + r0 + p + g;
                 for (size_t k = 0; k < kc; k++) {
-                    const __m512 v = _mm512_maskz_loadu_ps(load, s + k * ld);
+                    const __m512 v = load_source16(src, src_bf16, s + k * ld, load);
                     _mm512_mask_storeu_ps(panel + k * width + g, store, round ? round_bf16_16(v) : v);
                 }
             }
@@ -118,9 +98,9 @@ GEMM_INLINE TARGET_AVX512 void pack_avx512_body(const float *src, size_t ld, int
                 _Pragma("clang loop unroll(full)")
                 for (int i = 0; i < 16; i++)
                     r[i] = (size_t)i < lanes && g + i < valid
-                               ? _mm512_maskz_loadu_ps(load, src + (r0 + p + g + i) * ld + k0 + k)
+                               ? load_source16(src, src_bf16, (r0 + p + g + i) * ld + k0 + k, load)
                                : _mm512_setzero_ps();
-                transpose16(r);
+                gemm_transpose16(r);
                 for (size_t t = 0; t < ks; t++)
                     _mm512_mask_storeu_ps(panel + (k + t) * width + g, store, round ? round_bf16_16(r[t]) : r[t]);
             }
@@ -130,17 +110,17 @@ GEMM_INLINE TARGET_AVX512 void pack_avx512_body(const float *src, size_t ld, int
 
 TARGET_AVX512 static void pack_avx512_f32(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows,
                                           size_t k0, size_t kc, size_t width, void *dst) {
-    pack_avx512_body(src, ld, k_contiguous, r0, rows, k0, kc, width, dst, 0);
+    pack_avx512_body(src, 0, ld, k_contiguous, r0, rows, k0, kc, width, dst, 0);
 }
 
 TARGET_AVX512 static void pack_avx512_f32_rounded(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows,
                                                   size_t k0, size_t kc, size_t width, void *dst) {
-    pack_avx512_body(src, ld, k_contiguous, r0, rows, k0, kc, width, dst, 1);
+    pack_avx512_body(src, 0, ld, k_contiguous, r0, rows, k0, kc, width, dst, 1);
 }
 
 TARGET_AVX512 static void pack_avx512_f32_from_bf16(const uint16_t *src, size_t ld, int k_contiguous, size_t r0,
                                                     size_t rows, size_t k0, size_t kc, size_t width, void *dst) {
-    gemm_pack_f32_body(src, 1, ld, k_contiguous, r0, rows, k0, kc, width, (float *)dst, 0);
+    pack_avx512_body(src, 1, ld, k_contiguous, r0, rows, k0, kc, width, dst, 0);
 }
 
 collie_gemm_kernel collie_gemm_kernel_avx512(int rounded) {

@@ -3,6 +3,7 @@
 // B[k+1][j], a broadcast 32-bit word of A holds A[i][k] and A[i][k+1], and vdpbf16ps adds both exact products to
 // the float32 accumulator — two k's per instruction, twice the float32 FMA's rate.
 #include "gemm_pack.h"
+#include "gemm_transpose.h"
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
@@ -55,56 +56,76 @@ TARGET_BF16 static inline __m512i round16(__m512 x) {
     return _mm512_mask_or_epi32(rounded, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), high, _mm512_set1_epi32(0x40));
 }
 
-/// gemm_pack_pairs_body with its inner loops vectorized: 32 k's of a row at a time when k is contiguous (16 pair
-/// words, stored with the panel's stride), 16 rows of a k pair at a time otherwise; the tails go through the body.
-TARGET_BF16 static void pack_bf16_pairs(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows,
-                                        size_t k0, size_t kc, size_t width, void *dst) {
-    const size_t kp = (kc + 1) & ~(size_t)1, k_vector = k_contiguous ? kc / 32 * 32 : kc / 2 * 2;
-    if (k_vector < kc)   // the last k's of every panel, zero padding included
-        for (size_t p = 0; p < rows; p += width) {
-            const size_t valid = rows - p < width ? rows - p : width;
-            uint16_t *panel = (uint16_t *)dst + p * kp;
-            uint16_t tail[32 * 32] __attribute__((aligned(64)));
-            gemm_pack_pairs_body(src, 0, ld, k_contiguous, r0 + p, valid, k0 + k_vector, kc - k_vector, width, tail);
-            memcpy(panel + k_vector * width, tail, (kp - k_vector) * width * sizeof(uint16_t));
-        }
+/// The 16 pair words of k's k ..< k + 32 of a row whose k's are contiguous, from source element i: the first
+/// `count` k's (1 ... 32), zeros after them. A float32 source is rounded, a bfloat16 one taken as it is.
+GEMM_INLINE TARGET_BF16 __m512 row_pairs16(const void *src, int src_bf16, size_t i, size_t count) {
+    if (src_bf16) {
+        const __mmask32 mask = count >= 32 ? ~(__mmask32)0 : (__mmask32)((1u << count) - 1);
+        return _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(mask, (const uint16_t *)src + i));
+    }
+    const float *s = (const float *)src + i;
+    const size_t low = count < 16 ? count : 16, high = count > 16 ? count - 16 : 0;
+    const __m256i lo = _mm512_cvtepi32_epi16(round16(_mm512_maskz_loadu_ps((__mmask16)((1u << low) - 1), s)));
+    const __m256i hi = _mm512_cvtepi32_epi16(round16(_mm512_maskz_loadu_ps((__mmask16)((1u << high) - 1), s + 16)));
+    return _mm512_castsi512_ps(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
+}
+
+/// 16 values of one k-row from source element i where `mask` is set, as bfloat16 bits in the low half of each lane.
+GEMM_INLINE TARGET_BF16 __m512i column_bits16(const void *src, int src_bf16, size_t i, __mmask16 mask) {
+    if (src_bf16) return _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, (const uint16_t *)src + i));
+    return round16(_mm512_maskz_loadu_ps(mask, (const float *)src + i));
+}
+
+/// bfloat16 pair micro-panels (gemm_pack.h), from float32 (rounded to nearest even) or bfloat16 sources: when k is
+/// contiguous in the source, 16 rows × 32 k's are loaded as 16 × 16 pair words, transposed in registers and stored as
+/// 16 pair rows of the panel; otherwise two k-rows of 16 values are interleaved into 16 pair words. Tails are masked:
+/// rows past `rows` and the odd K's missing partner are zeros.
+GEMM_INLINE TARGET_BF16 void pack_pairs_avx512_body(const void *src, int src_bf16, size_t ld, int k_contiguous,
+                                                    size_t r0, size_t rows, size_t k0, size_t kc, size_t width,
+                                                    void *dst) {
+    const size_t kp = (kc + 1) & ~(size_t)1;
     for (size_t p = 0; p < rows; p += width) {
         const size_t valid = rows - p < width ? rows - p : width;
         uint32_t *panel = (uint32_t *)((uint16_t *)dst + p * kp);   // panel[k/2 · width + r]: one pair
-        if (k_contiguous) {
-            for (size_t r = 0; r < valid; r++) {
-                const float *s = src + (r0 + p + r) * ld + k0;
-                for (size_t k = 0; k < k_vector; k += 32) {
-                    const __m256i lo = _mm512_cvtepi32_epi16(round16(_mm512_loadu_ps(s + k)));
-                    const __m256i hi = _mm512_cvtepi32_epi16(round16(_mm512_loadu_ps(s + k + 16)));
-                    uint32_t words[16] __attribute__((aligned(64)));
-                    _mm512_store_si512(words, _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
-                    uint32_t *d = panel + k / 2 * width + r;
-                    for (int q = 0; q < 16; q++) d[q * width] = words[q];
+        for (size_t g = 0; g < width; g += 16) {
+            const size_t lanes = width - g < 16 ? width - g : 16, filled = valid > g ? valid - g : 0;
+            const size_t loaded = filled < lanes ? filled : lanes;
+            const __mmask16 store = (__mmask16)((1u << lanes) - 1);
+            if (k_contiguous) {
+                for (size_t k = 0; k < kc; k += 32) {
+                    const size_t ks = kc - k < 32 ? kc - k : 32;
+                    __m512 r[16];
+                    _Pragma("clang loop unroll(full)")
+                    for (int i = 0; i < 16; i++)
+                        r[i] = (size_t)i < loaded ? row_pairs16(src, src_bf16, (r0 + p + g + i) * ld + k0 + k, ks)
+                                                  : _mm512_setzero_ps();
+                    gemm_transpose16(r);
+                    for (size_t t = 0; t < (ks + 1) / 2; t++)
+                        _mm512_mask_storeu_ps((float *)(panel + (k / 2 + t) * width + g), store, r[t]);
                 }
-            }
-            for (size_t r = valid; r < width; r++)
-                for (size_t k = 0; k < k_vector; k += 2) panel[k / 2 * width + r] = 0;
-        } else {
-            for (size_t k = 0; k < k_vector; k += 2) {
-                const float *s0 = src + (k0 + k) * ld + r0 + p, *s1 = s0 + ld;
-                uint32_t *d = panel + k / 2 * width;
-                for (size_t r = 0; r < width; r += 16) {
-                    const __mmask16 in = r >= valid ? 0 : valid - r >= 16 ? 0xFFFF : (__mmask16)((1u << (valid - r)) - 1);
-                    const __mmask16 out = width - r >= 16 ? 0xFFFF : (__mmask16)((1u << (width - r)) - 1);
-                    const __m512i words = _mm512_or_si512(round16(_mm512_maskz_loadu_ps(in, s0 + r)),
-                                                          _mm512_slli_epi32(round16(_mm512_maskz_loadu_ps(in, s1 + r)), 16));
-                    _mm512_mask_storeu_epi32(d + r, out, words);
+            } else {
+                const __mmask16 load = (__mmask16)((1u << loaded) - 1);
+                for (size_t k = 0; k < kc; k += 2) {
+                    const size_t s = (k0 + k) * ld + r0 + p + g;
+                    const __m512i low = column_bits16(src, src_bf16, s, load);
+                    const __m512i high = k + 1 < kc ? column_bits16(src, src_bf16, s + ld, load) : _mm512_setzero_si512();
+                    _mm512_mask_storeu_epi32(panel + k / 2 * width + g, store,
+                                             _mm512_or_si512(low, _mm512_slli_epi32(high, 16)));
                 }
             }
         }
     }
 }
 
-/// Pair panels from bfloat16 bits (bf16-stored weights): gemm_pack_pairs_body on a bf16 source, compiled for this level.
+TARGET_BF16 static void pack_bf16_pairs(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows,
+                                        size_t k0, size_t kc, size_t width, void *dst) {
+    pack_pairs_avx512_body(src, 0, ld, k_contiguous, r0, rows, k0, kc, width, dst);
+}
+
+/// Pair panels from bfloat16 bits (bf16-stored weights).
 TARGET_BF16 static void pack_bf16_pairs_from_bf16(const uint16_t *src, size_t ld, int k_contiguous, size_t r0,
                                                   size_t rows, size_t k0, size_t kc, size_t width, void *dst) {
-    gemm_pack_pairs_body(src, 1, ld, k_contiguous, r0, rows, k0, kc, width, dst);
+    pack_pairs_avx512_body(src, 1, ld, k_contiguous, r0, rows, k0, kc, width, dst);
 }
 
 collie_gemm_kernel collie_gemm_kernel_bf16(void) {

@@ -54,11 +54,6 @@ GEMM_INLINE float gemm_source_value(const void *src, int src_bf16, size_t i) {
     return src_bf16 ? collie_bf16_value(((const uint16_t *)src)[i]) : ((const float *)src)[i];
 }
 
-/// Element `i` of a packing source as bfloat16 bits: float32 values rounded to nearest even, bf16 bits as they are.
-GEMM_INLINE uint16_t gemm_source_bits(const void *src, int src_bf16, size_t i) {
-    return src_bf16 ? ((const uint16_t *)src)[i] : collie_bf16_bits(((const float *)src)[i]);
-}
-
 /// Float32 micro-panels of `src` (float32, or bfloat16 bits when `src_bf16`); `round` rounds every value to bfloat16
 /// first (the bf16 GEMM on a float32 microkernel; a bf16 source needs none).
 GEMM_INLINE void gemm_pack_f32_body(const void *src, int src_bf16, size_t ld, int k_contiguous, size_t r0, size_t rows,
@@ -86,39 +81,6 @@ GEMM_INLINE void gemm_pack_f32_body(const void *src, int src_bf16, size_t ld, in
         if (valid < width)
             for (size_t k = 0; k < kc; k++)
                 for (size_t r = valid; r < width; r++) panel[k * width + r] = 0;
-    }
-}
-
-/// bfloat16 pair micro-panels of `src` (float32 rounded to nearest even, or bfloat16 bits as they are when
-/// `src_bf16`); kc rounded up to even, the odd k past the end zero.
-GEMM_INLINE void gemm_pack_pairs_body(const void *src, int src_bf16, size_t ld, int k_contiguous, size_t r0,
-                                      size_t rows, size_t k0, size_t kc, size_t width, uint16_t *dst) {
-    const size_t kp = (kc + 1) & ~(size_t)1;
-    for (size_t p = 0; p < rows; p += width) {
-        const size_t valid = rows - p < width ? rows - p : width;
-        uint16_t *panel = dst + p * kp;
-        if (k_contiguous) {
-            for (size_t r = 0; r < valid; r++) {
-                const size_t s = (r0 + p + r) * ld + k0;
-                for (size_t k = 0; k < kc; k += 2) {
-                    uint16_t *d = panel + (k / 2 * width + r) * 2;
-                    d[0] = gemm_source_bits(src, src_bf16, s + k);
-                    d[1] = k + 1 < kc ? gemm_source_bits(src, src_bf16, s + k + 1) : 0;
-                }
-            }
-        } else {
-            for (size_t k = 0; k < kc; k += 2) {
-                const size_t s0 = (k0 + k) * ld + r0 + p;
-                uint16_t *d = panel + k / 2 * width * 2;
-                for (size_t r = 0; r < valid; r++) {
-                    d[2 * r] = gemm_source_bits(src, src_bf16, s0 + r);
-                    d[2 * r + 1] = k + 1 < kc ? gemm_source_bits(src, src_bf16, s0 + ld + r) : 0;
-                }
-            }
-        }
-        if (valid < width)
-            for (size_t k = 0; k < kp / 2; k++)
-                for (size_t r = valid; r < width; r++) panel[(k * width + r) * 2] = panel[(k * width + r) * 2 + 1] = 0;
     }
 }
 

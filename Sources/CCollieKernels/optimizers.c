@@ -1,6 +1,8 @@
 #include "collie_optimizers.h"
 #include "variants.h"
 
+#include <stdint.h>
+
 // Each body mirrors its optimizer's Swift loop in CollieTraining/Optimizers line for line (see variants.h).
 
 static ALWAYS_INLINE void adamw_body(float *restrict w, const float *restrict g, float *restrict m, float *restrict v,
@@ -46,6 +48,101 @@ static ALWAYS_INLINE void adalomo_moment_body(float *restrict v, const float *re
 DISPATCHED_KERNEL(collie_adalomo_moment_f32, adalomo_moment_body,
                   (float *v, const float *g, float *u, size_t n, float beta, float one_minus_beta, float epsilon1),
                   (v, g, u, n, beta, one_minus_beta, epsilon1))
+
+// The sums below add float32 terms in double as 8 interleaved partial sums (term j into partial j mod 8), combined
+// pairwise at the end: an order every level keeps, so they vectorize without changing their bits.
+static ALWAYS_INLINE double combined(const double partial[8]) {
+    return ((partial[0] + partial[4]) + (partial[1] + partial[5])) + ((partial[2] + partial[6]) + (partial[3] + partial[7]));
+}
+
+static ALWAYS_INLINE void adalomo_row_sums_body(const float *restrict g, size_t rows, size_t columns, float epsilon1,
+                                                double *restrict row_sums) {
+    for (size_t i = 0; i < rows; i++) {
+        const float *restrict gi = g + i * columns;
+        double partial[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        size_t j = 0;
+        for (; j + 8 <= columns; j += 8)
+            for (size_t l = 0; l < 8; l++) partial[l] += (double)(gi[j + l] * gi[j + l] + epsilon1);
+        for (size_t l = 0; j < columns; j++, l++) partial[l] += (double)(gi[j] * gi[j] + epsilon1);
+        row_sums[i] = combined(partial);
+    }
+}
+DISPATCHED_KERNEL(collie_adalomo_row_sums_f32, adalomo_row_sums_body,
+                  (const float *g, size_t rows, size_t columns, float epsilon1, double *row_sums),
+                  (g, rows, columns, epsilon1, row_sums))
+
+static ALWAYS_INLINE void adalomo_column_sums_body(const float *restrict g, size_t rows, size_t ld, size_t columns,
+                                                   float epsilon1, double *restrict column_sums) {
+    for (size_t j = 0; j < columns; j++) column_sums[j] = 0;
+    for (size_t i = 0; i < rows; i++) {
+        const float *restrict gi = g + i * ld;
+        for (size_t j = 0; j < columns; j++) column_sums[j] += (double)(gi[j] * gi[j] + epsilon1);
+    }
+}
+DISPATCHED_KERNEL(collie_adalomo_column_sums_f32, adalomo_column_sums_body,
+                  (const float *g, size_t rows, size_t ld, size_t columns, float epsilon1, double *column_sums),
+                  (g, rows, ld, columns, epsilon1, column_sums))
+
+static ALWAYS_INLINE void adalomo_update_squares_body(const float *restrict g, size_t rows, size_t columns,
+                                                      const float *restrict row_factors,
+                                                      const float *restrict column_factors, double *restrict sums) {
+    for (size_t i = 0; i < rows; i++) {
+        const float *restrict gi = g + i * columns;
+        const float row_factor = row_factors[i];
+        double partial[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        size_t j = 0;
+        for (; j + 8 <= columns; j += 8)
+            for (size_t l = 0; l < 8; l++) {
+                const double u = row_factor * column_factors[j + l] * gi[j + l];
+                partial[l] += u * u;
+            }
+        for (size_t l = 0; j < columns; j++, l++) {
+            const double u = row_factor * column_factors[j] * gi[j];
+            partial[l] += u * u;
+        }
+        sums[i] = combined(partial);
+    }
+}
+DISPATCHED_KERNEL(collie_adalomo_update_squares_f32, adalomo_update_squares_body,
+                  (const float *g, size_t rows, size_t columns, const float *row_factors, const float *column_factors,
+                   double *sums),
+                  (g, rows, columns, row_factors, column_factors, sums))
+
+static ALWAYS_INLINE void adalomo_descend_row_body(float *restrict w, const float *restrict g, size_t n,
+                                                   float row_factor, const float *restrict column_factors,
+                                                   int apply_decay, float decay, float negative_lr, float divisor) {
+    for (size_t j = 0; j < n; j++) {
+        const float u = row_factor * column_factors[j] * g[j];
+        if (apply_decay) w[j] *= decay;
+        w[j] = FMA(negative_lr, divisor == 1 ? u : u / divisor, w[j]);
+    }
+}
+DISPATCHED_KERNEL(collie_adalomo_descend_row_f32, adalomo_descend_row_body,
+                  (float *w, const float *g, size_t n, float row_factor, const float *column_factors, int apply_decay,
+                   float decay, float negative_lr, float divisor),
+                  (w, g, n, row_factor, column_factors, apply_decay, decay, negative_lr, divisor))
+
+static ALWAYS_INLINE void square_sum_body(const float *restrict x, size_t n, double *restrict sum) {
+    double partial[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (size_t l = 0; l < 8; l++) partial[l] += (double)x[j + l] * (double)x[j + l];
+    for (size_t l = 0; j < n; j++, l++) partial[l] += (double)x[j] * (double)x[j];
+    *sum = combined(partial);
+}
+DISPATCHED_KERNEL(collie_square_sum_f32, square_sum_body, (const float *x, size_t n, double *sum), (x, n, sum))
+
+static ALWAYS_INLINE void all_finite_body(const float *restrict x, size_t n, int *restrict finite) {
+    *finite = 1;
+    for (size_t start = 0; start < n; start += 4096) {   // blocks of branch-free checks; stops at the first bad block
+        const size_t end = n - start < 4096 ? n : start + 4096;
+        const uint32_t *restrict bits = (const uint32_t *)x;
+        uint32_t bad = 0;
+        for (size_t i = start; i < end; i++) bad |= (bits[i] & 0x7F800000u) == 0x7F800000u;
+        if (bad) { *finite = 0; return; }
+    }
+}
+DISPATCHED_KERNEL(collie_all_finite_f32, all_finite_body, (const float *x, size_t n, int *finite), (x, n, finite))
 
 static ALWAYS_INLINE float sign_of(float x) { return x > 0 ? 1.0f : (x < 0 ? -1.0f : 0.0f); }
 

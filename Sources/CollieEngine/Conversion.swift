@@ -76,41 +76,50 @@ extension Tensor {
             .copyMemory(from: converted.storage.data + converted.offset * dtype.size, byteCount: count * dtype.size)
     }
 
-    /// Runs `body` on this contiguous tensor's values as float32, `chunk` values at a time in order (each call gets the
-    /// chunk's values and their range in the tensor), and keeps what it wrote: in place for float32, else through one
-    /// chunk's float32 buffer rounded back (to nearest even) into the storage dtype — so updating a bf16 parameter
-    /// never makes a float32 copy of it (a 7B model's 180 MB projections, 27 GB of fresh pages per step).
-    public func updateAsFloat32(chunk: Int, _ body: (UnsafeMutablePointer<Float>, Range<Int>) -> Void) {
-        float32Chunks(chunk, writingBack: true, body)
+    /// Runs `body` on this contiguous tensor's values as float32, `chunk` values at a time (each call gets the chunk's
+    /// values and their range in the tensor), and keeps what it wrote: in place for float32, else through one chunk's
+    /// float32 buffer rounded back (to nearest even) into the storage dtype — so updating a bf16 parameter never makes
+    /// a float32 copy of it (a 7B model's 180 MB projections, 27 GB of fresh pages per step).
+    ///
+    /// Chunks go in order, or `concurrently`: split into contiguous runs across `Parallel`'s threads, each with its own
+    /// buffer — then `body` must touch nothing shared but its own chunk and what it only reads.
+    public func updateAsFloat32(chunk: Int, concurrently: Bool = false,
+                                _ body: (UnsafeMutablePointer<Float>, Range<Int>) -> Void) {
+        float32Chunks(chunk, writingBack: true, concurrently: concurrently, body)
     }
 
-    /// Calls `body` with this contiguous tensor's values as float32, `chunk` values at a time in order (and their
-    /// range): in place for float32, else widened one chunk at a time.
-    public func readAsFloat32(chunk: Int, _ body: (UnsafePointer<Float>, Range<Int>) -> Void) {
-        float32Chunks(chunk, writingBack: false) { body(UnsafePointer($0), $1) }
+    /// Calls `body` with this contiguous tensor's values as float32, `chunk` values at a time (and their range): in
+    /// place for float32, else widened one chunk at a time. In order, or `concurrently` as `updateAsFloat32`.
+    public func readAsFloat32(chunk: Int, concurrently: Bool = false,
+                              _ body: (UnsafePointer<Float>, Range<Int>) -> Void) {
+        float32Chunks(chunk, writingBack: false, concurrently: concurrently) { body(UnsafePointer($0), $1) }
     }
 
-    private func float32Chunks(_ chunk: Int, writingBack: Bool, _ body: (UnsafeMutablePointer<Float>, Range<Int>) -> Void) {
+    private func float32Chunks(_ chunk: Int, writingBack: Bool, concurrently: Bool,
+                               _ body: (UnsafeMutablePointer<Float>, Range<Int>) -> Void) {
         precondition(isContiguous, "float32 chunks need a contiguous tensor")
         precondition(chunk > 0, "float32 chunks: chunk must be positive")
-        switch dtype {
-        case .float32:
-            let p = pointer(as: Float.self)
-            for start in stride(from: 0, to: count, by: chunk) { body(p + start, start..<Swift.min(start + chunk, count)) }
-        case .bfloat16, .float16:
-            var buffer = [Float](repeating: 0, count: Swift.min(chunk, count))
-            buffer.withUnsafeMutableBufferPointer { b in
-                for start in stride(from: 0, to: count, by: chunk) {
-                    let range = start..<Swift.min(start + chunk, count)
-                    let piece = Tensor(storage: storage, shape: [range.count], offset: offset + start, dtype: dtype)
+        precondition(dtype == .float32 || dtype == .bfloat16 || dtype == .float16, "float32 chunks of a \(dtype) tensor")
+        let chunks = (count + chunk - 1) / chunk
+        // Chunks `run` in order, through one buffer for the run when the values need widening.
+        func runChunks(_ run: Range<Int>) {
+            if self.dtype == .float32 {
+                let p = self.pointer(as: Float.self)
+                for c in run { body(p + c * chunk, c * chunk..<Swift.min((c + 1) * chunk, self.count)) }
+                return
+            }
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: Swift.min(chunk, self.count)) { b in
+                for c in run {
+                    let range = c * chunk..<Swift.min((c + 1) * chunk, self.count)
+                    let piece = Tensor(storage: self.storage, shape: [range.count], offset: self.offset + range.lowerBound,
+                                       dtype: self.dtype)
                     piece.widen(into: b.baseAddress!)
                     body(b.baseAddress!, range)
                     if writingBack { Conversion.store(floats: UnsafeBufferPointer(rebasing: b[0..<range.count]), into: piece) }
                 }
             }
-        default:
-            preconditionFailure("float32 chunks of a \(dtype) tensor")
         }
+        if concurrently { Parallel.forEach(chunks, runChunks) } else { runChunks(0..<chunks) }
     }
 
     /// Writes this contiguous bf16/f16 tensor's values, widened exactly, to `destination`.

@@ -95,6 +95,89 @@ final class OptimizerKernelTests: XCTestCase {
         }
     }
 
+    /// Σ term(j) over j < n as the kernels add it: 8 interleaved partial sums in double, combined pairwise.
+    private func interleavedSum(_ n: Int, _ term: (Int) -> Double) -> Double {
+        var partial = [Double](repeating: 0, count: 8)
+        for j in 0..<n { partial[j % 8] += term(j) }
+        return ((partial[0] + partial[4]) + (partial[1] + partial[5])) + ((partial[2] + partial[6]) + (partial[3] + partial[7]))
+    }
+
+    /// AdaLomo's matrix statistics (its gradient as 7 rows × 29 columns: 3 groups of 8 and a tail of 5 per row) and its
+    /// row-at-a-time descent give, at every level, the bits of their definitions: per row Σ(g² + ε₁) and per column
+    /// Σ(g² + ε₁) (rows in order) in double, per row Σu² for u = rowFactor·columnFactor·g, and w updated by that u.
+    func testAdaLomoMatrixKernelsMatchTheirDefinitionsAtEveryLevel() {
+        let rows = 7, columns = 29, eps1: Float = 1e-30
+        let g = values(11, scale: 1e-2)
+        let rowFactors = Array(values(12, nonnegative: true).prefix(rows)).map { $0 + 0.5 }
+        let columnFactors = Array(values(13, nonnegative: true).prefix(columns)).map { $0 + 0.5 }
+        let term = { (i: Int, j: Int) in Double(g[i * columns + j] * g[i * columns + j] + eps1) }
+        let rowSums = (0..<rows).map { i in interleavedSum(columns) { term(i, $0) } }
+        var columnSums = [Double](repeating: 0, count: columns)
+        for i in 0..<rows { for j in 0..<columns { columnSums[j] += term(i, j) } }
+        let u = { (i: Int, j: Int) in Double(rowFactors[i] * columnFactors[j] * g[i * columns + j]) }
+        let updateSquares = (0..<rows).map { i in interleavedSum(columns) { u(i, $0) * u(i, $0) } }
+        let w = values(14)
+        let weightSquares = interleavedSum(count) { Double(w[$0]) * Double(w[$0]) }
+        let decay: Float = 0.999, negativeLR: Float = -1e-3, divisor: Float = 1.7
+        var descended = w
+        for i in 0..<rows {
+            for j in 0..<columns {
+                descended[i * columns + j] *= decay
+                descended[i * columns + j] = descended[i * columns + j]
+                    .addingProduct(negativeLR, rowFactors[i] * columnFactors[j] * g[i * columns + j] / divisor)
+            }
+        }
+        forEachKernelLevel { level in
+            var kRows = [Double](repeating: .nan, count: rows), kColumns = [Double](repeating: .nan, count: columns)
+            var kSquares = [Double](repeating: .nan, count: rows), kWeight = Double.nan
+            collie_adalomo_row_sums_f32(g, rows, columns, eps1, &kRows)
+            g.withUnsafeBufferPointer { g in   // two column ranges, as two threads split them
+                kColumns.withUnsafeMutableBufferPointer { sums in
+                    collie_adalomo_column_sums_f32(g.baseAddress!, rows, columns, 10, eps1, sums.baseAddress!)
+                    collie_adalomo_column_sums_f32(g.baseAddress! + 10, rows, columns, columns - 10, eps1,
+                                                   sums.baseAddress! + 10)
+                }
+            }
+            collie_adalomo_update_squares_f32(g, rows, columns, rowFactors, columnFactors, &kSquares)
+            collie_square_sum_f32(w, count, &kWeight)
+            var kw = w
+            kw.withUnsafeMutableBufferPointer { kw in
+                g.withUnsafeBufferPointer { g in
+                    for i in 0..<rows {
+                        collie_adalomo_descend_row_f32(kw.baseAddress! + i * columns, g.baseAddress! + i * columns,
+                                                       columns, rowFactors[i], columnFactors, 1, decay, negativeLR,
+                                                       divisor)
+                    }
+                }
+            }
+            XCTAssertEqual(kRows.map(\.bitPattern), rowSums.map(\.bitPattern), "row sums, level \(level)")
+            XCTAssertEqual(kColumns.map(\.bitPattern), columnSums.map(\.bitPattern), "column sums, level \(level)")
+            XCTAssertEqual(kSquares.map(\.bitPattern), updateSquares.map(\.bitPattern), "Σu² per row, level \(level)")
+            XCTAssertEqual(kWeight.bitPattern, weightSquares.bitPattern, "Σw², level \(level)")
+            assertSameBits(kw, descended, "AdaLomo row descent, level \(level)")
+        }
+    }
+
+    /// The in-backward optimizers' overflow check: one infinity or NaN anywhere — first block, last element, past
+    /// the first 4096 — makes a gradient non-finite; the largest finite values, subnormals and zeros do not.
+    func testAllFiniteFindsEveryNonFiniteValueAtEveryLevel() {
+        let n = 9000
+        let clean = (0..<n).map { i in [Float.greatestFiniteMagnitude, -1e-40, 0, -0.0, 3][i % 5] }
+        forEachKernelLevel { level in
+            var finite: Int32 = -1
+            collie_all_finite_f32(clean, n, &finite)
+            XCTAssertEqual(finite, 1, "finite values, level \(level)")
+            collie_all_finite_f32(clean, 0, &finite)
+            XCTAssertEqual(finite, 1, "no values, level \(level)")
+            for (index, bad) in [(0, Float.infinity), (n - 1, -Float.infinity), (4100, Float.nan), (8191, -Float.nan)] {
+                var values = clean
+                values[index] = bad
+                collie_all_finite_f32(values, n, &finite)
+                XCTAssertEqual(finite, 0, "\(bad) at \(index), level \(level)")
+            }
+        }
+    }
+
     func testLionUpdateMatchesTheSwiftLoopAtEveryLevel() {
         let g = values(9, scale: 1e-2)
         let decay: Float = 0.999, negativeLR: Float = -1e-4, b1: Float = 0.9, c1: Float = 0.1, b2: Float = 0.99, c2: Float = 0.01

@@ -31,6 +31,30 @@ void collie_descend_f32(float *w, const float *g, size_t n, int apply_decay, flo
 void collie_adalomo_moment_f32(float *v, const float *g, float *u, size_t n, float beta, float one_minus_beta,
                                float epsilon1);
 
+/// AdaLomo's row statistics of a rows × columns gradient: row_sums[i] = Σ_j (g_ij² + ε₁), the float32 terms added
+/// in double as 8 interleaved partial sums (j mod 8) combined pairwise — one order at every level.
+void collie_adalomo_row_sums_f32(const float *g, size_t rows, size_t columns, float epsilon1, double *row_sums);
+
+/// AdaLomo's column statistics of `columns` columns of a gradient with row stride `ld`:
+/// column_sums[j] = Σ_i (g_ij² + ε₁) in double, rows in order.
+void collie_adalomo_column_sums_f32(const float *g, size_t rows, size_t ld, size_t columns, float epsilon1,
+                                    double *column_sums);
+
+/// Per row of AdaLomo's update u_ij = row_factors[i]·column_factors[j]·g_ij (float32): sums[i] = Σ_j u_ij² in
+/// double, in collie_adalomo_row_sums_f32's order.
+void collie_adalomo_update_squares_f32(const float *g, size_t rows, size_t columns, const float *row_factors,
+                                       const float *column_factors, double *sums);
+
+/// collie_descend_f32 on one row of AdaLomo's update, made as it is used: u_j = row_factor·column_factors[j]·g_j.
+void collie_adalomo_descend_row_f32(float *w, const float *g, size_t n, float row_factor, const float *column_factors,
+                                    int apply_decay, float decay, float negative_lr, float divisor);
+
+/// *sum = Σ x_j² in double (each square of the widened value), in collie_adalomo_row_sums_f32's order.
+void collie_square_sum_f32(const float *x, size_t n, double *sum);
+
+/// *finite = 1 when no x_i is infinite or NaN, else 0.
+void collie_all_finite_f32(const float *x, size_t n, int *finite);
+
 /// Lion: w ← w·decay; w ← fma(sign(fma(g, c1, m·b1)), negative_lr, w); m ← fma(g, c2, m·b2).
 void collie_lion_update_f32(float *w, const float *g, float *m, size_t n, float decay, float b1, float c1, float b2,
                             float c2, float negative_lr);

@@ -70,29 +70,33 @@ public final class AdaLomo: Optimizer {
         let beta = Float(1 - Foundation.pow(t, decayRate)), oneMinusBeta = Float(1 - Double(beta))
         let eps1 = Float(epsilon.0)
         let g = gradient.pointer(as: Float.self), n = gradient.count
-        // The update u, a row at a time: a matrix's u = rowFactor_i · columnFactor_j · g_ij is made where it is used
-        // (twice: for its RMS, then for the step) instead of held whole — for a 7B model's projections that would be
-        // a 180 MB float32 copy per update. A vector's u is computed once, in C.
-        let rowsOfU: (Int) -> Void, u: UnsafeMutablePointer<Float>, columns: Int
-        let scratch: Tensor
+        // A matrix's update u = rowFactor_i · columnFactor_j · g_ij is made where it is used (twice: for its RMS, then
+        // for the step) instead of held whole — for a 7B model's projections that would be a 180 MB float32 copy per
+        // update. A vector's u is computed once, in C. Sums run across threads in an order that does not depend on
+        // their number: per row, or per column, in C, then over rows in order.
+        let rows = p.rank == 2 ? p.shape[0] : 1, columns = n / Swift.max(rows, 1)
+        let split = splitAxis(index)
+        let factors: (rows: [Float], columns: [Float])
+        let vectorU: Tensor?
         if p.rank == 2 {
-            let rows = p.shape[0]
-            columns = p.shape[1]
             if moments[index] == nil { moments[index] = [Tensor.zeros([rows]), Tensor.zeros([columns])] }
             let r = moments[index]![0].pointer(as: Float.self), c = moments[index]![1].pointer(as: Float.self)
             // Means of g² + ε₁ over columns (per row) and over rows (per column), in float32 as torch. Under tensor
             // parallelism the sums over the split axis and the matrix's sizes are the whole matrix's.
-            let split = splitAxis(index)
             var rowSums = [Double](repeating: 0, count: rows), columnSums = [Double](repeating: 0, count: columns)
-            for i in 0..<rows {
-                var rowSum = 0.0
-                let gi = g + i * columns
-                for j in 0..<columns {
-                    let s = gi[j] * gi[j] + eps1
-                    rowSum += Double(s)
-                    columnSums[j] += Double(s)
+            rowSums.withUnsafeMutableBufferPointer { sums in
+                let sums = sums.baseAddress!
+                Parallel.forEach(rows, minimumChunk: 8) { range in
+                    collie_adalomo_row_sums_f32(g + range.lowerBound * columns, range.count, columns, eps1,
+                                                sums + range.lowerBound)
                 }
-                rowSums[i] = rowSum
+            }
+            columnSums.withUnsafeMutableBufferPointer { sums in
+                let sums = sums.baseAddress!
+                Parallel.forEach(columns, minimumChunk: 64) { range in
+                    collie_adalomo_column_sums_f32(g + range.lowerBound, rows, columns, range.count, eps1,
+                                                   sums + range.lowerBound)
+                }
             }
             if split == 0 { tensorParallel!.communicator.allReduceSum(&columnSums) }
             if split == 1 { tensorParallel!.communicator.allReduceSum(&rowSums) }
@@ -108,52 +112,64 @@ public final class AdaLomo: Optimizer {
             for i in 0..<rows { rowMean += Double(r[i]) }
             if split == 0 { rowMean = tensorParallel!.communicator.sum(rowMean) }
             let mean = Float(rowMean / wholeRows)
-            let columnFactor = (0..<columns).map { 1 / c[$0].squareRoot() }
-            scratch = Tensor(uninitializedShape: [columns])
-            u = scratch.pointer(as: Float.self)
-            rowsOfU = { i in   // u's row i into `u`
-                let rowFactor = 1 / (r[i] / mean).squareRoot()
-                let gi = g + i * columns
-                for j in 0..<columns { u[j] = rowFactor * columnFactor[j] * gi[j] }
-            }
+            factors = ((0..<rows).map { 1 / (r[$0] / mean).squareRoot() }, (0..<columns).map { 1 / c[$0].squareRoot() })
+            vectorU = nil
         } else {
             if moments[index] == nil { moments[index] = [Tensor.zeros(p.shape)] }
             let v = moments[index]![0].pointer(as: Float.self)
-            scratch = Tensor(uninitializedShape: p.shape)
-            u = scratch.pointer(as: Float.self)
-            columns = n
+            let u = Tensor(uninitializedShape: p.shape)
             // v = (v·β).addingProduct(1 − β, g² + ε₁); u = (1 / √v)·g, in C.
-            collie_adalomo_moment_f32(v, g, u, n, beta, oneMinusBeta, eps1)
-            rowsOfU = { _ in }
+            collie_adalomo_moment_f32(v, g, u.pointer(as: Float.self), n, beta, oneMinusBeta, eps1)
+            factors = ([1], [])
+            vectorU = u
         }
         // u ← u / max(1, RMS(u) / clip_threshold)
-        var squares = 0.0
-        for i in 0..<(n / Swift.max(columns, 1)) {
-            rowsOfU(i)
-            for j in 0..<columns { squares += Double(u[j]) * Double(u[j]) }
+        var rowSquares = [Double](repeating: 0, count: rows)
+        rowSquares.withUnsafeMutableBufferPointer { sums in
+            let sums = sums.baseAddress!
+            if let vectorU {
+                collie_square_sum_f32(vectorU.pointer(as: Float.self), n, sums)
+                return
+            }
+            factors.rows.withUnsafeBufferPointer { rowFactors in
+                Parallel.forEach(rows, minimumChunk: 8) { range in
+                    collie_adalomo_update_squares_f32(g + range.lowerBound * columns, range.count, columns,
+                                                      rowFactors.baseAddress! + range.lowerBound, factors.columns,
+                                                      sums + range.lowerBound)
+                }
+            }
         }
+        var squares = rowSquares.reduce(0, +)
         // The whole matrix's RMS of u and of w under tensor parallelism (its slices' squares summed over the group).
-        let wholeCount = Double(n * (splitAxis(index) == nil ? 1 : tensorParallel!.communicator.size))
-        if splitAxis(index) != nil { squares = tensorParallel!.communicator.sum(squares) }
+        let wholeCount = Double(n * (split == nil ? 1 : tensorParallel!.communicator.size))
+        if split != nil { squares = tensorParallel!.communicator.sum(squares) }
         let rms = Float(squares.squareRoot()) / Float(wholeCount.squareRoot())
         let divisor = max(rms / Float(clipThreshold), 1)
         let threshold = Float(epsilon.1)
         let decay = weightDecay
         // lr' = lr · max(ε₂, RMS(w)); w = (decay > 0 ? w·factor : w).addingProduct(−lr', u / divisor), in C — a row at
         // a time, through one row's float32 copy for a bf16 parameter.
-        var weightSquares = 0.0
-        p.readAsFloat32(chunk: Swift.max(columns, 1)) { w, range in
-            for i in 0..<range.count { weightSquares += Double(w[i]) * Double(w[i]) }
+        var weightRowSquares = [Double](repeating: 0, count: rows)
+        weightRowSquares.withUnsafeMutableBufferPointer { sums in
+            let sums = sums.baseAddress!
+            p.readAsFloat32(chunk: columns, concurrently: true) { w, range in
+                collie_square_sum_f32(w, range.count, sums + range.lowerBound / columns)
+            }
         }
-        if splitAxis(index) != nil { weightSquares = tensorParallel!.communicator.sum(weightSquares) }
+        var weightSquares = weightRowSquares.reduce(0, +)
+        if split != nil { weightSquares = tensorParallel!.communicator.sum(weightSquares) }
         let weightRMS = Float(weightSquares.squareRoot()) / Float(wholeCount.squareRoot())
         let lr = learningRate * Double(max(threshold, weightRMS))
-        let negativeLR = Float(-lr), factor = Float(1 - lr * decay)
-        p.updateAsFloat32(chunk: Swift.max(columns, 1)) { w, range in
-            rowsOfU(range.lowerBound / Swift.max(columns, 1))
-            collie_descend_f32(w, u, range.count, decay > 0 ? 1 : 0, factor, negativeLR, divisor)
+        let negativeLR = Float(-lr), factor = Float(1 - lr * decay), applyDecay: Int32 = decay > 0 ? 1 : 0
+        p.updateAsFloat32(chunk: columns, concurrently: true) { w, range in
+            if let vectorU {
+                collie_descend_f32(w, vectorU.pointer(as: Float.self), range.count, applyDecay, factor, negativeLR, divisor)
+            } else {
+                let i = range.lowerBound / columns
+                collie_adalomo_descend_row_f32(w, g + range.lowerBound, range.count, factors.rows[i], factors.columns,
+                                               applyDecay, factor, negativeLR, divisor)
+            }
         }
-        withExtendedLifetime(scratch) {}
     }
 
     // MARK: - State

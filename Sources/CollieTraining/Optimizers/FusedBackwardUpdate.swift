@@ -1,3 +1,4 @@
+import CCollieKernels
 import CollieEngine
 import Foundation
 
@@ -149,16 +150,16 @@ final class FusedBackwardUpdate {
         let n = g.count, pg = g.pointer(as: Float.self)
         // A non-finite gradient (a loss-scale overflow, or a diverged run) must not reach any parameter: this and
         // every later parameter of the pass are left unchanged.
-        var finite = true
-        for i in 0..<n where !pg[i].isFinite { finite = false; break }
-        if !finite { overflowed = true; return }
+        var finite: Int32 = 1
+        collie_all_finite_f32(pg, n, &finite)
+        if finite == 0 { overflowed = true; return }
         if let scaler = lossScaler {
             let scale = Float(scaler.scale)
             for i in 0..<n { pg[i] /= scale }
         }
         if mode == .gatherNorms {
             var sum = 0.0
-            for i in 0..<n { sum += Double(pg[i]) * Double(pg[i]) }
+            collie_square_sum_f32(pg, n, &sum)
             if tensorParallel?.isSlice[index] == true { sliceSquares += sum; return }
             norms.append(Float(sum.squareRoot()))
             return

@@ -45,14 +45,10 @@ public final class LOMO: Optimizer {
         let decay = Float(1 - learningRate * weightDecay), negativeLR = Float(-learningRate)
         let applyDecay = weightDecay > 0
         let g = gradient.pointer(as: Float.self)
-        // A chunk at a time: a bf16 parameter is updated through one chunk's float32 copy, never a whole one.
-        parameters[index].updateAsFloat32(chunk: 1 << 18) { w, chunk in
-            let gc = g + chunk.lowerBound
-            Parallel.forEach(chunk.count, minimumChunk: 1 << 15) { range in
-                // w = (applyDecay ? w·decay : w).addingProduct(negativeLR, g), in C.
-                let i = range.lowerBound
-                collie_descend_f32(w + i, gc + i, range.count, applyDecay ? 1 : 0, decay, negativeLR, 1)
-            }
+        // A chunk at a time, chunks across threads: a bf16 parameter is updated through a float32 copy of one chunk
+        // per thread, never a whole one. w = (applyDecay ? w·decay : w).addingProduct(negativeLR, g), in C.
+        parameters[index].updateAsFloat32(chunk: 1 << 15, concurrently: true) { w, chunk in
+            collie_descend_f32(w, g + chunk.lowerBound, chunk.count, applyDecay ? 1 : 0, decay, negativeLR, 1)
         }
     }
 

@@ -1,0 +1,38 @@
+// A 16 × 16 transpose of 32-bit lanes in AVX-512 registers, shared by the packing routines of the AVX-512 levels.
+#ifndef COLLIE_GEMM_TRANSPOSE_H
+#define COLLIE_GEMM_TRANSPOSE_H
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#include <immintrin.h>
+
+/// Transposes the 16 × 16 floats of r (r[i] lane j → r[j] lane i): unpack pairs, pairs of pairs, then 128-bit lanes.
+__attribute__((target("avx512f"))) static inline void gemm_transpose16(__m512 r[16]) {
+    __m512 a[16], b[16];
+    _Pragma("clang loop unroll(full)")
+    for (int i = 0; i < 8; i++) {
+        a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    _Pragma("clang loop unroll(full)")
+    for (int i = 0; i < 4; i++) {   // b[4i + c], lane l: rows 4i ..< 4i + 4 of column 4l + c
+        const __m512d a0 = _mm512_castps_pd(a[4 * i]), a1 = _mm512_castps_pd(a[4 * i + 1]);
+        const __m512d a2 = _mm512_castps_pd(a[4 * i + 2]), a3 = _mm512_castps_pd(a[4 * i + 3]);
+        b[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
+        b[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
+        b[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
+        b[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
+    }
+    _Pragma("clang loop unroll(full)")
+    for (int c = 0; c < 4; c++) {
+        const __m512 e0 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0x88), e1 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0xDD);
+        const __m512 f0 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0x88);
+        const __m512 f1 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0xDD);
+        r[c] = _mm512_shuffle_f32x4(e0, f0, 0x88);
+        r[4 + c] = _mm512_shuffle_f32x4(e1, f1, 0x88);
+        r[8 + c] = _mm512_shuffle_f32x4(e0, f0, 0xDD);
+        r[12 + c] = _mm512_shuffle_f32x4(e1, f1, 0xDD);
+    }
+}
+
+#endif
+#endif

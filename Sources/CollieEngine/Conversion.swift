@@ -12,8 +12,8 @@ enum Conversion {
         case .float32: destination.pointer(as: Float.self).update(from: floats.baseAddress!, count: n)
         case .float64: let p = destination.pointer(as: Double.self); for i in 0..<n { p[i] = Double(floats[i]) }
         case .bfloat16:
-            let p = destination.pointer(as: UInt16.self)
-            Parallel.forEach(n, minimumChunk: 1 << 16) { r in for i in r { p[i] = HalfPrecision.bfloat16Bits(floats[i]) } }
+            let p = destination.pointer(as: UInt16.self), source = floats.baseAddress!
+            Parallel.forEach(n, minimumChunk: 1 << 16) { r in collie_f32_to_bf16(source + r.lowerBound, p + r.lowerBound, r.count) }
         case .float16:
             let p = destination.pointer(as: UInt16.self), source = floats.baseAddress!
             Parallel.forEach(n, minimumChunk: 1 << 16) { r in collie_f32_to_f16(source + r.lowerBound, p + r.lowerBound, r.count) }
@@ -34,8 +34,8 @@ extension Tensor {
         } else if dtype == .bfloat16 && target == .float32 {
             // bf16 is the top half of a float32: widening is a shift (the hot path of bf16 weights).
             let p = (source.storage.data + source.offset * 2).assumingMemoryBound(to: UInt16.self)
-            let q = out.pointer(as: UInt32.self)
-            Parallel.forEach(count, minimumChunk: 1 << 16) { r in for i in r { q[i] = UInt32(p[i]) << 16 } }
+            let q = out.pointer(as: Float.self)
+            Parallel.forEach(count, minimumChunk: 1 << 16) { r in collie_bf16_to_f32(p + r.lowerBound, q + r.lowerBound, r.count) }
         } else if target == .float64 {
             let values = source.doubles()
             out.pointer(as: Double.self).update(from: values, count: values.count)
@@ -126,8 +126,7 @@ extension Tensor {
     private func widen(into destination: UnsafeMutablePointer<Float>) {
         let n = count
         if dtype == .bfloat16 {
-            let p = pointer(as: UInt16.self)
-            for i in 0..<n { destination[i] = HalfPrecision.float(bfloat16: p[i]) }
+            collie_bf16_to_f32(pointer(as: UInt16.self), destination, n)
         } else {
             collie_f16_to_f32(pointer(as: UInt16.self), destination, n)
         }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CCollieKernels
 import Collie
 import Foundation
 
@@ -108,6 +109,7 @@ extension Bench {
                     "peak_rss_bytes": peakRSS, "losses": losses.map(Double.init), "openblas_coretype": blas,
                     "threads": Parallel.threadCount, "cpu": HostInfo.cpuinfo("model name") ?? "?",
                     "mixed_precision": mixedPrecision.rawValue, "float32_gemm": Float32GEMM.current.rawValue,
+                    "kernel_level": Int(collie_kernel_level()),
                 ]
                 if let peak, let peakKind {
                     object["peak_instruction"] = peakKind.rawValue
@@ -119,7 +121,7 @@ extension Bench {
                 print(String(decoding: data, as: UTF8.self))
             } else {
                 print("collie bench train --preset \(preset.rawValue): \(model.parameterCount.formatted()) parameters, "
-                      + "batch \(b) × \(t), AdamW fp32, GEMM operands \(precision == .bfloat16 ? "bf16" : "fp32 on \(Float32GEMM.current.rawValue)"), \(Parallel.threadCount) threads, OPENBLAS_CORETYPE=\(blas)")
+                      + "batch \(b) × \(t), AdamW fp32, GEMM operands \(precision == .bfloat16 ? "bf16" : "fp32 on \(Float32GEMM.current.rawValue)"), \(Parallel.threadCount) threads, kernel level \(collie_kernel_level()), OPENBLAS_CORETYPE=\(blas)")
                 print(String(format: "median step %.3f s | %.0f tokens/s | %.1f GFLOP/s | peak RSS %.2f GB | loss %.4f → %.4f",
                              median, tokens / median, gflops, Double(peakRSS) / 1e9, losses.first!, losses.last!))
                 if let peak, let peakKind {

@@ -1,3 +1,4 @@
+import CCollieKernels
 import CollieTestSupport
 import Foundation
 import XCTest
@@ -42,6 +43,35 @@ final class BenchTrainCommandTests: XCTestCase {
         // The second run reads the cached peak instead of measuring again.
         try JSONSerialization.data(withJSONObject: cached.mapValues { _ in 12345.0 }).write(to: cache)
         XCTAssertEqual(try run()["peak_gflops"] as? Double, 12345)
+    }
+
+    /// COLLIE_KERNEL_LEVEL caps a process's kernels as a CPU without the higher instruction sets would run them: at
+    /// level 1 (AVX2) float32 products go to OpenBLAS and MFU is against the AVX2 FMA peak; at level 0 (portable C)
+    /// there is no peak to measure. Values that are not one digit 0 ... 4 are ignored.
+    func testKernelLevelFromTheEnvironmentCapsTheKernelsAndThePeak() throws {
+        let folder = try temporaryFolder(for: self)
+        let detected = Int(collie_kernel_level())
+        func run(_ level: String) throws -> [String: Any] {
+            let result = try CollieExecutable.run(["bench", "train", "--preset", "tiny", "--length", "16", "--steps", "1",
+                                                   "--json"], in: folder,
+                                                  environment: ["XDG_CACHE_HOME": folder.path, "COLLIE_KERNEL_LEVEL": level])
+            XCTAssertEqual(result.status, 0, result.errors)
+            let line = try XCTUnwrap(result.output.split(separator: "\n").last { $0.hasPrefix("{") })
+            return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        }
+        let avx2 = try run("1")
+        XCTAssertEqual(avx2["kernel_level"] as? Int, min(1, detected))
+        XCTAssertEqual(avx2["float32_gemm"] as? String, "openblas")
+        XCTAssertEqual(avx2["peak_instruction"] as? String, detected >= 1 ? "fp32-avx2" : nil)
+        let portable = try run("0")
+        XCTAssertEqual(portable["kernel_level"] as? Int, 0)
+        XCTAssertNil(portable["peak_instruction"], "no vector FMA at level 0")
+        let portableLosses = try XCTUnwrap(portable["losses"] as? [Double]), avx2Losses = try XCTUnwrap(avx2["losses"] as? [Double])
+        XCTAssertEqual(portableLosses.count, avx2Losses.count)
+        for (a, b) in zip(portableLosses, avx2Losses) {   // the same step; float32 sums in another order
+            XCTAssertEqual(a, b, accuracy: 1e-5 * abs(b), "every level trains the same losses")
+        }
+        XCTAssertEqual(try run("7")["kernel_level"] as? Int, detected, "out of range: ignored")
     }
 
     /// `collie bench parallel` runs each layout under mpirun: every layout trains the same losses, and tensor and

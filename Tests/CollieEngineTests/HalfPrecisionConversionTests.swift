@@ -3,7 +3,8 @@ import XCTest
 @testable import CollieEngine
 
 /// The float16 conversion kernels (F16C, AVX-512F or portable C) give Swift's `Float16` results, bit for bit, at every
-/// kernel level: every half-precision value, and float32 values on, between and just off the half-precision grid.
+/// kernel level: every half-precision value, and float32 values on, between and just off the half-precision grid. The
+/// bfloat16 kernels give `HalfPrecision`'s bfloat16 results the same way.
 final class HalfPrecisionConversionTests: XCTestCase {
     func testWideningEveryHalfPrecisionValueMatchesSwift() {
         let bits = (0...UInt16.max).map { $0 }
@@ -37,6 +38,33 @@ final class HalfPrecisionConversionTests: XCTestCase {
                 if Float16(bitPattern: got[i]).isNaN && Float16(bitPattern: expected[i]).isNaN { continue }
                 XCTFail("level \(level): \(inputs[i]) rounded to 0x\(String(got[i], radix: 16)), Swift gives 0x\(String(expected[i], radix: 16))")
                 return
+            }
+        }
+    }
+
+    /// Every bfloat16 value widens exactly; float32 values on the bfloat16 grid, on the midpoints to the next value
+    /// (ties to even), one ulp either side of them, and infinities, NaNs (kept quiet NaNs) and subnormals round as
+    /// HalfPrecision.bfloat16Bits does — bit for bit, NaN payloads included.
+    func testBFloat16ConversionsMatchHalfPrecisionBitForBit() {
+        let bits = (0...UInt16.max).map { $0 }
+        var inputs: [Float] = []
+        for h in bits where (h & 0x7FFF) < 0x7F80 {   // finite values and their midpoints upwards
+            let low = HalfPrecision.float(bfloat16: h), high = HalfPrecision.float(bfloat16: h &+ 1)
+            let middle = Float(bitPattern: low.bitPattern + (high.bitPattern - low.bitPattern) / 2)
+            inputs += [low, middle, middle.nextDown, middle.nextUp]
+        }
+        inputs += [.infinity, -.infinity, .nan, -.nan, Float(bitPattern: 0x7F80_0001), Float(bitPattern: 0xFFC1_2345),
+                   .greatestFiniteMagnitude, -1e-40, .leastNonzeroMagnitude]
+        let widened = bits.map { HalfPrecision.float(bfloat16: $0).bitPattern }
+        let rounded = inputs.map { HalfPrecision.bfloat16Bits($0) }
+        forEachKernelLevel { level in
+            var wide = [Float](repeating: 0, count: bits.count), narrow = [UInt16](repeating: 0, count: inputs.count)
+            collie_bf16_to_f32(bits, &wide, bits.count)
+            collie_f32_to_bf16(inputs, &narrow, inputs.count)
+            XCTAssertEqual(wide.map(\.bitPattern), widened, "widening at level \(level)")
+            if let i = inputs.indices.first(where: { narrow[$0] != rounded[$0] }) {
+                XCTFail("level \(level): \(inputs[i]) (0x\(String(inputs[i].bitPattern, radix: 16))) rounded to "
+                        + "0x\(String(narrow[i], radix: 16)), HalfPrecision gives 0x\(String(rounded[i], radix: 16))")
             }
         }
     }

@@ -67,7 +67,7 @@ int collie_gemm_prefers_own_f32(void) {
         __builtin_cpu_init();
         amd = __builtin_cpu_is("amd") ? 1 : 0;
     }
-    return amd && collie_kernel_level() >= 2;
+    return amd && collie_kernel_level() >= 1;
 #else
     return 0;
 #endif

@@ -87,31 +87,43 @@ GEMM_INLINE TARGET_BF16 void pack_pairs_avx512_body(const void *src, int src_bf1
     for (size_t p = 0; p < rows; p += width) {
         const size_t valid = rows - p < width ? rows - p : width;
         uint32_t *panel = (uint32_t *)((uint16_t *)dst + p * kp);   // panel[k/2 · width + r]: one pair
+        if (!k_contiguous) {   // k-rows in order, so the source streams through the caches once
+            const size_t element = src_bf16 ? 2 : 4, ahead = 8;   // rows prefetched ahead of their use
+            for (size_t k = 0; k < kc; k += 2) {
+                const size_t s = (k0 + k) * ld + r0 + p;
+                if (k + ahead + 1 < kc) {
+                    const char *next = (const char *)src + (s + ahead * ld) * element;
+                    _mm_prefetch(next, _MM_HINT_T0);
+                    _mm_prefetch(next + (valid * element - 1), _MM_HINT_T0);
+                    _mm_prefetch(next + ld * element, _MM_HINT_T0);
+                    _mm_prefetch(next + ld * element + (valid * element - 1), _MM_HINT_T0);
+                }
+                for (size_t g = 0; g < width; g += 16) {
+                    const size_t lanes = width - g < 16 ? width - g : 16, filled = valid > g ? valid - g : 0;
+                    const __mmask16 store = (__mmask16)((1u << lanes) - 1);
+                    const __mmask16 load = (__mmask16)((1u << (filled < lanes ? filled : lanes)) - 1);
+                    const __m512i low = column_bits16(src, src_bf16, s + g, load);
+                    const __m512i high = k + 1 < kc ? column_bits16(src, src_bf16, s + ld + g, load) : _mm512_setzero_si512();
+                    _mm512_mask_storeu_epi32(panel + k / 2 * width + g, store,
+                                             _mm512_or_si512(low, _mm512_slli_epi32(high, 16)));
+                }
+            }
+            continue;
+        }
         for (size_t g = 0; g < width; g += 16) {
             const size_t lanes = width - g < 16 ? width - g : 16, filled = valid > g ? valid - g : 0;
             const size_t loaded = filled < lanes ? filled : lanes;
             const __mmask16 store = (__mmask16)((1u << lanes) - 1);
-            if (k_contiguous) {
-                for (size_t k = 0; k < kc; k += 32) {
-                    const size_t ks = kc - k < 32 ? kc - k : 32;
-                    __m512 r[16];
-                    _Pragma("clang loop unroll(full)")
-                    for (int i = 0; i < 16; i++)
-                        r[i] = (size_t)i < loaded ? row_pairs16(src, src_bf16, (r0 + p + g + i) * ld + k0 + k, ks)
-                                                  : _mm512_setzero_ps();
-                    gemm_transpose16(r);
-                    for (size_t t = 0; t < (ks + 1) / 2; t++)
-                        _mm512_mask_storeu_ps((float *)(panel + (k / 2 + t) * width + g), store, r[t]);
-                }
-            } else {
-                const __mmask16 load = (__mmask16)((1u << loaded) - 1);
-                for (size_t k = 0; k < kc; k += 2) {
-                    const size_t s = (k0 + k) * ld + r0 + p + g;
-                    const __m512i low = column_bits16(src, src_bf16, s, load);
-                    const __m512i high = k + 1 < kc ? column_bits16(src, src_bf16, s + ld, load) : _mm512_setzero_si512();
-                    _mm512_mask_storeu_epi32(panel + k / 2 * width + g, store,
-                                             _mm512_or_si512(low, _mm512_slli_epi32(high, 16)));
-                }
+            for (size_t k = 0; k < kc; k += 32) {
+                const size_t ks = kc - k < 32 ? kc - k : 32;
+                __m512 r[16];
+                _Pragma("clang loop unroll(full)")
+                for (int i = 0; i < 16; i++)
+                    r[i] = (size_t)i < loaded ? row_pairs16(src, src_bf16, (r0 + p + g + i) * ld + k0 + k, ks)
+                                              : _mm512_setzero_ps();
+                gemm_transpose16(r);
+                for (size_t t = 0; t < (ks + 1) / 2; t++)
+                    _mm512_mask_storeu_ps((float *)(panel + (k / 2 + t) * width + g), store, r[t]);
             }
         }
     }

@@ -70,6 +70,7 @@ public final class AdaLomo: Optimizer {
         let beta = Float(1 - Foundation.pow(t, decayRate)), oneMinusBeta = Float(1 - Double(beta))
         let eps1 = Float(epsilon.0)
         let g = gradient.pointer(as: Float.self), n = gradient.count
+        guard n > 0 else { return }   // an empty parameter: nothing to update
         // A matrix's update u = rowFactor_i · columnFactor_j · g_ij is made where it is used (twice: for its RMS, then
         // for the step) instead of held whole — for a 7B model's projections that would be a 180 MB float32 copy per
         // update. A vector's u is computed once, in C. Sums run across threads in an order that does not depend on

@@ -90,6 +90,26 @@ final class FusedOptimizerParityTests: XCTestCase {
         XCTAssertNil(w.grad)
     }
 
+    /// Empty parameters (a matrix with no rows, a vector with no values) are left alone by LOMO and AdaLomo — in
+    /// float32 and bf16 — while the others beside them are updated.
+    func testEmptyParametersAreSkippedAndTheOthersUpdated() {
+        for dtype in [DType.float32, .bfloat16] {
+            for makeOptimizer in [{ LOMO(parameters: $0, learningRate: 0.5) as FusedBackwardOptimizer },
+                                  { AdaLomo(parameters: $0, learningRate: 0.5) as FusedBackwardOptimizer }] {
+                let w = Tensor([1, 2, 3, 4], shape: [2, 2]).contiguousCopy(dtype: dtype)
+                let noRows = Tensor.zeros([0, 3]).contiguousCopy(dtype: dtype), empty = Tensor.zeros([0]).contiguousCopy(dtype: dtype)
+                for p in [w, noRows, empty] { p.requiresGrad = true }
+                let optimizer = makeOptimizer([w, noRows, empty])
+                optimizer.attachToBackward()
+                ((w * Tensor([0.25, 0.25, 0.25, 0.25], shape: [2, 2])).sum() + noRows.sum() + empty.sum()).backward()
+                optimizer.step()
+                XCTAssertTrue(w.floats().allSatisfy { $0 < 4 } && w.floats() != [1, 2, 3, 4], "\(dtype) \(optimizer)")
+                XCTAssertEqual(noRows.shape, [0, 3])
+                XCTAssertEqual(empty.count, 0)
+            }
+        }
+    }
+
     func testFloat16ParametersScaleTheLossAndSkipAnOverflowedStep() {
         let w = Tensor([1, 2], shape: [2]).contiguousCopy(dtype: .float16)
         w.requiresGrad = true

@@ -2,7 +2,7 @@
 // loads two 16-float vectors of the B micro-panel and broadcasts 14 values of the A micro-panel (folded into the
 // FMAs as {1to16} memory operands): 28 FMAs per 2 loads + 14 broadcasts.
 #include "gemm_pack.h"
-#include "gemm_transpose.h"
+#include "gemm_avx512.h"
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
@@ -48,11 +48,7 @@ TARGET_AVX512 static void micro_avx512(size_t kc, const void *ap, const void *bp
 
 /// 16 floats rounded to bfloat16 and widened back (gemm_round_bf16: nearest even, NaN quiet).
 TARGET_AVX512 static inline __m512 round_bf16_16(__m512 x) {
-    const __m512i bits = _mm512_castps_si512(x), high = _mm512_srli_epi32(bits, 16);
-    const __m512i bias = _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), _mm512_and_si512(high, _mm512_set1_epi32(1)));
-    const __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(bits, bias), 16);
-    const __m512i kept = _mm512_mask_or_epi32(rounded, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), high, _mm512_set1_epi32(0x40));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(kept, 16));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(gemm_round_bf16_bits16(x), 16));
 }
 
 /// Source elements i ..< i + 16 where `mask` is set (zeros elsewhere) as 16 floats: float32, or bfloat16 widened.

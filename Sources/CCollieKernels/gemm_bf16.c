@@ -3,7 +3,7 @@
 // B[k+1][j], a broadcast 32-bit word of A holds A[i][k] and A[i][k+1], and vdpbf16ps adds both exact products to
 // the float32 accumulator — two k's per instruction, twice the float32 FMA's rate.
 #include "gemm_pack.h"
-#include "gemm_transpose.h"
+#include "gemm_avx512.h"
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
@@ -48,14 +48,6 @@ TARGET_BF16 static void micro_bf16(size_t kc, const void *ap, const void *bp, fl
     }
 }
 
-/// 16 floats rounded to bfloat16 (collie_bf16_bits: to nearest even, NaN quiet), each in the low half of its lane.
-TARGET_BF16 static inline __m512i round16(__m512 x) {
-    const __m512i bits = _mm512_castps_si512(x), high = _mm512_srli_epi32(bits, 16);
-    const __m512i bias = _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), _mm512_and_si512(high, _mm512_set1_epi32(1)));
-    const __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(bits, bias), 16);
-    return _mm512_mask_or_epi32(rounded, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), high, _mm512_set1_epi32(0x40));
-}
-
 /// The 16 pair words of k's k ..< k + 32 of a row whose k's are contiguous, from source element i: the first
 /// `count` k's (1 ... 32), zeros after them. A float32 source is rounded, a bfloat16 one taken as it is.
 GEMM_INLINE TARGET_BF16 __m512 row_pairs16(const void *src, int src_bf16, size_t i, size_t count) {
@@ -65,15 +57,17 @@ GEMM_INLINE TARGET_BF16 __m512 row_pairs16(const void *src, int src_bf16, size_t
     }
     const float *s = (const float *)src + i;
     const size_t low = count < 16 ? count : 16, high = count > 16 ? count - 16 : 0;
-    const __m256i lo = _mm512_cvtepi32_epi16(round16(_mm512_maskz_loadu_ps((__mmask16)((1u << low) - 1), s)));
-    const __m256i hi = _mm512_cvtepi32_epi16(round16(_mm512_maskz_loadu_ps((__mmask16)((1u << high) - 1), s + 16)));
+    const __m512 first = _mm512_maskz_loadu_ps((__mmask16)((1u << low) - 1), s);
+    const __m512 second = _mm512_maskz_loadu_ps((__mmask16)((1u << high) - 1), s + 16);
+    const __m256i lo = _mm512_cvtepi32_epi16(gemm_round_bf16_bits16(first));
+    const __m256i hi = _mm512_cvtepi32_epi16(gemm_round_bf16_bits16(second));
     return _mm512_castsi512_ps(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
 }
 
 /// 16 values of one k-row from source element i where `mask` is set, as bfloat16 bits in the low half of each lane.
 GEMM_INLINE TARGET_BF16 __m512i column_bits16(const void *src, int src_bf16, size_t i, __mmask16 mask) {
     if (src_bf16) return _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, (const uint16_t *)src + i));
-    return round16(_mm512_maskz_loadu_ps(mask, (const float *)src + i));
+    return gemm_round_bf16_bits16(_mm512_maskz_loadu_ps(mask, (const float *)src + i));
 }
 
 /// bfloat16 pair micro-panels (gemm_pack.h), from float32 (rounded to nearest even) or bfloat16 sources: when k is
@@ -103,7 +97,8 @@ GEMM_INLINE TARGET_BF16 void pack_pairs_avx512_body(const void *src, int src_bf1
                     const __mmask16 store = (__mmask16)((1u << lanes) - 1);
                     const __mmask16 load = (__mmask16)((1u << (filled < lanes ? filled : lanes)) - 1);
                     const __m512i low = column_bits16(src, src_bf16, s + g, load);
-                    const __m512i high = k + 1 < kc ? column_bits16(src, src_bf16, s + ld + g, load) : _mm512_setzero_si512();
+                    const __m512i high =
+                        k + 1 < kc ? column_bits16(src, src_bf16, s + ld + g, load) : _mm512_setzero_si512();
                     _mm512_mask_storeu_epi32(panel + k / 2 * width + g, store,
                                              _mm512_or_si512(low, _mm512_slli_epi32(high, 16)));
                 }

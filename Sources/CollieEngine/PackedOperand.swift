@@ -85,9 +85,9 @@ final class PackedOperand<F: FloatElement> {
                 case let .depthStart(diagonal): (Int32(COLLIE_BAND_DEPTH_START), diagonal, 0)
                 }
                 collie_gemm_multiply_packed(a.precision == .bfloat16 ? 1 : 0, m, n, a.depth,
-                                                 unsafeBitCast(alpha, to: Float.self), a.buffer, b.buffer,
-                                                 unsafeBitCast(beta, to: Float.self), raw(c), ldc, kind, diagonal,
-                                                 unsafeBitCast(fill, to: Float.self))
+                                            unsafeBitCast(alpha, to: Float.self), a.buffer, b.buffer,
+                                            unsafeBitCast(beta, to: Float.self), raw(c), ldc, kind, diagonal,
+                                            unsafeBitCast(fill, to: Float.self))
                 return
             }
             let (x, y, depth) = (a.buffer.assumingMemoryBound(to: F.self), b.buffer.assumingMemoryBound(to: F.self), a.depth)

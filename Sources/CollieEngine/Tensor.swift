@@ -119,9 +119,7 @@ extension Tensor {
             switch dtype {
             case .float32: let p = raw.assumingMemoryBound(to: Float.self) + o; for i in 0..<n { out[i] = p[i] }
             case .float64: let p = raw.assumingMemoryBound(to: Double.self) + o; for i in 0..<n { out[i] = Float(p[i]) }
-            case .bfloat16:
-                let p = raw.assumingMemoryBound(to: UInt16.self) + o
-                for i in 0..<n { out[i] = HalfPrecision.float(bfloat16: p[i]) }
+            case .bfloat16: collie_bf16_to_f32(raw.assumingMemoryBound(to: UInt16.self) + o, out.baseAddress!, n)
             case .float16: collie_f16_to_f32(raw.assumingMemoryBound(to: UInt16.self) + o, out.baseAddress!, n)
             case .int32: let p = raw.assumingMemoryBound(to: Int32.self) + o; for i in 0..<n { out[i] = Float(p[i]) }
             case .int64: let p = raw.assumingMemoryBound(to: Int64.self) + o; for i in 0..<n { out[i] = Float(p[i]) }

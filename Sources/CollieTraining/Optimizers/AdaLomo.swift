@@ -75,10 +75,9 @@ public final class AdaLomo: Optimizer {
         // for the step) instead of held whole — for a 7B model's projections that would be a 180 MB float32 copy per
         // update. A vector's u is computed once, in C. Sums run across threads in an order that does not depend on
         // their number: per row, or per column, in C, then over rows in order.
-        let rows = p.rank == 2 ? p.shape[0] : 1, columns = n / Swift.max(rows, 1)
+        let rows = p.rank == 2 ? p.shape[0] : 1, columns = n / rows
         let split = splitAxis(index)
-        let factors: (rows: [Float], columns: [Float])
-        let vectorU: Tensor?
+        let u: UpdateFactors
         if p.rank == 2 {
             if moments[index] == nil { moments[index] = [Tensor.zeros([rows]), Tensor.zeros([columns])] }
             let r = moments[index]![0].pointer(as: Float.self), c = moments[index]![1].pointer(as: Float.self)
@@ -113,30 +112,29 @@ public final class AdaLomo: Optimizer {
             for i in 0..<rows { rowMean += Double(r[i]) }
             if split == 0 { rowMean = tensorParallel!.communicator.sum(rowMean) }
             let mean = Float(rowMean / wholeRows)
-            factors = ((0..<rows).map { 1 / (r[$0] / mean).squareRoot() }, (0..<columns).map { 1 / c[$0].squareRoot() })
-            vectorU = nil
+            u = .matrix(rows: (0..<rows).map { 1 / (r[$0] / mean).squareRoot() },
+                        columns: (0..<columns).map { 1 / c[$0].squareRoot() })
         } else {
             if moments[index] == nil { moments[index] = [Tensor.zeros(p.shape)] }
             let v = moments[index]![0].pointer(as: Float.self)
-            let u = Tensor(uninitializedShape: p.shape)
+            let values = Tensor(uninitializedShape: p.shape)
             // v = (v·β).addingProduct(1 − β, g² + ε₁); u = (1 / √v)·g, in C.
-            collie_adalomo_moment_f32(v, g, u.pointer(as: Float.self), n, beta, oneMinusBeta, eps1)
-            factors = ([1], [])
-            vectorU = u
+            collie_adalomo_moment_f32(v, g, values.pointer(as: Float.self), n, beta, oneMinusBeta, eps1)
+            u = .vector(values)
         }
         // u ← u / max(1, RMS(u) / clip_threshold)
         var rowSquares = [Double](repeating: 0, count: rows)
         rowSquares.withUnsafeMutableBufferPointer { sums in
             let sums = sums.baseAddress!
-            if let vectorU {
-                collie_square_sum_f32(vectorU.pointer(as: Float.self), n, sums)
-                return
-            }
-            factors.rows.withUnsafeBufferPointer { rowFactors in
-                Parallel.forEach(rows, minimumChunk: 8) { range in
-                    collie_adalomo_update_squares_f32(g + range.lowerBound * columns, range.count, columns,
-                                                      rowFactors.baseAddress! + range.lowerBound, factors.columns,
-                                                      sums + range.lowerBound)
+            switch u {
+            case let .vector(values): collie_square_sum_f32(values.pointer(as: Float.self), n, sums)
+            case let .matrix(rowFactors, columnFactors):
+                rowFactors.withUnsafeBufferPointer { rowFactors in
+                    Parallel.forEach(rows, minimumChunk: 8) { range in
+                        collie_adalomo_update_squares_f32(g + range.lowerBound * columns, range.count, columns,
+                                                          rowFactors.baseAddress! + range.lowerBound, columnFactors,
+                                                          sums + range.lowerBound)
+                    }
                 }
             }
         }
@@ -163,14 +161,21 @@ public final class AdaLomo: Optimizer {
         let lr = learningRate * Double(max(threshold, weightRMS))
         let negativeLR = Float(-lr), factor = Float(1 - lr * decay), applyDecay: Int32 = decay > 0 ? 1 : 0
         p.updateAsFloat32(chunk: columns, concurrently: true) { w, range in
-            if let vectorU {
-                collie_descend_f32(w, vectorU.pointer(as: Float.self), range.count, applyDecay, factor, negativeLR, divisor)
-            } else {
-                let i = range.lowerBound / columns
-                collie_adalomo_descend_row_f32(w, g + range.lowerBound, range.count, factors.rows[i], factors.columns,
-                                               applyDecay, factor, negativeLR, divisor)
+            switch u {
+            case let .vector(values):
+                collie_descend_f32(w, values.pointer(as: Float.self), range.count, applyDecay, factor, negativeLR, divisor)
+            case let .matrix(rowFactors, columnFactors):
+                collie_adalomo_descend_row_f32(w, g + range.lowerBound, range.count, rowFactors[range.lowerBound / columns],
+                                               columnFactors, applyDecay, factor, negativeLR, divisor)
             }
         }
+    }
+
+    /// AdaLomo's update u of one parameter: a matrix's as its factors (u_ij = rows_i · columns_j · g_ij, made where it is
+    /// used), a vector's as its values.
+    private enum UpdateFactors {
+        case matrix(rows: [Float], columns: [Float])
+        case vector(Tensor)
     }
 
     // MARK: - State

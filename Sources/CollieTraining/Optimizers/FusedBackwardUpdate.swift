@@ -158,8 +158,7 @@ final class FusedBackwardUpdate {
             for i in 0..<n { pg[i] /= scale }
         }
         if mode == .gatherNorms {
-            var sum = 0.0
-            collie_square_sum_f32(pg, n, &sum)
+            let sum = GradientClipping.sumOfSquares(g)
             if tensorParallel?.isSlice[index] == true { sliceSquares += sum; return }
             norms.append(Float(sum.squareRoot()))
             return

@@ -1,3 +1,4 @@
+import CCollieKernels
 import CollieEngine
 import Foundation
 
@@ -62,35 +63,34 @@ public enum GradientClipping {
         }
     }
 
+    /// Σ g² in double over a contiguous gradient, in 64K-value chunks across threads, each chunk's sum in a fixed order
+    /// (float32: `collie_square_sum_f32`'s), the chunks' added in order — the same bits on any thread count.
     static func sumOfSquares(_ g: Tensor) -> Double {
         switch g.dtype {
-        case .float32: return sumOfSquares(g.pointer(as: Float.self), g.count)
-        case .float64: return sumOfSquares(g.pointer(as: Double.self), g.count)
+        case .float32:
+            let x = g.pointer(as: Float.self)
+            return chunkedSum(g.count) { start, count, out in collie_square_sum_f32(x + start, count, out) }
+        case .float64:
+            let x = g.pointer(as: Double.self)
+            return chunkedSum(g.count) { start, count, out in
+                var sum = 0.0
+                for i in start..<(start + count) { sum += x[i] * x[i] }
+                out.pointee = sum
+            }
         default: return sumOfSquares(g.contiguousCopy(dtype: .float32))
         }
     }
 
-    private static func sumOfSquares<F: BinaryFloatingPoint>(_ x: UnsafeMutablePointer<F>, _ n: Int) -> Double {
+    /// Σ over n values of `chunkSum(start, count, into)` for 64K-value chunks split across threads, added in order.
+    private static func chunkedSum(_ n: Int,
+                                   _ chunkSum: (Int, Int, UnsafeMutablePointer<Double>) -> Void) -> Double {
         let chunk = 1 << 16
         let chunks = (n + chunk - 1) / chunk
         var partials = [Double](repeating: 0, count: chunks)
         partials.withUnsafeMutableBufferPointer { out in
+            let out = out.baseAddress!
             Parallel.forEach(chunks) { range in
-                for c in range {
-                    // Four independent double accumulators: exact enough, and not one long
-                    // dependency chain.
-                    var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
-                    var i = c * chunk
-                    let end = Swift.min(n, i + chunk)
-                    while i + 4 <= end {
-                        let a = Double(x[i]), b = Double(x[i + 1]), d = Double(x[i + 2]), e = Double(x[i + 3])
-                        s0 += a * a; s1 += b * b; s2 += d * d; s3 += e * e
-                        i += 4
-                    }
-                    while i < end { let a = Double(x[i]); s0 += a * a; i += 1 }
-                    let total = (s0 + s1) + (s2 + s3)
-                    out[c] = total
-                }
+                for c in range { chunkSum(c * chunk, Swift.min(n, (c + 1) * chunk) - c * chunk, out + c) }
             }
         }
         return partials.reduce(0, +)

@@ -1,9 +1,18 @@
-// A 16 × 16 transpose of 32-bit lanes in AVX-512 registers, shared by the packing routines of the AVX-512 levels.
-#ifndef COLLIE_GEMM_TRANSPOSE_H
-#define COLLIE_GEMM_TRANSPOSE_H
+// AVX-512 helpers shared by the packing routines of the AVX-512 levels (gemm_avx512.c, gemm_bf16.c): bfloat16 rounding
+// of 16 floats and a 16 × 16 transpose of 32-bit lanes.
+#ifndef COLLIE_GEMM_AVX512_H
+#define COLLIE_GEMM_AVX512_H
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
+
+/// 16 floats rounded to bfloat16 (collie_bf16_bits: to nearest even, NaN quiet), each in the low half of its lane.
+__attribute__((target("avx512f"))) static inline __m512i gemm_round_bf16_bits16(__m512 x) {
+    const __m512i bits = _mm512_castps_si512(x), high = _mm512_srli_epi32(bits, 16);
+    const __m512i bias = _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), _mm512_and_si512(high, _mm512_set1_epi32(1)));
+    const __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(bits, bias), 16);
+    return _mm512_mask_or_epi32(rounded, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), high, _mm512_set1_epi32(0x40));
+}
 
 /// Transposes the 16 × 16 floats of r (r[i] lane j → r[j] lane i): unpack pairs, pairs of pairs, then 128-bit lanes.
 __attribute__((target("avx512f"))) static inline void gemm_transpose16(__m512 r[16]) {

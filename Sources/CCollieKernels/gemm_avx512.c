@@ -64,18 +64,23 @@ GEMM_INLINE TARGET_AVX512 __m512 load_source16(const void *src, int src_bf16, si
 /// weight) is widened as it is loaded.
 GEMM_INLINE TARGET_AVX512 void pack_avx512_body(const void *src, int src_bf16, size_t ld, int k_contiguous, size_t r0,
                                                 size_t rows, size_t k0, size_t kc, size_t width, void *dst, int round) {
-    if (!k_contiguous) {
-        for (size_t p = 0; p < rows; p += width) {
-            const size_t valid = rows - p < width ? rows - p : width;
-            float *panel = (float *)dst + p * kc;
-            for (size_t g = 0; g < width; g += 16) {
-                const size_t lanes = width - g < 16 ? width - g : 16, filled = valid > g ? valid - g : 0;
-                const __mmask16 store = (__mmask16)((1u << lanes) - 1);
-                const __mmask16 load = (__mmask16)((1u << (filled < lanes ? filled : lanes)) - 1);
-                const size_t s = k0 * ld + r0 + p + g;
-                for (size_t k = 0; k < kc; k++) {
-                    const __m512 v = load_source16(src, src_bf16, s + k * ld, load);
-                    _mm512_mask_storeu_ps(panel + k * width + g, store, round ? round_bf16_16(v) : v);
+    if (!k_contiguous) {   // a k-row at a time across every panel, the next one fetched meanwhile (gemm_bf16.c)
+        const size_t element = src_bf16 ? 2 : 4;
+        for (size_t k = 0; k < kc; k++) {
+            const size_t s = (k0 + k) * ld + r0;
+            if (k + 1 < kc) {
+                const char *next = (const char *)src + (s + ld) * element;
+                for (size_t byte = 0; byte < rows * element; byte += 64) _mm_prefetch(next + byte, _MM_HINT_T0);
+            }
+            for (size_t p = 0; p < rows; p += width) {
+                const size_t valid = rows - p < width ? rows - p : width;
+                float *row = (float *)dst + p * kc + k * width;
+                for (size_t g = 0; g < width; g += 16) {
+                    const size_t lanes = width - g < 16 ? width - g : 16, filled = valid > g ? valid - g : 0;
+                    const __mmask16 store = (__mmask16)((1u << lanes) - 1);
+                    const __mmask16 load = (__mmask16)((1u << (filled < lanes ? filled : lanes)) - 1);
+                    const __m512 v = load_source16(src, src_bf16, s + p + g, load);
+                    _mm512_mask_storeu_ps(row + g, store, round ? round_bf16_16(v) : v);
                 }
             }
         }

@@ -58,24 +58,29 @@ GEMM_INLINE float gemm_source_value(const void *src, int src_bf16, size_t i) {
 /// first (the bf16 GEMM on a float32 microkernel; a bf16 source needs none).
 GEMM_INLINE void gemm_pack_f32_body(const void *src, int src_bf16, size_t ld, int k_contiguous, size_t r0, size_t rows,
                                     size_t k0, size_t kc, size_t width, float *dst, int round) {
+    if (!k_contiguous) {   // a k-row at a time across every panel: each source row is read once, front to back
+        for (size_t k = 0; k < kc; k++) {
+            const size_t s = (k0 + k) * ld + r0;
+            for (size_t p = 0; p < rows; p += width) {
+                const size_t valid = rows - p < width ? rows - p : width;
+                float *row = dst + p * kc + k * width;
+                for (size_t r = 0; r < valid; r++) {
+                    const float v = gemm_source_value(src, src_bf16, s + p + r);
+                    row[r] = round ? gemm_round_bf16(v) : v;
+                }
+                for (size_t r = valid; r < width; r++) row[r] = 0;
+            }
+        }
+        return;
+    }
     for (size_t p = 0; p < rows; p += width) {
         const size_t valid = rows - p < width ? rows - p : width;
         float *panel = dst + p * kc;
-        if (k_contiguous) {
-            for (size_t r = 0; r < valid; r++) {
-                const size_t s = (r0 + p + r) * ld + k0;
-                for (size_t k = 0; k < kc; k++) {
-                    const float v = gemm_source_value(src, src_bf16, s + k);
-                    panel[k * width + r] = round ? gemm_round_bf16(v) : v;
-                }
-            }
-        } else {
+        for (size_t r = 0; r < valid; r++) {
+            const size_t s = (r0 + p + r) * ld + k0;
             for (size_t k = 0; k < kc; k++) {
-                const size_t s = (k0 + k) * ld + r0 + p;
-                for (size_t r = 0; r < valid; r++) {
-                    const float v = gemm_source_value(src, src_bf16, s + r);
-                    panel[k * width + r] = round ? gemm_round_bf16(v) : v;
-                }
+                const float v = gemm_source_value(src, src_bf16, s + k);
+                panel[k * width + r] = round ? gemm_round_bf16(v) : v;
             }
         }
         if (valid < width)

@@ -1,6 +1,9 @@
+import CCollieKernels
+
 /// RMSNorm (LLaMA) and LayerNorm over the last dimension, each one pass forward and one pass
 /// backward. The per-row inverse standard deviation is saved; the weight (and bias) gradients are
-/// summed per thread and then combined, so rows run in parallel without races.
+/// summed per thread and then combined, so rows run in parallel without races. Float32 rows run in C
+/// (`collie_norm_rows_f32`, `collie_norm_backward_rows_f32`: vectorized row sums); float64 in the loops below.
 extension Tensor {
     /// RMSNorm as in Hugging Face's `LlamaRMSNorm`: x / sqrt(mean(x²) + eps) · weight.
     public static func rmsNorm(_ x: Tensor, weight: Tensor, epsilon: Double) -> Tensor {
@@ -29,6 +32,14 @@ extension Tensor {
             let pb = b?.pointer(as: F.self), pr = inverseStd.pointer(as: F.self), pm = means?.pointer(as: F.self)
             let eps = F(epsilon)
             Parallel.forEach(rows, minimumChunk: Swift.max(1, 8192 / Swift.max(c, 1))) { range in
+                if F.self == Float.self {
+                    let f = { (p: UnsafeMutablePointer<F>) in UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self) }
+                    let at = range.lowerBound * c
+                    collie_norm_rows_f32(f(px) + at, f(pw), pb.map(f), f(py) + at, f(pr) + range.lowerBound,
+                                         pm.map { f($0) + range.lowerBound }, range.count, c, Float(epsilon),
+                                         centered ? 1 : 0)
+                    return
+                }
                 for row in range {
                     let xr = px + row * c, yr = py + row * c
                     var mean: F = 0
@@ -68,6 +79,16 @@ extension Tensor {
                             for chunk in chunkRange {
                                 let start = rows * chunk / chunks, end = rows * (chunk + 1) / chunks
                                 let dw = dwBase + chunk * c, db = dbBase.map { $0 + chunk * c }
+                                if F.self == Float.self {
+                                    let f = { (p: UnsafeMutablePointer<F>) in
+                                        UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self)
+                                    }
+                                    collie_norm_backward_rows_f32(
+                                        f(px) + start * c, f(pw), f(g) + start * c, f(pr) + start,
+                                        pm.map { f($0) + start }, end - start, c, pdx.map { f($0) + start * c },
+                                        f(dw), db.map(f))
+                                    continue
+                                }
                                 for row in start..<end {
                                     let xr = px + row * c, gr = g + row * c
                                     let r = pr[row], mean = pm?[row] ?? 0

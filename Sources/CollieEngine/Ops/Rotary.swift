@@ -1,3 +1,5 @@
+import CCollieKernels
+
 /// Rotary position embedding (RoPE) applied to [B, T, H, D] queries or keys.
 ///
 /// Two layouts: `.rotateHalf` pairs dimension i with i + R/2 (Hugging Face LLaMA, NeoX) and
@@ -54,6 +56,14 @@ extension Tensor {
                 for bt in range {
                     let b = bt / t, pos = bt % t
                     let cr = pc + b * tableBatchStride + pos * half, sr = ps + b * tableBatchStride + pos * half
+                    if F.self == Float.self {
+                        let f = { (p: UnsafePointer<F>) in UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
+                        collie_rotary_f32(f(src) + bt * h * d,
+                                          UnsafeMutableRawPointer(dst).assumingMemoryBound(to: Float.self) + bt * h * d,
+                                          f(cr), f(sr), h, d, half, unsafeBitCast(sign, to: Float.self),
+                                          layout == .rotateHalf ? 0 : 1)
+                        continue
+                    }
                     for head in 0..<h {
                         let base = (bt * h + head) * d
                         let xs = src + base, ys = dst + base

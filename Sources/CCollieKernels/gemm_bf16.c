@@ -141,7 +141,7 @@ TARGET_BF16 static void pack_bf16_pairs_from_bf16(const uint16_t *src, size_t ld
 }
 
 collie_gemm_kernel collie_gemm_kernel_bf16(void) {
-    return (collie_gemm_kernel){MR, NR, 1, 14 * 12, 768, 2048, micro_bf16, pack_bf16_pairs, pack_bf16_pairs_from_bf16};
+    return (collie_gemm_kernel){MR, NR, 1, 14 * 12, 2048, 2048, micro_bf16, pack_bf16_pairs, pack_bf16_pairs_from_bf16};
 }
 
 #endif

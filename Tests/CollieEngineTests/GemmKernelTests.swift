@@ -7,10 +7,12 @@ import XCTest
 /// thread split; the bfloat16 product equals the float64 reference over the bfloat16-rounded operands as closely, and
 /// differs from the float32 product by bfloat16's rounding.
 final class GemmKernelTests: XCTestCase {
-    /// (M, N, K): tails of every tile (1, 7, 33, 257), K across the 768-deep K block, N across the 2048-column block,
-    /// and products large enough to be split over threads along M (257×33) and along N (20×300).
+    /// (M, N, K): tails of every tile (1, 7, 33, 257), K across the 768-deep K block (float32) and the 2048-deep one
+    /// (bf16 pairs), N across the 2048-column block, and products large enough to be split over threads along M
+    /// (257×33) and along N (20×300).
     static let shapes: [(m: Int, n: Int, k: Int)] = [
         (1, 1, 1), (7, 33, 1), (1, 257, 7), (33, 7, 257), (257, 33, 33), (20, 300, 64), (9, 40, 777), (3, 4100, 5),
+        (5, 37, 2051),
     ]
 
     /// One product's operands, stored with leading dimensions wider than their rows, and its float64 reference.
@@ -165,7 +167,7 @@ final class GemmKernelTests: XCTestCase {
     }
 
     /// Operands packed once (`PackedOperand`, for attention's tiles) multiply to the same bits as the GEMM on the
-    /// unpacked operands on one thread — every shape (K past the 768-deep block included), transpose, level and
+    /// unpacked operands on one thread — every shape (K past the 768- and 2048-deep blocks included), transpose, level and
     /// precision — and the float64 operand (gradient checks) to its reference.
     func testProductsOfPackedOperandsEqualTheGEMM() {
         for product in Self.cases() {

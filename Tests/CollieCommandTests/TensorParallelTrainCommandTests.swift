@@ -118,7 +118,9 @@ final class TensorParallelTrainCommandTests: XCTestCase {
             try ParallelTrainRun.assertSameRun(folder.appendingPathComponent("\(label)-tp2"), as: folder.appendingPathComponent("\(label)-one"),
                                                 "\(label)-tp2", weights: name == "lora" ? "adapter_model.safetensors" : "model.safetensors",
                                                 initial: name == "lora" ? nil : model.appendingPathComponent("model.safetensors"),
-                                                uncompared: { variant == "chatglm2" && $0.hasSuffix("query_key_value.bias") })
+                                                uncompared: { variant == "chatglm2" && $0.hasSuffix("query_key_value.bias") },
+                                                lossTolerance: label == "chatglm2-adalomo" ? ParallelTrainRun.chaoticLossTolerance : 1e-5,
+                                                weightTolerance: label == "chatglm2-adalomo" ? ParallelTrainRun.chaoticWeightTolerance : 1e-4)
         }
     }
 
@@ -273,8 +275,11 @@ final class TensorParallelTrainCommandTests: XCTestCase {
                 let output = try ParallelTrainRun.resume(from, config: config, ranks: tpSize, as: "glm-\(kind)-\(name)",
                                                          arguments: layout(dp: 1, tp: tpSize, output: "glm-\(kind)-\(name)") + common,
                                                          in: folder)
+                let chaotic = kind == "adalomo"
                 try ParallelTrainRun.assertSameRun(output, as: folder.appendingPathComponent(reference), "glm \(kind) \(name)",
-                                                    initial: model.appendingPathComponent("model.safetensors"), uncompared: uncompared)
+                                                    initial: model.appendingPathComponent("model.safetensors"), uncompared: uncompared,
+                                                    lossTolerance: chaotic ? ParallelTrainRun.chaoticLossTolerance : 1e-5,
+                                                    weightTolerance: chaotic ? ParallelTrainRun.chaoticWeightTolerance : 1e-4)
             }
         }
     }

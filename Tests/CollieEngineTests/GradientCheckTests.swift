@@ -273,6 +273,12 @@ final class GradientCheckTests: XCTestCase {
         let targets = Tensor(ints: [3, -100, 7, 0, 9, 9, 1, 2, -100, 4, 5, 6], shape: [2, 6])
         check([normal([2, 6, 10], std: 2)]) { Tensor.crossEntropy(logits: $0[0], targets: targets, reduction: .mean) }
         check([normal([2, 6, 10], std: 2)]) { Tensor.crossEntropy(logits: $0[0], targets: targets, reduction: .sum) }
+        // Two losses of the same logits: the second backward adds to the gradient the first wrote (rows the one
+        // ignores the other does not).
+        let others = Tensor(ints: [-100, 1, 7, 2, -100, 0, 1, 8, 3, 4, 5, 6], shape: [2, 6])
+        check([normal([2, 6, 10], std: 2)]) {
+            Tensor.crossEntropy(logits: $0[0], targets: targets) + Tensor.crossEntropy(logits: $0[0], targets: others, reduction: .sum)
+        }
     }
 
     func testEmbeddingGradientWithRepeatedIDs() {

@@ -2,8 +2,8 @@
 ///
 /// Forward computes each row's logsumexp and loss in one pass and keeps only the logsumexp (N
 /// floats): no probability or log-probability matrix is formed. Backward writes
-/// (softmax − one-hot)·scale straight into the logits' gradient, so the only N×V buffers are the
-/// logits and their gradient.
+/// (softmax − one-hot)·scale straight into the logits' gradient (or adds it to one already there), so the only N×V
+/// buffers are the logits and their gradient.
 
 /// How per-token losses combine.
 public enum LossReduction: String, Codable, Sendable {
@@ -57,13 +57,23 @@ extension Tensor {
             func back<F: FloatElement>(_: F.Type) {
                 let px = x.pointer(as: F.self), pl = lse.pointer(as: F.self)
                 let scale = grad.pointer(as: F.self)[0] / (reduction == .sum ? 1 : F(counted))
-                sink.accumulate(0, as: F.self) { dx, beta in
+                // A fresh gradient is written, not added to a zeroed buffer: the logits' gradient is the step's
+                // largest buffer (N×V), and zeroing it first costs as much as writing it.
+                sink.accumulate(0, as: F.self, overwrites: true) { dx, beta in
                     Parallel.forEach(rows, minimumChunk: 8) { range in
                         for row in range {
-                            let label = labels[row]
-                            if label == ignoreIndex { continue }
-                            let xr = px + row * v, dr = dx + row * v, l = pl[row]
-                            VectorMath.addExponentiated(xr, to: dr, v, shift: l, scale: scale)
+                            let label = labels[row], dr = dx + row * v
+                            if label == ignoreIndex {
+                                if beta == 0 { dr.update(repeating: 0, count: v) }
+                                continue
+                            }
+                            let xr = px + row * v, l = pl[row]
+                            if beta == 0 {
+                                dr.update(from: xr, count: v)
+                                VectorMath.exponentiate(dr, v, shift: l, scale: scale)
+                            } else {
+                                VectorMath.addExponentiated(xr, to: dr, v, shift: l, scale: scale)
+                            }
                             dr[label] -= scale
                         }
                     }

@@ -194,6 +194,33 @@ static void gemm_task(void *context, size_t index) {
     }
 }
 
+// MARK: - Operands packed whole
+
+/// A packed operand covers all of K: chunks of KC k's, chunk p's micro-panels at offset padded_rows · p·KC elements.
+static size_t packed_padded_rows(const collie_gemm_kernel *kn, int side, size_t rows) {
+    const size_t width = (size_t)(side ? kn->nr : kn->mr);
+    return (rows + width - 1) / width * width;
+}
+
+static size_t packed_depth(const collie_gemm_kernel *kn, size_t K) {
+    return kn->pairs ? (K + 1) & ~(size_t)1 : K;   // KC is even, so only the last chunk rounds
+}
+
+/// Packs rows r0 ..< r0 + rows of an operand (side 0: A, its panels MR wide; 1: B, NR wide) over all of K into the
+/// layout above of an operand with `padded` rows: float32 `src`, or bfloat16 bits when `src_bf16`.
+static void pack_whole(const collie_gemm_kernel *kn, int side, const void *src, int src_bf16, size_t ld,
+                       int k_contiguous, size_t r0, size_t rows, size_t padded, size_t K, void *dst) {
+    const size_t width = (size_t)(side ? kn->nr : kn->mr), element = kn->pairs ? 2 : 4;
+    for (size_t pc = 0; pc < K; pc += kn->kc) {
+        const size_t kc = K - pc < kn->kc ? K - pc : kn->kc, kp = kn->pairs ? (kc + 1) & ~(size_t)1 : kc;
+        char *chunk = (char *)dst + (padded * pc + r0 * kp) * element;
+        if (src_bf16)
+            kn->pack_bf16(src, ld, k_contiguous, r0, rows, pc, kc, width, chunk);
+        else
+            kn->pack(src, ld, k_contiguous, r0, rows, pc, kc, width, chunk);
+    }
+}
+
 // MARK: - The operand every task reads, packed once
 
 /// The shared operand's buffer is at most this large (the output projection's weight of a 32000-word vocabulary at
@@ -206,28 +233,22 @@ static size_t shared_capacity;
 
 typedef struct {
     const gemm_job *job;
-    char *dst;
-    size_t rows, width, per_task;   // the operand's rows, its panel width, rows per task (whole panels)
+    size_t rows, per_task;   // the operand's rows, rows per task (whole panels)
 } shared_pack;
 
-/// Task `index` packs its rows of the shared operand over all of K, chunk by chunk (collie_gemm_pack_operand's layout).
+/// Task `index` packs its rows of the shared operand: B's when C is split by rows, else A's.
 static void shared_pack_task(void *context, size_t index) {
     const shared_pack *p = context;
     const gemm_job *job = p->job;
-    const collie_gemm_kernel *kn = &job->kernel;
-    const size_t element = kn->pairs ? 2 : 4, r0 = index * p->per_task;
+    const size_t r0 = index * p->per_task;
     if (r0 >= p->rows) return;
     const size_t rows = p->rows - r0 < p->per_task ? p->rows - r0 : p->per_task;
-    for (size_t pc = 0; pc < job->K; pc += kn->kc) {
-        const size_t kc = job->K - pc < kn->kc ? job->K - pc : kn->kc, kp = kn->pairs ? (kc + 1) & ~(size_t)1 : kc;
-        char *dst = p->dst + (job->shared_rows * pc + r0 * kp) * element;
-        if (!job->split_m)
-            kn->pack(job->A, job->lda, !job->trans_a, r0, rows, pc, kc, p->width, dst);
-        else if (job->b_bf16)
-            kn->pack_bf16(job->B, job->ldb, job->trans_b, r0, rows, pc, kc, p->width, dst);
-        else
-            kn->pack(job->B, job->ldb, job->trans_b, r0, rows, pc, kc, p->width, dst);
-    }
+    if (job->split_m)
+        pack_whole(&job->kernel, 1, job->B, job->b_bf16, job->ldb, job->trans_b, r0, rows, job->shared_rows, job->K,
+                   (char *)job->shared);
+    else
+        pack_whole(&job->kernel, 0, job->A, 0, job->lda, !job->trans_a, r0, rows, job->shared_rows, job->K,
+                   (char *)job->shared);
 }
 
 /// Packs the operand every task of `job` reads into the shared buffer with `threads` threads and points the job at it;
@@ -235,9 +256,9 @@ static void shared_pack_task(void *context, size_t index) {
 /// caller releases the buffer (release_shared) after the product.
 static int pack_shared(gemm_job *job, size_t threads) {
     const collie_gemm_kernel *kn = &job->kernel;
-    const size_t width = (size_t)(job->split_m ? kn->nr : kn->mr), rows = job->split_m ? job->N : job->M;
-    const size_t padded = (rows + width - 1) / width * width, depth = kn->pairs ? (job->K + 1) & ~(size_t)1 : job->K;
-    const size_t bytes = padded * depth * (kn->pairs ? 2 : 4);
+    const int side = job->split_m;
+    const size_t rows = side ? job->N : job->M, padded = packed_padded_rows(kn, side, rows);
+    const size_t bytes = padded * packed_depth(kn, job->K) * (kn->pairs ? 2 : 4);
     if (bytes > SHARED_LIMIT || atomic_flag_test_and_set_explicit(&shared_busy, memory_order_acquire)) return 0;
     if (shared_capacity < bytes) {
         free(shared_buffer);
@@ -248,12 +269,12 @@ static int pack_shared(gemm_job *job, size_t threads) {
             return 0;
         }
     }
+    job->shared = shared_buffer;
     job->shared_rows = padded;
-    const size_t panels = padded / width;
-    shared_pack p = {job, shared_buffer, rows, width, (panels + threads - 1) / threads * width};
+    const size_t width = (size_t)(side ? kn->nr : kn->mr), panels = padded / width;
+    shared_pack p = {job, rows, (panels + threads - 1) / threads * width};
     if (!collie_pool_run(threads, threads, shared_pack_task, &p))
         for (size_t t = 0; t < threads; t++) shared_pack_task(&p, t);
-    job->shared = shared_buffer;
     return 1;
 }
 
@@ -304,16 +325,6 @@ void collie_gemm_bf16_b(int bf16, int trans_a, int trans_b, size_t M, size_t N, 
 
 // MARK: - Operands packed once, for many small products
 
-/// A packed operand covers all of K: chunks of KC k's, chunk p's micro-panels at offset padded_rows · p·KC elements.
-static size_t packed_padded_rows(const collie_gemm_kernel *kn, int side, size_t rows) {
-    const size_t width = (size_t)(side ? kn->nr : kn->mr);
-    return (rows + width - 1) / width * width;
-}
-
-static size_t packed_depth(const collie_gemm_kernel *kn, size_t K) {
-    return kn->pairs ? (K + 1) & ~(size_t)1 : K;   // KC is even, so only the last chunk rounds
-}
-
 size_t collie_gemm_packed_bytes(int bf16, int side, size_t rows, size_t K) {
     int level;
     const collie_gemm_kernel kn = kernel_for(bf16, &level);
@@ -324,12 +335,7 @@ void collie_gemm_pack_operand(int bf16, int side, const float *src, size_t ld, i
                               void *dst) {
     int level;
     const collie_gemm_kernel kn = kernel_for(bf16, &level);
-    const size_t width = (size_t)(side ? kn.nr : kn.mr), padded = packed_padded_rows(&kn, side, rows);
-    const size_t element = kn.pairs ? 2 : 4;
-    for (size_t pc = 0; pc < K; pc += kn.kc) {
-        const size_t kc = K - pc < kn.kc ? K - pc : kn.kc;
-        kn.pack(src, ld, k_contiguous, 0, rows, pc, kc, width, (char *)dst + padded * pc * element);
-    }
+    pack_whole(&kn, side, src, 0, ld, k_contiguous, 0, rows, packed_padded_rows(&kn, side, rows), K, dst);
 }
 
 void collie_gemm_multiply_packed(int bf16, size_t M, size_t N, size_t K, float alpha, const void *A, const void *B,

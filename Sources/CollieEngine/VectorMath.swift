@@ -10,13 +10,14 @@ import RealModule
 /// few loops are written in C), and `Double` takes plain scalar loops with the C library's exp, so
 /// gradient checks stay exact.
 enum VectorMath {
+    /// `p` as float32: for the float32 paths of generic kernels, where F is Float.
     @inline(__always)
-    private static func floats<F>(_ p: UnsafePointer<F>) -> UnsafePointer<Float> {
+    static func floats<F>(_ p: UnsafePointer<F>) -> UnsafePointer<Float> {
         UnsafeRawPointer(p).assumingMemoryBound(to: Float.self)
     }
 
     @inline(__always)
-    private static func floats<F>(_ p: UnsafeMutablePointer<F>) -> UnsafeMutablePointer<Float> {
+    static func floats<F>(_ p: UnsafeMutablePointer<F>) -> UnsafeMutablePointer<Float> {
         UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self)
     }
 

@@ -95,10 +95,14 @@ final class TensorParallelTrainCommandTests: XCTestCase {
         let glmLoRA = "peft_config={peft_type: LORA, r: 4, lora_alpha: 8, lora_dropout: 0.0, "
             + "target_modules: [query_key_value, dense, dense_h_to_4h, dense_4h_to_h]}"
         let adalomo = ["--set", "optimizer={name: adalomo, lr: 1.0e-2}", "--set", "gradient_accumulation_steps=1"]
+        // ChatGLM2 under AdaLomo at lr 1e-2 is chaotic: the order of one sum inside the RMS norm moved its tp = 2-vs-one
+        // difference between 4e-6 and 1.3e-5 in loss (1.5e-4 in the updates); at 2e-3 it stayed ≤ 1.1e-6 (1.1e-5) with
+        // either order.
+        let glmAdaLomo = ["--set", "optimizer={name: adalomo, lr: 2.0e-3}", "--set", "gradient_accumulation_steps=1"]
         for (variant, name, extra) in [("internlm", "adamw", [String]()), ("internlm2_dynamic", "adamw", []),
                                        ("internlm2", "adalomo", adalomo),
                                        ("internlm2", "lora", ["--set", lora]), ("chatglm6b", "adamw", []),
-                                       ("chatglm2", "adamw", []), ("chatglm2", "adalomo", adalomo),
+                                       ("chatglm2", "adamw", []), ("chatglm2", "adalomo", glmAdaLomo),
                                        ("chatglm2", "lora", ["--set", glmLoRA]),
                                        // This small MHA model at lr 1e-2 is chaotic: one process on 1 thread and on 2
                                        // threads already part by 1e-4 in loss; at 2e-3 they agree to 5e-5.
@@ -118,9 +122,7 @@ final class TensorParallelTrainCommandTests: XCTestCase {
             try ParallelTrainRun.assertSameRun(folder.appendingPathComponent("\(label)-tp2"), as: folder.appendingPathComponent("\(label)-one"),
                                                 "\(label)-tp2", weights: name == "lora" ? "adapter_model.safetensors" : "model.safetensors",
                                                 initial: name == "lora" ? nil : model.appendingPathComponent("model.safetensors"),
-                                                uncompared: { variant == "chatglm2" && $0.hasSuffix("query_key_value.bias") },
-                                                lossTolerance: label == "chatglm2-adalomo" ? ParallelTrainRun.chaoticLossTolerance : 1e-5,
-                                                weightTolerance: label == "chatglm2-adalomo" ? ParallelTrainRun.chaoticWeightTolerance : 1e-4)
+                                                uncompared: { variant == "chatglm2" && $0.hasSuffix("query_key_value.bias") })
         }
     }
 
@@ -258,7 +260,8 @@ final class TensorParallelTrainCommandTests: XCTestCase {
         // AdamW moments and AdaLomo row factors are put back together from each rank's part of every segment, and cut
         // again the same way; a tp = 2 checkpoint resumes on one process and one process's at tp = 2.
         let model = ModelFixtures.folder("chatglm2")
-        for (kind, optimizer) in [("adamw", nil), ("adalomo", "{name: adalomo, lr: 1.0e-2}")] {
+        // AdaLomo at lr 2e-3: at 1e-2 this model's run is chaotic (see the test above).
+        for (kind, optimizer) in [("adamw", nil), ("adalomo", "{name: adalomo, lr: 2.0e-3}")] {
             var common = ["--set", "model=\(model.path)", "--set", "callbacks={checkpoint: {every_n_batches: 3}}"]
             if let optimizer { common += ["--set", "optimizer=\(optimizer)", "--set", "gradient_accumulation_steps=1"] }
             let reference = "glm-\(kind)-one"
@@ -275,11 +278,8 @@ final class TensorParallelTrainCommandTests: XCTestCase {
                 let output = try ParallelTrainRun.resume(from, config: config, ranks: tpSize, as: "glm-\(kind)-\(name)",
                                                          arguments: layout(dp: 1, tp: tpSize, output: "glm-\(kind)-\(name)") + common,
                                                          in: folder)
-                let chaotic = kind == "adalomo"
                 try ParallelTrainRun.assertSameRun(output, as: folder.appendingPathComponent(reference), "glm \(kind) \(name)",
-                                                    initial: model.appendingPathComponent("model.safetensors"), uncompared: uncompared,
-                                                    lossTolerance: chaotic ? ParallelTrainRun.chaoticLossTolerance : 1e-5,
-                                                    weightTolerance: chaotic ? ParallelTrainRun.chaoticWeightTolerance : 1e-4)
+                                                    initial: model.appendingPathComponent("model.safetensors"), uncompared: uncompared)
             }
         }
     }

@@ -33,7 +33,7 @@ extension Tensor {
             let eps = F(epsilon)
             Parallel.forEach(rows, minimumChunk: Swift.max(1, 8192 / Swift.max(c, 1))) { range in
                 if F.self == Float.self {
-                    let f = { (p: UnsafeMutablePointer<F>) in UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self) }
+                    let f = VectorMath.floats as (UnsafeMutablePointer<F>) -> UnsafeMutablePointer<Float>
                     let at = range.lowerBound * c
                     collie_norm_rows_f32(f(px) + at, f(pw), pb.map(f), f(py) + at, f(pr) + range.lowerBound,
                                          pm.map { f($0) + range.lowerBound }, range.count, c, Float(epsilon),
@@ -80,9 +80,7 @@ extension Tensor {
                                 let start = rows * chunk / chunks, end = rows * (chunk + 1) / chunks
                                 let dw = dwBase + chunk * c, db = dbBase.map { $0 + chunk * c }
                                 if F.self == Float.self {
-                                    let f = { (p: UnsafeMutablePointer<F>) in
-                                        UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self)
-                                    }
+                                    let f = VectorMath.floats as (UnsafeMutablePointer<F>) -> UnsafeMutablePointer<Float>
                                     collie_norm_backward_rows_f32(
                                         f(px) + start * c, f(pw), f(g) + start * c, f(pr) + start,
                                         pm.map { f($0) + start }, end - start, c, pdx.map { f($0) + start * c },

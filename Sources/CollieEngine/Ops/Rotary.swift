@@ -57,11 +57,9 @@ extension Tensor {
                     let b = bt / t, pos = bt % t
                     let cr = pc + b * tableBatchStride + pos * half, sr = ps + b * tableBatchStride + pos * half
                     if F.self == Float.self {
-                        let f = { (p: UnsafePointer<F>) in UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
-                        collie_rotary_f32(f(src) + bt * h * d,
-                                          UnsafeMutableRawPointer(dst).assumingMemoryBound(to: Float.self) + bt * h * d,
-                                          f(cr), f(sr), h, d, half, unsafeBitCast(sign, to: Float.self),
-                                          layout == .rotateHalf ? 0 : 1)
+                        collie_rotary_f32(VectorMath.floats(src) + bt * h * d, VectorMath.floats(dst) + bt * h * d,
+                                          VectorMath.floats(cr), VectorMath.floats(sr), h, d, half,
+                                          unsafeBitCast(sign, to: Float.self), layout == .rotateHalf ? 0 : 1)
                         continue
                     }
                     for head in 0..<h {

@@ -91,19 +91,25 @@ final class FusedOptimizerParityTests: XCTestCase {
     }
 
     /// Empty parameters (a matrix with no rows, a vector with no values) are left alone by LOMO and AdaLomo — in
-    /// float32 and bf16 — while the others beside them are updated.
+    /// float32 and bf16 — while the others beside them are updated exactly as without them.
     func testEmptyParametersAreSkippedAndTheOthersUpdated() {
         for dtype in [DType.float32, .bfloat16] {
             for makeOptimizer in [{ LOMO(parameters: $0, learningRate: 0.5) as FusedBackwardOptimizer },
                                   { AdaLomo(parameters: $0, learningRate: 0.5) as FusedBackwardOptimizer }] {
-                let w = Tensor([1, 2, 3, 4], shape: [2, 2]).contiguousCopy(dtype: dtype)
+                /// w after one step of `makeOptimizer` over w and `others`, the loss Σ w/4 + Σ others.
+                func stepped(with others: [Tensor]) -> (w: Tensor, optimizer: FusedBackwardOptimizer) {
+                    let w = Tensor([1, 2, 3, 4], shape: [2, 2]).contiguousCopy(dtype: dtype)
+                    for p in [w] + others { p.requiresGrad = true }
+                    let optimizer = makeOptimizer([w] + others)
+                    optimizer.attachToBackward()
+                    others.reduce((w * Tensor([0.25, 0.25, 0.25, 0.25], shape: [2, 2])).sum()) { $0 + $1.sum() }.backward()
+                    optimizer.step()
+                    return (w, optimizer)
+                }
                 let noRows = Tensor.zeros([0, 3]).contiguousCopy(dtype: dtype), empty = Tensor.zeros([0]).contiguousCopy(dtype: dtype)
-                for p in [w, noRows, empty] { p.requiresGrad = true }
-                let optimizer = makeOptimizer([w, noRows, empty])
-                optimizer.attachToBackward()
-                ((w * Tensor([0.25, 0.25, 0.25, 0.25], shape: [2, 2])).sum() + noRows.sum() + empty.sum()).backward()
-                optimizer.step()
+                let (w, optimizer) = stepped(with: [noRows, empty])
                 XCTAssertTrue(w.floats().allSatisfy { $0 < 4 } && w.floats() != [1, 2, 3, 4], "\(dtype) \(optimizer)")
+                XCTAssertEqual(w.floats(), stepped(with: []).w.floats(), "\(dtype) \(optimizer): the same update alone")
                 XCTAssertEqual(noRows.shape, [0, 3])
                 XCTAssertEqual(empty.count, 0)
             }

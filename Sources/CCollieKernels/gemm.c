@@ -43,21 +43,35 @@ static void micro_portable(size_t kc, const void *ap, const void *bp, float *c, 
 GEMM_PACKERS_F32(pack_portable, )
 
 collie_gemm_kernel collie_gemm_kernel_portable(int rounded) {
-    return (collie_gemm_kernel){PORTABLE_MR, PORTABLE_NR, 0, 128, 256, 2048, micro_portable,
-                                rounded ? pack_portable_f32_rounded : pack_portable_f32, pack_portable_f32_from_bf16};
+    const collie_gemm_pack pack = rounded ? pack_portable_f32_rounded : pack_portable_f32;
+    return (collie_gemm_kernel){PORTABLE_MR, PORTABLE_NR, 0, 1, 128, 256, 2048, micro_portable, pack, pack,
+                                pack_portable_f32_from_bf16};
 }
 
 // MARK: - Choice
 
+static int amx_emulated;   // collie_gemm_emulate_amx
+
 static collie_gemm_kernel kernel_for(int bf16, int *level_out) {
     int level = collie_kernel_level();
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+    if (bf16 && (level >= 5 || (level == 4 && amx_emulated))) {
+        *level_out = 5;
+        return collie_gemm_kernel_amx(level < 5);
+    }
     if (bf16 && level >= 4) { *level_out = 4; return collie_gemm_kernel_bf16(); }
     if (level >= 2) { *level_out = 2; return collie_gemm_kernel_avx512(bf16); }
     if (level >= 1) { *level_out = 1; return collie_gemm_kernel_avx2(bf16); }
 #endif
     *level_out = 0;
     return collie_gemm_kernel_portable(bf16);
+}
+
+int collie_gemm_emulate_amx(int on) {
+    amx_emulated = on != 0;
+    int level;
+    (void)kernel_for(1, &level);
+    return level == 5;
 }
 
 int collie_gemm_kernel_level(int bf16) {
@@ -140,10 +154,10 @@ typedef struct {
 static void gemm_block(const gemm_job *job, size_t m0, size_t m1, size_t n0, size_t n1) {
     const collie_gemm_kernel *kn = &job->kernel;
     const size_t mr = (size_t)kn->mr, nr = (size_t)kn->nr, element = kn->pairs ? 2 : 4;
-    const size_t KC = kn->kc, MC = kn->mc, NC = kn->nc;
+    const size_t KC = kn->kc, MC = kn->mc, NC = kn->nc, granule = (size_t)kn->granule;
     const size_t nc_max = n1 - n0 < NC ? (n1 - n0 + nr - 1) / nr * nr : NC;
     const size_t mc_max = m1 - m0 < MC ? (m1 - m0 + mr - 1) / mr * mr : MC;
-    const size_t kc_max = (job->K < KC ? job->K : KC) + 1;
+    const size_t kc_max = (job->K < KC ? job->K : KC) + granule - 1;
     char *bpack = thread_buffer(kc_max * nc_max * element, 0);
     char *apack = thread_buffer(kc_max * mc_max * element, 1);
     if (!bpack || !apack) abort();
@@ -153,22 +167,22 @@ static void gemm_block(const gemm_job *job, size_t m0, size_t m1, size_t n0, siz
         const size_t nc = n1 - jc < NC ? n1 - jc : NC;
         for (size_t pc = 0; pc < job->K; pc += KC) {
             const size_t kc = job->K - pc < KC ? job->K - pc : KC;
-            const size_t kp = kn->pairs ? (kc + 1) & ~(size_t)1 : kc;
+            const size_t kp = gemm_padded_depth(kn, kc);
             const float beta = pc == 0 ? job->beta : 1;
             // A block of an operand packed whole: chunk pc's panels, from the block's first row on.
             const char *b_block = bpack, *a_block = apack;
             if (job->shared && job->split_m)
                 b_block = job->shared + (job->shared_rows * pc + jc * kp) * element;
             else if (job->b_bf16)
-                kn->pack_bf16(job->B, job->ldb, job->trans_b, jc, nc, pc, kc, nr, bpack);
+                kn->pack_b_bf16(job->B, job->ldb, job->trans_b, jc, nc, pc, kc, nr, bpack);
             else
-                kn->pack(job->B, job->ldb, job->trans_b, jc, nc, pc, kc, nr, bpack);
+                kn->pack_b(job->B, job->ldb, job->trans_b, jc, nc, pc, kc, nr, bpack);
             for (size_t ic = m0; ic < m1; ic += MC) {
                 const size_t mc = m1 - ic < MC ? m1 - ic : MC;
                 if (job->shared && !job->split_m)
                     a_block = job->shared + (job->shared_rows * pc + ic * kp) * element;
                 else
-                    kn->pack(job->A, job->lda, !job->trans_a, ic, mc, pc, kc, mr, apack);
+                    kn->pack_a(job->A, job->lda, !job->trans_a, ic, mc, pc, kc, mr, apack);
                 for (size_t jr = 0; jr < nc; jr += nr) {
                     const size_t n = nc - jr < nr ? nc - jr : nr;
                     const char *b = b_block + jr * kp * element;
@@ -203,7 +217,7 @@ static size_t packed_padded_rows(const collie_gemm_kernel *kn, int side, size_t 
 }
 
 static size_t packed_depth(const collie_gemm_kernel *kn, size_t K) {
-    return kn->pairs ? (K + 1) & ~(size_t)1 : K;   // KC is even, so only the last chunk rounds
+    return gemm_padded_depth(kn, K);   // KC is a multiple of the granule, so only the last chunk rounds
 }
 
 /// Packs rows r0 ..< r0 + rows of an operand (side 0: A, its panels MR wide; 1: B, NR wide) over all of K into the
@@ -212,12 +226,12 @@ static void pack_whole(const collie_gemm_kernel *kn, int side, const void *src, 
                        int k_contiguous, size_t r0, size_t rows, size_t padded, size_t K, void *dst) {
     const size_t width = (size_t)(side ? kn->nr : kn->mr), element = kn->pairs ? 2 : 4;
     for (size_t pc = 0; pc < K; pc += kn->kc) {
-        const size_t kc = K - pc < kn->kc ? K - pc : kn->kc, kp = kn->pairs ? (kc + 1) & ~(size_t)1 : kc;
+        const size_t kc = K - pc < kn->kc ? K - pc : kn->kc, kp = gemm_padded_depth(kn, kc);
         char *chunk = (char *)dst + (padded * pc + r0 * kp) * element;
         if (src_bf16)
-            kn->pack_bf16(src, ld, k_contiguous, r0, rows, pc, kc, width, chunk);
+            kn->pack_b_bf16(src, ld, k_contiguous, r0, rows, pc, kc, width, chunk);
         else
-            kn->pack(src, ld, k_contiguous, r0, rows, pc, kc, width, chunk);
+            (side ? kn->pack_b : kn->pack_a)(src, ld, k_contiguous, r0, rows, pc, kc, width, chunk);
     }
 }
 
@@ -348,11 +362,12 @@ void collie_gemm_multiply_packed(int bf16, size_t M, size_t N, size_t K, float a
     int level;
     const collie_gemm_kernel kn = kernel_for(bf16, &level);
     const size_t mr = (size_t)kn.mr, nr = (size_t)kn.nr, element = kn.pairs ? 2 : 4;
+    const ptrdiff_t granule = kn.granule;
     const size_t m_padded = packed_padded_rows(&kn, 0, M), n_padded = packed_padded_rows(&kn, 1, N);
     if (K > kn.kc) band = COLLIE_BAND_FULL;   // bands only for one K block (attention's tiles)
     float scratch[32 * 32] __attribute__((aligned(64)));
     for (size_t pc = 0; pc < K; pc += kn.kc) {
-        const size_t kc = K - pc < kn.kc ? K - pc : kn.kc, kp = kn.pairs ? (kc + 1) & ~(size_t)1 : kc;
+        const size_t kc = K - pc < kn.kc ? K - pc : kn.kc, kp = gemm_padded_depth(&kn, kc);
         const char *a_chunk = (const char *)A + m_padded * pc * element;
         const char *b_chunk = (const char *)B + n_padded * pc * element;
         const float chunk_beta = pc == 0 ? beta : 1;
@@ -361,7 +376,7 @@ void collie_gemm_multiply_packed(int bf16, size_t M, size_t N, size_t K, float a
             for (size_t ir = 0; ir < M; ir += mr) {
                 const size_t m = M - ir < mr ? M - ir : mr;
                 float *c = C + ir * ldc + jr;
-                // The k's this tile needs: all, or those the band leaves (rounded out to whole pairs).
+                // The k's this tile needs: all, or those the band leaves (rounded out to whole granules).
                 ptrdiff_t k0 = 0, k1 = (ptrdiff_t)kp;
                 if (band == COLLIE_BAND_COLUMNS && (ptrdiff_t)jr > (ptrdiff_t)(ir + m - 1) + diagonal) {
                     if (chunk_beta == 0)
@@ -371,11 +386,11 @@ void collie_gemm_multiply_packed(int bf16, size_t M, size_t N, size_t K, float a
                 }
                 if (band == COLLIE_BAND_DEPTH_END) {
                     const ptrdiff_t end = (ptrdiff_t)(ir + m) + diagonal;
-                    k1 = end < 0 ? 0 : end < k1 ? (kn.pairs ? (end + 1) & ~(ptrdiff_t)1 : end) : k1;
+                    k1 = end < 0 ? 0 : end < k1 ? (end + granule - 1) / granule * granule : k1;
                 }
                 if (band == COLLIE_BAND_DEPTH_START) {
                     const ptrdiff_t start = (ptrdiff_t)ir - diagonal;
-                    k0 = start < 0 ? 0 : start > k1 ? k1 : (kn.pairs ? start & ~(ptrdiff_t)1 : start);
+                    k0 = start < 0 ? 0 : start > k1 ? k1 : start / granule * granule;
                 }
                 if (k1 > (ptrdiff_t)kp) k1 = (ptrdiff_t)kp;
                 if (k1 <= k0) {   // nothing in the band

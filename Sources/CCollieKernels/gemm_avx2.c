@@ -47,8 +47,9 @@ TARGET_AVX2 static void micro_avx2(size_t kc, const void *ap, const void *bp, fl
 GEMM_PACKERS_F32(pack_avx2, TARGET_AVX2)
 
 collie_gemm_kernel collie_gemm_kernel_avx2(int rounded) {
-    return (collie_gemm_kernel){MR, NR, 0, 6 * 24, 768, 2048, micro_avx2,
-                                rounded ? pack_avx2_f32_rounded : pack_avx2_f32, pack_avx2_f32_from_bf16};
+    const collie_gemm_pack pack = rounded ? pack_avx2_f32_rounded : pack_avx2_f32;
+    return (collie_gemm_kernel){MR, NR, 0, 1, 6 * 24, 768, 2048, micro_avx2, pack, pack,
+                                pack_avx2_f32_from_bf16};
 }
 
 #endif

@@ -125,8 +125,9 @@ TARGET_AVX512 static void pack_avx512_f32_from_bf16(const uint16_t *src, size_t 
 }
 
 collie_gemm_kernel collie_gemm_kernel_avx512(int rounded) {
-    return (collie_gemm_kernel){MR, NR, 0, 14 * 12, 768, 2048, micro_avx512,
-                                rounded ? pack_avx512_f32_rounded : pack_avx512_f32, pack_avx512_f32_from_bf16};
+    const collie_gemm_pack pack = rounded ? pack_avx512_f32_rounded : pack_avx512_f32;
+    return (collie_gemm_kernel){MR, NR, 0, 1, 14 * 12, 768, 2048, micro_avx512, pack, pack,
+                                pack_avx512_f32_from_bf16};
 }
 
 #endif

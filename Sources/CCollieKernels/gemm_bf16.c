@@ -70,14 +70,18 @@ GEMM_INLINE TARGET_BF16 __m512i column_bits16(const void *src, int src_bf16, siz
     return gemm_round_bf16_bits16(_mm512_maskz_loadu_ps(mask, (const float *)src + i));
 }
 
-/// bfloat16 pair micro-panels (gemm_pack.h), from float32 (rounded to nearest even) or bfloat16 sources: when k is
-/// contiguous in the source, 16 rows × 32 k's are loaded as 16 × 16 pair words, transposed in registers and stored as
-/// 16 pair rows of the panel; otherwise two k-rows of 16 values are interleaved into 16 pair words. Tails are masked:
-/// rows past `rows` and the odd K's missing partner are zeros.
+/// bfloat16 pair micro-panels (gemm_pack.h) of `kp` k's each (even, ≥ kc), from float32 (rounded to nearest even) or
+/// bfloat16 sources: when k is contiguous in the source, 16 rows × 32 k's are loaded as 16 × 16 pair words, transposed
+/// in registers and stored as 16 pair rows of the panel; otherwise two k-rows of 16 values are interleaved into 16 pair
+/// words. Tails are masked: rows past `rows`, the odd K's missing partner and the pairs past kc are zeros.
 GEMM_INLINE TARGET_BF16 void pack_pairs_avx512_body(const void *src, int src_bf16, size_t ld, int k_contiguous,
                                                     size_t r0, size_t rows, size_t k0, size_t kc, size_t width,
-                                                    void *dst) {
-    const size_t kp = (kc + 1) & ~(size_t)1;
+                                                    size_t kp, void *dst) {
+    const size_t filled_pairs = (kc + 1) / 2;
+    if (kp / 2 > filled_pairs)   // the granule's zero pairs after K (AMX), below the panels' values
+        for (size_t p = 0; p < rows; p += width)
+            memset((uint32_t *)((uint16_t *)dst + p * kp) + filled_pairs * width, 0,
+                   (kp / 2 - filled_pairs) * width * sizeof(uint32_t));
     if (!k_contiguous) {
         // A pair of k-rows at a time across every panel, so each source row is read once, front to back, while the
         // next pair is fetched (panel by panel, rows a k-stride apart ran at half the speed from L3).
@@ -131,17 +135,60 @@ GEMM_INLINE TARGET_BF16 void pack_pairs_avx512_body(const void *src, int src_bf1
 
 TARGET_BF16 static void pack_bf16_pairs(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows,
                                         size_t k0, size_t kc, size_t width, void *dst) {
-    pack_pairs_avx512_body(src, 0, ld, k_contiguous, r0, rows, k0, kc, width, dst);
+    pack_pairs_avx512_body(src, 0, ld, k_contiguous, r0, rows, k0, kc, width, (kc + 1) & ~(size_t)1, dst);
 }
 
 /// Pair panels from bfloat16 bits (bf16-stored weights).
 TARGET_BF16 static void pack_bf16_pairs_from_bf16(const uint16_t *src, size_t ld, int k_contiguous, size_t r0,
                                                   size_t rows, size_t k0, size_t kc, size_t width, void *dst) {
-    pack_pairs_avx512_body(src, 1, ld, k_contiguous, r0, rows, k0, kc, width, dst);
+    pack_pairs_avx512_body(src, 1, ld, k_contiguous, r0, rows, k0, kc, width, (kc + 1) & ~(size_t)1, dst);
+}
+
+TARGET_BF16 void collie_gemm_pack_pairs_deep(const void *src, int src_bf16, size_t ld, int k_contiguous, size_t r0,
+                                             size_t rows, size_t k0, size_t kc, size_t width, size_t depth, void *dst) {
+    if (src_bf16) pack_pairs_avx512_body(src, 1, ld, k_contiguous, r0, rows, k0, kc, width, depth, dst);
+    else pack_pairs_avx512_body(src, 0, ld, k_contiguous, r0, rows, k0, kc, width, depth, dst);
+}
+
+/// AMX's A rows from a float32 or bfloat16 source: a row's 32 k's of a tile row are row_pairs16's 16 pair words when k
+/// is contiguous in the source; otherwise each k-row is spread over the panel's rows value by value.
+GEMM_INLINE TARGET_BF16 void pack_amx_rows_body(const void *src, int src_bf16, size_t ld, int k_contiguous, size_t r0,
+                                                size_t rows, size_t k0, size_t kc, size_t width, void *dst) {
+    const size_t kp = (kc + 31) & ~(size_t)31;
+    uint16_t *out = dst;
+    for (size_t p = 0; p < rows; p += width) {
+        const size_t valid = rows - p < width ? rows - p : width;
+        uint16_t *panel = out + p * kp;   // panel[k/32 · width · 32 + r · 32 + k%32]
+        if (k_contiguous) {
+            for (size_t r = 0; r < width; r++)
+                for (size_t k = 0; k < kp; k += 32) {
+                    const __m512 words = r < valid && k < kc
+                        ? row_pairs16(src, src_bf16, (r0 + p + r) * ld + k0 + k, kc - k < 32 ? kc - k : 32)
+                        : _mm512_setzero_ps();
+                    _mm512_storeu_ps((float *)(panel + k * width + r * 32), words);
+                }
+            continue;
+        }
+        memset(panel, 0, kp * width * sizeof(uint16_t));
+        for (size_t k = 0; k < kc; k++) {
+            const size_t s = (k0 + k) * ld + r0 + p;
+            uint16_t *column = panel + (k & ~(size_t)31) * width + (k & 31);
+            for (size_t r = 0; r < valid; r++)
+                column[r * 32] = src_bf16 ? ((const uint16_t *)src)[s + r]
+                                          : collie_bf16_bits(((const float *)src)[s + r]);
+        }
+    }
+}
+
+TARGET_BF16 void collie_gemm_pack_amx_rows(const void *src, int src_bf16, size_t ld, int k_contiguous, size_t r0,
+                                           size_t rows, size_t k0, size_t kc, size_t width, void *dst) {
+    if (src_bf16) pack_amx_rows_body(src, 1, ld, k_contiguous, r0, rows, k0, kc, width, dst);
+    else pack_amx_rows_body(src, 0, ld, k_contiguous, r0, rows, k0, kc, width, dst);
 }
 
 collie_gemm_kernel collie_gemm_kernel_bf16(void) {
-    return (collie_gemm_kernel){MR, NR, 1, 14 * 12, 2048, 2048, micro_bf16, pack_bf16_pairs, pack_bf16_pairs_from_bf16};
+    return (collie_gemm_kernel){MR, NR, 1, 2, 14 * 12, 2048, 2048, micro_bf16, pack_bf16_pairs, pack_bf16_pairs,
+                                pack_bf16_pairs_from_bf16};
 }
 
 #endif

@@ -1,14 +1,16 @@
 // The GEMM's internal contract between its driver (gemm.c) and the per-level files (gemm_avx2.c, gemm_avx512.c,
-// gemm_bf16.c): the microkernel descriptor and the packing routines, written once here as always-inlined bodies that
-// each level file instantiates for its own instruction set.
+// gemm_bf16.c, gemm_amx.c): the microkernel descriptor and the packing routines, written once here as always-inlined
+// bodies that each level file instantiates for its own instruction set.
 //
 // Packed layout (Goto/BLIS). A block of op(A) is cut into micro-panels of MR rows, a block of op(B) into micro-panels of
 // NR columns; inside a micro-panel the values of one k (or of one pair of k's) sit side by side:
 //
 //     float32:      panel[k][r]             (MR or NR values per k)
-//     bf16 pairs:   panel[k/2][r][k%2]      (vdpbf16ps multiplies and adds the two k's of a 32-bit lane)
+//     bf16 pairs:   panel[k/2][r][k%2]      (vdpbf16ps multiplies and adds the two k's of a 32-bit lane; AMX's B tiles)
+//     AMX A rows:   panel[k/32][r][k%32]    (a tile row holds 32 consecutive k's of one row of A)
 //
-// Rows past the matrix's edge and the odd k of a pair past K are zeros, so microkernels always run full tiles.
+// Rows past the matrix's edge and the k's past K up to the kernel's granule (a pair, or AMX's 32) are zeros, so
+// microkernels always run full tiles.
 #ifndef COLLIE_GEMM_PACK_H
 #define COLLIE_GEMM_PACK_H
 
@@ -21,7 +23,7 @@
 #define GEMM_INLINE __attribute__((always_inline)) static inline
 
 /// c[i·ldc + j] = alpha · Σ_k a[k][i]·b[k][j] + beta · c[i·ldc + j] over one full MR × NR tile (beta = 0: c is only
-/// written). `kc` counts k's; bf16-pair kernels get an even kc.
+/// written). `kc` counts k's, a multiple of the kernel's granule.
 typedef void (*collie_gemm_micro)(size_t kc, const void *a, const void *b, float *c, size_t ldc, float alpha,
                                   float beta);
 
@@ -37,11 +39,14 @@ typedef void (*collie_gemm_pack_bf16)(const uint16_t *src, size_t ld, int k_cont
 /// One level's GEMM: its microkernel, its packing and its cache blocks.
 typedef struct {
     int mr, nr;            // microkernel tile
-    int pairs;             // 1: operands packed as bf16 pairs along K (element size 2, kc rounded up to even)
-    size_t mc, kc, nc;     // cache blocks: A block mc × kc (L2), B block kc × nc (L3); mc % mr == nc % nr == 0
+    int pairs;             // 1: operands packed as bfloat16 (element size 2), else float32
+    int granule;           // packed K is padded with zeros to a multiple of this: 1, 2 (bf16 pairs) or 32 (AMX tiles)
+    size_t mc, kc, nc;     // cache blocks: A block mc × kc (L2), B block kc × nc (L3); mc % mr == nc % nr == 0 ==
+                           // kc % granule
     collie_gemm_micro micro;
-    collie_gemm_pack pack;
-    collie_gemm_pack_bf16 pack_bf16;
+    collie_gemm_pack pack_a;             // op(A)'s micro-panels (MR wide)
+    collie_gemm_pack pack_b;             // op(B)'s (NR wide)
+    collie_gemm_pack_bf16 pack_b_bf16;   // op(B)'s from bfloat16 bits
 } collie_gemm_kernel;
 
 /// `value` rounded to the nearest bfloat16 (ties to even), as a float32.
@@ -110,5 +115,22 @@ collie_gemm_kernel collie_gemm_kernel_portable(int rounded);
 collie_gemm_kernel collie_gemm_kernel_avx2(int rounded);
 collie_gemm_kernel collie_gemm_kernel_avx512(int rounded);
 collie_gemm_kernel collie_gemm_kernel_bf16(void);
+/// The AMX kernel (level 5); `emulated`: its tile instructions carried out in C (collie_gemm_emulate_amx).
+collie_gemm_kernel collie_gemm_kernel_amx(int emulated);
+
+/// `kc` k's as packed by `kn`: rounded up to its granule.
+GEMM_INLINE size_t gemm_padded_depth(const collie_gemm_kernel *kn, size_t kc) {
+    const size_t g = (size_t)kn->granule;
+    return (kc + g - 1) / g * g;
+}
+
+/// bfloat16 pair micro-panels (AVX-512 + AVX512_BF16 code, gemm_bf16.c) whose panels hold `depth` k's (even, ≥ kc; the
+/// pairs past kc zeros): the pair kernel's packing with AMX's 32-deep granule.
+void collie_gemm_pack_pairs_deep(const void *src, int src_bf16, size_t ld, int k_contiguous, size_t r0, size_t rows,
+                                 size_t k0, size_t kc, size_t width, size_t depth, void *dst);
+/// AMX's A rows (AVX-512 code, gemm_bf16.c): panel[k/32][r][k%32] of `width` rows, k's past kc zeros up to a
+/// multiple of 32.
+void collie_gemm_pack_amx_rows(const void *src, int src_bf16, size_t ld, int k_contiguous, size_t r0, size_t rows,
+                               size_t k0, size_t kc, size_t width, void *dst);
 
 #endif

@@ -1,5 +1,6 @@
 #include "collie_peak.h"
 #include "collie_kernels.h"
+#include "amx_tiles.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -71,6 +72,31 @@ __attribute__((target("avx512f,avx512bf16"))) static void chains_bf16(uint64_t n
                      "vzeroupper\n\t"
                      : "+r"(n) : "m"(bf16_pair), "m"(increment) : ZMM_CLOBBERS, "cc");
 }
+
+/// 4 chains of `tdpbf16ps` per iteration (AMX-BF16): C tiles 0–3 each add the products of one of A's tiles 4–5 with one
+/// of B's tiles 6–7 (the GEMM's tile configuration), sources all bfloat16 2⁻¹⁰ (so 16 × 16 × 32 pairs of products per instruction).
+/// Four chains are the most eight tile registers allow with two sources apiece; their latency (about 3 × the issue
+/// interval on Sapphire Rapids) is covered.
+__attribute__((target("amx-tile,amx-bf16"))) static void chains_amx(uint64_t n) {
+    const collie_tile_config config = collie_amx_tile_config();   // the GEMM's: a thread keeps it (amx_tiles.h)
+    uint32_t source[16 * 16] __attribute__((aligned(64)));
+    for (int i = 0; i < 16 * 16; i++) source[i] = bf16_pair;
+    _tile_loadconfig(&config);
+    _tile_loadd(4, source, 64);
+    _tile_loadd(5, source, 64);
+    _tile_loadd(6, source, 64);
+    _tile_loadd(7, source, 64);
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (uint64_t i = 0; i < n; i++) {
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+}
 #endif
 
 /// FLOPs of one iteration (CHAINS instructions) of `kind`'s loop.
@@ -79,6 +105,7 @@ static double flops_per_iteration(collie_peak_kind kind) {
     case COLLIE_PEAK_FP32_AVX2: return AVX2_CHAINS * 8 * 2;
     case COLLIE_PEAK_FP32_AVX512: return CHAINS * 16 * 2;
     case COLLIE_PEAK_BF16_AVX512: return CHAINS * 32 * 2;
+    case COLLIE_PEAK_BF16_AMX: return 4 * 16 * 16 * 32 * 2;
     }
     return 0;
 }
@@ -90,6 +117,7 @@ static void run_chains(collie_peak_kind kind, uint64_t n) {
     case COLLIE_PEAK_FP32_AVX2: chains_avx2(n); return;
     case COLLIE_PEAK_FP32_AVX512: chains_avx512(n); return;
     case COLLIE_PEAK_BF16_AVX512: chains_bf16(n); return;
+    case COLLIE_PEAK_BF16_AMX: chains_amx(n); return;
     }
 #else
     (void)kind;
@@ -115,7 +143,7 @@ static void *peak_worker(void *argument) {
 double collie_peak_gflops(collie_peak_kind kind, int threads, double seconds) {
     const int level = collie_kernel_level();
     const int required = kind == COLLIE_PEAK_FP32_AVX2 ? 1 : kind == COLLIE_PEAK_FP32_AVX512 ? 2
-                       : kind == COLLIE_PEAK_BF16_AVX512 ? 4 : 99;
+                       : kind == COLLIE_PEAK_BF16_AVX512 ? 4 : kind == COLLIE_PEAK_BF16_AMX ? 5 : 99;
     if (level < required || threads < 1 || threads > 256 || !(seconds > 0)) return 0;
 
     // Calibrate on this thread: grow the run until it takes 20 ms, then size each thread's run to `seconds`.

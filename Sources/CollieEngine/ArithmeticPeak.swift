@@ -8,12 +8,15 @@ public enum ArithmeticPeak: String, CaseIterable, Sendable, Codable {
     case float32AVX512 = "fp32-avx512"
     /// bfloat16 pair dot products on 512-bit registers (AVX512_BF16 `vdpbf16ps`), float32 accumulation.
     case bfloat16AVX512 = "bf16-avx512"
+    /// bfloat16 tile dot products (AMX-BF16 `tdpbf16ps`, 16 × 16 × 32 pairs), float32 accumulation.
+    case bfloat16AMX = "bf16-amx"
 
     private var kind: collie_peak_kind {
         switch self {
         case .float32AVX2: COLLIE_PEAK_FP32_AVX2
         case .float32AVX512: COLLIE_PEAK_FP32_AVX512
         case .bfloat16AVX512: COLLIE_PEAK_BF16_AVX512
+        case .bfloat16AMX: COLLIE_PEAK_BF16_AMX
         }
     }
 
@@ -24,6 +27,7 @@ public enum ArithmeticPeak: String, CaseIterable, Sendable, Codable {
         case .float32AVX2: return level >= 1
         case .float32AVX512: return level >= 2
         case .bfloat16AVX512: return level >= 4
+        case .bfloat16AMX: return level >= 5
         }
     }
 
@@ -32,9 +36,9 @@ public enum ArithmeticPeak: String, CaseIterable, Sendable, Codable {
         [.float32AVX512, .float32AVX2].first { $0.isAvailable }
     }
 
-    /// The bfloat16 instruction, where the CPU has one.
+    /// The bfloat16 instruction the bf16 GEMM runs (AMX tiles over AVX512_BF16), where the CPU has one.
     public static var bfloat16: ArithmeticPeak? {
-        bfloat16AVX512.isAvailable ? .bfloat16AVX512 : nil
+        [.bfloat16AMX, .bfloat16AVX512].first { $0.isAvailable }
     }
 
     /// GFLOP/s of this instruction summed over `threads` threads running together for about `seconds` (a

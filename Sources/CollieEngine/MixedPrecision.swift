@@ -27,7 +27,7 @@ public enum MixedPrecision {
         $gemm.withValue(.float32, operation: body)
     }
 
-    /// Whether the bfloat16 GEMM runs its AVX512_BF16 kernel here: without it `.bfloat16` rounds the operands the same
-    /// way but multiplies them with float32 instructions, slower than plain float32.
-    public static var hasBFloat16Hardware: Bool { collie_gemm_kernel_level(1) == 4 }
+    /// Whether the bfloat16 GEMM runs a bfloat16 kernel here (AVX512_BF16 or AMX-BF16): without one `.bfloat16` rounds
+    /// the operands the same way but multiplies them with float32 instructions, slower than plain float32.
+    public static var hasBFloat16Hardware: Bool { collie_gemm_kernel_level(1) >= 4 }
 }

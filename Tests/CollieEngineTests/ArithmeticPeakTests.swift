@@ -10,6 +10,8 @@ final class ArithmeticPeakTests: XCTestCase {
             XCTAssertEqual(ArithmeticPeak.float32AVX2.isAvailable, level >= 1)
             XCTAssertEqual(ArithmeticPeak.float32AVX512.isAvailable, level >= 2)
             XCTAssertEqual(ArithmeticPeak.bfloat16AVX512.isAvailable, level >= 4)
+            XCTAssertEqual(ArithmeticPeak.bfloat16AMX.isAvailable, level >= 5)
+            XCTAssertEqual(ArithmeticPeak.bfloat16, level >= 5 ? .bfloat16AMX : level >= 4 ? .bfloat16AVX512 : nil)
             XCTAssertEqual(ArithmeticPeak.float32, level >= 2 ? .float32AVX512 : level >= 1 ? .float32AVX2 : nil)
             for peak in ArithmeticPeak.allCases {
                 let gflops = peak.measure(threads: 1, seconds: 0.02)

@@ -152,7 +152,7 @@ final class AttentionTests: XCTestCase {
     /// runs attention in bf16): within bf16's precision of the plain computation, not equal to float32's, and the same
     /// on every run (tasks on other threads use the precision read on the caller's thread).
     func testFloat32AndBFloat16TilesAtEveryKernelLevel() {
-        forEachKernelLevel { level in
+        forEachGEMMKernel { level in
             for var c in Self.cases {
                 c.dtype = .float32
                 let (q, k, v, w) = c.inputs(seed: 4)

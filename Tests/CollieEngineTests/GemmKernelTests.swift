@@ -2,7 +2,8 @@ import CCollieKernels
 import XCTest
 @testable import CollieEngine
 
-/// Collie's own packed GEMM (collie_gemm.h) at every kernel level this CPU has: the float32 product equals a float64
+/// Collie's own packed GEMM (collie_gemm.h) at every kernel level this CPU has, and on the AMX kernel (level 5; emulated
+/// where the CPU lacks AMX but has AVX512_BF16): the float32 product equals a float64
 /// reference within 1e-5 of Σ|alpha·a·b| + |beta·c| for every transpose combination, edge tile, cache-block boundary and
 /// thread split; the bfloat16 product equals the float64 reference over the bfloat16-rounded operands as closely, and
 /// differs from the float32 product by bfloat16's rounding.
@@ -114,7 +115,7 @@ final class GemmKernelTests: XCTestCase {
     func testFloat32GEMMMatchesFloat64ReferenceAtEveryLevel() {
         for product in Self.cases() {
             let reference = product.reference(rounded: false)
-            forEachKernelLevel { level in
+            forEachGEMMKernel { level in
                 let worst = product.worstError(product.run(.float32), reference)
                 XCTAssertLessThanOrEqual(worst, 1e-5, "float32 \(product.m)×\(product.n)×\(product.k) "
                                          + "transA \(product.transA) transB \(product.transB) at level \(level)")
@@ -125,7 +126,7 @@ final class GemmKernelTests: XCTestCase {
     func testBFloat16GEMMMatchesReferenceOverRoundedOperandsAtEveryLevel() {
         for product in Self.cases() {
             let reference = product.reference(rounded: true)
-            forEachKernelLevel { level in
+            forEachGEMMKernel { level in
                 let worst = product.worstError(product.run(.bfloat16), reference)
                 XCTAssertLessThanOrEqual(worst, 1e-5, "bfloat16 \(product.m)×\(product.n)×\(product.k) "
                                          + "transA \(product.transA) transB \(product.transB) at level \(level)")
@@ -139,7 +140,7 @@ final class GemmKernelTests: XCTestCase {
     func testBFloat16GEMMDiffersFromFloat32ByOperandRounding() {
         let product = Case(m: 33, n: 40, k: 257, transA: false, transB: true, alpha: 1, beta: 0, seed: 99)
         let exact = product.reference(rounded: false)
-        forEachKernelLevel { level in
+        forEachGEMMKernel { level in
             let worst = product.worstError(product.run(.bfloat16), exact)
             XCTAssertGreaterThan(worst, 1e-4, "bfloat16 product as close as float32 at level \(level)")
             XCTAssertLessThanOrEqual(worst, 0x1.0p-7 + 1e-5, "bfloat16 product beyond operand rounding at level \(level)")
@@ -152,7 +153,7 @@ final class GemmKernelTests: XCTestCase {
         for product in Self.cases() {
             let bits = product.b.map(HalfPrecision.bfloat16Bits)
             let widened = Case(copying: product, b: bits.map { HalfPrecision.float(bfloat16: $0) })
-            forEachKernelLevel { level in
+            forEachGEMMKernel { level in
                 for precision in [GEMMPrecision.float32, .bfloat16] {
                     var out = product.c
                     Float.packedGEMM(precision: precision, transA: product.transA, transB: product.transB, m: product.m,
@@ -171,7 +172,7 @@ final class GemmKernelTests: XCTestCase {
     /// precision — and the float64 operand (gradient checks) to its reference.
     func testProductsOfPackedOperandsEqualTheGEMM() {
         for product in Self.cases() {
-            forEachKernelLevel { level in
+            forEachGEMMKernel { level in
                 for precision in [GEMMPrecision.float32, .bfloat16] {
                     let left = PackedOperand<Float>(.left, precision: precision, maxRows: product.m, maxDepth: product.k)
                     let right = PackedOperand<Float>(.right, precision: precision, maxRows: product.n, maxDepth: product.k)
@@ -217,7 +218,7 @@ final class GemmKernelTests: XCTestCase {
     /// Threads only split C: one thread and two give the same bits.
     func testThreadCountDoesNotChangeTheResult() {
         let product = Case(m: 257, n: 300, k: 64, transA: true, transB: false, alpha: 1, beta: 0.5, seed: 7)
-        forEachKernelLevel { level in
+        forEachGEMMKernel { level in
             for precision in [GEMMPrecision.float32, .bfloat16] {
                 XCTAssertEqual(product.run(precision, threads: 1).map(\.bitPattern),
                                product.run(precision, threads: 2).map(\.bitPattern), "\(precision) at level \(level)")
@@ -229,7 +230,7 @@ final class GemmKernelTests: XCTestCase {
     /// beta, and M or N = 0 touches nothing.
     func testBetaZeroAndEmptyProductsFollowBLAS() {
         let a: [Float] = [1, 2, 3, 4], b: [Float] = [5, 6, 7, 8]
-        forEachKernelLevel { level in
+        forEachGEMMKernel { level in
             for precision in [GEMMPrecision.float32, .bfloat16] {
                 var c = [Float](repeating: .nan, count: 4)
                 Float.packedGEMM(precision: precision, transA: false, transB: false, m: 2, n: 2, k: 2, alpha: 1,
@@ -245,13 +246,21 @@ final class GemmKernelTests: XCTestCase {
         }
     }
 
-    /// Level 4 runs the AVX512_BF16 microkernel for the bfloat16 product and AVX-512F for float32; every lower level
-    /// runs its own float32 microkernel for both.
+    /// Level 5 runs the AMX microkernel for the bfloat16 product, level 4 the AVX512_BF16 one, and both AVX-512F for
+    /// float32; every lower level runs its own float32 microkernel for both.
     func testMicrokernelFollowsKernelLevel() {
-        forEachKernelLevel { level in
+        forEachGEMMKernel { level in
             let float32 = collie_gemm_kernel_level(0), bfloat16 = collie_gemm_kernel_level(1)
             XCTAssertEqual(float32, min(level, 2), "float32 at level \(level)")
-            XCTAssertEqual(bfloat16, level >= 4 ? 4 : min(level, 2), "bfloat16 at level \(level)")
+            XCTAssertEqual(bfloat16, level >= 4 ? level : min(level, 2), "bfloat16 at level \(level)")
         }
+    }
+
+    /// The check level detection runs before it allows AMX passes on the emulated tiles (and where the CPU has AMX, on
+    /// the hardware: level 5 is detected only then). Emulation needs level 4's packing code.
+    func testAMXKernelCheckPasses() throws {
+        try XCTSkipUnless(collie_kernel_level() >= 4, "no AVX512_BF16: the AMX kernel's packing cannot run here")
+        XCTAssertEqual(collie_gemm_amx_check(1), 1)
+        if collie_kernel_level() == 5 { XCTAssertEqual(collie_gemm_amx_check(0), 1) }
     }
 }

@@ -44,7 +44,8 @@ final class VectorMathTests: XCTestCase {
         try XCTSkipUnless(cpuinfo.contains("GenuineIntel") || cpuinfo.contains("AuthenticAMD"), "not an x86 CPU")
         let flags = Set(cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") }?.split(separator: " ").map(String.init) ?? [])
         let avx512 = flags.isSuperset(of: ["avx512f", "avx512bw", "avx512vl"])
-        let expected: Int32 = avx512 && flags.isSuperset(of: ["avx512_vnni", "avx512_bf16"]) ? 4
+        let expected: Int32 = avx512 && flags.isSuperset(of: ["avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16"]) ? 5
+            : avx512 && flags.isSuperset(of: ["avx512_vnni", "avx512_bf16"]) ? 4
             : avx512 && flags.contains("avx512_vnni") ? 3
             : avx512 ? 2
             : flags.isSuperset(of: ["avx2", "fma", "f16c"]) ? 1 : 0

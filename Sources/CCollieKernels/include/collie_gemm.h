@@ -59,7 +59,18 @@ void collie_gemm_multiply_packed(int bf16, size_t M, size_t N, size_t K, float a
 int collie_gemm_prefers_own_f32(void);
 
 /// Which microkernel collie_sgemm (bf16 = 0) or collie_gemm_bf16 (bf16 = 1) runs at the current kernel level:
-/// 0 portable C, 1 AVX2+FMA, 2 AVX-512F, 4 AVX512_BF16 (the bf16 GEMM only).
+/// 0 portable C, 1 AVX2+FMA, 2 AVX-512F, 4 AVX512_BF16, 5 AMX-BF16 (the last two for the bf16 GEMM only).
 int collie_gemm_kernel_level(int bf16);
+
+/// For tests on CPUs without AMX: with `on`, the bf16 GEMM runs the AMX kernel (level 5) wherever the kernel level is
+/// 4, its tile instructions carried out in C from their definitions (thousands of times slower), so a machine without
+/// AMX runs the level-5 packing, blocking and tile program. Returns whether the bf16 GEMM now runs that kernel. Not
+/// thread-safe; set it while no product runs.
+int collie_gemm_emulate_amx(int on);
+
+/// Multiplies a 32 × 70 by a 70 × 32 matrix with the AMX microkernel (on the hardware, or emulated) through both of its
+/// stores (C written as it is; alpha and beta applied) and returns 1 when both equal a float64 reference over the
+/// bfloat16-rounded operands within 1e-5 of Σ|a·b| + |c|. Kernel level detection runs it before it reports level 5.
+int collie_gemm_amx_check(int emulated);
 
 #endif

@@ -12,6 +12,8 @@ typedef enum {
     COLLIE_PEAK_FP32_AVX512 = 2,
     /// `vdpbf16ps` on 512-bit registers (AVX512_BF16, level 4): 32 bf16 pairs, 64 FLOPs per instruction.
     COLLIE_PEAK_BF16_AVX512 = 4,
+    /// AMX `tdpbf16ps` on 16 × 16 float32 tiles (AMX-BF16, level 5): 16 × 16 × 32 pairs, 16384 FLOPs per instruction.
+    COLLIE_PEAK_BF16_AMX = 5,
 } collie_peak_kind;
 
 /// GFLOP/s of `kind` summed over `threads` threads that run together for about `seconds` each (a multiply-add counts

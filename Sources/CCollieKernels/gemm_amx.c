@@ -119,10 +119,19 @@ GEMM_INLINE TARGET_AMX void micro_amx_body(int E, size_t kc, const void *ap, con
                                            float alpha, float beta) {
     configure(E);
     const uint16_t *a = ap, *b = bp;
-    TILE_ZERO(E, 0);
-    TILE_ZERO(E, 1);
-    TILE_ZERO(E, 2);
-    TILE_ZERO(E, 3);
+    const size_t stride = ldc * sizeof(float);
+    const int in_place = alpha == 1 && (beta == 0 || beta == 1);   // C's tiles go to and from C as they are
+    if (in_place && beta == 1) {   // adding to C (every K block after the first): the sums start from C's values
+        TILE_LOAD(E, 0, c, stride);
+        TILE_LOAD(E, 1, c + 16, stride);
+        TILE_LOAD(E, 2, c + 16 * ldc, stride);
+        TILE_LOAD(E, 3, c + 16 * ldc + 16, stride);
+    } else {
+        TILE_ZERO(E, 0);
+        TILE_ZERO(E, 1);
+        TILE_ZERO(E, 2);
+        TILE_ZERO(E, 3);
+    }
     for (size_t k = 0; k < kc; k += 32, a += 32 * MR, b += 32 * NR) {
         TILE_LOAD(E, 4, a, 64);              // rows 0 ..< 16: 32 k's each
         TILE_LOAD(E, 5, a + 16 * 32, 64);    // rows 16 ..< 32
@@ -133,8 +142,7 @@ GEMM_INLINE TARGET_AMX void micro_amx_body(int E, size_t kc, const void *ap, con
         TILE_DOT(E, 2, 5, 6);
         TILE_DOT(E, 3, 5, 7);
     }
-    const size_t stride = ldc * sizeof(float);
-    if (alpha == 1 && beta == 0) {
+    if (in_place) {
         TILE_STORE(E, 0, c, stride);
         TILE_STORE(E, 1, c + 16, stride);
         TILE_STORE(E, 2, c + 16 * ldc, stride);
@@ -189,22 +197,28 @@ collie_gemm_kernel collie_gemm_kernel_amx(int emulated) {
 
 // MARK: - Check
 
+/// n values in [-1, 1) from a linear congruential sequence.
+static float *check_values(size_t n, uint32_t *state) {
+    float *x = malloc(n * sizeof(float));
+    for (size_t i = 0; x && i < n; i++) x[i] = (float)((*state = *state * 1664525u + 1013904223u) >> 9) * 0x1p-23f - 1;
+    return x;
+}
+
 int collie_gemm_amx_check(int emulated) {
     enum { M = MR, N = NR, K = 70, KP = 96 };   // K ends inside the third step of 32: the zero padding is used
-    static float a[M * K], b[K * N];
     uint32_t state = 12345;
-    for (size_t i = 0; i < M * K; i++) a[i] = (float)((state = state * 1664525u + 1013904223u) >> 9) * 0x1p-23f - 1;
-    for (size_t i = 0; i < K * N; i++) b[i] = (float)((state = state * 1664525u + 1013904223u) >> 9) * 0x1p-23f - 1;
+    float *a = check_values(M * K, &state), *b = check_values(K * N, &state);
     const collie_gemm_kernel kn = collie_gemm_kernel_amx(emulated);
     uint16_t *pa = aligned_alloc(64, M * KP * 2), *pb = aligned_alloc(64, N * KP * 2);
-    float *c = aligned_alloc(64, M * N * sizeof(float) * 2);
-    int passed = pa && pb && c;
+    float *c = aligned_alloc(64, M * N * sizeof(float) * 3);
+    int passed = a && b && pa && pb && c;
     if (passed) {
         kn.pack_a(a, K, 1, 0, M, 0, K, MR, pa);    // A row-major M × K
         kn.pack_b(b, N, 0, 0, N, 0, K, NR, pb);    // B row-major K × N: k-strided
-        for (size_t i = 0; i < M * N; i++) c[i] = c[M * N + i] = 0.25f * (float)(i % 7);
+        for (size_t i = 0; i < M * N; i++) c[i] = c[M * N + i] = c[2 * M * N + i] = 0.25f * (float)(i % 7);
         kn.micro(KP, pa, pb, c, N, 1, 0);                      // tiles stored straight into C
         kn.micro(KP, pa, pb, c + M * N, N, -0.5f, 2);          // through the scratch tile, with alpha and beta
+        kn.micro(KP, pa, pb, c + 2 * M * N, N, 1, 1);          // tiles loaded from C, added to, stored back
         for (size_t i = 0; i < M && passed; i++)
             for (size_t j = 0; j < N; j++) {
                 double sum = 0, magnitude = 0;
@@ -216,12 +230,15 @@ int collie_gemm_amx_check(int emulated) {
                 }
                 const double old = 0.25 * (double)((i * N + j) % 7), bound = 1e-5 * (magnitude + 2 * old) + 1e-30;
                 if (fabs((double)c[i * N + j] - sum) > bound ||
-                    fabs((double)c[M * N + i * N + j] - (-0.5 * sum + 2 * old)) > bound) {
+                    fabs((double)c[M * N + i * N + j] - (-0.5 * sum + 2 * old)) > bound ||
+                    fabs((double)c[2 * M * N + i * N + j] - (sum + old)) > bound) {
                     passed = 0;
                     break;
                 }
             }
     }
+    free(a);
+    free(b);
     free(pa);
     free(pb);
     free(c);

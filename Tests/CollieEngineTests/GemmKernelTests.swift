@@ -9,11 +9,11 @@ import XCTest
 /// differs from the float32 product by bfloat16's rounding.
 final class GemmKernelTests: XCTestCase {
     /// (M, N, K): tails of every tile (1, 7, 33, 257), K across the 768-deep K block (float32) and the 2048-deep one
-    /// (bf16 pairs), N across the 2048-column block, and products large enough to be split over threads along M
-    /// (257×33) and along N (20×300).
+    /// (bf16 pairs, AMX) — with whole tiles of C added to after the first block (33×64) — N across the 2048-column
+    /// block, and products large enough to be split over threads along M (257×33) and along N (20×300).
     static let shapes: [(m: Int, n: Int, k: Int)] = [
         (1, 1, 1), (7, 33, 1), (1, 257, 7), (33, 7, 257), (257, 33, 33), (20, 300, 64), (9, 40, 777), (3, 4100, 5),
-        (5, 37, 2051),
+        (5, 37, 2051), (33, 64, 2080),
     ]
 
     /// One product's operands, stored with leading dimensions wider than their rows, and its float64 reference.

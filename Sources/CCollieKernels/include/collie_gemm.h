@@ -68,9 +68,10 @@ int collie_gemm_kernel_level(int bf16);
 /// thread-safe; set it while no product runs.
 int collie_gemm_emulate_amx(int on);
 
-/// Multiplies a 32 × 70 by a 70 × 32 matrix with the AMX microkernel (on the hardware, or emulated) through both of its
-/// stores (C written as it is; alpha and beta applied) and returns 1 when both equal a float64 reference over the
-/// bfloat16-rounded operands within 1e-5 of Σ|a·b| + |c|. Kernel level detection runs it before it reports level 5.
+/// Multiplies a 32 × 70 by a 70 × 32 matrix with the AMX microkernel (on the hardware, or emulated) through each of its
+/// ways to C (written as it is; added to in place; through a scratch tile with alpha and beta) and returns 1 when all
+/// equal a float64 reference over the bfloat16-rounded operands within 1e-5 of Σ|a·b| + |c|. Kernel level detection
+/// runs it before it reports level 5.
 int collie_gemm_amx_check(int emulated);
 
 #endif

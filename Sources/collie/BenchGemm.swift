@@ -13,7 +13,7 @@ struct GemmRow: Codable {
     var m, k, n: Int
     var gflop: Double         // per call
     var openblasGflops: Double
-    var ownGflops: [String: Double]   // "L1 f32" (AVX2), "L2 f32" (AVX-512), "L4 bf16" (AVX512_BF16), …
+    var ownGflops: [String: Double]   // "L1 f32" (AVX2), "L2 f32" (AVX-512), "L4 bf16" (AVX512_BF16), "L5 bf16" (AMX)
 }
 
 /// GFLOP/s of `collie_sgemm` per kernel level and of `collie_gemm_bf16` beside `cblas_sgemm`.
@@ -23,12 +23,17 @@ struct GemmBench {
     /// (M, K, N) of a linear layer's forward: tokens × in × out.
     static let layers: [(m: Int, k: Int, n: Int)] = [(2048, 768, 768), (2048, 768, 2048), (2048, 2048, 768), (2048, 768, 32000)]
 
-    /// The own kernels to time: float32 at levels 1 and 2 (those the CPU has) and bfloat16 at the CPU's level.
+    /// The own kernels to time: float32 at levels 1 and 2 and bfloat16 on AVX512_BF16 (level 4) and AMX (level 5), those
+    /// the CPU has — or, without bfloat16 hardware, bfloat16 on the float32 microkernel of the CPU's level.
     static func variants() -> [(name: String, level: Int32, precision: GEMMPrecision)] {
         let top = collie_kernel_level()
         var variants: [(String, Int32, GEMMPrecision)] = []
         for level: Int32 in [1, 2] where level <= top { variants.append(("L\(level) f32", level, .float32)) }
-        variants.append(("L\(collie_gemm_kernel_level(1)) bf16", top, .bfloat16))
+        if top >= 4 {
+            for level: Int32 in [4, 5] where level <= top { variants.append(("L\(level) bf16", level, .bfloat16)) }
+        } else {
+            variants.append(("L\(collie_gemm_kernel_level(1)) bf16", top, .bfloat16))
+        }
         return variants
     }
 

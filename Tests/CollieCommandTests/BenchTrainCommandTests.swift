@@ -47,7 +47,7 @@ final class BenchTrainCommandTests: XCTestCase {
 
     /// COLLIE_KERNEL_LEVEL caps a process's kernels as a CPU without the higher instruction sets would run them: at
     /// level 1 (AVX2) MFU is against the AVX2 FMA peak; at level 0 (portable C) there is no peak to measure, and float32
-    /// products stay on OpenBLAS. Values that are not one digit 0 ... 4 are ignored.
+    /// products stay on OpenBLAS. Values that are not one digit 0 ... 5 are ignored.
     func testKernelLevelFromTheEnvironmentCapsTheKernelsAndThePeak() throws {
         let folder = try temporaryFolder(for: self)
         let detected = Int(collie_kernel_level())

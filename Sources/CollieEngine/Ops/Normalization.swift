@@ -64,55 +64,51 @@ extension Tensor {
                 let g = grad.pointer(as: F.self), px = xin.pointer(as: F.self), pw = w.pointer(as: F.self)
                 let pr = inverseStd.pointer(as: F.self), pm = means?.pointer(as: F.self)
                 let threads = Swift.max(1, Parallel.threadCount)
-                // Per-chunk partial sums of dW and dB: (chunks, c) each.
+                // Per-chunk partial sums of dW and dB: (chunks, c) each, from the storage pool.
                 let chunks = Swift.min(threads, Swift.max(1, rows))
-                var partialW = [F](repeating: 0, count: chunks * c)
-                var partialB = [F](repeating: 0, count: inputs.count == 3 ? chunks * c : 0)
+                let partialW = Tensor.zeros([chunks, c], dtype: F.dtype)
+                let partialB = inputs.count == 3 ? Tensor.zeros([chunks, c], dtype: F.dtype) : nil
+                let dwBase = partialW.pointer(as: F.self), dbBase = partialB?.pointer(as: F.self)
+                defer { withExtendedLifetime((partialW, partialB)) {} }
                 let needX = sink.needsGradient(0)
                 var dxTensor: Tensor? = needX ? Tensor(uninitializedShape: xin.shape, dtype: F.dtype) : nil
                 let pdx = dxTensor?.pointer(as: F.self)
-                partialW.withUnsafeMutableBufferPointer { pw2 in
-                    partialB.withUnsafeMutableBufferPointer { pb2 in
-                        // An empty array still has a base address (a shared singleton): never write there.
-                        let dwBase = pw2.baseAddress!, dbBase = pb2.isEmpty ? nil : pb2.baseAddress
-                        Parallel.forEach(chunks) { chunkRange in
-                            for chunk in chunkRange {
-                                let start = rows * chunk / chunks, end = rows * (chunk + 1) / chunks
-                                let dw = dwBase + chunk * c, db = dbBase.map { $0 + chunk * c }
-                                if F.self == Float.self {
-                                    let f = VectorMath.floats as (UnsafeMutablePointer<F>) -> UnsafeMutablePointer<Float>
-                                    collie_norm_backward_rows_f32(
-                                        f(px) + start * c, f(pw), f(g) + start * c, f(pr) + start,
-                                        pm.map { f($0) + start }, end - start, c, pdx.map { f($0) + start * c },
-                                        f(dw), db.map(f))
-                                    continue
-                                }
-                                for row in start..<end {
-                                    let xr = px + row * c, gr = g + row * c
-                                    let r = pr[row], mean = pm?[row] ?? 0
-                                    var sumG: F = 0, sumGX: F = 0
-                                    for j in 0..<c {
-                                        let xhat = (xr[j] - mean) * r
-                                        let gx = gr[j] * pw[j]
-                                        dw[j] += gr[j] * xhat
-                                        db?[j] += gr[j]
-                                        sumG += gx
-                                        sumGX += gx * xhat
-                                    }
-                                    guard let pdx else { continue }
-                                    let meanG = centered ? sumG / F(c) : 0, meanGX = sumGX / F(c)
-                                    let dxr = pdx + row * c
-                                    for j in 0..<c {
-                                        let xhat = (xr[j] - mean) * r
-                                        dxr[j] = r * (gr[j] * pw[j] - meanG - xhat * meanGX)
-                                    }
-                                }
+                Parallel.forEach(chunks) { chunkRange in
+                    for chunk in chunkRange {
+                        let start = rows * chunk / chunks, end = rows * (chunk + 1) / chunks
+                        let dw = dwBase + chunk * c, db = dbBase.map { $0 + chunk * c }
+                        if F.self == Float.self {
+                            let f = VectorMath.floats as (UnsafeMutablePointer<F>) -> UnsafeMutablePointer<Float>
+                            collie_norm_backward_rows_f32(
+                                f(px) + start * c, f(pw), f(g) + start * c, f(pr) + start,
+                                pm.map { f($0) + start }, end - start, c, pdx.map { f($0) + start * c },
+                                f(dw), db.map(f))
+                            continue
+                        }
+                        for row in start..<end {
+                            let xr = px + row * c, gr = g + row * c
+                            let r = pr[row], mean = pm?[row] ?? 0
+                            var sumG: F = 0, sumGX: F = 0
+                            for j in 0..<c {
+                                let xhat = (xr[j] - mean) * r
+                                let gx = gr[j] * pw[j]
+                                dw[j] += gr[j] * xhat
+                                db?[j] += gr[j]
+                                sumG += gx
+                                sumGX += gx * xhat
+                            }
+                            guard let pdx else { continue }
+                            let meanG = centered ? sumG / F(c) : 0, meanGX = sumGX / F(c)
+                            let dxr = pdx + row * c
+                            for j in 0..<c {
+                                let xhat = (xr[j] - mean) * r
+                                dxr[j] = r * (gr[j] * pw[j] - meanG - xhat * meanGX)
                             }
                         }
                     }
                 }
                 if let dx = dxTensor { sink.give(dx, toInput: 0); dxTensor = nil }
-                func reduceChunks(_ partial: [F], into index: Int) {
+                func reduceChunks(_ partial: UnsafeMutablePointer<F>, into index: Int) {
                     sink.accumulate(index, as: F.self) { d, beta in
                         for j in 0..<c {
                             var s: F = 0
@@ -121,8 +117,8 @@ extension Tensor {
                         }
                     }
                 }
-                reduceChunks(partialW, into: 1)
-                if inputs.count == 3 { reduceChunks(partialB, into: 2) }
+                reduceChunks(dwBase, into: 1)
+                if let dbBase { reduceChunks(dbBase, into: 2) }
             }
             grad.dtype == .float64 ? back(Double.self) : back(Float.self)
         }

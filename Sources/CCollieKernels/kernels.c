@@ -226,6 +226,27 @@ AVX512 static float exponentiate_avx512(float *p, size_t n, float shift, float s
     return _mm512_reduce_add_ps(s);
 }
 
+AVX512 static float sum_exp_avx512(const float *p, size_t n, float shift) {
+    const __m512 k = _mm512_set1_ps(shift);
+    __m512 s = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) s = _mm512_add_ps(s, exp16(_mm512_sub_ps(_mm512_loadu_ps(p + i), k)));
+    if (i < n) {
+        const __mmask16 tail = first_lanes(n - i);
+        s = _mm512_add_ps(s, _mm512_maskz_mov_ps(tail, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, p + i), k))));
+    }
+    return _mm512_reduce_add_ps(s);
+}
+
+AVX512 static void add_exponentiated_avx512(const float *src, float *dst, size_t n, float shift, float scale) {
+    const __m512 k = _mm512_set1_ps(shift), c = _mm512_set1_ps(scale);
+    for (size_t i = 0; i < n; i += 16) {
+        const __mmask16 lanes = n - i >= 16 ? (__mmask16)0xFFFF : first_lanes(n - i);
+        const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(lanes, src + i), k));
+        _mm512_mask_storeu_ps(dst + i, lanes, _mm512_fmadd_ps(e, c, _mm512_maskz_loadu_ps(lanes, dst + i)));
+    }
+}
+
 static int has_avx512(void) { return collie_kernel_level() >= 2; }
 
 static int has_avx2(void) { return collie_kernel_level() >= 1; }
@@ -245,6 +266,9 @@ float collie_max_f32(const float *p, size_t n) {
 }
 
 float collie_sum_exp_f32(const float *p, size_t n, float shift) {
+#ifdef COLLIE_X86
+    if (has_avx512()) return sum_exp_avx512(p, n, shift);
+#endif
     DISPATCH(return sum_exp_avx2(p, n, shift), return sum_exp_scalar(p, n, shift));
 }
 
@@ -256,6 +280,12 @@ float collie_exponentiate_f32(float *p, size_t n, float shift, float scale) {
 }
 
 void collie_add_exponentiated_f32(const float *src, float *dst, size_t n, float shift, float scale) {
+#ifdef COLLIE_X86
+    if (has_avx512()) {
+        add_exponentiated_avx512(src, dst, n, shift, scale);
+        return;
+    }
+#endif
     DISPATCH(add_exponentiated_avx2(src, dst, n, shift, scale), add_exponentiated_scalar(src, dst, n, shift, scale));
 }
 

@@ -57,7 +57,7 @@ final class VectorMathTests: XCTestCase {
     }
 
     private func checkSwiGLUKernels() {
-        let n = 21
+        let n = 37
         let gate = (0..<n).map { Float($0) * 0.7 - 7 }, up = (0..<n).map { Float($0) * 0.1 - 1 }
         let d = (0..<n).map { Float($0 % 5) - 2 }
         var out = [Float](repeating: 0, count: n), dg = out, du = out
@@ -75,17 +75,32 @@ final class VectorMathTests: XCTestCase {
         forEachKernelLevel { _ in checkRowPrimitives() }
     }
 
+    /// Rows of 13 (a tail only) and 37 values (two 16-lane steps and a tail; four 8-lane steps and a tail).
     private func checkRowPrimitives() {
-        let values: [Float] = (0..<13).map { Float($0) * 0.3 - 2 }
-        values.withUnsafeBufferPointer { p in
-            XCTAssertEqual(VectorMath.maximum(p.baseAddress!, 13), values.max()!)
-            let expected = values.reduce(0) { $0 + Foundation.exp($1 - 1) }
-            XCTAssertEqual(VectorMath.sumExp(p.baseAddress!, 13, shift: 1), expected, accuracy: expected * 1e-6)
+        for n in [13, 37] {
+            let values: [Float] = (0..<n).map { Float($0) * 0.3 - 2 }
+            values.withUnsafeBufferPointer { p in
+                XCTAssertEqual(VectorMath.maximum(p.baseAddress!, n), values.max()!)
+                let expected = values.reduce(0) { $0 + Foundation.exp($1 - 1) }
+                XCTAssertEqual(VectorMath.sumExp(p.baseAddress!, n, shift: 1), expected, accuracy: expected * 1e-6)
+            }
+            var row = values
+            let sum = row.withUnsafeMutableBufferPointer { VectorMath.exponentiate($0.baseAddress!, n, shift: 0.5, scale: 2) }
+            let total = values.reduce(0) { $0 + Foundation.exp($1 - 0.5) }
+            XCTAssertEqual(sum, total, accuracy: total * 1e-6)
+            for (got, x) in zip(row, values) {
+                XCTAssertEqual(got, 2 * Foundation.exp(x - 0.5), accuracy: 2 * Foundation.exp(x - 0.5) * 1e-6)
+            }
+            var sums = [Float](repeating: 0.25, count: n + 1)   // the element past n must stay
+            values.withUnsafeBufferPointer { p in
+                sums.withUnsafeMutableBufferPointer { VectorMath.addExponentiated(p.baseAddress!, to: $0.baseAddress!, n, shift: 0.5, scale: 3) }
+            }
+            for (got, x) in zip(sums, values) {
+                let expected = 0.25 + 3 * Foundation.exp(x - 0.5)
+                XCTAssertEqual(got, expected, accuracy: expected * 1e-6)
+            }
+            XCTAssertEqual(sums[n], 0.25)
         }
-        var row = values
-        let sum = row.withUnsafeMutableBufferPointer { VectorMath.exponentiate($0.baseAddress!, 13, shift: 0.5, scale: 2) }
-        XCTAssertEqual(sum, values.reduce(0) { $0 + Foundation.exp($1 - 0.5) }, accuracy: 1e-4)
-        for (got, x) in zip(row, values) { XCTAssertEqual(got, 2 * Foundation.exp(x - 0.5), accuracy: 1e-5) }
     }
 }
 

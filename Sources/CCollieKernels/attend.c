@@ -78,7 +78,7 @@ VECTOR_OPS(avx512, AVX512, __m512, 16, _mm512_setzero_ps, _mm512_loadu_ps, _mm51
             lse[h] = INFINITY;                                                                                   \
             continue;                                                                                            \
         }                                                                                                        \
-        float l = collie_exponentiate_f32(row, n, m, 1);                                                         \
+        float l = collie_exponentiate_f32(row, row, n, m, 1);                                                    \
         lse[h] = m + logf(l);                                                                                    \
         for (size_t j = 0; j < n; j++) row[j] /= l;                                                              \
     }                                                                                                            \

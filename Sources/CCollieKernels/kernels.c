@@ -22,9 +22,9 @@ static float sum_exp_scalar(const float *p, size_t n, float shift) {
     return s;
 }
 
-static float exponentiate_scalar(float *p, size_t n, float shift, float scale) {
+static float exponentiate_scalar(const float *src, float *dst, size_t n, float shift, float scale) {
     float s = 0;
-    for (size_t i = 0; i < n; i++) { float e = expf(p[i] - shift); s += e; p[i] = e * scale; }
+    for (size_t i = 0; i < n; i++) { float e = expf(src[i] - shift); s += e; dst[i] = e * scale; }
     return s;
 }
 
@@ -117,19 +117,19 @@ AVX2 static float sum_exp_avx2(const float *p, size_t n, float shift) {
     return horizontal_sum(_mm256_add_ps(s0, s1));
 }
 
-AVX2 static float exponentiate_avx2(float *p, size_t n, float shift, float scale) {
+AVX2 static float exponentiate_avx2(const float *src, float *dst, size_t n, float shift, float scale) {
     const __m256 k = _mm256_set1_ps(shift), c = _mm256_set1_ps(scale);
     __m256 s = _mm256_setzero_ps();
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(p + i), k));
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(src + i), k));
         s = _mm256_add_ps(s, e);
-        _mm256_storeu_ps(p + i, _mm256_mul_ps(e, c));
+        _mm256_storeu_ps(dst + i, _mm256_mul_ps(e, c));
     }
     if (i < n) {
-        __m256 e = exp8(_mm256_sub_ps(load_partial(p + i, n - i, -INFINITY), k));
+        __m256 e = exp8(_mm256_sub_ps(load_partial(src + i, n - i, -INFINITY), k));
         s = _mm256_add_ps(s, e);
-        store_partial(p + i, _mm256_mul_ps(e, c), n - i);
+        store_partial(dst + i, _mm256_mul_ps(e, c), n - i);
     }
     return horizontal_sum(s);
 }
@@ -208,20 +208,20 @@ AVX512 static float max_avx512(const float *p, size_t n) {
     return _mm512_reduce_max_ps(m);
 }
 
-AVX512 static float exponentiate_avx512(float *p, size_t n, float shift, float scale) {
+AVX512 static float exponentiate_avx512(const float *src, float *dst, size_t n, float shift, float scale) {
     const __m512 k = _mm512_set1_ps(shift), c = _mm512_set1_ps(scale);
     __m512 s = _mm512_setzero_ps();
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(p + i), k));
+        __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(src + i), k));
         s = _mm512_add_ps(s, e);
-        _mm512_storeu_ps(p + i, _mm512_mul_ps(e, c));
+        _mm512_storeu_ps(dst + i, _mm512_mul_ps(e, c));
     }
     if (i < n) {
         const __mmask16 tail = first_lanes(n - i);
-        __m512 e = exp16(_mm512_sub_ps(_mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), tail, p + i), k));
+        __m512 e = exp16(_mm512_sub_ps(_mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), tail, src + i), k));
         s = _mm512_add_ps(s, _mm512_maskz_mov_ps(tail, e));
-        _mm512_mask_storeu_ps(p + i, tail, _mm512_mul_ps(e, c));
+        _mm512_mask_storeu_ps(dst + i, tail, _mm512_mul_ps(e, c));
     }
     return _mm512_reduce_add_ps(s);
 }
@@ -272,11 +272,11 @@ float collie_sum_exp_f32(const float *p, size_t n, float shift) {
     DISPATCH(return sum_exp_avx2(p, n, shift), return sum_exp_scalar(p, n, shift));
 }
 
-float collie_exponentiate_f32(float *p, size_t n, float shift, float scale) {
+float collie_exponentiate_f32(const float *src, float *dst, size_t n, float shift, float scale) {
 #ifdef COLLIE_X86
-    if (has_avx512()) return exponentiate_avx512(p, n, shift, scale);
+    if (has_avx512()) return exponentiate_avx512(src, dst, n, shift, scale);
 #endif
-    DISPATCH(return exponentiate_avx2(p, n, shift, scale), return exponentiate_scalar(p, n, shift, scale));
+    DISPATCH(return exponentiate_avx2(src, dst, n, shift, scale), return exponentiate_scalar(src, dst, n, shift, scale));
 }
 
 void collie_add_exponentiated_f32(const float *src, float *dst, size_t n, float shift, float scale) {

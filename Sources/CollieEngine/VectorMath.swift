@@ -42,15 +42,22 @@ enum VectorMath {
     /// p[i] = exp(p[i] − shift) · scale in place; returns Σ exp(p[i] − shift).
     @discardableResult
     static func exponentiate<F: FloatElement>(_ p: UnsafeMutablePointer<F>, _ n: Int, shift: F, scale: F = 1) -> F {
+        exponentiate(UnsafePointer(p), to: p, n, shift: shift, scale: scale)
+    }
+
+    /// dst[i] = exp(src[i] − shift) · scale (one pass: no copy of src into dst first); returns Σ exp(src[i] − shift).
+    @discardableResult
+    static func exponentiate<F: FloatElement>(_ src: UnsafePointer<F>, to dst: UnsafeMutablePointer<F>, _ n: Int,
+                                              shift: F, scale: F = 1) -> F {
         if F.self == Float.self {
-            return unsafeBitCast(collie_exponentiate_f32(floats(p), n, unsafeBitCast(shift, to: Float.self),
+            return unsafeBitCast(collie_exponentiate_f32(floats(src), floats(dst), n, unsafeBitCast(shift, to: Float.self),
                                                           unsafeBitCast(scale, to: Float.self)), to: F.self)
         }
         var s: F = 0
         for i in 0..<n {
-            let e = F.exp(p[i] - shift)
+            let e = F.exp(src[i] - shift)
             s += e
-            p[i] = e * scale
+            dst[i] = e * scale
         }
         return s
     }

@@ -17,8 +17,8 @@
 /// F+BW+VL and VNNI; 2 with AVX-512 F+BW+VL; 1 with AVX2+FMA+F16C; 0 for the portable C (the only level off x86). Each
 /// level includes the ones below, so kernels compare with ≥ and a kernel without a level-3 copy runs its level-2 one
 /// there. The row kernels below use their AVX2 code at levels 1 and up (max, the exp sums and the exponentiations:
-/// AVX-512 at levels 2 and up, the same exp lane for lane; SwiGLU stays on AVX2, measured faster on a Zen 5). The environment variable COLLIE_KERNEL_LEVEL (one digit, 0 ... 5) caps it for the process, read at the first
-/// call.
+/// AVX-512 at levels 2 and up, the same exp lane for lane; SwiGLU stays on AVX2, measured faster on a Zen 5). The
+/// environment variable COLLIE_KERNEL_LEVEL (one digit, 0 ... 5) caps it for the process, read at the first call.
 int collie_kernel_level(void);
 /// Uses at most `level` from now on (COLLIE_KERNEL_LEVEL_MAX lifts the limit): lets tests run the lower levels' code on an
 /// AVX-512 machine. Not thread-safe; set it while no kernel runs.
@@ -28,8 +28,8 @@ void collie_kernel_limit_level(int level);
 float collie_max_f32(const float *p, size_t n);
 /// Σ exp(p[i] − shift).
 float collie_sum_exp_f32(const float *p, size_t n, float shift);
-/// p[i] = exp(p[i] − shift) · scale in place; returns Σ exp(p[i] − shift).
-float collie_exponentiate_f32(float *p, size_t n, float shift, float scale);
+/// dst[i] = exp(src[i] − shift) · scale (src may be dst: in place); returns Σ exp(src[i] − shift).
+float collie_exponentiate_f32(const float *src, float *dst, size_t n, float shift, float scale);
 /// dst[i] += exp(src[i] − shift) · scale.
 void collie_add_exponentiated_f32(const float *src, float *dst, size_t n, float shift, float scale);
 /// out[i] = silu(gate[i]) · up[i].

@@ -69,8 +69,7 @@ extension Tensor {
                             }
                             let xr = px + row * v, l = pl[row]
                             if beta == 0 {
-                                dr.update(from: xr, count: v)
-                                VectorMath.exponentiate(dr, v, shift: l, scale: scale)
+                                VectorMath.exponentiate(xr, to: dr, v, shift: l, scale: scale)
                             } else {
                                 VectorMath.addExponentiated(xr, to: dr, v, shift: l, scale: scale)
                             }

@@ -133,8 +133,7 @@ extension Tensor {
                         if log {
                             for j in 0..<n { dst[off + j] = src[off + j] - lse }
                         } else {
-                            (dst + off).update(from: src + off, count: n)
-                            VectorMath.exponentiate(dst + off, n, shift: lse)
+                            VectorMath.exponentiate(src + off, to: dst + off, n, shift: lse)
                         }
                         continue
                     }

@@ -153,7 +153,7 @@ typedef struct {
 
 static void gemm_block(const gemm_job *job, size_t m0, size_t m1, size_t n0, size_t n1) {
     const collie_gemm_kernel *kn = &job->kernel;
-    const size_t mr = (size_t)kn->mr, nr = (size_t)kn->nr, element = kn->pairs ? 2 : 4;
+    const size_t mr = (size_t)kn->mr, nr = (size_t)kn->nr, element = gemm_element_size(kn);
     const size_t KC = kn->kc, MC = kn->mc, NC = kn->nc, granule = (size_t)kn->granule;
     const size_t nc_max = n1 - n0 < NC ? (n1 - n0 + nr - 1) / nr * nr : NC;
     const size_t mc_max = m1 - m0 < MC ? (m1 - m0 + mr - 1) / mr * mr : MC;
@@ -210,21 +210,18 @@ static void gemm_task(void *context, size_t index) {
 
 // MARK: - Operands packed whole
 
-/// A packed operand covers all of K: chunks of KC k's, chunk p's micro-panels at offset padded_rows · p·KC elements.
+/// A packed operand covers all of K: chunks of KC k's, chunk p's micro-panels at offset padded_rows · p·KC elements
+/// (KC is a multiple of the granule, so only the last chunk is padded: gemm_padded_depth of all of K).
 static size_t packed_padded_rows(const collie_gemm_kernel *kn, int side, size_t rows) {
     const size_t width = (size_t)(side ? kn->nr : kn->mr);
     return (rows + width - 1) / width * width;
-}
-
-static size_t packed_depth(const collie_gemm_kernel *kn, size_t K) {
-    return gemm_padded_depth(kn, K);   // KC is a multiple of the granule, so only the last chunk rounds
 }
 
 /// Packs rows r0 ..< r0 + rows of an operand (side 0: A, its panels MR wide; 1: B, NR wide) over all of K into the
 /// layout above of an operand with `padded` rows: float32 `src`, or bfloat16 bits when `src_bf16`.
 static void pack_whole(const collie_gemm_kernel *kn, int side, const void *src, int src_bf16, size_t ld,
                        int k_contiguous, size_t r0, size_t rows, size_t padded, size_t K, void *dst) {
-    const size_t width = (size_t)(side ? kn->nr : kn->mr), element = kn->pairs ? 2 : 4;
+    const size_t width = (size_t)(side ? kn->nr : kn->mr), element = gemm_element_size(kn);
     for (size_t pc = 0; pc < K; pc += kn->kc) {
         const size_t kc = K - pc < kn->kc ? K - pc : kn->kc, kp = gemm_padded_depth(kn, kc);
         char *chunk = (char *)dst + (padded * pc + r0 * kp) * element;
@@ -272,7 +269,7 @@ static int pack_shared(gemm_job *job, size_t threads) {
     const collie_gemm_kernel *kn = &job->kernel;
     const int side = job->split_m;
     const size_t rows = side ? job->N : job->M, padded = packed_padded_rows(kn, side, rows);
-    const size_t bytes = padded * packed_depth(kn, job->K) * (kn->pairs ? 2 : 4);
+    const size_t bytes = padded * gemm_padded_depth(kn, job->K) * (gemm_element_size(kn));
     if (bytes > SHARED_LIMIT || atomic_flag_test_and_set_explicit(&shared_busy, memory_order_acquire)) return 0;
     if (shared_capacity < bytes) {
         free(shared_buffer);
@@ -342,7 +339,7 @@ void collie_gemm_bf16_b(int bf16, int trans_a, int trans_b, size_t M, size_t N, 
 size_t collie_gemm_packed_bytes(int bf16, int side, size_t rows, size_t K) {
     int level;
     const collie_gemm_kernel kn = kernel_for(bf16, &level);
-    return packed_padded_rows(&kn, side, rows) * packed_depth(&kn, K) * (kn.pairs ? 2 : 4);
+    return packed_padded_rows(&kn, side, rows) * gemm_padded_depth(&kn, K) * (gemm_element_size(&kn));
 }
 
 void collie_gemm_pack_operand(int bf16, int side, const float *src, size_t ld, int k_contiguous, size_t rows, size_t K,
@@ -361,7 +358,7 @@ void collie_gemm_multiply_packed(int bf16, size_t M, size_t N, size_t K, float a
     }
     int level;
     const collie_gemm_kernel kn = kernel_for(bf16, &level);
-    const size_t mr = (size_t)kn.mr, nr = (size_t)kn.nr, element = kn.pairs ? 2 : 4;
+    const size_t mr = (size_t)kn.mr, nr = (size_t)kn.nr, element = gemm_element_size(&kn);
     const ptrdiff_t granule = kn.granule;
     const size_t m_padded = packed_padded_rows(&kn, 0, M), n_padded = packed_padded_rows(&kn, 1, N);
     if (K > kn.kc) band = COLLIE_BAND_FULL;   // bands only for one K block (attention's tiles)

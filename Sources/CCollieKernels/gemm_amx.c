@@ -24,6 +24,7 @@
 #define TARGET_AMX __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma")))
 #define MR 32
 #define NR 32
+#define GRANULE 32   // k's per tile step: packed K is padded to a multiple of it
 
 // MARK: - Emulated tiles
 
@@ -88,9 +89,9 @@ static void emulated_dot(int c, int a, int b) {
             for (size_t n = 0; n < c_bytes / 4; n++) {
                 float sum;
                 memcpy(&sum, emulated.data[c][m] + 4 * n, sizeof sum);
-                sum = flushed(sum + emulated_input(emulated.data[a][m], 2 * k) * emulated_input(emulated.data[b][k], 2 * n));
-                sum = flushed(sum + emulated_input(emulated.data[a][m], 2 * k + 1) *
-                                        emulated_input(emulated.data[b][k], 2 * n + 1));
+                const uint8_t *row_a = emulated.data[a][m], *row_b = emulated.data[b][k];
+                sum = flushed(sum + emulated_input(row_a, 2 * k) * emulated_input(row_b, 2 * n));
+                sum = flushed(sum + emulated_input(row_a, 2 * k + 1) * emulated_input(row_b, 2 * n + 1));
                 memcpy(emulated.data[c][m] + 4 * n, &sum, sizeof sum);
             }
 }
@@ -132,7 +133,7 @@ GEMM_INLINE TARGET_AMX void micro_amx_body(int E, size_t kc, const void *ap, con
         TILE_ZERO(E, 2);
         TILE_ZERO(E, 3);
     }
-    for (size_t k = 0; k < kc; k += 32, a += 32 * MR, b += 32 * NR) {
+    for (size_t k = 0; k < kc; k += GRANULE, a += GRANULE * MR, b += GRANULE * NR) {
         TILE_LOAD(E, 4, a, 64);              // rows 0 ..< 16: 32 k's each
         TILE_LOAD(E, 5, a + 16 * 32, 64);    // rows 16 ..< 32
         TILE_LOAD(E, 6, b, 4 * NR);          // columns 0 ..< 16: 16 k pairs
@@ -174,6 +175,9 @@ TARGET_AMX static void micro_amx_emulated(size_t kc, const void *a, const void *
 
 // MARK: - Packing
 
+/// kc k's padded to whole tile steps.
+static size_t padded_depth(size_t kc) { return (kc + GRANULE - 1) / GRANULE * GRANULE; }
+
 static void pack_a(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows, size_t k0, size_t kc,
                    size_t width, void *dst) {
     collie_gemm_pack_amx_rows(src, 0, ld, k_contiguous, r0, rows, k0, kc, width, dst);
@@ -181,17 +185,18 @@ static void pack_a(const float *src, size_t ld, int k_contiguous, size_t r0, siz
 
 static void pack_b(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows, size_t k0, size_t kc,
                    size_t width, void *dst) {
-    collie_gemm_pack_pairs_deep(src, 0, ld, k_contiguous, r0, rows, k0, kc, width, (kc + 31) & ~(size_t)31, dst);
+    collie_gemm_pack_pairs_deep(src, 0, ld, k_contiguous, r0, rows, k0, kc, width, padded_depth(kc), dst);
 }
 
 static void pack_b_bf16(const uint16_t *src, size_t ld, int k_contiguous, size_t r0, size_t rows, size_t k0,
                         size_t kc, size_t width, void *dst) {
-    collie_gemm_pack_pairs_deep(src, 1, ld, k_contiguous, r0, rows, k0, kc, width, (kc + 31) & ~(size_t)31, dst);
+    collie_gemm_pack_pairs_deep(src, 1, ld, k_contiguous, r0, rows, k0, kc, width, padded_depth(kc), dst);
 }
 
 collie_gemm_kernel collie_gemm_kernel_amx(int emulated) {
-    // K block 2048 as the pair kernel's (A block 32 × 2048 bfloat16 = 128 KB), C split in 32 × 32 tiles.
-    return (collie_gemm_kernel){MR, NR, 1, 32, 32 * 6, 2048, 2048, emulated ? micro_amx_emulated : micro_amx,
+    // Blocks chosen, not measured (no AMX CPU has run them): K block 2048 as the pair kernel's, A block 192 × 2048
+    // bfloat16 = 768 KB within Sapphire Rapids' 2 MB L2.
+    return (collie_gemm_kernel){MR, NR, 1, GRANULE, 32 * 6, 2048, 2048, emulated ? micro_amx_emulated : micro_amx,
                                 pack_a, pack_b, pack_b_bf16};
 }
 
@@ -205,7 +210,7 @@ static float *check_values(size_t n, uint32_t *state) {
 }
 
 int collie_gemm_amx_check(int emulated) {
-    enum { M = MR, N = NR, K = 70, KP = 96 };   // K ends inside the third step of 32: the zero padding is used
+    enum { M = MR, N = NR, K = 70, KP = 96 };   // K ends inside the third tile step: the zero padding is used
     uint32_t state = 12345;
     float *a = check_values(M * K, &state), *b = check_values(K * N, &state);
     const collie_gemm_kernel kn = collie_gemm_kernel_amx(emulated);

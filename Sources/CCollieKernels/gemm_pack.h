@@ -118,6 +118,9 @@ collie_gemm_kernel collie_gemm_kernel_bf16(void);
 /// The AMX kernel (level 5); `emulated`: its tile instructions carried out in C (collie_gemm_emulate_amx).
 collie_gemm_kernel collie_gemm_kernel_amx(int emulated);
 
+/// Bytes per packed value: bfloat16 for the pair and AMX kernels, else float32.
+GEMM_INLINE size_t gemm_element_size(const collie_gemm_kernel *kn) { return kn->pairs ? 2 : 4; }
+
 /// `kc` k's as packed by `kn`: rounded up to its granule.
 GEMM_INLINE size_t gemm_padded_depth(const collie_gemm_kernel *kn, size_t kc) {
     const size_t g = (size_t)kn->granule;

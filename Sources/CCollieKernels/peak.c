@@ -74,9 +74,8 @@ __attribute__((target("avx512f,avx512bf16"))) static void chains_bf16(uint64_t n
 }
 
 /// 4 chains of `tdpbf16ps` per iteration (AMX-BF16): C tiles 0–3 each add the products of one of A's tiles 4–5 with one
-/// of B's tiles 6–7 (the GEMM's tile configuration), sources all bfloat16 2⁻¹⁰ (so 16 × 16 × 32 pairs of products per instruction).
-/// Four chains are the most eight tile registers allow with two sources apiece; their latency (about 3 × the issue
-/// interval on Sapphire Rapids) is covered.
+/// of B's tiles 6–7 (the GEMM's tile configuration: 16 × 16 × 32 pairs per instruction), sources all bfloat16 2⁻¹⁰.
+/// Four chains are the most eight tile registers allow beside four sources — the GEMM's own arrangement.
 __attribute__((target("amx-tile,amx-bf16"))) static void chains_amx(uint64_t n) {
     const collie_tile_config config = collie_amx_tile_config();   // the GEMM's: a thread keeps it (amx_tiles.h)
     uint32_t source[16 * 16] __attribute__((aligned(64)));

@@ -63,7 +63,7 @@ int collie_gemm_prefers_own_f32(void);
 int collie_gemm_kernel_level(int bf16);
 
 /// For tests on CPUs without AMX: with `on`, the bf16 GEMM runs the AMX kernel (level 5) wherever the kernel level is
-/// 4, its tile instructions carried out in C from their definitions (thousands of times slower), so a machine without
+/// 4, its tile instructions carried out by C loops over every product, from their definitions, so a machine without
 /// AMX runs the level-5 packing, blocking and tile program. Returns whether the bf16 GEMM now runs that kernel. Not
 /// thread-safe; set it while no product runs.
 int collie_gemm_emulate_amx(int on);

@@ -12,8 +12,9 @@
 /// The highest kernel level.
 #define COLLIE_KERNEL_LEVEL_MAX 5
 
-/// The instruction set the kernels run: 5 with level 4's and AMX-TILE + AMX-BF16 (granted by Linux and checked on the
-/// hardware at the first call; the bf16 GEMM's microkernel only); 4 with AVX-512 F+BW+VL, VNNI and BF16; 3 with AVX-512
+/// The instruction set the kernels run: 5 with level 4's and AMX-TILE + AMX-BF16 (tile state enabled by the OS, a tile
+/// palette described by CPUID, granted by Linux and checked on the hardware under a guard at the first call; the bf16
+/// GEMM's microkernel only); 4 with AVX-512 F+BW+VL, VNNI and BF16; 3 with AVX-512
 /// F+BW+VL and VNNI; 2 with AVX-512 F+BW+VL; 1 with AVX2+FMA+F16C; 0 for the portable C (the only level off x86). Each
 /// level includes the ones below, so kernels compare with ≥ and a kernel without a level-3 copy runs its level-2 one
 /// there. The row kernels below use their AVX2 code at levels 1 and up (max, the exp sums and the exponentiations:
@@ -23,6 +24,20 @@ int collie_kernel_level(void);
 /// Uses at most `level` from now on (COLLIE_KERNEL_LEVEL_MAX lifts the limit): lets tests run the lower levels' code on an
 /// AVX-512 machine. Not thread-safe; set it while no kernel runs.
 void collie_kernel_limit_level(int level);
+
+/// Whether CPUID leaf 7 advertises AMX-TILE and AMX-BF16 (0 off x86). Level 5 needs more: see collie_kernel_level.
+int collie_cpu_advertises_amx(void);
+/// Whether CPUID's tile description admits the AMX kernel's configuration (eight tiles of 16 rows × 64 bytes): leaf
+/// 0x1D subleaf 0's EAX (the highest palette, ≥ 1), subleaf 1's EAX/EBX/ECX (palette 1: bytes per tile, per row, tile
+/// names, rows) and, where the CPU has leaf 0x1E, its EBX (TMUL's largest K ≥ 16 and N ≥ 64 bytes). Sapphire Rapids
+/// reports 1; 1024 bytes per tile, 64 per row, 8 names, 16 rows; K 16, N 64. A hypervisor that advertises AMX with
+/// zero palettes gets 0: every tile instruction faults there.
+int collie_amx_tiles_described(unsigned max_palette, unsigned palette_eax, unsigned palette_ebx, unsigned palette_ecx,
+                               int has_tmul_leaf, unsigned tmul_ebx);
+/// collie_gemm_amx_check on the hardware under a SIGILL guard: 1 passed, 0 failed, -1 an instruction faulted (a CPU
+/// without AMX, or without the tile state granted). Level detection runs it once; the guard swaps the process's SIGILL
+/// handler while it runs, so do not call it while another thread may fault.
+int collie_amx_probe(void);
 
 /// The largest of p[0..<n] (-inf when n is 0).
 float collie_max_f32(const float *p, size_t n);

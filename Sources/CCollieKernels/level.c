@@ -1,5 +1,6 @@
 #include "collie_kernels.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -108,8 +109,12 @@ static int amx_usable(void) {
     enum { ARCH_GET_XCOMP_PERM = 0x1022, ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
     unsigned long permitted = 0;
     if (syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0 ||
-        syscall(SYS_arch_prctl, ARCH_GET_XCOMP_PERM, &permitted) != 0 || !(permitted & (1ul << XFEATURE_XTILEDATA)))
+        syscall(SYS_arch_prctl, ARCH_GET_XCOMP_PERM, &permitted) != 0 || !(permitted & (1ul << XFEATURE_XTILEDATA))) {
+        // A kernel before 5.16, or a thread's sigaltstack too small for the tile state's signal frame (ENOSPC).
+        fprintf(stderr, "collie: Linux did not grant the AMX tile state (arch_prctl: %s); "
+                        "bf16 products use AVX512_BF16\n", strerror(errno));
         return 0;
+    }
     const int checked = collie_amx_probe();
     if (checked == 1) return 1;
     fprintf(stderr, "collie: the AMX-BF16 microkernel's check %s on this CPU; bf16 products use AVX512_BF16\n",

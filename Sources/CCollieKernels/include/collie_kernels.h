@@ -14,12 +14,12 @@
 
 /// The instruction set the kernels run: 5 with level 4's and AMX-TILE + AMX-BF16 (tile state enabled by the OS, a tile
 /// palette described by CPUID, granted by Linux and checked on the hardware under a guard at the first call; the bf16
-/// GEMM's microkernel only); 4 with AVX-512 F+BW+VL, VNNI and BF16; 3 with AVX-512
-/// F+BW+VL and VNNI; 2 with AVX-512 F+BW+VL; 1 with AVX2+FMA+F16C; 0 for the portable C (the only level off x86). Each
-/// level includes the ones below, so kernels compare with ≥ and a kernel without a level-3 copy runs its level-2 one
-/// there. The row kernels below use their AVX2 code at levels 1 and up (max, the exp sums and the exponentiations:
-/// AVX-512 at levels 2 and up, the same exp lane for lane; SwiGLU stays on AVX2, measured faster on a Zen 5). The
-/// environment variable COLLIE_KERNEL_LEVEL (one digit, 0 ... 5) caps it for the process, read at the first call.
+/// GEMM's microkernel only); 4 with AVX-512 F+BW+VL, VNNI and BF16; 3 with AVX-512 F+BW+VL and VNNI; 2 with AVX-512
+/// F+BW+VL; 1 with AVX2+FMA+F16C; 0 for the portable C (the only level off x86). Each level includes the ones below,
+/// so kernels compare with ≥ and a kernel without a level-3 copy runs its level-2 one there. The row kernels below use
+/// their AVX2 code at levels 1 and up (max, the exp sums and the exponentiations: AVX-512 at levels 2 and up, the same
+/// exp lane for lane; SwiGLU stays on AVX2, measured faster on a Zen 5). The environment variable COLLIE_KERNEL_LEVEL
+/// (one digit, 0 ... 5) caps it for the process, read at the first call.
 int collie_kernel_level(void);
 /// Uses at most `level` from now on (COLLIE_KERNEL_LEVEL_MAX lifts the limit): lets tests run the lower levels' code on an
 /// AVX-512 machine. Not thread-safe; set it while no kernel runs.

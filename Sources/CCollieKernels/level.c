@@ -135,18 +135,19 @@ static void detect(void) {
         }
     } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
         found = 1;
-    detected = found;
+    __atomic_store_n(&detected, found, __ATOMIC_RELEASE);
 }
 #else
 int collie_cpu_advertises_amx(void) { return 0; }
 int collie_amx_probe(void) { return -1; }
 static int detected = -1;
-static void detect(void) { detected = 0; }
+static void detect(void) { __atomic_store_n(&detected, 0, __ATOMIC_RELEASE); }
 #endif
 
 int collie_kernel_level(void) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, detect);   // once: the probe swaps the process's SIGILL handler
+    // Once (the probe swaps the process's SIGILL handler); detect() publishes the level last.
+    if (__atomic_load_n(&detected, __ATOMIC_ACQUIRE) < 0) pthread_once(&once, detect);
     if (level_limit < 0) level_limit = environment_limit();
     return detected < level_limit ? detected : level_limit;
 }

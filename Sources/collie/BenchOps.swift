@@ -136,6 +136,7 @@ struct FusedRow: Codable {
 /// One attention shape, one pass: time and GFLOP/s.
 struct AttentionRow: Codable {
     var shape: String        // B, T, H, D
+    var precision: String    // fp32, or bf16 (GEMM operands in bfloat16)
     var pass: String
     var gflop: Double
     var ms: Double
@@ -220,8 +221,9 @@ func printFused(_ copies: [CopyRow], _ rows: [FusedRow]) {
 
 /// The attention speed table.
 func printAttention(_ rows: [AttentionRow]) {
-    print("\nCausal attention, float32, [B, T, H, D] (FLOPs: 4·B·H·T²·D/2 forward, 3.5× that forward+backward)")
-    printTable(["shape", "pass", "GFLOP", "ms", "GFLOP/s"], rows.map { r in
-        [r.shape, r.pass, fmt(r.gflop, 2), fmt(r.ms, 2), fmt(r.gflops)]
+    print("\nCausal attention, [B, T, H, D] (FLOPs: 4·B·H·T²·D/2 forward, 3.5× that forward+backward; bf16: the tiles'"
+          + " products on bfloat16 operands, as mixed_precision: bf16)")
+    printTable(["shape", "precision", "pass", "GFLOP", "ms", "GFLOP/s"], rows.map { r in
+        [r.shape, r.precision, r.pass, fmt(r.gflop, 2), fmt(r.ms, 2), fmt(r.gflops)]
     })
 }

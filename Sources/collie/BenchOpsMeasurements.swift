@@ -282,25 +282,32 @@ struct AttentionSpeedBench {
     static let shapes: [(b: Int, t: Int, h: Int, d: Int)] = [(1, 2048, 8, 64), (4, 512, 12, 64)]
 
     func run() -> [AttentionRow] {
+        // bfloat16 tiles (mixed_precision: bf16) where the CPU multiplies bfloat16 in hardware.
+        let precisions: [(GEMMPrecision, String)] =
+            [(.float32, "fp32")] + (MixedPrecision.hasBFloat16Hardware ? [(.bfloat16, "bf16")] : [])
         var rows: [AttentionRow] = []
         for (b, t, h, d) in AttentionSpeedBench.shapes {
-            progress("attention B\(b) T\(t) H\(h) D\(d)")
-            let q = BenchData.uniform([b, t, h, d], seed: 81, requiresGrad: true)
-            let k = BenchData.uniform([b, t, h, d], seed: 82, requiresGrad: true)
-            let v = BenchData.uniform([b, t, h, d], seed: 83, requiresGrad: true)
-            let dOut = BenchData.uniform([b, t, h, d], seed: 84)
-            let forwardFlop = 4.0 * Double(b * h) * Double(t) * Double(t) * Double(d) / 2
-            let forward = Timing.measure(repeats: repeats) {
-                withNoGrad { _ = Tensor.scaledDotProductAttention(query: q, key: k, value: v, causal: true) }
+            for (precision, name) in precisions {
+                progress("attention B\(b) T\(t) H\(h) D\(d) \(name)")
+                let q = BenchData.uniform([b, t, h, d], seed: 81, requiresGrad: true)
+                let k = BenchData.uniform([b, t, h, d], seed: 82, requiresGrad: true)
+                let v = BenchData.uniform([b, t, h, d], seed: 83, requiresGrad: true)
+                let dOut = BenchData.uniform([b, t, h, d], seed: 84)
+                let forwardFlop = 4.0 * Double(b * h) * Double(t) * Double(t) * Double(d) / 2
+                let (forward, both) = MixedPrecision.with(precision) {
+                    (Timing.measure(repeats: repeats) {
+                        withNoGrad { _ = Tensor.scaledDotProductAttention(query: q, key: k, value: v, causal: true) }
+                    }, Timing.measure(repeats: repeats, prepare: { q.grad = nil; k.grad = nil; v.grad = nil }) {
+                        Tensor.scaledDotProductAttention(query: q, key: k, value: v, causal: true)
+                            .backward(gradient: dOut)
+                    })
+                }
+                let shape = "[\(b), \(t), \(h), \(d)]"
+                rows.append(AttentionRow(shape: shape, precision: name, pass: "fwd", gflop: forwardFlop / 1e9,
+                                         ms: forward * 1e3, gflops: forwardFlop / forward / 1e9))
+                rows.append(AttentionRow(shape: shape, precision: name, pass: "fwd+bwd", gflop: 3.5 * forwardFlop / 1e9,
+                                         ms: both * 1e3, gflops: 3.5 * forwardFlop / both / 1e9))
             }
-            let both = Timing.measure(repeats: repeats, prepare: { q.grad = nil; k.grad = nil; v.grad = nil }) {
-                Tensor.scaledDotProductAttention(query: q, key: k, value: v, causal: true).backward(gradient: dOut)
-            }
-            let shape = "[\(b), \(t), \(h), \(d)]"
-            rows.append(AttentionRow(shape: shape, pass: "fwd", gflop: forwardFlop / 1e9, ms: forward * 1e3,
-                                     gflops: forwardFlop / forward / 1e9))
-            rows.append(AttentionRow(shape: shape, pass: "fwd+bwd", gflop: 3.5 * forwardFlop / 1e9, ms: both * 1e3,
-                                     gflops: 3.5 * forwardFlop / both / 1e9))
         }
         return rows
     }

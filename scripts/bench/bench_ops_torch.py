@@ -236,25 +236,44 @@ def sdpa(q, k, v):
     return F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
 
 
+def has_bf16_hardware():
+    """Whether the CPU multiplies bfloat16 in hardware (AVX512_BF16 or AMX-BF16), as Collie's bf16 rows need."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def bench_attention(repeats):
+    # bf16: CPU autocast, as the training benchmark's --mixed-precision bf16 (Collie: mixed_precision: bf16).
+    precisions = ["fp32"] + (["bf16"] if has_bf16_hardware() else [])
     rows = []
     for bsz, t, h, d in ATTENTION_SHAPES:
-        progress(f"attention B{bsz} T{t} H{h} D{d}")
-        q, k, v = attention_inputs(bsz, t, h, d, 81)
-        d_out = uniform((bsz, h, t, d), 84)
-        forward_flop = 4.0 * bsz * h * t * t * d / 2
-        with torch.no_grad():
-            fwd = median_seconds(repeats, lambda: sdpa(q, k, v))
+        for precision in precisions:
+            progress(f"attention B{bsz} T{t} H{h} D{d} {precision}")
+            q, k, v = attention_inputs(bsz, t, h, d, 81)
+            d_out = uniform((bsz, h, t, d), 84)
+            forward_flop = 4.0 * bsz * h * t * t * d / 2
+            autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+            with torch.no_grad(), autocast:
+                fwd = median_seconds(repeats, lambda: sdpa(q, k, v))
 
-        def reset():
-            q.grad = k.grad = v.grad = None
+            def reset():
+                q.grad = k.grad = v.grad = None
 
-        both = median_seconds(repeats, lambda: sdpa(q, k, v).backward(d_out), reset)
-        shape = f"[{bsz}, {t}, {h}, {d}]"
-        rows.append({"shape": shape, "pass": "fwd", "gflop": forward_flop / 1e9, "ms": fwd * 1e3,
-                     "gflops": forward_flop / fwd / 1e9})
-        rows.append({"shape": shape, "pass": "fwd+bwd", "gflop": 3.5 * forward_flop / 1e9, "ms": both * 1e3,
-                     "gflops": 3.5 * forward_flop / both / 1e9})
+            def forward_backward():
+                with autocast:
+                    out = sdpa(q, k, v)
+                out.backward(d_out.to(out.dtype))
+
+            both = median_seconds(repeats, forward_backward, reset)
+            shape = f"[{bsz}, {t}, {h}, {d}]"
+            rows.append({"shape": shape, "precision": precision, "pass": "fwd", "gflop": forward_flop / 1e9,
+                         "ms": fwd * 1e3, "gflops": forward_flop / fwd / 1e9})
+            rows.append({"shape": shape, "precision": precision, "pass": "fwd+bwd", "gflop": 3.5 * forward_flop / 1e9,
+                         "ms": both * 1e3, "gflops": 3.5 * forward_flop / both / 1e9})
     return rows
 
 
@@ -391,10 +410,11 @@ def print_report(report):
               [[r["op"], r["pass"], r["shape"], f"{r['megabytes']:.1f}", f"{r['ms']:.3f}", f"{r['gbPerSecond']:.1f}",
                 f"{r['fractionOfCopy'] * 100:.1f}%"] for r in report["fused"]])
     if report.get("attention"):
-        print("\nCausal attention, float32, [B, T, H, D] (FLOPs: 4·B·H·T²·D/2 forward, 3.5× that forward+backward)")
-        table(["shape", "pass", "GFLOP", "ms", "GFLOP/s"],
-              [[r["shape"], r["pass"], f"{r['gflop']:.2f}", f"{r['ms']:.2f}", f"{r['gflops']:.1f}"]
-               for r in report["attention"]])
+        print("\nCausal attention, [B, T, H, D] (FLOPs: 4·B·H·T²·D/2 forward, 3.5× that forward+backward; bf16: "
+              "CPU autocast)")
+        table(["shape", "precision", "pass", "GFLOP", "ms", "GFLOP/s"],
+              [[r["shape"], r.get("precision", "fp32"), r["pass"], f"{r['gflop']:.2f}", f"{r['ms']:.2f}",
+                f"{r['gflops']:.1f}"] for r in report["attention"]])
     print(f"\nload average before: {host['loadAverageBefore']}; after: {host['loadAverageAfter']}; "
           f"CPU used by other processes during the run: {host['otherProcessesCPUPercent']:.1f}% of one CPU")
 
@@ -440,15 +460,17 @@ def compare(collie_path, torch_path):
                          f"{t['ms'] / r['ms']:.2f}×" if t else "–"])
         md(["op", "pass", "shape", "MB", "Collie ms", "Collie GB/s", "Collie % of copy", "PyTorch ms",
             "PyTorch GB/s", "Collie speed / PyTorch"], rows)
-    ta = {(r["shape"], r["pass"]): r for r in tor.get("attention", [])}
+    # Reports written before the precision column are float32.
+    ta = {(r["shape"], r.get("precision", "fp32"), r["pass"]): r for r in tor.get("attention", [])}
     if col.get("attention"):
         rows = []
         for r in col["attention"]:
-            t = ta.get((r["shape"], r["pass"]))
-            rows.append([r["shape"], r["pass"], f"{r['gflop']:.2f}", f"{r['ms']:.1f}", f"{r['gflops']:.1f}",
+            precision = r.get("precision", "fp32")
+            t = ta.get((r["shape"], precision, r["pass"]))
+            rows.append([r["shape"], precision, r["pass"], f"{r['gflop']:.2f}", f"{r['ms']:.1f}", f"{r['gflops']:.1f}",
                          f"{t['ms']:.1f}" if t else "–", f"{t['gflops']:.1f}" if t else "–",
                          f"{t['ms'] / r['ms']:.2f}×" if t else "–"])
-        md(["[B, T, H, D]", "pass", "GFLOP", "Collie ms", "Collie GFLOP/s", "PyTorch ms", "PyTorch GFLOP/s",
+        md(["[B, T, H, D]", "precision", "pass", "GFLOP", "Collie ms", "Collie GFLOP/s", "PyTorch ms", "PyTorch GFLOP/s",
             "Collie speed / PyTorch"], rows)
     cm, tmem = col.get("attentionMemory"), tor.get("attentionMemory")
     if cm or tmem:

@@ -81,10 +81,10 @@ int collie_amx_probe(void) {
     action.sa_handler = on_illegal_instruction;
     sigemptyset(&action.sa_mask);
     if (sigaction(SIGILL, &action, &previous_illegal) != 0) return -1;
-    sigjmp_buf exit;
+    sigjmp_buf faulted;
     volatile int result = -1;
-    if (sigsetjmp(exit, 1) == 0) {
-        probe_exit = &exit;
+    if (sigsetjmp(faulted, 1) == 0) {
+        probe_exit = &faulted;
         result = collie_gemm_amx_check(0);   // a fault leaves its three small buffers allocated: once per process
     }
     probe_exit = NULL;
@@ -125,6 +125,8 @@ static int amx_usable(void) {
 
 static int detected = -1;
 
+/// The level of this CPU. Runs once (pthread_once), so nothing it calls — the AMX check included — may ask for the
+/// kernel level: that would wait on itself.
 static void detect(void) {
     int found = 0;
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")) {

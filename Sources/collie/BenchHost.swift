@@ -14,6 +14,8 @@ struct HostInfo: Codable {
     var collieNumThreads: String?
     /// Whether `collie` re-executed itself to set OPENBLAS_CORETYPE (it was unset in the caller's environment).
     var coretypeSetByCollie: Bool
+    /// Whether `collie` re-executed itself to set OPENBLAS_THREAD_TIMEOUT (unset in the caller's environment).
+    var threadTimeoutSetByCollie: Bool
     var parallelThreadCount: Int
     var openblasThreads: Int
     var openblasCore: String
@@ -30,7 +32,8 @@ struct HostInfo: Codable {
             openblasCoretype: environment["OPENBLAS_CORETYPE"], openblasNumThreads: environment["OPENBLAS_NUM_THREADS"],
             openblasL2Size: environment["OPENBLAS_L2_SIZE"], openblasThreadTimeout: environment["OPENBLAS_THREAD_TIMEOUT"],
             collieNumThreads: environment["COLLIE_NUM_THREADS"],
-            coretypeSetByCollie: environment["COLLIE_BLAS_REEXEC"] != nil,
+            coretypeSetByCollie: BLASEnvironment.restartSet("OPENBLAS_CORETYPE"),
+            threadTimeoutSetByCollie: BLASEnvironment.restartSet("OPENBLAS_THREAD_TIMEOUT"),
             parallelThreadCount: Parallel.threadCount, openblasThreads: Int(openblas_get_num_threads()),
             openblasCore: String(cString: openblas_get_corename()),
             openblasConfig: String(cString: openblas_get_config()).trimmingCharacters(in: .whitespaces),

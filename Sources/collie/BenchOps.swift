@@ -175,7 +175,8 @@ func printHeader(_ host: HostInfo) {
     print("collie bench ops — \(host.cpu), \(host.onlineProcessors) online processors")
     print("OPENBLAS_CORETYPE=\(host.openblasCoretype ?? "(unset)")\(host.coretypeSetByCollie ? " (set by collie's re-exec; unset by the caller)" : "")  OPENBLAS_NUM_THREADS=\(host.openblasNumThreads ?? "(unset)")"
           + "  OPENBLAS_L2_SIZE=\(host.openblasL2Size ?? "(unset)")"
-          + "  OPENBLAS_THREAD_TIMEOUT=\(host.openblasThreadTimeout ?? "(unset)")  COLLIE_NUM_THREADS=\(host.collieNumThreads ?? "(unset)")")
+          + "  OPENBLAS_THREAD_TIMEOUT=\(host.openblasThreadTimeout ?? "(unset)")"
+          + (host.threadTimeoutSetByCollie ? " (set by collie's re-exec)" : "") + "  COLLIE_NUM_THREADS=\(host.collieNumThreads ?? "(unset)")")
     print("Parallel.threadCount=\(host.parallelThreadCount)  OpenBLAS: \(host.openblasThreads) threads, core \(host.openblasCore)"
           + " (\(host.openblasConfig))")
     print("load average: \(host.loadAverageBefore)")

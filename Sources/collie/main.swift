@@ -17,5 +17,5 @@ struct Version: ParsableCommand {
     func run() { print("collie \(Collie.version)") }
 }
 
-BLASKernel.avoidGenericFallback()
+BLASEnvironment.restartIfNeeded()
 CollieCommand.main()

@@ -269,7 +269,7 @@ static int pack_shared(gemm_job *job, size_t threads) {
     const collie_gemm_kernel *kn = &job->kernel;
     const int side = job->split_m;
     const size_t rows = side ? job->N : job->M, padded = packed_padded_rows(kn, side, rows);
-    const size_t bytes = padded * gemm_padded_depth(kn, job->K) * (gemm_element_size(kn));
+    const size_t bytes = padded * gemm_padded_depth(kn, job->K) * gemm_element_size(kn);
     if (bytes > SHARED_LIMIT || atomic_flag_test_and_set_explicit(&shared_busy, memory_order_acquire)) return 0;
     if (shared_capacity < bytes) {
         free(shared_buffer);
@@ -339,7 +339,7 @@ void collie_gemm_bf16_b(int bf16, int trans_a, int trans_b, size_t M, size_t N, 
 size_t collie_gemm_packed_bytes(int bf16, int side, size_t rows, size_t K) {
     int level;
     const collie_gemm_kernel kn = kernel_for(bf16, &level);
-    return packed_padded_rows(&kn, side, rows) * gemm_padded_depth(&kn, K) * (gemm_element_size(&kn));
+    return packed_padded_rows(&kn, side, rows) * gemm_padded_depth(&kn, K) * gemm_element_size(&kn);
 }
 
 void collie_gemm_pack_operand(int bf16, int side, const float *src, size_t ld, int k_contiguous, size_t rows, size_t K,

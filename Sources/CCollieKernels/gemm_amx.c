@@ -180,7 +180,7 @@ static size_t padded_depth(size_t kc) { return (kc + GRANULE - 1) / GRANULE * GR
 
 static void pack_a(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows, size_t k0, size_t kc,
                    size_t width, void *dst) {
-    collie_gemm_pack_amx_rows(src, 0, ld, k_contiguous, r0, rows, k0, kc, width, dst);
+    collie_gemm_pack_amx_rows(src, 0, ld, k_contiguous, r0, rows, k0, kc, width, padded_depth(kc), dst);
 }
 
 static void pack_b(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows, size_t k0, size_t kc,

@@ -153,8 +153,8 @@ TARGET_BF16 void collie_gemm_pack_pairs_deep(const void *src, int src_bf16, size
 /// AMX's A rows from a float32 or bfloat16 source: a row's 32 k's of a tile row are row_pairs16's 16 pair words when k
 /// is contiguous in the source; otherwise each k-row is spread over the panel's rows value by value.
 GEMM_INLINE TARGET_BF16 void pack_amx_rows_body(const void *src, int src_bf16, size_t ld, int k_contiguous, size_t r0,
-                                                size_t rows, size_t k0, size_t kc, size_t width, void *dst) {
-    const size_t kp = (kc + 31) & ~(size_t)31;
+                                                size_t rows, size_t k0, size_t kc, size_t width, size_t kp,
+                                                void *dst) {
     uint16_t *out = dst;
     for (size_t p = 0; p < rows; p += width) {
         const size_t valid = rows - p < width ? rows - p : width;
@@ -181,9 +181,9 @@ GEMM_INLINE TARGET_BF16 void pack_amx_rows_body(const void *src, int src_bf16, s
 }
 
 TARGET_BF16 void collie_gemm_pack_amx_rows(const void *src, int src_bf16, size_t ld, int k_contiguous, size_t r0,
-                                           size_t rows, size_t k0, size_t kc, size_t width, void *dst) {
-    if (src_bf16) pack_amx_rows_body(src, 1, ld, k_contiguous, r0, rows, k0, kc, width, dst);
-    else pack_amx_rows_body(src, 0, ld, k_contiguous, r0, rows, k0, kc, width, dst);
+                                           size_t rows, size_t k0, size_t kc, size_t width, size_t depth, void *dst) {
+    if (src_bf16) pack_amx_rows_body(src, 1, ld, k_contiguous, r0, rows, k0, kc, width, depth, dst);
+    else pack_amx_rows_body(src, 0, ld, k_contiguous, r0, rows, k0, kc, width, depth, dst);
 }
 
 collie_gemm_kernel collie_gemm_kernel_bf16(void) {

@@ -131,9 +131,9 @@ GEMM_INLINE size_t gemm_padded_depth(const collie_gemm_kernel *kn, size_t kc) {
 /// pairs past kc zeros): the pair kernel's packing with AMX's 32-deep granule.
 void collie_gemm_pack_pairs_deep(const void *src, int src_bf16, size_t ld, int k_contiguous, size_t r0, size_t rows,
                                  size_t k0, size_t kc, size_t width, size_t depth, void *dst);
-/// AMX's A rows (AVX-512 code, gemm_bf16.c): panel[k/32][r][k%32] of `width` rows, k's past kc zeros up to a
-/// multiple of 32.
+/// AMX's A rows (AVX-512 code, gemm_bf16.c): panel[k/32][r][k%32] of `width` rows holding `depth` k's (a multiple of
+/// 32, ≥ kc; the k's past kc zeros).
 void collie_gemm_pack_amx_rows(const void *src, int src_bf16, size_t ld, int k_contiguous, size_t r0, size_t rows,
-                               size_t k0, size_t kc, size_t width, void *dst);
+                               size_t k0, size_t kc, size_t width, size_t depth, void *dst);
 
 #endif

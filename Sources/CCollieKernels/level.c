@@ -99,10 +99,11 @@ int collie_amx_probe(void) {
 /// ran on the hardware — guarded, so a CPU that faults anyway leaves level 4 — and passed.
 static int amx_usable(void) {
     if (!collie_cpu_advertises_amx()) return 0;
-    if (!tile_state_enabled() || !tiles_described()) {
+    const int enabled = tile_state_enabled();
+    if (!enabled || !tiles_described()) {
         fprintf(stderr, "collie: this CPU advertises AMX but %s; bf16 products use AVX512_BF16\n",
-                tile_state_enabled() ? "describes no tile palette that fits 16 rows of 64 bytes"
-                                     : "the operating system did not enable its tile state");
+                enabled ? "describes no tile palette that fits 16 rows of 64 bytes"
+                        : "the operating system did not enable its tile state");
         return 0;
     }
 #ifdef __linux__

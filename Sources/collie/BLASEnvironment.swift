@@ -8,9 +8,9 @@ import Foundation
 ///   than its AVX-512 "SkylakeX" kernel. When `OPENBLAS_CORETYPE` is unset and OpenBLAS reports Prescott, the restart
 ///   sets SkylakeX on Intel CPUs with AVX-512 (F, BW, DQ, VL) — the full test suite passes with it on such a machine —
 ///   and Haswell on any other CPU with AVX2 and FMA (0.3.21's AVX-512 kernels are not trusted on other vendors' CPUs).
-/// - **Its idle threads.** After each product OpenBLAS's workers spin for about 2²⁸ cycles before they sleep, taking
+/// - **Its idle threads.** After each product OpenBLAS's workers keep polling for a while before they sleep, taking
 ///   cores from the work between products (Collie's threads). When `OPENBLAS_THREAD_TIMEOUT` is unset (or empty) and
-///   OpenBLAS runs more than one thread, the restart sets 4 (they sleep at once), as the scripts do: training steps
+///   OpenBLAS runs more than one thread, the restart sets 4 (they sleep almost at once), as the scripts do: training steps
 ///   on OpenBLAS's float32 GEMM ran 4–9% faster with it on a Zen 5, steps on Collie's GEMM the same
 ///   (docs/PERFORMANCE.md).
 ///

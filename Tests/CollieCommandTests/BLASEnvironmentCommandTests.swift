@@ -4,7 +4,7 @@ import XCTest
 
 /// OpenBLAS reads its settings when it loads, so `collie` restarts itself once with the ones it lacks: with more than
 /// one OpenBLAS thread and no `OPENBLAS_THREAD_TIMEOUT`, the restarted process runs with 4 (OpenBLAS's idle workers
-/// sleep at once instead of spinning beside Collie's threads). A value the caller set, or a single OpenBLAS thread,
+/// sleep almost at once instead of polling beside Collie's threads). A value the caller set, or a single OpenBLAS thread,
 /// leaves the environment as it is.
 final class BLASEnvironmentCommandTests: XCTestCase {
     /// The host `collie bench ops` reports (the attention-memory group alone: one forward+backward, in process).

@@ -64,12 +64,12 @@ GEMM_INLINE TARGET_AVX512 __m512 load_source16(const void *src, int src_bf16, si
 /// weight) is widened as it is loaded.
 GEMM_INLINE TARGET_AVX512 void pack_avx512_body(const void *src, int src_bf16, size_t ld, int k_contiguous, size_t r0,
                                                 size_t rows, size_t k0, size_t kc, size_t width, void *dst, int round) {
-    if (!k_contiguous) {   // a k-row at a time across every panel, the next one fetched meanwhile (gemm_bf16.c)
+    if (!k_contiguous) {   // a k-row at a time across every panel, later ones fetched meanwhile (gemm_bf16.c)
         const size_t element = src_bf16 ? 2 : 4;
         for (size_t k = 0; k < kc; k++) {
             const size_t s = (k0 + k) * ld + r0;
-            if (k + 1 < kc) {
-                const char *next = (const char *)src + (s + ld) * element;
+            if (k + GEMM_PREFETCH_ROWS < kc) {
+                const char *next = (const char *)src + (s + GEMM_PREFETCH_ROWS * ld) * element;
                 for (size_t byte = 0; byte < rows * element; byte += 64) _mm_prefetch(next + byte, _MM_HINT_T0);
             }
             for (size_t p = 0; p < rows; p += width) {
@@ -101,6 +101,11 @@ GEMM_INLINE TARGET_AVX512 void pack_avx512_body(const void *src, int src_bf16, s
                     r[i] = (size_t)i < lanes && g + i < valid
                                ? load_source16(src, src_bf16, (r0 + p + g + i) * ld + k0 + k, load)
                                : _mm512_setzero_ps();
+                if (k + GEMM_PREFETCH_ELEMENTS < kc)
+                    for (size_t i = 0; i < lanes && g + i < valid; i++)
+                        _mm_prefetch((const char *)src +
+                                         ((r0 + p + g + i) * ld + k0 + k + GEMM_PREFETCH_ELEMENTS) * (src_bf16 ? 2 : 4),
+                                     _MM_HINT_T0);
                 gemm_transpose16(r);
                 for (size_t t = 0; t < ks; t++)
                     _mm512_mask_storeu_ps(panel + (k + t) * width + g, store, round ? round_bf16_16(r[t]) : r[t]);

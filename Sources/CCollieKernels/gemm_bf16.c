@@ -84,12 +84,13 @@ GEMM_INLINE TARGET_BF16 void pack_pairs_avx512_body(const void *src, int src_bf1
                    (kp / 2 - filled_pairs) * width * sizeof(uint32_t));
     if (!k_contiguous) {
         // A pair of k-rows at a time across every panel, so each source row is read once, front to back, while the
-        // next pair is fetched (panel by panel, rows a k-stride apart ran at half the speed from L3).
+        // pair GEMM_PREFETCH_ROWS ahead is fetched (panel by panel, rows a k-stride apart ran at half the speed from
+        // L3).
         const size_t element = src_bf16 ? 2 : 4;
         for (size_t k = 0; k < kc; k += 2) {
             const size_t s = (k0 + k) * ld + r0;
-            if (k + 3 < kc) {
-                const char *next = (const char *)src + (s + 2 * ld) * element;
+            if (k + GEMM_PREFETCH_ROWS + 1 < kc) {
+                const char *next = (const char *)src + (s + GEMM_PREFETCH_ROWS * ld) * element;
                 for (size_t byte = 0; byte < rows * element; byte += 64) {
                     _mm_prefetch(next + byte, _MM_HINT_T0);
                     _mm_prefetch(next + ld * element + byte, _MM_HINT_T0);
@@ -125,6 +126,11 @@ GEMM_INLINE TARGET_BF16 void pack_pairs_avx512_body(const void *src, int src_bf1
                 for (int i = 0; i < 16; i++)
                     r[i] = (size_t)i < loaded ? row_pairs16(src, src_bf16, (r0 + p + g + i) * ld + k0 + k, ks)
                                               : _mm512_setzero_ps();
+                if (k + GEMM_PREFETCH_ELEMENTS < kc)
+                    for (size_t i = 0; i < loaded; i++)
+                        _mm_prefetch((const char *)src +
+                                         ((r0 + p + g + i) * ld + k0 + k + GEMM_PREFETCH_ELEMENTS) * (src_bf16 ? 2 : 4),
+                                     _MM_HINT_T0);
                 gemm_transpose16(r);
                 for (size_t t = 0; t < (ks + 1) / 2; t++)
                     _mm512_mask_storeu_ps((float *)(panel + (k / 2 + t) * width + g), store, r[t]);

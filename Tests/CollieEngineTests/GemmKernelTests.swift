@@ -246,6 +246,31 @@ final class GemmKernelTests: XCTestCase {
         }
     }
 
+    /// Rounding to bfloat16 keeps a NaN a NaN: one whose payload sits only in the low 16 bits would become infinity
+    /// under plain round-to-nearest (0x7F80_0001 + 0x7FFF truncates to 0x7F80_0000). Both operands, both layouts
+    /// (k along a source row, and across rows), full vectors and tails.
+    func testBFloat16ProductKeepsNaNWhoseBitsRoundToInfinity() {
+        let nan = Float(bitPattern: 0x7F80_0001), (m, n, k) = (9, 19, 11)
+        forEachGEMMKernel { level in
+            for (transA, transB) in [(false, false), (true, true)] {
+                var a = [Float](repeating: 1, count: m * k), b = [Float](repeating: 1, count: k * n)
+                a[transA ? 3 * m + 7 : 7 * k + 3] = nan      // op(A)[7, 3]: row 7 of C
+                b[transB ? 12 * k + 10 : 10 * n + 12] = nan   // op(B)[10, 12]: column 12 of C
+                var c = [Float](repeating: 0, count: m * n)
+                Float.packedGEMM(precision: .bfloat16, transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1,
+                                 a: a, lda: transA ? m : k, b: b, ldb: transB ? k : n, beta: 0, c: &c, ldc: n)
+                for i in 0..<m {
+                    for j in 0..<n {
+                        let expected: Float = i == 7 || j == 12 ? .nan : Float(k)
+                        XCTAssertEqual(c[i * n + j].isNaN, expected.isNaN,
+                                       "C[\(i), \(j)] = \(c[i * n + j]), transA \(transA) at level \(level)")
+                        if !expected.isNaN { XCTAssertEqual(c[i * n + j], expected) }
+                    }
+                }
+            }
+        }
+    }
+
     /// Level 5 runs the AMX microkernel for the bfloat16 product, level 4 the AVX512_BF16 one, and both AVX-512F for
     /// float32; every lower level runs its own float32 microkernel for both.
     func testMicrokernelFollowsKernelLevel() {

@@ -1,20 +1,22 @@
 // Single-thread speed of Collie's own GEMM (collie_gemm.h) against OpenBLAS's cblas_sgemm (not a test;
 // docs/PERFORMANCE.md quotes it): GFLOP/s on the linear layers of the `small` preset (2048 tokens, hidden 768, MLP
-// 2048, vocabulary 32000), forward (NT), dX (NN) and dW (TN), for OpenBLAS, the float32 kernel at levels 2 (AVX-512F)
-// and 1 (AVX2+FMA) and the bfloat16 GEMM at the CPU's level. Time is the calling thread's CPU time (best of REPS
-// calls, the variants taking turns), so other processes on this shared machine cost less accuracy than in wall time;
-// `collie bench ops --only gemm` gives the two-thread wall-clock figures. Run OpenBLAS with one thread.
+// 2048, vocabulary 32000; with the argument `tiny`, the tiny preset's: 1024 tokens, hidden 256, MLP 688), forward
+// (NT), dX (NN) and dW (TN), for OpenBLAS, the float32 kernel at levels 2 (AVX-512F) and 1 (AVX2+FMA) and the bfloat16
+// GEMM at the CPU's level. Time is the calling thread's CPU time (best of REPS calls, the variants taking turns), so
+// other processes on this shared machine cost less accuracy than in wall time; `collie bench ops --only gemm` gives
+// the two-thread wall-clock figures. Run OpenBLAS with one thread.
 //
 // Build and run from the repository root:
 //
 //     K=Sources/CCollieKernels; clang -O2 -I$K/include -I$K scripts/bench/bench_gemm.c $K/gemm*.c $K/pool.c \
 //         $K/level.c -lopenblas -lpthread -o /tmp/bench_gemm
-//     OPENBLAS_NUM_THREADS=1 env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /tmp/bench_gemm [REPS]
+//     OPENBLAS_NUM_THREADS=1 env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /tmp/bench_gemm [REPS] [tiny]
 #include "collie_gemm.h"
 #include "collie_kernels.h"
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static double cpu_now(void) {
@@ -26,7 +28,9 @@ static double cpu_now(void) {
 int main(int argc, char **argv) {
     const int reps = argc > 1 ? atoi(argv[1]) : 3;
     // (name, transA, transB, M, N, K) for the layers (tokens, in, out): Y = X·Wᵀ, dX = dY·W, dW = dYᵀ·X.
-    const size_t T = 2048, layers[4][2] = {{768, 768}, {768, 2048}, {2048, 768}, {768, 32000}};
+    const int tiny = argc > 2 && strcmp(argv[2], "tiny") == 0;
+    const size_t T = tiny ? 1024 : 2048, hidden = tiny ? 256 : 768, mlp = tiny ? 688 : 2048;
+    const size_t layers[4][2] = {{hidden, hidden}, {hidden, mlp}, {mlp, hidden}, {hidden, 32000}};
     float *A = malloc(T * 32000 * sizeof(float)), *B = malloc(32000 * 2048 * sizeof(float));
     float *C = malloc(T * 32000 * sizeof(float));
     for (size_t i = 0; i < T * 32000; i++) A[i] = (float)(rand() & 0xFFFF) / 65536 - 0.5f;

@@ -1,5 +1,5 @@
 // The float32 GEMM microkernel for AVX2 + FMA (level 1): a 6 × 16 tile of C in 12 ymm accumulators, two B vectors
-// and one broadcast of A per step (15 of the 16 registers).
+// and one broadcast of A per step (15 of the 16 registers); and its packing in AVX2.
 #include "gemm_pack.h"
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))

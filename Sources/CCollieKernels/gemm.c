@@ -40,7 +40,7 @@ static void micro_portable(size_t kc, const void *ap, const void *bp, float *c, 
             c[i * ldc + j] = beta == 0 ? alpha * acc[i][j] : alpha * acc[i][j] + beta * c[i * ldc + j];
 }
 
-GEMM_PACKERS_F32(pack_portable, )
+GEMM_PACKERS_F32(pack_portable, , gemm_pack_f32_body)
 
 collie_gemm_kernel collie_gemm_kernel_portable(int rounded) {
     const collie_gemm_pack pack = rounded ? pack_portable_f32_rounded : pack_portable_f32;

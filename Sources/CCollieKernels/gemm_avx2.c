@@ -115,10 +115,8 @@ GEMM_INLINE TARGET_AVX2 void pack_avx2_body(const void *src, int src_bf16, size_
         const size_t element = src_bf16 ? 2 : 4, block = width < 16 ? 4 : 1;
         for (size_t k = 0; k < kc; k += block) {
             const size_t ks = kc - k < block ? kc - k : block;
-            for (size_t t = 0; t < ks && k + t + GEMM_PREFETCH_ROWS < kc; t++) {
-                const char *next = (const char *)src + ((k0 + k + t + GEMM_PREFETCH_ROWS) * ld + r0) * element;
-                for (size_t byte = 0; byte < rows * element; byte += 64) _mm_prefetch(next + byte, _MM_HINT_T0);
-            }
+            for (size_t t = 0; t < ks && k + t + GEMM_PREFETCH_ROWS < kc; t++)
+                gemm_prefetch(src, element, (k0 + k + t + GEMM_PREFETCH_ROWS) * ld + r0, rows * element);
             for (size_t p = 0; p < rows; p += width) {
                 const size_t valid = rows - p < width ? rows - p : width;
                 for (size_t t = 0; t < ks; t++) {
@@ -149,9 +147,8 @@ GEMM_INLINE TARGET_AVX2 void pack_avx2_body(const void *src, int src_bf16, size_
                                : _mm256_setzero_ps();
                 if (k + GEMM_PREFETCH_ELEMENTS < kc)
                     for (size_t i = 0; i < lanes && g + i < valid; i++)
-                        _mm_prefetch((const char *)src +
-                                         ((r0 + p + g + i) * ld + k0 + k + GEMM_PREFETCH_ELEMENTS) * (src_bf16 ? 2 : 4),
-                                     _MM_HINT_T0);
+                        gemm_prefetch(src, src_bf16 ? 2 : 4,
+                                      (r0 + p + g + i) * ld + k0 + k + GEMM_PREFETCH_ELEMENTS, 1);
                 transpose8(r);
                 for (size_t t = 0; t < ks; t++)
                     store8(panel + (k + t) * width + g, round ? round_bf16_8(r[t]) : r[t], lanes);
@@ -160,20 +157,7 @@ GEMM_INLINE TARGET_AVX2 void pack_avx2_body(const void *src, int src_bf16, size_
     }
 }
 
-TARGET_AVX2 static void pack_avx2_f32(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows,
-                                      size_t k0, size_t kc, size_t width, void *dst) {
-    pack_avx2_body(src, 0, ld, k_contiguous, r0, rows, k0, kc, width, dst, 0);
-}
-
-TARGET_AVX2 static void pack_avx2_f32_rounded(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows,
-                                              size_t k0, size_t kc, size_t width, void *dst) {
-    pack_avx2_body(src, 0, ld, k_contiguous, r0, rows, k0, kc, width, dst, 1);
-}
-
-TARGET_AVX2 static void pack_avx2_f32_from_bf16(const uint16_t *src, size_t ld, int k_contiguous, size_t r0,
-                                                size_t rows, size_t k0, size_t kc, size_t width, void *dst) {
-    pack_avx2_body(src, 1, ld, k_contiguous, r0, rows, k0, kc, width, dst, 0);
-}
+GEMM_PACKERS_F32(pack_avx2, TARGET_AVX2, pack_avx2_body)
 
 collie_gemm_kernel collie_gemm_kernel_avx2(int rounded) {
     const collie_gemm_pack pack = rounded ? pack_avx2_f32_rounded : pack_avx2_f32;

@@ -68,10 +68,8 @@ GEMM_INLINE TARGET_AVX512 void pack_avx512_body(const void *src, int src_bf16, s
         const size_t element = src_bf16 ? 2 : 4;
         for (size_t k = 0; k < kc; k++) {
             const size_t s = (k0 + k) * ld + r0;
-            if (k + GEMM_PREFETCH_ROWS < kc) {
-                const char *next = (const char *)src + (s + GEMM_PREFETCH_ROWS * ld) * element;
-                for (size_t byte = 0; byte < rows * element; byte += 64) _mm_prefetch(next + byte, _MM_HINT_T0);
-            }
+            if (k + GEMM_PREFETCH_ROWS < kc)
+                gemm_prefetch(src, element, s + GEMM_PREFETCH_ROWS * ld, rows * element);
             for (size_t p = 0; p < rows; p += width) {
                 const size_t valid = rows - p < width ? rows - p : width;
                 float *row = (float *)dst + p * kc + k * width;
@@ -103,9 +101,8 @@ GEMM_INLINE TARGET_AVX512 void pack_avx512_body(const void *src, int src_bf16, s
                                : _mm512_setzero_ps();
                 if (k + GEMM_PREFETCH_ELEMENTS < kc)
                     for (size_t i = 0; i < lanes && g + i < valid; i++)
-                        _mm_prefetch((const char *)src +
-                                         ((r0 + p + g + i) * ld + k0 + k + GEMM_PREFETCH_ELEMENTS) * (src_bf16 ? 2 : 4),
-                                     _MM_HINT_T0);
+                        gemm_prefetch(src, src_bf16 ? 2 : 4,
+                                      (r0 + p + g + i) * ld + k0 + k + GEMM_PREFETCH_ELEMENTS, 1);
                 gemm_transpose16(r);
                 for (size_t t = 0; t < ks; t++)
                     _mm512_mask_storeu_ps(panel + (k + t) * width + g, store, round ? round_bf16_16(r[t]) : r[t]);
@@ -114,20 +111,7 @@ GEMM_INLINE TARGET_AVX512 void pack_avx512_body(const void *src, int src_bf16, s
     }
 }
 
-TARGET_AVX512 static void pack_avx512_f32(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows,
-                                          size_t k0, size_t kc, size_t width, void *dst) {
-    pack_avx512_body(src, 0, ld, k_contiguous, r0, rows, k0, kc, width, dst, 0);
-}
-
-TARGET_AVX512 static void pack_avx512_f32_rounded(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows,
-                                                  size_t k0, size_t kc, size_t width, void *dst) {
-    pack_avx512_body(src, 0, ld, k_contiguous, r0, rows, k0, kc, width, dst, 1);
-}
-
-TARGET_AVX512 static void pack_avx512_f32_from_bf16(const uint16_t *src, size_t ld, int k_contiguous, size_t r0,
-                                                    size_t rows, size_t k0, size_t kc, size_t width, void *dst) {
-    pack_avx512_body(src, 1, ld, k_contiguous, r0, rows, k0, kc, width, dst, 0);
-}
+GEMM_PACKERS_F32(pack_avx512, TARGET_AVX512, pack_avx512_body)
 
 collie_gemm_kernel collie_gemm_kernel_avx512(int rounded) {
     const collie_gemm_pack pack = rounded ? pack_avx512_f32_rounded : pack_avx512_f32;

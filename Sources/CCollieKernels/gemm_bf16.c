@@ -90,11 +90,8 @@ GEMM_INLINE TARGET_BF16 void pack_pairs_avx512_body(const void *src, int src_bf1
         for (size_t k = 0; k < kc; k += 2) {
             const size_t s = (k0 + k) * ld + r0;
             if (k + GEMM_PREFETCH_ROWS + 1 < kc) {
-                const char *next = (const char *)src + (s + GEMM_PREFETCH_ROWS * ld) * element;
-                for (size_t byte = 0; byte < rows * element; byte += 64) {
-                    _mm_prefetch(next + byte, _MM_HINT_T0);
-                    _mm_prefetch(next + ld * element + byte, _MM_HINT_T0);
-                }
+                gemm_prefetch(src, element, s + GEMM_PREFETCH_ROWS * ld, rows * element);
+                gemm_prefetch(src, element, s + (GEMM_PREFETCH_ROWS + 1) * ld, rows * element);
             }
             for (size_t p = 0; p < rows; p += width) {
                 const size_t valid = rows - p < width ? rows - p : width;
@@ -128,9 +125,8 @@ GEMM_INLINE TARGET_BF16 void pack_pairs_avx512_body(const void *src, int src_bf1
                                               : _mm512_setzero_ps();
                 if (k + GEMM_PREFETCH_ELEMENTS < kc)
                     for (size_t i = 0; i < loaded; i++)
-                        _mm_prefetch((const char *)src +
-                                         ((r0 + p + g + i) * ld + k0 + k + GEMM_PREFETCH_ELEMENTS) * (src_bf16 ? 2 : 4),
-                                     _MM_HINT_T0);
+                        gemm_prefetch(src, src_bf16 ? 2 : 4,
+                                      (r0 + p + g + i) * ld + k0 + k + GEMM_PREFETCH_ELEMENTS, 1);
                 gemm_transpose16(r);
                 for (size_t t = 0; t < (ks + 1) / 2; t++)
                     _mm512_mask_storeu_ps((float *)(panel + (k / 2 + t) * width + g), store, r[t]);

@@ -40,9 +40,16 @@ typedef void (*collie_gemm_pack_bf16)(const uint16_t *src, size_t ld, int k_cont
 /// output gradient, 131 MB on the tiny preset, is packed for two products): k-rows ahead when a source row holds one
 /// k-row across the panels (rows a leading dimension apart, which the hardware prefetcher does not follow), and
 /// elements ahead along each of the 8 or 16 rows read together when a row holds k's. One row / none before: on a
-/// Zen 5, single thread, those products ran 3–5% slower at level 4 and 1–2% at level 1.
+/// Zen 5, single thread, those products ran 3–5% slower in AVX-512 (float32 and bf16 pairs) and 1–2% in AVX2.
 #define GEMM_PREFETCH_ROWS 8
 #define GEMM_PREFETCH_ELEMENTS 64
+
+/// Fetches `bytes` (at least one line) of a packing source from element `i` on into L1; `element`: 4 (float32) or 2
+/// (bfloat16 bits).
+GEMM_INLINE void gemm_prefetch(const void *src, size_t element, size_t i, size_t bytes) {
+    const char *from = (const char *)src + i * element;
+    for (size_t byte = 0; byte < bytes; byte += 64) __builtin_prefetch(from + byte, 0, 3);
+}
 
 /// One level's GEMM: its microkernel, its packing and its cache blocks.
 typedef struct {
@@ -103,19 +110,19 @@ GEMM_INLINE void gemm_pack_f32_body(const void *src, int src_bf16, size_t ld, in
 }
 
 /// Defines `static void NAME##_f32`, `NAME##_f32_rounded` and `NAME##_f32_from_bf16`: the float32 packing routines
-/// compiled for TARGET.
-#define GEMM_PACKERS_F32(NAME, TARGET)                                                                                \
+/// compiled for TARGET, over BODY (gemm_pack_f32_body, or a level's vectorized body with its parameters).
+#define GEMM_PACKERS_F32(NAME, TARGET, BODY)                                                                          \
     TARGET static void NAME##_f32(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows, size_t k0,  \
                                   size_t kc, size_t width, void *dst) {                                              \
-        gemm_pack_f32_body(src, 0, ld, k_contiguous, r0, rows, k0, kc, width, (float *)dst, 0);                      \
+        BODY(src, 0, ld, k_contiguous, r0, rows, k0, kc, width, (float *)dst, 0);                                    \
     }                                                                                                                \
     TARGET static void NAME##_f32_rounded(const float *src, size_t ld, int k_contiguous, size_t r0, size_t rows,     \
                                           size_t k0, size_t kc, size_t width, void *dst) {                           \
-        gemm_pack_f32_body(src, 0, ld, k_contiguous, r0, rows, k0, kc, width, (float *)dst, 1);                      \
+        BODY(src, 0, ld, k_contiguous, r0, rows, k0, kc, width, (float *)dst, 1);                                    \
     }                                                                                                                \
     TARGET static void NAME##_f32_from_bf16(const uint16_t *src, size_t ld, int k_contiguous, size_t r0, size_t rows, \
                                             size_t k0, size_t kc, size_t width, void *dst) {                         \
-        gemm_pack_f32_body(src, 1, ld, k_contiguous, r0, rows, k0, kc, width, (float *)dst, 0);                      \
+        BODY(src, 1, ld, k_contiguous, r0, rows, k0, kc, width, (float *)dst, 0);                                    \
     }
 
 /// Level files: the float32 kernel of each level (bf16 rounding while packing when `rounded`) and the pair kernel.

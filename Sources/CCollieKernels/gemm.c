@@ -7,7 +7,8 @@
 //         for ic in rows, step MC:             A block (mc × kc) packed, read from L2
 //           for jr, step NR: for ir, step MR:  microkernel: B micro-panel (kc × NR) stays in L1 across ir
 //
-// Tiles on C's right and bottom edges run the full microkernel into a scratch tile and copy its valid part. Threads
+// Tiles on C's bottom edge run the level's microkernel for their own rows (micro_rows; the full one where a level has
+// none), in place; tiles on its right edge run into a scratch tile and copy their valid columns. Threads
 // split C into `threads` slabs of whole micro-tiles along its longer side, each slab one pool task that packs its own
 // blocks of the operand it owns a slab of (no synchronization inside a product). For the bf16 pair kernel, the operand
 // every task reads whole (B when C is split by rows, A when by columns) is packed once beforehand, its panels split
@@ -116,16 +117,18 @@ static void scale_block(float *c, size_t ldc, size_t m, size_t n, float beta) {
         for (size_t j = 0; j < n; j++) c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j];
 }
 
-/// One micro-tile of C (m ≤ MR rows, n ≤ NR columns) from packed panels over `kp` k's: in place when it is whole,
-/// else the full microkernel into `scratch` and its valid part written with alpha and beta.
+/// One micro-tile of C (m ≤ MR rows, n ≤ NR columns) from packed panels over `kp` k's, by the microkernel of its m rows
+/// where the level has one (else the full one): in place when its columns are whole, else into `scratch` and its valid
+/// part written with alpha and beta.
 static void micro_tile(const collie_gemm_kernel *kn, size_t kp, const void *a, const void *b, float *c, size_t ldc,
                        size_t m, size_t n, float alpha, float beta, float *scratch) {
     const size_t nr = (size_t)kn->nr;
-    if (m == (size_t)kn->mr && n == nr) {
-        kn->micro(kp, a, b, c, ldc, alpha, beta);
+    const collie_gemm_micro micro = m < (size_t)kn->mr && kn->micro_rows ? kn->micro_rows[m] : kn->micro;
+    if (n == nr && (m == (size_t)kn->mr || kn->micro_rows)) {
+        micro(kp, a, b, c, ldc, alpha, beta);
         return;
     }
-    kn->micro(kp, a, b, scratch, nr, 1, 0);
+    micro(kp, a, b, scratch, nr, 1, 0);
     for (size_t i = 0; i < m; i++)
         for (size_t j = 0; j < n; j++) {
             float *cij = c + i * ldc + j;

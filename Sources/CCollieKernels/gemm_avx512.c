@@ -1,6 +1,7 @@
 // The float32 GEMM microkernel for AVX-512F (level 2 and up): a 14 × 32 tile of C in 28 zmm accumulators. Each k
 // loads two 16-float vectors of the B micro-panel and broadcasts 14 values of the A micro-panel (folded into the
-// FMAs as {1to16} memory operands): 28 FMAs per 2 loads + 14 broadcasts.
+// FMAs as {1to16} memory operands): 28 FMAs per 2 loads + 14 broadcasts. Copies for 1 ... 13 rows serve C's bottom
+// edge.
 #include "gemm_pack.h"
 #include "gemm_avx512.h"
 
@@ -11,14 +12,15 @@
 #define MR 14
 #define NR 32
 
-TARGET_AVX512 static void micro_avx512(size_t kc, const void *ap, const void *bp, float *c, size_t ldc, float alpha,
-                                       float beta) {
+/// The microkernel over the first `rows` rows of a 14-row micro-panel (a constant once inlined: GEMM_MICRO_ROWS_14).
+GEMM_INLINE TARGET_AVX512 void micro_avx512_body(const int rows, size_t kc, const void *ap, const void *bp, float *c,
+                                                 size_t ldc, float alpha, float beta) {
     const float *a = ap, *b = bp;
     __m512 acc[MR][2];
     _Pragma("clang loop unroll(full)")
-    for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int i = 0; i < rows; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
     _Pragma("clang loop unroll(full)")
-    for (int i = 0; i < MR; i++) {   // C's tile is needed at the end: fetch it while the products run
+    for (int i = 0; i < rows; i++) {   // C's tile is needed at the end: fetch it while the products run
         _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
         _mm_prefetch((const char *)(c + i * ldc + NR - 1), _MM_HINT_T0);
     }
@@ -26,7 +28,7 @@ TARGET_AVX512 static void micro_avx512(size_t kc, const void *ap, const void *bp
     for (size_t k = 0; k < kc; k++, a += MR, b += NR) {
         const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
         _Pragma("clang loop unroll(full)")
-        for (int i = 0; i < MR; i++) {
+        for (int i = 0; i < rows; i++) {
             const __m512 ai = _mm512_set1_ps(a[i]);
             acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
             acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
@@ -34,7 +36,7 @@ TARGET_AVX512 static void micro_avx512(size_t kc, const void *ap, const void *bp
     }
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     _Pragma("clang loop unroll(full)")
-    for (int i = 0; i < MR; i++) {
+    for (int i = 0; i < rows; i++) {
         float *ci = c + i * ldc;
         if (beta == 0) {
             _mm512_storeu_ps(ci, _mm512_mul_ps(va, acc[i][0]));
@@ -45,6 +47,8 @@ TARGET_AVX512 static void micro_avx512(size_t kc, const void *ap, const void *bp
         }
     }
 }
+
+GEMM_MICRO_ROWS_14(micro_avx512, TARGET_AVX512, micro_avx512_body)
 
 /// 16 floats rounded to bfloat16 and widened back (gemm_round_bf16: nearest even, NaN quiet).
 TARGET_AVX512 static inline __m512 round_bf16_16(__m512 x) {
@@ -115,8 +119,8 @@ GEMM_PACKERS_F32(pack_avx512, TARGET_AVX512, pack_avx512_body)
 
 collie_gemm_kernel collie_gemm_kernel_avx512(int rounded) {
     const collie_gemm_pack pack = rounded ? pack_avx512_f32_rounded : pack_avx512_f32;
-    return (collie_gemm_kernel){MR, NR, 0, 1, 14 * 12, 768, 2048, micro_avx512, pack, pack,
-                                pack_avx512_f32_from_bf16};
+    return (collie_gemm_kernel){MR, NR, 0, 1, 14 * 12, 768, 2048, micro_avx512_14, pack, pack,
+                                pack_avx512_f32_from_bf16, micro_avx512_rows};
 }
 
 #endif

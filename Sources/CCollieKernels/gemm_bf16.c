@@ -12,15 +12,16 @@
 #define MR 14
 #define NR 32
 
-TARGET_BF16 static void micro_bf16(size_t kc, const void *ap, const void *bp, float *c, size_t ldc, float alpha,
-                                   float beta) {
+/// The microkernel over the first `rows` rows of a 14-row micro-panel (a constant once inlined: GEMM_MICRO_ROWS_14).
+GEMM_INLINE TARGET_BF16 void micro_bf16_body(const int rows, size_t kc, const void *ap, const void *bp, float *c,
+                                             size_t ldc, float alpha, float beta) {
     const uint32_t *a = ap;
     const uint16_t *b = bp;
     __m512 acc[MR][2];
     _Pragma("clang loop unroll(full)")
-    for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int i = 0; i < rows; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
     _Pragma("clang loop unroll(full)")
-    for (int i = 0; i < MR; i++) {   // C's tile is needed at the end: fetch it while the products run
+    for (int i = 0; i < rows; i++) {   // C's tile is needed at the end: fetch it while the products run
         _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
         _mm_prefetch((const char *)(c + i * ldc + NR - 1), _MM_HINT_T0);
     }
@@ -28,7 +29,7 @@ TARGET_BF16 static void micro_bf16(size_t kc, const void *ap, const void *bp, fl
     for (size_t k = 0; k < kc; k += 2, a += MR, b += 2 * NR) {
         const __m512bh b0 = (__m512bh)_mm512_load_si512(b), b1 = (__m512bh)_mm512_load_si512(b + 32);
         _Pragma("clang loop unroll(full)")
-        for (int i = 0; i < MR; i++) {
+        for (int i = 0; i < rows; i++) {
             const __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i]);
             acc[i][0] = _mm512_dpbf16_ps(acc[i][0], ai, b0);
             acc[i][1] = _mm512_dpbf16_ps(acc[i][1], ai, b1);
@@ -36,7 +37,7 @@ TARGET_BF16 static void micro_bf16(size_t kc, const void *ap, const void *bp, fl
     }
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     _Pragma("clang loop unroll(full)")
-    for (int i = 0; i < MR; i++) {
+    for (int i = 0; i < rows; i++) {
         float *ci = c + i * ldc;
         if (beta == 0) {
             _mm512_storeu_ps(ci, _mm512_mul_ps(va, acc[i][0]));
@@ -47,6 +48,8 @@ TARGET_BF16 static void micro_bf16(size_t kc, const void *ap, const void *bp, fl
         }
     }
 }
+
+GEMM_MICRO_ROWS_14(micro_bf16, TARGET_BF16, micro_bf16_body)
 
 /// The 16 pair words of k's k ..< k + 32 of a row whose k's are contiguous, from source element i: the first
 /// `count` k's (1 ... 32), zeros after them. A float32 source is rounded, a bfloat16 one taken as it is.
@@ -189,8 +192,8 @@ TARGET_BF16 void collie_gemm_pack_amx_rows(const void *src, int src_bf16, size_t
 }
 
 collie_gemm_kernel collie_gemm_kernel_bf16(void) {
-    return (collie_gemm_kernel){MR, NR, 1, 2, 14 * 12, 2048, 2048, micro_bf16, pack_bf16_pairs, pack_bf16_pairs,
-                                pack_bf16_pairs_from_bf16};
+    return (collie_gemm_kernel){MR, NR, 1, 2, 14 * 12, 2048, 2048, micro_bf16_14, pack_bf16_pairs, pack_bf16_pairs,
+                                pack_bf16_pairs_from_bf16, micro_bf16_rows};
 }
 
 #endif

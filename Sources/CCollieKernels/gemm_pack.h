@@ -9,8 +9,8 @@
 //     bf16 pairs:   panel[k/2][r][k%2]      (vdpbf16ps multiplies and adds the two k's of a 32-bit lane; AMX's B tiles)
 //     AMX A rows:   panel[k/32][r][k%32]    (a tile row holds 32 consecutive k's of one row of A)
 //
-// Rows past the matrix's edge and the k's past K up to the kernel's granule (a pair, or AMX's 32) are zeros, so
-// microkernels always run full tiles.
+// Rows past the matrix's edge and the k's past K up to the kernel's granule (a pair, or AMX's 32) are zeros, so a
+// microkernel runs whole granules of K, and all MR rows of a panel wherever its level has no kernel for fewer rows.
 #ifndef COLLIE_GEMM_PACK_H
 #define COLLIE_GEMM_PACK_H
 
@@ -26,6 +26,29 @@
 /// written). `kc` counts k's, a multiple of the kernel's granule.
 typedef void (*collie_gemm_micro)(size_t kc, const void *a, const void *b, float *c, size_t ldc, float alpha,
                                   float beta);
+
+/// Microkernels over the first m rows of an MR-row A micro-panel (the panel keeps its MR stride), m = 1 ... MR: NAME_m
+/// calls BODY(m, kc, a, b, c, ldc, alpha, beta) — an always-inlined body whose row loops the constant m unrolls — and
+/// NAME_rows[m] lists them (NAME_rows[0] is NULL). A tile on C's bottom edge then computes its own rows, not MR.
+#define GEMM_MICRO_ROW(NAME, TARGET, BODY, M)                                                                         \
+    TARGET static void NAME##_##M(size_t kc, const void *a, const void *b, float *c, size_t ldc, float alpha,        \
+                                  float beta) {                                                                       \
+        BODY(M, kc, a, b, c, ldc, alpha, beta);                                                                       \
+    }
+#define GEMM_MICRO_ROWS_6(NAME, TARGET, BODY)                                                                         \
+    GEMM_MICRO_ROW(NAME, TARGET, BODY, 1) GEMM_MICRO_ROW(NAME, TARGET, BODY, 2) GEMM_MICRO_ROW(NAME, TARGET, BODY, 3) \
+    GEMM_MICRO_ROW(NAME, TARGET, BODY, 4) GEMM_MICRO_ROW(NAME, TARGET, BODY, 5) GEMM_MICRO_ROW(NAME, TARGET, BODY, 6) \
+    static const collie_gemm_micro NAME##_rows[7] = {NULL, NAME##_1, NAME##_2, NAME##_3, NAME##_4, NAME##_5, NAME##_6};
+#define GEMM_MICRO_ROWS_14(NAME, TARGET, BODY)                                                                        \
+    GEMM_MICRO_ROW(NAME, TARGET, BODY, 1) GEMM_MICRO_ROW(NAME, TARGET, BODY, 2) GEMM_MICRO_ROW(NAME, TARGET, BODY, 3) \
+    GEMM_MICRO_ROW(NAME, TARGET, BODY, 4) GEMM_MICRO_ROW(NAME, TARGET, BODY, 5) GEMM_MICRO_ROW(NAME, TARGET, BODY, 6) \
+    GEMM_MICRO_ROW(NAME, TARGET, BODY, 7) GEMM_MICRO_ROW(NAME, TARGET, BODY, 8) GEMM_MICRO_ROW(NAME, TARGET, BODY, 9) \
+    GEMM_MICRO_ROW(NAME, TARGET, BODY, 10) GEMM_MICRO_ROW(NAME, TARGET, BODY, 11)                                     \
+    GEMM_MICRO_ROW(NAME, TARGET, BODY, 12) GEMM_MICRO_ROW(NAME, TARGET, BODY, 13)                                     \
+    GEMM_MICRO_ROW(NAME, TARGET, BODY, 14)                                                                            \
+    static const collie_gemm_micro NAME##_rows[15] = {NULL,       NAME##_1,  NAME##_2,  NAME##_3,  NAME##_4,         \
+                                                      NAME##_5,   NAME##_6,  NAME##_7,  NAME##_8,  NAME##_9,         \
+                                                      NAME##_10,  NAME##_11, NAME##_12, NAME##_13, NAME##_14};
 
 /// Packs rows r0 ..< r0 + rows, k's k0 ..< k0 + kc of a logical matrix X into micro-panels of `width` rows.
 /// X(r, k) = src[r·ld + k] when `k_contiguous`, else src[k·ld + r] (op(A) has r = i; op(B) has r = j).
@@ -62,6 +85,7 @@ typedef struct {
     collie_gemm_pack pack_a;             // op(A)'s micro-panels (MR wide)
     collie_gemm_pack pack_b;             // op(B)'s (NR wide)
     collie_gemm_pack_bf16 pack_b_bf16;   // op(B)'s from bfloat16 bits
+    const collie_gemm_micro *micro_rows;   // micro_rows[m]: over the first m ≤ MR rows (GEMM_MICRO_ROWS_*), or NULL
 } collie_gemm_kernel;
 
 /// `value` rounded to the nearest bfloat16 (ties to even), as a float32.

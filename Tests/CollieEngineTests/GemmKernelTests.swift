@@ -35,7 +35,7 @@ final class GemmKernelTests: XCTestCase {
             }
             a = values(lda * (transA ? k : m))
             b = values(ldb * (transB ? n : k))
-            c = values(ldc * m)
+            c = values(ldc * (m + 1))   // a guard row past M
         }
 
         /// `other` with B replaced by `b` (of the same size).
@@ -80,7 +80,8 @@ final class GemmKernelTests: XCTestCase {
             return out
         }
 
-        /// The largest |C − reference| / scale over C's M×N elements; fails if anything past a row's N columns moved.
+        /// The largest |C − reference| / scale over C's M×N elements; fails if anything past a row's N columns, or in
+        /// the guard row past M, moved.
         func worstError(_ out: [Float], _ reference: (values: [Double], scale: [Double]),
                         file: StaticString = #filePath, line: UInt = #line) -> Double {
             var worst = 0.0
@@ -95,6 +96,9 @@ final class GemmKernelTests: XCTestCase {
                     worst = max(worst, error / max(reference.scale[i * n + j], .leastNormalMagnitude))
                 }
             }
+            let moved = (m * ldc..<c.count).filter { out[$0].bitPattern != c[$0].bitPattern }
+            XCTAssert(moved.isEmpty, "C[\(m), \((moved.first ?? 0) - m * ldc)] lies past M and must not change",
+                      file: file, line: line)
             return worst
         }
     }
@@ -211,6 +215,22 @@ final class GemmKernelTests: XCTestCase {
             for j in 0..<product.n {
                 XCTAssertEqual(out[i * product.ldc + j], reference.values[i * product.n + j],
                                accuracy: 1e-12 * max(1, reference.scale[i * product.n + j]))
+            }
+        }
+    }
+
+    /// A tile on C's bottom edge runs the microkernel of its own row count (1 ... MR − 1 rows, in place): every count
+    /// up to two AVX-512 tiles and a row, with whole and partial tiles of columns, added to C and written over it.
+    func testBottomEdgeTilesOfEveryRowCount() {
+        for m in 1...29 {
+            let product = Case(m: m, n: 80, k: 19, transA: m % 2 == 0, transB: m % 3 == 0, alpha: 1.25,
+                               beta: m % 4 == 0 ? 0 : -0.5, seed: UInt64(100 + m))
+            for rounded in [false, true] {
+                let reference = product.reference(rounded: rounded)
+                forEachGEMMKernel { level in
+                    let worst = product.worstError(product.run(rounded ? .bfloat16 : .float32), reference)
+                    XCTAssertLessThanOrEqual(worst, 1e-5, "M = \(m), \(rounded ? "bfloat16" : "float32") at level \(level)")
+                }
             }
         }
     }

@@ -46,7 +46,7 @@ GEMM_PACKERS_F32(pack_portable, , gemm_pack_f32_body)
 collie_gemm_kernel collie_gemm_kernel_portable(int rounded) {
     const collie_gemm_pack pack = rounded ? pack_portable_f32_rounded : pack_portable_f32;
     return (collie_gemm_kernel){PORTABLE_MR, PORTABLE_NR, 0, 1, 128, 256, 2048, micro_portable, pack, pack,
-                                pack_portable_f32_from_bf16};
+                                pack_portable_f32_from_bf16, NULL};
 }
 
 // MARK: - Choice
@@ -118,13 +118,13 @@ static void scale_block(float *c, size_t ldc, size_t m, size_t n, float beta) {
 }
 
 /// One micro-tile of C (m ≤ MR rows, n ≤ NR columns) from packed panels over `kp` k's, by the microkernel of its m rows
-/// where the level has one (else the full one): in place when its columns are whole, else into `scratch` and its valid
-/// part written with alpha and beta.
+/// where the level has them (else the full one): in place when it computes exactly the tile's rows and its columns are
+/// whole, else into `scratch` and its valid part written with alpha and beta.
 static void micro_tile(const collie_gemm_kernel *kn, size_t kp, const void *a, const void *b, float *c, size_t ldc,
                        size_t m, size_t n, float alpha, float beta, float *scratch) {
     const size_t nr = (size_t)kn->nr;
-    const collie_gemm_micro micro = m < (size_t)kn->mr && kn->micro_rows ? kn->micro_rows[m] : kn->micro;
-    if (n == nr && (m == (size_t)kn->mr || kn->micro_rows)) {
+    const collie_gemm_micro micro = kn->micro_rows ? kn->micro_rows[m] : kn->micro;
+    if (n == nr && (kn->micro_rows || m == (size_t)kn->mr)) {
         micro(kp, a, b, c, ldc, alpha, beta);
         return;
     }

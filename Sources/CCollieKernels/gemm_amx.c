@@ -197,7 +197,7 @@ collie_gemm_kernel collie_gemm_kernel_amx(int emulated) {
     // Blocks chosen, not measured (no AMX CPU has run them): K block 2048 as the pair kernel's, A block 192 × 2048
     // bfloat16 = 768 KB within Sapphire Rapids' 2 MB L2.
     return (collie_gemm_kernel){MR, NR, 1, GRANULE, 32 * 6, 2048, 2048, emulated ? micro_amx_emulated : micro_amx,
-                                pack_a, pack_b, pack_b_bf16};
+                                pack_a, pack_b, pack_b_bf16, NULL};
 }
 
 // MARK: - Check

@@ -19,11 +19,7 @@ GEMM_INLINE TARGET_AVX512 void micro_avx512_body(const int rows, size_t kc, cons
     __m512 acc[MR][2];
     _Pragma("clang loop unroll(full)")
     for (int i = 0; i < rows; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-    _Pragma("clang loop unroll(full)")
-    for (int i = 0; i < rows; i++) {   // C's tile is needed at the end: fetch it while the products run
-        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
-        _mm_prefetch((const char *)(c + i * ldc + NR - 1), _MM_HINT_T0);
-    }
+    gemm_prefetch_tile32(rows, c, ldc);   // C's tile is needed at the end
     _Pragma("clang loop unroll_count(4)")
     for (size_t k = 0; k < kc; k++, a += MR, b += NR) {
         const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
@@ -34,18 +30,7 @@ GEMM_INLINE TARGET_AVX512 void micro_avx512_body(const int rows, size_t kc, cons
             acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
         }
     }
-    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    _Pragma("clang loop unroll(full)")
-    for (int i = 0; i < rows; i++) {
-        float *ci = c + i * ldc;
-        if (beta == 0) {
-            _mm512_storeu_ps(ci, _mm512_mul_ps(va, acc[i][0]));
-            _mm512_storeu_ps(ci + 16, _mm512_mul_ps(va, acc[i][1]));
-        } else {
-            _mm512_storeu_ps(ci, _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci), _mm512_mul_ps(va, acc[i][0])));
-            _mm512_storeu_ps(ci + 16, _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci + 16), _mm512_mul_ps(va, acc[i][1])));
-        }
-    }
+    gemm_store_tile32(rows, acc, c, ldc, alpha, beta);
 }
 
 GEMM_MICRO_ROWS_14(micro_avx512, TARGET_AVX512, micro_avx512_body)

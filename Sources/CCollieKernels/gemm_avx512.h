@@ -1,5 +1,5 @@
-// AVX-512 helpers shared by the packing routines of the AVX-512 levels (gemm_avx512.c, gemm_bf16.c): bfloat16 rounding
-// of 16 floats and a 16 × 16 transpose of 32-bit lanes.
+// AVX-512 helpers shared by the AVX-512 levels (gemm_avx512.c, gemm_bf16.c): for packing, bfloat16 rounding of 16
+// floats and a 16 × 16 transpose of 32-bit lanes; for the microkernels, their C tile's prefetch and store.
 #ifndef COLLIE_GEMM_AVX512_H
 #define COLLIE_GEMM_AVX512_H
 
@@ -40,6 +40,35 @@ __attribute__((target("avx512f"))) static inline void gemm_transpose16(__m512 r[
         r[4 + c] = _mm512_shuffle_f32x4(e1, f1, 0x88);
         r[8 + c] = _mm512_shuffle_f32x4(e0, f0, 0xDD);
         r[12 + c] = _mm512_shuffle_f32x4(e1, f1, 0xDD);
+    }
+}
+
+/// Fetches the `rows` × 32 tile of C a microkernel writes at its end (two lines per row), while its products run.
+__attribute__((always_inline, target("avx512f"))) static inline void gemm_prefetch_tile32(const int rows, const float *c,
+                                                                                         size_t ldc) {
+    _Pragma("clang loop unroll(full)")
+    for (int i = 0; i < rows; i++) {
+        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + 31), _MM_HINT_T0);
+    }
+}
+
+/// Writes a microkernel's `rows` × 32 tile of C from its accumulators (two 16-float halves per row): alpha·acc, plus
+/// beta·C unless beta = 0 (C then only written).
+__attribute__((always_inline, target("avx512f"))) static inline void gemm_store_tile32(const int rows, __m512 acc[][2],
+                                                                                      float *c, size_t ldc, float alpha,
+                                                                                      float beta) {
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    _Pragma("clang loop unroll(full)")
+    for (int i = 0; i < rows; i++) {
+        float *ci = c + i * ldc;
+        if (beta == 0) {
+            _mm512_storeu_ps(ci, _mm512_mul_ps(va, acc[i][0]));
+            _mm512_storeu_ps(ci + 16, _mm512_mul_ps(va, acc[i][1]));
+        } else {
+            _mm512_storeu_ps(ci, _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci), _mm512_mul_ps(va, acc[i][0])));
+            _mm512_storeu_ps(ci + 16, _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci + 16), _mm512_mul_ps(va, acc[i][1])));
+        }
     }
 }
 

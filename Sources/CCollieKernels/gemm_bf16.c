@@ -20,11 +20,7 @@ GEMM_INLINE TARGET_BF16 void micro_bf16_body(const int rows, size_t kc, const vo
     __m512 acc[MR][2];
     _Pragma("clang loop unroll(full)")
     for (int i = 0; i < rows; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-    _Pragma("clang loop unroll(full)")
-    for (int i = 0; i < rows; i++) {   // C's tile is needed at the end: fetch it while the products run
-        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
-        _mm_prefetch((const char *)(c + i * ldc + NR - 1), _MM_HINT_T0);
-    }
+    gemm_prefetch_tile32(rows, c, ldc);   // C's tile is needed at the end
     _Pragma("clang loop unroll_count(4)")
     for (size_t k = 0; k < kc; k += 2, a += MR, b += 2 * NR) {
         const __m512bh b0 = (__m512bh)_mm512_load_si512(b), b1 = (__m512bh)_mm512_load_si512(b + 32);
@@ -35,18 +31,7 @@ GEMM_INLINE TARGET_BF16 void micro_bf16_body(const int rows, size_t kc, const vo
             acc[i][1] = _mm512_dpbf16_ps(acc[i][1], ai, b1);
         }
     }
-    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    _Pragma("clang loop unroll(full)")
-    for (int i = 0; i < rows; i++) {
-        float *ci = c + i * ldc;
-        if (beta == 0) {
-            _mm512_storeu_ps(ci, _mm512_mul_ps(va, acc[i][0]));
-            _mm512_storeu_ps(ci + 16, _mm512_mul_ps(va, acc[i][1]));
-        } else {
-            _mm512_storeu_ps(ci, _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci), _mm512_mul_ps(va, acc[i][0])));
-            _mm512_storeu_ps(ci + 16, _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci + 16), _mm512_mul_ps(va, acc[i][1])));
-        }
-    }
+    gemm_store_tile32(rows, acc, c, ldc, alpha, beta);
 }
 
 GEMM_MICRO_ROWS_14(micro_bf16, TARGET_BF16, micro_bf16_body)

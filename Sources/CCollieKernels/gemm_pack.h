@@ -85,7 +85,7 @@ typedef struct {
     collie_gemm_pack pack_a;             // op(A)'s micro-panels (MR wide)
     collie_gemm_pack pack_b;             // op(B)'s (NR wide)
     collie_gemm_pack_bf16 pack_b_bf16;   // op(B)'s from bfloat16 bits
-    const collie_gemm_micro *micro_rows;   // micro_rows[m]: over the first m ≤ MR rows (GEMM_MICRO_ROWS_*), or NULL
+    const collie_gemm_micro *micro_rows;   // micro_rows[m]: over the first m rows, [MR] = micro (GEMM_MICRO_ROWS_*); or NULL
 } collie_gemm_kernel;
 
 /// `value` rounded to the nearest bfloat16 (ties to even), as a float32.

@@ -137,7 +137,7 @@ extension Tensor {
             guard let backward = node.backward else {
                 preconditionFailure("backward through '\(node.name)' a second time: the graph was released")
             }
-            let sink = GradientSink(node: node, inputs: node.inputs, table: table)
+            let sink = GradientSink(node: node, inputs: node.inputs, table: table, retainsGraph: retainGraph)
             if let profile = OpProfile.current {
                 profile.timeBackward(node.name) { backward(upstream, sink) }
                 if !retainGraph { node.backward = nil }
@@ -176,11 +176,14 @@ public final class GradientSink {
     let node: GradNode?
     let inputs: [Tensor]
     let table: GradientTable
+    /// Whether the graph outlives this pass (`backward(retainGraph: true)`): a second pass reads the inputs again.
+    let retainsGraph: Bool
 
-    init(node: GradNode?, inputs: [Tensor], table: GradientTable) {
+    init(node: GradNode?, inputs: [Tensor], table: GradientTable, retainsGraph: Bool = false) {
         self.node = node
         self.inputs = inputs
         self.table = table
+        self.retainsGraph = retainsGraph
     }
 
     /// Whether input `index` wants a gradient.
@@ -224,6 +227,17 @@ public final class GradientSink {
         } else {
             store(gradient.contiguousCopy(dtype: dtype), index)
         }
+    }
+
+    /// Whether input `index`'s own memory may be overwritten with its gradient and then handed over (`give`), for an
+    /// op whose caller promises that nothing reads that input after the op (its producer's backward included): this
+    /// pass releases the graph (no second pass reads the input), the input wants a gradient of its own dtype and has
+    /// none yet, it starts its storage contiguously, and no other tensor shares that storage.
+    public func canOverwriteInput(_ index: Int) -> Bool {
+        let input = inputs[index]
+        guard !retainsGraph, input.requiresGrad, existing(index) == nil, input.isContiguous, input.offset == 0,
+              Tensor.gradientDType(of: input) == input.dtype else { return false }
+        return isKnownUniquelyReferenced(&input.storage)
     }
 
     /// Lets a kernel write input `index`'s gradient in place: `body` receives the contiguous

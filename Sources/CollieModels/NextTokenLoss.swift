@@ -37,22 +37,32 @@ extension CausalLanguageModel {
     /// The summed next-token NLL of `targets` (from `nextTokenTargets`) given ids [B, T] (a 0-d tensor on the tape).
     public func summedNegativeLogLikelihood(_ ids: Tensor, targets: [Int], positions: Tensor? = nil,
                                             keyPaddingMask: Tensor? = nil) -> Tensor {
-        summedNegativeLogLikelihood(logits: trainingLogits(ids, positions: positions, keyPaddingMask: keyPaddingMask),
-                                    targets: targets)
+        nextTokenCrossEntropy(logits: trainingLogits(ids, positions: positions, keyPaddingMask: keyPaddingMask),
+                              targets: targets, reduction: .sum, consumingLogits: true)
     }
 
     /// The summed next-token NLL of `targets` given the logits [B, T, V] the model made (or its last pipeline stage).
     public func summedNegativeLogLikelihood(logits: Tensor, targets: [Int]) -> Tensor {
-        crossEntropy(logits: logits.reshaped([targets.count, logitsWidth]),
-                     targets: Tensor(ints: targets, shape: [targets.count]), reduction: .sum)
+        nextTokenCrossEntropy(logits: logits, targets: targets, reduction: .sum, consumingLogits: false)
     }
 
     /// Mean next-token cross-entropy of ids [B, T] against `labels` [B, T] (label −100 is ignored), over the real
     /// tokens' logits (with prompt tuning, too).
     public func loss(ids: Tensor, labels: Tensor, keyPaddingMask: Tensor? = nil) -> Tensor {
-        let targets = NextTokenLoss.shiftedTargets(labels.ints(), batchSize: ids.shape[0])
-        return crossEntropy(logits: self(ids, keyPaddingMask: keyPaddingMask).reshaped([targets.count, logitsWidth]),
-                            targets: Tensor(ints: targets, shape: [targets.count]), reduction: .mean)
+        nextTokenCrossEntropy(logits: self(ids, keyPaddingMask: keyPaddingMask),
+                              targets: NextTokenLoss.shiftedTargets(labels.ints(), batchSize: ids.shape[0]),
+                              reduction: .mean, consumingLogits: true)
+    }
+
+    /// Cross-entropy of logits [B, T, V] (any leading shape of `targets.count` rows) against `targets`.
+    /// `consumingLogits`: the logits are the model's own, made here by its head (a linear layer, whose backward never
+    /// reads them), and read by nothing else, so backward may turn them into their gradient in place. They are passed
+    /// as they are, not reshaped: a view would share their memory and keep them from being overwritten.
+    private func nextTokenCrossEntropy(logits: Tensor, targets: [Int], reduction: LossReduction,
+                                       consumingLogits: Bool) -> Tensor {
+        let rows = logits.shape.last == logitsWidth ? logits : logits.reshaped([targets.count, logitsWidth])
+        return crossEntropy(logits: rows, targets: Tensor(ints: targets, shape: [targets.count]), reduction: reduction,
+                            consumingLogits: consumingLogits)
     }
 
     /// The summed negative log-likelihood of `tokens[1...]`, each given its prefix, and how many tokens that is

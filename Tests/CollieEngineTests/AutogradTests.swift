@@ -91,6 +91,50 @@ final class AutogradTests: XCTestCase {
         XCTAssertNotEqual(head.grad!.floats(), sum, "both uses contributed")
     }
 
+    // MARK: - Logits handed over to cross-entropy
+
+    private func crossEntropyCase() -> (values: Tensor, targets: Tensor, gradient: [Float]) {
+        var g = RandomGenerator(seed: 9)
+        let values = Tensor.normal([6, 50], std: 3, generator: &g)
+        let targets = Tensor(ints: [3, Tensor.ignoreIndex, 49, 0, 7, 7], shape: [6])
+        let plain = values.contiguousCopy()
+        plain.requiresGrad = true
+        Tensor.crossEntropy(logits: plain, targets: targets).backward()
+        return (values, targets, plain.grad!.floats())
+    }
+
+    /// Logits handed over (`consumingLogits`) become their own gradient: the values of a fresh gradient buffer, in
+    /// the logits' memory.
+    func testHandedOverLogitsBecomeTheirGradientInTheirOwnMemory() {
+        let (values, targets, gradient) = crossEntropyCase()
+        let logits = values.contiguousCopy()
+        logits.requiresGrad = true
+        let memory = logits.storage.data
+        Tensor.crossEntropy(logits: logits, targets: targets, consumingLogits: true).backward()
+        XCTAssertEqual(logits.grad!.floats(), gradient)
+        XCTAssertEqual(logits.grad!.storage.data, memory, "the gradient took the logits' memory")
+    }
+
+    /// Handed-over logits are left as they are where something may still read them: a view shares their memory, or
+    /// the graph is kept for a second pass (which then reads them again and adds the same gradient).
+    func testHandedOverLogitsStayWhereAViewOrASecondPassReadsThem() {
+        let (values, targets, gradient) = crossEntropyCase()
+        let logits = values.contiguousCopy()
+        logits.requiresGrad = true
+        let view = logits.detach().reshaped([300])
+        Tensor.crossEntropy(logits: logits, targets: targets, consumingLogits: true).backward()
+        XCTAssertEqual(view.floats(), values.floats(), "the view still reads the logits")
+        XCTAssertEqual(logits.grad!.floats(), gradient)
+
+        let kept = values.contiguousCopy()
+        kept.requiresGrad = true
+        let loss = Tensor.crossEntropy(logits: kept, targets: targets, consumingLogits: true)
+        loss.backward(retainGraph: true)
+        loss.backward()
+        XCTAssertEqual(kept.floats(), values.floats())
+        for (twice, once) in zip(kept.grad!.floats(), gradient) { XCTAssertEqual(twice, 2 * once, accuracy: 1e-6) }
+    }
+
     // MARK: - Recording
 
     func testNoGradScopeRecordsNothing() {

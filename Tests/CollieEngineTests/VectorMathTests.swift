@@ -52,6 +52,32 @@ final class VectorMathTests: XCTestCase {
         XCTAssertEqual(collie_kernel_level(), expected, "the kernels would skip code this CPU can run")
     }
 
+    /// logSumExp reads a row block by block, rescaling the sum so far when a later block holds a larger value: it
+    /// equals float64's max + log Σ exp(x − max) on rows whose maximum grows block after block, sits in the first
+    /// block, or sits in the last partial block among values whose unshifted exp would overflow.
+    func testLogSumExpOverBlocksEqualsTheTwoPassFormula() {
+        let n = 3 * VectorMath.logSumExpBlock + 77
+        let rows: [[Float]] = [
+            (0..<n).map { Float($0) * 0.01 },
+            (0..<n).map { Float(n - $0) * 0.01 },
+            (0..<n).map { $0 == n - 3 ? 500 : Foundation.sin(Float($0)) * 300 },
+            [2.5],
+        ]
+        forEachKernelLevel { level in
+            for (index, row) in rows.enumerated() {
+                let m = Double(row.max()!)
+                let exact = m + Foundation.log(row.reduce(0.0) { $0 + Foundation.exp(Double($1) - m) })
+                let got = row.withUnsafeBufferPointer { VectorMath.logSumExp($0.baseAddress!, $0.count) }
+                XCTAssertEqual(Double(got), exact, accuracy: 2e-6 * max(1, abs(exact)), "row \(index), level \(level)")
+            }
+        }
+        let doubles = rows[0].map(Double.init)
+        let exact = doubles.max()! + Foundation.log(doubles.reduce(0) { $0 + Foundation.exp($1 - doubles.max()!) })
+        XCTAssertEqual(doubles.withUnsafeBufferPointer { VectorMath.logSumExp($0.baseAddress!, $0.count) }, exact,
+                       accuracy: 1e-12)
+        XCTAssertEqual([Float]().withUnsafeBufferPointer { VectorMath.logSumExp($0.baseAddress!, 0) }, -.infinity)
+    }
+
     func testSwiGLUKernelsMatchTheFormulaOnTailsToo() {
         forEachKernelLevel { _ in checkSwiGLUKernels() }
     }

@@ -3,7 +3,8 @@
 /// Forward computes each row's logsumexp and loss in one pass and keeps only the logsumexp (N
 /// floats): no probability or log-probability matrix is formed. Backward writes
 /// (softmax − one-hot)·scale straight into the logits' gradient (or adds it to one already there), so the only N×V
-/// buffers are the logits and their gradient.
+/// buffers are the logits and their gradient — or the logits alone, when the caller hands them over
+/// (`consumingLogits`) and backward may turn them into their gradient in place.
 
 /// How per-token losses combine.
 public enum LossReduction: String, Codable, Sendable {
@@ -19,9 +20,12 @@ extension Tensor {
 
     /// Cross-entropy of `logits` [..., V] against integer `targets` [...]; rows whose target is
     /// `ignoreIndex` contribute nothing. Returns a 0-d tensor (NaN when every row is ignored and
-    /// the reduction is `.mean`, as PyTorch).
+    /// the reduction is `.mean`, as PyTorch). With `consumingLogits` the caller promises that nothing reads `logits`
+    /// after this op — neither the caller nor the backward of the op that made them (a linear layer's reads only its
+    /// input and weight) — and backward writes the gradient over the logits' memory where that is safe
+    /// (`GradientSink.canOverwriteInput`): no second N×V buffer, half the memory traffic.
     public static func crossEntropy(logits: Tensor, targets: Tensor, ignoreIndex: Int = Tensor.ignoreIndex,
-                                    reduction: LossReduction = .mean) -> Tensor {
+                                    reduction: LossReduction = .mean, consumingLogits: Bool = false) -> Tensor {
         let x = logits.computeContiguous
         let v = x.shape.last ?? 0
         let rows = x.count / Swift.max(v, 1)
@@ -42,8 +46,7 @@ extension Tensor {
                         let label = labels[row]
                         if label == ignoreIndex { pl[row] = 0; continue }
                         let xr = px + row * v
-                        let m = VectorMath.maximum(xr, v)
-                        let l = m + F.log(VectorMath.sumExp(xr, v, shift: m))
+                        let l = VectorMath.logSumExp(xr, v)
                         pl[row] = l
                         losses[row] = l - xr[label]
                     }
@@ -57,6 +60,21 @@ extension Tensor {
             func back<F: FloatElement>(_: F.Type) {
                 let px = x.pointer(as: F.self), pl = lse.pointer(as: F.self)
                 let scale = grad.pointer(as: F.self)[0] / (reduction == .sum ? 1 : F(counted))
+                if consumingLogits && sink.canOverwriteInput(0) {
+                    Parallel.forEach(rows, minimumChunk: 8) { range in
+                        for row in range {
+                            let label = labels[row], xr = px + row * v
+                            if label == ignoreIndex {
+                                xr.update(repeating: 0, count: v)
+                                continue
+                            }
+                            VectorMath.exponentiate(xr, v, shift: pl[row], scale: scale)
+                            xr[label] -= scale
+                        }
+                    }
+                    sink.give(x, toInput: 0)
+                    return
+                }
                 // A fresh gradient is written, not added to a zeroed buffer: the logits' gradient is the step's
                 // largest buffer (N×V), and zeroing it first costs as much as writing it.
                 sink.accumulate(0, as: F.self, overwrites: true) { dx, beta in

@@ -128,8 +128,7 @@ extension Tensor {
                 for row in range {
                     let off = (row / inner) * n * inner + row % inner
                     if inner == 1 {   // the common case, vectorized: a contiguous row
-                        let m = VectorMath.maximum(src + off, n)
-                        let lse = m + F.log(VectorMath.sumExp(src + off, n, shift: m))
+                        let lse = VectorMath.logSumExp(src + off, n)
                         if log {
                             for j in 0..<n { dst[off + j] = src[off + j] - lse }
                         } else {

@@ -60,24 +60,9 @@ extension Tensor {
             func back<F: FloatElement>(_: F.Type) {
                 let px = x.pointer(as: F.self), pl = lse.pointer(as: F.self)
                 let scale = grad.pointer(as: F.self)[0] / (reduction == .sum ? 1 : F(counted))
-                if consumingLogits && sink.canOverwriteInput(0) {
-                    Parallel.forEach(rows, minimumChunk: 8) { range in
-                        for row in range {
-                            let label = labels[row], xr = px + row * v
-                            if label == ignoreIndex {
-                                xr.update(repeating: 0, count: v)
-                                continue
-                            }
-                            VectorMath.exponentiate(xr, v, shift: pl[row], scale: scale)
-                            xr[label] -= scale
-                        }
-                    }
-                    sink.give(x, toInput: 0)
-                    return
-                }
-                // A fresh gradient is written, not added to a zeroed buffer: the logits' gradient is the step's
-                // largest buffer (N×V), and zeroing it first costs as much as writing it.
-                sink.accumulate(0, as: F.self, overwrites: true) { dx, beta in
+                // (softmax − one-hot)·scale written into `dx` (beta 0: every element, so a fresh buffer needs no
+                // zeroing) or added to the gradient already there (beta 1); `dx` may be the logits themselves.
+                func write(_ dx: UnsafeMutablePointer<F>, beta: F) {
                     Parallel.forEach(rows, minimumChunk: 8) { range in
                         for row in range {
                             let label = labels[row], dr = dx + row * v
@@ -94,6 +79,13 @@ extension Tensor {
                             dr[label] -= scale
                         }
                     }
+                }
+                if consumingLogits && sink.canOverwriteInput(0) {
+                    write(px, beta: 0)
+                    sink.give(x, toInput: 0)
+                } else {
+                    // The logits' gradient is the step's largest buffer (N×V): written fresh, not added to zeros.
+                    sink.accumulate(0, as: F.self, overwrites: true, write)
                 }
             }
             grad.dtype == .float64 ? back(Double.self) : back(Float.self)

@@ -31,7 +31,8 @@ public struct EvaluationSetup {
                 let dataset = try TrainingDataset.load(from: URL(fileURLWithPath: evalData), format: config.recordFormat,
                                                        tokenizer: tokenizer, maxLength: config.maxLength)
                 evaluators.insert(try PerplexityEvaluator(name: "eval", dataset: dataset, batchSize: config.evalBatchSize,
-                                                          padder: Self.padder(config, tokenizer)), at: 0)
+                                                          padder: Self.padder(config, tokenizer),
+                                                          paddingFree: config.paddingFree), at: 0)
             } catch { throw TrainerError("\(origin)eval_data: \(error)") }
         }
         guard !evaluators.isEmpty else { throw TrainerError("\(origin)evaluators: nothing to evaluate; add evaluators or eval_data") }
@@ -71,7 +72,7 @@ public struct EvaluationSetup {
                     let (_, records) = try TrainingRecord.load(from: url, format: config.recordFormat)
                     let dataset = try TrainingDataset(records: limited(records), tokenizer: tokenizer, maxLength: config.maxLength)
                     return try PerplexityEvaluator(name: name, dataset: dataset, batchSize: config.evalBatchSize,
-                                                   padder: padder(config, tokenizer))
+                                                   padder: padder(config, tokenizer), paddingFree: config.paddingFree)
                 case .generation:
                     let metrics: [GenerationMetric] = try settings.metrics.map { metric in
                         switch metric {

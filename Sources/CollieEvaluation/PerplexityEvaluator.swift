@@ -11,17 +11,22 @@ import Foundation
 public final class PerplexityEvaluator: Evaluator {
     public let name: String
     public let loader: DataLoader
+    /// Whether each batch goes through the model flattened, without padding (`padding_free`).
+    public let paddingFree: Bool
 
     /// - Parameters:
     ///   - batchSize: examples per forward pass; rows are padded on `padder`'s side and masked.
-    public init(name: String = "perplexity", dataset: TrainingDataset, batchSize: Int, padder: Padder) throws {
+    ///   - paddingFree: run each batch's examples one after another in one row instead (where the model packs sequences).
+    public init(name: String = "perplexity", dataset: TrainingDataset, batchSize: Int, padder: Padder,
+                paddingFree: Bool = false) throws {
         self.name = name
+        self.paddingFree = paddingFree
         loader = try DataLoader(dataset: dataset, batchSize: batchSize, lastBatch: .normal, shuffle: false, padder: padder)
     }
 
     /// The accumulated NLL of every batch, in order.
     public func perplexity(of model: any CausalLanguageModel) -> Perplexity {
-        loader.negativeLogLikelihood(of: model)
+        loader.negativeLogLikelihood(of: model, paddingFree: paddingFree)
     }
 
     public func evaluate(_ model: any CausalLanguageModel) throws -> [String: Double] {

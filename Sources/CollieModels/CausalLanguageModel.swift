@@ -43,6 +43,9 @@ public protocol CausalLanguageModel: Module {
     /// What the blocks read of the last `count` of the positions' columns: positions [T] or [B, T] (nil: 0..<count)
     /// for RoPE; an architecture that derives its own positions gets them as it made them.
     func positionEncoding(_ positions: Tensor?, count: Int) -> PositionEncoding
+    /// Whether the architecture's attention takes rows of packed sequences (`BlockContext.sequences`, padding-free
+    /// batches); GLM-6B, whose positions and bidirectional context come from each row's own tokens, does not.
+    var packsSequences: Bool { get }
 }
 
 /// The rotary tables of the positions a block sees and, for a prefix language model, the keys each row attends
@@ -73,6 +76,8 @@ public struct BlockContext {
     public var cache: KVCache?
     /// The block's index (its layer in `cache`).
     public var layer: Int
+    /// The sequences packed into the one row of a padding-free batch (each attends only to itself), or nil.
+    public var sequences: PackedSequences? = nil
 }
 
 /// State attached to a model from outside its architecture (one per model instance): the PEFT adapter's
@@ -154,15 +159,24 @@ extension CausalLanguageModel {
 
     /// Logits [B, T, V] for token ids [B, T]. Positions default to 0..<T.
     /// With prompt tuning the logits are those of the real tokens only (see `PromptEmbedding`).
-    public func callAsFunction(_ ids: Tensor, positions: Tensor? = nil, keyPaddingMask: Tensor? = nil) -> Tensor {
+    /// `sequences`: the one row (B = 1) holds these sequences one after another, each attending only to itself (a
+    /// padding-free batch; give each its positions from 0). Not with prompt tuning, pipeline stages or a model that
+    /// does not `packsSequences`.
+    public func callAsFunction(_ ids: Tensor, positions: Tensor? = nil, keyPaddingMask: Tensor? = nil,
+                               sequences: PackedSequences? = nil) -> Tensor {
+        precondition(sequences == nil || (packsSequences && pipelineStage == nil && promptEmbedding == nil),
+                     "packed sequences need a model that packs them, without pipeline stages or prompt tuning")
         if let pipelineStage { return stagedLogits(pipelineStage, ids, positions: positions, keyPaddingMask: keyPaddingMask) }
         if let promptEmbedding {
             return promptEmbedding.realTokenLogits(self, ids, positions: positions, keyPaddingMask: keyPaddingMask)
         }
         return logits(inputEmbeddings: embeddings(of: ids),
                       positions: self.positions(of: ids, keyPaddingMask: keyPaddingMask) ?? positions,
-                      keyPaddingMask: keyPaddingMask)
+                      keyPaddingMask: keyPaddingMask, sequences: sequences)
     }
+
+    /// Every architecture but GLM-6B packs sequences.
+    public var packsSequences: Bool { true }
 
     /// Takes the caller's positions.
     public func positions(of ids: Tensor, keyPaddingMask: Tensor?) -> Tensor? { nil }
@@ -176,8 +190,11 @@ extension CausalLanguageModel {
     }
 
     /// Logits [B, T, V] for input embeddings [B, T, C] (Hugging Face's `inputs_embeds`). Positions default to 0..<T.
-    public func logits(inputEmbeddings: Tensor, positions: Tensor? = nil, keyPaddingMask: Tensor? = nil) -> Tensor {
-        run(blocks: 0..<blockCount, head: true, inputEmbeddings, positions: positions, keyPaddingMask: keyPaddingMask)
+    /// `sequences` as in `callAsFunction`.
+    public func logits(inputEmbeddings: Tensor, positions: Tensor? = nil, keyPaddingMask: Tensor? = nil,
+                       sequences: PackedSequences? = nil) -> Tensor {
+        run(blocks: 0..<blockCount, head: true, inputEmbeddings, positions: positions, keyPaddingMask: keyPaddingMask,
+            sequences: sequences)
     }
 
     /// Runs the parameter units `units` — 0 the embedding, i + 1 block i, `blockCount + 1` the head — on `input`:
@@ -195,14 +212,16 @@ extension CausalLanguageModel {
     }
 
     /// Hidden states [B, T, C] through `blocks`, then through the head when `head`.
-    func run(blocks: Range<Int>, head runsHead: Bool, _ input: Tensor, positions: Tensor?, keyPaddingMask: Tensor?) -> Tensor {
+    func run(blocks: Range<Int>, head runsHead: Bool, _ input: Tensor, positions: Tensor?, keyPaddingMask: Tensor?,
+             sequences: PackedSequences? = nil) -> Tensor {
         let encoding = positionEncoding(positions, count: input.shape[1])
         let hooks = parameterUnitHooks, checkpointing = activationCheckpointing
         var h = input
         for index in blocks {
             if let hooks { h = hooks.unitWillRun(index + 1, input: h) }
             let context = BlockContext(cos: encoding.cos, sin: encoding.sin, keyPaddingMask: keyPaddingMask,
-                                       bidirectionalPrefix: encoding.bidirectionalPrefix, cache: nil, layer: index)
+                                       bidirectionalPrefix: encoding.bidirectionalPrefix, cache: nil, layer: index,
+                                       sequences: sequences)
             h = checkpointing ? .checkpoint(h) { self.block(index, $0, context) } : block(index, h, context)
             if let hooks { h = hooks.unitDidRun(index + 1, output: h) }
         }

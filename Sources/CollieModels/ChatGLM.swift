@@ -69,7 +69,7 @@ public final class ChatGLMSelfAttention: Module {
         let kr = Tensor.applyRotary(k, cos: context.cos, sin: context.sin, layout: .interleaved)
         let past = context.cache?.append(layer: context.layer, keys: kr, values: v) ?? (keys: kr, values: v, mask: context.keyPaddingMask)
         let o = Tensor.scaledDotProductAttention(query: qr, key: past.keys, value: past.values, causal: true,
-                                                 keyPaddingMask: past.mask)
+                                                 keyPaddingMask: past.mask, sequences: context.sequences)
         return dense(o.reshaped([b, t, heads * d]))
     }
 

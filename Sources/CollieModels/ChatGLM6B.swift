@@ -184,6 +184,9 @@ public final class ChatGLM6BForConditionalGeneration: CausalLanguageModel {
         return Tensor.withOutputProjectionActivations { lmHead(normed) }
     }
 
+    /// Its positions and bidirectional context come from each row's tokens: one sequence per row.
+    public var packsSequences: Bool { false }
+
     // MARK: - Positions from the ids
 
     /// The remote code's position_ids [B, 2, T] for ids [B, T], counted over each row's real tokens (padding gets

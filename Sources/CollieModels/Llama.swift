@@ -38,7 +38,8 @@ public final class LlamaAttention: Module {
         let v = qkv[2].reshaped([b, t, keyValueHeads, headDimension])
         let past = context.cache?.append(layer: context.layer, keys: k, values: v) ?? (keys: k, values: v, mask: context.keyPaddingMask)
         let o = Tensor.scaledDotProductAttention(query: q, key: past.keys, value: past.values, causal: true,
-                                                 keyPaddingMask: past.mask, slidingWindow: slidingWindow)
+                                                 keyPaddingMask: past.mask, sequences: context.sequences,
+                                                 slidingWindow: slidingWindow)
         return oProj(o.reshaped([b, t, heads * headDimension]))
     }
 

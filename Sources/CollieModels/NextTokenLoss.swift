@@ -29,15 +29,21 @@ extension CausalLanguageModel {
     }
 
     /// The logits `nextTokenTargets` are for: [B, T, V], or with prompt tuning [B, n + T, V] (virtual positions first).
-    public func trainingLogits(_ ids: Tensor, positions: Tensor? = nil, keyPaddingMask: Tensor? = nil) -> Tensor {
-        promptEmbedding.map { $0.logits(self, ids, positions: positions, keyPaddingMask: keyPaddingMask) }
-            ?? self(ids, positions: positions, keyPaddingMask: keyPaddingMask)
+    /// `sequences`: a padding-free row (see `callAsFunction`).
+    public func trainingLogits(_ ids: Tensor, positions: Tensor? = nil, keyPaddingMask: Tensor? = nil,
+                               sequences: PackedSequences? = nil) -> Tensor {
+        guard let promptEmbedding else {
+            return self(ids, positions: positions, keyPaddingMask: keyPaddingMask, sequences: sequences)
+        }
+        precondition(sequences == nil, "prompt tuning does not take packed sequences")
+        return promptEmbedding.logits(self, ids, positions: positions, keyPaddingMask: keyPaddingMask)
     }
 
     /// The summed next-token NLL of `targets` (from `nextTokenTargets`) given ids [B, T] (a 0-d tensor on the tape).
     public func summedNegativeLogLikelihood(_ ids: Tensor, targets: [Int], positions: Tensor? = nil,
-                                            keyPaddingMask: Tensor? = nil) -> Tensor {
-        nextTokenCrossEntropy(logits: trainingLogits(ids, positions: positions, keyPaddingMask: keyPaddingMask),
+                                            keyPaddingMask: Tensor? = nil, sequences: PackedSequences? = nil) -> Tensor {
+        nextTokenCrossEntropy(logits: trainingLogits(ids, positions: positions, keyPaddingMask: keyPaddingMask,
+                                                     sequences: sequences),
                               targets: targets, reduction: .sum, consumingLogits: true)
     }
 

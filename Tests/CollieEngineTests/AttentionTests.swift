@@ -305,4 +305,58 @@ final class AttentionTests: XCTestCase {
             XCTAssertLessThan(relativeError(out.doubles(), reference.out), 1e-5, c.name)
         }
     }
+
+    /// Sequences packed into one row (a padding-free batch) attend only within themselves: output and gradients are
+    /// those of each sequence run as a row of its own — the same arithmetic, so bit for bit — whatever the lengths
+    /// (one token, shorter and longer than a tile), causal or not, with grouped heads, float64 and float32 at every
+    /// GEMM kernel level.
+    func testPackedSequencesEqualEachSequenceOnItsOwn() {
+        let lengths = [5, 1, 13, 9, 2]
+        let cases = [
+            AttentionCase("causal MHA") { $0.heads = 2; $0.kvHeads = 2 },
+            AttentionCase("causal GQA, small tiles") { $0.heads = 4; $0.kvHeads = 2; $0.tiles = AttentionTiles(rows: 3, columns: 4) },
+            AttentionCase("non-causal, multi-query") { $0.causal = false; $0.heads = 3; $0.kvHeads = 1 },
+            AttentionCase("default tiles") { $0.heads = 2; $0.kvHeads = 1; $0.dim = 16; $0.tiles = AttentionTiles(headDim: 16) },
+        ]
+        func check(_ c: AttentionCase, _ what: String) {
+            var c = c
+            (c.batch, c.queries, c.keys) = (1, lengths.reduce(0, +), lengths.reduce(0, +))
+            let (q, k, v, w) = c.inputs(seed: 5)
+            for t in [q, k, v] { t.requiresGrad = true }
+            let packed = Tensor.flashAttention(query: q, key: k, value: v, causal: c.causal, keyPaddingMask: nil,
+                                               sequences: PackedSequences(lengths: lengths), scale: nil, tiles: c.tiles)
+            (packed * w).sum().backward()
+            var expected: [[Double]] = [[], [], [], []]
+            for (start, n) in zip(PackedSequences(lengths: lengths).starts, lengths) {
+                let parts = [q, k, v, w].map { $0.detach().slice(axis: 1, start..<start + n).contiguous() }
+                for t in parts[0..<3] { t.requiresGrad = true }
+                let out = Tensor.flashAttention(query: parts[0], key: parts[1], value: parts[2], causal: c.causal,
+                                                keyPaddingMask: nil, scale: nil, tiles: c.tiles)
+                (out * parts[3]).sum().backward()
+                for (i, t) in [out, parts[0].grad!, parts[1].grad!, parts[2].grad!].enumerated() { expected[i] += t.doubles() }
+            }
+            let actual = [packed, q.grad!, k.grad!, v.grad!].map { $0.doubles() }
+            // A one-token sequence run on its own takes decoding's single-query kernel in float32, whose logsumexp
+            // may differ in the last bit: that one is compared within float rounding.
+            for (i, name) in ["output", "dq", "dk", "dv"].enumerated() {
+                let width = (i < 2 ? c.heads : c.kvHeads) * c.dim   // values per position
+                for (start, n) in zip(PackedSequences(lengths: lengths).starts, lengths) {
+                    let range = start * width..<(start + n) * width
+                    let (a, e) = (Array(actual[i][range]), Array(expected[i][range]))
+                    if n == 1 && c.dtype == .float32 {
+                        XCTAssertLessThan(relativeError(a, e), 1e-6, "\(c.name), \(what): \(name), one token")
+                    } else {
+                        XCTAssertEqual(a, e, "\(c.name), \(what): \(name), positions \(start)..<\(start + n)")
+                    }
+                }
+            }
+        }
+        for c in cases { check(c, "float64") }
+        forEachGEMMKernel { level in
+            for var c in cases {
+                c.dtype = .float32
+                check(c, "float32, level \(level)")
+            }
+        }
+    }
 }

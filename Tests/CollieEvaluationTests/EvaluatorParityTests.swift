@@ -32,20 +32,22 @@ final class EvaluatorParityTests: XCTestCase {
         return (model, try JSONDecoder().decode(Expected.self, from: Data(contentsOf: url)))
     }
 
-    func testPerplexityEvaluatorEqualsTransformersOnEitherPaddingSide() throws {
+    /// Padded on either side, or padding-free (each batch's examples one after another in one row).
+    func testPerplexityEvaluatorEqualsTransformersOnEitherPaddingSideAndPaddingFree() throws {
         let (model, expected) = try load()
         let dataset = try TrainingDataset(examples: expected.sequences.map { TrainingExample(tokens: $0, labels: $0) })
-        for side in PaddingSide.allCases {
+        for (side, paddingFree) in [(PaddingSide.right, false), (.left, false), (.right, true)] {
             let evaluator = try PerplexityEvaluator(dataset: dataset, batchSize: expected.batch_size,
-                                                    padder: Padder(side: side, padTokenID: 0))
+                                                    padder: Padder(side: side, padTokenID: 0), paddingFree: paddingFree)
+            let what = "\(side), padding_free: \(paddingFree)"
             let perplexity = evaluator.perplexity(of: model)
             XCTAssertEqual(perplexity.tokenCount, expected.token_counts.reduce(0, +))
             XCTAssertEqual(perplexity.negativeLogLikelihood, expected.nll_sums.reduce(0, +), accuracy: 1e-4)
             let metrics = try evaluator.evaluate(model)
-            XCTAssertEqual(metrics["perplexity"]!, expected.perplexity, accuracy: expected.perplexity * 1e-6, "\(side)")
-            XCTAssertEqual(metrics["loss"]!, log(expected.perplexity), accuracy: 1e-6, "\(side)")
+            XCTAssertEqual(metrics["perplexity"]!, expected.perplexity, accuracy: expected.perplexity * 1e-6, what)
+            XCTAssertEqual(metrics["loss"]!, log(expected.perplexity), accuracy: 1e-6, what)
             XCTAssertEqual(metrics["batch_mean_perplexity"]!, expected.batch_mean_perplexity,
-                           accuracy: expected.batch_mean_perplexity * 1e-6, "\(side)")
+                           accuracy: expected.batch_mean_perplexity * 1e-6, what)
             XCTAssertNotEqual(metrics["perplexity"]!, metrics["batch_mean_perplexity"]!, "the two definitions differ here")
         }
     }

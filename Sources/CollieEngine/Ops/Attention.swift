@@ -50,6 +50,9 @@ extension Tensor {
     ///   - causal: query i attends keys j <= i + (S - T), so with a KV prefix longer than T the
     ///     queries are the last T positions, as in Hugging Face with a cache.
     ///   - keyPaddingMask: optional [B, S] tensor (any dtype); nonzero = attend, zero = padding key.
+    ///   - sequences: with B = 1 and S = T, the row holds these sequences one after another (a padding-free
+    ///     batch): each position attends only to its own sequence's (causally with `causal`), as if each
+    ///     sequence were a row of its own. Not with `keyPaddingMask`.
     ///   - slidingWindow: with `causal`, query position p (= i + S − T) attends only keys j with
     ///     p − j < window (Mistral's sliding window, as `transformers` masks it).
     ///   - scale: multiplies the scores; defaults to 1/sqrt(D).
@@ -57,15 +60,16 @@ extension Tensor {
     ///   passes no gradient. Differentiable in q, k, v.
     public static func scaledDotProductAttention(query q: Tensor, key k: Tensor, value v: Tensor,
                                                  causal: Bool = true, keyPaddingMask: Tensor? = nil,
+                                                 sequences: PackedSequences? = nil,
                                                  slidingWindow: Int? = nil, scale: Double? = nil) -> Tensor {
-        flashAttention(query: q, key: k, value: v, causal: causal, keyPaddingMask: keyPaddingMask,
+        flashAttention(query: q, key: k, value: v, causal: causal, keyPaddingMask: keyPaddingMask, sequences: sequences,
                        slidingWindow: slidingWindow, scale: scale, tiles: AttentionTiles(headDim: q.shape.last ?? 1))
     }
 
     /// `scaledDotProductAttention` with explicit tile sizes (tests use small tiles to exercise many blocks).
     static func flashAttention(query q: Tensor, key k: Tensor, value v: Tensor, causal: Bool,
-                               keyPaddingMask: Tensor?, slidingWindow: Int? = nil, scale: Double?,
-                               tiles: AttentionTiles) -> Tensor {
+                               keyPaddingMask: Tensor?, sequences: PackedSequences? = nil, slidingWindow: Int? = nil,
+                               scale: Double?, tiles: AttentionTiles) -> Tensor {
         precondition(slidingWindow.map { causal && $0 > 0 } ?? true, "a sliding window needs causal attention and a positive size")
         precondition(q.rank == 4 && k.rank == 4 && v.rank == 4,
                      "attention needs q [B, T, H, D] and k, v [B, S, KVH, D], got \(q.shape), \(k.shape), \(v.shape)")
@@ -77,6 +81,11 @@ extension Tensor {
         precondition(dim > 0 && kvHeads > 0 && heads % kvHeads == 0,
                      "attention needs D > 0 and H (\(heads)) a multiple of KVH (\(kvHeads))")
         precondition(tiles.rows > 0 && tiles.columns > 0, "attention tiles must be non-empty")
+        if let sequences {
+            precondition(batch == 1 && keys == queries && sequences.totalLength == queries && keyPaddingMask == nil,
+                         "packed sequences need one row of queries and keys of their total length "
+                         + "(\(sequences.totalLength)) and no padding mask, got q \(q.shape), k \(k.shape)")
+        }
 
         let qc = q.computeContiguous
         func aligned(_ t: Tensor) -> Tensor {
@@ -108,7 +117,7 @@ extension Tensor {
                 causal: causal, window: slidingWindow, scale: F(scale ?? 1 / Double(dim).squareRoot()), tiles: tiles,
                 precision: precision,
                 keyBatchStride: keyBatchStride, q: qc.pointer(as: F.self), k: kc.pointer(as: F.self), v: vc.pointer(as: F.self),
-                keyBias: keyBias?.pointer(as: F.self))
+                keyBias: keyBias?.pointer(as: F.self), sequences: sequences)
         }
         func run<F: FloatElement>(_: F.Type) {
             problem(F.self).forward(out: out.pointer(as: F.self), logSumExp: logSumExp.pointer(as: F.self))
@@ -151,6 +160,8 @@ struct AttentionProblem<F: FloatElement> {
     let q, k, v: UnsafeMutablePointer<F>
     /// [B, S] additive score bias (0 or -inf), or nil without padding.
     let keyBias: UnsafeMutablePointer<F>?
+    /// The sequences packed into the one row (B = 1, S = T), or nil: each row is one sequence.
+    var sequences: PackedSequences? = nil
 
     /// Query heads per kv head.
     var group: Int { heads / kvHeads }
@@ -249,73 +260,124 @@ struct AttentionProblem<F: FloatElement> {
         }
     }
 
-    /// Writes the attention output `out` [B, T, H, D] and the row logsumexp `logSumExp` [B, H, T]
-    /// (+inf for rows with no visible key, so that recomputed probabilities are 0), one (b, h) per task.
+    /// Part `index` as a problem of its own, the row `b` it is there, and where its positions begin in this problem's
+    /// rows: row `index` of this problem itself, or packed sequence `index` as a one-row problem whose operands start
+    /// at the sequence's first position.
+    func part(_ index: Int) -> (problem: AttentionProblem, b: Int, start: Int) {
+        guard let sequences else { return (self, index, 0) }
+        let (start, n) = (sequences.starts[index], sequences.lengths[index])
+        let problem = AttentionProblem(
+            batch: 1, queries: n, keys: n, heads: heads, kvHeads: kvHeads, dim: dim, causal: causal, window: window,
+            scale: scale, tiles: tiles, precision: precision, keyBatchStride: n * keyStride, q: q + start * queryStride,
+            k: k + start * keyStride, v: v + start * keyStride, keyBias: nil)
+        return (problem, 0, start)
+    }
+
+    /// The tasks — (part, head) pairs: query heads with `queryHeads`, else kv heads — one list per thread. Rows of
+    /// one length split into contiguous ranges of equal count; packed sequences, whose work grows as their length
+    /// squared, go (with all heads of a kv head together) longest first to the thread with the least work so far,
+    /// each thread's list kept in order so that a kv head's packed keys serve its query heads in a row.
+    func taskLists(queryHeads: Bool) -> [[(part: Int, head: Int)]] {
+        let threads = Swift.max(1, Parallel.threadCount), perUnit = queryHeads ? group : 1
+        func tasks(_ part: Int, _ g: Int) -> [(part: Int, head: Int)] { (0..<perUnit).map { (part, g * perUnit + $0) } }
+        guard let sequences else {
+            let all = (0..<batch).flatMap { b in (0..<kvHeads).flatMap { tasks(b, $0) } }
+            let lists = Swift.min(threads, all.count)
+            return (0..<lists).map { c in Array(all[all.count * c / lists..<all.count * (c + 1) / lists]) }
+        }
+        var work = [Int](repeating: 0, count: threads), units = [[(part: Int, g: Int)]](repeating: [], count: threads)
+        for s in sequences.lengths.indices.sorted(by: { sequences.lengths[$0] > sequences.lengths[$1] }) {
+            for g in 0..<kvHeads {
+                let thread = work.indices.min { work[$0] < work[$1] }!
+                work[thread] += sequences.lengths[s] * sequences.lengths[s]
+                units[thread].append((s, g))
+            }
+        }
+        return units.filter { !$0.isEmpty }.map { list in
+            list.sorted { ($0.part, $0.g) < ($1.part, $1.g) }.flatMap { tasks($0.part, $0.g) }
+        }
+    }
+
+    /// Writes the attention output `out` [B, T, H, D] and the row logsumexp `logSumExp` [B, H, T] (with packed
+    /// sequences, sequence s's [H, n_s] block from H·start_s on; +inf for rows with no visible key, so that
+    /// recomputed probabilities are 0), one (part, query head) per task.
     func forward(out: UnsafeMutablePointer<F>, logSumExp: UnsafeMutablePointer<F>) {
-        if queries == 1 && F.self == Float.self {
+        if queries == 1 && F.self == Float.self && sequences == nil {
             return forwardSingleQuery(out: UnsafeMutableRawPointer(out).assumingMemoryBound(to: Float.self),
                                       logSumExp: UnsafeMutableRawPointer(logSumExp).assumingMemoryBound(to: Float.self))
         }
         let (rows, columns) = (tiles.rows, tiles.columns)
-        Parallel.forEach(batch * heads) { tasks in
+        let lists = taskLists(queryHeads: true)
+        Parallel.forEach(lists.count) { chunks in
             let scratch = UnsafeMutablePointer<F>.allocate(capacity: tiles.forwardScratchCount)
             defer { scratch.deallocate() }
-            let s = scratch                                      // (Br, Bc) scores, then probabilities
-            let m = scratch + rows * columns                     // (Br) running row max
-            let l = m + rows                                     // (Br) running row sum
             let keyColumns = KeyTiles(count: keyTileCount, .right, precision: precision, maxRows: columns, maxDepth: dim)
             let valueRows = KeyTiles(count: keyTileCount, .right, precision: precision, maxRows: dim, maxDepth: columns)
             let query = PackedOperand<F>(.left, precision: precision, maxRows: rows, maxDepth: dim)
             let probabilities = PackedOperand<F>(.left, precision: precision, maxRows: rows, maxDepth: columns)
-            for task in tasks {
-                let b = task / heads, h = task % heads, g = h / group
-                keyColumns.claim(b * kvHeads + g)
-                valueRows.claim(b * kvHeads + g)
-                for i0 in stride(from: 0, to: queries, by: rows) {
-                    let br = Swift.min(rows, queries - i0)
-                    let o = out + queryOffset(b, i0, h)          // (br, D), row stride H·D
-                    for r in 0..<br { (o + r * queryStride).update(repeating: 0, count: dim) }
-                    m.update(repeating: -.infinity, count: br)
-                    l.update(repeating: 0, count: br)
-                    query.pack(q + queryOffset(b, i0, h), ld: queryStride, depthContiguous: true, rows: br, depth: dim)
-                    let end = keyEnd(i0, br)
-                    for j0 in stride(from: keyStart(i0), to: end, by: columns) {
-                        let bc = Swift.min(columns, end - j0)
-                        let diagonal = diagonal(i0, j0, bc)
-                        scores(query, packKeysAsColumns(keyColumns, k, b, g, j0), b, i0, br, j0, bc, diagonal: diagonal,
-                               into: s)
-                        // Online softmax: P = exp(S − m_new); rescale l and O by alpha = exp(m_old − m_new).
-                        for r in 0..<br {
-                            let row = s + r * bc
-                            let tileMax = VectorMath.maximum(row, bc)
-                            let newMax = Swift.max(m[r], tileMax)
-                            if newMax == -.infinity {   // every key so far is masked
-                                row.update(repeating: 0, count: bc)
-                                continue
-                            }
-                            let alpha = F.exp(m[r] - newMax)
-                            let sum = VectorMath.exponentiate(row, bc, shift: newMax)
-                            l[r] = l[r] * alpha + sum
-                            m[r] = newMax
-                            if alpha != 1 {
-                                let oRow = o + r * queryStride
-                                for d in 0..<dim { oRow[d] *= alpha }
-                            }
-                        }
-                        // O_blk += P·V_blk: (br, D) += (br, bc)·(bc, D)
-                        probabilities.pack(s, ld: bc, depthContiguous: true, rows: br, depth: bc)
-                        PackedOperand.multiply(probabilities, packKeysAsDepth(valueRows, v, b, g, j0, bc),
-                                               m: br, n: dim, alpha: 1, beta: 1, c: o, ldc: queryStride,
-                                               band: diagonal.map { .depthEnd(diagonal: $0) } ?? .full)
+            for (index, h) in chunks.flatMap({ lists[$0] }) {
+                let (problem, b, start) = part(index)
+                keyColumns.claim(index * kvHeads + h / group)
+                valueRows.claim(index * kvHeads + h / group)
+                problem.forwardHead(b, h, out: out + start * queryStride, logSumExp: logSumExp + start * heads,
+                                    scratch: scratch, keyColumns: keyColumns, valueRows: valueRows, query: query,
+                                    probabilities: probabilities)
+            }
+        }
+    }
+
+    /// `forward` of query head `h` in row `b`, with one task's scratch and packed operands.
+    private func forwardHead(_ b: Int, _ h: Int, out: UnsafeMutablePointer<F>, logSumExp: UnsafeMutablePointer<F>,
+                             scratch: UnsafeMutablePointer<F>, keyColumns: KeyTiles, valueRows: KeyTiles,
+                             query: PackedOperand<F>, probabilities: PackedOperand<F>) {
+        let (rows, columns) = (tiles.rows, tiles.columns)
+        let s = scratch                                      // (Br, Bc) scores, then probabilities
+        let m = scratch + rows * columns                     // (Br) running row max
+        let l = m + rows                                     // (Br) running row sum
+        let g = h / group
+        for i0 in stride(from: 0, to: queries, by: rows) {
+            let br = Swift.min(rows, queries - i0)
+            let o = out + queryOffset(b, i0, h)          // (br, D), row stride H·D
+            for r in 0..<br { (o + r * queryStride).update(repeating: 0, count: dim) }
+            m.update(repeating: -.infinity, count: br)
+            l.update(repeating: 0, count: br)
+            query.pack(q + queryOffset(b, i0, h), ld: queryStride, depthContiguous: true, rows: br, depth: dim)
+            let end = keyEnd(i0, br)
+            for j0 in stride(from: keyStart(i0), to: end, by: columns) {
+                let bc = Swift.min(columns, end - j0)
+                let diagonal = diagonal(i0, j0, bc)
+                scores(query, packKeysAsColumns(keyColumns, k, b, g, j0), b, i0, br, j0, bc, diagonal: diagonal,
+                       into: s)
+                // Online softmax: P = exp(S − m_new); rescale l and O by alpha = exp(m_old − m_new).
+                for r in 0..<br {
+                    let row = s + r * bc
+                    let tileMax = VectorMath.maximum(row, bc)
+                    let newMax = Swift.max(m[r], tileMax)
+                    if newMax == -.infinity {   // every key so far is masked
+                        row.update(repeating: 0, count: bc)
+                        continue
                     }
-                    let lse = logSumExp + (b * heads + h) * queries + i0   // (br)
-                    for r in 0..<br {
-                        guard l[r] > 0 else { lse[r] = .infinity; continue }   // no visible key: O stays 0
-                        let oRow = o + r * queryStride, inverse = 1 / l[r]
-                        for d in 0..<dim { oRow[d] *= inverse }
-                        lse[r] = m[r] + F.log(l[r])
+                    let alpha = F.exp(m[r] - newMax)
+                    let sum = VectorMath.exponentiate(row, bc, shift: newMax)
+                    l[r] = l[r] * alpha + sum
+                    m[r] = newMax
+                    if alpha != 1 {
+                        let oRow = o + r * queryStride
+                        for d in 0..<dim { oRow[d] *= alpha }
                     }
                 }
+                // O_blk += P·V_blk: (br, D) += (br, bc)·(bc, D)
+                probabilities.pack(s, ld: bc, depthContiguous: true, rows: br, depth: bc)
+                PackedOperand.multiply(probabilities, packKeysAsDepth(valueRows, v, b, g, j0, bc),
+                                       m: br, n: dim, alpha: 1, beta: 1, c: o, ldc: queryStride,
+                                       band: diagonal.map { .depthEnd(diagonal: $0) } ?? .full)
+            }
+            let lse = logSumExp + (b * heads + h) * queries + i0   // (br)
+            for r in 0..<br {
+                guard l[r] > 0 else { lse[r] = .infinity; continue }   // no visible key: O stays 0
+                let oRow = o + r * queryStride, inverse = 1 / l[r]
+                for d in 0..<dim { oRow[d] *= inverse }
+                lse[r] = m[r] + F.log(l[r])
             }
         }
     }
@@ -348,19 +410,16 @@ struct AttentionProblem<F: FloatElement> {
     /// Adds the gradients of q, k and v (each optional; same layouts as the inputs, zeroed by the
     /// caller) given the output, its logsumexp and the output's gradient `dOut` [B, T, H, D].
     ///
-    /// One task per (b, kv head) owns that kv head's dK and dV and the dQ of its query heads, so
+    /// One task per (part, kv head) owns that kv head's dK and dV and the dQ of its query heads, so
     /// no two tasks write the same gradient rows.
     func backward(out: UnsafePointer<F>, logSumExp: UnsafePointer<F>, dOut: UnsafePointer<F>,
                   dq: UnsafeMutablePointer<F>?, dk: UnsafeMutablePointer<F>?, dv: UnsafeMutablePointer<F>?) {
         precondition(keyBatchStride == keys * keyStride, "attention's backward needs contiguous keys and values")
-        let needsScoreGradient = dq != nil || dk != nil
         let (rows, columns) = (tiles.rows, tiles.columns)
-        Parallel.forEach(batch * kvHeads) { tasks in
+        let lists = taskLists(queryHeads: false)
+        Parallel.forEach(lists.count) { chunks in
             let scratch = UnsafeMutablePointer<F>.allocate(capacity: tiles.backwardScratchCount)
             defer { scratch.deallocate() }
-            let p = scratch                                      // (Br, Bc) scores, then P
-            let ds = p + rows * columns                          // (Br, Bc) dP, then dS
-            let rowDot = ds + rows * columns                     // (Br) D_i = rowsum(dO_i ∘ O_i)
             func left(_ maxRows: Int, _ maxDepth: Int) -> PackedOperand<F> {
                 PackedOperand(.left, precision: precision, maxRows: maxRows, maxDepth: maxDepth)
             }
@@ -370,80 +429,106 @@ struct AttentionProblem<F: FloatElement> {
             func keyTiles(_ maxRows: Int, _ maxDepth: Int) -> KeyTiles {
                 KeyTiles(count: keyTileCount, .right, precision: precision, maxRows: maxRows, maxDepth: maxDepth)
             }
-            // Per task: K_j as B of Q·K_jᵀ, V_j as B of dO·V_jᵀ, K_j as B of dS·K_j.
-            let keyColumns = keyTiles(columns, dim), valueColumns = keyTiles(columns, dim), keyRows = keyTiles(dim, columns)
-            // Per query block: Q_i and dO_i as A (rows × D), dO_i and Q_i as B of Pᵀ·dO_i and dSᵀ·Q_i (D × rows).
-            let query = left(rows, dim), gradient = left(rows, dim)
-            let gradientRows = right(dim, rows), queryRows = right(dim, rows)
-            // Per tile: Pᵀ, dS and dSᵀ as A.
-            let probabilitiesT = left(columns, rows), scoreGradient = left(rows, columns), scoreGradientT = left(columns, rows)
-            for task in tasks {
-                let b = task / kvHeads, g = task % kvHeads
-                for tiles in [keyColumns, valueColumns, keyRows] { tiles.claim(b * kvHeads + g) }
-                for h in g * group..<(g + 1) * group {
-                    for i0 in stride(from: 0, to: queries, by: rows) {
-                        let br = Swift.min(rows, queries - i0)
-                        let rowsAt = queryOffset(b, i0, h)       // Q_i, O_i, dO_i, dQ_i: (br, D), row stride H·D
-                        let lse = logSumExp + (b * heads + h) * queries + i0   // (br)
-                        for r in 0..<br {
-                            let o = out + rowsAt + r * queryStride, dO = dOut + rowsAt + r * queryStride
-                            var dot: F = 0
-                            for d in 0..<dim { dot += o[d] * dO[d] }
-                            rowDot[r] = dot
-                        }
-                        query.pack(q + rowsAt, ld: queryStride, depthContiguous: true, rows: br, depth: dim)
-                        if dv != nil {
-                            gradientRows.pack(dOut + rowsAt, ld: queryStride, depthContiguous: false, rows: dim, depth: br)
-                        }
-                        if needsScoreGradient {
-                            gradient.pack(dOut + rowsAt, ld: queryStride, depthContiguous: true, rows: br, depth: dim)
-                        }
-                        if dk != nil {
-                            queryRows.pack(q + rowsAt, ld: queryStride, depthContiguous: false, rows: dim, depth: br)
-                        }
-                        let end = keyEnd(i0, br)
-                        for j0 in stride(from: keyStart(i0), to: end, by: columns) {
-                            let bc = Swift.min(columns, end - j0)
-                            let keysAt = keyOffset(b, j0, g)     // K_j, V_j, dK_j, dV_j: (bc, D), row stride KVH·D
-                            let diagonal = diagonal(i0, j0, bc)
-                            let rowsEnd = diagonal.map { PackedOperand<F>.Band.depthEnd(diagonal: $0) } ?? .full
-                            let keysStart = diagonal.map { PackedOperand<F>.Band.depthStart(diagonal: $0) } ?? .full
-                            // P = exp(S − L): (br, bc); masked scores and rows with L = +inf give 0.
-                            scores(query, packKeysAsColumns(keyColumns, k, b, g, j0), b, i0, br, j0, bc, diagonal: diagonal,
-                                   into: p)
-                            for r in 0..<br {
-                                VectorMath.exponentiate(p + r * bc, bc, shift: lse[r])
-                            }
-                            // dV_j += Pᵀ·dO_i: (bc, D) += (bc, br)·(br, D)
-                            if let dv {
-                                probabilitiesT.pack(p, ld: bc, depthContiguous: false, rows: bc, depth: br)
-                                PackedOperand.multiply(probabilitiesT, gradientRows, m: bc, n: dim, alpha: 1, beta: 1,
-                                                       c: dv + keysAt, ldc: keyStride, band: keysStart)
-                            }
-                            guard needsScoreGradient else { continue }
-                            // dP = dO_i·V_jᵀ: (br, bc) = (br, D)·(D, bc)
-                            PackedOperand.multiply(gradient, packKeysAsColumns(valueColumns, v, b, g, j0),
-                                                   m: br, n: bc, alpha: 1, beta: 0, c: ds, ldc: bc,
-                                                   band: diagonal.map { .columns(diagonal: $0, fill: 0) } ?? .full)
-                            // dS = P ∘ (dP − D_i): (br, bc)
-                            for r in 0..<br {
-                                let pRow = p + r * bc, dsRow = ds + r * bc, dot = rowDot[r]
-                                for c in 0..<bc { dsRow[c] = pRow[c] * (dsRow[c] - dot) }
-                            }
-                            // dQ_i += scale·dS·K_j: (br, D) += (br, bc)·(bc, D)
-                            if let dq {
-                                scoreGradient.pack(ds, ld: bc, depthContiguous: true, rows: br, depth: bc)
-                                PackedOperand.multiply(scoreGradient, packKeysAsDepth(keyRows, k, b, g, j0, bc),
-                                                       m: br, n: dim, alpha: scale, beta: 1, c: dq + rowsAt, ldc: queryStride,
-                                                       band: rowsEnd)
-                            }
-                            // dK_j += scale·dSᵀ·Q_i: (bc, D) += (bc, br)·(br, D)
-                            if let dk {
-                                scoreGradientT.pack(ds, ld: bc, depthContiguous: false, rows: bc, depth: br)
-                                PackedOperand.multiply(scoreGradientT, queryRows, m: bc, n: dim, alpha: scale, beta: 1,
-                                                       c: dk + keysAt, ldc: keyStride, band: keysStart)
-                            }
-                        }
+            let workspace = BackwardWorkspace(
+                scratch: scratch,
+                // Per task: K_j as B of Q·K_jᵀ, V_j as B of dO·V_jᵀ, K_j as B of dS·K_j.
+                keyColumns: keyTiles(columns, dim), valueColumns: keyTiles(columns, dim), keyRows: keyTiles(dim, columns),
+                // Per query block: Q_i and dO_i as A (rows × D), dO_i and Q_i as B of Pᵀ·dO_i and dSᵀ·Q_i (D × rows).
+                query: left(rows, dim), gradient: left(rows, dim), gradientRows: right(dim, rows), queryRows: right(dim, rows),
+                // Per tile: Pᵀ, dS and dSᵀ as A.
+                probabilitiesT: left(columns, rows), scoreGradient: left(rows, columns), scoreGradientT: left(columns, rows))
+            for (index, g) in chunks.flatMap({ lists[$0] }) {
+                let (problem, b, start) = part(index)
+                for tiles in [workspace.keyColumns, workspace.valueColumns, workspace.keyRows] {
+                    tiles.claim(index * kvHeads + g)
+                }
+                let (rowsAt, keysAt) = (start * queryStride, start * keyStride)
+                problem.backwardKeyValueHead(b, g, out: out + rowsAt, logSumExp: logSumExp + start * heads,
+                                             dOut: dOut + rowsAt, dq: dq.map { $0 + rowsAt }, dk: dk.map { $0 + keysAt },
+                                             dv: dv.map { $0 + keysAt }, workspace)
+            }
+        }
+    }
+
+    /// One backward task's scratch and packed operands.
+    struct BackwardWorkspace {
+        let scratch: UnsafeMutablePointer<F>
+        let keyColumns, valueColumns, keyRows: KeyTiles
+        let query, gradient, gradientRows, queryRows: PackedOperand<F>
+        let probabilitiesT, scoreGradient, scoreGradientT: PackedOperand<F>
+    }
+
+    /// `backward` of kv head `g` in row `b`: its dK and dV rows and the dQ rows of its query heads.
+    private func backwardKeyValueHead(_ b: Int, _ g: Int, out: UnsafePointer<F>, logSumExp: UnsafePointer<F>,
+                                      dOut: UnsafePointer<F>, dq: UnsafeMutablePointer<F>?, dk: UnsafeMutablePointer<F>?,
+                                      dv: UnsafeMutablePointer<F>?, _ w: BackwardWorkspace) {
+        let needsScoreGradient = dq != nil || dk != nil
+        let (rows, columns) = (tiles.rows, tiles.columns)
+        let p = w.scratch                                    // (Br, Bc) scores, then P
+        let ds = p + rows * columns                          // (Br, Bc) dP, then dS
+        let rowDot = ds + rows * columns                     // (Br) D_i = rowsum(dO_i ∘ O_i)
+        for h in g * group..<(g + 1) * group {
+            for i0 in stride(from: 0, to: queries, by: rows) {
+                let br = Swift.min(rows, queries - i0)
+                let rowsAt = queryOffset(b, i0, h)       // Q_i, O_i, dO_i, dQ_i: (br, D), row stride H·D
+                let lse = logSumExp + (b * heads + h) * queries + i0   // (br)
+                for r in 0..<br {
+                    let o = out + rowsAt + r * queryStride, dO = dOut + rowsAt + r * queryStride
+                    var dot: F = 0
+                    for d in 0..<dim { dot += o[d] * dO[d] }
+                    rowDot[r] = dot
+                }
+                w.query.pack(q + rowsAt, ld: queryStride, depthContiguous: true, rows: br, depth: dim)
+                if dv != nil {
+                    w.gradientRows.pack(dOut + rowsAt, ld: queryStride, depthContiguous: false, rows: dim, depth: br)
+                }
+                if needsScoreGradient {
+                    w.gradient.pack(dOut + rowsAt, ld: queryStride, depthContiguous: true, rows: br, depth: dim)
+                }
+                if dk != nil {
+                    w.queryRows.pack(q + rowsAt, ld: queryStride, depthContiguous: false, rows: dim, depth: br)
+                }
+                let end = keyEnd(i0, br)
+                for j0 in stride(from: keyStart(i0), to: end, by: columns) {
+                    let bc = Swift.min(columns, end - j0)
+                    let keysAt = keyOffset(b, j0, g)     // K_j, V_j, dK_j, dV_j: (bc, D), row stride KVH·D
+                    let diagonal = diagonal(i0, j0, bc)
+                    let rowsEnd = diagonal.map { PackedOperand<F>.Band.depthEnd(diagonal: $0) } ?? .full
+                    let keysStart = diagonal.map { PackedOperand<F>.Band.depthStart(diagonal: $0) } ?? .full
+                    // P = exp(S − L): (br, bc); masked scores and rows with L = +inf give 0.
+                    scores(w.query, packKeysAsColumns(w.keyColumns, k, b, g, j0), b, i0, br, j0, bc, diagonal: diagonal,
+                           into: p)
+                    for r in 0..<br {
+                        VectorMath.exponentiate(p + r * bc, bc, shift: lse[r])
+                    }
+                    // dV_j += Pᵀ·dO_i: (bc, D) += (bc, br)·(br, D)
+                    if let dv {
+                        w.probabilitiesT.pack(p, ld: bc, depthContiguous: false, rows: bc, depth: br)
+                        PackedOperand.multiply(w.probabilitiesT, w.gradientRows, m: bc, n: dim, alpha: 1, beta: 1,
+                                               c: dv + keysAt, ldc: keyStride, band: keysStart)
+                    }
+                    guard needsScoreGradient else { continue }
+                    // dP = dO_i·V_jᵀ: (br, bc) = (br, D)·(D, bc)
+                    PackedOperand.multiply(w.gradient, packKeysAsColumns(w.valueColumns, v, b, g, j0),
+                                           m: br, n: bc, alpha: 1, beta: 0, c: ds, ldc: bc,
+                                           band: diagonal.map { .columns(diagonal: $0, fill: 0) } ?? .full)
+                    // dS = P ∘ (dP − D_i): (br, bc)
+                    for r in 0..<br {
+                        let pRow = p + r * bc, dsRow = ds + r * bc, dot = rowDot[r]
+                        for c in 0..<bc { dsRow[c] = pRow[c] * (dsRow[c] - dot) }
+                    }
+                    // dQ_i += scale·dS·K_j: (br, D) += (br, bc)·(bc, D)
+                    if let dq {
+                        w.scoreGradient.pack(ds, ld: bc, depthContiguous: true, rows: br, depth: bc)
+                        PackedOperand.multiply(w.scoreGradient, packKeysAsDepth(w.keyRows, k, b, g, j0, bc),
+                                               m: br, n: dim, alpha: scale, beta: 1, c: dq + rowsAt, ldc: queryStride,
+                                               band: rowsEnd)
+                    }
+                    // dK_j += scale·dSᵀ·Q_i: (bc, D) += (bc, br)·(br, D)
+                    if let dk {
+                        w.scoreGradientT.pack(ds, ld: bc, depthContiguous: false, rows: bc, depth: br)
+                        PackedOperand.multiply(w.scoreGradientT, w.queryRows, m: bc, n: dim, alpha: scale, beta: 1,
+                                               c: dk + keysAt, ldc: keyStride, band: keysStart)
                     }
                 }
             }

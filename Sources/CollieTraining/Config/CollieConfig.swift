@@ -77,6 +77,11 @@ public struct CollieConfig: Codable, Equatable, Sendable {
     /// Shuffle the training examples each epoch (seeded).
     public var shuffle = true
     public var paddingSide: PaddingSide = .right
+    /// `padding_free: true` (TRL's name): each micro-batch's examples go through the model one after another in a
+    /// single row with no padding, each attending only to itself (`PaddedBatch.flattened()`), so no work is spent
+    /// on padding; the loss is the padded batch's within float rounding. Not with pipeline parallelism, prompt
+    /// tuning or GLM-6B.
+    public var paddingFree = false
     /// What happens to a last, short batch of an epoch.
     public var lastBatch: LastBatchMode = .normal
 
@@ -120,7 +125,8 @@ public struct CollieConfig: Codable, Equatable, Sendable {
         case checkpointing, useFlash = "use_flash", dropout, initMethod = "init_method"
         case model, quantized, quantize, tokenizer, trainData = "train_data", evalData = "eval_data", evalSplit = "eval_split", recordFormat = "record_format"
         case chatTemplate = "chat_template"
-        case maxLength = "max_length", shuffle, paddingSide = "padding_side", lastBatch = "last_batch"
+        case maxLength = "max_length", shuffle, paddingSide = "padding_side", paddingFree = "padding_free"
+        case lastBatch = "last_batch"
         case optimizer, lrScheduler = "lr_scheduler", maxGradNorm = "max_grad_norm", dtype,
              mixedPrecision = "mixed_precision", peftConfig = "peft_config"
         case outputDir = "output_dir", monitors, monitorOutputs = "monitor_outputs", callbacks
@@ -165,6 +171,7 @@ public struct CollieConfig: Codable, Equatable, Sendable {
         maxLength = try c.value(.maxLength, default: maxLength)
         shuffle = try c.value(.shuffle, default: shuffle)
         paddingSide = try c.value(.paddingSide, default: paddingSide)
+        paddingFree = try c.value(.paddingFree, default: paddingFree)
         lastBatch = try c.value(.lastBatch, default: lastBatch)
         optimizer = try c.value(.optimizer, default: optimizer)
         lrScheduler = try c.value(.lrScheduler, default: lrScheduler)

@@ -11,15 +11,16 @@ extension PaddedBatch {
         model.nextTokenTargets(labels: labels, batchSize: batchSize)
     }
 
-    /// The logits `nextTokenTargets(for:)` are for, with this batch's padding mask and positions.
+    /// The logits `nextTokenTargets(for:)` are for, with this batch's padding mask (or packed sequences) and positions.
     public func trainingLogits(of model: some CausalLanguageModel) -> Tensor {
-        model.trainingLogits(tokenTensor, positions: positionTensor, keyPaddingMask: hasPadding ? attentionMaskTensor : nil)
+        model.trainingLogits(tokenTensor, positions: positionTensor, keyPaddingMask: hasPadding ? attentionMaskTensor : nil,
+                             sequences: sequences)
     }
 
     /// The summed next-token NLL of `targets` (a 0-d tensor on the tape).
     public func summedNegativeLogLikelihood(of model: some CausalLanguageModel, targets: [Int]) -> Tensor {
         model.summedNegativeLogLikelihood(tokenTensor, targets: targets, positions: positionTensor,
-                                          keyPaddingMask: hasPadding ? attentionMaskTensor : nil)
+                                          keyPaddingMask: hasPadding ? attentionMaskTensor : nil, sequences: sequences)
     }
 }
 
@@ -28,11 +29,16 @@ extension DataLoader {
     /// exp(sum / count)). With `rank` and `ranks`, only every `ranks`-th batch from `rank` on (one rank's share
     /// of an evaluation). `summed(batch, targets)` gives a batch's summed NLL when the model does not run whole
     /// here (a pipeline's stages). Records no gradient.
+    /// `paddingFree`: each batch goes through the model flattened (`PaddedBatch.flattened()`), where the model packs
+    /// sequences and `summed` is not given.
     public func negativeLogLikelihood(of model: some CausalLanguageModel, rank: Int = 0, ranks: Int = 1,
+                                      paddingFree: Bool = false,
                                       summed: ((PaddedBatch, [Int]) -> Double)? = nil) -> Perplexity {
         withNoGrad {
             var perplexity = Perplexity()
-            for (position, batch) in batches(epochs: 1) where position.batchIndex % ranks == rank {
+            for (position, padded) in batches(epochs: 1) where position.batchIndex % ranks == rank {
+                let flattens = paddingFree && summed == nil && model.packsSequences && model.promptEmbedding == nil
+                let batch = flattens ? padded.flattened() : padded
                 let targets = batch.nextTokenTargets(for: model)
                 let sum = summed?(batch, targets) ?? Double(batch.summedNegativeLogLikelihood(of: model, targets: targets).item)
                 perplexity.add(negativeLogLikelihood: sum, tokens: NextTokenLoss.predictedCount(targets))

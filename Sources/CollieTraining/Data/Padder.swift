@@ -23,6 +23,8 @@ public struct PaddedBatch: Equatable, Sendable {
     public var positions: [Int]
     /// The dataset indices of the rows' examples.
     public var exampleIndices: [Int]
+    /// Set by `flattened()`: the one row holds the examples one after another, of these lengths.
+    public var sequences: PackedSequences? = nil
 
     /// Tokens that are not padding.
     public var tokenCount: Int { attentionMask.reduce(0, +) }
@@ -39,6 +41,24 @@ public struct PaddedBatch: Equatable, Sendable {
     public var positionTensor: Tensor { Tensor(ints: positions, shape: [batchSize, length]) }
     /// True when some row has padding.
     public var hasPadding: Bool { attentionMask.contains(0) }
+
+    /// The rows' tokens one after another in a single row without padding (a padding-free batch, as transformers'
+    /// `DataCollatorWithFlattening` makes): each example keeps its positions from 0 and its first label −100, so
+    /// no target crosses from one example into the next, and `sequences` marks where each begins, so that attention
+    /// keeps them apart. The same loss as this batch's, with no work spent on padding. A batch with no tokens, or
+    /// one already flattened, is returned as it is.
+    public func flattened() -> PaddedBatch {
+        guard sequences == nil, tokenCount > 0 else { return self }
+        var kept: [Int] = [], lengths: [Int] = []
+        for row in 0..<batchSize {
+            let tokens = (row * length..<(row + 1) * length).filter { attentionMask[$0] != 0 }
+            if !tokens.isEmpty { lengths.append(tokens.count) }
+            kept += tokens
+        }
+        return PaddedBatch(batchSize: 1, length: kept.count, tokens: kept.map { tokens[$0] }, labels: kept.map { labels[$0] },
+                           attentionMask: [Int](repeating: 1, count: kept.count), positions: kept.map { positions[$0] },
+                           exampleIndices: exampleIndices, sequences: PackedSequences(lengths: lengths))
+    }
 }
 
 /// Pads examples into a `PaddedBatch` (CoLLiE's `ColliePadder`): tokens with the pad id, labels with −100,

@@ -95,6 +95,10 @@ public final class Trainer {
             : nil
         self.outputDirectory = outputDirectory ?? URL(fileURLWithPath: config.outputDir)
         self.tokenizerFiles = tokenizerFiles
+        if config.paddingFree, !model.packsSequences {
+            throw TrainerError("padding_free: \(type(of: model)) takes one sequence per row (its positions come from each "
+                               + "row's tokens); use padding_free: false")
+        }
         let padder = Padder(side: config.paddingSide, padTokenID: padTokenID)
         // Each global micro-batch is split into the ranks' rows (`DataParallelGroup.localRows(of:)`).
         let (globalBatch, overflow) = config.trainMicroBatchSize.multipliedReportingOverflow(by: config.dataParallelSize)
@@ -398,9 +402,11 @@ public final class Trainer {
         return (loss, norm, nil)
     }
 
-    /// This rank's rows of the global micro-batch `globalBatch` and their loss (`rankLoss`).
+    /// This rank's rows of the global micro-batch `globalBatch` (in one row under `padding_free`) and their loss
+    /// (`rankLoss`).
     private func localLoss(of globalBatch: PaddedBatch, predicted: Int) -> Tensor {
-        let (batch, weight) = dataParallel.localRows(of: globalBatch)
+        let (rows, weight) = dataParallel.localRows(of: globalBatch)
+        let batch = config.paddingFree ? rows.flattened() : rows
         return Self.rankLoss(batch.summedNegativeLogLikelihood(of: model, targets: batch.nextTokenTargets(for: model)),
                              weight: weight, predicted: predicted)
     }
@@ -482,7 +488,7 @@ public final class Trainer {
                 }
             }
             let share = evaluationLoader.negativeLogLikelihood(of: model, rank: communicator.rank, ranks: communicator.size,
-                                                               summed: throughPipeline)
+                                                               paddingFree: config.paddingFree, summed: throughPipeline)
             let totals = dataParallel.sum([share.negativeLogLikelihood, Double(share.tokenCount)])
             let mean = totals[0] / Double(max(Int(totals[1]), 1))
             metrics = ["loss": mean, "perplexity": Foundation.exp(mean)]

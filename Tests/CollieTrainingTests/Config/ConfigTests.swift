@@ -15,6 +15,7 @@ final class ConfigTests: XCTestCase {
         max_length: 256
         shuffle: false
         padding_side: left
+        padding_free: true
         last_batch: fill
         seed: 7
         dp_size: 1
@@ -67,6 +68,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(config.tokenizer, "tok")
         XCTAssertEqual(config.recordFormat, .inputOutput)
         XCTAssertEqual(config.paddingSide, .left)
+        XCTAssertTrue(config.paddingFree)
         XCTAssertEqual(config.lastBatch, .fill)
         XCTAssertEqual(config.seed, 7)
         XCTAssertEqual(config.trainMicroBatchSize, 4)
@@ -96,6 +98,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual([config.evalPerNSteps, config.evalPerNEpochs], [0, 0])
         XCTAssertTrue(config.checkpointing)
         XCTAssertTrue(config.useFlash)
+        XCTAssertFalse(config.paddingFree)
         XCTAssertEqual(config.dropout, 0)
         XCTAssertEqual(config.initMethod, .init(kind: .normal, mean: 0, std: 0.02))
         XCTAssertEqual(config.optimizer.name, .adamW)
@@ -338,6 +341,9 @@ final class ConfigTests: XCTestCase {
              "sophiag keeps no sharded state yet"),
             ("pp_size: 2\npeft_config: {peft_type: PROMPT_TUNING, num_virtual_tokens: 4}", "peft_config",
              "prompt tuning is not yet supported with pipeline parallelism"),
+            ("pp_size: 2\npadding_free: true", "padding_free", "is not yet supported with pipeline parallelism"),
+            ("padding_free: true\npeft_config: {peft_type: PROMPT_TUNING, num_virtual_tokens: 4}", "padding_free",
+             "prompt tuning puts its virtual tokens in front of every row"),
         ]
         for (text, key, message) in cases {
             let issue = try XCTUnwrap(issue("model: tiny\ntokenizer: t\n" + text), text)

@@ -1,3 +1,5 @@
+import CollieEngine
+import CollieModels
 import CollieTokenizers
 import CollieTraining
 import Foundation
@@ -51,6 +53,33 @@ final class BatchingTests: XCTestCase {
                 XCTAssertEqual(batch.labels[i], -100)
             }
         }
+    }
+
+    /// `flattened()` puts the rows' tokens one after another in one row without padding (a padding-free batch): each
+    /// example keeps its positions from 0 and its first label −100, so its next-token targets are the padded rows'
+    /// without the padding and none crosses into the next example; `sequences` holds the lengths; a row without tokens
+    /// leaves nothing.
+    func testFlattenedBatchPacksTheRowsWithoutPadding() {
+        for side in PaddingSide.allCases {
+            let padded = Padder(side: side, padTokenID: 0).pad(
+                [example([1, 5, 6, 7]), example([]), example([1, 8], labels: [-100, 8])], indices: [4, 2, 9])
+            let flat = padded.flattened()
+            XCTAssertEqual(flat.batchSize, 1, "\(side)")
+            XCTAssertEqual(flat.length, 6, "\(side)")
+            XCTAssertEqual(flat.tokens, [1, 5, 6, 7, 1, 8], "\(side)")
+            XCTAssertEqual(flat.labels, [-100, 5, 6, 7, -100, 8], "\(side)")
+            XCTAssertEqual(flat.positions, [0, 1, 2, 3, 0, 1], "\(side)")
+            XCTAssertEqual(flat.attentionMask, [1, 1, 1, 1, 1, 1], "\(side)")
+            XCTAssertFalse(flat.hasPadding, "\(side)")
+            XCTAssertEqual(flat.sequences, PackedSequences(lengths: [4, 2]), "\(side)")
+            XCTAssertEqual(flat.exampleIndices, [4, 2, 9], "\(side)")
+            XCTAssertEqual(flat.tokenCount, padded.tokenCount, "\(side)")
+            XCTAssertEqual(flat.trainedTokenCount, padded.trainedTokenCount, "\(side)")
+            XCTAssertEqual(NextTokenLoss.shiftedTargets(flat.labels, batchSize: 1), [5, 6, 7, -100, 8, -100], "\(side)")
+            XCTAssertEqual(flat.flattened(), flat, "flattening twice changes nothing")
+        }
+        let empty = Padder(padTokenID: 0).pad([example([]), example([])])
+        XCTAssertEqual(empty.flattened(), empty, "a batch without tokens stays as it is")
     }
 
     func testPadderRoundsLengthUpToAMultiple() {

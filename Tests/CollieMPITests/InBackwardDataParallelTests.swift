@@ -7,8 +7,9 @@ import XCTest
 
 /// LOMO and AdaLomo under data parallelism and ZeRO stage 3: on 2 and 4 processes, each rank trains on its rows
 /// of every global batch with the gradient summed over the ranks before the in-backward update (at stage 3 on
-/// parameters gathered per layer, the update kept in the rank's shard), and ends with the losses and parameters
-/// of one process training on the whole batches (computed by every rank alongside, for comparison).
+/// parameters gathered per layer, the update kept in the rank's shard), padded or padding-free (its rows flattened into
+/// one), and ends with the losses and parameters of one process training on the whole padded batches (computed by every
+/// rank alongside, for comparison).
 final class InBackwardDataParallelTests: XCTestCase {
     func testLOMOAndAdaLomoMatchOneProcessOnTwoAndFourRanks() throws {
         try runRankTests("InBackwardDataParallelRankTests/testMatchesOneProcess", ranks: 2)
@@ -43,9 +44,10 @@ final class InBackwardDataParallelRankTests: XCTestCase {
         }
     }
 
-    /// Trains `model` on `batches` with `group`; returns the loss of each update (summed over the ranks).
+    /// Trains `model` on `batches` with `group` (each rank's rows flattened with `paddingFree`); returns the loss of
+    /// each update (summed over the ranks).
     static func train(_ model: LlamaForCausalLM, kind: Kind, group communicator: Communicator, stage: Int = 0,
-                      batches: [PaddedBatch]) -> [Double] {
+                      paddingFree: Bool = false, batches: [PaddedBatch]) -> [Double] {
         let buffer = ParameterBuffer(model.parameters)
         let group = DataParallelGroup(communicator: communicator, stage: stage, buffer: buffer, reducesEachGradient: true,
                                       units: model.parameterUnits)
@@ -56,7 +58,8 @@ final class InBackwardDataParallelRankTests: XCTestCase {
         var losses: [Double] = []
         for global in batches {
             let predicted = NextTokenLoss.predictedCount(global.nextTokenTargets(for: model))
-            let (rows, weight) = group.localRows(of: global)
+            let (local, weight) = group.localRows(of: global)
+            let rows = paddingFree ? local.flattened() : local
             let loss = rows.summedNegativeLogLikelihood(of: model, targets: rows.nextTokenTargets(for: model)) * (weight / Double(predicted))
             if optimizer.clipGradNorm != nil {
                 XCTAssertTrue(optimizer.gatherGradientNorms { loss.backward(retainGraph: true) })
@@ -77,19 +80,21 @@ final class InBackwardDataParallelRankTests: XCTestCase {
         for kind in Kind.allCases {
             let reference = try LlamaForCausalLM.load(from: Self.model)
             let expected = Self.train(reference, kind: kind, group: SingleProcessCommunicator(), batches: batches)
-            for stage in [0, 3] {
+            for (stage, paddingFree) in [(0, false), (3, false), (0, true), (3, true)] {
                 let model = try LlamaForCausalLM.load(from: Self.model)
-                let losses = Self.train(model, kind: kind, group: world, stage: stage, batches: batches)
+                let losses = Self.train(model, kind: kind, group: world, stage: stage, paddingFree: paddingFree,
+                                        batches: batches)
+                let what = "\(kind) at stage \(stage)\(paddingFree ? ", padding-free," : "") on \(world.size) ranks"
                 // fp32; only the order of the sums differs.
                 XCTAssertEqual(losses.count, expected.count)
                 for (loss, want) in zip(losses, expected) {
-                    XCTAssertEqual(loss, want, accuracy: 1e-5 * max(1, abs(want)), "\(kind) at stage \(stage) on \(world.size) ranks")
+                    XCTAssertEqual(loss, want, accuracy: 1e-5 * max(1, abs(want)), what)
                 }
                 var largest: Float = 0
                 for (p, q) in zip(model.parameters, reference.parameters) {
                     for (a, b) in zip(p.floats(), q.floats()) { largest = max(largest, abs(a - b)) }
                 }
-                XCTAssertLessThanOrEqual(largest, 1e-5, "\(kind) at stage \(stage) on \(world.size) ranks: parameters differ by \(largest)")
+                XCTAssertLessThanOrEqual(largest, 1e-5, "\(what): parameters differ by \(largest)")
                 XCTAssertGreaterThan(abs(expected[0] - expected[2]), 1e-3, "\(kind) trains: the loss moves")
             }
         }

@@ -43,10 +43,10 @@ public struct PaddedBatch: Equatable, Sendable {
     public var hasPadding: Bool { attentionMask.contains(0) }
 
     /// The rows' tokens one after another in a single row without padding (a padding-free batch, as transformers'
-    /// `DataCollatorWithFlattening` makes): each example keeps its positions from 0 and its first label −100, so
-    /// no target crosses from one example into the next, and `sequences` marks where each begins, so that attention
-    /// keeps them apart. The same loss as this batch's, with no work spent on padding. A batch with no tokens, or
-    /// one already flattened, is returned as it is.
+    /// `DataCollatorWithFlattening` makes): each example keeps its positions, and its first label becomes −100 (in a
+    /// row of its own no position predicts it), so no target crosses from one example into the next; `sequences` marks
+    /// where each begins, so that attention keeps them apart. The same loss as this batch's, with no work spent on
+    /// padding. A batch with no tokens, or one already flattened, is returned as it is.
     public func flattened() -> PaddedBatch {
         guard sequences == nil, tokenCount > 0 else { return self }
         var kept: [Int] = [], lengths: [Int] = []
@@ -55,9 +55,12 @@ public struct PaddedBatch: Equatable, Sendable {
             if !tokens.isEmpty { lengths.append(tokens.count) }
             kept += tokens
         }
-        return PaddedBatch(batchSize: 1, length: kept.count, tokens: kept.map { tokens[$0] }, labels: kept.map { labels[$0] },
+        let sequences = PackedSequences(lengths: lengths)
+        var labels = kept.map { self.labels[$0] }
+        for start in sequences.starts { labels[start] = Tensor.ignoreIndex }
+        return PaddedBatch(batchSize: 1, length: kept.count, tokens: kept.map { tokens[$0] }, labels: labels,
                            attentionMask: [Int](repeating: 1, count: kept.count), positions: kept.map { positions[$0] },
-                           exampleIndices: exampleIndices, sequences: PackedSequences(lengths: lengths))
+                           exampleIndices: exampleIndices, sequences: sequences)
     }
 }
 

@@ -80,6 +80,10 @@ final class BatchingTests: XCTestCase {
         }
         let empty = Padder(padTokenID: 0).pad([example([]), example([])])
         XCTAssertEqual(empty.flattened(), empty, "a batch without tokens stays as it is")
+        // A batch made by hand, whose rows' first labels are not −100 (no position of a row predicts them).
+        var handMade = Padder(padTokenID: 0).pad([example([1, 5, 6]), example([1, 8])])
+        handMade.labels = handMade.tokens
+        XCTAssertEqual(handMade.flattened().labels, [-100, 5, 6, -100, 8], "no target crosses into the next example")
     }
 
     func testPadderRoundsLengthUpToAMultiple() {

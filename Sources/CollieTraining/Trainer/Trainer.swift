@@ -99,6 +99,9 @@ public final class Trainer {
             throw TrainerError("padding_free: \(type(of: model)) takes one sequence per row (its positions come from each "
                                + "row's tokens); use padding_free: false")
         }
+        if config.paddingFree, model.promptEmbedding != nil {
+            throw TrainerError("padding_free: prompt tuning puts its virtual tokens in front of every row; use padding_free: false")
+        }
         let padder = Padder(side: config.paddingSide, padTokenID: padTokenID)
         // Each global micro-batch is split into the ranks' rows (`DataParallelGroup.localRows(of:)`).
         let (globalBatch, overflow) = config.trainMicroBatchSize.multipliedReportingOverflow(by: config.dataParallelSize)

@@ -143,8 +143,8 @@ final class LossMaskingTests: XCTestCase {
         }
     }
 
-    /// GLM-6B numbers its positions from each row's own tokens, so it takes one sequence per row: `padding_free` is
-    /// refused with a message rather than trained wrong.
+    /// GLM-6B numbers its positions from each row's own tokens, and prompt tuning puts its virtual tokens in front of
+    /// every row, so both take one sequence per row: `padding_free` is refused with a message rather than trained wrong.
     func testPaddingFreeIsRefusedForAModelThatTakesOneSequencePerRow() throws {
         let model = ChatGLM6BForConditionalGeneration(
             LlamaConfiguration(modelType: .chatglm, hiddenSize: 16, intermediateSize: 32, hiddenLayers: 1, attentionHeads: 2,
@@ -156,6 +156,11 @@ final class LossMaskingTests: XCTestCase {
         let config = config(batchSize: 1, paddingFree: true, output: try temporaryFolder(for: self))
         XCTAssertThrowsError(try Trainer(config: config, model: model, trainDataset: dataset, padTokenID: 0)) {
             XCTAssertTrue("\($0)".contains("padding_free: ChatGLM6BForConditionalGeneration takes one sequence per row"), "\($0)")
+        }
+        let prompted = makeModel()
+        try prompted.addAdapter(.promptTuning(PromptTuningConfiguration(virtualTokenCount: 3)))
+        XCTAssertThrowsError(try Trainer(config: config, model: prompted, trainDataset: dataset, padTokenID: 0)) {
+            XCTAssertTrue("\($0)".contains("padding_free: prompt tuning puts its virtual tokens in front of every row"), "\($0)")
         }
     }
 }

@@ -51,9 +51,9 @@ public struct PaddedBatch: Equatable, Sendable {
         guard sequences == nil, tokenCount > 0 else { return self }
         var kept: [Int] = [], lengths: [Int] = []
         for row in 0..<batchSize {
-            let tokens = (row * length..<(row + 1) * length).filter { attentionMask[$0] != 0 }
-            if !tokens.isEmpty { lengths.append(tokens.count) }
-            kept += tokens
+            let real = (row * length..<(row + 1) * length).filter { attentionMask[$0] != 0 }
+            if !real.isEmpty { lengths.append(real.count) }
+            kept += real
         }
         let sequences = PackedSequences(lengths: lengths)
         var labels = kept.map { self.labels[$0] }

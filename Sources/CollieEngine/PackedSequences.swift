@@ -22,7 +22,4 @@ public struct PackedSequences: Equatable, Sendable {
 
     /// The row's length: the sum of the lengths.
     public var totalLength: Int { (starts.last ?? 0) + (lengths.last ?? 0) }
-
-    /// The positions of sequence `index` in the row.
-    public func range(_ index: Int) -> Range<Int> { starts[index]..<starts[index] + lengths[index] }
 }

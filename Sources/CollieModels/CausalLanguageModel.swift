@@ -164,7 +164,7 @@ extension CausalLanguageModel {
     /// does not `packsSequences`.
     public func callAsFunction(_ ids: Tensor, positions: Tensor? = nil, keyPaddingMask: Tensor? = nil,
                                sequences: PackedSequences? = nil) -> Tensor {
-        precondition(sequences == nil || (packsSequences && pipelineStage == nil && promptEmbedding == nil),
+        precondition(sequences == nil || takesPackedSequences,
                      "packed sequences need a model that packs them, without pipeline stages or prompt tuning")
         if let pipelineStage { return stagedLogits(pipelineStage, ids, positions: positions, keyPaddingMask: keyPaddingMask) }
         if let promptEmbedding {
@@ -177,6 +177,10 @@ extension CausalLanguageModel {
 
     /// Every architecture but GLM-6B packs sequences.
     public var packsSequences: Bool { true }
+
+    /// Whether `callAsFunction` takes packed sequences now: the architecture packs them, and no prompt tuning (virtual
+    /// tokens in front of every row) or pipeline stage (rows of one sequence through the stages) is attached.
+    public var takesPackedSequences: Bool { packsSequences && promptEmbedding == nil && pipelineStage == nil }
 
     /// Takes the caller's positions.
     public func positions(of ids: Tensor, keyPaddingMask: Tensor?) -> Tensor? { nil }

@@ -209,6 +209,11 @@ struct AttentionProblem<F: FloatElement> {
     /// Number of key tiles.
     var keyTileCount: Int { (keys + tiles.columns - 1) / tiles.columns }
 
+    /// Key tiles of the longest part (`part`): a task's `KeyTiles` hold no more.
+    var partKeyTileCount: Int {
+        sequences.map { ($0.lengths.max()! + tiles.columns - 1) / tiles.columns } ?? keyTileCount
+    }
+
     /// K_j (or V_j) of kv head g as the right operand of a product with key columns: rows = keys j0..<j0+bc, depth D.
     func packKeysAsColumns(_ tiles: KeyTiles, _ source: UnsafeMutablePointer<F>, _ b: Int, _ g: Int, _ j0: Int) -> PackedOperand<F> {
         let operand = tiles.packed[j0 / self.tiles.columns], rows = Swift.min(self.tiles.columns, keys - j0)
@@ -311,8 +316,8 @@ struct AttentionProblem<F: FloatElement> {
         Parallel.forEach(lists.count) { chunks in
             let scratch = UnsafeMutablePointer<F>.allocate(capacity: tiles.forwardScratchCount)
             defer { scratch.deallocate() }
-            let keyColumns = KeyTiles(count: keyTileCount, .right, precision: precision, maxRows: columns, maxDepth: dim)
-            let valueRows = KeyTiles(count: keyTileCount, .right, precision: precision, maxRows: dim, maxDepth: columns)
+            let keyColumns = KeyTiles(count: partKeyTileCount, .right, precision: precision, maxRows: columns, maxDepth: dim)
+            let valueRows = KeyTiles(count: partKeyTileCount, .right, precision: precision, maxRows: dim, maxDepth: columns)
             let query = PackedOperand<F>(.left, precision: precision, maxRows: rows, maxDepth: dim)
             let probabilities = PackedOperand<F>(.left, precision: precision, maxRows: rows, maxDepth: columns)
             for (index, h) in chunks.flatMap({ lists[$0] }) {
@@ -427,7 +432,7 @@ struct AttentionProblem<F: FloatElement> {
                 PackedOperand(.right, precision: precision, maxRows: maxRows, maxDepth: maxDepth)
             }
             func keyTiles(_ maxRows: Int, _ maxDepth: Int) -> KeyTiles {
-                KeyTiles(count: keyTileCount, .right, precision: precision, maxRows: maxRows, maxDepth: maxDepth)
+                KeyTiles(count: partKeyTileCount, .right, precision: precision, maxRows: maxRows, maxDepth: maxDepth)
             }
             let workspace = BackwardWorkspace(
                 scratch: scratch,

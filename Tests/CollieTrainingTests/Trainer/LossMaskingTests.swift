@@ -115,7 +115,7 @@ final class LossMaskingTests: XCTestCase {
     }
 
     /// A padding-free batch trains what its padded batch trains: the same summed loss and the same gradient of every
-    /// parameter, within float rounding (the products sum over the tokens in another order), with grouped-query
+    /// parameter, within 1e-6 (measured: 2.3e-7; the products sum over the tokens in another order), with grouped-query
     /// attention, with and without a sliding window shorter than the examples, one example a single token long.
     func testPaddingFreeBatchHasThePaddedBatchsLossAndGradients() {
         let examples = [[1, 450, 4996, 17354, 1701], Array(300..<317), [1, 29871, 13], [7]].map {
@@ -135,10 +135,10 @@ final class LossMaskingTests: XCTestCase {
                 return (Double(loss.item), model.parameters.map { $0.grad!.floats() })
             }
             let expected = lossAndGradients(padded), actual = lossAndGradients(padded.flattened())
-            XCTAssertEqual(actual.loss, expected.loss, accuracy: 1e-5 * expected.loss, "window \(window ?? 0)")
+            XCTAssertEqual(actual.loss, expected.loss, accuracy: 1e-6 * expected.loss, "window \(window ?? 0)")
             for (a, e) in zip(actual.gradients, expected.gradients) {
                 let scale = max(1e-3, e.map(abs).max()!)
-                XCTAssertLessThan(zip(a, e).map { abs($0 - $1) }.max()! / scale, 1e-5, "window \(window ?? 0)")
+                XCTAssertLessThan(zip(a, e).map { abs($0 - $1) }.max()! / scale, 1e-6, "window \(window ?? 0)")
             }
         }
     }

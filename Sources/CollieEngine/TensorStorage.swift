@@ -42,8 +42,9 @@ public final class TensorStorage: @unchecked Sendable {
 /// class instead of each length leaving blocks nobody asks for again. The rounded-up tail is never touched by its
 /// first user, so it costs address space, not resident memory. Blocks below `minimumPooledBytes` go straight to the
 /// system allocator, and so does a freed block that would push the cache past `limit` (a quarter of physical memory),
-/// so workloads whose sizes keep changing cannot grow it without bound. `releaseCachedMemory()` returns everything
-/// cached.
+/// so workloads whose sizes keep changing cannot grow it without bound. Runs that trade speed for memory
+/// (`limitForMemorySaving`) bound live + cached bytes by the live peak instead. `releaseCachedMemory()` returns
+/// everything cached.
 public final class StoragePool: @unchecked Sendable {
     /// The process-wide pool.
     public static let shared = StoragePool()
@@ -68,6 +69,10 @@ public final class StoragePool: @unchecked Sendable {
     private var cached = 0
     private var live = 0
     private var peakLive = 0
+    /// Set by `limitForMemorySaving`: live + cached bytes stay within this many bytes of `savingPeak`.
+    private var savingSlack: Int?
+    /// The most live bytes since `limitForMemorySaving` (not reset by `resetPeakLiveBytes`).
+    private var savingPeak = 0
     private let lock = NSLock()
 
     /// Bytes currently held in the cache (not in use by any tensor).
@@ -80,10 +85,16 @@ public final class StoragePool: @unchecked Sendable {
     /// The largest `liveBytes` since the last `resetPeakLiveBytes()`.
     public var peakLiveBytes: Int { lock.withLock { peakLive } }
 
-    /// For runs that trade speed for memory (LOMO, AdaLomo): caps the cache at `bytes` and returns
-    /// what it holds beyond that, so peak RSS stays within `bytes` of the engine's live peak.
+    /// For runs that trade speed for memory (LOMO, AdaLomo, ZeRO-3): from now on the pooled bytes in use or cached
+    /// stay within `bytes` of the most bytes in use at once (the engine's live peak), so peak RSS does too. Below that
+    /// bound the cache keeps what a step frees — the next step's activations reuse it instead of faulting in and
+    /// zeroing fresh pages (on the demo's job, 10% of an update) — and a block that would cross it is returned, as
+    /// are cached blocks, largest first, when a request the cache cannot serve would. Returns what is cached now.
     public func limitForMemorySaving(_ bytes: Int = 64 << 20) {
-        lock.withLock { limit = min(limit, bytes) }
+        lock.withLock {
+            savingSlack = min(savingSlack ?? bytes, bytes)
+            savingPeak = live
+        }
         releaseCachedMemory()
     }
 
@@ -115,17 +126,36 @@ public final class StoragePool: @unchecked Sendable {
     func allocate(byteCount: Int) -> UnsafeMutableRawPointer {
         let requested = max(byteCount, 1), size = Self.pooledSize(requested)
         if requested >= Self.minimumPooledBytes {
-            let reused: UnsafeMutableRawPointer? = lock.withLock {
+            let (reused, evicted): (UnsafeMutableRawPointer?, [UnsafeMutableRawPointer]) = lock.withLock {
                 requestedClasses.insert(size)
                 live += requested
                 peakLive = max(peakLive, live)
-                guard let block = free[size]?.popLast() else { return nil }
-                cached -= size
-                return block
+                savingPeak = max(savingPeak, live)
+                if let block = free[size]?.popLast() {
+                    cached -= size
+                    return (block, [])
+                }
+                return (nil, evictOverSavingBound())
             }
+            for block in evicted { block.deallocate() }
             if let reused { return reused }
         }
         return UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+    }
+
+    /// Under `limitForMemorySaving`, removes cached blocks, largest class first, until live + cached bytes are within
+    /// the bound again; returns them for deallocation outside the lock. Call with the lock held.
+    private func evictOverSavingBound() -> [UnsafeMutableRawPointer] {
+        guard let savingSlack else { return [] }
+        var evicted: [UnsafeMutableRawPointer] = []
+        while live + cached > savingPeak + savingSlack, let size = free.keys.max() {
+            if let block = free[size]?.popLast() {
+                evicted.append(block)
+                cached -= size
+            }
+            if free[size]?.isEmpty ?? true { free[size] = nil }
+        }
+        return evicted
     }
 
     /// Takes back a block `allocate(byteCount:)` gave for `byteCount` bytes.
@@ -134,7 +164,9 @@ public final class StoragePool: @unchecked Sendable {
         guard requested >= Self.minimumPooledBytes else { block.deallocate(); return }
         let kept: Bool = lock.withLock {
             live -= requested
-            guard cached + size <= limit else { return false }
+            guard cached + size <= limit, savingSlack.map({ live + cached + size <= savingPeak + $0 }) ?? true else {
+                return false
+            }
             free[size, default: []].append(block)
             cached += size
             return true

@@ -202,6 +202,33 @@ final class StoragePoolTests: XCTestCase {
                        4 * 4096 * 4096 + 201_326_592 + 4 * 4096)   // 4096 × 11008 floats in their class (1.5 × 2²⁷ bytes)
     }
 
+    /// LOMO/AdaLomo's mode: what a step frees stays cached while in-use + cached bytes stay within the slack of the
+    /// most ever in use at once, so the next step reuses it; a request the cache cannot serve that would cross that
+    /// bound returns cached blocks first, largest first.
+    func testMemorySavingCachesUpToTheLivePeakAndEvictsPastIt() {
+        let pool = StoragePool()
+        pool.limitForMemorySaving(1 << 20)
+        let first = (0..<3).map { _ in pool.allocate(byteCount: 4 << 20) }
+        for block in first { pool.free(block, byteCount: 4 << 20) }
+        XCTAssertEqual(pool.cachedBytes, 12 << 20, "the step's 12 MiB fit under its own live peak")
+        let second = (0..<3).map { _ in pool.allocate(byteCount: 4 << 20) }
+        XCTAssertEqual(Set(second), Set(first), "the next step reuses every block")
+        for block in second { pool.free(block, byteCount: 4 << 20) }
+        let small = pool.allocate(byteCount: 1 << 20)   // another class: 12 + 1 MiB > the peak 12 + slack 1? no
+        XCTAssertEqual(pool.cachedBytes, 12 << 20)
+        let other = pool.allocate(byteCount: 2 << 20)   // 3 MiB in use + 12 cached > 13: one 4 MiB block goes
+        XCTAssertEqual(pool.cachedBytes, 8 << 20)
+        XCTAssertLessThanOrEqual(pool.liveBytes + pool.cachedBytes, (12 << 20) + (1 << 20))
+        pool.free(other, byteCount: 2 << 20)
+        pool.free(small, byteCount: 1 << 20)
+        XCTAssertEqual(pool.cachedBytes, 11 << 20, "freed blocks under the bound are kept")
+        let peak = (0..<4).map { _ in pool.allocate(byteCount: 4 << 20) }   // a new live peak of 16 MiB
+        XCTAssertEqual(pool.liveBytes, 16 << 20)
+        XCTAssertLessThanOrEqual(pool.cachedBytes, 1 << 20, "at a new peak at most the slack stays cached")
+        for block in peak { pool.free(block, byteCount: 4 << 20) }
+        pool.releaseCachedMemory()
+    }
+
     func testZeroedStorageIsZeroEvenWhenReused() {
         let n = 1 << 16
         do {

@@ -7,6 +7,10 @@ import Synchronization
 /// from the newest node to the oldest, so the model's backward is its forward read in reverse.
 /// A leaf's gradient is final once every node that read it has run; at that moment its
 /// gradient-ready hooks fire (once per pass).
+///
+/// A node keeps where each input's gradient goes (`GradEdge`), not the input: the values backward reads are what its
+/// closure captures (PyTorch's saved tensors), so an input no backward reads — a sum's operands, a rotation's input,
+/// a layer's output that only a residual add consumed — is freed as soon as forward is done with it.
 
 /// One recorded operation on the tape.
 public final class GradNode {
@@ -14,8 +18,8 @@ public final class GradNode {
     let sequence: Int
     /// A short op name for messages.
     let name: String
-    /// The tensors the op read.
-    let inputs: [Tensor]
+    /// Where the gradient of each input the op read goes.
+    let inputs: [GradEdge]
     /// Shape and dtype of the op's output, for seeding and checking gradients.
     let outputShape: [Int]
     let outputDType: DType
@@ -29,10 +33,30 @@ public final class GradNode {
     init(name: String, inputs: [Tensor], output: Tensor, backward: @escaping (Tensor, GradientSink) -> Void) {
         sequence = GradNode.lastSequence.wrappingAdd(1, ordering: .relaxed).newValue
         self.name = name
-        self.inputs = inputs
+        self.inputs = inputs.map(GradEdge.init)
         outputShape = output.shape
         outputDType = output.dtype
         self.backward = backward
+    }
+}
+
+/// One input of a recorded op as backward needs it: whether it wants a gradient, where that gradient goes — the node
+/// that produced the input, or the leaf itself (kept for its `grad` and hooks) — and the input's shape and dtype.
+struct GradEdge {
+    let requiresGrad: Bool
+    /// The node that produced the input (when it wants a gradient and is not a leaf).
+    let producer: GradNode?
+    /// The input itself when it is a leaf that wants a gradient.
+    let leaf: Tensor?
+    let shape: [Int]
+    let dtype: DType
+
+    init(_ input: Tensor) {
+        requiresGrad = input.requiresGrad
+        producer = input.requiresGrad ? input.gradNode : nil
+        leaf = input.requiresGrad && input.gradNode == nil ? input : nil
+        shape = input.shape
+        dtype = input.dtype
     }
 }
 
@@ -100,7 +124,7 @@ extension Tensor {
         }
         guard let root = gradNode else {
             // A leaf: its gradient is the seed.
-            GradientSink(node: nil, inputs: [self], table: GradientTable()).add(seed, toInput: 0)
+            GradientSink(node: nil, inputs: [GradEdge(self)], table: GradientTable()).add(seed, toInput: 0)
             fireHooks(self)
             return
         }
@@ -116,11 +140,11 @@ extension Tensor {
         seen.insert(ObjectIdentifier(root))
         while let node = stack.popLast() {
             nodes.append(node)
-            for input in node.inputs where input.requiresGrad {
-                if let child = input.gradNode {
+            for edge in node.inputs where edge.requiresGrad {
+                if let child = edge.producer {
                     if seen.insert(ObjectIdentifier(child)).inserted { stack.append(child) }
-                } else {
-                    pending[ObjectIdentifier(input), default: 0] += 1
+                } else if let leaf = edge.leaf {
+                    pending[ObjectIdentifier(leaf), default: 0] += 1
                 }
             }
         }
@@ -151,12 +175,13 @@ extension Tensor {
     }
 
     private func finishLeaves(of node: GradNode, pending: inout [ObjectIdentifier: Int]) {
-        for input in node.inputs where input.requiresGrad && input.gradNode == nil {
-            let key = ObjectIdentifier(input)
+        for edge in node.inputs {
+            guard let leaf = edge.leaf else { continue }
+            let key = ObjectIdentifier(leaf)
             guard let left = pending[key] else { continue }
             if left == 1 {
                 pending[key] = nil
-                if input.grad != nil { fireHooks(input) }
+                if leaf.grad != nil { fireHooks(leaf) }
             } else {
                 pending[key] = left - 1
             }
@@ -174,12 +199,12 @@ extension Tensor {
 /// accumulate into buffers the engine frees once the producing node has run.
 public final class GradientSink {
     let node: GradNode?
-    let inputs: [Tensor]
+    let inputs: [GradEdge]
     let table: GradientTable
     /// Whether the graph outlives this pass (`backward(retainGraph: true)`): a second pass reads the inputs again.
     let retainsGraph: Bool
 
-    init(node: GradNode?, inputs: [Tensor], table: GradientTable, retainsGraph: Bool = false) {
+    init(node: GradNode?, inputs: [GradEdge], table: GradientTable, retainsGraph: Bool = false) {
         self.node = node
         self.inputs = inputs
         self.table = table
@@ -190,14 +215,14 @@ public final class GradientSink {
     public func needsGradient(_ index: Int) -> Bool { inputs[index].requiresGrad }
 
     private func existing(_ index: Int) -> Tensor? {
-        let input = inputs[index]
-        if let child = input.gradNode { return table.gradients[ObjectIdentifier(child)] }
-        return input.grad
+        let edge = inputs[index]
+        if let child = edge.producer { return table.gradients[ObjectIdentifier(child)] }
+        return edge.leaf?.grad
     }
 
     private func store(_ gradient: Tensor, _ index: Int) {
-        let input = inputs[index]
-        if let child = input.gradNode { table.gradients[ObjectIdentifier(child)] = gradient } else { input.grad = gradient }
+        let edge = inputs[index]
+        if let child = edge.producer { table.gradients[ObjectIdentifier(child)] = gradient } else { edge.leaf?.grad = gradient }
     }
 
     /// Adds `gradient` (the shape of input `index`) to that input's gradient. The tensor is copied
@@ -219,7 +244,7 @@ public final class GradientSink {
         guard input.requiresGrad else { return }
         precondition(gradient.shape == input.shape,
                      "gradient of shape \(gradient.shape) for input of shape \(input.shape) in '\(node?.name ?? "leaf")'")
-        let dtype = Tensor.gradientDType(of: input)
+        let dtype = Tensor.gradientDType(of: input.dtype)
         if let current = existing(index) {
             Kernels.addInPlace(current, gradient.dtype == current.dtype ? gradient : gradient.converted(to: current.dtype))
         } else if transferringOwnership && gradient.isContiguous && gradient.dtype == dtype {
@@ -229,14 +254,14 @@ public final class GradientSink {
         }
     }
 
-    /// Whether input `index`'s own memory may be overwritten with its gradient and then handed over (`give`), for an
-    /// op whose caller promises that nothing reads that input after the op (its producer's backward included): this
-    /// pass releases the graph (no second pass reads the input), the input wants a gradient of its own dtype and has
-    /// none yet, it starts its storage contiguously, and no other tensor shares that storage.
-    public func canOverwriteInput(_ index: Int) -> Bool {
-        let input = inputs[index]
-        guard !retainsGraph, input.requiresGrad, existing(index) == nil, input.isContiguous, input.offset == 0,
-              Tensor.gradientDType(of: input) == input.dtype else { return false }
+    /// Whether `input`, input `index` of this op (which its backward closure kept), may be overwritten with its
+    /// gradient and then handed over (`give`), for an op whose caller promises that nothing reads that input after the
+    /// op (its producer's backward included): this pass releases the graph (no second pass reads the input), the
+    /// input wants a gradient of its own dtype and has none yet, it starts its storage contiguously, and no other
+    /// tensor shares that storage.
+    public func canOverwrite(_ input: Tensor, input index: Int) -> Bool {
+        guard !retainsGraph, inputs[index].requiresGrad, input.shape == inputs[index].shape, existing(index) == nil,
+              input.isContiguous, input.offset == 0, Tensor.gradientDType(of: input) == input.dtype else { return false }
         return isKnownUniquelyReferenced(&input.storage)
     }
 
@@ -248,7 +273,7 @@ public final class GradientSink {
                                             _ body: (UnsafeMutablePointer<F>, F) -> Void) {
         let input = inputs[index]
         guard input.requiresGrad else { return }
-        precondition(Tensor.gradientDType(of: input) == F.dtype, "gradient dtype mismatch in '\(node?.name ?? "leaf")'")
+        precondition(Tensor.gradientDType(of: input.dtype) == F.dtype, "gradient dtype mismatch in '\(node?.name ?? "leaf")'")
         if let current = existing(index), current.isContiguous, current.dtype == F.dtype {
             body(current.pointer(as: F.self), 1)
         } else {
@@ -267,7 +292,8 @@ final class GradientTable {
 
 extension Tensor {
     /// The dtype gradients of `tensor` are kept in: its own compute dtype, or float32 for storage types.
-    static func gradientDType(of tensor: Tensor) -> DType {
-        tensor.dtype == .float64 ? .float64 : .float32
-    }
+    static func gradientDType(of tensor: Tensor) -> DType { gradientDType(of: tensor.dtype) }
+
+    /// The dtype gradients of a tensor of `dtype` are kept in.
+    static func gradientDType(of dtype: DType) -> DType { dtype == .float64 ? .float64 : .float32 }
 }

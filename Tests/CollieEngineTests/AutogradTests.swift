@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 @testable import CollieEngine
 
@@ -133,6 +134,33 @@ final class AutogradTests: XCTestCase {
         loss.backward()
         XCTAssertEqual(kept.floats(), values.floats())
         for (twice, once) in zip(kept.grad!.floats(), gradient) { XCTAssertEqual(twice, 2 * once, accuracy: 1e-6) }
+    }
+
+    /// A node keeps where its inputs' gradients go, not the inputs: values its backward does not read — a sum's
+    /// operands, the input of a layer whose weight is frozen (LoRA's base) — are freed as soon as forward is done with
+    /// them, and the gradients are still the whole graph's.
+    func testInputsNoBackwardReadsAreFreedOnceForwardIsDoneWithThem() {
+        let values: [Float] = [0.5, -1, 2, 0.25]
+        let x = Tensor(values, shape: [2, 2])
+        x.requiresGrad = true
+        let frozen = Tensor([1, 2, 3, 4], shape: [2, 2])
+        weak var sumOperand: TensorStorage?
+        weak var frozenLayerInput: TensorStorage?
+        let loss: Tensor
+        do {
+            let doubled = x * 2
+            let h = (doubled + x.exp()) * 3
+            sumOperand = doubled.storage
+            frozenLayerInput = h.storage
+            loss = Tensor.linear(h, weight: frozen).sum()
+        }
+        XCTAssertNil(sumOperand, "an operand of a sum is not kept for backward")
+        XCTAssertNil(frozenLayerInput, "dX = dY·W does not read X")
+        loss.backward()
+        let columnSums: [Float] = [4, 6]   // dL/dh[i, j] = Σ_o W[o, j]
+        for (i, v) in values.enumerated() {
+            XCTAssertEqual(x.grad!.floats()[i], 3 * (2 + Foundation.exp(v)) * columnSums[i % 2], accuracy: 1e-5)
+        }
     }
 
     // MARK: - Recording

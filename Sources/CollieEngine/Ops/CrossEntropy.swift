@@ -23,7 +23,7 @@ extension Tensor {
     /// the reduction is `.mean`, as PyTorch). With `consumingLogits` the caller promises that nothing reads `logits`
     /// after this op — neither the caller nor the backward of the op that made them (a linear layer's reads only its
     /// input and weight) — and backward writes the gradient over the logits' memory where that is safe
-    /// (`GradientSink.canOverwriteInput`): no second N×V buffer, half the memory traffic.
+    /// (`GradientSink.canOverwrite`): no second N×V buffer, half the memory traffic.
     public static func crossEntropy(logits: Tensor, targets: Tensor, ignoreIndex: Int = Tensor.ignoreIndex,
                                     reduction: LossReduction = .mean, consumingLogits: Bool = false) -> Tensor {
         let x = logits.computeContiguous
@@ -80,7 +80,7 @@ extension Tensor {
                         }
                     }
                 }
-                if consumingLogits && sink.canOverwriteInput(0) {
+                if consumingLogits && sink.canOverwrite(x, input: 0) {
                     write(px, beta: 0)
                     sink.give(x, toInput: 0)
                 } else {

@@ -166,9 +166,15 @@ extension Tensor {
         }
         x.dtype == .float64 ? run(Double.self) : run(Float.self)
         let aShape = ac.shape, bShape = bc.shape
+        // Backward reads an operand's values only for a product or quotient, and only those the other gradient needs
+        // (a sum keeps neither: its operands are freed once forward is done with them).
+        let scales = op == .multiply || op == .divide
+        let keptX = scales && bc.requiresGrad ? x : nil
+        let keptY = scales && (ac.requiresGrad || (op == .divide && bc.requiresGrad)) ? y : nil
         return out.recording(op.name, [ac, bc]) { grad, sink in
             func back<F: FloatElement>(_: F.Type) {
-                let g = grad.pointer(as: F.self), p = x.pointer(as: F.self), q = y.pointer(as: F.self)
+                let g = grad.pointer(as: F.self)
+                let p = keptX?.pointer(as: F.self), q = keptY?.pointer(as: F.self)
                 // Gradient at the broadcast shape, then summed back to each operand's shape.
                 func full(_ body: (UnsafeMutablePointer<F>) -> Void) -> Tensor {
                     let t = Tensor(uninitializedShape: outShape, dtype: F.dtype)
@@ -179,8 +185,8 @@ extension Tensor {
                     let ga: Tensor
                     switch op {
                     case .add, .subtract: ga = grad
-                    case .multiply: ga = full { d in Parallel.forEach(n, minimumChunk: 1 << 15) { r in for i in r { d[i] = g[i] * q[i] } } }
-                    case .divide: ga = full { d in Parallel.forEach(n, minimumChunk: 1 << 15) { r in for i in r { d[i] = g[i] / q[i] } } }
+                    case .multiply: ga = full { d in let q = q!; Parallel.forEach(n, minimumChunk: 1 << 15) { r in for i in r { d[i] = g[i] * q[i] } } }
+                    case .divide: ga = full { d in let q = q!; Parallel.forEach(n, minimumChunk: 1 << 15) { r in for i in r { d[i] = g[i] / q[i] } } }
                     }
                     sink.give(ga.summed(toShape: aShape), toInput: 0)
                 }
@@ -189,8 +195,8 @@ extension Tensor {
                     switch op {
                     case .add: gb = grad
                     case .subtract: gb = full { d in Parallel.forEach(n, minimumChunk: 1 << 15) { r in for i in r { d[i] = -g[i] } } }
-                    case .multiply: gb = full { d in Parallel.forEach(n, minimumChunk: 1 << 15) { r in for i in r { d[i] = g[i] * p[i] } } }
-                    case .divide: gb = full { d in Parallel.forEach(n, minimumChunk: 1 << 15) { r in for i in r { d[i] = -g[i] * p[i] / (q[i] * q[i]) } } }
+                    case .multiply: gb = full { d in let p = p!; Parallel.forEach(n, minimumChunk: 1 << 15) { r in for i in r { d[i] = g[i] * p[i] } } }
+                    case .divide: gb = full { d in let p = p!, q = q!; Parallel.forEach(n, minimumChunk: 1 << 15) { r in for i in r { d[i] = -g[i] * p[i] / (q[i] * q[i]) } } }
                     }
                     // For add, gb is the upstream gradient: input 0 may have taken it already.
                     let taken = op == .add && sink.needsGradient(0)

@@ -54,9 +54,12 @@ extension Tensor {
         let recordedWeight = halfWeight ? weight : w
         let transposed = lw.transposed, leadingDimension = lw.leadingDimension
         let inputs = bc.map { [xin, recordedWeight, $0] } ?? [xin, recordedWeight]
+        // dW reads X, dX only W: a frozen weight's layer (LoRA's base) does not keep its input alive.
+        let keptInput = recordedWeight.requiresGrad ? xin : nil
+        let hasBias = bc != nil
         return out.recording("linear", inputs) { grad, sink in
             func back<F: FloatElement>(_: F.Type) {
-                let g = grad.pointer(as: F.self), px = xin.pointer(as: F.self)
+                let g = grad.pointer(as: F.self)
                 sink.accumulate(0, as: F.self, overwrites: true) { dx, beta in   // dX = dY · W
                     if halfWeight, Tensor.multipliesStoredBFloat16(weight) {
                         let stored = MatrixLayout(weight)
@@ -74,9 +77,10 @@ extension Tensor {
                 }
                 sink.accumulate(1, as: F.self, overwrites: true) { dw, beta in   // dW = dYᵀ · X
                     F.gemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: rows, alpha: 1,
-                           a: g, lda: outFeatures, b: px, ldb: inFeatures, beta: beta, c: dw, ldc: inFeatures)
+                           a: g, lda: outFeatures, b: keptInput!.pointer(as: F.self), ldb: inFeatures, beta: beta,
+                           c: dw, ldc: inFeatures)
                 }
-                if inputs.count == 3 {
+                if hasBias {
                     sink.accumulate(2, as: F.self) { db, beta in
                         if beta == 0 { db.initialize(repeating: 0, count: outFeatures) }
                         for row in 0..<rows {

@@ -46,6 +46,7 @@ extension Tensor {
             }
         }
         let inputs = bc.map { [xin, $0] } ?? [xin]
+        let hasBias = bc != nil   // backward reads the blocks and the bias's gradient, never X
         return out.recording("linear", inputs) { grad, sink in
             let gc = grad.isContiguous ? grad : grad.contiguous()
             let g = gc.pointer(as: Float.self)
@@ -60,7 +61,7 @@ extension Tensor {
                     first = false
                 }
             }
-            if inputs.count == 2 {
+            if hasBias {
                 sink.accumulate(1, as: Float.self) { db, beta in
                     if beta == 0 { db.initialize(repeating: 0, count: outFeatures) }
                     for row in 0..<rows {

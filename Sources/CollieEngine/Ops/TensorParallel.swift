@@ -90,6 +90,7 @@ extension Tensor {
         return out.recording("vocabulary_parallel_cross_entropy", [x]) { grad, sink in
             let seed = grad.contiguousCopy(dtype: .float32)
             let scale = seed.pointer(as: Float.self)[0] / (reduction == .sum ? 1 : Float(counted))
+            let px = x.pointer(as: Float.self)   // the closure keeps x (the node keeps no input)
             sink.accumulate(0, as: Float.self) { dx, _ in
                 Parallel.forEach(rows, minimumChunk: 8) { range in
                     for row in range where labels[row] != ignoreIndex {

@@ -41,10 +41,16 @@ public final class TensorStorage: @unchecked Sendable {
 /// step repeat exactly, and those of batches a few tokens longer or shorter (variable-length data) fall in the same
 /// class instead of each length leaving blocks nobody asks for again. The rounded-up tail is never touched by its
 /// first user, so it costs address space, not resident memory. Blocks below `minimumPooledBytes` go straight to the
-/// system allocator, and so does a freed block that would push the cache past `limit` (a quarter of physical memory),
-/// so workloads whose sizes keep changing cannot grow it without bound. Runs that trade speed for memory
-/// (`limitForMemorySaving`) bound live + cached bytes by the live peak instead. `releaseCachedMemory()` returns
-/// everything cached.
+/// system allocator.
+///
+/// The cache is bounded by the engine's own peak: blocks in use plus blocks cached stay within a slack (64 MB; more
+/// with `limitForMemorySaving`) of the most bytes ever in use at once, so peak RSS is the live peak, not the live peak
+/// plus blocks of sizes a step no longer asks for (variable-length batches: the LoRA example padding-free peaked at
+/// 3.57 GiB with the cache capped at a quarter of memory alone, 2.37 GiB with this bound, in the same time). Below the
+/// bound a step's freed blocks stay for the next step, which reuses them instead of faulting in fresh pages; a
+/// freed block that would cross it is returned, and so are cached blocks, largest class first, before a request the
+/// cache cannot serve would. `limit` (a quarter of physical memory) caps the cache besides.
+/// `releaseCachedMemory()` returns everything cached.
 public final class StoragePool: @unchecked Sendable {
     /// The process-wide pool.
     public static let shared = StoragePool()
@@ -69,10 +75,12 @@ public final class StoragePool: @unchecked Sendable {
     private var cached = 0
     private var live = 0
     private var peakLive = 0
-    /// Set by `limitForMemorySaving`: live + cached bytes stay within this many bytes of `savingPeak`.
-    private var savingSlack: Int?
-    /// The most live bytes since `limitForMemorySaving` (not reset by `resetPeakLiveBytes`).
-    private var savingPeak = 0
+    /// Live + cached bytes stay within this many bytes of `boundPeak`: 64 MB, or what `limitForMemorySaving` asked.
+    private var slack = 64 << 20
+    /// The slack `limitForMemorySaving` asked for (the smallest, when asked more than once).
+    private var requestedSlack: Int?
+    /// The most live bytes since the pool began or `limitForMemorySaving` (not reset by `resetPeakLiveBytes`).
+    private var boundPeak = 0
     private let lock = NSLock()
 
     /// Bytes currently held in the cache (not in use by any tensor).
@@ -85,15 +93,14 @@ public final class StoragePool: @unchecked Sendable {
     /// The largest `liveBytes` since the last `resetPeakLiveBytes()`.
     public var peakLiveBytes: Int { lock.withLock { peakLive } }
 
-    /// For runs that trade speed for memory (LOMO, AdaLomo, ZeRO-3): from now on the pooled bytes in use or cached
-    /// stay within `bytes` of the most bytes in use at once (the engine's live peak), so peak RSS does too. Below that
-    /// bound the cache keeps what a step frees — the next step's activations reuse it instead of faulting in and
-    /// zeroing fresh pages (on the demo's job, 10% of an update) — and a block that would cross it is returned, as
-    /// are cached blocks, largest first, when a request the cache cannot serve would. Returns what is cached now.
+    /// For runs that trade speed for memory (LOMO, AdaLomo, ZeRO-3): returns what is cached and starts the bound
+    /// afresh at the bytes in use now (a load's transient peak no longer counts), with `bytes` of slack — the smallest
+    /// asked for so far, so ZeRO-3's 64 MB and a 7B model's recurring gradients (`memorySavingLimit`) combine safely.
     public func limitForMemorySaving(_ bytes: Int = 64 << 20) {
         lock.withLock {
-            savingSlack = min(savingSlack ?? bytes, bytes)
-            savingPeak = live
+            requestedSlack = min(requestedSlack ?? bytes, bytes)
+            slack = requestedSlack!
+            boundPeak = live
         }
         releaseCachedMemory()
     }
@@ -130,12 +137,12 @@ public final class StoragePool: @unchecked Sendable {
                 requestedClasses.insert(size)
                 live += requested
                 peakLive = max(peakLive, live)
-                savingPeak = max(savingPeak, live)
+                boundPeak = max(boundPeak, live)
                 if let block = free[size]?.popLast() {
                     cached -= size
                     return (block, [])
                 }
-                return (nil, evictOverSavingBound())
+                return (nil, evictOverBound())
             }
             for block in evicted { block.deallocate() }
             if let reused { return reused }
@@ -143,12 +150,11 @@ public final class StoragePool: @unchecked Sendable {
         return UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
     }
 
-    /// Under `limitForMemorySaving`, removes cached blocks, largest class first, until live + cached bytes are within
-    /// the bound again; returns them for deallocation outside the lock. Call with the lock held.
-    private func evictOverSavingBound() -> [UnsafeMutableRawPointer] {
-        guard let savingSlack else { return [] }
+    /// Removes cached blocks, largest class first, until live + cached bytes are within the bound again; returns them
+    /// for deallocation outside the lock. Call with the lock held.
+    private func evictOverBound() -> [UnsafeMutableRawPointer] {
         var evicted: [UnsafeMutableRawPointer] = []
-        while live + cached > savingPeak + savingSlack, let size = free.keys.max() {
+        while live + cached > boundPeak + slack, let size = free.keys.max() {
             if let block = free[size]?.popLast() {
                 evicted.append(block)
                 cached -= size
@@ -164,9 +170,7 @@ public final class StoragePool: @unchecked Sendable {
         guard requested >= Self.minimumPooledBytes else { block.deallocate(); return }
         let kept: Bool = lock.withLock {
             live -= requested
-            guard cached + size <= limit, savingSlack.map({ live + cached + size <= savingPeak + $0 }) ?? true else {
-                return false
-            }
+            guard cached + size <= limit, live + cached + size <= boundPeak + slack else { return false }
             free[size, default: []].append(block)
             cached += size
             return true

@@ -202,6 +202,20 @@ final class StoragePoolTests: XCTestCase {
                        4 * 4096 * 4096 + 201_326_592 + 4 * 4096)   // 4096 × 11008 floats in their class (1.5 × 2²⁷ bytes)
     }
 
+    /// Every pool bounds its cache by the live peak (64 MB of slack): a block of a class the next step does not ask
+    /// for (a batch of another length) is returned rather than kept on top of the peak.
+    func testByDefaultTheCacheStaysWithin64MBOfTheLivePeak() {
+        let pool = StoragePool()
+        let step = pool.allocate(byteCount: 96 << 20)   // address space only: never touched
+        pool.free(step, byteCount: 96 << 20)
+        XCTAssertEqual(pool.cachedBytes, 96 << 20, "under the peak: kept for the next step")
+        let other = pool.allocate(byteCount: 80 << 20)   // another class: 80 + 96 MiB > the peak 96 + 64
+        XCTAssertEqual(pool.cachedBytes, 0, "the unused class went instead of stacking on the peak")
+        pool.free(other, byteCount: 80 << 20)
+        XCTAssertEqual(pool.cachedBytes, 80 << 20)
+        pool.releaseCachedMemory()
+    }
+
     /// LOMO/AdaLomo's mode: what a step frees stays cached while in-use + cached bytes stay within the slack of the
     /// most ever in use at once, so the next step reuses it; a request the cache cannot serve that would cross that
     /// bound returns cached blocks first, largest first.

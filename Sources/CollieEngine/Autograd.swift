@@ -43,7 +43,6 @@ public final class GradNode {
 /// One input of a recorded op as backward needs it: whether it wants a gradient, where that gradient goes — the node
 /// that produced the input, or the leaf itself (kept for its `grad` and hooks) — and the input's shape and dtype.
 struct GradEdge {
-    let requiresGrad: Bool
     /// The node that produced the input (when it wants a gradient and is not a leaf).
     let producer: GradNode?
     /// The input itself when it is a leaf that wants a gradient.
@@ -51,8 +50,10 @@ struct GradEdge {
     let shape: [Int]
     let dtype: DType
 
+    /// Whether the input wants a gradient: it has somewhere to go.
+    var requiresGrad: Bool { producer != nil || leaf != nil }
+
     init(_ input: Tensor) {
-        requiresGrad = input.requiresGrad
         producer = input.requiresGrad ? input.gradNode : nil
         leaf = input.requiresGrad && input.gradNode == nil ? input : nil
         shape = input.shape

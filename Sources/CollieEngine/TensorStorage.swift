@@ -46,7 +46,7 @@ public final class TensorStorage: @unchecked Sendable {
 /// The cache is bounded by the engine's own peak: blocks in use plus blocks cached stay within a slack (64 MB; more
 /// with `limitForMemorySaving`) of the most bytes ever in use at once, so peak RSS is the live peak, not the live peak
 /// plus blocks of sizes a step no longer asks for (variable-length batches: the LoRA example padding-free peaked at
-/// 3.57 GiB with the cache capped at a quarter of memory alone, 2.37 GiB with this bound, in the same time). Below the
+/// 3.57 GiB with the cache capped at a quarter of memory alone, 2.37 GiB with this bound, and no slower). Below the
 /// bound a step's freed blocks stay for the next step, which reuses them instead of faulting in fresh pages; a
 /// freed block that would cross it is returned, and so are cached blocks, largest class first, before a request the
 /// cache cannot serve would. `limit` (a quarter of physical memory) caps the cache besides.
@@ -75,10 +75,10 @@ public final class StoragePool: @unchecked Sendable {
     private var cached = 0
     private var live = 0
     private var peakLive = 0
-    /// Live + cached bytes stay within this many bytes of `boundPeak`: 64 MB, or what `limitForMemorySaving` asked.
-    private var slack = 64 << 20
     /// The slack `limitForMemorySaving` asked for (the smallest, when asked more than once).
     private var requestedSlack: Int?
+    /// Live + cached bytes stay within this many bytes of `boundPeak`: 64 MB, or what `limitForMemorySaving` asked.
+    private var slack: Int { requestedSlack ?? 64 << 20 }
     /// The most live bytes since the pool began or `limitForMemorySaving` (not reset by `resetPeakLiveBytes`).
     private var boundPeak = 0
     private let lock = NSLock()
@@ -99,7 +99,6 @@ public final class StoragePool: @unchecked Sendable {
     public func limitForMemorySaving(_ bytes: Int = 64 << 20) {
         lock.withLock {
             requestedSlack = min(requestedSlack ?? bytes, bytes)
-            slack = requestedSlack!
             boundPeak = live
         }
         releaseCachedMemory()

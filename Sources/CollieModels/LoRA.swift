@@ -43,17 +43,16 @@ public final class LoRAAdapter {
 
     /// scaling · B·A·dropout(x) for `x` [..., in].
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        var input = x
-        if isTraining, dropout > 0 {
-            // Inverted dropout: keep with probability 1 − p and scale the kept values by 1/(1 − p).
-            let keep = 1 / (1 - dropout)
-            var dropoutGenerator = RandomGenerator(seed: dropoutSeed)
-            let mask = (0..<x.count).map { _ in dropoutGenerator.nextUnit() < dropout ? Float(0) : Float(keep) }
-            input = x * Tensor(mask, shape: x.shape, dtype: x.dtype == .float64 ? .float64 : .float32)
-        }
         // Scaled at rank r rather than at the output: the same product (up to rounding), and no extra tensor of
         // the layer's output size stays alive for backward.
-        return .linear(.linear(input, weight: a) * scaling, weight: b)
+        return .linear(reduced(x) * scaling, weight: b)
+    }
+
+    /// A·dropout(x): with dropout, A's product draws the mask from `dropoutSeed` and keeps `x` itself for backward,
+    /// neither a mask nor a dropped-out copy (the query, key and value adapters share one normalized input).
+    private func reduced(_ x: Tensor) -> Tensor {
+        guard isTraining, dropout > 0 else { return .linear(x, weight: a) }
+        return .linear(x, droppingOut: DropoutMask(probability: dropout, seed: dropoutSeed), weight: a)
     }
 
     /// scaling · B·A [out, in], the change merging makes to the base weight (PEFT's `get_delta_weight`).

@@ -49,10 +49,11 @@ public final class LoRAAdapter {
     }
 
     /// A·dropout(x): with dropout, A's product draws the mask from `dropoutSeed` and keeps `x` itself for backward,
-    /// neither a mask nor a dropped-out copy (the query, key and value adapters share one normalized input).
-    private func reduced(_ x: Tensor) -> Tensor {
+    /// neither a mask nor a dropped-out copy (the query, key and value adapters share one normalized input). `x` may
+    /// be `columns` of the layer's whole input (a row-parallel rank's part): it gets the whole input's mask there.
+    func reduced(_ x: Tensor, columns: DropoutMask.ColumnWindow? = nil) -> Tensor {
         guard isTraining, dropout > 0 else { return .linear(x, weight: a) }
-        return .linear(x, droppingOut: DropoutMask(probability: dropout, seed: dropoutSeed), weight: a)
+        return .linear(x, droppingOut: DropoutMask(probability: dropout, seed: dropoutSeed, columns: columns), weight: a)
     }
 
     /// scaling · B·A [out, in], the change merging makes to the base weight (PEFT's `get_delta_weight`).

@@ -82,7 +82,7 @@ extension Linear {
         case .column(let group, _):
             var y = Tensor.linear(.copyToTensorParallelRegion(x, group), weight: weight, bias: bias)
             if let adapter {
-                let u = Tensor.linear(x, weight: adapter.a) * adapter.scaling       // [..., r], whole on every rank
+                let u = adapter.reduced(x) * adapter.scaling       // [..., r], whole on every rank (the same masks)
                 y = y + .linear(.copyToTensorParallelRegion(u, group), weight: adapter.b)
             }
             return y
@@ -90,7 +90,10 @@ extension Linear {
             var y = Tensor.reduceFromTensorParallelRegion(.linear(x, weight: weight, bias: nil), group)
             if let bias { y = y + bias }
             if let adapter {
-                let u = Tensor.linear(x, weight: adapter.a) * adapter.scaling       // [..., r], this rank's part
+                // [..., r], this rank's part; dropout draws the whole input's mask over this rank's columns.
+                let width = x.shape.last ?? 0
+                let u = adapter.reduced(x, columns: .init(offset: group.rank * width, total: group.size * width))
+                    * adapter.scaling
                 y = y + .linear(.reduceFromTensorParallelRegion(u, group), weight: adapter.b)
             }
             return y
@@ -154,9 +157,6 @@ extension CausalLanguageModel {
         for (value, key) in [(c.attentionHeads, "num_attention_heads"), (c.keyValueHeads, "num_key_value_heads"),
                              (c.intermediateSize, "intermediate_size"), (c.vocabularySize, "vocab_size")] where value % p != 0 {
             return "tp_size: \(p) does not divide the model's \(key) (\(value)); choose a tp_size that divides it"
-        }
-        if let lora = loraAdapters.first?.adapter, lora.dropout > 0 {
-            return "tp_size: \(p): LoRA dropout (lora_dropout \(lora.dropout)) is not supported under tensor parallelism; set it to 0"
         }
         return nil
     }

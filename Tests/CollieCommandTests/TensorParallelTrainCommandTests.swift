@@ -135,8 +135,8 @@ final class TensorParallelTrainCommandTests: XCTestCase {
         let config = try ParallelTrainRun.makeConfig(in: folder)
         let collie = try CollieExecutable.url()
         // Every linear layer, so column- and row-parallel bases both carry adapters; B starts at zero, so the
-        // adapters' final weights are their updates.
-        let common = ["--set", "peft_config={peft_type: LORA, r: 4, lora_alpha: 8, lora_dropout: 0.0, "
+        // adapters' final weights are their updates. Dropout draws one process's masks on every rank.
+        let common = ["--set", "peft_config={peft_type: LORA, r: 4, lora_alpha: 8, lora_dropout: 0.1, "
                       + "target_modules: [q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]}"]
         let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=lora-one"] + common, in: folder)
         XCTAssertEqual(one.status, 0, one.output)

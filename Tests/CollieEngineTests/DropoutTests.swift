@@ -61,6 +61,21 @@ final class DropoutTests: XCTestCase {
         XCTAssertNotEqual(collie_dropout_bits(seed, 1 << 32), collie_dropout_bits(seed, 0), "the high word counts")
     }
 
+    /// A row-parallel rank holds some columns of every row: it draws the whole tensor's mask over them.
+    func testAWindowOfColumnsGetsTheWholeTensorsMaskThere() {
+        let whole = values(6, count: 50 * 40)
+        let mask = DropoutMask(probability: 0.4, seed: 12)
+        let dropped = withNoGrad { Tensor.dropout(Tensor(whole, shape: [50, 40]), mask) }.floats()
+        for (offset, width) in [(0, 20), (20, 20), (16, 12)] {
+            let part = (0..<50).flatMap { row in whole[(row * 40 + offset)..<(row * 40 + offset + width)] }
+            var window = mask
+            window.columns = .init(offset: offset, total: 40)
+            let got = withNoGrad { Tensor.dropout(Tensor(part, shape: [50, width]), window) }.floats()
+            let expected = (0..<50).flatMap { row in dropped[(row * 40 + offset)..<(row * 40 + offset + width)] }
+            XCTAssertEqual(got, expected, "columns \(offset) ..< \(offset + width)")
+        }
+    }
+
     func testBackwardMultipliesTheGradientByTheSameMask() {
         let mask = DropoutMask(probability: 0.25, seed: 11)
         let x = Tensor(doubles: values(2, count: 4096).map(Double.init), shape: [64, 64])

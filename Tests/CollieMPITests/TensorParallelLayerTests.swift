@@ -8,7 +8,8 @@ import XCTest
 /// The tensor-parallel layers on 2 processes equal the whole ops of one process: the fixture LLaMA model split over
 /// the ranks (column-parallel q/k/v/gate/up/lm_head, row-parallel o/down, vocabulary-parallel embedding and
 /// cross-entropy) gives the loss of the whole model, and every parameter's gradient is the matching slice of the
-/// whole model's gradient (replicated norms: the whole gradient); the same with LoRA on every linear layer; and
+/// whole model's gradient (replicated norms: the whole gradient); the same with LoRA on every linear layer, with and
+/// without dropout; and
 /// `gatherTensorParallelSlices` gives back the whole model.
 final class TensorParallelLayerTests: XCTestCase {
     func testSplitLayersEqualTheWholeOpsOnTwoRanks() throws {
@@ -50,15 +51,19 @@ final class TensorParallelLayerRankTests: XCTestCase {
         // The trainer's fixture (4 heads, 2 kv heads), with and without LoRA; grouped-query heads 6/2 (3 query heads
         // per kv head on each rank), tied embeddings, q/k/v/o biases (row-parallel o_proj's bias added once), Qwen2's
         // q/k/v biases, Mistral's sliding window.
-        let variants = [(Self.model, false), (Self.model, true)]
-            + ["llama_gqa", "llama_tied", "llama_bias", "qwen2", "mistral_sliding_window"].map { (ModelFixtures.folder($0), false) }
-        for (folder, withLoRA) in variants {
-            let name = "\(folder.lastPathComponent)\(withLoRA ? " + LoRA" : "")"
+        // LoRA dropout draws the whole model's masks on every rank: a row-parallel layer's over its columns.
+        let variants: [(URL, loraDropout: Double?)] = [(Self.model, nil), (Self.model, 0), (Self.model, 0.3)]
+            + ["llama_gqa", "llama_tied", "llama_bias", "qwen2", "mistral_sliding_window"].map { (ModelFixtures.folder($0), nil) }
+        for (folder, loraDropout) in variants {
+            let withLoRA = loraDropout != nil
+            let name = "\(folder.lastPathComponent)\(loraDropout.map { " + LoRA, dropout \($0)" } ?? "")"
             func load() throws -> LlamaForCausalLM {
                 let model = try LlamaForCausalLM.load(from: folder)
-                if withLoRA {
+                if let loraDropout {
                     var generator = RandomGenerator(seed: 3)
-                    try model.addAdapter(.lora(LoRAConfiguration(rank: 4, alpha: 8, dropout: 0)), seed: 3)
+                    try model.addAdapter(.lora(LoRAConfiguration(rank: 4, alpha: 8, dropout: loraDropout)), seed: 3)
+                    model.setAdapterTraining(true)
+                    model.reseedAdapterDropout(seed: 77)
                     // B starts at zero; give it values so that A's gradient is not zero.
                     for (_, adapter) in model.loraAdapters {
                         let values = (0..<adapter.b.count).map { _ in Float(generator.nextUnit() - 0.5) * 0.2 }

@@ -11,34 +11,65 @@ public struct DropoutMask: Sendable, Equatable {
     public var probability: Double
     /// Selects the mask.
     public var seed: UInt64
+    /// For a tensor that holds columns `offset ..< offset + n` of every row of a wider one (`total` columns: a
+    /// row-parallel layer's input under tensor parallelism), the wider tensor's mask is drawn: element (row, j) is
+    /// the whole tensor's element (row, offset + j). Nil: the tensor is the whole.
+    public var columns: ColumnWindow?
 
-    public init(probability: Double, seed: UInt64) {
+    /// Columns `offset ..< offset + n` of rows of `total` columns.
+    public struct ColumnWindow: Sendable, Equatable {
+        public var offset: Int
+        public var total: Int
+
+        public init(offset: Int, total: Int) {
+            self.offset = offset
+            self.total = total
+        }
+    }
+
+    public init(probability: Double, seed: UInt64, columns: ColumnWindow? = nil) {
         precondition((0..<1).contains(probability), "dropout probability must be in [0, 1), got \(probability)")
         self.probability = probability
         self.seed = seed
+        self.columns = columns
     }
 
     /// Elements whose 32 bits fall below this are dropped: p · 2³² rounded.
     var threshold: UInt32 { UInt32((probability * 4_294_967_296).rounded()) }
 
-    /// Whether element `index` is kept.
+    /// Whether element `index` of the whole tensor is kept.
     public func keeps(_ index: Int) -> Bool { collie_dropout_bits(seed, UInt64(index)) >= threshold }
 
-    /// Writes the dropped-out `count` elements of `x` (element indices from 0) into `y`, which may be `x`.
-    func apply<F: FloatElement>(_ x: UnsafePointer<F>, into y: UnsafeMutablePointer<F>, count: Int) {
+    /// Writes the dropped-out `count` elements of `x`, rows of `width` values, into `y`, which may be `x`.
+    func apply<F: FloatElement>(_ x: UnsafePointer<F>, into y: UnsafeMutablePointer<F>, count: Int, width: Int) {
+        guard let columns else { return run(x, y, count: count, first: 0) }
+        precondition(width > 0 && columns.offset >= 0 && columns.offset + width <= columns.total,
+                     "dropout: columns \(columns.offset) ..< \(columns.offset + width) of \(columns.total)")
+        Parallel.forEach(count / width, minimumChunk: Swift.max(1, (1 << 14) / width)) { rows in
+            for row in rows {
+                let at = row * width
+                run(x + at, y + at, count: width, first: row * columns.total + columns.offset, parallel: false)
+            }
+        }
+    }
+
+    /// Elements `first ..< first + count` of the whole tensor's mask over `x` into `y`.
+    private func run<F: FloatElement>(_ x: UnsafePointer<F>, _ y: UnsafeMutablePointer<F>, count: Int, first: Int,
+                                      parallel: Bool = true) {
         let threshold = threshold, keep = 1 / (1 - probability), seed = seed
-        Parallel.forEach(count, minimumChunk: 1 << 14) { r in
-            let first = UInt64(r.lowerBound)
+        func piece(_ r: Range<Int>) {
+            let at = UInt64(first + r.lowerBound)
             if F.self == Float.self {
                 collie_dropout_f32(UnsafeRawPointer(x + r.lowerBound).assumingMemoryBound(to: Float.self),
                                    UnsafeMutableRawPointer(y + r.lowerBound).assumingMemoryBound(to: Float.self),
-                                   r.count, first, seed, threshold, Float(keep))
+                                   r.count, at, seed, threshold, Float(keep))
             } else {
                 collie_dropout_f64(UnsafeRawPointer(x + r.lowerBound).assumingMemoryBound(to: Double.self),
                                    UnsafeMutableRawPointer(y + r.lowerBound).assumingMemoryBound(to: Double.self),
-                                   r.count, first, seed, threshold, keep)
+                                   r.count, at, seed, threshold, keep)
             }
         }
+        if parallel { Parallel.forEach(count, minimumChunk: 1 << 14, piece) } else { piece(0..<count) }
     }
 }
 
@@ -48,12 +79,15 @@ extension Tensor {
     public static func dropout(_ x: Tensor, _ mask: DropoutMask) -> Tensor {
         let xin = x.computeContiguous
         let out = Tensor(uninitializedShape: x.shape, dtype: xin.dtype)
-        func run<F: FloatElement>(_: F.Type) { mask.apply(xin.pointer(as: F.self), into: out.pointer(as: F.self), count: xin.count) }
+        let width = x.shape.last ?? 1
+        func run<F: FloatElement>(_: F.Type) {
+            mask.apply(xin.pointer(as: F.self), into: out.pointer(as: F.self), count: xin.count, width: width)
+        }
         xin.dtype == .float64 ? run(Double.self) : run(Float.self)
         return out.recording("dropout", [xin]) { grad, sink in
             func back<F: FloatElement>(_: F.Type) {
                 let dx = sink.canOverwrite(grad, input: 0) ? grad : Tensor(uninitializedShape: grad.shape, dtype: F.dtype)
-                mask.apply(grad.pointer(as: F.self), into: dx.pointer(as: F.self), count: grad.count)
+                mask.apply(grad.pointer(as: F.self), into: dx.pointer(as: F.self), count: grad.count, width: width)
                 sink.give(dx, toInput: 0)
             }
             grad.dtype == .float64 ? back(Double.self) : back(Float.self)
@@ -76,7 +110,7 @@ extension Tensor {
         /// dropout(x) in a buffer of its own.
         func droppedOut<F: FloatElement>(_ x: Tensor, _: F.Type) -> Tensor {
             let d = Tensor(uninitializedShape: x.shape, dtype: x.dtype)
-            mask.apply(x.pointer(as: F.self), into: d.pointer(as: F.self), count: x.count)
+            mask.apply(x.pointer(as: F.self), into: d.pointer(as: F.self), count: x.count, width: inFeatures)
             return d
         }
         func run<F: FloatElement>(_: F.Type) {   // Y = dropout(X) · Wᵀ
@@ -97,7 +131,7 @@ extension Tensor {
                     F.gemm(transA: false, transB: transposed, m: rows, n: inFeatures, k: outFeatures, alpha: 1,
                            a: g, lda: outFeatures, b: MatrixLayout(w).base.pointer(as: F.self), ldb: leadingDimension,
                            beta: 0, c: dx.pointer(as: F.self), ldc: inFeatures)
-                    mask.apply(dx.pointer(as: F.self), into: dx.pointer(as: F.self), count: dx.count)
+                    mask.apply(dx.pointer(as: F.self), into: dx.pointer(as: F.self), count: dx.count, width: inFeatures)
                     sink.give(dx, toInput: 0)
                 }
                 sink.accumulate(1, as: F.self, overwrites: true) { dw, beta in   // dW = dYᵀ · dropout(X)

@@ -11,7 +11,7 @@ static ALWAYS_INLINE uint32_t fmix32(uint32_t h) {
     return h;
 }
 
-/// The seed's two keys, and the low word's offset for the indices whose high word is `high`.
+/// The seed's keys for hash indices whose high word is `high`.
 typedef struct { uint32_t offset, key; } dropout_keys;
 
 static ALWAYS_INLINE dropout_keys keys_for(uint64_t seed, uint32_t high) {
@@ -21,35 +21,50 @@ static ALWAYS_INLINE dropout_keys keys_for(uint64_t seed, uint32_t high) {
 
 static ALWAYS_INLINE uint32_t mixed(dropout_keys k, uint32_t low) { return fmix32(fmix32(low + k.offset) ^ k.key); }
 
+/// Elements come in blocks of 32; element 32b + l (l < 16) takes the low 16 bits of hash 16b + l, element 32b + 16 + l
+/// its high 16 bits — one hash per two elements, 16 lanes at a time.
+static ALWAYS_INLINE uint64_t hash_index(uint64_t i) { return (i >> 5) << 4 | (i & 15); }
+
 uint32_t collie_dropout_bits(uint64_t seed, uint64_t index) {
-    return mixed(keys_for(seed, (uint32_t)(index >> 32)), (uint32_t)index);
+    const uint64_t g = hash_index(index);
+    const uint32_t h = mixed(keys_for(seed, (uint32_t)(g >> 32)), (uint32_t)g);
+    return index & 16 ? h >> 16 : h & 0xFFFFu;
 }
 
-/// Elements first ..< first + count whose indices share one high word.
-static ALWAYS_INLINE void dropout_body(const float *x, float *y, size_t count, uint64_t first, uint64_t seed,
-                                       uint32_t threshold, float scale) {
-    const dropout_keys k = keys_for(seed, (uint32_t)(first >> 32));
-    const uint32_t low = (uint32_t)first;
-    for (uint32_t i = 0; i < (uint32_t)count; i++) y[i] = mixed(k, low + i) >= threshold ? x[i] * scale : 0.0f;
+/// `blocks` whole blocks of 32 elements from hash index `first_hash` (all with one high word).
+static ALWAYS_INLINE void dropout_blocks(const float *x, float *y, size_t blocks, uint64_t first_hash, uint64_t seed,
+                                         uint32_t threshold, float scale) {
+    const dropout_keys k = keys_for(seed, (uint32_t)(first_hash >> 32));
+    uint32_t low = (uint32_t)first_hash;
+    for (size_t b = 0; b < blocks; b++, x += 32, y += 32, low += 16) {
+        for (uint32_t l = 0; l < 16; l++) {
+            const uint32_t h = mixed(k, low + l);
+            const float a = x[l], c = x[16 + l];
+            y[l] = (h & 0xFFFFu) >= threshold ? a * scale : 0.0f;
+            y[16 + l] = (h >> 16) >= threshold ? c * scale : 0.0f;
+        }
+    }
 }
-DISPATCHED_KERNEL(dropout_run_f32, dropout_body,
-                  (const float *x, float *y, size_t count, uint64_t first, uint64_t seed, uint32_t threshold,
+DISPATCHED_KERNEL(dropout_blocks_f32, dropout_blocks,
+                  (const float *x, float *y, size_t blocks, uint64_t first_hash, uint64_t seed, uint32_t threshold,
                    float scale),
-                  (x, y, count, first, seed, threshold, scale))
-
-/// The number of elements from `first` on before the index's high word changes (at most `count`).
-static size_t same_high_word(uint64_t first, size_t count) {
-    const uint64_t left = ((uint64_t)1 << 32) - (uint32_t)first;
-    return count < left ? count : (size_t)left;
-}
+                  (x, y, blocks, first_hash, seed, threshold, scale))
 
 void collie_dropout_f32(const float *x, float *y, size_t count, uint64_t first, uint64_t seed, uint32_t threshold,
                         float scale) {
-    while (count > 0) {
-        const size_t n = same_high_word(first, count);
-        dropout_run_f32(x, y, n, first, seed, threshold, scale);
-        x += n, y += n, first += n, count -= n;
+    size_t i = 0;
+    for (; i < count && ((first + i) & 31); i++)   // up to the first whole block
+        y[i] = collie_dropout_bits(seed, first + i) >= threshold ? x[i] * scale : 0.0f;
+    while (count - i >= 32) {
+        // Whole blocks whose hash indices share a high word (2²⁸ blocks each).
+        const uint64_t g = hash_index(first + i);
+        const uint64_t left = (((uint64_t)1 << 32) - (uint32_t)g) / 16;
+        size_t blocks = (count - i) / 32;
+        if (blocks > left) blocks = (size_t)left;
+        dropout_blocks_f32(x + i, y + i, blocks, g, seed, threshold, scale);
+        i += blocks * 32;
     }
+    for (; i < count; i++) y[i] = collie_dropout_bits(seed, first + i) >= threshold ? x[i] * scale : 0.0f;
 }
 
 void collie_dropout_f64(const double *x, double *y, size_t count, uint64_t first, uint64_t seed, uint32_t threshold,

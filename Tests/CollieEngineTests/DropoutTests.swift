@@ -37,28 +37,33 @@ final class DropoutTests: XCTestCase {
         let count = 1 << 18, p = 0.5
         let a = DropoutMask(probability: p, seed: 7), b = DropoutMask(probability: p, seed: 8)
         let c = DropoutMask(probability: p, seed: 7 | 1 << 40)
-        var agreeAB = 0, agreeAC = 0, neighbours = 0
+        var agreeAB = 0, agreeAC = 0, neighbours = 0, halves = 0
         for i in 0..<count {
             if a.keeps(i) == b.keeps(i) { agreeAB += 1 }
             if a.keeps(i) == c.keeps(i) { agreeAC += 1 }
             if a.keeps(i) == a.keeps(i + 1) { neighbours += 1 }
+            if a.keeps(i) == a.keeps(i ^ 16) { halves += 1 }
         }
         // Independent masks with p = ½ agree on half the elements (standard deviation 0.001).
         XCTAssertEqual(Double(agreeAB) / Double(count), 0.5, accuracy: 0.005, "seeds 7 and 8")
         XCTAssertEqual(Double(agreeAC) / Double(count), 0.5, accuracy: 0.005, "seeds differing in the high word only")
         XCTAssertEqual(Double(neighbours) / Double(count), 0.5, accuracy: 0.005, "neighbouring elements")
+        XCTAssertEqual(Double(halves) / Double(count), 0.5, accuracy: 0.005, "elements sharing a hash")
     }
 
-    func testIndicesPastTwoToTheThirtySecondContinueTheMask() {
-        // The kernel runs indices whose high word changes in two pieces; each element still gets its own bits.
-        let first: UInt64 = (1 << 32) - 5, seed: UInt64 = 3
-        var x = [Float](repeating: 1, count: 12), y = [Float](repeating: -1, count: 12)
-        let threshold = UInt32(0.5 * 4_294_967_296)
-        collie_dropout_f32(&x, &y, 12, first, seed, threshold, 2)
-        for i in 0..<12 {
-            XCTAssertEqual(y[i], collie_dropout_bits(seed, first + UInt64(i)) >= threshold ? 2 : 0, "element \(i)")
+    func testIndicesWhoseHashPassesTwoToTheThirtySecondContinueTheMask() {
+        // Two elements share a 32-bit hash (element 32b + l and 32b + 16 + l: hash 16b + l), so the hash index passes
+        // 2³² at element 2³³; the kernel runs the blocks on either side, and a partial block at each end, apart.
+        let first: UInt64 = (1 << 33) - 45, seed: UInt64 = 3, count = 120
+        let x = (0..<count).map { Float($0) + 1 }
+        var y = [Float](repeating: -1, count: count)
+        let threshold = UInt32(0.5 * 65536)
+        collie_dropout_f32(x, &y, count, first, seed, threshold, 2)
+        for i in 0..<count {
+            XCTAssertEqual(y[i], collie_dropout_bits(seed, first + UInt64(i)) >= threshold ? 2 * x[i] : 0, "element \(i)")
         }
-        XCTAssertNotEqual(collie_dropout_bits(seed, 1 << 32), collie_dropout_bits(seed, 0), "the high word counts")
+        XCTAssertNotEqual(collie_dropout_bits(seed, 1 << 33), collie_dropout_bits(seed, 0), "the high word counts")
+        XCTAssertNotEqual(collie_dropout_bits(seed, 16), collie_dropout_bits(seed, 0), "two halves of one hash")
     }
 
     /// A row-parallel rank holds some columns of every row: it draws the whole tensor's mask over them.

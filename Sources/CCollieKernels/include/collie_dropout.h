@@ -1,6 +1,6 @@
 // Inverted dropout whose mask is a function of (seed, element index) alone — no mask is stored: a backward pass, or
 // a forward that activation checkpointing recomputes, draws the same mask again from the seed. Element i is kept when
-// collie_dropout_bits(seed, i) ≥ threshold (threshold = round(p · 2³²), p the dropping probability) and then scaled;
+// collie_dropout_bits(seed, i) ≥ threshold (threshold = round(p · 2¹⁶), p the dropping probability) and then scaled;
 // the bits are integer arithmetic, the same at every kernel level and on every machine.
 #ifndef COLLIE_DROPOUT_H
 #define COLLIE_DROPOUT_H
@@ -8,8 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/// 32 well-mixed bits for element `index` under `seed` (two rounds of MurmurHash3's finalizer over the index and the
-/// seed's two halves).
+/// 16 well-mixed bits for element `index` under `seed`: half of a 32-bit hash (two rounds of MurmurHash3's finalizer
+/// over the index and the seed's two halves) that two elements share.
 uint32_t collie_dropout_bits(uint64_t seed, uint64_t index);
 
 /// y[i] = x[i] · scale where element first + i is kept, else 0, for i in 0 ..< count (y may be x).

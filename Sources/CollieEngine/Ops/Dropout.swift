@@ -34,8 +34,9 @@ public struct DropoutMask: Sendable, Equatable {
         self.columns = columns
     }
 
-    /// Elements whose 32 bits fall below this are dropped: p · 2³² rounded.
-    var threshold: UInt32 { UInt32((probability * 4_294_967_296).rounded()) }
+    /// Elements whose 16 bits fall below this are dropped: p · 2¹⁶ rounded (p = 0.05 drops with probability
+    /// 0.050003).
+    var threshold: UInt32 { UInt32((probability * 65536).rounded()) }
 
     /// Whether element `index` of the whole tensor is kept.
     public func keeps(_ index: Int) -> Bool { collie_dropout_bits(seed, UInt64(index)) >= threshold }

@@ -175,7 +175,7 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
         let folder = try temporaryFolder(for: self)
         let config = try ParallelTrainRun.makeConfig(in: folder)
         let collie = try CollieExecutable.url()
-        let common = ["--set", "peft_config={peft_type: LORA, r: 4, lora_alpha: 8, lora_dropout: 0.0, "
+        let common = ["--set", "peft_config={peft_type: LORA, r: 4, lora_alpha: 8, lora_dropout: 0.1, "
                       + "target_modules: [q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]}"]
         let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=lora-one"] + common, in: folder)
         XCTAssertEqual(one.status, 0, one.output)

@@ -371,10 +371,15 @@ public final class Trainer {
         var loss: Float = 0
         if let pipeline {
             // The stages run the micro-batches in the 1F1B order; each backward is one of the data-parallel group's.
+            // A backward that recomputes a checkpointed layer draws that micro-batch's LoRA dropout masks again,
+            // though a later micro-batch's forward may have run in between.
             let rows = group.map { dataParallel.localRows(of: $0) }
             loss = Float(pipeline.forwardBackward(
                 model, microBatches: rows.map(\.batch), willRun: reseedAdapterDropout(microBatch:),
-                willBackward: { [dataParallel] in dataParallel.beginBackward(last: $0 == group.count - 1) },
+                willBackward: { [dataParallel] in
+                    self.reseedAdapterDropout(microBatch: $0)
+                    dataParallel.beginBackward(last: $0 == group.count - 1)
+                },
                 didBackward: { [dataParallel] _ in dataParallel.endBackward() }) { [model] index, logits in
                 let (batch, weight) = rows[index]
                 return Self.rankLoss(model.summedNegativeLogLikelihood(logits: logits, targets: batch.nextTokenTargets(for: model)),

@@ -114,6 +114,23 @@ final class DropoutTests: XCTestCase {
         XCTAssertTrue(results[1].dx.contains(0), "dropped inputs get no gradient")
     }
 
+    /// A weight in another dtype than the input is converted first, as `linear` does, and gets its gradient in its own.
+    func testLinearDroppingOutConvertsAWeightOfAnotherDtype() {
+        let mask = DropoutMask(probability: 0.5, seed: 2)
+        var generator = RandomGenerator(seed: 6)
+        let xValues = Tensor.normal([5, 16], generator: &generator).floats().map(Double.init)
+        let w = Tensor.normal([3, 16], generator: &generator)
+        w.requiresGrad = true
+        let x = Tensor(doubles: xValues, shape: [5, 16])
+        let y = Tensor.linear(x, droppingOut: mask, weight: w)
+        XCTAssertEqual(y.dtype, .float64)
+        let expected = withNoGrad { Tensor.linear(.dropout(x, mask), weight: w.to(.float64)) }.doubles()
+        XCTAssertEqual(y.doubles(), expected)
+        y.sum().backward()
+        XCTAssertEqual(w.grad?.dtype, .float32)
+        XCTAssertEqual(w.grad?.shape, [3, 16])
+    }
+
     /// Three products of one input, each with its own mask, keep that input and nothing else of their inputs' size
     /// for backward (dropout followed by linear keeps a dropped-out copy per product).
     func testLinearDroppingOutKeepsOnlyItsInputForBackward() {

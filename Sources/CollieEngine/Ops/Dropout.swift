@@ -100,8 +100,8 @@ extension Tensor {
     /// the same normalized input, each with a mask of its own). `weight` [out, in].
     public static func linear(_ x: Tensor, droppingOut mask: DropoutMask, weight: Tensor) -> Tensor {
         let xin = x.computeContiguous
-        let w = weight.computeView
-        guard w.dtype == xin.dtype else { return linear(dropout(xin, mask), weight: weight) }   // a weight to widen
+        var w = weight.computeView
+        if w.dtype != xin.dtype { w = w.to(xin.dtype) }   // as linear does
         precondition(w.rank == 2, "linear weight must be [out, in], got \(weight.shape)")
         let inFeatures = w.shape[1], outFeatures = w.shape[0]
         precondition(x.shape.last == inFeatures, "linear: input \(x.shape) does not end in \(inFeatures)")

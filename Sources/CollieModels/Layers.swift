@@ -43,7 +43,7 @@ public final class Linear: Module {
         if let tensorParallel { return parallelOutput(x, tensorParallel) }
         let y = Tensor.linear(x, weight: weight, bias: bias)
         guard let lora, !lora.isMerged else { return y }
-        return y + lora(x)
+        return lora(x, addingTo: y)
     }
 
     /// The dense weight (when it is one) and the bias: a quantized weight is frozen, not a parameter.

@@ -48,6 +48,12 @@ public final class LoRAAdapter {
         return .linear(reduced(x) * scaling, weight: b)
     }
 
+    /// `base` + scaling · B·A·dropout(x): B's product added to the layer's output `base` in place (`Tensor.linear(_:
+    /// weight:addingTo:)`), which nothing may read afterwards.
+    public func callAsFunction(_ x: Tensor, addingTo base: Tensor) -> Tensor {
+        .linear(reduced(x) * scaling, weight: b, addingTo: base)
+    }
+
     /// A·dropout(x): with dropout, A's product draws the mask from `dropoutSeed` and keeps `x` itself for backward,
     /// neither a mask nor a dropped-out copy (the query, key and value adapters share one normalized input). `x` may
     /// be `columns` of the layer's whole input (a row-parallel rank's part): it gets the whole input's mask there.

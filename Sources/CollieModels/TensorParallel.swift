@@ -83,7 +83,7 @@ extension Linear {
             var y = Tensor.linear(.copyToTensorParallelRegion(x, group), weight: weight, bias: bias)
             if let adapter {
                 let u = adapter.reduced(x) * adapter.scaling       // [..., r], whole on every rank (the same masks)
-                y = y + .linear(.copyToTensorParallelRegion(u, group), weight: adapter.b)
+                y = .linear(.copyToTensorParallelRegion(u, group), weight: adapter.b, addingTo: y)
             }
             return y
         case .row(let group):
@@ -94,7 +94,7 @@ extension Linear {
                 let width = x.shape.last ?? 0
                 let u = adapter.reduced(x, columns: .init(offset: group.rank * width, total: group.size * width))
                     * adapter.scaling
-                y = y + .linear(.reduceFromTensorParallelRegion(u, group), weight: adapter.b)
+                y = .linear(.reduceFromTensorParallelRegion(u, group), weight: adapter.b, addingTo: y)
             }
             return y
         }

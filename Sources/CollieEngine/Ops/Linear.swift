@@ -11,7 +11,23 @@
 extension Tensor {
     /// Applies a linear map to the last dimension: `x` [..., in], `weight` [out, in], `bias` [out].
     public static func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
-        if let decoded = decodingLinear(x, weight: weight, bias: bias) { return decoded }   // LinearDecoding.swift
+        linear(x, weight: weight, bias: bias, residual: nil)
+    }
+
+    /// `residual` + x·Wᵀ, for `x` [..., in], `weight` [out, in] and `residual` [..., out] — an adapter's output added to
+    /// its layer's (LoRA's B product). The caller promises that nothing reads `residual` after this op (a layer's fresh
+    /// output, which the backward of the op that made it does not read): where nothing else can (its storage is its
+    /// own, contiguous, of `x`'s dtype) the product is added in place by the GEMM's beta, with no tensor of the
+    /// output's size made for the product or for the sum, and backward passes the output's gradient on to the
+    /// residual rather than a copy of it.
+    public static func linear(_ x: Tensor, weight: Tensor, addingTo residual: Tensor) -> Tensor {
+        linear(x, weight: weight, bias: nil, residual: residual)
+    }
+
+    private static func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, residual: Tensor?) -> Tensor {
+        if let decoded = decodingLinear(x, weight: weight, bias: bias) {   // LinearDecoding.swift
+            return residual.map { $0 + decoded } ?? decoded
+        }
         let xin = x.computeContiguous
         let halfWeight = !weight.dtype.isCompute && xin.dtype == .float32
         let storedBFloat16 = halfWeight && Self.multipliesStoredBFloat16(weight)
@@ -26,10 +42,22 @@ extension Tensor {
         let rows = xin.count / Swift.max(inFeatures, 1)
         let lw = MatrixLayout(w)
         let bc = b?.contiguous()
-        let out = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [outFeatures], dtype: xin.dtype)
+        let outShape = Array(x.shape.dropLast()) + [outFeatures]
+        let r = residual?.computeView
+        let out: Tensor
+        if let r {
+            precondition(r.shape == outShape, "linear: residual \(r.shape) is not the output's \(outShape)")
+            precondition(bc == nil, "linear: a residual and a bias together")
+            // Summed over the residual's own memory when nothing else holds it; else over a copy.
+            let leaf = r.requiresGrad && r.gradNode == nil   // a parameter's values outlive the op
+            out = !leaf && r.dtype == xin.dtype && r.isContiguous && r.offset == 0 && isKnownUniquelyReferenced(&r.storage)
+                ? Tensor(storage: r.storage, shape: outShape, dtype: r.dtype) : r.contiguousCopy(dtype: xin.dtype)
+        } else {
+            out = Tensor(uninitializedShape: outShape, dtype: xin.dtype)
+        }
         func run<F: FloatElement>(_: F.Type) {
             let y = out.pointer(as: F.self)
-            var beta: F = 0
+            var beta: F = r == nil ? 0 : 1
             if let bc {
                 let pb = bc.pointer(as: F.self)
                 Parallel.forEach(rows, minimumChunk: 64) { r in
@@ -53,11 +81,11 @@ extension Tensor {
         // With a half-precision weight the node holds the bf16/f16 leaf, not the float32 copy.
         let recordedWeight = halfWeight ? weight : w
         let transposed = lw.transposed, leadingDimension = lw.leadingDimension
-        let inputs = bc.map { [xin, recordedWeight, $0] } ?? [xin, recordedWeight]
+        let inputs = [xin, recordedWeight] + (bc.map { [$0] } ?? []) + (r.map { [$0] } ?? [])
         // dW reads X, dX only W: a frozen weight's layer (LoRA's base) does not keep its input alive.
         let keptInput = recordedWeight.requiresGrad ? xin : nil
-        let hasBias = bc != nil
-        return out.recording("linear", inputs) { grad, sink in
+        let hasBias = bc != nil, hasResidual = r != nil
+        return out.recording(hasResidual ? "linear_add" : "linear", inputs) { grad, sink in
             func back<F: FloatElement>(_: F.Type) {
                 let g = grad.pointer(as: F.self)
                 sink.accumulate(0, as: F.self, overwrites: true) { dx, beta in   // dX = dY · W
@@ -91,6 +119,8 @@ extension Tensor {
                 }
             }
             grad.dtype == .float64 ? back(Double.self) : back(Float.self)
+            // The residual's gradient is the output's: handed on once the products above have read it.
+            if hasResidual { sink.give(grad, toInput: 2) }
         }
     }
 

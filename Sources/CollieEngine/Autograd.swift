@@ -261,9 +261,8 @@ public final class GradientSink {
     /// input wants a gradient of its own dtype and has none yet, it starts its storage contiguously, and no other
     /// tensor shares that storage.
     public func canOverwrite(_ input: Tensor, input index: Int) -> Bool {
-        guard !retainsGraph, inputs[index].requiresGrad, input.shape == inputs[index].shape, existing(index) == nil,
-              input.isContiguous, input.offset == 0, Tensor.gradientDType(of: input) == input.dtype else { return false }
-        return isKnownUniquelyReferenced(&input.storage)
+        !retainsGraph && inputs[index].requiresGrad && input.shape == inputs[index].shape && existing(index) == nil
+            && Tensor.gradientDType(of: input) == input.dtype && input.ownsStorage
     }
 
     /// Lets a kernel write input `index`'s gradient in place: `body` receives the contiguous

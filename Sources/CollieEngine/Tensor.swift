@@ -74,6 +74,9 @@ public final class Tensor: CustomStringConvertible {
     }
     /// True when this tensor was produced by a recorded operation (not a leaf).
     public var isLeaf: Bool { gradNode == nil }
+    /// True when no other tensor views this one's storage and this one starts it contiguously: its memory can be
+    /// overwritten (a gradient over its input, a sum over its residual) without any other tensor seeing the change.
+    var ownsStorage: Bool { isContiguous && offset == 0 && isKnownUniquelyReferenced(&storage) }
 
     /// Normalizes a possibly negative axis.
     public func axis(_ axis: Int) -> Int {

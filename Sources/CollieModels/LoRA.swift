@@ -41,16 +41,11 @@ public final class LoRAAdapter {
         dropout = configuration.dropout
     }
 
-    /// scaling · B·A·dropout(x) for `x` [..., in].
-    public func callAsFunction(_ x: Tensor) -> Tensor {
+    /// `base` + scaling · B·A·dropout(x) for `x` [..., in]: B's product added to the layer's output `base` in place
+    /// (`Tensor.linear(_:weight:addingTo:)`), which nothing may read afterwards.
+    public func callAsFunction(_ x: Tensor, addingTo base: Tensor) -> Tensor {
         // Scaled at rank r rather than at the output: the same product (up to rounding), and no extra tensor of
         // the layer's output size stays alive for backward.
-        return .linear(reduced(x) * scaling, weight: b)
-    }
-
-    /// `base` + scaling · B·A·dropout(x): B's product added to the layer's output `base` in place (`Tensor.linear(_:
-    /// weight:addingTo:)`), which nothing may read afterwards.
-    public func callAsFunction(_ x: Tensor, addingTo base: Tensor) -> Tensor {
         .linear(reduced(x) * scaling, weight: b, addingTo: base)
     }
 

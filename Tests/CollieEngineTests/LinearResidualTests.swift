@@ -53,14 +53,15 @@ final class LinearResidualTests: XCTestCase {
         parameter.requiresGrad = true
         let output = Tensor.linear(o.z, weight: o.v)
         let sharing = output.reshaped([120, 8])   // a view of the output's memory
-        for residual in [parameter, output] {
-            let values = residual.floats()
-            let y = Tensor.linear(o.x, weight: o.w, addingTo: residual)
-            XCTAssertNotEqual(ObjectIdentifier(y.storage), ObjectIdentifier(residual.storage))
-            XCTAssertTrue(residual.floats() == values, "the residual is unchanged")
-            XCTAssertEqual(sharing.floats().count, 120 * 8)
-            XCTAssertTrue(y.floats() == zip(values, product).map { $0 + $1 }, "the sum")
-            y.sum().backward()
+        withExtendedLifetime(sharing) {
+            for residual in [parameter, output] {
+                let values = residual.floats()
+                let y = Tensor.linear(o.x, weight: o.w, addingTo: residual)
+                XCTAssertNotEqual(ObjectIdentifier(y.storage), ObjectIdentifier(residual.storage))
+                XCTAssertTrue(residual.floats() == values, "the residual is unchanged")
+                XCTAssertTrue(y.floats() == zip(values, product).map { $0 + $1 }, "the sum")
+                y.sum().backward()
+            }
         }
         XCTAssertEqual(parameter.grad?.floats(), [Float](repeating: 1, count: 3 * 40 * 8), "the residual's gradient")
     }

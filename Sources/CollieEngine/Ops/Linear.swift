@@ -49,8 +49,8 @@ extension Tensor {
             precondition(r.shape == outShape, "linear: residual \(r.shape) is not the output's \(outShape)")
             precondition(bc == nil, "linear: a residual and a bias together")
             // Summed over the residual's own memory when nothing else holds it; else over a copy.
-            let leaf = r.requiresGrad && r.gradNode == nil   // a parameter's values outlive the op
-            out = !leaf && r.dtype == xin.dtype && r.isContiguous && r.offset == 0 && isKnownUniquelyReferenced(&r.storage)
+            let parameter = r.requiresGrad && r.isLeaf   // its values outlive the op
+            out = !parameter && r.dtype == xin.dtype && r.ownsStorage
                 ? Tensor(storage: r.storage, shape: outShape, dtype: r.dtype) : r.contiguousCopy(dtype: xin.dtype)
         } else {
             out = Tensor(uninitializedShape: outShape, dtype: xin.dtype)

@@ -83,12 +83,13 @@ int collie_gemm_kernel_level(int bf16) {
 
 int collie_gemm_prefers_own_f32(void) {
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__)) && defined(__OPTIMIZE__)
-    static int amd = -1;
-    if (amd < 0) {
+    static int vendor = -1;   // 1: AMD, 2: Intel, 0: another
+    if (vendor < 0) {
         __builtin_cpu_init();
-        amd = __builtin_cpu_is("amd") ? 1 : 0;
+        vendor = __builtin_cpu_is("amd") ? 1 : __builtin_cpu_is("intel") ? 2 : 0;
     }
-    return amd && collie_kernel_level() >= 1;
+    const int level = collie_kernel_level();
+    return (vendor == 1 && level >= 1) || (vendor == 2 && level >= 2);
 #else
     return 0;
 #endif

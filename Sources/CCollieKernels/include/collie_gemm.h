@@ -54,7 +54,8 @@ void collie_gemm_multiply_packed(int bf16, size_t M, size_t N, size_t K, float a
                                  float beta, float *C, size_t ldc, int band, ptrdiff_t diagonal, float fill);
 
 /// Whether float32 products should run on collie_sgemm rather than OpenBLAS on this CPU at the current kernel level: on
-/// AMD CPUs with AVX2 or AVX-512 (level ≥ 1), where it measured faster (Float32GEMM.swift) — in an optimized build of
+/// AMD CPUs with AVX2 or AVX-512 (level ≥ 1) and Intel CPUs with AVX-512 (level ≥ 2), where it measured faster
+/// (Float32GEMM.swift; on an Intel CPU capped at AVX2 it measured at parity with OpenBLAS, which is kept there) — in an optimized build of
 /// these kernels only (an unoptimized one, SwiftPM's debug configuration, runs them many times slower than OpenBLAS).
 int collie_gemm_prefers_own_f32(void);
 

@@ -83,13 +83,12 @@ int collie_gemm_kernel_level(int bf16) {
 
 int collie_gemm_prefers_own_f32(void) {
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__)) && defined(__OPTIMIZE__)
-    static int vendor = -1;   // 1: AMD, 2: Intel, 0: another
-    if (vendor < 0) {
+    static int lowest = -1;   // the lowest level it measured faster at on this vendor's CPUs; above every level elsewhere
+    if (lowest < 0) {
         __builtin_cpu_init();
-        vendor = __builtin_cpu_is("amd") ? 1 : __builtin_cpu_is("intel") ? 2 : 0;
+        lowest = __builtin_cpu_is("amd") ? 1 : __builtin_cpu_is("intel") ? 2 : COLLIE_KERNEL_LEVEL_MAX + 1;
     }
-    const int level = collie_kernel_level();
-    return (vendor == 1 && level >= 1) || (vendor == 2 && level >= 2);
+    return collie_kernel_level() >= lowest;
 #else
     return 0;
 #endif

@@ -10,9 +10,10 @@ import Foundation
 /// capped at AVX2 (`COLLIE_KERNEL_LEVEL=1`, against OpenBLAS's Haswell kernel) the step ran 1.02–1.06× faster, and on
 /// a Zen 4 the AVX2 kernel matched OpenBLAS single-threaded (docs/PERFORMANCE.md, "Own GEMM"). Also on Intel CPUs with
 /// AVX-512 (level ≥ 2): on an Ice Lake Xeon the small preset's linear layers ran at 1.02–1.19× OpenBLAS's SkylakeX
-/// kernel and its training step 1.12–1.15× faster; capped at AVX2 there it measured at parity with OpenBLAS's Haswell
-/// kernel, so an Intel CPU without AVX-512 keeps OpenBLAS. OpenBLAS everywhere else, and in debug builds, whose
-/// unoptimized C kernels are many times slower. The environment variable `COLLIE_FLOAT32_GEMM=openblas|collie` overrides the choice (for comparing the two).
+/// kernel and its training step 1.12–1.15× faster; capped at AVX2 there it measured at parity with OpenBLAS's
+/// Haswell kernel, so an Intel CPU without AVX-512 keeps OpenBLAS. OpenBLAS everywhere else, and in debug builds, whose
+/// unoptimized C kernels are many times slower. The environment variable `COLLIE_FLOAT32_GEMM=openblas|collie`
+/// overrides the choice (for comparing the two).
 public enum Float32GEMM: String, Sendable {
     case openBLAS = "openblas"
     case collie

@@ -362,7 +362,8 @@ extension ParityReport {
 
 extension HuggingFaceParityTests {
     /// Both float32 GEMMs `Float32GEMM` may pick (OpenBLAS, and Collie's own where it measured faster: AMD CPUs with
-    /// AVX2 or AVX-512 and Intel CPUs with AVX-512, in release builds) meet the same tolerances, whichever this build and CPU use by default.
+    /// AVX2 or AVX-512 and Intel CPUs with AVX-512, in release builds) meet the same tolerances, whichever this build
+    /// and CPU use by default.
     func testBothFloat32GEMMsMatchTransformers() throws {
         let saved = Float32GEMM.override
         defer { Float32GEMM.override = saved }

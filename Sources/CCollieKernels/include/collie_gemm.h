@@ -55,7 +55,7 @@ void collie_gemm_multiply_packed(int bf16, size_t M, size_t N, size_t K, float a
 
 /// Whether float32 products should run on collie_sgemm rather than OpenBLAS on this CPU at the current kernel level: on
 /// AMD CPUs with AVX2 or AVX-512 (level ≥ 1) and Intel CPUs with AVX-512 (level ≥ 2), where it measured faster
-/// (Float32GEMM.swift; on an Intel CPU capped at AVX2 it measured at parity with OpenBLAS, which is kept there) — in an optimized build of
+/// (Float32GEMM.swift; an Intel CPU capped at AVX2 measured at parity, so it keeps OpenBLAS) — in an optimized build of
 /// these kernels only (an unoptimized one, SwiftPM's debug configuration, runs them many times slower than OpenBLAS).
 int collie_gemm_prefers_own_f32(void);
 

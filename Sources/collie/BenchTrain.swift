@@ -67,6 +67,7 @@ extension Bench {
             let peak = peakKind.flatMap { MachinePeak.gflops($0, threads: Parallel.threadCount, remeasure: remeasurePeak) }
 
             var times: [Double] = []
+            var peakSamples: [Double] = []   // the peak measured again after each timed step (PeakBeside)
             var optimizerSeconds = 0.0
             var losses: [Float] = []
             let opProfile = OpProfile()
@@ -86,7 +87,12 @@ extension Bench {
                 optimizer.step()
                 if step > 0 { optimizerSeconds += Timing.seconds(since: optimizerStart) }
                 losses.append(loss.item)
-                if step > 0 { times.append(Timing.seconds(since: start)) }
+                if step > 0 {
+                    times.append(Timing.seconds(since: start))
+                    if let sample = peakKind?.measure(threads: Parallel.threadCount, seconds: PeakBeside.sampleSeconds) {
+                        peakSamples.append(sample)
+                    }
+                }
             }
             let median = times.sorted()[times.count / 2]
             let tokens = Double(b * t)
@@ -98,6 +104,7 @@ extension Bench {
             let gflops = flopsPerToken * tokens / median / 1e9
             let peakRSS = MemoryUsage.peakResidentBytes() ?? 0
             let blas = environment("OPENBLAS_CORETYPE")
+            let beside = PeakBeside(samples: peakSamples)
             let breakdown = profile
                 ? StepBreakdown(opProfile, steps: times.count, stepSeconds: times.reduce(0, +) / Double(times.count),
                                 optimizerSeconds: optimizerSeconds / Double(times.count))
@@ -116,6 +123,10 @@ extension Bench {
                     object["peak_gflops"] = peak.gflops
                     object["mfu"] = gflops / peak.gflops
                 }
+                if let beside {
+                    object["peak_gflops_beside_steps"] = beside.samples
+                    object["mfu_beside_steps"] = gflops / beside.median
+                }
                 if let breakdown { object["profile"] = breakdown.jsonObject }
                 let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
@@ -132,6 +143,7 @@ extension Bench {
                 } else {
                     print("MFU: no peak measured on this CPU (no AVX2/AVX-512)")
                 }
+                if let beside, let peak { print(beside.line(gflops: gflops, cachedPeak: peak.gflops)) }
                 if let breakdown { print(breakdown.table) }
             }
         }

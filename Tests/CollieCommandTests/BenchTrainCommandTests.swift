@@ -4,13 +4,14 @@ import Foundation
 import XCTest
 
 /// `collie bench train --profile --json` reports MFU against the machine's measured peak, cached per CPU in
-/// $XDG_CACHE_HOME/collie/peak.json (measured on the first run, read on the next), and the step's time by op.
+/// $XDG_CACHE_HOME/collie/peak.json (measured on the first run, read on the next), MFU against the peak measured again
+/// beside each timed step, and the step's time by op.
 final class BenchTrainCommandTests: XCTestCase {
     func testMFUAgainstTheCachedPeakAndTheStepsTimeByOp() throws {
         let folder = try temporaryFolder(for: self)
         let environment = ["XDG_CACHE_HOME": folder.path]
         func run() throws -> [String: Any] {
-            let result = try CollieExecutable.run(["bench", "train", "--preset", "tiny", "--length", "16", "--steps", "1",
+            let result = try CollieExecutable.run(["bench", "train", "--preset", "tiny", "--length", "16", "--steps", "2",
                                                    "--profile",
                                                    "--json"], in: folder, environment: environment)
             XCTAssertEqual(result.status, 0, result.errors)
@@ -28,6 +29,14 @@ final class BenchTrainCommandTests: XCTestCase {
         XCTAssertEqual(cached.values.first, peak, "the peak printed is the one cached")
         let gflops = try XCTUnwrap(first["gflops"] as? Double)
         XCTAssertEqual(try XCTUnwrap(first["mfu"] as? Double), gflops / peak, accuracy: 1e-12)
+        func median(_ values: [Double]) -> Double {
+            let sorted = values.sorted(), half = sorted.count / 2
+            return sorted.count % 2 == 1 ? sorted[half] : (sorted[half - 1] + sorted[half]) / 2
+        }
+        let beside = try XCTUnwrap(first["peak_gflops_beside_steps"] as? [Double])
+        XCTAssertEqual(beside.count, 2, "one sample after each timed step")
+        XCTAssertTrue(beside.allSatisfy { $0 > 0 && $0 < 10 * peak }, "\(beside) against \(peak)")
+        XCTAssertEqual(try XCTUnwrap(first["mfu_beside_steps"] as? Double), gflops / median(beside), accuracy: 1e-12)
 
         let profile = try XCTUnwrap(first["profile"] as? [String: Any])
         let ops = try XCTUnwrap(profile["ops"] as? [[String: Any]])
@@ -40,9 +49,12 @@ final class BenchTrainCommandTests: XCTestCase {
         XCTAssertGreaterThan(try XCTUnwrap(profile["gemm_seconds"] as? Double), 0)
         XCTAssertGreaterThan(try XCTUnwrap(profile["optimizer_seconds"] as? Double), 0)
 
-        // The second run reads the cached peak instead of measuring again.
+        // The second run reads the cached peak instead of measuring again; the samples beside its steps are measured.
         try JSONSerialization.data(withJSONObject: cached.mapValues { _ in 12345.0 }).write(to: cache)
-        XCTAssertEqual(try run()["peak_gflops"] as? Double, 12345)
+        let second = try run()
+        XCTAssertEqual(second["peak_gflops"] as? Double, 12345)
+        let besideSecond = try XCTUnwrap(second["peak_gflops_beside_steps"] as? [Double])
+        XCTAssertTrue(besideSecond.allSatisfy { $0 > 0 && $0 < 10 * peak }, "\(besideSecond): measured, not the cache")
     }
 
     /// COLLIE_KERNEL_LEVEL caps a process's kernels as a CPU without the higher instruction sets would run them: at

@@ -43,15 +43,21 @@ extension Bench {
         var profile = false
         @Flag(help: "Measure the machine's peak again instead of reading it from the cache.")
         var remeasurePeak = false
+        @Flag(help: "Alternate with PyTorch + transformers (python3 scripts/bench/bench_train_torch.py), each side in a fresh process, and print the ratios.")
+        var torch = false
+        @Option(help: "Rounds of Collie then PyTorch with --torch.") var rounds = 2
 
         func validate() throws {
             if let length, !(1...preset.configuration.maxPositionEmbeddings).contains(length) {
                 throw ValidationError("--length must be 1…\(preset.configuration.maxPositionEmbeddings), got \(length)")
             }
             if steps < 1 { throw ValidationError("--steps must be at least 1, got \(steps)") }
+            if !(1...100).contains(rounds) { throw ValidationError("--rounds must be 1…100, got \(rounds)") }
+            if torch && profile { throw ValidationError("--profile is for one Collie run: leave out --torch") }
         }
 
         func run() throws {
+            if torch { return try runAlternated() }
             let c = preset.configuration
             let b = preset.batch.size, t = length ?? preset.batch.length
             let model = LlamaForCausalLM(c, seed: 0)

@@ -57,6 +57,62 @@ final class BenchTrainCommandTests: XCTestCase {
         XCTAssertTrue(besideSecond.allSatisfy { $0 > 0 && $0 < 10 * peak }, "\(besideSecond): measured, not the cache")
     }
 
+    /// `--torch` alternates Collie's steps with PyTorch's script round by round, each in a fresh process with the same
+    /// preset, length, steps, precision and threads, and reports each round's speed ratio. A stand-in `python3` on PATH
+    /// plays the script here (it records its arguments and prints a result), so the test needs no PyTorch.
+    func testTorchAlternatesRoundsAndReportsEachRatio() throws {
+        let folder = try temporaryFolder(for: self)
+        let bin = folder.appendingPathComponent("bin"), log = folder.appendingPathComponent("python-arguments.txt")
+        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+        let python = bin.appendingPathComponent("python3")
+        try """
+            #!/bin/sh
+            echo "$@" >> "\(log.path)"
+            echo 'torch bench train: a line of text first'
+            echo '{"step_seconds_median": 4.0, "peak_rss_bytes": 1500000000, "losses": [10.5, 10.25]}'
+            """.write(to: python, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: python.path)
+        let environment = ["XDG_CACHE_HOME": folder.path, "PATH": bin.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "")]
+        let arguments = ["bench", "train", "--preset", "tiny", "--length", "16", "--steps", "1", "--torch", "--rounds", "2"]
+
+        let missing = try CollieExecutable.run(arguments, in: folder, environment: environment)
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.errors.contains("scripts/bench/bench_train_torch.py"), missing.errors)
+
+        let script = folder.appendingPathComponent("scripts/bench/bench_train_torch.py")
+        try FileManager.default.createDirectory(at: script.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data().write(to: script)
+        let result = try CollieExecutable.run(arguments + ["--json"], in: folder, environment: environment)
+        XCTAssertEqual(result.status, 0, result.errors)
+        let line = try XCTUnwrap(result.output.split(separator: "\n").last { $0.hasPrefix("{") })
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let rounds = try XCTUnwrap(object["rounds"] as? [[String: [String: Any]]])
+        let speedups = try XCTUnwrap(object["speedups"] as? [Double])
+        XCTAssertEqual(rounds.count, 2)
+        XCTAssertEqual(speedups.count, 2)
+        for (round, speedup) in zip(rounds, speedups) {
+            let collie = try XCTUnwrap(round["collie"]), torch = try XCTUnwrap(round["torch"])
+            XCTAssertEqual(collie["sequence"] as? Int, 16, "Collie's side ran the same configuration")
+            let step = try XCTUnwrap(collie["step_seconds_median"] as? Double)
+            XCTAssertEqual(torch["step_seconds_median"] as? Double, 4.0)
+            XCTAssertEqual(speedup, 4.0 / step, accuracy: 1e-12, "PyTorch's step time over Collie's")
+        }
+        let threads = try XCTUnwrap(rounds[0]["collie"]?["threads"] as? Int)
+        let calls = try String(contentsOf: log, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(calls.count, 2, "one PyTorch run per round")
+        for call in calls {
+            XCTAssertEqual(call.split(separator: " ").map(String.init),
+                           ["scripts/bench/bench_train_torch.py", "--threads", String(threads), "--preset", "tiny", "--steps", "1",
+                            "--mixed-precision", "no", "--json", "--length", "16"])
+        }
+
+        try "#!/bin/sh\necho 'no result'\n".write(to: python, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: python.path)
+        let silent = try CollieExecutable.run(arguments, in: folder, environment: environment)
+        XCTAssertNotEqual(silent.status, 0)
+        XCTAssertTrue(silent.errors.contains("printed no JSON result"), silent.errors)
+    }
+
     /// COLLIE_KERNEL_LEVEL caps a process's kernels as a CPU without the higher instruction sets would run them: at
     /// level 1 (AVX2) MFU is against the AVX2 FMA peak; at level 0 (portable C) there is no peak to measure, and float32
     /// products stay on OpenBLAS. Values that are not one digit 0 ... 5 are ignored.

@@ -22,12 +22,14 @@ def main():
     parser = argparse.ArgumentParser()
     add_bench_arguments(parser, ["tiny", "small"], "tiny")
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--length", type=int, help="tokens per sequence instead of the preset's")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--mixed-precision", choices=["no", "bf16"], default="no",
                         help="bf16: forward and backward under torch.autocast(cpu, bfloat16), as collie's mixed_precision")
     args = parser.parse_args()
     seed_torch(args.threads)
     config, (b, t) = llama_preset(args.preset)
+    t = args.length or t
     model = LlamaForCausalLM(config)   # default attention implementation (sdpa)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)

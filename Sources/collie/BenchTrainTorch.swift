@@ -1,0 +1,98 @@
+import ArgumentParser
+import Collie
+import Foundation
+
+/// `collie bench train --torch`: issue 18's protocol in one command — Collie's timed steps and PyTorch + transformers'
+/// on the same configuration, alternated round by round, each side in a fresh process (so neither inherits the other's
+/// warm caches or heap), and the speed ratio of each round. Alternating matters on a shared host, where the speed a
+/// process gets moves by tens of percent within minutes: only a pair run back to back is a ratio.
+extension Bench.Train {
+    /// One side of one round, as its child printed it.
+    struct SideResult {
+        var stepSeconds: Double
+        var peakRSSBytes: Double
+        var losses: [Double]
+        /// Collie only: MFU against the cached peak and against the peak measured beside its steps.
+        var mfu: Double?
+        var mfuBesideSteps: Double?
+        /// The whole JSON object, for `--json`.
+        var object: [String: Any]
+
+        /// Reads the last JSON line of a child's output; `name` names the child in errors.
+        init(output: Data, name: String) throws {
+            let text = String(decoding: output, as: UTF8.self)
+            guard let line = text.split(separator: "\n").last(where: { $0.hasPrefix("{") }),
+                  let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                throw ValidationError("\(name) printed no JSON result:\n\(text)")
+            }
+            func number(_ key: String) -> Double? { (object[key] as? NSNumber)?.doubleValue }
+            guard let step = number("step_seconds_median"), step.isFinite, step > 0 else {
+                throw ValidationError("\(name)'s result has no positive step_seconds_median: \(line)")
+            }
+            stepSeconds = step
+            peakRSSBytes = number("peak_rss_bytes") ?? 0
+            losses = (object["losses"] as? [NSNumber])?.map(\.doubleValue) ?? []
+            mfu = number("mfu")
+            mfuBesideSteps = number("mfu_beside_steps")
+            self.object = object
+        }
+    }
+
+    static let torchScript = "scripts/bench/bench_train_torch.py"
+
+    /// The options both sides share, as command-line arguments.
+    private var sharedArguments: [String] {
+        ["--preset", preset.rawValue, "--steps", String(steps), "--mixed-precision", mixedPrecision.rawValue, "--json"]
+            + (length.map { ["--length", String($0)] } ?? [])
+    }
+
+    func runAlternated() throws {
+        guard FileManager.default.fileExists(atPath: Self.torchScript) else {
+            throw ValidationError("--torch needs \(Self.torchScript) (run from the repository root)")
+        }
+        let cpu = HostInfo.cpuinfo("model name") ?? "?"
+        if !json {
+            print("collie bench train --preset \(preset.rawValue) --torch: \(rounds) rounds of Collie then PyTorch, each in a "
+                  + "fresh process, \(steps) timed steps each (\(cpu), \(Parallel.threadCount) threads, mixed precision "
+                  + "\(mixedPrecision.rawValue))")
+        }
+        var pairs: [(collie: SideResult, torch: SideResult)] = []
+        for round in 1...rounds {
+            let collie = try SideResult(
+                output: ChildProcess.output(ChildProcess.collie, ["bench", "train"] + sharedArguments), name: "collie bench train")
+            let torch = try SideResult(
+                output: ChildProcess.output("/usr/bin/env", ["python3", Self.torchScript, "--threads", String(Parallel.threadCount)]
+                                                + sharedArguments),
+                name: Self.torchScript)
+            pairs.append((collie, torch))
+            if !json { print(row(round, collie, torch)) }
+        }
+        let speedups = pairs.map { $0.torch.stepSeconds / $0.collie.stepSeconds }
+        if json {
+            let object: [String: Any] = [
+                "preset": preset.rawValue, "cpu": cpu, "threads": Parallel.threadCount,
+                "mixed_precision": mixedPrecision.rawValue, "speedups": speedups,
+                "rounds": pairs.map { ["collie": $0.collie.object, "torch": $0.torch.object] },
+            ]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        print(String(format: "Collie / PyTorch speed: %.2f–%.2f× over %d rounds", speedups.min()!, speedups.max()!, rounds))
+        let last = pairs[pairs.count - 1]
+        func losses(_ side: SideResult) -> String {
+            guard let first = side.losses.first, let final = side.losses.last else { return "none" }
+            return String(format: "%.4f → %.4f", first, final)
+        }
+        print("losses (round \(rounds)): Collie \(losses(last.collie)), PyTorch \(losses(last.torch))")
+    }
+
+    /// One round's line: both step times, the ratio, Collie's MFU (cached peak; beside its steps) and both peaks RSS.
+    private func row(_ round: Int, _ collie: SideResult, _ torch: SideResult) -> String {
+        let percent = { (value: Double?) in value.map { String(format: "%.1f%%", 100 * $0) } ?? "n/a" }
+        return String(format: "round %d: Collie %.3f s/step, PyTorch %.3f s/step: %.2f× | Collie MFU %@ (beside its steps %@) "
+                      + "| peak RSS %.2f / %.2f GB",
+                      round, collie.stepSeconds, torch.stepSeconds, torch.stepSeconds / collie.stepSeconds,
+                      percent(collie.mfu), percent(collie.mfuBesideSteps), collie.peakRSSBytes / 1e9, torch.peakRSSBytes / 1e9)
+    }
+}

@@ -5,7 +5,10 @@ import Foundation
 /// `collie bench train --torch`: issue 18's protocol in one command — Collie's timed steps and PyTorch + transformers'
 /// on the same configuration, alternated round by round, each side in a fresh process (so neither inherits the other's
 /// warm caches or heap), and the speed ratio of each round. Alternating matters on a shared host, where the speed a
-/// process gets moves by tens of percent within minutes: only a pair run back to back is a ratio.
+/// process gets moves by tens of percent within minutes: only a pair run back to back is a ratio. The machine's peak is
+/// also measured (0.2 s) before, between and after the two runs of a round, and each round's ratio is given again
+/// normalized by it — each side's speed per GFLOP/s of arithmetic the host gave it (the mean of the samples around its
+/// run) — for rounds where the host changed pace between the two.
 extension Bench.Train {
     /// One side of one round, as its child printed it.
     struct SideResult {
@@ -56,29 +59,47 @@ extension Bench.Train {
                   + "fresh process, \(steps) timed steps each (\(cpu), \(Parallel.threadCount) threads, mixed precision "
                   + "\(mixedPrecision.rawValue))")
         }
-        var pairs: [(collie: SideResult, torch: SideResult)] = []
+        let peakKind = mixedPrecision.gemmPrecision == .bfloat16 ? ArithmeticPeak.bfloat16 ?? ArithmeticPeak.float32
+                                                                 : ArithmeticPeak.float32
+        let hostPeak = { peakKind?.measure(threads: Parallel.threadCount, seconds: 0.2) }
+        var pairs: [Pair] = []
         for round in 1...rounds {
+            let before = hostPeak()
             let collie = try SideResult(
                 output: ChildProcess.output(ChildProcess.collie, ["bench", "train"] + sharedArguments), name: "collie bench train")
+            let between = hostPeak()
             let torch = try SideResult(
                 output: ChildProcess.output("/usr/bin/env", ["python3", Self.torchScript, "--threads", String(Parallel.threadCount)]
                                                 + sharedArguments),
                 name: Self.torchScript)
-            pairs.append((collie, torch))
-            if !json { print(row(round, collie, torch)) }
+            let after = hostPeak()
+            let mean = { (a: Double?, b: Double?) in a.flatMap { a in b.map { (a + $0) / 2 } } }
+            let pair = Pair(collie: collie, torch: torch, colliePeak: mean(before, between), torchPeak: mean(between, after))
+            pairs.append(pair)
+            if !json { print(row(round, pair)) }
         }
-        let speedups = pairs.map { $0.torch.stepSeconds / $0.collie.stepSeconds }
+        let speedups = pairs.map(\.speedup)
         if json {
-            let object: [String: Any] = [
+            var object: [String: Any] = [
                 "preset": preset.rawValue, "cpu": cpu, "threads": Parallel.threadCount,
                 "mixed_precision": mixedPrecision.rawValue, "speedups": speedups,
-                "rounds": pairs.map { ["collie": $0.collie.object, "torch": $0.torch.object] },
+                "rounds": pairs.map { pair -> [String: Any] in
+                    var round: [String: Any] = ["collie": pair.collie.object, "torch": pair.torch.object]
+                    if let c = pair.colliePeak, let t = pair.torchPeak { round["host_peak_gflops"] = ["collie": c, "torch": t] }
+                    return round
+                },
             ]
+            let normalized = pairs.compactMap(\.normalizedSpeedup)
+            if normalized.count == pairs.count { object["normalized_speedups"] = normalized }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
             return
         }
         print(String(format: "Collie / PyTorch speed: %.2f–%.2f× over %d rounds", speedups.min()!, speedups.max()!, rounds))
+        let normalized = pairs.compactMap(\.normalizedSpeedup)
+        if normalized.count == pairs.count {
+            print(String(format: "normalized by the host's peak around each run: %.2f–%.2f×", normalized.min()!, normalized.max()!))
+        }
         let last = pairs[pairs.count - 1]
         func losses(_ side: SideResult) -> String {
             guard let first = side.losses.first, let final = side.losses.last else { return "none" }
@@ -87,12 +108,33 @@ extension Bench.Train {
         print("losses (round \(rounds)): Collie \(losses(last.collie)), PyTorch \(losses(last.torch))")
     }
 
-    /// One round's line: both step times, the ratio, Collie's MFU (cached peak; beside its steps) and both peaks RSS.
-    private func row(_ round: Int, _ collie: SideResult, _ torch: SideResult) -> String {
+    /// One round: both sides' results and the host's peak around each side's run (nil without a vector FMA to measure).
+    struct Pair {
+        var collie: SideResult
+        var torch: SideResult
+        var colliePeak: Double?
+        var torchPeak: Double?
+
+        /// PyTorch's step time over Collie's.
+        var speedup: Double { torch.stepSeconds / collie.stepSeconds }
+        /// The same with each side's speed per GFLOP/s of peak the host gave its run.
+        var normalizedSpeedup: Double? {
+            guard let colliePeak, let torchPeak, colliePeak > 0, torchPeak > 0 else { return nil }
+            return (torch.stepSeconds * torchPeak) / (collie.stepSeconds * colliePeak)
+        }
+    }
+
+    /// One round's line: both step times, the ratio, Collie's MFU (cached peak; beside its steps), both peaks RSS, and
+    /// the host's peak around each run with the ratio normalized by it.
+    private func row(_ round: Int, _ pair: Pair) -> String {
         let percent = { (value: Double?) in value.map { String(format: "%.1f%%", 100 * $0) } ?? "n/a" }
-        return String(format: "round %d: Collie %.3f s/step, PyTorch %.3f s/step: %.2f× | Collie MFU %@ (beside its steps %@) "
-                      + "| peak RSS %.2f / %.2f GB",
-                      round, collie.stepSeconds, torch.stepSeconds, torch.stepSeconds / collie.stepSeconds,
-                      percent(collie.mfu), percent(collie.mfuBesideSteps), collie.peakRSSBytes / 1e9, torch.peakRSSBytes / 1e9)
+        var text = String(format: "round %d: Collie %.3f s/step, PyTorch %.3f s/step: %.2f× | Collie MFU %@ (beside its steps %@) "
+                          + "| peak RSS %.2f / %.2f GB",
+                          round, pair.collie.stepSeconds, pair.torch.stepSeconds, pair.speedup, percent(pair.collie.mfu),
+                          percent(pair.collie.mfuBesideSteps), pair.collie.peakRSSBytes / 1e9, pair.torch.peakRSSBytes / 1e9)
+        if let c = pair.colliePeak, let t = pair.torchPeak, let normalized = pair.normalizedSpeedup {
+            text += String(format: " | host peak %.0f / %.0f GFLOP/s: %.2f× normalized", c, t, normalized)
+        }
+        return text
     }
 }

@@ -97,6 +97,18 @@ final class BenchTrainCommandTests: XCTestCase {
             XCTAssertEqual(torch["step_seconds_median"] as? Double, 4.0)
             XCTAssertEqual(speedup, 4.0 / step, accuracy: 1e-12, "PyTorch's step time over Collie's")
         }
+        if collie_kernel_level() >= 1 {   // a vector FMA to measure the host's peak with
+            let normalized = try XCTUnwrap(object["normalized_speedups"] as? [Double])
+            for (round, value) in zip(rounds, normalized) {
+                let peaks = try XCTUnwrap(round["host_peak_gflops"] as? [String: Double])
+                let collie = try XCTUnwrap(peaks["collie"]), torch = try XCTUnwrap(peaks["torch"])
+                XCTAssertGreaterThan(collie, 0)
+                XCTAssertGreaterThan(torch, 0)
+                let step = try XCTUnwrap(round["collie"]?["step_seconds_median"] as? Double)
+                XCTAssertEqual(value, 4.0 * torch / (step * collie), accuracy: 1e-9,
+                               "each side's speed per GFLOP/s of the peak measured around its run")
+            }
+        }
         let threads = try XCTUnwrap(rounds[0]["collie"]?["threads"] as? Int)
         let calls = try String(contentsOf: log, encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(calls.count, 2, "one PyTorch run per round")

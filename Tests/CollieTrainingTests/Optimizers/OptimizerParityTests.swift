@@ -104,6 +104,19 @@ final class OptimizerParityTests: XCTestCase {
         XCTAssertEqual(buffer.gradients!.floats(), [1, 1, 1, 1, 1])
     }
 
+    /// A buffer large enough to be cleared in chunks on several threads is cleared whole, every parameter's part of it.
+    func testZeroGradientsClearsALargeBufferEverywhere() {
+        let parameters = [Tensor.ones([700_001]), Tensor.ones([3]), Tensor.ones([400_000])]   // 4.4 MB of gradients
+        for p in parameters { p.requiresGrad = true }
+        let buffer = ParameterBuffer(parameters)
+        buffer.attachGradients()
+        (parameters[0].sum() * 3 + parameters[1].sum() * 3 + parameters[2].sum() * 3).backward()
+        XCTAssertTrue(buffer.gradients!.floats().allSatisfy { $0 == 3 })
+        buffer.zeroGradients()
+        XCTAssertTrue(buffer.gradients!.floats().allSatisfy { $0 == 0 })
+        XCTAssertEqual(parameters.map { $0.grad!.floats().reduce(0, +) }, [0, 0, 0])
+    }
+
     // MARK: - Running a case
 
     /// The case's optimizer over fresh copies of its initial parameters (or over `parameters`).

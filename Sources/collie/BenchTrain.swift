@@ -7,7 +7,8 @@ extension Bench {
     /// `collie bench train`: full training steps (forward, backward, AdamW) of a reference LLaMA
     /// configuration on random tokens, reporting tokens/s, GFLOP/s and peak memory.
     ///
-    /// `scripts/bench/bench_train_torch.py` runs the same configurations in PyTorch + transformers.
+    /// `scripts/bench/bench_train_torch.py` runs the same configurations in PyTorch + transformers; `--torch` alternates
+    /// the two (BenchTrainTorch.swift).
     struct Train: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Time training steps of a reference LLaMA configuration (fp32 or bf16 mixed, AdamW): MFU, profile.")

@@ -9,7 +9,10 @@ up with one request of each kind, then runs CLIENTS threads x REQUESTS requests 
     context, under the body limit), half-sent requests left open.
 Meanwhile a separate process polls GET /health every 50 ms. Checks: every well-formed request answered 200 (with
 its reply), every abusive one its 4xx, every half-sent connection closed by the idle timeout, /health under
-100 ms throughout, and the server's resident memory back within 10 % of the warmed-up baseline afterwards.
+100 ms at the 99th percentile and never stalled for 1 s (a /health queued behind a slow or half-sent client would wait
+for it: up to the 3 s idle timeout), and the server's resident memory back within 10 % of the warmed-up baseline
+afterwards. The slowest poll alone is no bar at 100 ms: on a shared 2-vCPU host running the server, 50 client threads
+and the poller, one poll in a thousand took 146 ms with the 99th percentile at 32 ms.
 Prints requests, latency p50/p99, the slowest /health, RSS before/peak/after; exits non-zero on any failure.
 
     python3 scripts/checks/soak_server.py [--collie .build/debug/collie] [--clients 50] [--requests 10]
@@ -35,7 +38,8 @@ from collie_scripts import add_collie_argument, chat_model_folder, start_serve, 
 
 MODEL = "tiny-chat"
 IDLE_TIMEOUT = 3          # --idle-timeout of the soaked server, seconds
-HEALTH_LIMIT = 0.100      # the slowest /health allowed, seconds
+HEALTH_LIMIT = 0.100      # /health's 99th percentile allowed, seconds
+HEALTH_STALL = 1.0        # the slowest /health allowed, seconds (a third of the idle timeout)
 RSS_TOLERANCE = 0.10      # RSS after, relative to the warmed-up baseline
 
 
@@ -203,7 +207,7 @@ def main():
     parser.add_argument("--requests", type=int, default=10)
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--health-limit-ms", type=float, default=HEALTH_LIMIT * 1000,
-                        help="the slowest /health allowed (default 100 ms; raise it only on a machine busy with other work)")
+                        help="/health's 99th percentile allowed (default 100 ms; raise it only on a machine busy with other work)")
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="collie-soak-server-")
     log = open(os.path.join(tmp, "serve.err"), "w")
@@ -248,9 +252,11 @@ def main():
         problems = soak.failures[:10]
         if still_open:
             problems.append(f"{still_open} of {len(soak.half_sent)} half-sent connections still open after the idle timeout")
-        if health_failures or not health or max(health) * 1000 > args.health_limit_ms:
-            problems.append(f"/health: {health_failures} failed, slowest {max(health, default=0) * 1000:.1f} ms "
-                            f"(limit {args.health_limit_ms:.0f} ms)")
+        if (health_failures or not health or percentile(health, 0.99) * 1000 > args.health_limit_ms
+                or max(health) > HEALTH_STALL):
+            problems.append(f"/health: {health_failures} failed, p99 {percentile(health, 0.99) * 1000:.1f} ms "
+                            f"(limit {args.health_limit_ms:.0f} ms), slowest {max(health, default=0) * 1000:.1f} ms "
+                            f"(limit {HEALTH_STALL * 1000:.0f} ms)")
         if rss_after > rss_before * (1 + RSS_TOLERANCE):
             problems.append(f"RSS grew from {rss_before} kB to {rss_after} kB")
         if alive != 200 or process.poll() is not None:

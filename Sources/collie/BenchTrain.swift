@@ -70,7 +70,6 @@ extension Bench {
 
             // The peak first, while nothing of this run's own is in flight.
             let precision = mixedPrecision.gemmPrecision
-            let peakKind = precision == .bfloat16 ? ArithmeticPeak.bfloat16 ?? ArithmeticPeak.float32 : ArithmeticPeak.float32
             let peak = peakKind.flatMap { MachinePeak.gflops($0, threads: Parallel.threadCount, remeasure: remeasurePeak) }
 
             var times: [Double] = []
@@ -153,6 +152,12 @@ extension Bench {
                 if let beside, let peak { print(beside.line(gflops: gflops, cachedPeak: peak.gflops)) }
                 if let breakdown { print(breakdown.table) }
             }
+        }
+
+        /// The instruction MFU is measured against: bf16's (AMX, else AVX512_BF16) for bf16 products where the CPU has
+        /// one, else the float32 FMA; nil without a vector FMA.
+        var peakKind: ArithmeticPeak? {
+            mixedPrecision.gemmPrecision == .bfloat16 ? ArithmeticPeak.bfloat16 ?? ArithmeticPeak.float32 : ArithmeticPeak.float32
         }
 
         private func environment(_ name: String) -> String {

@@ -59,8 +59,6 @@ extension Bench.Train {
                   + "fresh process, \(steps) timed steps each (\(cpu), \(Parallel.threadCount) threads, mixed precision "
                   + "\(mixedPrecision.rawValue))")
         }
-        let peakKind = mixedPrecision.gemmPrecision == .bfloat16 ? ArithmeticPeak.bfloat16 ?? ArithmeticPeak.float32
-                                                                 : ArithmeticPeak.float32
         let hostPeak = { peakKind?.measure(threads: Parallel.threadCount, seconds: 0.2) }
         var pairs: [Pair] = []
         for round in 1...rounds {

@@ -214,14 +214,9 @@ extension Bench {
             guard FileManager.default.fileExists(atPath: script) else {
                 throw ValidationError("--torch needs \(script) (run from the repository root)")
             }
-            let output = String(decoding: try ChildProcess.output("/usr/bin/env", [
+            return try ChildProcess.lastJSONObject(ChildProcess.output("/usr/bin/env", [
                 "python3", script, "--preset", preset.rawValue, "--method", method, "--steps", String(steps), "--dtype", dtype,
-            ] + (checkpointing ? ["--checkpointing"] : []) + (length.map { ["--length", String($0)] } ?? [])), as: UTF8.self)
-            guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("{") }),
-                  let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
-                throw ValidationError("\(script) printed no result:\n\(output)")
-            }
-            return object
+            ] + (checkpointing ? ["--checkpointing"] : []) + (length.map { ["--length", String($0)] } ?? [])), from: script)
         }
 
         // MARK: - Report

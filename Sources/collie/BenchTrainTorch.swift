@@ -23,14 +23,10 @@ extension Bench.Train {
 
         /// Reads the last JSON line of a child's output; `name` names the child in errors.
         init(output: Data, name: String) throws {
-            let text = String(decoding: output, as: UTF8.self)
-            guard let line = text.split(separator: "\n").last(where: { $0.hasPrefix("{") }),
-                  let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
-                throw ValidationError("\(name) printed no JSON result:\n\(text)")
-            }
+            let object = try ChildProcess.lastJSONObject(output, from: name)
             func number(_ key: String) -> Double? { (object[key] as? NSNumber)?.doubleValue }
             guard let step = number("step_seconds_median"), step.isFinite, step > 0 else {
-                throw ValidationError("\(name)'s result has no positive step_seconds_median: \(line)")
+                throw ValidationError("\(name)'s result has no positive step_seconds_median: \(object)")
             }
             stepSeconds = step
             peakRSSBytes = number("peak_rss_bytes") ?? 0

@@ -25,4 +25,15 @@ enum ChildProcess {
         }
         return data
     }
+
+    /// The last line of a child's `output` that starts with "{", as a JSON object (benchmark scripts print text lines,
+    /// then their result). - Throws: `ValidationError` naming `name` and showing the output when there is none.
+    static func lastJSONObject(_ output: Data, from name: String) throws -> [String: Any] {
+        let text = String(decoding: output, as: UTF8.self)
+        guard let line = text.split(separator: "\n").last(where: { $0.hasPrefix("{") }),
+              let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+            throw ValidationError("\(name) printed no JSON result:\n\(text)")
+        }
+        return object
+    }
 }

@@ -6,13 +6,15 @@ import Synchronization
 /// Thread control for the non-GEMM kernels.
 ///
 /// Kernels split rows (or heads) into at most `threadCount` chunks and run them with
-/// `DispatchQueue.concurrentPerform`. Matrix products run on OpenBLAS's own threads, which it
-/// sizes from `OPENBLAS_NUM_THREADS`; the two never nest, so the machine is not oversubscribed.
+/// `DispatchQueue.concurrentPerform`. Matrix products run on Collie's GEMM, whose threads are the pool's below, or on
+/// OpenBLAS's own threads, which it sizes from `OPENBLAS_NUM_THREADS`; the two never nest, so the machine is not
+/// oversubscribed.
 /// `COLLIE_NUM_THREADS` sets Collie's count (default: the number of active processors).
 ///
 /// Inside `withSpinningWorkers` the chunks run instead on a pool of workers that spin between loops
 /// (`CCollieKernels/pool.c`): a decoding step runs 60–85 short loops (small preset, batch 1–8), and waking a
-/// sleeping thread for each costs about 20 µs here.
+/// sleeping thread for each costs about 20 µs here. Training and evaluation steps run inside `withTrainingWorkers`,
+/// on that pool whenever the matrix products run on Collie's own GEMM (whose threads are the pool's).
 public enum Parallel {
     /// Number of threads the kernels split work across.
     public static let threadCount: Int = {
@@ -45,6 +47,18 @@ public enum Parallel {
             }
         }
         return try $usesSpinningWorkers.withValue(true, operation: body)
+    }
+
+    /// Runs a training or evaluation step with `withSpinningWorkers` when float32 products run on Collie's GEMM, whose
+    /// threads are the pool's; as it is when they run on OpenBLAS, whose own threads then keep both cores.
+    ///
+    /// A step runs hundreds of short loops (elementwise kernels, norms, the optimizer) between its products, and a
+    /// thread that went to sleep after one can be slow to wake: on an Ice Lake Xeon VM 50–110 µs, at times
+    /// milliseconds (`collie_pool_run` timed with a sleeping worker). The tiny preset's steps alternated within one
+    /// process there: 8–22% shorter with spinning workers (medians 0.540–0.559 s against 0.588–0.713 s), the same
+    /// losses bit for bit.
+    public static func withTrainingWorkers<R>(_ body: () throws -> R) rethrows -> R {
+        Float32GEMM.current == .collie ? try withSpinningWorkers(body) : try body()
     }
 
     /// Runs `body` over `0..<count`, split into contiguous ranges of at least `minimumChunk` items.

@@ -159,14 +159,18 @@ extension Bench {
             for step in 0...steps {
                 let start = Timing.now()
                 let before = StoragePool.shared.liveBytes
-                let loss = MixedPrecision.with(mixedPrecision.gemmPrecision) {
-                    let loss = model.loss(ids: ids, labels: ids)
-                    if step == 0 { activationBytes = StoragePool.shared.liveBytes - before }
-                    loss.backward()
-                    return loss
+                let loss = Parallel.withTrainingWorkers {   // as `collie train` runs its steps
+                    MixedPrecision.with(mixedPrecision.gemmPrecision) {
+                        let loss = model.loss(ids: ids, labels: ids)
+                        if step == 0 { activationBytes = StoragePool.shared.liveBytes - before }
+                        loss.backward()
+                        return loss
+                    }
                 }
-                optimizer.step()
-                buffer.zeroGradients()
+                Parallel.withTrainingWorkers {
+                    optimizer.step()
+                    buffer.zeroGradients()
+                }
                 losses.append(Double(loss.item))
                 if step > 0 { times.append(Timing.seconds(since: start)) }
             }

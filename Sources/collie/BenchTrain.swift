@@ -80,17 +80,19 @@ extension Bench {
             for step in 0...steps {
                 if step == 1 { opProfile.reset() }
                 let start = Timing.now()
-                buffer.zeroGradients()
                 let forwardBackward = { () -> Tensor in
                     let loss = model.loss(ids: ids, labels: ids)
                     loss.backward()
                     return loss
                 }
-                let loss = MixedPrecision.with(precision) {
-                    profile ? opProfile.withProfiling(forwardBackward) : forwardBackward()
+                let loss = Parallel.withTrainingWorkers {   // as `collie train` runs its steps
+                    buffer.zeroGradients()
+                    return MixedPrecision.with(precision) {
+                        profile ? opProfile.withProfiling(forwardBackward) : forwardBackward()
+                    }
                 }
                 let optimizerStart = Timing.now()
-                optimizer.step()
+                Parallel.withTrainingWorkers { optimizer.step() }
                 if step > 0 { optimizerSeconds += Timing.seconds(since: optimizerStart) }
                 losses.append(loss.item)
                 if step > 0 {

@@ -54,9 +54,12 @@ struct Demo: ParsableCommand {
             }
             let batch = Tensor(ints: ids, shape: [batchSize, sequenceLength])
             buffer.zeroGradients()
-            let loss = model.loss(ids: batch, labels: batch)
-            loss.backward()
-            optimizer.step()
+            let loss = Parallel.withTrainingWorkers {
+                let loss = model.loss(ids: batch, labels: batch)
+                loss.backward()
+                optimizer.step()
+                return loss
+            }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             let value = loss.item
             if step == 1 { first = value }

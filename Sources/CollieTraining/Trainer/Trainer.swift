@@ -273,8 +273,10 @@ public final class Trainer {
         let learningRate = schedule.currentLearningRate
         optimizer.learningRate = learningRate
         model.setAdapterTraining(true)   // LoRA dropout on for this update's passes only
-        let (loss, norm, skipped) = try MixedPrecision.with(config.mixedPrecision.gemmPrecision) {
-            try takeStep(group, targets: targets, predicted: predicted)
+        let (loss, norm, skipped) = try Parallel.withTrainingWorkers {
+            try MixedPrecision.with(config.mixedPrecision.gemmPrecision) {
+                try takeStep(group, targets: targets, predicted: predicted)
+            }
         }
         model.setAdapterTraining(false)
         if let skipped {
@@ -458,6 +460,10 @@ public final class Trainer {
     /// - Throws: `TrainerError` without evaluation data or evaluators; what an evaluator, monitor or callback throws.
     @discardableResult
     public func evaluate() throws -> [String: Double] {
+        try Parallel.withTrainingWorkers { try evaluateOnRanks() }
+    }
+
+    private func evaluateOnRanks() throws -> [String: Double] {
         // Pipeline parallelism: eval_data's loss and the evaluators (their forwards and KV-cache decoding) run
         // through the stages; load_best_model (which saves), and evaluators under tensor parallelism too, get the
         // whole model, gathered from the stages for the while.

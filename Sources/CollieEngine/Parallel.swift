@@ -50,7 +50,7 @@ public enum Parallel {
     }
 
     /// Runs a training or evaluation step with `withSpinningWorkers` when float32 products run on Collie's GEMM, whose
-    /// threads are the pool's; as it is when they run on OpenBLAS, whose own threads then keep both cores.
+    /// threads are the pool's, and every thread has a core (`spinsInTrainingSteps`); as it is otherwise.
     ///
     /// A step runs hundreds of short loops (elementwise kernels, norms, the optimizer) between its products, and a
     /// thread that went to sleep after one can be slow to wake: on an Ice Lake Xeon VM 50–110 µs, at times
@@ -58,8 +58,23 @@ public enum Parallel {
     /// process there: 8–22% shorter with spinning workers (medians of 7 runs 0.540–0.963 s against 0.588–1.070 s), the same
     /// losses bit for bit.
     public static func withTrainingWorkers<R>(_ body: () throws -> R) rethrows -> R {
-        Float32GEMM.current == .collie ? try withSpinningWorkers(body) : try body()
+        spinsInTrainingSteps(gemm: Float32GEMM.current, threads: threadCount, ranksOnThisMachine: ranksOnThisMachine,
+                             cores: ProcessInfo.processInfo.activeProcessorCount)
+            ? try withSpinningWorkers(body) : try body()
     }
+
+    /// Whether training steps spin: only on Collie's GEMM (on OpenBLAS its own threads keep the cores), and only when
+    /// the threads of every rank on this machine fit its cores — a worker spinning on a core another rank waits for
+    /// (`mpirun -np 2` without `COLLIE_NUM_THREADS=1`) would slow both.
+    static func spinsInTrainingSteps(gemm: Float32GEMM, threads: Int, ranksOnThisMachine: Int, cores: Int) -> Bool {
+        let (wanted, overflow) = threads.multipliedReportingOverflow(by: max(1, ranksOnThisMachine))
+        return gemm == .collie && threads > 1 && !overflow && wanted <= cores
+    }
+
+    /// The processes of this job on this machine: OpenMPI's `OMPI_COMM_WORLD_LOCAL_SIZE` under `mpirun`, else 1.
+    static let ranksOnThisMachine: Int = {
+        ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap { Int($0) }.map { max(1, $0) } ?? 1
+    }()
 
     /// Runs `body` over `0..<count`, split into contiguous ranges of at least `minimumChunk` items.
     @inlinable

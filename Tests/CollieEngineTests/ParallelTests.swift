@@ -72,4 +72,18 @@ final class ParallelTests: XCTestCase {
         }
         XCTAssertEqual(Array(UnsafeBufferPointer(start: failures, count: 4)), [0, 0, 0, 0])
     }
+
+    func testTrainingStepsSpinOnlyOnCollieGEMMWithACorePerThread() {
+        XCTAssertTrue(Parallel.spinsInTrainingSteps(gemm: .collie, threads: 2, ranksOnThisMachine: 1, cores: 2))
+        XCTAssertTrue(Parallel.spinsInTrainingSteps(gemm: .collie, threads: 4, ranksOnThisMachine: 2, cores: 8))
+        XCTAssertFalse(Parallel.spinsInTrainingSteps(gemm: .openBLAS, threads: 2, ranksOnThisMachine: 1, cores: 2),
+                       "OpenBLAS's own threads keep the cores")
+        XCTAssertFalse(Parallel.spinsInTrainingSteps(gemm: .collie, threads: 2, ranksOnThisMachine: 2, cores: 2),
+                       "two ranks of two threads on two cores")
+        XCTAssertFalse(Parallel.spinsInTrainingSteps(gemm: .collie, threads: 3, ranksOnThisMachine: 1, cores: 2),
+                       "COLLIE_NUM_THREADS beyond the cores")
+        XCTAssertFalse(Parallel.spinsInTrainingSteps(gemm: .collie, threads: 1, ranksOnThisMachine: 2, cores: 2),
+                       "one thread has no worker to spin")
+        XCTAssertFalse(Parallel.spinsInTrainingSteps(gemm: .collie, threads: Int.max, ranksOnThisMachine: 2, cores: 2))
+    }
 }

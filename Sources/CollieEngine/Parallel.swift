@@ -14,7 +14,8 @@ import Synchronization
 /// Inside `withSpinningWorkers` the chunks run instead on a pool of workers that spin between loops
 /// (`CCollieKernels/pool.c`): a decoding step runs 60–85 short loops (small preset, batch 1–8), and waking a
 /// sleeping thread for each costs about 20 µs here. Training and evaluation steps run inside `withTrainingWorkers`,
-/// on that pool whenever the matrix products run on Collie's own GEMM (whose threads are the pool's).
+/// on that pool whenever the matrix products run on Collie's own GEMM (whose threads are the pool's) and every
+/// thread has a core.
 public enum Parallel {
     /// Number of threads the kernels split work across.
     public static let threadCount: Int = {

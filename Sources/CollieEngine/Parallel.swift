@@ -54,7 +54,7 @@ public enum Parallel {
     /// threads are the pool's, and every thread has a core (`spinsInTrainingSteps`); as it is otherwise.
     ///
     /// A step runs hundreds of short loops (elementwise kernels, norms, the optimizer) between its products, and a
-    /// thread that went to sleep after one can be slow to wake: on an Ice Lake Xeon VM 50–110 µs, at times
+    /// thread that went to sleep after one can be slow to wake: on an Ice Lake Xeon VM 45–116 µs, at times
     /// milliseconds (`collie_pool_run` timed with a sleeping worker). The tiny preset's steps alternated within one
     /// process there: 8–22% shorter with spinning workers (medians of 7 runs 0.540–0.963 s against 0.588–1.070 s), the same
     /// losses bit for bit.

@@ -159,17 +159,16 @@ extension Bench {
             for step in 0...steps {
                 let start = Timing.now()
                 let before = StoragePool.shared.liveBytes
-                let loss = Parallel.withTrainingWorkers {   // as `collie train` runs its steps
-                    MixedPrecision.with(mixedPrecision.gemmPrecision) {
+                let loss = Parallel.withTrainingWorkers {   // one scope per step, as `collie train` runs its steps
+                    let loss = MixedPrecision.with(mixedPrecision.gemmPrecision) {
                         let loss = model.loss(ids: ids, labels: ids)
                         if step == 0 { activationBytes = StoragePool.shared.liveBytes - before }
                         loss.backward()
                         return loss
                     }
-                }
-                Parallel.withTrainingWorkers {
                     optimizer.step()
                     buffer.zeroGradients()
+                    return loss
                 }
                 losses.append(Double(loss.item))
                 if step > 0 { times.append(Timing.seconds(since: start)) }

@@ -85,15 +85,16 @@ extension Bench {
                     loss.backward()
                     return loss
                 }
-                let loss = Parallel.withTrainingWorkers {   // as `collie train` runs its steps
+                let loss = Parallel.withTrainingWorkers {   // one scope per step, as `collie train` runs its steps
                     buffer.zeroGradients()
-                    return MixedPrecision.with(precision) {
+                    let loss = MixedPrecision.with(precision) {
                         profile ? opProfile.withProfiling(forwardBackward) : forwardBackward()
                     }
+                    let optimizerStart = Timing.now()
+                    optimizer.step()
+                    if step > 0 { optimizerSeconds += Timing.seconds(since: optimizerStart) }
+                    return loss
                 }
-                let optimizerStart = Timing.now()
-                Parallel.withTrainingWorkers { optimizer.step() }
-                if step > 0 { optimizerSeconds += Timing.seconds(since: optimizerStart) }
                 losses.append(loss.item)
                 if step > 0 {
                     times.append(Timing.seconds(since: start))

@@ -53,8 +53,8 @@ struct Demo: ParsableCommand {
                 ids += bytes[offset..<(offset + sequenceLength)].map(Int.init)
             }
             let batch = Tensor(ints: ids, shape: [batchSize, sequenceLength])
-            buffer.zeroGradients()
             let loss = Parallel.withTrainingWorkers {
+                buffer.zeroGradients()
                 let loss = model.loss(ids: batch, labels: batch)
                 loss.backward()
                 optimizer.step()

@@ -94,27 +94,38 @@ final class DataParallelTrainCommandTests: XCTestCase {
     /// SophiaG in every layout: its Hessian refresh (labels sampled from the model's own distribution) draws the whole
     /// group's numbers on every rank in one process's order and uses those of its own rows (dp), samples from the
     /// vocabulary-split logits gathered a few rows at a time with the vocabulary-parallel loss (tp), and runs through
-    /// the stages with the last one sampling (pp); dp 2, dp 4, tp 2, pp 2 and tp 2 × pp 2 equal one process, the
-    /// refresh every 2 updates. ZeRO stages are refused.
+    /// the stages with the last one sampling (pp); at ZeRO stages 1–3 the sampled-label gradients are reduced into each
+    /// rank's shard as the step's are, and the Hessian estimate is sharded with the moments. dp 2, dp 4, tp 2, pp 2,
+    /// tp 2 × pp 2 and dp 2 at stages 1, 2 and 3 equal one process, the refresh every 2 updates; a stage-2 checkpoint
+    /// (after update 3, between refreshes) resumes on one process and on 4 at stage 1 as the run went on.
     func testSophiaGInEveryLayoutMatchesOneProcess() throws {
         let folder = try temporaryFolder(for: self)
-        let config = try ParallelTrainRun.makeConfig(in: folder)
+        let config = try ParallelTrainRun.makeConfig(in: folder, extra: "callbacks: {checkpoint: {every_n_batches: 3}}")
         let collie = try CollieExecutable.url()
         let common = ["--set", "optimizer={name: sophiag, lr: 3.0e-3, hessian_update_interval: 2}"]
         let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=sophia-one"] + common, in: folder)
         XCTAssertEqual(one.status, 0, one.output)
+        let reference = folder.appendingPathComponent("sophia-one")
+        let zero = { (stage: Int) in ["dp_size=2", "train_micro_batch_size=2", "ds_config.zero_optimization.stage=\(stage)"] }
         for (name, ranks, sizes) in [("dp2", 2, ["dp_size=2", "train_micro_batch_size=2"]), ("dp4", 4, ["dp_size=4", "train_micro_batch_size=1"]),
-                                     ("tp2", 2, ["tp_size=2"]), ("pp2", 2, ["pp_size=2"]), ("tp2-pp2", 4, ["tp_size=2", "pp_size=2"])] {
+                                     ("tp2", 2, ["tp_size=2"]), ("pp2", 2, ["pp_size=2"]), ("tp2-pp2", 4, ["tp_size=2", "pp_size=2"]),
+                                     ("dp2-zero1", 2, zero(1)), ("dp2-zero2", 2, zero(2)), ("dp2-zero3", 2, zero(3))] {
             let run = try MPIRun.run(ranks: ranks, collie, ["train", config.path, "--set", "output_dir=sophia-\(name)"]
                                      + sizes.flatMap { ["--set", $0] } + common, in: folder)
             XCTAssertEqual(run.status, 0, "\(name):\n\(run.output)")
-            try ParallelTrainRun.assertSameRun(folder.appendingPathComponent("sophia-\(name)"), as: folder.appendingPathComponent("sophia-one"),
-                                                "sophiag \(name)")
+            try ParallelTrainRun.assertSameRun(folder.appendingPathComponent("sophia-\(name)"), as: reference, "sophiag \(name)")
         }
-        let zero = try MPIRun.run(ranks: 2, collie, ["train", config.path] + layout(ranks: 2, stage: 1, output: "sophia-zero1") + common,
-                                  in: folder)
-        XCTAssertNotEqual(zero.status, 0)
-        XCTAssertTrue(zero.output.contains("sophiag keeps no sharded state yet"), zero.output)
+        let shards = folder.appendingPathComponent("sophia-dp2-zero2/checkpoint-3/zero_optimizer")
+        for rank in 0..<2 {
+            let state = try SafeTensorsFile(url: shards.appendingPathComponent("rank-\(rank)/optimizer.safetensors"))
+            XCTAssertEqual(Set(state.names).intersection(["flat.exp_avg", "flat.hessian"]).count, 2, "rank \(rank)")
+        }
+        for (ranks, stage) in [(1, 0), (4, 1)] {
+            let name = "sophia-resumed-on-\(ranks)-zero\(stage)"
+            let output = try ParallelTrainRun.resume("sophia-dp2-zero2", config: config, ranks: ranks, as: name,
+                                                     arguments: layout(ranks: ranks, stage: stage, output: name) + common, in: folder)
+            try ParallelTrainRun.assertSameRun(output, as: reference, name)
+        }
     }
 
     /// The same command across two hosts: one process in each of two network namespaces (a veth pair between

@@ -45,9 +45,6 @@ extension CollieConfig {
             fail("ds_config.zero_optimization.stage", "\(optimizer.name.rawValue) updates inside backward and keeps no "
                  + "sharded optimizer state; use stage 0 (data parallelism) or 3 (sharded parameters)")
         }
-        if optimizer.name == .sophiaG, zeroStage > 0 {
-            fail(.optimizer, "sophiag keeps no sharded state yet; use ZeRO stage 0 (data parallelism without ZeRO works)")
-        }
         atLeast(1, trainEpochs, .trainEpochs)
         atLeast(1, trainMicroBatchSize, .trainMicroBatchSize)
         atLeast(1, gradientAccumulationSteps, .gradientAccumulationSteps)

@@ -405,7 +405,9 @@ public final class Trainer {
         optimizer.step()
         dataParallel.finishStep()
         optimizer.didStep(update) {
-            parameterBuffer.zeroGradients()
+            // The buffer's gradients and, at ZeRO stage ≥ 2, the shard's, into which the sampled-label gradients are
+            // reduce-scattered.
+            dataParallel.zeroGradients()
             HessianEstimate.sampledLabelBackward(model, group, targets: targets, predicted: predicted,
                                                  generator: &randomGenerator, dataParallel: dataParallel, pipeline: pipeline)
         }

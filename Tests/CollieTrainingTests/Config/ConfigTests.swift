@@ -334,11 +334,12 @@ final class ConfigTests: XCTestCase {
                                            source: "train.yaml"), "tensor × pipeline parallelism, AdaLomo, checkpoints")
         XCTAssertEqual(try CollieConfig(text: "model: tiny\ntokenizer: t", source: "train.yaml").pipelinePartitionMethod,
                        .parameters)
+        XCTAssertNoThrow(try CollieConfig(text: "model: tiny\ntokenizer: t\ndp_size: 2\npp_size: 2\noptimizer: {name: sophiag, lr: 0.1}\n"
+                                           + "ds_config: {zero_optimization: {stage: 2}}", source: "train.yaml"),
+                         "SophiaG with ZeRO over the dp group")
         let cases: [(String, String, String)] = [
             ("pp_size: 2\nds_config: {zero_optimization: {stage: 3}}", "ds_config.zero_optimization.stage",
              "ZeRO stage 3 is not yet supported with pipeline parallelism (pp_size: 2)"),
-            ("dp_size: 2\nds_config: {zero_optimization: {stage: 1}}\noptimizer: {name: sophiag, lr: 0.1}", "optimizer",
-             "sophiag keeps no sharded state yet"),
             ("pp_size: 2\npeft_config: {peft_type: PROMPT_TUNING, num_virtual_tokens: 4}", "peft_config",
              "prompt tuning is not yet supported with pipeline parallelism"),
             ("pp_size: 2\npadding_free: true", "padding_free", "is not yet supported with pipeline parallelism"),

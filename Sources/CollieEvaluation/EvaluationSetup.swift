@@ -13,7 +13,8 @@ public struct EvaluationSetup {
     public let config: CollieConfig
     public let tokenizer: Tokenizer
     public let model: any CausalLanguageModel
-    public let evaluators: [Evaluator]
+    /// The config's evaluators; more can be added before `run(monitor:)`.
+    public var evaluators: [Evaluator]
 
     /// - Parameters:
     ///   - source: the config file, for error messages.
@@ -44,7 +45,10 @@ public struct EvaluationSetup {
     /// metrics named `<evaluator>/<metric>`.
     public func run(monitor: TrainingMonitor? = nil) throws -> [String: Double] {
         var metrics: [String: Double] = [:]
-        for evaluator in evaluators { metrics.merge(try evaluator.prefixedMetrics(model)) { $1 } }
+        // As the trainer's evaluation: the forward passes' loops on the spinning pool.
+        try Parallel.withTrainingWorkers {
+            for evaluator in evaluators { metrics.merge(try evaluator.prefixedMetrics(model)) { $1 } }
+        }
         try monitor?.record(.evaluation(step: 0, metrics: metrics))
         return metrics
     }

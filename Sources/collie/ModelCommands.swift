@@ -38,23 +38,27 @@ struct Score: ParsableCommand {
         let positions = lm.configuration.maxPositionEmbeddings
         var lines: [String] = []
         var totalNLL = 0.0, totalCount = 0, nonFinite = 0
-        for (index, tokens) in records.enumerated() {
-            guard tokens.count >= 2 else {
-                throw ValidationError("\(data): record \(index + 1) has \(tokens.count) token(s); scoring needs at least 2")
+        // The records' forward passes, like evaluation steps, on the spinning pool (a sleeping worker is slow to wake for
+        // the many short loops of a short record).
+        try Parallel.withTrainingWorkers {
+            for (index, tokens) in records.enumerated() {
+                guard tokens.count >= 2 else {
+                    throw ValidationError("\(data): record \(index + 1) has \(tokens.count) token(s); scoring needs at least 2")
+                }
+                if tokens.count > positions {
+                    ConsoleOutput.standardError("warning: \(data): record \(index + 1) has \(tokens.count) tokens, more than the "
+                                                + "model's \(positions) positions (max_position_embeddings); scored anyway\n")
+                }
+                let (sum, count) = activations.map { mode in
+                    Tensor.withQuantizedActivations(mode) { lm.decodingNegativeLogLikelihood(of: tokens) }
+                } ?? lm.negativeLogLikelihood(of: tokens)
+                totalNLL += sum
+                totalCount += count
+                let nll = sum / Double(count)
+                if !nll.isFinite { nonFinite += 1 }
+                // JSON has no NaN or infinity: such a value is null.
+                lines.append(#"{"index": \#(index), "nll": \#(nll.isFinite ? "\(nll)" : "null"), "count": \#(count)}"#)
             }
-            if tokens.count > positions {
-                ConsoleOutput.standardError("warning: \(data): record \(index + 1) has \(tokens.count) tokens, more than the "
-                                            + "model's \(positions) positions (max_position_embeddings); scored anyway\n")
-            }
-            let (sum, count) = activations.map { mode in
-                Tensor.withQuantizedActivations(mode) { lm.decodingNegativeLogLikelihood(of: tokens) }
-            } ?? lm.negativeLogLikelihood(of: tokens)
-            totalNLL += sum
-            totalCount += count
-            let nll = sum / Double(count)
-            if !nll.isFinite { nonFinite += 1 }
-            // JSON has no NaN or infinity: such a value is null.
-            lines.append(#"{"index": \#(index), "nll": \#(nll.isFinite ? "\(nll)" : "null"), "count": \#(count)}"#)
         }
         if nonFinite > 0 {
             ConsoleOutput.standardError("warning: \(nonFinite) record(s) scored a NaN or infinite NLL (written as null): the "

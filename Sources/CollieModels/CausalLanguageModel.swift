@@ -267,9 +267,12 @@ extension CausalLanguageModel {
         let (b, t) = (ids.count, ids[0].count)
         let virtual = cache.length == 0 ? promptEmbedding : nil
         let n = virtual?.virtualTokenCount ?? 0
-        // A step of a few tokens is ~100 short parallel loops: run them on spinning workers (a prefill's large
-        // products are BLAS's, whose threads the spinning would crowd).
-        let spin: (() -> Tensor) -> Tensor = { b * t <= Tensor.decodingRowLimit ? Parallel.withSpinningWorkers($0) : $0() }
+        // A step of a few tokens is ~100 short parallel loops: run them on spinning workers. A prefill spins as a
+        // training step does (`withTrainingWorkers`): when its products run on Collie's GEMM, whose threads are the
+        // pool's, not on OpenBLAS, whose threads the spinning would crowd.
+        let spin: (() -> Tensor) -> Tensor = {
+            b * t <= Tensor.decodingRowLimit ? Parallel.withSpinningWorkers($0) : Parallel.withTrainingWorkers($0)
+        }
         return withNoGrad { Tensor.withDecodingKernels { spin {
             let mask = attend ?? Array(repeating: Array(repeating: true, count: t), count: b)
             let positions = cache.reserve(mask.map { Array(repeating: true, count: n) + $0 },

@@ -257,7 +257,8 @@ extension CausalLanguageModel {
 
     /// Appends `ids` (B rows of T tokens; `attend[b][t]` false marks left padding) to `cache` and returns the
     /// logits [B, V] of each row's last position, running only the new tokens through the same blocks as the
-    /// forward pass. Records no gradient.
+    /// forward pass. Records no gradient. A tensor-parallel rank (every rank of its group calls together) keeps its
+    /// heads in `cache` and returns the whole vocabulary's logits.
     ///
     /// With prompt tuning the first call (an empty cache) puts the virtual tokens in front of every row, at
     /// positions 0..<n, as PEFT's forward does; the prompt follows them (after any left padding, which, as
@@ -307,7 +308,11 @@ extension CausalLanguageModel {
                 return stage.logitsFromLastStage(nil, shape: [b, configuration.vocabularySize])
             }
             let last = n + t == 1 ? h : h.slice(axis: 1, (n + t - 1)..<(n + t))
-            let logits = head(last).reshaped([b, configuration.vocabularySize])
+            var logits = head(last).reshaped([b, logitsWidth])
+            // A tensor-parallel rank's head makes its part of the vocabulary: every rank of the group gets all of it.
+            if let placement = tensorParallelPlacement {
+                logits = TensorParallelSlices.gather(logits, axis: 1, communicator: placement.communicator)
+            }
             return stage?.logitsFromLastStage(logits, shape: [b, configuration.vocabularySize]) ?? logits
         } } }
     }

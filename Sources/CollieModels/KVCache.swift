@@ -27,14 +27,15 @@ public final class KVCache {
     private var tokenIDs: [Int]
     let inverseFrequencies: [Float]
 
-    /// An empty cache for `batchSize` rows of up to `capacity` positions of a model with `configuration`.
-    public init(configuration: LlamaConfiguration, batchSize: Int, capacity: Int) {
+    /// An empty cache for `batchSize` rows of up to `capacity` positions of a model with `configuration`: of its
+    /// `keyValueHeads`, or of all `num_key_value_heads` when nil (one tensor-parallel rank keeps its own heads' keys).
+    public init(configuration: LlamaConfiguration, batchSize: Int, capacity: Int, keyValueHeads: Int? = nil) {
         precondition(batchSize > 0 && capacity > 0, "a KV cache needs at least one row and one position")
         self.batchSize = batchSize
         self.capacity = capacity
-        keyValueHeads = configuration.keyValueHeads
+        self.keyValueHeads = keyValueHeads ?? configuration.keyValueHeads
         headDimension = configuration.resolvedHeadDimension
-        let shape = [batchSize, capacity, keyValueHeads, headDimension]
+        let shape = [batchSize, capacity, self.keyValueHeads, headDimension]
         keys = (0..<configuration.hiddenLayers).map { _ in Tensor(uninitializedShape: shape) }
         values = (0..<configuration.hiddenLayers).map { _ in Tensor(uninitializedShape: shape) }
         attend = .zeros([batchSize, capacity])
@@ -57,10 +58,12 @@ public final class KVCache {
     }
 
     /// A cache for `batchSize` rows of up to `tokens` prompt and generated tokens each, plus the slots
-    /// `model`'s prompt-tuning virtual tokens take (see `CausalLanguageModel.nextTokenLogits`).
+    /// `model`'s prompt-tuning virtual tokens take (see `CausalLanguageModel.nextTokenLogits`); of a tensor-parallel
+    /// rank's kv heads when the model is split (heads split by kv group).
     public convenience init(model: some CausalLanguageModel, batchSize: Int, tokens: Int) {
+        let heads = model.configuration.keyValueHeads / (model.tensorParallelPlacement?.communicator.size ?? 1)
         self.init(configuration: model.configuration, batchSize: batchSize,
-                  capacity: tokens + (model.promptEmbedding?.virtualTokenCount ?? 0))
+                  capacity: tokens + (model.promptEmbedding?.virtualTokenCount ?? 0), keyValueHeads: heads)
     }
 
     /// Free slots left.

@@ -35,6 +35,7 @@ extension CausalLanguageModel {
         let output = run(blocks: stage.blocks(of: self), head: stage.runsHead, input, positions: positions,
                          keyPaddingMask: keyPaddingMask)
         if !stage.runsHead { stage.sendHidden(output) }
-        return stage.logitsFromLastStage(stage.runsHead ? output : nil, shape: [b, t, configuration.vocabularySize])
+        // Under tensor parallelism each rank's part of the vocabulary (`logitsWidth`), which the losses take as it is.
+        return stage.logitsFromLastStage(stage.runsHead ? output : nil, shape: [b, t, logitsWidth])
     }
 }

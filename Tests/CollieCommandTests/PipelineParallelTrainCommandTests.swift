@@ -99,7 +99,8 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
     }
 
     /// Evaluators run through the stages (no rank gathers the whole model): their forwards and their KV-cache
-    /// decoding give one process's metrics at pp = 2 and dp = 2 × pp = 2.
+    /// decoding give one process's metrics at pp = 2, dp = 2 × pp = 2 and tp = 2 × pp = 2 (each rank on its slices:
+    /// vocabulary-parallel losses, its heads' keys and values in the cache, the next token's logits gathered).
     func testEvaluatorsThroughThePipelineMatchOneProcess() throws {
         let folder = try temporaryFolder(for: self)
         let config = try ParallelTrainRun.makeEvaluatorConfig(in: folder, extra: "max_steps: 2")
@@ -110,11 +111,11 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
         let want = try ParallelTrainRun.evaluationMetrics(folder.appendingPathComponent("one"))
         XCTAssertNotNil(want["2 gen/bleu"], "\(want)")
         XCTAssertNotNil(want["2 cls/accuracy"], "\(want)")
-        for (dp, pp) in [(1, 2), (2, 2)] {
-            let name = "dp\(dp)-pp\(pp)"
-            let run = try MPIRun.run(ranks: dp * pp, collie, ["train", config.path, "--set", "pp_size=\(pp)", "--set", "dp_size=\(dp)",
-                                                              "--set", "train_micro_batch_size=\(2 / dp)", "--set", "output_dir=\(name)"]
-                                     + preset, in: folder)
+        for (dp, tp, pp) in [(1, 1, 2), (2, 1, 2), (1, 2, 2)] {
+            let name = "dp\(dp)-tp\(tp)-pp\(pp)"
+            let run = try MPIRun.run(ranks: dp * tp * pp, collie, ["train", config.path, "--set", "pp_size=\(pp)", "--set", "dp_size=\(dp)",
+                                                                   "--set", "tp_size=\(tp)", "--set", "train_micro_batch_size=\(2 / dp)",
+                                                                   "--set", "output_dir=\(name)"] + preset, in: folder)
             XCTAssertEqual(run.status, 0, run.output)
             let got = try ParallelTrainRun.evaluationMetrics(folder.appendingPathComponent(name))
             XCTAssertEqual(Set(got.keys), Set(want.keys), name)

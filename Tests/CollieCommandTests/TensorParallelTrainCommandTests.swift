@@ -188,7 +188,8 @@ final class TensorParallelTrainCommandTests: XCTestCase {
     func testEvaluatorsAndTheBestModelUnderTensorAndPipelineParallelismMatchOneProcess() throws {
         let folder = try temporaryFolder(for: self)
         // The tiny preset with LLaMA-2's vocabulary (32,000 ids split in two), so that evaluators generate text: they
-        // run on a whole copy gathered from the split model.
+        // run on the split model (vocabulary-parallel losses; each rank's heads in its KV cache, the next token's logits
+        // gathered), with every stage's parameters gathered under pp for load_best_model.
         let config = try ParallelTrainRun.makeEvaluatorConfig(in: folder, extra: """
             max_steps: 3
             sample_prompt: Hello

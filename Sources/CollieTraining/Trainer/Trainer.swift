@@ -467,10 +467,9 @@ public final class Trainer {
 
     private func evaluateOnRanks() throws -> [String: Double] {
         // Pipeline parallelism: eval_data's loss and the evaluators (their forwards and KV-cache decoding) run
-        // through the stages; load_best_model (which saves), and evaluators under tensor parallelism too, get the
-        // whole model, gathered from the stages for the while.
-        if pipeline != nil, !callbacks.contains(where: { $0 is LoadBestModelCallback }),
-           evaluators.isEmpty || grid.tensorParallelSize == 1 {
+        // through the stages (on each rank's slices under tensor parallelism too); load_best_model (which saves) gets
+        // every stage's parameters, gathered for the while.
+        if pipeline != nil, !callbacks.contains(where: { $0 is LoadBestModelCallback }) {
             return try evaluateModel()
         }
         return try withWholePipelineModel { try dataParallel.withFullParameters { try evaluateModel(whole: true) } }
@@ -514,11 +513,11 @@ public final class Trainer {
             model.pipelineStage = pipeline
             defer { model.pipelineStage = nil }
             for evaluator in evaluators { metrics.merge(try evaluator.prefixedMetrics(model)) { $1 } }
-        } else if !evaluators.isEmpty {
-            // Under tensor parallelism the evaluators (which generate with the KV cache) see a whole copy of the model,
-            // gathered on every rank of the group.
-            let whole = try model.gatheredCopy()
-            for evaluator in evaluators { metrics.merge(try evaluator.prefixedMetrics(whole)) { $1 } }
+        } else {
+            // Under tensor parallelism every rank of the group runs the evaluators on its slices: the losses are the
+            // vocabulary-parallel ones, decoding keeps each rank's heads in its KV cache and gathers the next token's
+            // logits (`nextTokenLogits`), so every rank samples the same tokens.
+            for evaluator in evaluators { metrics.merge(try evaluator.prefixedMetrics(model)) { $1 } }
         }
         state.evaluations.append(EvaluationRecord(step: state.globalStep, metrics: metrics))
         notifyMonitors(.evaluation(step: state.globalStep, metrics: metrics))

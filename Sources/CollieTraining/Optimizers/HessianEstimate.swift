@@ -46,6 +46,7 @@ enum HessianEstimate {
                 willBackward: { dataParallel?.beginBackward(last: $0 == group.count - 1) },
                 didBackward: { _ in dataParallel?.endBackward() }) { index, logits in loss(index, logits, &drawing) }
             pipeline.reduceSharedGradients(model)
+            dataParallel?.reduceDeferredGradients()
             if pipeline.isLastStage {
                 generator = drawing
             } else {

@@ -58,7 +58,12 @@ public final class DataParallelGroup {
         var elements: Range<Int>
     }
     private var buckets: [Bucket] = []
+    /// Each parameter's bucket; −1 for a deferred one.
     private var bucketOfParameter: [Int] = []
+    /// Stage 2 under pipeline parallelism: the indices of the parameters two stages share (a tied embedding), whose
+    /// halves are summed between the stages after backward. They stay out of the buckets, keep their whole gradient
+    /// through the micro-batches and are reduce-scattered into the shard by `reduceDeferredGradients()`.
+    private var deferred: Set<Int> = []
     private var readyCount: [Int] = []
     private var launchedBuckets = 0
     private var synchronizing = false
@@ -81,8 +86,12 @@ public final class DataParallelGroup {
     ///   optimizer attaches its own hooks.
     /// - Parameter units: at stage 3, the parameter-index ranges of the model's units
     ///   (`CausalLanguageModel.parameterUnits`); set the model's `parameterUnitHooks` to the group.
+    /// - Parameter shared: under pipeline parallelism, the parameters this stage shares with another (a tied
+    ///   embedding, `PipelineParallelGroup.sharedParameters`): at stage 2 their reduction waits for
+    ///   `reduceDeferredGradients()`.
     public init(communicator: Communicator, stage: Int, buffer: ParameterBuffer, reducesEachGradient: Bool = false,
-                units: [Range<Int>]? = nil, bucketElements: Int = DataParallelGroup.defaultBucketElements) {
+                units: [Range<Int>]? = nil, shared: [Tensor] = [],
+                bucketElements: Int = DataParallelGroup.defaultBucketElements) {
         precondition((0...3).contains(stage), "ZeRO stage \(stage) is not one of 0, 1, 2, 3")
         precondition(stage < 3 || units != nil, "ZeRO stage 3 needs the model's parameter units")
         precondition(!reducesEachGradient || stage == 0 || stage == 3,
@@ -127,9 +136,13 @@ public final class DataParallelGroup {
             shardParameter = nil
         }
         guard communicator.size > 1 || stage >= 2 else { return }
+        if stage == 2 {
+            let sharedIDs = Set(shared.map(ObjectIdentifier.init))
+            deferred = Set(buffer.parameters.indices.filter { sharedIDs.contains(ObjectIdentifier(buffer.parameters[$0])) })
+        }
 
-        // Buckets from the last parameter backwards (at stage 3, the units).
-        bucketOfParameter = Array(repeating: 0, count: buffer.parameters.count)
+        // Buckets from the last parameter backwards (at stage 3, the units), around the deferred parameters.
+        bucketOfParameter = Array(repeating: -1, count: buffer.parameters.count)
         var index = buffer.parameters.count - 1
         if stage == 3 {
             for unit in self.units.reversed() where !unit.isEmpty {
@@ -141,8 +154,12 @@ public final class DataParallelGroup {
             index = -1
         }
         while index >= 0 {
+            if deferred.contains(index) {
+                index -= 1
+                continue
+            }
             var first = index, elements = buffer.parameters[index].count
-            while first > 0, elements + buffer.parameters[first - 1].count <= bucketElements {
+            while first > 0, !deferred.contains(first - 1), elements + buffer.parameters[first - 1].count <= bucketElements {
                 first -= 1
                 elements += buffer.parameters[first].count
             }
@@ -249,7 +266,7 @@ public final class DataParallelGroup {
     }
 
     private func gradientReady(parameter index: Int) {
-        guard synchronizing else { return }
+        guard synchronizing, bucketOfParameter[index] >= 0 else { return }
         readyCount[bucketOfParameter[index]] += 1
         while launchedBuckets < buckets.count,
               readyCount[launchedBuckets] == buckets[launchedBuckets].parameters.count {
@@ -295,6 +312,28 @@ public final class DataParallelGroup {
             staging.deallocate()
             received.deallocate()
         }))
+    }
+
+    /// Stage 2 under pipeline parallelism, after the stages summed the shared parameters' halves
+    /// (`PipelineParallelGroup.reduceSharedGradients`): reduce-scatters each deferred parameter's gradient over the
+    /// ranks into this rank's shard of the gradients and frees it. Nothing to do otherwise.
+    public func reduceDeferredGradients() {
+        guard let target = shardParameter?.grad else { return }
+        for index in deferred.sorted() {
+            let parameter = buffer.parameters[index]
+            defer { parameter.grad = nil }
+            let gradient = parameter.grad.map { $0.isContiguous && $0.dtype == .float32 ? $0 : $0.contiguousCopy(dtype: .float32) }
+                ?? Tensor.zeros(parameter.shape)
+            let range = buffer.offsets[index]..<(buffer.offsets[index] + parameter.count)
+            let own = Self.overlap(shard, range)
+            let received = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(own.count, 1))
+            defer { received.deallocate() }
+            communicator.startReduceScatter(UnsafeBufferPointer(start: gradient.pointer(as: Float.self), count: parameter.count),
+                                            into: UnsafeMutableBufferPointer(rebasing: received[0..<own.count]),
+                                            counts: ranges.map { Self.overlap($0, range).count }).wait()
+            (target.pointer(as: Float.self) + (own.lowerBound - shard.lowerBound))
+                .update(from: received.baseAddress!, count: own.count)
+        }
     }
 
     static func overlap(_ a: Range<Int>, _ b: Range<Int>) -> Range<Int> {

@@ -134,7 +134,8 @@ public final class Trainer {
         // gradients where they are kept (not for in-backward optimizers, which free each gradient at once).
         dataParallel = DataParallelGroup(communicator: grid.dataParallel, stage: config.zeroStage, buffer: parameterBuffer,
                                          reducesEachGradient: config.optimizer.name.updatesDuringBackward,
-                                         units: config.zeroStage == 3 ? model.parameterUnits : nil)
+                                         units: config.zeroStage == 3 ? model.parameterUnits : nil,
+                                         shared: pipeline?.sharedParameters(of: model) ?? [])
         if config.zeroStage == 3 { model.parameterUnitHooks = dataParallel }
         let splitAxes = model.tensorParallelSplitAxes(of: parameterBuffer.parameters)
         if grid.tensorParallelSize > 1 {
@@ -150,12 +151,6 @@ public final class Trainer {
                                                    maxGradNorm: config.maxGradNorm)
         if grid.tensorParallelSize > 1, let inBackward = optimizer.inBackward {
             inBackward.useTensorParallelism(grid.tensorParallel, splitAxes: splitAxes)
-        }
-        if let pipeline, config.zeroStage >= 2, !pipeline.sharedParameters(of: model).isEmpty {
-            // Stage 2 keeps only each rank's shard of the summed gradients, but a tied embedding's two halves are
-            // summed between the first and the last stage after backward.
-            throw TrainerError("ds_config.zero_optimization.stage: ZeRO stage \(config.zeroStage) with pipeline parallelism "
-                               + "is not yet supported for a model with tied embeddings (tie_word_embeddings); use stage 0 or 1")
         }
         if let pipeline, let inBackward = optimizer.inBackward {
             // A tied embedding's gradient is summed from the first and the last stage only after both backward halves:
@@ -388,6 +383,7 @@ public final class Trainer {
                                      weight: weight, predicted: predicted)
             })
             pipeline.reduceSharedGradients(model)
+            dataParallel.reduceDeferredGradients()
         }
         for (index, globalBatch) in group.enumerated() where pipeline == nil {
             reseedAdapterDropout(microBatch: index)

@@ -26,7 +26,7 @@ final class TensorParallelTrainCommandTests: XCTestCase {
         let reference = folder.appendingPathComponent("one")
         XCTAssertEqual(try ParallelTrainRun.losses(reference).count, 6)
 
-        for (dp, tp, stage) in [(1, 2, 0), (2, 2, 0), (1, 2, 1), (2, 2, 1), (2, 2, 2)] {
+        for (dp, tp, stage) in [(1, 2, 0), (2, 2, 0), (1, 2, 1), (2, 2, 1), (2, 2, 2), (1, 2, 3), (2, 2, 3)] {
             let name = "dp\(dp)-tp\(tp)-zero\(stage)"
             let run = try MPIRun.run(ranks: dp * tp, collie,
                                      ["train", config.path] + layout(dp: dp, tp: tp, stage: stage, output: name), in: folder)
@@ -47,10 +47,10 @@ final class TensorParallelTrainCommandTests: XCTestCase {
             let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=\(kind)-one"] + common,
                                             in: folder)
             XCTAssertEqual(one.status, 0, one.output)
-            for (dp, tp) in [(1, 2), (2, 2)] {
-                let name = "\(kind)-dp\(dp)-tp\(tp)"
+            for (dp, tp, stage) in [(1, 2, 0), (2, 2, 0), (2, 2, 3)] {
+                let name = "\(kind)-dp\(dp)-tp\(tp)-zero\(stage)"
                 let run = try MPIRun.run(ranks: dp * tp, collie,
-                                         ["train", config.path] + layout(dp: dp, tp: tp, output: name) + common, in: folder)
+                                         ["train", config.path] + layout(dp: dp, tp: tp, stage: stage, output: name) + common, in: folder)
                 XCTAssertEqual(run.status, 0, "\(name):\n\(run.output)")
                 try ParallelTrainRun.assertSameRun(folder.appendingPathComponent(name), as: folder.appendingPathComponent("\(kind)-one"),
                                   name)
@@ -203,10 +203,13 @@ final class TensorParallelTrainCommandTests: XCTestCase {
         XCTAssertEqual(one.status, 0, one.output)
         // The highest held-out loss is the first evaluation's: that model is loaded back at the end.
         XCTAssertTrue(one.output.contains("loaded the best model (eval_loss"), one.output)
-        for (tp, pp) in [(2, 1), (1, 2), (2, 2)] {
-            let name = "tp\(tp)-pp\(pp)"
-            let run = try MPIRun.run(ranks: tp * pp, collie, ["train", config.path, "--set", "tp_size=\(tp)", "--set", "pp_size=\(pp)",
-                                                              "--set", "output_dir=\(name)"] + preset, in: folder)
+        // Also dp 2 × tp 2 at ZeRO-3 (the slices sharded over the dp group, gathered for the evaluations and the best model).
+        for (dp, tp, pp, stage) in [(1, 2, 1, 0), (1, 1, 2, 0), (1, 2, 2, 0), (2, 2, 1, 3)] {
+            let name = "dp\(dp)-tp\(tp)-pp\(pp)-zero\(stage)"
+            let run = try MPIRun.run(ranks: dp * tp * pp, collie, ["train", config.path, "--set", "tp_size=\(tp)", "--set", "pp_size=\(pp)",
+                                                                   "--set", "dp_size=\(dp)", "--set", "train_micro_batch_size=\(2 / dp)",
+                                                                   "--set", "ds_config.zero_optimization.stage=\(stage)",
+                                                                   "--set", "output_dir=\(name)"] + preset, in: folder)
             XCTAssertEqual(run.status, 0, run.output)
             XCTAssertTrue(run.output.contains("loaded the best model (eval_loss"), run.output)
             let got = try ParallelTrainRun.evaluationMetrics(folder.appendingPathComponent(name))
@@ -248,10 +251,16 @@ final class TensorParallelTrainCommandTests: XCTestCase {
                               "\(kind)-tp2 with checkpoints")
             let saved = try SafeTensorsFile(url: folder.appendingPathComponent("\(kind)-tp2/checkpoint-3/model.safetensors"))
             XCTAssertEqual(try saved.tensor("model.embed_tokens.weight").shape, [64, 32])
-            for (name, from, dp, tp) in [("tp2-on-1", "\(kind)-tp2", 1, 1), ("tp2-on-dp2-tp2", "\(kind)-tp2", 2, 2),
-                                         ("one-on-tp2", reference, 1, 2)] {
+            // ZeRO-3 over the dp group shards each rank's slices: its checkpoint is one process's too.
+            let zero3 = try MPIRun.run(ranks: 4, collie, ["train", config.path]
+                                       + layout(dp: 2, tp: 2, stage: 3, output: "\(kind)-dp2-tp2-zero3") + common, in: folder)
+            XCTAssertEqual(zero3.status, 0, zero3.output)
+            for (name, from, dp, tp, stage) in [("tp2-on-1", "\(kind)-tp2", 1, 1, 0), ("tp2-on-dp2-tp2", "\(kind)-tp2", 2, 2, 0),
+                                                ("one-on-tp2", reference, 1, 2, 0), ("tp2-on-dp2-tp2-zero3", "\(kind)-tp2", 2, 2, 3),
+                                                ("zero3-on-1", "\(kind)-dp2-tp2-zero3", 1, 1, 0)] {
                 let output = try ParallelTrainRun.resume(from, config: config, ranks: dp * tp, as: "\(kind)-\(name)",
-                                                         arguments: layout(dp: dp, tp: tp, output: "\(kind)-\(name)") + common, in: folder)
+                                                         arguments: layout(dp: dp, tp: tp, stage: stage, output: "\(kind)-\(name)") + common,
+                                                         in: folder)
                 try ParallelTrainRun.assertSameRun(output, as: folder.appendingPathComponent(reference), "\(kind) \(name)")
             }
         }
@@ -301,10 +310,6 @@ final class TensorParallelTrainCommandTests: XCTestCase {
         let heads = try MPIRun.run(ranks: 4, collie, ["train", config.path, "--set", "tp_size=4"], in: folder)
         XCTAssertNotEqual(heads.status, 0)
         XCTAssertTrue(heads.output.contains("tp_size: 4 does not divide the model's num_key_value_heads (2)"), heads.output)
-        let zero = try MPIRun.run(ranks: 2, collie, ["train", config.path, "--set", "tp_size=2", "--set",
-                                                     "ds_config.zero_optimization.stage=3"], in: folder)
-        XCTAssertNotEqual(zero.status, 0)
-        XCTAssertTrue(zero.output.contains("ZeRO stage 3 is not yet supported with tensor parallelism"), zero.output)
         let chunks = try MPIRun.run(ranks: 8, collie, ["train", config.path, "--set", "tp_size=8", "--set",
                                                        "model=\(ModelFixtures.folder("moss").path)"], in: folder)
         XCTAssertNotEqual(chunks.status, 0)

@@ -33,12 +33,6 @@ extension CollieConfig {
         if paddingFree, case .promptTuning? = peftConfig {
             fail(.paddingFree, "prompt tuning puts its virtual tokens in front of every row; use padding_free: false")
         }
-        if tensorParallelSize > 1 {
-            if zeroStage >= 3 {
-                fail("ds_config.zero_optimization.stage", "ZeRO stage \(zeroStage) is not yet supported with tensor "
-                     + "parallelism (tp_size: \(tensorParallelSize)); use stage 0, 1 or 2")
-            }
-        }
         if !(0...3).contains(zeroStage) {
             fail("ds_config.zero_optimization.stage", "must be 0, 1, 2 or 3, got \(zeroStage)")
         } else if (1...2).contains(zeroStage), optimizer.name.updatesDuringBackward {

@@ -172,7 +172,8 @@ public struct TrainingCheckpoint: Sendable {
                     StoragePool.shared.releaseCachedMemory()
                 }
             }
-            try trainer.loadWeights(from: folder)
+            // Under ZeRO-3 over the dp group (with tp), into every parameter, then kept as this rank's shard.
+            try trainer.dataParallel.withFullParameters(writeBack: true) { try trainer.loadWeights(from: folder) }
             let parameters = trainer.dataParallel.buffer.parameters, whole = trainer.model.trainableParameters.map(\.tensor)
             var state: OptimizerState
             if ShardedOptimizerState.isSharded(folder) {

@@ -32,7 +32,7 @@ import Foundation
 public final class DataParallelGroup {
     /// The data-parallel ranks.
     public let communicator: Communicator
-    /// Under tensor parallelism (stages 0–1): the tensor-parallel group and which of `buffer`'s parameters are
+    /// Under tensor parallelism (any stage): the tensor-parallel group and which of `buffer`'s parameters are
     /// slices, for the global gradient norm.
     public var tensorParallel: (communicator: Communicator, isSlice: [Bool])?
     /// Under pipeline parallelism: the stages, and for each parameter of the buffer whether its gradient counts in

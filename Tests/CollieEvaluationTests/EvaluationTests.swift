@@ -1,4 +1,4 @@
-@testable import CollieEngine
+import CollieEngine
 import CollieMetrics
 import CollieModels
 import CollieTestSupport
@@ -205,43 +205,6 @@ final class EvaluationTests: XCTestCase {
         XCTAssertThrowsError(try EvaluationSetup(config: plain, adapter: output.appendingPathComponent("missing"))) { error in
             XCTAssertTrue("\(error)".contains("adapter_config.json"), "\(error)")
         }
-    }
-
-    /// Records, for each evaluation, whether its loops ran on the spinning pool.
-    private final class PoolObserver: Evaluator {
-        let name = "pool"
-        var spinning: [Bool] = []
-        func evaluate(_ model: any CausalLanguageModel) throws -> [String: Double] {
-            spinning.append(Parallel.usesSpinningWorkers)
-            return ["spinning": Parallel.usesSpinningWorkers ? 1 : 0]
-        }
-    }
-
-    /// `collie eval` runs its evaluators as the trainer runs an evaluation (`Parallel.withTrainingWorkers`): on the
-    /// spinning pool when float32 products run on Collie's GEMM and every thread has a core, not on OpenBLAS.
-    func testEvaluationSetupRunsItsEvaluatorsOnTheSpinningPoolOnlyWithCollieGEMM() throws {
-        let saved = Float32GEMM.override
-        defer { Float32GEMM.override = saved }
-        let evalData = Fixtures.folder.appendingPathComponent("eval.jsonl").path
-        let config = try Fixtures.config("adamw", output: try temporaryFolder(for: self),
-                                         overrides: ["evaluators=[{name: heldout, type: perplexity, data: \(evalData)}]"])
-        var perplexities: [Double] = []
-        for gemm in [Float32GEMM.collie, .openBLAS] {
-            Float32GEMM.override = gemm
-            var setup = try EvaluationSetup(config: config)
-            let observer = PoolObserver()
-            setup.evaluators.append(observer)
-            let metrics = try setup.run()
-            // 2 threads on this project's 2-core machines: Collie's GEMM spins.
-            let spins = Parallel.spinsInTrainingSteps(gemm: gemm, threads: Parallel.threadCount, ranksOnThisMachine: 1,
-                                                      cores: ProcessInfo.processInfo.activeProcessorCount)
-            if gemm == .openBLAS { XCTAssertFalse(spins) }
-            XCTAssertEqual(observer.spinning, [spins], "\(gemm)")
-            XCTAssertEqual(metrics["pool/spinning"], spins ? 1 : 0, "\(gemm)")
-            XCTAssertFalse(Parallel.usesSpinningWorkers, "\(gemm): nothing spins after the evaluation")
-            perplexities.append(try XCTUnwrap(metrics["heldout/perplexity"]))
-        }
-        XCTAssertEqual(perplexities[0], perplexities[1], accuracy: 1e-5 * perplexities[1], "either GEMM")
     }
 
     func testCallbacksMonitorAnEvaluatorsMetric() throws {

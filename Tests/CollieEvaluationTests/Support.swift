@@ -28,4 +28,9 @@ final class RecordingMonitor: TrainingMonitor {
     private(set) var events: [TrainingEvent] = []
     func record(_ event: TrainingEvent) throws { events.append(event) }
     func close() throws {}
+
+    /// The `.step` events' measurements, in order.
+    var steps: [TrainingStep] {
+        events.compactMap { if case .step(let s) = $0 { return s } else { return nil } }
+    }
 }

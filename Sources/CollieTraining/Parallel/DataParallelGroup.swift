@@ -325,14 +325,13 @@ public final class DataParallelGroup {
             let gradient = parameter.grad.map { $0.isContiguous && $0.dtype == .float32 ? $0 : $0.contiguousCopy(dtype: .float32) }
                 ?? Tensor.zeros(parameter.shape)
             let range = buffer.offsets[index]..<(buffer.offsets[index] + parameter.count)
+            // Straight into the shard's gradient: the buckets never write the deferred ranges.
             let own = Self.overlap(shard, range)
-            let received = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(own.count, 1))
-            defer { received.deallocate() }
             communicator.startReduceScatter(UnsafeBufferPointer(start: gradient.pointer(as: Float.self), count: parameter.count),
-                                            into: UnsafeMutableBufferPointer(rebasing: received[0..<own.count]),
+                                            into: UnsafeMutableBufferPointer(start: target.pointer(as: Float.self)
+                                                                                 + (own.lowerBound - shard.lowerBound),
+                                                                             count: own.count),
                                             counts: ranges.map { Self.overlap($0, range).count }).wait()
-            (target.pointer(as: Float.self) + (own.lowerBound - shard.lowerBound))
-                .update(from: received.baseAddress!, count: own.count)
         }
     }
 

@@ -76,7 +76,8 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
     }
 
     /// Evaluation during and after training runs eval_data's batches through the stages (no rank gathers the whole
-    /// model for it), each dp group its share, so the held-out loss and training equal one process's.
+    /// model for it), each dp group its share, so the held-out loss and training equal one process's; padding-free
+    /// batches, packed on every stage, too.
     func testEvaluationThroughThePipelineMatchesOneProcess() throws {
         let folder = try temporaryFolder(for: self)
         let config = try ParallelTrainRun.makeConfig(in: folder, extra: "eval_split: 0.2\neval_per_n_steps: 2")
@@ -85,10 +86,11 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
         XCTAssertEqual(one.status, 0, one.output)
         let evaluations = { (output: String) in output.split(separator: "\n").filter { $0.contains("perplexity") } }
         XCTAssertGreaterThanOrEqual(evaluations(one.output).count, 2, one.output)
-        for (dp, tp, pp) in [(1, 1, 2), (2, 1, 2), (1, 2, 2)] {
-            let name = "dp\(dp)-tp\(tp)-pp\(pp)"
-            let run = try MPIRun.run(ranks: dp * tp * pp, collie, ["train", config.path] + layout(dp: dp, tp: tp, pp: pp, output: name),
-                                     in: folder)
+        // Padding-free batches too (each stage attending within the packed sequences): the padded run's numbers.
+        for (dp, tp, pp, packed) in [(1, 1, 2, false), (2, 1, 2, false), (1, 2, 2, false), (2, 1, 2, true)] {
+            let name = "dp\(dp)-tp\(tp)-pp\(pp)" + (packed ? "-padding-free" : "")
+            let run = try MPIRun.run(ranks: dp * tp * pp, collie, ["train", config.path] + layout(dp: dp, tp: tp, pp: pp, output: name)
+                                     + (packed ? ["--set", "padding_free=true"] : []), in: folder)
             XCTAssertEqual(run.status, 0, run.output)
             try ParallelTrainRun.assertSameRun(folder.appendingPathComponent(name), as: folder.appendingPathComponent("one"), name)
             let got = try ParallelTrainRun.evaluationMetrics(folder.appendingPathComponent(name))
@@ -124,7 +126,8 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
     }
 
     /// AdaLomo and LOMO update each parameter inside backward: the batch goes forward through the stages once and
-    /// each backward pass (the clipping norm's, summed over the stages, then the update's) back through them.
+    /// each backward pass (the clipping norm's, summed over the stages, then the update's) back through them; also on
+    /// padding-free batches.
     func testInBackwardOptimizersMatchOneProcess() throws {
         let folder = try temporaryFolder(for: self)
         let config = try ParallelTrainRun.makeConfig(in: folder)
@@ -134,10 +137,11 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
             let common = ["--set", "optimizer=\(optimizer)", "--set", "gradient_accumulation_steps=1"]
             let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=\(kind)-one"] + common, in: folder)
             XCTAssertEqual(one.status, 0, one.output)
-            for (dp, tp, pp) in [(1, 1, 2), (2, 1, 2), (1, 2, 2)] {
-                let name = "\(kind)-dp\(dp)-tp\(tp)-pp\(pp)"
+            for (dp, tp, pp, packed) in [(1, 1, 2, false), (2, 1, 2, false), (1, 2, 2, false), (1, 1, 2, true)] {
+                let name = "\(kind)-dp\(dp)-tp\(tp)-pp\(pp)" + (packed ? "-padding-free" : "")
                 let run = try MPIRun.run(ranks: dp * tp * pp, collie,
-                                         ["train", config.path] + layout(dp: dp, tp: tp, pp: pp, output: name) + common, in: folder)
+                                         ["train", config.path] + layout(dp: dp, tp: tp, pp: pp, output: name) + common
+                                         + (packed ? ["--set", "padding_free=true"] : []), in: folder)
                 XCTAssertEqual(run.status, 0, "\(name):\n\(run.output)")
                 try ParallelTrainRun.assertSameRun(folder.appendingPathComponent(name),
                                                    as: folder.appendingPathComponent("\(kind)-one"), name)

@@ -10,7 +10,8 @@ import XCTest
 /// exchanging hidden states and their gradients, and end with the loss, the gradients and —
 /// after an update and `gatherParameters` — the parameters of one process running the whole model (computed by
 /// every rank alongside, for comparison); a tied embedding split between the first and the last stage gets the
-/// sum of both uses' gradients.
+/// sum of both uses' gradients. Padding-free micro-batches (`PaddedBatch.flattened()`) give the padded ones' loss and
+/// gradients through the stages.
 final class PipelineParallelTests: XCTestCase {
     func testStagesMatchOneProcessOnTwoAndFourRanks() throws {
         try runRankTests("PipelineParallelRankTests/testMatchesOneProcess", ranks: 2)
@@ -99,14 +100,16 @@ final class PipelineParallelRankTests: XCTestCase {
             }
 
             let model = try make()
-            for method in [PipelinePartitionMethod.parameters, .uniform] {
-                let label = "\(name), \(method), \(world.size) stages"
+            // Padding-free micro-batches too: one row each, every stage keeping attention within each sequence.
+            for (method, packed) in [(PipelinePartitionMethod.parameters, false), (.uniform, false), (.parameters, true)] {
+                let label = "\(name), \(method)\(packed ? ", padding-free" : ""), \(world.size) stages"
+                let micro = packed ? batches.map { $0.flattened() } : batches
                 let group = PipelineParallelGroup(communicator: world,
                                                   partition: try PipelinePartition(model: model, stages: world.size, method: method))
                 XCTAssertTrue(group.partition.stages.allSatisfy { !$0.isEmpty }, label)
                 var ran: [Int] = []
-                let loss = group.forwardBackward(model, microBatches: batches, willRun: { ran.append($0) }) { i, logits in
-                    Self.loss(logits, batches[i], model: model, predicted: predicted)
+                let loss = group.forwardBackward(model, microBatches: micro, willRun: { ran.append($0) }) { i, logits in
+                    Self.loss(logits, micro[i], model: model, predicted: predicted)
                 }
                 group.reduceSharedGradients(model)
                 XCTAssertEqual(ran, [0, 1, 2, 3], label)

@@ -79,8 +79,8 @@ public struct CollieConfig: Codable, Equatable, Sendable {
     public var paddingSide: PaddingSide = .right
     /// `padding_free: true` (TRL's name): each micro-batch's examples go through the model one after another in a
     /// single row with no padding, each attending only to itself (`PaddedBatch.flattened()`), so no work is spent
-    /// on padding; the loss is the padded batch's within float rounding. Not with pipeline parallelism, prompt
-    /// tuning or GLM-6B.
+    /// on padding; the loss is the padded batch's within float rounding (also through pipeline stages, which each
+    /// receive the packed sequences). Not with prompt tuning or GLM-6B.
     public var paddingFree = false
     /// What happens to a last, short batch of an epoch.
     public var lastBatch: LastBatchMode = .normal

@@ -28,7 +28,6 @@ extension CollieConfig {
             if case .promptTuning? = peftConfig {
                 fail(.peftConfig, "prompt tuning is not yet supported with \(pp); use LoRA, or pp_size: 1")
             }
-            if paddingFree { fail(.paddingFree, "is not yet supported with \(pp); use padding_free: false") }
         }
         if paddingFree, case .promptTuning? = peftConfig {
             fail(.paddingFree, "prompt tuning puts its virtual tokens in front of every row; use padding_free: false")

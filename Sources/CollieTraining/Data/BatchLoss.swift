@@ -29,15 +29,15 @@ extension DataLoader {
     /// exp(sum / count)). With `rank` and `ranks`, only every `ranks`-th batch from `rank` on (one rank's share
     /// of an evaluation). `summed(batch, targets)` gives a batch's summed NLL when the model does not run whole
     /// here (a pipeline's stages). Records no gradient.
-    /// `paddingFree`: each batch goes through the model flattened (`PaddedBatch.flattened()`) where the model
-    /// `takesPackedSequences` and `summed` is not given.
+    /// `paddingFree`: each batch goes through the model (or `summed`) flattened (`PaddedBatch.flattened()`) where
+    /// the model `takesPackedSequences`.
     public func negativeLogLikelihood(of model: some CausalLanguageModel, rank: Int = 0, ranks: Int = 1,
                                       paddingFree: Bool = false,
                                       summed: ((PaddedBatch, [Int]) -> Double)? = nil) -> Perplexity {
         withNoGrad {
             var perplexity = Perplexity()
             for (position, padded) in batches(epochs: 1) where position.batchIndex % ranks == rank {
-                let batch = paddingFree && summed == nil && model.takesPackedSequences ? padded.flattened() : padded
+                let batch = paddingFree && model.takesPackedSequences ? padded.flattened() : padded
                 let targets = batch.nextTokenTargets(for: model)
                 let sum = summed?(batch, targets) ?? Double(batch.summedNegativeLogLikelihood(of: model, targets: targets).item)
                 perplexity.add(negativeLogLikelihood: sum, tokens: NextTokenLoss.predictedCount(targets))

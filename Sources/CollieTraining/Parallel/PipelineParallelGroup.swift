@@ -7,12 +7,12 @@ import Foundation
 /// gradients come back, point to point, in the 1F1B order (`schedule`), so a stage holds the activations of at
 /// most `stages − stage` micro-batches at once.
 ///
-/// Every stage reads the same micro-batches (token ids, positions, padding) and runs only its own units; the
-/// gradients of its units' parameters accumulate as in one process. A tensor the first and the last stage share
-/// (a tied embedding) gets the sum of both stages' gradients (`reduceSharedGradients`); the gradient norm is
-/// summed over the stages by `DataParallelGroup.pipelineParallel`. A rank keeps only its stage's parameters
-/// (`releaseOtherStages`); `gatherParameters` brings every stage's trained units to every rank (to save, evaluate
-/// or generate with the whole model).
+/// Every stage reads the same micro-batches (token ids, positions, padding or a padding-free batch's packed
+/// sequences) and runs only its own units; the gradients of its units' parameters accumulate as in one process. A
+/// tensor the first and the last stage share (a tied embedding) gets the sum of both stages' gradients
+/// (`reduceSharedGradients`); the gradient norm is summed over the stages by `DataParallelGroup.pipelineParallel`. A
+/// rank keeps only its stage's parameters (`releaseOtherStages`); `gatherParameters` brings every stage's trained
+/// units to every rank (to save, evaluate or generate with the whole model).
 public final class PipelineParallelGroup {
     /// The stages: rank s runs stage s.
     public let communicator: Communicator
@@ -142,7 +142,7 @@ public final class PipelineParallelGroup {
         let mask = batch.hasPadding ? batch.attentionMaskTensor : nil
         // Every stage numbers the tokens alike, also where an architecture reads its positions from the ids.
         let positions = model.positions(of: batch.tokenTensor, keyPaddingMask: mask) ?? batch.positionTensor
-        let output = model.forward(units: units, input, positions: positions, keyPaddingMask: mask)
+        let output = model.forward(units: units, input, positions: positions, keyPaddingMask: mask, sequences: batch.sequences)
         guard isLastStage else {
             send(output, to: stage + 1, tag: 2 * i)
             outputs[i] = output

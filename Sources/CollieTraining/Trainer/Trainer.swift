@@ -334,7 +334,7 @@ public final class Trainer {
             if let pipeline {
                 // The batch goes forward through the stages once; each backward pass (norms, then updates) runs
                 // back through them, every stage updating its own parameters.
-                let (batch, weight) = dataParallel.localRows(of: group[0])
+                let (batch, weight) = localRows(of: group[0])
                 let scale = inBackward.lossScale
                 let local = pipeline.forward(model, batch: batch) { [model] logits in
                     let mean = Self.rankLoss(model.summedNegativeLogLikelihood(logits: logits, targets: batch.nextTokenTargets(for: model)),
@@ -370,7 +370,7 @@ public final class Trainer {
             // The stages run the micro-batches in the 1F1B order; each backward is one of the data-parallel group's.
             // A backward that recomputes a checkpointed layer draws that micro-batch's LoRA dropout masks again,
             // though a later micro-batch's forward may have run in between.
-            let rows = group.map { dataParallel.localRows(of: $0) }
+            let rows = group.map(localRows(of:))
             loss = Float(pipeline.forwardBackward(
                 model, microBatches: rows.map(\.batch), willRun: reseedAdapterDropout(microBatch:),
                 willBackward: { [dataParallel] in
@@ -410,11 +410,16 @@ public final class Trainer {
         return (loss, norm, nil)
     }
 
-    /// This rank's rows of the global micro-batch `globalBatch` (in one row under `padding_free`) and their loss
-    /// (`rankLoss`).
-    private func localLoss(of globalBatch: PaddedBatch, predicted: Int) -> Tensor {
+    /// This rank's rows of the global micro-batch `globalBatch` (in one row under `padding_free`) and their weight
+    /// (`DataParallelGroup.localRows`).
+    private func localRows(of globalBatch: PaddedBatch) -> (batch: PaddedBatch, weight: Double) {
         let (rows, weight) = dataParallel.localRows(of: globalBatch)
-        let batch = config.paddingFree ? rows.flattened() : rows
+        return (config.paddingFree ? rows.flattened() : rows, weight)
+    }
+
+    /// The loss of this rank's rows of the global micro-batch `globalBatch` (`rankLoss`).
+    private func localLoss(of globalBatch: PaddedBatch, predicted: Int) -> Tensor {
+        let (batch, weight) = localRows(of: globalBatch)
         return Self.rankLoss(batch.summedNegativeLogLikelihood(of: model, targets: batch.nextTokenTargets(for: model)),
                              weight: weight, predicted: predicted)
     }

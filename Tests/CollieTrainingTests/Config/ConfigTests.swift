@@ -337,12 +337,13 @@ final class ConfigTests: XCTestCase {
         XCTAssertNoThrow(try CollieConfig(text: "model: tiny\ntokenizer: t\ndp_size: 2\npp_size: 2\noptimizer: {name: sophiag, lr: 0.1}\n"
                                            + "ds_config: {zero_optimization: {stage: 2}}", source: "train.yaml"),
                          "SophiaG with ZeRO over the dp group")
+        XCTAssertNoThrow(try CollieConfig(text: "model: tiny\ntokenizer: t\npp_size: 2\npadding_free: true", source: "train.yaml"),
+                         "padding-free batches through pipeline stages")
         let cases: [(String, String, String)] = [
             ("pp_size: 2\nds_config: {zero_optimization: {stage: 3}}", "ds_config.zero_optimization.stage",
              "ZeRO stage 3 is not yet supported with pipeline parallelism (pp_size: 2)"),
             ("pp_size: 2\npeft_config: {peft_type: PROMPT_TUNING, num_virtual_tokens: 4}", "peft_config",
              "prompt tuning is not yet supported with pipeline parallelism"),
-            ("pp_size: 2\npadding_free: true", "padding_free", "is not yet supported with pipeline parallelism"),
             ("padding_free: true\npeft_config: {peft_type: PROMPT_TUNING, num_virtual_tokens: 4}", "padding_free",
              "prompt tuning puts its virtual tokens in front of every row"),
         ]

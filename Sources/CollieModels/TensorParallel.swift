@@ -153,7 +153,6 @@ extension CausalLanguageModel {
             return "tp_size: \(p) does not divide MOSS's 4 model-parallel chunks of qkv_proj; choose 2 or 4"
         }
         if isQuantized { return "tp_size: \(p): quantized weights cannot be split; set tp_size: 1 or load dense weights" }
-        if promptEmbedding != nil { return "tp_size: \(p): prompt tuning is not supported under tensor parallelism; set tp_size: 1" }
         for (value, key) in [(c.attentionHeads, "num_attention_heads"), (c.keyValueHeads, "num_key_value_heads"),
                              (c.intermediateSize, "intermediate_size"), (c.vocabularySize, "vocab_size")] where value % p != 0 {
             return "tp_size: \(p) does not divide the model's \(key) (\(value)); choose a tp_size that divides it"
@@ -244,7 +243,7 @@ extension CausalLanguageModel {
         attachments.tensorParallel = nil
     }
 
-    /// A whole copy of this split model (and of its LoRA adapter), gathered from the tensor-parallel group — every rank
+    /// A whole copy of this split model (and of its LoRA adapter or virtual tokens), gathered from the tensor-parallel group — every rank
     /// of the group must call it — for what needs the whole model while training goes on split: evaluators that
     /// generate with the KV cache. The copy shares nothing with this model; the model itself stays split.
     public func gatheredCopy() throws -> any CausalLanguageModel {
@@ -264,6 +263,12 @@ extension CausalLanguageModel {
                 adapter.a.assignValues(from: whole(adapters[path]!.a))
                 adapter.b.assignValues(from: whole(adapters[path]!.b))
             }
+        }
+        if let promptEmbedding {
+            // Replicated: every rank holds the whole virtual tokens.
+            for parameter in copy.parameters { parameter.requiresGrad = false }
+            copy.promptEmbedding = PromptEmbedding(embeddings: promptEmbedding.embeddings.contiguousCopy(dtype: .float32))
+            copy.peftConfiguration = peftConfiguration
         }
         return copy
     }

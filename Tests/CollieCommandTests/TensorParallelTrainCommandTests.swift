@@ -147,6 +147,39 @@ final class TensorParallelTrainCommandTests: XCTestCase {
                                             weights: "adapter_model.safetensors", initial: nil)
     }
 
+    /// Prompt tuning's virtual tokens are replicated: every rank prepends them to the embeddings of its (whole) batch,
+    /// and their gradient, which comes back through the blocks' all-reduced input gradients, is the same on every
+    /// rank. tp 2 and dp 2 × tp 2 equal one process; a tp 2 checkpoint (the adapter, AdamW's moments) resumes on
+    /// one process and one process's at tp 2.
+    func testPromptTuningUnderTensorParallelismMatchesOneProcess() throws {
+        let folder = try temporaryFolder(for: self)
+        let config = try ParallelTrainRun.makeConfig(in: folder)
+        let collie = try CollieExecutable.url()
+        let common = ["--set", "peft_config={peft_type: PROMPT_TUNING, num_virtual_tokens: 4}",
+                      "--set", "callbacks={checkpoint: {every_n_batches: 3}}"]
+        // The virtual tokens' random start, so the runs' updates are compared (not their values).
+        let start = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=prompt-start", "--set", "optimizer.lr=0"]
+                                          + common, in: folder)
+        XCTAssertEqual(start.status, 0, start.output)
+        let initial = folder.appendingPathComponent("prompt-start/final/adapter_model.safetensors")
+        let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=prompt-one"] + common, in: folder)
+        XCTAssertEqual(one.status, 0, one.output)
+        let reference = folder.appendingPathComponent("prompt-one")
+        for (dp, tp) in [(1, 2), (2, 2)] {
+            let name = "prompt-dp\(dp)-tp\(tp)"
+            let run = try MPIRun.run(ranks: dp * tp, collie, ["train", config.path] + layout(dp: dp, tp: tp, output: name) + common,
+                                     in: folder)
+            XCTAssertEqual(run.status, 0, "\(name):\n\(run.output)")
+            try ParallelTrainRun.assertSameRun(folder.appendingPathComponent(name), as: reference, name,
+                                               weights: "adapter_model.safetensors", initial: initial)
+        }
+        for (name, from, tp) in [("prompt-tp2-on-1", "prompt-dp1-tp2", 1), ("prompt-one-on-tp2", "prompt-one", 2)] {
+            let output = try ParallelTrainRun.resume(from, config: config, ranks: tp, as: name,
+                                                     arguments: layout(dp: 1, tp: tp, output: name) + common, in: folder)
+            try ParallelTrainRun.assertSameRun(output, as: reference, name, weights: "adapter_model.safetensors", initial: initial)
+        }
+    }
+
     func testConsolidatedModelOfTensorParallelRunLoadsInOneProcess() throws {
         let folder = try temporaryFolder(for: self)
         let config = try ParallelTrainRun.makeConfig(in: folder)
@@ -203,6 +236,27 @@ final class TensorParallelTrainCommandTests: XCTestCase {
         XCTAssertEqual(one.status, 0, one.output)
         // The highest held-out loss is the first evaluation's: that model is loaded back at the end.
         XCTAssertTrue(one.output.contains("loaded the best model (eval_loss"), one.output)
+        // After training the slices are gathered: rank 0 answers the sample prompt with the whole model, as one process.
+        // (One process also answers before training — "before:" / "after:"; a split model does not — "answer:".)
+        func answer(_ output: String) -> String? {
+            output.split(separator: "\n").first { $0.contains("  after:") || $0.contains("  answer:") }
+                .map { $0.split(separator: ":", maxSplits: 1)[1].trimmingCharacters(in: .whitespaces) }
+        }
+        func assertSame(_ name: String, _ run: ChildProcess.Result, as reference: String, _ oneOutput: String,
+                        weights: String = "model.safetensors") throws {
+            XCTAssertEqual(run.status, 0, run.output)
+            XCTAssertTrue(run.output.contains("loaded the best model (eval_loss"), run.output)
+            let got = try ParallelTrainRun.evaluationMetrics(folder.appendingPathComponent(name))
+            let want = try ParallelTrainRun.evaluationMetrics(folder.appendingPathComponent(reference))
+            XCTAssertEqual(Set(got.keys), Set(want.keys), name)
+            XCTAssertNotNil(want["2 cls/accuracy"], "\(want)")
+            XCTAssertNotNil(want["2 gen/bleu"], "\(want)")
+            for (key, value) in want { XCTAssertEqual(got[key] ?? .nan, value, accuracy: 1e-5 * max(1, abs(value)), "\(name) \(key)") }
+            try ParallelTrainRun.assertSameRun(folder.appendingPathComponent(name), as: folder.appendingPathComponent(reference), name,
+                                               weights: weights, initial: nil)
+            XCTAssertNotNil(answer(oneOutput), oneOutput)
+            XCTAssertEqual(answer(run.output), answer(oneOutput), run.output)
+        }
         // Also dp 2 × tp 2 at ZeRO-3 (the slices sharded over the dp group, gathered for the evaluations and the best model).
         for (dp, tp, pp, stage) in [(1, 2, 1, 0), (1, 1, 2, 0), (1, 2, 2, 0), (2, 2, 1, 3)] {
             let name = "dp\(dp)-tp\(tp)-pp\(pp)-zero\(stage)"
@@ -210,25 +264,16 @@ final class TensorParallelTrainCommandTests: XCTestCase {
                                                                    "--set", "dp_size=\(dp)", "--set", "train_micro_batch_size=\(2 / dp)",
                                                                    "--set", "ds_config.zero_optimization.stage=\(stage)",
                                                                    "--set", "output_dir=\(name)"] + preset, in: folder)
-            XCTAssertEqual(run.status, 0, run.output)
-            XCTAssertTrue(run.output.contains("loaded the best model (eval_loss"), run.output)
-            let got = try ParallelTrainRun.evaluationMetrics(folder.appendingPathComponent(name))
-            let want = try ParallelTrainRun.evaluationMetrics(folder.appendingPathComponent("one"))
-            XCTAssertEqual(Set(got.keys), Set(want.keys), name)
-            XCTAssertNotNil(want["2 cls/accuracy"], "\(want)")
-            XCTAssertNotNil(want["2 gen/bleu"], "\(want)")
-            for (key, value) in want { XCTAssertEqual(got[key] ?? .nan, value, accuracy: 1e-5 * max(1, abs(value)), "\(name) \(key)") }
-            try ParallelTrainRun.assertSameRun(folder.appendingPathComponent(name), as: folder.appendingPathComponent("one"), name,
-                                               initial: nil)
-            // After training the slices are gathered: rank 0 answers the sample prompt with the whole model, as one process.
-            // (One process also answers before training — "before:" / "after:"; a split model does not — "answer:".)
-            func answer(_ output: String) -> String? {
-                output.split(separator: "\n").first { $0.contains("  after:") || $0.contains("  answer:") }
-                    .map { $0.split(separator: ":", maxSplits: 1)[1].trimmingCharacters(in: .whitespaces) }
-            }
-            XCTAssertNotNil(answer(one.output), one.output)
-            XCTAssertEqual(answer(run.output), answer(one.output), run.output)
+            try assertSame(name, run, as: "one", one.output)
         }
+        // Prompt tuning at tp 2: the evaluators' forwards and decoding (the virtual tokens in the prefill of each rank's
+        // cache), the best adapter saved from the replicated virtual tokens, and the answer after training.
+        let prompt = preset + ["--set", "peft_config={peft_type: PROMPT_TUNING, num_virtual_tokens: 4}", "--set", "optimizer.lr=0.1"]
+        let promptOne = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=prompt-one"] + prompt, in: folder)
+        XCTAssertEqual(promptOne.status, 0, promptOne.output)
+        let promptRun = try MPIRun.run(ranks: 2, collie, ["train", config.path, "--set", "tp_size=2", "--set", "output_dir=prompt-tp2"]
+                                       + prompt, in: folder)
+        try assertSame("prompt-tp2", promptRun, as: "prompt-one", promptOne.output, weights: "adapter_model.safetensors")
     }
 
     func testTensorParallelCheckpointsResumeOnOtherLayouts() throws {

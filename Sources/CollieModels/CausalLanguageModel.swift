@@ -202,22 +202,33 @@ extension CausalLanguageModel {
     }
 
     /// Runs the parameter units `units` — 0 the embedding, i + 1 block i, `blockCount + 1` the head — on `input`:
-    /// token ids [B, T] when the range starts at the embedding, else the hidden states [B, T, C] the unit before it
-    /// made. Returns the hidden states after its last unit, or the logits [B, T, V] when that is the head: one
-    /// pipeline stage's forward (all units together are `callAsFunction`, without prompt tuning). `sequences` as in
-    /// `callAsFunction` (every stage of a padding-free batch gets them).
+    /// token ids [B, T] when the range starts at the embedding, else the hidden states [B, T′, C] the unit before it
+    /// made. Returns the hidden states after its last unit, or the logits [B, T′, V] when that is the head: one
+    /// pipeline stage's forward (all units together are `trainingLogits`). With prompt tuning T′ = n + T: the
+    /// embedding puts the virtual tokens in front and every stage prefixes the real tokens' `positions` and
+    /// `keyPaddingMask` as `PromptEmbedding.prefixed` does. `sequences` as in `callAsFunction` (every stage of a
+    /// padding-free batch gets them).
     public func forward(units: Range<Int>, _ input: Tensor, positions: Tensor? = nil, keyPaddingMask: Tensor? = nil,
                         sequences: PackedSequences? = nil) -> Tensor {
         precondition(!units.isEmpty && units.lowerBound >= 0 && units.upperBound <= blockCount + 2,
                      "units \(units) of a model with \(blockCount + 2)")
         precondition(sequences == nil || (packsSequences && promptEmbedding == nil),
                      "packed sequences need a model that packs them, without prompt tuning")
-        let h = units.lowerBound == 0 ? embeddings(of: input) : input
-        let derived = units.lowerBound == 0 ? self.positions(of: input, keyPaddingMask: keyPaddingMask) : nil
+        var h = units.lowerBound == 0 ? embeddings(of: input) : input
+        var positions = (units.lowerBound == 0 ? self.positions(of: input, keyPaddingMask: keyPaddingMask) : nil) ?? positions
+        var mask = keyPaddingMask
+        if let promptEmbedding {
+            if units.lowerBound == 0 { h = promptEmbedding.prepended(to: h) }
+            (positions, mask) = promptEmbedding.prefixed(positions: positions, keyPaddingMask: mask)
+        }
         let blocks = max(units.lowerBound - 1, 0)..<min(units.upperBound - 1, blockCount)
-        return run(blocks: blocks, head: units.upperBound == blockCount + 2, h, positions: derived ?? positions,
-                   keyPaddingMask: keyPaddingMask, sequences: sequences)
+        return run(blocks: blocks, head: units.upperBound == blockCount + 2, h, positions: positions,
+                   keyPaddingMask: mask, sequences: sequences)
     }
+
+    /// The length of the hidden states a forward of `tokens` tokens per row passes between units: with prompt tuning
+    /// the virtual tokens' n more.
+    public func hiddenLength(tokens: Int) -> Int { tokens + (promptEmbedding?.virtualTokenCount ?? 0) }
 
     /// Hidden states [B, T, C] through `blocks`, then through the head when `head`.
     func run(blocks: Range<Int>, head runsHead: Bool, _ input: Tensor, positions: Tensor?, keyPaddingMask: Tensor?,

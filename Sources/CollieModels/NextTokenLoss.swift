@@ -35,6 +35,9 @@ extension CausalLanguageModel {
         guard let promptEmbedding else {
             return self(ids, positions: positions, keyPaddingMask: keyPaddingMask, sequences: sequences)
         }
+        if let pipelineStage {
+            return stagedLogits(pipelineStage, ids, positions: positions, keyPaddingMask: keyPaddingMask, virtualPositions: true)
+        }
         precondition(sequences == nil, "prompt tuning does not take packed sequences")
         return promptEmbedding.logits(self, ids, positions: positions, keyPaddingMask: keyPaddingMask)
     }

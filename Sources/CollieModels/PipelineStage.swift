@@ -26,16 +26,27 @@ extension CausalLanguageModel {
         set { attachments.pipelineStage = newValue }
     }
 
-    /// Logits [B, T, V] of ids [B, T] through the stages (see `PipelineStage`).
-    func stagedLogits(_ stage: PipelineStage, _ ids: Tensor, positions: Tensor?, keyPaddingMask: Tensor?) -> Tensor {
-        precondition(promptEmbedding == nil, "prompt tuning does not run through pipeline stages")
+    /// Logits [B, T, V] of ids [B, T] through the stages (see `PipelineStage`). With prompt tuning the first stage
+    /// puts the virtual tokens in front, every stage runs n + T positions, and the virtual ones' logits are dropped
+    /// unless `virtualPositions` (then [B, n + T, V], as `trainingLogits`).
+    func stagedLogits(_ stage: PipelineStage, _ ids: Tensor, positions: Tensor?, keyPaddingMask: Tensor?,
+                      virtualPositions: Bool = false) -> Tensor {
         let (b, t) = (ids.shape[0], ids.shape[1])
-        let positions = self.positions(of: ids, keyPaddingMask: keyPaddingMask) ?? positions
-        let input = stage.runsEmbedding ? embeddings(of: ids) : stage.receiveHidden([b, t, configuration.hiddenSize])
-        let output = run(blocks: stage.blocks(of: self), head: stage.runsHead, input, positions: positions,
-                         keyPaddingMask: keyPaddingMask)
+        var positions = self.positions(of: ids, keyPaddingMask: keyPaddingMask) ?? positions
+        var mask = keyPaddingMask
+        if let promptEmbedding { (positions, mask) = promptEmbedding.prefixed(positions: positions, keyPaddingMask: mask) }
+        let length = hiddenLength(tokens: t), n = length - t
+        let input: Tensor
+        if stage.runsEmbedding {
+            let tokens = embeddings(of: ids)
+            input = promptEmbedding?.prepended(to: tokens) ?? tokens
+        } else {
+            input = stage.receiveHidden([b, length, configuration.hiddenSize])
+        }
+        let output = run(blocks: stage.blocks(of: self), head: stage.runsHead, input, positions: positions, keyPaddingMask: mask)
         if !stage.runsHead { stage.sendHidden(output) }
         // Under tensor parallelism each rank's part of the vocabulary (`logitsWidth`), which the losses take as it is.
-        return stage.logitsFromLastStage(stage.runsHead ? output : nil, shape: [b, t, logitsWidth])
+        let logits = stage.logitsFromLastStage(stage.runsHead ? output : nil, shape: [b, length, logitsWidth])
+        return n == 0 || virtualPositions ? logits : logits.slice(axis: 1, n..<length)
     }
 }

@@ -30,11 +30,19 @@ public final class PromptEmbedding {
     /// Logits [B, n + T, V] for ids [B, T], virtual positions first (what PEFT's forward returns).
     public func logits(_ model: some CausalLanguageModel, _ ids: Tensor, positions: Tensor? = nil,
                        keyPaddingMask: Tensor? = nil) -> Tensor {
-        let (b, t, n) = (ids.shape[0], ids.shape[1], virtualTokenCount)
         let inputs = prepended(to: model.embedTokens(ids))
+        let prefixed = self.prefixed(positions: positions, keyPaddingMask: keyPaddingMask)
+        return model.logits(inputEmbeddings: inputs, positions: prefixed.positions, keyPaddingMask: prefixed.keyPaddingMask)
+    }
+
+    /// The real tokens' `positions` ([B, T] or [T]) and `keyPaddingMask` ([B, T]) for the n + T positions with the
+    /// virtual tokens in front: positions 0..<n, then the given ones shifted by n; the virtual tokens always attended
+    /// to. Nil stays nil (positions then number all n + T from 0, as PEFT's forward does).
+    public func prefixed(positions: Tensor?, keyPaddingMask: Tensor?) -> (positions: Tensor?, keyPaddingMask: Tensor?) {
+        let n = virtualTokenCount
         var prefixedPositions: Tensor?
         if let positions {
-            let rows = positions.rank == 2 ? positions.shape[0] : 1
+            let rows = positions.rank == 2 ? positions.shape[0] : 1, t = positions.shape.last ?? 0
             let given = positions.ints()
             var values: [Int] = []
             for row in 0..<rows { values += Array(0..<n) + given[(row * t)..<((row + 1) * t)].map { $0 + n } }
@@ -42,13 +50,14 @@ public final class PromptEmbedding {
         }
         var prefixedMask: Tensor?
         if let keyPaddingMask {
+            let (b, t) = (keyPaddingMask.shape[0], keyPaddingMask.shape[1])
             let given = keyPaddingMask.dtype.isFloatingPoint ? keyPaddingMask.floats().map { $0 != 0 }
                 : keyPaddingMask.ints().map { $0 != 0 }
             var values: [Int] = []
             for row in 0..<b { values += [Int](repeating: 1, count: n) + given[(row * t)..<((row + 1) * t)].map { $0 ? 1 : 0 } }
             prefixedMask = Tensor(ints: values, shape: [b, n + t])
         }
-        return model.logits(inputEmbeddings: inputs, positions: prefixedPositions, keyPaddingMask: prefixedMask)
+        return (prefixedPositions, prefixedMask)
     }
 
     /// The logits of the real tokens [B, T, V]: what generation, scoring and evaluation read.

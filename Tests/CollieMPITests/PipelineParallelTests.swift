@@ -23,6 +23,11 @@ final class PipelineParallelTests: XCTestCase {
         try runRankTests("PipelineParallelRankTests/testWholeModelCallsMatchOneProcess", ranks: 4)
     }
 
+    func testPromptTuningThroughTheStagesMatchesOneProcess() throws {
+        try runRankTests("PipelineParallelRankTests/testPromptTuningMatchesOneProcess", ranks: 2)
+        try runRankTests("PipelineParallelRankTests/testPromptTuningMatchesOneProcess", ranks: 4)
+    }
+
     func testTwoBackwardPassesThroughTheStagesMatchOneProcess() throws {
         try runRankTests("PipelineParallelRankTests/testTwoBackwardPassesMatchOneProcess", ranks: 2)
         try runRankTests("PipelineParallelRankTests/testTwoBackwardPassesMatchOneProcess", ranks: 4)
@@ -146,6 +151,63 @@ final class PipelineParallelRankTests: XCTestCase {
             }
             XCTAssertLessThanOrEqual(largest, 1e-6, "\(name): parameters after an update differ by \(largest)")
         }
+    }
+
+    /// Prompt tuning: the first stage puts the virtual tokens in front, every stage runs n + T positions (the real
+    /// tokens' positions and padding prefixed), the last makes the loss over them; only the first stage trains (the
+    /// virtual tokens), and their gradient is one process's. Whole-model calls through the stages (the real tokens'
+    /// logits, the training loss over n + T positions, greedy decoding with the virtual tokens in the prefill) too.
+    func testPromptTuningMatchesOneProcess() throws {
+        try XCTSkipUnless(MPIRun.isRank, "runs as one rank of PipelineParallelTests")
+        let world = MPICommunicator.world()
+        let batches = Self.microBatches()
+        let fixture = TestPaths.fixtures(of: "CollieTrainingTests").appendingPathComponent("model")
+        func make() throws -> LlamaForCausalLM {
+            let model = try LlamaForCausalLM.load(from: fixture)
+            try model.addAdapter(.promptTuning(PromptTuningConfiguration(virtualTokenCount: 3)), seed: 7)
+            return model
+        }
+        let reference = try make()
+        let predicted = batches.reduce(0) { $0 + NextTokenLoss.predictedCount($1.nextTokenTargets(for: reference)) }
+        var expectedLoss = 0.0
+        for batch in batches {
+            let loss = Self.loss(batch.trainingLogits(of: reference), batch, model: reference, predicted: predicted)
+            loss.backward()
+            expectedLoss += Double(loss.item)
+        }
+        let model = try make()
+        let group = PipelineParallelGroup(communicator: world,
+                                          partition: try PipelinePartition(model: model, stages: world.size, method: .uniform))
+        group.releaseOtherStages(model)
+        let loss = group.forwardBackward(model, microBatches: batches) { i, logits in
+            Self.loss(logits, batches[i], model: model, predicted: predicted)
+        }
+        XCTAssertEqual(loss, expectedLoss, accuracy: 1e-5 * abs(expectedLoss))
+        let virtual = model.promptEmbedding!.embeddings
+        XCTAssertEqual(group.parameters(of: model).contains { $0 === virtual }, group.isFirstStage)
+        if group.isFirstStage {
+            let want = reference.promptEmbedding!.embeddings.grad!.floats(), got = virtual.grad!.floats()
+            let difference = zip(got, want).map { abs($0 - $1) }.max()!
+            XCTAssertLessThanOrEqual(difference, 1e-5 * want.map(abs).max()!, "the virtual tokens' gradient differs by \(difference)")
+        }
+
+        let batch = batches[1]
+        let mask = batch.attentionMaskTensor
+        let prompts = [[5, 9, 13, 2, 7], [11, 3]]
+        let expectedLogits = withNoGrad { reference(batch.tokenTensor, positions: batch.positionTensor, keyPaddingMask: mask) }
+        let targets = batch.nextTokenTargets(for: reference)
+        let expectedSum = withNoGrad { batch.summedNegativeLogLikelihood(of: reference, targets: targets) }.item
+        let expectedTokens = try Generator(model: reference).generate(prompts: prompts, parameters: GenerationParameters(maxNewTokens: 6))
+        model.pipelineStage = group
+        defer { model.pipelineStage = nil }
+        let logits = withNoGrad { model(batch.tokenTensor, positions: batch.positionTensor, keyPaddingMask: mask) }
+        XCTAssertEqual(logits.shape, expectedLogits.shape)
+        let largest = zip(logits.floats(), expectedLogits.floats()).map { abs($0 - $1) }.max()!
+        XCTAssertLessThanOrEqual(largest, 1e-5, "the real tokens' logits through \(world.size) stages")
+        let sum = withNoGrad { batch.summedNegativeLogLikelihood(of: model, targets: targets) }.item
+        XCTAssertEqual(sum, expectedSum, accuracy: 1e-5 * abs(expectedSum), "the training loss through \(world.size) stages")
+        let tokens = try Generator(model: model).generate(prompts: prompts, parameters: GenerationParameters(maxNewTokens: 6))
+        XCTAssertEqual(tokens, expectedTokens, "greedy decoding through \(world.size) stages")
     }
 
     /// `forward` once, then `backward(retainGraph: true)` and `backward(retainGraph: false)` (the in-backward

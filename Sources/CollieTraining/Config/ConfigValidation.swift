@@ -25,9 +25,6 @@ extension CollieConfig {
             if zeroStage >= 3 {
                 fail("ds_config.zero_optimization.stage", "ZeRO stage \(zeroStage) is not yet supported with \(pp); use stage 0, 1 or 2")
             }
-            if case .promptTuning? = peftConfig {
-                fail(.peftConfig, "prompt tuning is not yet supported with \(pp); use LoRA, or pp_size: 1")
-            }
         }
         if paddingFree, case .promptTuning? = peftConfig {
             fail(.paddingFree, "prompt tuning puts its virtual tokens in front of every row; use padding_free: false")

@@ -53,10 +53,12 @@ public final class PipelineParallelGroup {
         return steps
     }
 
-    /// The parameters this stage trains: those of its units, each once, then the LoRA adapters of their linear layers.
+    /// The parameters this stage trains: those of its units, each once, then the LoRA adapters of their linear layers
+    /// (or, on the first stage, prompt tuning's virtual tokens).
     public func parameters(of model: some CausalLanguageModel) -> [Tensor] { Self.tensors(of: model, units: units) }
 
-    /// The parameters of `units`, each once, and the LoRA adapters (A, B) of the linear layers among them.
+    /// The parameters of `units`, each once, and the LoRA adapters (A, B) of the linear layers among them, or prompt
+    /// tuning's virtual tokens with the embedding.
     private static func tensors(of model: some CausalLanguageModel, units: Range<Int>) -> [Tensor] {
         var seen: Set<ObjectIdentifier> = []
         let own = model.unitParameters[units].joined().filter { seen.insert(ObjectIdentifier($0)).inserted }
@@ -64,7 +66,8 @@ public final class PipelineParallelGroup {
             guard let lora = layer.lora, let weight = layer.denseWeight, seen.contains(ObjectIdentifier(weight)) else { return nil }
             return [lora.a, lora.b]
         }
-        return own + adapters.joined()
+        let prompt = units.contains(0) ? model.promptEmbedding.map { [$0.embeddings] } ?? [] : []
+        return own + adapters.joined() + prompt
     }
 
     /// The parameters of the first stage that the last stage uses too (a tied embedding); empty with one stage.
@@ -134,7 +137,7 @@ public final class PipelineParallelGroup {
         if isFirstStage {
             input = batch.tokenTensor
         } else {
-            let shape = [batch.tokenTensor.shape[0], batch.tokenTensor.shape[1], model.configuration.hiddenSize]
+            let shape = [batch.batchSize, model.hiddenLength(tokens: batch.length), model.configuration.hiddenSize]
             input = receive(shape, from: stage - 1, tag: 2 * i)
             input.requiresGrad = true
             inputs[i] = input

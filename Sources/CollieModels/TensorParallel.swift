@@ -243,9 +243,9 @@ extension CausalLanguageModel {
         attachments.tensorParallel = nil
     }
 
-    /// A whole copy of this split model (and of its LoRA adapter or virtual tokens), gathered from the tensor-parallel group — every rank
-    /// of the group must call it — for what needs the whole model while training goes on split: evaluators that
-    /// generate with the KV cache. The copy shares nothing with this model; the model itself stays split.
+    /// A whole copy of this split model (and of its LoRA adapter or virtual tokens), gathered from the tensor-parallel
+    /// group — every rank of the group must call it — for what needs the whole model while training goes on split:
+    /// checkpoints and the best model. The copy shares nothing with this model; the model itself stays split.
     public func gatheredCopy() throws -> any CausalLanguageModel {
         guard let placement = attachments.tensorParallel else { return self }
         var initialization = Initialization.uninitialized

@@ -32,18 +32,13 @@ extension CausalLanguageModel {
     func stagedLogits(_ stage: PipelineStage, _ ids: Tensor, positions: Tensor?, keyPaddingMask: Tensor?,
                       virtualPositions: Bool = false) -> Tensor {
         let (b, t) = (ids.shape[0], ids.shape[1])
-        var positions = self.positions(of: ids, keyPaddingMask: keyPaddingMask) ?? positions
-        var mask = keyPaddingMask
-        if let promptEmbedding { (positions, mask) = promptEmbedding.prefixed(positions: positions, keyPaddingMask: mask) }
         let length = hiddenLength(tokens: t), n = length - t
-        let input: Tensor
-        if stage.runsEmbedding {
-            let tokens = embeddings(of: ids)
-            input = promptEmbedding?.prepended(to: tokens) ?? tokens
-        } else {
-            input = stage.receiveHidden([b, length, configuration.hiddenSize])
-        }
-        let output = run(blocks: stage.blocks(of: self), head: stage.runsHead, input, positions: positions, keyPaddingMask: mask)
+        let blocks = stage.blocks(of: self)
+        let units = (stage.runsEmbedding ? 0 : blocks.lowerBound + 1)..<(stage.runsHead ? blockCount + 2 : blocks.upperBound + 1)
+        let input = stage.runsEmbedding ? ids : stage.receiveHidden([b, length, configuration.hiddenSize])
+        // Every stage numbers the tokens alike, also where an architecture reads its positions from the ids.
+        let output = forward(units: units, input, positions: self.positions(of: ids, keyPaddingMask: keyPaddingMask) ?? positions,
+                             keyPaddingMask: keyPaddingMask)
         if !stage.runsHead { stage.sendHidden(output) }
         // Under tensor parallelism each rank's part of the vocabulary (`logitsWidth`), which the losses take as it is.
         let logits = stage.logitsFromLastStage(stage.runsHead ? output : nil, shape: [b, length, logitsWidth])

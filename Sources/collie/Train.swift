@@ -121,9 +121,10 @@ struct Train: ParsableCommand {
 
         if isMain { describe(setup, trainer, resumedFrom: resumedFrom) }
         // The sample prompts' answers before training, to show next to the trained model's (not on a resume).
-        // (Not under tensor or pipeline parallelism: the model is split until training ends.)
-        let answersBefore = isMain && resumedFrom == nil && trainer.grid.tensorParallelSize == 1 && trainer.pipeline == nil
-            ? try sampleAnswers(setup, trainer) : nil
+        // (Not under tensor or pipeline parallelism: the model is split until training ends. Under ZeRO-3 every rank
+        // gathers the parameters for the while, and rank 0 answers.)
+        let answersBefore = resumedFrom == nil && trainer.grid.tensorParallelSize == 1 && trainer.pipeline == nil
+            ? try trainer.dataParallel.withFullParameters { isMain ? try sampleAnswers(setup, trainer) : nil } : nil
         try trainer.train()
         if trainer.evaluationLoader != nil, trainer.state.lastEvaluation?.step != trainer.state.globalStep {
             try trainer.evaluate()

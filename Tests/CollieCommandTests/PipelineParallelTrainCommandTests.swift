@@ -4,7 +4,7 @@ import CollieTestSupport
 import XCTest
 
 /// `mpirun -np N collie train` with pipeline parallelism on the fixture LLaMA model (4 units: embedding, 2 blocks,
-/// head): pp = 2 and pp = 4 stages by each `pp_partition_method`, dp = 2 × pp = 2, and ZeRO-1 over the dp group,
+/// head): pp = 2 and pp = 4 stages by each `pp_partition_method`, dp = 2 × pp = 2, and ZeRO 1–3 over the dp group,
 /// with AdamW over two micro-batches per update (the 1F1B schedule) give the losses and final weights of one
 /// process with the same global batch (`ParallelTrainRun`'s tolerances); unsupported layouts are clear errors.
 final class PipelineParallelTrainCommandTests: XCTestCase {
@@ -32,6 +32,7 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
             (2, 1, 2, 1, "parameters", "units 0..<2, 2..<4"),
             (1, 2, 2, 0, "parameters", "units 0..<2, 2..<4"),
             (2, 1, 2, 2, "parameters", "units 0..<2, 2..<4"),
+            (2, 1, 2, 3, "parameters", "units 0..<2, 2..<4"),
         ]
         for l in layouts {
             let name = "dp\(l.dp)-tp\(l.tp)-pp\(l.pp)-zero\(l.stage)-\(l.method.prefix(4))"
@@ -102,7 +103,8 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
 
     /// Evaluators run through the stages (no rank gathers the whole model): their forwards and their KV-cache
     /// decoding give one process's metrics at pp = 2, dp = 2 × pp = 2 and tp = 2 × pp = 2 (each rank on its slices:
-    /// vocabulary-parallel losses, its heads' keys and values in the cache, the next token's logits gathered).
+    /// vocabulary-parallel losses, its heads' keys and values in the cache, the next token's logits gathered), and at
+    /// dp = 2 × pp = 2 with ZeRO-3 (each stage's parameters gathered over its dp group while they run).
     func testEvaluatorsThroughThePipelineMatchOneProcess() throws {
         let folder = try temporaryFolder(for: self)
         let config = try ParallelTrainRun.makeEvaluatorConfig(in: folder, extra: "max_steps: 2")
@@ -113,10 +115,11 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
         let want = try ParallelTrainRun.evaluationMetrics(folder.appendingPathComponent("one"))
         XCTAssertNotNil(want["2 gen/bleu"], "\(want)")
         XCTAssertNotNil(want["2 cls/accuracy"], "\(want)")
-        for (dp, tp, pp) in [(1, 1, 2), (2, 1, 2), (1, 2, 2)] {
-            let name = "dp\(dp)-tp\(tp)-pp\(pp)"
+        for (dp, tp, pp, stage) in [(1, 1, 2, 0), (2, 1, 2, 0), (1, 2, 2, 0), (2, 1, 2, 3)] {
+            let name = "dp\(dp)-tp\(tp)-pp\(pp)-zero\(stage)"
             let run = try MPIRun.run(ranks: dp * tp * pp, collie, ["train", config.path, "--set", "pp_size=\(pp)", "--set", "dp_size=\(dp)",
                                                                    "--set", "tp_size=\(tp)", "--set", "train_micro_batch_size=\(2 / dp)",
+                                                                   "--set", "ds_config.zero_optimization.stage=\(stage)",
                                                                    "--set", "output_dir=\(name)"] + preset, in: folder)
             XCTAssertEqual(run.status, 0, run.output)
             let got = try ParallelTrainRun.evaluationMetrics(folder.appendingPathComponent(name))
@@ -127,7 +130,7 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
 
     /// AdaLomo and LOMO update each parameter inside backward: the batch goes forward through the stages once and
     /// each backward pass (the clipping norm's, summed over the stages, then the update's) back through them; also on
-    /// padding-free batches.
+    /// padding-free batches, and at ZeRO-3 over the dp group (each stage's layers gathered for each pass).
     func testInBackwardOptimizersMatchOneProcess() throws {
         let folder = try temporaryFolder(for: self)
         let config = try ParallelTrainRun.makeConfig(in: folder)
@@ -137,10 +140,11 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
             let common = ["--set", "optimizer=\(optimizer)", "--set", "gradient_accumulation_steps=1"]
             let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=\(kind)-one"] + common, in: folder)
             XCTAssertEqual(one.status, 0, one.output)
-            for (dp, tp, pp, packed) in [(1, 1, 2, false), (2, 1, 2, false), (1, 2, 2, false), (1, 1, 2, true)] {
-                let name = "\(kind)-dp\(dp)-tp\(tp)-pp\(pp)" + (packed ? "-padding-free" : "")
+            for (dp, tp, pp, stage, packed) in [(1, 1, 2, 0, false), (2, 1, 2, 0, false), (1, 2, 2, 0, false), (1, 1, 2, 0, true),
+                                                (2, 1, 2, 3, false)] {
+                let name = "\(kind)-dp\(dp)-tp\(tp)-pp\(pp)-zero\(stage)" + (packed ? "-padding-free" : "")
                 let run = try MPIRun.run(ranks: dp * tp * pp, collie,
-                                         ["train", config.path] + layout(dp: dp, tp: tp, pp: pp, output: name) + common
+                                         ["train", config.path] + layout(dp: dp, tp: tp, pp: pp, stage: stage, output: name) + common
                                          + (packed ? ["--set", "padding_free=true"] : []), in: folder)
                 XCTAssertEqual(run.status, 0, "\(name):\n\(run.output)")
                 try ParallelTrainRun.assertSameRun(folder.appendingPathComponent(name),
@@ -215,9 +219,9 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
         }
     }
 
-    /// Under ZeRO-1 and ZeRO-2 the dp group's optimizer shards are gathered into one process's state too: a dp = 2 ×
-    /// pp = 2 checkpoint of either stage resumes at tp = 2 and at dp = 2 × tp = 2 with ZeRO-1, equal to the
-    /// uninterrupted one process.
+    /// Under ZeRO 1–3 the dp group's optimizer shards (at 3 also the parameters) are gathered into one process's
+    /// state and model too: a dp = 2 × pp = 2 checkpoint of any stage resumes at tp = 2 and at dp = 2 × tp = 2 with
+    /// ZeRO-1, and one process's checkpoint at dp = 2 × pp = 2 with ZeRO-3, equal to the uninterrupted one process.
     func testZeroCheckpointsUnderPipelineParallelismResumeOnOtherLayouts() throws {
         let folder = try temporaryFolder(for: self)
         let config = try ParallelTrainRun.makeConfig(in: folder, extra: "callbacks: {checkpoint: {every_n_batches: 3}}")
@@ -225,7 +229,7 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
         let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=one"], in: folder)
         XCTAssertEqual(one.status, 0, one.output)
         let reference = folder.appendingPathComponent("one")
-        for written in [1, 2] {
+        for written in [1, 2, 3] {
             let source = "dp2-pp2-zero\(written)"
             let run = try MPIRun.run(ranks: 4, collie, ["train", config.path] + layout(dp: 2, pp: 2, stage: written, output: source),
                                      in: folder)
@@ -240,6 +244,9 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
                 try ParallelTrainRun.assertSameRun(output, as: reference, name)
             }
         }
+        let output = try ParallelTrainRun.resume("one", config: config, ranks: 4, as: "one-on-dp2-pp2-zero3",
+                                                 arguments: layout(dp: 2, pp: 2, stage: 3, output: "one-on-dp2-pp2-zero3"), in: folder)
+        try ParallelTrainRun.assertSameRun(output, as: reference, "one-on-dp2-pp2-zero3")
     }
 
     /// A LoRA run's checkpoints hold the adapter (PEFT's folder) and one process's optimizer state over it: a

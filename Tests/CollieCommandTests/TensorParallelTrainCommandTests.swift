@@ -237,9 +237,9 @@ final class TensorParallelTrainCommandTests: XCTestCase {
         // The highest held-out loss is the first evaluation's: that model is loaded back at the end.
         XCTAssertTrue(one.output.contains("loaded the best model (eval_loss"), one.output)
         // After training the slices are gathered: rank 0 answers the sample prompt with the whole model, as one process.
-        // (One process also answers before training — "before:" / "after:"; a split model does not — "answer:".)
-        func answer(_ output: String) -> String? {
-            output.split(separator: "\n").first { $0.contains("  after:") || $0.contains("  answer:") }
+        // (One process also answers before training — "before:" / "after:", as does dp; a split model does not — "answer:".)
+        func answer(_ output: String, before: Bool = false) -> String? {
+            output.split(separator: "\n").first { before ? $0.contains("  before:") : $0.contains("  after:") || $0.contains("  answer:") }
                 .map { $0.split(separator: ":", maxSplits: 1)[1].trimmingCharacters(in: .whitespaces) }
         }
         func assertSame(_ name: String, _ run: ChildProcess.Result, as reference: String, _ oneOutput: String,
@@ -257,14 +257,20 @@ final class TensorParallelTrainCommandTests: XCTestCase {
             XCTAssertNotNil(answer(oneOutput), oneOutput)
             XCTAssertEqual(answer(run.output), answer(oneOutput), run.output)
         }
-        // Also dp 2 × tp 2 at ZeRO-3 (the slices sharded over the dp group, gathered for the evaluations and the best model).
-        for (dp, tp, pp, stage) in [(1, 2, 1, 0), (1, 1, 2, 0), (1, 2, 2, 0), (2, 2, 1, 3)] {
+        // Also dp 2 × tp 2 and dp 2 × pp 2 at ZeRO-3 (the slices, or each stage's parameters, sharded over the dp group,
+        // gathered for the evaluations and the best model), and dp 2 at ZeRO-3, whose ranks gather the whole model for
+        // the answer before training too.
+        for (dp, tp, pp, stage) in [(1, 2, 1, 0), (1, 1, 2, 0), (1, 2, 2, 0), (2, 2, 1, 3), (2, 1, 2, 3), (2, 1, 1, 3)] {
             let name = "dp\(dp)-tp\(tp)-pp\(pp)-zero\(stage)"
             let run = try MPIRun.run(ranks: dp * tp * pp, collie, ["train", config.path, "--set", "tp_size=\(tp)", "--set", "pp_size=\(pp)",
                                                                    "--set", "dp_size=\(dp)", "--set", "train_micro_batch_size=\(2 / dp)",
                                                                    "--set", "ds_config.zero_optimization.stage=\(stage)",
                                                                    "--set", "output_dir=\(name)"] + preset, in: folder)
             try assertSame(name, run, as: "one", one.output)
+            if tp == 1, pp == 1 {
+                XCTAssertNotNil(answer(one.output, before: true), one.output)
+                XCTAssertEqual(answer(run.output, before: true), answer(one.output, before: true), run.output)
+            }
         }
         // Prompt tuning at tp 2: the evaluators' forwards and decoding (the virtual tokens in the prefill of each rank's
         // cache), the best adapter saved from the replicated virtual tokens, and the answer after training.

@@ -20,12 +20,6 @@ extension CollieConfig {
         atLeast(1, dataParallelSize, .dataParallelSize)
         atLeast(1, tensorParallelSize, .tensorParallelSize)
         atLeast(1, pipelineParallelSize, .pipelineParallelSize)
-        if pipelineParallelSize > 1 {
-            let pp = "pipeline parallelism (pp_size: \(pipelineParallelSize))"
-            if zeroStage >= 3 {
-                fail("ds_config.zero_optimization.stage", "ZeRO stage \(zeroStage) is not yet supported with \(pp); use stage 0, 1 or 2")
-            }
-        }
         if paddingFree, case .promptTuning? = peftConfig {
             fail(.paddingFree, "prompt tuning puts its virtual tokens in front of every row; use padding_free: false")
         }

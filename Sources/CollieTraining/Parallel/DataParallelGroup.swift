@@ -84,8 +84,9 @@ public final class DataParallelGroup {
     /// - Parameter reducesEachGradient: for optimizers that update inside backward (stage 0 only): leaves the
     ///   gradients unattached and all-reduces each one from a gradient-ready hook. Create the group before the
     ///   optimizer attaches its own hooks.
-    /// - Parameter units: at stage 3, the parameter-index ranges of the model's units
-    ///   (`CausalLanguageModel.parameterUnits`); set the model's `parameterUnitHooks` to the group.
+    /// - Parameter units: at stage 3, the parameter-index ranges into `buffer` of the model's units, by unit number
+    ///   (`CausalLanguageModel.parameterUnits`; a pipeline stage's `PipelineParallelGroup.parameterUnits(of:)`, empty
+    ///   for the other stages' units); set the model's `parameterUnitHooks` to the group.
     /// - Parameter shared: under pipeline parallelism, the parameters this stage shares with another (a tied
     ///   embedding, `PipelineParallelGroup.sharedParameters`): at stage 2 their reduction waits for
     ///   `reduceDeferredGradients()`.

@@ -57,6 +57,15 @@ public final class PipelineParallelGroup {
     /// (or, on the first stage, prompt tuning's virtual tokens).
     public func parameters(of model: some CausalLanguageModel) -> [Tensor] { Self.tensors(of: model, units: units) }
 
+    /// For ZeRO stage 3 over this stage's parameters: each of the model's units' parameter-index ranges into
+    /// `parameters(of:)`, empty for the other stages' units (the hooks see the model's unit numbers); nil when the
+    /// model's units share a tensor or are not laid out unit after unit (`CausalLanguageModel.parameterUnits`).
+    public func parameterUnits(of model: some CausalLanguageModel) -> [Range<Int>]? {
+        guard let all = model.parameterUnits else { return nil }
+        let start = all[units.lowerBound].lowerBound
+        return all.indices.map { units.contains($0) ? all[$0].lowerBound - start..<all[$0].upperBound - start : 0..<0 }
+    }
+
     /// The parameters of `units`, each once, and the LoRA adapters (A, B) of the linear layers among them, or prompt
     /// tuning's virtual tokens with the embedding.
     private static func tensors(of model: some CausalLanguageModel, units: Range<Int>) -> [Tensor] {

@@ -134,7 +134,7 @@ public final class Trainer {
         // gradients where they are kept (not for in-backward optimizers, which free each gradient at once).
         dataParallel = DataParallelGroup(communicator: grid.dataParallel, stage: config.zeroStage, buffer: parameterBuffer,
                                          reducesEachGradient: config.optimizer.name.updatesDuringBackward,
-                                         units: config.zeroStage == 3 ? model.parameterUnits : nil,
+                                         units: config.zeroStage == 3 ? pipeline?.parameterUnits(of: model) ?? model.parameterUnits : nil,
                                          shared: pipeline?.sharedParameters(of: model) ?? [])
         if config.zeroStage == 3 { model.parameterUnitHooks = dataParallel }
         let splitAxes = model.tensorParallelSplitAxes(of: parameterBuffer.parameters)
@@ -470,23 +470,27 @@ public final class Trainer {
         // Pipeline parallelism: eval_data's loss and the evaluators (their forwards and KV-cache decoding) run
         // through the stages (on each rank's slices under tensor parallelism too); load_best_model (which saves) gets
         // every stage's parameters, gathered for the while.
+        // Under ZeRO-3 the stage's parameters are gathered over the dp group for the while (decoding runs no unit hooks).
         if pipeline != nil, !callbacks.contains(where: { $0 is LoadBestModelCallback }) {
-            return try evaluateModel()
+            return try dataParallel.withFullParameters { try evaluateModel() }
         }
-        return try withWholePipelineModel { try dataParallel.withFullParameters { try evaluateModel(whole: true) } }
+        return try withWholeModel { try evaluateModel(whole: true) }
     }
 
-    /// Runs `body` with every pipeline stage's parameters on every rank (gathered, and freed again while training
-    /// goes on); just `body` without pipeline parallelism.
-    private func withWholePipelineModel<T>(_ body: () throws -> T) rethrows -> T {
-        pipeline?.gatherParameters(model)
-        defer {
-            if let pipeline, !trainingEnded {
-                pipeline.releaseOtherStages(model)
-                StoragePool.shared.releaseCachedMemory()
+    /// Runs `body` with the whole model on every rank: under ZeRO-3 the (stage's) parameters gathered over the dp
+    /// group, then under pipeline parallelism every stage's broadcast from its ranks; both freed again while training
+    /// goes on.
+    private func withWholeModel<T>(_ body: () throws -> T) rethrows -> T {
+        try dataParallel.withFullParameters {
+            pipeline?.gatherParameters(model)
+            defer {
+                if let pipeline, !trainingEnded {
+                    pipeline.releaseOtherStages(model)
+                    StoragePool.shared.releaseCachedMemory()
+                }
             }
+            return try body()
         }
-        return try body()
     }
 
     /// `whole`: every rank holds the whole model (one pipeline stage otherwise, under pipeline parallelism).
@@ -532,12 +536,12 @@ public final class Trainer {
     /// `TrainingCheckpoint`), replacing one of the same step.
     @discardableResult
     public func saveCheckpoint() throws -> URL {
-        try withWholePipelineModel { try dataParallel.withFullParameters {
+        try withWholeModel {
             let folder = try TrainingCheckpoint.save(self)
             notifyMonitors(.checkpoint(step: state.globalStep, path: folder.path))
             for callback in callbacks { try callback.onSaveCheckpoint(self, folder: folder) }
             return folder
-        } }
+        }
     }
 
     /// Restores the model, optimizer, schedule, random generator, data position, counters and callback state

@@ -165,15 +165,18 @@ public struct TrainingCheckpoint: Sendable {
         if tensorParallel || trainer.pipeline != nil {
             // This rank's stage, and its slices, of the whole model and of one process's optimizer state.
             // Every stage's parameters get values for the while; the other stages' are freed again.
-            trainer.pipeline?.allocateOtherStages(trainer.model)
             defer {
                 if let pipeline = trainer.pipeline {
                     pipeline.releaseOtherStages(trainer.model)
                     StoragePool.shared.releaseCachedMemory()
                 }
             }
-            // Under ZeRO-3 over the dp group (with tp), into every parameter, then kept as this rank's shard.
-            try trainer.dataParallel.withFullParameters(writeBack: true) { try trainer.loadWeights(from: folder) }
+            // Under ZeRO-3 over the dp group (with tp, or the stage's), into every parameter, then kept as this rank's
+            // shard.
+            try trainer.dataParallel.withFullParameters(writeBack: true) {
+                trainer.pipeline?.allocateOtherStages(trainer.model)
+                try trainer.loadWeights(from: folder)
+            }
             let parameters = trainer.dataParallel.buffer.parameters, whole = trainer.model.trainableParameters.map(\.tensor)
             var state: OptimizerState
             if ShardedOptimizerState.isSharded(folder) {

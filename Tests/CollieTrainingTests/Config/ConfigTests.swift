@@ -339,9 +339,10 @@ final class ConfigTests: XCTestCase {
                          "SophiaG with ZeRO over the dp group")
         XCTAssertNoThrow(try CollieConfig(text: "model: tiny\ntokenizer: t\npp_size: 2\npadding_free: true", source: "train.yaml"),
                          "padding-free batches through pipeline stages")
+        XCTAssertNoThrow(try CollieConfig(text: "model: tiny\ntokenizer: t\ndp_size: 2\npp_size: 2\noptimizer: {name: adalomo, lr: 0.1}\n"
+                                           + "gradient_accumulation_steps: 1\nds_config: {zero_optimization: {stage: 3}}",
+                                           source: "train.yaml"), "ZeRO-3 over the dp group of each stage")
         let cases: [(String, String, String)] = [
-            ("pp_size: 2\nds_config: {zero_optimization: {stage: 3}}", "ds_config.zero_optimization.stage",
-             "ZeRO stage 3 is not yet supported with pipeline parallelism (pp_size: 2)"),
             ("padding_free: true\npeft_config: {peft_type: PROMPT_TUNING, num_virtual_tokens: 4}", "padding_free",
              "prompt tuning puts its virtual tokens in front of every row"),
         ]

@@ -15,7 +15,7 @@ extension Bench {
             abstract: "Step time and per-rank peak memory of each parallel layout (dp × tp × pp) beside one process.")
 
         @Option(help: "Reference configuration: tiny or small.") var preset: Train.Preset = .small
-        @Option(parsing: .upToNextOption, help: "Layouts such as 1, dp2, tp2, pp2, dp2pp2, dp2tp2 (processes = dp·tp·pp).")
+        @Option(parsing: .upToNextOption, help: "Layouts such as 1, dp2, tp2, pp2, dp2pp2, dp2tp2 (processes = dp·tp·pp); z1, z2 or z3 for a ZeRO stage over the dp group (dp2pp2z3).")
         var layouts: [String] = ["1", "dp2", "tp2", "pp2"]
         @Option(help: "Timed updates (after one warm-up update).") var steps = 2
         @Option(help: "Micro-batches per update (the pipeline's 1F1B runs over them).") var microBatches = 2
@@ -23,16 +23,20 @@ extension Bench {
         @Option(help: .hidden) var rankRun: String?
 
         struct Layout: Equatable {
-            var dp = 1, tp = 1, pp = 1
+            var dp = 1, tp = 1, pp = 1, zeroStage = 0
             var processes: Int { dp * tp * pp }
-            var name: String { processes == 1 ? "1 process" : "dp \(dp) × tp \(tp) × pp \(pp)" }
+            var name: String {
+                (processes == 1 ? "1 process" : "dp \(dp) × tp \(tp) × pp \(pp)") + (zeroStage > 0 ? ", ZeRO-\(zeroStage)" : "")
+            }
+            /// The layout as `--layouts` spells it.
+            var text: String { "dp\(dp)tp\(tp)pp\(pp)" + (zeroStage > 0 ? "z\(zeroStage)" : "") }
 
             init?(_ text: String) {
                 if text == "1" { return }
                 var rest = Substring(text)
                 while !rest.isEmpty {
-                    let axis = rest.prefix(2)
-                    rest = rest.dropFirst(2)
+                    let axis = rest.hasPrefix("z") ? rest.prefix(1) : rest.prefix(2)
+                    rest = rest.dropFirst(axis.count)
                     let digits = rest.prefix { $0.isNumber }
                     rest = rest.dropFirst(digits.count)
                     guard let size = Int(digits), (1...64).contains(size) else { return nil }
@@ -40,6 +44,7 @@ extension Bench {
                     case "dp": dp = size
                     case "tp": tp = size
                     case "pp": pp = size
+                    case "z" where size <= 3: zeroStage = size
                     default: return nil
                     }
                 }
@@ -48,7 +53,7 @@ extension Bench {
 
         func validate() throws {
             for text in layouts where Layout(text) == nil {
-                throw ValidationError("--layouts: `\(text)` is not a layout such as 1, dp2, tp2, pp2 or dp2pp2")
+                throw ValidationError("--layouts: `\(text)` is not a layout such as 1, dp2, tp2, pp2, dp2pp2 or dp2pp2z3")
             }
             if steps < 1 || microBatches < 1 { throw ValidationError("--steps and --micro-batches must be at least 1") }
         }
@@ -93,7 +98,7 @@ extension Bench {
         private func launch(_ layout: Layout) throws -> [RankResult] {
             let cores = ProcessInfo.processInfo.activeProcessorCount
             let threads = String(max(1, cores / layout.processes))
-            var arguments = ["bench", "parallel", "--rank-run", "dp\(layout.dp)tp\(layout.tp)pp\(layout.pp)",
+            var arguments = ["bench", "parallel", "--rank-run", layout.text,
                              "--preset", preset.rawValue, "--steps", String(steps), "--micro-batches", String(microBatches)]
             if let length { arguments += ["--length", String(length)] }
             let variables = ["OPENBLAS_NUM_THREADS": threads, "COLLIE_NUM_THREADS": threads]
@@ -125,6 +130,7 @@ extension Bench {
             config.dataParallelSize = layout.dp
             config.tensorParallelSize = layout.tp
             config.pipelineParallelSize = layout.pp
+            config.deepSpeed.zeroOptimization.stage = layout.zeroStage
             config.trainMicroBatchSize = b / layout.dp
             config.gradientAccumulationSteps = microBatches
             config.trainEpochs = 1
@@ -146,13 +152,14 @@ extension Bench {
                                       communicator: world)
             try trainer.train()
             let times = recorder.seconds.dropFirst().sorted()
-            let buffer = trainer.parameterBuffer
+            let buffer = trainer.parameterBuffer, shard = trainer.dataParallel.shard.count
             let stateBytes = trainer.optimizer.state().tensors.values.reduce(0) { $0 + $1.count * $1.dtype.size }
             // Held during training: the trained buffer (a pipeline stage's own units; the other stages' were freed
-            // until the end), the same again in gradients, and the state.
+            // until the end; at ZeRO-3 the rank's shard), the gradients (from ZeRO-2 the shard's), and the state.
+            let parameters = layout.zeroStage == 3 ? shard : buffer.count, gradients = layout.zeroStage >= 2 ? shard : buffer.count
             let result = RankResult(rank: world.rank, medianStepSeconds: times[times.count / 2],
                                     peakRSS: recorder.peakMemoryBytes,
-                                    modelStateBytes: buffer.count * buffer.dtype.size * 2 + stateBytes,
+                                    modelStateBytes: (parameters + gradients) * buffer.dtype.size + stateBytes,
                                     losses: recorder.losses)
             print(String(decoding: try JSONEncoder().encode(result), as: UTF8.self))
         }

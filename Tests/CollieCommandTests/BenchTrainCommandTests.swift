@@ -154,15 +154,17 @@ final class BenchTrainCommandTests: XCTestCase {
         XCTAssertEqual(try run("7")["kernel_level"] as? Int, detected, "out of range: ignored")
     }
 
-    /// `collie bench parallel` runs each layout under mpirun: every layout trains the same losses, and tensor and
-    /// pipeline parallelism halve the model state (parameters, gradients, AdamW state) a rank holds.
+    /// `collie bench parallel` runs each layout under mpirun: every layout trains the same losses, tensor and
+    /// pipeline parallelism halve the model state (parameters, gradients, AdamW state) a rank holds, and ZeRO-3 over
+    /// a dp group of 2 halves each stage's again.
     func testParallelLayoutsReportTheirStepTimeAndPerRankMemory() throws {
         let folder = try temporaryFolder(for: self)
         let result = try CollieExecutable.run(["bench", "parallel", "--preset", "tiny", "--length", "16", "--steps", "1",
-                                               "--layouts", "1", "tp2", "pp2"], in: folder)
+                                               "--layouts", "1", "tp2", "pp2", "dp2pp2z3"], in: folder)
         XCTAssertEqual(result.status, 0, result.errors)
         let lines = result.output.split(separator: "\n").map(String.init)
-        for (name, ratio) in [("1 process", "1.00"), ("dp 1 × tp 2 × pp 1", "0.50"), ("dp 1 × tp 1 × pp 2", "0.50")] {
+        for (name, ratio) in [("1 process", "1.00"), ("dp 1 × tp 2 × pp 1", "0.50"), ("dp 1 × tp 1 × pp 2", "0.50"),
+                              ("dp 2 × tp 1 × pp 2, ZeRO-3", "0.25")] {
             let row = try XCTUnwrap(lines.first { $0.hasPrefix("| \(name) |") }, result.output)
             XCTAssertTrue(row.hasSuffix("| \(ratio) |"), row)
         }

@@ -95,6 +95,8 @@ public final class DataParallelGroup {
                 bucketElements: Int = DataParallelGroup.defaultBucketElements) {
         precondition((0...3).contains(stage), "ZeRO stage \(stage) is not one of 0, 1, 2, 3")
         precondition(stage < 3 || units != nil, "ZeRO stage 3 needs the model's parameter units")
+        precondition(stage < 3 || units!.filter { !$0.isEmpty }.reduce(0) { $0 == $1.lowerBound ? $1.upperBound : -1 }
+                     == buffer.parameters.count, "ZeRO stage 3's units must cover the buffer's parameters in order")
         precondition(!reducesEachGradient || stage == 0 || stage == 3,
                      "in-backward optimizers keep no sharded state: use stage 0 or 3")
         self.communicator = communicator

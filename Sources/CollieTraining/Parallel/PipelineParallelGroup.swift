@@ -212,7 +212,9 @@ public final class PipelineParallelGroup {
         for parameter in Self.tensors(of: model, units: 0..<model.unitParameters.count) { parameter.allocateValues() }
     }
 
-    /// Copies every stage's parameters from that stage to every rank, so each holds the whole trained model.
+    /// Copies every stage's parameters from that stage to every rank, so each holds the whole trained model. Under
+    /// ZeRO-3 a stage's ranks hold only shards: call it inside the dp group's `withFullParameters` (or after
+    /// `gatherAll`), so that the owners send gathered values.
     public func gatherParameters(_ model: some CausalLanguageModel) {
         guard communicator.size > 1 else { return }
         var seen: Set<ObjectIdentifier> = []

@@ -318,7 +318,7 @@ extension CausalLanguageModel {
                                                  layer: index))
             }
             cache.advance(by: n + t)
-            if let stage, !stage.runsHead {
+            if let stage, !stage.runsHead(of: self) {
                 stage.sendHidden(h)
                 return stage.logitsFromLastStage(nil, shape: [b, configuration.vocabularySize])
             }

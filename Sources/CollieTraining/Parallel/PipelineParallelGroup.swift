@@ -259,13 +259,6 @@ public final class PipelineParallelGroup {
 
 /// The stages as whole-model calls see them while evaluators run through the pipeline (`CausalLanguageModel.pipelineStage`).
 extension PipelineParallelGroup: PipelineStage {
-    public func blocks(of model: some CausalLanguageModel) -> Range<Int> {
-        max(units.lowerBound - 1, 0)..<min(units.upperBound - 1, model.blockCount)
-    }
-
-    public var runsEmbedding: Bool { isFirstStage }
-    public var runsHead: Bool { isLastStage }
-
     /// Tag of the hidden states whole-model calls pass on (apart from training's micro-batch tags).
     private static let stagedCallTag = 3_000_000
 

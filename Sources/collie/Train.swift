@@ -122,8 +122,10 @@ struct Train: ParsableCommand {
         if isMain { describe(setup, trainer, resumedFrom: resumedFrom) }
         // The sample prompts' answers before training, to show next to the trained model's (not on a resume).
         // (Not under tensor or pipeline parallelism: the model is split until training ends. Under ZeRO-3 every rank
-        // gathers the parameters for the while, and rank 0 answers.)
+        // gathers the parameters for the while, and rank 0 answers — only when there are prompts: a ZeRO-3 run may not
+        // have room for a whole copy to spare.)
         let answersBefore = resumedFrom == nil && trainer.grid.tensorParallelSize == 1 && trainer.pipeline == nil
+            && !settings.allSamplePrompts.isEmpty
             ? try trainer.dataParallel.withFullParameters { isMain ? try sampleAnswers(setup, trainer) : nil } : nil
         try trainer.train()
         if trainer.evaluationLoader != nil, trainer.state.lastEvaluation?.step != trainer.state.globalStep {

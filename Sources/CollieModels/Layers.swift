@@ -15,6 +15,8 @@ public final class Linear: Module {
     /// A LoRA adapter added to this layer's output (see `LoRAAdapter`); its parameters are not in
     /// `namedParameters`, which stay the base model's.
     public var lora: LoRAAdapter?
+    /// The model's hidden dropout on this layer's input or output (`CausalLanguageModel.setHiddenDropout`).
+    var dropout: LinearDropout?
 
     /// A linear layer initialized N(0, std²) with a zero bias, as Hugging Face's `_init_weights`
     /// (or left uninitialized, for weights about to be loaded).
@@ -40,6 +42,24 @@ public final class Linear: Module {
     public func floatWeight() -> Tensor { weight.floatWeight() }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
+        guard let dropout else { return output(x) }
+        switch dropout.side {
+        case .input:
+            // A row-parallel rank holds columns of the whole input: it draws the whole input's mask over them.
+            let width = x.shape.last ?? 0
+            let columns = tensorParallel.flatMap { parallelism -> DropoutMask.ColumnWindow? in
+                guard case .row(let group) = parallelism else { return nil }
+                return .init(offset: group.rank * width, total: group.size * width)
+            }
+            return output(dropout.mask(columns: columns).map { .dropout(x, $0) } ?? x)
+        case .output:
+            let y = output(x)   // whole on every tensor-parallel rank: the same mask
+            return dropout.mask().map { .dropout(y, $0) } ?? y
+        }
+    }
+
+    /// x·Wᵀ + b, plus the adapter's term; split when the layer is a tensor-parallel slice.
+    private func output(_ x: Tensor) -> Tensor {
         if let tensorParallel { return parallelOutput(x, tensorParallel) }
         let y = Tensor.linear(x, weight: weight, bias: bias)
         guard let lora, !lora.isMerged else { return y }

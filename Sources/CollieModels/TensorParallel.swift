@@ -111,30 +111,31 @@ extension CausalLanguageModel {
     /// families not split yet.
     var tensorParallelRoles: (column: [(layer: Linear, segments: [Int]?)], row: [Linear])? {
         func whole(_ layers: [Linear]) -> [(layer: Linear, segments: [Int]?)] { layers.map { ($0, nil) } }
+        var row: [Linear] { blockOutputProjections.flatMap { [$0.attention, $0.mlp] } }
         if let model = self as? LlamaForCausalLM, [.llama, .mistral, .qwen2, .internlm].contains(configuration.modelType) {
             let column = model.layers.flatMap { [$0.selfAttention.qProj, $0.selfAttention.kProj, $0.selfAttention.vProj,
                                                  $0.mlp.gateProj, $0.mlp.upProj] }
-            return (whole(column + (model.lmHead.map { [$0] } ?? [])), model.layers.flatMap { [$0.selfAttention.oProj, $0.mlp.downProj] })
+            return (whole(column + (model.lmHead.map { [$0] } ?? [])), row)
         }
         if let model = self as? ChatGLM6BForConditionalGeneration {
             let column = model.layers.flatMap { [$0.attention.queryKeyValue, $0.mlp.denseHTo4H] }
-            return (whole(column + [model.lmHead]), model.layers.flatMap { [$0.attention.dense, $0.mlp.dense4HToH] })
+            return (whole(column + [model.lmHead]), row)
         }
         if let model = self as? InternLM2ForCausalLM {
             let column = model.layers.flatMap { [$0.attention.wqkv, $0.feedForward.w1, $0.feedForward.w3] }
-            return (whole(column + (model.output.map { [$0] } ?? [])), model.layers.flatMap { [$0.attention.wo, $0.feedForward.w2] })
+            return (whole(column + (model.output.map { [$0] } ?? [])), row)
         }
         if let model = self as? MossForCausalLM {
             // qkv_proj's rows are CodeGen's 4 model-parallel chunks, each with its H/4 heads' q, v and k.
             let column = model.layers.flatMap { [$0.attn.qkvProj, $0.mlp.fcIn] }
-            return (whole(column + [model.lmHead]), model.layers.flatMap { [$0.attn.outProj, $0.mlp.fcOut] })
+            return (whole(column + [model.lmHead]), row)
         }
         if let model = self as? ChatGLMForConditionalGeneration {
             // Multi-query groups pack [all q; all k; all v]; per-head packing ([q k v] of each head) splits whole heads.
             let c = configuration, d = c.resolvedHeadDimension
             let qkv = c.chatGLM?.multiQueryAttention ?? true ? [c.attentionHeads * d, c.keyValueHeads * d, c.keyValueHeads * d] : nil
             let column = model.layers.flatMap { [($0.selfAttention.queryKeyValue, qkv), ($0.mlp.denseHTo4H, [c.intermediateSize, c.intermediateSize])] }
-            return (column + [(model.outputLayer, nil)], model.layers.flatMap { [$0.selfAttention.dense, $0.mlp.dense4HToH] })
+            return (column + [(model.outputLayer, nil)], row)
         }
         return nil
     }

@@ -200,13 +200,15 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
         }
     }
 
-    /// LoRA on every linear layer: each stage trains its own units' adapters over its own frozen base weights.
+    /// LoRA on every linear layer: each stage trains its own units' adapters over its own frozen base weights. With
+    /// LoRA's dropout and the model's (`dropout`, which o_proj's adapter reads dropped out), every stage and tp rank
+    /// draws one process's masks.
     func testLoRAUnderPipelineParallelismMatchesOneProcess() throws {
         let folder = try temporaryFolder(for: self)
         let config = try ParallelTrainRun.makeConfig(in: folder)
         let collie = try CollieExecutable.url()
         let common = ["--set", "peft_config={peft_type: LORA, r: 4, lora_alpha: 8, lora_dropout: 0.1, "
-                      + "target_modules: [q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]}"]
+                      + "target_modules: [q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]}", "--set", "dropout=0.1"]
         let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=lora-one"] + common, in: folder)
         XCTAssertEqual(one.status, 0, one.output)
         for (dp, tp, pp) in [(1, 1, 2), (1, 2, 2)] {

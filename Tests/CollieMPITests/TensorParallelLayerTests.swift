@@ -9,7 +9,8 @@ import XCTest
 /// the ranks (column-parallel q/k/v/gate/up/lm_head, row-parallel o/down, vocabulary-parallel embedding and
 /// cross-entropy) gives the loss of the whole model, and every parameter's gradient is the matching slice of the
 /// whole model's gradient (replicated norms: the whole gradient); the same with LoRA on every linear layer, with and
-/// without dropout; and
+/// without dropout, and with the model's hidden dropout (`setHiddenDropout`: a row-parallel o_proj draws the whole
+/// input's mask over its columns, down_proj the whole output's); and
 /// `gatherTensorParallelSlices` gives back the whole model.
 final class TensorParallelLayerTests: XCTestCase {
     func testSplitLayersEqualTheWholeOpsOnTwoRanks() throws {
@@ -52,13 +53,24 @@ final class TensorParallelLayerRankTests: XCTestCase {
         // per kv head on each rank), tied embeddings, q/k/v/o biases (row-parallel o_proj's bias added once), Qwen2's
         // q/k/v biases, Mistral's sliding window.
         // LoRA dropout draws the whole model's masks on every rank: a row-parallel layer's over its columns.
-        let variants: [(URL, loraDropout: Double?)] = [(Self.model, nil), (Self.model, 0), (Self.model, 0.3)]
-            + ["llama_gqa", "llama_tied", "llama_bias", "qwen2", "mistral_sliding_window"].map { (ModelFixtures.folder($0), nil) }
-        for (folder, loraDropout) in variants {
+        let variants: [(URL, loraDropout: Double?, hiddenDropout: Double)] = [
+            (Self.model, nil, 0), (Self.model, 0, 0), (Self.model, 0.3, 0), (Self.model, 0.3, 0.2),
+            (ModelFixtures.folder("llama_bias"), nil, 0.25),
+        ] + ["llama_gqa", "llama_tied", "llama_bias", "qwen2", "mistral_sliding_window"].map { (ModelFixtures.folder($0), nil, 0) }
+        for (folder, loraDropout, hiddenDropout) in variants {
             let withLoRA = loraDropout != nil
             let name = "\(folder.lastPathComponent)\(loraDropout.map { " + LoRA, dropout \($0)" } ?? "")"
+                + (hiddenDropout > 0 ? ", hidden dropout \(hiddenDropout)" : "")
+            /// The model's hidden dropout on, drawn from one seed.
+            func withHiddenDropout(_ model: LlamaForCausalLM) -> LlamaForCausalLM {
+                if let dropout = model.setHiddenDropout(hiddenDropout) {
+                    dropout.seed = 99
+                    dropout.isTraining = true
+                }
+                return model
+            }
             func load() throws -> LlamaForCausalLM {
-                let model = try LlamaForCausalLM.load(from: folder)
+                let model = withHiddenDropout(try LlamaForCausalLM.load(from: folder))
                 if let loraDropout {
                     var generator = RandomGenerator(seed: 3)
                     try model.addAdapter(.lora(LoRAConfiguration(rank: 4, alpha: 8, dropout: loraDropout)), seed: 3)
@@ -77,8 +89,8 @@ final class TensorParallelLayerRankTests: XCTestCase {
             // Without an adapter the split model is loaded as a tensor-parallel rank loads it: its large weights mapped,
             // then only this rank's slices copied.
             let split = withLoRA ? try load()
-                : try LlamaForCausalLM.loadMapped(from: CheckpointFolder(url: folder),
-                                                  configuration: LlamaConfiguration.load(from: folder))
+                : withHiddenDropout(try LlamaForCausalLM.loadMapped(from: CheckpointFolder(url: folder),
+                                                                    configuration: LlamaConfiguration.load(from: folder)))
             try split.splitForTensorParallelism(world)
             let replicated = whole.layers.count * 2 * whole.configuration.hiddenSize + whole.configuration.hiddenSize
                 + (whole.layers[0].selfAttention.oProj.bias?.count ?? 0) * whole.layers.count * 2

@@ -48,6 +48,8 @@ public struct CollieConfig: Codable, Equatable, Sendable {
     public var checkpointing = true
     /// Fused FlashAttention-style attention.
     public var useFlash = true
+    /// CoLLiE's `dropout` in training: on each block's attention output before its output projection and on its
+    /// MLP output before the residual add (`CausalLanguageModel.setHiddenDropout`), in [0, 1).
     public var dropout = 0.0
     public var initMethod = InitMethod()
 

@@ -137,6 +137,7 @@ public final class Trainer {
                                          units: config.zeroStage == 3 ? pipeline?.parameterUnits(of: model) ?? model.parameterUnits : nil,
                                          shared: pipeline?.sharedParameters(of: model) ?? [])
         if config.zeroStage == 3 { model.parameterUnitHooks = dataParallel }
+        model.setHiddenDropout(config.dropout)
         let splitAxes = model.tensorParallelSplitAxes(of: parameterBuffer.parameters)
         if grid.tensorParallelSize > 1 {
             dataParallel.tensorParallel = (grid.tensorParallel, splitAxes.map { $0 != nil })
@@ -267,13 +268,15 @@ public final class Trainer {
         let predicted = targets.reduce(0) { total, row in total + row.lazy.filter { $0 != Tensor.ignoreIndex }.count }
         let learningRate = schedule.currentLearningRate
         optimizer.learningRate = learningRate
-        model.setAdapterTraining(true)   // LoRA dropout on for this update's passes only
+        model.setAdapterTraining(true)   // LoRA dropout and the model's `dropout` on for this update's passes only
+        model.hiddenDropout?.isTraining = true
         let (loss, norm, skipped) = try Parallel.withTrainingWorkers {
             try MixedPrecision.with(config.mixedPrecision.gemmPrecision) {
                 try takeStep(group, targets: targets, predicted: predicted)
             }
         }
         model.setAdapterTraining(false)
+        model.hiddenDropout?.isTraining = false
         if let skipped {
             consecutiveNonFiniteSteps += 1
             log("step \(state.globalStep + 1): \(skipped); update skipped (\(consecutiveNonFiniteSteps) in a row)")
@@ -329,7 +332,7 @@ public final class Trainer {
             // gradient over the ranks before the optimizer's hook uses it.
             precondition(group.count == 1, "in-backward optimizers take one micro-batch per update")
             defer { dataParallel.endBackward() }
-            reseedAdapterDropout(microBatch: 0)
+            reseedDropout(microBatch: 0)
             let applied: Bool, loss: Float
             if let pipeline {
                 // The batch goes forward through the stages once; each backward pass (norms, then updates) runs
@@ -372,9 +375,9 @@ public final class Trainer {
             // though a later micro-batch's forward may have run in between.
             let rows = group.map(localRows(of:))
             loss = Float(pipeline.forwardBackward(
-                model, microBatches: rows.map(\.batch), willRun: reseedAdapterDropout(microBatch:),
+                model, microBatches: rows.map(\.batch), willRun: reseedDropout(microBatch:),
                 willBackward: { [dataParallel] in
-                    self.reseedAdapterDropout(microBatch: $0)
+                    self.reseedDropout(microBatch: $0)
                     dataParallel.beginBackward(last: $0 == group.count - 1)
                 },
                 didBackward: { [dataParallel] _ in dataParallel.endBackward() }) { [model] index, logits in
@@ -386,7 +389,7 @@ public final class Trainer {
             dataParallel.reduceDeferredGradients()
         }
         for (index, globalBatch) in group.enumerated() where pipeline == nil {
-            reseedAdapterDropout(microBatch: index)
+            reseedDropout(microBatch: index)
             dataParallel.beginBackward(last: index == group.count - 1)
             let microLoss = localLoss(of: globalBatch, predicted: predicted)
             microLoss.backward()
@@ -430,10 +433,14 @@ public final class Trainer {
         weight == 0 ? summed * 0.0 : summed / Double(max(predicted, 1))
     }
 
-    /// LoRA dropout masks are a function of (seed, update, micro-batch), so a resumed run draws the same ones.
-    private func reseedAdapterDropout(microBatch: Int) {
-        model.reseedAdapterDropout(seed: UInt64(bitPattern: Int64(config.seed)) &* 1_000_003
-                                   &+ UInt64(state.globalStep) &* 4_096 &+ UInt64(microBatch))
+    /// Dropout masks (LoRA's and the model's `dropout`) are a function of (seed, update, micro-batch, data-parallel
+    /// rank), so a resumed run draws the same ones, the ranks of a tensor-parallel or pipeline group draw one model's,
+    /// and data-parallel replicas draw masks of their own for their own rows.
+    private func reseedDropout(microBatch: Int) {
+        let seed = UInt64(bitPattern: Int64(config.seed)) &* 1_000_003 &+ UInt64(state.globalStep) &* 4_096
+            &+ UInt64(microBatch) &+ UInt64(dataParallel.communicator.rank) << 40
+        model.reseedAdapterDropout(seed: seed)
+        model.hiddenDropout?.seed = seed ^ 0xD1B5_4A32_D192_ED03
     }
 
     /// The end of `epoch`: its evaluation if it has not run yet, then the callbacks.

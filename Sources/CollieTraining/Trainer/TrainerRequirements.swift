@@ -5,7 +5,7 @@ import CollieModels
 /// What a trainer refuses before it builds anything (its buffers re-point the model's parameters).
 extension Trainer {
     /// Throws `TrainerError` when the run's processes are not the config's layout (`dp_size` × `tp_size` ×
-    /// `pp_size`), for dropout (not yet supported), for a pad token id or a dataset id outside the model's
+    /// `pp_size`), for a pad token id or a dataset id outside the model's
     /// vocabulary (naming the config key and the record), for a model without trainable parameters, and for
     /// a parallel layout the model or `dtype` does not allow.
     static func checkRequirements(config: CollieConfig, model: any CausalLanguageModel, trainDataset: TrainingDataset,
@@ -23,7 +23,6 @@ extension Trainer {
         if let reason = model.tensorParallelRefusal(tensorParallelSize: config.tensorParallelSize) {
             throw TrainerError(reason)
         }
-        if config.dropout > 0 { throw TrainerError("dropout: \(config.dropout) is not yet supported; set it to 0") }
         let vocabulary = model.configuration.vocabularySize
         guard (0..<vocabulary).contains(padTokenID) else {
             throw TrainerError("the pad token id \(padTokenID) is outside the model's vocabulary (\(vocabulary) ids)")

@@ -67,6 +67,29 @@ final class ResumeAndCallbackTests: XCTestCase {
         assertSameRun(resumed, as: full, from: 4)
     }
 
+    /// CoLLiE's `dropout` (masks a function of the seed, the update, the micro-batch and the data-parallel rank): a
+    /// run that crashes resumes bit-identical to the uninterrupted one, activation checkpointing recomputes the same
+    /// masks, evaluation runs without dropout, and the run differs from one without it.
+    func testRunWithDropoutResumesExactlyAndEvaluatesWithoutIt() throws {
+        let overrides = ["dropout=0.1", "callbacks={checkpoint: {every_n_batches: 2}}"]
+        let full = try run(output: try temporaryFolder(for: self), overrides: overrides)
+        XCTAssertEqual(full.steps.count, 6)
+        let output = try temporaryFolder(for: self)
+        _ = try run(output: output, overrides: overrides, crashAfter: 3)
+        let resumed = try run(output: output, overrides: overrides, resumeFrom: output.appendingPathComponent("checkpoint-2"))
+        assertSameRun(resumed, as: full, from: 2)
+        let checkpointed = try run(output: try temporaryFolder(for: self), overrides: overrides + ["checkpointing=true"])
+        XCTAssertEqual(checkpointed.steps.map(\.loss), full.steps.map(\.loss))
+        for (a, b) in zip(checkpointed.trainer.model.parameters, full.trainer.model.parameters) {
+            XCTAssertEqual(a.floats(), b.floats(), "parameters with activation checkpointing")
+        }
+        let plain = try run(output: try temporaryFolder(for: self), overrides: ["callbacks={checkpoint: {every_n_batches: 2}}"])
+        XCTAssertNotEqual(plain.steps.map(\.loss), full.steps.map(\.loss), "dropout changes the run")
+        // eval_on_start: the same weights evaluate alike with and without the dropout setting.
+        XCTAssertEqual(full.trainer.state.evaluations.first, plain.trainer.state.evaluations.first)
+        XCTAssertNotEqual(full.trainer.state.evaluations.last, plain.trainer.state.evaluations.last)
+    }
+
     func testEveryOptimizerResumesExactlyWithItsSavedState() throws {
         // AdaLomo's factored moments, Lion's, Adan's and SophiaG's buffers travel in the checkpoint; LOMO clips
         // by the global norm in two backward passes; SophiaG refreshes its Hessian every 2 updates.

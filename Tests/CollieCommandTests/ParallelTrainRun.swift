@@ -1,6 +1,7 @@
 import CollieEngine
 import CollieIO
 import CollieTestSupport
+import CollieTraining
 import XCTest
 
 /// The run the parallel `collie train` tests repeat on several layouts, and how two of its outputs are compared.
@@ -93,6 +94,17 @@ enum ParallelTrainRun {
             let fields = line.split(separator: ",")
             return ("\(fields[0]) \(fields[1])", Double(fields[2])!)
         }, uniquingKeysWith: { $1 })
+    }
+
+    /// The adapter a run of `config` with `arguments` (`--set key=value` pairs) starts from — the trainer's seeded
+    /// initialization, built in this process as `collie train` builds it — saved in PEFT's layout under `folder`:
+    /// `assertSameRun`'s `initial` for adapters, whose updates are then compared rather than their whole values.
+    static func initialAdapter(config: URL, arguments: [String], in folder: URL) throws -> URL {
+        let overrides = stride(from: 1, to: arguments.count, by: 2).map { arguments[$0] }
+        let setup = try TrainingSetup(config: try CollieConfig.load(from: config, overrides: overrides))
+        let out = folder.appendingPathComponent("initial-adapter-\(UUID().uuidString.prefix(8))")
+        try setup.model.saveAdapter(to: out)
+        return out.appendingPathComponent("adapter_model.safetensors")
     }
 
     /// (step, loss) of each logged update in `output`'s monitors.csv.

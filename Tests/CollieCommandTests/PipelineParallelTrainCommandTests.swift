@@ -211,13 +211,14 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
                       + "target_modules: [q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]}", "--set", "dropout=0.1"]
         let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=lora-one"] + common, in: folder)
         XCTAssertEqual(one.status, 0, one.output)
+        let initial = try ParallelTrainRun.initialAdapter(config: config, arguments: common, in: folder)
         for (dp, tp, pp) in [(1, 1, 2), (1, 2, 2)] {
             let name = "lora-dp\(dp)-tp\(tp)-pp\(pp)"
             let run = try MPIRun.run(ranks: dp * tp * pp, collie,
                                      ["train", config.path] + layout(dp: dp, tp: tp, pp: pp, output: name) + common, in: folder)
             XCTAssertEqual(run.status, 0, "\(name):\n\(run.output)")
             try ParallelTrainRun.assertSameRun(folder.appendingPathComponent(name), as: folder.appendingPathComponent("lora-one"),
-                                               name, weights: "adapter_model.safetensors", initial: nil)
+                                               name, weights: "adapter_model.safetensors", initial: initial)
         }
     }
 
@@ -306,6 +307,7 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
         let one = try MPIRun.runProcess(collie, ["train", config.path, "--set", "output_dir=one"] + common, in: folder)
         XCTAssertEqual(one.status, 0, one.output)
         let reference = folder.appendingPathComponent("one")
+        let initial = try ParallelTrainRun.initialAdapter(config: config, arguments: common, in: folder)
         let both = try MPIRun.run(ranks: 4, collie, ["train", config.path] + layout(dp: 1, tp: 2, pp: 2, output: "tp2-pp2") + common,
                                   in: folder)
         XCTAssertEqual(both.status, 0, both.output)
@@ -313,7 +315,7 @@ final class PipelineParallelTrainCommandTests: XCTestCase {
         for (name, from, tp, pp) in [("tp2-pp2-on-1", "tp2-pp2", 1, 1), ("one-on-tp2", "one", 2, 1), ("one-on-pp2", "one", 1, 2)] {
             let output = try ParallelTrainRun.resume(from, config: config, ranks: tp * pp, as: name,
                                                      arguments: layout(dp: 1, tp: tp, pp: pp, output: name) + common, in: folder)
-            try ParallelTrainRun.assertSameRun(output, as: reference, name, weights: "adapter_model.safetensors", initial: nil)
+            try ParallelTrainRun.assertSameRun(output, as: reference, name, weights: "adapter_model.safetensors", initial: initial)
         }
     }
 

@@ -64,6 +64,33 @@ final class HiddenDropoutTests: XCTestCase {
         XCTAssertEqual(withNoGrad { model(ids) }.floats(), plain)
     }
 
+    /// Every family drops out at its own two output projections: training changes the loss and every block's
+    /// output-projection gradients, and outside training the logits are the plain model's, bit for bit.
+    func testEveryFamilyDropsOutAtItsBlocksOutputProjections() throws {
+        for variant in ["internlm2", "chatglm2", "chatglm6b", "moss", "llama_mha"] {
+            let folder = HuggingFaceParityTests.folder(variant)
+            let expected = try SafeTensorsFile(url: folder.appendingPathComponent("expected.safetensors"))
+            let ids = try expected.tensor("input_ids").contiguousCopy(), labels = try expected.tensor("labels").contiguousCopy()
+            let model = try PretrainedModel.model(.at(folder))
+            let plain = withNoGrad { model.loss(ids: ids, labels: labels) }.item
+            let plainLogits = withNoGrad { model(ids) }.floats()
+            let dropout = try XCTUnwrap(model.setHiddenDropout(0.3), variant)
+            XCTAssertEqual(model.blockOutputProjections.count, model.configuration.hiddenLayers, variant)
+            dropout.isTraining = true
+            let loss = model.loss(ids: ids, labels: labels)
+            XCTAssertGreaterThan(abs(Double(loss.item - plain)), 1e-3, "\(variant): dropout changed nothing")
+            loss.backward()
+            for (attention, mlp) in model.blockOutputProjections {
+                for layer in [attention, mlp] {
+                    let gradient = try XCTUnwrap(layer.denseWeight?.grad, variant).floats()
+                    XCTAssertTrue(gradient.allSatisfy(\.isFinite) && gradient.contains { $0 != 0 }, variant)
+                }
+            }
+            dropout.isTraining = false
+            XCTAssertEqual(withNoGrad { model(ids) }.floats(), plainLogits, variant)
+        }
+    }
+
     /// A block that activation checkpointing recomputes in backward draws the same masks: the same loss and
     /// gradients, bit for bit.
     func testActivationCheckpointingRecomputesTheSameMasks() throws {

@@ -87,6 +87,8 @@ public final class ModelAttachments {
     public var promptEmbedding: PromptEmbedding?
     public var peftConfiguration: PEFTConfiguration?
     public var activationCheckpointing = false
+    /// CoLLiE's `dropout`, shared by the blocks' output projections (`setHiddenDropout`).
+    public internal(set) var hiddenDropout: HiddenDropout?
     public weak var parameterUnitHooks: ParameterUnitHooks?
     /// Set while the model is split for tensor parallelism (`splitForTensorParallelism`).
     public internal(set) var tensorParallel: TensorParallelPlacement?

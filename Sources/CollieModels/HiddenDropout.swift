@@ -12,7 +12,7 @@ import CollieEngine
 /// masks; under tensor parallelism a row-parallel rank draws the whole input's mask over its own columns, so the
 /// split model computes what one process does.
 public final class HiddenDropout {
-    /// The probability of zeroing an element, in [0, 1).
+    /// The probability of zeroing an element, in (0, 1): a model without dropout has no `HiddenDropout`.
     public let probability: Double
     /// Dropout applies only while this is set (the trainer's updates).
     public var isTraining = false
@@ -20,7 +20,7 @@ public final class HiddenDropout {
     public var seed: UInt64 = 0
 
     init(probability: Double) {
-        precondition((0..<1).contains(probability), "dropout must be in [0, 1), got \(probability)")
+        precondition(probability > 0 && probability < 1, "dropout must be in (0, 1), got \(probability)")
         self.probability = probability
     }
 }
@@ -36,7 +36,7 @@ struct LinearDropout {
 
     /// The mask for this forward (`columns`: a row-parallel rank's part of the input), or nil when not training.
     func mask(columns: DropoutMask.ColumnWindow? = nil) -> DropoutMask? {
-        guard shared.isTraining, shared.probability > 0 else { return nil }
+        guard shared.isTraining else { return nil }
         return DropoutMask(probability: shared.probability, seed: shared.seed &+ (site &+ 1) &* 0x9E37_79B9_7F4A_7C15,
                            columns: columns)
     }
@@ -57,7 +57,7 @@ extension CausalLanguageModel {
     }
 
     /// The model's hidden dropout (`setHiddenDropout`), or nil.
-    public var hiddenDropout: HiddenDropout? { blockOutputProjections.first?.attention.dropout?.shared }
+    public var hiddenDropout: HiddenDropout? { attachments.hiddenDropout }
 
     /// Applies CoLLiE's `dropout` with `probability` in training (see `HiddenDropout`); 0 removes it. Off until the
     /// returned object's `isTraining` is set.
@@ -68,6 +68,7 @@ extension CausalLanguageModel {
             attention.dropout = shared.map { LinearDropout(shared: $0, side: .input, site: UInt64(2 * block)) }
             mlp.dropout = shared.map { LinearDropout(shared: $0, side: .output, site: UInt64(2 * block + 1)) }
         }
+        attachments.hiddenDropout = shared
         return shared
     }
 }

@@ -64,8 +64,9 @@ final class HiddenDropoutTests: XCTestCase {
         XCTAssertEqual(withNoGrad { model(ids) }.floats(), plain)
     }
 
-    /// Every family drops out at its own two output projections: training changes the loss and every block's
-    /// output-projection gradients, and outside training the logits are the plain model's, bit for bit.
+    /// Every family drops out at its own two output projections, one pair per block: training changes the loss,
+    /// backward reaches every output projection with finite, nonzero gradients, and outside training the logits are
+    /// the plain model's, bit for bit. (Which two points, exactly, the LLaMA parity test above pins down.)
     func testEveryFamilyDropsOutAtItsBlocksOutputProjections() throws {
         for variant in ["internlm2", "chatglm2", "chatglm6b", "moss", "llama_mha"] {
             let folder = HuggingFaceParityTests.folder(variant)

@@ -22,8 +22,10 @@
 #include "collie_pool.h"
 #include "gemm_pack.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 // MARK: - Portable microkernel (level 0)
 
@@ -53,6 +55,33 @@ collie_gemm_kernel collie_gemm_kernel_portable(int rounded) {
 
 static int amx_emulated;   // collie_gemm_emulate_amx
 
+static atomic_int pairs_mode = -1;   // collie_gemm_set_bf16_pairs: -1 automatic, 0 off, 1 on
+static int pairs_measured;           // the automatic choice, made once
+static pthread_once_t pairs_once = PTHREAD_ONCE_INIT;
+
+/// COLLIE_BF16_GEMM=pairs|float32 where set, else whether the pair dot product outpaces three quarters of the float32
+/// FMA here (measured: about 2× on Zen 4/5, 0.5× on an Emerald Rapids without AMX — far from the threshold both ways,
+/// so the choice, and with it a run's rounding, is the same in every process on one machine).
+static void choose_pairs(void) {
+    const char *value = getenv("COLLIE_BF16_GEMM");
+    if (value && strcmp(value, "pairs") == 0) pairs_measured = 1;
+    else if (value && strcmp(value, "float32") == 0) pairs_measured = 0;
+    else pairs_measured = collie_peak_bf16_per_fp32() >= 0.75;
+}
+
+/// Whether bf16 products at level 4 run the AVX512_BF16 pair kernel (else the float32 one on rounded operands).
+static int pairs_chosen(void) {
+    const int mode = atomic_load_explicit(&pairs_mode, memory_order_relaxed);
+    if (mode >= 0) return mode;
+    pthread_once(&pairs_once, choose_pairs);
+    return pairs_measured;
+}
+
+int collie_gemm_set_bf16_pairs(int mode) {
+    atomic_store_explicit(&pairs_mode, mode < 0 ? -1 : mode > 0, memory_order_relaxed);
+    return collie_kernel_level() >= 4 && pairs_chosen();
+}
+
 static collie_gemm_kernel kernel_for(int bf16, int *level_out) {
     int level = collie_kernel_level();
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
@@ -60,7 +89,7 @@ static collie_gemm_kernel kernel_for(int bf16, int *level_out) {
         *level_out = 5;
         return collie_gemm_kernel_amx(level < 5);
     }
-    if (bf16 && level >= 4) { *level_out = 4; return collie_gemm_kernel_bf16(); }
+    if (bf16 && level >= 4 && pairs_chosen()) { *level_out = 4; return collie_gemm_kernel_bf16(); }
     if (level >= 2) { *level_out = 2; return collie_gemm_kernel_avx512(bf16); }
     if (level >= 1) { *level_out = 1; return collie_gemm_kernel_avx2(bf16); }
 #endif

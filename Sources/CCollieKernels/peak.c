@@ -123,6 +123,24 @@ static void run_chains(collie_peak_kind kind, uint64_t n) {
 #endif
 }
 
+double collie_peak_bf16_per_fp32(void) {
+    if (collie_kernel_level() < 4) return 0;
+    const uint64_t n = 1 << 13;   // 2¹⁷ instructions per run
+    double bf16 = 1e300, fp32 = 1e300;
+    for (int round = 0; round < 5; round++) {
+        double begin = now_seconds();
+        run_chains(COLLIE_PEAK_BF16_AVX512, n);
+        double took = now_seconds() - begin;
+        if (took < bf16) bf16 = took;
+        begin = now_seconds();
+        run_chains(COLLIE_PEAK_FP32_AVX512, n);
+        took = now_seconds() - begin;
+        if (took < fp32) fp32 = took;
+    }
+    if (!(bf16 > 0) || !(fp32 > 0)) return 0;
+    return flops_per_iteration(COLLIE_PEAK_BF16_AVX512) / bf16 / (flops_per_iteration(COLLIE_PEAK_FP32_AVX512) / fp32);
+}
+
 typedef struct {
     collie_peak_kind kind;
     uint64_t iterations;

@@ -36,9 +36,14 @@ public enum ArithmeticPeak: String, CaseIterable, Sendable, Codable {
         [.float32AVX512, .float32AVX2].first { $0.isAvailable }
     }
 
-    /// The bfloat16 instruction the bf16 GEMM runs (AMX tiles over AVX512_BF16), where the CPU has one.
+    /// The bfloat16 instruction the bf16 GEMM runs (AMX tiles, else AVX512_BF16 pairs), where it runs one: nil where
+    /// bf16 products go through the float32 FMA (`MixedPrecision.bfloat16Products`).
     public static var bfloat16: ArithmeticPeak? {
-        [.bfloat16AMX, .bfloat16AVX512].first { $0.isAvailable }
+        switch MixedPrecision.bfloat16Products {
+        case .amx: .bfloat16AMX
+        case .pairs: .bfloat16AVX512
+        case .float32: nil
+        }
     }
 
     /// GFLOP/s of this instruction summed over `threads` threads running together for about `seconds` (a

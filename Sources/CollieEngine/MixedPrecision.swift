@@ -27,7 +27,27 @@ public enum MixedPrecision {
         $gemm.withValue(.float32, operation: body)
     }
 
-    /// Whether the bfloat16 GEMM runs a bfloat16 kernel here (AVX512_BF16 or AMX-BF16): without one `.bfloat16` rounds
-    /// the operands the same way but multiplies them with float32 instructions, slower than plain float32.
-    public static var hasBFloat16Hardware: Bool { collie_gemm_kernel_level(1) >= 4 }
+    /// Whether this CPU has bfloat16 instructions at the current kernel level (AVX512_BF16, AMX-BF16).
+    public static var hasBFloat16Hardware: Bool { collie_kernel_level() >= 4 }
+
+    /// The instructions `.bfloat16` products multiply with here.
+    public static var bfloat16Products: BFloat16Products {
+        switch collie_gemm_kernel_level(1) {
+        case 5: .amx
+        case 4: .pairs
+        default: .float32
+        }
+    }
+
+    /// How a `.bfloat16` product multiplies its rounded operands.
+    public enum BFloat16Products: String, Sendable {
+        /// AMX-BF16 tiles (`tdpbf16ps`).
+        case amx = "AMX-BF16"
+        /// AVX512_BF16 pair dot products (`vdpbf16ps`).
+        case pairs = "AVX512_BF16"
+        /// The float32 FMA kernel: on CPUs without bfloat16 instructions (slower than plain float32: the rounding costs
+        /// and nothing is gained), and on those whose pair dot product is slower than their FMA
+        /// (`collie_gemm_set_bf16_pairs`).
+        case float32 = "float32 FMA"
+    }
 }

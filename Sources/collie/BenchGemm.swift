@@ -23,14 +23,17 @@ struct GemmBench {
     /// (M, K, N) of a linear layer's forward: tokens × in × out.
     static let layers: [(m: Int, k: Int, n: Int)] = [(2048, 768, 768), (2048, 768, 2048), (2048, 2048, 768), (2048, 768, 32000)]
 
-    /// The own kernels to time: float32 at levels 1 and 2 and bfloat16 on AVX512_BF16 (level 4) and AMX (level 5), those
-    /// the CPU has — or, without bfloat16 hardware, bfloat16 on the float32 microkernel of the CPU's level.
+    /// The own kernels to time: float32 at levels 1 and 2 and bfloat16 on AVX512_BF16 (level 4; its pair kernel even
+    /// where bf16 products would choose the float32 one), AMX (level 5) and the AVX-512F float32 kernel on rounded
+    /// operands (level 2), those the CPU has — or, without bfloat16 hardware, bfloat16 on the float32 microkernel of
+    /// the CPU's level.
     static func variants() -> [(name: String, level: Int32, precision: GEMMPrecision)] {
         let top = collie_kernel_level()
         var variants: [(String, Int32, GEMMPrecision)] = []
         for level: Int32 in [1, 2] where level <= top { variants.append(("L\(level) f32", level, .float32)) }
         if top >= 4 {
             for level: Int32 in [4, 5] where level <= top { variants.append(("L\(level) bf16", level, .bfloat16)) }
+            variants.append(("L2 bf16", 2, .bfloat16))
         } else {
             variants.append(("L\(collie_gemm_kernel_level(1)) bf16", top, .bfloat16))
         }
@@ -38,7 +41,11 @@ struct GemmBench {
     }
 
     func run() -> [GemmRow] {
-        defer { collie_kernel_limit_level(COLLIE_KERNEL_LEVEL_MAX) }
+        _ = collie_gemm_set_bf16_pairs(1)
+        defer {
+            collie_kernel_limit_level(COLLIE_KERNEL_LEVEL_MAX)
+            _ = collie_gemm_set_bf16_pairs(-1)
+        }
         let variants = GemmBench.variants()
         var rows: [GemmRow] = []
         for layer in GemmBench.layers {

@@ -204,8 +204,11 @@ struct Train: ParsableCommand {
               + "\(c.gradientAccumulationSteps) examples, \(c.optimizer.name.rawValue) lr \(c.optimizer.learningRate) "
               + "(\(c.lrScheduler.kind.rawValue)), \(Parallel.threadCount) threads → \(trainer.outputDirectory.path)")
         if c.mixedPrecision == .bf16 {
+            let products = MixedPrecision.bfloat16Products
             say("mixed precision bf16: matrix products with bfloat16 operands, float32 accumulation"
-                  + (MixedPrecision.hasBFloat16Hardware ? " (AVX512_BF16)"
+                  + (products != .float32 ? " (\(products.rawValue))"
+                     : MixedPrecision.hasBFloat16Hardware
+                     ? " — on float32 FMA: this CPU's AVX512_BF16 dot products measured slower than its FMA"
                      : " — this CPU has no bfloat16 instructions, so the rounded operands go through float32 FMA, "
                        + "slower than mixed_precision: no"))
         }

@@ -301,6 +301,29 @@ final class GemmKernelTests: XCTestCase {
         }
     }
 
+    /// At level 4 a bf16 product runs the pair kernel or, where this CPU's pair dot product is slower than its float32
+    /// FMA, the float32 kernel on rounded operands — as measured here, or as set; both give a bfloat16-rounded product.
+    func testBFloat16ProductsChooseTheFasterKernelAtLevel4() throws {
+        try XCTSkipUnless(collie_kernel_level() == 4, "level \(collie_kernel_level()): no choice to make")
+        defer { _ = collie_gemm_set_bf16_pairs(-1) }
+        let ratio = collie_peak_bf16_per_fp32()
+        XCTAssertGreaterThan(ratio, 0)
+        let measured = ProcessInfo.processInfo.environment["COLLIE_BF16_GEMM"].flatMap { ["pairs": true, "float32": false][$0] }
+            ?? (ratio >= 0.75)
+        XCTAssertEqual(collie_gemm_set_bf16_pairs(-1), measured ? 1 : 0, "pair / float32 FMA rate \(ratio)")
+        XCTAssertEqual(collie_gemm_kernel_level(1), measured ? 4 : 2)
+
+        let product = Case(m: 37, n: 29, k: 70, transA: false, transB: true, alpha: 1, beta: 0.5, seed: 9)
+        let reference = product.reference(rounded: true)
+        for pairs: Int32 in [1, 0] {
+            XCTAssertEqual(collie_gemm_set_bf16_pairs(pairs), pairs)
+            XCTAssertEqual(collie_gemm_kernel_level(1), pairs == 1 ? 4 : 2)
+            XCTAssertEqual(MixedPrecision.bfloat16Products, pairs == 1 ? .pairs : .float32)
+            XCTAssertEqual(ArithmeticPeak.bfloat16, pairs == 1 ? .bfloat16AVX512 : nil)   // what bf16 MFU divides by
+            XCTAssertLessThanOrEqual(product.worstError(product.run(.bfloat16), reference), 1e-5, "pairs \(pairs)")
+        }
+    }
+
     /// The check level detection runs before it allows AMX passes on the emulated tiles (and where the CPU has AMX, on
     /// the hardware: level 5 is detected only then). Emulation needs level 4's packing code.
     func testAMXKernelCheckPasses() throws {

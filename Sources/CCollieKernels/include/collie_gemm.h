@@ -60,8 +60,17 @@ void collie_gemm_multiply_packed(int bf16, size_t M, size_t N, size_t K, float a
 int collie_gemm_prefers_own_f32(void);
 
 /// Which microkernel collie_sgemm (bf16 = 0) or collie_gemm_bf16 (bf16 = 1) runs at the current kernel level:
-/// 0 portable C, 1 AVX2+FMA, 2 AVX-512F, 4 AVX512_BF16, 5 AMX-BF16 (the last two for the bf16 GEMM only).
+/// 0 portable C, 1 AVX2+FMA, 2 AVX-512F, 4 AVX512_BF16, 5 AMX-BF16 (the last two for the bf16 GEMM only). At level 4
+/// the bf16 GEMM runs the float32 kernel on operands rounded to bfloat16 (reported as 2) where the pair dot product is
+/// slower than the float32 FMA (collie_gemm_set_bf16_pairs).
 int collie_gemm_kernel_level(int bf16);
+
+/// How bf16 products run at kernel level 4 (AVX512_BF16 without AMX): mode 1, the pair kernel (`vdpbf16ps`); 0, the
+/// float32 FMA kernel on operands rounded to bfloat16 as they are packed (the rounding of levels 0–2); −1 (the
+/// default), `COLLIE_BF16_GEMM=pairs|float32` where set, else pairs only where collie_peak_bf16_per_fp32() ≥ 0.75 —
+/// pairs carry 64 FLOPs per instruction against the FMA's 32, but some CPUs issue them at a quarter of its rate.
+/// Returns whether level-4 bf16 products now run the pair kernel (0 below level 4). Set it while no product runs.
+int collie_gemm_set_bf16_pairs(int mode);
 
 /// For tests on CPUs without AMX: with `on`, the bf16 GEMM runs the AMX kernel (level 5) wherever the kernel level is
 /// 4, its tile instructions carried out by C loops over every product, from their definitions, so a machine without

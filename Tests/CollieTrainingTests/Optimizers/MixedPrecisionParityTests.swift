@@ -41,8 +41,14 @@ final class MixedPrecisionParityTests: XCTestCase {
         return (model, expected, try batch.tensor("input_ids").contiguousCopy(), try batch.tensor("labels").contiguousCopy())
     }
 
+    /// Every kernel level, level 4 on the AVX512_BF16 pair kernel even where this CPU would pick the float32 FMA
+    /// (`collie_gemm_set_bf16_pairs`; that path is level 2's).
     private func forEachLevel(_ body: (Int32) throws -> Void) rethrows {
-        defer { collie_kernel_limit_level(COLLIE_KERNEL_LEVEL_MAX) }
+        _ = collie_gemm_set_bf16_pairs(1)
+        defer {
+            collie_kernel_limit_level(COLLIE_KERNEL_LEVEL_MAX)
+            _ = collie_gemm_set_bf16_pairs(-1)
+        }
         for level in stride(from: collie_kernel_level(), through: 0, by: -1) {
             collie_kernel_limit_level(level)
             try body(level)

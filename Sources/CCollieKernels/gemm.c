@@ -79,8 +79,10 @@ static int pairs_chosen(void) {
 
 int collie_gemm_set_bf16_pairs(int mode) {
     atomic_store_explicit(&pairs_mode, mode < 0 ? -1 : mode > 0, memory_order_relaxed);
-    return collie_kernel_level() >= 4 && pairs_chosen();
+    return collie_bf16_pairs_in_use();
 }
+
+int collie_bf16_pairs_in_use(void) { return collie_kernel_level() >= 4 && pairs_chosen(); }
 
 static collie_gemm_kernel kernel_for(int bf16, int *level_out) {
     int level = collie_kernel_level();

@@ -200,6 +200,10 @@ extension QuantizedLinearTests {
                     let message = "\(format), \(rows) rows at level \(level)"
                     XCTAssertEqual(QuantizedActivations.automatic.resolved(rows: rows, format: format, level: level),
                                    expected, message)
+                    // Where the pair dot product is slower than the FMA, level 4 picks as level 3 does.
+                    XCTAssertEqual(QuantizedActivations.automatic.resolved(rows: rows, format: format, level: level,
+                                                                           pairs: false),
+                                   level >= 3 && format == .q8_0 ? .int8 : rows == 1 ? .int8 : .float, message)
                     XCTAssertEqual(run(.automatic), run(expected), message)
                     XCTAssertNotEqual(run(.int8), run(.float), message)
                     XCTAssertNotEqual(run(.bfloat16), run(.float), message)
@@ -242,18 +246,23 @@ extension QuantizedLinearTests {
         let matrix = randomQuantizedMatrix(.q8_0, rows: 40, columns: 256, seed: 6)
         var generator = RandomGenerator(seed: 18)
         let x = Tensor.normal([1, 256], generator: &generator)
+        let run = { (activations: QuantizedActivations, asOutput: Bool) in
+            withNoGrad { Tensor.withDecodingKernels { Tensor.withQuantizedActivations(activations) {
+                asOutput ? Tensor.withOutputProjectionActivations { Tensor.linear(x, quantized: matrix).floats() }
+                    : Tensor.linear(x, quantized: matrix).floats()
+            } } }
+        }
         forEachKernelLevel { level in
-            let run = { (activations: QuantizedActivations, asOutput: Bool) in
-                withNoGrad { Tensor.withDecodingKernels { Tensor.withQuantizedActivations(activations) {
-                    asOutput ? Tensor.withOutputProjectionActivations { Tensor.linear(x, quantized: matrix).floats() }
-                        : Tensor.linear(x, quantized: matrix).floats()
-                } } }
-            }
             XCTAssertEqual(run(.automatic, true), run(level >= 4 ? .bfloat16 : .float, false),
                            "automatic at level \(level): bfloat16 with AVX512_BF16, else float, for the logits")
             XCTAssertEqual(run(.int8, true), run(.int8, false), "int8 asked for: llama.cpp's arithmetic everywhere")
             XCTAssertEqual(run(.float, true), run(.float, false))
             XCTAssertNotEqual(run(.automatic, true), run(.automatic, false), "one row of Q8_0 is int8 elsewhere")
+        }
+        if collie_kernel_level() >= 4 {   // where the pair dot product is slower than the FMA: float
+            defer { _ = collie_gemm_set_bf16_pairs(-1) }
+            XCTAssertEqual(collie_gemm_set_bf16_pairs(0), 0)
+            XCTAssertEqual(run(.automatic, true), run(.float, false))
         }
     }
 }

@@ -72,6 +72,10 @@ int collie_gemm_kernel_level(int bf16);
 /// Returns whether level-4 bf16 products now run the pair kernel (0 below level 4). Set it while no product runs.
 int collie_gemm_set_bf16_pairs(int mode);
 
+/// Whether AVX512_BF16 pair dot products are in use here: kernel level ≥ 4 and chosen as collie_gemm_set_bf16_pairs
+/// says. Decoding's automatic activations take bfloat16 only then.
+int collie_bf16_pairs_in_use(void);
+
 /// For tests on CPUs without AMX: with `on`, the bf16 GEMM runs the AMX kernel (level 5) wherever the kernel level is
 /// 4, its tile instructions carried out by C loops over every product, from their definitions, so a machine without
 /// AMX runs the level-5 packing, blocking and tile program. Returns whether the bf16 GEMM now runs that kernel. Not

@@ -80,14 +80,18 @@ public enum QuantizedActivations: String, Codable, CaseIterable, Sendable {
     /// the step, and `float` for more, where arithmetic bounds it. SmolLM2 Q4_1 end to end, 2 threads, tokens/s: batch
     /// 1 144 (bfloat16 alone 157, int8 147, float 79: within the noise), batch 8 340 (bfloat16 alone 335, float 306,
     /// int8 278). The output projection takes `bfloat16` (level 4) or `float` at any batch
-    /// (`withOutputProjectionActivations`). The default.
+    /// (`withOutputProjectionActivations`). Where AVX512_BF16's dot products are slower than the float32 FMA
+    /// (`collie_bf16_pairs_in_use`; an Emerald Rapids without AMX: SmolLM2 Q4_1 batch 8 bfloat16 264, float 397, int8
+    /// 319 tokens/s; batch 1 112 / 104 / 132), level 4 resolves as level 3. The default.
     case automatic
 
-    /// The arithmetic for `rows` input rows against `format` blocks at kernel level `level`.
-    func resolved(rows: Int, format: BlockFormat, level: Int32 = collie_kernel_level()) -> QuantizedActivations {
+    /// The arithmetic for `rows` input rows against `format` blocks at kernel level `level`, with AVX512_BF16's pair
+    /// dot products in use or not (`pairs`).
+    func resolved(rows: Int, format: BlockFormat, level: Int32 = collie_kernel_level(),
+                  pairs: Bool = collie_bf16_pairs_in_use() != 0) -> QuantizedActivations {
         guard self == .automatic else { return self }
         if level >= 3, format == .q8_0 { return .int8 }
-        if level >= 4, format.blockElements == 32, rows > 1 || format == .q4_1 { return .bfloat16 }
+        if level >= 4, pairs, format.blockElements == 32, rows > 1 || format == .q4_1 { return .bfloat16 }
         return rows == 1 ? .int8 : .float
     }
 }
@@ -125,14 +129,14 @@ extension Tensor {
     }
 
     /// Runs `body`, a model's output projection, with `.automatic` activations resolved to `.bfloat16` where the CPU
-    /// has AVX512_BF16 (kernel level 4) and to `.float` elsewhere, at any batch: the logits that pick the next token
+    /// has AVX512_BF16 (kernel level 4) and its pair dot products are in use, and to `.float` elsewhere, at any batch: the logits that pick the next token
     /// stay within bfloat16 rounding of the dequantized weights' own, while still read from the blocks. 8-bit
     /// activations moved SmolLM2's logits by ~0.2, enough to swap two first-token candidates 0.08 apart and derail an
     /// answer; bfloat16 kept it and decodes as fast as int8 (SmolLM2 Q4_1 and q8_0, batch 1, docs/PERFORMANCE.md).
     /// `.int8` asked for explicitly stays (llama.cpp's arithmetic, which parity checks need).
     public static func withOutputProjectionActivations<R>(_ body: () throws -> R) rethrows -> R {
         guard activationsOfTask == .automatic else { return try body() }
-        return try $activationsOfTask.withValue(collie_kernel_level() >= 4 ? .bfloat16 : .float, operation: body)
+        return try $activationsOfTask.withValue(collie_bf16_pairs_in_use() != 0 ? .bfloat16 : .float, operation: body)
     }
 
     /// `linear(x, weight, bias)` computed with the matrix-vector kernels, or nil when the case is

@@ -25,6 +25,12 @@ import XCTest
 /// in float64 by 4.5e-4 × max|bias| on the qwen2 fixture (Collie vs torch float32: 4.7e-4 with
 /// OpenBLAS's Haswell and Prescott kernels, 1.34e-3 with its SkylakeX kernel, whose different
 /// summation order lands elsewhere within the same float32 noise).
+///
+/// Any other element whose first gradient nearly cancels is in the same position, and gets the same tolerance: on an
+/// Emerald Rapids, llama_mha's `layers.1.mlp.down_proj.weight` element 1219 (first gradient −7.8e-8, 3.8e-7 of the
+/// tensor's largest) ended 1.35e-4 × max|param| from torch's float32 result, which is itself 7.5e-5 from torch's
+/// float64 one there (its largest float32-vs-float64 difference in that tensor). Such elements are those below 1e-6
+/// of their tensor's largest first gradient (the fixture's `grad.` tensors).
 final class TransformersAdamWParityTests: XCTestCase {
     static let lossTolerance = 1e-5
     static let parameterTolerance = 1e-4
@@ -97,9 +103,21 @@ final class TransformersAdamWParityTests: XCTestCase {
             }
             let keyBias = key.hasSuffix("self_attn.k_proj.bias") || key.hasSuffix("attention.wqkv.bias")
                 || key.hasSuffix("attention.query_key_value.bias")
-            let tolerance = keyBias ? Self.keyBiasParameterTolerance : Self.parameterTolerance
-            compare(parameter, try expected.tensor("param." + key), tolerance,
-                    (tolerance == Self.parameterTolerance ? "param " : "keybias ") + key)
+            let reference = try expected.tensor("param." + key)
+            if keyBias {
+                compare(parameter, reference, Self.keyBiasParameterTolerance, "keybias " + key)
+                continue
+            }
+            // Elements whose first gradient is a near-cancellation (below 1e-6 of the tensor's largest) get the key
+            // biases' tolerance, for the key biases' reason; every element still counts toward the tensor's scale.
+            let firstGradient = try expected.tensor("grad." + key).doubles()
+            let noiseLevel = 1e-6 * (firstGradient.map(abs).max() ?? 0)
+            let actual = parameter.doubles(), values = reference.doubles()
+            let keeping = { (keep: (Int) -> Bool) in actual.indices.map { keep($0) ? actual[$0] : values[$0] } }
+            report.compare(keeping { abs(firstGradient[$0]) >= noiseLevel }, shape: parameter.shape, values,
+                           shape: reference.shape, relative: Self.parameterTolerance, "param " + key)
+            report.compare(keeping { abs(firstGradient[$0]) < noiseLevel }, shape: parameter.shape, values,
+                           shape: reference.shape, relative: Self.keyBiasParameterTolerance, "cancelled " + key)
         }
         report.finish()
     }

@@ -99,13 +99,13 @@ final class TensorParallelTrainCommandTests: XCTestCase {
         // difference between 4e-6 and 1.3e-5 in loss (1.5e-4 in the updates); at 2e-3 it stayed ≤ 1.1e-6 (1.1e-5) with
         // either order.
         let glmAdaLomo = ["--set", "optimizer={name: adalomo, lr: 2.0e-3}", "--set", "gradient_accumulation_steps=1"]
-        // InternLM2's LoRA under AdamW at lr 1e-2 depends on the CPU's rounding: on a Zen 4 (OpenBLAS's Haswell kernels)
-        // tp = 2 and one process part by 1.7e-4 in the adapters (4.4e-6 in loss), under 1e-4 on a Zen 5; at 2e-3 by
-        // 5.7e-5 (9.3e-7 in loss) on the Zen 4. Those figures are relative to the adapters' values: relative to their
-        // updates from the seeded start (as the other adapters are compared) they part by 3.8e-4–4.3e-4 on an Ice Lake
-        // (at lr 1e-3 and 2e-3 alike), nearly all of it in layer 0's wqkv adapter (A by 2e-4 of its update's L2 norm
-        // 0.084, B by 8e-5 of 0.159; every other adapter by 2e-6–1e-5), so this one is still compared by value.
-        let internLM2LoRA = ["--set", lora, "--set", "optimizer={name: adamw, lr: 2.0e-3, weight_decay: 0.01, eps: 1.0e-6}"]
+        // InternLM2's LoRA runs under SGD. Under AdamW its adapters' updates part from one process's by 3.8e-4–4.3e-4
+        // (at lr 1e-3 and 2e-3 alike, on an Ice Lake and an Emerald Rapids; losses within 9.3e-7), nearly all of it in
+        // layer 0's wqkv adapter — while under SGD at lr 5e-2 they agree to 8.2e-7 (Emerald Rapids). So the split
+        // computes the same gradients; what parts them is, as far as measured, Adam dividing each element by its own
+        // magnitude, which turns rounding differences in tiny gradient elements into differences of up to lr (as in
+        // TransformersAdamWParityTests against torch). Compared by update from the seeded start, like the others.
+        let internLM2LoRA = ["--set", lora, "--set", "optimizer={name: sgd, lr: 5.0e-2}"]
         for (variant, name, extra) in [("internlm", "adamw", [String]()), ("internlm2_dynamic", "adamw", []),
                                        ("internlm2", "adalomo", adalomo),
                                        ("internlm2", "lora", internLM2LoRA), ("chatglm6b", "adamw", []),
@@ -129,7 +129,6 @@ final class TensorParallelTrainCommandTests: XCTestCase {
             try ParallelTrainRun.assertSameRun(folder.appendingPathComponent("\(label)-tp2"), as: folder.appendingPathComponent("\(label)-one"),
                                                 "\(label)-tp2", weights: name == "lora" ? "adapter_model.safetensors" : "model.safetensors",
                                                 initial: name != "lora" ? model.appendingPathComponent("model.safetensors")
-                                                    : variant == "internlm2" ? nil
                                                     : try ParallelTrainRun.initialAdapter(config: config, arguments: common, in: folder),
                                                 uncompared: { variant == "chatglm2" && $0.hasSuffix("query_key_value.bias") })
         }

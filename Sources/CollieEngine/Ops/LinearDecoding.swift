@@ -129,8 +129,9 @@ extension Tensor {
     }
 
     /// Runs `body`, a model's output projection, with `.automatic` activations resolved to `.bfloat16` where the CPU
-    /// has AVX512_BF16 (kernel level 4) and its pair dot products are in use, and to `.float` elsewhere, at any batch: the logits that pick the next token
-    /// stay within bfloat16 rounding of the dequantized weights' own, while still read from the blocks. 8-bit
+    /// has AVX512_BF16 (kernel level 4) and its pair dot products are in use, and to `.float` elsewhere, at any batch:
+    /// the logits that pick the next token stay within bfloat16 rounding of the dequantized weights' own, while still
+    /// read from the blocks. 8-bit
     /// activations moved SmolLM2's logits by ~0.2, enough to swap two first-token candidates 0.08 apart and derail an
     /// answer; bfloat16 kept it and decodes as fast as int8 (SmolLM2 Q4_1 and q8_0, batch 1, docs/PERFORMANCE.md).
     /// `.int8` asked for explicitly stays (llama.cpp's arithmetic, which parity checks need).

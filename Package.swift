@@ -93,12 +93,13 @@ let package = Package(
                 dependencies: ["CollieIO", "CollieTokenizers", "CollieTraining", "CollieGeneration", "CollieServer"]),
         .executableTarget(name: "collie-fuzz", dependencies: ["CollieFuzzing"]),
 
-        // What the test targets share: temporary folders, the repository's paths, child processes (`collie`, mpirun).
-        .target(name: "CollieTestSupport", path: "Tests/CollieTestSupport"),
+        // What the test targets share: temporary folders, the repository's paths, child processes (`collie`, mpirun), kernel
+        // levels.
+        .target(name: "CollieTestSupport", dependencies: ["CCollieKernels"], path: "Tests/CollieTestSupport"),
 
         // One test target per library target: `Collie<X>Tests` tests `Collie<X>` and depends on nothing above it.
         // CollieCommandTests runs the built `collie` (every command, mpirun included) as a child process.
-        .testTarget(name: "CollieEngineTests", dependencies: ["CollieEngine"],
+        .testTarget(name: "CollieEngineTests", dependencies: ["CollieEngine", "CollieTestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CollieIOTests", dependencies: ["CollieIO", "CollieTestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CollieTokenizersTests", dependencies: ["CollieTokenizers", "CollieTestSupport"], exclude: ["Fixtures"]),

@@ -100,8 +100,8 @@ final class TensorParallelTrainCommandTests: XCTestCase {
         // either order.
         let glmAdaLomo = ["--set", "optimizer={name: adalomo, lr: 2.0e-3}", "--set", "gradient_accumulation_steps=1"]
         // InternLM2's LoRA runs under SGD. Under AdamW its adapters' updates part from one process's by 3.8e-4–4.3e-4
-        // (at lr 1e-3 and 2e-3 alike, on an Ice Lake and an Emerald Rapids; losses within 9.3e-7), nearly all of it in
-        // layer 0's wqkv adapter — while under SGD at lr 5e-2 they agree to 8.2e-7 (Emerald Rapids). So the split
+        // (an Ice Lake at lr 1e-3 and 2e-3; 4.3e-4 on an Emerald Rapids at 2e-3, losses within 9.3e-7), nearly all of
+        // it in layer 0's wqkv adapter — while under SGD at lr 5e-2 they agree to 8.2e-7 (the Emerald Rapids). So the split
         // computes the same gradients; what parts them is, as far as measured, Adam dividing each element by its own
         // magnitude, which turns rounding differences in tiny gradient elements into differences of up to lr (as in
         // TransformersAdamWParityTests against torch). Compared by update from the seeded start, like the others.

@@ -1,6 +1,7 @@
 import XCTest
 import CCollieKernels
 @testable import CollieEngine
+import CollieTestSupport
 
 /// The peak measurement behind MFU: each instruction is measured only where the kernel level has it, and gives a
 /// positive rate there, and nothing for thread counts it cannot run.

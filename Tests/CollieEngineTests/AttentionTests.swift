@@ -1,5 +1,6 @@
 import XCTest
 @testable import CollieEngine
+import CollieTestSupport
 
 /// One attention configuration: q [B, T, H, D], k/v [B, S, KVH, D], `leftPadding[b]` padding keys
 /// at the start of batch row b (nil: no mask).

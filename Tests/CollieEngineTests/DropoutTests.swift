@@ -1,6 +1,7 @@
 import CCollieKernels
 import CollieEngine
 import XCTest
+import CollieTestSupport
 
 /// Dropout's mask is a function of (seed, element index): drawn again in backward instead of stored, the same at every
 /// kernel level, and independent from one seed to the next.

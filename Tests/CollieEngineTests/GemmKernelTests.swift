@@ -1,6 +1,7 @@
 import CCollieKernels
 import XCTest
 @testable import CollieEngine
+import CollieTestSupport
 
 /// Collie's own packed GEMM (collie_gemm.h) at every kernel level this CPU has, and on the AMX kernel (level 5; emulated
 /// where the CPU lacks AMX but has AVX512_BF16): the float32 product equals a float64

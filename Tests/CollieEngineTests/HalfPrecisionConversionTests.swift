@@ -1,6 +1,7 @@
 import CCollieKernels
 import XCTest
 @testable import CollieEngine
+import CollieTestSupport
 
 /// The float16 conversion kernels (F16C, AVX-512F or portable C) give Swift's `Float16` results, bit for bit, at every
 /// kernel level: every half-precision value, and float32 values on, between and just off the half-precision grid. The

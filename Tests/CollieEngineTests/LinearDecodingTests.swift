@@ -1,5 +1,6 @@
 @testable import CollieEngine
 import XCTest
+import CollieTestSupport
 
 /// The decoding path of `linear` (matrix-vector kernels reading bf16 or float32 weights in place)
 /// equals BLAS on the float32 values, and stays out of the way of gradient recording.

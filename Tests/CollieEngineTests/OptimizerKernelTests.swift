@@ -2,6 +2,7 @@ import CCollieKernels
 import CollieEngine
 import Foundation
 import XCTest
+import CollieTestSupport
 
 /// The optimizers' update loops in C (`collie_optimizers.h`) compute, at every kernel level, exactly what the Swift loops
 /// they replaced computed: each reference below is such a loop, as it stood in CollieTraining/Optimizers, and the

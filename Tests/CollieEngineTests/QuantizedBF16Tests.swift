@@ -1,6 +1,7 @@
 import CCollieKernels
 import XCTest
 @testable import CollieEngine
+import CollieTestSupport
 
 /// The bfloat16-activation kernels on quantized blocks: collie_activations_to_bf16 rounds as HalfPrecision does, and
 /// collie_qgemv_bf16 equals the dequantized weights times the rounded activations (float64 sums) at every kernel level

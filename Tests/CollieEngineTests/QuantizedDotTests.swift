@@ -1,6 +1,7 @@
 import CCollieKernels
 @testable import CollieEngine
 import XCTest
+import CollieTestSupport
 
 /// The 8-bit activation half of the quantized kernels against llama.cpp's ggml (Fixtures/quantized-q8):
 /// collie_quantize_activations equals ggml-cpu's from_float (x86 quantize_row_q8_0 / q8_1, quantize_row_q8_K) byte

@@ -1,6 +1,7 @@
 import CCollieKernels
 import XCTest
 @testable import CollieEngine
+import CollieTestSupport
 
 /// The C kernels on GGML blocks (collie_quantized.h, float-activation half) at every kernel level: dequantization
 /// equals gguf's `quants.dequantize` bit for bit, and the decoding product equals the dequantized float product.

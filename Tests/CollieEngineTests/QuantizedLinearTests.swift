@@ -1,6 +1,7 @@
 import CCollieKernels
 import XCTest
 @testable import CollieEngine
+import CollieTestSupport
 
 /// `Tensor.linear(_:quantized:bias:)` equals `Tensor.linear` on the dequantized weight — forward, dX and db, at every
 /// kernel level and format — on BLAS tiles for training and on the block kernels while decoding.

@@ -1,5 +1,6 @@
 import CCollieKernels
 import XCTest
+import CollieTestSupport
 
 /// collie_quantize_rows writes the bytes ggml's quantize_row_<format>_ref writes (Fixtures/quantized-q8, made with
 /// llama.cpp's libggml-base): random, zero, constant, tiny, huge and skewed rows, every format with a quantizer.

@@ -1,6 +1,7 @@
 import CCollieKernels
 import CollieEngine
 import XCTest
+import CollieTestSupport
 
 /// The float32 row kernels of RMS norm, layer norm and rotary embedding (`collie_rows.h`) compute, at every kernel
 /// level, exactly their definitions written out below in Swift — row sums as 16 interleaved partial sums combined

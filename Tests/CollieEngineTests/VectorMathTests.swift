@@ -2,6 +2,7 @@ import Foundation
 import CCollieKernels
 import XCTest
 @testable import CollieEngine
+import CollieTestSupport
 
 final class VectorMathTests: XCTestCase {
     func testVectorExpIsWithinTwoUlpOfTheCLibraryOverTheFloatRange() {

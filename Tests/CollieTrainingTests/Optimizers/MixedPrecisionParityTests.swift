@@ -41,22 +41,8 @@ final class MixedPrecisionParityTests: XCTestCase {
         return (model, expected, try batch.tensor("input_ids").contiguousCopy(), try batch.tensor("labels").contiguousCopy())
     }
 
-    /// Every kernel level, level 4 on the AVX512_BF16 pair kernel even where this CPU would pick the float32 FMA
-    /// (`collie_gemm_set_bf16_pairs`; that path is level 2's).
-    private func forEachLevel(_ body: (Int32) throws -> Void) rethrows {
-        _ = collie_gemm_set_bf16_pairs(1)
-        defer {
-            collie_kernel_limit_level(COLLIE_KERNEL_LEVEL_MAX)
-            _ = collie_gemm_set_bf16_pairs(-1)
-        }
-        for level in stride(from: collie_kernel_level(), through: 0, by: -1) {
-            collie_kernel_limit_level(level)
-            try body(level)
-        }
-    }
-
     func testLossAndGradientsEqualBF16RoundedOperandProductsInTorch() throws {
-        try forEachLevel { level in
+        try forEachKernelLevel { level in
             let (model, expected, ids, labels) = try fixture()
             for p in model.parameters { p.requiresGrad = true }
             let loss = MixedPrecision.with(.bfloat16) { () -> Tensor in
@@ -78,7 +64,7 @@ final class MixedPrecisionParityTests: XCTestCase {
     }
 
     func testLossAndGradientsMatchBF16Autocast() throws {
-        try forEachLevel { level in
+        try forEachKernelLevel { level in
             let (model, expected, ids, labels) = try fixture()
             for p in model.parameters { p.requiresGrad = true }
             let float32Loss = withNoGrad { model.loss(ids: ids, labels: labels).item }

@@ -29,8 +29,9 @@ import XCTest
 /// Any other element whose first gradient nearly cancels is in the same position, and gets the same tolerance: on an
 /// Emerald Rapids, llama_mha's `layers.1.mlp.down_proj.weight` element 1219 (first gradient −7.8e-8, 3.8e-7 of the
 /// tensor's largest) ended 1.35e-4 × max|param| from torch's float32 result, which is itself 7.5e-5 from torch's
-/// float64 one there (its largest float32-vs-float64 difference in that tensor). Such elements are those below 1e-6
-/// of their tensor's largest first gradient (the fixture's `grad.` tensors).
+/// float64 one there (its largest float32-vs-float64 difference in that tensor). Such elements are those whose first
+/// gradient (the fixture's `grad.` tensors) is nonzero and below 1e-6 of their tensor's largest: 2,340 of the 1.1 M
+/// elements of the fixtures that have both (0.2%; 87,075 others have an exactly zero one).
 final class TransformersAdamWParityTests: XCTestCase {
     static let lossTolerance = 1e-5
     static let parameterTolerance = 1e-4
@@ -108,15 +109,18 @@ final class TransformersAdamWParityTests: XCTestCase {
                 compare(parameter, reference, Self.keyBiasParameterTolerance, "keybias " + key)
                 continue
             }
-            // Elements whose first gradient is a near-cancellation (below 1e-6 of the tensor's largest) get the key
-            // biases' tolerance, for the key biases' reason; every element still counts toward the tensor's scale.
+            // Elements whose first gradient is a near-cancellation (nonzero, below 1e-6 of the tensor's largest) get
+            // the key biases' tolerance, for the key biases' reason; every element still counts toward the tensor's
+            // scale. An exactly zero gradient (an embedding row no token uses) is no rounding noise: those elements
+            // move by weight decay alone and keep the strict tolerance.
             let firstGradient = try expected.tensor("grad." + key).doubles()
             let noiseLevel = 1e-6 * (firstGradient.map(abs).max() ?? 0)
+            let cancelled = firstGradient.map { $0 != 0 && abs($0) < noiseLevel }
             let actual = parameter.doubles(), values = reference.doubles()
             let keeping = { (keep: (Int) -> Bool) in actual.indices.map { keep($0) ? actual[$0] : values[$0] } }
-            report.compare(keeping { abs(firstGradient[$0]) >= noiseLevel }, shape: parameter.shape, values,
+            report.compare(keeping { !cancelled[$0] }, shape: parameter.shape, values,
                            shape: reference.shape, relative: Self.parameterTolerance, "param " + key)
-            report.compare(keeping { abs(firstGradient[$0]) < noiseLevel }, shape: parameter.shape, values,
+            report.compare(keeping { cancelled[$0] }, shape: parameter.shape, values,
                            shape: reference.shape, relative: Self.keyBiasParameterTolerance, "cancelled " + key)
         }
         report.finish()

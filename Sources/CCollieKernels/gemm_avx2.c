@@ -77,9 +77,11 @@ GEMM_INLINE TARGET_AVX2 __m256 load_source8(const void *src, int src_bf16, size_
     return _mm256_loadu_ps(values);
 }
 
-/// Stores the first `n` (≤ 8) lanes of `v` at `dst`.
-GEMM_INLINE TARGET_AVX2 void store8(float *dst, __m256 v, size_t n) {
-    if (n == 8) _mm256_storeu_ps(dst, v);
+/// Stores the first `n` (≤ 8) lanes of `v` at `dst` where the 8 − n floats after them may be overwritten — a later
+/// store of the packing rewrites them — unless `last`. AMD's Zen 2 runs a masked store (vmaskmovps) at about one per
+/// dozen cycles: A's 6-wide panels, every row a masked store, spent 28% of attention's time packing there.
+GEMM_INLINE TARGET_AVX2 void store8_spilling(float *dst, __m256 v, size_t n, int last) {
+    if (n == 8 || !last) _mm256_storeu_ps(dst, v);
     else _mm256_maskstore_ps(dst, lanes8(n), v);
 }
 
@@ -128,8 +130,12 @@ GEMM_INLINE TARGET_AVX2 void pack_avx2_body(const void *src, int src_bf16, size_
                     float *row = (float *)dst + p * kc + (k + t) * width;
                     for (size_t g = 0; g < width; g += 8) {
                         const size_t lanes = width - g < 8 ? width - g : 8, filled = valid > g ? valid - g : 0;
-                        const __m256 v = load_source8(src, src_bf16, s + p + g, filled < lanes ? filled : lanes);
-                        store8(row + g, round ? round_bf16_8(v) : v, lanes);
+                        // Where the source row goes on for 8 values, all 8 are loaded (the next panel's spill with
+                        // the store): masked loads, like masked stores, are slow on Zen 2.
+                        const size_t n = p + g + 8 <= rows ? 8 : filled < lanes ? filled : lanes;
+                        const __m256 v = load_source8(src, src_bf16, s + p + g, n);
+                        // Spills past the row land in the next k-row of this panel, written later.
+                        store8_spilling(row + g, round ? round_bf16_8(v) : v, lanes, k + t + 1 == kc);
                     }
                 }
             }
@@ -154,8 +160,10 @@ GEMM_INLINE TARGET_AVX2 void pack_avx2_body(const void *src, int src_bf16, size_
                         gemm_prefetch(src, src_bf16 ? 2 : 4,
                                       (r0 + p + g + i) * ld + k0 + k + GEMM_PREFETCH_ELEMENTS, 1);
                 transpose8(r);
+                // With one 8-lane group per k-row (width ≤ 8), spills land in the next k-row, written later.
                 for (size_t t = 0; t < ks; t++)
-                    store8(panel + (k + t) * width + g, round ? round_bf16_8(r[t]) : r[t], lanes);
+                    store8_spilling(panel + (k + t) * width + g, round ? round_bf16_8(r[t]) : r[t], lanes,
+                                    width > 8 || k + t + 1 == kc);
             }
         }
     }

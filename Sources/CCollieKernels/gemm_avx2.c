@@ -78,7 +78,7 @@ GEMM_INLINE TARGET_AVX2 __m256 load_source8(const void *src, int src_bf16, size_
 }
 
 /// Stores the first `n` (≤ 8) lanes of `v` at `dst` where the 8 − n floats after them may be overwritten — a later
-/// store of the packing rewrites them — unless `last`. Masked stores (vmaskmovps) are microcoded on AMD's Zen 2: when
+/// store of the packing rewrites them — unless `last`. Masked stores (vmaskmovps) are slow on AMD's Zen 2: when
 /// every k-row of A's 6-wide panels took one, packing was 28% of attention's time there, half of it on those stores
 /// (perf); with a masked store only for a panel's last row, 18%, and attention ran 20% faster.
 GEMM_INLINE TARGET_AVX2 void store8_spilling(float *dst, __m256 v, size_t n, int last) {

@@ -114,30 +114,37 @@ GEMM_INLINE TARGET_AVX2 void transpose8(__m256 r[8]) {
 GEMM_INLINE TARGET_AVX2 void pack_avx2_body(const void *src, int src_bf16, size_t ld, int k_contiguous, size_t r0,
                                             size_t rows, size_t k0, size_t kc, size_t width, void *dst, int round) {
     if (!k_contiguous) {
-        // k-rows across every panel, source rows read once, front to back, later ones fetched meanwhile. Panels
+        // k-rows across a group of panels, source rows read front to back, later ones fetched meanwhile. Panels
         // narrower than a cache line (A's 6 rows) take 4 k-rows at a time, each panel's 4 rows written together (96
         // bytes): k by k, the 24 panels of an A block — 6 · kc floats apart, a multiple of 4 KB when kc is one of 512 —
         // took turns in one L1 set and evicted one another (products with K = 512 ran 10% slower; 8 rows at a time
-        // cost the lm_head's dW 1%). B's 16-row panels write whole lines k by k, which measured 2% faster for them.
+        // cost the lm_head's dW 1%). B's 16-row panels write whole lines k by k, 4 panels at a time (all their
+        // k-rows before the next 4): across all of a block's panels — kc · 16 floats apart, one L1 set when kc is a
+        // multiple of 64 — the dW and dX products of 768 rows ran 172–182 GFLOP/s on a Zen 2, 4 at a time 179–186
+        // (8 at a time 173–187; A's panels 4 or 8 at a time were no faster).
         const size_t element = src_bf16 ? 2 : 4, block = width < 16 ? 4 : 1;
-        for (size_t k = 0; k < kc; k += block) {
-            const size_t ks = kc - k < block ? kc - k : block;
-            for (size_t t = 0; t < ks && k + t + GEMM_PREFETCH_ROWS < kc; t++)
-                gemm_prefetch(src, element, (k0 + k + t + GEMM_PREFETCH_ROWS) * ld + r0, rows * element);
-            for (size_t p = 0; p < rows; p += width) {
-                const size_t valid = rows - p < width ? rows - p : width;
-                for (size_t t = 0; t < ks; t++) {
-                    const size_t s = (k0 + k + t) * ld + r0;
-                    float *row = (float *)dst + p * kc + (k + t) * width;
-                    for (size_t g = 0; g < width; g += 8) {
-                        const size_t lanes = width - g < 8 ? width - g : 8, filled = valid > g ? valid - g : 0;
-                        // Where the source row goes on for 8 values, all 8 are loaded unmasked — those past the
-                        // panel's width spill with the store. With masked loads the dW products of 768 rows ran 4–10%
-                        // slower on a Zen 2 (164–176 GFLOP/s against 180–183).
-                        const size_t n = p + g + 8 <= rows ? 8 : filled < lanes ? filled : lanes;
-                        const __m256 v = load_source8(src, src_bf16, s + p + g, n);
-                        // Spills past the row land in the next k-row of this panel, written later.
-                        store8_spilling(row + g, round ? round_bf16_8(v) : v, lanes, k + t + 1 == kc);
+        const size_t group = width < 16 ? rows : 4 * width;
+        for (size_t q = 0; q < rows; q += group) {
+            const size_t q1 = rows - q < group ? rows : q + group;
+            for (size_t k = 0; k < kc; k += block) {
+                const size_t ks = kc - k < block ? kc - k : block;
+                for (size_t t = 0; t < ks && k + t + GEMM_PREFETCH_ROWS < kc; t++)
+                    gemm_prefetch(src, element, (k0 + k + t + GEMM_PREFETCH_ROWS) * ld + r0 + q, (q1 - q) * element);
+                for (size_t p = q; p < q1; p += width) {
+                    const size_t valid = rows - p < width ? rows - p : width;
+                    for (size_t t = 0; t < ks; t++) {
+                        const size_t s = (k0 + k + t) * ld + r0;
+                        float *row = (float *)dst + p * kc + (k + t) * width;
+                        for (size_t g = 0; g < width; g += 8) {
+                            const size_t lanes = width - g < 8 ? width - g : 8, filled = valid > g ? valid - g : 0;
+                            // Where the source row goes on for 8 values, all 8 are loaded unmasked — those past
+                            // the panel's width spill with the store. With masked loads the dW products of 768 rows
+                            // ran 4–10% slower on a Zen 2 (164–176 GFLOP/s against 180–183).
+                            const size_t n = p + g + 8 <= rows ? 8 : filled < lanes ? filled : lanes;
+                            const __m256 v = load_source8(src, src_bf16, s + p + g, n);
+                            // Spills past the row land in the next k-row of this panel, written later.
+                            store8_spilling(row + g, round ? round_bf16_8(v) : v, lanes, k + t + 1 == kc);
+                        }
                     }
                 }
             }

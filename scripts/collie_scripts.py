@@ -212,15 +212,18 @@ def reset_peak_rss():
         return False
 
 
-def timed_training_steps(model, optimizer, ids, steps, autocast_bf16=False):
+def timed_training_steps(model, optimizer, ids, steps, autocast_bf16=False, progress=None):
     """Runs steps + 1 AdamW-style training steps of `model` on `ids` (labels = ids); returns the median seconds
     of the last `steps` (the first warms up) and every step's loss. Shared by the training and memory benches.
-    With autocast_bf16, forward and backward run inside torch.autocast("cpu", dtype=torch.bfloat16)."""
+    With autocast_bf16, forward and backward run inside torch.autocast("cpu", dtype=torch.bfloat16). A `progress`
+    dict, when given, holds the running step's start ("started", time.perf_counter) and the losses so far."""
     import contextlib
     import torch
     times, losses = [], []
     for step in range(steps + 1):
         start = time.perf_counter()
+        if progress is not None:
+            progress.update(started=start, losses=losses)
         optimizer.zero_grad(set_to_none=True)
         scope = torch.autocast(device_type="cpu", dtype=torch.bfloat16) if autocast_bf16 else contextlib.nullcontext()
         with scope:

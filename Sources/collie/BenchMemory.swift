@@ -54,6 +54,10 @@ extension Bench {
         @Option(help: "Timed steps (after one warm-up step).") var steps = 3
         @Option(help: "Checkpointing: both, on or off.") var checkpointing: String = "both"
         @Flag(help: "Also run PyTorch + transformers / peft (python3 scripts/bench/bench_memory_torch.py).") var torch = false
+        @Option(help: ArgumentHelp("With --torch: seconds each PyTorch run's training steps may take; one that has not "
+                                   + "finished by then is reported with the steps it finished and a lower bound on its "
+                                   + "unfinished step.", valueName: "seconds"))
+        var torchTimeout: Int?
         @Option(help: "QLoRA: quantize the linear layers to q8_0, q4_0, q4_1 or q4_k before LoRA trains (lora only).")
         var quantize: BlockFormat?
         @Option(name: .customLong("model"), help: "A .gguf file or Hugging Face folder instead of a preset (its shape, the preset's batch).")
@@ -66,6 +70,7 @@ extension Bench {
         @Flag(help: .hidden) var checkpointed = false
 
         func validate() throws {
+            if let torchTimeout, torchTimeout <= 0 { throw ValidationError("--torch-timeout must be a positive number of seconds") }
             if quantize != nil || quantized, (single.map { [$0] } ?? methods).contains(where: { $0 != .lora }) {
                 throw ValidationError("--quantize / --quantized freeze the base: only --methods lora (QLoRA) trains on it")
             }
@@ -219,7 +224,8 @@ extension Bench {
             }
             return try ChildProcess.lastJSONObject(ChildProcess.output("/usr/bin/env", [
                 "python3", script, "--preset", preset.rawValue, "--method", method, "--steps", String(steps), "--dtype", dtype,
-            ] + (checkpointing ? ["--checkpointing"] : []) + (length.map { ["--length", String($0)] } ?? [])), from: script)
+            ] + (checkpointing ? ["--checkpointing"] : []) + (length.map { ["--length", String($0)] } ?? [])
+              + (torchTimeout.map { ["--timeout", String($0)] } ?? [])), from: script)
         }
 
         // MARK: - Report
@@ -246,7 +252,17 @@ extension Bench {
             for row in torchRows {
                 let name = row["name"] as? String ?? "PyTorch"
                 let tps = row["tokens_per_second"] as? Double ?? 0, peak = row["peak_rss_bytes"] as? Int ?? 0
-                print("| \(name) | \(row["checkpointing"] as? Bool == true ? "on" : "off") | \(String(format: "%.1f", tps)) | "
+                let checkpointing = row["checkpointing"] as? Bool == true ? "on" : "off"
+                if row["finished"] as? Bool == false {
+                    // Stopped by --torch-timeout: its s/step is at least the unfinished step's time so far.
+                    let atLeast = row["unfinished_step_seconds_at_least"] as? Double ?? 0
+                    let finished = row["steps_finished"] as? Int ?? 0, planned = row["steps_planned"] as? Int ?? 0
+                    print("| \(name) | \(checkpointing) | < \(String(format: "%.1f", Double(b * t) / max(atLeast, 1e-9))) | "
+                          + "> \(String(format: "%.1f", atLeast)) (stopped after \(torchTimeout ?? 0) s: \(finished) of "
+                          + "\(planned) steps finished) | ≥ \(gb(peak)) | | | | | | | |")
+                    continue
+                }
+                print("| \(name) | \(checkpointing) | \(String(format: "%.1f", tps)) | "
                       + "\(String(format: "%.1f", Double(b * t) / tps)) | \(gb(peak)) | | | | | | | |")
             }
             for r in rows {
@@ -257,9 +273,12 @@ extension Bench {
                 let losses = (row["losses"] as? [Double] ?? []).map { String(format: "%.4f", $0) }.joined(separator: ", ")
                 print("losses, \(row["name"] as? String ?? "PyTorch") (checkpointing \(row["checkpointing"] as? Bool == true ? "on" : "off")): \(losses)")
             }
-            if let torchAdamW = torchRows.first(where: { ($0["method"] as? String) == "adamw" && $0["checkpointing"] as? Bool == false })?["peak_rss_bytes"] as? Int {
+            let adamW = torchRows.first { ($0["method"] as? String) == "adamw" && $0["checkpointing"] as? Bool == false }
+            if let adamW, let torchAdamW = adamW["peak_rss_bytes"] as? Int {
+                // A run stopped by --torch-timeout had not reached its peak: the ratio is at most this.
+                let bound = adamW["finished"] as? Bool == false ? "≤ " : ""
                 for r in rows where r.method != .adamw {
-                    print("\(r.method.rawValue) (checkpointing \(r.checkpointing ? "on" : "off")): peak RSS "
+                    print("\(r.method.rawValue) (checkpointing \(r.checkpointing ? "on" : "off")): peak RSS \(bound)"
                           + String(format: "%.2f× PyTorch + AdamW", Double(r.peakRSS) / Double(torchAdamW)))
                 }
             }

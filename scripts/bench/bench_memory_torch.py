@@ -9,6 +9,12 @@ does).
     python3 scripts/bench/bench_memory_torch.py --preset small --method adamw --steps 3
     python3 scripts/bench/bench_memory_torch.py --preset 7b --method adalomo --dtype bfloat16 --checkpointing --steps 1
 
+`--timeout SECONDS` bounds the training steps: where they have not all finished by then (a 7B model in bf16 on a CPU
+without bf16 instructions takes over an hour for its warm-up and one step), the JSON line says `"finished": false`,
+how many steps did finish, how long the unfinished one had run (a lower bound on that step's time) and the peak RSS
+so far. The limit is checked between Python operations, so one long product can overrun it; the line gives the time
+actually spent.
+
 With bf16 the model is built in bf16 (torch's default dtype set while it is constructed), so a 7B model never
 exists in float32. lomo-optim 0.1.1 allocates its AdaLomo state with `.cuda()`; on this CPU-only machine
 that call is made the identity (the state stays on the CPU, as everything else).
@@ -19,6 +25,7 @@ import argparse
 import json
 import os
 import resource
+import signal
 import sys
 import time
 
@@ -37,19 +44,43 @@ def peak_rss():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def fused_backward_steps(model, optimizer, ids, steps):
+def fused_backward_steps(model, optimizer, ids, steps, progress):
     """steps + 1 LOMO/AdaLomo steps as lomo-optim's README trains: the loss's backward updates each parameter as
     its gradient is ready (`fused_backward`, learning rate 1e-3, no gradient-norm pass); the median seconds of the
-    last `steps` and every loss."""
+    last `steps` and every loss. `progress` holds the running step's start and the losses so far."""
     times, losses = [], []
     for step in range(steps + 1):
         start = time.perf_counter()
+        progress.update(started=start, losses=losses)
         loss = model(input_ids=ids, labels=ids).loss
         optimizer.fused_backward(loss, 1e-3)
         losses.append(loss.item())
         if step > 0:
             times.append(time.perf_counter() - start)
     return sorted(times)[len(times) // 2], losses
+
+
+class TimeLimitReached(Exception):
+    """Raised by SIGALRM when --timeout's seconds have passed."""
+
+
+def within_time_limit(seconds, steps):
+    """Runs `steps()` — (median seconds per step, losses) — and returns its result, or None when `seconds` (0: no limit)
+    pass first."""
+    if not seconds:
+        return steps()
+
+    def expire(signal_number, frame):
+        raise TimeLimitReached()
+
+    signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        return steps()
+    except TimeLimitReached:
+        return None
+    finally:
+        signal.alarm(0)
 
 
 def main():
@@ -60,7 +91,11 @@ def main():
     parser.add_argument("--checkpointing", action="store_true")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--length", type=int, help="tokens per sequence instead of the preset's")
+    parser.add_argument("--timeout", type=int, default=0,
+                        help="seconds the training steps may take (0: no limit); then report what finished")
     args = parser.parse_args()
+    if args.timeout < 0:
+        parser.error("--timeout must be 0 (no limit) or a number of seconds")
     seed_torch(args.threads)
     config, (b, t) = llama_preset(args.preset)
     t = args.length or t
@@ -83,18 +118,28 @@ def main():
         optimizer = Lomo(model, lr=1e-3) if args.method == "lomo" else AdaLomo(model, lr=1e-3)
         if not reset_peak_rss():
             raise SystemExit("cannot reset the peak RSS through /proc/self/clear_refs")
-        median, losses = fused_backward_steps(model, optimizer, ids, args.steps)
+        steps = lambda: fused_backward_steps(model, optimizer, ids, args.steps, progress)   # noqa: E731
     else:
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
         if not reset_peak_rss():   # measure the steps, not construction
             raise SystemExit("cannot reset the peak RSS through /proc/self/clear_refs")
-        median, losses = timed_training_steps(model, optimizer, ids, args.steps)
+        steps = lambda: timed_training_steps(model, optimizer, ids, args.steps, progress=progress)   # noqa: E731
+    progress = dict(started=time.perf_counter(), losses=[])
+    begun = time.perf_counter()
+    result = within_time_limit(args.timeout, steps)
     name = {"adamw": "PyTorch + transformers AdamW", "lomo": "PyTorch + lomo-optim LOMO",
             "adalomo": "PyTorch + lomo-optim AdaLomo", "lora": "PyTorch + peft LoRA"}[args.method]
-    print(json.dumps(dict(name=name, method=args.method, checkpointing=args.checkpointing, preset=args.preset,
-                          dtype=args.dtype, seconds_per_step=median,
-                          tokens_per_second=b * t / median, peak_rss_bytes=peak_rss(), losses=losses,
-                          torch=torch.__version__, threads=torch.get_num_threads()), sort_keys=True))
+    line = dict(name=name, method=args.method, checkpointing=args.checkpointing, preset=args.preset, dtype=args.dtype,
+                peak_rss_bytes=peak_rss(), torch=torch.__version__, threads=torch.get_num_threads())
+    if result is None:
+        now = time.perf_counter()
+        line.update(finished=False, timeout_seconds=args.timeout, seconds_spent=now - begun,
+                    steps_finished=len(progress["losses"]), steps_planned=args.steps + 1,
+                    unfinished_step_seconds_at_least=now - progress["started"], losses=list(progress["losses"]))
+    else:
+        median, losses = result
+        line.update(finished=True, seconds_per_step=median, tokens_per_second=b * t / median, losses=losses)
+    print(json.dumps(line, sort_keys=True))
 
 
 if __name__ == "__main__":

@@ -93,7 +93,16 @@ extension Bench {
                 // parameter (108 GB) fit no machine of this kind.
                 let baseline = preset == .sevenB ? [] : ["adamw"]
                 for method in baseline + methods.map(\.rawValue).filter({ !baseline.contains($0) }) {
-                    for mode in modes { torchRows.append(try torchChild(method, checkpointing: mode)) }
+                    for mode in modes {
+                        // A PyTorch run that fails (out of memory, a crash) is reported beside Collie's, not instead.
+                        do {
+                            torchRows.append(try torchChild(method, checkpointing: mode))
+                        } catch {
+                            let reason = "\(error)".split(separator: "\n").first.map(String.init) ?? "failed"
+                            torchRows.append(["name": "PyTorch \(method)", "method": method, "checkpointing": mode,
+                                              "error": reason])
+                        }
+                    }
                 }
             }
             report(rows, torchRows)
@@ -253,6 +262,10 @@ extension Bench {
                 let name = row["name"] as? String ?? "PyTorch"
                 let tps = row["tokens_per_second"] as? Double ?? 0, peak = row["peak_rss_bytes"] as? Int ?? 0
                 let checkpointing = row["checkpointing"] as? Bool == true ? "on" : "off"
+                if let error = row["error"] as? String {
+                    print("| \(name) | \(checkpointing) | failed: \(error) | | | | | | | | | |")
+                    continue
+                }
                 if row["finished"] as? Bool == false {
                     // Stopped by --torch-timeout: its s/step is at least the unfinished step's time so far.
                     let atLeast = row["unfinished_step_seconds_at_least"] as? Double ?? 0
@@ -269,7 +282,7 @@ extension Bench {
                 print("losses, Collie \(r.method.rawValue) (checkpointing \(r.checkpointing ? "on" : "off")): "
                       + r.losses.map { String(format: "%.4f", $0) }.joined(separator: ", "))
             }
-            for row in torchRows {
+            for row in torchRows where row["error"] == nil {
                 let losses = (row["losses"] as? [Double] ?? []).map { String(format: "%.4f", $0) }.joined(separator: ", ")
                 print("losses, \(row["name"] as? String ?? "PyTorch") (checkpointing \(row["checkpointing"] as? Bool == true ? "on" : "off")): \(losses)")
             }

@@ -60,25 +60,22 @@ def fused_backward_steps(model, optimizer, ids, steps, progress):
     return sorted(times)[len(times) // 2], losses
 
 
-class TimeLimitReached(Exception):
-    """Raised by SIGALRM when --timeout's seconds have passed."""
-
-
-def within_time_limit(seconds, steps):
-    """Runs `steps()` — (median seconds per step, losses) — and returns its result, or None when `seconds` (0: no limit)
-    pass first."""
+def within_time_limit(seconds, steps, report_unfinished):
+    """Runs `steps()` — (median seconds per step, losses) — and returns its result; when `seconds` (0: no limit) pass
+    first, prints `report_unfinished()`'s JSON line and ends the process there. It ends it (os._exit) rather than
+    raising through torch: an exception raised from the alarm inside autograd's hooks (LOMO's updates, checkpointing's
+    recomputation) crashed a 7B run (exit 11)."""
     if not seconds:
         return steps()
 
     def expire(signal_number, frame):
-        raise TimeLimitReached()
+        print(json.dumps(report_unfinished(), sort_keys=True), flush=True)
+        os._exit(0)
 
     signal.signal(signal.SIGALRM, expire)
     signal.alarm(seconds)
     try:
         return steps()
-    except TimeLimitReached:
-        return None
     finally:
         signal.alarm(0)
 
@@ -126,21 +123,23 @@ def main():
         steps = lambda: timed_training_steps(model, optimizer, ids, args.steps, progress=progress)   # noqa: E731
     progress = dict(started=time.perf_counter(), losses=[])
     begun = time.perf_counter()
-    result = within_time_limit(args.timeout, steps)
     name = {"adamw": "PyTorch + transformers AdamW", "lomo": "PyTorch + lomo-optim LOMO",
             "adalomo": "PyTorch + lomo-optim AdaLomo", "lora": "PyTorch + peft LoRA"}[args.method]
-    line = dict(name=name, method=args.method, checkpointing=args.checkpointing, preset=args.preset, dtype=args.dtype,
-                peak_rss_bytes=peak_rss(), torch=torch.__version__, threads=torch.get_num_threads())
-    if result is None:
+
+    def line(**values):
+        return dict(name=name, method=args.method, checkpointing=args.checkpointing, preset=args.preset,
+                    dtype=args.dtype, peak_rss_bytes=peak_rss(), torch=torch.__version__,
+                    threads=torch.get_num_threads(), **values)
+
+    def unfinished():
         now = time.perf_counter()
-        line.update(finished=False, timeout_seconds=args.timeout, seconds_spent=now - begun,
+        return line(finished=False, timeout_seconds=args.timeout, seconds_spent=now - begun,
                     steps_finished=len(progress["losses"]), steps_planned=args.steps + 1,
                     unfinished_step_seconds_at_least=now - progress["started"], losses=list(progress["losses"]))
-    else:
-        median, losses = result
-        line.update(finished=True, seconds_per_step=median, tokens_per_second=b * t / median, losses=losses)
-    print(json.dumps(line, sort_keys=True))
 
+    median, losses = within_time_limit(args.timeout, steps, unfinished)
+    print(json.dumps(line(finished=True, seconds_per_step=median, tokens_per_second=b * t / median, losses=losses),
+                     sort_keys=True))
 
 if __name__ == "__main__":
     main()

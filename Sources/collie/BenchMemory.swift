@@ -271,7 +271,7 @@ extension Bench {
                     let atLeast = row["unfinished_step_seconds_at_least"] as? Double ?? 0
                     let finished = row["steps_finished"] as? Int ?? 0, planned = row["steps_planned"] as? Int ?? 0
                     print("| \(name) | \(checkpointing) | < \(String(format: "%.1f", Double(b * t) / max(atLeast, 1e-9))) | "
-                          + "> \(String(format: "%.1f", atLeast)) (stopped after \(torchTimeout ?? 0) s: \(finished) of "
+                          + "> \(String(format: "%.1f", atLeast)) (stopped at the \(torchTimeout ?? 0) s limit: \(finished) of "
                           + "\(planned) steps finished) | ≥ \(gb(peak)) | | | | | | | |")
                     continue
                 }

@@ -21,7 +21,8 @@ enum ChildProcess {
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw ValidationError("\(executable) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)")
+            let ending = process.terminationReason == .uncaughtSignal ? "was killed by signal" : "exited with"
+            throw ValidationError("\(executable) \(arguments.joined(separator: " ")) \(ending) \(process.terminationStatus)")
         }
         return data
     }

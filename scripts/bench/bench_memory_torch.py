@@ -63,8 +63,8 @@ def fused_backward_steps(model, optimizer, ids, steps, progress):
 def within_time_limit(seconds, steps, report_unfinished):
     """Runs `steps()` — (median seconds per step, losses) — and returns its result; when `seconds` (0: no limit) pass
     first, prints `report_unfinished()`'s JSON line and ends the process there. It ends it (os._exit) rather than
-    raising through torch: an exception raised from the alarm inside autograd's hooks (LOMO's updates, checkpointing's
-    recomputation) crashed a 7B run (exit 11)."""
+    raising through torch: with an exception raised from the alarm, somewhere inside autograd's hooks (AdaLomo's
+    updates, checkpointing's recomputation), a 7B run ended with status 11 (SIGSEGV) and printed nothing."""
     if not seconds:
         return steps()
 

@@ -4,8 +4,8 @@ import Collie
 import Foundation
 
 // `collie bench ops --only gemm`: Collie's own packed GEMM at each kernel level this CPU has, and its bfloat16 GEMM,
-// against OpenBLAS's cblas_sgemm on the linear layers of the `small` preset (2048 tokens, hidden 768, MLP 2048,
-// vocabulary 32000), forward and both backward products.
+// against OpenBLAS's cblas_sgemm on the linear layers of a `bench train` preset (small: 2048 tokens, hidden 768, MLP
+// 2048; tiny: 1024 tokens, hidden 256, MLP 688; vocabulary 32000), forward and both backward products.
 
 /// One product shape: GFLOP/s of OpenBLAS and of each own kernel, measured round-robin in the same run.
 struct GemmRow: Codable {
@@ -19,9 +19,15 @@ struct GemmRow: Codable {
 /// GFLOP/s of `collie_sgemm` per kernel level and of `collie_gemm_bf16` beside `cblas_sgemm`.
 struct GemmBench {
     let repeats: Int
+    let preset: Bench.Train.Preset
 
-    /// (M, K, N) of a linear layer's forward: tokens × in × out.
-    static let layers: [(m: Int, k: Int, n: Int)] = [(2048, 768, 768), (2048, 768, 2048), (2048, 2048, 768), (2048, 768, 32000)]
+    /// (M, K, N) of each distinct linear layer's forward: tokens × in × out (attention's projections, the MLP's up and
+    /// down, the language-model head).
+    var layers: [(m: Int, k: Int, n: Int)] {
+        let c = preset.configuration, tokens = preset.batch.size * preset.batch.length
+        return [(tokens, c.hiddenSize, c.hiddenSize), (tokens, c.hiddenSize, c.intermediateSize),
+                (tokens, c.intermediateSize, c.hiddenSize), (tokens, c.hiddenSize, c.vocabularySize)]
+    }
 
     /// The own kernels to time: float32 at levels 1 and 2 and bfloat16 on AVX512_BF16 (level 4; its pair kernel even
     /// where bf16 products would choose the float32 one), AMX (level 5) and the AVX-512F float32 kernel on rounded
@@ -48,7 +54,7 @@ struct GemmBench {
         }
         let variants = GemmBench.variants()
         var rows: [GemmRow] = []
-        for layer in GemmBench.layers {
+        for layer in layers {
             let (tokens, input, output) = layer
             let x = BenchData.uniform([tokens, input], seed: 1), w = BenchData.uniform([output, input], seed: 2)
             let dy = BenchData.uniform([tokens, output], seed: 3)
@@ -89,9 +95,9 @@ struct GemmBench {
 }
 
 /// The own-GEMM table: GFLOP/s per kernel and its ratio to OpenBLAS.
-func printGemm(_ rows: [GemmRow]) {
+func printGemm(_ rows: [GemmRow], preset: Bench.Train.Preset) {
     let names = GemmBench.variants().map(\.name)
-    print("\nOwn packed GEMM vs cblas_sgemm, small preset's linear layers (GFLOP/s; ×: own / OpenBLAS), same run")
+    print("\nOwn packed GEMM vs cblas_sgemm, \(preset.rawValue) preset's linear layers (GFLOP/s; ×: own / OpenBLAS), same run")
     printTable(["op", "M×K×N", "GFLOP", "OpenBLAS"] + names.flatMap { [$0, "×"] }, rows.map { r in
         [r.op, "\(r.m)×\(r.k)×\(r.n)", fmt(r.gflop, 2), fmt(r.openblasGflops)]
             + names.flatMap { name in

@@ -13,7 +13,7 @@ extension Bench {
             discussion: """
                 Groups: matmul (engine Tensor.matmul / Tensor.linear vs cblas_sgemm on the same shapes), \
                 gemm (Collie's own packed GEMM per kernel level and its bfloat16 GEMM vs cblas_sgemm on the \
-                small preset's linear layers, forward and backward), \
+                linear layers of `bench train`'s --preset, forward and backward), \
                 fused (GB/s of RMSNorm, LayerNorm, RoPE, SwiGLU, cross-entropy, embedding and add vs a \
                 memory copy), attention (time and GFLOP/s of causal flash attention) and \
                 attention-memory (peak RSS growth of one attention forward+backward, measured in a \
@@ -31,6 +31,9 @@ extension Bench {
 
         @Option(help: "Comma-separated groups to run: matmul, gemm, fused, attention, attention-memory (default: all).")
         var only: String?
+
+        @Option(help: "Whose linear layers the gemm group times: tiny (1024 tokens, hidden 256, MLP 688) or small (2048 tokens, hidden 768, MLP 2048); both with vocabulary 32000.")
+        var preset: Train.Preset = .small
 
         static let allGroups = ["attention-memory", "matmul", "gemm", "fused", "attention"]
 
@@ -73,8 +76,8 @@ extension Bench {
                 if !json { printMatmul(report.matmul) }
             }
             if groups.contains("gemm") {
-                report.gemm = GemmBench(repeats: repeats).run()
-                if !json { printGemm(report.gemm) }
+                report.gemm = GemmBench(repeats: repeats, preset: preset).run()
+                if !json { printGemm(report.gemm, preset: preset) }
             }
             if groups.contains("fused") {
                 report.copy = CopyBench(repeats: repeats).run()

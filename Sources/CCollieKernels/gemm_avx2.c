@@ -129,7 +129,10 @@ GEMM_INLINE TARGET_AVX2 void store_krows4_of6(__m256 a0, __m256 a1, __m256 a2, _
 /// (masked) 8-value copies when rows are contiguous in the source; when k is, 8 rows × 8 k's are loaded, transposed
 /// in registers and stored as 8 k's of the panel. With the portable body's per-value loops, packing took 14% (dX)
 /// and 22% (dW) of the tiny preset's lm_head products at level 1 (256 columns: little work per packed value); with
-/// these, 7% and 11% (perf, a Zen 5).
+/// these, 7% and 11% (perf, a Zen 5). Whole panels (all the 6 or 16 rows there, 4 or 8 k's) take paths whose loads
+/// and stores are known when compiled: the general loops' per-vector lane counts and masks cost more than the copies
+/// — B's panels took 0.38 ns per value (k-rows contiguous in the source) and 0.31 (k's contiguous) with source and
+/// panels in cache on a Zen 2, these paths 0.11 and 0.19.
 GEMM_INLINE TARGET_AVX2 void pack_avx2_body(const void *src, int src_bf16, size_t ld, int k_contiguous, size_t r0,
                                             size_t rows, size_t k0, size_t kc, size_t width, void *dst, int round) {
     if (!k_contiguous) {
@@ -145,6 +148,21 @@ GEMM_INLINE TARGET_AVX2 void pack_avx2_body(const void *src, int src_bf16, size_
         const size_t group = width < 16 ? rows : 4 * width;
         for (size_t q = 0; q < rows; q += group) {
             const size_t q1 = rows - q < group ? rows : q + group;
+            if (width == 16 && q1 - q == 64) {   // four whole panels: 64 values of each source row, as 8 stores
+                const char *from = (const char *)src + (k0 * ld + r0 + q) * element;
+                float *to = (float *)dst + q * kc;
+                for (size_t k = 0; k < kc; k++, from += ld * element, to += 16) {
+                    if (k + GEMM_PREFETCH_ROWS < kc) gemm_prefetch(from, element, GEMM_PREFETCH_ROWS * ld, 64 * element);
+                    _Pragma("clang loop unroll(full)")
+                    for (int j = 0; j < 4; j++) {
+                        __m256 v0 = load_source8(from, src_bf16, 16 * j, 8), v1 = load_source8(from, src_bf16, 16 * j + 8, 8);
+                        if (round) v0 = round_bf16_8(v0), v1 = round_bf16_8(v1);
+                        _mm256_storeu_ps(to + j * 16 * kc, v0);
+                        _mm256_storeu_ps(to + j * 16 * kc + 8, v1);
+                    }
+                }
+                continue;
+            }
             for (size_t k = 0; k < kc; k += block) {
                 const size_t ks = kc - k < block ? kc - k : block;
                 for (size_t t = 0; t < ks && k + t + GEMM_PREFETCH_ROWS < kc; t++)
@@ -196,6 +214,20 @@ GEMM_INLINE TARGET_AVX2 void pack_avx2_body(const void *src, int src_bf16, size_
                     transpose8(r);
                     store_krows4_of6(r[0], r[1], r[2], r[3], panel + k * 6, round);
                     store_krows4_of6(r[4], r[5], r[6], r[7], panel + k * 6 + 24, round);
+                    continue;
+                }
+                if (width == 16 && ks == 8 && valid == 16) {   // a whole 16-wide panel: 8 of its rows, 8 k's
+                    __m256 r[8];
+                    _Pragma("clang loop unroll(full)")
+                    for (int i = 0; i < 8; i++) r[i] = load_source8(src, src_bf16, (r0 + p + g + i) * ld + k0 + k, 8);
+                    if (k + GEMM_PREFETCH_ELEMENTS < kc)
+                        _Pragma("clang loop unroll(full)")
+                        for (int i = 0; i < 8; i++)
+                            gemm_prefetch(src, src_bf16 ? 2 : 4, (r0 + p + g + i) * ld + k0 + k + GEMM_PREFETCH_ELEMENTS, 1);
+                    transpose8(r);
+                    _Pragma("clang loop unroll(full)")
+                    for (int t = 0; t < 8; t++)
+                        _mm256_storeu_ps(panel + (k + t) * 16 + g, round ? round_bf16_8(r[t]) : r[t]);
                     continue;
                 }
                 __m256 r[8];

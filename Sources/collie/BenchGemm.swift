@@ -82,7 +82,7 @@ struct GemmBench {
                                          alpha: 1, a: a, lda: lda, b: b, ldb: ldb, beta: 0, c: c, ldc: n)
                     }
                 }
-                let seconds = Timing.measureRoundRobin(repeats: repeats, bodies)
+                let seconds = Timing.measureRoundRobin(repeats: repeats, warmEach: true, bodies)
                 let flop = 2.0 * Double(m) * Double(n) * Double(k)
                 var own: [String: Double] = [:]
                 for (variant, time) in zip(variants, seconds.dropFirst()) { own[variant.name] = flop / time / 1e9 }

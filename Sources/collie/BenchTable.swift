@@ -47,14 +47,19 @@ enum Timing {
     }
 
     /// Median seconds of each body over `repeats` rounds (after one warm-up round), the bodies taking turns within
-    /// each round so all see the same machine conditions; `prepareFirst` runs untimed before the first body.
-    static func measureRoundRobin(repeats: Int, prepareFirst: () -> Void = {}, _ bodies: [() -> Void]) -> [Double] {
+    /// each round so all see the same machine conditions; `prepareFirst` runs untimed before the first body. With
+    /// `warmEach`, each body also runs once untimed right before its timed run: a body then finds the threads and
+    /// caches as it left them, not as the body before it did (a short product timed right after OpenBLAS's ran 10–25%
+    /// slower than right after its own, on a Zen 2).
+    static func measureRoundRobin(repeats: Int, prepareFirst: () -> Void = {}, warmEach: Bool = false,
+                                  _ bodies: [() -> Void]) -> [Double] {
         prepareFirst()
         for body in bodies { body() }
         var times = [[Double]](repeating: [], count: bodies.count)
         for _ in 0..<repeats {
             prepareFirst()
             for (index, body) in bodies.enumerated() {
+                if warmEach { body() }
                 let start = now()
                 body()
                 times[index].append(seconds(since: start))

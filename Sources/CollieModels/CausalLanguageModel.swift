@@ -108,11 +108,13 @@ public protocol ParameterUnitHooks: AnyObject {
 }
 
 extension CausalLanguageModel {
-    /// A randomly initialized model (seeded), initialized as Hugging Face does, its weights drawn straight into `dtype`
-    /// (float32, or bfloat16/float16: the values of a float32 model rounded, without a float32 copy of the model).
-    public init(_ configuration: LlamaConfiguration, seed: UInt64 = 0, dtype: DType = .float32) {
+    /// A randomly initialized model (seeded), initialized as Hugging Face does — or its weight matrices drawn from
+    /// `distribution` — its weights drawn straight into `dtype` (float32, or bfloat16/float16: the values of a float32
+    /// model rounded, without a float32 copy of the model).
+    public init(_ configuration: LlamaConfiguration, seed: UInt64 = 0, dtype: DType = .float32,
+                distribution: WeightDistribution = .normal) {
         var initialization = Initialization.random(std: configuration.initializerRange, generator: RandomGenerator(seed: seed),
-                                                   dtype: dtype)
+                                                   dtype: dtype, distribution: distribution)
         self.init(configuration, initialization: &initialization)
     }
 

@@ -97,7 +97,7 @@ public final class Embedding: Module {
     public internal(set) var vocabularyParallel: TensorParallelPlacement?
 
     public init(count: Int, dimension: Int, initialization: inout Initialization) {
-        weight = .dense(parameter(initialization.normal([count, dimension])))
+        weight = .dense(parameter(initialization.weight([count, dimension])))
     }
 
     /// The tied output projection hidden [..., C] → logits [..., V] (or this rank's V/P columns of them under tensor
@@ -159,33 +159,68 @@ public final class LayerNorm: Module {
     public var namedParameters: [(key: String, tensor: Tensor)] { [("weight", weight), ("bias", bias)] }
 }
 
+/// The distribution a random initialization draws weight matrices from (CoLLiE's `init_method`, after `torch.nn.init`).
+/// A weight [out, in] has fan_in = in and fan_out = out (an embedding [vocabulary, hidden]: fan_in = hidden).
+public enum WeightDistribution: String, Codable, CaseIterable, Sendable {
+    /// N(0, std²), std the model's `initializer_range` (Hugging Face's `_init_weights`).
+    case normal
+    /// N(0, 2 / (fan_in + fan_out)): `xavier_normal_` (gain 1).
+    case xavierNormal = "xavier_normal"
+    /// U(−a, a), a = √(6 / (fan_in + fan_out)): `xavier_uniform_` (gain 1).
+    case xavierUniform = "xavier_uniform"
+    /// N(0, 2 / fan_in): `kaiming_normal_` (a = 0, mode fan_in, gain √2).
+    case kaimingNormal = "kaiming_normal"
+    /// U(−b, b), b = √(6 / fan_in): `kaiming_uniform_` (a = 0, mode fan_in, gain √2).
+    case kaimingUniform = "kaiming_uniform"
+
+    /// A weight of `shape` (rank ≥ 2: [out, in, …]) drawn from this distribution; `std` is the normal one's.
+    func sample(_ shape: [Int], std: Double, dtype: DType, generator: inout RandomGenerator) -> Tensor {
+        if self == .normal { return Tensor.normal(shape, std: std, dtype: dtype, generator: &generator) }
+        precondition(shape.count >= 2, "\(rawValue) needs a weight of rank 2 or more, got \(shape)")
+        let receptive = Double(shape.dropFirst(2).reduce(1, *))
+        let fanIn = Double(shape[1]) * receptive, fanOut = Double(shape[0]) * receptive
+        switch self {
+        case .normal: preconditionFailure("handled above")
+        case .xavierNormal: return Tensor.normal(shape, std: (2 / (fanIn + fanOut)).squareRoot(), dtype: dtype, generator: &generator)
+        case .kaimingNormal: return Tensor.normal(shape, std: (2 / fanIn).squareRoot(), dtype: dtype, generator: &generator)
+        case .xavierUniform, .kaimingUniform:
+            let bound = (6 / (self == .xavierUniform ? fanIn + fanOut : fanIn)).squareRoot()
+            return Tensor.uniform(shape, low: -bound, high: bound, dtype: dtype, generator: &generator)
+        }
+    }
+}
+
 /// How new parameters get their values.
 public enum Initialization {
-    /// N(0, std²) weights drawn from a seeded generator, zero biases, unit norms (Hugging Face's `_init_weights`);
-    /// weights and biases stored in `dtype` (a bfloat16 model is drawn straight into bfloat16, never whole in float32).
-    case random(std: Double, generator: RandomGenerator, dtype: DType = .float32)
+    /// Weights drawn from `distribution` (N(0, std²) by default) with a seeded generator, zero biases, unit norms
+    /// (Hugging Face's `_init_weights`); weights and biases stored in `dtype` (a bfloat16 model is drawn straight into
+    /// bfloat16, never whole in float32).
+    case random(std: Double, generator: RandomGenerator, dtype: DType = .float32, distribution: WeightDistribution = .normal)
     /// No values yet: the caller loads them from a checkpoint.
     case uninitialized
     /// No values yet, and no memory for linear layers' weights either: the loader gives each linear layer its
     /// weight (quantized blocks, or a dense tensor), so a quantized model never holds its float32 weights.
     case uninitializedWithoutLinearWeights
 
-    mutating func normal(_ shape: [Int]) -> Tensor {
-        guard case .random(let std, var generator, let dtype) = self else { return Tensor(uninitializedShape: shape) }
-        let t = Tensor.normal(shape, std: std, dtype: dtype, generator: &generator)
-        self = .random(std: std, generator: generator, dtype: dtype)
+    /// A weight matrix of `shape`: drawn from the distribution, or uninitialized.
+    mutating func weight(_ shape: [Int]) -> Tensor {
+        guard case .random(let std, var generator, let dtype, let distribution) = self else {
+            return Tensor(uninitializedShape: shape)
+        }
+        let t = distribution.sample(shape, std: std, dtype: dtype, generator: &generator)
+        self = .random(std: std, generator: generator, dtype: dtype, distribution: distribution)
         return t
     }
 
     func zeros(_ shape: [Int]) -> Tensor {
-        if case .random(_, _, let dtype) = self { return .zeros(shape, dtype: dtype) }
+        if case .random(_, _, let dtype, _) = self { return .zeros(shape, dtype: dtype) }
         return Tensor(uninitializedShape: shape)
     }
 
-    /// A linear layer's weight: `normal(shape)`, or without linear weights a placeholder of that shape viewing one
+    /// A linear layer's weight: `weight(shape)`, or without linear weights a placeholder of that shape viewing one
     /// value, replaced when the model loads.
     mutating func linearWeight(_ shape: [Int]) -> Tensor {
-        guard case .uninitializedWithoutLinearWeights = self else { return normal(shape) }
+        guard case .uninitializedWithoutLinearWeights = self else { return weight(shape) }
         return Tensor.zeros([1, 1]).expanded(to: shape)
     }
 }

@@ -19,8 +19,10 @@ public struct PretrainedModel {
         case folder(URL)
         /// A GGUF file (llama.cpp's format): configuration from its metadata, weights dequantized to the model's dtype.
         case gguf(URL)
-        /// A preset shape for the tokenizer's vocabulary, initialized at random from `seed` straight into `dtype`.
-        case preset(ModelPreset, seed: UInt64, maxPositionEmbeddings: Int, initializerRange: Double, dtype: DType = .float32)
+        /// A preset shape for the tokenizer's vocabulary, initialized at random from `seed` straight into `dtype`, its
+        /// weight matrices drawn from `distribution` (N(0, initializerRange²) when normal).
+        case preset(ModelPreset, seed: UInt64, maxPositionEmbeddings: Int, initializerRange: Double, dtype: DType = .float32,
+                    distribution: WeightDistribution = .normal)
 
         /// The model at a path as a user gives it: a `.gguf` file, else a Hugging Face folder.
         public static func at(_ url: URL) -> Source {
@@ -114,7 +116,7 @@ public struct PretrainedModel {
                 model = try architecture(of: weights.configuration).load(from: weights, configuration: weights.configuration,
                                                                           quantization: quantization)
             } catch { throw LoadingError(part: .model, description: "\(error)") }
-        case .preset(let preset, let seed, let positions, let range, let dtype):
+        case .preset(let preset, let seed, let positions, let range, let dtype, let distribution):
             guard let tokenizer else { throw LoadingError(part: .tokenizer, description: "required with a model preset") }
             let configuration = preset.configuration(for: tokenizer, maxPositionEmbeddings: positions, initializerRange: range)
             do {
@@ -124,7 +126,7 @@ public struct PretrainedModel {
                 try ParameterMemory.check(architecture(of: configuration).parameterShapes(for: configuration).map(\.shape),
                                           dtype: dtype, for: "a \(preset.rawValue) model of \(configuration.vocabularySize) token ids")
             } catch { throw LoadingError(part: .model, description: "\(error)") }
-            model = architecture(of: configuration).init(configuration, seed: seed, dtype: dtype)
+            model = architecture(of: configuration).init(configuration, seed: seed, dtype: dtype, distribution: distribution)
             if case .quantize(let format) = quantization {
                 do { try model.quantizeLinearLayers(as: format) } catch {
                     throw LoadingError(part: .model, description: "\(error)")

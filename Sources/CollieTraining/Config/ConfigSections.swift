@@ -1,4 +1,5 @@
 import CollieEngine
+import CollieModels
 
 // The nested sections and closed value sets of `CollieConfig`. Each section decodes with defaults for absent
 // keys (CoLLiE's, or torch's for optimizer hyper-parameters) and encodes every field it holds.
@@ -6,6 +7,7 @@ import CollieEngine
 // The optimizer and the schedule are named by the enums the training code uses, in the config's spellings.
 extension OptimizerKind: ConfigEnum {}
 extension LearningRateSchedule.Kind: ConfigEnum {}
+extension WeightDistribution: ConfigEnum {}
 
 extension CollieConfig {
     /// `optimizer:` — which optimizer and its hyper-parameters (torch's names). A hyper-parameter left out
@@ -151,13 +153,11 @@ extension CollieConfig {
         }
     }
 
-    /// `init_method:` — how a model built from a preset is initialized (CoLLiE: normal, mean 0, std 0.02).
+    /// `init_method:` — how a model built from a preset is initialized (CoLLiE: normal, mean 0, std 0.02): `type` is
+    /// the distribution of its weight matrices (`normal`, `xavier_normal`, `xavier_uniform`, `kaiming_normal`,
+    /// `kaiming_uniform`, as `torch.nn.init`); `mean` and `std` are the normal one's.
     public struct InitMethod: Codable, Equatable, Sendable {
-        public enum Kind: String, Codable, CaseIterable, Sendable, ConfigEnum {
-            case normal
-            case xavierNormal = "xavier_normal", xavierUniform = "xavier_uniform"
-            case kaimingNormal = "kaiming_normal", kaimingUniform = "kaiming_uniform"
-        }
+        public typealias Kind = WeightDistribution
 
         public var kind: Kind
         public var mean: Double

@@ -43,11 +43,12 @@ extension CollieConfig {
             fail(.evalOnStart, "needs evaluation data; set eval_data, eval_split or evaluators")
         }
         if !(0..<1).contains(dropout) { fail(.dropout, "must be in [0, 1), got \(dropout)") }
-        if initMethod.kind != .normal {
-            fail("init_method.type", "\(initMethod.kind.rawValue) is not yet supported; use normal")
-        }
         if initMethod.mean != 0 { fail("init_method.mean", "only 0 is supported, got \(initMethod.mean)") }
         if !(initMethod.std > 0) { fail("init_method.std", "must be positive, got \(initMethod.std)") }
+        if initMethod.kind != .normal, initMethod.std != InitMethod().std {
+            fail("init_method.std", "applies to type normal; \(initMethod.kind.rawValue) takes its scale from each "
+                 + "weight's fan-in and fan-out")
+        }
 
         if case .preset(let preset) = model, tokenizer == nil {
             fail(.tokenizer, "required with the model preset \(preset.rawValue) (the vocabulary comes from the tokenizer)")

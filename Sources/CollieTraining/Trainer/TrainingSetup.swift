@@ -119,7 +119,7 @@ extension PretrainedModel {
         let model: Source = switch config.model {
         case .preset(let preset):
             .preset(preset, seed: seed, maxPositionEmbeddings: max(2048, config.maxLength), initializerRange: config.initMethod.std,
-                    dtype: config.dtype.dtype)
+                    dtype: config.dtype.dtype, distribution: config.initMethod.kind)
         case .folder(let path): .at(URL(fileURLWithPath: path))
         }
         let peft: Adapter? = adapter.map(Adapter.folder) ?? config.peftConfig.map { .new($0, seed: seed) }

@@ -324,6 +324,22 @@ final class ConfigTests: XCTestCase {
         }
     }
 
+    /// `init_method.type` names `torch.nn.init`'s distributions; `std` (and `mean`) belong to the normal one.
+    func testInitMethodTakesEachDistributionAndRefusesAStdItWouldIgnore() throws {
+        for kind in CollieConfig.InitMethod.Kind.allCases {
+            let config = try CollieConfig(text: "model: tiny\ntokenizer: t\ninit_method: {type: \(kind.rawValue)}",
+                                          source: "train.yaml")
+            XCTAssertEqual(config.initMethod, .init(kind: kind, mean: 0, std: 0.02))
+        }
+        let std = issue("model: tiny\ntokenizer: t\ninit_method: {type: kaiming_normal, std: 0.1}")
+        XCTAssertEqual(std?.keyPath, "init_method.std")
+        XCTAssertEqual(std?.message, "applies to type normal; kaiming_normal takes its scale from each weight's fan-in "
+                       + "and fan-out")
+        let unknown = issue("model: tiny\ntokenizer: t\ninit_method: {type: orthogonal}")
+        XCTAssertEqual(unknown?.keyPath, "init_method.type")
+        XCTAssertTrue(unknown?.message.contains("xavier_uniform") == true, unknown?.message ?? "")
+    }
+
     func testPipelineParallelismIsAcceptedExceptWithWhatItDoesNotYetCover() throws {
         let config = try CollieConfig(text: "model: tiny\ntokenizer: t\npp_size: 2\npp_partition_method: type:DecoderLayer",
                                       source: "train.yaml")

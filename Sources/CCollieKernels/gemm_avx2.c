@@ -110,8 +110,8 @@ GEMM_INLINE TARGET_AVX2 void transpose8(__m256 r[8]) {
 /// stores. A's panels are narrower than a vector, and storing each k-row's 8 lanes (2 spilling into the next k-row)
 /// wrote 4 overlapping, often line-crossing stores per 24 floats and each line twice: on a Zen 2, with the source in
 /// cache, A's packing took 0.44 ns per value where k-rows are contiguous in the source (dW's A) and 0.29 where k's are
-/// (the forward's and dX's A); with this, 0.24 and 0.15 (from memory, the tiny preset's dY: 0.62 → 0.52 and 0.33 →
-/// 0.22).
+/// (the forward's and dX's A); with this, 0.24 and 0.15 (from memory, the tiny preset's dY: 0.62 → 0.49–0.52 and
+/// 0.33 → 0.22).
 GEMM_INLINE TARGET_AVX2 void store_krows4_of6(__m256 a0, __m256 a1, __m256 a2, __m256 a3, float *row, int round) {
     // a1's first 2 lanes to lanes 6, 7 (after a0's 6) and its last 4 to lanes 0–3; a3's 6 to lanes 2–7.
     const __m256 p1 = _mm256_permutevar8x32_ps(a1, _mm256_setr_epi32(2, 3, 4, 5, 6, 7, 0, 1));
@@ -123,6 +123,18 @@ GEMM_INLINE TARGET_AVX2 void store_krows4_of6(__m256 a0, __m256 a1, __m256 a2, _
     _mm256_storeu_ps(row, v0);
     _mm256_storeu_ps(row + 8, v1);
     _mm256_storeu_ps(row + 16, v2);
+}
+
+/// `ks` (≤ 8) k's of `n` (≤ 8) source rows `ld` apart, the first at element `first`, transposed: r[t] holds the n
+/// values of k-row t, zeros after them (and after ks). With `prefetch`, each row is fetched GEMM_PREFETCH_ELEMENTS on.
+/// Inlined with constant n and ks, the loads take no lane counting.
+GEMM_INLINE TARGET_AVX2 void load_transposed8(const void *src, int src_bf16, size_t ld, size_t first, size_t n,
+                                              size_t ks, int prefetch, __m256 r[8]) {
+    _Pragma("clang loop unroll(full)")
+    for (size_t i = 0; i < 8; i++) r[i] = i < n ? load_source8(src, src_bf16, first + i * ld, ks) : _mm256_setzero_ps();
+    if (prefetch)
+        for (size_t i = 0; i < n; i++) gemm_prefetch(src, src_bf16 ? 2 : 4, first + i * ld + GEMM_PREFETCH_ELEMENTS, 1);
+    transpose8(r);
 }
 
 /// gemm_pack_f32_body in AVX2, as pack_avx512_body (gemm_avx512.c) with 8-lane vectors: a panel's k-row is a few
@@ -202,45 +214,25 @@ GEMM_INLINE TARGET_AVX2 void pack_avx2_body(const void *src, int src_bf16, size_
             const size_t lanes = width - g < 8 ? width - g : 8;
             for (size_t k = 0; k < kc; k += 8) {
                 const size_t ks = kc - k < 8 ? kc - k : 8;
-                if (width == 6 && ks == 8 && valid == 6) {   // a whole 6-wide panel: its rows known, 2 of 8 zero
-                    __m256 r[8];
-                    _Pragma("clang loop unroll(full)")
-                    for (int i = 0; i < 6; i++) r[i] = load_source8(src, src_bf16, (r0 + p + i) * ld + k0 + k, 8);
-                    r[6] = r[7] = _mm256_setzero_ps();
-                    if (k + GEMM_PREFETCH_ELEMENTS < kc)
-                        _Pragma("clang loop unroll(full)")
-                        for (int i = 0; i < 6; i++)
-                            gemm_prefetch(src, src_bf16 ? 2 : 4, (r0 + p + i) * ld + k0 + k + GEMM_PREFETCH_ELEMENTS, 1);
-                    transpose8(r);
+                const size_t first = (r0 + p + g) * ld + k0 + k;
+                const int prefetch = k + GEMM_PREFETCH_ELEMENTS < kc;
+                __m256 r[8];
+                // Whole panels with 8 k's take constant counts (the loads and stores then cost less than the counting).
+                if (width == 6 && ks == 8 && valid == 6) {
+                    load_transposed8(src, src_bf16, ld, first, 6, 8, prefetch, r);
                     store_krows4_of6(r[0], r[1], r[2], r[3], panel + k * 6, round);
                     store_krows4_of6(r[4], r[5], r[6], r[7], panel + k * 6 + 24, round);
                     continue;
                 }
-                if (width == 16 && ks == 8 && valid == 16) {   // a whole 16-wide panel: 8 of its rows, 8 k's
-                    __m256 r[8];
-                    _Pragma("clang loop unroll(full)")
-                    for (int i = 0; i < 8; i++) r[i] = load_source8(src, src_bf16, (r0 + p + g + i) * ld + k0 + k, 8);
-                    if (k + GEMM_PREFETCH_ELEMENTS < kc)
-                        _Pragma("clang loop unroll(full)")
-                        for (int i = 0; i < 8; i++)
-                            gemm_prefetch(src, src_bf16 ? 2 : 4, (r0 + p + g + i) * ld + k0 + k + GEMM_PREFETCH_ELEMENTS, 1);
-                    transpose8(r);
+                if (width == 16 && ks == 8 && valid == 16) {
+                    load_transposed8(src, src_bf16, ld, first, 8, 8, prefetch, r);
                     _Pragma("clang loop unroll(full)")
                     for (int t = 0; t < 8; t++)
                         _mm256_storeu_ps(panel + (k + t) * 16 + g, round ? round_bf16_8(r[t]) : r[t]);
                     continue;
                 }
-                __m256 r[8];
-                _Pragma("clang loop unroll(full)")
-                for (int i = 0; i < 8; i++)
-                    r[i] = (size_t)i < lanes && g + i < valid
-                               ? load_source8(src, src_bf16, (r0 + p + g + i) * ld + k0 + k, ks)
-                               : _mm256_setzero_ps();
-                if (k + GEMM_PREFETCH_ELEMENTS < kc)
-                    for (size_t i = 0; i < lanes && g + i < valid; i++)
-                        gemm_prefetch(src, src_bf16 ? 2 : 4,
-                                      (r0 + p + g + i) * ld + k0 + k + GEMM_PREFETCH_ELEMENTS, 1);
-                transpose8(r);
+                load_transposed8(src, src_bf16, ld, first, valid > g ? (valid - g < lanes ? valid - g : lanes) : 0, ks,
+                                 prefetch, r);
                 // With one 8-lane group per k-row (width ≤ 8), spills land in the next k-row, written later.
                 for (size_t t = 0; t < ks; t++)
                     store8_spilling(panel + (k + t) * width + g, round ? round_bf16_8(r[t]) : r[t], lanes,

@@ -179,14 +179,13 @@ public enum WeightDistribution: String, Codable, CaseIterable, Sendable {
         precondition(shape.count >= 2, "\(rawValue) needs a weight of rank 2 or more, got \(shape)")
         let receptive = Double(shape.dropFirst(2).reduce(1, *))
         let fanIn = Double(shape[1]) * receptive, fanOut = Double(shape[0]) * receptive
-        switch self {
-        case .normal: preconditionFailure("handled above")
-        case .xavierNormal: return Tensor.normal(shape, std: (2 / (fanIn + fanOut)).squareRoot(), dtype: dtype, generator: &generator)
-        case .kaimingNormal: return Tensor.normal(shape, std: (2 / fanIn).squareRoot(), dtype: dtype, generator: &generator)
-        case .xavierUniform, .kaimingUniform:
-            let bound = (6 / (self == .xavierUniform ? fanIn + fanOut : fanIn)).squareRoot()
-            return Tensor.uniform(shape, low: -bound, high: bound, dtype: dtype, generator: &generator)
+        // Every one has variance 2 / fans: Glorot's fans are fan_in + fan_out, He's fan_in (his gain √2).
+        let fans = self == .xavierNormal || self == .xavierUniform ? fanIn + fanOut : fanIn
+        if self == .xavierNormal || self == .kaimingNormal {
+            return Tensor.normal(shape, std: (2 / fans).squareRoot(), dtype: dtype, generator: &generator)
         }
+        let bound = (6 / fans).squareRoot()   // U(−b, b) has variance b² / 3
+        return Tensor.uniform(shape, low: -bound, high: bound, dtype: dtype, generator: &generator)
     }
 }
 

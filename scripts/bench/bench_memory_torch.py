@@ -141,5 +141,6 @@ def main():
     print(json.dumps(line(finished=True, seconds_per_step=median, tokens_per_second=b * t / median, losses=losses),
                      sort_keys=True))
 
+
 if __name__ == "__main__":
     main()

@@ -52,6 +52,52 @@ enum VectorMath {
         return m + F.log(s)
     }
 
+    /// Turns the row of logits `p[0..<n]` into its cross-entropy gradient, (softmax − one-hot at `label`)·`scale`,
+    /// in place; returns the row's loss, logsumexp − p[label]. One exp per value: block by block (`logSumExpBlock`,
+    /// in L1), each block's maximum, then exp(p − m) stored with m the running maximum and summed as `logSumExp`
+    /// sums; then each block times exp(m_block − logsumexp)·scale while the row is still in L2. Within float rounding
+    /// of exp(p − logsumexp)·scale.
+    static func crossEntropyGradient<F: FloatElement>(_ p: UnsafeMutablePointer<F>, _ n: Int, label: Int,
+                                                      scale: F) -> F {
+        let target = p[label]
+        let blocks = (n + logSumExpBlock - 1) / logSumExpBlock
+        return withUnsafeTemporaryAllocation(of: F.self, capacity: Swift.max(blocks, 1)) { shifts in
+            var m = -F.infinity, s: F = 0
+            for b in 0..<blocks {
+                let start = b * logSumExpBlock, count = Swift.min(logSumExpBlock, n - start)
+                let blockMax = maximum(p + start, count)
+                if blockMax > m {
+                    s = m == -F.infinity ? 0 : s * F.exp(m - blockMax)
+                    m = blockMax
+                }
+                s += exponentiate(p + start, count, shift: m)
+                shifts[b] = m
+            }
+            let logSumExp = m + F.log(s)
+            for b in 0..<blocks {
+                let start = b * logSumExpBlock, count = Swift.min(logSumExpBlock, n - start)
+                self.scale(p + start, count, by: F.exp(shifts[b] - logSumExp) * scale)
+            }
+            p[label] -= scale
+            return logSumExp - target
+        }
+    }
+
+    /// p[i] *= factor over `n` elements.
+    static func scale<F: FloatElement>(_ p: UnsafeMutablePointer<F>, _ n: Int, by factor: F) {
+        for i in 0..<n { p[i] *= factor }
+    }
+
+    /// dst[i] = src[i]·factor + beta·dst[i] over `n` elements (beta 0 writes without reading dst).
+    static func scale<F: FloatElement>(_ src: UnsafePointer<F>, to dst: UnsafeMutablePointer<F>, _ n: Int, by factor: F,
+                                       adding beta: F) {
+        if beta == 0 {
+            for i in 0..<n { dst[i] = src[i] * factor }
+        } else {
+            for i in 0..<n { dst[i] = src[i] * factor + beta * dst[i] }
+        }
+    }
+
     /// Σ exp(p[i] − shift) over `n` elements.
     static func sumExp<F: FloatElement>(_ p: UnsafePointer<F>, _ n: Int, shift: F) -> F {
         if F.self == Float.self {

@@ -43,11 +43,15 @@ extension CausalLanguageModel {
     }
 
     /// The summed next-token NLL of `targets` (from `nextTokenTargets`) given ids [B, T] (a 0-d tensor on the tape).
+    /// `expectedGradient`: the gradient backward will bring to this sum (1/N when the caller divides it by N), for
+    /// which forward writes the logits' gradient while they are in cache (`Tensor.crossEntropy`); any other is
+    /// still right, at the cost of one more pass over the logits.
     public func summedNegativeLogLikelihood(_ ids: Tensor, targets: [Int], positions: Tensor? = nil,
-                                            keyPaddingMask: Tensor? = nil, sequences: PackedSequences? = nil) -> Tensor {
+                                            keyPaddingMask: Tensor? = nil, sequences: PackedSequences? = nil,
+                                            expectedGradient: Double = 1) -> Tensor {
         nextTokenCrossEntropy(logits: trainingLogits(ids, positions: positions, keyPaddingMask: keyPaddingMask,
                                                      sequences: sequences),
-                              targets: targets, reduction: .sum, consumingLogits: true)
+                              targets: targets, reduction: .sum, consumingLogits: true, expectedGradient: expectedGradient)
     }
 
     /// The summed next-token NLL of `targets` given the logits [B, T, V] the model made (or its last pipeline stage).
@@ -65,13 +69,13 @@ extension CausalLanguageModel {
 
     /// Cross-entropy of logits [B, T, V] (any leading shape of `targets.count` rows) against `targets`.
     /// `consumingLogits`: the logits are the model's own, made here by its head (a linear layer, whose backward never
-    /// reads them), and read by nothing else, so backward may turn them into their gradient in place. They are passed
+    /// reads them), and read by nothing else, so they may be turned into their gradient in place. They are passed
     /// as they are, not reshaped: a view would share their memory and keep them from being overwritten.
     private func nextTokenCrossEntropy(logits: Tensor, targets: [Int], reduction: LossReduction,
-                                       consumingLogits: Bool) -> Tensor {
+                                       consumingLogits: Bool, expectedGradient: Double = 1) -> Tensor {
         let rows = logits.shape.last == logitsWidth ? logits : logits.reshaped([targets.count, logitsWidth])
         return crossEntropy(logits: rows, targets: Tensor(ints: targets, shape: [targets.count]), reduction: reduction,
-                            consumingLogits: consumingLogits)
+                            consumingLogits: consumingLogits, expectedGradient: expectedGradient)
     }
 
     /// The summed negative log-likelihood of `tokens[1...]`, each given its prefix, and how many tokens that is

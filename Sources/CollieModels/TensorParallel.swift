@@ -307,12 +307,13 @@ extension CausalLanguageModel {
     public var logitsWidth: Int { attachments.tensorParallel?.vocabulary.count ?? configuration.vocabularySize }
 
     /// Cross-entropy of `logits` [N, logitsWidth] against `targets` [N]: the fused one, or under tensor parallelism
-    /// the vocabulary-parallel one (the same value on every rank of the group). `consumingLogits`: as
-    /// `Tensor.crossEntropy`'s (the fused one's backward may turn the logits into their gradient in place).
+    /// the vocabulary-parallel one (the same value on every rank of the group). `consumingLogits` and
+    /// `expectedGradient`: as `Tensor.crossEntropy`'s (the fused one may turn the logits into their gradient in place).
     public func crossEntropy(logits: Tensor, targets: Tensor, reduction: LossReduction,
-                             consumingLogits: Bool = false) -> Tensor {
+                             consumingLogits: Bool = false, expectedGradient: Double = 1) -> Tensor {
         guard let placement = attachments.tensorParallel else {
-            return .crossEntropy(logits: logits, targets: targets, reduction: reduction, consumingLogits: consumingLogits)
+            return .crossEntropy(logits: logits, targets: targets, reduction: reduction, consumingLogits: consumingLogits,
+                                 expectedGradient: expectedGradient)
         }
         return .vocabularyParallelCrossEntropy(logits: logits, targets: targets, start: placement.vocabulary.lowerBound,
                                                communicator: placement.communicator, reduction: reduction)

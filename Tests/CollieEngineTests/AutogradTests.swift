@@ -104,21 +104,45 @@ final class AutogradTests: XCTestCase {
         return (values, targets, plain.grad!.floats())
     }
 
-    /// Logits handed over (`consumingLogits`) become their own gradient: the values of a fresh gradient buffer, in
-    /// the logits' memory.
+    /// Logits handed over (`consumingLogits`) become their own gradient, in their own memory: forward writes it
+    /// (one exp per logit, the row still in cache), backward hands it on. The same loss, and the gradient within
+    /// float rounding of the one computed from kept logits.
     func testHandedOverLogitsBecomeTheirGradientInTheirOwnMemory() {
         let (values, targets, gradient) = crossEntropyCase()
+        let plainLoss = Tensor.crossEntropy(logits: values, targets: targets).item
         let logits = values.contiguousCopy()
         logits.requiresGrad = true
         let memory = logits.storage.data
-        Tensor.crossEntropy(logits: logits, targets: targets, consumingLogits: true).backward()
-        XCTAssertEqual(logits.grad!.floats(), gradient)
+        let loss = Tensor.crossEntropy(logits: logits, targets: targets, consumingLogits: true)
+        XCTAssertEqual(loss.item, plainLoss, accuracy: 1e-6)
+        XCTAssertNotEqual(logits.floats(), values.floats(), "forward wrote the gradient over the logits")
+        loss.backward()
         XCTAssertEqual(logits.grad!.storage.data, memory, "the gradient took the logits' memory")
+        let got = logits.grad!.floats()
+        for (g, want) in zip(got, gradient) { XCTAssertEqual(g, want, accuracy: 1e-7) }
+        XCTAssertEqual(Array(got[50..<100]), [Float](repeating: 0, count: 50), "an ignored row's gradient is 0")
     }
 
-    /// Handed-over logits are left as they are where something may still read them: a view shares their memory, or
-    /// the graph is kept for a second pass (which then reads them again and adds the same gradient).
-    func testHandedOverLogitsStayWhereAViewOrASecondPassReadsThem() {
+    /// A summed loss divided by its count (the trainer's) expects the gradient 1/count: given as `expectedGradient`,
+    /// backward passes the buffer on as it is; any other gradient that arrives (the loss scaled, a mean expected as
+    /// 1) is still the right one, the buffer rescaled.
+    func testHandedOverLogitsTakeWhateverGradientArrives() {
+        let (values, targets, gradient) = crossEntropyCase()
+        for (expected, multiplier) in [(1.0 / 5, 1.0), (1.0, 1.0), (1.0 / 5, 3.0), (2.0, -0.5)] {
+            let logits = values.contiguousCopy()
+            logits.requiresGrad = true
+            let summed = Tensor.crossEntropy(logits: logits, targets: targets, reduction: .sum, consumingLogits: true,
+                                             expectedGradient: expected)
+            (summed / 5.0 * multiplier).backward()   // 5 counted targets: the mean, times multiplier
+            for (g, want) in zip(logits.grad!.floats(), gradient) {
+                XCTAssertEqual(g, want * Float(multiplier), accuracy: 1e-7, "expected \(expected), × \(multiplier)")
+            }
+        }
+    }
+
+    /// Handed-over logits are left as they are where something may still read them: a view shares their memory.
+    /// With the graph kept for a second pass, that pass hands on the same gradient again.
+    func testHandedOverLogitsStayWhereAViewReadsThemAndASecondPassAddsTheSameGradient() {
         let (values, targets, gradient) = crossEntropyCase()
         let logits = values.contiguousCopy()
         logits.requiresGrad = true
@@ -132,7 +156,6 @@ final class AutogradTests: XCTestCase {
         let loss = Tensor.crossEntropy(logits: kept, targets: targets, consumingLogits: true)
         loss.backward(retainGraph: true)
         loss.backward()
-        XCTAssertEqual(kept.floats(), values.floats())
         for (twice, once) in zip(kept.grad!.floats(), gradient) { XCTAssertEqual(twice, 2 * once, accuracy: 1e-6) }
     }
 

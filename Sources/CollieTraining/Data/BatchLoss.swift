@@ -17,10 +17,13 @@ extension PaddedBatch {
                              sequences: sequences)
     }
 
-    /// The summed next-token NLL of `targets` (a 0-d tensor on the tape).
-    public func summedNegativeLogLikelihood(of model: some CausalLanguageModel, targets: [Int]) -> Tensor {
+    /// The summed next-token NLL of `targets` (a 0-d tensor on the tape); `expectedGradient` as
+    /// `CausalLanguageModel.summedNegativeLogLikelihood`'s.
+    public func summedNegativeLogLikelihood(of model: some CausalLanguageModel, targets: [Int],
+                                            expectedGradient: Double = 1) -> Tensor {
         model.summedNegativeLogLikelihood(tokenTensor, targets: targets, positions: positionTensor,
-                                          keyPaddingMask: hasPadding ? attentionMaskTensor : nil, sequences: sequences)
+                                          keyPaddingMask: hasPadding ? attentionMaskTensor : nil, sequences: sequences,
+                                          expectedGradient: expectedGradient)
     }
 }
 

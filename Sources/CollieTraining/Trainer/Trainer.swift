@@ -423,8 +423,10 @@ public final class Trainer {
     /// The loss of this rank's rows of the global micro-batch `globalBatch` (`rankLoss`).
     private func localLoss(of globalBatch: PaddedBatch, predicted: Int) -> Tensor {
         let (batch, weight) = localRows(of: globalBatch)
-        return Self.rankLoss(batch.summedNegativeLogLikelihood(of: model, targets: batch.nextTokenTargets(for: model)),
-                             weight: weight, predicted: predicted)
+        // The sum's gradient will be 1/predicted (rankLoss), which forward writes the logits' gradient for.
+        let summed = batch.summedNegativeLogLikelihood(of: model, targets: batch.nextTokenTargets(for: model),
+                                                       expectedGradient: 1 / Double(max(predicted, 1)))
+        return Self.rankLoss(summed, weight: weight, predicted: predicted)
     }
 
     /// A rank's loss from its rows' summed NLL: divided by the whole group's `predicted` tokens, or zero-weighted for

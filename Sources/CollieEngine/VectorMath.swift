@@ -37,60 +37,51 @@ enum VectorMath {
     /// pass over memory instead of two (a row of a 32,000-word vocabulary is 128 KB); within float rounding of
     /// max + log Σ exp(p[i] − max).
     static func logSumExp<F: FloatElement>(_ p: UnsafePointer<F>, _ n: Int) -> F {
+        blockwiseLogSumExp(p, n) { start, count, shift in sumExp(p + start, count, shift: shift) }
+    }
+
+    /// `logSumExp`'s loop: `blockSum(start, count, m)` gives Σ exp(p − m) over the block of `count` values at `start`,
+    /// m the running maximum with the block's own folded in.
+    private static func blockwiseLogSumExp<F: FloatElement>(_ p: UnsafePointer<F>, _ n: Int,
+                                                            _ blockSum: (Int, Int, F) -> F) -> F {
         var m = -F.infinity, s: F = 0
-        var start = 0
-        while start < n {
+        for start in stride(from: 0, to: n, by: logSumExpBlock) {
             let count = Swift.min(logSumExpBlock, n - start)
             let blockMax = maximum(p + start, count)
             if blockMax > m {
                 s = m == -F.infinity ? 0 : s * F.exp(m - blockMax)
                 m = blockMax
             }
-            s += sumExp(p + start, count, shift: m)
-            start += count
+            s += blockSum(start, count, m)
         }
         return m + F.log(s)
     }
 
     /// Turns the row of logits `p[0..<n]` into its cross-entropy gradient, (softmax − one-hot at `label`)·`scale`,
-    /// in place; returns the row's loss, logsumexp − p[label]. One exp per value: block by block (`logSumExpBlock`,
-    /// in L1), each block's maximum, then exp(p − m) stored with m the running maximum and summed as `logSumExp`
-    /// sums; then each block times exp(m_block − logsumexp)·scale while the row is still in L2. Within float rounding
-    /// of exp(p − logsumexp)·scale.
+    /// in place; returns the row's loss, logsumexp − p[label]. One exp per value: `logSumExp`'s blocks, each stored
+    /// as exp(p − m) with m the running maximum as it sums them, then each block times exp(m − logsumexp)·scale while
+    /// the row is still in L2. Within float rounding of exp(p − logsumexp)·scale.
     static func crossEntropyGradient<F: FloatElement>(_ p: UnsafeMutablePointer<F>, _ n: Int, label: Int,
                                                       scale: F) -> F {
         let target = p[label]
         let blocks = (n + logSumExpBlock - 1) / logSumExpBlock
         return withUnsafeTemporaryAllocation(of: F.self, capacity: Swift.max(blocks, 1)) { shifts in
-            var m = -F.infinity, s: F = 0
-            for b in 0..<blocks {
-                let start = b * logSumExpBlock, count = Swift.min(logSumExpBlock, n - start)
-                let blockMax = maximum(p + start, count)
-                if blockMax > m {
-                    s = m == -F.infinity ? 0 : s * F.exp(m - blockMax)
-                    m = blockMax
-                }
-                s += exponentiate(p + start, count, shift: m)
-                shifts[b] = m
+            let logSumExp = blockwiseLogSumExp(UnsafePointer(p), n) { start, count, shift in
+                shifts[start / logSumExpBlock] = shift
+                return exponentiate(p + start, count, shift: shift)
             }
-            let logSumExp = m + F.log(s)
-            for b in 0..<blocks {
-                let start = b * logSumExpBlock, count = Swift.min(logSumExpBlock, n - start)
-                self.scale(p + start, count, by: F.exp(shifts[b] - logSumExp) * scale)
+            for start in stride(from: 0, to: n, by: logSumExpBlock) {
+                let factor = F.exp(shifts[start / logSumExpBlock] - logSumExp) * scale
+                self.scale(p + start, to: p + start, Swift.min(logSumExpBlock, n - start), by: factor)
             }
             p[label] -= scale
             return logSumExp - target
         }
     }
 
-    /// p[i] *= factor over `n` elements.
-    static func scale<F: FloatElement>(_ p: UnsafeMutablePointer<F>, _ n: Int, by factor: F) {
-        for i in 0..<n { p[i] *= factor }
-    }
-
-    /// dst[i] = src[i]·factor + beta·dst[i] over `n` elements (beta 0 writes without reading dst).
+    /// dst[i] = src[i]·factor + beta·dst[i] over `n` elements (beta 0 writes without reading dst; dst may be src).
     static func scale<F: FloatElement>(_ src: UnsafePointer<F>, to dst: UnsafeMutablePointer<F>, _ n: Int, by factor: F,
-                                       adding beta: F) {
+                                       adding beta: F = 0) {
         if beta == 0 {
             for i in 0..<n { dst[i] = src[i] * factor }
         } else {

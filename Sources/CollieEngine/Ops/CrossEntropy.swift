@@ -87,13 +87,19 @@ extension Tensor {
                     let expected = gradientScale(F(expectedGradient))
                     let factor = scale / expected
                     let exact = Swift.abs(factor - 1) <= 4 * F.ulpOfOne
+                    // dx = factor·x + beta·dx, row by row on every thread.
+                    func write(_ dx: UnsafeMutablePointer<F>, beta: F) {
+                        Parallel.forEach(rows, minimumChunk: 8) { range in
+                            for row in range {
+                                VectorMath.scale(px + row * v, to: dx + row * v, v, by: exact ? 1 : factor, adding: beta)
+                            }
+                        }
+                    }
                     if sink.canOverwrite(x, input: 0) {
-                        if !exact { VectorMath.scale(px, x.count, by: factor) }
+                        if !exact { write(px, beta: 0) }
                         sink.give(x, toInput: 0)
                     } else {
-                        sink.accumulate(0, as: F.self, overwrites: true) { dx, beta in
-                            VectorMath.scale(px, to: dx, x.count, by: exact ? 1 : factor, adding: beta)
-                        }
+                        sink.accumulate(0, as: F.self, overwrites: true, write)
                     }
                     return
                 }

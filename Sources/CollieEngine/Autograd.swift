@@ -268,12 +268,20 @@ public final class GradientSink {
     /// Lets a kernel write input `index`'s gradient in place: `body` receives the contiguous
     /// gradient buffer and `beta`, 0 when the buffer is fresh (zero-filled, so it may be
     /// overwritten or added to) and 1 when it already holds a gradient (add to it) — BLAS's `beta`. With `overwrites`
-    /// the body promises to write every element when `beta` is 0 (a GEMM with beta 0), so a fresh buffer is not zeroed.
+    /// the body promises to write every element when `beta` is 0 (a GEMM with beta 0), so a fresh buffer is not zeroed,
+    /// and a leaf's gradient marked zero (`ParameterBuffer.zeroGradients()`) is handed over as it is, with beta 0.
     public func accumulate<F: FloatElement>(_ index: Int, as type: F.Type, overwrites: Bool = false,
                                             _ body: (UnsafeMutablePointer<F>, F) -> Void) {
         let input = inputs[index]
         guard input.requiresGrad else { return }
         precondition(Tensor.gradientDType(of: input.dtype) == F.dtype, "gradient dtype mismatch in '\(node?.name ?? "leaf")'")
+        if overwrites, let leaf = input.leaf, leaf.gradientIsZero, let current = leaf.storedGradient, current.isContiguous,
+           current.dtype == F.dtype {
+            // Marked zero by `ParameterBuffer.zeroGradients()`: its stale memory is written over, as a fresh buffer.
+            leaf.gradientIsZero = false
+            body(current.pointer(as: F.self), 0)
+            return
+        }
         if let current = existing(index), current.isContiguous, current.dtype == F.dtype {
             body(current.pointer(as: F.self), 1)
         } else {

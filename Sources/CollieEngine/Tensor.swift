@@ -23,7 +23,25 @@ public final class Tensor: CustomStringConvertible {
     /// Whether gradients flow to this tensor. Set it on leaves (parameters); ops set it on outputs.
     public var requiresGrad: Bool
     /// The accumulated gradient of a leaf after `backward()`; `nil` until the first one.
-    public var grad: Tensor?
+    public var grad: Tensor? {
+        get {
+            if gradientIsZero, let gradient = storedGradient {
+                gradientIsZero = false
+                gradient.fillWithZeros()
+            }
+            return storedGradient
+        }
+        set {
+            storedGradient = newValue
+            gradientIsZero = false
+        }
+    }
+    /// `grad` as stored, whatever `gradientIsZero` says.
+    internal private(set) var storedGradient: Tensor?
+    /// Set by `ParameterBuffer.zeroGradients()`: the gradient is zero but its memory was not cleared. Reading `grad`
+    /// clears it first; a backward product that writes all of it (`GradientSink.accumulate(overwrites:)`) writes it
+    /// with BLAS's beta = 0 instead of adding to zeros, and no pass over the memory zeroes it in between.
+    internal var gradientIsZero = false
     /// The recorded operation that produced this tensor, for non-leaf tensors.
     internal var gradNode: GradNode?
     /// Callbacks fired when this leaf's gradient is final within a backward pass.

@@ -246,6 +246,9 @@ public final class DataParallelGroup {
             pending.removeAll()
             synchronizing = false
         }
+        // At stage 1 the optimizer reads the flat gradients through the shard's own view of them: the parameters'
+        // gradients marked zero that no backward wrote (`ParameterBuffer.zeroGradients()`) are cleared first.
+        if stage == 1 { _ = buffer.gradients }
         // Stage 3: the embedding's backward is the last; nothing after it frees its parameters.
         for unit in Array(gatheredUnits.keys) where !fullyGathered { release(unit) }
     }
@@ -286,7 +289,7 @@ public final class DataParallelGroup {
 
     private func launch(_ bucket: Bucket) {
         if stage < 2 {
-            let gradients = buffer.gradients!.pointer(as: Float.self)
+            let gradients = buffer.gradients(clearing: bucket.parameters)!.pointer(as: Float.self)
             let slice = UnsafeMutableBufferPointer(start: gradients + bucket.elements.lowerBound, count: bucket.elements.count)
             pending.append((communicator.startAllReduce(slice), {}))
             return

@@ -117,6 +117,31 @@ final class OptimizerParityTests: XCTestCase {
         XCTAssertEqual(parameters.map { $0.grad!.floats().reduce(0, +) }, [0, 0, 0])
     }
 
+    /// zeroGradients marks the flat gradients zero instead of clearing them: the next backward's products write over
+    /// the previous step's values (a weight used twice adds its second product), and a gradient no backward wrote
+    /// reads zero through `grad` and through the flat buffer.
+    func testGradientsMarkedZeroAreWrittenOverAndReadAsZero() {
+        let w = Tensor([1, 2, 3, 4, 5, 6], shape: [3, 2]), c = Tensor([7, 8], shape: [2]), d = Tensor([9], shape: [1])
+        for p in [w, c, d] { p.requiresGrad = true }
+        let buffer = ParameterBuffer([w, c, d])
+        buffer.attachGradients()
+        let x = Tensor([1, 0, 0, 1], shape: [2, 2]), y = Tensor([2, 1, 1, 3], shape: [2, 2])
+        (Tensor.linear(x, weight: w).sum() + (c * c).sum() + d.sum()).backward()
+        XCTAssertEqual(buffer.gradients!.floats(), [1, 1, 1, 1, 1, 1, 14, 16, 1])
+
+        buffer.zeroGradients()
+        Tensor.linear(y, weight: w).sum().backward()   // dW = column sums of y, in every row
+        XCTAssertEqual(w.grad!.floats(), [3, 4, 3, 4, 3, 4], "written over the previous step's gradient, not added to it")
+        XCTAssertEqual(buffer.gradients!.floats(), [3, 4, 3, 4, 3, 4, 0, 0, 0])
+        XCTAssertEqual(c.grad!.floats(), [0, 0])
+
+        buffer.zeroGradients()
+        (Tensor.linear(y, weight: w).sum() + Tensor.linear(x, weight: w).sum()).backward()
+        XCTAssertEqual(d.grad!.floats(), [0], "read through grad before the flat buffer")
+        XCTAssertEqual(buffer.gradients!.floats(), [4, 5, 4, 5, 4, 5, 0, 0, 0])
+        XCTAssertTrue(w.grad!.storage === buffer.gradients!.storage, "the gradient is still a view of the flat buffer")
+    }
+
     // MARK: - Running a case
 
     /// The case's optimizer over fresh copies of its initial parameters (or over `parameters`).

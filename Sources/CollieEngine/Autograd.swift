@@ -275,15 +275,12 @@ public final class GradientSink {
         let input = inputs[index]
         guard input.requiresGrad else { return }
         precondition(Tensor.gradientDType(of: input.dtype) == F.dtype, "gradient dtype mismatch in '\(node?.name ?? "leaf")'")
-        if overwrites, let leaf = input.leaf, leaf.gradientIsZero, let current = leaf.storedGradient, current.isContiguous,
+        // A leaf's gradient marked zero (`ParameterBuffer.zeroGradients()`) is written over as a fresh buffer would be.
+        let markedZero = overwrites && input.leaf?.gradientIsZero == true
+        if let current = markedZero ? input.leaf?.storedGradient : existing(index), current.isContiguous,
            current.dtype == F.dtype {
-            // Marked zero by `ParameterBuffer.zeroGradients()`: its stale memory is written over, as a fresh buffer.
-            leaf.gradientIsZero = false
-            body(current.pointer(as: F.self), 0)
-            return
-        }
-        if let current = existing(index), current.isContiguous, current.dtype == F.dtype {
-            body(current.pointer(as: F.self), 1)
+            if markedZero { input.leaf?.gradientIsZero = false }
+            body(current.pointer(as: F.self), markedZero ? 0 : 1)
         } else {
             let fresh = overwrites ? Tensor(uninitializedShape: input.shape, dtype: F.dtype)
                                    : Tensor.zeros(input.shape, dtype: F.dtype)

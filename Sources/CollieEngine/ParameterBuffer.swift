@@ -76,7 +76,7 @@ public final class ParameterBuffer {
     /// values (a data-parallel bucket's all-reduce, launched while the backward goes on).
     public func gradients(clearing indices: Range<Int>) -> Tensor? {
         guard let flat = flatGradients else { return nil }
-        for p in parameters[indices] where p.gradientIsZero && p.storedGradient?.storage === flat.storage { _ = p.grad }
+        for p in parameters[indices] where p.gradientIsZero { _ = p.grad }
         return flat
     }
     private var flatGradients: Tensor?

@@ -53,7 +53,7 @@ extension Tensor {
     /// Sets every element of this contiguous tensor to zero in place, on every thread when it is large: one thread's
     /// stores are bound by its own write bandwidth (memset in C on an Ice Lake Xeon: the small preset's 536 MB of
     /// gradients in 52–54 ms on one thread, 28–38 ms on two).
-    func fillWithZeros() {
+    public func fillWithZeros() {
         precondition(isContiguous, "fillWithZeros: a strided tensor \(shape)")
         let bytes = storage.data + offset * dtype.size
         Parallel.forEach(count * dtype.size, minimumChunk: 1 << 20) { range in

@@ -118,12 +118,7 @@ public enum Gradients {
     public static func zero(_ parameters: [Tensor]) {
         for p in parameters {
             guard let g = p.grad else { continue }
-            if g.isContiguous {
-                (g.storage.data + g.offset * g.dtype.size)
-                    .initializeMemory(as: UInt8.self, repeating: 0, count: g.count * g.dtype.size)
-            } else {
-                p.grad = nil
-            }
+            if g.isContiguous { g.fillWithZeros() } else { p.grad = nil }
         }
     }
 }
